@@ -1,0 +1,45 @@
+# GridLink local development. `make up` runs the whole system; `make test` runs every test.
+SHELL := /bin/bash
+PY := .cache/venv/bin/python
+LOCAL := deploy/local
+
+.PHONY: help install up down status logs test unit bench
+
+help:
+	@echo "make up      install what is missing, start Kafka, PostgreSQL, MinIO and the five services"
+	@echo "make down    stop exactly what make up started"
+	@echo "make status  what is running"
+	@echo "make logs    follow the service and server logs"
+	@echo "make test    install what is missing and run all tests (they start their own servers)"
+
+install:
+	@$(LOCAL)/python.sh
+	@$(LOCAL)/infra.sh install
+
+up: install
+	@$(LOCAL)/infra.sh start
+	@$(LOCAL)/services.sh start
+	@source $(LOCAL)/env.sh && echo && echo "GridLink is up:" && \
+	  echo "  intake    http://127.0.0.1:$$GRIDLINK_INTAKE_PORT/docs" && \
+	  echo "  dispatch  http://127.0.0.1:$$GRIDLINK_DISPATCH_PORT/docs" && \
+	  echo "  sla       http://127.0.0.1:$$GRIDLINK_SLA_PORT/docs" && \
+	  echo "  notify    http://127.0.0.1:$$GRIDLINK_NOTIFY_PORT/docs" && \
+	  echo "  media     http://127.0.0.1:$$GRIDLINK_MEDIA_PORT/docs" && \
+	  echo "  fake WeCom messages  http://127.0.0.1:$$GRIDLINK_FAKE_WECOM_PORT/_fake/messages"
+
+down:
+	@$(LOCAL)/services.sh stop
+	@$(LOCAL)/infra.sh stop
+
+status:
+	@$(LOCAL)/infra.sh status
+	@$(LOCAL)/services.sh status
+
+logs:
+	@source $(LOCAL)/env.sh && tail -n 50 -F $$GRIDLINK_RUN_DIR/logs/*.log
+
+test: install
+	@$(PY) -m pytest -q
+
+unit: install
+	@$(PY) -m pytest -q tests/unit tests/contracts

@@ -1,0 +1,33 @@
+"""Media: photos, video and voice as evidence, in an S3 object store."""
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.media.api import router
+from services.media.handlers import HANDLERS
+from services.media.objects import ObjectStore
+from shared.service import running_service
+from shared.settings import Settings
+from shared.topics import REPORTS
+from shared.web import create_service_app
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings(service_name="media")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        objects = ObjectStore(settings)
+        await objects.ensure_bucket()
+        async with running_service(
+            settings, service_dir=Path(__file__).parent, topics=[REPORTS], handlers=HANDLERS,
+            checks={"object_store": objects.ensure_bucket},
+        ) as runtime:
+            app.state.runtime, app.state.objects = runtime, objects
+            yield
+
+    app = create_service_app(settings, title="GridLink media", lifespan=lifespan)
+    app.include_router(router)
+    return app

@@ -1,0 +1,34 @@
+"""SLA: turns every deadline into events."""
+
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.sla.api import router
+from services.sla.handlers import make_handlers, make_ticker
+from shared.events import utcnow
+from shared.service import running_service
+from shared.settings import Settings
+from shared.topics import CASES
+from shared.web import create_service_app
+
+
+def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime] = utcnow) -> FastAPI:
+    """`clock` is injectable so tests move time instead of sleeping."""
+    settings = settings or Settings(service_name="sla")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        async with running_service(
+            settings, service_dir=Path(__file__).parent, topics=[CASES],
+            handlers=make_handlers(settings=settings), loops={"ticker": make_ticker(clock)},
+        ) as runtime:
+            app.state.runtime = runtime
+            yield
+
+    app = create_service_app(settings, title="GridLink sla", lifespan=lifespan)
+    app.include_router(router)
+    return app

@@ -1,0 +1,1 @@
+"""GridLink's shared package: settings, events, topics, Kafka, database, metrics, HTTP helpers."""

@@ -1,0 +1,87 @@
+"""asyncpg pool, forward-only SQL migrations, the transactional outbox and processed-events marks.
+
+Each service owns one Postgres schema (its tables never meet another service's); the outbox and
+processed_events tables from shared/migrations are created in every service schema first.
+"""
+
+import json
+import logging
+import re
+from pathlib import Path
+from uuid import UUID
+
+import asyncpg
+
+from shared.events import Event
+from shared.settings import Settings
+from shared.topics import topic_for
+
+log = logging.getLogger(__name__)
+
+SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def schema_name(settings: Settings) -> str:
+    """The Postgres schema of a service instance, e.g. `dispatch` or `dispatch_330727001`."""
+    return re.sub(r"[^a-z0-9_]", "_", settings.service_name.lower())
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(settings: Settings) -> asyncpg.Pool:
+    """A pool whose connections see the service's own schema first."""
+    return await asyncpg.create_pool(
+        settings.database_url,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        server_settings={"search_path": schema_name(settings), "application_name": settings.service_name},
+        init=_init_connection,
+    )
+
+
+async def apply_migrations(pool: asyncpg.Pool, *, schema: str, service_dir: Path) -> list[str]:
+    """Apply shared then service `.sql` files not applied yet, in name order; returns what ran."""
+    files = [("shared", p) for p in sorted(SHARED_MIGRATIONS.glob("*.sql"))]
+    files += [(service_dir.name, p) for p in sorted((service_dir / "migrations").glob("*.sql"))]
+    applied_now = []
+    async with pool.acquire() as conn, conn.transaction():
+        # Replicas starting together must not race each other through the same files.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"migrations:{schema}")
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await conn.execute(
+            f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations '
+            "(name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["name"] for r in await conn.fetch(f'SELECT name FROM "{schema}".schema_migrations')}
+        for owner, path in files:
+            name = f"{owner}/{path.name}"
+            if name in done:
+                continue
+            await conn.execute(f'SET LOCAL search_path TO "{schema}"')
+            await conn.execute(path.read_text())
+            await conn.execute(f'INSERT INTO "{schema}".schema_migrations (name) VALUES ($1)', name)
+            applied_now.append(name)
+    if applied_now:
+        log.info("applied migrations to %s: %s", schema, applied_now)
+    return applied_now
+
+
+async def enqueue(conn: asyncpg.Connection, settings: Settings, event: Event) -> None:
+    """Write an outgoing event to the outbox, inside the caller's transaction."""
+    await conn.execute(
+        "INSERT INTO outbox (event_id, topic, key, value) VALUES ($1, $2, $3, $4)",
+        event.event_id,
+        settings.topic(topic_for(event.type).name),
+        event.key,
+        event.to_bytes(),
+    )
+
+
+async def mark_processed(conn: asyncpg.Connection, event_id: UUID) -> bool:
+    """Record that an incoming event's effect is being applied; False if it already was."""
+    status = await conn.execute(
+        "INSERT INTO processed_events (event_id) VALUES ($1) ON CONFLICT DO NOTHING", event_id
+    )
+    return status == "INSERT 0 1"

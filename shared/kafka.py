@@ -1,0 +1,184 @@
+"""Kafka producer, outbox relay and consumer runner.
+
+Consuming: parse → in one Postgres transaction mark the event processed and apply the handler
+(which writes state and outgoing events to the outbox) → commit the offset. A poison message or
+one whose handler keeps failing goes to the dead-letter topic with the reason, then is committed.
+Producing: only the outbox relay produces domain events; the consumer produces dead letters
+directly, because a dead letter is needed precisely when the handler's database work failed.
+"""
+
+import asyncio
+import base64
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+
+from shared import metrics
+from shared.db import mark_processed, schema_name
+from shared.events import Event, MalformedEvent, UnknownEventType, parse_event, utcnow
+from shared.settings import Settings
+from shared.topics import DEAD_LETTERS, Topic
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
+
+
+def create_producer(settings: Settings) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=settings.service_name,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+    )
+
+
+async def relay_outbox_once(settings: Settings, pool: asyncpg.Pool, producer: AIOKafkaProducer) -> int:
+    """Publish one batch of outbox rows in order, then delete them; returns how many."""
+    async with pool.acquire() as conn, conn.transaction():
+        # One relay per service schema at a time keeps events with the same key in order.
+        lock = f"outbox:{schema_name(settings)}"
+        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", lock):
+            return 0
+        rows = await conn.fetch("SELECT id, topic, key, value FROM outbox ORDER BY id LIMIT 500")
+        if not rows:
+            return 0
+        # A crash between send and delete republishes the batch; consumers drop the duplicates.
+        pending = [await producer.send(r["topic"], r["value"], key=r["key"].encode()) for r in rows]
+        await asyncio.gather(*pending)
+        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+    for r in rows:
+        metrics.OUTBOX_PUBLISHED.labels(settings.service_name, r["topic"]).inc()
+    return len(rows)
+
+
+async def run_outbox_relay(
+    settings: Settings, pool: asyncpg.Pool, producer: AIOKafkaProducer, stopping: asyncio.Event
+) -> None:
+    """Relay until stopping; an empty outbox is polled every `outbox_poll_interval_s`."""
+    while not stopping.is_set():
+        try:
+            if await relay_outbox_once(settings, pool, producer):
+                continue
+        except Exception:
+            log.exception("outbox relay failed; retrying")
+        try:
+            await asyncio.wait_for(stopping.wait(), settings.outbox_poll_interval_s)
+        except TimeoutError:
+            pass
+
+
+class ConsumerRunner:
+    """Consumes topics as the service's consumer group and applies handlers exactly once in effect."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        producer: AIOKafkaProducer,
+        topics: list[Topic],
+        handlers: dict[str, Handler],
+    ):
+        self.settings, self.pool, self.producer, self.handlers = settings, pool, producer, handlers
+        self.topic_names = [settings.topic(t.name) for t in topics]
+        self.consumer: AIOKafkaConsumer | None = None
+        self.running = False
+
+    async def start(self) -> None:
+        self.consumer = AIOKafkaConsumer(
+            *self.topic_names,
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id=self.settings.consumer_group(),
+            client_id=self.settings.service_name,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        await self.consumer.start()
+        self.running = True
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Poll, handle, commit; offsets are committed after every batch, before the next poll,
+        so a rebalance (which happens inside the poll) never loses finished work."""
+        assert self.consumer is not None
+        try:
+            while not stopping.is_set():
+                batches = await self.consumer.getmany(timeout_ms=200, max_records=200)
+                done: dict[TopicPartition, int] = {}
+                for tp, records in batches.items():
+                    for record in records:
+                        await self.handle_record(record)
+                        done[tp] = record.offset + 1
+                if done:
+                    await self.consumer.commit(done)
+                await self._update_lag()
+        finally:
+            self.running = False
+            await self.consumer.stop()
+
+    async def handle_record(self, record: ConsumerRecord) -> None:
+        service = self.settings.service_name
+        try:
+            event = parse_event(record.value)
+        except UnknownEventType as exc:
+            log.warning("skipping unknown event type %s at %s/%s", exc, record.topic, record.offset)
+            metrics.EVENTS_SKIPPED.labels(service, str(exc)).inc()
+            return
+        except MalformedEvent as exc:
+            await self.dead_letter(record, "malformed", str(exc))
+            return
+        handler = self.handlers.get(event.type)
+        if handler is None:
+            return  # another service's event on a shared topic
+        started = time.perf_counter()
+        for attempt in range(1, self.settings.consumer_max_attempts + 1):
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    fresh = await mark_processed(conn, event.event_id)
+                    if fresh:
+                        await handler(conn, event)
+                outcome = "ok" if fresh else "duplicate"
+                metrics.HANDLER_DURATION.labels(service, event.type, outcome).observe(time.perf_counter() - started)
+                return
+            except Exception as exc:
+                log.warning("handler for %s %s failed (attempt %d): %r", event.type, event.event_id, attempt, exc)
+                error = exc
+                await asyncio.sleep(self.settings.consumer_retry_backoff_s * attempt)
+        metrics.HANDLER_DURATION.labels(service, event.type, "dead_letter").observe(time.perf_counter() - started)
+        await self.dead_letter(record, "handler_failed", repr(error))
+
+    async def dead_letter(self, record: ConsumerRecord, reason: str, error: str) -> None:
+        """Publish the original message and the error to the dead-letter topic (awaiting the ack)."""
+        log.error("dead-lettering %s/%s@%s: %s: %s", record.topic, record.partition, record.offset, reason, error)
+        letter = {
+            "original_topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "key": record.key.decode(errors="replace") if record.key else None,
+            "value_base64": base64.b64encode(record.value or b"").decode(),
+            "reason": reason,
+            "error": error[:4000],
+            "consumer_group": self.settings.consumer_group(),
+            "failed_at": utcnow().isoformat(),
+        }
+        await self.producer.send_and_wait(
+            self.settings.topic(DEAD_LETTERS.name), json.dumps(letter, ensure_ascii=False).encode(), key=record.key
+        )
+        metrics.DEAD_LETTERS.labels(self.settings.service_name, record.topic, reason).inc()
+
+    async def _update_lag(self) -> None:
+        assert self.consumer is not None
+        for tp in self.consumer.assignment():
+            highwater = self.consumer.highwater(tp)
+            if highwater is None:
+                continue
+            position = await self.consumer.position(tp)
+            metrics.CONSUMER_LAG.labels(self.settings.service_name, tp.topic, str(tp.partition)).set(
+                max(highwater - position, 0)
+            )

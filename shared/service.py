@@ -1,0 +1,95 @@
+"""Runs what every service needs around its own code: pool, migrations, topics, producer,
+outbox relay, consumer and background loops, started and stopped in the right order."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from shared.db import apply_migrations, create_pool, schema_name
+from shared.kafka import ConsumerRunner, Handler, create_producer, run_outbox_relay
+from shared.settings import Settings
+from shared.topics import Topic, ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    pool: asyncpg.Pool
+    producer: AIOKafkaProducer
+    stopping: asyncio.Event
+    consumer: ConsumerRunner | None = None
+    tasks: dict[str, asyncio.Task] = field(default_factory=dict)
+    # Extra readiness probes (e.g. the object store): name → coroutine that raises when not ready.
+    checks: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
+
+    async def readiness(self) -> dict[str, str]:
+        """Name → 'ok' or the reason it is not ready."""
+        checks: dict[str, str] = {}
+        try:
+            async with self.pool.acquire(timeout=2) as conn:
+                await conn.fetchval("SELECT 1")
+            checks["postgres"] = "ok"
+        except Exception as exc:
+            checks["postgres"] = f"unavailable: {exc!r}"
+        for name, task in self.tasks.items():
+            checks[name] = "ok" if not task.done() else "stopped"
+        for name, probe in self.checks.items():
+            try:
+                await asyncio.wait_for(probe(), 2)
+                checks[name] = "ok"
+            except Exception as exc:
+                checks[name] = f"unavailable: {exc!r}"
+        if self.consumer is not None:
+            checks["consumer"] = "ok" if self.consumer.running else "not running"
+        return checks
+
+
+BackgroundLoop = Callable[[Runtime], Awaitable[None]]
+
+
+@asynccontextmanager
+async def running_service(
+    settings: Settings,
+    *,
+    service_dir: Path,
+    topics: list[Topic] = (),
+    handlers: dict[str, Handler] | None = None,
+    loops: dict[str, BackgroundLoop] | None = None,
+    checks: dict[str, Callable[[], Awaitable[None]]] | None = None,
+) -> AsyncIterator[Runtime]:
+    """Start the service's infrastructure; on exit, stop consuming first and relay last."""
+    pool = await create_pool(settings)
+    await apply_migrations(pool, schema=schema_name(settings), service_dir=service_dir)
+    await ensure_topics(settings)
+    producer = create_producer(settings)
+    await producer.start()
+    runtime = Runtime(settings=settings, pool=pool, producer=producer, stopping=asyncio.Event(), checks=checks or {})
+    runtime.tasks["outbox_relay"] = asyncio.create_task(run_outbox_relay(settings, pool, producer, runtime.stopping))
+    if handlers:
+        runtime.consumer = ConsumerRunner(
+            settings=settings, pool=pool, producer=producer, topics=list(topics), handlers=handlers
+        )
+        await runtime.consumer.start()
+        runtime.tasks["consumer"] = asyncio.create_task(runtime.consumer.run(runtime.stopping))
+    for name, loop in (loops or {}).items():
+        runtime.tasks[name] = asyncio.create_task(loop(runtime))
+    try:
+        yield runtime
+    finally:
+        # Graceful shutdown (SIGTERM via uvicorn): loops finish their current batch, the relay
+        # gets a last chance to publish what is committed, then connections close.
+        runtime.stopping.set()
+        results = await asyncio.gather(*runtime.tasks.values(), return_exceptions=True)
+        for name, result in zip(runtime.tasks, results):
+            if isinstance(result, BaseException):
+                log.error("%s ended with %r", name, result)
+        await producer.stop()
+        await pool.close()

@@ -1,0 +1,76 @@
+"""The shared consumer runner against real Kafka and PostgreSQL: duplicates applied once,
+poison messages and failing handlers dead-lettered with the reason, unknown types skipped."""
+
+import base64
+import json
+from uuid import uuid4
+
+import asyncpg
+
+from services.dispatch.app import create_app as dispatch_app
+from services.notify.app import create_app as notify_app
+from shared.events import CaseDispatched, ReportSubmitted, new_event, utcnow
+from shared.topics import CASES, DEAD_LETTERS, REPORTS, ensure_topics
+from tests.support import eventually, publish, read_topic, running
+
+
+def report_event(category: str = "road_damage"):
+    return new_event(
+        ReportSubmitted(report_id=uuid4(), case_id=uuid4(), description="路面有个大坑", category=category,
+                        channel="api", submitted_at=utcnow()),
+        producer="test", jurisdiction_code="330727", key="k",
+    )
+
+
+async def test_duplicates_once_poison_dead_lettered_unknown_skipped(make_settings):
+    settings = make_settings("dispatch")
+    await ensure_topics(settings)
+    event = report_event()
+    unknown = json.loads(report_event().to_bytes()) | {"type": "report.retracted"}
+    await publish(settings, REPORTS.name, event.to_bytes(), b"{not json", json.dumps(unknown).encode(),
+                  event.to_bytes())
+    async with running(dispatch_app(settings)) as client:
+        letters = await read_topic(settings, DEAD_LETTERS.name, until=lambda ms: len(ms) >= 1)
+        assert letters[0]["reason"] == "malformed"
+        assert base64.b64decode(letters[0]["value_base64"]) == b"{not json"
+        assert letters[0]["original_topic"] == settings.topic(REPORTS.name)
+
+        async def case_exists():
+            return (await client.get(f"/api/v1/cases/{event.payload.case_id}")).status_code == 200
+
+        assert await eventually(case_exists)
+        metrics = (await client.get("/metrics")).text
+        assert 'gridlink_events_skipped_total{event_type="report.retracted v1",service="dispatch"}' in metrics
+
+    db = await asyncpg.connect(settings.database_url)
+    try:
+        assert await db.fetchval("SELECT count(*) FROM dispatch.cases") == 1
+        assert await db.fetchval("SELECT count(*) FROM dispatch.case_timeline") == 2
+        assert await db.fetchval("SELECT count(*) FROM dispatch.outbox") == 0  # relayed
+    finally:
+        await db.close()
+
+
+async def test_handler_that_keeps_failing_goes_to_dead_letters_and_consumption_goes_on(make_settings):
+    settings = make_settings("notify")
+    await ensure_topics(settings)
+
+    def dispatched(department: str):
+        return new_event(CaseDispatched(
+            case_id=uuid4(), report_id=uuid4(), category="road_damage", category_name="道路破损",
+            priority="normal", department_code=department, department_name="?", description="路面有个大坑",
+            responsibility_list_version="v", rule="r", dispatched_at=utcnow(),
+        ), producer="test", jurisdiction_code="330727", key="k")
+
+    broken, fine = dispatched("no_such_department"), dispatched("zhujian")
+    await publish(settings, CASES.name, broken.to_bytes(), fine.to_bytes())
+    async with running(notify_app(settings)) as client:
+        letters = await read_topic(settings, DEAD_LETTERS.name, until=lambda ms: len(ms) >= 1)
+        assert letters[0]["reason"] == "handler_failed"
+        assert "no_such_department" in letters[0]["error"]
+
+        async def fine_was_handled():
+            r = await client.get(f"/api/v1/cases/{fine.payload.case_id}/notifications")
+            return r.json()["notifications"]
+
+        assert await eventually(fine_was_handled)

@@ -1,0 +1,63 @@
+"""Helpers for tests that run services in-process against the real servers."""
+
+import asyncio
+import json
+import time
+from contextlib import asynccontextmanager
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from shared.settings import Settings
+
+
+@asynccontextmanager
+async def running(app):
+    """Run an app's lifespan (pool, consumer, relay…) and give an HTTP client for it."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+async def eventually(check, *, timeout: float = 15.0, interval: float = 0.1):
+    """Poll an async check until it returns a truthy value (for effects that cross Kafka)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last result: {result!r})")
+        await asyncio.sleep(interval)
+
+
+async def read_topic(settings: Settings, topic_name: str, *, until, timeout: float = 15.0) -> list[dict]:
+    """Read a topic from the beginning until `until(messages)` is true; messages as JSON dicts."""
+    consumer = AIOKafkaConsumer(
+        settings.topic(topic_name), bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
+    )
+    await consumer.start()
+    messages: list[dict] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while not until(messages):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{topic_name}: condition not met; got {messages!r}")
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                messages.extend(json.loads(r.value) for r in records)
+        return messages
+    finally:
+        await consumer.stop()
+
+
+async def publish(settings: Settings, topic_name: str, *values: bytes) -> None:
+    """Produce raw messages to a topic, as another department's system would."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(settings.topic(topic_name), value, key=b"k")
+    finally:
+        await producer.stop()
