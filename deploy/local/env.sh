@@ -1,0 +1,36 @@
+# Defaults for the local stack, sourced by every deploy/local script and by `make`.
+# A variable already set in the environment wins, so tests and operators can move any port.
+_gridlink_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+
+# Per-user cache (jars, binaries, virtualenvs) shared by every clone; runtime data stays in the clone.
+: "${GRIDLINK_HOME:=$HOME/.cache/gridlink}"
+: "${GRIDLINK_RUN_DIR:=$_gridlink_root/.cache/run}"
+
+: "${GRIDLINK_KAFKA_VERSION:=4.1.1}"
+: "${GRIDLINK_KAFKA_PORT:=19092}"
+: "${GRIDLINK_KAFKA_CONTROLLER_PORT:=19093}"
+: "${GRIDLINK_KAFKA_HEAP:=512m}"
+
+: "${GRIDLINK_PG_PORT:=15432}"
+: "${GRIDLINK_PG_USER:=gridlink}"
+: "${GRIDLINK_PG_DB:=gridlink}"
+
+# MinIO's community distribution is source only; this is the module version the Go proxy serves.
+: "${GRIDLINK_MINIO_VERSION:=v0.0.0-20260212201848-7aac2a2c5b7c}"
+: "${GRIDLINK_MINIO_PORT:=19000}"
+: "${GRIDLINK_MINIO_CONSOLE_PORT:=19001}"
+: "${MINIO_ROOT_USER:=gridlink}"
+: "${MINIO_ROOT_PASSWORD:=gridlink-secret}"
+
+: "${GRIDLINK_FAKE_WECOM_PORT:=18090}"
+: "${GRIDLINK_INTAKE_PORT:=8001}"
+: "${GRIDLINK_DISPATCH_PORT:=8002}"
+: "${GRIDLINK_SLA_PORT:=8003}"
+: "${GRIDLINK_NOTIFY_PORT:=8004}"
+: "${GRIDLINK_MEDIA_PORT:=8005}"
+
+export GRIDLINK_HOME GRIDLINK_RUN_DIR GRIDLINK_KAFKA_VERSION GRIDLINK_KAFKA_PORT GRIDLINK_KAFKA_CONTROLLER_PORT \
+  GRIDLINK_KAFKA_HEAP GRIDLINK_PG_PORT GRIDLINK_PG_USER GRIDLINK_PG_DB GRIDLINK_MINIO_VERSION GRIDLINK_MINIO_PORT \
+  GRIDLINK_MINIO_CONSOLE_PORT MINIO_ROOT_USER MINIO_ROOT_PASSWORD GRIDLINK_FAKE_WECOM_PORT GRIDLINK_INTAKE_PORT \
+  GRIDLINK_DISPATCH_PORT GRIDLINK_SLA_PORT GRIDLINK_NOTIFY_PORT GRIDLINK_MEDIA_PORT
+unset _gridlink_root
