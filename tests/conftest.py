@@ -55,6 +55,7 @@ def infra():
         "GRIDLINK_MINIO_CONSOLE_PORT": str(free_port()),
         "MINIO_ROOT_USER": "gridlink-test",
         "MINIO_ROOT_PASSWORD": "gridlink-test-secret",
+        "GRIDLINK_PG_EPHEMERAL": "1",  # test data is thrown away: no fsync
     }
     subprocess.run([str(INFRA), "start"], env=env, check=True)
     try:
