@@ -12,7 +12,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from shared.db import apply_migrations, create_pool, schema_name
-from shared.kafka import ConsumerRunner, Handler, create_producer, run_outbox_relay
+from shared.kafka import ConsumerRunner, Handler, create_producer, relay_outbox_once, run_outbox_relay
 from shared.settings import Settings
 from shared.topics import Topic, ensure_topics
 
@@ -91,5 +91,10 @@ async def running_service(
         for name, result in zip(runtime.tasks, results):
             if isinstance(result, BaseException):
                 log.error("%s ended with %r", name, result)
+        try:  # what the consumer committed after the relay's last poll
+            while await relay_outbox_once(settings, pool, producer):
+                pass
+        except Exception:
+            log.exception("final outbox relay failed; the rows stay for the next start")
         await producer.stop()
         await pool.close()
