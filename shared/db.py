@@ -22,7 +22,7 @@ SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def schema_name(settings: Settings) -> str:
-    """The Postgres schema of a service instance, e.g. `dispatch` or `dispatch_330727001`."""
+    """The Postgres schema a service owns (each dispatch level runs with its own database)."""
     return re.sub(r"[^a-z0-9_]", "_", settings.service_name.lower())
 
 

@@ -35,24 +35,64 @@ class ReportSubmitted(Payload):
     reporter_phone_masked: str | None = None
     media_ids: list[UUID] = []
     submitted_at: datetime
+    # Where the report is, as intake placed it in the demo county's divisions and grids.
+    grid_code: str | None = None
+    village_code: str | None = None  # 12 digits
+    town_code: str | None = None  # 9 digits
 
 
-class CaseDispatched(Payload):
-    """Dispatch routed a case to its lead department by the responsibility list."""
+class CaseFacts(Payload):
+    """What every case event says about the case after it, so a case's history (and its current
+    state) can be rebuilt from the case topic alone. Fields added after v1 are optional."""
 
     case_id: UUID
     report_id: UUID
+    seq: int = 0  # position in the case's own history, 1-based; 0 in events from before it existed
+    status: str = "dispatched"
+    jurisdiction_code: str | None = None  # the division the problem is in
+    owner_code: str | None = None  # the dispatch centre (county/town/village) that owns the case
+    level: str | None = None
     category: str
     category_name: str
     priority: str
-    department_code: str
+    department_code: str  # lead department (主办)
     department_name: str
+    co_department_codes: list[str] = []  # co-handling departments (协办)
     description: str
     lat: float | None = None
     lng: float | None = None
+
+
+class CaseDispatched(CaseFacts):
+    """A case was sent to a department (派单): first dispatch, transfer (转派), reopen, or arrival
+    at a parent level after escalation (上报). Starts the acknowledgement clock."""
+
     responsibility_list_version: str
     rule: str
     dispatched_at: datetime
+    action: str = "dispatch"  # dispatch | transfer | reopen | escalate
+    actor: str = "system:dispatch"
+    reason: str | None = None
+    recurrence_of: UUID | None = None  # an earlier case for the same problem at the same place (回潮)
+
+
+class CaseTransitioned(CaseFacts):
+    """Any other step of a case's life (接单, 办结, 回退, 延期, 上报…); `type` names the step."""
+
+    action: str
+    from_status: str
+    actor: str
+    reason: str | None = None
+    detail: dict[str, Any] = {}
+    at: datetime
+
+
+# Every case step but dispatching has the same shape; the event type says which step it is.
+CASE_TRANSITION_TYPES = (
+    "case.acknowledged", "case.started", "case.plan_submitted", "case.part_reported", "case.resolved",
+    "case.verified", "case.closed", "case.returned", "case.escalated", "case.extension_requested",
+    "case.extension_approved", "case.extension_refused", "case.merged", "case.cancelled",
+)
 
 
 class SlaBreached(Payload):
@@ -74,6 +114,40 @@ class MediaStored(Payload):
     size_bytes: int
     object_key: str
     filename: str | None = None
+    # Optional additions (issue 6): what the content is and the evidence its EXIF carries.
+    kind: str | None = None  # image | video | audio
+    upload_id: UUID | None = None  # the presigned upload it came through, if any
+    captured_at: datetime | None = None  # EXIF capture time
+    latitude: float | None = None  # EXIF GPS (WGS-84)
+    longitude: float | None = None
+
+
+class MediaRejected(Payload):
+    """An upload failed validation by content and was not stored; the reason says why."""
+
+    upload_id: UUID
+    # empty | too-large | unsupported-type | type-mismatch | corrupt | decompression-bomb
+    # | size-mismatch | sha256-mismatch | upload-expired
+    reason: str
+    detail: str
+    filename: str | None = None
+    declared_content_type: str | None = None
+    detected_content_type: str | None = None
+    size_bytes: int | None = None
+
+
+class MediaAttached(Payload):
+    """Media was attached to a case as evidence of its state before or after rectification (整改前/后)."""
+
+    media_id: UUID
+    case_id: UUID
+    role: str  # before | after
+    content_type: str
+    sha256: str
+    # Evidence checks that failed (flagged, never rejected): far_from_report, taken_long_before_report,
+    # taken_before_report (an "after" photo older than the report).
+    flags: list[str] = []
+    attached_at: datetime
 
 
 class NotificationSent(Payload):
@@ -97,16 +171,42 @@ class NotificationFailed(Payload):
     reason: str
 
 
+class MessageReceived(Payload):
+    """A resident or staff message reached us through a WeCom app or official-account callback."""
+
+    message_id: UUID
+    source: str  # wecom_app | wechat_mp
+    msg_id: str  # the platform's MsgId, unique per source
+    from_user: str  # WeCom userid or official-account openid
+    to_user: str
+    msg_type: str  # text | image | location
+    content: str | None = None
+    pic_url: str | None = None
+    media_id: str | None = None
+    lat: float | None = None
+    lng: float | None = None
+    # Location messages carry GCJ-02 (Tencent maps); convert before any point-in-grid test.
+    datum: str | None = None
+    label: str | None = None
+    agent_id: str | None = None
+    sent_at: datetime
+
+
 # (type, schema_version) -> payload model. The one place event types are declared.
 PAYLOAD_TYPES: dict[tuple[str, int], type[Payload]] = {
     ("report.submitted", 1): ReportSubmitted,
     ("case.dispatched", 1): CaseDispatched,
+    **{(event_type, 1): CaseTransitioned for event_type in CASE_TRANSITION_TYPES},
     ("sla.breached", 1): SlaBreached,
     ("media.stored", 1): MediaStored,
+    ("media.rejected", 1): MediaRejected,
+    ("media.attached", 1): MediaAttached,
     ("notification.sent", 1): NotificationSent,
     ("notification.failed", 1): NotificationFailed,
+    ("message.received", 1): MessageReceived,
 }
-TYPE_OF_PAYLOAD = {model: key for key, model in PAYLOAD_TYPES.items()}
+# The default type of each payload model; a model shared by several types needs `event_type`.
+TYPE_OF_PAYLOAD = {model: key for key, model in reversed(PAYLOAD_TYPES.items())}
 
 
 class Event(BaseModel):
@@ -142,9 +242,13 @@ def new_event(
     jurisdiction_code: str,
     key: str,
     correlation_id: UUID | None = None,
+    event_type: str | None = None,
 ) -> Event:
     """Wrap a payload in a fresh envelope of its registered type and version."""
-    event_type, version = TYPE_OF_PAYLOAD[type(payload)]
+    default_type, version = TYPE_OF_PAYLOAD[type(payload)]
+    event_type = event_type or default_type
+    if PAYLOAD_TYPES.get((event_type, version)) is not type(payload):
+        raise ValueError(f"{event_type} v{version} does not carry {type(payload).__name__}")
     return Event(
         type=event_type,
         schema_version=version,

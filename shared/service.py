@@ -64,10 +64,13 @@ async def running_service(
     handlers: dict[str, Handler] | None = None,
     loops: dict[str, BackgroundLoop] | None = None,
     checks: dict[str, Callable[[], Awaitable[None]]] | None = None,
+    setup: Callable[[asyncpg.Pool], Awaitable[None]] | None = None,
 ) -> AsyncIterator[Runtime]:
     """Start the service's infrastructure; on exit, stop consuming first and relay last."""
     pool = await create_pool(settings)
     await apply_migrations(pool, schema=schema_name(settings), service_dir=service_dir)
+    if setup:  # data the handlers need before the first event arrives
+        await setup(pool)
     await ensure_topics(settings)
     producer = create_producer(settings)
     await producer.start()

@@ -40,11 +40,52 @@ class Settings(BaseSettings):
     minio_secure: bool = False
     media_bucket: str = "gridlink-media"
     media_max_bytes: int = 20 * 1024 * 1024
+    # Per-kind limits; uploads larger than media_max_bytes go through a presigned PUT instead.
+    media_image_max_bytes: int = 20 * 1024 * 1024
+    media_video_max_bytes: int = 200 * 1024 * 1024
+    media_audio_max_bytes: int = 10 * 1024 * 1024
+    # Decompression-bomb limit: images with more pixels are rejected before they are decoded.
+    media_image_max_pixels: int = 50_000_000
+    media_presign_put_expiry_s: int = 15 * 60
+    media_presign_get_expiry_s: int = 5 * 60
+    # How long originals are kept after their last upload; 0 keeps them forever.
+    media_retention_days_image: int = 5 * 365
+    media_retention_days_video: int = 2 * 365
+    media_retention_days_audio: int = 2 * 365
+    # EXIF checks against the report: farther or older than this is flagged (never rejected).
+    media_exif_max_distance_m: float = 2000.0
+    media_exif_max_age_hours: float = 72.0
+    media_housekeeping_interval_s: float = 60.0
 
     # Base URL of the WeCom API (the real one in production, the local fake in development).
     wecom_base_url: str = "https://qyapi.weixin.qq.com"
     notify_max_attempts: int = 5
     notify_retry_base_s: float = 1.0
+    # Our side of each group robot's limit (WeCom allows 20 a minute), so its 45009 stays rare.
+    notify_robot_per_minute: int = 20
+    notify_delivery_concurrency: int = 64
+    notify_delivery_batch: int = 500
+    # A claimed notification whose sender died is retried after this lease.
+    notify_lease_s: float = 60.0
+    notify_groups_path: Path = PROJECT_ROOT / "shared" / "data" / "groups.csv"
+    # Inbound callbacks older than this (or whose nonce was seen within it) are refused as replays.
+    notify_callback_max_age_s: int = 300
+    # WeCom self-built application (企业微信自建应用): sending and its callback.
+    wecom_corp_id: str = "ww-gridlink-local"
+    wecom_corp_secret: str = "local-development-only"
+    wecom_agent_id: int = 1000002
+    wecom_callback_token: str = "gridlink-local"
+    wecom_callback_aes_key: str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+    # WeChat official account (公众号): template messages to reporters and its callback.
+    wechat_base_url: str = "https://api.weixin.qq.com"
+    wechat_app_id: str = "wx-gridlink-local"
+    wechat_app_secret: str = "local-development-only"
+    wechat_callback_token: str = "gridlink-local"
+    wechat_callback_aes_key: str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+    wechat_template_case_update: str = "gridlink-case-update"
+    # SMS gateway (short messages to reporters without WeChat).
+    sms_base_url: str = "http://127.0.0.1:18090"
+    sms_sign_name: str = "网格通"
 
     responsibility_list_path: Path = PROJECT_ROOT / "shared" / "data" / "taxonomy.yaml"
     directory_path: Path = PROJECT_ROOT / "shared" / "data" / "directory.yaml"
@@ -52,10 +93,24 @@ class Settings(BaseSettings):
     sla_ack_minutes_normal: int = 60
     sla_tick_interval_s: float = 0.5
 
+    # Division codes that run their own dispatch instance (the county always does); every
+    # instance must be given the same list so they agree on who owns which case.
+    dispatch_centres: list[str] = []
+    dispatch_auto_verify_days: float = 3.0  # resolved cases nobody rated are verified after this
+    dispatch_auto_verify_interval_s: float = 60.0
+    recurrence_days: int = 30  # the same problem at the same place within this is 回潮
+    recurrence_distance_m: float = 100.0
+
+    # HS256 key for bearer tokens; the dev issuer endpoint exists only when enabled (make up).
+    auth_jwt_secret: str = "local-development-only"
+    auth_dev_issuer: bool = False
+
     def topic(self, name: str) -> str:
         """The physical topic name for a registry topic name."""
         return f"{self.topic_prefix}{name}"
 
     def consumer_group(self) -> str:
         """Each service instance (and each dispatch level/jurisdiction) consumes as its own group."""
+        if self.service_name == "dispatch":
+            return f"{self.topic_prefix}dispatch-{self.jurisdiction_code}"
         return f"{self.topic_prefix}{self.service_name}"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from shared.events import CASE_TRANSITION_TYPES
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,14 +30,16 @@ class Topic:
 
 # Case history must be rebuildable from the topics alone, so report and case topics keep forever.
 REPORTS = Topic("gridlink.reports", 6, FOREVER, ("report.submitted",))
-CASES = Topic("gridlink.cases", 6, FOREVER, ("case.dispatched",))
+CASES = Topic("gridlink.cases", 6, FOREVER, ("case.dispatched", *CASE_TRANSITION_TYPES))
 SLA = Topic("gridlink.sla", 6, 365 * DAY_MS, ("sla.breached",))
-MEDIA = Topic("gridlink.media", 3, 365 * DAY_MS, ("media.stored",))
+MEDIA = Topic("gridlink.media", 3, 365 * DAY_MS, ("media.stored", "media.rejected", "media.attached"))
 NOTIFICATIONS = Topic("gridlink.notifications", 3, 90 * DAY_MS, ("notification.sent", "notification.failed"))
+# Inbound WeCom/official-account messages for intake, keyed by sender so each one stays in order.
+MESSAGES = Topic("gridlink.messages", 3, 365 * DAY_MS, ("message.received",))
 # Poison messages and messages whose handler kept failing, with the reason, for an operator.
 DEAD_LETTERS = Topic("gridlink.dead-letters", 1, 90 * DAY_MS, ())
 
-ALL_TOPICS = (REPORTS, CASES, SLA, MEDIA, NOTIFICATIONS, DEAD_LETTERS)
+ALL_TOPICS = (REPORTS, CASES, SLA, MEDIA, NOTIFICATIONS, MESSAGES, DEAD_LETTERS)
 _TOPIC_OF_EVENT = {event_type: topic for topic in ALL_TOPICS for event_type in topic.event_types}
 
 

@@ -61,3 +61,13 @@ async def publish(settings: Settings, topic_name: str, *values: bytes) -> None:
             await producer.send_and_wait(settings.topic(topic_name), value, key=b"k")
     finally:
         await producer.stop()
+
+
+def bearer(settings: Settings, role: str, jurisdiction_code: str = "330727", department_code: str | None = None,
+           subject: str | None = None) -> dict[str, str]:
+    """Authorization headers for a test actor, signed with the settings' key."""
+    from shared.auth import Actor, issue_token
+
+    actor = Actor(subject=subject or f"{role}-{department_code or jurisdiction_code}", role=role,
+                  jurisdiction_code=jurisdiction_code, department_code=department_code)
+    return {"authorization": f"Bearer {issue_token(secret=settings.auth_jwt_secret, actor=actor)}"}

@@ -1,32 +1,62 @@
-"""Dispatch: owns the case; routes reports to departments by the responsibility list."""
+"""Dispatch: owns the case at its level (county, town or village) and runs its lifecycle."""
 
+import asyncio
+import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import yaml
 from fastapi import FastAPI
 
+from services.dispatch import cases, store
 from services.dispatch.api import router
 from services.dispatch.handlers import make_handlers
-from shared.service import running_service
+from services.dispatch.responsibility import build_list
+from shared.service import Runtime, running_service
 from shared.settings import Settings
 from shared.taxonomy import load_taxonomy
-from shared.topics import REPORTS
+from shared.topics import CASES, REPORTS, SLA
 from shared.web import create_service_app
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings(service_name="dispatch")
     taxonomy = load_taxonomy(settings.responsibility_list_path)
+    shipped_list = build_list(
+        taxonomy=taxonomy, document=yaml.safe_load(settings.responsibility_list_path.read_text(encoding="utf-8")))
+
+    async def auto_verify_loop(runtime: Runtime) -> None:
+        while not runtime.stopping.is_set():
+            try:
+                async with runtime.pool.acquire() as conn, conn.transaction():
+                    await cases.auto_verify(conn, settings=settings, taxonomy=taxonomy)
+            except Exception:
+                log.exception("auto-verify failed; retrying")
+            try:
+                await asyncio.wait_for(runtime.stopping.wait(), settings.dispatch_auto_verify_interval_s)
+            except TimeoutError:
+                pass
+
+    async def install_shipped_list(pool) -> None:
+        """The shipped list is the first version; later versions come from the admin API."""
+        async with pool.acquire() as conn:
+            if await store.latest_list(conn) is None:
+                await store.insert_list(conn, version=shipped_list.version, document=shipped_list.document(),
+                                        created_by="system:shipped")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         async with running_service(
-            settings, service_dir=Path(__file__).parent, topics=[REPORTS],
-            handlers=make_handlers(settings=settings, taxonomy=taxonomy),
+            settings, service_dir=Path(__file__).parent, topics=[REPORTS, CASES, SLA],
+            handlers=make_handlers(settings=settings, taxonomy=taxonomy), loops={"auto_verify": auto_verify_loop},
+            setup=install_shipped_list,
         ) as runtime:
             app.state.runtime = runtime
             yield
 
     app = create_service_app(settings, title="GridLink dispatch", lifespan=lifespan)
+    app.state.taxonomy = taxonomy
     app.include_router(router)
     return app

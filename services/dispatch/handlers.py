@@ -1,73 +1,47 @@
-"""Dispatch's event handlers: decode → route → store → emit."""
+"""Dispatch's event handlers: decode → decide who owns it → case operation (store + emit)."""
 
 import asyncpg
 
-from services.dispatch import store
-from services.dispatch.domain import route_report
-from shared.db import enqueue
-from shared.events import CaseDispatched, Event, ReportSubmitted, new_event, utcnow
+from services.dispatch import cases, store
+from shared.events import CaseTransitioned, Event, ReportSubmitted, SlaBreached, utcnow
 from shared.settings import Settings
 from shared.taxonomy import Taxonomy
 
 
 def make_handlers(*, settings: Settings, taxonomy: Taxonomy):
-    """Handlers bound to this instance's settings and responsibility list."""
+    """Handlers bound to this instance's settings; every instance sees every event and acts on its own."""
 
     async def on_report_submitted(conn: asyncpg.Connection, event: Event) -> None:
         report: ReportSubmitted = event.payload
-        decision = route_report(taxonomy=taxonomy, category=report.category)
-        now = utcnow()
-        created = await store.insert_case(
-            conn,
-            case_id=report.case_id,
-            report_id=report.report_id,
-            jurisdiction_code=event.jurisdiction_code,
-            status="dispatched",
-            category=decision.category,
-            priority=decision.priority,
-            department_code=decision.department_code,
-            description=report.description,
-            lat=report.lat,
-            lng=report.lng,
-            responsibility_list_version=decision.list_version,
-            rule=decision.rule,
-            created_at=report.submitted_at,
-            updated_at=now,
-        )
-        if not created:
-            return  # the same case reserved twice (a replayed report with a new event id)
-        await store.append_timeline(
-            conn, case_id=report.case_id, at=report.submitted_at, action="submit", status="submitted",
-            actor=f"reporter:{report.channel}", detail={"report_id": str(report.report_id)},
-        )
-        await store.append_timeline(
-            conn, case_id=report.case_id, at=now, action="dispatch", status="dispatched",
-            actor=f"system:{settings.service_name}",
-            detail={
-                "department_code": decision.department_code,
-                "department_name": decision.department_name,
-                "responsibility_list_version": decision.list_version,
-                "rule": decision.rule,
-            },
-        )
-        dispatched = CaseDispatched(
-            case_id=report.case_id,
-            report_id=report.report_id,
-            category=decision.category,
-            category_name=decision.category_name,
-            priority=decision.priority,
-            department_code=decision.department_code,
-            department_name=decision.department_name,
-            description=report.description,
-            lat=report.lat,
-            lng=report.lng,
-            responsibility_list_version=decision.list_version,
-            rule=decision.rule,
-            dispatched_at=now,
-        )
-        await enqueue(conn, settings, new_event(
-            dispatched, producer=settings.service_name, jurisdiction_code=event.jurisdiction_code,
-            key=str(report.case_id), correlation_id=event.correlation_id,
-        ))
+        # The deepest known division of the report; the county when intake could not place it.
+        jurisdiction = getattr(report, "village_code", None) or getattr(report, "town_code", None) \
+            or event.jurisdiction_code
+        if not jurisdiction.startswith(settings.jurisdiction_code[:6]):
+            return  # another county's report on a shared stream
+        decision = await cases.owns(conn, settings=settings, taxonomy=taxonomy, jurisdiction_code=jurisdiction,
+                                    category=report.category)
+        if decision.jurisdiction_code != settings.jurisdiction_code:
+            return  # another centre's case
+        await cases.open_case(conn, settings=settings, taxonomy=taxonomy, report=report,
+                              jurisdiction_code=jurisdiction, decision=decision, correlation_id=event.correlation_id)
 
-    return {"report.submitted": on_report_submitted}
+    async def on_case_escalated(conn: asyncpg.Connection, event: Event) -> None:
+        escalated: CaseTransitioned = event.payload
+        if escalated.detail.get("to_jurisdiction_code") == settings.jurisdiction_code:
+            await cases.receive_escalation(conn, settings=settings, taxonomy=taxonomy, escalated=escalated,
+                                           correlation_id=event.correlation_id)
+
+    async def on_sla_breached(conn: asyncpg.Connection, event: Event) -> None:
+        breach: SlaBreached = event.payload
+        case = await store.find_case(conn, case_id=breach.case_id, for_update=True)
+        if case is None or case["overdue"]:
+            return  # not this centre's case, or already flagged
+        await store.update_case(conn, case_id=breach.case_id, overdue=True, updated_at=utcnow())
+        await store.append_timeline(
+            conn, case_id=breach.case_id, at=event.occurred_at, action="overdue", status=case["status"],
+            actor="system:sla", detail={"stage": breach.stage, "due_at": breach.due_at.isoformat(),
+                                        "department_code": breach.department_code},
+        )
+
+    return {"report.submitted": on_report_submitted, "case.escalated": on_case_escalated,
+            "sla.breached": on_sla_breached}

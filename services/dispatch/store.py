@@ -5,6 +5,13 @@ from uuid import UUID
 
 import asyncpg
 
+# Columns a command may change besides status.
+CASE_MUTABLE = {
+    "status", "seq", "owner_code", "level", "department_code", "department_name", "co_department_codes",
+    "acknowledged_departments", "plan_submitted", "extension_pending", "overdue", "merged_into", "rating",
+    "resolved_at", "updated_at", "responsibility_list_version", "rule", "after_media_ids",
+}
+
 
 async def insert_case(conn: asyncpg.Connection, **case) -> bool:
     """Insert a case; False if a case with this id already exists."""
@@ -16,18 +23,116 @@ async def insert_case(conn: asyncpg.Connection, **case) -> bool:
     return status == "INSERT 0 1"
 
 
+async def update_case(conn: asyncpg.Connection, *, case_id: UUID, **changes) -> None:
+    """Change a case's columns."""
+    unknown = set(changes) - CASE_MUTABLE
+    if unknown:
+        raise ValueError(f"not updatable: {unknown}")
+    assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(changes, start=2))
+    await conn.execute(f"UPDATE cases SET {assignments} WHERE case_id = $1", case_id, *changes.values())
+
+
 async def append_timeline(
-    conn: asyncpg.Connection, *, case_id: UUID, at: datetime, action: str, status: str, actor: str, detail: dict
+    conn: asyncpg.Connection, *, case_id: UUID, at: datetime, action: str, status: str, actor: str,
+    detail: dict, seq: int | None = None, reason: str | None = None,
 ) -> None:
     await conn.execute(
-        "INSERT INTO case_timeline (case_id, at, action, status, actor, detail) VALUES ($1, $2, $3, $4, $5, $6)",
-        case_id, at, action, status, actor, detail,
+        "INSERT INTO case_timeline (case_id, at, action, status, actor, detail, seq, reason)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        case_id, at, action, status, actor, detail, seq, reason,
     )
 
 
-async def find_case(conn: asyncpg.Connection, *, case_id: UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT * FROM cases WHERE case_id = $1", case_id)
+async def find_case(conn: asyncpg.Connection, *, case_id: UUID, for_update: bool = False) -> asyncpg.Record | None:
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetchrow(f"SELECT * FROM cases WHERE case_id = $1{lock}", case_id)
 
 
 async def list_timeline(conn: asyncpg.Connection, *, case_id: UUID) -> list[asyncpg.Record]:
     return await conn.fetch("SELECT * FROM case_timeline WHERE case_id = $1 ORDER BY id", case_id)
+
+
+async def list_cases(
+    conn: asyncpg.Connection, *, jurisdiction_prefix: str, department_code: str | None = None,
+    status: str | None = None, category: str | None = None, priority: str | None = None,
+    overdue: bool | None = None, created_from: datetime | None = None, created_to: datetime | None = None,
+    after: tuple[datetime, UUID] | None = None, limit: int = 50,
+) -> list[asyncpg.Record]:
+    """Cases newest first; `after` is the (created_at, case_id) of the last row of the previous page."""
+    conditions, args = ["jurisdiction_code LIKE $1"], [jurisdiction_prefix + "%"]
+
+    def add(sql: str, value) -> None:
+        args.append(value)
+        conditions.append(sql.format(f"${len(args)}"))
+
+    if department_code:
+        add("({0} = department_code OR {0} = ANY(co_department_codes))", department_code)
+    for column, value in (("status", status), ("category", category), ("priority", priority), ("overdue", overdue)):
+        if value is not None:
+            add(f"{column} = {{0}}", value)
+    if created_from:
+        add("created_at >= {0}", created_from)
+    if created_to:
+        add("created_at < {0}", created_to)
+    if after:
+        args.extend(after)
+        conditions.append(f"(created_at, case_id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit)
+    return await conn.fetch(
+        f"SELECT * FROM cases WHERE {' AND '.join(conditions)} ORDER BY created_at DESC, case_id DESC LIMIT ${len(args)}",
+        *args,
+    )
+
+
+async def find_recurrence(
+    conn: asyncpg.Connection, *, case_id: UUID, category: str, lat: float, lng: float, since: datetime,
+    distance_m: float,
+) -> UUID | None:
+    """The latest earlier case of the same category within distance_m since `since` (回潮)."""
+    # An equirectangular distance is exact enough at county scale and needs no extension.
+    return await conn.fetchval(
+        """
+        SELECT case_id FROM cases
+        WHERE category = $1 AND case_id <> $2 AND created_at >= $3 AND lat IS NOT NULL
+          AND 6371000 * sqrt(power(radians(lat - $4), 2)
+                             + power(radians(lng - $5) * cos(radians(($4 + lat) / 2)), 2)) <= $6
+        ORDER BY created_at DESC LIMIT 1
+        """,
+        category, case_id, since, lat, lng, distance_m,
+    )
+
+
+async def resolved_before(conn: asyncpg.Connection, *, before: datetime, limit: int = 100) -> list[UUID]:
+    """Resolved cases nobody verified since `before`, locked for this transaction only."""
+    rows = await conn.fetch(
+        "SELECT case_id FROM cases WHERE status = 'resolved' AND resolved_at < $1"
+        " ORDER BY resolved_at LIMIT $2 FOR UPDATE SKIP LOCKED", before, limit,
+    )
+    return [r["case_id"] for r in rows]
+
+
+async def latest_list(conn: asyncpg.Connection) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM responsibility_lists ORDER BY created_at DESC, version DESC LIMIT 1")
+
+
+async def list_versions(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT version, created_at, created_by FROM responsibility_lists ORDER BY created_at DESC")
+
+
+async def insert_list(conn: asyncpg.Connection, *, version: str, document: dict, created_by: str) -> bool:
+    status = await conn.execute(
+        "INSERT INTO responsibility_lists (version, document, created_by) VALUES ($1, $2, $3)"
+        " ON CONFLICT (version) DO NOTHING", version, document, created_by,
+    )
+    return status == "INSERT 0 1"
+
+
+async def find_idempotent(conn: asyncpg.Connection, *, key: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM idempotency_keys WHERE key = $1", key)
+
+
+async def save_idempotent(conn: asyncpg.Connection, *, key: str, request_hash: str, status_code: int, response: dict):
+    await conn.execute(
+        "INSERT INTO idempotency_keys (key, request_hash, status_code, response) VALUES ($1, $2, $3, $4)",
+        key, request_hash, status_code, response,
+    )

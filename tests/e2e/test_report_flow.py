@@ -13,7 +13,7 @@ from services.media.app import create_app as media_app
 from services.notify.app import create_app as notify_app
 from services.sla.app import create_app as sla_app
 from shared.topics import CASES, MEDIA, REPORTS
-from tests.support import eventually, read_topic, running
+from tests.support import bearer, eventually, read_topic, running
 
 
 def png_bytes() -> bytes:
@@ -42,14 +42,16 @@ async def test_report_is_dispatched_notified_timed_and_linked(make_settings, fak
         assert answer.status_code == 201, answer.text
         report_id, case_id = answer.json()["report_id"], answer.json()["case_id"]
 
+        dispatcher = bearer(apps["dispatch"].state.settings, "dispatcher")
+
         async def dispatched():
-            r = await client["dispatch"].get(f"/api/v1/cases/{case_id}")
+            r = await client["dispatch"].get(f"/api/v1/cases/{case_id}", headers=dispatcher)
             return r.json() if r.status_code == 200 else None
 
         case = await eventually(dispatched)
         assert case["status"] == "dispatched"
         assert case["department_code"] == "zhujian" and case["priority"] == "urgent"
-        assert case["rule"] == "category:manhole->zhujian"
+        assert case["rule"] == "county:manhole->zhujian" and case["owner_code"] == "330727"
         assert [t["action"] for t in case["timeline"]] == ["submit", "dispatch"]
 
         async def wecom_received():

@@ -1,27 +1,212 @@
-from services.dispatch.domain import route_report
+"""The case lifecycle rules and the responsibility list, without I/O."""
+
+import random
+
+import pytest
+import yaml
+from hypothesis import given, settings as hsettings, strategies as st
+
+from services.dispatch.domain import (
+    ACTIONS, SYSTEM, CaseState, Forbidden, IllegalTransition, apply, authorize, can_see, decide, replay,
+)
+from services.dispatch.responsibility import InvalidResponsibilityList, ancestors, build_list, decide_owner, level_of
+from shared.auth import Actor
 from shared.settings import Settings
 from shared.taxonomy import load_taxonomy
 
-TAXONOMY = load_taxonomy(Settings().responsibility_list_path)
+PATH = Settings().responsibility_list_path
+TAXONOMY = load_taxonomy(PATH)
+RLIST = build_list(taxonomy=TAXONOMY, document=yaml.safe_load(PATH.read_text(encoding="utf-8")))
+COUNTY, TOWN, VILLAGE = "330727", "330727001", "330727001002"
+
+DISPATCHER = Actor("d1", "dispatcher", COUNTY)
+ZHUJIAN = Actor("h1", "handler", COUNTY, "zhujian")
+ECO = Actor("h2", "handler", COUNTY, "eco_env")
+POLICE = Actor("h3", "handler", COUNTY, "police")
 
 
-def test_category_routes_to_its_lead_department_with_the_rule_recorded():
-    decision = route_report(taxonomy=TAXONOMY, category="manhole")
-    assert decision.department_code == "zhujian"
-    assert decision.department_name == "住房和城乡建设局"
-    assert decision.priority == "urgent"
-    assert decision.rule == "category:manhole->zhujian"
-    assert decision.list_version == TAXONOMY.version
+def case(**overrides) -> CaseState:
+    values = dict(case_id="c1", status="dispatched", jurisdiction_code=VILLAGE, department_code="zhujian")
+    return CaseState(**(values | overrides))
 
 
-def test_unclassified_report_goes_to_grid_centre_for_manual_triage():
-    for category in (None, "no_such_category"):
-        decision = route_report(taxonomy=TAXONOMY, category=category)
-        assert decision.department_code == "grid_center"
-        assert decision.category == "other"
-        assert decision.rule.startswith("unclassified(")
+def run(state: CaseState, action: str, actor: Actor, **arguments) -> CaseState:
+    return apply(state, decide(case=state, action=action, actor=actor, arguments=arguments))
 
 
 def test_taxonomy_has_all_categories_and_departments():
     assert len(TAXONOMY.categories) == 33
-    assert len(TAXONOMY.departments) == 18
+    assert len(TAXONOMY.departments) == 20
+
+
+def test_happy_path_from_dispatch_to_close():
+    state = run(case(), "acknowledge", ZHUJIAN)
+    assert state.status == "acknowledged" and state.acknowledged_departments == ("zhujian",)
+    state = run(state, "start", ZHUJIAN)
+    state = run(state, "resolve", ZHUJIAN, result="已更换井盖", after_media_ids=["m-after"])
+    state = run(state, "verify", DISPATCHER, rating=5)
+    assert run(state, "close", DISPATCHER).status == "closed"
+
+
+@pytest.mark.parametrize("status, action", [
+    ("dispatched", "resolve"), ("dispatched", "start"), ("closed", "acknowledge"), ("cancelled", "reopen"),
+    ("resolved", "cancel"), ("verified", "acknowledge"), ("merged", "transfer"),
+])
+def test_illegal_transitions_are_refused(status, action):
+    actor = ZHUJIAN if action in ("resolve", "start", "acknowledge") else DISPATCHER
+    with pytest.raises((IllegalTransition, Forbidden)):
+        decide(case=case(status=status), action=action, actor=actor,
+               arguments={"reason": "x", "department_code": "police", "result": "r", "after_media_ids": ["m"]})
+
+
+def test_resolve_needs_an_after_photo_and_a_result():
+    state = case(status="in_progress", acknowledged_departments=("zhujian",))
+    with pytest.raises(IllegalTransition, match="after_media_ids"):
+        decide(case=state, action="resolve", actor=ZHUJIAN, arguments={"result": "已处理"})
+    with pytest.raises(IllegalTransition, match="result"):
+        decide(case=state, action="resolve", actor=ZHUJIAN, arguments={"after_media_ids": ["m"]})
+
+
+@pytest.mark.parametrize("action", ["return", "cancel", "reopen", "request_extension"])
+def test_actions_that_need_a_reason(action):
+    actor = ZHUJIAN if action in ("return", "request_extension") else DISPATCHER
+    status = {"reopen": "closed", "request_extension": "acknowledged"}.get(action, "dispatched")
+    with pytest.raises(IllegalTransition, match="reason"):
+        decide(case=case(status=status), action=action, actor=actor, arguments={"minutes": 30})
+
+
+def test_joint_case_co_handlers_acknowledge_separately_and_the_lead_needs_a_plan():
+    state = case(department_code="zhujian", co_department_codes=("eco_env",))
+    state = run(state, "acknowledge", ECO)
+    assert state.status == "dispatched" and state.acknowledged_departments == ("eco_env",)
+    with pytest.raises(IllegalTransition):
+        decide(case=state, action="acknowledge", actor=ECO)
+    state = run(state, "acknowledge", ZHUJIAN)
+    assert state.status == "acknowledged"
+    with pytest.raises(Forbidden):
+        decide(case=state, action="submit_plan", actor=ECO, arguments={"plan": "x"})
+    with pytest.raises(IllegalTransition, match="joint plan"):
+        decide(case=state, action="resolve", actor=ZHUJIAN, arguments={"result": "r", "after_media_ids": ["m"]})
+    state = run(state, "submit_plan", ZHUJIAN, plan="住建牵头修复，环保监测")
+    state = run(state, "report_part", ECO, result="水质监测正常")
+    assert run(state, "resolve", ZHUJIAN, result="完成", after_media_ids=["m"]).status == "resolved"
+
+
+def test_handlers_act_only_for_their_department_and_jurisdiction():
+    with pytest.raises(Forbidden):
+        decide(case=case(), action="acknowledge", actor=POLICE)
+    with pytest.raises(Forbidden):
+        decide(case=case(), action="transfer", actor=ZHUJIAN, arguments={"department_code": "police"})
+    other_town = Actor("d2", "dispatcher", "330727002")
+    assert not can_see(actor=other_town, case=case())
+    with pytest.raises(Forbidden):
+        authorize(actor=other_town, action="cancel", case=case())
+    assert can_see(actor=Actor("d3", "dispatcher", TOWN), case=case())
+
+
+def test_transfer_changes_the_department_and_resets_acknowledgements():
+    state = run(case(status="returned", acknowledged_departments=("zhujian",)), "transfer", DISPATCHER,
+                department_code="chengguan")
+    assert (state.status, state.department_code, state.acknowledged_departments) == ("dispatched", "chengguan", ())
+
+
+def test_extension_request_then_approve_or_refuse():
+    state = run(case(status="acknowledged"), "request_extension", ZHUJIAN, reason="需要采购配件", minutes=120)
+    assert state.extension_pending
+    with pytest.raises(IllegalTransition):
+        decide(case=state, action="request_extension", actor=ZHUJIAN, arguments={"reason": "x", "minutes": 1})
+    assert not run(state, "approve_extension", DISPATCHER, minutes=120).extension_pending
+    assert not run(state, "refuse_extension", DISPATCHER, reason="情况紧急").extension_pending
+
+
+def test_system_verifies_without_a_rating_but_people_must_rate():
+    state = case(status="resolved")
+    assert run(state, "verify", SYSTEM).status == "verified"
+    for rating in (0, 6, None, "5", True):
+        with pytest.raises(IllegalTransition):
+            decide(case=state, action="verify", actor=DISPATCHER, arguments={"rating": rating})
+
+
+def test_every_action_is_reachable_from_some_status():
+    assert all(allowed for allowed, _ in ACTIONS.values())
+
+
+# --- responsibility list -------------------------------------------------------------------
+
+def test_levels_and_ancestors_from_division_codes():
+    assert [level_of(c) for c in (COUNTY, TOWN, VILLAGE)] == ["county", "town", "village"]
+    assert ancestors(VILLAGE) == [VILLAGE, TOWN, COUNTY]
+    with pytest.raises(ValueError):
+        level_of("3307")
+
+
+ALL_CENTRES = frozenset({COUNTY, TOWN, VILLAGE})
+
+
+def test_lowest_centre_with_a_rule_owns_the_case():
+    village = decide_owner(rlist=RLIST, centres=ALL_CENTRES, case_jurisdiction=VILLAGE, category="exposed_garbage")
+    assert (village.jurisdiction_code, village.rule.lead) == (VILLAGE, "village_committee")
+    town = decide_owner(rlist=RLIST, centres=ALL_CENTRES, case_jurisdiction=VILLAGE, category="street_vendor")
+    assert (town.jurisdiction_code, town.rule.lead) == (TOWN, "town_office")
+    county = decide_owner(rlist=RLIST, centres=ALL_CENTRES, case_jurisdiction=VILLAGE, category="manhole")
+    assert (county.jurisdiction_code, county.rule.lead, county.rule.source) == (COUNTY, "zhujian", "county")
+
+
+def test_a_division_without_its_own_centre_is_served_by_the_next_one_up():
+    decision = decide_owner(rlist=RLIST, centres=frozenset({COUNTY}), case_jurisdiction=VILLAGE,
+                            category="exposed_garbage")
+    assert (decision.jurisdiction_code, decision.rule.lead) == (COUNTY, "huanwei")
+
+
+def test_escalation_goes_to_the_next_centre_with_a_rule():
+    up = decide_owner(rlist=RLIST, centres=ALL_CENTRES, case_jurisdiction=VILLAGE, category="exposed_garbage",
+                      above=VILLAGE)
+    assert up.jurisdiction_code == TOWN
+    top = decide_owner(rlist=RLIST, centres=ALL_CENTRES, case_jurisdiction=VILLAGE, category="exposed_garbage",
+                       above=TOWN)
+    assert top.jurisdiction_code == COUNTY
+
+
+def test_co_handlers_and_overrides_and_unknown_categories():
+    joint = RLIST.rule_at(jurisdiction_code=COUNTY, category="construction_site")
+    assert joint.lead == "zhujian" and joint.co_handlers == ("eco_env", "chengguan")
+    override = RLIST.rule_at(jurisdiction_code=TOWN, category="parking_lock")
+    assert override.source == f"override:{TOWN}" and override.describe("parking_lock").startswith("override:")
+    assert RLIST.rule_at(jurisdiction_code="330727002", category="parking_lock") is None
+    manual = decide_owner(rlist=RLIST, centres=ALL_CENTRES, case_jurisdiction=VILLAGE, category="no_such")
+    assert (manual.category, manual.rule.lead) == ("other", "grid_center")
+
+
+@pytest.mark.parametrize("document, message", [
+    ({"version": "v2", "levels": {"town": {"manhole": {"lead": "nobody"}}}}, "lead"),
+    ({"version": "v2", "levels": {"province": {}}}, "level"),
+    ({"version": "v2", "overrides": {"3307": {}}}, "division code"),
+    ({"version": "v2", "co_handlers": {"nothing": ["police"]}}, "unknown"),
+    ({"levels": {}}, "version"),
+])
+def test_invalid_list_documents_are_refused(document, message):
+    with pytest.raises(InvalidResponsibilityList, match=message):
+        build_list(taxonomy=TAXONOMY, document=document)
+
+
+def test_document_round_trips():
+    assert build_list(taxonomy=TAXONOMY, document=RLIST.document()) == RLIST
+
+
+# --- rebuilding a case from its events ------------------------------------------------------
+
+def case_events(n: int) -> list[dict]:
+    statuses = ["dispatched", "acknowledged", "in_progress", "resolved", "verified", "closed"]
+    return [{"event_id": f"e{seq}", "payload": {"seq": seq, "status": statuses[(seq - 1) % len(statuses)],
+                                                 "department_code": "zhujian"}}
+            for seq in range(1, n + 1)]
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(n=st.integers(1, 12), seed=st.integers(0, 2**32), duplicates=st.integers(0, 10))
+def test_replay_with_duplicates_and_delays_reaches_the_same_state(n, seed, duplicates):
+    events = case_events(n)
+    rng = random.Random(seed)
+    delivered = events + [rng.choice(events) for _ in range(duplicates)]
+    rng.shuffle(delivered)  # a late event arrives after later ones
+    assert replay(delivered) == replay(events) == events[-1]["payload"]

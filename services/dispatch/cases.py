@@ -1,0 +1,222 @@
+"""Case operations: the one place a case changes — for API commands, events and timers alike.
+
+Each function runs inside the caller's transaction: it locks the case, asks the pure rules
+(`domain`, `responsibility`) what happens, stores the new state and a timeline row, and puts the
+case event in the outbox, so state, history and event commit together or not at all.
+"""
+
+from datetime import timedelta
+from uuid import UUID
+
+import asyncpg
+
+from services.dispatch import store
+from services.dispatch.domain import SYSTEM, CaseState, IllegalTransition, apply, decide
+from services.dispatch.responsibility import OwnerDecision, ResponsibilityList, build_list, decide_owner, level_of
+from shared.auth import Actor
+from shared.db import enqueue
+from shared.events import CaseDispatched, CaseFacts, CaseTransitioned, ReportSubmitted, new_event, utcnow
+from shared.settings import Settings
+from shared.taxonomy import Taxonomy
+
+
+class CaseNotFound(Exception):
+    pass
+
+
+def case_state(row: asyncpg.Record) -> CaseState:
+    """The part of a stored case the lifecycle rules look at."""
+    return CaseState(
+        case_id=str(row["case_id"]), status=row["status"], jurisdiction_code=row["jurisdiction_code"],
+        department_code=row["department_code"], co_department_codes=tuple(row["co_department_codes"]),
+        acknowledged_departments=tuple(row["acknowledged_departments"]), extension_pending=row["extension_pending"],
+        plan_submitted=row["plan_submitted"],
+    )
+
+
+def case_facts(row: asyncpg.Record | dict) -> dict:
+    """A stored case as the facts every case event carries."""
+    return {name: row[name] for name in CaseFacts.model_fields}
+
+
+def centres(settings: Settings) -> frozenset[str]:
+    return frozenset({*settings.dispatch_centres, settings.jurisdiction_code})
+
+
+async def current_list(conn: asyncpg.Connection, *, taxonomy: Taxonomy) -> ResponsibilityList:
+    """The newest version of the responsibility list (every replica reads the same table)."""
+    row = await store.latest_list(conn)
+    return build_list(taxonomy=taxonomy, document=row["document"])
+
+
+async def _emit(conn, *, settings: Settings, row, payload, event_type: str, correlation_id: UUID | None) -> None:
+    await enqueue(conn, settings, new_event(
+        payload, producer=settings.service_name, jurisdiction_code=row["jurisdiction_code"],
+        key=str(row["case_id"]), correlation_id=correlation_id, event_type=event_type,
+    ))
+
+
+async def _dispatched(conn, *, settings, row, action: str, actor: str, reason: str | None, correlation_id) -> None:
+    payload = CaseDispatched(
+        **case_facts(row), responsibility_list_version=row["responsibility_list_version"], rule=row["rule"],
+        dispatched_at=row["updated_at"], action=action, actor=actor, reason=reason,
+        recurrence_of=row["recurrence_of"],
+    )
+    await _emit(conn, settings=settings, row=row, payload=payload, event_type="case.dispatched",
+                correlation_id=correlation_id)
+
+
+async def owns(conn: asyncpg.Connection, *, settings: Settings, taxonomy: Taxonomy, jurisdiction_code: str,
+               category: str | None, above: str | None = None) -> OwnerDecision:
+    """Which dispatch centre owns a case in this division with this category."""
+    rlist = await current_list(conn, taxonomy=taxonomy)
+    return decide_owner(rlist=rlist, centres=centres(settings), case_jurisdiction=jurisdiction_code,
+                        category=category, above=above)
+
+
+async def open_case(
+    conn: asyncpg.Connection, *, settings: Settings, taxonomy: Taxonomy, report: ReportSubmitted,
+    jurisdiction_code: str, decision: OwnerDecision, correlation_id: UUID | None,
+) -> bool:
+    """Open a case for a report this centre owns and dispatch it to the lead department."""
+    now = utcnow()
+    category = taxonomy.categories[decision.category]
+    rule, rlist_version = decision.rule, (await store.latest_list(conn))["version"]
+    recurrence = None
+    if report.lat is not None and report.lng is not None:
+        recurrence = await store.find_recurrence(
+            conn, case_id=report.case_id, category=category.code, lat=report.lat, lng=report.lng,
+            since=now - timedelta(days=settings.recurrence_days), distance_m=settings.recurrence_distance_m,
+        )
+    created = await store.insert_case(
+        conn, case_id=report.case_id, report_id=report.report_id, jurisdiction_code=jurisdiction_code,
+        status="dispatched", seq=1, owner_code=decision.jurisdiction_code, level=decision.level,
+        category=category.code, category_name=category.name, priority=category.priority,
+        department_code=rule.lead, department_name=taxonomy.department_name(rule.lead),
+        co_department_codes=list(rule.co_handlers), description=report.description, lat=report.lat, lng=report.lng,
+        responsibility_list_version=rlist_version, rule=rule.describe(category.code), recurrence_of=recurrence,
+        before_media_ids=list(report.media_ids), created_at=report.submitted_at, updated_at=now,
+    )
+    if not created:
+        return False  # the same case reserved twice (a replayed report with a new event id)
+    await store.append_timeline(
+        conn, case_id=report.case_id, at=report.submitted_at, action="submit", status="submitted",
+        actor=f"reporter:{report.channel}", detail={"report_id": str(report.report_id)},
+    )
+    detail = {"department_code": rule.lead, "co_department_codes": list(rule.co_handlers),
+              "responsibility_list_version": rlist_version, "rule": rule.describe(category.code),
+              "owner_code": decision.jurisdiction_code, "level": decision.level}
+    if recurrence:
+        detail["recurrence_of"] = str(recurrence)  # 回潮: flagged for review, still handled
+    await store.append_timeline(conn, case_id=report.case_id, at=now, action="dispatch", status="dispatched",
+                                actor=SYSTEM.label, detail=detail, seq=1)
+    row = await store.find_case(conn, case_id=report.case_id)
+    await _dispatched(conn, settings=settings, row=row, action="dispatch", actor=SYSTEM.label, reason=None,
+                      correlation_id=correlation_id)
+    return True
+
+
+async def receive_escalation(
+    conn: asyncpg.Connection, *, settings: Settings, taxonomy: Taxonomy, escalated: CaseTransitioned,
+    correlation_id: UUID | None,
+) -> bool:
+    """Take over a case a lower centre escalated (上报) to this one and dispatch it here."""
+    decision = await owns(conn, settings=settings, taxonomy=taxonomy, jurisdiction_code=escalated.jurisdiction_code,
+                          category=escalated.category, above=escalated.owner_code)
+    rule, now = decision.rule, utcnow()
+    rlist_version = (await store.latest_list(conn))["version"]
+    created = await store.insert_case(
+        conn, case_id=escalated.case_id, report_id=escalated.report_id, jurisdiction_code=escalated.jurisdiction_code,
+        status="dispatched", seq=escalated.seq + 1, owner_code=settings.jurisdiction_code,
+        level=level_of(settings.jurisdiction_code), category=escalated.category,
+        category_name=escalated.category_name, priority=escalated.priority, department_code=rule.lead,
+        department_name=taxonomy.department_name(rule.lead), co_department_codes=list(rule.co_handlers),
+        description=escalated.description, lat=escalated.lat, lng=escalated.lng,
+        responsibility_list_version=rlist_version, rule=rule.describe(escalated.category),
+        created_at=escalated.at, updated_at=now,
+    )
+    if not created:
+        return False
+    await store.append_timeline(
+        conn, case_id=escalated.case_id, at=escalated.at, action="escalate", status="escalated", actor=escalated.actor,
+        detail={"from_owner_code": escalated.owner_code}, seq=escalated.seq, reason=escalated.reason,
+    )
+    await store.append_timeline(
+        conn, case_id=escalated.case_id, at=now, action="dispatch", status="dispatched", actor=SYSTEM.label,
+        detail={"department_code": rule.lead, "rule": rule.describe(escalated.category),
+                "responsibility_list_version": rlist_version, "owner_code": settings.jurisdiction_code},
+        seq=escalated.seq + 1,
+    )
+    row = await store.find_case(conn, case_id=escalated.case_id)
+    await _dispatched(conn, settings=settings, row=row, action="escalate", actor=escalated.actor,
+                      reason=escalated.reason, correlation_id=correlation_id)
+    return True
+
+
+async def run_command(
+    conn: asyncpg.Connection, *, settings: Settings, taxonomy: Taxonomy, case_id: UUID, action: str, actor: Actor,
+    arguments: dict, correlation_id: UUID | None = None,
+) -> asyncpg.Record:
+    """Apply one action to a case; raises CaseNotFound, IllegalTransition or Forbidden."""
+    row = await store.find_case(conn, case_id=case_id, for_update=True)
+    if row is None:
+        raise CaseNotFound(str(case_id))
+    arguments = dict(arguments)
+    if action == "escalate":
+        if row["level"] == "county":
+            raise IllegalTransition("the county is the top level; nothing to escalate to")
+        parent = await owns(conn, settings=settings, taxonomy=taxonomy, jurisdiction_code=row["jurisdiction_code"],
+                            category=row["category"], above=row["owner_code"])
+        arguments["to_jurisdiction_code"] = parent.jurisdiction_code
+    if action in ("dispatch", "transfer"):
+        unknown = {arguments.get("department_code"), *(arguments.get("co_department_codes") or ())} \
+            - set(taxonomy.departments)
+        if unknown:
+            raise IllegalTransition(f"unknown department {', '.join(map(str, unknown))}")
+    transition = decide(case=case_state(row), action=action, actor=actor, arguments=arguments)
+    state = apply(case_state(row), transition)
+    now = utcnow()
+    changes = {
+        "status": state.status, "seq": row["seq"] + 1, "updated_at": now,
+        "department_code": state.department_code, "co_department_codes": list(state.co_department_codes),
+        "acknowledged_departments": list(state.acknowledged_departments),
+        "plan_submitted": state.plan_submitted, "extension_pending": state.extension_pending,
+    }
+    if state.department_code != row["department_code"]:
+        changes["department_name"] = taxonomy.department_name(state.department_code)
+        changes["rule"] = f"manual:{actor.label}"
+    if action == "resolve":
+        changes["resolved_at"] = now
+        changes["after_media_ids"] = [UUID(m) for m in transition.detail["after_media_ids"]]
+    elif action == "verify":
+        changes["rating"] = transition.detail.get("rating")
+    elif action == "merge":
+        changes["merged_into"] = UUID(transition.detail["into_case_id"])
+    elif action == "reopen":
+        changes["resolved_at"] = None
+    await store.update_case(conn, case_id=case_id, **changes)
+    await store.append_timeline(
+        conn, case_id=case_id, at=now, action=action, status=state.status, actor=actor.label,
+        detail=transition.detail, seq=changes["seq"], reason=transition.reason,
+    )
+    row = await store.find_case(conn, case_id=case_id)
+    if transition.event_type == "case.dispatched":
+        await _dispatched(conn, settings=settings, row=row, action=action, actor=actor.label,
+                          reason=transition.reason, correlation_id=correlation_id)
+    else:
+        payload = CaseTransitioned(**case_facts(row), action=action, from_status=transition.from_status,
+                                   actor=actor.label, reason=transition.reason, detail=transition.detail, at=now)
+        await _emit(conn, settings=settings, row=row, payload=payload, event_type=transition.event_type,
+                    correlation_id=correlation_id)
+    return row
+
+
+async def auto_verify(conn: asyncpg.Connection, *, settings: Settings, taxonomy: Taxonomy) -> int:
+    """Verify and close resolved cases nobody rated within the configured days (回访 timeout)."""
+    before = utcnow() - timedelta(days=settings.dispatch_auto_verify_days)
+    case_ids = await store.resolved_before(conn, before=before)
+    for case_id in case_ids:
+        for action in ("verify", "close"):
+            await run_command(conn, settings=settings, taxonomy=taxonomy, case_id=case_id, action=action,
+                              actor=SYSTEM, arguments={"auto": True})
+    return len(case_ids)

@@ -1,0 +1,216 @@
+"""Dispatch against real Kafka and PostgreSQL: the case lifecycle through the API, permissions,
+idempotent commands, responsibility-list versions, and county/town/village instances sharing one
+event stream."""
+
+import uuid
+from contextlib import AsyncExitStack
+
+import asyncpg
+import pytest
+
+from services.dispatch.app import create_app as dispatch_app
+from services.dispatch.domain import replay
+from shared.events import ReportSubmitted, new_event, utcnow
+from shared.topics import CASES, REPORTS, ensure_topics
+from tests.support import bearer, eventually, publish, read_topic, running
+
+COUNTY, TOWN, VILLAGE = "330727", "330727001", "330727001002"
+
+
+def report(category: str | None, *, village: str = VILLAGE, lat: float | None = 29.08, lng: float | None = 120.04):
+    payload = ReportSubmitted(
+        report_id=uuid.uuid4(), case_id=uuid.uuid4(), description="测试上报：" + (category or "未分类"),
+        category=category, lat=lat, lng=lng, channel="api", submitted_at=utcnow(),
+        village_code=village, town_code=village[:9],
+    )
+    return new_event(payload, producer="intake", jurisdiction_code=COUNTY, key=str(payload.case_id),
+                     correlation_id=payload.report_id)
+
+
+async def case_of(client, headers, case_id) -> dict | None:
+    r = await client.get(f"/api/v1/cases/{case_id}", headers=headers)
+    return r.json() if r.status_code == 200 else None
+
+
+async def test_lifecycle_permissions_and_history_rebuilt_from_the_topic(make_settings):
+    settings = make_settings("dispatch")
+    await ensure_topics(settings)
+    event = report("manhole")
+    await publish(settings, REPORTS.name, event.to_bytes())
+    case_id = event.payload.case_id
+    dispatcher = bearer(settings, "dispatcher")
+    zhujian = bearer(settings, "handler", department_code="zhujian")
+    police = bearer(settings, "handler", department_code="police")
+    other_town = bearer(settings, "dispatcher", jurisdiction_code="330727002")
+    async with running(dispatch_app(settings)) as client:
+        case = await eventually(lambda: case_of(client, dispatcher, case_id))
+        assert (case["status"], case["department_code"], case["seq"]) == ("dispatched", "zhujian", 1)
+
+        async def act(action, headers, expect=200, **body):
+            r = await client.post(f"/api/v1/cases/{case_id}/{action}", json=body, headers=headers)
+            assert r.status_code == expect, r.text
+            return r.json()
+
+        # refusals: no token, wrong department, wrong town, wrong role; an illegal transition changes nothing
+        assert (await client.get(f"/api/v1/cases/{case_id}")).status_code == 401
+        assert (await client.get(f"/api/v1/cases/{case_id}", headers=other_town)).status_code == 403
+        assert (await client.get(f"/api/v1/cases/{case_id}", headers=police)).status_code == 403
+        problem = await act("acknowledge", police, 403)
+        assert problem["status"] == 403 and problem["type"].endswith("forbidden")
+        await act("cancel", zhujian, 403, reason="x")
+        problem = await act("resolve", zhujian, 409, result="done", after_media_ids=[str(uuid.uuid4())])
+        assert problem["type"].endswith("illegal-transition")
+        assert (await case_of(client, dispatcher, case_id))["seq"] == 1
+
+        await act("acknowledge", zhujian)
+        await act("start", zhujian)
+        await act("resolve", zhujian, 409, result="已更换井盖")  # no "after" photo
+        after = str(uuid.uuid4())
+        resolved = await act("resolve", zhujian, result="已更换井盖", after_media_ids=[after])
+        assert resolved["status"] == "resolved" and resolved["media"]["after"] == [after]
+        await act("verify", dispatcher, 409, rating=9)
+        await act("verify", dispatcher, rating=5, comment="满意")
+        closed = await act("close", dispatcher)
+        assert (closed["status"], closed["seq"], closed["rating"]) == ("closed", 6, 5)
+
+        detail = await case_of(client, dispatcher, case_id)
+        assert [t["action"] for t in detail["timeline"]] == [
+            "submit", "dispatch", "acknowledge", "start", "resolve", "verify", "close"]
+
+        handler_list = (await client.get("/api/v1/cases", headers=police)).json()
+        assert handler_list["cases"] == []
+        mine = (await client.get("/api/v1/cases", params={"status": "closed"}, headers=zhujian)).json()
+        assert [c["case_id"] for c in mine["cases"]] == [str(case_id)]
+
+    events = await read_topic(settings, CASES.name, until=lambda ms: len(ms) >= 6)
+    assert [e["type"] for e in events] == ["case.dispatched", "case.acknowledged", "case.started", "case.resolved",
+                                           "case.verified", "case.closed"]
+    rebuilt = replay(events + events[:3])  # duplicates change nothing
+    assert (rebuilt["status"], rebuilt["seq"], rebuilt["department_code"]) == ("closed", 6, "zhujian")
+
+
+async def test_commands_are_idempotent_and_lists_paginate(make_settings):
+    settings = make_settings("dispatch")
+    await ensure_topics(settings)
+    events = [report("illegal_parking") for _ in range(5)]
+    await publish(settings, REPORTS.name, *(e.to_bytes() for e in events))
+    dispatcher = bearer(settings, "dispatcher")
+    async with running(dispatch_app(settings)) as client:
+        async def all_cases():
+            r = (await client.get("/api/v1/cases", params={"category": "illegal_parking"}, headers=dispatcher)).json()
+            return r if len(r["cases"]) == 5 else None
+
+        await eventually(all_cases)
+        seen, cursor = [], None
+        while True:
+            params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+            page = (await client.get("/api/v1/cases", params=params, headers=dispatcher)).json()
+            seen += [c["case_id"] for c in page["cases"]]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        assert sorted(seen) == sorted(str(e.payload.case_id) for e in events) and len(seen) == 5
+        bad = await client.get("/api/v1/cases", params={"cursor": "nonsense"}, headers=dispatcher)
+        assert bad.status_code == 400 and bad.headers["content-type"] == "application/problem+json"
+
+        case_id = events[0].payload.case_id
+        headers = dispatcher | {"idempotency-key": "k-1"}
+        first = await client.post(f"/api/v1/cases/{case_id}/cancel", json={"reason": "重复上报"}, headers=headers)
+        again = await client.post(f"/api/v1/cases/{case_id}/cancel", json={"reason": "重复上报"}, headers=headers)
+        assert first.status_code == again.status_code == 200 and first.json() == again.json()
+        reused = await client.post(f"/api/v1/cases/{case_id}/cancel", json={"reason": "别的"}, headers=headers)
+        assert reused.status_code == 422
+        detail = await case_of(client, dispatcher, case_id)
+        assert [t["action"] for t in detail["timeline"]].count("cancel") == 1
+
+
+async def test_new_list_version_decides_the_next_dispatch(make_settings):
+    settings = make_settings("dispatch")
+    await ensure_topics(settings)
+    admin, dispatcher = bearer(settings, "admin"), bearer(settings, "dispatcher")
+    async with running(dispatch_app(settings)) as client:
+        current = (await client.get("/api/v1/responsibility-list", headers=dispatcher)).json()["current"]
+        document = current | {"version": "demo-2026.2",
+                              "overrides": current["overrides"] | {COUNTY: {"noise": {"lead": "chengguan"}}}}
+        assert (await client.post("/api/v1/responsibility-list", json=document, headers=dispatcher)).status_code == 403
+        bad = await client.post("/api/v1/responsibility-list", json=document | {"levels": {"town": {"noise": {}}}},
+                                headers=admin)
+        assert bad.status_code == 422
+        assert (await client.post("/api/v1/responsibility-list", json=document, headers=admin)).status_code == 201
+        assert (await client.post("/api/v1/responsibility-list", json=document, headers=admin)).status_code == 409
+
+        event = report("noise")
+        await publish(settings, REPORTS.name, event.to_bytes())
+        case = await eventually(lambda: case_of(client, dispatcher, event.payload.case_id))
+        assert (case["department_code"], case["responsibility_list_version"]) == ("chengguan", "demo-2026.2")
+        assert case["rule"] == f"override:{COUNTY}:noise->chengguan"
+
+
+@pytest.fixture
+async def level_databases(infra, template_database):
+    """One database per dispatch level, as each level runs its own instance."""
+    names = {level: f"t_{level}_{uuid.uuid4().hex[:8]}" for level in ("county", "town", "village")}
+    admin = await asyncpg.connect(infra.database_url("postgres"))
+    try:
+        for name in names.values():
+            await admin.execute(f"CREATE DATABASE {name} TEMPLATE {template_database}")
+    finally:
+        await admin.close()
+    return {level: infra.database_url(name) for level, name in names.items()}
+
+
+async def test_county_town_and_village_instances_share_one_stream(make_settings, level_databases):
+    centres = [COUNTY, TOWN, VILLAGE]
+    code = {"county": COUNTY, "town": TOWN, "village": VILLAGE}
+    make = {level: (lambda level=level: dispatch_app(make_settings(
+        "dispatch", jurisdiction_code=code[level], jurisdiction_level=level, dispatch_centres=centres,
+        database_url=level_databases[level]))) for level in code}
+    settings = make_settings("dispatch")
+    await ensure_topics(settings)
+    village_case = report("exposed_garbage")  # villages settle their own garbage
+    town_case = report("street_vendor")  # towns handle street vendors
+    county_case = report("manhole")  # only the county's construction bureau
+    elsewhere = report("exposed_garbage", village="330727002003")  # neither its village nor town runs a centre
+    await publish(settings, REPORTS.name, *(e.to_bytes() for e in (village_case, town_case, county_case, elsewhere)))
+
+    async with AsyncExitStack() as stack:
+        client = {level: await stack.enter_async_context(running(factory())) for level, factory in make.items()}
+        token = {level: bearer(settings, "dispatcher", jurisdiction_code=code[level]) for level in code}
+
+        async def owned_by(level, case_id, status="dispatched"):
+            case = await case_of(client[level], token[level], case_id)
+            return case if case and case["status"] == status else None
+
+        assert (await eventually(lambda: owned_by("village", village_case.payload.case_id)))["department_code"] \
+            == "village_committee"
+        assert (await eventually(lambda: owned_by("town", town_case.payload.case_id)))["department_code"] == "town_office"
+        assert (await eventually(lambda: owned_by("county", county_case.payload.case_id)))["department_code"] == "zhujian"
+        assert (await eventually(lambda: owned_by("county", elsewhere.payload.case_id)))["department_code"] == "huanwei"
+
+        # The village cannot settle it: escalate (上报) to the town, which takes it over through the stream.
+        r = await client["village"].post(f"/api/v1/cases/{village_case.payload.case_id}/escalate",
+                                         json={"reason": "需要镇里统一清运"}, headers=token["village"])
+        assert r.status_code == 200 and r.json()["status"] == "escalated"
+        taken = await eventually(lambda: owned_by("town", village_case.payload.case_id))
+        assert (taken["department_code"], taken["owner_code"], taken["seq"]) == ("town_office", TOWN, 3)
+
+        # Restart the town instance mid-stream: what arrived meanwhile is handled once, nothing is lost.
+        await stack.aclose()
+    later = [report("street_vendor") for _ in range(3)]
+    await publish(settings, REPORTS.name, *(e.to_bytes() for e in later))
+    async with running(make["town"]()) as town:
+        for event in later:
+            await eventually(lambda: case_of(town, token["town"], event.payload.case_id))
+
+    counts = {}
+    for level, url in level_databases.items():
+        db = await asyncpg.connect(url)
+        try:
+            counts[level] = {str(r["case_id"]): r["status"] for r in await db.fetch("SELECT case_id, status FROM dispatch.cases")}
+            assert await db.fetchval("SELECT count(*) FROM dispatch.case_timeline WHERE action = 'dispatch'") \
+                == len(counts[level])
+        finally:
+            await db.close()
+    assert counts["village"] == {str(village_case.payload.case_id): "escalated"}
+    assert set(counts["town"]) == {str(e.payload.case_id) for e in (town_case, village_case, *later)}
+    assert set(counts["county"]) == {str(county_case.payload.case_id), str(elsewhere.payload.case_id)}
