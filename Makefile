@@ -3,13 +3,14 @@ SHELL := /bin/bash
 PY := .cache/venv/bin/python
 LOCAL := deploy/local
 
-.PHONY: help install up down status logs test unit bench
+.PHONY: help install up down status logs seed test unit bench
 
 help:
 	@echo "make up      install what is missing, start Kafka, PostgreSQL, MinIO and the five services"
 	@echo "make down    stop exactly what make up started"
 	@echo "make status  what is running"
 	@echo "make logs    follow the service and server logs"
+	@echo "make seed    load the demo county (towns, villages, grids, grid workers, groups) into dispatch"
 	@echo "make test    install what is missing and run all tests (they start their own servers)"
 
 install:
@@ -37,6 +38,10 @@ status:
 
 logs:
 	@source $(LOCAL)/env.sh && tail -n 50 -F $$GRIDLINK_RUN_DIR/logs/*.log
+
+seed: install
+	@$(LOCAL)/infra.sh start postgres
+	@source $(LOCAL)/env.sh && $(PY) -m services.dispatch.seed
 
 test: install
 	@$(PY) -m pytest -q

@@ -173,6 +173,19 @@ async def publish_responsibility_list(document: dict, request: Request, actor: C
     return rlist.document()
 
 
+@router.get("/jurisdictions/{code}")
+async def get_jurisdiction(code: str, request: Request, actor: CurrentActor):
+    """A division with its children; a village with its grids, grid workers and WeChat groups."""
+    async with request.app.state.runtime.pool.acquire() as conn:
+        division = await store.find_jurisdiction(conn, code=code)
+        if division is None:
+            raise Problem(404, "Division not found", f"没有代码为 {code} 的行政区划（是否已运行 make seed？）。",
+                          kind="not-found")
+        children = await store.list_children(conn, code=code)
+        grids = await store.list_grids(conn, village_code=code) if division["level"] == "village" else []
+    return {**dict(division), "children": [dict(c) for c in children], "grids": [dict(g) for g in grids]}
+
+
 class DevTokenIn(BaseModel):
     subject: str = Field(min_length=1, max_length=100)
     role: str = Field(pattern="^(" + "|".join(ROLES) + ")$")

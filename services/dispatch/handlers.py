@@ -3,9 +3,20 @@
 import asyncpg
 
 from services.dispatch import cases, store
+from shared.jurisdictions import find_grid
 from shared.events import CaseTransitioned, Event, ReportSubmitted, SlaBreached, utcnow
 from shared.settings import Settings
 from shared.taxonomy import Taxonomy
+
+
+def report_division(report: ReportSubmitted) -> str | None:
+    """The deepest known division of a report: as intake placed it, else from its location."""
+    if report.village_code or report.town_code:
+        return report.village_code or report.town_code
+    if report.lat is not None and report.lng is not None:
+        match = find_grid(report.lat, report.lng)
+        return match.village_code if match else None
+    return None
 
 
 def make_handlers(*, settings: Settings, taxonomy: Taxonomy):
@@ -13,9 +24,7 @@ def make_handlers(*, settings: Settings, taxonomy: Taxonomy):
 
     async def on_report_submitted(conn: asyncpg.Connection, event: Event) -> None:
         report: ReportSubmitted = event.payload
-        # The deepest known division of the report; the county when intake could not place it.
-        jurisdiction = getattr(report, "village_code", None) or getattr(report, "town_code", None) \
-            or event.jurisdiction_code
+        jurisdiction = report_division(report) or event.jurisdiction_code
         if not jurisdiction.startswith(settings.jurisdiction_code[:6]):
             return  # another county's report on a shared stream
         decision = await cases.owns(conn, settings=settings, taxonomy=taxonomy, jurisdiction_code=jurisdiction,

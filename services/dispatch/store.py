@@ -136,3 +136,17 @@ async def save_idempotent(conn: asyncpg.Connection, *, key: str, request_hash: s
         "INSERT INTO idempotency_keys (key, request_hash, status_code, response) VALUES ($1, $2, $3, $4)",
         key, request_hash, status_code, response,
     )
+
+
+async def find_jurisdiction(conn: asyncpg.Connection, *, code: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM jurisdictions WHERE code = $1", code)
+
+
+async def list_children(conn: asyncpg.Connection, *, code: str) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT code, name, level, kind FROM jurisdictions WHERE parent_code = $1 ORDER BY code", code)
+
+
+async def list_grids(conn: asyncpg.Connection, *, village_code: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT code, name, worker_id, worker_name, group_id, group_name FROM grids WHERE village_code = $1"
+        " ORDER BY code", village_code)

@@ -11,7 +11,7 @@ from services.dispatch.app import create_app as dispatch_app
 from services.notify.app import create_app as notify_app
 from shared.events import CaseDispatched, ReportSubmitted, new_event, utcnow
 from shared.topics import CASES, DEAD_LETTERS, REPORTS, ensure_topics
-from tests.support import eventually, publish, read_topic, running
+from tests.support import bearer, eventually, publish, read_topic, running
 
 
 def report_event(category: str = "road_damage"):
@@ -36,7 +36,8 @@ async def test_duplicates_once_poison_dead_lettered_unknown_skipped(make_setting
         assert letters[0]["original_topic"] == settings.topic(REPORTS.name)
 
         async def case_exists():
-            return (await client.get(f"/api/v1/cases/{event.payload.case_id}")).status_code == 200
+            r = await client.get(f"/api/v1/cases/{event.payload.case_id}", headers=bearer(settings, "dispatcher"))
+            return r.status_code == 200
 
         assert await eventually(case_exists)
         metrics = (await client.get("/metrics")).text

@@ -214,3 +214,28 @@ async def test_county_town_and_village_instances_share_one_stream(make_settings,
     assert counts["village"] == {str(village_case.payload.case_id): "escalated"}
     assert set(counts["town"]) == {str(e.payload.case_id) for e in (town_case, village_case, *later)}
     assert set(counts["county"]) == {str(county_case.payload.case_id), str(elsewhere.payload.case_id)}
+
+
+async def test_demo_county_seed_and_recurring_problem_flagged(make_settings):
+    from services.dispatch.seed import seed
+
+    settings = make_settings("dispatch")
+    await ensure_topics(settings)
+    assert await seed(settings) == {"towns": 12, "villages": 152, "grids": 613}
+    assert await seed(settings) == {"towns": 12, "villages": 152, "grids": 613}  # idempotent
+    first, again = report("road_damage", lat=29.0829, lng=120.0546), report("road_damage", lat=29.0830, lng=120.0547)
+    await publish(settings, REPORTS.name, first.to_bytes())
+    dispatcher = bearer(settings, "dispatcher")
+    async with running(dispatch_app(settings)) as client:
+        await eventually(lambda: case_of(client, dispatcher, first.payload.case_id))
+        await publish(settings, REPORTS.name, again.to_bytes())
+        case = await eventually(lambda: case_of(client, dispatcher, again.payload.case_id))
+        assert case["recurrence_of"] == str(first.payload.case_id)  # 回潮: same problem, same place
+        assert case["timeline"][1]["detail"]["recurrence_of"] == str(first.payload.case_id)
+
+        town = (await client.get(f"/api/v1/jurisdictions/{TOWN}", headers=dispatcher)).json()
+        assert town["level"] == "town" and len(town["children"]) >= 5
+        village = (await client.get(f"/api/v1/jurisdictions/{town['children'][0]['code']}", headers=dispatcher)).json()
+        assert village["grids"] and village["grids"][0]["worker_name"] and village["grids"][0]["group_id"]
+        missing = await client.get("/api/v1/jurisdictions/999999", headers=dispatcher)
+        assert missing.status_code == 404 and missing.json()["status"] == 404
