@@ -39,6 +39,15 @@ class ReportSubmitted(Payload):
     grid_code: str | None = None
     village_code: str | None = None  # 12 digits
     town_code: str | None = None  # 9 digits
+    # Added by intake's triage (issue 5), all optional. lat/lng above are always WGS-84 (intake
+    # converts GCJ-02 input). A report without coordinates carries its address and needs_locating.
+    priority: str | None = None  # urgent | normal, from the text (danger cues) and the category
+    confidence: float | None = None  # triage's probability of `category` when triage chose it
+    category_source: str | None = None  # reporter | triage
+    needs_manual_triage: bool = False  # low confidence: the grid centre (grid_center) classifies it
+    address: str | None = None
+    needs_locating: bool = False  # the grid worker must find the place
+    case_no: str | None = None  # the number reporters quote to follow their case (我要查询)
 
 
 class CaseFacts(Payload):
@@ -96,13 +105,38 @@ CASE_TRANSITION_TYPES = (
 
 
 class SlaBreached(Payload):
-    """A case deadline passed without the stage being completed (督办)."""
+    """A case deadline passed without the stage being completed (督办): to the supervisor, the
+    parent level's dispatch and the department's score."""
 
     case_id: UUID
     stage: str
     department_code: str
     started_at: datetime
     due_at: datetime
+    # Added after v1 (optional): what the case is and where, for notifications and scores.
+    category: str | None = None
+    priority: str | None = None
+    jurisdiction_code: str | None = None
+    owner_code: str | None = None
+    level: str | None = None
+    fired_at: datetime | None = None
+
+
+class SlaWarning(Payload):
+    """A stage has used `warning_ratio` of its time (催办), repeated every reminder interval."""
+
+    case_id: UUID
+    stage: str
+    department_code: str
+    started_at: datetime
+    due_at: datetime
+    reminder: int  # 1 for the first warning
+    category: str | None = None
+    priority: str | None = None
+    jurisdiction_code: str | None = None
+    owner_code: str | None = None
+    level: str | None = None
+    fired_at: datetime
 
 
 class MediaStored(Payload):
@@ -192,12 +226,46 @@ class MessageReceived(Payload):
     sent_at: datetime
 
 
+class ReportAttached(Payload):
+    """一事多报: a report of a problem that already has an open case was attached to that case
+    instead of opening a second one; its reporter follows that case."""
+
+    report_id: UUID
+    case_id: UUID
+    case_no: str | None = None
+    description: str
+    category: str
+    lat: float | None = None
+    lng: float | None = None
+    distance_m: float | None = None  # from the case's first report
+    channel: str
+    reporter_phone_masked: str | None = None
+    media_ids: list[UUID] = []
+    submitted_at: datetime
+
+
+class TriageCorrected(Payload):
+    """A dispatcher corrected a report's category (or priority); triage learns from it."""
+
+    report_id: UUID | None = None
+    case_id: UUID | None = None
+    text: str
+    category: str
+    priority: str | None = None
+    previous_category: str | None = None
+    corrected_by: str
+    corrected_at: datetime
+
+
 # (type, schema_version) -> payload model. The one place event types are declared.
 PAYLOAD_TYPES: dict[tuple[str, int], type[Payload]] = {
     ("report.submitted", 1): ReportSubmitted,
+    ("report.attached", 1): ReportAttached,
+    ("triage.corrected", 1): TriageCorrected,
     ("case.dispatched", 1): CaseDispatched,
     **{(event_type, 1): CaseTransitioned for event_type in CASE_TRANSITION_TYPES},
     ("sla.breached", 1): SlaBreached,
+    ("sla.warning", 1): SlaWarning,
     ("media.stored", 1): MediaStored,
     ("media.rejected", 1): MediaRejected,
     ("media.attached", 1): MediaAttached,

@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     sla_ack_minutes_urgent: int = 10
     sla_ack_minutes_normal: int = 60
     sla_tick_interval_s: float = 0.5
+    sla_policy_path: Path = PROJECT_ROOT / "shared" / "data" / "sla_policies.yaml"
+    sla_fire_batch: int = 1000
 
     # Division codes that run their own dispatch instance (the county always does); every
     # instance must be given the same list so they agree on who owns which case.
@@ -104,6 +106,29 @@ class Settings(BaseSettings):
     # HS256 key for bearer tokens; the dev issuer endpoint exists only when enabled (make up).
     auth_jwt_secret: str = "local-development-only"
     auth_dev_issuer: bool = False
+
+    # Intake and triage (issue 5).
+    triage_training_path: Path = PROJECT_ROOT / "shared" / "data" / "triage_training.tsv"
+    triage_lexicon_path: Path = PROJECT_ROOT / "shared" / "data" / "triage_lexicon.yaml"
+    # Below this confidence a report goes to manual triage at the grid centre instead of a guess.
+    triage_min_confidence: float = Field(default=0.15, ge=0, le=1)
+    # How often each intake replica picks up corrections other replicas stored.
+    triage_corrections_poll_s: float = 5.0
+    # 一事多报: a report this close (and this recent) to an open case of its category joins it.
+    intake_duplicate_distance_m: float = 50.0
+    intake_duplicate_window_hours: float = 72.0
+    # Key for encrypting reporter phones (AES-GCM); keep it apart from phone_hash_key in production.
+    intake_phone_encryption_key: str = "local-development-only"
+    # Public endpoints (H5, 我要查询, Open311): requests per client IP per minute, reports per phone per hour.
+    intake_rate_limit_ip_per_minute: int = 30
+    intake_rate_limit_phone_per_hour: int = 10
+    # Open311 api_key values allowed to POST service requests.
+    intake_open311_api_keys: list[str] = ["local-development-only"]
+    # WeChat messages from one sender in one group within this window become one report.
+    intake_message_window_s: float = 180.0
+    intake_message_tick_s: float = 1.0
+    # Where the H5 page uploads photos (the media service's public base URL, same origin by default).
+    intake_media_public_url: str = ""
 
     def topic(self, name: str) -> str:
         """The physical topic name for a registry topic name."""

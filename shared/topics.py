@@ -29,9 +29,9 @@ class Topic:
 
 
 # Case history must be rebuildable from the topics alone, so report and case topics keep forever.
-REPORTS = Topic("gridlink.reports", 6, FOREVER, ("report.submitted",))
+REPORTS = Topic("gridlink.reports", 6, FOREVER, ("report.submitted", "report.attached", "triage.corrected"))
 CASES = Topic("gridlink.cases", 6, FOREVER, ("case.dispatched", *CASE_TRANSITION_TYPES))
-SLA = Topic("gridlink.sla", 6, 365 * DAY_MS, ("sla.breached",))
+SLA = Topic("gridlink.sla", 6, 365 * DAY_MS, ("sla.breached", "sla.warning"))
 MEDIA = Topic("gridlink.media", 3, 365 * DAY_MS, ("media.stored", "media.rejected", "media.attached"))
 NOTIFICATIONS = Topic("gridlink.notifications", 3, 90 * DAY_MS, ("notification.sent", "notification.failed"))
 # Inbound WeCom/official-account messages for intake, keyed by sender so each one stays in order.

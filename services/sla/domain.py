@@ -1,11 +1,116 @@
-"""Pure SLA rules: when a stage's deadline falls."""
+"""Pure SLA rules: deadline policies as data, and what a timer does next.
 
-from datetime import datetime, timedelta
+A timer is one stage (acknowledge, joint_plan, resolve) of one case for one department. It warns
+(催办, `sla.warning`) at `warning_ratio` of its time and again every reminder interval, breaches
+(督办, `sla.breached`) at its deadline, and can be paused (extension pending) and resumed.
+"""
 
-from shared.settings import Settings
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from services.sla.calendar import WallClock, WorkingTime
+
+STAGES = ("acknowledge", "joint_plan", "resolve")
+UNITS = {"minutes", "working_hours", "working_days"}
 
 
-def acknowledgement_due(*, dispatched_at: datetime, priority: str, settings: Settings) -> datetime:
-    """The department must acknowledge (接单) an urgent case within 10 minutes by default."""
-    minutes = settings.sla_ack_minutes_urgent if priority == "urgent" else settings.sla_ack_minutes_normal
-    return dispatched_at + timedelta(minutes=minutes)
+class InvalidPolicy(ValueError):
+    pass
+
+
+def _parse_time(text: str) -> time:
+    hours, minutes = text.split(":")
+    return time(int(hours), int(minutes))
+
+
+@dataclass(frozen=True)
+class Deadline:
+    clock: str  # wall | working
+    minutes: float  # length of the stage on that clock
+    due_at: datetime
+    warn_at: datetime
+
+
+class Policy:
+    """The SLA policy document: durations per (priority, level, stage), working hours per department."""
+
+    def __init__(self, document: dict[str, Any], *, is_workday=None):
+        self.version = str(document["version"])
+        self.warning_ratio = float(document.get("warning_ratio", 0.8))
+        if not 0 < self.warning_ratio < 1:
+            raise InvalidPolicy("warning_ratio must be between 0 and 1")
+        self.reminder_minutes = {k: float(v) for k, v in document["reminder_every_minutes"].items()}
+        self.stages = document["stages"]
+        self.levels = document.get("levels") or {}
+        for priority, stages in [*self.stages.items(), *((p, s) for lv in self.levels.values() for p, s in lv.items())]:
+            for stage, spec in stages.items():
+                if stage not in STAGES or len(spec) != 1 or next(iter(spec)) not in UNITS:
+                    raise InvalidPolicy(f"{priority}.{stage}: one of {sorted(UNITS)} expected")
+        hours = document["working_hours"]
+        periods = [(_parse_time(a), _parse_time(b)) for a, b in hours["default"]]
+        self.day_minutes = sum((datetime.combine(datetime.min, b) - datetime.combine(datetime.min, a)).seconds / 60
+                               for a, b in periods)
+        self.always = set(hours.get("always") or ())
+        self.working = WorkingTime(periods, **({"is_workday": is_workday} if is_workday else {}))
+        self.wall = WallClock()
+
+    def spec(self, *, priority: str, level: str, stage: str) -> tuple[str, float]:
+        """(unit, amount) for a stage; a level's entry wins over the default."""
+        spec = self.levels.get(level, {}).get(priority, {}).get(stage) or self.stages[priority][stage]
+        (unit, amount), = spec.items()
+        return unit, float(amount)
+
+    def deadline(self, *, start: datetime, priority: str, level: str, stage: str, department_code: str) -> Deadline:
+        """When a stage started at `start` is due, and when to warn."""
+        unit, amount = self.spec(priority=priority, level=level, stage=stage)
+        if unit == "minutes" or department_code in self.always:
+            clock = "wall"
+            minutes = amount * {"minutes": 1, "working_hours": 60, "working_days": 24 * 60}[unit]
+        else:
+            clock = "working"
+            minutes = amount * (60 if unit == "working_hours" else self.day_minutes)
+        return self.schedule(clock=clock, minutes=minutes, start=start, elapsed=0.0)
+
+    def clock(self, name: str):
+        return self.wall if name == "wall" else self.working
+
+    def schedule(self, *, clock: str, minutes: float, start: datetime, elapsed: float) -> Deadline:
+        """Deadline and warning of a stage of `minutes` of which `elapsed` are used, from `start`."""
+        c = self.clock(clock)
+        due = c.add(start, max(minutes - elapsed, 0))
+        warn = c.add(start, max(minutes * self.warning_ratio - elapsed, 0))
+        return Deadline(clock, minutes, due, warn)
+
+    def reminder_every(self, priority: str) -> timedelta:
+        return timedelta(minutes=self.reminder_minutes[priority])
+
+
+@dataclass(frozen=True)
+class TimerState:
+    priority: str
+    due_at: datetime
+    warn_at: datetime
+    reminders: int
+    last_reminder_at: datetime | None
+    breached: bool
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str | None  # "warning", "breach" or None (nothing due)
+    next_fire_at: datetime | None
+
+
+def next_step(*, timer: TimerState, now: datetime, policy: Policy) -> Step:
+    """What a timer does at `now`, and when it next needs attention."""
+    if timer.breached:
+        return Step(None, None)
+    if now >= timer.due_at:
+        return Step("breach", None)
+    if now >= timer.warn_at:
+        due_reminder = timer.last_reminder_at is None or now >= timer.last_reminder_at + policy.reminder_every(timer.priority)
+        if due_reminder:
+            return Step("warning", min(now + policy.reminder_every(timer.priority), timer.due_at))
+        return Step(None, min(timer.last_reminder_at + policy.reminder_every(timer.priority), timer.due_at))
+    return Step(None, timer.warn_at)

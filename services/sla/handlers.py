@@ -1,60 +1,166 @@
-"""SLA's event handlers and the ticker that turns due timers into events."""
+"""SLA's event handlers (case events start, stop, pause and resume timers) and the ticker that
+turns due timers into sla.warning / sla.breached events."""
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
 import asyncpg
 
-from services.sla import store
-from services.sla.domain import acknowledgement_due
-from shared.db import enqueue
-from shared.events import CaseDispatched, Event, SlaBreached, new_event
+from services.sla import metrics, store
+from services.sla.calendar import CST
+from services.sla.domain import Policy, TimerState, next_step
+from shared.db import enqueue_many
+from shared.events import CaseDispatched, CaseTransitioned, Event, SlaBreached, SlaWarning, new_event
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# Case steps after which nobody in this case owes anything until it is dispatched again.
+STOPS_ALL = {"case.returned", "case.escalated", "case.cancelled", "case.merged", "case.closed"}
 
-def make_handlers(*, settings: Settings):
-    async def on_case_dispatched(conn: asyncpg.Connection, event: Event) -> None:
-        case: CaseDispatched = event.payload
+
+async def _score_stopped(conn: asyncpg.Connection, stopped: list[asyncpg.Record], now: datetime) -> None:
+    """A finished stage counts for its department: in time, or late if it had breached."""
+    for timer in stopped:
+        late = timer["fired_at"] is not None
+        await store.count_score(conn, department_code=timer["department_code"], day=now.astimezone(CST).date(),
+                                on_time=0 if late else 1, late=1 if late else 0)
+
+
+def make_handlers(*, settings: Settings, policy: Policy):
+    """Handlers bound to the SLA policy."""
+
+    async def start(conn, case: CaseDispatched, *, stage: str, department_code: str) -> None:
+        level = case.level or "county"
+        deadline = policy.deadline(start=case.dispatched_at, priority=case.priority, level=level, stage=stage,
+                                   department_code=department_code)
         await store.start_timer(
-            conn, case_id=case.case_id, stage="acknowledge", department_code=case.department_code,
-            started_at=case.dispatched_at,
-            due_at=acknowledgement_due(dispatched_at=case.dispatched_at, priority=case.priority, settings=settings),
+            conn, case_id=case.case_id, stage=stage, department_code=department_code, round=case.seq or 1,
+            priority=case.priority, level=level, category=case.category, jurisdiction_code=case.jurisdiction_code,
+            owner_code=case.owner_code, clock=deadline.clock, minutes=deadline.minutes,
+            started_at=case.dispatched_at, due_at=deadline.due_at, warn_at=deadline.warn_at,
+            next_fire_at=deadline.warn_at,
         )
 
-    return {"case.dispatched": on_case_dispatched}
+    async def on_case_dispatched(conn: asyncpg.Connection, event: Event) -> None:
+        case: CaseDispatched = event.payload
+        # Transfer, reopen or escalation: the earlier round's clocks end, a new round starts.
+        await store.stop_timers(conn, case_id=case.case_id, now=case.dispatched_at, reason=f"dispatched:{case.action}")
+        for department in (case.department_code, *case.co_department_codes):
+            await start(conn, case, stage="acknowledge", department_code=department)
+        if case.co_department_codes:
+            await start(conn, case, stage="joint_plan", department_code=case.department_code)
+        await start(conn, case, stage="resolve", department_code=case.department_code)
+
+    async def on_case_step(conn: asyncpg.Connection, event: Event) -> None:
+        step: CaseTransitioned = event.payload
+        now = step.at
+        if event.type == "case.acknowledged":
+            stopped = await store.stop_timers(conn, case_id=step.case_id, now=now, reason="acknowledged",
+                                              stage="acknowledge", department_code=step.detail.get("department_code"))
+            await _score_stopped(conn, stopped, now)
+        elif event.type == "case.plan_submitted":
+            stopped = await store.stop_timers(conn, case_id=step.case_id, now=now, reason="plan_submitted",
+                                              stage="joint_plan")
+            await _score_stopped(conn, stopped, now)
+        elif event.type == "case.resolved":
+            stopped = await store.stop_timers(conn, case_id=step.case_id, now=now, reason="resolved")
+            await _score_stopped(conn, [t for t in stopped if t["stage"] == "resolve"], now)
+        elif event.type == "case.extension_requested":
+            for timer in await store.running_timers(conn, case_id=step.case_id, stage="resolve"):
+                if timer["paused_at"] is None:
+                    left = policy.clock(timer["clock"]).between(now, timer["due_at"])
+                    await store.pause_timer(conn, timer_id=timer["id"], now=now,
+                                            elapsed_minutes=timer["minutes"] - left)
+        elif event.type in ("case.extension_approved", "case.extension_refused"):
+            extra = float(step.detail.get("minutes") or 0) if event.type == "case.extension_approved" else 0.0
+            for timer in await store.running_timers(conn, case_id=step.case_id, stage="resolve"):
+                if timer["paused_at"] is not None:
+                    deadline = policy.schedule(clock=timer["clock"], minutes=timer["minutes"] + extra, start=now,
+                                               elapsed=timer["elapsed_minutes"])
+                    await store.resume_timer(conn, timer_id=timer["id"], minutes=deadline.minutes,
+                                             due_at=deadline.due_at, warn_at=deadline.warn_at,
+                                             next_fire_at=deadline.warn_at)
+        elif event.type in STOPS_ALL:
+            await store.stop_timers(conn, case_id=step.case_id, now=now, reason=event.type.removeprefix("case."))
+
+    handlers = {"case.dispatched": on_case_dispatched}
+    handlers.update({t: on_case_step for t in (
+        "case.acknowledged", "case.plan_submitted", "case.resolved", "case.extension_requested",
+        "case.extension_approved", "case.extension_refused", *STOPS_ALL)})
+    return handlers
 
 
-async def fire_due_timers(*, settings: Settings, pool: asyncpg.Pool, now: datetime, batch: int = 500) -> int:
-    """Fire every timer due at `now` (in batches); returns how many fired."""
-    fired = 0
+def _event(settings: Settings, timer: asyncpg.Record, kind: str, now: datetime):
+    common = dict(
+        case_id=timer["case_id"], stage=timer["stage"], department_code=timer["department_code"],
+        started_at=timer["started_at"], due_at=timer["due_at"], category=timer["category"],
+        priority=timer["priority"], jurisdiction_code=timer["jurisdiction_code"], owner_code=timer["owner_code"],
+        level=timer["level"], fired_at=now,
+    )
+    payload = SlaWarning(**common, reminder=timer["reminders"] + 1) if kind == "warning" else SlaBreached(**common)
+    return new_event(payload, producer=settings.service_name,
+                     jurisdiction_code=timer["jurisdiction_code"] or settings.jurisdiction_code,
+                     key=str(timer["case_id"]))
+
+
+async def fire_due_timers(*, settings: Settings, pool: asyncpg.Pool, policy: Policy, now: datetime,
+                          batch: int | None = None) -> int:
+    """Handle every timer needing attention at `now`, in batches; returns how many events it emitted.
+
+    Rows are claimed with FOR UPDATE SKIP LOCKED and updated with their events in one
+    transaction, so with several replicas (or after a crash) each warning and breach happens once.
+    """
+    batch = batch or settings.sla_fire_batch
+    emitted = 0
     while True:
         async with pool.acquire() as conn, conn.transaction():
-            rows = await store.claim_due_timers(conn, now=now, limit=batch)
-            for row in rows:
-                breach = SlaBreached(
-                    case_id=row["case_id"], stage=row["stage"], department_code=row["department_code"],
-                    started_at=row["started_at"], due_at=row["due_at"],
-                )
-                await enqueue(conn, settings, new_event(
-                    breach, producer=settings.service_name, jurisdiction_code=settings.jurisdiction_code,
-                    key=str(row["case_id"]),
-                ))
-        fired += len(rows)
-        if len(rows) < batch:
-            return fired
+            timers = await store.claim_due_timers(conn, now=now, limit=batch)
+            updates, events, scores = [], [], Counter()
+            for timer in timers:
+                metrics.LATENESS.observe(max((now - timer["next_fire_at"]).total_seconds(), 0.0))
+                state = TimerState(priority=timer["priority"], due_at=timer["due_at"], warn_at=timer["warn_at"],
+                                   reminders=timer["reminders"], last_reminder_at=timer["last_reminder_at"],
+                                   breached=timer["fired_at"] is not None)
+                step = next_step(timer=state, now=now, policy=policy)
+                reminders, last_reminder, fired = timer["reminders"], timer["last_reminder_at"], timer["fired_at"]
+                if step.kind:
+                    events.append(_event(settings, timer, step.kind, now))
+                    department, category = timer["department_code"], timer["category"] or ""
+                    if step.kind == "warning":
+                        reminders, last_reminder = reminders + 1, now
+                        metrics.WARNINGS.labels(department, category).inc()
+                        scores[(department, "warnings")] += 1
+                    else:
+                        fired = now
+                        metrics.BREACHES.labels(department, category).inc()
+                        scores[(department, "breaches")] += 1
+                updates.append((timer["id"], step.next_fire_at, reminders, last_reminder, fired))
+            await store.save_fired(conn, updates)
+            await enqueue_many(conn, settings, events)
+            for (department, column), n in scores.items():
+                await store.count_score(conn, department_code=department, day=now.astimezone(CST).date(), **{column: n})
+        emitted += len(events)
+        if len(timers) < batch:
+            return emitted
 
 
-def make_ticker(clock: Callable[[], datetime]):
-    """A background loop firing due timers every `sla_tick_interval_s`."""
+def make_ticker(clock: Callable[[], datetime], policy: Policy):
+    """A background loop handling due timers every `sla_tick_interval_s`, and the pending gauge."""
 
     async def ticker(runtime) -> None:
+        ticks = 0
         while not runtime.stopping.is_set():
             try:
-                await fire_due_timers(settings=runtime.settings, pool=runtime.pool, now=clock())
+                await fire_due_timers(settings=runtime.settings, pool=runtime.pool, policy=policy, now=clock())
+                if ticks % 20 == 0:
+                    async with runtime.pool.acquire() as conn:
+                        for row in await store.pending_by_stage(conn):
+                            metrics.PENDING.labels(row["stage"]).set(row["n"])
+                ticks += 1
             except Exception:
                 log.exception("firing timers failed; retrying")
             try:

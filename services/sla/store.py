@@ -1,36 +1,99 @@
 """SLA's SQL."""
 
-from datetime import datetime
+from datetime import date, datetime
 from uuid import UUID
 
 import asyncpg
 
 
-async def start_timer(
-    conn: asyncpg.Connection, *, case_id: UUID, stage: str, department_code: str, started_at: datetime, due_at: datetime
-) -> None:
-    await conn.execute(
-        "INSERT INTO timers (case_id, stage, department_code, started_at, due_at) VALUES ($1, $2, $3, $4, $5) "
-        "ON CONFLICT (case_id, stage) DO NOTHING",
-        case_id, stage, department_code, started_at, due_at,
+async def start_timer(conn: asyncpg.Connection, **timer) -> bool:
+    """Insert a running timer; False if this (case, stage, department, round) already has one."""
+    columns = ", ".join(timer)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(timer) + 1))
+    status = await conn.execute(
+        f"INSERT INTO timers ({columns}) VALUES ({placeholders})"
+        " ON CONFLICT (case_id, stage, department_code, round) DO NOTHING", *timer.values())
+    return status == "INSERT 0 1"
+
+
+async def stop_timers(
+    conn: asyncpg.Connection, *, case_id: UUID, now: datetime, reason: str, stage: str | None = None,
+    department_code: str | None = None,
+) -> list[asyncpg.Record]:
+    """Stop a case's running timers (optionally one stage / department); returns what was stopped."""
+    return await conn.fetch(
+        """
+        UPDATE timers SET stopped_at = $2, stop_reason = $3, next_fire_at = NULL
+        WHERE case_id = $1 AND stopped_at IS NULL
+          AND ($4::text IS NULL OR stage = $4) AND ($5::text IS NULL OR department_code = $5)
+        RETURNING *
+        """,
+        case_id, now, reason, stage, department_code,
     )
 
 
+async def running_timers(conn: asyncpg.Connection, *, case_id: UUID, stage: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT * FROM timers WHERE case_id = $1 AND stage = $2 AND stopped_at IS NULL FOR UPDATE", case_id, stage)
+
+
+async def pause_timer(conn: asyncpg.Connection, *, timer_id: int, now: datetime, elapsed_minutes: float) -> None:
+    await conn.execute(
+        "UPDATE timers SET paused_at = $2, elapsed_minutes = $3, next_fire_at = NULL WHERE id = $1",
+        timer_id, now, elapsed_minutes)
+
+
+async def resume_timer(
+    conn: asyncpg.Connection, *, timer_id: int, minutes: float, due_at: datetime, warn_at: datetime,
+    next_fire_at: datetime,
+) -> None:
+    await conn.execute(
+        "UPDATE timers SET paused_at = NULL, minutes = $2, due_at = $3, warn_at = $4, next_fire_at = $5"
+        " WHERE id = $1", timer_id, minutes, due_at, warn_at, next_fire_at)
+
+
 async def claim_due_timers(conn: asyncpg.Connection, *, now: datetime, limit: int) -> list[asyncpg.Record]:
-    """Mark up to `limit` due timers fired and return them; rows another replica holds are skipped."""
+    """Lock up to `limit` timers needing attention at `now`; rows another replica holds are skipped."""
     return await conn.fetch(
         """
-        UPDATE timers SET fired_at = $1
-        WHERE id IN (
-            SELECT id FROM timers
-            WHERE due_at <= $1 AND fired_at IS NULL AND stopped_at IS NULL
-            ORDER BY due_at LIMIT $2
-            FOR UPDATE SKIP LOCKED)
-        RETURNING *
+        SELECT * FROM timers
+        WHERE next_fire_at <= $1 AND stopped_at IS NULL AND paused_at IS NULL
+        ORDER BY next_fire_at LIMIT $2
+        FOR UPDATE SKIP LOCKED
         """,
         now, limit,
     )
 
 
+async def save_fired(conn: asyncpg.Connection, rows: list[tuple]) -> None:
+    """(id, next_fire_at, reminders, last_reminder_at, fired_at) for each timer the ticker handled."""
+    await conn.executemany(
+        "UPDATE timers SET next_fire_at = $2, reminders = $3, last_reminder_at = $4, fired_at = $5 WHERE id = $1",
+        rows)
+
+
+async def count_score(conn: asyncpg.Connection, *, department_code: str, day: date, **increments: int) -> None:
+    """Add to a department's counters for a day (on_time, late, warnings, breaches)."""
+    columns = list(increments)
+    await conn.execute(
+        f"INSERT INTO department_scores (department_code, day, {', '.join(columns)})"
+        f" VALUES ($1, $2, {', '.join(f'${i}' for i in range(3, len(columns) + 3))})"
+        f" ON CONFLICT (department_code, day) DO UPDATE SET "
+        + ", ".join(f"{c} = department_scores.{c} + EXCLUDED.{c}" for c in columns),
+        department_code, day, *increments.values())
+
+
+async def scores(conn: asyncpg.Connection, *, since: date, until: date) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT department_code, sum(on_time) AS on_time, sum(late) AS late, sum(warnings) AS warnings,"
+        " sum(breaches) AS breaches FROM department_scores WHERE day >= $1 AND day <= $2"
+        " GROUP BY department_code ORDER BY department_code", since, until)
+
+
 async def list_timers(conn: asyncpg.Connection, *, case_id: UUID) -> list[asyncpg.Record]:
     return await conn.fetch("SELECT * FROM timers WHERE case_id = $1 ORDER BY id", case_id)
+
+
+async def pending_by_stage(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT stage, count(*) AS n FROM timers WHERE stopped_at IS NULL AND fired_at IS NULL GROUP BY stage")

@@ -1,41 +1,170 @@
-"""SLA timers against real PostgreSQL: with a controllable clock, two replicas firing at once
-fire each due timer exactly once and nothing fires early."""
+"""SLA timers against real Kafka and PostgreSQL with a controllable clock (no sleeps):
+warnings, breaches, stops, pauses, two replicas firing once, catch-up after a restart."""
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from uuid import uuid4
 
 import asyncpg
 
 from services.sla import store
+from services.sla.app import create_app as sla_app, load_policy
 from services.sla.handlers import fire_due_timers
 from shared.db import create_pool
-from shared.events import utcnow
+from shared.events import CaseDispatched, CaseTransitioned, new_event
+from shared.topics import CASES, SLA, ensure_topics
+from tests.support import eventually, publish, read_topic, running
+
+T0 = datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc)  # 09:00 in China, a Tuesday
 
 
-async def test_two_replicas_fire_each_due_timer_once(make_settings):
+class Clock:
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def facts(case_id, priority="urgent", co=()):
+    return dict(case_id=case_id, report_id=uuid4(), seq=1, jurisdiction_code="330727001002", owner_code="330727",
+                level="county", category="manhole", category_name="井盖缺失/破损/塌陷", priority=priority,
+                department_code="zhujian", department_name="住房和城乡建设局", co_department_codes=list(co),
+                description="井盖翻起")
+
+
+def dispatched(case_id, at=T0, **kw):
+    payload = CaseDispatched(**facts(case_id, **kw), responsibility_list_version="v", rule="county:manhole->zhujian",
+                             dispatched_at=at)
+    return new_event(payload, producer="dispatch", jurisdiction_code="330727", key=str(case_id)).to_bytes()
+
+
+def step(case_id, event_type, action, at, seq, detail=None, **kw):
+    payload = CaseTransitioned(**facts(case_id, **kw) | {"seq": seq}, action=action, from_status="dispatched",
+                               actor="handler:h1", detail=detail or {}, at=at)
+    return new_event(payload, producer="dispatch", jurisdiction_code="330727", key=str(case_id),
+                     event_type=event_type).to_bytes()
+
+
+async def timers_of(client, case_id):
+    return {(t["stage"], t["department_code"]): t
+            for t in (await client.get(f"/api/v1/cases/{case_id}/timers")).json()["timers"]}
+
+
+async def test_warn_breach_stop_pause_and_score(make_settings):
     settings = make_settings("sla")
-    pool = await create_pool(settings)
-    start = utcnow()
-    try:
-        async with pool.acquire() as conn:
-            for i in range(300):
-                await store.start_timer(conn, case_id=uuid4(), stage="acknowledge", department_code="zhujian",
-                                        started_at=start, due_at=start + timedelta(minutes=10, seconds=i))
-        assert await fire_due_timers(settings=settings, pool=pool, now=start + timedelta(minutes=9)) == 0
+    await ensure_topics(settings)
+    clock = Clock(T0)
+    case_id, quiet_id = uuid4(), uuid4()
+    await publish(settings, CASES.name, dispatched(case_id), dispatched(quiet_id, co=["eco_env"]))
+    async with running(sla_app(settings, clock=clock)) as client:
+        started = await eventually(lambda: timers_of(client, quiet_id))
+        assert set(started) == {("acknowledge", "zhujian"), ("acknowledge", "eco_env"), ("joint_plan", "zhujian"),
+                                ("resolve", "zhujian")}
+        # The quiet case is cancelled before anything is due: its timers never fire.
+        await publish(settings, CASES.name, step(quiet_id, "case.cancelled", "cancel", T0 + timedelta(minutes=1), 2))
+        await eventually(lambda: _all_stopped(client, quiet_id))
 
-        later = start + timedelta(minutes=20)
-        fired = await asyncio.gather(*(fire_due_timers(settings=settings, pool=pool, now=later, batch=25)
-                                       for _ in range(2)))
-        assert sum(fired) == 300
-        assert await fire_due_timers(settings=settings, pool=pool, now=later) == 0
+        clock.now = T0 + timedelta(minutes=7, seconds=59)
+        await asyncio.sleep(0.3)
+        clock.now = T0 + timedelta(minutes=8)  # 80% of 10 minutes: 催办
+        warnings = await read_topic(settings, SLA.name, until=lambda ms: len(ms) >= 1)
+        assert [(w["type"], w["payload"]["stage"], w["payload"]["reminder"]) for w in warnings] == [
+            ("sla.warning", "acknowledge", 1)]
+        clock.now = T0 + timedelta(minutes=10)  # 督办
+        events = await read_topic(settings, SLA.name, until=lambda ms: len(ms) >= 2)
+        assert events[1]["type"] == "sla.breached" and events[1]["payload"]["stage"] == "acknowledge"
+        assert events[1]["payload"]["owner_code"] == "330727"
+
+        await publish(settings, CASES.name,
+                      step(case_id, "case.acknowledged", "acknowledge", T0 + timedelta(minutes=12), 2,
+                           {"department_code": "zhujian"}),
+                      step(case_id, "case.extension_requested", "request_extension", T0 + timedelta(minutes=20), 3,
+                           {"minutes": 30}))
+        paused = await eventually(lambda: _resolve_paused(client, case_id))
+        assert paused["stop_reason"] is None
+        clock.now = T0 + timedelta(hours=2)  # long past the original 60 minutes, but paused
+        await asyncio.sleep(0.3)
+        await publish(settings, CASES.name, step(case_id, "case.extension_approved", "approve_extension",
+                                                 T0 + timedelta(hours=2), 4, {"minutes": 30}))
+        resumed = await eventually(lambda: _resolve_resumed(client, case_id))
+        # 40 minutes were left when it paused, plus the 30 approved.
+        assert datetime.fromisoformat(resumed["due_at"]) == T0 + timedelta(hours=2, minutes=70)
+        await publish(settings, CASES.name, step(case_id, "case.resolved", "resolve",
+                                                 T0 + timedelta(hours=2, minutes=5), 5, {"result": "ok"}))
+        await eventually(lambda: _all_stopped(client, case_id))
+        clock.now = T0 + timedelta(hours=5)
+        await asyncio.sleep(0.3)
+        scores = (await client.get("/api/v1/departments/scores", params={"since": "2026-11-01",
+                                                                          "until": "2026-11-30"})).json()
+        [zhujian] = [d for d in scores["departments"] if d["department_code"] == "zhujian"]
+        assert (zhujian["late"], zhujian["on_time"], zhujian["warnings"], zhujian["breaches"]) == (1, 1, 1, 1)
+        metrics = (await client.get("/metrics")).text
+        assert 'gridlink_sla_breaches_total{category="manhole",department="zhujian"} 1.0' in metrics
+        assert "gridlink_sla_fire_lateness_seconds_count" in metrics
+    events = await read_topic(settings, SLA.name, until=lambda ms: len(ms) >= 2, timeout=3)
+    assert len(events) == 2  # nothing from the cancelled case, nothing after the pause or the resolution
+
+
+async def _all_stopped(client, case_id):
+    timers = await timers_of(client, case_id)
+    return timers and all(t["stopped_at"] for t in timers.values())
+
+
+async def _resolve_paused(client, case_id):
+    timer = (await timers_of(client, case_id)).get(("resolve", "zhujian"))
+    return timer if timer and timer["paused_at"] else None
+
+
+async def _resolve_resumed(client, case_id):
+    timer = (await timers_of(client, case_id)).get(("resolve", "zhujian"))
+    return timer if timer and not timer["paused_at"] and timer["minutes"] == 90 else None
+
+
+async def _start_timers(pool, policy, n: int) -> None:
+    async with pool.acquire() as conn:
+        for i in range(n):
+            start = T0 + timedelta(seconds=i)
+            d = policy.deadline(start=start, priority="urgent", level="county", stage="acknowledge",
+                                department_code="zhujian")
+            await store.start_timer(conn, case_id=uuid4(), stage="acknowledge", department_code="zhujian",
+                                    priority="urgent", category="manhole", clock=d.clock, minutes=d.minutes,
+                                    started_at=start, due_at=d.due_at, warn_at=d.warn_at, next_fire_at=d.warn_at)
+
+
+async def test_two_replicas_fire_each_timer_once(make_settings):
+    settings = make_settings("sla")
+    policy = load_policy(settings)
+    pool = await create_pool(settings)
+    try:
+        await _start_timers(pool, policy, 300)
+        assert await fire_due_timers(settings=settings, pool=pool, policy=policy, now=T0 + timedelta(minutes=7)) == 0
+        for now in (T0 + timedelta(minutes=20), T0 + timedelta(minutes=21)):
+            await asyncio.gather(*(fire_due_timers(settings=settings, pool=pool, policy=policy, now=now, batch=25)
+                                   for _ in range(2)))
         db = await asyncpg.connect(settings.database_url)
         try:
-            assert await db.fetchval("SELECT count(*) FROM sla.outbox") == 300
-            assert await db.fetchval(
-                "SELECT count(DISTINCT (convert_from(value, 'UTF8')::jsonb #>> '{payload,case_id}')) FROM sla.outbox") == 300
+            kinds = await db.fetch("SELECT convert_from(value, 'UTF8')::jsonb ->> 'type' AS type, count(*) AS n,"
+                                   " count(DISTINCT convert_from(value, 'UTF8')::jsonb #>> '{payload,case_id}') AS cases"
+                                   " FROM sla.outbox GROUP BY 1")
+            # Long overdue when first looked at: straight to the breach, once per timer.
+            assert {r["type"]: (r["n"], r["cases"]) for r in kinds} == {"sla.breached": (300, 300)}
         finally:
             await db.close()
     finally:
         await pool.close()
 
+
+async def test_overdue_timers_fire_at_once_after_a_restart(make_settings):
+    settings = make_settings("sla")
+    policy = load_policy(settings)
+    pool = await create_pool(settings)
+    try:
+        await _start_timers(pool, policy, 50)  # started while the service was down
+    finally:
+        await pool.close()
+    await ensure_topics(settings)
+    async with running(sla_app(settings, clock=Clock(T0 + timedelta(hours=1)))):
+        events = await read_topic(settings, SLA.name, until=lambda ms: len(ms) >= 50)
+    assert len({e["payload"]["case_id"] for e in events}) == 50
+    assert {e["type"] for e in events} == {"sla.breached"}

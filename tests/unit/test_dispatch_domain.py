@@ -210,3 +210,22 @@ def test_replay_with_duplicates_and_delays_reaches_the_same_state(n, seed, dupli
     delivered = events + [rng.choice(events) for _ in range(duplicates)]
     rng.shuffle(delivered)  # a late event arrives after later ones
     assert replay(delivered) == replay(events) == events[-1]["payload"]
+
+
+ROLE_ACTORS = {
+    "dispatcher": DISPATCHER, "handler": ZHUJIAN, "grid_worker": Actor("g1", "grid_worker", VILLAGE),
+    "supervisor": Actor("s1", "supervisor", COUNTY), "admin": Actor("a1", "admin", COUNTY),
+}
+
+
+@pytest.mark.parametrize("role", ROLE_ACTORS)
+@pytest.mark.parametrize("action", sorted(ACTIONS))
+def test_each_role_may_do_exactly_its_actions(role, action):
+    from services.dispatch.domain import ROLE_ACTIONS
+
+    actor = ROLE_ACTORS[role]
+    if action in ROLE_ACTIONS[role]:
+        authorize(actor=actor, action=action, case=case())
+    else:
+        with pytest.raises(Forbidden):
+            authorize(actor=actor, action=action, case=case())

@@ -1,12 +1,89 @@
-from datetime import datetime, timedelta, timezone
+"""SLA policies, working time on the official calendar, and what a timer does next."""
 
-from services.sla.domain import acknowledgement_due
+from datetime import date, datetime, timedelta
+
+import pytest
+import yaml
+
+from services.sla.calendar import CST, WorkingTime, official_workday
+from services.sla.domain import InvalidPolicy, Policy, TimerState, next_step
 from shared.settings import Settings
 
+POLICY = Policy(yaml.safe_load(Settings().sla_policy_path.read_text(encoding="utf-8")))
 
-def test_urgent_cases_acknowledge_in_ten_minutes():
-    at = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
-    settings = Settings()
-    assert acknowledgement_due(dispatched_at=at, priority="urgent", settings=settings) == at + timedelta(minutes=10)
-    assert acknowledgement_due(dispatched_at=at, priority="normal", settings=settings) == at + timedelta(
-        minutes=settings.sla_ack_minutes_normal)
+
+def cst(*args) -> datetime:
+    return datetime(*args, tzinfo=CST)
+
+
+def test_official_calendar_knows_holidays_and_adjusted_working_days():
+    assert not official_workday(date(2026, 10, 1))  # National Day
+    assert not official_workday(date(2026, 2, 17))  # Spring Festival
+    assert official_workday(date(2026, 11, 24))  # a plain Tuesday
+    assert not official_workday(date(2026, 11, 28))  # a plain Saturday
+    adjusted = [d for d in (date(2026, 1, 1) + timedelta(days=i) for i in range(365))
+                if d.weekday() >= 5 and official_workday(d)]
+    assert adjusted, "2026 has weekend days made working days (调休)"
+    assert official_workday(date(2031, 3, 3)) and not official_workday(date(2031, 3, 1))  # beyond the data: Mon-Fri
+
+
+def test_working_time_skips_nights_lunch_weekends_and_holidays():
+    hours = WorkingTime([(datetime.strptime("08:30", "%H:%M").time(), datetime.strptime("12:00", "%H:%M").time()),
+                         (datetime.strptime("13:30", "%H:%M").time(), datetime.strptime("17:30", "%H:%M").time())])
+    assert hours.add(cst(2026, 11, 24, 11, 0), 120) == cst(2026, 11, 24, 14, 30)  # over lunch
+    assert hours.add(cst(2026, 11, 27, 17, 0), 60) == cst(2026, 11, 30, 9, 0)  # Friday evening → Monday
+    assert hours.add(cst(2026, 11, 24, 20, 0), 30) == cst(2026, 11, 25, 9, 0)  # reported at night
+    assert hours.add(cst(2026, 9, 30, 17, 0), 60) == cst(2026, 10, 8, 9, 0)  # over the National Day holiday
+    assert hours.between(cst(2026, 11, 24, 11, 0), cst(2026, 11, 24, 14, 30)) == 120
+
+
+def test_urgent_stages_run_on_the_wall_clock():
+    start = cst(2026, 11, 28, 23, 50)  # a Saturday night
+    ack = POLICY.deadline(start=start, priority="urgent", level="county", stage="acknowledge", department_code="zhujian")
+    assert (ack.clock, ack.due_at, ack.warn_at) == ("wall", start + timedelta(minutes=10), start + timedelta(minutes=8))
+    plan = POLICY.deadline(start=start, priority="urgent", level="county", stage="joint_plan", department_code="zhujian")
+    resolve = POLICY.deadline(start=start, priority="urgent", level="county", stage="resolve", department_code="zhujian")
+    assert (plan.due_at - start, resolve.due_at - start) == (timedelta(minutes=30), timedelta(minutes=60))
+
+
+def test_normal_stages_use_working_days_and_levels_and_round_the_clock_departments():
+    start = cst(2026, 11, 24, 9, 0)  # Tuesday morning
+    county = POLICY.deadline(start=start, priority="normal", level="county", stage="resolve", department_code="zhujian")
+    assert county.clock == "working" and county.due_at == cst(2026, 11, 27, 9, 0)  # 3 working days
+    village = POLICY.deadline(start=start, priority="normal", level="village", stage="resolve", department_code="zhujian")
+    assert village.due_at == cst(2026, 11, 26, 9, 0)
+    police = POLICY.deadline(start=start, priority="normal", level="county", stage="resolve", department_code="police")
+    assert police.clock == "wall" and police.due_at == start + timedelta(days=3)
+
+
+def test_invalid_policies_are_refused():
+    document = yaml.safe_load(Settings().sla_policy_path.read_text(encoding="utf-8"))
+    with pytest.raises(InvalidPolicy):
+        Policy(document | {"warning_ratio": 1.5})
+    with pytest.raises(InvalidPolicy):
+        Policy(document | {"stages": {"urgent": {"acknowledge": {"fortnights": 1}}}})
+
+
+def test_timer_warns_reminds_then_breaches():
+    start = cst(2026, 11, 24, 9, 0)
+    timer = TimerState(priority="urgent", due_at=start + timedelta(minutes=10), warn_at=start + timedelta(minutes=8),
+                       reminders=0, last_reminder_at=None, breached=False)
+    assert next_step(timer=timer, now=start, policy=POLICY).next_fire_at == timer.warn_at
+    first = next_step(timer=timer, now=timer.warn_at, policy=POLICY)
+    assert first.kind == "warning" and first.next_fire_at == timer.due_at  # reminder every 3 min > time left
+    reminded = TimerState(**{**timer.__dict__, "reminders": 1, "last_reminder_at": timer.warn_at})
+    assert next_step(timer=reminded, now=timer.warn_at + timedelta(minutes=1), policy=POLICY).kind is None
+    breach = next_step(timer=reminded, now=timer.due_at, policy=POLICY)
+    assert (breach.kind, breach.next_fire_at) == ("breach", None)
+    done = TimerState(**{**timer.__dict__, "breached": True})
+    after = next_step(timer=done, now=timer.due_at + timedelta(hours=1), policy=POLICY)
+    assert (after.kind, after.next_fire_at) == (None, None)  # a breach happens once
+
+
+def test_long_stages_remind_repeatedly():
+    start = cst(2026, 11, 24, 9, 0)
+    timer = TimerState(priority="normal", due_at=start + timedelta(hours=20), warn_at=start + timedelta(hours=16),
+                       reminders=1, last_reminder_at=start + timedelta(hours=16), breached=False)
+    later = next_step(timer=timer, now=start + timedelta(hours=16, minutes=30), policy=POLICY)
+    assert later.kind is None and later.next_fire_at == start + timedelta(hours=18)
+    assert next_step(timer=timer, now=start + timedelta(hours=18), policy=POLICY).kind == "warning"
