@@ -10,6 +10,7 @@ help:
 	@echo "make down    stop exactly what make up started"
 	@echo "make status  what is running"
 	@echo "make logs    follow the service and server logs"
+	@echo "make bench   benchmarks (SLA timers, broadcast), printing figures and ratios against baselines"
 	@echo "make seed    load the demo county (towns, villages, grids, grid workers, groups) into dispatch"
 	@echo "make test    install what is missing and run all tests (they start their own servers)"
 
@@ -48,3 +49,6 @@ test: install
 
 unit: install
 	@$(PY) -m pytest -q tests/unit tests/contracts
+
+bench: install
+	@$(PY) bench/sla_timers.py

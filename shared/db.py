@@ -81,10 +81,11 @@ async def enqueue(conn: asyncpg.Connection, settings: Settings, event: Event) ->
 
 async def enqueue_many(conn: asyncpg.Connection, settings: Settings, events: list[Event]) -> None:
     """Write many outgoing events to the outbox in one round trip (timers firing in bulk)."""
-    await conn.executemany(
-        "INSERT INTO outbox (event_id, topic, key, value) VALUES ($1, $2, $3, $4)",
-        [(e.event_id, settings.topic(topic_for(e.type).name), e.key, e.to_bytes()) for e in events],
-    )
+    if events:
+        await conn.copy_records_to_table(
+            "outbox", columns=["event_id", "topic", "key", "value"],
+            records=[(e.event_id, settings.topic(topic_for(e.type).name), e.key, e.to_bytes()) for e in events],
+        )
 
 
 async def mark_processed(conn: asyncpg.Connection, event_id: UUID) -> bool:

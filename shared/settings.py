@@ -64,13 +64,14 @@ class Settings(BaseSettings):
     # Our side of each group robot's limit (WeCom allows 20 a minute), so its 45009 stays rare.
     notify_robot_per_minute: int = 20
     notify_delivery_concurrency: int = 64
-    notify_delivery_batch: int = 500
+    notify_delivery_batch: int = 200
     # A claimed notification whose sender died is retried after this lease.
     notify_lease_s: float = 60.0
     notify_groups_path: Path = PROJECT_ROOT / "shared" / "data" / "groups.csv"
     # Inbound callbacks older than this (or whose nonce was seen within it) are refused as replays.
     notify_callback_max_age_s: int = 300
-    # WeCom self-built application (企业微信自建应用): sending and its callback.
+    # WeCom self-built application (企业微信自建应用): sending and its callback. The defaults are
+    # what the local fake accepts (the AES keys are WeChat's published samples): set real ones in production.
     wecom_corp_id: str = "ww-gridlink-local"
     wecom_corp_secret: str = "local-development-only"
     wecom_agent_id: int = 1000002
@@ -86,6 +87,7 @@ class Settings(BaseSettings):
     # SMS gateway (short messages to reporters without WeChat).
     sms_base_url: str = "http://127.0.0.1:18090"
     sms_sign_name: str = "网格通"
+    sms_template_case_update: str = "SMS_CASE_UPDATE"
 
     responsibility_list_path: Path = PROJECT_ROOT / "shared" / "data" / "taxonomy.yaml"
     directory_path: Path = PROJECT_ROOT / "shared" / "data" / "directory.yaml"
@@ -94,6 +96,7 @@ class Settings(BaseSettings):
     sla_tick_interval_s: float = 0.5
     sla_policy_path: Path = PROJECT_ROOT / "shared" / "data" / "sla_policies.yaml"
     sla_fire_batch: int = 1000
+    sla_fire_workers: int = 2
 
     # Division codes that run their own dispatch instance (the county always does); every
     # instance must be given the same list so they agree on who owns which case.

@@ -3,13 +3,10 @@
 each test, per-test topic prefixes, and the local fake WeCom server."""
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -18,57 +15,16 @@ import pytest
 
 from shared.db import apply_migrations, create_pool
 from shared.settings import PROJECT_ROOT, Settings
+from tests.support import Infra, free_port, local_servers
 
 SERVICES = ("intake", "dispatch", "sla", "notify", "media")
-INFRA = PROJECT_ROOT / "deploy" / "local" / "infra.sh"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass(frozen=True)
-class Infra:
-    kafka_bootstrap: str
-    pg_port: int
-    minio_endpoint: str
-    minio_user: str
-    minio_password: str
-
-    def database_url(self, name: str) -> str:
-        return f"postgresql://gridlink@127.0.0.1:{self.pg_port}/{name}"
 
 
 @pytest.fixture(scope="session")
 def infra():
     """Real servers for this test session; stopped (and their data removed) at the end."""
-    run_dir = PROJECT_ROOT / ".cache" / f"test-run-{os.getpid()}"
-    env = {
-        **os.environ,
-        "GRIDLINK_RUN_DIR": str(run_dir),
-        "GRIDLINK_KAFKA_PORT": str(free_port()),
-        "GRIDLINK_KAFKA_CONTROLLER_PORT": str(free_port()),
-        "GRIDLINK_PG_PORT": str(free_port()),
-        "GRIDLINK_MINIO_PORT": str(free_port()),
-        "GRIDLINK_MINIO_CONSOLE_PORT": str(free_port()),
-        "MINIO_ROOT_USER": "gridlink-test",
-        "MINIO_ROOT_PASSWORD": "gridlink-test-secret",
-        "GRIDLINK_PG_EPHEMERAL": "1",  # test data is thrown away: no fsync
-    }
-    subprocess.run([str(INFRA), "start"], env=env, check=True)
-    try:
-        yield Infra(
-            kafka_bootstrap=f"127.0.0.1:{env['GRIDLINK_KAFKA_PORT']}",
-            pg_port=int(env["GRIDLINK_PG_PORT"]),
-            minio_endpoint=f"127.0.0.1:{env['GRIDLINK_MINIO_PORT']}",
-            minio_user=env["MINIO_ROOT_USER"],
-            minio_password=env["MINIO_ROOT_PASSWORD"],
-        )
-    finally:
-        subprocess.run([str(INFRA), "stop"], env=env, check=False)
-        shutil.rmtree(run_dir, ignore_errors=True)
+    with local_servers(PROJECT_ROOT / ".cache" / f"test-run-{os.getpid()}") as servers:
+        yield servers
 
 
 TEMPLATE_DB = "gridlink_template"

@@ -155,7 +155,11 @@ def make_ticker(clock: Callable[[], datetime], policy: Policy):
         ticks = 0
         while not runtime.stopping.is_set():
             try:
-                await fire_due_timers(settings=runtime.settings, pool=runtime.pool, policy=policy, now=clock())
+                # Several claimers overlap database round trips with building events; SKIP LOCKED
+                # keeps them off each other's rows.
+                now = clock()
+                await asyncio.gather(*(fire_due_timers(settings=runtime.settings, pool=runtime.pool, policy=policy,
+                                                       now=now) for _ in range(runtime.settings.sla_fire_workers)))
                 if ticks % 20 == 0:
                     async with runtime.pool.acquire() as conn:
                         for row in await store.pending_by_stage(conn):
