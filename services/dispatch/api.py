@@ -173,6 +173,16 @@ async def publish_responsibility_list(document: dict, request: Request, actor: C
     return rlist.document()
 
 
+@router.get("/supervision")
+async def supervised_breaches(request: Request, actor: CurrentActor, limit: int = Query(100, ge=1, le=1000)):
+    """Deadlines missed by the centres below this one (督办), newest first."""
+    if actor.role not in ("dispatcher", "supervisor", "admin"):
+        raise Problem(403, "Not allowed", "只有调度员、督查员和管理员可以查看督办清单。", kind="forbidden")
+    async with request.app.state.runtime.pool.acquire() as conn:
+        rows = await store.list_supervised_breaches(conn, jurisdiction_prefix=actor.jurisdiction_code, limit=limit)
+    return {"breaches": jsonable_encoder([dict(r) for r in rows])}
+
+
 @router.get("/jurisdictions/{code}")
 async def get_jurisdiction(code: str, request: Request, actor: CurrentActor):
     """A division with its children; a village with its grids, grid workers and WeChat groups."""

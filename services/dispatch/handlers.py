@@ -42,6 +42,15 @@ def make_handlers(*, settings: Settings, taxonomy: Taxonomy):
 
     async def on_sla_breached(conn: asyncpg.Connection, event: Event) -> None:
         breach: SlaBreached = event.payload
+        owner = breach.owner_code or ""
+        if owner != settings.jurisdiction_code and owner.startswith(settings.jurisdiction_code):
+            # A centre below this one missed a deadline: the upper level supervises (督办).
+            await store.record_supervised_breach(
+                conn, event_id=event.event_id, case_id=breach.case_id, owner_code=owner,
+                jurisdiction_code=breach.jurisdiction_code, stage=breach.stage,
+                department_code=breach.department_code, category=breach.category, due_at=breach.due_at,
+                breached_at=breach.fired_at or event.occurred_at)
+            return
         case = await store.find_case(conn, case_id=breach.case_id, for_update=True)
         if case is None or case["overdue"]:
             return  # not this centre's case, or already flagged

@@ -150,3 +150,17 @@ async def list_grids(conn: asyncpg.Connection, *, village_code: str) -> list[asy
     return await conn.fetch(
         "SELECT code, name, worker_id, worker_name, group_id, group_name FROM grids WHERE village_code = $1"
         " ORDER BY code", village_code)
+
+
+async def record_supervised_breach(conn: asyncpg.Connection, **breach) -> None:
+    columns = ", ".join(breach)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(breach) + 1))
+    await conn.execute(
+        f"INSERT INTO supervised_breaches ({columns}) VALUES ({placeholders}) ON CONFLICT DO NOTHING",
+        *breach.values())
+
+
+async def list_supervised_breaches(conn: asyncpg.Connection, *, jurisdiction_prefix: str, limit: int):
+    return await conn.fetch(
+        "SELECT * FROM supervised_breaches WHERE owner_code LIKE $1 ORDER BY breached_at DESC LIMIT $2",
+        jurisdiction_prefix + "%", limit)

@@ -48,11 +48,15 @@ class Policy:
                 if stage not in STAGES or len(spec) != 1 or next(iter(spec)) not in UNITS:
                     raise InvalidPolicy(f"{priority}.{stage}: one of {sorted(UNITS)} expected")
         hours = document["working_hours"]
-        periods = [(_parse_time(a), _parse_time(b)) for a, b in hours["default"]]
-        self.day_minutes = sum((datetime.combine(datetime.min, b) - datetime.combine(datetime.min, a)).seconds / 60
-                               for a, b in periods)
+        calendar = {"is_workday": is_workday} if is_workday else {}
         self.always = set(hours.get("always") or ())
-        self.working = WorkingTime(periods, **({"is_workday": is_workday} if is_workday else {}))
+        self.working: dict[str | None, WorkingTime] = {}
+        self.day_minutes: dict[str | None, float] = {}
+        for department, spec in [(None, hours["default"]), *(hours.get("departments") or {}).items()]:
+            periods = [(_parse_time(a), _parse_time(b)) for a, b in spec]
+            self.working[department] = WorkingTime(periods, **calendar)
+            self.day_minutes[department] = sum(
+                (datetime.combine(datetime.min, b) - datetime.combine(datetime.min, a)).seconds / 60 for a, b in periods)
         self.wall = WallClock()
 
     def spec(self, *, priority: str, level: str, stage: str) -> tuple[str, float]:
@@ -68,12 +72,17 @@ class Policy:
             clock = "wall"
             minutes = amount * {"minutes": 1, "working_hours": 60, "working_days": 24 * 60}[unit]
         else:
-            clock = "working"
-            minutes = amount * (60 if unit == "working_hours" else self.day_minutes)
+            clock = f"working:{department_code}" if department_code in self.working else "working"
+            day = self.day_minutes.get(department_code, self.day_minutes[None])
+            minutes = amount * (60 if unit == "working_hours" else day)
         return self.schedule(clock=clock, minutes=minutes, start=start, elapsed=0.0)
 
     def clock(self, name: str):
-        return self.wall if name == "wall" else self.working
+        """`wall`, `working` (default hours) or `working:<department>` (its own hours)."""
+        if name == "wall":
+            return self.wall
+        _, _, department = name.partition(":")
+        return self.working.get(department or None, self.working[None])
 
     def schedule(self, *, clock: str, minutes: float, start: datetime, elapsed: float) -> Deadline:
         """Deadline and warning of a stage of `minutes` of which `elapsed` are used, from `start`."""

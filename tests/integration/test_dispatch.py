@@ -239,3 +239,43 @@ async def test_demo_county_seed_and_recurring_problem_flagged(make_settings):
         assert village["grids"] and village["grids"][0]["worker_name"] and village["grids"][0]["group_id"]
         missing = await client.get("/api/v1/jurisdictions/999999", headers=dispatcher)
         assert missing.status_code == 404 and missing.json()["status"] == 404
+
+
+async def test_missed_deadline_flags_the_case_and_reaches_the_upper_level(make_settings, level_databases):
+    from shared.events import SlaBreached
+    from shared.topics import SLA
+
+    centres = [COUNTY, VILLAGE]
+    county = dispatch_app(make_settings("dispatch", dispatch_centres=centres, database_url=level_databases["county"]))
+    village = dispatch_app(make_settings("dispatch", jurisdiction_code=VILLAGE, jurisdiction_level="village",
+                                         dispatch_centres=centres, database_url=level_databases["village"]))
+    settings = make_settings("dispatch")
+    await ensure_topics(settings)
+    event = report("exposed_garbage")
+    await publish(settings, REPORTS.name, event.to_bytes())
+    case_id = event.payload.case_id
+    async with running(county) as county_client, running(village) as village_client:
+        village_token = bearer(settings, "dispatcher", jurisdiction_code=VILLAGE)
+        await eventually(lambda: case_of(village_client, village_token, case_id))
+        breach = SlaBreached(case_id=case_id, stage="acknowledge", department_code="village_committee",
+                             started_at=utcnow(), due_at=utcnow(), owner_code=VILLAGE, jurisdiction_code=VILLAGE,
+                             category="exposed_garbage", fired_at=utcnow())
+        breached = new_event(breach, producer="sla", jurisdiction_code=VILLAGE, key=str(case_id))
+        await publish(settings, SLA.name, breached.to_bytes(), breached.to_bytes())
+
+        async def flagged():
+            case = await case_of(village_client, village_token, case_id)
+            return case if case["overdue"] else None
+
+        case = await eventually(flagged)
+        assert [t["action"] for t in case["timeline"]].count("overdue") == 1
+        county_token = bearer(settings, "supervisor")
+
+        async def supervised():
+            return (await county_client.get("/api/v1/supervision", headers=county_token)).json()["breaches"]
+
+        [row] = await eventually(supervised)
+        assert (row["case_id"], row["owner_code"], row["department_code"]) == (str(case_id), VILLAGE,
+                                                                               "village_committee")
+        handler = bearer(settings, "handler", department_code="huanwei")
+        assert (await county_client.get("/api/v1/supervision", headers=handler)).status_code == 403

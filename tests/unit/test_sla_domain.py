@@ -87,3 +87,14 @@ def test_long_stages_remind_repeatedly():
     later = next_step(timer=timer, now=start + timedelta(hours=16, minutes=30), policy=POLICY)
     assert later.kind is None and later.next_fire_at == start + timedelta(hours=18)
     assert next_step(timer=timer, now=start + timedelta(hours=18), policy=POLICY).kind == "warning"
+
+
+def test_a_department_with_its_own_hours():
+    start = cst(2026, 11, 24, 17, 0)  # Tuesday, 17:00
+    market = POLICY.deadline(start=start, priority="normal", level="county", stage="acknowledge",
+                             department_code="market")
+    default = POLICY.deadline(start=start, priority="normal", level="county", stage="acknowledge",
+                              department_code="zhujian")
+    assert market.clock == "working:market" and market.due_at == cst(2026, 11, 25, 9, 0)  # 90 min left today
+    assert default.due_at == cst(2026, 11, 25, 10, 0)  # 30 min left today
+    assert POLICY.clock("working:market").between(start, market.due_at) == 120
