@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from shared import metrics
 from shared.db import mark_processed, schema_name
 from shared.events import Event, MalformedEvent, UnknownEventType, parse_event, utcnow
+from shared.loops import repeat_until_stopped
 from shared.settings import Settings
 from shared.topics import DEAD_LETTERS, Topic
 
@@ -61,16 +62,8 @@ async def run_outbox_relay(
     settings: Settings, pool: asyncpg.Pool, producer: AIOKafkaProducer, stopping: asyncio.Event
 ) -> None:
     """Relay until stopping; an empty outbox is polled every `outbox_poll_interval_s`."""
-    while not stopping.is_set():
-        try:
-            if await relay_outbox_once(settings, pool, producer):
-                continue
-        except Exception:
-            log.exception("outbox relay failed; retrying")
-        try:
-            await asyncio.wait_for(stopping.wait(), settings.outbox_poll_interval_s)
-        except TimeoutError:
-            pass
+    await repeat_until_stopped(stopping, settings.outbox_poll_interval_s,
+                               lambda: relay_outbox_once(settings, pool, producer), what="outbox relay")
 
 
 class ConsumerRunner:

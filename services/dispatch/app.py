@@ -1,7 +1,5 @@
 """Dispatch: owns the case at its level (county, town or village) and runs its lifecycle."""
 
-import asyncio
-import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -12,13 +10,12 @@ from services.dispatch import cases, store
 from services.dispatch.api import router
 from services.dispatch.handlers import make_handlers
 from services.dispatch.responsibility import build_list
+from shared.loops import repeat_until_stopped
 from shared.service import Runtime, running_service
 from shared.settings import Settings
 from shared.taxonomy import load_taxonomy
 from shared.topics import CASES, REPORTS, SLA
 from shared.web import create_service_app
-
-log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -28,16 +25,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         taxonomy=taxonomy, document=yaml.safe_load(settings.responsibility_list_path.read_text(encoding="utf-8")))
 
     async def auto_verify_loop(runtime: Runtime) -> None:
-        while not runtime.stopping.is_set():
-            try:
-                async with runtime.pool.acquire() as conn, conn.transaction():
-                    await cases.auto_verify(conn, settings=settings, taxonomy=taxonomy)
-            except Exception:
-                log.exception("auto-verify failed; retrying")
-            try:
-                await asyncio.wait_for(runtime.stopping.wait(), settings.dispatch_auto_verify_interval_s)
-            except TimeoutError:
-                pass
+        async def step() -> None:
+            async with runtime.pool.acquire() as conn, conn.transaction():
+                await cases.auto_verify(conn, settings=settings, taxonomy=taxonomy)
+
+        await repeat_until_stopped(runtime.stopping, settings.dispatch_auto_verify_interval_s, step,
+                                   what="auto-verify")
 
     async def install_shipped_list(pool) -> None:
         """The shipped list is the first version; later versions come from the admin API."""

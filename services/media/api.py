@@ -1,53 +1,299 @@
-"""Media's HTTP routes."""
+"""Media's HTTP routes: uploads (direct and presigned), media, and a case's before/after evidence."""
 
-import hashlib
-from uuid import UUID, uuid4
+from datetime import timedelta
+from typing import Annotated, Literal
+from uuid import UUID
 
-from fastapi import APIRouter, Request, UploadFile
+import asyncpg
+from fastapi import APIRouter, Depends, Request, Response, UploadFile
+from pydantic import BaseModel, Field
 
-from services.media import store
-from services.media.domain import object_key, sniff_content_type
-from shared.db import enqueue
-from shared.events import MediaStored, new_event
+from services.media import domain, store, workflow
+from services.media.domain import Rejection
+from services.media.objects import ObjectStore
+from shared.auth import Actor, current_actor
+from shared.events import utcnow
 from shared.problems import Problem
+from shared.settings import Settings
 
 router = APIRouter(prefix="/api/v1")
+
+CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+def optional_actor(request: Request) -> Actor | None:
+    """The bearer token's actor, or None for anonymous callers (reporters uploading photos)."""
+    return current_actor(request) if request.headers.get("authorization") else None
+
+
+async def _may_view(runtime, actor: Actor | None, case_id: UUID) -> bool:
+    """Whether the actor may see a case's evidence (anonymous callers never may)."""
+    async with runtime.pool.acquire() as conn:
+        access = await workflow.case_access(conn, case_id=case_id)
+    return actor is not None and access is not None and domain.can_view_case(
+        role=actor.role, jurisdiction_code=actor.jurisdiction_code, department_code=actor.department_code, case=access)
+
+
+async def _authorize_case(runtime, actor: Actor, case_id: UUID) -> None:
+    """404 for a case media has not heard of, 403 for one outside the actor's division or department."""
+    async with runtime.pool.acquire() as conn:
+        access = await workflow.case_access(conn, case_id=case_id)
+    if access is None:
+        raise Problem(404, "未找到", f"没有案件 {case_id}（尚未收到它的上报或案件事件）。", kind="not-found")
+    if not domain.can_view_case(role=actor.role, jurisdiction_code=actor.jurisdiction_code,
+                                department_code=actor.department_code, case=access):
+        raise Problem(403, "无权查看", "该案件不在您的辖区或部门范围内。", kind="forbidden")
+
+
+def _problem(exc: Exception) -> Problem:
+    """The problem+json answer for a workflow outcome."""
+    if isinstance(exc, Rejection):
+        return Problem(exc.status, exc.title, exc.detail, kind=exc.reason, reason=exc.reason)
+    if isinstance(exc, workflow.NotFound):
+        return Problem(404, "未找到", str(exc), kind="not-found")
+    if isinstance(exc, workflow.UploadNotFinished):
+        return Problem(409, "上传尚未完成", str(exc), kind="upload-not-finished")
+    if isinstance(exc, workflow.UploadClosed):
+        status = exc.upload["status"]
+        detail = {"rejected": f"该上传已被拒收（{exc.upload['reason']}），请重新申请上传。"}.get(
+            status, "该上传已过期，未计入，请重新申请上传。")
+        return Problem(410, "上传已关闭", detail, kind="upload-closed", upload_status=status)
+    if isinstance(exc, workflow.Conflict):
+        return Problem(409, "状态冲突", str(exc), kind="conflict")
+    raise exc
+
+
+def _context(request: Request):
+    runtime = request.app.state.runtime
+    objects: ObjectStore = request.app.state.objects
+    return runtime, objects
+
+
+async def _media_view(row: asyncpg.Record, objects: ObjectStore, settings: Settings) -> dict:
+    """A media item as pages see it, with short-lived download URLs (none once purged)."""
+    expires_s = settings.media_presign_get_expiry_s
+    urls = {}
+    if row["purged_at"] is None:
+        urls["original"] = await objects.presigned_get(row["object_key"], expires_s=expires_s,
+                                                       content_type=row["content_type"])
+        if row["public_key"]:
+            urls["public"] = await objects.presigned_get(row["public_key"], expires_s=expires_s,
+                                                         content_type="image/jpeg")
+        if row["thumbnail_key"]:
+            urls["thumbnail"] = await objects.presigned_get(row["thumbnail_key"], expires_s=expires_s,
+                                                            content_type="image/jpeg")
+    return {
+        "media_id": str(row["media_id"]),
+        "sha256": row["sha256"],
+        "filename": row["filename"],
+        "content_type": row["content_type"],
+        "kind": row["kind"],
+        "size_bytes": row["size_bytes"],
+        "width": row["width"],
+        "height": row["height"],
+        "captured_at": row["captured_at"],
+        "latitude": row["latitude"],
+        "longitude": row["longitude"],
+        "case_id": str(row["case_id"]) if row["case_id"] else None,
+        "report_id": str(row["report_id"]) if row["report_id"] else None,
+        "role": row["role"],
+        "attached_at": row["attached_at"],
+        "flags": list(row["flags"]),
+        "flag_texts": [domain.FLAG_TEXT[f] for f in row["flags"]],
+        "distance_m": row["distance_m"],
+        "uploaded_at": row["uploaded_at"],
+        "retain_until": row["retain_until"],
+        "purged": row["purged_at"] is not None,
+        # Originals keep their EXIF (GPS, device) as evidence: pages for the public use "public".
+        "urls": urls,
+        "urls_expire_at": utcnow() + timedelta(seconds=expires_s) if urls else None,
+        "restricted": False,
+    }
+
+
+def _restricted_view(row: asyncpg.Record) -> dict:
+    """What anyone may know of evidence they may not see: that it exists, and of which case."""
+    return {
+        "media_id": str(row["media_id"]),
+        "content_type": row["content_type"],
+        "kind": row["kind"],
+        "case_id": str(row["case_id"]),
+        "role": row["role"],
+        "uploaded_at": row["uploaded_at"],
+        "restricted": True,
+    }
 
 
 @router.post("/media", status_code=201)
 async def upload_media(file: UploadFile, request: Request):
-    """Store one photo, video or voice note; the same content is stored once and linked again."""
-    runtime, objects = request.app.state.runtime, request.app.state.objects
-    settings = runtime.settings
-    data = await file.read(settings.media_max_bytes + 1)
-    if len(data) > settings.media_max_bytes:
-        raise Problem(413, "Upload too large", f"At most {settings.media_max_bytes} bytes.", kind="too-large")
-    if not data:
-        raise Problem(422, "Empty upload", "The file has no content.", kind="empty-upload")
-    content_type = sniff_content_type(data[:32])
-    if content_type is None:
-        raise Problem(415, "Unsupported media", "Not a JPEG, PNG, WebP, HEIC, MP4, AMR or MP3 file.",
-                      kind="unsupported-media")
-    sha256 = hashlib.sha256(data).hexdigest()
-    key = object_key(sha256)
-    # The object is written before its row: a row never points at a missing object.
-    if not await objects.exists(key):
-        await objects.put(key, data, content_type)
-    media_id = uuid4()
-    async with runtime.pool.acquire() as conn, conn.transaction():
-        await store.insert_object(conn, sha256=sha256, content_type=content_type, size_bytes=len(data), object_key=key)
-        await store.insert_media(conn, media_id=media_id, sha256=sha256, filename=file.filename)
-        stored = MediaStored(media_id=media_id, sha256=sha256, content_type=content_type, size_bytes=len(data),
-                             object_key=key, filename=file.filename)
-        await enqueue(conn, settings, new_event(
-            stored, producer=settings.service_name, jurisdiction_code=settings.jurisdiction_code, key=str(media_id)))
-    return {"media_id": str(media_id), "sha256": sha256, "content_type": content_type, "size_bytes": len(data)}
+    """Store one small photo, video or voice note; the same content is stored once and linked again."""
+    runtime, objects = _context(request)
+    # One byte over the limit is enough to know it is too large.
+    data = await file.read(runtime.settings.media_max_bytes + 1)
+    try:
+        row = await workflow.store_direct(runtime=runtime, objects=objects, data=data, filename=file.filename,
+                                          declared_type=file.content_type)
+    except Rejection as exc:
+        raise _problem(exc) from exc
+    return await _media_view(row, objects, runtime.settings)
 
 
 @router.get("/media/{media_id}")
-async def get_media(media_id: UUID, request: Request):
-    async with request.app.state.runtime.pool.acquire() as conn:
+async def get_media(media_id: UUID, request: Request, actor: Annotated[Actor | None, Depends(optional_actor)]):
+    """One media item with its evidence metadata and short-lived download URLs. Until it is attached
+    to a case it is its uploader's (who holds its id); then only those who may see the case see it."""
+    runtime, objects = _context(request)
+    async with runtime.pool.acquire() as conn:
         row = await store.find_media(conn, media_id=media_id)
     if row is None:
-        raise Problem(404, "Media not found", f"No media {media_id}.", kind="not-found")
-    return {k: (str(v) if isinstance(v, UUID) else v) for k, v in dict(row).items()}
+        raise Problem(404, "未找到", f"没有媒体 {media_id}。", kind="not-found")
+    if row["case_id"] is not None and not await _may_view(runtime, actor, row["case_id"]):
+        return _restricted_view(row)
+    return await _media_view(row, objects, runtime.settings)
+
+
+class UploadRequest(BaseModel):
+    filename: str | None = Field(default=None, max_length=255)
+    content_type: str = Field(max_length=100)
+    size_bytes: int
+    sha256: str = Field(pattern="^[0-9a-fA-F]{64}$", description="SHA-256 of the whole file, in hex")
+
+
+def _upload_view(upload: asyncpg.Record) -> dict:
+    return {
+        "upload_id": str(upload["upload_id"]),
+        "status": upload["status"],
+        "reason": upload["reason"],
+        "filename": upload["filename"],
+        "content_type": upload["content_type"],
+        "size_bytes": upload["size_bytes"],
+        "sha256": upload["sha256"],
+        "media_id": str(upload["media_id"]) if upload["media_id"] else None,
+        "expires_at": upload["expires_at"],
+        "complete_by": upload["complete_by"],
+    }
+
+
+@router.post("/uploads", status_code=201)
+async def create_upload(body: UploadRequest, request: Request):
+    """Announce a large file (type, size, SHA-256) and get a presigned PUT URL for it."""
+    runtime, objects = _context(request)
+    try:
+        upload, url = await workflow.create_upload(
+            runtime=runtime, objects=objects, filename=body.filename, content_type=body.content_type,
+            size_bytes=body.size_bytes, sha256=body.sha256,
+        )
+    except Rejection as exc:
+        raise _problem(exc) from exc
+    return {
+        **_upload_view(upload),
+        "method": "PUT",
+        "url": url,
+        "complete_url": f"/api/v1/uploads/{upload['upload_id']}/complete",
+    }
+
+
+@router.get("/uploads/{upload_id}")
+async def get_upload(upload_id: UUID, request: Request):
+    """Where a presigned upload stands: pending, completed, rejected (with the reason) or expired."""
+    runtime, _ = _context(request)
+    async with runtime.pool.acquire() as conn:
+        upload = await store.find_upload(conn, upload_id=upload_id)
+    if upload is None:
+        raise Problem(404, "未找到", f"没有上传 {upload_id}。", kind="not-found")
+    return _upload_view(upload)
+
+
+@router.post("/uploads/{upload_id}/complete", status_code=201)
+async def complete_upload(upload_id: UUID, request: Request, response: Response):
+    """Verify the PUT object (size, SHA-256, content) and store it; only then does it count."""
+    runtime, objects = _context(request)
+    try:
+        row, created = await workflow.complete_upload(runtime=runtime, objects=objects, upload_id=upload_id)
+    except (Rejection, workflow.NotFound, workflow.Conflict, workflow.UploadClosed) as exc:
+        raise _problem(exc) from exc
+    if not created:
+        response.status_code = 200
+    return await _media_view(row, objects, runtime.settings)
+
+
+class AttachRequest(BaseModel):
+    media_id: UUID
+    role: Literal["before", "after"]
+
+
+@router.post("/cases/{case_id}/media", status_code=201)
+async def attach_media(case_id: UUID, body: AttachRequest, request: Request, response: Response, actor: CurrentActor):
+    """Attach media to a case as 整改前 (before) or 整改后 (after) evidence."""
+    runtime, objects = _context(request)
+    await _authorize_case(runtime, actor, case_id)
+    try:
+        row, created = await workflow.attach_media(runtime=runtime, case_id=case_id, media_id=body.media_id,
+                                                   role=body.role)
+    except (workflow.NotFound, workflow.Conflict) as exc:
+        raise _problem(exc) from exc
+    if not created:
+        response.status_code = 200
+    return await _media_view(row, objects, runtime.settings)
+
+
+@router.get("/cases/{case_id}/media")
+async def case_media(case_id: UUID, request: Request, actor: CurrentActor,
+                     role: Literal["before", "after"] | None = None):
+    """A case's evidence, oldest first, optionally one role only."""
+    runtime, objects = _context(request)
+    await _authorize_case(runtime, actor, case_id)
+    async with runtime.pool.acquire() as conn:
+        rows = await store.case_media(conn, case_id=case_id, role=role)
+    return {"case_id": str(case_id), "items": [await _media_view(r, objects, runtime.settings) for r in rows]}
+
+
+@router.get("/cases/{case_id}/evidence")
+async def case_evidence(case_id: UUID, request: Request, actor: CurrentActor):
+    """Whether a case has its before/after evidence; closing a case needs has_after_photo."""
+    runtime, _ = _context(request)
+    await _authorize_case(runtime, actor, case_id)
+    async with runtime.pool.acquire() as conn:
+        rows = await store.case_media(conn, case_id=case_id)
+    items = workflow.evidence_items(rows)
+    flagged = sum(1 for r in rows if r["flags"])
+    return {"case_id": str(case_id), **domain.evidence_summary(items), "flagged": flagged}
+
+
+async def _comparison_view(comparison: asyncpg.Record, objects: ObjectStore, settings: Settings) -> dict:
+    expires_s = settings.media_presign_get_expiry_s
+    return {
+        "case_id": str(comparison["case_id"]),
+        "before_media_id": str(comparison["before_media_id"]),
+        "after_media_id": str(comparison["after_media_id"]),
+        "object_key": comparison["object_key"],
+        "generated_at": comparison["generated_at"],
+        "url": await objects.presigned_get(comparison["object_key"], expires_s=expires_s, content_type="image/jpeg"),
+        "url_expires_at": utcnow() + timedelta(seconds=expires_s),
+    }
+
+
+@router.post("/cases/{case_id}/comparison", status_code=201)
+async def generate_comparison(case_id: UUID, request: Request, response: Response, actor: CurrentActor):
+    """Generate the 整改前后对比 image from the case's newest before and after photos."""
+    runtime, objects = _context(request)
+    await _authorize_case(runtime, actor, case_id)
+    try:
+        comparison, created = await workflow.generate_comparison(runtime=runtime, objects=objects, case_id=case_id)
+    except workflow.Conflict as exc:
+        raise _problem(exc) from exc
+    if not created:
+        response.status_code = 200
+    return await _comparison_view(comparison, objects, runtime.settings)
+
+
+@router.get("/cases/{case_id}/comparison")
+async def get_comparison(case_id: UUID, request: Request, actor: CurrentActor):
+    """The newest comparison image generated for a case."""
+    runtime, objects = _context(request)
+    await _authorize_case(runtime, actor, case_id)
+    async with runtime.pool.acquire() as conn:
+        comparison = await store.latest_comparison(conn, case_id=case_id)
+    if comparison is None:
+        raise Problem(404, "未找到", "该案件还没有生成整改前后对比图。", kind="not-found")
+    return await _comparison_view(comparison, objects, runtime.settings)

@@ -6,11 +6,12 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.media.api import router
-from services.media.handlers import HANDLERS
+from services.media.handlers import make_handlers
 from services.media.objects import ObjectStore
+from services.media.workflow import make_housekeeping
 from shared.service import running_service
 from shared.settings import Settings
-from shared.topics import REPORTS
+from shared.topics import CASES, REPORTS
 from shared.web import create_service_app
 
 
@@ -22,7 +23,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         objects = ObjectStore(settings)
         await objects.ensure_bucket()
         async with running_service(
-            settings, service_dir=Path(__file__).parent, topics=[REPORTS], handlers=HANDLERS,
+            settings, service_dir=Path(__file__).parent, topics=[REPORTS, CASES],
+            handlers=make_handlers(settings=settings), loops={"housekeeping": make_housekeeping(objects)},
             checks={"object_store": objects.ensure_bucket},
         ) as runtime:
             app.state.runtime, app.state.objects = runtime, objects

@@ -1,15 +1,36 @@
-"""Media's event handlers: a submitted report links its uploaded media to its case."""
+"""Media's event handlers: a submitted report attaches its uploaded media to its case as 'before';
+case events say whose the case is, which decides who may see its evidence."""
 
 import asyncpg
 
-from services.media import store
-from shared.events import Event, ReportSubmitted
+from services.media import store, workflow
+from services.media.domain import report_division
+from shared.events import CASE_TRANSITION_TYPES, CaseFacts, Event, ReportSubmitted
+from shared.settings import Settings
 
 
-async def on_report_submitted(conn: asyncpg.Connection, event: Event) -> None:
-    report: ReportSubmitted = event.payload
-    if report.media_ids:
-        await store.link_to_case(conn, media_ids=report.media_ids, report_id=report.report_id, case_id=report.case_id)
+def make_handlers(*, settings: Settings):
+    """Handlers bound to this instance's settings (evidence thresholds, producer name)."""
 
+    async def on_report_submitted(conn: asyncpg.Connection, event: Event) -> None:
+        report: ReportSubmitted = event.payload
+        await workflow.attach_report_media(
+            conn, settings=settings, case_id=report.case_id, report_id=report.report_id, lat=report.lat,
+            lng=report.lng, submitted_at=report.submitted_at, media_ids=report.media_ids,
+            jurisdiction_code=report_division(village_code=report.village_code, town_code=report.town_code,
+                                              instance_code=event.jurisdiction_code),
+        )
 
-HANDLERS = {"report.submitted": on_report_submitted}
+    async def on_case_event(conn: asyncpg.Connection, event: Event) -> None:
+        case: CaseFacts = event.payload
+        await store.save_case_facts(
+            conn, case_id=case.case_id, report_id=case.report_id,
+            jurisdiction_code=case.jurisdiction_code or event.jurisdiction_code,
+            department_code=case.department_code, co_department_codes=case.co_department_codes, seq=case.seq,
+        )
+
+    return {
+        "report.submitted": on_report_submitted,
+        "case.dispatched": on_case_event,
+        **{event_type: on_case_event for event_type in CASE_TRANSITION_TYPES},
+    }

@@ -1,33 +1,232 @@
 """Media's SQL."""
 
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 
+_MEDIA_COLUMNS = (
+    "m.media_id, m.sha256, m.filename, m.report_id, m.case_id, m.role, m.attached_at, m.flags, m.distance_m, "
+    "m.upload_id, m.uploaded_at, o.content_type, o.kind, o.size_bytes, o.object_key, o.width, o.height, "
+    "o.captured_at, o.latitude, o.longitude, o.public_key, o.thumbnail_key, o.retain_until, o.purged_at"
+)
 
-async def insert_object(conn: asyncpg.Connection, *, sha256: str, content_type: str, size_bytes: int, object_key: str) -> bool:
-    """Record a stored object; False if the same content was already stored."""
-    status = await conn.execute(
-        "INSERT INTO media_objects (sha256, content_type, size_bytes, object_key) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT (sha256) DO NOTHING",
-        sha256, content_type, size_bytes, object_key,
+
+async def insert_object(
+    conn: asyncpg.Connection,
+    *,
+    sha256: str,
+    content_type: str,
+    kind: str,
+    size_bytes: int,
+    object_key: str,
+    width: int | None,
+    height: int | None,
+    captured_at: datetime | None,
+    latitude: float | None,
+    longitude: float | None,
+    public_key: str | None,
+    thumbnail_key: str | None,
+    retain_until: datetime | None,
+) -> bool:
+    """Record a stored object; False if the same content was already stored (its retention is
+    then extended, and a purged object counts as stored again, since it was just written again)."""
+    return await conn.fetchval(
+        """
+        INSERT INTO media_objects (sha256, content_type, kind, size_bytes, object_key, width, height, captured_at,
+                                   latitude, longitude, public_key, thumbnail_key, retain_until)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+        ON CONFLICT (sha256) DO UPDATE SET
+            retain_until = CASE WHEN media_objects.retain_until IS NULL OR EXCLUDED.retain_until IS NULL THEN NULL
+                                ELSE greatest(media_objects.retain_until, EXCLUDED.retain_until) END,
+            public_key = EXCLUDED.public_key,
+            thumbnail_key = EXCLUDED.thumbnail_key,
+            purged_at = NULL,
+            -- Rows stored before these columns existed learn them from the second upload.
+            kind = coalesce(media_objects.kind, EXCLUDED.kind),
+            width = coalesce(media_objects.width, EXCLUDED.width),
+            height = coalesce(media_objects.height, EXCLUDED.height),
+            captured_at = coalesce(media_objects.captured_at, EXCLUDED.captured_at),
+            latitude = coalesce(media_objects.latitude, EXCLUDED.latitude),
+            longitude = coalesce(media_objects.longitude, EXCLUDED.longitude)
+        RETURNING xmax = 0
+        """,
+        sha256, content_type, kind, size_bytes, object_key, width, height, captured_at, latitude, longitude,
+        public_key, thumbnail_key, retain_until,
     )
-    return status == "INSERT 0 1"
 
 
-async def insert_media(conn: asyncpg.Connection, *, media_id: UUID, sha256: str, filename: str | None) -> None:
-    await conn.execute("INSERT INTO media (media_id, sha256, filename) VALUES ($1, $2, $3)", media_id, sha256, filename)
+async def lock_object(conn: asyncpg.Connection, *, sha256: str) -> asyncpg.Record | None:
+    """The object's row, locked until the transaction ends (the retention purge skips it meanwhile)."""
+    return await conn.fetchrow("SELECT * FROM media_objects WHERE sha256 = $1 FOR UPDATE", sha256)
+
+
+async def insert_media(
+    conn: asyncpg.Connection, *, media_id: UUID, sha256: str, filename: str | None, upload_id: UUID | None = None
+) -> None:
+    await conn.execute(
+        "INSERT INTO media (media_id, sha256, filename, upload_id) VALUES ($1, $2, $3, $4)",
+        media_id, sha256, filename, upload_id,
+    )
 
 
 async def find_media(conn: asyncpg.Connection, *, media_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        "SELECT m.*, o.content_type, o.size_bytes, o.object_key FROM media m JOIN media_objects o USING (sha256) "
-        "WHERE m.media_id = $1",
-        media_id,
+        f"SELECT {_MEDIA_COLUMNS} FROM media m JOIN media_objects o USING (sha256) WHERE m.media_id = $1", media_id
     )
 
 
-async def link_to_case(conn: asyncpg.Connection, *, media_ids: list[UUID], report_id: UUID, case_id: UUID) -> None:
+async def case_media(conn: asyncpg.Connection, *, case_id: UUID, role: str | None = None) -> list[asyncpg.Record]:
+    """A case's media, oldest attachment first."""
+    return await conn.fetch(
+        f"SELECT {_MEDIA_COLUMNS} FROM media m JOIN media_objects o USING (sha256) "
+        "WHERE m.case_id = $1 AND ($2::text IS NULL OR m.role = $2) ORDER BY m.attached_at, m.media_id",
+        case_id, role,
+    )
+
+
+async def attach(
+    conn: asyncpg.Connection, *, media_id: UUID, case_id: UUID, role: str, attached_at: datetime,
+    report_id: UUID | None = None,
+) -> bool:
+    """Attach media not yet attached to any case; False if it already was (or does not exist)."""
+    status = await conn.execute(
+        "UPDATE media SET case_id = $2, role = $3, attached_at = $4, report_id = coalesce($5, report_id) "
+        "WHERE media_id = $1 AND case_id IS NULL",
+        media_id, case_id, role, attached_at, report_id,
+    )
+    return status == "UPDATE 1"
+
+
+async def set_flags(conn: asyncpg.Connection, *, media_id: UUID, flags: list[str], distance_m: float | None) -> None:
+    await conn.execute("UPDATE media SET flags = $2, distance_m = $3 WHERE media_id = $1", media_id, flags, distance_m)
+
+
+async def save_report_facts(
+    conn: asyncpg.Connection, *, case_id: UUID, report_id: UUID, lat: float | None, lng: float | None,
+    submitted_at: datetime, jurisdiction_code: str,
+) -> None:
+    """Where and when the case was reported; case events that came first keep their jurisdiction."""
     await conn.execute(
-        "UPDATE media SET report_id = $2, case_id = $3 WHERE media_id = ANY($1::uuid[])", media_ids, report_id, case_id
+        "INSERT INTO cases (case_id, report_id, lat, lng, submitted_at, jurisdiction_code) "
+        "VALUES ($1, $2, $3, $4, $5, $6) "
+        "ON CONFLICT (case_id) DO UPDATE SET report_id = EXCLUDED.report_id, lat = EXCLUDED.lat, lng = EXCLUDED.lng, "
+        "submitted_at = EXCLUDED.submitted_at WHERE cases.submitted_at IS NULL",
+        case_id, report_id, lat, lng, submitted_at, jurisdiction_code,
+    )
+
+
+async def save_case_facts(
+    conn: asyncpg.Connection, *, case_id: UUID, report_id: UUID, jurisdiction_code: str,
+    department_code: str | None, co_department_codes: list[str], seq: int,
+) -> None:
+    """Whose the case is now, from a case event; an older event (lower seq) never overrides a newer."""
+    await conn.execute(
+        "INSERT INTO cases (case_id, report_id, jurisdiction_code, department_code, co_department_codes, seq) "
+        "VALUES ($1, $2, $3, $4, $5, $6) "
+        "ON CONFLICT (case_id) DO UPDATE SET jurisdiction_code = EXCLUDED.jurisdiction_code, "
+        "department_code = EXCLUDED.department_code, co_department_codes = EXCLUDED.co_department_codes, "
+        "seq = EXCLUDED.seq WHERE cases.seq <= EXCLUDED.seq",
+        case_id, report_id, jurisdiction_code, department_code, co_department_codes, seq,
+    )
+
+
+async def find_case(conn: asyncpg.Connection, *, case_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM cases WHERE case_id = $1", case_id)
+
+
+async def insert_upload(
+    conn: asyncpg.Connection, *, upload_id: UUID, staging_key: str, filename: str | None, content_type: str,
+    size_bytes: int, sha256: str, created_at: datetime, expires_at: datetime, complete_by: datetime,
+) -> None:
+    await conn.execute(
+        "INSERT INTO uploads (upload_id, staging_key, filename, content_type, size_bytes, sha256, created_at, "
+        "expires_at, complete_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        upload_id, staging_key, filename, content_type, size_bytes, sha256, created_at, expires_at, complete_by,
+    )
+
+
+async def find_upload(conn: asyncpg.Connection, *, upload_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM uploads WHERE upload_id = $1", upload_id)
+
+
+async def claim_upload(conn: asyncpg.Connection, *, upload_id: UUID, now: datetime) -> asyncpg.Record | None:
+    """Move a pending upload to 'verifying', so two completions cannot both verify it."""
+    return await conn.fetchrow(
+        "UPDATE uploads SET status = 'verifying' WHERE upload_id = $1 AND status = 'pending' AND complete_by > $2 "
+        "RETURNING *",
+        upload_id, now,
+    )
+
+
+async def release_upload(conn: asyncpg.Connection, *, upload_id: UUID) -> None:
+    """Back to pending: the object is not there yet, the client may still PUT it."""
+    await conn.execute("UPDATE uploads SET status = 'pending' WHERE upload_id = $1 AND status = 'verifying'", upload_id)
+
+
+async def finish_upload(
+    conn: asyncpg.Connection, *, upload_id: UUID, status: str, now: datetime, reason: str | None = None,
+    media_id: UUID | None = None,
+) -> None:
+    await conn.execute(
+        "UPDATE uploads SET status = $2, reason = $3, media_id = $4, finished_at = $5 WHERE upload_id = $1",
+        upload_id, status, reason, media_id, now,
+    )
+
+
+async def expire_uploads(conn: asyncpg.Connection, *, now: datetime, limit: int = 100) -> list[asyncpg.Record]:
+    """Mark uploads that were never completed in time as expired; returns them."""
+    return await conn.fetch(
+        """
+        UPDATE uploads SET status = 'expired', reason = 'upload-expired', finished_at = $1
+        WHERE upload_id IN (
+            SELECT upload_id FROM uploads WHERE status IN ('pending', 'verifying') AND complete_by <= $1
+            ORDER BY complete_by LIMIT $2 FOR UPDATE SKIP LOCKED)
+        RETURNING *
+        """,
+        now, limit,
+    )
+
+
+async def due_for_purge(conn: asyncpg.Connection, *, now: datetime, limit: int = 100) -> list[asyncpg.Record]:
+    """Objects past their retention, locked until the caller's transaction ends."""
+    return await conn.fetch(
+        "SELECT * FROM media_objects WHERE purged_at IS NULL AND retain_until <= $1 "
+        "ORDER BY retain_until LIMIT $2 FOR UPDATE SKIP LOCKED",
+        now, limit,
+    )
+
+
+async def mark_purged(conn: asyncpg.Connection, *, sha256: str, now: datetime) -> list[str]:
+    """Mark an object purged and forget the comparisons showing it; returns their object keys."""
+    await conn.execute(
+        "UPDATE media_objects SET purged_at = $2, public_key = NULL, thumbnail_key = NULL WHERE sha256 = $1",
+        sha256, now,
+    )
+    rows = await conn.fetch(
+        "DELETE FROM comparisons c USING media m WHERE m.sha256 = $1 "
+        "AND m.media_id IN (c.before_media_id, c.after_media_id) RETURNING c.object_key",
+        sha256,
+    )
+    return [r["object_key"] for r in rows]
+
+
+async def save_comparison(
+    conn: asyncpg.Connection, *, object_key: str, case_id: UUID, before_media_id: UUID, after_media_id: UUID,
+    generated_at: datetime,
+) -> None:
+    await conn.execute(
+        "INSERT INTO comparisons (object_key, case_id, before_media_id, after_media_id, generated_at) "
+        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (object_key) DO NOTHING",
+        object_key, case_id, before_media_id, after_media_id, generated_at,
+    )
+
+
+async def find_comparison(conn: asyncpg.Connection, *, object_key: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM comparisons WHERE object_key = $1", object_key)
+
+
+async def latest_comparison(conn: asyncpg.Connection, *, case_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM comparisons WHERE case_id = $1 ORDER BY generated_at DESC LIMIT 1", case_id
     )

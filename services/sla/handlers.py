@@ -2,7 +2,6 @@
 turns due timers into sla.warning / sla.breached events."""
 
 import asyncio
-import logging
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
@@ -14,9 +13,8 @@ from services.sla.calendar import CST
 from services.sla.domain import Policy, TimerState, next_step
 from shared.db import enqueue_many
 from shared.events import CaseDispatched, CaseTransitioned, Event, SlaBreached, SlaWarning, new_event
+from shared.loops import repeat_until_stopped
 from shared.settings import Settings
-
-log = logging.getLogger(__name__)
 
 # Case steps after which nobody in this case owes anything until it is dispatched again.
 STOPS_ALL = {"case.returned", "case.escalated", "case.cancelled", "case.merged", "case.closed"}
@@ -152,24 +150,21 @@ def make_ticker(clock: Callable[[], datetime], policy: Policy):
     """A background loop handling due timers every `sla_tick_interval_s`, and the pending gauge."""
 
     async def ticker(runtime) -> None:
-        ticks = 0
-        while not runtime.stopping.is_set():
-            try:
-                # Several claimers overlap database round trips with building events; SKIP LOCKED
-                # keeps them off each other's rows.
-                now = clock()
-                await asyncio.gather(*(fire_due_timers(settings=runtime.settings, pool=runtime.pool, policy=policy,
-                                                       now=now) for _ in range(runtime.settings.sla_fire_workers)))
-                if ticks % 20 == 0:
-                    async with runtime.pool.acquire() as conn:
-                        for row in await store.pending_by_stage(conn):
-                            metrics.PENDING.labels(row["stage"]).set(row["n"])
-                ticks += 1
-            except Exception:
-                log.exception("firing timers failed; retrying")
-            try:
-                await asyncio.wait_for(runtime.stopping.wait(), runtime.settings.sla_tick_interval_s)
-            except TimeoutError:
-                pass
+        settings, ticks = runtime.settings, 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            # Several claimers overlap database round trips with building events; SKIP LOCKED
+            # keeps them off each other's rows.
+            now = clock()
+            await asyncio.gather(*(fire_due_timers(settings=settings, pool=runtime.pool, policy=policy, now=now)
+                                   for _ in range(settings.sla_fire_workers)))
+            if ticks % 20 == 0:
+                async with runtime.pool.acquire() as conn:
+                    for row in await store.pending_by_stage(conn):
+                        metrics.PENDING.labels(row["stage"]).set(row["n"])
+            ticks += 1
+
+        await repeat_until_stopped(runtime.stopping, settings.sla_tick_interval_s, tick, what="firing timers")
 
     return ticker

@@ -1,0 +1,257 @@
+"""A case's evidence against real MinIO, PostgreSQL and Kafka: report photos become 'before'
+evidence, EXIF is checked against the report, 'after' photos are attached, the 整改前后对比 image
+is generated, access follows the case's visibility, and retention deletes what is due."""
+
+import io
+from datetime import datetime, timezone
+from uuid import uuid4
+
+import asyncpg
+import httpx
+from PIL import Image
+
+from services.media.app import create_app
+from shared.auth import Actor, issue_token
+from shared.events import CaseDispatched, ReportSubmitted, new_event
+from shared.topics import CASES, MEDIA, REPORTS
+from tests.integration.test_media import events_of, gps_exif, jpeg_bytes, mp4_bytes, object_names
+from tests.support import eventually, publish, read_topic, running
+
+# The report: 幸福路, 2026-11-24 08:30 China time.
+REPORT_LAT, REPORT_LNG = 29.08, 120.05
+SUBMITTED_AT = datetime(2026, 11, 24, 0, 30, tzinfo=timezone.utc)
+
+
+async def upload(client, data: bytes, name: str = "p.jpg", content_type: str = "image/jpeg") -> dict:
+    response = await client.post("/api/v1/media", files={"file": (name, data, content_type)})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def submit_report(settings, *, case_id, media_ids, report_id=None) -> None:
+    """intake's report.submitted, as it arrives on the reports topic (a report in the county 330727)."""
+    report = ReportSubmitted(
+        report_id=report_id or uuid4(), case_id=case_id, description="幸福路井盖翻起来了", category="manhole",
+        lat=REPORT_LAT, lng=REPORT_LNG, channel="api", media_ids=media_ids, submitted_at=SUBMITTED_AT,
+    )
+    event = new_event(report, producer="intake", jurisdiction_code="330727", key=str(case_id))
+    await publish(settings, REPORTS.name, event.to_bytes())
+
+
+async def dispatch_case(settings, *, case_id, report_id, department_code, jurisdiction_code, seq=1) -> None:
+    """dispatch's case.dispatched, as it arrives on the cases topic."""
+    dispatched = CaseDispatched(
+        case_id=case_id, report_id=report_id, seq=seq, jurisdiction_code=jurisdiction_code, category="manhole",
+        category_name="井盖破损", priority="urgent", department_code=department_code, department_name="城管局",
+        description="幸福路井盖翻起来了", responsibility_list_version="2026.1", rule="category:manhole",
+        dispatched_at=SUBMITTED_AT,
+    )
+    event = new_event(dispatched, producer="dispatch", jurisdiction_code="330727", key=str(case_id))
+    await publish(settings, CASES.name, event.to_bytes())
+
+
+def auth(settings, *, role="dispatcher", jurisdiction="330727", department=None) -> dict:
+    """Headers with a bearer token, as dispatch issues them."""
+    actor = Actor(subject=f"{role}-1", role=role, jurisdiction_code=jurisdiction, department_code=department)
+    return {"authorization": f"Bearer {issue_token(secret=settings.auth_jwt_secret, actor=actor)}"}
+
+
+async def test_report_photos_become_before_evidence_and_a_far_away_photo_is_flagged(make_settings):
+    settings = make_settings("media")
+    case_id = uuid4()
+    near = jpeg_bytes(color=(1, 2, 3), exif=gps_exif(lat=(29, 4, 49), lng=(120, 3, 1), when="2026:11:24 08:10:00"))
+    # 杭州西湖, some 130 km from the report, and a month before it.
+    far = jpeg_bytes(color=(4, 5, 6), exif=gps_exif(lat=(30, 15, 0), lng=(120, 9, 0), when="2026:10:20 15:00:00"))
+    headers = auth(settings)
+    async with running(create_app(settings)) as client:
+        near_id, far_id = (await upload(client, near))["media_id"], (await upload(client, far))["media_id"]
+        await submit_report(settings, case_id=case_id, media_ids=[near_id, far_id])
+
+        async def attached():
+            response = await client.get(f"/api/v1/cases/{case_id}/media", headers=headers)
+            items = response.json()["items"] if response.status_code == 200 else []
+            return {i["media_id"]: i for i in items} if len(items) == 2 else None
+
+        items = await eventually(attached)
+        assert items[near_id]["role"] == items[far_id]["role"] == "before"
+        assert items[near_id]["flags"] == []
+        assert items[near_id]["distance_m"] < 100
+        assert items[far_id]["flags"] == ["far_from_report", "taken_long_before_report"]
+        assert items[far_id]["flag_texts"] == ["拍摄地点距上报位置过远", "拍摄时间远早于上报时间"]
+        assert items[far_id]["distance_m"] > 100_000
+        evidence = (await client.get(f"/api/v1/cases/{case_id}/evidence", headers=headers)).json()
+        assert evidence == {"case_id": str(case_id), "before": 2, "after": 0, "has_after_photo": False, "flagged": 1}
+    messages = await read_topic(settings, MEDIA.name, until=lambda m: len(events_of(m, "media.attached")) == 2)
+    attached_events = {m["payload"]["media_id"]: m for m in events_of(messages, "media.attached")}
+    assert attached_events[far_id]["key"] == str(case_id)
+    assert attached_events[far_id]["payload"]["flags"] == ["far_from_report", "taken_long_before_report"]
+    assert attached_events[near_id]["payload"]["role"] == "before"
+
+
+async def test_after_photos_are_attached_and_the_before_after_comparison_is_generated(make_settings):
+    settings = make_settings("media")
+    case_id = uuid4()
+    async with running(create_app(settings)) as client:
+        client.headers.update(auth(settings, role="handler", department="cgj"))
+        before = await upload(client, jpeg_bytes(color=(200, 30, 30), size=(400, 300)))
+        report_id, other_case = uuid4(), uuid4()
+        await submit_report(settings, case_id=case_id, report_id=report_id, media_ids=[before["media_id"]])
+        await submit_report(settings, case_id=other_case, media_ids=[])
+        # The handling department's staff see the case once it is dispatched to them.
+        await dispatch_case(settings, case_id=case_id, report_id=report_id, department_code="cgj",
+                            jurisdiction_code="330727001002")
+
+        async def has_before():
+            response = await client.get(f"/api/v1/cases/{case_id}/evidence")
+            return response.status_code == 200 and response.json()["before"] == 1
+
+        await eventually(has_before)
+        no_pair = await client.post(f"/api/v1/cases/{case_id}/comparison")
+        assert no_pair.status_code == 409 and no_pair.headers["content-type"] == "application/problem+json"
+        assert (await client.get(f"/api/v1/cases/{case_id}/comparison")).status_code == 404
+
+        # A voice note as 'after' is evidence, but not the photo closing a case needs.
+        voice = await upload(client, b"#!AMR\n" + bytes(200), name="v.amr", content_type="audio/amr")
+        assert (await client.post(f"/api/v1/cases/{case_id}/media",
+                                  json={"media_id": voice["media_id"], "role": "after"})).status_code == 201
+        assert (await client.get(f"/api/v1/cases/{case_id}/evidence")).json()["has_after_photo"] is False
+
+        # Taken (per EXIF) before the case was even reported: attached, but flagged.
+        taken_before = gps_exif(lat=(29, 4, 48), lng=(120, 3, 0), when="2026:11:24 07:00:00")
+        after = await upload(client, jpeg_bytes(color=(30, 200, 30), size=(300, 400), exif=taken_before))
+        attach = {"media_id": after["media_id"], "role": "after"}
+        created = await client.post(f"/api/v1/cases/{case_id}/media", json=attach)
+        assert created.status_code == 201
+        assert (created.json()["role"], created.json()["flags"]) == ("after", ["taken_before_report"])
+        assert (await client.post(f"/api/v1/cases/{case_id}/media", json=attach)).status_code == 200
+        elsewhere = await client.post(f"/api/v1/cases/{other_case}/media", json=attach,
+                                      headers=auth(settings, role="dispatcher"))
+        assert elsewhere.status_code == 409
+        never_reported = await client.post(f"/api/v1/cases/{uuid4()}/media", json=attach)
+        assert never_reported.status_code == 404
+        other_role = await client.post(f"/api/v1/cases/{case_id}/media", json={**attach, "role": "before"})
+        assert other_role.status_code == 409
+        bad_role = await client.post(f"/api/v1/cases/{case_id}/media", json={**attach, "role": "during"})
+        assert bad_role.status_code == 422
+        unknown = await client.post(f"/api/v1/cases/{case_id}/media", json={"media_id": str(uuid4()), "role": "after"})
+        assert unknown.status_code == 404
+
+        evidence = (await client.get(f"/api/v1/cases/{case_id}/evidence")).json()
+        assert (evidence["before"], evidence["after"], evidence["has_after_photo"]) == (1, 2, True)
+        afters = (await client.get(f"/api/v1/cases/{case_id}/media", params={"role": "after"})).json()["items"]
+        assert [i["media_id"] for i in afters] == [voice["media_id"], after["media_id"]]
+
+        generated = await client.post(f"/api/v1/cases/{case_id}/comparison")
+        assert generated.status_code == 201, generated.text
+        comparison = generated.json()
+        assert (comparison["before_media_id"], comparison["after_media_id"]) == (before["media_id"], after["media_id"])
+        assert (await client.post(f"/api/v1/cases/{case_id}/comparison")).status_code == 200
+        latest = (await client.get(f"/api/v1/cases/{case_id}/comparison")).json()
+        assert latest["object_key"] == comparison["object_key"]
+        async with httpx.AsyncClient() as s3:
+            image_response = await s3.get(latest["url"])
+    assert image_response.headers["content-type"] == "image/jpeg"
+    image = Image.open(io.BytesIO(image_response.content)).convert("RGB")
+    # Before (red, 400×300 → 800×600) on the left, after (green, 300×400 → 450×600) on the right.
+    assert image.width == 24 * 3 + 800 + 450
+    left, right = image.getpixel((24 + 400, 72 + 300)), image.getpixel((48 + 800 + 225, 72 + 300))
+    assert left[0] > 150 > left[1] and right[1] > 150 > right[0]
+    assert object_names(settings, "comparisons/") == [comparison["object_key"]]
+    messages = await read_topic(settings, MEDIA.name, until=lambda m: len(events_of(m, "media.attached")) == 3)
+    roles = [(m["payload"]["media_id"], m["payload"]["role"]) for m in events_of(messages, "media.attached")]
+    assert roles == [(before["media_id"], "before"), (voice["media_id"], "after"), (after["media_id"], "after")]
+
+
+async def test_access_to_evidence_follows_the_cases_visibility(make_settings):
+    settings = make_settings("media")
+    case_id, report_id = uuid4(), uuid4()
+    county, lead, other_department = (auth(settings), auth(settings, role="handler", department="cgj"),
+                                      auth(settings, role="handler", department="sly"))
+    another_town = auth(settings, jurisdiction="330727002")
+    async with running(create_app(settings)) as client:
+        photo = await upload(client, jpeg_bytes(exif=gps_exif(lat=(29, 4, 48), lng=(120, 3, 0))))
+        # Its uploader (holding the id) sees it in full while it belongs to no case yet.
+        assert set((await client.get(f"/api/v1/media/{photo['media_id']}")).json()["urls"]) == {
+            "original", "public", "thumbnail"}
+        await submit_report(settings, case_id=case_id, report_id=report_id, media_ids=[photo["media_id"]])
+
+        async def reported():
+            return (await client.get(f"/api/v1/cases/{case_id}/evidence", headers=county)).status_code == 200
+
+        await eventually(reported)
+        anonymous = (await client.get(f"/api/v1/media/{photo['media_id']}")).json()
+        assert anonymous["restricted"] is True and anonymous["case_id"] == str(case_id)
+        assert "urls" not in anonymous and "latitude" not in anonymous and "filename" not in anonymous
+        assert (await client.get(f"/api/v1/cases/{case_id}/media")).status_code == 401
+        assert (await client.get(f"/api/v1/cases/{case_id}/media", headers={"authorization": "Bearer x.y.z"})
+                ).status_code == 401
+        seen = (await client.get(f"/api/v1/media/{photo['media_id']}", headers=county)).json()
+        assert seen["restricted"] is False and "original" in seen["urls"]
+        # Not dispatched yet: no department sees it; another town never does.
+        assert (await client.get(f"/api/v1/cases/{case_id}/media", headers=lead)).status_code == 403
+        forbidden = await client.get(f"/api/v1/cases/{case_id}/media", headers=another_town)
+        assert forbidden.status_code == 403 and forbidden.headers["content-type"] == "application/problem+json"
+
+        await dispatch_case(settings, case_id=case_id, report_id=report_id, department_code="cgj",
+                            jurisdiction_code="330727001002")
+
+        async def lead_sees():
+            return (await client.get(f"/api/v1/cases/{case_id}/media", headers=lead)).status_code == 200
+
+        await eventually(lead_sees)
+        assert (await client.get(f"/api/v1/cases/{case_id}/media", headers=other_department)).status_code == 403
+        assert (await client.get(f"/api/v1/media/{photo['media_id']}", headers=other_department)).json()["restricted"]
+        assert not (await client.get(f"/api/v1/media/{photo['media_id']}", headers=lead)).json()["restricted"]
+
+
+async def test_evidence_attached_before_the_report_arrives_is_checked_when_it_does(make_settings):
+    settings = make_settings("media")
+    case_id, report_id = uuid4(), uuid4()
+    headers = auth(settings)
+    far = jpeg_bytes(exif=gps_exif(lat=(31, 14, 0), lng=(121, 28, 0), when="2026:11:25 09:00:00"))  # 上海, next day
+    async with running(create_app(settings)) as client:
+        # The case event can overtake the report: they travel on different topics.
+        await dispatch_case(settings, case_id=case_id, report_id=report_id, department_code="cgj",
+                            jurisdiction_code="330727")
+
+        async def known():
+            return (await client.get(f"/api/v1/cases/{case_id}/evidence", headers=headers)).status_code == 200
+
+        await eventually(known)
+        media = await upload(client, far)
+        attach = {"media_id": media["media_id"], "role": "after"}
+        attached = await client.post(f"/api/v1/cases/{case_id}/media", json=attach, headers=headers)
+        assert attached.status_code == 201 and attached.json()["flags"] == []  # nothing to compare with yet
+        await submit_report(settings, case_id=case_id, report_id=report_id, media_ids=[])
+
+        async def flagged():
+            return (await client.get(f"/api/v1/media/{media['media_id']}", headers=headers)).json()["flags"]
+
+        assert await eventually(flagged) == ["far_from_report"]
+
+
+async def test_originals_past_their_retention_are_deleted_with_their_copies(make_settings):
+    settings = make_settings("media", media_housekeeping_interval_s=0.2, media_retention_days_video=0)
+    async with running(create_app(settings)) as client:
+        photo = await upload(client, jpeg_bytes())
+        video = await upload(client, mp4_bytes(1000), name="v.mp4", content_type="video/mp4")
+        assert photo["retain_until"] is not None and video["retain_until"] is None  # 0 days: kept forever
+        assert len(object_names(settings)) == 4  # photo, its public copy and thumbnail; the video
+        db = await asyncpg.connect(settings.database_url)
+        try:
+            # Five years pass for the photo.
+            await db.execute("UPDATE media.media_objects SET retain_until = now() - interval '1 second' "
+                             "WHERE sha256 = $1", photo["sha256"])
+        finally:
+            await db.close()
+
+        async def purged():
+            return (await client.get(f"/api/v1/media/{photo['media_id']}")).json()["purged"]
+
+        await eventually(purged)
+        gone = (await client.get(f"/api/v1/media/{photo['media_id']}")).json()
+        assert gone["urls"] == {} and gone["urls_expire_at"] is None
+        # The same photo sent again is stored again, with a fresh retention.
+        again = await upload(client, jpeg_bytes())
+        assert again["purged"] is False and set(again["urls"]) == {"original", "public", "thumbnail"}
+    assert sorted(n.split("/")[0] for n in object_names(settings)) == ["public", "sha256", "sha256", "thumb"]

@@ -1,0 +1,136 @@
+"""Pillow work on in-memory images: decoding, bombs, EXIF evidence, stripped copies, comparison."""
+
+import io
+import struct
+import zlib
+from datetime import datetime, timezone
+
+import pytest
+from PIL import ExifTags, Image
+
+from services.media import imaging
+from services.media.domain import Rejection
+
+MAX_PIXELS = 10_000_000
+
+
+def encode(image: Image.Image, fmt: str, **params) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **params)
+    return buffer.getvalue()
+
+
+def noisy(size=(256, 192)) -> Image.Image:
+    """Random pixels: compression cannot hide a truncation at the end."""
+    return Image.frombytes("RGB", size, bytes((i * 7919 + i // 3) % 251 for i in range(size[0] * size[1] * 3)))
+
+
+def exif_with(*, when="2026:11:24 08:12:30", lat=(29, 4, 48), lng=(120, 3, 0), orientation=None) -> Image.Exif:
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "GridPhone"
+    if orientation:
+        exif[ExifTags.Base.Orientation] = orientation
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] = when
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps[ExifTags.GPS.GPSLatitudeRef], gps[ExifTags.GPS.GPSLatitude] = "N", lat
+    gps[ExifTags.GPS.GPSLongitudeRef], gps[ExifTags.GPS.GPSLongitude] = "E", lng
+    return exif
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny valid PNG whose header claims a huge canvas: a decompression bomb to a decoder."""
+    data = encode(Image.new("L", (1, 1)), "PNG")
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return data[:8] + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk)) + data[33:]
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "HEIF"])
+def test_every_accepted_image_format_decodes_with_its_exif(fmt):
+    facts = imaging.inspect_image(encode(noisy(), fmt, exif=exif_with()), max_pixels=MAX_PIXELS)
+    assert (facts.width, facts.height) == (256, 192)
+    assert facts.captured_at == datetime(2026, 11, 24, 0, 12, 30, tzinfo=timezone.utc)
+    assert facts.latitude == pytest.approx(29.08)
+    assert facts.longitude == pytest.approx(120.05)
+
+
+def test_an_image_without_exif_has_no_evidence():
+    facts = imaging.inspect_image(encode(noisy(), "PNG"), max_pixels=MAX_PIXELS)
+    assert (facts.captured_at, facts.latitude, facts.longitude) == (None, None, None)
+
+
+def test_a_truncated_jpeg_is_corrupt():
+    data = encode(noisy(), "JPEG", quality=95)
+    with pytest.raises(Rejection) as caught:
+        imaging.inspect_image(data[: len(data) // 2], max_pixels=MAX_PIXELS)
+    assert caught.value.reason == "corrupt"
+
+
+def test_a_damaged_png_is_corrupt():
+    data = bytearray(encode(noisy(), "PNG"))
+    data[60:80] = b"\x00" * 20  # inside the first IDAT chunk: its CRC no longer matches
+    with pytest.raises(Rejection) as caught:
+        imaging.inspect_image(bytes(data), max_pixels=MAX_PIXELS)
+    assert caught.value.reason == "corrupt"
+
+
+def test_a_huge_canvas_is_refused_before_decoding():
+    with pytest.raises(Rejection) as caught:
+        imaging.inspect_image(png_claiming(40_000, 40_000), max_pixels=MAX_PIXELS)
+    assert caught.value.reason == "decompression-bomb"
+    # Past Pillow's own limit too (it raises DecompressionBombError at twice MAX_IMAGE_PIXELS).
+    with pytest.raises(Rejection) as caught:
+        imaging.inspect_image(png_claiming(60_000, 60_000), max_pixels=10**12)
+    assert caught.value.reason == "decompression-bomb"
+
+
+def test_the_public_copy_and_thumbnail_carry_no_metadata_and_stand_upright():
+    original = encode(noisy((300, 200)), "JPEG", exif=exif_with(orientation=6))  # 6: rotate 90° to view
+    for derived, bound in ((imaging.public_copy(original, max_pixels=MAX_PIXELS), 2048),
+                           (imaging.thumbnail(original, max_pixels=MAX_PIXELS), 320)):
+        image = Image.open(io.BytesIO(derived))
+        assert image.format == "JPEG"
+        assert dict(image.getexif()) == {}
+        assert "exif" not in image.info and "xmp" not in image.info
+        assert image.height > image.width and max(image.size) <= bound
+    assert imaging.inspect_image(original, max_pixels=MAX_PIXELS).latitude == pytest.approx(29.08)
+
+
+def test_transparent_pngs_get_a_white_background_in_the_public_copy():
+    image = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
+    copy = Image.open(io.BytesIO(imaging.public_copy(encode(image, "PNG"), max_pixels=MAX_PIXELS)))
+    assert copy.getpixel((5, 5)) >= (250, 250, 250)
+
+
+def test_the_comparison_puts_before_left_and_after_right_at_one_height():
+    before = encode(Image.new("RGB", (400, 300), (200, 30, 30)), "JPEG")
+    after = encode(Image.new("RGB", (300, 600), (30, 200, 30)), "PNG")
+    data = imaging.comparison_image(before=before, after=after, before_caption="拍摄于 2026-11-24 08:12",
+                                    after_caption="上传于 2026-11-25 10:00", max_pixels=MAX_PIXELS)
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    height = imaging.COMPARISON_HEIGHT
+    assert image.height > height
+    assert image.width == 24 * 3 + 800 + 300  # 400×300 and 300×600 scaled to 600 high
+    left, right = image.getpixel((24 + 400, 72 + height // 2)), image.getpixel((24 * 2 + 800 + 150, 72 + height // 2))
+    assert left[0] > 150 and left[1] < 80
+    assert right[1] > 150 and right[0] < 80
+    # The labels are drawn (dark or coloured pixels in the header band, not just white).
+    header = image.crop((0, 0, image.width, 72)).convert("L")
+    assert header.getextrema()[0] < 200
+
+
+def test_capture_time_is_never_the_edit_time_and_zero_gps_is_no_position():
+    exif = Image.Exif()
+    exif[ExifTags.Base.DateTime] = "2026:11:30 20:00:00"  # when an editor last saved the file
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeDigitized] = "2026:11:24 08:12:30"
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.OffsetTimeDigitized] = "+08:00"
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps[ExifTags.GPS.GPSLatitudeRef], gps[ExifTags.GPS.GPSLatitude] = "N", (0, 0, 0)
+    gps[ExifTags.GPS.GPSLongitudeRef], gps[ExifTags.GPS.GPSLongitude] = "E", (0, 0, 0)
+    facts = imaging.inspect_image(encode(noisy(), "JPEG", exif=exif), max_pixels=MAX_PIXELS)
+    assert facts.captured_at == datetime(2026, 11, 24, 0, 12, 30, tzinfo=timezone.utc)
+    assert (facts.latitude, facts.longitude) == (None, None)
+
+    edited_only = Image.Exif()
+    edited_only[ExifTags.Base.DateTime] = "2026:11:30 20:00:00"
+    assert imaging.inspect_image(encode(noisy(), "JPEG", exif=edited_only), max_pixels=MAX_PIXELS).captured_at is None
