@@ -48,6 +48,9 @@ class ReportSubmitted(Payload):
     address: str | None = None
     needs_locating: bool = False  # the grid worker must find the place
     case_no: str | None = None  # the number reporters quote to follow their case (我要查询)
+    # Who to tell about progress, for reports that came in through WeChat (never a phone in clear).
+    reporter_openid: str | None = None  # official-account openid
+    reporter_wecom_userid: str | None = None  # WeCom user id
 
 
 class CaseFacts(Payload):
@@ -59,6 +62,7 @@ class CaseFacts(Payload):
     seq: int = 0  # position in the case's own history, 1-based; 0 in events from before it existed
     status: str = "dispatched"
     jurisdiction_code: str | None = None  # the division the problem is in
+    grid_code: str | None = None  # and its grid (网格), when known
     owner_code: str | None = None  # the dispatch centre (county/town/village) that owns the case
     level: str | None = None
     category: str

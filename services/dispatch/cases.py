@@ -30,7 +30,7 @@ def case_state(row: asyncpg.Record) -> CaseState:
         case_id=str(row["case_id"]), status=row["status"], jurisdiction_code=row["jurisdiction_code"],
         department_code=row["department_code"], co_department_codes=tuple(row["co_department_codes"]),
         acknowledged_departments=tuple(row["acknowledged_departments"]), extension_pending=row["extension_pending"],
-        plan_submitted=row["plan_submitted"],
+        plan_submitted=row["plan_submitted"], grid_code=row["grid_code"],
     )
 
 
@@ -76,7 +76,7 @@ async def owns(conn: asyncpg.Connection, *, settings: Settings, taxonomy: Taxono
 
 async def open_case(
     conn: asyncpg.Connection, *, settings: Settings, taxonomy: Taxonomy, report: ReportSubmitted,
-    jurisdiction_code: str, decision: OwnerDecision, correlation_id: UUID | None,
+    jurisdiction_code: str, grid_code: str | None, decision: OwnerDecision, correlation_id: UUID | None,
 ) -> bool:
     """Open a case for a report this centre owns and dispatch it to the lead department."""
     now = utcnow()
@@ -95,7 +95,7 @@ async def open_case(
         department_code=rule.lead, department_name=taxonomy.department_name(rule.lead),
         co_department_codes=list(rule.co_handlers), description=report.description, lat=report.lat, lng=report.lng,
         responsibility_list_version=rlist_version, rule=rule.describe(category.code), recurrence_of=recurrence,
-        before_media_ids=list(report.media_ids), created_at=report.submitted_at, updated_at=now,
+        before_media_ids=list(report.media_ids), grid_code=grid_code, created_at=report.submitted_at, updated_at=now,
     )
     if not created:
         return False  # the same case reserved twice (a replayed report with a new event id)
@@ -131,7 +131,7 @@ async def receive_escalation(
         level=level_of(settings.jurisdiction_code), category=escalated.category,
         category_name=escalated.category_name, priority=escalated.priority, department_code=rule.lead,
         department_name=taxonomy.department_name(rule.lead), co_department_codes=list(rule.co_handlers),
-        description=escalated.description, lat=escalated.lat, lng=escalated.lng,
+        description=escalated.description, lat=escalated.lat, lng=escalated.lng, grid_code=escalated.grid_code,
         responsibility_list_version=rlist_version, rule=rule.describe(escalated.category),
         created_at=escalated.at, updated_at=now,
     )

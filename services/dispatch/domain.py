@@ -79,6 +79,7 @@ class CaseState:
     acknowledged_departments: tuple[str, ...] = ()
     extension_pending: bool = False
     plan_submitted: bool = False
+    grid_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,8 @@ class Transition:
 
 def can_see(*, actor: Actor, case: CaseState) -> bool:
     """Whether the actor may read the case: own jurisdiction, and for handlers own department."""
-    if not case.jurisdiction_code.startswith(actor.jurisdiction_code):
+    # The deepest place known: a grid worker's jurisdiction is their grid (15 digits).
+    if not (case.grid_code or case.jurisdiction_code).startswith(actor.jurisdiction_code):
         return False
     if actor.role == "handler":
         return actor.department_code in (case.department_code, *case.co_department_codes)

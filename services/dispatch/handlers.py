@@ -9,14 +9,15 @@ from shared.settings import Settings
 from shared.taxonomy import Taxonomy
 
 
-def report_division(report: ReportSubmitted) -> str | None:
-    """The deepest known division of a report: as intake placed it, else from its location."""
+def report_place(report: ReportSubmitted) -> tuple[str | None, str | None]:
+    """(division, grid) of a report: as intake placed it, else from its location."""
     if report.village_code or report.town_code:
-        return report.village_code or report.town_code
+        return report.village_code or report.town_code, report.grid_code
     if report.lat is not None and report.lng is not None:
         match = find_grid(report.lat, report.lng)
-        return match.village_code if match else None
-    return None
+        if match:
+            return match.village_code, match.grid_code
+    return None, None
 
 
 def make_handlers(*, settings: Settings, taxonomy: Taxonomy):
@@ -24,7 +25,8 @@ def make_handlers(*, settings: Settings, taxonomy: Taxonomy):
 
     async def on_report_submitted(conn: asyncpg.Connection, event: Event) -> None:
         report: ReportSubmitted = event.payload
-        jurisdiction = report_division(report) or event.jurisdiction_code
+        division, grid_code = report_place(report)
+        jurisdiction = division or event.jurisdiction_code
         if not jurisdiction.startswith(settings.jurisdiction_code[:6]):
             return  # another county's report on a shared stream
         decision = await cases.owns(conn, settings=settings, taxonomy=taxonomy, jurisdiction_code=jurisdiction,
@@ -32,7 +34,8 @@ def make_handlers(*, settings: Settings, taxonomy: Taxonomy):
         if decision.jurisdiction_code != settings.jurisdiction_code:
             return  # another centre's case
         await cases.open_case(conn, settings=settings, taxonomy=taxonomy, report=report,
-                              jurisdiction_code=jurisdiction, decision=decision, correlation_id=event.correlation_id)
+                              jurisdiction_code=jurisdiction, grid_code=grid_code, decision=decision,
+                              correlation_id=event.correlation_id)
 
     async def on_case_escalated(conn: asyncpg.Connection, event: Event) -> None:
         escalated: CaseTransitioned = event.payload

@@ -229,3 +229,12 @@ def test_each_role_may_do_exactly_its_actions(role, action):
     else:
         with pytest.raises(Forbidden):
             authorize(actor=actor, action=action, case=case())
+
+
+def test_grid_workers_see_the_cases_of_their_grid():
+    grid = VILLAGE + "001"
+    worker = Actor("g2", "grid_worker", grid)
+    assert can_see(actor=worker, case=case(grid_code=grid))
+    assert not can_see(actor=worker, case=case(grid_code=VILLAGE + "002"))
+    assert not can_see(actor=worker, case=case())  # a case not placed in a grid: the village's staff see it
+    assert can_see(actor=Actor("g3", "grid_worker", VILLAGE), case=case(grid_code=grid))
