@@ -248,6 +248,17 @@ class ReportAttached(Payload):
     submitted_at: datetime
 
 
+class QueryCodeRequested(Payload):
+    """A reporter asked for a one-time code to see their cases (我要查询); notify texts it to them.
+    The phone travels encrypted (AES-GCM, intake_phone_encryption_key; nonce ‖ ciphertext, base64)."""
+
+    request_id: UUID
+    phone_encrypted: str
+    phone_masked: str
+    code: str  # six digits, valid until expires_at, one use
+    expires_at: datetime
+
+
 class TriageCorrected(Payload):
     """A dispatcher corrected a report's category (or priority); triage learns from it."""
 
@@ -266,6 +277,7 @@ PAYLOAD_TYPES: dict[tuple[str, int], type[Payload]] = {
     ("report.submitted", 1): ReportSubmitted,
     ("report.attached", 1): ReportAttached,
     ("triage.corrected", 1): TriageCorrected,
+    ("query.code_requested", 1): QueryCodeRequested,
     ("case.dispatched", 1): CaseDispatched,
     **{(event_type, 1): CaseTransitioned for event_type in CASE_TRANSITION_TYPES},
     ("sla.breached", 1): SlaBreached,

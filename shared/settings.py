@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     # WeChat messages from one sender in one group within this window become one report.
     intake_message_window_s: float = 180.0
     intake_message_tick_s: float = 1.0
+    # One-time SMS codes for 我要查询 by phone: lifetime and wrong tries allowed.
+    intake_query_code_ttl_s: int = 300
+    intake_query_code_max_attempts: int = 5
     # Where the H5 page uploads photos (the media service's public base URL, same origin by default).
     intake_media_public_url: str = ""
 
