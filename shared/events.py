@@ -105,6 +105,7 @@ CASE_TRANSITION_TYPES = (
     "case.acknowledged", "case.started", "case.plan_submitted", "case.part_reported", "case.resolved",
     "case.verified", "case.closed", "case.returned", "case.escalated", "case.extension_requested",
     "case.extension_approved", "case.extension_refused", "case.merged", "case.cancelled",
+    "case.awaiting_reporter", "case.reporter_replied",
 )
 
 

@@ -30,7 +30,7 @@ def case_state(row: asyncpg.Record) -> CaseState:
         case_id=str(row["case_id"]), status=row["status"], jurisdiction_code=row["jurisdiction_code"],
         department_code=row["department_code"], co_department_codes=tuple(row["co_department_codes"]),
         acknowledged_departments=tuple(row["acknowledged_departments"]), extension_pending=row["extension_pending"],
-        plan_submitted=row["plan_submitted"], grid_code=row["grid_code"],
+        plan_submitted=row["plan_submitted"], grid_code=row["grid_code"], awaiting_reporter=row["awaiting_reporter"],
     )
 
 
@@ -181,6 +181,7 @@ async def run_command(
         "department_code": state.department_code, "co_department_codes": list(state.co_department_codes),
         "acknowledged_departments": list(state.acknowledged_departments),
         "plan_submitted": state.plan_submitted, "extension_pending": state.extension_pending,
+        "awaiting_reporter": state.awaiting_reporter,
     }
     if state.department_code != row["department_code"]:
         changes["department_name"] = taxonomy.department_name(state.department_code)

@@ -29,6 +29,8 @@ ACTIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "request_extension": (("acknowledged", "in_progress"), None),
     "approve_extension": (("acknowledged", "in_progress"), None),
     "refuse_extension": (("acknowledged", "in_progress"), None),
+    "await_reporter": (("acknowledged", "in_progress"), None),  # 待补充: the reporter must say more
+    "reporter_replied": (("acknowledged", "in_progress"), None),
     "merge": (OPEN, "merged"),
     "reopen": (("resolved", "verified", "closed"), "dispatched"),
     "cancel": (OPEN, "cancelled"),
@@ -42,14 +44,16 @@ EVENT_TYPES = {
     "verify": "case.verified", "close": "case.closed", "return": "case.returned", "transfer": "case.dispatched",
     "escalate": "case.escalated", "request_extension": "case.extension_requested",
     "approve_extension": "case.extension_approved", "refuse_extension": "case.extension_refused",
+    "await_reporter": "case.awaiting_reporter", "reporter_replied": "case.reporter_replied",
     "merge": "case.merged", "reopen": "case.dispatched", "cancel": "case.cancelled",
 }
 
 # Who may do what. Handlers act only for their own department (checked in `authorize`).
 ROLE_ACTIONS: dict[str, set[str]] = {
     "dispatcher": {"dispatch", "transfer", "escalate", "approve_extension", "refuse_extension", "merge", "cancel",
-                   "verify", "close", "reopen"},
-    "handler": {"acknowledge", "start", "submit_plan", "report_part", "resolve", "return", "request_extension"},
+                   "verify", "close", "reopen", "reporter_replied"},
+    "handler": {"acknowledge", "start", "submit_plan", "report_part", "resolve", "return", "request_extension",
+                "await_reporter", "reporter_replied"},
     "grid_worker": {"verify", "reopen"},
     "supervisor": {"escalate", "approve_extension", "refuse_extension", "close", "reopen"},
     "system": {"dispatch", "escalate", "verify", "close"},
@@ -78,6 +82,7 @@ class CaseState:
     co_department_codes: tuple[str, ...] = ()
     acknowledged_departments: tuple[str, ...] = ()
     extension_pending: bool = False
+    awaiting_reporter: bool = False
     plan_submitted: bool = False
     grid_code: str | None = None
 
@@ -135,7 +140,7 @@ def decide(*, case: CaseState, action: str, actor: Actor, arguments: dict | None
     detail: dict[str, Any] = {}
     reason = arguments.get("reason")
 
-    if action in ("return", "cancel", "reopen", "request_extension", "refuse_extension", "escalate"):
+    if action in ("return", "cancel", "reopen", "request_extension", "refuse_extension", "escalate", "await_reporter"):
         reason = _require(arguments, "reason")
     if action == "acknowledge":
         department = actor.department_code if actor.role == "handler" else case.department_code
@@ -190,13 +195,23 @@ def decide(*, case: CaseState, action: str, actor: Actor, arguments: dict | None
         changes["extension_pending"] = False
         if action == "approve_extension":
             detail["minutes"] = _require(arguments, "minutes")
+    elif action == "await_reporter":
+        if case.awaiting_reporter:
+            raise IllegalTransition("already waiting for the reporter")
+        changes["awaiting_reporter"] = True
+    elif action == "reporter_replied":
+        if not case.awaiting_reporter:
+            raise IllegalTransition("not waiting for the reporter")
+        changes["awaiting_reporter"] = False
+        detail["reply"] = arguments.get("result") or arguments.get("comment") or ""
     elif action == "merge":
         into = str(_require(arguments, "into_case_id"))
         if into == case.case_id:
             raise IllegalTransition("a case cannot be merged into itself")
         detail["into_case_id"] = into
     elif action == "reopen":
-        changes.update(acknowledged_departments=(), plan_submitted=False, extension_pending=False)
+        changes.update(acknowledged_departments=(), plan_submitted=False, extension_pending=False,
+                       awaiting_reporter=False)
     return Transition(action=action, event_type=EVENT_TYPES[action], from_status=case.status, to_status=to_status,
                       reason=reason, changes=changes, detail=detail)
 

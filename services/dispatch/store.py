@@ -8,7 +8,7 @@ import asyncpg
 # Columns a command may change besides status.
 CASE_MUTABLE = {
     "status", "seq", "owner_code", "level", "department_code", "department_name", "co_department_codes",
-    "acknowledged_departments", "plan_submitted", "extension_pending", "overdue", "merged_into", "rating",
+    "acknowledged_departments", "plan_submitted", "extension_pending", "awaiting_reporter", "overdue", "merged_into", "rating",
     "resolved_at", "updated_at", "responsibility_list_version", "rule", "after_media_ids",
 }
 

@@ -18,6 +18,10 @@ from shared.settings import Settings
 
 # Case steps after which nobody in this case owes anything until it is dispatched again.
 STOPS_ALL = {"case.returned", "case.escalated", "case.cancelled", "case.merged", "case.closed"}
+# The resolution clock pauses while an extension request or a question to the reporter is open;
+# an approved extension adds its minutes when the clock resumes.
+PAUSES = {"case.extension_requested", "case.awaiting_reporter"}
+RESUMES = {"case.extension_approved", "case.extension_refused", "case.reporter_replied"}
 
 
 async def _score_stopped(conn: asyncpg.Connection, stopped: list[asyncpg.Record], now: datetime) -> None:
@@ -67,13 +71,13 @@ def make_handlers(*, settings: Settings, policy: Policy):
         elif event.type == "case.resolved":
             stopped = await store.stop_timers(conn, case_id=step.case_id, now=now, reason="resolved")
             await _score_stopped(conn, [t for t in stopped if t["stage"] == "resolve"], now)
-        elif event.type == "case.extension_requested":
+        elif event.type in PAUSES:
             for timer in await store.running_timers(conn, case_id=step.case_id, stage="resolve"):
                 if timer["paused_at"] is None:
                     left = policy.clock(timer["clock"]).between(now, timer["due_at"])
                     await store.pause_timer(conn, timer_id=timer["id"], now=now,
                                             elapsed_minutes=timer["minutes"] - left)
-        elif event.type in ("case.extension_approved", "case.extension_refused"):
+        elif event.type in RESUMES:
             extra = float(step.detail.get("minutes") or 0) if event.type == "case.extension_approved" else 0.0
             for timer in await store.running_timers(conn, case_id=step.case_id, stage="resolve"):
                 if timer["paused_at"] is not None:
@@ -87,8 +91,7 @@ def make_handlers(*, settings: Settings, policy: Policy):
 
     handlers = {"case.dispatched": on_case_dispatched}
     handlers.update({t: on_case_step for t in (
-        "case.acknowledged", "case.plan_submitted", "case.resolved", "case.extension_requested",
-        "case.extension_approved", "case.extension_refused", *STOPS_ALL)})
+        "case.acknowledged", "case.plan_submitted", "case.resolved", *PAUSES, *RESUMES, *STOPS_ALL)})
     return handlers
 
 

@@ -168,3 +168,22 @@ async def test_overdue_timers_fire_at_once_after_a_restart(make_settings):
         events = await read_topic(settings, SLA.name, until=lambda ms: len(ms) >= 50)
     assert len({e["payload"]["case_id"] for e in events}) == 50
     assert {e["type"] for e in events} == {"sla.breached"}
+
+
+async def test_waiting_for_the_reporter_pauses_the_resolution_clock(make_settings):
+    settings = make_settings("sla")
+    await ensure_topics(settings)
+    case_id = uuid4()
+    await publish(settings, CASES.name, dispatched(case_id),
+                  step(case_id, "case.awaiting_reporter", "await_reporter", T0 + timedelta(minutes=30), 2))
+    async with running(sla_app(settings, clock=Clock(T0 + timedelta(minutes=31)))) as client:
+        await eventually(lambda: _resolve_paused(client, case_id))
+        await publish(settings, CASES.name, step(case_id, "case.reporter_replied", "reporter_replied",
+                                                 T0 + timedelta(hours=3), 3))
+
+        async def resumed():
+            timer = (await timers_of(client, case_id))[("resolve", "zhujian")]
+            return timer if not timer["paused_at"] else None
+
+        timer = await eventually(resumed)
+        assert datetime.fromisoformat(timer["due_at"]) == T0 + timedelta(hours=3, minutes=30)  # 30 of 60 left

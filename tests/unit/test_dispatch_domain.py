@@ -238,3 +238,13 @@ def test_grid_workers_see_the_cases_of_their_grid():
     assert not can_see(actor=worker, case=case(grid_code=VILLAGE + "002"))
     assert not can_see(actor=worker, case=case())  # a case not placed in a grid: the village's staff see it
     assert can_see(actor=Actor("g3", "grid_worker", VILLAGE), case=case(grid_code=grid))
+
+
+def test_waiting_for_the_reporter_pauses_until_they_reply():
+    state = run(case(status="in_progress"), "await_reporter", ZHUJIAN, reason="请补充具体位置")
+    assert state.awaiting_reporter
+    with pytest.raises(IllegalTransition):
+        decide(case=state, action="await_reporter", actor=ZHUJIAN, arguments={"reason": "again"})
+    assert not run(state, "reporter_replied", DISPATCHER, result="3号楼东侧").awaiting_reporter
+    with pytest.raises(IllegalTransition):
+        decide(case=case(status="in_progress"), action="reporter_replied", actor=ZHUJIAN)
