@@ -1,0 +1,49 @@
+"""The Kubernetes manifests and the Grafana dashboard agree with the code they deploy and watch."""
+
+import importlib
+import json
+import re
+
+import yaml
+from prometheus_client import REGISTRY
+
+from shared.settings import PROJECT_ROOT
+
+DEPLOY = PROJECT_ROOT / "deploy"
+SERVICES = ("intake", "dispatch", "sla", "notify", "media")
+
+
+def deployments() -> list[dict]:
+    docs = []
+    for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
+        docs += [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d and d["kind"] == "Deployment"]
+    return docs
+
+
+def test_every_service_is_deployed_with_probes_on_real_endpoints():
+    seen = set()
+    for deployment in deployments():
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        module = re.fullmatch(r"services\.(\w+)\.app:create_app", container["command"][1]).group(1)
+        app = importlib.import_module(f"services.{module}.app").create_app()
+        paths = {getattr(route, "path", None) for route in app.routes}  # health routes sit on the app itself
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz" in paths
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz" in paths
+        assert deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/path"] in paths
+        seen.add(module)
+    assert seen == set(SERVICES)
+
+
+def test_kustomization_lists_every_manifest_it_needs():
+    listed = set(yaml.safe_load((DEPLOY / "k8s" / "kustomization.yaml").read_text())["resources"])
+    on_disk = {p.name for p in (DEPLOY / "k8s").glob("*.yaml")} - {"kustomization.yaml", "secrets.example.yaml"}
+    assert listed == on_disk
+
+
+def test_dashboard_queries_only_metrics_the_services_export():
+    for service in SERVICES:
+        importlib.import_module(f"services.{service}.app")
+    exported = {name for collector in list(REGISTRY._collector_to_names) for name in REGISTRY._collector_to_names[collector]}
+    dashboard = json.loads((DEPLOY / "grafana" / "gridlink-overview.json").read_text(encoding="utf-8"))
+    used = {m for panel in dashboard["panels"] for t in panel["targets"] for m in re.findall(r"gridlink_\w+", t["expr"])}
+    assert used and used <= exported, used - exported
