@@ -229,6 +229,10 @@ class MessageReceived(Payload):
     label: str | None = None
     agent_id: str | None = None
     sent_at: datetime
+    # Added after v1 (optional): the WeCom group (its chatid, from the 智能机器人 callback) the message
+    # was posted in, and the short-lived URL through which a reply reaches that conversation.
+    group_id: str | None = None
+    response_url: str | None = None
 
 
 class ReportAttached(Payload):
@@ -247,6 +251,20 @@ class ReportAttached(Payload):
     reporter_phone_masked: str | None = None
     media_ids: list[UUID] = []
     submitted_at: datetime
+
+
+class ReportLocated(Payload):
+    """A grid worker placed a report that came with only an address (or none): its point and grid."""
+
+    report_id: UUID
+    case_id: UUID
+    lat: float  # WGS-84
+    lng: float
+    grid_code: str
+    village_code: str
+    town_code: str
+    located_by: str
+    located_at: datetime
 
 
 class QueryCodeRequested(Payload):
@@ -277,6 +295,7 @@ class TriageCorrected(Payload):
 PAYLOAD_TYPES: dict[tuple[str, int], type[Payload]] = {
     ("report.submitted", 1): ReportSubmitted,
     ("report.attached", 1): ReportAttached,
+    ("report.located", 1): ReportLocated,
     ("triage.corrected", 1): TriageCorrected,
     ("query.code_requested", 1): QueryCodeRequested,
     ("case.dispatched", 1): CaseDispatched,

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     wecom_agent_id: int = 1000002
     wecom_callback_token: str = "gridlink-local"
     wecom_callback_aes_key: str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+    # WeCom AI bot (智能机器人): the official way messages @-mentioning it in groups reach us.
+    wecom_aibot_token: str = "gridlink-local"
+    wecom_aibot_aes_key: str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
     # WeChat official account (公众号): template messages to reporters and its callback.
     wechat_base_url: str = "https://api.weixin.qq.com"
     wechat_app_id: str = "wx-gridlink-local"
@@ -84,6 +87,8 @@ class Settings(BaseSettings):
     wechat_callback_token: str = "gridlink-local"
     wechat_callback_aes_key: str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
     wechat_template_case_update: str = "gridlink-case-update"
+    # "template" (模板消息) or "subscribe" (订阅消息, needs each reader's consent) for reporters.
+    wechat_reporter_message: str = "template"
     # SMS gateway (short messages to reporters without WeChat).
     sms_base_url: str = "http://127.0.0.1:18090"
     sms_sign_name: str = "网格通"
@@ -114,7 +119,7 @@ class Settings(BaseSettings):
     triage_training_path: Path = PROJECT_ROOT / "shared" / "data" / "triage_training.tsv"
     triage_lexicon_path: Path = PROJECT_ROOT / "shared" / "data" / "triage_lexicon.yaml"
     # Below this confidence a report goes to manual triage at the grid centre instead of a guess.
-    triage_min_confidence: float = Field(default=0.15, ge=0, le=1)
+    triage_min_confidence: float = Field(default=0.10, ge=0, le=1)
     # How often each intake replica picks up corrections other replicas stored.
     triage_corrections_poll_s: float = 5.0
     # 一事多报: a report this close (and this recent) to an open case of its category joins it.
@@ -125,6 +130,8 @@ class Settings(BaseSettings):
     # Public endpoints (H5, 我要查询, Open311): requests per client IP per minute, reports per phone per hour.
     intake_rate_limit_ip_per_minute: int = 30
     intake_rate_limit_phone_per_hour: int = 10
+    # Behind a reverse proxy every client has the proxy's address: then trust its X-Forwarded-For.
+    intake_trust_forwarded_for: bool = False
     # Open311 api_key values allowed to POST service requests.
     intake_open311_api_keys: list[str] = ["local-development-only"]
     # WeChat messages from one sender in one group within this window become one report.

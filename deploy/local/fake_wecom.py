@@ -6,6 +6,20 @@ accepted can be read back at `GET /_fake/messages?key=…` (and cleared with DEL
 `POST /_fake/failures` makes the next sends to a key fail with a chosen errcode, so the real
 client code can be tested against transient and permanent errors.
 
+It also stands in for the rest of what notify talks to:
+- the WeCom self-built application: `GET /cgi-bin/gettoken` (an access_token that expires) and
+  `POST /cgi-bin/message/send` (42001 for an expired token, 40014 for an unknown one, 81013 when
+  no recipient is valid); `POST /_fake/tokens/expire` expires every token now;
+- the official account: `GET /cgi-bin/token`, `POST /cgi-bin/message/template/send` (43004 for
+  a reader who does not follow the account) and `POST /cgi-bin/message/subscribe/send` (43101
+  without consent, 47003 for a field over its kind's length);
+- an SMS gateway: `POST /sms/send` (a `Code` of "OK" or an error code, 5 a minute per number);
+- WeChat's side of callbacks: `encrypt`/`callback_request`/`aibot_callback_request`/
+  `url_check_request` build requests exactly as WeCom (application and AI bot) and the official
+  account sign and encrypt them (WXBizMsgCrypt).
+Sent messages are read back at `/_fake/app/messages`, `/_fake/mp/messages`, `/_fake/sms/messages`;
+`/_fake/stats` counts token fetches.
+
 Run: python deploy/local/fake_wecom.py --port 18090
 """
 
@@ -14,10 +28,15 @@ import base64
 import binascii
 import hashlib
 import json
+import os
+import re
+import secrets
+import struct
 import time
 from collections import defaultdict, deque
 
 import uvicorn
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from fastapi import FastAPI, Query, Request
 
 TEXT_MAX_BYTES = 2048
@@ -35,6 +54,102 @@ EMPTY_CONTENT = (44004, "empty content")
 CONTENT_TOO_LONG = (45002, "content size out of limit")
 INVALID_PARAMETER = (40058, "invalid parameter")
 INVALID_JSON = (40035, "invalid json")
+# Application, official account and SMS errcodes.
+INVALID_CORPID = (40013, "invalid corpid")
+INVALID_CREDENTIAL = (40001, "invalid credential, access_token is invalid or not latest")
+INVALID_TOKEN = (40014, "invalid access_token")
+TOKEN_EXPIRED = (42001, "access_token expired")
+INVALID_AGENTID = (40056, "invalid agentid")
+NO_VALID_RECIPIENT = (81013, "user & party & tag all invalid")
+REQUIRE_SUBSCRIBE = (43004, "require subscribe")
+INVALID_OPENID = (40003, "invalid openid")
+INVALID_TEMPLATE_ID = (40037, "invalid template_id")
+NO_SUBSCRIBE_CONSENT = (43101, "user refuse to accept the msg")
+ARGUMENT_INVALID = (47003, "argument invalid!")
+SUBSCRIBE_FIELD_LIMITS = {"thing": 20, "phrase": 5, "character_string": 32, "name": 10, "number": 32}
+MOBILE = re.compile(r"^1[3-9]\d{9}$")
+SMS_PER_MINUTE = 5
+
+# Credentials the fake accepts: the defaults of shared/settings.py, so `make up` works as is.
+CORP_ID, CORP_SECRET, AGENT_ID = "ww-gridlink-local", "local-development-only", 1000002
+MP_APP_ID, MP_APP_SECRET = "wx-gridlink-local", "local-development-only"
+CALLBACK_TOKEN = "gridlink-local"
+WECOM_AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+MP_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+
+
+# --- WeChat's side of callbacks (WXBizMsgCrypt), written from the scheme, not from notify's code ---
+
+def signature(*parts: str) -> str:
+    """SHA-1 hex of the parts sorted and joined."""
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+
+
+def encrypt(message: str, *, encoding_aes_key: str, receive_id: str, random16: bytes | None = None) -> str:
+    """AES-256-CBC of random(16) + big-endian length + message + receive id, PKCS#7 to 32 bytes, base64."""
+    key = base64.b64decode(encoding_aes_key + "=")
+    raw = message.encode()
+    plain = (random16 or os.urandom(16)) + struct.pack(">I", len(raw)) + raw + receive_id.encode()
+    pad = 32 - len(plain) % 32
+    plain += bytes([pad]) * pad
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).encryptor()
+    return base64.b64encode(encryptor.update(plain) + encryptor.finalize()).decode()
+
+
+def callback_request(message_xml: str, *, source: str = "wecom_app", token: str = CALLBACK_TOKEN,
+                     encoding_aes_key: str | None = None, receive_id: str | None = None,
+                     timestamp: str | None = None, nonce: str | None = None) -> tuple[dict, str]:
+    """Query parameters and XML body of an encrypted message callback as the platform sends it."""
+    wecom = source == "wecom_app"
+    encoding_aes_key = encoding_aes_key or (WECOM_AES_KEY if wecom else MP_AES_KEY)
+    receive_id = receive_id if receive_id is not None else (CORP_ID if wecom else MP_APP_ID)
+    timestamp = timestamp or str(int(time.time()))
+    nonce = nonce or str(secrets.randbelow(10**10))
+    encrypted = encrypt(message_xml, encoding_aes_key=encoding_aes_key, receive_id=receive_id)
+    params = {"msg_signature": signature(token, timestamp, nonce, encrypted), "timestamp": timestamp, "nonce": nonce}
+    if wecom:
+        body = (f"<xml><ToUserName><![CDATA[{receive_id}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt>"
+                f"<AgentID><![CDATA[{AGENT_ID}]]></AgentID></xml>")
+    else:  # the official account's safe mode also signs the three strings, as in plaintext mode
+        params |= {"signature": signature(token, timestamp, nonce), "encrypt_type": "aes"}
+        body = f"<xml><ToUserName><![CDATA[gh_gridlink]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
+    return params, body
+
+
+def aibot_callback_request(message: dict, *, token: str = CALLBACK_TOKEN, encoding_aes_key: str = WECOM_AES_KEY,
+                           timestamp: str | None = None, nonce: str | None = None) -> tuple[dict, str]:
+    """Query parameters and JSON body of a WeCom AI-bot (智能机器人) callback: the message JSON
+    encrypted with an empty receive id, posted as {"encrypt": …}."""
+    timestamp = timestamp or str(int(time.time()))
+    nonce = nonce or str(secrets.randbelow(10**10))
+    encrypted = encrypt(json.dumps(message, ensure_ascii=False), encoding_aes_key=encoding_aes_key, receive_id="")
+    params = {"msg_signature": signature(token, timestamp, nonce, encrypted), "timestamp": timestamp, "nonce": nonce}
+    return params, json.dumps({"encrypt": encrypted})
+
+
+def url_check_request(*, source: str = "wecom_app", token: str = CALLBACK_TOKEN, encoding_aes_key: str | None = None,
+                      receive_id: str | None = None, timestamp: str | None = None) -> tuple[dict, str]:
+    """Query parameters of the platform's URL check, and the plaintext the URL must answer."""
+    timestamp = timestamp or str(int(time.time()))
+    nonce = str(secrets.randbelow(10**10))
+    echo = str(secrets.randbelow(10**19))
+    if source != "wecom_app":  # the official account echoes echostr as it came
+        return {"signature": signature(token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce,
+                "echostr": echo}, echo
+    encrypted = encrypt(echo, encoding_aes_key=encoding_aes_key or WECOM_AES_KEY,
+                        receive_id=receive_id if receive_id is not None else CORP_ID)
+    return {"msg_signature": signature(token, timestamp, nonce, encrypted), "timestamp": timestamp, "nonce": nonce,
+            "echostr": encrypted}, echo
+
+
+def message_xml(*, msg_type: str, from_user: str, msg_id: str, to_user: str = CORP_ID, create_time: int | None = None,
+                **fields: str) -> str:
+    """A callback message's inner XML (text: Content; image: PicUrl, MediaId; location: Location_X…)."""
+    parts = [f"<ToUserName><![CDATA[{to_user}]]></ToUserName>", f"<FromUserName><![CDATA[{from_user}]]></FromUserName>",
+             f"<CreateTime>{create_time or int(time.time())}</CreateTime>", f"<MsgType><![CDATA[{msg_type}]]></MsgType>"]
+    parts += [f"<{k}><![CDATA[{v}]]></{k}>" for k, v in fields.items()]
+    parts.append(f"<MsgId>{msg_id}</MsgId>")
+    return "<xml>" + "".join(parts) + "</xml>"
 
 
 class Rejected(Exception):
@@ -90,12 +205,32 @@ def validate(message: dict) -> None:
                 raise Rejected(INVALID_PARAMETER, "every article needs a title and a url")
 
 
-def create_app(*, rate_limit_per_minute: int = 20, valid_keys: set[str] | None = None, clock=time.monotonic) -> FastAPI:
+def create_app(*, rate_limit_per_minute: int = 20, valid_keys: set[str] | None = None, clock=time.monotonic,
+               token_ttl_s: float = 7200.0) -> FastAPI:
     """The fake server; valid_keys=None accepts any non-empty key."""
     app = FastAPI(title="Fake WeCom group robot")
     messages: list[dict] = []
     sent_at: dict[str, deque] = defaultdict(deque)
     failures: dict[str, deque] = defaultdict(deque)
+    tokens: dict[str, tuple[str, float]] = {}  # access_token -> (kind, expires at on `clock`)
+    token_fetches: dict[str, int] = defaultdict(int)
+    app_messages: list[dict] = []
+    mp_messages: list[dict] = []
+    sms_messages: list[dict] = []
+    sms_sent_at: dict[str, deque] = defaultdict(deque)
+
+    def issue_token(kind: str) -> dict:
+        token = f"{kind}-{secrets.token_urlsafe(24)}"
+        tokens[token] = (kind, clock() + token_ttl_s)
+        token_fetches[kind] += 1
+        return {"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": int(token_ttl_s)}
+
+    def token_error(token: str, kind: str) -> tuple[int, str] | None:
+        if token not in tokens or tokens[token][0] != kind:
+            return INVALID_TOKEN if kind == "wecom" else INVALID_CREDENTIAL
+        if clock() >= tokens[token][1]:
+            return TOKEN_EXPIRED
+        return None
 
     def answer(error: tuple[int, str] | Rejected) -> dict:
         if isinstance(error, Rejected):
@@ -126,15 +261,148 @@ def create_app(*, rate_limit_per_minute: int = 20, valid_keys: set[str] | None =
         messages.append({"key": key, "received_at": time.time(), "body": message})
         return answer(OK)
 
+    @app.get("/cgi-bin/gettoken")
+    async def wecom_gettoken(corpid: str = "", corpsecret: str = ""):
+        if corpid != CORP_ID:
+            return answer(INVALID_CORPID)
+        if corpsecret != CORP_SECRET:
+            return answer(INVALID_CREDENTIAL)
+        return issue_token("wecom")
+
+    @app.post("/cgi-bin/message/send")
+    async def wecom_app_send(request: Request, access_token: str = ""):
+        if error := token_error(access_token, "wecom"):
+            return answer(error)
+        try:
+            message = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            return answer(INVALID_JSON)
+        if not isinstance(message, dict):
+            return answer(INVALID_JSON)
+        if message.get("agentid") != AGENT_ID:
+            return answer(INVALID_AGENTID)
+        if message.get("msgtype") not in {"text", "markdown"} or not isinstance(message.get(message["msgtype"]), dict):
+            return answer(Rejected(INVALID_MSGTYPE, str(message.get("msgtype"))))
+        try:
+            _content(message[message["msgtype"]], TEXT_MAX_BYTES if message["msgtype"] == "text" else MARKDOWN_MAX_BYTES)
+        except Rejected as rejected:
+            return answer(rejected)
+        users = [u for u in str(message.get("touser", "")).split("|") if u]
+        invalid = [u for u in users if u.startswith("unknown")]  # the fake's directory: all but these exist
+        if not users or len(invalid) == len(users):
+            return answer(NO_VALID_RECIPIENT)
+        app_messages.append({"received_at": time.time(), "body": message})
+        return {"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid), "msgid": secrets.token_hex(8)}
+
+    @app.get("/cgi-bin/token")
+    async def mp_token(grant_type: str = "", appid: str = "", secret: str = ""):
+        if grant_type != "client_credential" or appid != MP_APP_ID or secret != MP_APP_SECRET:
+            return answer(INVALID_CREDENTIAL)
+        token = issue_token("mp")
+        return {"access_token": token["access_token"], "expires_in": token["expires_in"]}
+
+    @app.post("/cgi-bin/message/template/send")
+    async def mp_template_send(request: Request, access_token: str = ""):
+        if error := token_error(access_token, "mp"):
+            return answer(error)
+        try:
+            message = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            return answer(INVALID_JSON)
+        openid = message.get("touser", "") if isinstance(message, dict) else ""
+        if not isinstance(openid, str) or not openid.startswith("o"):
+            return answer(INVALID_OPENID)
+        if openid.startswith("o-unsubscribed"):  # the fake's readers who unfollowed the account
+            return answer(REQUIRE_SUBSCRIBE)
+        if not message.get("template_id") or not isinstance(message.get("data"), dict):
+            return answer(INVALID_TEMPLATE_ID)
+        if not all(isinstance(v, dict) and isinstance(v.get("value"), str) for v in message["data"].values()):
+            return answer(Rejected(INVALID_PARAMETER, "every data field needs a string value"))
+        msgid = len(mp_messages) + 1
+        mp_messages.append({"received_at": time.time(), "msgid": msgid, "body": message})
+        return {"errcode": 0, "errmsg": "ok", "msgid": msgid}
+
+    @app.post("/cgi-bin/message/subscribe/send")
+    async def mp_subscribe_send(request: Request, access_token: str = ""):
+        if error := token_error(access_token, "mp"):
+            return answer(error)
+        try:
+            message = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            return answer(INVALID_JSON)
+        openid = message.get("touser", "") if isinstance(message, dict) else ""
+        if not isinstance(openid, str) or not openid.startswith("o"):
+            return answer(INVALID_OPENID)
+        if openid.startswith("o-noconsent"):  # readers who gave no (or used up their) consent
+            return answer(NO_SUBSCRIBE_CONSENT)
+        if not message.get("template_id") or not isinstance(message.get("data"), dict):
+            return answer(INVALID_TEMPLATE_ID)
+        for key, field in message["data"].items():
+            value = field.get("value") if isinstance(field, dict) else None
+            limit = SUBSCRIBE_FIELD_LIMITS.get(key.rstrip("0123456789"))
+            if not isinstance(value, str) or not value or (limit is not None and len(value) > limit):
+                return answer(Rejected(ARGUMENT_INVALID, f"data.{key}.value"))
+        mp_messages.append({"received_at": time.time(), "kind": "subscribe", "body": message})
+        return {"errcode": 0, "errmsg": "ok"}
+
+    @app.post("/sms/send")
+    async def sms_send(request: Request):
+        try:
+            message = json.loads(await request.body())
+            params = json.loads(message.get("template_param") or "{}")
+        except (ValueError, UnicodeDecodeError, AttributeError):
+            return {"Code": "isv.INVALID_JSON_PARAM", "Message": "JSON参数不合法"}
+        phone = str(message.get("phone_numbers", ""))
+        if not MOBILE.match(phone):
+            return {"Code": "isv.MOBILE_NUMBER_ILLEGAL", "Message": "非法手机号"}
+        if not message.get("sign_name"):
+            return {"Code": "isv.SMS_SIGNATURE_ILLEGAL", "Message": "签名不合法"}
+        if not message.get("template_code"):
+            return {"Code": "isv.SMS_TEMPLATE_ILLEGAL", "Message": "模板不合法"}
+        window, now = sms_sent_at[phone], clock()
+        while window and now - window[0] >= RATE_WINDOW_S:
+            window.popleft()
+        if len(window) >= SMS_PER_MINUTE:
+            return {"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "触发分钟级流控"}
+        window.append(now)
+        biz_id = secrets.token_hex(8)
+        sms_messages.append({"received_at": time.time(), "biz_id": biz_id, "phone": phone, "params": params,
+                             "body": message})
+        return {"Code": "OK", "Message": "OK", "BizId": biz_id, "RequestId": secrets.token_hex(8)}
+
+    @app.post("/_fake/tokens/expire", status_code=204)
+    async def expire_tokens():
+        for token, (kind, _) in list(tokens.items()):
+            tokens[token] = (kind, clock() - 1)
+
+    @app.get("/_fake/stats")
+    async def stats():
+        return {"token_fetches": dict(token_fetches), "robot_messages": len(messages),
+                "robot_keys": len({m["key"] for m in messages})}
+
+    @app.get("/_fake/app/messages")
+    async def list_app_messages():
+        return app_messages
+
+    @app.get("/_fake/mp/messages")
+    async def list_mp_messages():
+        return mp_messages
+
+    @app.get("/_fake/sms/messages")
+    async def list_sms_messages():
+        return sms_messages
+
     @app.get("/_fake/messages")
     async def list_messages(key: str | None = None):
         return [m for m in messages if key is None or m["key"] == key]
 
     @app.delete("/_fake/messages", status_code=204)
     async def clear_messages():
-        messages.clear()
+        for log in (messages, app_messages, mp_messages, sms_messages):
+            log.clear()
         sent_at.clear()
         failures.clear()
+        sms_sent_at.clear()
 
     @app.post("/_fake/failures", status_code=204)
     async def fail_next(key: str, errcode: int, times: int = 1, errmsg: str = "injected failure"):
@@ -152,8 +420,10 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=18090)
     parser.add_argument("--rate-limit", type=int, default=20, help="messages a minute per robot key")
+    parser.add_argument("--token-ttl", type=float, default=7200.0, help="seconds an access_token lives")
     args = parser.parse_args()
-    uvicorn.run(create_app(rate_limit_per_minute=args.rate_limit), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(create_app(rate_limit_per_minute=args.rate_limit, token_ttl_s=args.token_ttl),
+                host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Notify: tells departments and reporters through WeCom and WeChat."""
+"""Notify: tells departments, supervisors, reporters and resident groups through WeCom, WeChat and
+SMS; takes WeCom/official-account messages in for intake."""
 
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -6,29 +7,51 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from services.notify.api import router
-from services.notify.domain import load_directory
-from services.notify.handlers import make_delivery_loop, make_handlers
+from services.notify.api import callback_configs, router
+from services.notify.channels import Senders
+from services.notify.delivery import make_delivery_loop
+from services.notify.domain import load_full_directory, load_groups
+from services.notify.handlers import make_handlers
+from services.notify.sms import HttpSmsGateway
+from services.notify.wechat import WeChatOfficialAccountClient
+from services.notify.wecom import WeComAppClient, WeComRobotClient
 from shared.service import running_service
 from shared.settings import Settings
-from shared.topics import CASES
+from shared.topics import CASES, MEDIA, REPORTS, SLA
 from shared.web import create_service_app
+
+
+def make_senders(settings: Settings, http: httpx.AsyncClient) -> Senders:
+    """Every channel's client over one pooled HTTP client."""
+    return Senders(
+        robot=WeComRobotClient(settings.wecom_base_url, http),
+        app=WeComAppClient(settings.wecom_base_url, http, corp_id=settings.wecom_corp_id,
+                           corp_secret=settings.wecom_corp_secret, agent_id=settings.wecom_agent_id),
+        official_account=WeChatOfficialAccountClient(settings.wechat_base_url, http, app_id=settings.wechat_app_id,
+                                                     app_secret=settings.wechat_app_secret),
+        sms=HttpSmsGateway(settings.sms_base_url, http, sign_name=settings.sms_sign_name),
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings(service_name="notify")
-    directory = load_directory(settings.directory_path)
+    directory = load_full_directory(settings.directory_path)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        async with httpx.AsyncClient(timeout=5.0) as http, running_service(
-            settings, service_dir=Path(__file__).parent, topics=[CASES],
+        # Connections are kept per host and reused: a broadcast reaches thousands of robots in parallel.
+        limits = httpx.Limits(max_connections=settings.notify_delivery_concurrency,
+                              max_keepalive_connections=settings.notify_delivery_concurrency)
+        async with httpx.AsyncClient(timeout=5.0, limits=limits) as http, running_service(
+            settings, service_dir=Path(__file__).parent, topics=[REPORTS, CASES, SLA, MEDIA],
             handlers=make_handlers(settings=settings, directory=directory),
-            loops={"delivery": make_delivery_loop(http)},
+            loops={"delivery": make_delivery_loop(lambda s: make_senders(s, http))},
         ) as runtime:
             app.state.runtime = runtime
             yield
 
     app = create_service_app(settings, title="GridLink notify", lifespan=lifespan)
+    app.state.groups = load_groups(settings.notify_groups_path)
+    app.state.callbacks = callback_configs(settings)
     app.include_router(router)
     return app

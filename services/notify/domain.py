@@ -1,16 +1,24 @@
-"""Pure notify rules: who is told about what, and the Chinese text they read."""
+"""Pure notify rules: who is told about what, the Chinese text they read, each robot's sending
+budget, which groups a broadcast reaches, and what an inbound WeChat message means."""
 
-from dataclasses import dataclass
+import csv
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from uuid import UUID, NAMESPACE_URL, uuid5
 
 import yaml
 
-from services.notify.wecom import text_message
+from services.notify.wechat import subscribe_message, template_message
+from services.notify.wecom import markdown_message, news_message, text_message
 from shared.events import CaseDispatched
 
 CHINA_TZ = timezone(timedelta(hours=8))
 PRIORITY_LABEL = {"urgent": "紧急", "normal": "一般"}
+STAGE_LABEL = {"acknowledge": "接单", "joint_plan": "联合处置方案", "resolve": "办结", "verify": "回访"}
+# WeCom counts its 20 messages per minute on its own clock: one second more absorbs the skew.
+ROBOT_WINDOW_S = 61.0
+NOTIFICATION_NS = uuid5(NAMESPACE_URL, "https://gridlink.example.org/notifications")
 
 
 @dataclass(frozen=True)
@@ -19,31 +27,374 @@ class DepartmentContact:
     mentioned_mobiles: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Directory:
+    departments: dict[str, DepartmentContact]
+    # 督办 also goes to the supervision office; 办结 is announced in the command centre's group.
+    supervisor: DepartmentContact | None = None
+    command_center: str | None = None
+
+
+@dataclass(frozen=True)
+class ReporterContact:
+    """How a reporter can be reached, best first: official account, WeCom, SMS."""
+
+    openid: str | None = None
+    wecom_userid: str | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class ReporterTemplates:
+    """How reporters are written to: official-account template or subscribe messages (by the
+    template id configured for case updates), and the SMS template."""
+
+    wechat_template_id: str = "gridlink-case-update"
+    wechat_kind: str = "template"  # template | subscribe
+    sms_template: str = "SMS_CASE_UPDATE"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    channel: str
+    target: str
+    template: str
+    body: dict
+
+
+@dataclass(frozen=True)
+class Group:
+    group_id: str
+    name: str
+    jurisdiction_code: str
+    robot_key: str
+
+
+def _contact(entry: dict) -> DepartmentContact:
+    return DepartmentContact(entry["robot_key"], tuple(entry.get("mentioned_mobiles", ())))
+
+
 def load_directory(path: Path) -> dict[str, DepartmentContact]:
     """Department code → its WeCom group robot and the people to @ there."""
+    return load_full_directory(path).departments
+
+
+def load_full_directory(path: Path) -> Directory:
+    """The departments plus the supervision office and command centre from the directory file."""
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return {
-        code: DepartmentContact(d["robot_key"], tuple(d.get("mentioned_mobiles", ())))
-        for code, d in data["departments"].items()
-    }
+    supervisor = data.get("supervisor")
+    return Directory(
+        departments={code: _contact(d) for code, d in data["departments"].items()},
+        supervisor=_contact(supervisor) if supervisor else None,
+        command_center=data.get("command_center"),
+    )
 
 
-def dispatched_message(case: CaseDispatched, *, contact: DepartmentContact, ack_minutes: int) -> dict:
-    """派单 notice to the department's group, @-mentioning its handlers."""
-    at = case.dispatched_at.astimezone(CHINA_TZ).strftime("%m-%d %H:%M")
-    short_id = str(case.case_id)[:8]
+def load_groups(path: Path) -> list[Group]:
+    """The county's resident WeChat groups (one robot each) from the groups CSV."""
+    with path.open(encoding="utf-8", newline="") as f:
+        return [Group(r["group_id"], r["name"], r["jurisdiction_code"], r["robot_key"]) for r in csv.DictReader(f)]
+
+
+def notification_id(*, source_id: UUID, template: str, channel: str, target: str) -> UUID:
+    """The same source, template, channel and target always give the same id: a redelivered event
+    or a repeated request maps onto the row that exists instead of a second message."""
+    return uuid5(NOTIFICATION_NS, f"{source_id}|{template}|{channel}|{target}")
+
+
+def field_of(payload, name: str, default=None):
+    """An optional field of an event payload: an attribute, or an entry of its `detail` dict
+    (case transitions carry step-specific facts there)."""
+    value = getattr(payload, name, None)
+    if value is None:
+        detail = getattr(payload, "detail", None)
+        value = detail.get(name) if isinstance(detail, dict) else None
+    return default if value is None else value
+
+
+def _short(case_id) -> str:
+    return str(case_id)[:8]
+
+
+def _as_datetime(value) -> datetime | None:
+    """A datetime from a payload field that may be one or an ISO string (inside `detail`)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, datetime) and value.tzinfo else None
+
+
+def _china_time(at) -> str:
+    at = _as_datetime(at)
+    return at.astimezone(CHINA_TZ).strftime("%m-%d %H:%M") if at else "—"
+
+
+def _robot(contact: DepartmentContact, template: str, content: str) -> Outgoing:
+    return Outgoing("wecom_robot", contact.robot_key, template,
+                    text_message(content, mentioned_mobiles=list(contact.mentioned_mobiles)))
+
+
+DISPATCH_ACTION_LABEL = {"dispatch": "派单", "transfer": "转派", "reopen": "重新派单", "escalate": "上报派单"}
+
+
+def dispatched_message(case: CaseDispatched, *, contact: DepartmentContact, ack_minutes: int,
+                       co_handling: bool = False) -> dict:
+    """派单 notice to the department's group (协办 to a co-handling one), @-mentioning its handlers."""
+    action = field_of(case, "action", "dispatch")
+    label = "协办" if co_handling else DISPATCH_ACTION_LABEL.get(action, "派单")
+    reason = field_of(case, "reason") if action != "dispatch" else None
     content = (
-        f"【派单】{PRIORITY_LABEL.get(case.priority, case.priority)} 案件 {short_id}\n"
+        f"【{label}】{PRIORITY_LABEL.get(case.priority, case.priority)} 案件 {_short(case.case_id)}\n"
         f"类别：{case.category_name}\n"
         f"承办：{case.department_name}\n"
         f"内容：{case.description}\n"
-        f"派单时间：{at}\n"
-        f"请在{ack_minutes}分钟内接单。"
+        + (f"原因：{reason}\n" if reason else "")
+        + f"派单时间：{_china_time(case.dispatched_at)}\n"
+        + ("请配合主办单位处置。" if co_handling else f"请在{ack_minutes}分钟内接单。")
     )
     return text_message(content, mentioned_mobiles=list(contact.mentioned_mobiles))
+
+
+def warning_messages(payload, *, directory: Directory, now: datetime) -> list[Outgoing]:
+    """催办: a deadline is near; the department's group is reminded, its handlers @-mentioned."""
+    contact = _department(directory, payload.department_code)
+    stage = field_of(payload, "stage")
+    due_at = _as_datetime(field_of(payload, "due_at"))
+    reminder = field_of(payload, "reminder", 1)
+    priority = field_of(payload, "priority")
+    lines = [f"【催办】{'第' + str(reminder) + '次 ' if reminder > 1 else ''}"
+             f"{PRIORITY_LABEL.get(priority, '') + ' ' if priority else ''}案件 {_short(payload.case_id)}"]
+    if stage:
+        lines.append(f"环节：{STAGE_LABEL.get(stage, stage)}")
+    if due_at:
+        minutes = max(int((due_at - now).total_seconds() // 60), 0)
+        lines.append(f"时限：{_china_time(due_at)}（还剩{minutes}分钟）")
+    lines.append("请尽快处理，逾期将转督办。")
+    return [_robot(contact, "sla.warning", "\n".join(lines))]
+
+
+def breached_messages(payload, *, directory: Directory) -> list[Outgoing]:
+    """督办: a deadline passed; the supervision office and the department's group are told."""
+    contact = _department(directory, payload.department_code)
+    stage = STAGE_LABEL.get(payload.stage, payload.stage)
+    content = (
+        f"【督办】案件 {_short(payload.case_id)} {stage}已超时\n"
+        f"承办：{field_of(payload, 'department_name', payload.department_code)}\n"
+        f"开始：{_china_time(payload.started_at)}\n"
+        f"时限：{_china_time(payload.due_at)}\n"
+    )
+    out = [_robot(contact, "sla.breached", content + "请立即处理并说明超时原因。")]
+    if directory.supervisor is not None:
+        out.append(_robot(directory.supervisor, "sla.breached", content + "请督查室跟进督办。"))
+    return out
+
+
+def acknowledged_messages(payload, *, reporter: ReporterContact | None,
+                          templates: ReporterTemplates = ReporterTemplates()) -> list[Outgoing]:
+    """接单: the reporter learns which department took the case."""
+    department = field_of(payload, "department_name", payload.department_code)
+    return reporter_messages(
+        reporter, templates, template="case.acknowledged", case_id=payload.case_id, status="已接单",
+        text=f"您反映的问题（案件 {_short(payload.case_id)}）已由{department}接单，正在处理。",
+        at=field_of(payload, "at") or field_of(payload, "acknowledged_at"), url=None,
+    )
+
+
+def resolved_messages(payload, *, directory: Directory, evidence: dict[str, int] | None = None) -> list[Outgoing]:
+    """办结: the command centre's group sees the case closed, with the before/after comparison
+    (photo counts from the event, else from the evidence attached to the case)."""
+    if not directory.command_center or directory.command_center not in directory.departments:
+        return []
+    contact = directory.departments[directory.command_center]
+    department = field_of(payload, "department_name", payload.department_code)
+    evidence = evidence or {}
+    before = len(field_of(payload, "before_media_ids", ())) or evidence.get("before", 0)
+    after = len(field_of(payload, "after_media_ids", ())) or evidence.get("after", 0)
+    comparison_url = field_of(payload, "comparison_url")
+    summary = field_of(payload, "resolution") or field_of(payload, "reason")
+    title = f"【办结】案件 {_short(payload.case_id)} 已由{department}办结"
+    description = f"整改前后对比：整改前{before}张，整改后{after}张。" + (f"\n处理结果：{summary}" if summary else "")
+    if comparison_url:
+        body = news_message(title=title, description=description, url=field_of(payload, "case_url", comparison_url),
+                            picurl=comparison_url)
+        return [Outgoing("wecom_robot", contact.robot_key, "case.resolved", body)]
+    return [Outgoing("wecom_robot", contact.robot_key, "case.resolved", text_message(f"{title}\n{description}"))]
+
+
+def verification_messages(payload, *, reporter: ReporterContact | None,
+                          templates: ReporterTemplates = ReporterTemplates()) -> list[Outgoing]:
+    """回访: the reporter is asked whether the problem is really solved."""
+    return reporter_messages(
+        reporter, templates, template="case.verification", case_id=payload.case_id, status="已办结，待回访",
+        text=(f"您反映的问题（案件 {_short(payload.case_id)}）已办结。请您评价处理结果："
+              "回复 1 满意，2 基本满意，3 不满意（问题仍未解决）。"),
+        at=field_of(payload, "at"), url=field_of(payload, "verification_url"),
+    )
+
+
+def reporter_messages(reporter: ReporterContact | None, templates: ReporterTemplates, *, template: str, case_id,
+                      status: str, text: str, at, url: str | None) -> list[Outgoing]:
+    """One message on the reporter's best channel; none when we have no way to reach them."""
+    if reporter is None:
+        return []
+    if reporter.openid and templates.wechat_kind == "subscribe":
+        body = subscribe_message(template_id=templates.wechat_template_id, page=url, data={
+            "character_string1": _short(case_id), "phrase2": status[:5], "thing3": text,
+            "time4": _china_time(at)})
+        return [Outgoing("wechat_subscribe", reporter.openid, template, body)]
+    if reporter.openid:
+        body = template_message(template_id=templates.wechat_template_id, url=url, data={
+            "first": text, "keyword1": _short(case_id), "keyword2": status, "keyword3": _china_time(at),
+            "remark": "感谢您参与网格治理。"})
+        return [Outgoing("wechat_template", reporter.openid, template, body)]
+    if reporter.wecom_userid:
+        content = text + (f"\n{url}" if url else "")
+        return [Outgoing("wecom_app", reporter.wecom_userid, template, {"msgtype": "text", "text": {"content": content}})]
+    if reporter.phone:
+        return [Outgoing("sms", reporter.phone, template,
+                         {"template": templates.sms_template, "params": {"case": _short(case_id), "status": status}})]
+    return []
+
+
+def _department(directory: Directory, code: str) -> DepartmentContact:
+    contact = directory.departments.get(code)
+    if contact is None:
+        raise LookupError(f"department {code} has no WeCom group in the directory")
+    return contact
 
 
 def backoff_seconds(attempt: int, base: float) -> float:
     """Exponential backoff between delivery attempts, capped at 10 minutes."""
     return min(base * 2 ** (attempt - 1), 600.0)
 
+
+# --- each robot's budget -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RobotWindow:
+    """When a robot last sent (within the window) and until when WeCom told us to hold off."""
+
+    sent_at: tuple[datetime, ...] = ()
+    blocked_until: datetime | None = None
+
+
+@dataclass
+class RobotPlan:
+    picked: list[UUID] = field(default_factory=list)
+    deferred: dict[UUID, datetime] = field(default_factory=dict)
+    windows: dict[str, tuple[datetime, ...]] = field(default_factory=dict)
+
+
+def plan_robot_sends(candidates: list[tuple[UUID, str]], windows: dict[str, RobotWindow], *, now: datetime,
+                     per_minute: int, window_s: float = ROBOT_WINDOW_S) -> RobotPlan:
+    """Split (notification, robot) candidates, in order, into those a sliding one-minute window per
+    robot allows now and those deferred until the robot's next free slot. A sliding log rather
+    than a token bucket: a bucket refilled at 20/min still lets 40 through in one minute after a
+    full burst, and WeCom answers that with 45009 and a longer throttle."""
+    plan = RobotPlan()
+    window = timedelta(seconds=window_s)
+    by_robot: dict[str, list[UUID]] = {}
+    for notification, robot in candidates:
+        by_robot.setdefault(robot, []).append(notification)
+    for robot, notifications in by_robot.items():
+        state = windows.get(robot, RobotWindow())
+        if state.blocked_until and state.blocked_until > now:
+            plan.deferred.update({n: state.blocked_until for n in notifications})
+            continue
+        recent = sorted(t for t in state.sent_at if now - t < window)
+        free = max(per_minute - len(recent), 0)
+        plan.picked.extend(notifications[:free])
+        recent.extend([now] * min(free, len(notifications)))
+        if len(notifications) > free:
+            # The slot frees when the send `per_minute` places back leaves the window.
+            next_free = recent[len(recent) - per_minute] + window
+            plan.deferred.update({n: next_free for n in notifications[free:]})
+        plan.windows[robot] = tuple(recent[-per_minute:])
+    return plan
+
+
+# --- broadcasts -----------------------------------------------------------------------------
+
+def select_groups(groups: list[Group], target: str) -> list[Group]:
+    """The groups a broadcast reaches: "all", or those whose division code starts with `target`."""
+    if target == "all":
+        return list(groups)
+    return [g for g in groups if g.jurisdiction_code.startswith(target)]
+
+
+def broadcast_message(*, msgtype: str, content: str) -> dict:
+    """The robot message every group of a broadcast receives."""
+    return markdown_message(content) if msgtype == "markdown" else text_message(content)
+
+
+# --- inbound callbacks ----------------------------------------------------------------------
+
+INBOUND_TYPES = {"text", "image", "location"}
+
+
+def is_fresh(timestamp: str, *, now: float, max_age_s: float) -> bool:
+    """A callback's timestamp (epoch seconds) lies within max_age of now, either way."""
+    try:
+        return abs(now - int(timestamp)) <= max_age_s
+    except (TypeError, ValueError):
+        return False
+
+
+def inbound_message(fields: dict[str, str], *, source: str) -> dict | None:
+    """MessageReceived fields from a decrypted callback, or None for what intake does not take
+    (events such as subscribe, voice, video)."""
+    msg_type = fields.get("MsgType", "")
+    if msg_type not in INBOUND_TYPES or not fields.get("MsgId") or not fields.get("FromUserName"):
+        return None
+    message = {
+        "message_id": uuid5(NOTIFICATION_NS, f"inbound|{source}|{fields['MsgId']}"),
+        "source": source,
+        "msg_id": fields["MsgId"],
+        "from_user": fields["FromUserName"],
+        "to_user": fields.get("ToUserName", ""),
+        "msg_type": msg_type,
+        "agent_id": fields.get("AgentID") or None,
+    }
+    try:
+        message["sent_at"] = datetime.fromtimestamp(int(fields.get("CreateTime", "")), timezone.utc)
+    except ValueError:
+        return None
+    if msg_type == "text":
+        message["content"] = fields.get("Content", "")
+    elif msg_type == "image":
+        message |= {"pic_url": fields.get("PicUrl"), "media_id": fields.get("MediaId")}
+    else:
+        try:
+            message |= {"lat": float(fields["Location_X"]), "lng": float(fields["Location_Y"])}
+        except (KeyError, ValueError):
+            return None
+        message |= {"label": fields.get("Label") or None, "datum": "gcj02"}
+    return message
+
+
+def aibot_message(data: dict, *, received_at: datetime) -> dict | None:
+    """MessageReceived fields from a decrypted WeCom AI-bot (智能机器人) callback: someone @-mentioned
+    the bot in a group (or wrote to it). Its JSON carries no send time, so the receipt time stands in."""
+    msg_type, sender = data.get("msgtype"), (data.get("from") or {}).get("userid")
+    if msg_type not in {"text", "image"} or not data.get("msgid") or not sender:
+        return None
+    group = data.get("chattype") == "group" and data.get("chatid")
+    source = "wecom_group" if group else "wecom_aibot"
+    message = {
+        "message_id": uuid5(NOTIFICATION_NS, f"inbound|{source}|{data['msgid']}"),
+        "source": source,
+        "msg_id": data["msgid"],
+        "from_user": sender,
+        "to_user": data.get("aibotid", ""),
+        "msg_type": msg_type,
+        "group_id": data.get("chatid") if group else None,
+        "response_url": data.get("response_url"),
+        "sent_at": received_at,
+    }
+    if msg_type == "text":
+        message["content"] = (data.get("text") or {}).get("content", "")
+    else:
+        message["pic_url"] = (data.get("image") or {}).get("url")
+    return message

@@ -1,86 +1,93 @@
-"""Notify's event handlers (queue notifications) and the delivery loop (send them)."""
+"""Notify's event handlers: decode → domain decides who hears what → one notification row each.
 
-import asyncio
-import logging
-from datetime import timedelta
-from uuid import uuid4
+Step-specific fields (e.g. the comparison picture of case.resolved) are optional: read with
+`field_of` from the payload or its `detail`, so templates keep working as producers add them.
+"""
 
 import asyncpg
-import httpx
 
 from services.notify import store
-from services.notify.domain import DepartmentContact, backoff_seconds, dispatched_message
-from services.notify.wecom import WeComError, WeComRobotClient
-from shared.db import enqueue
-from shared.events import CaseDispatched, Event, NotificationFailed, NotificationSent, new_event, utcnow
+from services.notify.domain import (
+    Directory, Outgoing, ReporterContact, ReporterTemplates, acknowledged_messages, breached_messages,
+    dispatched_message, field_of, notification_id, resolved_messages, verification_messages, warning_messages,
+)
+from shared.events import CaseDispatched, Event, utcnow
 from shared.settings import Settings
 
-log = logging.getLogger(__name__)
+
+async def queue(conn: asyncpg.Connection, event: Event, outgoing: list[Outgoing]) -> None:
+    """One pending notification per message; ids derive from the event so a redelivery adds none."""
+    for out in outgoing:
+        await store.insert_notification(
+            conn,
+            notification_id=notification_id(source_id=event.event_id, template=out.template, channel=out.channel,
+                                             target=out.target),
+            source_event_id=event.event_id,
+            case_id=getattr(event.payload, "case_id", None),
+            channel=out.channel,
+            target=out.target,
+            template=out.template,
+            body=out.body,
+        )
 
 
-def make_handlers(*, settings: Settings, directory: dict[str, DepartmentContact]):
+def make_handlers(*, settings: Settings, directory: Directory):
+    templates = ReporterTemplates(wechat_template_id=settings.wechat_template_case_update,
+                                  wechat_kind=settings.wechat_reporter_message,
+                                  sms_template=settings.sms_template_case_update)
+
+    async def on_report_submitted(conn: asyncpg.Connection, event: Event) -> None:
+        report = event.payload
+        contact = ReporterContact(
+            openid=getattr(report, "reporter_openid", None),
+            wecom_userid=getattr(report, "reporter_wecom_userid", None),
+            phone=getattr(report, "reporter_phone", None),
+        )
+        if contact != ReporterContact():
+            await store.save_reporter(conn, case_id=report.case_id, contact=contact)
+
     async def on_case_dispatched(conn: asyncpg.Connection, event: Event) -> None:
         case: CaseDispatched = event.payload
-        contact = directory.get(case.department_code)
+        contact = directory.departments.get(case.department_code)
         if contact is None:
             raise LookupError(f"department {case.department_code} has no WeCom group in the directory")
         ack_minutes = settings.sla_ack_minutes_urgent if case.priority == "urgent" else settings.sla_ack_minutes_normal
-        await store.insert_notification(
-            conn,
-            notification_id=uuid4(),
-            source_event_id=event.event_id,
-            case_id=case.case_id,
-            channel="wecom_robot",
-            target=contact.robot_key,
-            template="case.dispatched",
-            body=dispatched_message(case, contact=contact, ack_minutes=ack_minutes),
-        )
+        outgoing = [Outgoing("wecom_robot", contact.robot_key, "case.dispatched",
+                             dispatched_message(case, contact=contact, ack_minutes=ack_minutes))]
+        for code in field_of(case, "co_department_codes", ()):  # 协办 departments hear of it too
+            co = directory.departments.get(code)
+            if co is not None and co.robot_key != contact.robot_key:
+                outgoing.append(Outgoing("wecom_robot", co.robot_key, "case.dispatched", dispatched_message(
+                    case, contact=co, ack_minutes=ack_minutes, co_handling=True)))
+        await queue(conn, event, outgoing)
 
-    return {"case.dispatched": on_case_dispatched}
+    async def on_case_acknowledged(conn: asyncpg.Connection, event: Event) -> None:
+        reporter = await store.get_reporter(conn, case_id=event.payload.case_id)
+        await queue(conn, event, acknowledged_messages(event.payload, reporter=reporter, templates=templates))
 
+    async def on_case_resolved(conn: asyncpg.Connection, event: Event) -> None:
+        reporter = await store.get_reporter(conn, case_id=event.payload.case_id)
+        evidence = await store.evidence_counts(conn, case_id=event.payload.case_id)
+        await queue(conn, event, resolved_messages(event.payload, directory=directory, evidence=evidence))
+        await queue(conn, event, verification_messages(event.payload, reporter=reporter, templates=templates))
 
-async def deliver_one(*, settings: Settings, pool: asyncpg.Pool, robot: WeComRobotClient) -> bool:
-    """Send the next due notification; False when none is due."""
-    async with pool.acquire() as conn, conn.transaction():
-        row = await store.claim_due_notification(conn, now=utcnow())
-        if row is None:
-            return False
-        common = dict(notification_id=row["notification_id"], case_id=row["case_id"], channel=row["channel"],
-                      target=row["target"], template=row["template"])
-        try:
-            await robot.send(key=row["target"], message=row["body"])
-        except (WeComError, httpx.HTTPError) as exc:
-            attempts = row["attempts"] + 1
-            retryable = not isinstance(exc, WeComError) or exc.retryable
-            give_up = not retryable or attempts >= settings.notify_max_attempts
-            retry_at = None if give_up else utcnow() + timedelta(seconds=backoff_seconds(attempts, settings.notify_retry_base_s))
-            log.warning("notification %s attempt %d failed: %s", row["notification_id"], attempts, exc)
-            await store.mark_attempt_failed(conn, notification_id=row["notification_id"], error=str(exc), retry_at=retry_at)
-            if give_up:
-                await enqueue(conn, settings, _event(settings, NotificationFailed(**common, reason=str(exc)), row))
-            return True
-        await store.mark_sent(conn, notification_id=row["notification_id"], at=utcnow())
-        await enqueue(conn, settings, _event(settings, NotificationSent(**common), row))
-        return True
+    async def on_media_attached(conn: asyncpg.Connection, event: Event) -> None:
+        media = event.payload
+        await store.save_evidence(conn, case_id=media.case_id, media_id=media.media_id, role=media.role)
 
+    async def on_sla_warning(conn: asyncpg.Connection, event: Event) -> None:
+        now = field_of(event.payload, "fired_at") or utcnow()  # the time left as of the warning, not of its handling
+        await queue(conn, event, warning_messages(event.payload, directory=directory, now=now))
 
-def _event(settings: Settings, payload, row) -> Event:
-    return new_event(payload, producer=settings.service_name, jurisdiction_code=settings.jurisdiction_code,
-                     key=str(row["case_id"] or row["notification_id"]))
+    async def on_sla_breached(conn: asyncpg.Connection, event: Event) -> None:
+        await queue(conn, event, breached_messages(event.payload, directory=directory))
 
-
-def make_delivery_loop(http: httpx.AsyncClient):
-    async def delivery_loop(runtime) -> None:
-        robot = WeComRobotClient(runtime.settings.wecom_base_url, http)
-        while not runtime.stopping.is_set():
-            try:
-                if await deliver_one(settings=runtime.settings, pool=runtime.pool, robot=robot):
-                    continue
-            except Exception:
-                log.exception("notification delivery failed; retrying")
-            try:
-                await asyncio.wait_for(runtime.stopping.wait(), runtime.settings.outbox_poll_interval_s)
-            except TimeoutError:
-                pass
-
-    return delivery_loop
+    return {
+        "report.submitted": on_report_submitted,
+        "case.dispatched": on_case_dispatched,
+        "case.acknowledged": on_case_acknowledged,
+        "case.resolved": on_case_resolved,
+        "media.attached": on_media_attached,
+        "sla.warning": on_sla_warning,
+        "sla.breached": on_sla_breached,
+    }

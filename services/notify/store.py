@@ -1,36 +1,98 @@
 """Notify's SQL."""
 
+import base64
+import json
 from datetime import datetime
-from uuid import UUID
+from uuid import UUID, uuid5
 
 import asyncpg
 
+from services.notify.domain import NOTIFICATION_NS, ReporterContact, RobotWindow, notification_id
+from shared.settings import Settings
+from shared.topics import DEAD_LETTERS
+
 
 async def insert_notification(conn: asyncpg.Connection, **notification) -> None:
-    """Queue a notification; a second one for the same event, channel and target is ignored."""
+    """Queue a notification; one with the same id (or event, channel and target) is ignored."""
     columns = ", ".join(notification)
     placeholders = ", ".join(f"${i}" for i in range(1, len(notification) + 1))
     await conn.execute(
-        f"INSERT INTO notifications ({columns}) VALUES ({placeholders}) "
-        "ON CONFLICT (source_event_id, channel, target) DO NOTHING",
+        f"INSERT INTO notifications ({columns}) VALUES ({placeholders}) ON CONFLICT DO NOTHING",
         *notification.values(),
     )
 
 
-async def claim_due_notification(conn: asyncpg.Connection, *, now: datetime) -> asyncpg.Record | None:
-    """Lock one due pending notification for this transaction (other senders skip it)."""
-    return await conn.fetchrow(
-        "SELECT * FROM notifications WHERE status = 'pending' AND next_attempt_at <= $1 "
-        "ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED",
-        now,
+async def claim_due(conn: asyncpg.Connection, *, now: datetime, limit: int) -> list[asyncpg.Record]:
+    """Lock due notifications (pending, or sending with an expired lease) for this transaction;
+    case notifications first, so a 派单 never queues behind thousands of broadcast messages."""
+    return await conn.fetch(
+        "SELECT * FROM notifications WHERE status IN ('pending', 'sending') AND next_attempt_at <= $1 "
+        "ORDER BY broadcast_id IS NOT NULL, next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        now, limit,
     )
 
 
-async def mark_sent(conn: asyncpg.Connection, *, notification_id: UUID, at: datetime) -> None:
+async def lock_robot_windows(conn: asyncpg.Connection, robot_keys: list[str]) -> dict[str, RobotWindow]:
+    """Each robot's recent sends, locked (in key order, so two senders never deadlock)."""
+    if not robot_keys:
+        return {}
     await conn.execute(
+        "INSERT INTO robot_windows (robot_key) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", robot_keys
+    )
+    rows = await conn.fetch(
+        "SELECT * FROM robot_windows WHERE robot_key = ANY($1::text[]) ORDER BY robot_key FOR UPDATE", robot_keys
+    )
+    return {r["robot_key"]: RobotWindow(tuple(r["sent_at"]), r["blocked_until"]) for r in rows}
+
+
+async def save_robot_windows(conn: asyncpg.Connection, windows: dict[str, tuple[datetime, ...]]) -> None:
+    if windows:
+        await conn.executemany(
+            "UPDATE robot_windows SET sent_at = $2 WHERE robot_key = $1",
+            [(key, list(sent_at)) for key, sent_at in windows.items()],
+        )
+
+
+async def settle_robot_windows(conn: asyncpg.Connection, *, robot_keys: list[str], reserved_at: datetime,
+                               sent_at: datetime) -> None:
+    """Re-date the slots a batch reserved at `reserved_at` to when its sends were answered."""
+    if robot_keys:
+        await conn.execute(
+            "UPDATE robot_windows SET sent_at = array_replace(sent_at, $2, $3) WHERE robot_key = ANY($1::text[])",
+            robot_keys, reserved_at, sent_at,
+        )
+
+
+async def block_robots(conn: asyncpg.Connection, *, robot_keys: list[str], until: datetime) -> None:
+    """WeCom throttled these robots: send nothing more to them before `until`."""
+    await conn.execute(
+        "UPDATE robot_windows SET blocked_until = $2 WHERE robot_key = ANY($1::text[])", robot_keys, until
+    )
+
+
+async def mark_sending(conn: asyncpg.Connection, *, notification_ids: list[UUID], lease_until: datetime) -> None:
+    await conn.execute(
+        "UPDATE notifications SET status = 'sending', next_attempt_at = $2 WHERE notification_id = ANY($1::uuid[])",
+        notification_ids, lease_until,
+    )
+
+
+async def defer(conn: asyncpg.Connection, deferred: dict[UUID, datetime]) -> None:
+    """Hold notifications back (not an attempt) until their robot has a free slot."""
+    if deferred:
+        await conn.executemany(
+            "UPDATE notifications SET status = 'pending', next_attempt_at = $2 WHERE notification_id = $1",
+            list(deferred.items()),
+        )
+
+
+async def mark_sent(conn: asyncpg.Connection, *, notification_ids: list[UUID], at: datetime) -> list[asyncpg.Record]:
+    """Record confirmed sends of rows still leased to us; returns those rows."""
+    return await conn.fetch(
         "UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = $2, last_error = NULL "
-        "WHERE notification_id = $1",
-        notification_id, at,
+        "WHERE notification_id = ANY($1::uuid[]) AND status = 'sending' "
+        "RETURNING notification_id, case_id, channel, target, template, broadcast_id",
+        notification_ids, at,
     )
 
 
@@ -46,5 +108,137 @@ async def mark_attempt_failed(
     )
 
 
+async def enqueue_dead_letter(conn: asyncpg.Connection, settings: Settings, *, row, error: str, at: datetime) -> None:
+    """Put a given-up notification on the dead-letter topic (through the outbox, in this transaction)
+    with the reason, in the same shape as the consumer's dead letters plus the notification fields."""
+    letter = {
+        "original_topic": None,
+        "source": f"{settings.service_name}.delivery",
+        "key": str(row["case_id"] or row["notification_id"]),
+        "value_base64": base64.b64encode(json.dumps(row["body"], ensure_ascii=False).encode()).decode(),
+        "reason": "notification_failed",
+        "error": error[:4000],
+        "notification_id": str(row["notification_id"]),
+        "channel": row["channel"],
+        "target": row["target"],
+        "template": row["template"],
+        "attempts": row["attempts"] + 1,
+        "failed_at": at.isoformat(),
+    }
+    await conn.execute(
+        "INSERT INTO outbox (event_id, topic, key, value) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        uuid5(NOTIFICATION_NS, f"dead-letter|{row['notification_id']}"), settings.topic(DEAD_LETTERS.name),
+        letter["key"], json.dumps(letter, ensure_ascii=False).encode(),
+    )
+
+
+async def queue_depth(conn: asyncpg.Connection, *, now: datetime) -> list[asyncpg.Record]:
+    """Unsettled notifications by state (due, held, sending) and kind (case, broadcast)."""
+    return await conn.fetch(
+        "SELECT CASE WHEN status = 'sending' THEN 'sending' WHEN next_attempt_at <= $1 THEN 'due' ELSE 'held' END "
+        "AS state, CASE WHEN broadcast_id IS NULL THEN 'case' ELSE 'broadcast' END AS kind, count(*) AS n "
+        "FROM notifications WHERE status IN ('pending', 'sending') GROUP BY 1, 2",
+        now,
+    )
+
+
 async def list_notifications(conn: asyncpg.Connection, *, case_id: UUID) -> list[asyncpg.Record]:
-    return await conn.fetch("SELECT * FROM notifications WHERE case_id = $1 ORDER BY created_at", case_id)
+    return await conn.fetch("SELECT * FROM notifications WHERE case_id = $1 ORDER BY created_at, template", case_id)
+
+
+# --- reporters ------------------------------------------------------------------------------
+
+async def save_reporter(conn: asyncpg.Connection, *, case_id: UUID, contact: ReporterContact) -> None:
+    await conn.execute(
+        "INSERT INTO reporters (case_id, openid, wecom_userid, phone) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (case_id) DO NOTHING",
+        case_id, contact.openid, contact.wecom_userid, contact.phone,
+    )
+
+
+async def get_reporter(conn: asyncpg.Connection, *, case_id: UUID) -> ReporterContact | None:
+    row = await conn.fetchrow("SELECT openid, wecom_userid, phone FROM reporters WHERE case_id = $1", case_id)
+    return ReporterContact(row["openid"], row["wecom_userid"], row["phone"]) if row else None
+
+
+async def save_evidence(conn: asyncpg.Connection, *, case_id: UUID, media_id: UUID, role: str) -> None:
+    await conn.execute(
+        "INSERT INTO case_evidence (case_id, media_id, role) VALUES ($1, $2, $3) "
+        "ON CONFLICT (case_id, media_id) DO UPDATE SET role = excluded.role",
+        case_id, media_id, role,
+    )
+
+
+async def evidence_counts(conn: asyncpg.Connection, *, case_id: UUID) -> dict[str, int]:
+    """Photos attached to a case by role (before / after)."""
+    rows = await conn.fetch("SELECT role, count(*) AS n FROM case_evidence WHERE case_id = $1 GROUP BY role", case_id)
+    return {r["role"]: r["n"] for r in rows}
+
+
+# --- broadcasts -----------------------------------------------------------------------------
+
+async def insert_broadcast(conn: asyncpg.Connection, *, broadcast_id: UUID, idempotency_key: str | None,
+                           target: str, msgtype: str, content: str, body: dict, groups: list) -> bool:
+    """The broadcast and one pending notification per group, in one statement each; False (and
+    nothing written) when a broadcast with this id or idempotency key exists already."""
+    status = await conn.execute(
+        "INSERT INTO broadcasts (broadcast_id, idempotency_key, target, msgtype, content, total) "
+        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        broadcast_id, idempotency_key, target, msgtype, content, len(groups),
+    )
+    if status != "INSERT 0 1":
+        return False
+    ids = [notification_id(source_id=broadcast_id, template="broadcast", channel="wecom_robot", target=g.robot_key)
+           for g in groups]
+    await conn.execute(
+        "INSERT INTO notifications (notification_id, source_event_id, broadcast_id, group_id, channel, target, "
+        "template, body) "
+        "SELECT id, $1, $1, group_id, 'wecom_robot', robot_key, 'broadcast', $5::jsonb "
+        "FROM unnest($2::uuid[], $3::text[], $4::text[]) AS g(id, group_id, robot_key) ON CONFLICT DO NOTHING",
+        broadcast_id, ids, [g.group_id for g in groups], [g.robot_key for g in groups], body,
+    )
+    return True
+
+
+async def broadcast_progress(conn: asyncpg.Connection, *, broadcast_id: UUID, failures_limit: int = 100):
+    """The broadcast row, its counts by status, first and last send, and some failures."""
+    broadcast = await conn.fetchrow("SELECT * FROM broadcasts WHERE broadcast_id = $1", broadcast_id)
+    if broadcast is None:
+        return None, None, None
+    counts = await conn.fetchrow(
+        "SELECT count(*) FILTER (WHERE status = 'sent') AS sent, count(*) FILTER (WHERE status = 'failed') AS failed, "
+        "count(*) FILTER (WHERE status IN ('pending', 'sending')) AS pending, "
+        "count(*) FILTER (WHERE status = 'pending' AND attempts > 0) AS retrying, "
+        "max(sent_at) AS last_sent_at FROM notifications WHERE broadcast_id = $1",
+        broadcast_id,
+    )
+    failures = await conn.fetch(
+        "SELECT group_id, target, attempts, last_error FROM notifications "
+        "WHERE broadcast_id = $1 AND status = 'failed' ORDER BY group_id LIMIT $2",
+        broadcast_id, failures_limit,
+    )
+    return broadcast, counts, failures
+
+
+# --- inbound callbacks ----------------------------------------------------------------------
+
+async def remember_nonce(conn: asyncpg.Connection, *, source: str, timestamp: str, nonce: str,
+                         forget_before: datetime) -> bool:
+    """Record a callback's (timestamp, nonce); False if it was seen before (a replay)."""
+    await conn.execute("DELETE FROM callback_nonces WHERE seen_at < $1", forget_before)
+    status = await conn.execute(
+        "INSERT INTO callback_nonces (source, ts, nonce) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        source, timestamp, nonce,
+    )
+    return status == "INSERT 0 1"
+
+
+async def remember_inbound(conn: asyncpg.Connection, *, source: str, msg_id: str, message_id: UUID) -> bool:
+    """Record an inbound MsgId; False if that message was already turned into an event."""
+    # The platforms retry within seconds: two days of memory is plenty and keeps the table small.
+    await conn.execute("DELETE FROM inbound_messages WHERE received_at < now() - interval '2 days'")
+    status = await conn.execute(
+        "INSERT INTO inbound_messages (source, msg_id, message_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        source, msg_id, message_id,
+    )
+    return status == "INSERT 0 1"

@@ -1,31 +1,62 @@
-"""WeCom group robot (企业微信群机器人) client: POST /cgi-bin/webhook/send?key=…
+"""WeCom clients: the group robot (企业微信群机器人) and the self-built application (自建应用).
 
-Errors come back as HTTP 200 with a non-zero errcode; rate limiting (20 messages a minute per
-robot) and system-busy answers are worth retrying, an invalid key or bad message is not.
+Errors come back as HTTP 200 with a non-zero errcode. For the robot, rate limiting (20 messages a
+minute per robot) and system-busy answers are worth retrying, an invalid key or bad message is
+not. The application needs an access_token: fetched once, cached until shortly before it expires
+and fetched again when WeCom answers that it expired (42001) or is invalid (40014).
 """
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 
 import httpx
 
-RETRYABLE_ERRCODES = {-1, 45009}  # system busy; api freq out of limit
+from services.notify.channels import DeliveryError
+
+RETRYABLE_ERRCODES = {-1, 45009, 45033}  # system busy; api freq out of limit; too many concurrent calls
+TOKEN_ERRCODES = {40014, 42001, 40001}  # invalid access_token; access_token expired; invalid credential
 TEXT_MAX_BYTES = 2048
+MARKDOWN_MAX_BYTES = 4096
 
 
-class WeComError(Exception):
+class WeComError(DeliveryError):
     def __init__(self, errcode: int, errmsg: str):
-        super().__init__(f"errcode {errcode}: {errmsg}")
+        super().__init__(f"errcode {errcode}: {errmsg}", code=str(errcode), retryable=errcode in RETRYABLE_ERRCODES)
         self.errcode, self.errmsg = errcode, errmsg
 
-    @property
-    def retryable(self) -> bool:
-        return self.errcode in RETRYABLE_ERRCODES
+
+def _cut(content: str, limit: int) -> str:
+    encoded = content.encode()
+    if len(encoded) <= limit:
+        return content
+    return encoded[: limit - 3].decode(errors="ignore") + "…"
 
 
 def text_message(content: str, *, mentioned_mobiles: list[str] = ()) -> dict:
     """A text message that @-mentions people by mobile number; content cut to the byte limit."""
-    encoded = content.encode()
-    if len(encoded) > TEXT_MAX_BYTES:
-        content = encoded[: TEXT_MAX_BYTES - 3].decode(errors="ignore") + "…"
-    return {"msgtype": "text", "text": {"content": content, "mentioned_mobile_list": list(mentioned_mobiles)}}
+    return {"msgtype": "text", "text": {"content": _cut(content, TEXT_MAX_BYTES),
+                                        "mentioned_mobile_list": list(mentioned_mobiles)}}
+
+
+def markdown_message(content: str) -> dict:
+    """A markdown message (no @-mentions by mobile: WeCom only reads them in text messages)."""
+    return {"msgtype": "markdown", "markdown": {"content": _cut(content, MARKDOWN_MAX_BYTES)}}
+
+
+def news_message(*, title: str, description: str, url: str, picurl: str | None = None) -> dict:
+    """A one-article news card (used for the before/after comparison picture of a closed case)."""
+    article = {"title": title, "description": description, "url": url}
+    if picurl:
+        article["picurl"] = picurl
+    return {"msgtype": "news", "news": {"articles": [article]}}
+
+
+def _check(answer: dict) -> dict:
+    errcode = answer.get("errcode", -1)
+    if errcode != 0:
+        raise WeComError(errcode, answer.get("errmsg", ""))
+    return answer
 
 
 class WeComRobotClient:
@@ -36,6 +67,70 @@ class WeComRobotClient:
         """Send one message; raises WeComError on a non-zero errcode, httpx errors on transport failure."""
         response = await self.http.post(f"{self.base_url}/cgi-bin/webhook/send", params={"key": key}, json=message)
         response.raise_for_status()
-        answer = response.json()
-        if answer.get("errcode", -1) != 0:
-            raise WeComError(answer.get("errcode", -1), answer.get("errmsg", ""))
+        _check(response.json())
+
+
+class AccessTokenCache:
+    """One access_token shared by every sender: fetched when missing or about to expire, at most
+    one fetch at a time (gettoken is rate limited), dropped when the API says it is no longer valid."""
+
+    def __init__(self, fetch: Callable[[], Awaitable[tuple[str, float]]], *, clock=time.monotonic,
+                 refresh_margin_s: float = 300.0):
+        self.fetch, self.clock, self.margin = fetch, clock, refresh_margin_s
+        self.token: str | None = None
+        self.expires_at = 0.0
+        self.lock = asyncio.Lock()
+
+    async def get(self) -> str:
+        """A token valid for at least the refresh margin (fetched only when needed)."""
+        async with self.lock:
+            if self.token is None or self.clock() >= self.expires_at - self.margin:
+                token, expires_in = await self.fetch()
+                self.token, self.expires_at = token, self.clock() + expires_in
+            return self.token
+
+    def invalidate(self, token: str) -> None:
+        """Forget `token` (unless another sender already replaced it)."""
+        if self.token == token:
+            self.token = None
+
+
+async def call_with_token(tokens: AccessTokenCache, call: Callable[[str], Awaitable[dict]]) -> dict:
+    """Run an API call with the cached token; on an expired/invalid token fetch a new one and retry once."""
+    for attempt in (1, 2):
+        token = await tokens.get()
+        answer = await call(token)
+        if answer.get("errcode", 0) in TOKEN_ERRCODES and attempt == 1:
+            tokens.invalidate(token)
+            continue
+        return _check(answer)
+    raise AssertionError("unreachable")
+
+
+class WeComAppClient:
+    """Messages from the self-built application to members (by WeCom userid)."""
+
+    def __init__(self, base_url: str, http: httpx.AsyncClient, *, corp_id: str, corp_secret: str, agent_id: int,
+                 clock=time.monotonic):
+        self.base_url, self.http, self.agent_id = base_url.rstrip("/"), http, agent_id
+        self.corp_id, self.corp_secret = corp_id, corp_secret
+        self.tokens = AccessTokenCache(self._fetch_token, clock=clock)
+
+    async def _fetch_token(self) -> tuple[str, float]:
+        response = await self.http.get(f"{self.base_url}/cgi-bin/gettoken",
+                                       params={"corpid": self.corp_id, "corpsecret": self.corp_secret})
+        response.raise_for_status()
+        answer = _check(response.json())
+        return answer["access_token"], float(answer.get("expires_in", 7200))
+
+    async def send(self, *, touser: str, message: dict) -> dict:
+        """Send a text/markdown message to members ("a|b"); raises WeComError, also when none was valid."""
+        body = {**message, "touser": touser, "agentid": self.agent_id}
+
+        async def post(token: str) -> dict:
+            response = await self.http.post(f"{self.base_url}/cgi-bin/message/send",
+                                            params={"access_token": token}, json=body)
+            response.raise_for_status()
+            return response.json()
+
+        return await call_with_token(self.tokens, post)

@@ -1,9 +1,18 @@
-from datetime import datetime, timezone
+"""Notify's pure rules: templates for every event, robot budgets, broadcast targets, inbound messages."""
+
+import csv
+from datetime import datetime, timedelta, timezone
 from uuid import uuid4
 
-from services.notify.domain import DepartmentContact, backoff_seconds, dispatched_message, load_directory
+from services.notify.domain import (
+    DepartmentContact, Directory, Group, ReporterContact, ReporterTemplates, RobotWindow, acknowledged_messages, aibot_message,
+    backoff_seconds,
+    breached_messages, dispatched_message, inbound_message, is_fresh, load_directory, load_full_directory,
+    load_groups, notification_id, plan_robot_sends, resolved_messages, select_groups, verification_messages,
+    warning_messages,
+)
 from services.notify.wecom import TEXT_MAX_BYTES, WeComError, text_message
-from shared.events import CaseDispatched
+from shared.events import CaseDispatched, CaseTransitioned, SlaBreached, SlaWarning
 from shared.settings import Settings
 from shared.taxonomy import load_taxonomy
 
@@ -42,3 +51,234 @@ def test_rate_limit_is_retryable_but_invalid_key_is_not():
 def test_every_department_has_a_robot_in_the_directory():
     settings = Settings()
     assert set(load_directory(settings.directory_path)) == set(load_taxonomy(settings.responsibility_list_path).departments)
+
+
+# --- templates for every event --------------------------------------------------------------
+
+NOW = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
+DIRECTORY = Directory(
+    departments={"zhujian": DepartmentContact("robot-zj", ("13900000301",)),
+                 "grid_center": DepartmentContact("robot-gc", ("13900000001",))},
+    supervisor=DepartmentContact("robot-sup", ("13900009901",)),
+    command_center="grid_center",
+)
+
+
+def transition(event_action: str, **detail) -> CaseTransitioned:
+    return CaseTransitioned(
+        case_id=uuid4(), report_id=uuid4(), category="manhole", category_name="井盖", priority="urgent",
+        department_code="zhujian", department_name="住房和城乡建设局", description="井盖翻起", action=event_action,
+        from_status="dispatched", actor="user:zj01", detail=detail, at=NOW,
+    )
+
+
+def test_transfer_and_co_handling_are_labelled():
+    case = CaseDispatched(
+        case_id=uuid4(), report_id=uuid4(), category="manhole", category_name="井盖", priority="normal",
+        department_code="zhujian", department_name="住房和城乡建设局", description="井盖", responsibility_list_version="v1",
+        rule="r", dispatched_at=NOW, action="transfer", reason="非本单位职责",
+    )
+    transfer = dispatched_message(case, contact=DepartmentContact("k", ()), ack_minutes=60)["text"]["content"]
+    assert transfer.startswith("【转派】一般") and "原因：非本单位职责" in transfer
+    co = dispatched_message(case, contact=DepartmentContact("k", ("139",)), ack_minutes=60, co_handling=True)
+    assert co["text"]["content"].startswith("【协办】") and "请配合主办单位处置" in co["text"]["content"]
+
+
+def test_repeated_warnings_are_counted():
+    payload = SlaWarning(case_id=uuid4(), stage="resolve", department_code="zhujian", started_at=NOW,
+                         due_at=NOW + timedelta(hours=2), reminder=2, priority="urgent", fired_at=NOW)
+    [out] = warning_messages(payload, directory=DIRECTORY, now=NOW)
+    assert out.body["text"]["content"].startswith("【催办】第2次 紧急 案件") and "环节：办结" in out.body["text"]["content"]
+
+
+def test_warning_reminds_the_department_with_the_time_left():
+    payload = SlaBreached(case_id=uuid4(), stage="acknowledge", department_code="zhujian", started_at=NOW,
+                          due_at=NOW + timedelta(minutes=10))
+    [out] = warning_messages(payload, directory=DIRECTORY, now=NOW + timedelta(minutes=7))
+    content = out.body["text"]["content"]
+    assert out.target == "robot-zj" and out.template == "sla.warning"
+    assert "【催办】" in content and "环节：接单" in content and "还剩3分钟" in content and "11-24 10:10" in content
+    assert out.body["text"]["mentioned_mobile_list"] == ["13900000301"]
+
+
+def test_breach_goes_to_the_department_and_the_supervisor():
+    payload = SlaBreached(case_id=uuid4(), stage="acknowledge", department_code="zhujian", started_at=NOW,
+                          due_at=NOW + timedelta(minutes=10))
+    department, supervisor = breached_messages(payload, directory=DIRECTORY)
+    assert (department.target, supervisor.target) == ("robot-zj", "robot-sup")
+    assert "【督办】" in supervisor.body["text"]["content"] and "督查室" in supervisor.body["text"]["content"]
+    assert supervisor.body["text"]["mentioned_mobile_list"] == ["13900009901"]
+    assert "接单已超时" in department.body["text"]["content"]
+
+
+def test_breach_for_an_unknown_department_is_an_error():
+    payload = SlaBreached(case_id=uuid4(), stage="acknowledge", department_code="nobody", started_at=NOW, due_at=NOW)
+    try:
+        breached_messages(payload, directory=DIRECTORY)
+    except LookupError as exc:
+        assert "nobody" in str(exc)
+    else:
+        raise AssertionError("expected LookupError")
+
+
+def test_reporter_is_reached_on_the_best_channel_or_not_at_all():
+    payload = transition("acknowledge")
+    templates = ReporterTemplates(wechat_template_id="T")
+    [mp] = acknowledged_messages(payload, reporter=ReporterContact(openid="o1", phone="13800001111"), templates=templates)
+    assert (mp.channel, mp.target, mp.body["template_id"]) == ("wechat_template", "o1", "T")
+    assert "已由住房和城乡建设局接单" in mp.body["data"]["first"]["value"] and mp.body["data"]["keyword2"]["value"] == "已接单"
+    [app] = acknowledged_messages(payload, reporter=ReporterContact(wecom_userid="zhangsan"), templates=templates)
+    assert app.channel == "wecom_app" and app.body == {"msgtype": "text", "text": {"content": app.body["text"]["content"]}}
+    [sms] = acknowledged_messages(payload, reporter=ReporterContact(phone="13800001111"), templates=templates)
+    assert sms.channel == "sms" and sms.body["params"] == {"case": str(payload.case_id)[:8], "status": "已接单"}
+    assert sms.body["template"] == "SMS_CASE_UPDATE"
+    assert acknowledged_messages(payload, reporter=None, templates=templates) == []
+
+
+def test_subscribe_messages_keep_each_field_within_its_limit():
+    payload = transition("resolve")
+    [out] = verification_messages(payload, reporter=ReporterContact(openid="o1"),
+                                  templates=ReporterTemplates(wechat_template_id="S", wechat_kind="subscribe"))
+    data = out.body["data"]
+    assert out.channel == "wechat_subscribe" and out.body["template_id"] == "S"
+    assert data["character_string1"]["value"] == str(payload.case_id)[:8]
+    assert len(data["thing3"]["value"]) == 20 and data["thing3"]["value"].endswith("…")
+    assert len(data["phrase2"]["value"]) <= 5
+
+
+def test_resolved_shows_the_before_after_comparison_to_the_command_centre():
+    with_picture = transition("resolve", before_media_ids=["a"], after_media_ids=["b", "c"],
+                              comparison_url="https://media.example/cmp.jpg", resolution="已更换井盖")
+    [news] = resolved_messages(with_picture, directory=DIRECTORY)
+    article = news.body["news"]["articles"][0]
+    assert news.target == "robot-gc" and article["picurl"] == "https://media.example/cmp.jpg"
+    assert "【办结】" in article["title"] and "整改前1张，整改后2张" in article["description"]
+    assert "已更换井盖" in article["description"]
+    [text] = resolved_messages(transition("resolve"), directory=DIRECTORY)
+    assert text.body["msgtype"] == "text" and "整改前0张" in text.body["text"]["content"]
+    assert resolved_messages(transition("resolve"), directory=Directory(departments={})) == []
+    [counted] = resolved_messages(transition("resolve"), directory=DIRECTORY, evidence={"before": 2, "after": 3})
+    assert "整改前2张，整改后3张" in counted.body["text"]["content"]
+
+
+def test_verification_asks_the_reporter_to_rate_the_result():
+    [out] = verification_messages(transition("resolve", verification_url="https://h5.example/v/1"),
+                                  reporter=ReporterContact(openid="o1"), templates=ReporterTemplates())
+    assert out.template == "case.verification" and out.body["url"] == "https://h5.example/v/1"
+    assert "回复 1 满意" in out.body["data"]["first"]["value"]
+
+
+def test_notification_ids_are_stable_per_source_template_and_target():
+    source = uuid4()
+    one = notification_id(source_id=source, template="case.dispatched", channel="wecom_robot", target="k")
+    assert one == notification_id(source_id=source, template="case.dispatched", channel="wecom_robot", target="k")
+    assert one != notification_id(source_id=source, template="case.dispatched", channel="wecom_robot", target="k2")
+    assert one != notification_id(source_id=uuid4(), template="case.dispatched", channel="wecom_robot", target="k")
+
+
+def test_directory_names_a_supervisor_and_a_command_centre_that_exists():
+    directory = load_full_directory(Settings().directory_path)
+    assert directory.supervisor is not None and directory.supervisor.robot_key
+    assert directory.command_center in directory.departments
+
+
+# --- each robot's budget --------------------------------------------------------------------
+
+def test_a_robot_gets_twenty_a_minute_and_the_rest_waits_for_the_first_slot():
+    candidates = [(uuid4(), "r1") for _ in range(25)] + [(uuid4(), "r2")]
+    plan = plan_robot_sends(candidates, {}, now=NOW, per_minute=20, window_s=61)
+    assert plan.picked == [n for n, _ in candidates[:20]] + [candidates[25][0]]
+    assert set(plan.deferred) == {n for n, _ in candidates[20:25]}
+    assert set(plan.deferred.values()) == {NOW + timedelta(seconds=61)}
+    assert len(plan.windows["r1"]) == 20 and len(plan.windows["r2"]) == 1
+
+
+def test_sends_remembered_from_before_a_restart_still_count():
+    earlier = tuple(NOW - timedelta(seconds=s) for s in (50, 40, 30))
+    old = (NOW - timedelta(seconds=120),)
+    candidates = [(uuid4(), "r1") for _ in range(3)]
+    plan = plan_robot_sends(candidates, {"r1": RobotWindow(old + earlier)}, now=NOW, per_minute=4, window_s=60)
+    assert plan.picked == [candidates[0][0]]
+    # the slot frees when the oldest send still in the window leaves it
+    assert set(plan.deferred.values()) == {NOW - timedelta(seconds=50) + timedelta(seconds=60)}
+    assert plan.windows["r1"] == (*earlier, NOW)
+
+
+def test_a_throttled_robot_waits_until_wecom_releases_it():
+    until = NOW + timedelta(seconds=30)
+    candidates = [(uuid4(), "r1")]
+    plan = plan_robot_sends(candidates, {"r1": RobotWindow((), blocked_until=until)}, now=NOW, per_minute=20)
+    assert plan.picked == [] and plan.deferred == {candidates[0][0]: until}
+    released = plan_robot_sends(candidates, {"r1": RobotWindow((), blocked_until=until)}, now=until, per_minute=20)
+    assert released.picked == [candidates[0][0]]
+
+
+# --- broadcasts -----------------------------------------------------------------------------
+
+def test_demo_county_has_2413_groups_each_with_its_own_robot():
+    groups = load_groups(Settings().notify_groups_path)
+    assert len(groups) == 2413
+    assert len({g.robot_key for g in groups}) == 2413 and len({g.group_id for g in groups}) == 2413
+    assert all(g.jurisdiction_code.startswith("330727") and len(g.jurisdiction_code) == 12 for g in groups)
+
+
+def test_broadcast_targets_all_or_a_jurisdiction_prefix(tmp_path):
+    groups = [Group("a", "甲", "330727001001", "k1"), Group("b", "乙", "330727001002", "k2"),
+              Group("c", "丙", "330727101001", "k3")]
+    assert select_groups(groups, "all") == groups
+    assert [g.group_id for g in select_groups(groups, "330727001")] == ["a", "b"]
+    assert select_groups(groups, "330727999") == []
+    path = tmp_path / "groups.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["group_id", "name", "jurisdiction_code", "robot_key"])
+        writer.writerows([(g.group_id, g.name, g.jurisdiction_code, g.robot_key) for g in groups])
+    assert load_groups(path) == groups
+
+
+# --- inbound --------------------------------------------------------------------------------
+
+def test_callback_timestamps_must_be_recent():
+    assert is_fresh("1000", now=1200, max_age_s=300) and is_fresh("1500", now=1200, max_age_s=300)
+    assert not is_fresh("800", now=1200, max_age_s=300)
+    assert not is_fresh("soon", now=1200, max_age_s=300)
+
+
+def test_inbound_text_image_and_location_become_messages():
+    common = {"FromUserName": "zhangsan", "ToUserName": "ww1", "CreateTime": "1764000000", "AgentID": "1000002"}
+    text = inbound_message(common | {"MsgType": "text", "Content": "路灯坏了", "MsgId": "1"}, source="wecom_app")
+    assert text["content"] == "路灯坏了" and text["from_user"] == "zhangsan" and text["agent_id"] == "1000002"
+    assert text["sent_at"] == datetime.fromtimestamp(1764000000, timezone.utc)
+    image = inbound_message(common | {"MsgType": "image", "PicUrl": "http://p/1.jpg", "MediaId": "m1", "MsgId": "2"},
+                            source="wecom_app")
+    assert (image["pic_url"], image["media_id"]) == ("http://p/1.jpg", "m1")
+    location = inbound_message(common | {"MsgType": "location", "Location_X": "29.05", "Location_Y": "120.45",
+                                         "Scale": "15", "Label": "幸福路", "MsgId": "3"}, source="wechat_mp")
+    assert (location["lat"], location["lng"], location["datum"], location["label"]) == (29.05, 120.45, "gcj02", "幸福路")
+    assert text["message_id"] != image["message_id"]
+    assert text["message_id"] == inbound_message(common | {"MsgType": "text", "Content": "x", "MsgId": "1"},
+                                                 source="wecom_app")["message_id"]
+
+
+def test_events_and_unsupported_messages_are_not_for_intake():
+    assert inbound_message({"MsgType": "event", "Event": "subscribe", "FromUserName": "o1"}, source="wechat_mp") is None
+    assert inbound_message({"MsgType": "voice", "MsgId": "1", "FromUserName": "o1", "CreateTime": "1"},
+                           source="wechat_mp") is None
+    assert inbound_message({"MsgType": "location", "MsgId": "1", "FromUserName": "o1", "CreateTime": "1",
+                            "Location_X": "north"}, source="wechat_mp") is None
+
+
+
+def test_ai_bot_group_mentions_become_group_messages():
+    data = {"msgid": "m1", "aibotid": "bot1", "chatid": "wrkSFfCgAA", "chattype": "group",
+            "from": {"userid": "wangwu"}, "response_url": "https://qyapi.example/reply/x", "msgtype": "text",
+            "text": {"content": "@网格通 幸福路路灯坏了"}}
+    message = aibot_message(data, received_at=NOW)
+    assert (message["source"], message["group_id"], message["from_user"]) == ("wecom_group", "wrkSFfCgAA", "wangwu")
+    assert message["content"] == "@网格通 幸福路路灯坏了" and message["response_url"].endswith("/x")
+    assert message["sent_at"] == NOW
+    single = aibot_message(data | {"chattype": "single", "msgtype": "image", "image": {"url": "https://p/1"}},
+                           received_at=NOW)
+    assert single["source"] == "wecom_aibot" and single["group_id"] is None and single["pic_url"] == "https://p/1"
+    assert aibot_message(data | {"msgtype": "stream"}, received_at=NOW) is None
+    assert aibot_message({k: v for k, v in data.items() if k != "from"}, received_at=NOW) is None

@@ -1,0 +1,46 @@
+"""The channels a notification can go out on, behind one `send(channel, target, body)`.
+
+wecom_robot: a group robot key and a robot message; wecom_app: WeCom userids ("a|b") and a
+text/markdown message; wechat_template / wechat_subscribe: an official-account openid and a
+template or subscribe message; sms: a mobile number and an SMS template with its parameters.
+"""
+
+import httpx
+
+
+class DeliveryError(Exception):
+    """A channel refused a message; `retryable` says whether trying again later can help."""
+
+    def __init__(self, message: str, *, code: str, retryable: bool):
+        super().__init__(message)
+        self.code, self.retryable = code, retryable
+
+
+class Senders:
+    def __init__(self, *, robot, app, official_account, sms):
+        self.robot, self.app, self.official_account, self.sms = robot, app, official_account, sms
+
+    async def send(self, *, channel: str, target: str, body: dict) -> None:
+        """Deliver one message; raises DeliveryError (or httpx.HTTPError, which is retryable)."""
+        if channel == "wecom_robot":
+            await self.robot.send(key=target, message=body)
+        elif channel == "wecom_app":
+            await self.app.send(touser=target, message=body)
+        elif channel == "wechat_template":
+            await self.official_account.send_template(openid=target, message=body)
+        elif channel == "wechat_subscribe":
+            await self.official_account.send_subscribe(openid=target, message=body)
+        elif channel == "sms":
+            await self.sms.send(phone=target, template=body["template"], params=body["params"])
+        else:
+            raise DeliveryError(f"unknown channel {channel}", code="unknown_channel", retryable=False)
+
+
+def as_delivery_error(exc: Exception) -> DeliveryError:
+    """Transport failures (timeouts, refused connections, 5xx) are worth retrying; 4xx are not."""
+    if isinstance(exc, DeliveryError):
+        return exc
+    if isinstance(exc, httpx.HTTPStatusError):
+        status = exc.response.status_code
+        return DeliveryError(f"HTTP {status}", code=f"http_{status}", retryable=status >= 500 or status == 429)
+    return DeliveryError(f"{type(exc).__name__}: {exc}", code="transport", retryable=True)

@@ -1,0 +1,32 @@
+"""Notify's own Prometheus metrics (in the process registry next to the shared ones)."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+DELIVERIES = Counter(
+    "gridlink_notify_deliveries_total",
+    "Delivery attempts by channel, template (broadcast for broadcasts) and outcome (sent, retry, failed).",
+    ["channel", "template", "outcome"],
+)
+SEND_DURATION = Histogram(
+    "gridlink_notify_send_duration_seconds", "Time for a channel to answer one message.", ["channel"],
+)
+RATE_DEFERRED = Counter(
+    "gridlink_notify_rate_deferred_total",
+    "Robot messages held back by our per-robot limit (not attempts: they go out when a slot frees).",
+)
+BROADCAST_GROUPS = Counter(
+    "gridlink_notify_broadcast_groups_total",
+    "Broadcast deliveries: queued when a broadcast is accepted, then sent or failed.",
+    ["outcome"],
+)
+CALLBACKS = Counter(
+    "gridlink_notify_callbacks_total",
+    "Inbound WeCom/official-account callbacks by source and outcome (accepted, duplicate, ignored, "
+    "verified, or the reason they were refused).",
+    ["source", "outcome"],
+)
+QUEUE = Gauge(
+    "gridlink_notify_queue_messages",
+    "Notifications not yet settled, by state (due now, held for later, in flight), and broadcast or not.",
+    ["state", "kind"],
+)

@@ -1,0 +1,259 @@
+"""Notify's delivery against real Kafka, PostgreSQL and the fake WeCom/WeChat server: every event
+type reaches the right people, each robot stays within its limit across restarts, retryable
+errors are retried and permanent ones end as notification.failed plus a dead letter."""
+
+import asyncio
+from datetime import timedelta
+from uuid import uuid4
+
+import asyncpg
+import httpx
+
+from services.notify.app import create_app
+from services.notify.domain import load_full_directory
+from services.notify.handlers import make_handlers
+from shared.events import (
+    CaseDispatched, CaseTransitioned, Event, MediaAttached, ReportSubmitted, SlaBreached, SlaWarning, new_event,
+    utcnow,
+)
+from shared.topics import CASES, DEAD_LETTERS, MEDIA, NOTIFICATIONS, SLA, ensure_topics
+from tests.support import eventually, publish, read_topic, running
+
+
+def dispatched(department: str = "zhujian"):
+    return new_event(CaseDispatched(
+        case_id=uuid4(), report_id=uuid4(), category="manhole", category_name="井盖缺失",
+        priority="urgent", department_code=department, department_name="住房和城乡建设局",
+        description="幸福路井盖翻起来了", responsibility_list_version="v", rule="r", dispatched_at=utcnow(),
+    ), producer="test", jurisdiction_code="330727", key="k")
+
+
+def transition(event_type: str, case_id, **detail):
+    return new_event(CaseTransitioned(
+        case_id=case_id, report_id=uuid4(), category="manhole", category_name="井盖缺失", priority="urgent",
+        department_code="zhujian", department_name="住房和城乡建设局", description="幸福路井盖翻起来了",
+        action=event_type.split(".")[1], from_status="dispatched", actor="user:zj01", detail=detail, at=utcnow(),
+    ), producer="test", jurisdiction_code="330727", key=str(case_id), event_type=event_type)
+
+
+def one_robot_directory(tmp_path, robot_key: str):
+    path = tmp_path / "directory.yaml"
+    path.write_text(f'departments:\n  zhujian:\n    robot_key: "{robot_key}"\n    mentioned_mobiles: ["13900000301"]\n')
+    return path
+
+
+async def notifications(client, case_id):
+    return (await client.get(f"/api/v1/cases/{case_id}/notifications")).json()["notifications"]
+
+
+def fake_messages(fake_wecom: str, key: str) -> list[dict]:
+    return httpx.get(f"{fake_wecom}/_fake/messages", params={"key": key}).json()
+
+
+async def test_warning_and_breach_reach_the_department_and_the_supervisor(make_settings, fake_wecom):
+    settings = make_settings("notify")
+    await ensure_topics(settings)
+    now, case_id = utcnow(), uuid4()
+    timing = dict(case_id=case_id, stage="acknowledge", department_code="zhujian",
+                  started_at=now - timedelta(minutes=10), due_at=now)
+    warning = new_event(SlaWarning(**timing, reminder=1, fired_at=now - timedelta(minutes=3)),
+                        producer="test", jurisdiction_code="330727", key=str(case_id))
+    breach = new_event(SlaBreached(**timing), producer="test", jurisdiction_code="330727", key=str(case_id))
+    await publish(settings, SLA.name, warning.to_bytes(), breach.to_bytes())
+    short = str(case_id)[:8]
+    async with running(create_app(settings)) as client:
+        async def all_sent():
+            rows = await notifications(client, case_id)
+            return rows if len(rows) == 3 and all(r["status"] == "sent" for r in rows) else None
+
+        rows = await eventually(all_sent)
+        assert {(r["template"], r["target"]) for r in rows} == {
+            ("sla.warning", "demo-zhujian"), ("sla.breached", "demo-zhujian"), ("sla.breached", "demo-supervisor")}
+    [reminded] = [m for m in fake_messages(fake_wecom, "demo-zhujian")
+                  if short in m["body"]["text"]["content"] and "【催办】" in m["body"]["text"]["content"]]
+    assert "还剩3分钟" in reminded["body"]["text"]["content"]
+    [to_supervisor] = [m for m in fake_messages(fake_wecom, "demo-supervisor") if short in m["body"]["text"]["content"]]
+    assert "【督办】" in to_supervisor["body"]["text"]["content"]
+    assert to_supervisor["body"]["text"]["mentioned_mobile_list"] == ["13900009901", "13900009902"]
+
+
+async def test_acknowledged_and_resolved_reach_the_reporter_and_the_command_centre(make_settings, fake_wecom):
+    settings = make_settings("notify", wechat_base_url=fake_wecom, sms_base_url=fake_wecom)
+    await ensure_topics(settings)
+    case_id, openid = uuid4(), f"oReporter-{uuid4().hex[:8]}"
+    db = await asyncpg.connect(settings.database_url)
+    try:  # as the report.submitted handler records it once intake passes the reporter's openid on
+        await db.execute("INSERT INTO notify.reporters (case_id, openid) VALUES ($1, $2)", case_id, openid)
+    finally:
+        await db.close()
+    acknowledged = transition("case.acknowledged", case_id)
+    resolved = transition("case.resolved", case_id, comparison_url="https://media.example/cmp.jpg")
+    attached = [new_event(MediaAttached(media_id=uuid4(), case_id=case_id, role=role, content_type="image/jpeg",
+                                        sha256="0" * 64, attached_at=utcnow()),
+                          producer="test", jurisdiction_code="330727", key=str(case_id))
+                for role in ("before", "after", "after")]
+    await publish(settings, MEDIA.name, *(e.to_bytes() for e in attached))
+    async with running(create_app(settings)) as client:
+        async def evidence_recorded():
+            db = await asyncpg.connect(settings.database_url)
+            try:
+                return await db.fetchval("SELECT count(*) FROM notify.case_evidence WHERE case_id = $1", case_id) == 3
+            finally:
+                await db.close()
+
+        await eventually(evidence_recorded)
+        await publish(settings, CASES.name, acknowledged.to_bytes(), resolved.to_bytes())
+        async def all_sent():
+            rows = await notifications(client, case_id)
+            return rows if len(rows) == 3 and all(r["status"] == "sent" for r in rows) else None
+
+        rows = await eventually(all_sent)
+        assert {(r["template"], r["channel"], r["target"]) for r in rows} == {
+            ("case.acknowledged", "wechat_template", openid),
+            ("case.verification", "wechat_template", openid),
+            ("case.resolved", "wecom_robot", "demo-grid_center"),
+        }
+    to_reporter = [m["body"] for m in httpx.get(f"{fake_wecom}/_fake/mp/messages").json() if m["body"]["touser"] == openid]
+    assert ["已接单", "已办结，待回访"] == [m["data"]["keyword2"]["value"] for m in to_reporter]
+    [card] = [m for m in fake_messages(fake_wecom, "demo-grid_center")
+              if m["body"]["msgtype"] == "news" and str(case_id)[:8] in m["body"]["news"]["articles"][0]["title"]]
+    assert card["body"]["news"]["articles"][0]["picurl"] == "https://media.example/cmp.jpg"
+    assert "整改前1张，整改后2张" in card["body"]["news"]["articles"][0]["description"]
+
+
+async def test_each_robot_gets_at_most_twenty_a_minute_even_across_a_restart(make_settings, fake_wecom, tmp_path):
+    robot = f"rl-{uuid4().hex[:8]}"
+    settings = make_settings("notify", directory_path=one_robot_directory(tmp_path, robot))
+    await ensure_topics(settings)
+    events = [dispatched() for _ in range(23)]
+    await publish(settings, CASES.name, *(e.to_bytes() for e in events))
+
+    async def statuses():
+        db = await asyncpg.connect(settings.database_url)
+        try:
+            return await db.fetch("SELECT status, last_error, next_attempt_at FROM notify.notifications")
+        finally:
+            await db.close()
+
+    async with running(create_app(settings)):
+        async def twenty_sent():
+            rows = await statuses()
+            return rows if len(rows) == 23 and sum(r["status"] == "sent" for r in rows) == 20 else None
+
+        await eventually(twenty_sent)
+    async with running(create_app(settings)):  # a restart must not grant a fresh minute
+        await asyncio.sleep(1.5)
+        rows = await statuses()
+    held = [r for r in rows if r["status"] != "sent"]
+    assert len(held) == 3 and all(r["status"] == "pending" for r in held)
+    assert all(r["next_attempt_at"] > utcnow() + timedelta(seconds=50) for r in held)
+    assert all(r["last_error"] is None for r in rows)  # never throttled by WeCom: no 45009
+    assert len(fake_messages(fake_wecom, robot)) == 20
+    db = await asyncpg.connect(settings.database_url)
+    try:  # the robot's window holds the sends dated when WeCom answered them, not when they were claimed
+        window = await db.fetchval("SELECT sent_at FROM notify.robot_windows WHERE robot_key = $1", robot)
+        answered = await db.fetch("SELECT sent_at FROM notify.notifications WHERE status = 'sent'")
+    finally:
+        await db.close()
+    assert sorted(window) == sorted(r["sent_at"] for r in answered)
+
+
+async def test_busy_answers_are_retried_and_throttling_holds_the_robot(make_settings, fake_wecom, tmp_path):
+    robot = f"busy-{uuid4().hex[:8]}"
+    settings = make_settings("notify", directory_path=one_robot_directory(tmp_path, robot))
+    await ensure_topics(settings)
+    httpx.post(f"{fake_wecom}/_fake/failures", params={"key": robot, "errcode": -1, "times": 2})
+    event = dispatched()
+    await publish(settings, CASES.name, event.to_bytes())
+    async with running(create_app(settings)) as client:
+        async def sent():
+            rows = await notifications(client, event.payload.case_id)
+            return rows if rows and rows[0]["status"] == "sent" else None
+
+        [row] = await eventually(sent)
+        assert row["attempts"] == 3
+        httpx.post(f"{fake_wecom}/_fake/failures", params={"key": robot, "errcode": 45009, "times": 1})
+        throttled = dispatched()
+        await publish(settings, CASES.name, throttled.to_bytes())
+
+        async def held():
+            rows = await notifications(client, throttled.payload.case_id)
+            return rows if rows and rows[0]["attempts"] == 1 else None
+
+        [row] = await eventually(held)
+        assert row["status"] == "pending" and "45009" in row["last_error"]
+    db = await asyncpg.connect(settings.database_url)
+    try:
+        blocked_until = await db.fetchval("SELECT blocked_until FROM notify.robot_windows WHERE robot_key = $1", robot)
+        next_attempt = await db.fetchval("SELECT next_attempt_at FROM notify.notifications WHERE case_id = $1",
+                                         throttled.payload.case_id)
+    finally:
+        await db.close()
+    assert blocked_until > utcnow() + timedelta(seconds=50) and next_attempt >= blocked_until - timedelta(seconds=1)
+
+
+async def test_a_permanent_failure_is_announced_and_dead_lettered(make_settings, fake_wecom, tmp_path):
+    robot = f"gone-{uuid4().hex[:8]}"
+    settings = make_settings("notify", directory_path=one_robot_directory(tmp_path, robot))
+    await ensure_topics(settings)
+    httpx.post(f"{fake_wecom}/_fake/failures", params={"key": robot, "errcode": 93000, "times": 1,
+                                                        "errmsg": "invalid webhook url"})
+    event = dispatched()
+    await publish(settings, CASES.name, event.to_bytes(), event.to_bytes())  # redelivered too
+    async with running(create_app(settings)) as client:
+        async def failed():
+            rows = await notifications(client, event.payload.case_id)
+            return rows if rows and rows[0]["status"] == "failed" else None
+
+        [row] = await eventually(failed)
+        assert row["attempts"] == 1 and "93000" in row["last_error"]
+        letters = await read_topic(settings, DEAD_LETTERS.name, until=lambda ms: len(ms) >= 1)
+        announced = await read_topic(settings, NOTIFICATIONS.name, until=lambda ms: len(ms) >= 1)
+    [letter] = letters
+    assert letter["reason"] == "notification_failed" and "93000" in letter["error"]
+    assert letter["notification_id"] == str(row["notification_id"]) and letter["target"] == robot
+    assert [e["type"] for e in announced] == ["notification.failed"]
+    assert fake_messages(fake_wecom, robot) == []
+
+
+class ReportWithContact(ReportSubmitted):
+    """report.submitted as it will look once intake passes on how to reach the reporter."""
+
+    reporter_wecom_userid: str | None = None
+    reporter_phone: str | None = None
+
+
+async def test_reporters_are_told_on_the_channel_their_report_came_from(make_settings, fake_wecom):
+    settings = make_settings("notify", wechat_base_url=fake_wecom, sms_base_url=fake_wecom)
+    await ensure_topics(settings)
+    handlers = make_handlers(settings=settings, directory=load_full_directory(settings.directory_path))
+    by_wecom, by_phone, anonymous = uuid4(), uuid4(), uuid4()
+    userid = f"staff-{uuid4().hex[:6]}"
+    db = await asyncpg.connect(settings.database_url, server_settings={"search_path": "notify"})
+    try:
+        for case_id, contact in ((by_wecom, {"reporter_wecom_userid": userid}),
+                                 (by_phone, {"reporter_phone": "13800005678"}), (anonymous, {})):
+            report = ReportWithContact(report_id=uuid4(), case_id=case_id, description="路灯不亮", channel="h5",
+                                       submitted_at=utcnow(), **contact)
+            event = Event(type="report.submitted", schema_version=1, producer="intake", jurisdiction_code="330727",
+                          key=str(case_id), payload=report)
+            async with db.transaction():
+                await handlers["report.submitted"](db, event)
+        assert await db.fetchval("SELECT count(*) FROM reporters") == 2  # nothing to keep for the anonymous one
+    finally:
+        await db.close()
+    await publish(settings, CASES.name, *(transition("case.acknowledged", c).to_bytes() for c in (by_wecom, by_phone, anonymous)))
+    async with running(create_app(settings)) as client:
+        async def sent(case_id):
+            rows = await notifications(client, case_id)
+            return rows if rows and rows[0]["status"] == "sent" else None
+
+        [app_row] = await eventually(lambda: sent(by_wecom))
+        [sms_row] = await eventually(lambda: sent(by_phone))
+        assert await notifications(client, anonymous) == []
+    assert (app_row["channel"], app_row["target"]) == ("wecom_app", userid)
+    assert (sms_row["channel"], sms_row["target"]) == ("sms", "13800005678")
+    [app_message] = [m for m in httpx.get(f"{fake_wecom}/_fake/app/messages").json() if m["body"]["touser"] == userid]
+    assert "已由住房和城乡建设局接单" in app_message["body"]["text"]["content"]
+    sms = [m for m in httpx.get(f"{fake_wecom}/_fake/sms/messages").json() if m["params"].get("case") == str(by_phone)[:8]]
+    assert len(sms) == 1 and sms[0]["params"]["status"] == "已接单"
