@@ -120,30 +120,32 @@ async def fire_due_timers(*, settings: Settings, pool: asyncpg.Pool, policy: Pol
     while True:
         async with pool.acquire() as conn, conn.transaction():
             timers = await store.claim_due_timers(conn, now=now, limit=batch)
-            updates, events, scores = [], [], Counter()
+            updates, events, fired = [], [], Counter()
             for timer in timers:
-                metrics.LATENESS.observe(max((now - timer["next_fire_at"]).total_seconds(), 0.0))
                 state = TimerState(priority=timer["priority"], due_at=timer["due_at"], warn_at=timer["warn_at"],
                                    reminders=timer["reminders"], last_reminder_at=timer["last_reminder_at"],
                                    breached=timer["fired_at"] is not None)
                 step = next_step(timer=state, now=now, policy=policy)
-                reminders, last_reminder, fired = timer["reminders"], timer["last_reminder_at"], timer["fired_at"]
+                reminders, last_reminder, breached_at = timer["reminders"], timer["last_reminder_at"], timer["fired_at"]
+                if step.kind == "warning":
+                    reminders, last_reminder = reminders + 1, now
+                elif step.kind == "breach":
+                    breached_at = now
                 if step.kind:
                     events.append(_event(settings, timer, step.kind, now))
-                    department, category = timer["department_code"], timer["category"] or ""
-                    if step.kind == "warning":
-                        reminders, last_reminder = reminders + 1, now
-                        metrics.WARNINGS.labels(department, category).inc()
-                        scores[(department, "warnings")] += 1
-                    else:
-                        fired = now
-                        metrics.BREACHES.labels(department, category).inc()
-                        scores[(department, "breaches")] += 1
-                updates.append((timer["id"], step.next_fire_at, reminders, last_reminder, fired))
+                    fired[(step.kind, timer["department_code"], timer["category"] or "")] += 1
+                updates.append((timer["id"], step.next_fire_at, reminders, last_reminder, breached_at))
             await store.save_fired(conn, updates)
             await enqueue_many(conn, settings, events)
-            for (department, column), n in scores.items():
-                await store.count_score(conn, department_code=department, day=now.astimezone(CST).date(), **{column: n})
+            day = now.astimezone(CST).date()
+            for (kind, department, _), n in fired.items():
+                await store.count_score(conn, department_code=department, day=day,
+                                        **{"warnings" if kind == "warning" else "breaches": n})
+        # Counted once committed, so a rolled-back batch is not counted.
+        for timer in timers:
+            metrics.LATENESS.observe(max((now - timer["next_fire_at"]).total_seconds(), 0.0))
+        for (kind, department, category), n in fired.items():
+            (metrics.WARNINGS if kind == "warning" else metrics.BREACHES).labels(department, category).inc(n)
         emitted += len(events)
         if len(timers) < batch:
             return emitted
