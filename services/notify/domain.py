@@ -213,7 +213,7 @@ def resolved_messages(payload, *, directory: Directory, evidence: dict[str, int]
     before = len(field_of(payload, "before_media_ids", ())) or evidence.get("before", 0)
     after = len(field_of(payload, "after_media_ids", ())) or evidence.get("after", 0)
     comparison_url = field_of(payload, "comparison_url")
-    summary = field_of(payload, "resolution") or field_of(payload, "reason")
+    summary = field_of(payload, "result") or field_of(payload, "reason")  # dispatch puts the result in detail
     title = f"【办结】案件 {_short(payload.case_id)} 已由{department}办结"
     description = f"整改前后对比：整改前{before}张，整改后{after}张。" + (f"\n处理结果：{summary}" if summary else "")
     if comparison_url:
