@@ -148,7 +148,7 @@ def test_subscribe_messages_keep_each_field_within_its_limit():
 
 def test_resolved_shows_the_before_after_comparison_to_the_command_centre():
     with_picture = transition("resolve", before_media_ids=["a"], after_media_ids=["b", "c"],
-                              comparison_url="https://media.example/cmp.jpg", resolution="已更换井盖")
+                              comparison_url="https://media.example/cmp.jpg", result="已更换井盖")
     [news] = resolved_messages(with_picture, directory=DIRECTORY)
     article = news.body["news"]["articles"][0]
     assert news.target == "robot-gc" and article["picurl"] == "https://media.example/cmp.jpg"
