@@ -23,6 +23,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
+from prometheus_client import REGISTRY
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -46,13 +47,13 @@ def timer_rows(n: int, due):
             for _ in range(n)]
 
 
-async def insert_timers(pool, n: int, *, due_sql: str) -> None:
+async def insert_timers(pool, n: int, *, due_sql: str, category: str = "manhole") -> None:
     """n timers generated in the database; `due_sql` computes each one's due moment from `i`."""
     async with pool.acquire() as conn:
         await conn.execute(
             f"INSERT INTO sla.timers ({', '.join(COLUMNS)})"
-            f" SELECT gen_random_uuid(), 'resolve', 'zhujian', 'urgent', 'manhole', 'wall', 60, now(), d, d, d"
-            f" FROM generate_series(1, $1) AS i, LATERAL (SELECT {due_sql} AS d) AS due", n)
+            f" SELECT gen_random_uuid(), 'resolve', 'zhujian', 'urgent', $2, 'wall', 60, now(), d, d, d"
+            f" FROM generate_series(1, $1) AS i, LATERAL (SELECT {due_sql} AS d) AS due", n, category)
 
 
 def rss_mb() -> float:
@@ -68,19 +69,16 @@ def percentile(values: list[float], p: float) -> float:
 
 
 async def observe_firing(pool, started_ids: set, lateness: list[float], stop: asyncio.Event) -> None:
-    """Every 50 ms, note the lateness of timers that fired since the last look."""
-    last_id = 0
-    while not stop.is_set() or started_ids:
-        async with pool.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT id, extract(epoch FROM clock_timestamp() - due_at) AS late FROM sla.timers"
-                " WHERE fired_at IS NOT NULL AND id > $1 ORDER BY id", last_id)
-        for row in rows:
-            if row["id"] in started_ids:
+    """Every 50 ms, note the lateness of the started timers that fired since the last look."""
+    while not stop.is_set():
+        if started_ids:
+            async with pool.acquire() as conn:
+                rows = await conn.fetch(
+                    "SELECT id, extract(epoch FROM clock_timestamp() - due_at) AS late FROM sla.timers"
+                    " WHERE fired_at IS NOT NULL AND id = ANY($1::bigint[])", list(started_ids))
+            for row in rows:
                 started_ids.discard(row["id"])
                 lateness.append(float(row["late"]))
-        if rows:
-            last_id = max(last_id, rows[-1]["id"])
         await asyncio.sleep(0.05)
 
 
@@ -112,9 +110,9 @@ async def steady_load(settings, pool, *, rate: int, seconds: int) -> list[float]
     return lateness
 
 
-async def fired_count(pool) -> int:
-    async with pool.acquire() as conn:
-        return await conn.fetchval("SELECT count(*) FROM sla.timers WHERE fired_at IS NOT NULL")
+def breaches(category: str) -> float:
+    """Breaches the service in this process counted for a category (cheaper than counting rows)."""
+    return REGISTRY.get_sample_value("gridlink_sla_breaches_total", {"department": "zhujian", "category": category}) or 0
 
 
 async def bench(args) -> int:
@@ -145,18 +143,17 @@ async def bench(args) -> int:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
         # Catch-up: 100,000 timers fell due while the service was down.
-        await insert_timers(pool, args.overdue, due_sql="now() - interval '5 minutes'")
-        before = await fired_count(pool)
+        await insert_timers(pool, args.overdue, due_sql="now() - interval '5 minutes'", category="catch_up")
         app = create_app(settings)
         began = time.monotonic()
         async with app.router.lifespan_context(app):
             # Startup (migrations, topics, joining the consumer group) is timed apart from firing.
-            while (fired := await fired_count(pool) - before) == 0:
+            while (fired := breaches("catch_up")) == 0:
                 await asyncio.sleep(0.01)
             first, first_fired = time.monotonic(), fired
             startup_s = first - began
-            while (fired := await fired_count(pool) - before) < args.overdue:
-                await asyncio.sleep(0.05)
+            while breaches("catch_up") < args.overdue:
+                await asyncio.sleep(0.02)
             catch_up_s = time.monotonic() - first
         catch_up = (args.overdue - first_fired) / catch_up_s
 
