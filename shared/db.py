@@ -8,6 +8,7 @@ import json
 import logging
 import re
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -66,6 +67,16 @@ async def apply_migrations(pool: asyncpg.Pool, *, schema: str, service_dir: Path
     if applied_now:
         log.info("applied migrations to %s: %s", schema, applied_now)
     return applied_now
+
+
+async def insert(conn: asyncpg.Connection, table: str, row: dict[str, Any], *, on_conflict: str = "") -> bool:
+    """Insert one row given as {column: value}; with `on_conflict` (e.g. "(case_id) DO NOTHING")
+    answers False when the conflict kept the row out. Table and column names come from code."""
+    placeholders = ", ".join(f"${i}" for i in range(1, len(row) + 1))
+    conflict = f" ON CONFLICT {on_conflict}" if on_conflict else ""
+    status = await conn.execute(
+        f"INSERT INTO {table} ({', '.join(row)}) VALUES ({placeholders}){conflict}", *row.values())
+    return status == "INSERT 0 1"
 
 
 async def enqueue(conn: asyncpg.Connection, settings: Settings, event: Event) -> None:

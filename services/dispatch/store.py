@@ -5,6 +5,8 @@ from uuid import UUID
 
 import asyncpg
 
+from shared.db import insert
+
 # Columns a command may change besides status.
 CASE_MUTABLE = {
     "status", "seq", "owner_code", "level", "department_code", "department_name", "co_department_codes",
@@ -15,12 +17,7 @@ CASE_MUTABLE = {
 
 async def insert_case(conn: asyncpg.Connection, **case) -> bool:
     """Insert a case; False if a case with this id already exists."""
-    columns = ", ".join(case)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(case) + 1))
-    status = await conn.execute(
-        f"INSERT INTO cases ({columns}) VALUES ({placeholders}) ON CONFLICT (case_id) DO NOTHING", *case.values()
-    )
-    return status == "INSERT 0 1"
+    return await insert(conn, "cases", case, on_conflict="(case_id) DO NOTHING")
 
 
 async def update_case(conn: asyncpg.Connection, *, case_id: UUID, **changes) -> None:
@@ -153,11 +150,7 @@ async def list_grids(conn: asyncpg.Connection, *, village_code: str) -> list[asy
 
 
 async def record_supervised_breach(conn: asyncpg.Connection, **breach) -> None:
-    columns = ", ".join(breach)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(breach) + 1))
-    await conn.execute(
-        f"INSERT INTO supervised_breaches ({columns}) VALUES ({placeholders}) ON CONFLICT DO NOTHING",
-        *breach.values())
+    await insert(conn, "supervised_breaches", breach, on_conflict="DO NOTHING")
 
 
 async def list_supervised_breaches(conn: asyncpg.Connection, *, jurisdiction_prefix: str, limit: int):

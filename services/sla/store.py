@@ -5,15 +5,12 @@ from uuid import UUID
 
 import asyncpg
 
+from shared.db import insert
+
 
 async def start_timer(conn: asyncpg.Connection, **timer) -> bool:
     """Insert a running timer; False if this (case, stage, department, round) already has one."""
-    columns = ", ".join(timer)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(timer) + 1))
-    status = await conn.execute(
-        f"INSERT INTO timers ({columns}) VALUES ({placeholders})"
-        " ON CONFLICT (case_id, stage, department_code, round) DO NOTHING", *timer.values())
-    return status == "INSERT 0 1"
+    return await insert(conn, "timers", timer, on_conflict="(case_id, stage, department_code, round) DO NOTHING")
 
 
 async def stop_timers(
