@@ -133,13 +133,17 @@ def polygon_area(polygon: Polygon) -> float:
 
 
 def _centroid(polygon: Polygon) -> Point:
-    area = polygon_area(polygon)
+    # Relative to the first vertex: with raw coordinates (~120°) the cross products cancel
+    # catastrophically for the small slivers at the county's rim.
+    o_lat, o_lng = polygon[0]
+    local = tuple((lat - o_lat, lng - o_lng) for lat, lng in polygon)
+    area = polygon_area(local)
     c_lat = c_lng = 0.0
-    for (a_lat, a_lng), (b_lat, b_lng) in zip(polygon, polygon[1:] + polygon[:1]):
+    for (a_lat, a_lng), (b_lat, b_lng) in zip(local, local[1:] + local[:1]):
         cross = a_lng * b_lat - b_lng * a_lat
         c_lat += (a_lat + b_lat) * cross
         c_lng += (a_lng + b_lng) * cross
-    return (c_lat / (6 * area), c_lng / (6 * area))
+    return (o_lat + c_lat / (6 * area), o_lng + c_lng / (6 * area))
 
 
 def _convex_hull(points: list[Point]) -> Polygon:
@@ -241,6 +245,13 @@ class County:
         """The grid (and its village, town, county) of a WGS-84 point; None outside the county."""
         grid = self.index.find(lat, lng)
         if grid is None:
+            return None
+        return GridMatch(grid.code, grid.village_code, grid.town_code, self.code)
+
+    def grid_of_group(self, group_id: str) -> GridMatch | None:
+        """The grid whose residents' WeChat group this is, if any."""
+        grid = self.grids.get(group_id[2:]) if group_id.startswith("wr") else None
+        if grid is None or grid.group.group_id != group_id:
             return None
         return GridMatch(grid.code, grid.village_code, grid.town_code, self.code)
 

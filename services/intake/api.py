@@ -1,14 +1,24 @@
-"""Intake's HTTP routes."""
+"""Intake's HTTP routes: reports, triage, corrections and the public query (我要查询)."""
 
+import base64
+import hmac
+from datetime import timedelta
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from services.intake import store
-from services.intake.domain import ReportIn, mask_phone, phone_hash
+from services.intake.domain import (
+    MAX_DESCRIPTION_CHARS, PHONE_PATTERN, OutsideCounty, Placement, ReportIn, encrypt_phone, mask_phone,
+    new_query_code, phone_hash, place_report, query_code_hash,
+)
+from services.intake.reports import Intake, apply_new_corrections, check_rate_limit, client_ip, submit_report
+from shared.auth import Actor, current_actor
 from shared.db import enqueue
-from shared.events import ReportSubmitted, new_event, utcnow
+from shared.events import QueryCodeRequested, ReportLocated, TriageCorrected, new_event, utcnow
+from shared.geo import CoordSystem
 from shared.problems import Problem
 
 router = APIRouter(prefix="/api/v1")
@@ -18,64 +28,69 @@ def _report_view(row) -> dict:
     return {
         "report_id": str(row["report_id"]),
         "case_id": str(row["case_id"]),
+        "case_no": row["case_no"],
         "status": row["status"],
+        "attached_to_case": row["attached_to_case"],
         "category": row["category"],
+        "priority": row["priority"],
+        "confidence": row["confidence"],
+        "needs_manual_triage": row["needs_manual_triage"],
         "department_code": row["department_code"],
         "channel": row["channel"],
+        "lat": row["lat"],
+        "lng": row["lng"],
+        "address": row["address"],
+        "needs_locating": row["needs_locating"],
+        "grid_code": row["grid_code"],
+        "village_code": row["village_code"],
+        "town_code": row["town_code"],
         "reporter_phone": row["reporter_phone_masked"],
         "submitted_at": row["submitted_at"].isoformat(),
     }
 
 
+def _intake(request: Request) -> Intake:
+    return request.app.state.intake
+
+
+def locate(intake: Intake, *, lat: float | None, lng: float | None, coord_system: CoordSystem | str) -> Placement:
+    """Place a point in the county, or answer 422 problem+json when it is outside."""
+    try:
+        return place_report(lat=lat, lng=lng, coord_system=coord_system, county=intake.county)
+    except OutsideCounty as exc:
+        raise Problem(422, "Location outside the county",
+                      f"位置不在{intake.county.name}（{intake.county.code}）辖区内，请确认定位。",
+                      kind="outside-county", reason=str(exc)) from exc
+
+
 @router.post("/reports", status_code=201)
-async def submit_report(
+async def post_report(
     report: ReportIn, request: Request, idempotency_key: str | None = Header(default=None, max_length=200)
 ):
-    """Accept a report: it and its report.submitted event are committed together before we answer."""
-    runtime, taxonomy = request.app.state.runtime, request.app.state.taxonomy
-    settings = runtime.settings
-    if report.category is not None and report.category not in taxonomy.categories:
+    """Accept a report: it and its event are committed together before we answer."""
+    intake, pool = _intake(request), request.app.state.runtime.pool
+    if report.category is not None and report.category not in intake.taxonomy.categories:
         raise Problem(422, "Unknown category", f"'{report.category}' is not a category of the taxonomy.",
                       kind="unknown-category")
-    async with runtime.pool.acquire() as conn, conn.transaction():
+    placement = locate(intake, lat=report.lat, lng=report.lng, coord_system=report.coord_system)
+    async with pool.acquire() as conn:
         if idempotency_key:
             existing = await store.find_report_by_idempotency_key(conn, key=idempotency_key)
             if existing:
                 return JSONResponse(_report_view(existing), status_code=200)
-        report_id, case_id, now = uuid4(), uuid4(), utcnow()
-        masked = mask_phone(report.reporter_phone) if report.reporter_phone else None
-        await store.insert_report(
-            conn,
-            report_id=report_id,
-            case_id=case_id,
-            description=report.description,
-            category=report.category,
-            lat=report.lat,
-            lng=report.lng,
-            channel=report.channel.value,
-            reporter_phone_hash=phone_hash(report.reporter_phone, settings.phone_hash_key) if report.reporter_phone else None,
-            reporter_phone_masked=masked,
-            media_ids=report.media_ids,
-            idempotency_key=idempotency_key,
-            submitted_at=now,
+        await check_rate_limit(
+            conn, settings=intake.settings, ip=client_ip(request, intake.settings),
+            phone=report.reporter_phone,
         )
-        payload = ReportSubmitted(
-            report_id=report_id,
-            case_id=case_id,
-            description=report.description,
-            category=report.category,
-            lat=report.lat,
-            lng=report.lng,
-            channel=report.channel.value,
-            reporter_phone_masked=masked,
-            media_ids=report.media_ids,
-            submitted_at=now,
-        )
-        await enqueue(conn, settings, new_event(
-            payload, producer=settings.service_name, jurisdiction_code=settings.jurisdiction_code,
-            key=str(case_id), correlation_id=report_id,
-        ))
-    return {"report_id": str(report_id), "case_id": str(case_id), "status": "submitted"}
+        async with conn.transaction():
+            accepted = await submit_report(
+                conn, intake=intake, description=report.description, category=report.category,
+                placement=placement, input_lat=report.lat, input_lng=report.lng,
+                coord_system=report.coord_system.value if report.lat is not None else None,
+                address=report.address, channel=report.channel.value, reporter_phone=report.reporter_phone,
+                media_ids=report.media_ids, idempotency_key=idempotency_key,
+            )
+    return accepted.answer()
 
 
 @router.get("/reports/{report_id}")
@@ -85,3 +100,250 @@ async def get_report(report_id: UUID, request: Request):
     if row is None:
         raise Problem(404, "Report not found", f"No report {report_id}.", kind="not-found")
     return _report_view(row)
+
+
+# Who may place a report on the map: the grid worker first, and the centres above them.
+LOCATING_ROLES = ("grid_worker", "dispatcher", "supervisor", "admin")
+
+
+@router.get("/reports-to-locate")
+async def list_reports_to_locate(request: Request, actor: Actor = Depends(current_actor)):
+    """Reports that came with only an address, for the grid workers (and centres) of the actor's division."""
+    if actor.role not in LOCATING_ROLES:
+        raise Problem(403, "Forbidden", f"A {actor.role} does not locate reports.", kind="forbidden")
+    intake = _intake(request)
+    # The county sees everything; a town, village or grid sees its own and the not yet placed.
+    prefix = "" if actor.jurisdiction_code == intake.settings.jurisdiction_code else actor.jurisdiction_code
+    async with request.app.state.runtime.pool.acquire() as conn:
+        rows = await store.reports_to_locate(conn, code_prefix=prefix)
+    return {"reports": [_report_view(r) for r in rows]}
+
+
+class LocationIn(BaseModel):
+    lat: float = Field(ge=-90, le=90)
+    lng: float = Field(ge=-180, le=180)
+    coord_system: CoordSystem = CoordSystem.wgs84
+
+
+@router.post("/reports/{report_id}/location")
+async def locate_report(report_id: UUID, body: LocationIn, request: Request, actor: Actor = Depends(current_actor)):
+    """A grid worker places a report that had only an address; its case learns where it is (report.located)."""
+    if actor.role not in LOCATING_ROLES:
+        raise Problem(403, "Forbidden", f"A {actor.role} does not locate reports.", kind="forbidden")
+    intake = _intake(request)
+    placement = locate(intake, lat=body.lat, lng=body.lng, coord_system=body.coord_system)
+    grid = placement.grid
+    if actor.jurisdiction_code != intake.settings.jurisdiction_code and not grid.grid_code.startswith(
+            actor.jurisdiction_code):
+        raise Problem(403, "Forbidden", "该位置不在您负责的区域内。", kind="forbidden")
+    async with request.app.state.runtime.pool.acquire() as conn, conn.transaction():
+        row = await store.find_report(conn, report_id=report_id)
+        if row is None:
+            raise Problem(404, "Report not found", f"No report {report_id}.", kind="not-found")
+        now = utcnow()
+        await store.set_report_location(
+            conn, report_id=report_id, lat=placement.lat, lng=placement.lng, input_lat=body.lat,
+            input_lng=body.lng, coord_system=body.coord_system.value, grid_code=grid.grid_code,
+            village_code=grid.village_code, town_code=grid.town_code, at=now,
+        )
+        located = ReportLocated(
+            report_id=report_id, case_id=row["case_id"], lat=placement.lat, lng=placement.lng,
+            grid_code=grid.grid_code, village_code=grid.village_code, town_code=grid.town_code,
+            located_by=actor.label, located_at=now,
+        )
+        await enqueue(conn, intake.settings, new_event(
+            located, producer=intake.settings.service_name, jurisdiction_code=intake.settings.jurisdiction_code,
+            key=str(row["case_id"]), correlation_id=report_id))
+        row = await store.find_report(conn, report_id=report_id)
+    return _report_view(row)
+
+
+class TriageIn(BaseModel):
+    text: str = Field(min_length=1, max_length=MAX_DESCRIPTION_CHARS)
+
+
+@router.post("/triage")
+async def post_triage(body: TriageIn, request: Request):
+    """Classify a text without creating anything."""
+    return _intake(request).model.classify(body.text).as_dict()
+
+
+class CorrectionIn(BaseModel):
+    text: str | None = Field(default=None, min_length=1, max_length=MAX_DESCRIPTION_CHARS)
+    report_id: UUID | None = None
+    category: str = Field(max_length=64)
+    priority: str | None = Field(default=None, pattern="^(urgent|normal)$")
+
+
+# Only people who classify cases may teach the model: a correction changes every later triage.
+CORRECTING_ROLES = ("dispatcher", "supervisor", "admin")
+
+
+@router.post("/triage/corrections", status_code=201)
+async def post_correction(body: CorrectionIn, request: Request, actor: Actor = Depends(current_actor)):
+    """A dispatcher's correction: stored, published as triage.corrected, and learned at once."""
+    if actor.role not in CORRECTING_ROLES:
+        raise Problem(403, "Forbidden", f"A {actor.role} may not correct triage.", kind="forbidden")
+    intake, runtime = _intake(request), request.app.state.runtime
+    if body.category not in intake.taxonomy.categories:
+        raise Problem(422, "Unknown category", f"'{body.category}' is not a category of the taxonomy.",
+                      kind="unknown-category")
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        report = await store.find_report(conn, report_id=body.report_id) if body.report_id else None
+        if body.report_id and report is None:
+            raise Problem(404, "Report not found", f"No report {body.report_id}.", kind="not-found")
+        text = body.text or (report["description"] if report else None)
+        if not text:
+            raise Problem(422, "Text required", "Give the report's text or its report_id.", kind="validation-error")
+        corrected = TriageCorrected(
+            report_id=body.report_id, case_id=report["case_id"] if report else None, text=text,
+            category=body.category, priority=body.priority,
+            previous_category=report["category"] if report else None,
+            corrected_by=actor.label, corrected_at=utcnow(),
+        )
+        event = new_event(corrected, producer=intake.settings.service_name,
+                          jurisdiction_code=intake.settings.jurisdiction_code,
+                          key=str(corrected.case_id or corrected.report_id or "triage"))
+        await store.insert_correction(
+            conn, report_id=corrected.report_id, case_id=corrected.case_id, text=text, category=body.category,
+            priority=body.priority, previous_category=corrected.previous_category,
+            corrected_by=actor.label, corrected_at=corrected.corrected_at, source_event_id=event.event_id,
+        )
+        # Published for other consumers (scores, audit); our own consumer skips it by event id.
+        await enqueue(conn, intake.settings, event)
+    learned = await apply_new_corrections(runtime.pool, intake)
+    return {"stored": True, "learned": learned, "now": intake.model.classify(text).as_dict()}
+
+
+class QueryIn(BaseModel):
+    case_no: str = Field(min_length=6, max_length=40)
+    phone: str = Field(pattern=PHONE_PATTERN)
+
+
+@router.post("/query")
+async def query_case(body: QueryIn, request: Request):
+    """我要查询: a case by its number and the reporter's phone; only that reporter's own reports."""
+    intake, pool = _intake(request), request.app.state.runtime.pool
+    async with pool.acquire() as conn:
+        await check_rate_limit(conn, settings=intake.settings,
+                               ip=client_ip(request, intake.settings), phone=body.phone)
+        rows = await store.find_reports_of_reporter(
+            conn, case_no=body.case_no.strip(), phone_hash=phone_hash(body.phone, intake.settings.phone_hash_key)
+        )
+    if not rows:
+        # The same answer whether the case does not exist or is someone else's.
+        raise Problem(404, "Not found", "未找到该手机号提交的此案件，请核对案件编号和手机号。", kind="not-found")
+    return _public_case(intake, body.case_no.strip(), rows)
+
+
+def _public_case(intake: Intake, case_no: str, rows: list) -> dict:
+    """What a reporter sees of a case: its status and category, and only their own reports (oldest first)."""
+    latest = max(rows, key=lambda r: r["submitted_at"])
+    category = intake.taxonomy.categories.get(latest["category"]) if latest["category"] else None
+    return {
+        "case_no": case_no,
+        "status": latest["status"],
+        "status_text": STATUS_TEXT.get(latest["status"], latest["status"]),
+        "category_name": category.name if category else "待分拨",
+        "reports": [
+            {
+                "submitted_at": r["submitted_at"].isoformat(),
+                "description": r["description"],
+                "reporter_phone": r["reporter_phone_masked"],
+                "attached_to_case": r["attached_to_case"],
+            }
+            for r in sorted(rows, key=lambda r: r["submitted_at"])
+        ],
+    }
+
+
+class CodeRequestIn(BaseModel):
+    phone: str = Field(pattern=PHONE_PATTERN)
+
+
+@router.post("/query/codes", status_code=202)
+async def request_query_code(body: CodeRequestIn, request: Request):
+    """我要查询 by phone, step 1: a one-time code is texted (through notify) to a phone that reported."""
+    intake, pool = _intake(request), request.app.state.runtime.pool
+    settings = intake.settings
+    hashed = phone_hash(body.phone, settings.phone_hash_key)
+    async with pool.acquire() as conn:
+        await check_rate_limit(conn, settings=settings, ip=client_ip(request, intake.settings),
+                               phone=body.phone)
+        async with conn.transaction():
+            if await store.has_reports_from(conn, phone_hash=hashed):
+                request_id, code = uuid4(), new_query_code()
+                expires_at = utcnow() + timedelta(seconds=settings.intake_query_code_ttl_s)
+                await store.insert_query_code(
+                    conn, request_id=request_id, phone_hash=hashed, expires_at=expires_at,
+                    code_hash=query_code_hash(code, key=settings.phone_hash_key, request_id=request_id),
+                )
+                requested = QueryCodeRequested(
+                    request_id=request_id, phone_masked=mask_phone(body.phone), code=code, expires_at=expires_at,
+                    phone_encrypted=base64.b64encode(
+                        encrypt_phone(body.phone, settings.intake_phone_encryption_key)).decode(),
+                )
+                await enqueue(conn, settings, new_event(
+                    requested, producer=settings.service_name, jurisdiction_code=settings.jurisdiction_code,
+                    key=hashed.hex()[:16]))
+    # The same answer whether or not the phone ever reported.
+    return {"message": f"如该手机号提交过反映，验证码已通过短信发送，{settings.intake_query_code_ttl_s // 60}分钟内有效。"}
+
+
+class PhoneQueryIn(BaseModel):
+    phone: str = Field(pattern=PHONE_PATTERN)
+    code: str = Field(pattern=r"^\d{6}$")
+
+
+@router.post("/query/by-phone")
+async def query_by_phone(body: PhoneQueryIn, request: Request):
+    """我要查询 by phone, step 2: with the texted code, the reporter's own cases and reports."""
+    intake, pool = _intake(request), request.app.state.runtime.pool
+    settings = intake.settings
+    hashed = phone_hash(body.phone, settings.phone_hash_key)
+    async with pool.acquire() as conn:
+        await check_rate_limit(conn, settings=settings, ip=client_ip(request, intake.settings),
+                               phone=body.phone)
+        async with conn.transaction():
+            row = await store.latest_query_code(conn, phone_hash=hashed, now=utcnow())
+            valid = False
+            if row is not None and row["attempts"] < settings.intake_query_code_max_attempts:
+                expected = query_code_hash(body.code, key=settings.phone_hash_key, request_id=row["request_id"])
+                valid = hmac.compare_digest(bytes(row["code_hash"]), expected)
+            if row is not None:
+                await store.count_query_attempt(conn, request_id=row["request_id"], used_at=utcnow() if valid else None)
+        if not valid:
+            raise Problem(403, "Invalid code", "验证码错误或已过期，请重新获取。", kind="invalid-code")
+        rows = await store.reports_from(conn, phone_hash=hashed)
+    cases: dict[str, list] = {}
+    for r in rows:
+        cases.setdefault(r["case_no"], []).append(r)
+    return {"cases": [_public_case(intake, case_no, reports) for case_no, reports in cases.items()]}
+
+
+STATUS_TEXT = {
+    "submitted": "已受理", "triaged": "待派单", "dispatched": "已派单", "acknowledged": "已接单",
+    "in_progress": "处置中", "returned": "退回重派", "escalated": "已上报", "resolved": "已办结待核查",
+    "verified": "已核查", "closed": "已办结", "cancelled": "已撤销", "merged": "已合并",
+}
+
+
+@router.get("/locate")
+async def locate_point(
+    request: Request, lat: float = Query(ge=-90, le=90), lng: float = Query(ge=-180, le=180),
+    coord_system: CoordSystem = CoordSystem.wgs84,
+):
+    """Which grid, village and town a point is in (the H5 form shows it before submitting)."""
+    intake = _intake(request)
+    async with request.app.state.runtime.pool.acquire() as conn:
+        await check_rate_limit(conn, settings=intake.settings,
+                               ip=client_ip(request, intake.settings), phone=None)
+    placement = locate(intake, lat=lat, lng=lng, coord_system=coord_system)
+    grid = intake.county.grids[placement.grid.grid_code]
+    village = intake.county.villages[grid.village_code]
+    town = intake.county.towns[grid.town_code]
+    return {
+        "lat": placement.lat, "lng": placement.lng, "grid_code": grid.code, "grid_name": grid.name,
+        "village_code": village.code, "village_name": village.name, "town_code": town.code, "town_name": town.name,
+        "grid_worker": grid.worker.name,
+    }

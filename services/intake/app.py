@@ -1,31 +1,54 @@
-"""Intake: every channel in; reports are durable before they are acknowledged."""
+"""Intake: every channel in; reports are triaged, located and durable before they are acknowledged."""
 
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.intake import h5, open311
 from services.intake.api import router
-from services.intake.handlers import HANDLERS
+from services.intake.handlers import make_handlers, make_loops
+from services.intake.reports import Intake, apply_new_corrections
+from services.intake.triage import TriageModel, parse_examples, parse_lexicon
+from shared.jurisdictions import load_demo_county
 from shared.service import running_service
 from shared.settings import Settings
 from shared.taxonomy import load_taxonomy
-from shared.topics import CASES
+from shared.topics import CASES, MESSAGES, REPORTS
 from shared.web import create_service_app
+
+
+def load_triage_model(settings: Settings, taxonomy) -> TriageModel:
+    """The triage model trained on the data files the project ships."""
+    return TriageModel(
+        taxonomy=taxonomy,
+        lexicon=parse_lexicon(settings.triage_lexicon_path.read_text(encoding="utf-8")),
+        examples=parse_examples(settings.triage_training_path.read_text(encoding="utf-8")),
+        threshold=settings.triage_min_confidence,
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings(service_name="intake")
+    taxonomy = load_taxonomy(settings.responsibility_list_path)
+    intake = Intake(settings=settings, taxonomy=taxonomy, county=load_demo_county(),
+                    model=load_triage_model(settings, taxonomy))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         async with running_service(
-            settings, service_dir=Path(__file__).parent, topics=[CASES], handlers=HANDLERS
+            settings, service_dir=Path(__file__).parent, topics=[CASES, REPORTS, MESSAGES],
+            handlers=make_handlers(intake), loops=make_loops(intake),
         ) as runtime:
             app.state.runtime = runtime
+            # Corrections stored before this start are learned before the first request.
+            await apply_new_corrections(runtime.pool, intake)
             yield
 
     app = create_service_app(settings, title="GridLink intake", lifespan=lifespan)
-    app.state.taxonomy = load_taxonomy(settings.responsibility_list_path)
+    app.state.taxonomy = taxonomy
+    app.state.intake = intake
     app.include_router(router)
+    app.include_router(open311.router)
+    app.include_router(h5.router)
     return app

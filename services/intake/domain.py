@@ -1,14 +1,27 @@
-"""Pure intake rules: the report a client may submit, phone masking and keyed hashing."""
+"""Pure intake rules: what a client may submit, where a report is, whether it repeats an open
+case (一事多报), how phones are kept, and how WeChat messages become one report."""
 
 import hashlib
 import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime
 from enum import StrEnum
 from uuid import UUID
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import BaseModel, Field, model_validator
 
-# The county's bounding box is checked by triage later; here only what a coordinate can be.
+from shared.geo import CoordSystem, distance_m, to_wgs84
+from shared.jurisdictions import County, GridMatch
+
 MAX_DESCRIPTION_CHARS = 2000
+PHONE_PATTERN = r"^1[3-9]\d{9}$"  # mainland mobile numbers
+MAX_ADDRESS_CHARS = 200
+# Case statuses after which a new report of the same problem is not a duplicate (it may be 回潮).
+CLOSED_STATUSES = frozenset({"resolved", "verified", "closed", "cancelled", "merged"})
+NO_TEXT_DESCRIPTION = "（群消息反映，仅有图片或位置，无文字说明）"
 
 
 class Channel(StrEnum):
@@ -20,22 +33,81 @@ class Channel(StrEnum):
 
 
 class ReportIn(BaseModel):
-    """A report as a client submits it."""
+    """A report as a client submits it: a place (coordinates, or at least an address) is required."""
 
     description: str = Field(min_length=2, max_length=MAX_DESCRIPTION_CHARS)
     category: str | None = Field(default=None, max_length=64)
     lat: float | None = Field(default=None, ge=-90, le=90)
     lng: float | None = Field(default=None, ge=-180, le=180)
-    reporter_phone: str | None = Field(default=None, pattern=r"^1[3-9]\d{9}$")
+    # WeChat (wx.getLocation type 'gcj02', Tencent maps) sends GCJ-02; GPS/EXIF is WGS-84.
+    coord_system: CoordSystem = CoordSystem.wgs84
+    address: str | None = Field(default=None, max_length=MAX_ADDRESS_CHARS)
+    reporter_phone: str | None = Field(default=None, pattern=PHONE_PATTERN)
     channel: Channel = Channel.api
     media_ids: list[UUID] = Field(default=[], max_length=9)
 
     @model_validator(mode="after")
-    def _coordinates_come_in_pairs(self):
+    def _place_is_given(self):
         if (self.lat is None) != (self.lng is None):
             raise ValueError("lat and lng must be given together")
         self.description = self.description.strip()
+        self.address = (self.address or "").strip() or None
+        if self.lat is None and self.address is None:
+            raise ValueError("a location (lat and lng) or an address is required")
         return self
+
+
+class OutsideCounty(Exception):
+    """The point is not in the county this instance serves."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    lat: float | None  # WGS-84
+    lng: float | None
+    grid: GridMatch | None
+    needs_locating: bool  # only an address: the grid worker finds the place
+
+
+def place_report(
+    *, lat: float | None, lng: float | None, coord_system: CoordSystem | str, county: County
+) -> Placement:
+    """Convert to WGS-84 and find the grid; raises OutsideCounty for a point outside the county."""
+    if lat is None or lng is None:
+        return Placement(None, None, None, needs_locating=True)
+    w_lat, w_lng = to_wgs84(lat, lng, coord_system)
+    grid = county.find_grid(w_lat, w_lng)
+    if grid is None:
+        raise OutsideCounty(f"({lat}, {lng}) {CoordSystem(coord_system).value} is outside {county.name}")
+    return Placement(w_lat, w_lng, grid, needs_locating=False)
+
+
+@dataclass(frozen=True)
+class OpenCase:
+    case_id: UUID
+    case_no: str | None
+    lat: float
+    lng: float
+    status: str
+
+
+def matching_open_case(
+    candidates: list[OpenCase], *, lat: float, lng: float, max_distance_m: float
+) -> tuple[OpenCase, float] | None:
+    """The nearest still-open case within max_distance_m of the point, with its distance."""
+    best = None
+    for case in candidates:
+        if case.status in CLOSED_STATUSES:
+            continue
+        d = distance_m(lat, lng, case.lat, case.lng)
+        if d <= max_distance_m and (best is None or d < best[1]):
+            best = (case, d)
+    return best
+
+
+def format_case_no(day: date, seq: int) -> str:
+    """The number reporters quote (20261126-000042): the day the case opened and a counter."""
+    return f"{day:%Y%m%d}-{seq:06d}"
 
 
 def mask_phone(phone: str) -> str:
@@ -46,3 +118,51 @@ def mask_phone(phone: str) -> str:
 def phone_hash(phone: str, key: str) -> bytes:
     """Keyed hash so reports can be found by phone without keeping the number readable."""
     return hmac.new(key.encode(), phone.encode(), hashlib.sha256).digest()
+
+
+def _aes_key(secret: str) -> bytes:
+    return hashlib.sha256(b"gridlink-phone-encryption:" + secret.encode()).digest()
+
+
+def encrypt_phone(phone: str, secret: str, *, nonce: bytes | None = None) -> bytes:
+    """AES-256-GCM: nonce ‖ ciphertext. Only notify (SMS to the reporter) ever needs it back."""
+    nonce = nonce or os.urandom(12)
+    return nonce + AESGCM(_aes_key(secret)).encrypt(nonce, phone.encode(), b"reporter-phone")
+
+
+def decrypt_phone(blob: bytes, secret: str) -> str:
+    return AESGCM(_aes_key(secret)).decrypt(blob[:12], blob[12:], b"reporter-phone").decode()
+
+
+def new_query_code() -> str:
+    """Six random digits for 我要查询 by phone."""
+    return f"{secrets.randbelow(1_000_000):06d}"
+
+
+def query_code_hash(code: str, *, key: str, request_id: UUID) -> bytes:
+    """Keyed hash of a one-time code, bound to its request so a hash can't be replayed for another."""
+    return hmac.new(key.encode(), f"query-code:{request_id}:{code}".encode(), hashlib.sha256).digest()
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """Messages from one sender in one group, merged."""
+
+    texts: tuple[str, ...]
+    media_refs: tuple[str, ...]
+    lat: float | None
+    lng: float | None
+    coord_system: str | None
+    address: str | None
+
+
+def bundle_description(bundle: Bundle) -> str:
+    """The report text of a bundle: its texts in order, or a placeholder when there were none."""
+    text = "\n".join(t.strip() for t in bundle.texts if t and t.strip())
+    return text[:MAX_DESCRIPTION_CHARS] if len(text) >= 2 else NO_TEXT_DESCRIPTION
+
+
+def window_start(at: datetime, seconds: int) -> datetime:
+    """Start of the fixed rate-limit window containing `at`."""
+    epoch = at.timestamp()
+    return datetime.fromtimestamp(epoch - epoch % seconds, tz=at.tzinfo)

@@ -29,3 +29,177 @@ async def update_case_status(
         "WHERE case_id = $1",
         case_id, status, department_code, at,
     )
+
+
+async def next_case_seq(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval("SELECT nextval('case_no_seq')")
+
+
+async def lock_duplicates_check(conn: asyncpg.Connection, *, category: str) -> None:
+    """Serialise duplicate checks per category, so two reports of one problem can't both open a case."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"intake-dup:{category}")
+
+
+async def find_open_cases_near(
+    conn: asyncpg.Connection, *, category: str, since: datetime, lat: float, lng: float, radius_deg: float
+) -> list[asyncpg.Record]:
+    """Cases of a category opened since `since` whose first report is inside a small box around the point."""
+    return await conn.fetch(
+        "SELECT case_id, case_no, lat, lng, status FROM reports "
+        "WHERE NOT attached_to_case AND category = $1 AND submitted_at >= $2 "
+        "AND lat BETWEEN $3::float8 - $5::float8 AND $3::float8 + $5::float8 "
+        "AND lng BETWEEN $4::float8 - $5::float8 * 1.2 AND $4::float8 + $5::float8 * 1.2",
+        category, since, lat, lng, radius_deg,
+    )
+
+
+async def find_first_report_of_case(conn: asyncpg.Connection, *, case_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM reports WHERE case_id = $1 AND NOT attached_to_case", case_id)
+
+
+async def find_reports_of_reporter(conn: asyncpg.Connection, *, case_no: str, phone_hash: bytes) -> list[asyncpg.Record]:
+    """The reports one reporter (by phone hash) made about one case; nobody else's."""
+    return await conn.fetch(
+        "SELECT * FROM reports WHERE case_id = (SELECT case_id FROM reports WHERE case_no = $1 "
+        "AND NOT attached_to_case) AND reporter_phone_hash = $2 ORDER BY submitted_at",
+        case_no, phone_hash,
+    )
+
+
+async def find_report_by_token(conn: asyncpg.Connection, *, token: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM reports WHERE open311_token = $1", token)
+
+
+async def list_reports(
+    conn: asyncpg.Connection, *, ids: list[UUID] | None, category: str | None, statuses: list[str] | None,
+    start: datetime | None, end: datetime | None, limit: int,
+) -> list[asyncpg.Record]:
+    """Reports filtered the way Open311's GET requests.json filters them, newest first."""
+    return await conn.fetch(
+        "SELECT * FROM reports WHERE ($1::uuid[] IS NULL OR report_id = ANY($1)) "
+        "AND ($2::text IS NULL OR category = $2) AND ($3::text[] IS NULL OR status = ANY($3)) "
+        "AND ($4::timestamptz IS NULL OR submitted_at >= $4) AND ($5::timestamptz IS NULL OR submitted_at <= $5) "
+        "ORDER BY submitted_at DESC LIMIT $6",
+        ids, category, statuses, start, end, limit,
+    )
+
+
+async def set_case_status(conn: asyncpg.Connection, *, case_id: UUID, status: str, at: datetime) -> None:
+    await conn.execute("UPDATE reports SET status = $2, updated_at = $3 WHERE case_id = $1", case_id, status, at)
+
+
+async def hit_rate_limit(conn: asyncpg.Connection, *, key: str, window_start: datetime) -> int:
+    """Count one request in the key's current window; returns the window's count including it."""
+    return await conn.fetchval(
+        "INSERT INTO rate_limits (key, window_start, hits) VALUES ($1, $2, 1) "
+        "ON CONFLICT (key, window_start) DO UPDATE SET hits = rate_limits.hits + 1 RETURNING hits",
+        key, window_start,
+    )
+
+
+async def prune_rate_limits(conn: asyncpg.Connection, *, before: datetime) -> None:
+    await conn.execute("DELETE FROM rate_limits WHERE window_start < $1", before)
+
+
+async def insert_correction(conn: asyncpg.Connection, **row) -> bool:
+    """Store a dispatcher's correction; False if this event was stored already."""
+    columns = ", ".join(row)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(row) + 1))
+    status = await conn.execute(
+        f"INSERT INTO triage_corrections ({columns}) VALUES ({placeholders}) ON CONFLICT DO NOTHING", *row.values()
+    )
+    return status == "INSERT 0 1"
+
+
+async def corrections_after(conn: asyncpg.Connection, *, after_id: int) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT * FROM triage_corrections WHERE id > $1 ORDER BY id", after_id)
+
+
+async def add_to_bundle(
+    conn: asyncpg.Connection, *, bundle_id: UUID, channel: str, group_id: str, sender_id: str, at: datetime,
+    closes_at: datetime, text: str | None, media_ref: str | None, lat: float | None, lng: float | None,
+    coord_system: str | None, address: str | None,
+) -> None:
+    """Append one message to the sender's open bundle in the group (opening one if needed)."""
+    await conn.execute(
+        "INSERT INTO message_bundles (bundle_id, channel, group_id, sender_id, texts, media_refs, lat, lng, "
+        "coord_system, address, first_at, last_at, closes_at) "
+        "VALUES ($1, $2, $3, $4, coalesce(array_remove(ARRAY[$5::text], NULL), '{}'), "
+        "coalesce(array_remove(ARRAY[$6::text], NULL), '{}'), $7, $8, $9, $10, $11, $11, $12) "
+        "ON CONFLICT (channel, group_id, sender_id) WHERE report_id IS NULL DO UPDATE SET "
+        "texts = message_bundles.texts || coalesce(array_remove(ARRAY[$5::text], NULL), '{}'), "
+        "media_refs = message_bundles.media_refs || coalesce(array_remove(ARRAY[$6::text], NULL), '{}'), "
+        "lat = coalesce($7, message_bundles.lat), lng = coalesce($8, message_bundles.lng), "
+        "coord_system = coalesce($9, message_bundles.coord_system), address = coalesce($10, message_bundles.address), "
+        "last_at = greatest(message_bundles.last_at, $11), closes_at = greatest(message_bundles.closes_at, $12)",
+        bundle_id, channel, group_id, sender_id, text, media_ref, lat, lng, coord_system, address, at, closes_at,
+    )
+
+
+async def claim_due_bundles(conn: asyncpg.Connection, *, now: datetime, limit: int = 100) -> list[asyncpg.Record]:
+    """Open bundles whose window has closed, locked for this transaction (other replicas skip them)."""
+    return await conn.fetch(
+        "SELECT * FROM message_bundles WHERE report_id IS NULL AND closes_at <= $1 "
+        "ORDER BY closes_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        now, limit,
+    )
+
+
+async def close_bundle(conn: asyncpg.Connection, *, bundle_id: UUID, report_id: UUID) -> None:
+    await conn.execute("UPDATE message_bundles SET report_id = $2 WHERE bundle_id = $1", bundle_id, report_id)
+
+
+async def insert_query_code(
+    conn: asyncpg.Connection, *, request_id: UUID, phone_hash: bytes, code_hash: bytes, expires_at: datetime
+) -> None:
+    await conn.execute(
+        "INSERT INTO query_codes (request_id, phone_hash, code_hash, expires_at) VALUES ($1, $2, $3, $4)",
+        request_id, phone_hash, code_hash, expires_at,
+    )
+
+
+async def latest_query_code(conn: asyncpg.Connection, *, phone_hash: bytes, now: datetime) -> asyncpg.Record | None:
+    """The phone's newest unused, unexpired code, locked so concurrent guesses are counted one by one."""
+    return await conn.fetchrow(
+        "SELECT * FROM query_codes WHERE phone_hash = $1 AND used_at IS NULL AND expires_at > $2 "
+        "ORDER BY created_at DESC LIMIT 1 FOR UPDATE",
+        phone_hash, now,
+    )
+
+
+async def count_query_attempt(conn: asyncpg.Connection, *, request_id: UUID, used_at: datetime | None) -> None:
+    await conn.execute(
+        "UPDATE query_codes SET attempts = attempts + 1, used_at = $2 WHERE request_id = $1", request_id, used_at
+    )
+
+
+async def has_reports_from(conn: asyncpg.Connection, *, phone_hash: bytes) -> bool:
+    return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM reports WHERE reporter_phone_hash = $1)", phone_hash)
+
+
+async def reports_from(conn: asyncpg.Connection, *, phone_hash: bytes, limit: int = 200) -> list[asyncpg.Record]:
+    """Everything one reporter (by phone hash) submitted, newest first; nobody else's."""
+    return await conn.fetch(
+        "SELECT * FROM reports WHERE reporter_phone_hash = $1 ORDER BY submitted_at DESC LIMIT $2", phone_hash, limit
+    )
+
+
+async def reports_to_locate(conn: asyncpg.Connection, *, code_prefix: str, limit: int = 200) -> list[asyncpg.Record]:
+    """Reports still waiting for a grid worker to place them, in the given division (or not yet placed
+    in any: those wait for the county), oldest first."""
+    return await conn.fetch(
+        "SELECT * FROM reports WHERE needs_locating AND (coalesce(grid_code, '') LIKE $1 || '%' OR grid_code IS NULL) "
+        "ORDER BY submitted_at LIMIT $2",
+        code_prefix, limit,
+    )
+
+
+async def set_report_location(
+    conn: asyncpg.Connection, *, report_id: UUID, lat: float, lng: float, input_lat: float, input_lng: float,
+    coord_system: str, grid_code: str, village_code: str, town_code: str, at: datetime,
+) -> None:
+    await conn.execute(
+        "UPDATE reports SET lat = $2, lng = $3, input_lat = $4, input_lng = $5, coord_system = $6, grid_code = $7, "
+        "village_code = $8, town_code = $9, needs_locating = false, updated_at = $10 WHERE report_id = $1",
+        report_id, lat, lng, input_lat, input_lng, coord_system, grid_code, village_code, town_code, at,
+    )

@@ -1,7 +1,19 @@
+import random
+from datetime import date, datetime, timezone
+from uuid import uuid4
+
 import pytest
 from pydantic import ValidationError
+from starlette.requests import Request
 
-from services.intake.domain import ReportIn, mask_phone, phone_hash
+from services.intake.domain import (
+    NO_TEXT_DESCRIPTION, Bundle, OpenCase, OutsideCounty, ReportIn, bundle_description, decrypt_phone,
+    encrypt_phone, format_case_no, mask_phone, matching_open_case, phone_hash, place_report, window_start,
+)
+from services.intake.reports import client_ip
+from shared.geo import wgs84_to_gcj02
+from shared.jurisdictions import load_demo_county
+from shared.settings import Settings
 
 
 def test_phone_is_masked_and_hashed_with_a_key():
@@ -11,18 +23,91 @@ def test_phone_is_masked_and_hashed_with_a_key():
     assert b"13812341234" not in phone_hash("13812341234", "k1")
 
 
+def test_phone_encryption_round_trips_and_hides_the_number():
+    blob = encrypt_phone("13812341234", "secret")
+    assert b"13812341234" not in blob and b"1234" not in blob[12:]
+    assert decrypt_phone(blob, "secret") == "13812341234"
+    assert encrypt_phone("13812341234", "secret") != blob  # a fresh nonce each time
+    with pytest.raises(Exception):
+        decrypt_phone(blob, "another-secret")
+
+
 @pytest.mark.parametrize("body", [
     {"description": ""},
-    {"description": "x" * 2001},
+    {"description": "x" * 2001, "address": "幸福路"},
     {"description": "井盖坏了", "lat": 91, "lng": 120},
     {"description": "井盖坏了", "lat": 29.1},
-    {"description": "井盖坏了", "reporter_phone": "12345"},
-    {"description": "井盖坏了", "channel": "fax"},
+    {"description": "井盖坏了", "address": "幸福路", "reporter_phone": "12345"},
+    {"description": "井盖坏了", "address": "幸福路", "channel": "fax"},
+    {"description": "井盖坏了", "lat": 29.08, "lng": 120.05, "coord_system": "bd09"},
+    {"description": "井盖坏了"},  # no place at all
+    {"description": "井盖坏了", "address": "   "},
+    {"description": "井盖坏了", "address": "路" * 201},
 ])
 def test_bad_reports_are_refused(body):
     with pytest.raises(ValidationError):
         ReportIn.model_validate(body)
 
 
-def test_description_is_trimmed():
-    assert ReportIn(description="  井盖坏了 ").description == "井盖坏了"
+def test_description_and_address_are_trimmed():
+    report = ReportIn(description="  井盖坏了 ", address=" 幸福路12号 ")
+    assert report.description == "井盖坏了" and report.address == "幸福路12号"
+    assert report.coord_system == "wgs84"
+
+
+def test_placement_converts_gcj02_before_finding_the_grid():
+    county = load_demo_county()
+    rng = random.Random(5)
+    grids = rng.sample(list(county.grids.values()), 50)
+    for grid in grids:
+        lat, lng = grid.centroid
+        g_lat, g_lng = wgs84_to_gcj02(lat, lng)
+        placed = place_report(lat=g_lat, lng=g_lng, coord_system="gcj02", county=county)
+        assert placed.grid.grid_code == grid.code
+        assert placed.lat == pytest.approx(lat, abs=1e-8) and placed.lng == pytest.approx(lng, abs=1e-8)
+    # Read as WGS-84, the same GCJ-02 numbers are ~500 m off: a good share land in another grid.
+    misplaced = 0
+    for grid in grids:
+        wrong = county.find_grid(*wgs84_to_gcj02(*grid.centroid))
+        misplaced += wrong is None or wrong.grid_code != grid.code
+    assert misplaced >= 5
+
+
+def test_points_outside_the_county_and_address_only_reports():
+    county = load_demo_county()
+    with pytest.raises(OutsideCounty):
+        place_report(lat=30.27, lng=120.15, coord_system="wgs84", county=county)
+    placed = place_report(lat=None, lng=None, coord_system="wgs84", county=county)
+    assert placed.needs_locating and placed.grid is None
+
+
+def test_the_nearest_open_case_within_the_distance_is_the_match():
+    near, nearer, closed = uuid4(), uuid4(), uuid4()
+    cases = [
+        OpenCase(near, "A", 29.0803, 120.05, "dispatched"),  # ~33 m
+        OpenCase(nearer, "B", 29.0801, 120.05, "acknowledged"),  # ~11 m
+        OpenCase(closed, "C", 29.08, 120.05, "closed"),  # 0 m but closed
+        OpenCase(uuid4(), "D", 29.09, 120.05, "dispatched"),  # ~1.1 km
+    ]
+    case, distance = matching_open_case(cases, lat=29.08, lng=120.05, max_distance_m=50)
+    assert case.case_id == nearer and 10 < distance < 12
+    assert matching_open_case(cases[3:], lat=29.08, lng=120.05, max_distance_m=50) is None
+
+
+def test_case_numbers_and_rate_windows():
+    assert format_case_no(date(2026, 11, 26), 42) == "20261126-000042"
+    at = datetime(2026, 11, 26, 8, 30, 59, tzinfo=timezone.utc)
+    assert window_start(at, 60) == datetime(2026, 11, 26, 8, 30, tzinfo=timezone.utc)
+    assert window_start(at, 3600) == datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
+
+
+def test_bundle_description():
+    assert bundle_description(Bundle(("井盖", "翻起来了"), (), None, None, None, None)) == "井盖\n翻起来了"
+    assert bundle_description(Bundle((), ("media-1",), 29.08, 120.05, "gcj02", None)) == NO_TEXT_DESCRIPTION
+
+
+def test_client_ip_trusts_x_forwarded_for_only_when_told():
+    request = Request({"type": "http", "client": ("10.0.0.1", 5000),
+                       "headers": [(b"x-forwarded-for", b"203.0.113.7, 10.0.0.1")]})
+    assert client_ip(request, Settings()) == "10.0.0.1"
+    assert client_ip(request, Settings(intake_trust_forwarded_for=True)) == "203.0.113.7"

@@ -1,0 +1,37 @@
+"""The H5 pages residents open inside WeChat: 我要反映 (report form) and 我要查询 (query)."""
+
+import json
+import uuid
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse
+
+from shared.problems import Problem
+
+STATIC = Path(__file__).parent / "static"
+ASSETS = {"h5.css": "text/css", "report.js": "text/javascript", "query.js": "text/javascript"}
+
+router = APIRouter(prefix="/h5", include_in_schema=False)
+
+
+@router.get("/")
+async def report_page(request: Request):
+    settings = request.app.state.intake.settings
+    # A fresh idempotency key per page load: a double tap or a retried submit makes one report.
+    config = {"media_base": settings.intake_media_public_url.rstrip("/"), "idempotency_key": f"h5-{uuid.uuid4()}"}
+    html = (STATIC / "report.html").read_text(encoding="utf-8")
+    # "</" can't appear inside the JSON, so the <script> element can't be closed early.
+    return HTMLResponse(html.replace("__CONFIG__", json.dumps(config).replace("</", "<\\/")))
+
+
+@router.get("/query")
+async def query_page():
+    return FileResponse(STATIC / "query.html", media_type="text/html; charset=utf-8")
+
+
+@router.get("/static/{name}")
+async def asset(name: str):
+    if name not in ASSETS:
+        raise Problem(404, "Not found", f"No asset {name}.", kind="not-found")
+    return FileResponse(STATIC / name, media_type=f"{ASSETS[name]}; charset=utf-8")

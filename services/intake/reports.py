@@ -1,0 +1,242 @@
+"""Intake's service functions: one path from any channel to a stored, triaged, located report
+(and its event), rate limits, and replaying dispatchers' corrections into the triage model."""
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import timedelta
+from uuid import UUID, uuid4
+
+import asyncpg
+from fastapi import Request
+
+from services.intake import store
+from services.intake.domain import (
+    OpenCase, Placement, encrypt_phone, format_case_no, mask_phone, matching_open_case, phone_hash, window_start,
+)
+from services.intake.triage import TriageModel, TriageResult, urgency
+from shared.db import enqueue
+from shared.events import ReportAttached, ReportSubmitted, new_event, utcnow
+from shared.jurisdictions import County
+from shared.problems import Problem
+from shared.settings import Settings
+from shared.taxonomy import Taxonomy
+
+
+@dataclass
+class Intake:
+    """What intake's routes, handlers and loops share (one per app)."""
+
+    settings: Settings
+    taxonomy: Taxonomy
+    county: County
+    model: TriageModel
+    last_correction_id: int = 0
+    corrections_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    report_id: UUID
+    case_id: UUID
+    case_no: str
+    attached: bool
+    category: str | None
+    priority: str
+    triage: TriageResult | None
+    placement: Placement
+    distance_m: float | None = None
+
+    def answer(self) -> dict:
+        """The reporter's answer, in Simplified Chinese where it is shown to people."""
+        if self.attached:
+            notice = (f"该问题已有人反映，您的反映已并入案件 {self.case_no}，"
+                      "我们会一并处理，您可凭案件编号和手机号在“我要查询”跟踪进度。")
+        elif self.placement.needs_locating:
+            notice = f"已受理，案件编号 {self.case_no}。网格员将根据您填写的地址核实位置。"
+        else:
+            notice = f"已受理，案件编号 {self.case_no}。"
+        grid = self.placement.grid
+        return {
+            "report_id": str(self.report_id),
+            "case_id": str(self.case_id),
+            "case_no": self.case_no,
+            "status": "attached" if self.attached else "submitted",
+            "attached_to_case": self.attached,
+            "category": self.category,
+            "priority": self.priority,
+            "needs_manual_triage": bool(self.triage and self.triage.needs_manual_triage),
+            "needs_locating": self.placement.needs_locating,
+            "grid_code": grid.grid_code if grid else None,
+            "village_code": grid.village_code if grid else None,
+            "town_code": grid.town_code if grid else None,
+            "message": notice,
+        }
+
+
+def client_ip(request: Request, settings: Settings) -> str | None:
+    """The client's address: the proxy's X-Forwarded-For (first hop) only when it is trusted."""
+    forwarded = request.headers.get("x-forwarded-for") if settings.intake_trust_forwarded_for else None
+    if forwarded and forwarded.split(",")[0].strip():
+        return forwarded.split(",")[0].strip()
+    return request.client.host if request.client else None
+
+
+async def check_rate_limit(conn: asyncpg.Connection, *, settings: Settings, ip: str | None, phone: str | None) -> None:
+    """Count this request against its IP (per minute) and phone (per hour); 429 when over.
+    Refused requests count too, so hammering a limit does not reopen it."""
+    now = utcnow()
+    limits = []
+    if ip:
+        limits.append((f"ip:{ip}", window_start(now, 60), settings.intake_rate_limit_ip_per_minute, 60))
+    if phone:
+        # The key holds the phone's keyed hash, never the number.
+        key = "phone:" + phone_hash(phone, settings.phone_hash_key).hex()
+        limits.append((key, window_start(now, 3600), settings.intake_rate_limit_phone_per_hour, 3600))
+    exceeded = []
+    async with conn.transaction():
+        for key, start, limit, seconds in limits:
+            if await store.hit_rate_limit(conn, key=key, window_start=start) > limit:
+                exceeded.append(int((start + timedelta(seconds=seconds) - now).total_seconds()) + 1)
+    if exceeded:
+        raise Problem(429, "Too many requests", "提交过于频繁，请稍后再试。", kind="rate-limited",
+                      retry_after_s=max(exceeded))
+
+
+def classify(intake: Intake, *, text: str, category: str | None) -> tuple[str | None, str, TriageResult, bool]:
+    """(category, priority, triage, by_triage). Every text is triaged (kept for audit and learning);
+    a category the reporter chose wins over triage's."""
+    result = intake.model.classify(text)
+    if category is not None:
+        spec = intake.taxonomy.categories[category]
+        priority, _ = urgency(text, category_priority=spec.priority, lexicon=intake.model.lexicon)
+        return category, priority, result, False
+    # Manual triage means no category is claimed: the grid centre decides (dispatch routes None there).
+    return (None if result.needs_manual_triage else result.category), result.priority, result, True
+
+
+async def submit_report(
+    conn: asyncpg.Connection,
+    *,
+    intake: Intake,
+    description: str,
+    category: str | None,
+    placement: Placement,
+    input_lat: float | None,
+    input_lng: float | None,
+    coord_system: str | None,
+    address: str | None,
+    channel: str,
+    reporter_phone: str | None,
+    media_ids: list[UUID],
+    idempotency_key: str | None = None,
+    reporter_ref: str | None = None,
+    open311_token: str | None = None,
+    external_media: tuple[str, ...] = (),
+    reporter_openid: str | None = None,
+    reporter_wecom_userid: str | None = None,
+) -> Accepted:
+    """Triage, de-duplicate, store and publish one report, inside the caller's transaction."""
+    settings = intake.settings
+    category, priority, triage, by_triage = classify(intake, text=description, category=category)
+    report_id, now = uuid4(), utcnow()
+    masked = mask_phone(reporter_phone) if reporter_phone else None
+
+    match = None
+    if category is not None and placement.lat is not None:
+        await store.lock_duplicates_check(conn, category=category)
+        since = now - timedelta(hours=settings.intake_duplicate_window_hours)
+        radius_deg = settings.intake_duplicate_distance_m / 111_000 * 1.5
+        rows = await store.find_open_cases_near(
+            conn, category=category, since=since, lat=placement.lat, lng=placement.lng, radius_deg=radius_deg
+        )
+        candidates = [OpenCase(r["case_id"], r["case_no"], r["lat"], r["lng"], r["status"]) for r in rows]
+        match = matching_open_case(
+            candidates, lat=placement.lat, lng=placement.lng, max_distance_m=settings.intake_duplicate_distance_m
+        )
+    if match:
+        case, distance = match
+        case_id, case_no = case.case_id, case.case_no
+    else:
+        case_id, distance = uuid4(), None
+        case_no = format_case_no(now.date(), await store.next_case_seq(conn))
+
+    grid = placement.grid
+    await store.insert_report(
+        conn,
+        report_id=report_id,
+        case_id=case_id,
+        case_no=case_no,
+        description=description,
+        category=category,
+        lat=placement.lat,
+        lng=placement.lng,
+        input_lat=input_lat,
+        input_lng=input_lng,
+        coord_system=coord_system,
+        address=address,
+        needs_locating=placement.needs_locating,
+        grid_code=grid.grid_code if grid else None,
+        village_code=grid.village_code if grid else None,
+        town_code=grid.town_code if grid else None,
+        priority=priority,
+        confidence=triage.confidence if by_triage else None,
+        category_source="triage" if by_triage else "reporter",
+        needs_manual_triage=by_triage and triage.needs_manual_triage,
+        triage=triage.as_dict(),
+        attached_to_case=match is not None,
+        duplicate_distance_m=distance,
+        channel=channel,
+        reporter_phone_hash=phone_hash(reporter_phone, settings.phone_hash_key) if reporter_phone else None,
+        reporter_phone_encrypted=(
+            encrypt_phone(reporter_phone, settings.intake_phone_encryption_key) if reporter_phone else None
+        ),
+        reporter_phone_masked=masked,
+        reporter_ref=reporter_ref,
+        media_ids=media_ids,
+        external_media=list(external_media),
+        idempotency_key=idempotency_key,
+        open311_token=open311_token,
+        status=match[0].status if match else "submitted",
+        submitted_at=now,
+    )
+    if match:
+        payload = ReportAttached(
+            report_id=report_id, case_id=case_id, case_no=case_no, description=description, category=category,
+            lat=placement.lat, lng=placement.lng, distance_m=round(distance, 1), channel=channel,
+            reporter_phone_masked=masked, media_ids=media_ids, submitted_at=now,
+        )
+    else:
+        payload = ReportSubmitted(
+            report_id=report_id, case_id=case_id, description=description, category=category,
+            lat=placement.lat, lng=placement.lng, channel=channel, reporter_phone_masked=masked,
+            media_ids=media_ids, submitted_at=now,
+            grid_code=grid.grid_code if grid else None,
+            village_code=grid.village_code if grid else None,
+            town_code=grid.town_code if grid else None,
+            priority=priority,
+            confidence=round(triage.confidence, 4) if by_triage else None,
+            category_source="triage" if by_triage else "reporter",
+            needs_manual_triage=by_triage and triage.needs_manual_triage,
+            address=address, needs_locating=placement.needs_locating, case_no=case_no,
+            reporter_openid=reporter_openid, reporter_wecom_userid=reporter_wecom_userid,
+        )
+    await enqueue(conn, settings, new_event(
+        payload, producer=settings.service_name,
+        # The instance's own division; where in it the problem is travels in the payload's codes.
+        jurisdiction_code=settings.jurisdiction_code,
+        key=str(case_id), correlation_id=report_id,
+    ))
+    return Accepted(report_id, case_id, case_no, match is not None, category, priority,
+                    triage if by_triage else None, placement, distance)
+
+
+async def apply_new_corrections(pool: asyncpg.Pool, intake: Intake) -> int:
+    """Teach the model every stored correction it has not learned yet (this replica's or another's)."""
+    async with intake.corrections_lock:
+        async with pool.acquire() as conn:
+            rows = await store.corrections_after(conn, after_id=intake.last_correction_id)
+        for row in rows:
+            if row["category"] in intake.taxonomy.categories:
+                intake.model.learn(text=row["text"], category=row["category"])
+            intake.last_correction_id = row["id"]
+        return len(rows)
