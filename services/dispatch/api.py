@@ -103,6 +103,8 @@ class CommandIn(BaseModel):
     plan: str | None = Field(None, max_length=8000)
     minutes: int | None = Field(None, ge=1, le=60 * 24 * 30)
     into_case_id: UUID | None = None
+    category: str | None = Field(None, max_length=64)
+    priority: str | None = Field(None, pattern="^(urgent|normal)$")
 
 
 async def _command(

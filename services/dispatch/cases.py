@@ -15,7 +15,9 @@ from services.dispatch.domain import SYSTEM, CaseState, IllegalTransition, apply
 from services.dispatch.responsibility import OwnerDecision, ResponsibilityList, build_list, decide_owner, level_of
 from shared.auth import Actor
 from shared.db import enqueue
-from shared.events import CaseDispatched, CaseFacts, CaseTransitioned, ReportSubmitted, new_event, utcnow
+from shared.events import (
+    CaseDispatched, CaseFacts, CaseTransitioned, ReportSubmitted, TriageCorrected, new_event, utcnow,
+)
 from shared.settings import Settings
 from shared.taxonomy import Taxonomy
 
@@ -91,7 +93,7 @@ async def open_case(
     created = await store.insert_case(
         conn, case_id=report.case_id, report_id=report.report_id, jurisdiction_code=jurisdiction_code,
         status="dispatched", seq=1, owner_code=decision.jurisdiction_code, level=decision.level,
-        category=category.code, category_name=category.name, priority=category.priority,
+        category=category.code, category_name=category.name, priority=report.priority or category.priority,
         department_code=rule.lead, department_name=taxonomy.department_name(rule.lead),
         co_department_codes=list(rule.co_handlers), description=report.description, lat=report.lat, lng=report.lng,
         responsibility_list_version=rlist_version, rule=rule.describe(category.code), recurrence_of=recurrence,
@@ -168,6 +170,16 @@ async def run_command(
         parent = await owns(conn, settings=settings, taxonomy=taxonomy, jurisdiction_code=row["jurisdiction_code"],
                             category=row["category"], above=row["owner_code"])
         arguments["to_jurisdiction_code"] = parent.jurisdiction_code
+    if action == "reclassify":
+        category = taxonomy.categories.get(arguments.get("category") or "")
+        if category is None:
+            raise IllegalTransition(f"unknown category {arguments.get('category')}")
+        rule = (await current_list(conn, taxonomy=taxonomy)).rule_at(jurisdiction_code=row["owner_code"],
+                                                                      category=category.code)
+        if rule is None:
+            raise IllegalTransition(f"this level has no department for {category.code}; escalate the case instead")
+        arguments.update(department_code=rule.lead, co_department_codes=list(rule.co_handlers),
+                         previous_category=row["category"])
     if action in ("dispatch", "transfer"):
         unknown = {arguments.get("department_code"), *(arguments.get("co_department_codes") or ())} \
             - set(taxonomy.departments)
@@ -195,12 +207,25 @@ async def run_command(
         changes["merged_into"] = UUID(transition.detail["into_case_id"])
     elif action == "reopen":
         changes["resolved_at"] = None
+    elif action == "reclassify":
+        category = taxonomy.categories[arguments["category"]]
+        changes.update(category=category.code, category_name=category.name,
+                       priority=arguments.get("priority") or category.priority,
+                       department_name=taxonomy.department_name(state.department_code),
+                       rule=f"manual:{actor.label}:{category.code}->{state.department_code}")
     await store.update_case(conn, case_id=case_id, **changes)
     await store.append_timeline(
         conn, case_id=case_id, at=now, action=action, status=state.status, actor=actor.label,
         detail=transition.detail, seq=changes["seq"], reason=transition.reason,
     )
     row = await store.find_case(conn, case_id=case_id)
+    if action == "reclassify":  # triage learns from the dispatcher's correction
+        correction = TriageCorrected(
+            report_id=row["report_id"], case_id=case_id, text=row["description"], category=row["category"],
+            priority=row["priority"], previous_category=transition.detail.get("previous_category"),
+            corrected_by=actor.label, corrected_at=now)
+        await _emit(conn, settings=settings, row=row, payload=correction, event_type="triage.corrected",
+                    correlation_id=correlation_id)
     if transition.event_type == "case.dispatched":
         await _dispatched(conn, settings=settings, row=row, action=action, actor=actor.label,
                           reason=transition.reason, correlation_id=correlation_id)

@@ -31,6 +31,7 @@ ACTIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "refuse_extension": (("acknowledged", "in_progress"), None),
     "await_reporter": (("acknowledged", "in_progress"), None),  # 待补充: the reporter must say more
     "reporter_replied": (("acknowledged", "in_progress"), None),
+    "reclassify": (OPEN, "dispatched"),  # 改类: the right category, so the right department
     "merge": (OPEN, "merged"),
     "reopen": (("resolved", "verified", "closed"), "dispatched"),
     "cancel": (OPEN, "cancelled"),
@@ -45,13 +46,14 @@ EVENT_TYPES = {
     "escalate": "case.escalated", "request_extension": "case.extension_requested",
     "approve_extension": "case.extension_approved", "refuse_extension": "case.extension_refused",
     "await_reporter": "case.awaiting_reporter", "reporter_replied": "case.reporter_replied",
+    "reclassify": "case.dispatched",
     "merge": "case.merged", "reopen": "case.dispatched", "cancel": "case.cancelled",
 }
 
 # Who may do what. Handlers act only for their own department (checked in `authorize`).
 ROLE_ACTIONS: dict[str, set[str]] = {
     "dispatcher": {"dispatch", "transfer", "escalate", "approve_extension", "refuse_extension", "merge", "cancel",
-                   "verify", "close", "reopen", "reporter_replied"},
+                   "verify", "close", "reopen", "reporter_replied", "reclassify"},
     "handler": {"acknowledge", "start", "submit_plan", "report_part", "resolve", "return", "request_extension",
                 "await_reporter", "reporter_replied"},
     "grid_worker": {"verify", "reopen"},
@@ -175,6 +177,13 @@ def decide(*, case: CaseState, action: str, actor: Actor, arguments: dict | None
             raise IllegalTransition("rating must be an integer from 1 to 5")
         detail["rating"] = rating
         detail["comment"] = arguments.get("comment") or ""
+    elif action == "reclassify":
+        detail["category"] = _require(arguments, "category")
+        detail["previous_category"] = arguments.get("previous_category")
+        detail["department_code"] = _require(arguments, "department_code")
+        changes.update(department_code=arguments["department_code"],
+                       co_department_codes=tuple(arguments.get("co_department_codes") or ()),
+                       acknowledged_departments=(), plan_submitted=False)
     elif action in ("dispatch", "transfer"):
         department = _require(arguments, "department_code")
         if action == "transfer" and department == case.department_code:

@@ -4,7 +4,9 @@ import asyncpg
 
 from services.dispatch import cases, store
 from shared.jurisdictions import find_grid
-from shared.events import CaseTransitioned, Event, ReportSubmitted, SlaBreached, utcnow
+from shared.events import (
+    CaseTransitioned, Event, ReportAttached, ReportLocated, ReportSubmitted, SlaBreached, utcnow,
+)
 from shared.settings import Settings
 from shared.taxonomy import Taxonomy
 
@@ -43,6 +45,31 @@ def make_handlers(*, settings: Settings, taxonomy: Taxonomy):
             await cases.receive_escalation(conn, settings=settings, taxonomy=taxonomy, escalated=escalated,
                                            correlation_id=event.correlation_id)
 
+    async def on_report_attached(conn: asyncpg.Connection, event: Event) -> None:
+        attached: ReportAttached = event.payload
+        case = await store.find_case(conn, case_id=attached.case_id, for_update=True)
+        if case is None:
+            return  # another centre's case
+        await store.update_case(conn, case_id=attached.case_id, report_count=case["report_count"] + 1,
+                                updated_at=utcnow())
+        await store.append_timeline(
+            conn, case_id=attached.case_id, at=event.occurred_at, action="report_attached", status=case["status"],
+            actor=f"reporter:{attached.channel}",
+            detail={"report_id": str(attached.report_id), "distance_m": attached.distance_m},
+        )
+
+    async def on_report_located(conn: asyncpg.Connection, event: Event) -> None:
+        located: ReportLocated = event.payload
+        case = await store.find_case(conn, case_id=located.case_id, for_update=True)
+        if case is None or case["report_id"] != located.report_id:
+            return  # another centre's case, or a report attached to a case already placed
+        await store.update_case(conn, case_id=located.case_id, jurisdiction_code=located.village_code,
+                                grid_code=located.grid_code, lat=located.lat, lng=located.lng, updated_at=utcnow())
+        await store.append_timeline(
+            conn, case_id=located.case_id, at=located.located_at, action="located", status=case["status"],
+            actor=located.located_by, detail={"grid_code": located.grid_code},
+        )
+
     async def on_sla_breached(conn: asyncpg.Connection, event: Event) -> None:
         breach: SlaBreached = event.payload
         owner = breach.owner_code or ""
@@ -64,5 +91,5 @@ def make_handlers(*, settings: Settings, taxonomy: Taxonomy):
                                         "department_code": breach.department_code},
         )
 
-    return {"report.submitted": on_report_submitted, "case.escalated": on_case_escalated,
-            "sla.breached": on_sla_breached}
+    return {"report.submitted": on_report_submitted, "report.attached": on_report_attached,
+            "report.located": on_report_located, "case.escalated": on_case_escalated, "sla.breached": on_sla_breached}

@@ -11,7 +11,8 @@ from shared.db import insert
 CASE_MUTABLE = {
     "status", "seq", "owner_code", "level", "department_code", "department_name", "co_department_codes",
     "acknowledged_departments", "plan_submitted", "extension_pending", "awaiting_reporter", "overdue", "merged_into", "rating",
-    "resolved_at", "updated_at", "responsibility_list_version", "rule", "after_media_ids",
+    "resolved_at", "updated_at", "responsibility_list_version", "rule", "after_media_ids", "category",
+    "category_name", "priority", "jurisdiction_code", "grid_code", "lat", "lng", "report_count",
 }
 
 

@@ -5,7 +5,7 @@ import asyncpg
 
 from services.media import store, workflow
 from services.media.domain import report_division
-from shared.events import CASE_TRANSITION_TYPES, CaseFacts, Event, ReportSubmitted
+from shared.events import CASE_TRANSITION_TYPES, CaseFacts, Event, ReportAttached, ReportSubmitted
 from shared.settings import Settings
 
 
@@ -21,6 +21,12 @@ def make_handlers(*, settings: Settings):
                                               instance_code=event.jurisdiction_code),
         )
 
+    async def on_report_attached(conn: asyncpg.Connection, event: Event) -> None:
+        report: ReportAttached = event.payload
+        await workflow.attach_before_media(conn, settings=settings, case_id=report.case_id,
+                                           report_id=report.report_id, submitted_at=report.submitted_at,
+                                           media_ids=report.media_ids)
+
     async def on_case_event(conn: asyncpg.Connection, event: Event) -> None:
         case: CaseFacts = event.payload
         await store.save_case_facts(
@@ -31,6 +37,7 @@ def make_handlers(*, settings: Settings):
 
     return {
         "report.submitted": on_report_submitted,
+        "report.attached": on_report_attached,
         "case.dispatched": on_case_event,
         **{event_type: on_case_event for event_type in CASE_TRANSITION_TYPES},
     }

@@ -316,6 +316,18 @@ async def attach_report_media(
     all of the case's evidence is checked against."""
     await store.save_report_facts(conn, case_id=case_id, report_id=report_id, lat=lat, lng=lng,
                                   submitted_at=submitted_at, jurisdiction_code=jurisdiction_code)
+    if not await attach_before_media(conn, settings=settings, case_id=case_id, report_id=report_id,
+                                     submitted_at=submitted_at, media_ids=media_ids):
+        # Media attached before the report arrived is checked now that there is something to check against.
+        await apply_evidence_checks(conn, settings=settings, case_id=case_id)
+
+
+async def attach_before_media(
+    conn: asyncpg.Connection, *, settings: Settings, case_id: UUID, report_id: UUID, submitted_at: datetime,
+    media_ids: list[UUID],
+) -> bool:
+    """A report's photos become its case's 'before' evidence (also a second report of the same
+    problem, 一事多报); True if any was newly attached."""
     attached = [
         media_id for media_id in media_ids
         if await store.attach(conn, media_id=media_id, case_id=case_id, role="before", attached_at=submitted_at,
@@ -323,9 +335,7 @@ async def attach_report_media(
     ]
     if attached:
         await _attached(conn, settings, case_id=case_id, media_ids=attached)
-    else:
-        # Media attached before the report arrived is checked now that there is something to check against.
-        await apply_evidence_checks(conn, settings=settings, case_id=case_id)
+    return bool(attached)
 
 
 async def apply_evidence_checks(conn: asyncpg.Connection, *, settings: Settings, case_id: UUID) -> None:

@@ -279,3 +279,44 @@ async def test_missed_deadline_flags_the_case_and_reaches_the_upper_level(make_s
                                                                                "village_committee")
         handler = bearer(settings, "handler", department_code="huanwei")
         assert (await county_client.get("/api/v1/supervision", headers=handler)).status_code == 403
+
+
+async def test_more_reports_placing_and_reclassifying_a_case(make_settings):
+    from shared.events import ReportAttached, ReportLocated
+
+    settings = make_settings("dispatch")
+    await ensure_topics(settings)
+    first = report("road_damage", village=COUNTY, lat=None, lng=None)  # an address only: not placed yet
+    case_id = first.payload.case_id
+    attached = new_event(ReportAttached(report_id=uuid.uuid4(), case_id=case_id, description="同一个坑又有人报",
+                                        category="road_damage", channel="h5", distance_m=12.5, submitted_at=utcnow()),
+                         producer="intake", jurisdiction_code=COUNTY, key=str(case_id))
+    located = new_event(ReportLocated(report_id=first.payload.report_id, case_id=case_id, lat=29.0829, lng=120.0546,
+                                      grid_code=VILLAGE + "001", village_code=VILLAGE, town_code=TOWN,
+                                      located_by="grid_worker:g1", located_at=utcnow()),
+                        producer="intake", jurisdiction_code=COUNTY, key=str(case_id))
+    await publish(settings, REPORTS.name, first.to_bytes(), attached.to_bytes(), located.to_bytes())
+    dispatcher = bearer(settings, "dispatcher")
+    async with running(dispatch_app(settings)) as client:
+        async def placed():
+            case = await case_of(client, dispatcher, case_id)
+            return case if case and case["grid_code"] and case["report_count"] == 2 else None
+
+        case = await eventually(placed)
+        assert (case["jurisdiction_code"], case["lat"]) == (VILLAGE, 29.0829)
+        assert [t["action"] for t in case["timeline"]][-2:] in (["report_attached", "located"],
+                                                                 ["located", "report_attached"])
+        # It is a sewage problem, not a road one: the right department, and triage learns from it.
+        r = await client.post(f"/api/v1/cases/{case_id}/reclassify", json={"category": "sewage"}, headers=dispatcher)
+        assert r.status_code == 200, r.text
+        assert (r.json()["category"], r.json()["department_code"], r.json()["co_department_codes"]) == (
+            "sewage", "eco_env", ["zhujian"])
+        bad = await client.post(f"/api/v1/cases/{case_id}/reclassify", json={"category": "nonsense"}, headers=dispatcher)
+        assert bad.status_code == 409
+    corrections = await read_topic(settings, REPORTS.name,
+                                   until=lambda ms: any(m["type"] == "triage.corrected" for m in ms))
+    [correction] = [m["payload"] for m in corrections if m["type"] == "triage.corrected"]
+    assert (correction["category"], correction["previous_category"]) == ("sewage", "road_damage")
+    events = await read_topic(settings, CASES.name, until=lambda ms: len(ms) >= 2)
+    assert [(e["type"], e["payload"]["action"]) for e in events] == [("case.dispatched", "dispatch"),
+                                                                     ("case.dispatched", "reclassify")]

@@ -297,3 +297,27 @@ async def test_a_presigned_upload_never_completed_expires_and_its_object_is_remo
     assert await count(settings, "SELECT count(*) FROM media.media") == 0
     messages = await read_topic(settings, MEDIA.name, until=lambda m: events_of(m, "media.rejected"))
     assert events_of(messages, "media.rejected")[0]["payload"]["reason"] == "upload-expired"
+
+
+async def test_a_second_report_of_the_same_problem_adds_its_photos_to_the_case(make_settings):
+    from uuid import uuid4
+
+    from shared.events import ReportAttached, new_event, utcnow
+    from shared.topics import REPORTS, ensure_topics
+    from tests.support import bearer, publish
+
+    settings = make_settings("media")
+    await ensure_topics(settings)
+    async with running(create_app(settings)) as client:
+        upload = await client.post("/api/v1/media", files={"file": ("same-hole.jpg", jpeg_bytes((1, 2, 3)), "image/jpeg")})
+        media_id, case_id = upload.json()["media_id"], uuid4()
+        attached = ReportAttached(report_id=uuid4(), case_id=case_id, description="又有人报了这个坑", category="road_damage",
+                                  channel="h5", media_ids=[media_id], submitted_at=utcnow())
+        await publish(settings, REPORTS.name,
+                      new_event(attached, producer="intake", jurisdiction_code="330727", key=str(case_id)).to_bytes())
+
+        async def linked():
+            media = (await client.get(f"/api/v1/media/{media_id}", headers=bearer(settings, "dispatcher"))).json()
+            return media if media["case_id"] == str(case_id) else None
+
+        assert (await eventually(linked))["role"] == "before"

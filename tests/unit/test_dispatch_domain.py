@@ -248,3 +248,11 @@ def test_waiting_for_the_reporter_pauses_until_they_reply():
     assert not run(state, "reporter_replied", DISPATCHER, result="3号楼东侧").awaiting_reporter
     with pytest.raises(IllegalTransition):
         decide(case=case(status="in_progress"), action="reporter_replied", actor=ZHUJIAN)
+
+
+def test_reclassify_sends_the_case_to_the_new_category_department():
+    state = run(case(status="acknowledged", acknowledged_departments=("zhujian",)), "reclassify", DISPATCHER,
+                category="sewage", department_code="eco_env", co_department_codes=["zhujian"])
+    assert (state.status, state.department_code, state.acknowledged_departments) == ("dispatched", "eco_env", ())
+    with pytest.raises(Forbidden):
+        decide(case=case(), action="reclassify", actor=ZHUJIAN, arguments={"category": "sewage"})
