@@ -51,6 +51,8 @@ class ReportSubmitted(Payload):
     # Who to tell about progress, for reports that came in through WeChat (never a phone in clear).
     reporter_openid: str | None = None  # official-account openid
     reporter_wecom_userid: str | None = None  # WeCom user id
+    # AES-GCM ciphertext of the phone (shared.phones.phone_token): only notify reads it, to text them.
+    reporter_phone_encrypted: str | None = None
 
 
 class CaseFacts(Payload):
@@ -269,7 +271,7 @@ class ReportLocated(Payload):
 
 class QueryCodeRequested(Payload):
     """A reporter asked for a one-time code to see their cases (我要查询); notify texts it to them.
-    The phone travels encrypted (AES-GCM, intake_phone_encryption_key; nonce ‖ ciphertext, base64)."""
+    The phone travels encrypted (AES-GCM, phone_encryption_key; nonce ‖ ciphertext, base64)."""
 
     request_id: UUID
     phone_encrypted: str

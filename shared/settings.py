@@ -93,6 +93,7 @@ class Settings(BaseSettings):
     sms_base_url: str = "http://127.0.0.1:18090"
     sms_sign_name: str = "网格通"
     sms_template_case_update: str = "SMS_CASE_UPDATE"
+    sms_template_query_code: str = "SMS_QUERY_CODE"
 
     responsibility_list_path: Path = PROJECT_ROOT / "shared" / "data" / "taxonomy.yaml"
     directory_path: Path = PROJECT_ROOT / "shared" / "data" / "directory.yaml"
@@ -126,7 +127,7 @@ class Settings(BaseSettings):
     intake_duplicate_distance_m: float = 50.0
     intake_duplicate_window_hours: float = 72.0
     # Key for encrypting reporter phones (AES-GCM); keep it apart from phone_hash_key in production.
-    intake_phone_encryption_key: str = "local-development-only"
+    phone_encryption_key: str = "local-development-only"
     # Public endpoints (H5, 我要查询, Open311): requests per client IP per minute, reports per phone per hour.
     intake_rate_limit_ip_per_minute: int = 30
     intake_rate_limit_phone_per_hour: int = 10

@@ -11,14 +11,15 @@ from pydantic import BaseModel, Field
 
 from services.intake import store
 from services.intake.domain import (
-    MAX_DESCRIPTION_CHARS, PHONE_PATTERN, OutsideCounty, Placement, ReportIn, encrypt_phone, mask_phone,
-    new_query_code, phone_hash, place_report, query_code_hash,
+    MAX_DESCRIPTION_CHARS, PHONE_PATTERN, OutsideCounty, Placement, ReportIn, new_query_code, place_report,
+    query_code_hash,
 )
 from services.intake.reports import Intake, apply_new_corrections, check_rate_limit, client_ip, submit_report
 from shared.auth import Actor, current_actor
 from shared.db import enqueue
 from shared.events import QueryCodeRequested, ReportLocated, TriageCorrected, new_event, utcnow
 from shared.geo import CoordSystem
+from shared.phones import encrypt_phone, mask_phone, phone_hash
 from shared.problems import Problem
 
 router = APIRouter(prefix="/api/v1")
@@ -281,7 +282,7 @@ async def request_query_code(body: CodeRequestIn, request: Request):
                 requested = QueryCodeRequested(
                     request_id=request_id, phone_masked=mask_phone(body.phone), code=code, expires_at=expires_at,
                     phone_encrypted=base64.b64encode(
-                        encrypt_phone(body.phone, settings.intake_phone_encryption_key)).decode(),
+                        encrypt_phone(body.phone, settings.phone_encryption_key)).decode(),
                 )
                 await enqueue(conn, settings, new_event(
                     requested, producer=settings.service_name, jurisdiction_code=settings.jurisdiction_code,

@@ -3,14 +3,12 @@ case (一事多报), how phones are kept, and how WeChat messages become one rep
 
 import hashlib
 import hmac
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from uuid import UUID
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import BaseModel, Field, model_validator
 
 from shared.geo import CoordSystem, distance_m, to_wgs84
@@ -108,30 +106,6 @@ def matching_open_case(
 def format_case_no(day: date, seq: int) -> str:
     """The number reporters quote (20261126-000042): the day the case opened and a counter."""
     return f"{day:%Y%m%d}-{seq:06d}"
-
-
-def mask_phone(phone: str) -> str:
-    """138****1234: how a phone number is always shown."""
-    return f"{phone[:3]}****{phone[-4:]}"
-
-
-def phone_hash(phone: str, key: str) -> bytes:
-    """Keyed hash so reports can be found by phone without keeping the number readable."""
-    return hmac.new(key.encode(), phone.encode(), hashlib.sha256).digest()
-
-
-def _aes_key(secret: str) -> bytes:
-    return hashlib.sha256(b"gridlink-phone-encryption:" + secret.encode()).digest()
-
-
-def encrypt_phone(phone: str, secret: str, *, nonce: bytes | None = None) -> bytes:
-    """AES-256-GCM: nonce ‖ ciphertext. Only notify (SMS to the reporter) ever needs it back."""
-    nonce = nonce or os.urandom(12)
-    return nonce + AESGCM(_aes_key(secret)).encrypt(nonce, phone.encode(), b"reporter-phone")
-
-
-def decrypt_phone(blob: bytes, secret: str) -> str:
-    return AESGCM(_aes_key(secret)).decrypt(blob[:12], blob[12:], b"reporter-phone").decode()
 
 
 def new_query_code() -> str:

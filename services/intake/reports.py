@@ -2,6 +2,7 @@
 (and its event), rate limits, and replaying dispatchers' corrections into the triage model."""
 
 import asyncio
+import base64
 from dataclasses import dataclass, field
 from datetime import timedelta
 from uuid import UUID, uuid4
@@ -10,13 +11,12 @@ import asyncpg
 from fastapi import Request
 
 from services.intake import store
-from services.intake.domain import (
-    OpenCase, Placement, encrypt_phone, format_case_no, mask_phone, matching_open_case, phone_hash, window_start,
-)
+from services.intake.domain import OpenCase, Placement, format_case_no, matching_open_case, window_start
 from services.intake.triage import TriageModel, TriageResult, urgency
 from shared.db import enqueue
 from shared.events import ReportAttached, ReportSubmitted, new_event, utcnow
 from shared.jurisdictions import County
+from shared.phones import encrypt_phone, mask_phone, phone_hash
 from shared.problems import Problem
 from shared.settings import Settings
 from shared.taxonomy import Taxonomy
@@ -161,6 +161,7 @@ async def submit_report(
         case_no = format_case_no(now.date(), await store.next_case_seq(conn))
 
     grid = placement.grid
+    encrypted_phone = encrypt_phone(reporter_phone, settings.phone_encryption_key) if reporter_phone else None
     await store.insert_report(
         conn,
         report_id=report_id,
@@ -187,9 +188,7 @@ async def submit_report(
         duplicate_distance_m=distance,
         channel=channel,
         reporter_phone_hash=phone_hash(reporter_phone, settings.phone_hash_key) if reporter_phone else None,
-        reporter_phone_encrypted=(
-            encrypt_phone(reporter_phone, settings.intake_phone_encryption_key) if reporter_phone else None
-        ),
+        reporter_phone_encrypted=encrypted_phone,
         reporter_phone_masked=masked,
         reporter_ref=reporter_ref,
         media_ids=media_ids,
@@ -219,6 +218,7 @@ async def submit_report(
             needs_manual_triage=by_triage and triage.needs_manual_triage,
             address=address, needs_locating=placement.needs_locating, case_no=case_no,
             reporter_openid=reporter_openid, reporter_wecom_userid=reporter_wecom_userid,
+            reporter_phone_encrypted=base64.b64encode(encrypted_phone).decode() if encrypted_phone else None,
         )
     await enqueue(conn, settings, new_event(
         payload, producer=settings.service_name,

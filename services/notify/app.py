@@ -30,6 +30,7 @@ def make_senders(settings: Settings, http: httpx.AsyncClient) -> Senders:
         official_account=WeChatOfficialAccountClient(settings.wechat_base_url, http, app_id=settings.wechat_app_id,
                                                      app_secret=settings.wechat_app_secret),
         sms=HttpSmsGateway(settings.sms_base_url, http, sign_name=settings.sms_sign_name),
+        phone_key=settings.phone_encryption_key,
     )
 
 

@@ -2,10 +2,12 @@
 
 wecom_robot: a group robot key and a robot message; wecom_app: WeCom userids ("a|b") and a
 text/markdown message; wechat_template / wechat_subscribe: an official-account openid and a
-template or subscribe message; sms: a mobile number and an SMS template with its parameters.
+template or subscribe message; sms: an encrypted mobile number (shared.phones) and an SMS template with its parameters.
 """
 
 import httpx
+
+from shared.phones import phone_from_token
 
 
 class DeliveryError(Exception):
@@ -17,8 +19,9 @@ class DeliveryError(Exception):
 
 
 class Senders:
-    def __init__(self, *, robot, app, official_account, sms):
+    def __init__(self, *, robot, app, official_account, sms, phone_key: str):
         self.robot, self.app, self.official_account, self.sms = robot, app, official_account, sms
+        self.phone_key = phone_key  # SMS targets are encrypted phones, read back only here
 
     async def send(self, *, channel: str, target: str, body: dict) -> None:
         """Deliver one message; raises DeliveryError (or httpx.HTTPError, which is retryable)."""
@@ -31,7 +34,8 @@ class Senders:
         elif channel == "wechat_subscribe":
             await self.official_account.send_subscribe(openid=target, message=body)
         elif channel == "sms":
-            await self.sms.send(phone=target, template=body["template"], params=body["params"])
+            await self.sms.send(phone=phone_from_token(target, self.phone_key), template=body["template"],
+                                params=body["params"])
         else:
             raise DeliveryError(f"unknown channel {channel}", code="unknown_channel", retryable=False)
 

@@ -398,3 +398,10 @@ def aibot_message(data: dict, *, received_at: datetime) -> dict | None:
     else:
         message["pic_url"] = (data.get("image") or {}).get("url")
     return message
+
+
+def query_code_messages(request, *, sms_template: str, now) -> list[Outgoing]:
+    """我要查询: the one-time code, by SMS to the phone that asked (which travels encrypted)."""
+    minutes = max(1, round((request.expires_at - now).total_seconds() / 60))
+    return [Outgoing("sms", request.phone_encrypted, "query.code",
+                     {"template": sms_template, "params": {"code": request.code, "minutes": str(minutes)}})]

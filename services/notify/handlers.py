@@ -9,9 +9,10 @@ import asyncpg
 from services.notify import store
 from services.notify.domain import (
     Directory, Outgoing, ReporterContact, ReporterTemplates, acknowledged_messages, breached_messages,
-    dispatched_message, field_of, notification_id, resolved_messages, verification_messages, warning_messages,
+    dispatched_message, field_of, notification_id, query_code_messages, resolved_messages, verification_messages,
+    warning_messages,
 )
-from shared.events import CaseDispatched, Event, utcnow
+from shared.events import CaseDispatched, Event, QueryCodeRequested, utcnow
 from shared.settings import Settings
 
 
@@ -41,7 +42,7 @@ def make_handlers(*, settings: Settings, directory: Directory):
         contact = ReporterContact(
             openid=getattr(report, "reporter_openid", None),
             wecom_userid=getattr(report, "reporter_wecom_userid", None),
-            phone=getattr(report, "reporter_phone", None),
+            phone=getattr(report, "reporter_phone_encrypted", None),  # stays encrypted until sent
         )
         if contact != ReporterContact():
             await store.save_reporter(conn, case_id=report.case_id, contact=contact)
@@ -82,6 +83,11 @@ def make_handlers(*, settings: Settings, directory: Directory):
     async def on_sla_breached(conn: asyncpg.Connection, event: Event) -> None:
         await queue(conn, event, breached_messages(event.payload, directory=directory))
 
+    async def on_query_code_requested(conn: asyncpg.Connection, event: Event) -> None:
+        request: QueryCodeRequested = event.payload
+        await queue(conn, event, query_code_messages(request, sms_template=settings.sms_template_query_code,
+                                                     now=event.occurred_at))
+
     return {
         "report.submitted": on_report_submitted,
         "case.dispatched": on_case_dispatched,
@@ -90,4 +96,5 @@ def make_handlers(*, settings: Settings, directory: Directory):
         "media.attached": on_media_attached,
         "sla.warning": on_sla_warning,
         "sla.breached": on_sla_breached,
+        "query.code_requested": on_query_code_requested,
     }

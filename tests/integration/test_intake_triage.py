@@ -10,11 +10,11 @@ import asyncpg
 import pytest
 
 from services.intake.app import create_app
-from services.intake.domain import decrypt_phone
 from shared.auth import Actor, issue_token
 from shared.events import CaseTransitioned, MessageReceived, TriageCorrected, new_event, utcnow
 from shared.geo import wgs84_to_gcj02
 from shared.jurisdictions import find_grid, load_demo_county
+from shared.phones import decrypt_phone
 from shared.topics import CASES, MESSAGES, REPORTS
 from tests.support import bearer, eventually, publish, read_topic, running
 
@@ -245,7 +245,7 @@ async def test_wechat_messages_from_one_sender_become_one_report(make_settings):
 
     grid = load_demo_county().grids[find_grid(*HERE).grid_code]
 
-    async with running(create_app(settings)) as client:
+    async with running(create_app(settings)):
         await publish(settings, MESSAGES.name,
                       message("wang", "text", t0, content="东门菜场口燃气管子在漏气，味道很大"),
                       message("wang", "image", t0 + timedelta(seconds=2), media_id="MEDIA_1"),
@@ -308,7 +308,7 @@ async def test_query_by_phone_with_a_one_time_code_sent_through_notify(make_sett
             m["type"] == "query.code_requested" for m in ms))
         [requested] = [m["payload"] for m in events if m["type"] == "query.code_requested"]
         assert requested["phone_masked"] == "138****0001" and "13800000001" not in json.dumps(requested)
-        phone = decrypt_phone(base64.b64decode(requested["phone_encrypted"]), settings.intake_phone_encryption_key)
+        phone = decrypt_phone(base64.b64decode(requested["phone_encrypted"]), settings.phone_encryption_key)
         assert phone == "13800000001"
         code = requested["code"]
         wrong = "000000" if code != "000000" else "111111"

@@ -13,10 +13,11 @@ from services.notify.app import create_app
 from services.notify.domain import load_full_directory
 from services.notify.handlers import make_handlers
 from shared.events import (
-    CaseDispatched, CaseTransitioned, Event, MediaAttached, ReportSubmitted, SlaBreached, SlaWarning, new_event,
-    utcnow,
+    CaseDispatched, CaseTransitioned, Event, MediaAttached, QueryCodeRequested, ReportSubmitted, SlaBreached,
+    SlaWarning, new_event, utcnow,
 )
-from shared.topics import CASES, DEAD_LETTERS, MEDIA, NOTIFICATIONS, SLA, ensure_topics
+from shared.phones import phone_token
+from shared.topics import CASES, DEAD_LETTERS, MEDIA, NOTIFICATIONS, REPORTS, SLA, ensure_topics
 from tests.support import eventually, publish, read_topic, running
 
 
@@ -216,25 +217,20 @@ async def test_a_permanent_failure_is_announced_and_dead_lettered(make_settings,
     assert fake_messages(fake_wecom, robot) == []
 
 
-class ReportWithContact(ReportSubmitted):
-    """report.submitted as it will look once intake passes on how to reach the reporter."""
-
-    reporter_wecom_userid: str | None = None
-    reporter_phone: str | None = None
-
-
 async def test_reporters_are_told_on_the_channel_their_report_came_from(make_settings, fake_wecom):
     settings = make_settings("notify", wechat_base_url=fake_wecom, sms_base_url=fake_wecom)
     await ensure_topics(settings)
     handlers = make_handlers(settings=settings, directory=load_full_directory(settings.directory_path))
     by_wecom, by_phone, anonymous = uuid4(), uuid4(), uuid4()
+    key = settings.phone_encryption_key
     userid = f"staff-{uuid4().hex[:6]}"
     db = await asyncpg.connect(settings.database_url, server_settings={"search_path": "notify"})
     try:
         for case_id, contact in ((by_wecom, {"reporter_wecom_userid": userid}),
-                                 (by_phone, {"reporter_phone": "13800005678"}), (anonymous, {})):
-            report = ReportWithContact(report_id=uuid4(), case_id=case_id, description="路灯不亮", channel="h5",
-                                       submitted_at=utcnow(), **contact)
+                                 (by_phone, {"reporter_phone_encrypted": phone_token("13800005678", key)}),
+                                 (anonymous, {})):
+            report = ReportSubmitted(report_id=uuid4(), case_id=case_id, description="路灯不亮", channel="h5",
+                                     submitted_at=utcnow(), **contact)
             event = Event(type="report.submitted", schema_version=1, producer="intake", jurisdiction_code="330727",
                           key=str(case_id), payload=report)
             async with db.transaction():
@@ -252,8 +248,23 @@ async def test_reporters_are_told_on_the_channel_their_report_came_from(make_set
         [sms_row] = await eventually(lambda: sent(by_phone))
         assert await notifications(client, anonymous) == []
     assert (app_row["channel"], app_row["target"]) == ("wecom_app", userid)
-    assert (sms_row["channel"], sms_row["target"]) == ("sms", "13800005678")
+    assert sms_row["channel"] == "sms" and "5678" not in sms_row["target"]  # the phone stays encrypted here
     [app_message] = [m for m in httpx.get(f"{fake_wecom}/_fake/app/messages").json() if m["body"]["touser"] == userid]
     assert "已由住房和城乡建设局接单" in app_message["body"]["text"]["content"]
     sms = [m for m in httpx.get(f"{fake_wecom}/_fake/sms/messages").json() if m["params"].get("case") == str(by_phone)[:8]]
-    assert len(sms) == 1 and sms[0]["params"]["status"] == "已接单"
+    assert len(sms) == 1 and sms[0]["params"]["status"] == "已接单" and sms[0]["phone"] == "13800005678"
+
+
+async def test_query_codes_are_texted_to_the_phone_that_asked(make_settings, fake_wecom):
+    settings = make_settings("notify", sms_base_url=fake_wecom)
+    await ensure_topics(settings)
+    request = QueryCodeRequested(request_id=uuid4(), phone_encrypted=phone_token("13900007777", settings.phone_encryption_key),
+                                 phone_masked="139****7777", code="493021", expires_at=utcnow() + timedelta(minutes=5))
+    await publish(settings, REPORTS.name, new_event(request, producer="intake", jurisdiction_code="330727",
+                                                    key=str(request.request_id)).to_bytes())
+    async with running(create_app(settings)):
+        async def texted():
+            return [m for m in httpx.get(f"{fake_wecom}/_fake/sms/messages").json() if m["phone"] == "13900007777"]
+
+        [sms] = await eventually(texted)
+    assert sms["params"]["code"] == "493021" and sms["params"]["minutes"] in ("4", "5")

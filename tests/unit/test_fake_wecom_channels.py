@@ -11,6 +11,7 @@ from services.notify.channels import DeliveryError, Senders, as_delivery_error
 from services.notify.sms import HttpSmsGateway, SmsError
 from services.notify.wechat import WeChatError, WeChatOfficialAccountClient, subscribe_message, template_message
 from services.notify.wecom import AccessTokenCache, WeComAppClient, WeComError, WeComRobotClient, text_message
+from shared.phones import phone_token
 from shared.settings import PROJECT_ROOT, Settings
 
 _spec = importlib.util.spec_from_file_location("fake_wecom", PROJECT_ROOT / "deploy" / "local" / "fake_wecom.py")
@@ -153,9 +154,10 @@ async def test_senders_route_by_channel_and_classify_transport_errors(http, cloc
     senders = Senders(robot=WeComRobotClient("http://wecom", http), app=app_client(http, clock),
                       official_account=WeChatOfficialAccountClient("http://wecom", http, app_id=s.wechat_app_id,
                                                                    app_secret=s.wechat_app_secret, clock=clock),
-                      sms=HttpSmsGateway("http://wecom", http, sign_name="网格通"))
+                      sms=HttpSmsGateway("http://wecom", http, sign_name="网格通"), phone_key=s.phone_encryption_key)
     await senders.send(channel="wecom_robot", target="robot-x", body=text_message("派单"))
-    await senders.send(channel="sms", target="13800002222", body={"template": "t", "params": {}})
+    await senders.send(channel="sms", target=phone_token("13800002222", s.phone_encryption_key),
+                       body={"template": "t", "params": {}})
     assert len((await http.get("/_fake/messages", params={"key": "robot-x"})).json()) == 1
     with pytest.raises(DeliveryError) as unknown:
         await senders.send(channel="pigeon", target="x", body={})

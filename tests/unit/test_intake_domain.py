@@ -7,12 +7,13 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from services.intake.domain import (
-    NO_TEXT_DESCRIPTION, Bundle, OpenCase, OutsideCounty, ReportIn, bundle_description, decrypt_phone,
-    encrypt_phone, format_case_no, mask_phone, matching_open_case, phone_hash, place_report, window_start,
+    NO_TEXT_DESCRIPTION, Bundle, OpenCase, OutsideCounty, ReportIn, bundle_description, format_case_no,
+    matching_open_case, place_report, window_start,
 )
 from services.intake.reports import client_ip
 from shared.geo import wgs84_to_gcj02
 from shared.jurisdictions import load_demo_county
+from shared.phones import decrypt_phone, encrypt_phone, mask_phone, phone_hash
 from shared.settings import Settings
 
 
