@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     recurrence_days: int = 30  # the same problem at the same place within this is 回潮
     recurrence_distance_m: float = 100.0
 
+    # Origins whose pages may call this service from a browser (CORS); none by default.
+    cors_origins: list[str] = []
+
     # HS256 key for bearer tokens; the dev issuer endpoint exists only when enabled (make up).
     auth_jwt_secret: str = "local-development-only"
     auth_dev_issuer: bool = False

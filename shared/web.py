@@ -5,6 +5,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -20,6 +21,9 @@ def create_service_app(
     app = FastAPI(title=title, lifespan=lifespan)
     app.state.settings = settings
     install_problem_handlers(app)
+    if settings.cors_origins:  # pages served from another origin (the H5 form uploading photos to media)
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "PUT"],
+                           allow_headers=["*"])
 
     @app.middleware("http")
     async def observe_latency(request: Request, call_next):
