@@ -22,6 +22,16 @@ class Payload(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
+class IncomingPhoto(Payload):
+    """A photo sent with a report (multipart), parked by intake in its incoming bucket for media to
+    validate, store as evidence and remove."""
+
+    object_key: str
+    filename: str | None = None
+    content_type: str | None = None
+    size_bytes: int
+
+
 class ReportSubmitted(Payload):
     """A report was accepted by intake and is durable; a case id is reserved for it."""
 
@@ -53,6 +63,7 @@ class ReportSubmitted(Payload):
     reporter_wecom_userid: str | None = None  # WeCom user id
     # AES-GCM ciphertext of the phone (shared.phones.phone_token): only notify reads it, to text them.
     reporter_phone_encrypted: str | None = None
+    incoming_photos: list[IncomingPhoto] = []
 
 
 class CaseFacts(Payload):
@@ -252,6 +263,7 @@ class ReportAttached(Payload):
     channel: str
     reporter_phone_masked: str | None = None
     media_ids: list[UUID] = []
+    incoming_photos: list[IncomingPhoto] = []
     submitted_at: datetime
 
 

@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     # How often each intake replica picks up corrections other replicas stored.
     triage_corrections_poll_s: float = 5.0
     # 一事多报: a report this close (and this recent) to an open case of its category joins it.
+    # Photos sent with a report (multipart) wait here until media has taken them in.
+    intake_incoming_bucket: str = "gridlink-incoming"
+    intake_max_photos: int = 9
     intake_duplicate_distance_m: float = 50.0
     intake_duplicate_window_hours: float = 72.0
     # Key for encrypting reporter phones (AES-GCM); keep it apart from phone_hash_key in production.

@@ -6,8 +6,9 @@ from datetime import timedelta
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from services.intake import store
 from services.intake.domain import (
@@ -17,7 +18,7 @@ from services.intake.domain import (
 from services.intake.reports import Intake, apply_new_corrections, check_rate_limit, client_ip, submit_report
 from shared.auth import Actor, current_actor
 from shared.db import enqueue
-from shared.events import QueryCodeRequested, ReportLocated, TriageCorrected, new_event, utcnow
+from shared.events import IncomingPhoto, QueryCodeRequested, ReportLocated, TriageCorrected, new_event, utcnow
 from shared.geo import CoordSystem
 from shared.phones import encrypt_phone, mask_phone, phone_hash
 from shared.problems import Problem
@@ -64,12 +65,38 @@ def locate(intake: Intake, *, lat: float | None, lng: float | None, coord_system
                       kind="outside-county", reason=str(exc)) from exc
 
 
-@router.post("/reports", status_code=201)
-async def post_report(
-    report: ReportIn, request: Request, idempotency_key: str | None = Header(default=None, max_length=200)
-):
+async def read_report(request: Request, settings) -> tuple[ReportIn, list[tuple[bytes, str | None, str | None]]]:
+    """The report of a JSON body (photos already uploaded to media, by id) or of a multipart form
+    whose `photos` files come along; invalid input answers 422 like any other body."""
+    try:
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            form = await request.form(max_files=settings.intake_max_photos, max_fields=50)
+            photos = [f for f in form.getlist("photos") if hasattr(f, "read")]
+            fields = {k: v for k, v in form.multi_items() if k not in ("photos", "media_ids")}
+            report = ReportIn.model_validate({**fields, "media_ids": form.getlist("media_ids")})
+            files = [(await f.read(settings.media_image_max_bytes + 1), f.filename, f.content_type) for f in photos]
+        else:
+            report, files = ReportIn.model_validate_json(await request.body()), []
+    except ValidationError as error:
+        raise RequestValidationError(error.errors()) from None
+    if any(len(data) > settings.media_image_max_bytes for data, _, _ in files):
+        raise Problem(413, "Photo too large", f"每张照片不超过 {settings.media_image_max_bytes // (1024 * 1024)} MB。",
+                      kind="photo-too-large")
+    if any(not data for data, _, _ in files):
+        raise Problem(422, "Empty photo", "上传的照片是空文件。", kind="empty-photo")
+    return report, files
+
+
+@router.post("/reports", status_code=201, openapi_extra={"requestBody": {"content": {
+    "application/json": {"schema": ReportIn.model_json_schema()},
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        **ReportIn.model_json_schema()["properties"], "photos": {"type": "array", "items": {"type": "string",
+                                                                                             "format": "binary"}}}}},
+}}})
+async def post_report(request: Request, idempotency_key: str | None = Header(default=None, max_length=200)):
     """Accept a report: it and its event are committed together before we answer."""
     intake, pool = _intake(request), request.app.state.runtime.pool
+    report, files = await read_report(request, intake.settings)
     if report.category is not None and report.category not in intake.taxonomy.categories:
         raise Problem(422, "Unknown category", f"'{report.category}' is not a category of the taxonomy.",
                       kind="unknown-category")
@@ -83,13 +110,20 @@ async def post_report(
             conn, settings=intake.settings, ip=client_ip(request, intake.settings),
             phone=report.reporter_phone,
         )
+        # Photos are parked before the report commits, so the event never names a missing object.
+        incoming = []
+        for data, filename, content_type in files:
+            key = str(uuid4())
+            await request.app.state.incoming.put(key, data, content_type or "application/octet-stream")
+            incoming.append(IncomingPhoto(object_key=key, filename=filename, content_type=content_type,
+                                          size_bytes=len(data)))
         async with conn.transaction():
             accepted = await submit_report(
                 conn, intake=intake, description=report.description, category=report.category,
                 placement=placement, input_lat=report.lat, input_lng=report.lng,
                 coord_system=report.coord_system.value if report.lat is not None else None,
                 address=report.address, channel=report.channel.value, reporter_phone=report.reporter_phone,
-                media_ids=report.media_ids, idempotency_key=idempotency_key,
+                media_ids=report.media_ids, idempotency_key=idempotency_key, incoming_photos=tuple(incoming),
             )
     return accepted.answer()
 

@@ -11,6 +11,7 @@ from services.intake.handlers import make_handlers, make_loops
 from services.intake.reports import Intake, apply_new_corrections
 from services.intake.triage import TriageModel, parse_examples, parse_lexicon
 from shared.jurisdictions import load_demo_county
+from shared.objects import ObjectStore
 from shared.service import running_service
 from shared.settings import Settings
 from shared.taxonomy import load_taxonomy
@@ -36,11 +37,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        incoming = ObjectStore(settings, bucket=settings.intake_incoming_bucket)
+        await incoming.ensure_bucket()
         async with running_service(
             settings, service_dir=Path(__file__).parent, topics=[CASES, REPORTS, MESSAGES],
-            handlers=make_handlers(intake), loops=make_loops(intake),
+            handlers=make_handlers(intake), loops=make_loops(intake), checks={"object_store": incoming.ensure_bucket},
         ) as runtime:
-            app.state.runtime = runtime
+            app.state.runtime, app.state.incoming = runtime, incoming
             # Corrections stored before this start are learned before the first request.
             await apply_new_corrections(runtime.pool, intake)
             yield

@@ -14,7 +14,7 @@ from services.intake import store
 from services.intake.domain import OpenCase, Placement, format_case_no, matching_open_case, window_start
 from services.intake.triage import TriageModel, TriageResult, urgency
 from shared.db import enqueue
-from shared.events import ReportAttached, ReportSubmitted, new_event, utcnow
+from shared.events import IncomingPhoto, ReportAttached, ReportSubmitted, new_event, utcnow
 from shared.jurisdictions import County
 from shared.phones import encrypt_phone, mask_phone, phone_hash
 from shared.problems import Problem
@@ -134,6 +134,7 @@ async def submit_report(
     external_media: tuple[str, ...] = (),
     reporter_openid: str | None = None,
     reporter_wecom_userid: str | None = None,
+    incoming_photos: tuple[IncomingPhoto, ...] = (),
 ) -> Accepted:
     """Triage, de-duplicate, store and publish one report, inside the caller's transaction."""
     settings = intake.settings
@@ -203,12 +204,13 @@ async def submit_report(
             report_id=report_id, case_id=case_id, case_no=case_no, description=description, category=category,
             lat=placement.lat, lng=placement.lng, distance_m=round(distance, 1), channel=channel,
             reporter_phone_masked=masked, media_ids=media_ids, submitted_at=now,
+            incoming_photos=list(incoming_photos),
         )
     else:
         payload = ReportSubmitted(
             report_id=report_id, case_id=case_id, description=description, category=category,
             lat=placement.lat, lng=placement.lng, channel=channel, reporter_phone_masked=masked,
-            media_ids=media_ids, submitted_at=now,
+            media_ids=media_ids, incoming_photos=list(incoming_photos), submitted_at=now,
             grid_code=grid.grid_code if grid else None,
             village_code=grid.village_code if grid else None,
             town_code=grid.town_code if grid else None,

@@ -10,9 +10,9 @@ from pydantic import BaseModel, Field
 
 from services.media import domain, store, workflow
 from services.media.domain import Rejection
-from services.media.objects import ObjectStore
 from shared.auth import Actor, current_actor
 from shared.events import utcnow
+from shared.objects import ObjectStore
 from shared.problems import Problem
 from shared.settings import Settings
 

@@ -7,8 +7,8 @@ from fastapi import FastAPI
 
 from services.media.api import router
 from services.media.handlers import make_handlers
-from services.media.objects import ObjectStore
-from services.media.workflow import make_housekeeping
+from services.media.workflow import make_housekeeping, make_incoming_loop
+from shared.objects import ObjectStore
 from shared.service import running_service
 from shared.settings import Settings
 from shared.topics import CASES, REPORTS
@@ -21,10 +21,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         objects = ObjectStore(settings)
+        incoming = ObjectStore(settings, bucket=settings.intake_incoming_bucket)
         await objects.ensure_bucket()
+        await incoming.ensure_bucket()
         async with running_service(
             settings, service_dir=Path(__file__).parent, topics=[REPORTS, CASES],
-            handlers=make_handlers(settings=settings), loops={"housekeeping": make_housekeeping(objects)},
+            handlers=make_handlers(settings=settings),
+            loops={"housekeeping": make_housekeeping(objects), "incoming": make_incoming_loop(objects, incoming)},
             checks={"object_store": objects.ensure_bucket},
         ) as runtime:
             app.state.runtime, app.state.objects = runtime, objects

@@ -12,8 +12,15 @@ from shared.settings import Settings
 def make_handlers(*, settings: Settings):
     """Handlers bound to this instance's settings (evidence thresholds, producer name)."""
 
+    async def park(conn: asyncpg.Connection, report: ReportSubmitted | ReportAttached) -> None:
+        await store.park_incoming(conn, photos=[
+            {"object_key": p.object_key, "case_id": report.case_id, "report_id": report.report_id,
+             "filename": p.filename, "content_type": p.content_type, "submitted_at": report.submitted_at}
+            for p in report.incoming_photos])
+
     async def on_report_submitted(conn: asyncpg.Connection, event: Event) -> None:
         report: ReportSubmitted = event.payload
+        await park(conn, report)
         await workflow.attach_report_media(
             conn, settings=settings, case_id=report.case_id, report_id=report.report_id, lat=report.lat,
             lng=report.lng, submitted_at=report.submitted_at, media_ids=report.media_ids,
@@ -23,6 +30,7 @@ def make_handlers(*, settings: Settings):
 
     async def on_report_attached(conn: asyncpg.Connection, event: Event) -> None:
         report: ReportAttached = event.payload
+        await park(conn, report)
         await workflow.attach_before_media(conn, settings=settings, case_id=report.case_id,
                                            report_id=report.report_id, submitted_at=report.submitted_at,
                                            media_ids=report.media_ids)

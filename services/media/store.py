@@ -5,6 +5,8 @@ from uuid import UUID
 
 import asyncpg
 
+from shared.db import insert
+
 _MEDIA_COLUMNS = (
     "m.media_id, m.sha256, m.filename, m.report_id, m.case_id, m.role, m.attached_at, m.flags, m.distance_m, "
     "m.upload_id, m.uploaded_at, o.content_type, o.kind, o.size_bytes, o.object_key, o.width, o.height, "
@@ -230,3 +232,31 @@ async def latest_comparison(conn: asyncpg.Connection, *, case_id: UUID) -> async
     return await conn.fetchrow(
         "SELECT * FROM comparisons WHERE case_id = $1 ORDER BY generated_at DESC LIMIT 1", case_id
     )
+
+
+async def park_incoming(conn: asyncpg.Connection, *, photos: list[dict]) -> None:
+    """Remember photos a report brought along, once each."""
+    for photo in photos:
+        await insert(conn, "incoming_photos", photo, on_conflict="(object_key) DO NOTHING")
+
+
+async def claim_incoming(conn: asyncpg.Connection, *, now: datetime, lease_s: float, limit: int) -> list[asyncpg.Record]:
+    """Take up to `limit` waiting photos for `lease_s`; a taker that died leaves them to the next."""
+    return await conn.fetch(
+        """
+        UPDATE incoming_photos SET status = 'taking', taking_until = $1 + make_interval(secs => $2)
+        WHERE object_key IN (
+            SELECT object_key FROM incoming_photos
+            WHERE status = 'pending' OR (status = 'taking' AND taking_until < $1)
+            ORDER BY submitted_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+        RETURNING *
+        """,
+        now, lease_s, limit,
+    )
+
+
+async def finish_incoming(conn: asyncpg.Connection, *, object_key: str, status: str, media_id: UUID | None = None,
+                          reason: str | None = None) -> None:
+    await conn.execute(
+        "UPDATE incoming_photos SET status = $2, media_id = $3, reason = $4, taking_until = NULL WHERE object_key = $1",
+        object_key, status, media_id, reason)

@@ -13,10 +13,10 @@ import asyncpg
 from services.media import domain, imaging, store
 from services.media.domain import Checked, Rejection, ReportContext, SizeLimits
 from services.media.imaging import ImageFacts
-from services.media.objects import ObjectChanged, ObjectStore
 from shared.db import enqueue
 from shared.events import MediaAttached, MediaRejected, MediaStored, Payload, new_event, utcnow
 from shared.loops import repeat_until_stopped
+from shared.objects import ObjectChanged, ObjectStore
 from shared.service import Runtime
 from shared.settings import Settings
 
@@ -429,6 +429,44 @@ async def housekeep_once(*, runtime: Runtime, objects: ObjectStore) -> dict[str,
         log.info("housekeeping in %s: %d uploads expired, %d objects purged",
                  settings.media_bucket, len(expired), purged)
     return {"expired_uploads": len(expired), "purged_objects": purged}
+
+
+async def take_in_incoming(*, runtime: Runtime, objects: ObjectStore, incoming: ObjectStore) -> int:
+    """Validate and store the photos reports brought along, as their cases' 'before' evidence; a
+    refused photo is recorded (media.rejected) and the report stands. Returns how many were taken."""
+    settings = runtime.settings
+    async with runtime.pool.acquire() as conn:
+        photos = await store.claim_incoming(conn, now=utcnow(), lease_s=120, limit=10)
+    for photo in photos:
+        key = photo["object_key"]
+        if not await incoming.exists(key):
+            status, media_id, reason = "missing", None, "the parked photo is gone"
+        else:
+            try:
+                row = await store_direct(runtime=runtime, objects=objects, data=await incoming.get(key),
+                                         filename=photo["filename"], declared_type=photo["content_type"])
+                status, media_id, reason = "stored", row["media_id"], None
+            except Rejection as rejection:
+                status, media_id, reason = "rejected", None, rejection.reason
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            if media_id is not None:
+                await attach_before_media(conn, settings=settings, case_id=photo["case_id"],
+                                          report_id=photo["report_id"], submitted_at=photo["submitted_at"],
+                                          media_ids=[media_id])
+            await store.finish_incoming(conn, object_key=key, status=status, media_id=media_id, reason=reason)
+        await incoming.remove(key)
+    return len(photos)
+
+
+def make_incoming_loop(objects: ObjectStore, incoming: ObjectStore):
+    """The background loop taking in photos parked by intake."""
+
+    async def incoming_loop(runtime: Runtime) -> None:
+        await repeat_until_stopped(
+            runtime.stopping, runtime.settings.outbox_poll_interval_s,
+            lambda: take_in_incoming(runtime=runtime, objects=objects, incoming=incoming), what="taking in photos")
+
+    return incoming_loop
 
 
 def make_housekeeping(objects: ObjectStore):

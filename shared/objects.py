@@ -38,8 +38,10 @@ class ReadResult:
 
 
 class ObjectStore:
-    def __init__(self, settings: Settings):
-        self.bucket = settings.media_bucket
+    """One bucket: media's evidence by default, or another service's (intake's incoming photos)."""
+
+    def __init__(self, settings: Settings, *, bucket: str | None = None):
+        self.bucket = bucket or settings.media_bucket
         self.client = Minio(
             settings.minio_endpoint,
             access_key=settings.minio_access_key,
