@@ -147,8 +147,6 @@ class Settings(BaseSettings):
     # One-time SMS codes for 我要查询 by phone: lifetime and wrong tries allowed.
     intake_query_code_ttl_s: int = 300
     intake_query_code_max_attempts: int = 5
-    # Where the H5 page uploads photos (the media service's public base URL, same origin by default).
-    intake_media_public_url: str = ""
 
     def topic(self, name: str) -> str:
         """The physical topic name for a registry topic name."""

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Local infrastructure for GridLink: Apache Kafka (KRaft), PostgreSQL and MinIO on 127.0.0.1.
-# Usage: infra.sh install|start|stop|status [kafka|postgres|minio|all]
+# Usage: infra.sh install|start|stop|status [kafka|postgres|minio|all]   (install also: browser)
 # Downloads and builds are cached per user in $GRIDLINK_HOME; data, logs and pid files live in
 # $GRIDLINK_RUN_DIR, so several runs (make up, a test session) can coexist on different ports.
 # Every step is idempotent; processes are stopped by the pid they were started with, never by name.
@@ -210,15 +210,30 @@ minio_wait() { wait_for minio 60 minio_ready; say "minio ready: http://127.0.0.1
 minio_stop() { stop_pid minio; }
 minio_status() { if alive minio; then echo "minio: running (pid $(cat "$pids/minio.pid"), http://127.0.0.1:$GRIDLINK_MINIO_PORT)"; else echo "minio: stopped"; fi; }
 
+# ---------------------------------------------------------------- Chromium (page tests only)
+browser_install_locked() {
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then say "chromium: $(/usr/bin/chromium --version 2>/dev/null)"; return; fi
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    say "installing Debian's chromium and chromium-driver for the page tests"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >"$GRIDLINK_HOME/chromium-apt.log" 2>&1 \
+      || say "apt could not install chromium (see $GRIDLINK_HOME/chromium-apt.log); page tests will be skipped"
+  else
+    say "chromium is not installed and cannot be installed here; page tests will be skipped"
+  fi
+}
+browser_install() { locked browser browser_install_locked; }
+
 # ---------------------------------------------------------------- main
 action=${1:-}; target=${2:-all}
 case "$target" in
   all) parts=(postgres kafka minio) ;;
   kafka|postgres|minio) parts=("$target") ;;
-  *) die "unknown part '$target' (kafka, postgres, minio or all)" ;;
+  browser) parts=() ;;
+  *) die "unknown part '$target' (kafka, postgres, minio, browser or all)" ;;
 esac
 case "$action" in
-  install) for p in "${parts[@]}"; do "${p}_install"; done ;;
+  install) for p in "${parts[@]}"; do "${p}_install"; done
+           if [ "$target" = all ] || [ "$target" = browser ]; then browser_install; fi ;;
   start) for p in "${parts[@]}"; do "${p}_start"; done; for p in "${parts[@]}"; do "${p}_wait"; done ;;
   stop) for p in "${parts[@]}"; do "${p}_stop"; done ;;
   status) for p in "${parts[@]}"; do "${p}_status"; done ;;

@@ -17,9 +17,8 @@ router = APIRouter(prefix="/h5", include_in_schema=False)
 
 @router.get("/")
 async def report_page(request: Request):
-    settings = request.app.state.intake.settings
     # A fresh idempotency key per page load: a double tap or a retried submit makes one report.
-    config = {"media_base": settings.intake_media_public_url.rstrip("/"), "idempotency_key": f"h5-{uuid.uuid4()}"}
+    config = {"idempotency_key": f"h5-{uuid.uuid4()}"}
     html = (STATIC / "report.html").read_text(encoding="utf-8")
     # "</" can't appear inside the JSON, so the <script> element can't be closed early.
     return HTMLResponse(html.replace("__CONFIG__", json.dumps(config).replace("</", "<\\/")))
