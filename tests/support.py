@@ -128,3 +128,23 @@ def bearer(settings: Settings, role: str, jurisdiction_code: str = "330727", dep
     actor = Actor(subject=subject or f"{role}-{department_code or jurisdiction_code}", role=role,
                   jurisdiction_code=jurisdiction_code, department_code=department_code)
     return {"authorization": f"Bearer {issue_token(secret=settings.auth_jwt_secret, actor=actor)}"}
+
+
+def load_fake_wecom():
+    """The fake WeCom/WeChat server module (a script under deploy/local, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fake_wecom", PROJECT_ROOT / "deploy" / "local" / "fake_wecom.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class FakeClock:
+    """A monotonic clock a test moves by hand."""
+
+    def __init__(self, now: float = 1000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

@@ -301,8 +301,8 @@ def create_app(*, rate_limit_per_minute: int = 20, valid_keys: set[str] | None =
         token = issue_token("mp")
         return {"access_token": token["access_token"], "expires_in": token["expires_in"]}
 
-    @app.post("/cgi-bin/message/template/send")
-    async def mp_template_send(request: Request, access_token: str = ""):
+    async def mp_message(request: Request, access_token: str) -> tuple[dict, str] | dict:
+        """(message, openid) of an official-account send, or the error answer WeChat would give."""
         if error := token_error(access_token, "mp"):
             return answer(error)
         try:
@@ -312,6 +312,14 @@ def create_app(*, rate_limit_per_minute: int = 20, valid_keys: set[str] | None =
         openid = message.get("touser", "") if isinstance(message, dict) else ""
         if not isinstance(openid, str) or not openid.startswith("o"):
             return answer(INVALID_OPENID)
+        return message, openid
+
+    @app.post("/cgi-bin/message/template/send")
+    async def mp_template_send(request: Request, access_token: str = ""):
+        read = await mp_message(request, access_token)
+        if isinstance(read, dict):
+            return read
+        message, openid = read
         if openid.startswith("o-unsubscribed"):  # the fake's readers who unfollowed the account
             return answer(REQUIRE_SUBSCRIBE)
         if not message.get("template_id") or not isinstance(message.get("data"), dict):
@@ -324,15 +332,10 @@ def create_app(*, rate_limit_per_minute: int = 20, valid_keys: set[str] | None =
 
     @app.post("/cgi-bin/message/subscribe/send")
     async def mp_subscribe_send(request: Request, access_token: str = ""):
-        if error := token_error(access_token, "mp"):
-            return answer(error)
-        try:
-            message = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
-            return answer(INVALID_JSON)
-        openid = message.get("touser", "") if isinstance(message, dict) else ""
-        if not isinstance(openid, str) or not openid.startswith("o"):
-            return answer(INVALID_OPENID)
+        read = await mp_message(request, access_token)
+        if isinstance(read, dict):
+            return read
+        message, openid = read
         if openid.startswith("o-noconsent"):  # readers who gave no (or used up their) consent
             return answer(NO_SUBSCRIBE_CONSENT)
         if not message.get("template_id") or not isinstance(message.get("data"), dict):

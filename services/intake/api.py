@@ -1,6 +1,5 @@
 """Intake's HTTP routes: reports, triage, corrections and the public query (我要查询)."""
 
-import base64
 import hmac
 from datetime import timedelta
 from uuid import UUID, uuid4
@@ -20,7 +19,7 @@ from shared.auth import Actor, current_actor
 from shared.db import enqueue
 from shared.events import IncomingPhoto, QueryCodeRequested, ReportLocated, TriageCorrected, new_event, utcnow
 from shared.geo import CoordSystem
-from shared.phones import encrypt_phone, mask_phone, phone_hash
+from shared.phones import mask_phone, phone_hash, phone_token
 from shared.problems import Problem
 
 router = APIRouter(prefix="/api/v1")
@@ -315,8 +314,7 @@ async def request_query_code(body: CodeRequestIn, request: Request):
                 )
                 requested = QueryCodeRequested(
                     request_id=request_id, phone_masked=mask_phone(body.phone), code=code, expires_at=expires_at,
-                    phone_encrypted=base64.b64encode(
-                        encrypt_phone(body.phone, settings.phone_encryption_key)).decode(),
+                    phone_encrypted=phone_token(body.phone, settings.phone_encryption_key),
                 )
                 await enqueue(conn, settings, new_event(
                     requested, producer=settings.service_name, jurisdiction_code=settings.jurisdiction_code,

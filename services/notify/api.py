@@ -168,10 +168,10 @@ async def _publish(request: Request, message: dict | None) -> str:
     return "accepted"
 
 
-@router.get("/callbacks/wecom", response_class=PlainTextResponse)
-async def wecom_verify_url(request: Request, msg_signature: str, timestamp: str, nonce: str, echostr: str):
+async def _verify_url(request: Request, callback: str, msg_signature: str, timestamp: str, nonce: str,
+                      echostr: str) -> PlainTextResponse:
     """WeCom's URL check: answer the decrypted echostr, bare (no quotes or newline)."""
-    cb = request.app.state.callbacks["wecom_app"]
+    cb = request.app.state.callbacks[callback]
     try:
         crypto.verify_signature(msg_signature, cb.token, timestamp, nonce, echostr)
         await _check_fresh(request, cb.source, timestamp, nonce)
@@ -180,6 +180,12 @@ async def wecom_verify_url(request: Request, msg_signature: str, timestamp: str,
         raise _refuse(cb.source, exc, request) from None
     metrics.CALLBACKS.labels(cb.source, "verified").inc()
     return PlainTextResponse(plain)
+
+
+@router.get("/callbacks/wecom", response_class=PlainTextResponse)
+async def wecom_verify_url(request: Request, msg_signature: str, timestamp: str, nonce: str, echostr: str):
+    """The WeCom application's URL check."""
+    return await _verify_url(request, "wecom_app", msg_signature, timestamp, nonce, echostr)
 
 
 @router.post("/callbacks/wecom", response_class=PlainTextResponse)
@@ -237,15 +243,7 @@ async def wechat_callback(request: Request, signature: str, timestamp: str, nonc
 @router.get("/callbacks/wecom-aibot", response_class=PlainTextResponse)
 async def aibot_verify_url(request: Request, msg_signature: str, timestamp: str, nonce: str, echostr: str):
     """The WeCom AI bot's URL check (same scheme as the application's, empty receive id)."""
-    cb = request.app.state.callbacks["wecom_aibot"]
-    try:
-        crypto.verify_signature(msg_signature, cb.token, timestamp, nonce, echostr)
-        await _check_fresh(request, cb.source, timestamp, nonce)
-        plain = crypto.decrypt(echostr, key=cb.key, receive_id=cb.receive_id)
-    except CallbackRejected as exc:
-        raise _refuse(cb.source, exc, request) from None
-    metrics.CALLBACKS.labels(cb.source, "verified").inc()
-    return PlainTextResponse(plain)
+    return await _verify_url(request, "wecom_aibot", msg_signature, timestamp, nonce, echostr)
 
 
 @router.post("/callbacks/wecom-aibot", response_class=PlainTextResponse)

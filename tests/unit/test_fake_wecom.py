@@ -2,7 +2,6 @@
 
 import base64
 import hashlib
-import importlib.util
 import io
 
 import httpx
@@ -10,24 +9,15 @@ import pytest
 from PIL import Image
 
 from services.notify.wecom import WeComError, WeComRobotClient, text_message
-from shared.settings import PROJECT_ROOT
+from tests.support import FakeClock, load_fake_wecom
 
-_spec = importlib.util.spec_from_file_location("fake_wecom", PROJECT_ROOT / "deploy" / "local" / "fake_wecom.py")
-fake_wecom = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fake_wecom)
+fake_wecom = load_fake_wecom()
 
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return FakeClock()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 tokens are fetched once, reused, and fetched again only when the platform says they expired."""
 
 import asyncio
-import importlib.util
 
 import httpx
 import pytest
@@ -12,24 +11,16 @@ from services.notify.sms import HttpSmsGateway, SmsError
 from services.notify.wechat import WeChatError, WeChatOfficialAccountClient, subscribe_message, template_message
 from services.notify.wecom import AccessTokenCache, WeComAppClient, WeComError, WeComRobotClient, text_message
 from shared.phones import phone_token
-from shared.settings import PROJECT_ROOT, Settings
+from shared.settings import Settings
+from tests.support import FakeClock, load_fake_wecom
 
-_spec = importlib.util.spec_from_file_location("fake_wecom", PROJECT_ROOT / "deploy" / "local" / "fake_wecom.py")
-fake_wecom = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fake_wecom)
+fake_wecom = load_fake_wecom()
 
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return FakeClock()
 
 
 @pytest.fixture
