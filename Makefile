@@ -22,6 +22,7 @@ up: install
 	@$(LOCAL)/infra.sh start
 	@$(LOCAL)/services.sh start
 	@source $(LOCAL)/env.sh && echo && echo "GridLink is up:" && \
+	  echo "  H5 pages  http://127.0.0.1:$$GRIDLINK_INTAKE_PORT/h5/  (我要反映)  /h5/query  (我要查询)" && \
 	  echo "  intake    http://127.0.0.1:$$GRIDLINK_INTAKE_PORT/docs" && \
 	  echo "  dispatch  http://127.0.0.1:$$GRIDLINK_DISPATCH_PORT/docs" && \
 	  echo "  sla       http://127.0.0.1:$$GRIDLINK_SLA_PORT/docs" && \

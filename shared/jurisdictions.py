@@ -411,3 +411,21 @@ def county_boundary() -> Polygon:
 def in_county(lat: float, lng: float) -> bool:
     """Whether a WGS-84 point lies inside the demo county."""
     return load_demo_county().contains(lat, lng)
+
+
+DEMO_BROADCAST_GROUPS = 2413  # the seed county's count of resident groups
+
+
+def demo_broadcast_groups(county: County) -> list[tuple[str, str, str, str]]:
+    """The demo county's resident WeChat groups for broadcasts, one robot each, as
+    (group_id, name, grid_code, robot_key): every grid's residents' group, then building groups
+    (楼栋群) spread evenly over the grids until the seed county's 2,413 are reached."""
+    grids = sorted(county.grids.values(), key=lambda g: g.code)
+    extra, spare = divmod(DEMO_BROADCAST_GROUPS - len(grids), len(grids))
+    rows = []
+    for i, grid in enumerate(grids):
+        rows.append((grid.group.group_id, grid.group.name, grid.code, f"grp-{grid.code}-00"))
+        for n in range(1, extra + (1 if i < spare else 0) + 1):
+            rows.append((f"{grid.group.group_id}-{n:02d}", f"{grid.group.name[:-1]}{n}号楼栋群", grid.code,
+                         f"grp-{grid.code}-{n:02d}"))
+    return rows

@@ -15,7 +15,7 @@ from shared.settings import Settings
 from shared.topics import ensure_topics
 from tests.support import eventually, running
 
-TOWN = "330727203"  # 云峰乡: 112 groups
+TOWN = "330727203"  # 云峰乡: 47 grids, 149 groups
 
 
 async def progress(client, broadcast_id):
@@ -34,14 +34,14 @@ async def test_a_broadcast_reaches_every_group_of_a_town_once(make_settings, fak
             "content": f"**冬季防火提示** {marker}\n请各户检查电线、燃气，离家断电。", "target": TOWN})
         assert response.status_code == 202
         accepted = response.json()
-        assert accepted["groups"] == len(groups) == 112
+        assert accepted["groups"] == len(groups) == 149
 
         async def done():
             state = await progress(client, accepted["broadcast_id"])
             return state if state["done"] else None
 
         state = await eventually(done, timeout=60)
-        assert (state["total"], state["sent"], state["failed"], state["pending"]) == (112, 111, 1, 0)
+        assert (state["total"], state["sent"], state["failed"], state["pending"]) == (149, 148, 1, 0)
         [failure] = state["failures"]
         assert failure["group_id"] == dead_group.group_id and "93000" in failure["last_error"]
         metrics = (await client.get("/metrics")).text
@@ -57,14 +57,14 @@ async def test_a_retried_request_with_the_same_idempotency_key_is_one_broadcast(
     settings = make_settings("notify")
     await ensure_topics(settings)
     async with running(create_app(settings)) as client:
-        request = {"content": "防汛通知", "msgtype": "text", "target": "330727203001"}
+        request = {"content": "防汛通知", "msgtype": "text", "target": "330727203200"}
         headers = {"Idempotency-Key": f"policy-{uuid4()}"}
         first = await client.post("/api/v1/broadcasts", json=request, headers=headers)
         again = await client.post("/api/v1/broadcasts", json=request, headers=headers)
         assert first.status_code == 202 and again.status_code == 200
         assert first.json()["broadcast_id"] == again.json()["broadcast_id"]
         state = await progress(client, first.json()["broadcast_id"])
-        assert state["total"] == first.json()["groups"] == 14
+        assert state["total"] == first.json()["groups"] == 16
 
 
 async def test_bad_broadcasts_are_refused_with_problem_details(make_settings):

@@ -13,6 +13,7 @@ from services.notify.domain import (
 )
 from services.notify.wecom import TEXT_MAX_BYTES, WeComError, text_message
 from shared.events import CaseDispatched, CaseTransitioned, SlaBreached, SlaWarning
+from shared.jurisdictions import demo_broadcast_groups, load_demo_county
 from shared.settings import Settings
 from shared.taxonomy import load_taxonomy
 
@@ -219,7 +220,10 @@ def test_demo_county_has_2413_groups_each_with_its_own_robot():
     groups = load_groups(Settings().notify_groups_path)
     assert len(groups) == 2413
     assert len({g.robot_key for g in groups}) == 2413 and len({g.group_id for g in groups}) == 2413
-    assert all(g.jurisdiction_code.startswith("330727") and len(g.jurisdiction_code) == 12 for g in groups)
+    county = load_demo_county()
+    # The shipped list is the demo county's: every group sits in one of its grids, every grid has its group.
+    assert [(g.group_id, g.name, g.jurisdiction_code, g.robot_key) for g in groups] == demo_broadcast_groups(county)
+    assert {g.jurisdiction_code for g in groups} == set(county.grids)
 
 
 def test_broadcast_targets_all_or_a_jurisdiction_prefix(tmp_path):
