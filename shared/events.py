@@ -64,6 +64,8 @@ class ReportSubmitted(Payload):
     # AES-GCM ciphertext of the phone (shared.phones.phone_token): only notify reads it, to text them.
     reporter_phone_encrypted: str | None = None
     incoming_photos: list[IncomingPhoto] = []
+    # Photos the channel holds (WeChat PicUrl, an Open311 media_url): media fetches them from allowed hosts.
+    photo_urls: list[str] = []
 
 
 class CaseFacts(Payload):
@@ -264,6 +266,8 @@ class ReportAttached(Payload):
     reporter_phone_masked: str | None = None
     media_ids: list[UUID] = []
     incoming_photos: list[IncomingPhoto] = []
+    # Photos the channel holds (WeChat PicUrl, an Open311 media_url): media fetches them from allowed hosts.
+    photo_urls: list[str] = []
     submitted_at: datetime
 
 

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     media_exif_max_distance_m: float = 2000.0
     media_exif_max_age_hours: float = 72.0
     media_housekeeping_interval_s: float = 60.0
+    # Hosts media may fetch report photos from (WeChat's picture CDN); anything else is refused.
+    media_fetch_hosts: list[str] = ["mmbiz.qpic.cn", "wework.qpic.cn", "p.qpic.cn"]
+    media_fetch_timeout_s: float = 10.0
 
     # Base URL of the WeCom API (the real one in production, the local fake in development).
     wecom_base_url: str = "https://qyapi.weixin.qq.com"

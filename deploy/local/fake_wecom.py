@@ -37,7 +37,7 @@ from collections import defaultdict, deque
 
 import uvicorn
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request, Response
 
 TEXT_MAX_BYTES = 2048
 MARKDOWN_MAX_BYTES = 4096
@@ -217,6 +217,7 @@ def create_app(*, rate_limit_per_minute: int = 20, valid_keys: set[str] | None =
     app_messages: list[dict] = []
     mp_messages: list[dict] = []
     sms_messages: list[dict] = []
+    pictures: dict[str, tuple[bytes, str]] = {}
     sms_sent_at: dict[str, deque] = defaultdict(deque)
 
     def issue_token(kind: str) -> dict:
@@ -390,6 +391,18 @@ def create_app(*, rate_limit_per_minute: int = 20, valid_keys: set[str] | None =
     @app.get("/_fake/mp/messages")
     async def list_mp_messages():
         return mp_messages
+
+    @app.put("/_fake/pics/{name}", status_code=204)
+    async def put_picture(name: str, request: Request):
+        """Stand-in for WeChat's picture CDN (the PicUrl of an image message): tests put a picture here."""
+        pictures[name] = (await request.body(), request.headers.get("content-type", "image/jpeg"))
+
+    @app.get("/_fake/pics/{name}")
+    async def get_picture(name: str):
+        if name not in pictures:
+            return Response(status_code=404)
+        data, content_type = pictures[name]
+        return Response(content=data, media_type=content_type)
 
     @app.get("/_fake/sms/messages")
     async def list_sms_messages():

@@ -57,7 +57,8 @@ def make_handlers(intake: Intake):
             conn, bundle_id=uuid4(), channel=m.source, group_id=group_id, sender_id=m.from_user, at=m.sent_at,
             closes_at=m.sent_at + timedelta(seconds=intake.settings.intake_message_window_s),
             text=((m.content or "").strip() or None) if m.msg_type == "text" else None,
-            media_ref=(m.media_id or m.pic_url) if m.msg_type == "image" else None,
+            # The PicUrl can be fetched by media; a bare MediaId needs the platform's token.
+            media_ref=(m.pic_url or m.media_id) if m.msg_type == "image" else None,
             lat=m.lat if m.msg_type == "location" else None,
             lng=m.lng if m.msg_type == "location" else None,
             # WeChat location messages are GCJ-02 unless notify says otherwise.

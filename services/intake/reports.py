@@ -162,6 +162,7 @@ async def submit_report(
         case_no = format_case_no(now.date(), await store.next_case_seq(conn))
 
     grid = placement.grid
+    photo_urls = [m for m in external_media if m.startswith(("https://", "http://"))]
     encrypted_phone = encrypt_phone(reporter_phone, settings.phone_encryption_key) if reporter_phone else None
     await store.insert_report(
         conn,
@@ -204,13 +205,13 @@ async def submit_report(
             report_id=report_id, case_id=case_id, case_no=case_no, description=description, category=category,
             lat=placement.lat, lng=placement.lng, distance_m=round(distance, 1), channel=channel,
             reporter_phone_masked=masked, media_ids=media_ids, submitted_at=now,
-            incoming_photos=list(incoming_photos),
+            incoming_photos=list(incoming_photos), photo_urls=photo_urls,
         )
     else:
         payload = ReportSubmitted(
             report_id=report_id, case_id=case_id, description=description, category=category,
             lat=placement.lat, lng=placement.lng, channel=channel, reporter_phone_masked=masked,
-            media_ids=media_ids, incoming_photos=list(incoming_photos), submitted_at=now,
+            media_ids=media_ids, incoming_photos=list(incoming_photos), photo_urls=photo_urls, submitted_at=now,
             grid_code=grid.grid_code if grid else None,
             village_code=grid.village_code if grid else None,
             town_code=grid.town_code if grid else None,

@@ -13,10 +13,13 @@ def make_handlers(*, settings: Settings):
     """Handlers bound to this instance's settings (evidence thresholds, producer name)."""
 
     async def park(conn: asyncpg.Connection, report: ReportSubmitted | ReportAttached) -> None:
+        common = {"case_id": report.case_id, "report_id": report.report_id, "submitted_at": report.submitted_at}
         await store.park_incoming(conn, photos=[
-            {"object_key": p.object_key, "case_id": report.case_id, "report_id": report.report_id,
-             "filename": p.filename, "content_type": p.content_type, "submitted_at": report.submitted_at}
-            for p in report.incoming_photos])
+            *({"object_key": p.object_key, "filename": p.filename, "content_type": p.content_type} | common
+              for p in report.incoming_photos),
+            *({"object_key": f"url:{report.report_id}:{n}", "url": url} | common
+              for n, url in enumerate(report.photo_urls)),
+        ])
 
     async def on_report_submitted(conn: asyncpg.Connection, event: Event) -> None:
         report: ReportSubmitted = event.payload

@@ -244,7 +244,8 @@ async def claim_incoming(conn: asyncpg.Connection, *, now: datetime, lease_s: fl
     """Take up to `limit` waiting photos for `lease_s`; a taker that died leaves them to the next."""
     return await conn.fetch(
         """
-        UPDATE incoming_photos SET status = 'taking', taking_until = $1 + make_interval(secs => $2)
+        UPDATE incoming_photos SET status = 'taking', taking_until = $1 + make_interval(secs => $2),
+                                   attempts = attempts + 1
         WHERE object_key IN (
             SELECT object_key FROM incoming_photos
             WHERE status = 'pending' OR (status = 'taking' AND taking_until < $1)

@@ -6,9 +6,11 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 from uuid import UUID, uuid4
 
 import asyncpg
+import httpx
 
 from services.media import domain, imaging, store
 from services.media.domain import Checked, Rejection, ReportContext, SizeLimits
@@ -431,40 +433,85 @@ async def housekeep_once(*, runtime: Runtime, objects: ObjectStore) -> dict[str,
     return {"expired_uploads": len(expired), "purged_objects": purged}
 
 
-async def take_in_incoming(*, runtime: Runtime, objects: ObjectStore, incoming: ObjectStore) -> int:
-    """Validate and store the photos reports brought along, as their cases' 'before' evidence; a
-    refused photo is recorded (media.rejected) and the report stands. Returns how many were taken."""
+FETCH_ATTEMPTS = 5
+
+
+class Unfetchable(Exception):
+    """A photo URL media may not or cannot fetch; `retry` says whether trying later can help."""
+
+    def __init__(self, reason: str, *, retry: bool):
+        super().__init__(reason)
+        self.retry = retry
+
+
+async def fetch_photo(http: httpx.AsyncClient, url: str, settings: Settings) -> tuple[bytes, str | None]:
+    """A report photo from its channel's host: only allowed hosts, only up to the image limit."""
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or parsed.hostname not in settings.media_fetch_hosts:
+        raise Unfetchable(f"host {parsed.hostname} is not one media fetches from", retry=False)
+    try:
+        async with http.stream("GET", url, timeout=settings.media_fetch_timeout_s) as response:
+            if response.status_code >= 400:
+                raise Unfetchable(f"HTTP {response.status_code}", retry=response.status_code >= 500)
+            data = bytearray()
+            async for chunk in response.aiter_bytes():
+                data += chunk
+                if len(data) > settings.media_image_max_bytes:
+                    raise Unfetchable("larger than the image limit", retry=False)
+            return bytes(data), response.headers.get("content-type")
+    except httpx.HTTPError as error:
+        raise Unfetchable(f"{type(error).__name__}: {error}", retry=True) from None
+
+
+async def take_in_incoming(*, runtime: Runtime, objects: ObjectStore, incoming: ObjectStore,
+                           http: httpx.AsyncClient) -> int:
+    """Validate and store the photos reports brought along (parked by intake, or held by the
+    channel at a URL), as their cases' 'before' evidence; a refused photo is recorded
+    (media.rejected) and the report stands. Returns how many were looked at."""
     settings = runtime.settings
     async with runtime.pool.acquire() as conn:
         photos = await store.claim_incoming(conn, now=utcnow(), lease_s=120, limit=10)
     for photo in photos:
-        key = photo["object_key"]
-        if not await incoming.exists(key):
-            status, media_id, reason = "missing", None, "the parked photo is gone"
-        else:
-            try:
-                row = await store_direct(runtime=runtime, objects=objects, data=await incoming.get(key),
-                                         filename=photo["filename"], declared_type=photo["content_type"])
-                status, media_id, reason = "stored", row["media_id"], None
-            except Rejection as rejection:
-                status, media_id, reason = "rejected", None, rejection.reason
+        key, url = photo["object_key"], photo["url"]
+        filename, declared = photo["filename"], photo["content_type"]
+        media_id = reason = None
+        try:
+            if url:
+                data, declared = await fetch_photo(http, url, settings)
+                filename = urlsplit(url).path.rsplit("/", 1)[-1] or None
+            elif await incoming.exists(key):
+                data = await incoming.get(key)
+            else:
+                raise Unfetchable("the parked photo is gone", retry=False)
+            row = await store_direct(runtime=runtime, objects=objects, data=data, filename=filename,
+                                     declared_type=declared)
+            status, media_id = "stored", row["media_id"]
+        except Rejection as rejection:
+            status, reason = "rejected", rejection.reason
+        except Unfetchable as problem:
+            if problem.retry and photo["attempts"] < FETCH_ATTEMPTS:
+                continue  # the lease runs out and the photo is tried again
+            status, reason = "unfetchable", str(problem)
         async with runtime.pool.acquire() as conn, conn.transaction():
             if media_id is not None:
                 await attach_before_media(conn, settings=settings, case_id=photo["case_id"],
                                           report_id=photo["report_id"], submitted_at=photo["submitted_at"],
                                           media_ids=[media_id])
             await store.finish_incoming(conn, object_key=key, status=status, media_id=media_id, reason=reason)
-        await incoming.remove(key)
+        if not url:
+            await incoming.remove(key)
     return len(photos)
 
 
 def make_incoming_loop(objects: ObjectStore, incoming: ObjectStore):
-    """The background loop taking in photos parked by intake."""
+    """The background loop taking in the photos reports brought along."""
 
     async def incoming_loop(runtime: Runtime) -> None:
-        await repeat_until_stopped(
-            runtime.stopping, runtime.settings.outbox_poll_interval_s,
-            lambda: take_in_incoming(runtime=runtime, objects=objects, incoming=incoming), what="taking in photos")
+        async with httpx.AsyncClient(follow_redirects=False) as http:
+            await repeat_until_stopped(
+                runtime.stopping, runtime.settings.outbox_poll_interval_s,
+                lambda: take_in_incoming(runtime=runtime, objects=objects, incoming=incoming, http=http),
+                what="taking in photos")
 
     return incoming_loop
 
