@@ -11,7 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from services.dispatch import store
-from services.dispatch.domain import SYSTEM, CaseState, IllegalTransition, apply, decide
+from services.dispatch.domain import SYSTEM, CaseState, IllegalTransition, apply, authorize, decide
 from services.dispatch.responsibility import OwnerDecision, ResponsibilityList, build_list, decide_owner, level_of
 from shared.auth import Actor
 from shared.db import enqueue
@@ -163,6 +163,7 @@ async def run_command(
     row = await store.find_case(conn, case_id=case_id, for_update=True)
     if row is None:
         raise CaseNotFound(str(case_id))
+    authorize(actor=actor, action=action, case=case_state(row))  # 403 before anything about the action
     arguments = dict(arguments)
     if action == "escalate":
         if row["level"] == "county":

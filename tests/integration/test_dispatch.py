@@ -320,3 +320,16 @@ async def test_more_reports_placing_and_reclassifying_a_case(make_settings):
     events = await read_topic(settings, CASES.name, until=lambda ms: len(ms) >= 2)
     assert [(e["type"], e["payload"]["action"]) for e in events] == [("case.dispatched", "dispatch"),
                                                                      ("case.dispatched", "reclassify")]
+
+
+async def test_refusal_comes_before_any_question_about_the_action(make_settings):
+    settings = make_settings("dispatch")
+    await ensure_topics(settings)
+    event = report("road_damage")
+    await publish(settings, REPORTS.name, event.to_bytes())
+    handler = bearer(settings, "handler", department_code="zhujian")
+    async with running(dispatch_app(settings)) as client:
+        await eventually(lambda: case_of(client, bearer(settings, "dispatcher"), event.payload.case_id))
+        r = await client.post(f"/api/v1/cases/{event.payload.case_id}/reclassify", json={"category": "nonsense"},
+                              headers=handler)
+        assert r.status_code == 403  # a handler may not reclassify at all: not "unknown category"
