@@ -45,10 +45,17 @@ def centres(settings: Settings) -> frozenset[str]:
     return frozenset({*settings.dispatch_centres, settings.jurisdiction_code})
 
 
+_built_lists: dict[tuple, ResponsibilityList] = {}
+
+
 async def current_list(conn: asyncpg.Connection, *, taxonomy: Taxonomy) -> ResponsibilityList:
-    """The newest version of the responsibility list (every replica reads the same table)."""
+    """The newest version of the responsibility list (every replica reads the same table); each
+    version is validated once, since a published version never changes."""
     row = await store.latest_list(conn)
-    return build_list(taxonomy=taxonomy, document=row["document"])
+    key = (row["version"], row["created_at"])  # instances of several levels may share a process
+    if key not in _built_lists:
+        _built_lists[key] = build_list(taxonomy=taxonomy, document=row["document"])
+    return _built_lists[key]
 
 
 async def _emit(conn, *, settings: Settings, row, payload, event_type: str, correlation_id: UUID | None) -> None:
@@ -83,7 +90,7 @@ async def open_case(
     """Open a case for a report this centre owns and dispatch it to the lead department."""
     now = utcnow()
     category = taxonomy.categories[decision.category]
-    rule, rlist_version = decision.rule, (await store.latest_list(conn))["version"]
+    rule, rlist_version = decision.rule, decision.list_version
     recurrence = None
     if report.lat is not None and report.lng is not None:
         recurrence = await store.find_recurrence(
@@ -125,8 +132,7 @@ async def receive_escalation(
     """Take over a case a lower centre escalated (上报) to this one and dispatch it here."""
     decision = await owns(conn, settings=settings, taxonomy=taxonomy, jurisdiction_code=escalated.jurisdiction_code,
                           category=escalated.category, above=escalated.owner_code)
-    rule, now = decision.rule, utcnow()
-    rlist_version = (await store.latest_list(conn))["version"]
+    rule, rlist_version, now = decision.rule, decision.list_version, utcnow()
     created = await store.insert_case(
         conn, case_id=escalated.case_id, report_id=escalated.report_id, jurisdiction_code=escalated.jurisdiction_code,
         status="dispatched", seq=escalated.seq + 1, owner_code=settings.jurisdiction_code,

@@ -124,6 +124,7 @@ class OwnerDecision:
     level: str
     category: str
     rule: Rule
+    list_version: str  # recorded with the dispatch it decides
 
 
 def decide_owner(
@@ -144,5 +145,5 @@ def decide_owner(
     for code in chain:
         rule = rlist.rule_at(jurisdiction_code=code, category=category)
         if rule is not None:
-            return OwnerDecision(code, rule.level, category, rule)
+            return OwnerDecision(code, rule.level, category, rule, rlist.version)
     raise ValueError(f"no centre above {above} for {case_jurisdiction}")
