@@ -100,8 +100,6 @@ class Settings(BaseSettings):
 
     responsibility_list_path: Path = PROJECT_ROOT / "shared" / "data" / "taxonomy.yaml"
     directory_path: Path = PROJECT_ROOT / "shared" / "data" / "directory.yaml"
-    sla_ack_minutes_urgent: int = 10
-    sla_ack_minutes_normal: int = 60
     sla_tick_interval_s: float = 0.5
     sla_policy_path: Path = PROJECT_ROOT / "shared" / "data" / "sla_policies.yaml"
     sla_fire_batch: int = 1000

@@ -139,7 +139,22 @@ def _robot(contact: DepartmentContact, template: str, content: str) -> Outgoing:
 DISPATCH_ACTION_LABEL = {"dispatch": "派单", "transfer": "转派", "reopen": "重新派单", "escalate": "上报派单"}
 
 
-def dispatched_message(case: CaseDispatched, *, contact: DepartmentContact, ack_minutes: int,
+def acknowledge_time(policy: dict, *, priority: str, level: str, department_code: str) -> str:
+    """How long a department has to acknowledge (接单), in words, from the SLA policy the sla
+    service enforces (shared/data/sla_policies.yaml), so the message and the clock agree."""
+    spec = (policy.get("levels", {}).get(level, {}).get(priority, {}).get("acknowledge")
+            or policy["stages"][priority]["acknowledge"])
+    (unit, amount), = spec.items()
+    amount = f"{amount:g}"
+    if unit == "minutes":
+        return f"{amount}分钟"
+    round_the_clock = department_code in (policy["working_hours"].get("always") or ())
+    if unit == "working_hours":
+        return f"{amount}小时" if round_the_clock else f"{amount}个工作小时"
+    return f"{amount}天" if round_the_clock else f"{amount}个工作日"
+
+
+def dispatched_message(case: CaseDispatched, *, contact: DepartmentContact, ack_time: str,
                        co_handling: bool = False) -> dict:
     """派单 notice to the department's group (协办 to a co-handling one), @-mentioning its handlers."""
     action = field_of(case, "action", "dispatch")
@@ -152,7 +167,7 @@ def dispatched_message(case: CaseDispatched, *, contact: DepartmentContact, ack_
         f"内容：{case.description}\n"
         + (f"原因：{reason}\n" if reason else "")
         + f"派单时间：{_china_time(case.dispatched_at)}\n"
-        + ("请配合主办单位处置。" if co_handling else f"请在{ack_minutes}分钟内接单。")
+        + ("请配合主办单位处置。" if co_handling else f"请在{ack_time}内接单。")
     )
     return text_message(content, mentioned_mobiles=list(contact.mentioned_mobiles))
 

@@ -5,10 +5,11 @@ Step-specific fields (e.g. the comparison picture of case.resolved) are optional
 """
 
 import asyncpg
+import yaml
 
 from services.notify import store
 from services.notify.domain import (
-    Directory, Outgoing, ReporterContact, ReporterTemplates, acknowledged_messages, breached_messages,
+    Directory, Outgoing, ReporterContact, ReporterTemplates, acknowledge_time, acknowledged_messages, breached_messages,
     dispatched_message, field_of, notification_id, query_code_messages, resolved_messages, verification_messages,
     warning_messages,
 )
@@ -33,6 +34,7 @@ async def queue(conn: asyncpg.Connection, event: Event, outgoing: list[Outgoing]
 
 
 def make_handlers(*, settings: Settings, directory: Directory):
+    sla_policy = yaml.safe_load(settings.sla_policy_path.read_text(encoding="utf-8"))
     templates = ReporterTemplates(wechat_template_id=settings.wechat_template_case_update,
                                   wechat_kind=settings.wechat_reporter_message,
                                   sms_template=settings.sms_template_case_update)
@@ -52,14 +54,15 @@ def make_handlers(*, settings: Settings, directory: Directory):
         contact = directory.departments.get(case.department_code)
         if contact is None:
             raise LookupError(f"department {case.department_code} has no WeCom group in the directory")
-        ack_minutes = settings.sla_ack_minutes_urgent if case.priority == "urgent" else settings.sla_ack_minutes_normal
+        ack_time = acknowledge_time(sla_policy, priority=case.priority, level=case.level or "county",
+                                    department_code=case.department_code)
         outgoing = [Outgoing("wecom_robot", contact.robot_key, "case.dispatched",
-                             dispatched_message(case, contact=contact, ack_minutes=ack_minutes))]
+                             dispatched_message(case, contact=contact, ack_time=ack_time))]
         for code in field_of(case, "co_department_codes", ()):  # 协办 departments hear of it too
             co = directory.departments.get(code)
             if co is not None and co.robot_key != contact.robot_key:
                 outgoing.append(Outgoing("wecom_robot", co.robot_key, "case.dispatched", dispatched_message(
-                    case, contact=co, ack_minutes=ack_minutes, co_handling=True)))
+                    case, contact=co, ack_time=ack_time, co_handling=True)))
         await queue(conn, event, outgoing)
 
     async def on_case_acknowledged(conn: asyncpg.Connection, event: Event) -> None:

@@ -4,10 +4,11 @@ import csv
 from datetime import datetime, timedelta, timezone
 from uuid import uuid4
 
+import yaml
+
 from services.notify.domain import (
-    DepartmentContact, Directory, Group, ReporterContact, ReporterTemplates, RobotWindow, acknowledged_messages, aibot_message,
-    backoff_seconds,
-    breached_messages, dispatched_message, inbound_message, is_fresh, load_directory, load_full_directory,
+    DepartmentContact, Directory, Group, ReporterContact, ReporterTemplates, RobotWindow, acknowledge_time,
+    acknowledged_messages, aibot_message, backoff_seconds, breached_messages, dispatched_message, inbound_message, is_fresh, load_directory, load_full_directory,
     load_groups, notification_id, plan_robot_sends, resolved_messages, select_groups, verification_messages,
     warning_messages,
 )
@@ -25,7 +26,7 @@ def test_dispatched_message_mentions_the_department_people_in_chinese():
         description="幸福路井盖翻起来了", responsibility_list_version="v1", rule="r",
         dispatched_at=datetime(2026, 11, 24, 1, 5, tzinfo=timezone.utc),
     )
-    message = dispatched_message(case, contact=DepartmentContact("k", ("13900000001",)), ack_minutes=10)
+    message = dispatched_message(case, contact=DepartmentContact("k", ("13900000001",)), ack_time="10分钟")
     assert message["msgtype"] == "text"
     content = message["text"]["content"]
     assert "【派单】紧急" in content and "住房和城乡建设局" in content and "10分钟内接单" in content
@@ -79,9 +80,9 @@ def test_transfer_and_co_handling_are_labelled():
         department_code="zhujian", department_name="住房和城乡建设局", description="井盖", responsibility_list_version="v1",
         rule="r", dispatched_at=NOW, action="transfer", reason="非本单位职责",
     )
-    transfer = dispatched_message(case, contact=DepartmentContact("k", ()), ack_minutes=60)["text"]["content"]
+    transfer = dispatched_message(case, contact=DepartmentContact("k", ()), ack_time="2个工作小时")["text"]["content"]
     assert transfer.startswith("【转派】一般") and "原因：非本单位职责" in transfer
-    co = dispatched_message(case, contact=DepartmentContact("k", ("139",)), ack_minutes=60, co_handling=True)
+    co = dispatched_message(case, contact=DepartmentContact("k", ("139",)), ack_time="2个工作小时", co_handling=True)
     assert co["text"]["content"].startswith("【协办】") and "请配合主办单位处置" in co["text"]["content"]
 
 
@@ -286,3 +287,10 @@ def test_ai_bot_group_mentions_become_group_messages():
     assert single["source"] == "wecom_aibot" and single["group_id"] is None and single["pic_url"] == "https://p/1"
     assert aibot_message(data | {"msgtype": "stream"}, received_at=NOW) is None
     assert aibot_message({k: v for k, v in data.items() if k != "from"}, received_at=NOW) is None
+
+
+def test_acknowledge_time_is_the_sla_policy_in_words():
+    policy = yaml.safe_load(Settings().sla_policy_path.read_text(encoding="utf-8"))
+    assert acknowledge_time(policy, priority="urgent", level="county", department_code="zhujian") == "10分钟"
+    assert acknowledge_time(policy, priority="normal", level="county", department_code="zhujian") == "2个工作小时"
+    assert acknowledge_time(policy, priority="normal", level="village", department_code="police") == "2小时"
