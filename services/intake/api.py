@@ -1,6 +1,7 @@
 """Intake's HTTP routes: reports, triage, corrections and the public query (我要查询)."""
 
 import hmac
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from uuid import UUID, uuid4
 
@@ -291,6 +292,16 @@ def _public_case(intake: Intake, case_no: str, rows: list) -> dict:
     }
 
 
+@asynccontextmanager
+async def _phone_query(request: Request, phone: str):
+    """A connection in a transaction for a 我要查询-by-phone step, once the rate limits allow it."""
+    intake = _intake(request)
+    async with request.app.state.runtime.pool.acquire() as conn:
+        await check_rate_limit(conn, settings=intake.settings, ip=client_ip(request, intake.settings), phone=phone)
+        async with conn.transaction():
+            yield conn
+
+
 class CodeRequestIn(BaseModel):
     phone: str = Field(pattern=PHONE_PATTERN)
 
@@ -298,27 +309,23 @@ class CodeRequestIn(BaseModel):
 @router.post("/query/codes", status_code=202)
 async def request_query_code(body: CodeRequestIn, request: Request):
     """我要查询 by phone, step 1: a one-time code is texted (through notify) to a phone that reported."""
-    intake, pool = _intake(request), request.app.state.runtime.pool
-    settings = intake.settings
+    settings = _intake(request).settings
     hashed = phone_hash(body.phone, settings.phone_hash_key)
-    async with pool.acquire() as conn:
-        await check_rate_limit(conn, settings=settings, ip=client_ip(request, intake.settings),
-                               phone=body.phone)
-        async with conn.transaction():
-            if await store.has_reports_from(conn, phone_hash=hashed):
-                request_id, code = uuid4(), new_query_code()
-                expires_at = utcnow() + timedelta(seconds=settings.intake_query_code_ttl_s)
-                await store.insert_query_code(
-                    conn, request_id=request_id, phone_hash=hashed, expires_at=expires_at,
-                    code_hash=query_code_hash(code, key=settings.phone_hash_key, request_id=request_id),
-                )
-                requested = QueryCodeRequested(
-                    request_id=request_id, phone_masked=mask_phone(body.phone), code=code, expires_at=expires_at,
-                    phone_encrypted=phone_token(body.phone, settings.phone_encryption_key),
-                )
-                await enqueue(conn, settings, new_event(
-                    requested, producer=settings.service_name, jurisdiction_code=settings.jurisdiction_code,
-                    key=hashed.hex()[:16]))
+    async with _phone_query(request, body.phone) as conn:
+        if await store.has_reports_from(conn, phone_hash=hashed):
+            request_id, code = uuid4(), new_query_code()
+            expires_at = utcnow() + timedelta(seconds=settings.intake_query_code_ttl_s)
+            await store.insert_query_code(
+                conn, request_id=request_id, phone_hash=hashed, expires_at=expires_at,
+                code_hash=query_code_hash(code, key=settings.phone_hash_key, request_id=request_id),
+            )
+            requested = QueryCodeRequested(
+                request_id=request_id, phone_masked=mask_phone(body.phone), code=code, expires_at=expires_at,
+                phone_encrypted=phone_token(body.phone, settings.phone_encryption_key),
+            )
+            await enqueue(conn, settings, new_event(
+                requested, producer=settings.service_name, jurisdiction_code=settings.jurisdiction_code,
+                key=hashed.hex()[:16]))
     # The same answer whether or not the phone ever reported.
     return {"message": f"如该手机号提交过反映，验证码已通过短信发送，{settings.intake_query_code_ttl_s // 60}分钟内有效。"}
 
@@ -331,27 +338,23 @@ class PhoneQueryIn(BaseModel):
 @router.post("/query/by-phone")
 async def query_by_phone(body: PhoneQueryIn, request: Request):
     """我要查询 by phone, step 2: with the texted code, the reporter's own cases and reports."""
-    intake, pool = _intake(request), request.app.state.runtime.pool
-    settings = intake.settings
+    settings = _intake(request).settings
     hashed = phone_hash(body.phone, settings.phone_hash_key)
-    async with pool.acquire() as conn:
-        await check_rate_limit(conn, settings=settings, ip=client_ip(request, intake.settings),
-                               phone=body.phone)
-        async with conn.transaction():
-            row = await store.latest_query_code(conn, phone_hash=hashed, now=utcnow())
-            valid = False
-            if row is not None and row["attempts"] < settings.intake_query_code_max_attempts:
-                expected = query_code_hash(body.code, key=settings.phone_hash_key, request_id=row["request_id"])
-                valid = hmac.compare_digest(bytes(row["code_hash"]), expected)
-            if row is not None:
-                await store.count_query_attempt(conn, request_id=row["request_id"], used_at=utcnow() if valid else None)
-        if not valid:
-            raise Problem(403, "Invalid code", "验证码错误或已过期，请重新获取。", kind="invalid-code")
-        rows = await store.reports_from(conn, phone_hash=hashed)
+    async with _phone_query(request, body.phone) as conn:
+        row = await store.latest_query_code(conn, phone_hash=hashed, now=utcnow())
+        valid = False
+        if row is not None and row["attempts"] < settings.intake_query_code_max_attempts:
+            expected = query_code_hash(body.code, key=settings.phone_hash_key, request_id=row["request_id"])
+            valid = hmac.compare_digest(bytes(row["code_hash"]), expected)
+        if row is not None:
+            await store.count_query_attempt(conn, request_id=row["request_id"], used_at=utcnow() if valid else None)
+        rows = await store.reports_from(conn, phone_hash=hashed) if valid else []
+    if not valid:  # the attempt is counted (committed) before the refusal
+        raise Problem(403, "Invalid code", "验证码错误或已过期，请重新获取。", kind="invalid-code")
     cases: dict[str, list] = {}
     for r in rows:
         cases.setdefault(r["case_no"], []).append(r)
-    return {"cases": [_public_case(intake, case_no, reports) for case_no, reports in cases.items()]}
+    return {"cases": [_public_case(_intake(request), case_no, reports) for case_no, reports in cases.items()]}
 
 
 STATUS_TEXT = {
