@@ -270,16 +270,21 @@ def create_app(*, rate_limit_per_minute: int = 20, valid_keys: set[str] | None =
             return answer(INVALID_CREDENTIAL)
         return issue_token("wecom")
 
-    @app.post("/cgi-bin/message/send")
-    async def wecom_app_send(request: Request, access_token: str = ""):
-        if error := token_error(access_token, "wecom"):
+    async def token_and_json(request: Request, access_token: str, platform: str) -> dict:
+        """The JSON object a platform API was sent, or the errcode answer for a bad token or body."""
+        if error := token_error(access_token, platform):
             return answer(error)
         try:
             message = json.loads(await request.body())
         except (ValueError, UnicodeDecodeError):
             return answer(INVALID_JSON)
-        if not isinstance(message, dict):
-            return answer(INVALID_JSON)
+        return message if isinstance(message, dict) and "errcode" not in message else answer(INVALID_JSON)
+
+    @app.post("/cgi-bin/message/send")
+    async def wecom_app_send(request: Request, access_token: str = ""):
+        message = await token_and_json(request, access_token, "wecom")
+        if "errcode" in message:
+            return message
         if message.get("agentid") != AGENT_ID:
             return answer(INVALID_AGENTID)
         if message.get("msgtype") not in {"text", "markdown"} or not isinstance(message.get(message["msgtype"]), dict):
@@ -304,13 +309,10 @@ def create_app(*, rate_limit_per_minute: int = 20, valid_keys: set[str] | None =
 
     async def mp_message(request: Request, access_token: str) -> tuple[dict, str] | dict:
         """(message, openid) of an official-account send, or the error answer WeChat would give."""
-        if error := token_error(access_token, "mp"):
-            return answer(error)
-        try:
-            message = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
-            return answer(INVALID_JSON)
-        openid = message.get("touser", "") if isinstance(message, dict) else ""
+        message = await token_and_json(request, access_token, "mp")
+        if "errcode" in message:
+            return message
+        openid = message.get("touser", "")
         if not isinstance(openid, str) or not openid.startswith("o"):
             return answer(INVALID_OPENID)
         return message, openid
