@@ -13,9 +13,6 @@ import json
 import time
 from dataclasses import dataclass
 
-from fastapi import Request
-
-from shared.problems import Problem
 
 ROLES = ("dispatcher", "handler", "grid_worker", "supervisor", "admin")
 
@@ -79,15 +76,3 @@ def verify_token(*, secret: str, token: str, now: float | None = None) -> Actor:
         raise InvalidToken("a handler token names its department")
     return Actor(subject=str(claims.get("sub")), role=claims["role"], jurisdiction_code=claims["jurisdiction"],
                  department_code=claims.get("department"), name=claims.get("name", ""))
-
-
-def current_actor(request: Request) -> Actor:
-    """FastAPI dependency: the actor of the request's bearer token, or 401."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise Problem(401, "Authentication required", "Send a bearer token (Authorization: Bearer …).",
-                      kind="unauthenticated")
-    try:
-        return verify_token(secret=request.app.state.settings.auth_jwt_secret, token=token.strip())
-    except InvalidToken as error:
-        raise Problem(401, "Invalid token", str(error), kind="unauthenticated") from None

@@ -1,24 +1,112 @@
-"""The HTTP surface every service shares: problem+json errors, latency metrics, health routes."""
+"""The HTTP surface every service shares: problem+json errors, latency metrics, health routes,
+and the dependencies routes use — the runtime, a database connection, the current actor.
+
+Private by default: every route of every service needs a valid bearer token unless its endpoint
+is declared `@public("why")`. The check is one app-wide dependency, so a route someone forgets
+to think about is closed, not open; `tests/unit/test_routes.py` asks every route of every service.
+"""
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request, Response
+import asyncpg
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import metrics
-from shared.problems import install_problem_handlers
+from shared.auth import Actor, InvalidToken, verify_token
+from shared.problems import Problem, install_problem_handlers
+from shared.service import Runtime
 from shared.settings import Settings
+
+
+# FastAPI's own pages: the API's description (what other departments integrate against), no data.
+DOCUMENTATION_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+
+
+def public(reason: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a route open to callers without a token. The reason is required and is the
+    written-down answer to "why is this open?" (a health probe, a resident page, a callback that
+    carries the platform's own signature)."""
+    if not reason.strip():
+        raise ValueError("a public route needs its reason")
+
+    def mark(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+        endpoint.public_reason = reason  # type: ignore[attr-defined]
+        return endpoint
+
+    return mark
+
+
+def public_reason(route: Any) -> str | None:
+    """Why a route is public, or None for a private one."""
+    return getattr(getattr(route, "endpoint", None), "public_reason", None)
+
+
+def _bearer_actor(request: Request) -> Actor | None:
+    """The actor of the request's bearer token; None without one; 401 for an invalid one."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if not token and not scheme:
+        return None
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(401, "Authentication required", "请使用 Authorization: Bearer <令牌> 发送登录令牌。",
+                      kind="unauthenticated")
+    try:
+        return verify_token(secret=request.app.state.settings.auth_jwt_secret, token=token.strip())
+    except InvalidToken as error:
+        raise Problem(401, "Invalid token", f"登录令牌无效（{error}），请重新登录。", kind="unauthenticated") from None
+
+
+async def authenticate(request: Request) -> None:
+    """App-wide dependency: a private route without a valid token answers 401 before anything else."""
+    if public_reason(request.scope.get("route")) is not None:
+        return
+    actor = _bearer_actor(request)
+    if actor is None:
+        raise Problem(401, "Authentication required", "请先登录：发送 Authorization: Bearer <令牌>。",
+                      kind="unauthenticated")
+    request.state.actor = actor
+
+
+def current_actor(request: Request) -> Actor:
+    """The authenticated actor of a private route (or 401 on a public route without a token)."""
+    actor = getattr(request.state, "actor", None) or _bearer_actor(request)
+    if actor is None:
+        raise Problem(401, "Authentication required", "请先登录：发送 Authorization: Bearer <令牌>。",
+                      kind="unauthenticated")
+    return actor
+
+
+def optional_actor(request: Request) -> Actor | None:
+    """On a public route: the caller's actor when they sent a token (staff), else None (residents)."""
+    return getattr(request.state, "actor", None) or _bearer_actor(request)
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+async def get_connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    """One pooled connection for the request, returned when the response is done."""
+    async with get_runtime(request).pool.acquire() as conn:
+        yield conn
+
+
+CurrentActor = Annotated[Actor, Depends(current_actor)]
+OptionalActor = Annotated[Actor | None, Depends(optional_actor)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+Connection = Annotated[asyncpg.Connection, Depends(get_connection)]
 
 
 def create_service_app(
     settings: Settings, *, title: str, lifespan: Callable[[FastAPI], AbstractAsyncContextManager]
 ) -> FastAPI:
     """A FastAPI app with /healthz, /readyz, /metrics; the lifespan sets `app.state.runtime`."""
-    app = FastAPI(title=title, lifespan=lifespan)
+    app = FastAPI(title=title, lifespan=lifespan, dependencies=[Depends(authenticate)])
     app.state.settings = settings
     install_problem_handlers(app)
     if settings.cors_origins:  # pages served from another origin (the H5 form uploading photos to media)
@@ -38,10 +126,12 @@ def create_service_app(
         return response
 
     @app.get("/healthz", include_in_schema=False)
+    @public("liveness probe: says only that the process answers")
     async def healthz():
         return {"status": "ok", "service": settings.service_name}
 
     @app.get("/readyz", include_in_schema=False)
+    @public("readiness probe for Kubernetes: which dependencies answer, no data")
     async def readyz(request: Request):
         runtime = getattr(request.app.state, "runtime", None)
         checks = await runtime.readiness() if runtime else {"startup": "not finished"}
@@ -49,6 +139,7 @@ def create_service_app(
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
     @app.get("/metrics", include_in_schema=False)
+    @public("Prometheus scrapes it inside the cluster; counters only, no personal data")
     async def metrics_endpoint():
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

@@ -17,11 +17,11 @@ from pydantic import BaseModel, Field
 from services.dispatch import cases, store
 from services.dispatch.domain import ACTIONS, Forbidden, IllegalTransition, can_see
 from services.dispatch.responsibility import InvalidResponsibilityList, build_list
-from shared.auth import ROLES, Actor, current_actor, issue_token
+from shared.auth import ROLES, Actor, issue_token
 from shared.problems import Problem
+from shared.web import CurrentActor, public
 
 router = APIRouter(prefix="/api/v1")
-CurrentActor = Annotated[Actor, Depends(current_actor)]
 
 
 def case_json(row: asyncpg.Record, timeline: list[asyncpg.Record] | None = None) -> dict:
@@ -207,6 +207,7 @@ class DevTokenIn(BaseModel):
 
 
 @router.post("/auth/dev-tokens", status_code=201, include_in_schema=False)
+@public("the development issuer (GRIDLINK_AUTH_DEV_ISSUER, make up only) is how a token is had at all; 404 when off")
 async def dev_token(body: DevTokenIn, request: Request):
     """Tokens for local development (`make up`); absent unless GRIDLINK_AUTH_DEV_ISSUER=true."""
     settings = request.app.state.settings

@@ -16,12 +16,12 @@ from services.intake.domain import (
     query_code_hash,
 )
 from services.intake.reports import Intake, apply_new_corrections, check_rate_limit, client_ip, submit_report
-from shared.auth import Actor, current_actor
 from shared.db import enqueue
 from shared.events import IncomingPhoto, QueryCodeRequested, ReportLocated, TriageCorrected, new_event, utcnow
 from shared.geo import CoordSystem
 from shared.phones import mask_phone, phone_hash, phone_token
 from shared.problems import Problem
+from shared.web import CurrentActor, public
 
 router = APIRouter(prefix="/api/v1")
 
@@ -93,6 +93,7 @@ async def read_report(request: Request, settings) -> tuple[ReportIn, list[tuple[
         **ReportIn.model_json_schema()["properties"], "photos": {"type": "array", "items": {"type": "string",
                                                                                              "format": "binary"}}}}},
 }}})
+@public("residents report from the H5 form and apps without an account; limited per IP and phone")
 async def post_report(request: Request, idempotency_key: str | None = Header(default=None, max_length=200)):
     """Accept a report: it and its event are committed together before we answer."""
     intake, pool = _intake(request), request.app.state.runtime.pool
@@ -142,7 +143,7 @@ LOCATING_ROLES = ("grid_worker", "dispatcher", "supervisor", "admin")
 
 
 @router.get("/reports-to-locate")
-async def list_reports_to_locate(request: Request, actor: Actor = Depends(current_actor)):
+async def list_reports_to_locate(request: Request, actor: CurrentActor):
     """Reports that came with only an address, for the grid workers (and centres) of the actor's division."""
     if actor.role not in LOCATING_ROLES:
         raise Problem(403, "Forbidden", f"A {actor.role} does not locate reports.", kind="forbidden")
@@ -161,7 +162,7 @@ class LocationIn(BaseModel):
 
 
 @router.post("/reports/{report_id}/location")
-async def locate_report(report_id: UUID, body: LocationIn, request: Request, actor: Actor = Depends(current_actor)):
+async def locate_report(report_id: UUID, body: LocationIn, request: Request, actor: CurrentActor):
     """A grid worker places a report that had only an address; its case learns where it is (report.located)."""
     if actor.role not in LOCATING_ROLES:
         raise Problem(403, "Forbidden", f"A {actor.role} does not locate reports.", kind="forbidden")
@@ -198,6 +199,7 @@ class TriageIn(BaseModel):
 
 
 @router.post("/triage")
+@public("the H5 form suggests a category while the resident types; returns only the guess")
 async def post_triage(body: TriageIn, request: Request):
     """Classify a text without creating anything."""
     return _intake(request).model.classify(body.text).as_dict()
@@ -215,7 +217,7 @@ CORRECTING_ROLES = ("dispatcher", "supervisor", "admin")
 
 
 @router.post("/triage/corrections", status_code=201)
-async def post_correction(body: CorrectionIn, request: Request, actor: Actor = Depends(current_actor)):
+async def post_correction(body: CorrectionIn, request: Request, actor: CurrentActor):
     """A dispatcher's correction: stored, published as triage.corrected, and learned at once."""
     if actor.role not in CORRECTING_ROLES:
         raise Problem(403, "Forbidden", f"A {actor.role} may not correct triage.", kind="forbidden")
@@ -256,6 +258,7 @@ class QueryIn(BaseModel):
 
 
 @router.post("/query")
+@public("我要查询: a resident follows their case with its number and query code")
 async def query_case(body: QueryIn, request: Request):
     """我要查询: a case by its number and the reporter's phone; only that reporter's own reports."""
     intake, pool = _intake(request), request.app.state.runtime.pool
@@ -307,6 +310,7 @@ class CodeRequestIn(BaseModel):
 
 
 @router.post("/query/codes", status_code=202)
+@public("我要查询 by phone: texts a one-time code; limited per IP and phone")
 async def request_query_code(body: CodeRequestIn, request: Request):
     """我要查询 by phone, step 1: a one-time code is texted (through notify) to a phone that reported."""
     settings = _intake(request).settings
@@ -336,6 +340,7 @@ class PhoneQueryIn(BaseModel):
 
 
 @router.post("/query/by-phone")
+@public("我要查询 by phone: needs the texted one-time code")
 async def query_by_phone(body: PhoneQueryIn, request: Request):
     """我要查询 by phone, step 2: with the texted code, the reporter's own cases and reports."""
     settings = _intake(request).settings
@@ -365,6 +370,7 @@ STATUS_TEXT = {
 
 
 @router.get("/locate")
+@public("the H5 form shows the resident which grid their point is in; no personal data")
 async def locate_point(
     request: Request, lat: float = Query(ge=-90, le=90), lng: float = Query(ge=-180, le=180),
     coord_system: CoordSystem = CoordSystem.wgs84,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
 from shared.problems import Problem
+from shared.web import public
 
 STATIC = Path(__file__).parent / "static"
 ASSETS = {"h5.css": "text/css", "report.js": "text/javascript", "query.js": "text/javascript"}
@@ -16,6 +17,7 @@ router = APIRouter(prefix="/h5", include_in_schema=False)
 
 
 @router.get("/")
+@public("the resident H5 report page (我要反映)")
 async def report_page(request: Request):
     # A fresh idempotency key per page load: a double tap or a retried submit makes one report.
     config = {"idempotency_key": f"h5-{uuid.uuid4()}"}
@@ -25,11 +27,13 @@ async def report_page(request: Request):
 
 
 @router.get("/query")
+@public("the resident H5 query page (我要查询)")
 async def query_page():
     return FileResponse(STATIC / "query.html", media_type="text/html; charset=utf-8")
 
 
 @router.get("/static/{name}")
+@public("scripts and styles of the resident H5 pages")
 async def asset(name: str):
     if name not in ASSETS:
         raise Problem(404, "Not found", f"No asset {name}.", kind="not-found")

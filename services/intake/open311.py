@@ -24,6 +24,7 @@ from services.intake.domain import (
 from services.intake.reports import Intake, check_rate_limit, client_ip, submit_report
 from shared.events import utcnow
 from shared.problems import Problem
+from shared.web import public
 
 router = APIRouter(prefix="/open311/v2", include_in_schema=True, tags=["open311"])
 
@@ -158,6 +159,7 @@ def _request_view(intake: Intake, row) -> dict:
 
 
 @router.get("/discovery.{fmt}")
+@public("Open311 GeoReport v2 discovery is public by the standard")
 async def discovery(fmt: str, request: Request):
     try:
         fmt = _format(fmt)
@@ -191,6 +193,7 @@ async def discovery(fmt: str, request: Request):
 
 
 @router.get("/services.{fmt}")
+@public("Open311 service list: the categories, no personal data")
 async def services(fmt: str, request: Request, jurisdiction_id: str | None = None):
     try:
         fmt = _format(fmt)
@@ -203,6 +206,7 @@ async def services(fmt: str, request: Request, jurisdiction_id: str | None = Non
 
 
 @router.get("/services/{service_code}.{fmt}")
+@public("Open311 service definition: no personal data")
 async def service_definition(service_code: str, fmt: str, request: Request, jurisdiction_id: str | None = None):
     try:
         fmt = _format(fmt)
@@ -217,6 +221,7 @@ async def service_definition(service_code: str, fmt: str, request: Request, juri
 
 
 @router.post("/requests.{fmt}")
+@public("Open311 clients post with their own api_key, checked in the route")
 async def post_request(fmt: str, request: Request):
     fmt = fmt if fmt in FORMATS else "json"
     intake, pool = _intake(request), request.app.state.runtime.pool
@@ -284,6 +289,7 @@ async def post_request(fmt: str, request: Request):
 
 
 @router.get("/requests.{fmt}")
+@public("Open311 reads stay public by the standard (hardening issue narrows what they show)")
 async def get_requests(fmt: str, request: Request):
     fmt = fmt if fmt in FORMATS else "json"
     intake = _intake(request)
@@ -324,6 +330,7 @@ _STATUSES_OPEN = ["submitted", "triaged", "dispatched", "acknowledged", "in_prog
 
 
 @router.get("/requests/{request_id}.{fmt}")
+@public("Open311 reads stay public by the standard (hardening issue narrows what they show)")
 async def get_request(request_id: str, fmt: str, request: Request):
     fmt = fmt if fmt in FORMATS else "json"
     intake = _intake(request)
@@ -345,6 +352,7 @@ async def get_request(request_id: str, fmt: str, request: Request):
 
 
 @router.get("/tokens/{token}.{fmt}")
+@public("Open311 clients turn their token into a request id")
 async def get_token(token: str, fmt: str, request: Request):
     fmt = fmt if fmt in FORMATS else "json"
     try:

@@ -10,21 +10,14 @@ from pydantic import BaseModel, Field
 
 from services.media import domain, store, workflow
 from services.media.domain import Rejection
-from shared.auth import Actor, current_actor
+from shared.auth import Actor
 from shared.events import utcnow
 from shared.objects import ObjectStore
 from shared.problems import Problem
 from shared.settings import Settings
+from shared.web import CurrentActor, OptionalActor, public
 
 router = APIRouter(prefix="/api/v1")
-
-CurrentActor = Annotated[Actor, Depends(current_actor)]
-
-
-def optional_actor(request: Request) -> Actor | None:
-    """The bearer token's actor, or None for anonymous callers (reporters uploading photos)."""
-    return current_actor(request) if request.headers.get("authorization") else None
-
 
 async def _may_view(runtime, actor: Actor | None, case_id: UUID) -> bool:
     """Whether the actor may see a case's evidence (anonymous callers never may)."""
@@ -125,6 +118,7 @@ def _restricted_view(row: asyncpg.Record) -> dict:
 
 
 @router.post("/media", status_code=201)
+@public("residents attach photos from the H5 form without an account")
 async def upload_media(file: UploadFile, request: Request):
     """Store one small photo, video or voice note; the same content is stored once and linked again."""
     runtime, objects = _context(request)
@@ -139,7 +133,8 @@ async def upload_media(file: UploadFile, request: Request):
 
 
 @router.get("/media/{media_id}")
-async def get_media(media_id: UUID, request: Request, actor: Annotated[Actor | None, Depends(optional_actor)]):
+@public("an uploader holding the id sees their upload; attached media is restricted in the route")
+async def get_media(media_id: UUID, request: Request, actor: OptionalActor):
     """One media item with its evidence metadata and short-lived download URLs. Until it is attached
     to a case it is its uploader's (who holds its id); then only those who may see the case see it."""
     runtime, objects = _context(request)
@@ -175,6 +170,7 @@ def _upload_view(upload: asyncpg.Record) -> dict:
 
 
 @router.post("/uploads", status_code=201)
+@public("residents upload large files (video) from the H5 form without an account")
 async def create_upload(body: UploadRequest, request: Request):
     """Announce a large file (type, size, SHA-256) and get a presigned PUT URL for it."""
     runtime, objects = _context(request)
@@ -194,6 +190,7 @@ async def create_upload(body: UploadRequest, request: Request):
 
 
 @router.get("/uploads/{upload_id}")
+@public("the uploader holding the id follows their presigned upload")
 async def get_upload(upload_id: UUID, request: Request):
     """Where a presigned upload stands: pending, completed, rejected (with the reason) or expired."""
     runtime, _ = _context(request)
@@ -205,6 +202,7 @@ async def get_upload(upload_id: UUID, request: Request):
 
 
 @router.post("/uploads/{upload_id}/complete", status_code=201)
+@public("the uploader holding the id completes their presigned upload")
 async def complete_upload(upload_id: UUID, request: Request, response: Response):
     """Verify the PUT object (size, SHA-256, content) and store it; only then does it count."""
     runtime, objects = _context(request)

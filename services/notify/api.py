@@ -20,6 +20,7 @@ from services.notify.wecom import MARKDOWN_MAX_BYTES, TEXT_MAX_BYTES
 from shared.db import enqueue
 from shared.events import MessageReceived, new_event, utcnow
 from shared.problems import Problem
+from shared.web import public
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1")
@@ -183,12 +184,14 @@ async def _verify_url(request: Request, callback: str, msg_signature: str, times
 
 
 @router.get("/callbacks/wecom", response_class=PlainTextResponse)
+@public("WeCom verifies the URL; the echo is signed and encrypted with our callback token and key")
 async def wecom_verify_url(request: Request, msg_signature: str, timestamp: str, nonce: str, echostr: str):
     """The WeCom application's URL check."""
     return await _verify_url(request, "wecom_app", msg_signature, timestamp, nonce, echostr)
 
 
 @router.post("/callbacks/wecom", response_class=PlainTextResponse)
+@public("WeCom posts messages signed and encrypted with our callback token and key")
 async def wecom_callback(request: Request, msg_signature: str, timestamp: str, nonce: str):
     """A member's message to the WeCom application: verified, decrypted, published for intake."""
     cb = request.app.state.callbacks["wecom_app"]
@@ -206,6 +209,7 @@ async def wecom_callback(request: Request, msg_signature: str, timestamp: str, n
 
 
 @router.get("/callbacks/wechat", response_class=PlainTextResponse)
+@public("the official account verifies the URL with its signature")
 async def wechat_verify_url(request: Request, signature: str, timestamp: str, nonce: str, echostr: str):
     """The official account's URL check: echo echostr when the three-string signature matches."""
     cb = request.app.state.callbacks["wechat_mp"]
@@ -219,6 +223,7 @@ async def wechat_verify_url(request: Request, signature: str, timestamp: str, no
 
 
 @router.post("/callbacks/wechat", response_class=PlainTextResponse)
+@public("the official account posts messages with its signature")
 async def wechat_callback(request: Request, signature: str, timestamp: str, nonce: str,
                           encrypt_type: str = "raw", msg_signature: str = ""):
     """A reader's message to the official account (plaintext or safe mode), published for intake."""
@@ -241,12 +246,14 @@ async def wechat_callback(request: Request, signature: str, timestamp: str, nonc
 
 
 @router.get("/callbacks/wecom-aibot", response_class=PlainTextResponse)
+@public("the WeCom AI bot verifies the URL; signed and encrypted")
 async def aibot_verify_url(request: Request, msg_signature: str, timestamp: str, nonce: str, echostr: str):
     """The WeCom AI bot's URL check (same scheme as the application's, empty receive id)."""
     return await _verify_url(request, "wecom_aibot", msg_signature, timestamp, nonce, echostr)
 
 
 @router.post("/callbacks/wecom-aibot", response_class=PlainTextResponse)
+@public("the WeCom AI bot posts @-mentions, signed and encrypted")
 async def aibot_callback(request: Request, msg_signature: str, timestamp: str, nonce: str):
     """A group member @-mentioned the AI bot: JSON `{"encrypt": …}`, verified, decrypted, published."""
     cb = request.app.state.callbacks["wecom_aibot"]

@@ -1,0 +1,89 @@
+"""Private by default: every route of every service answers 401 without a token unless its
+endpoint is declared `@public(reason)`; the public ones are listed here so that opening a route
+is a visible, reviewed change."""
+
+import re
+from contextlib import asynccontextmanager
+from uuid import uuid4
+
+import httpx
+import pytest
+from fastapi.routing import iter_route_contexts
+
+from services.dispatch.app import create_app as dispatch_app
+from services.intake.app import create_app as intake_app
+from services.media.app import create_app as media_app
+from services.notify.app import create_app as notify_app
+from services.sla.app import create_app as sla_app
+from shared.settings import Settings
+from shared.web import DOCUMENTATION_PATHS, public_reason
+
+FACTORIES = {"intake": intake_app, "dispatch": dispatch_app, "sla": sla_app, "notify": notify_app,
+             "media": media_app}
+
+# (service, method, path) of every route open without a token. Each endpoint says why in its
+# @public reason; this list makes a newly opened route fail here until someone adds it on purpose.
+PUBLIC = {
+    ("intake", "POST", "/api/v1/reports"), ("intake", "POST", "/api/v1/triage"),
+    ("intake", "POST", "/api/v1/query"), ("intake", "POST", "/api/v1/query/codes"),
+    ("intake", "POST", "/api/v1/query/by-phone"), ("intake", "GET", "/api/v1/locate"),
+    ("intake", "GET", "/h5/"), ("intake", "GET", "/h5/query"), ("intake", "GET", "/h5/static/{name}"),
+    ("intake", "GET", "/open311/v2/discovery.{fmt}"), ("intake", "GET", "/open311/v2/services.{fmt}"),
+    ("intake", "GET", "/open311/v2/services/{service_code}.{fmt}"), ("intake", "POST", "/open311/v2/requests.{fmt}"),
+    ("intake", "GET", "/open311/v2/requests.{fmt}"), ("intake", "GET", "/open311/v2/requests/{request_id}.{fmt}"),
+    ("intake", "GET", "/open311/v2/tokens/{token}.{fmt}"),
+    ("media", "POST", "/api/v1/media"), ("media", "GET", "/api/v1/media/{media_id}"),
+    ("media", "POST", "/api/v1/uploads"), ("media", "GET", "/api/v1/uploads/{upload_id}"),
+    ("media", "POST", "/api/v1/uploads/{upload_id}/complete"),
+    ("notify", "GET", "/api/v1/callbacks/wecom"), ("notify", "POST", "/api/v1/callbacks/wecom"),
+    ("notify", "GET", "/api/v1/callbacks/wechat"), ("notify", "POST", "/api/v1/callbacks/wechat"),
+    ("notify", "GET", "/api/v1/callbacks/wecom-aibot"), ("notify", "POST", "/api/v1/callbacks/wecom-aibot"),
+    ("dispatch", "POST", "/api/v1/auth/dev-tokens"),
+    *{(service, "GET", path) for service in FACTORIES for path in ("/healthz", "/readyz", "/metrics")},
+}
+
+
+@asynccontextmanager
+async def no_lifespan(app):
+    yield
+
+
+def service_routes():
+    for service, factory in FACTORIES.items():
+        app = factory(Settings(service_name=service))
+        app.router.lifespan_context = no_lifespan  # routes only: no servers needed to ask them
+        for route in iter_route_contexts(app.routes):
+            if route.path not in DOCUMENTATION_PATHS:
+                for method in sorted(route.methods - {"HEAD"}):
+                    yield service, app, method, route
+
+
+ROUTES = list(service_routes())
+
+
+def concrete(path: str) -> str:
+    """A request path for a route template: any value will do, the token is checked first."""
+    return re.sub(r"\{(\w+)\}", lambda m: "json" if m[1] == "fmt" else str(uuid4()), path)
+
+
+def test_every_public_route_is_listed_and_says_why():
+    declared = {(service, method, route.path) for service, _, method, route in ROUTES if public_reason(route)}
+    assert declared == PUBLIC
+    assert all(len(public_reason(route)) > 10 for *_, route in ROUTES if public_reason(route))
+
+
+def test_there_are_routes_to_check():
+    assert {service for service, *_ in ROUTES} == set(FACTORIES)
+    assert len(ROUTES) > 60
+
+
+@pytest.mark.parametrize("service,app,method,route", [r for r in ROUTES if not public_reason(r[3])],
+                         ids=lambda v: v if isinstance(v, str) else getattr(v, "path", ""))
+async def test_private_route_answers_401_without_a_token(service, app, method, route):
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gridlink") as client:
+        anonymous = await client.request(method, concrete(route.path))
+        forged = await client.request(method, concrete(route.path), headers={"authorization": "Bearer a.b.c"})
+    for response in (anonymous, forged):
+        assert response.status_code == 401, (service, method, route.path, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["type"].endswith("unauthenticated")
