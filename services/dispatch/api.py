@@ -5,44 +5,101 @@ import base64
 import hashlib
 import json
 from datetime import datetime
-from typing import Annotated
+from typing import Any
 from uuid import UUID
 
 import asyncpg
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from services.dispatch import cases, store
-from services.dispatch.domain import ACTIONS, Forbidden, IllegalTransition, can_see
+from services.dispatch.domain import Forbidden, IllegalTransition, available_actions, can_see
 from services.dispatch.responsibility import InvalidResponsibilityList, build_list
 from shared.auth import ROLES, Actor, issue_token
+from shared.case_actions import ACTIONS, ActionRequest, ActionSpec
 from shared.problems import Problem
-from shared.web import CurrentActor, public
+from shared.service import Runtime
+from shared.web import Connection, CurrentActor, RuntimeDep, public
 
 router = APIRouter(prefix="/api/v1")
 
 
-def case_json(row: asyncpg.Record, timeline: list[asyncpg.Record] | None = None) -> dict:
-    body = jsonable_encoder(dict(row))
-    body["media"] = {"before": body.pop("before_media_ids"), "after": body.pop("after_media_ids")}
-    if timeline is not None:
-        body["timeline"] = [
-            {"seq": t["seq"], "at": t["at"], "action": t["action"], "status": t["status"], "actor": t["actor"],
-             "reason": t["reason"], "detail": t["detail"]}
-            for t in timeline
-        ]
-    return jsonable_encoder(body)
+class TimelineEntry(BaseModel):
+    seq: int | None
+    at: datetime
+    action: str
+    status: str
+    actor: str
+    reason: str | None
+    detail: dict[str, Any]
+
+
+class CaseMedia(BaseModel):
+    before: list[UUID]  # 整改前
+    after: list[UUID]  # 整改后
+
+
+class CaseOut(BaseModel):
+    """A case as staff see it."""
+
+    case_id: UUID
+    report_id: UUID
+    seq: int
+    status: str
+    jurisdiction_code: str
+    grid_code: str | None
+    owner_code: str | None
+    level: str | None
+    category: str
+    category_name: str | None
+    priority: str
+    department_code: str | None
+    department_name: str | None
+    co_department_codes: list[str]
+    acknowledged_departments: list[str]
+    plan_submitted: bool
+    extension_pending: bool
+    awaiting_reporter: bool
+    overdue: bool
+    description: str
+    lat: float | None
+    lng: float | None
+    responsibility_list_version: str | None
+    rule: str | None
+    recurrence_of: UUID | None
+    merged_into: UUID | None
+    rating: int | None
+    report_count: int
+    resolved_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    media: CaseMedia
+
+
+class CaseDetail(CaseOut):
+    timeline: list[TimelineEntry]
+    # What the asking person may do to the case now (the console's buttons), by action name.
+    actions: list[str]
+
+
+class CasePage(BaseModel):
+    cases: list[CaseOut]
+    next_cursor: str | None
+
+
+def case_out(row: asyncpg.Record) -> CaseOut:
+    return CaseOut(**dict(row), media=CaseMedia(before=row["before_media_ids"], after=row["after_media_ids"]))
 
 
 def _visible(actor: Actor, row: asyncpg.Record) -> bool:
     return can_see(actor=actor, case=cases.case_state(row))
 
 
-@router.get("/cases")
+@router.get("/cases", response_model=CasePage)
 async def list_cases(
-    request: Request, actor: CurrentActor,
+    conn: Connection, actor: CurrentActor,
     status: str | None = None, department_code: str | None = None,
     jurisdiction_code: str | None = Query(None, pattern=r"^\d{6}(\d{3}){0,2}$"),
     category: str | None = None, priority: str | None = Query(None, pattern="^(urgent|normal)$"),
@@ -63,56 +120,38 @@ async def list_cases(
             after = (datetime.fromisoformat(created_at), UUID(case_id))
         except (ValueError, TypeError):
             raise Problem(400, "Invalid cursor", "Use the next_cursor of the previous page.", kind="invalid-cursor")
-    async with request.app.state.runtime.pool.acquire() as conn:
-        rows = await store.list_cases(
-            conn, jurisdiction_prefix=prefix, department_code=department_code, status=status, category=category,
-            priority=priority, overdue=overdue, created_from=created_from, created_to=created_to, after=after,
-            limit=limit,
-        )
+    rows = await store.list_cases(
+        conn, jurisdiction_prefix=prefix, department_code=department_code, status=status, category=category,
+        priority=priority, overdue=overdue, created_from=created_from, created_to=created_to, after=after,
+        limit=limit,
+    )
     next_cursor = None
     if len(rows) == limit:
         last = rows[-1]
         next_cursor = base64.urlsafe_b64encode(
             json.dumps([last["created_at"].isoformat(), str(last["case_id"])]).encode()).decode()
-    return {"cases": [case_json(r) for r in rows], "next_cursor": next_cursor}
+    return CasePage(cases=[case_out(r) for r in rows], next_cursor=next_cursor)
 
 
-@router.get("/cases/{case_id}")
-async def get_case(case_id: UUID, request: Request, actor: CurrentActor):
-    """A case with its timeline and media."""
-    async with request.app.state.runtime.pool.acquire() as conn:
-        row = await store.find_case(conn, case_id=case_id)
-        if row is None:
-            raise Problem(404, "Case not found", f"No case {case_id}.", kind="not-found")
-        if not _visible(actor, row):
-            raise Problem(403, "Not your case", "该案件不在您的辖区或部门范围内。", kind="forbidden")
-        timeline = await store.list_timeline(conn, case_id=case_id)
-    return case_json(row, timeline)
-
-
-class CommandIn(BaseModel):
-    """Arguments of a case action; which ones are required depends on the action."""
-
-    reason: str | None = Field(None, max_length=2000)
-    department_code: str | None = None
-    co_department_codes: list[str] | None = None
-    result: str | None = Field(None, max_length=4000)
-    after_media_ids: list[UUID] | None = None
-    rating: int | None = None
-    comment: str | None = Field(None, max_length=2000)
-    plan: str | None = Field(None, max_length=8000)
-    minutes: int | None = Field(None, ge=1, le=60 * 24 * 30)
-    into_case_id: UUID | None = None
-    category: str | None = Field(None, max_length=64)
-    priority: str | None = Field(None, pattern="^(urgent|normal)$")
+@router.get("/cases/{case_id}", response_model=CaseDetail)
+async def get_case(case_id: UUID, conn: Connection, actor: CurrentActor):
+    """A case with its timeline, media and the actions the asking person may take now."""
+    row = await store.find_case(conn, case_id=case_id)
+    if row is None:
+        raise Problem(404, "Case not found", f"No case {case_id}.", kind="not-found")
+    if not _visible(actor, row):
+        raise Problem(403, "Not your case", "该案件不在您的辖区或部门范围内。", kind="forbidden")
+    timeline = await store.list_timeline(conn, case_id=case_id)
+    return CaseDetail(**case_out(row).model_dump(), timeline=[TimelineEntry(**dict(t)) for t in timeline],
+                      actions=available_actions(actor=actor, case=cases.case_state(row)))
 
 
 async def _command(
-    request: Request, *, action: str, case_id: UUID, body: CommandIn, actor: Actor, idempotency_key: str | None,
+    runtime: Runtime, *, settings, taxonomy, spec: ActionSpec, case_id: UUID, body: ActionRequest, actor: Actor,
+    idempotency_key: str | None,
 ) -> JSONResponse:
-    runtime, app_state = request.app.state.runtime, request.app.state
     arguments = body.model_dump(exclude_none=True, mode="json")
-    request_hash = hashlib.sha256(json.dumps([action, str(case_id), arguments], sort_keys=True).encode()).hexdigest()
+    request_hash = hashlib.sha256(json.dumps([spec.name, str(case_id), arguments], sort_keys=True).encode()).hexdigest()
     key = f"{actor.subject}:{idempotency_key}" if idempotency_key else None
     async with runtime.pool.acquire() as conn, conn.transaction():
         if key:
@@ -123,45 +162,66 @@ async def _command(
                                   kind="idempotency-key-reused")
                 return JSONResponse(earlier["response"], status_code=earlier["status_code"])
         try:
-            row = await cases.run_command(conn, settings=app_state.settings, taxonomy=app_state.taxonomy,
-                                          case_id=case_id, action=action, actor=actor, arguments=arguments)
+            row = await cases.run_command(conn, settings=settings, taxonomy=taxonomy, case_id=case_id,
+                                          action=spec.name, actor=actor, arguments=arguments)
         except cases.CaseNotFound:
             raise Problem(404, "Case not found", f"No case {case_id}.", kind="not-found") from None
         except Forbidden as error:
             raise Problem(403, "Not allowed", str(error), kind="forbidden") from None
         except IllegalTransition as error:
             raise Problem(409, "Action not allowed now", str(error), kind="illegal-transition") from None
-        response = case_json(row)
+        response = jsonable_encoder(case_out(row))
         if key:
             await store.save_idempotent(conn, key=key, request_hash=request_hash, status_code=200, response=response)
     return JSONResponse(response)
 
 
-def _command_route(action: str):
-    async def command(case_id: UUID, body: CommandIn, request: Request, actor: CurrentActor,
+def _command_route(spec: ActionSpec):
+    """The route of one action, taking that action's own request model."""
+    Body = spec.request  # noqa: N806 - a class, used as the body's annotation
+
+    async def command(case_id: UUID, body: Body, request: Request, runtime: RuntimeDep, actor: CurrentActor,
                       idempotency_key: str | None = Header(None, max_length=200)):
-        return await _command(request, action=action, case_id=case_id, body=body, actor=actor,
-                              idempotency_key=idempotency_key)
-    command.__name__ = action
+        return await _command(runtime, settings=request.app.state.settings, taxonomy=request.app.state.taxonomy,
+                              spec=spec, case_id=case_id, body=body, actor=actor, idempotency_key=idempotency_key)
+
+    command.__name__ = spec.name
     return command
 
 
-for _action in ACTIONS:
-    router.add_api_route(f"/cases/{{case_id}}/{_action.replace('_', '-')}", _command_route(_action),
-                         methods=["POST"], summary=f"Case action: {_action}")
+for _spec in ACTIONS.values():
+    roles = "、".join(sorted(_spec.roles)) + "、admin"
+    router.add_api_route(
+        f"/cases/{{case_id}}/{_spec.path}", _command_route(_spec), methods=["POST"], response_model=CaseOut,
+        summary=f"{_spec.label}（{_spec.name}）",
+        description=f"Allowed from {', '.join(_spec.from_statuses)}; roles: {roles}; "
+                    f"requires: {', '.join(_spec.requires) or 'nothing'}; publishes {_spec.event_type}. "
+                    "409 when the case's status or a missing argument does not allow it, 403 for someone who may not.",
+    )
 
 
-@router.get("/responsibility-list")
-async def current_responsibility_list(request: Request, actor: CurrentActor):
-    """The responsibility list in force, and its earlier versions."""
-    async with request.app.state.runtime.pool.acquire() as conn:
-        latest = await store.latest_list(conn)
-        versions = await store.list_versions(conn)
-    return {"current": latest["document"], "versions": jsonable_encoder([dict(v) for v in versions])}
+class ListVersion(BaseModel):
+    version: str
+    created_at: datetime
+    created_by: str | None
 
 
-@router.post("/responsibility-list", status_code=201)
-async def publish_responsibility_list(document: dict, request: Request, actor: CurrentActor):
+class ResponsibilityListOut(BaseModel):
+    current: dict[str, Any]  # the document in force, as published
+    versions: list[ListVersion]
+
+
+@router.get("/responsibility-list", response_model=ResponsibilityListOut)
+async def current_responsibility_list(conn: Connection, actor: CurrentActor):
+    """The responsibility list in force, and its earlier versions (any staff member may read it)."""
+    latest = await store.latest_list(conn)
+    versions = await store.list_versions(conn)
+    return ResponsibilityListOut(current=latest["document"], versions=[ListVersion(**dict(v)) for v in versions])
+
+
+@router.post("/responsibility-list", status_code=201, response_model=dict[str, Any])
+async def publish_responsibility_list(document: dict[str, Any], request: Request, conn: Connection,
+                                      actor: CurrentActor):
     """Publish a new version of the responsibility list (admins only); dispatch uses it at once."""
     if actor.role != "admin":
         raise Problem(403, "Admins only", "只有管理员可以修改责任清单。", kind="forbidden")
@@ -169,33 +229,72 @@ async def publish_responsibility_list(document: dict, request: Request, actor: C
         rlist = build_list(taxonomy=request.app.state.taxonomy, document=document)
     except InvalidResponsibilityList as error:
         raise Problem(422, "Invalid responsibility list", str(error), kind="invalid-responsibility-list") from None
-    async with request.app.state.runtime.pool.acquire() as conn:
-        if not await store.insert_list(conn, version=rlist.version, document=rlist.document(), created_by=actor.label):
-            raise Problem(409, "Version exists", f"版本 {rlist.version} 已存在，请使用新的版本号。", kind="version-exists")
+    if not await store.insert_list(conn, version=rlist.version, document=rlist.document(), created_by=actor.label):
+        raise Problem(409, "Version exists", f"版本 {rlist.version} 已存在，请使用新的版本号。", kind="version-exists")
     return rlist.document()
 
 
-@router.get("/supervision")
-async def supervised_breaches(request: Request, actor: CurrentActor, limit: int = Query(100, ge=1, le=1000)):
-    """Deadlines missed by the centres below this one (督办), newest first."""
+class SupervisedBreach(BaseModel):
+    """A deadline a centre below this one missed (督办)."""
+
+    event_id: UUID
+    case_id: UUID
+    owner_code: str  # the centre that missed it
+    jurisdiction_code: str | None
+    stage: str
+    department_code: str
+    category: str | None
+    due_at: datetime
+    breached_at: datetime
+
+
+class SupervisionList(BaseModel):
+    breaches: list[SupervisedBreach]
+
+
+@router.get("/supervision", response_model=SupervisionList)
+async def supervised_breaches(conn: Connection, actor: CurrentActor, limit: int = Query(100, ge=1, le=1000)):
+    """Deadlines missed by the centres below this one (督办), newest first: dispatchers, supervisors
+    and admins of this level."""
     if actor.role not in ("dispatcher", "supervisor", "admin"):
         raise Problem(403, "Not allowed", "只有调度员、督查员和管理员可以查看督办清单。", kind="forbidden")
-    async with request.app.state.runtime.pool.acquire() as conn:
-        rows = await store.list_supervised_breaches(conn, jurisdiction_prefix=actor.jurisdiction_code, limit=limit)
-    return {"breaches": jsonable_encoder([dict(r) for r in rows])}
+    rows = await store.list_supervised_breaches(conn, jurisdiction_prefix=actor.jurisdiction_code, limit=limit)
+    return SupervisionList(breaches=[SupervisedBreach(**dict(r)) for r in rows])
 
 
-@router.get("/jurisdictions/{code}")
-async def get_jurisdiction(code: str, request: Request, actor: CurrentActor):
+class DivisionOut(BaseModel):
+    code: str
+    name: str
+    level: str
+    kind: str | None
+
+
+class GridOut(BaseModel):
+    code: str
+    name: str
+    worker_id: str  # the grid worker's WeCom user id
+    worker_name: str
+    group_id: str  # the residents' WeChat group
+    group_name: str
+
+
+class JurisdictionOut(DivisionOut):
+    parent_code: str | None
+    children: list[DivisionOut]
+    grids: list[GridOut]
+
+
+@router.get("/jurisdictions/{code}", response_model=JurisdictionOut)
+async def get_jurisdiction(code: str, conn: Connection, actor: CurrentActor):
     """A division with its children; a village with its grids, grid workers and WeChat groups."""
-    async with request.app.state.runtime.pool.acquire() as conn:
-        division = await store.find_jurisdiction(conn, code=code)
-        if division is None:
-            raise Problem(404, "Division not found", f"没有代码为 {code} 的行政区划（是否已运行 make seed？）。",
-                          kind="not-found")
-        children = await store.list_children(conn, code=code)
-        grids = await store.list_grids(conn, village_code=code) if division["level"] == "village" else []
-    return {**dict(division), "children": [dict(c) for c in children], "grids": [dict(g) for g in grids]}
+    division = await store.find_jurisdiction(conn, code=code)
+    if division is None:
+        raise Problem(404, "Division not found", f"没有代码为 {code} 的行政区划（是否已运行 make seed？）。",
+                      kind="not-found")
+    children = await store.list_children(conn, code=code)
+    grids = await store.list_grids(conn, village_code=code) if division["level"] == "village" else []
+    return JurisdictionOut(**dict(division), children=[DivisionOut(**dict(c)) for c in children],
+                           grids=[GridOut(**dict(g)) for g in grids])
 
 
 class DevTokenIn(BaseModel):
@@ -206,7 +305,12 @@ class DevTokenIn(BaseModel):
     name: str = ""
 
 
-@router.post("/auth/dev-tokens", status_code=201, include_in_schema=False)
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str
+
+
+@router.post("/auth/dev-tokens", status_code=201, include_in_schema=False, response_model=TokenOut)
 @public("the development issuer (GRIDLINK_AUTH_DEV_ISSUER, make up only) is how a token is had at all; 404 when off")
 async def dev_token(body: DevTokenIn, request: Request):
     """Tokens for local development (`make up`); absent unless GRIDLINK_AUTH_DEV_ISSUER=true."""
@@ -217,4 +321,4 @@ async def dev_token(body: DevTokenIn, request: Request):
         raise Problem(422, "Department required", "A handler token names its department.", kind="validation-error")
     actor = Actor(subject=body.subject, role=body.role, jurisdiction_code=body.jurisdiction_code,
                   department_code=body.department_code, name=body.name)
-    return {"access_token": issue_token(secret=settings.auth_jwt_secret, actor=actor), "token_type": "bearer"}
+    return TokenOut(access_token=issue_token(secret=settings.auth_jwt_secret, actor=actor), token_type="bearer")

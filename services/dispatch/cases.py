@@ -11,7 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from services.dispatch import store
-from services.dispatch.domain import SYSTEM, CaseState, IllegalTransition, apply, authorize, decide
+from services.dispatch.domain import SYSTEM, CaseState, Context, apply, authorize, decide
 from services.dispatch.responsibility import OwnerDecision, ResponsibilityList, build_list, decide_owner, level_of
 from shared.auth import Actor
 from shared.db import enqueue
@@ -33,6 +33,7 @@ def case_state(row: asyncpg.Record) -> CaseState:
         department_code=row["department_code"], co_department_codes=tuple(row["co_department_codes"]),
         acknowledged_departments=tuple(row["acknowledged_departments"]), extension_pending=row["extension_pending"],
         plan_submitted=row["plan_submitted"], grid_code=row["grid_code"], awaiting_reporter=row["awaiting_reporter"],
+        owner_code=row["owner_code"], level=row["level"], category=row["category"], priority=row["priority"],
     )
 
 
@@ -165,68 +166,31 @@ async def run_command(
     conn: asyncpg.Connection, *, settings: Settings, taxonomy: Taxonomy, case_id: UUID, action: str, actor: Actor,
     arguments: dict, correlation_id: UUID | None = None,
 ) -> asyncpg.Record:
-    """Apply one action to a case; raises CaseNotFound, IllegalTransition or Forbidden."""
+    """Apply one action to a case; raises CaseNotFound, IllegalTransition or Forbidden. What the
+    action does is its spec and rule (`domain.decide`); here it is only stored and published."""
     row = await store.find_case(conn, case_id=case_id, for_update=True)
     if row is None:
         raise CaseNotFound(str(case_id))
-    authorize(actor=actor, action=action, case=case_state(row))  # 403 before anything about the action
-    arguments = dict(arguments)
-    if action == "escalate":
-        if row["level"] == "county":
-            raise IllegalTransition("the county is the top level; nothing to escalate to")
-        parent = await owns(conn, settings=settings, taxonomy=taxonomy, jurisdiction_code=row["jurisdiction_code"],
-                            category=row["category"], above=row["owner_code"])
-        arguments["to_jurisdiction_code"] = parent.jurisdiction_code
-    if action == "reclassify":
-        category = taxonomy.categories.get(arguments.get("category") or "")
-        if category is None:
-            raise IllegalTransition(f"unknown category {arguments.get('category')}")
-        rule = (await current_list(conn, taxonomy=taxonomy)).rule_at(jurisdiction_code=row["owner_code"],
-                                                                      category=category.code)
-        if rule is None:
-            raise IllegalTransition(f"this level has no department for {category.code}; escalate the case instead")
-        arguments.update(department_code=rule.lead, co_department_codes=list(rule.co_handlers),
-                         previous_category=row["category"])
-    if action in ("dispatch", "transfer"):
-        unknown = {arguments.get("department_code"), *(arguments.get("co_department_codes") or ())} \
-            - set(taxonomy.departments)
-        if unknown:
-            raise IllegalTransition(f"unknown department {', '.join(map(str, unknown))}")
-    transition = decide(case=case_state(row), action=action, actor=actor, arguments=arguments)
-    state = apply(case_state(row), transition)
+    state = case_state(row)
+    authorize(actor=actor, action=action, case=state)  # 403 before reading anything the action needs
     now = utcnow()
+    context = Context(rlist=await current_list(conn, taxonomy=taxonomy), centres=centres(settings),
+                      taxonomy=taxonomy, now=now)
+    transition = decide(case=state, action=action, actor=actor, arguments=arguments, context=context)
+    after = apply(state, transition)
     changes = {
-        "status": state.status, "seq": row["seq"] + 1, "updated_at": now,
-        "department_code": state.department_code, "co_department_codes": list(state.co_department_codes),
-        "acknowledged_departments": list(state.acknowledged_departments),
-        "plan_submitted": state.plan_submitted, "extension_pending": state.extension_pending,
-        "awaiting_reporter": state.awaiting_reporter,
+        **transition.changes,
+        "status": after.status, "seq": row["seq"] + 1, "updated_at": now,
+        "co_department_codes": list(after.co_department_codes),
+        "acknowledged_departments": list(after.acknowledged_departments),
     }
-    if state.department_code != row["department_code"]:
-        changes["department_name"] = taxonomy.department_name(state.department_code)
-        changes["rule"] = f"manual:{actor.label}"
-    if action == "resolve":
-        changes["resolved_at"] = now
-        changes["after_media_ids"] = [UUID(m) for m in transition.detail["after_media_ids"]]
-    elif action == "verify":
-        changes["rating"] = transition.detail.get("rating")
-    elif action == "merge":
-        changes["merged_into"] = UUID(transition.detail["into_case_id"])
-    elif action == "reopen":
-        changes["resolved_at"] = None
-    elif action == "reclassify":
-        category = taxonomy.categories[arguments["category"]]
-        changes.update(category=category.code, category_name=category.name,
-                       priority=arguments.get("priority") or category.priority,
-                       department_name=taxonomy.department_name(state.department_code),
-                       rule=f"manual:{actor.label}:{category.code}->{state.department_code}")
     await store.update_case(conn, case_id=case_id, **changes)
     await store.append_timeline(
-        conn, case_id=case_id, at=now, action=action, status=state.status, actor=actor.label,
+        conn, case_id=case_id, at=now, action=action, status=after.status, actor=actor.label,
         detail=transition.detail, seq=changes["seq"], reason=transition.reason,
     )
     row = await store.find_case(conn, case_id=case_id)
-    if action == "reclassify":  # triage learns from the dispatcher's correction
+    if transition.spec.corrects_triage:  # triage learns from the dispatcher's correction
         correction = TriageCorrected(
             report_id=row["report_id"], case_id=case_id, text=row["description"], category=row["category"],
             priority=row["priority"], previous_category=transition.detail.get("previous_category"),

@@ -5,64 +5,18 @@ A command (action + actor + arguments) against a case's current state either yie
 `Forbidden` (403). Nothing here does I/O; handlers store the transition and emit its event.
 """
 
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
 from typing import Any
 
+from services.dispatch.responsibility import ResponsibilityList, decide_owner
 from shared.auth import Actor
+from shared.case_actions import ACTIONS, OPEN, ActionSpec
+from shared.events import utcnow
+from shared.taxonomy import Taxonomy
 
-# Statuses in which the problem is still being worked on (not yet resolved).
-OPEN = ("triaged", "dispatched", "acknowledged", "in_progress", "returned")
-
-# action -> (statuses it may start from, status it leads to; None keeps the status)
-ACTIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
-    "dispatch": (("triaged", "returned"), "dispatched"),
-    "acknowledge": (("dispatched", "acknowledged", "in_progress"), None),  # lead moves it; co-handlers record
-    "start": (("acknowledged",), "in_progress"),
-    "submit_plan": (("acknowledged", "in_progress"), None),
-    "report_part": (("acknowledged", "in_progress"), None),
-    "resolve": (("acknowledged", "in_progress"), "resolved"),
-    "verify": (("resolved",), "verified"),
-    "close": (("verified",), "closed"),
-    "return": (("dispatched", "acknowledged"), "returned"),
-    "transfer": (("dispatched", "returned"), "dispatched"),
-    "escalate": (("triaged", "dispatched", "returned", "acknowledged", "in_progress"), "escalated"),
-    "request_extension": (("acknowledged", "in_progress"), None),
-    "approve_extension": (("acknowledged", "in_progress"), None),
-    "refuse_extension": (("acknowledged", "in_progress"), None),
-    "await_reporter": (("acknowledged", "in_progress"), None),  # 待补充: the reporter must say more
-    "reporter_replied": (("acknowledged", "in_progress"), None),
-    "reclassify": (OPEN, "dispatched"),  # 改类: the right category, so the right department
-    "merge": (OPEN, "merged"),
-    "reopen": (("resolved", "verified", "closed"), "dispatched"),
-    "cancel": (OPEN, "cancelled"),
-}
-
-# The event type each action is published as on the case topic.
-# dispatch, transfer and reopen all send the case to a department: one event type, CaseDispatched.
-EVENT_TYPES = {
-    "dispatch": "case.dispatched", "acknowledge": "case.acknowledged", "start": "case.started",
-    "submit_plan": "case.plan_submitted", "report_part": "case.part_reported", "resolve": "case.resolved",
-    "verify": "case.verified", "close": "case.closed", "return": "case.returned", "transfer": "case.dispatched",
-    "escalate": "case.escalated", "request_extension": "case.extension_requested",
-    "approve_extension": "case.extension_approved", "refuse_extension": "case.extension_refused",
-    "await_reporter": "case.awaiting_reporter", "reporter_replied": "case.reporter_replied",
-    "reclassify": "case.dispatched",
-    "merge": "case.merged", "reopen": "case.dispatched", "cancel": "case.cancelled",
-}
-
-# Who may do what. Handlers act only for their own department (checked in `authorize`).
-ROLE_ACTIONS: dict[str, set[str]] = {
-    "dispatcher": {"dispatch", "transfer", "escalate", "approve_extension", "refuse_extension", "merge", "cancel",
-                   "verify", "close", "reopen", "reporter_replied", "reclassify"},
-    "handler": {"acknowledge", "start", "submit_plan", "report_part", "resolve", "return", "request_extension",
-                "await_reporter", "reporter_replied"},
-    "grid_worker": {"verify", "reopen"},
-    "supervisor": {"escalate", "approve_extension", "refuse_extension", "close", "reopen"},
-    "system": {"dispatch", "escalate", "verify", "close"},
-}
-ROLE_ACTIONS["admin"] = set(ACTIONS)
-LEAD_ONLY = {"start", "submit_plan", "resolve", "return", "request_extension"}
-
+__all__ = ["ACTIONS", "OPEN"]  # the specs, re-exported for dispatch's own modules
 
 SYSTEM = Actor(subject="dispatch", role="system", jurisdiction_code="")
 
@@ -87,6 +41,22 @@ class CaseState:
     awaiting_reporter: bool = False
     plan_submitted: bool = False
     grid_code: str | None = None
+    # Which centre owns the case and what it is: escalation and reclassification ask the list.
+    owner_code: str | None = None
+    level: str | None = None
+    category: str | None = None
+    priority: str | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the rules may consult besides the case: the responsibility list in force, the dispatch
+    centres, the taxonomy and the time. Built by the caller; nothing here fetches it."""
+
+    rlist: ResponsibilityList | None = None
+    centres: frozenset[str] = frozenset()
+    taxonomy: Taxonomy | None = None
+    now: datetime = field(default_factory=utcnow)
 
 
 @dataclass(frozen=True)
@@ -96,9 +66,33 @@ class Transition:
     from_status: str
     to_status: str
     reason: str | None = None
-    # Changes to the case besides its status (department, co-handlers, flags…).
+    # Changes to the stored case besides its status (department, co-handlers, flags, result columns…).
     changes: dict[str, Any] = field(default_factory=dict)
     detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> ActionSpec:
+        return ACTIONS[self.action]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One action asked of one case: what a rule looks at."""
+
+    spec: ActionSpec
+    case: CaseState
+    actor: Actor
+    arguments: dict[str, Any]
+    context: Context
+
+
+@dataclass
+class Outcome:
+    """What a rule adds to the spec's transition."""
+
+    changes: dict[str, Any] = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)
+    to_status: str | None = None  # when the rule, not the spec, decides the status
 
 
 def can_see(*, actor: Actor, case: CaseState) -> bool:
@@ -113,12 +107,29 @@ def can_see(*, actor: Actor, case: CaseState) -> bool:
 
 def authorize(*, actor: Actor, action: str, case: CaseState) -> None:
     """Raise Forbidden unless the actor's role, jurisdiction and department allow the action."""
-    if action not in ROLE_ACTIONS.get(actor.role, set()):
-        raise Forbidden(f"角色 {actor.role} 不能执行 {action}")
+    spec = ACTIONS.get(action)
+    if spec is None:
+        raise IllegalTransition(f"unknown action {action}")
+    if not spec.allows(actor.role):
+        raise Forbidden(f"角色 {actor.role} 不能执行「{spec.label}」")
     if not can_see(actor=actor, case=case):
         raise Forbidden("该案件不在您的辖区或部门范围内")
-    if actor.role == "handler" and action in LEAD_ONLY and actor.department_code != case.department_code:
-        raise Forbidden(f"只有主办部门可以执行 {action}")
+    if actor.role == "handler" and spec.lead_only and actor.department_code != case.department_code:
+        raise Forbidden(f"只有主办部门可以执行「{spec.label}」")
+
+
+def available_actions(*, actor: Actor, case: CaseState) -> list[str]:
+    """The actions this actor may take on this case in its current status (the console's buttons)."""
+    names = []
+    for name, spec in ACTIONS.items():
+        if case.status not in spec.from_statuses:
+            continue
+        try:
+            authorize(actor=actor, action=name, case=case)
+        except Forbidden:
+            continue
+        names.append(name)
+    return names
 
 
 def _require(arguments: dict, name: str) -> Any:
@@ -128,106 +139,195 @@ def _require(arguments: dict, name: str) -> Any:
     return value
 
 
-def decide(*, case: CaseState, action: str, actor: Actor, arguments: dict | None = None) -> Transition:
-    """Check an action against the case's state and build the transition it makes."""
-    arguments = arguments or {}
-    if action not in ACTIONS:
-        raise IllegalTransition(f"unknown action {action}")
-    authorize(actor=actor, action=action, case=case)
-    allowed_from, target = ACTIONS[action]
-    if case.status not in allowed_from:
-        raise IllegalTransition(f"cannot {action} a case that is {case.status}")
-    to_status = target or case.status
-    changes: dict[str, Any] = {}
-    detail: dict[str, Any] = {}
-    reason = arguments.get("reason")
+def _send_to(department: str, co_departments: Any, context: Context) -> dict[str, Any]:
+    """A case sent to a department starts over there: nobody has acknowledged or planned yet."""
+    codes = {department, *(co_departments or ())}
+    if context.taxonomy is not None:
+        unknown = codes - set(context.taxonomy.departments)
+        if unknown:
+            raise IllegalTransition(f"unknown department {', '.join(sorted(map(str, unknown)))}")
+    changes: dict[str, Any] = dict(department_code=department, co_department_codes=tuple(co_departments or ()),
+                                   acknowledged_departments=(), plan_submitted=False)
+    if context.taxonomy is not None:
+        changes["department_name"] = context.taxonomy.department_name(department)
+    return changes
 
-    if action in ("return", "cancel", "reopen", "request_extension", "refuse_extension", "escalate", "await_reporter"):
-        reason = _require(arguments, "reason")
-    if action == "acknowledge":
-        department = actor.department_code if actor.role == "handler" else case.department_code
-        if department in case.acknowledged_departments:
-            raise IllegalTransition(f"{department} has already acknowledged")
-        changes["acknowledged_departments"] = (*case.acknowledged_departments, department)
-        detail["department_code"] = department
-        if department == case.department_code:
-            to_status = "acknowledged" if case.status == "dispatched" else case.status
-    elif action == "start" and case.department_code not in case.acknowledged_departments:
+
+# --- the actions' own rules, beyond what their specs say ------------------------------------------
+
+
+def _acknowledge(c: Command) -> Outcome:
+    case = c.case
+    department = c.actor.department_code if c.actor.role == "handler" else case.department_code
+    if department in case.acknowledged_departments:
+        raise IllegalTransition(f"{department} has already acknowledged")
+    lead = department == case.department_code
+    return Outcome(changes={"acknowledged_departments": (*case.acknowledged_departments, department)},
+                   detail={"department_code": department},
+                   to_status="acknowledged" if lead and case.status == "dispatched" else case.status)
+
+
+def _start(c: Command) -> Outcome:
+    if c.case.department_code not in c.case.acknowledged_departments:
         raise IllegalTransition("the lead department has not acknowledged")
-    elif action == "submit_plan":
-        if not case.co_department_codes:
-            raise IllegalTransition("a joint plan is only for cases with co-handling departments")
-        detail["plan"] = _require(arguments, "plan")
-        changes["plan_submitted"] = True
-    elif action == "report_part":
-        if actor.department_code not in case.co_department_codes:
-            raise IllegalTransition("only a co-handling department reports its part")
-        detail["department_code"] = actor.department_code
-        detail["result"] = _require(arguments, "result")
-    elif action == "resolve":
-        detail["result"] = _require(arguments, "result")
-        detail["after_media_ids"] = [str(m) for m in _require(arguments, "after_media_ids")]
-        if case.co_department_codes and not case.plan_submitted:
-            raise IllegalTransition("a joint case needs its joint plan before it is resolved")
-    elif action == "verify" and actor.role == "system":
-        detail["auto"] = True  # nobody answered the 回访 in time
-    elif action == "verify":
-        rating = arguments.get("rating")
-        if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
-            raise IllegalTransition("rating must be an integer from 1 to 5")
-        detail["rating"] = rating
-        detail["comment"] = arguments.get("comment") or ""
-    elif action == "reclassify":
-        detail["category"] = _require(arguments, "category")
-        detail["previous_category"] = arguments.get("previous_category")
-        detail["department_code"] = _require(arguments, "department_code")
-        changes.update(department_code=arguments["department_code"],
-                       co_department_codes=tuple(arguments.get("co_department_codes") or ()),
-                       acknowledged_departments=(), plan_submitted=False)
-    elif action in ("dispatch", "transfer"):
-        department = _require(arguments, "department_code")
-        if action == "transfer" and department == case.department_code:
-            raise IllegalTransition("transfer needs a different department")
-        changes.update(department_code=department, co_department_codes=tuple(arguments.get("co_department_codes") or ()),
-                       acknowledged_departments=(), plan_submitted=False)
-        detail["department_code"] = department
-    elif action == "escalate":
-        detail["to_jurisdiction_code"] = _require(arguments, "to_jurisdiction_code")
-    elif action == "request_extension":
-        if case.extension_pending:
-            raise IllegalTransition("an extension request is already pending")
-        detail["minutes"] = _require(arguments, "minutes")
-        changes["extension_pending"] = True
-    elif action in ("approve_extension", "refuse_extension"):
-        if not case.extension_pending:
-            raise IllegalTransition("no extension request is pending")
-        changes["extension_pending"] = False
-        if action == "approve_extension":
-            detail["minutes"] = _require(arguments, "minutes")
-    elif action == "await_reporter":
-        if case.awaiting_reporter:
-            raise IllegalTransition("already waiting for the reporter")
-        changes["awaiting_reporter"] = True
-    elif action == "reporter_replied":
-        if not case.awaiting_reporter:
-            raise IllegalTransition("not waiting for the reporter")
-        changes["awaiting_reporter"] = False
-        detail["reply"] = arguments.get("result") or arguments.get("comment") or ""
-    elif action == "merge":
-        into = str(_require(arguments, "into_case_id"))
-        if into == case.case_id:
-            raise IllegalTransition("a case cannot be merged into itself")
-        detail["into_case_id"] = into
-    elif action == "reopen":
-        changes.update(acknowledged_departments=(), plan_submitted=False, extension_pending=False,
-                       awaiting_reporter=False)
-    return Transition(action=action, event_type=EVENT_TYPES[action], from_status=case.status, to_status=to_status,
-                      reason=reason, changes=changes, detail=detail)
+    return Outcome()
+
+
+def _submit_plan(c: Command) -> Outcome:
+    if not c.case.co_department_codes:
+        raise IllegalTransition("a joint plan is only for cases with co-handling departments")
+    return Outcome(changes={"plan_submitted": True}, detail={"plan": c.arguments["plan"]})
+
+
+def _report_part(c: Command) -> Outcome:
+    if c.actor.department_code not in c.case.co_department_codes:
+        raise IllegalTransition("only a co-handling department reports its part")
+    return Outcome(detail={"department_code": c.actor.department_code, "result": c.arguments["result"]})
+
+
+def _resolve(c: Command) -> Outcome:
+    if c.case.co_department_codes and not c.case.plan_submitted:
+        raise IllegalTransition("a joint case needs its joint plan before it is resolved")
+    after = [str(m) for m in c.arguments["after_media_ids"]]
+    return Outcome(detail={"result": c.arguments["result"], "after_media_ids": after},
+                   changes={"resolved_at": c.context.now, "after_media_ids": after})
+
+
+def _verify(c: Command) -> Outcome:
+    if c.actor.role == "system":
+        return Outcome(detail={"auto": True}, changes={"rating": None})  # nobody answered the 回访 in time
+    rating = c.arguments.get("rating")
+    if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
+        raise IllegalTransition("rating must be an integer from 1 to 5")
+    return Outcome(detail={"rating": rating, "comment": c.arguments.get("comment") or ""}, changes={"rating": rating})
+
+
+def _dispatch_or_transfer(c: Command) -> Outcome:
+    department = c.arguments["department_code"]
+    if c.spec.name == "transfer" and department == c.case.department_code:
+        raise IllegalTransition("transfer needs a different department")
+    return Outcome(changes=_send_to(department, c.arguments.get("co_department_codes"), c.context),
+                   detail={"department_code": department})
+
+
+def _escalate(c: Command) -> Outcome:
+    case, context = c.case, c.context
+    if case.level == "county":
+        raise IllegalTransition("the county is the top level; nothing to escalate to")
+    to = None
+    if context.rlist is not None and case.category and case.owner_code:
+        try:
+            to = decide_owner(rlist=context.rlist, centres=context.centres, case_jurisdiction=case.jurisdiction_code,
+                              category=case.category, above=case.owner_code).jurisdiction_code
+        except ValueError as error:
+            raise IllegalTransition(f"no centre above this one handles {case.category}: {error}") from None
+    if not to:
+        raise IllegalTransition("no centre above this one is known for the case")
+    return Outcome(detail={"to_jurisdiction_code": to})
+
+
+def _extension_request(c: Command) -> Outcome:
+    if c.case.extension_pending:
+        raise IllegalTransition("an extension request is already pending")
+    return Outcome(changes={"extension_pending": True}, detail={"minutes": c.arguments["minutes"]})
+
+
+def _extension_answer(c: Command) -> Outcome:
+    if not c.case.extension_pending:
+        raise IllegalTransition("no extension request is pending")
+    detail = {"minutes": c.arguments["minutes"]} if "minutes" in c.spec.requires else {}  # approved
+    return Outcome(changes={"extension_pending": False}, detail=detail)
+
+
+def _await_reporter(c: Command) -> Outcome:
+    if c.case.awaiting_reporter:
+        raise IllegalTransition("already waiting for the reporter")
+    return Outcome(changes={"awaiting_reporter": True})
+
+
+def _reporter_replied(c: Command) -> Outcome:
+    if not c.case.awaiting_reporter:
+        raise IllegalTransition("not waiting for the reporter")
+    return Outcome(changes={"awaiting_reporter": False},
+                   detail={"reply": c.arguments.get("result") or c.arguments.get("comment") or ""})
+
+
+def _reclassify(c: Command) -> Outcome:
+    """改类: the category the dispatcher chose, and the department the list gives it at this level."""
+    category_code, taxonomy = c.arguments["category"], c.context.taxonomy
+    department, co = c.arguments.get("department_code"), c.arguments.get("co_department_codes")
+    category = taxonomy.categories.get(category_code) if taxonomy else None
+    if taxonomy is not None and category is None:
+        raise IllegalTransition(f"unknown category {category_code}")
+    if c.context.rlist is not None:
+        rule = c.context.rlist.rule_at(jurisdiction_code=c.case.owner_code or c.case.jurisdiction_code,
+                                       category=category_code)
+        if rule is None:
+            raise IllegalTransition(f"this level has no department for {category_code}; escalate the case instead")
+        department, co = rule.lead, list(rule.co_handlers)
+    if not department:
+        raise IllegalTransition("department_code is required")
+    changes = _send_to(department, co, c.context)
+    changes["category"] = category_code
+    if category is not None:
+        changes.update(category_name=category.name, priority=c.arguments.get("priority") or category.priority,
+                       rule=f"manual:{c.actor.label}:{category_code}->{department}")
+    return Outcome(changes=changes, detail={"category": category_code, "previous_category": c.case.category,
+                                            "department_code": department})
+
+
+def _merge(c: Command) -> Outcome:
+    into = str(c.arguments["into_case_id"])
+    if into == c.case.case_id:
+        raise IllegalTransition("a case cannot be merged into itself")
+    return Outcome(detail={"into_case_id": into}, changes={"merged_into": into})
+
+
+def _reopen(c: Command) -> Outcome:
+    return Outcome(changes=dict(acknowledged_departments=(), plan_submitted=False, extension_pending=False,
+                                awaiting_reporter=False, resolved_at=None))
+
+
+# An action without an entry here is fully described by its spec.
+RULES: dict[str, Callable[[Command], Outcome]] = {
+    "acknowledge": _acknowledge, "start": _start, "submit_plan": _submit_plan, "report_part": _report_part,
+    "resolve": _resolve, "verify": _verify, "dispatch": _dispatch_or_transfer, "transfer": _dispatch_or_transfer,
+    "escalate": _escalate, "request_extension": _extension_request, "approve_extension": _extension_answer,
+    "refuse_extension": _extension_answer, "await_reporter": _await_reporter, "reporter_replied": _reporter_replied,
+    "reclassify": _reclassify, "merge": _merge, "reopen": _reopen,
+}
+
+
+def decide(*, case: CaseState, action: str, actor: Actor, arguments: dict | None = None,
+           context: Context | None = None) -> Transition:
+    """Check an action against its spec and the case's state, and build the transition it makes:
+    403 (Forbidden) before anything about the action, then 409 (IllegalTransition) for a status
+    that does not allow it or an argument it requires."""
+    authorize(actor=actor, action=action, case=case)
+    spec = ACTIONS[action]
+    if case.status not in spec.from_statuses:
+        raise IllegalTransition(f"cannot {action} a case that is {case.status}")
+    arguments = dict(arguments or {})
+    for name in spec.requires:
+        _require(arguments, name)
+    rule = RULES.get(action)
+    command = Command(spec=spec, case=case, actor=actor, arguments=arguments, context=context or Context())
+    outcome = rule(command) if rule else Outcome()
+    changes = outcome.changes
+    if "department_code" in changes and changes["department_code"] != case.department_code:
+        changes.setdefault("rule", f"manual:{actor.label}")
+    return Transition(action=action, event_type=spec.event_type, from_status=case.status,
+                      to_status=outcome.to_status or spec.to_status or case.status, reason=arguments.get("reason"),
+                      changes=changes, detail=outcome.detail)
+
+
+_STATE_FIELDS = {f.name for f in fields(CaseState)}
 
 
 def apply(case: CaseState, transition: Transition) -> CaseState:
     """The case state after a transition."""
-    return replace(case, status=transition.to_status, **transition.changes)
+    return replace(case, status=transition.to_status,
+                   **{k: v for k, v in transition.changes.items() if k in _STATE_FIELDS})
 
 
 def replay(events: list[dict]) -> dict | None:

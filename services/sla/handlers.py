@@ -11,18 +11,11 @@ import asyncpg
 from services.sla import metrics, store
 from services.sla.calendar import CST
 from services.sla.domain import Policy, TimerState, next_step
+from shared.case_actions import CASE_TRANSITION_TYPES, Clocks, clocks_of
 from shared.db import enqueue_many
 from shared.events import CaseDispatched, CaseTransitioned, Event, SlaBreached, SlaWarning, new_event
 from shared.loops import repeat_until_stopped
 from shared.settings import Settings
-
-# Case steps after which nobody in this case owes anything until it is dispatched again.
-STOPS_ALL = {"case.returned", "case.escalated", "case.cancelled", "case.merged", "case.closed"}
-# The resolution clock pauses while an extension request or a question to the reporter is open;
-# an approved extension adds its minutes when the clock resumes.
-PAUSES = {"case.extension_requested", "case.awaiting_reporter"}
-RESUMES = {"case.extension_approved", "case.extension_refused", "case.reporter_replied"}
-
 
 async def _score_stopped(conn: asyncpg.Connection, stopped: list[asyncpg.Record], now: datetime) -> None:
     """A finished stage counts for its department: in time, or late if it had breached."""
@@ -58,27 +51,26 @@ def make_handlers(*, settings: Settings, policy: Policy):
         await start(conn, case, stage="resolve", department_code=case.department_code)
 
     async def on_case_step(conn: asyncpg.Connection, event: Event) -> None:
+        """Apply the step's clock effect, as its action spec declares it (shared.case_actions)."""
         step: CaseTransitioned = event.payload
-        now = step.at
-        if event.type == "case.acknowledged":
-            stopped = await store.stop_timers(conn, case_id=step.case_id, now=now, reason="acknowledged",
-                                              stage="acknowledge", department_code=step.detail.get("department_code"))
+        clocks, now, reason = clocks_of(event.type), step.at, event.type.removeprefix("case.")
+        if clocks is None:
+            return
+        if clocks.completes:  # the stage is done: it counts for the department, in time or late
+            department = step.detail.get("department_code") if clocks.completes == "acknowledge" else None
+            stopped = await store.stop_timers(conn, case_id=step.case_id, now=now, reason=reason,
+                                              stage=clocks.completes, department_code=department)
             await _score_stopped(conn, stopped, now)
-        elif event.type == "case.plan_submitted":
-            stopped = await store.stop_timers(conn, case_id=step.case_id, now=now, reason="plan_submitted",
-                                              stage="joint_plan")
-            await _score_stopped(conn, stopped, now)
-        elif event.type == "case.resolved":
-            stopped = await store.stop_timers(conn, case_id=step.case_id, now=now, reason="resolved")
-            await _score_stopped(conn, [t for t in stopped if t["stage"] == "resolve"], now)
-        elif event.type in PAUSES:
+        if clocks.stop_all:  # nobody owes anything more until the case is dispatched again
+            await store.stop_timers(conn, case_id=step.case_id, now=now, reason=reason)
+        if clocks.pause:  # the resolution clock waits (extension request, question to the reporter)
             for timer in await store.running_timers(conn, case_id=step.case_id, stage="resolve"):
                 if timer["paused_at"] is None:
                     left = policy.clock(timer["clock"]).between(now, timer["due_at"])
                     await store.pause_timer(conn, timer_id=timer["id"], now=now,
                                             elapsed_minutes=timer["minutes"] - left)
-        elif event.type in RESUMES:
-            extra = float(step.detail.get("minutes") or 0) if event.type == "case.extension_approved" else 0.0
+        if clocks.resume:  # …and goes on, longer by an approved extension's minutes
+            extra = float(step.detail.get("minutes") or 0)
             for timer in await store.running_timers(conn, case_id=step.case_id, stage="resolve"):
                 if timer["paused_at"] is not None:
                     deadline = policy.schedule(clock=timer["clock"], minutes=timer["minutes"] + extra, start=now,
@@ -86,12 +78,10 @@ def make_handlers(*, settings: Settings, policy: Policy):
                     await store.resume_timer(conn, timer_id=timer["id"], minutes=deadline.minutes,
                                              due_at=deadline.due_at, warn_at=deadline.warn_at,
                                              next_fire_at=deadline.warn_at)
-        elif event.type in STOPS_ALL:
-            await store.stop_timers(conn, case_id=step.case_id, now=now, reason=event.type.removeprefix("case."))
 
     handlers = {"case.dispatched": on_case_dispatched}
-    handlers.update({t: on_case_step for t in (
-        "case.acknowledged", "case.plan_submitted", "case.resolved", *PAUSES, *RESUMES, *STOPS_ALL)})
+    handlers.update({event_type: on_case_step for event_type in CASE_TRANSITION_TYPES
+                     if clocks_of(event_type) != Clocks()})
     return handlers
 
 

@@ -7,7 +7,7 @@ import yaml
 from hypothesis import given, settings as hsettings, strategies as st
 
 from services.dispatch.domain import (
-    ACTIONS, SYSTEM, CaseState, Forbidden, IllegalTransition, apply, authorize, can_see, decide, replay,
+    ACTIONS, SYSTEM, CaseState, Context, Forbidden, IllegalTransition, apply, authorize, can_see, decide, replay,
 )
 from services.dispatch.responsibility import InvalidResponsibilityList, ancestors, build_list, decide_owner, level_of
 from shared.auth import Actor
@@ -30,8 +30,11 @@ def case(**overrides) -> CaseState:
     return CaseState(**(values | overrides))
 
 
+CONTEXT = Context(rlist=RLIST, centres=frozenset({COUNTY, TOWN}), taxonomy=TAXONOMY)
+
+
 def run(state: CaseState, action: str, actor: Actor, **arguments) -> CaseState:
-    return apply(state, decide(case=state, action=action, actor=actor, arguments=arguments))
+    return apply(state, decide(case=state, action=action, actor=actor, arguments=arguments, context=CONTEXT))
 
 
 def test_taxonomy_has_all_categories_and_departments():
@@ -128,7 +131,7 @@ def test_system_verifies_without_a_rating_but_people_must_rate():
 
 
 def test_every_action_is_reachable_from_some_status():
-    assert all(allowed for allowed, _ in ACTIONS.values())
+    assert all(spec.from_statuses for spec in ACTIONS.values())
 
 
 # --- responsibility list -------------------------------------------------------------------
@@ -221,10 +224,8 @@ ROLE_ACTORS = {
 @pytest.mark.parametrize("role", ROLE_ACTORS)
 @pytest.mark.parametrize("action", sorted(ACTIONS))
 def test_each_role_may_do_exactly_its_actions(role, action):
-    from services.dispatch.domain import ROLE_ACTIONS
-
     actor = ROLE_ACTORS[role]
-    if action in ROLE_ACTIONS[role]:
+    if ACTIONS[action].allows(role):
         authorize(actor=actor, action=action, case=case())
     else:
         with pytest.raises(Forbidden):
@@ -251,8 +252,10 @@ def test_waiting_for_the_reporter_pauses_until_they_reply():
 
 
 def test_reclassify_sends_the_case_to_the_new_category_department():
-    state = run(case(status="acknowledged", acknowledged_departments=("zhujian",)), "reclassify", DISPATCHER,
-                category="sewage", department_code="eco_env", co_department_codes=["zhujian"])
-    assert (state.status, state.department_code, state.acknowledged_departments) == ("dispatched", "eco_env", ())
+    sewage = RLIST.rule_at(jurisdiction_code=COUNTY, category="sewage")
+    state = run(case(status="acknowledged", acknowledged_departments=("zhujian",), owner_code=COUNTY, category="manhole"),
+                "reclassify", DISPATCHER, category="sewage")
+    assert (state.status, state.department_code, state.acknowledged_departments) == ("dispatched", sewage.lead, ())
+    assert state.co_department_codes == sewage.co_handlers and sewage.lead != "zhujian"
     with pytest.raises(Forbidden):
         decide(case=case(), action="reclassify", actor=ZHUJIAN, arguments={"category": "sewage"})

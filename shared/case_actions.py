@@ -1,0 +1,170 @@
+"""The case actions (案件操作) as data: one spec per action, read by every service that needs it.
+
+Dispatch enforces them (who, from which status, to which status, what the request must carry),
+sla applies their clock effects to the deadlines, the API builds one route and request model per
+action, and the staff console offers exactly the actions a person may take now. Adding an action is
+one `ActionSpec` in `ACTIONS` — plus, when it has checks of its own beyond the spec (the acknowledging
+department, the joint plan…), one rule in `services/dispatch/domain.py`'s `RULES` — and its tests;
+`tests/unit/test_case_actions.py` walks every spec for every role and status.
+
+Pure data: no I/O, nothing here imports a service.
+"""
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Statuses in which the problem is still being worked on (not yet resolved).
+OPEN = ("triaged", "dispatched", "acknowledged", "in_progress", "returned")
+# Every status a case can be in; "escalated" is where a lower centre's copy of the case ends.
+STATUSES = (*OPEN, "resolved", "verified", "closed", "escalated", "merged", "cancelled")
+
+
+@dataclass(frozen=True)
+class Clocks:
+    """What an action does to the case's deadlines (applied by services/sla to the event)."""
+
+    restart: bool = False  # a new round: the earlier round's clocks end and new ones start (派单)
+    completes: str | None = None  # the stage this action fulfils; it counts in time or late (三率)
+    stop_all: bool = False  # every running clock of the case ends
+    pause: bool = False  # the resolution clock stops counting…
+    resume: bool = False  # …and goes on, longer by the event's `detail.minutes` when it has them
+
+
+# --- request models: what each action's POST body may carry ---------------------------------------
+# Every field is optional in the model: what an action requires is its spec's `requires`, checked
+# with the case's state, so a missing result answers 409 with the reason like any other refusal.
+
+
+class ActionRequest(BaseModel):
+    """A case action with nothing but an optional note."""
+
+    model_config = ConfigDict(extra="ignore")
+    reason: str | None = Field(None, max_length=2000, description="理由或备注")
+
+
+class DepartmentRequest(ActionRequest):
+    department_code: str | None = Field(None, max_length=64, description="主办部门")
+    co_department_codes: list[str] | None = Field(None, description="协办部门")
+
+
+class ResultRequest(ActionRequest):
+    result: str | None = Field(None, max_length=4000, description="处置结果或进展")
+
+
+class ResolveRequest(ResultRequest):
+    after_media_ids: list[UUID] | None = Field(None, description="整改后照片（media 服务的媒体编号）")
+
+
+class PlanRequest(ActionRequest):
+    plan: str | None = Field(None, max_length=8000, description="联合处置方案")
+
+
+class RatingRequest(ActionRequest):
+    rating: int | None = Field(None, description="满意度 1–5")
+    comment: str | None = Field(None, max_length=2000)
+
+
+class MinutesRequest(ActionRequest):
+    minutes: int | None = Field(None, ge=1, le=60 * 24 * 30, description="延长的分钟数")
+
+
+class ReplyRequest(ResultRequest):
+    comment: str | None = Field(None, max_length=2000)
+
+
+class ReclassifyRequest(ActionRequest):
+    category: str | None = Field(None, max_length=64, description="正确的问题类别")
+    priority: str | None = Field(None, pattern="^(urgent|normal)$")
+
+
+class MergeRequest(ActionRequest):
+    into_case_id: UUID | None = Field(None, description="并入的案件")
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str
+    label: str  # what staff read (Simplified Chinese)
+    roles: frozenset[str]  # who may do it; admins may do everything
+    from_statuses: tuple[str, ...]
+    to_status: str | None  # None keeps the status
+    event_type: str  # published on gridlink.cases
+    request: type[ActionRequest] = ActionRequest
+    requires: tuple[str, ...] = ()  # arguments that must be present and non-empty
+    lead_only: bool = False  # a handler may do it only for the lead (主办) department
+    clocks: Clocks = Clocks()
+    corrects_triage: bool = False  # the correction is also published for triage to learn from
+
+    @property
+    def path(self) -> str:
+        return self.name.replace("_", "-")
+
+    def allows(self, role: str) -> bool:
+        return role == "admin" or role in self.roles
+
+
+def _spec(name: str, label: str, roles: str, from_statuses: tuple[str, ...], to_status: str | None,
+          event_type: str, **options) -> ActionSpec:
+    return ActionSpec(name=name, label=label, roles=frozenset(roles.split()), from_statuses=from_statuses,
+                      to_status=to_status, event_type=event_type, **options)
+
+
+WORKING = ("acknowledged", "in_progress")
+REDISPATCH = Clocks(restart=True)
+
+ACTIONS: dict[str, ActionSpec] = {spec.name: spec for spec in (
+    _spec("dispatch", "派单", "dispatcher system", ("triaged", "returned"), "dispatched", "case.dispatched",
+          request=DepartmentRequest, requires=("department_code",), clocks=REDISPATCH),
+    # The lead's acknowledgement moves the case; a co-handler's is recorded and keeps the status.
+    _spec("acknowledge", "接单", "handler", ("dispatched", *WORKING), None, "case.acknowledged",
+          clocks=Clocks(completes="acknowledge")),
+    _spec("start", "开始处置", "handler", ("acknowledged",), "in_progress", "case.started", lead_only=True),
+    _spec("submit_plan", "提交联合处置方案", "handler", WORKING, None, "case.plan_submitted", request=PlanRequest,
+          requires=("plan",), lead_only=True, clocks=Clocks(completes="joint_plan")),
+    _spec("report_part", "协办反馈", "handler", WORKING, None, "case.part_reported", request=ResultRequest,
+          requires=("result",)),
+    _spec("resolve", "办结", "handler", WORKING, "resolved", "case.resolved", request=ResolveRequest,
+          requires=("result", "after_media_ids"), lead_only=True,
+          clocks=Clocks(completes="resolve", stop_all=True)),
+    _spec("verify", "回访", "dispatcher grid_worker system", ("resolved",), "verified", "case.verified",
+          request=RatingRequest),
+    _spec("close", "结案", "dispatcher supervisor system", ("verified",), "closed", "case.closed",
+          clocks=Clocks(stop_all=True)),
+    _spec("return", "退回", "handler", ("dispatched", "acknowledged"), "returned", "case.returned",
+          requires=("reason",), lead_only=True, clocks=Clocks(stop_all=True)),
+    _spec("transfer", "转派", "dispatcher", ("dispatched", "returned"), "dispatched", "case.dispatched",
+          request=DepartmentRequest, requires=("department_code",), clocks=REDISPATCH),
+    _spec("escalate", "上报", "dispatcher supervisor system", ("triaged", "dispatched", "returned", *WORKING),
+          "escalated", "case.escalated", requires=("reason",), clocks=Clocks(stop_all=True)),
+    _spec("request_extension", "申请延期", "handler", WORKING, None, "case.extension_requested",
+          request=MinutesRequest, requires=("reason", "minutes"), lead_only=True, clocks=Clocks(pause=True)),
+    _spec("approve_extension", "同意延期", "dispatcher supervisor", WORKING, None, "case.extension_approved",
+          request=MinutesRequest, requires=("minutes",), clocks=Clocks(resume=True)),
+    _spec("refuse_extension", "驳回延期", "dispatcher supervisor", WORKING, None, "case.extension_refused",
+          requires=("reason",), clocks=Clocks(resume=True)),
+    # 待补充: the department needs more from the reporter; its clock waits for the answer.
+    _spec("await_reporter", "待补充", "handler", WORKING, None, "case.awaiting_reporter", requires=("reason",),
+          clocks=Clocks(pause=True)),
+    _spec("reporter_replied", "群众已补充", "dispatcher handler", WORKING, None, "case.reporter_replied",
+          request=ReplyRequest, clocks=Clocks(resume=True)),
+    # 改类: the right category, so the right department (a new round of clocks).
+    _spec("reclassify", "改类", "dispatcher", OPEN, "dispatched", "case.dispatched", request=ReclassifyRequest,
+          requires=("category",), clocks=REDISPATCH, corrects_triage=True),
+    _spec("merge", "合并", "dispatcher", OPEN, "merged", "case.merged", request=MergeRequest,
+          requires=("into_case_id",), clocks=Clocks(stop_all=True)),
+    _spec("reopen", "重新办理", "dispatcher grid_worker supervisor", ("resolved", "verified", "closed"),
+          "dispatched", "case.dispatched", requires=("reason",), clocks=REDISPATCH),
+    _spec("cancel", "撤销", "dispatcher", OPEN, "cancelled", "case.cancelled", requires=("reason",),
+          clocks=Clocks(stop_all=True)),
+)}
+
+
+def clocks_of(event_type: str) -> Clocks | None:
+    """The clock effect of a case event type (every action published as that type agrees)."""
+    return next((spec.clocks for spec in ACTIONS.values() if spec.event_type == event_type), None)
+
+
+# Every case step but dispatching has the same payload; its event type says which step it is.
+CASE_TRANSITION_TYPES = tuple(sorted({spec.event_type for spec in ACTIONS.values()} - {"case.dispatched"}))
