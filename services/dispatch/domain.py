@@ -2,7 +2,9 @@
 
 A command (action + actor + arguments) against a case's current state either yields one
 `Transition` — the new status and what it records — or raises `IllegalTransition` (409) or
-`Forbidden` (403). Nothing here does I/O; handlers store the transition and emit its event.
+`Forbidden` (403). What each action may do is its spec in `shared.case_actions`; `RULES` below adds
+the checks and changes a spec cannot say as data. Nothing here does I/O: the caller passes the
+responsibility list, the taxonomy and the time in a `Context`, stores the transition and emits it.
 """
 
 from collections.abc import Callable
@@ -12,11 +14,9 @@ from typing import Any
 
 from services.dispatch.responsibility import ResponsibilityList, decide_owner
 from shared.auth import Actor
-from shared.case_actions import ACTIONS, OPEN, ActionSpec
+from shared.case_actions import ACTIONS, ActionSpec
 from shared.events import utcnow
 from shared.taxonomy import Taxonomy
-
-__all__ = ["ACTIONS", "OPEN"]  # the specs, re-exported for dispatch's own modules
 
 SYSTEM = Actor(subject="dispatch", role="system", jurisdiction_code="")
 

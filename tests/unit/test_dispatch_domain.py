@@ -7,10 +7,11 @@ import yaml
 from hypothesis import given, settings as hsettings, strategies as st
 
 from services.dispatch.domain import (
-    ACTIONS, SYSTEM, CaseState, Context, Forbidden, IllegalTransition, apply, authorize, can_see, decide, replay,
+    SYSTEM, CaseState, Context, Forbidden, IllegalTransition, apply, authorize, can_see, decide, replay,
 )
 from services.dispatch.responsibility import InvalidResponsibilityList, ancestors, build_list, decide_owner, level_of
 from shared.auth import Actor
+from shared.case_actions import ACTIONS
 from shared.settings import Settings
 from shared.taxonomy import load_taxonomy
 
