@@ -341,7 +341,7 @@ class Forbidden(Exception):
 
 # 政策宣传 speaks to every household of a place in the county's name: it is published by those who
 # answer for what the county says (supervisors, admins). Dispatchers route cases and are not in
-# that chain; keeping them out also keeps small the circle that can message 2,413 groups at once.
+# that chain; keeping them out also keeps small the circle that can message every resident group.
 BROADCASTERS = frozenset({"supervisor", "admin"})
 # A case's deliveries show which department robots and which reporter channels were used: the
 # command centre's staff follow them up. Notify does not know a case's division, so this cannot
@@ -356,7 +356,7 @@ def authorize_broadcast(actor: Actor, *, target: str, county_code: str) -> None:
         raise Forbidden("政策宣传只能由督查员或管理员发布和查看。请联系县指挥中心的督查员或管理员发布。")
     reach = county_code if target == "all" else target
     if not reach.startswith(actor.jurisdiction_code):
-        raise Forbidden(f"您只能向 {actor.jurisdiction_code} 辖区内的群发布政策宣传。"
+        raise Forbidden(f"您只能发布和查看 {actor.jurisdiction_code} 辖区内的政策宣传。"
                         f"请把发布范围改为以 {actor.jurisdiction_code} 开头的区划代码，或请上级督查员发布。")
 
 
