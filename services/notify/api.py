@@ -1,39 +1,63 @@
-"""Notify's HTTP routes: delivery status per case, broadcasts, and the WeCom/WeChat callbacks."""
+"""Notify's staff routes: delivery status per case, and broadcasts (政策宣传进社区). The platforms'
+callbacks are in callbacks.py. Who may do what is decided in domain.py and written on each route."""
 
-import json
-import logging
-import time
-from datetime import timedelta
+from datetime import datetime
 from typing import Literal
 from uuid import UUID, uuid4, uuid5
 
-from fastapi import APIRouter, Header, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, Field
 
-from services.notify import crypto, metrics, store
-from services.notify.crypto import CallbackRejected
+from services.notify import metrics, store
 from services.notify.domain import (
-    NOTIFICATION_NS, aibot_message, broadcast_message, inbound_message, is_fresh, select_groups,
+    NOTIFICATION_NS, Forbidden, authorize_broadcast, authorize_delivery_reading, broadcast_message, select_groups,
 )
-from services.notify.wecom import MARKDOWN_MAX_BYTES, TEXT_MAX_BYTES
-from shared.db import enqueue
-from shared.events import MessageReceived, new_event, utcnow
+from services.notify.messages import MARKDOWN_MAX_BYTES, TEXT_MAX_BYTES
+from shared.events import utcnow
 from shared.problems import Problem
-from shared.web import public
+from shared.web import Connection, CurrentActor
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1")
 
 
-@router.get("/cases/{case_id}/notifications")
-async def case_notifications(case_id: UUID, request: Request):
-    """Delivery status of every notification about a case."""
-    async with request.app.state.runtime.pool.acquire() as conn:
-        rows = await store.list_notifications(conn, case_id=case_id)
-    fields = ("notification_id", "channel", "target", "template", "status", "attempts", "last_error", "created_at",
-              "sent_at", "next_attempt_at")
-    return {"case_id": str(case_id), "notifications": [{k: row[k] for k in fields} for row in rows]}
+def _forbidden(error: Forbidden) -> Problem:
+    return Problem(403, "无权操作", str(error), kind="forbidden")
+
+
+# --- a case's notifications -----------------------------------------------------------------
+
+class NotificationStatus(BaseModel):
+    notification_id: UUID
+    channel: str = Field(description="wecom_robot, wecom_app, wechat_template, wechat_subscribe or sms")
+    # Robot keys and openids are returned as stored; hiding them is a separate hardening issue.
+    target: str = Field(description="the robot key, userids, openid or encrypted phone the message went to")
+    template: str = Field(description="what the message is about, e.g. case.dispatched, sla.breached")
+    status: str = Field(description="pending, sending, sent or failed")
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    next_attempt_at: datetime
+
+
+class CaseNotifications(BaseModel):
+    case_id: UUID
+    notifications: list[NotificationStatus]
+
+
+@router.get("/cases/{case_id}/notifications", response_model=CaseNotifications)
+async def case_notifications(case_id: UUID, conn: Connection, actor: CurrentActor):
+    """Delivery status of every notification about a case.
+
+    Who: dispatchers, supervisors and admins (the command centre, which follows deliveries up).
+    Notify does not know the case's division, so it cannot narrow this to the actor's jurisdiction;
+    handlers and grid workers get 403 and see progress in the case itself (dispatch)."""
+    try:
+        authorize_delivery_reading(actor)
+    except Forbidden as error:
+        raise _forbidden(error) from None
+    rows = await store.list_notifications(conn, case_id=case_id)
+    return {"case_id": case_id, "notifications": [dict(row) for row in rows]}
 
 
 # --- broadcasts -----------------------------------------------------------------------------
@@ -44,10 +68,49 @@ class BroadcastRequest(BaseModel):
     target: str = Field(pattern=r"^(all|\d{6,12})$", description='"all" or a division-code prefix (6–12 digits)')
 
 
-@router.post("/broadcasts", status_code=202)
-async def create_broadcast(body: BroadcastRequest, request: Request,
-                           idempotency_key: str | None = Header(default=None, max_length=200)):
-    """Queue one message to every resident group of a jurisdiction (or all); sent within each robot's limit."""
+class BroadcastAccepted(BaseModel):
+    broadcast_id: UUID
+    status_url: str
+    groups: int | None = Field(None, description="groups it goes to; absent when the request was a repeat")
+
+
+class BroadcastFailure(BaseModel):
+    group_id: str
+    # The group's robot key, as stored; hiding it is a separate hardening issue.
+    target: str
+    attempts: int
+    last_error: str | None
+
+
+class BroadcastProgress(BaseModel):
+    broadcast_id: UUID
+    target: str
+    msgtype: str
+    created_at: datetime
+    total: int = Field(description="groups the broadcast goes to")
+    sent: int
+    failed: int
+    pending: int = Field(description="not sent yet, including those retrying")
+    retrying: int
+    done: bool = Field(description="nothing pending")
+    last_sent_at: datetime | None
+    elapsed_s: float = Field(description="from the request to the last send (when done) or to now")
+    failures: list[BroadcastFailure] = Field(description="the first 100 groups that could not be reached, why")
+
+
+@router.post("/broadcasts", status_code=202, response_model=BroadcastAccepted, response_model_exclude_none=True,
+             responses={200: {"model": BroadcastAccepted, "description": "a repeat of an accepted request"}})
+async def create_broadcast(body: BroadcastRequest, request: Request, response: Response, conn: Connection,
+                           actor: CurrentActor, idempotency_key: str | None = Header(default=None, max_length=200)):
+    """Queue one message to every resident group of a jurisdiction (or all); sent within each robot's limit.
+
+    Who: supervisors and admins, within their jurisdiction ("all" needs the county's). Dispatchers
+    may not: a broadcast speaks to residents in the county's name and is published by those who
+    answer for it (see `BROADCASTERS` in domain.py)."""
+    try:
+        authorize_broadcast(actor, target=body.target, county_code=request.app.state.settings.jurisdiction_code)
+    except Forbidden as error:
+        raise _forbidden(error) from None
     limit = MARKDOWN_MAX_BYTES if body.msgtype == "markdown" else TEXT_MAX_BYTES
     if len(body.content.encode()) > limit:
         raise Problem(422, "Message too long", f"A {body.msgtype} message holds at most {limit} bytes.",
@@ -55,36 +118,37 @@ async def create_broadcast(body: BroadcastRequest, request: Request,
     groups = select_groups(request.app.state.groups, body.target)
     if not groups:
         raise Problem(422, "No groups", f"No resident group lies in jurisdiction {body.target}.", kind="no-groups")
-    runtime = request.app.state.runtime
     # A retried request (same Idempotency-Key) must not message thousands of groups twice.
     broadcast_id = uuid5(NOTIFICATION_NS, f"broadcast|{idempotency_key}") if idempotency_key else uuid4()
-    async with runtime.pool.acquire() as conn, conn.transaction():
+    async with conn.transaction():
         created = await store.insert_broadcast(
             conn, broadcast_id=broadcast_id, idempotency_key=idempotency_key, target=body.target,
             msgtype=body.msgtype, content=body.content,
             body=broadcast_message(msgtype=body.msgtype, content=body.content), groups=groups)
+    accepted = {"broadcast_id": broadcast_id, "status_url": f"/api/v1/broadcasts/{broadcast_id}"}
     if not created:
-        return JSONResponse(_broadcast_ref(broadcast_id, None), status_code=200)
+        response.status_code = 200
+        return accepted
     metrics.BROADCAST_GROUPS.labels("queued").inc(len(groups))
-    return _broadcast_ref(broadcast_id, len(groups))
+    return accepted | {"groups": len(groups)}
 
 
-def _broadcast_ref(broadcast_id: UUID, groups: int | None) -> dict:
-    ref = {"broadcast_id": str(broadcast_id), "status_url": f"/api/v1/broadcasts/{broadcast_id}"}
-    return ref | ({"groups": groups} if groups is not None else {})
+@router.get("/broadcasts/{broadcast_id}", response_model=BroadcastProgress)
+async def broadcast_status(broadcast_id: UUID, request: Request, conn: Connection, actor: CurrentActor):
+    """Progress of a broadcast: groups reached, pending and failed (with reasons).
 
-
-@router.get("/broadcasts/{broadcast_id}")
-async def broadcast_status(broadcast_id: UUID, request: Request):
-    """Progress of a broadcast: groups reached, pending and failed (with reasons)."""
-    async with request.app.state.runtime.pool.acquire() as conn:
-        broadcast, counts, failures = await store.broadcast_progress(conn, broadcast_id=broadcast_id)
+    Who: those who may send it — supervisors and admins whose jurisdiction holds its target."""
+    broadcast, counts, failures = await store.broadcast_progress(conn, broadcast_id=broadcast_id)
     if broadcast is None:
         raise Problem(404, "Broadcast not found", f"No broadcast {broadcast_id}.", kind="not-found")
+    try:
+        authorize_broadcast(actor, target=broadcast["target"], county_code=request.app.state.settings.jurisdiction_code)
+    except Forbidden as error:
+        raise _forbidden(error) from None
     done = counts["pending"] == 0
     last = counts["last_sent_at"]
     return {
-        "broadcast_id": str(broadcast_id),
+        "broadcast_id": broadcast_id,
         "target": broadcast["target"],
         "msgtype": broadcast["msgtype"],
         "created_at": broadcast["created_at"],
@@ -98,178 +162,3 @@ async def broadcast_status(broadcast_id: UUID, request: Request):
         "elapsed_s": round(((last if done and last else utcnow()) - broadcast["created_at"]).total_seconds(), 3),
         "failures": [dict(f) for f in failures],
     }
-
-
-# --- inbound callbacks ----------------------------------------------------------------------
-# WeCom application: receive id = corp id, msg_signature over (token, timestamp, nonce, encrypt).
-# Official account: plaintext mode signs (token, timestamp, nonce); safe mode (encrypt_type=aes)
-# is WeCom's scheme with the appid as receive id.
-
-class CallbackConfig:
-    """What one callback source is checked with: its token, AES key and receive id."""
-
-    def __init__(self, *, source: str, token: str, aes_key: str, receive_id: str):
-        self.source, self.token, self.receive_id = source, token, receive_id
-        self.key = crypto.aes_key(aes_key)
-
-
-def callback_configs(settings) -> dict[str, CallbackConfig]:
-    """Built at startup, so a malformed EncodingAESKey stops the service instead of every callback."""
-    return {
-        "wecom_app": CallbackConfig(source="wecom_app", token=settings.wecom_callback_token,
-                                    aes_key=settings.wecom_callback_aes_key, receive_id=settings.wecom_corp_id),
-        "wechat_mp": CallbackConfig(source="wechat_mp", token=settings.wechat_callback_token,
-                                    aes_key=settings.wechat_callback_aes_key, receive_id=settings.wechat_app_id),
-        # The AI bot encrypts with an empty receive id.
-        "wecom_aibot": CallbackConfig(source="wecom_aibot", token=settings.wecom_aibot_token,
-                                      aes_key=settings.wecom_aibot_aes_key, receive_id=""),
-    }
-
-
-def _refuse(source: str, exc: CallbackRejected, request: Request) -> Problem:
-    # Logged without the body: a forged request is noise, but its pattern matters to an operator.
-    log.warning("refused %s callback from %s: %s", source, request.client.host if request.client else "?", exc)
-    metrics.CALLBACKS.labels(source, exc.reason).inc()
-    status = 400 if exc.reason in {"bad_xml", "bad_json"} else 403
-    return Problem(status, "Callback refused", exc.reason, kind=f"callback-{exc.reason.replace('_', '-')}")
-
-
-async def _check_fresh(request: Request, source: str, timestamp: str, nonce: str) -> None:
-    """Refuse a callback outside the time window or whose (timestamp, nonce) we saw already."""
-    settings = request.app.state.settings
-    if not is_fresh(timestamp, now=time.time(), max_age_s=settings.notify_callback_max_age_s):
-        raise CallbackRejected("stale", f"timestamp {timestamp!r}")
-    async with request.app.state.runtime.pool.acquire() as conn:
-        fresh = await store.remember_nonce(
-            conn, source=source, timestamp=timestamp, nonce=nonce,
-            forget_before=utcnow() - timedelta(seconds=2 * settings.notify_callback_max_age_s))
-    if not fresh:
-        raise CallbackRejected("replayed", f"nonce {nonce!r}")
-
-
-async def _accept_message(request: Request, source: str, plaintext: str) -> str:
-    """Turn a decrypted XML message into message.received (once per MsgId); returns the outcome word."""
-    return await _publish(request, inbound_message(crypto.parse_xml(plaintext), source=source))
-
-
-async def _publish(request: Request, message: dict | None) -> str:
-    """Publish message.received once per (source, MsgId); returns the outcome word."""
-    if message is None:
-        return "ignored"
-    source = message["source"]
-    runtime = request.app.state.runtime
-    settings = runtime.settings
-    async with runtime.pool.acquire() as conn, conn.transaction():
-        if not await store.remember_inbound(conn, source=source, msg_id=message["msg_id"],
-                                            message_id=message["message_id"]):
-            return "duplicate"
-        await enqueue(conn, settings, new_event(MessageReceived(**message), producer=settings.service_name,
-                                                jurisdiction_code=settings.jurisdiction_code,
-                                                key=message["from_user"]))
-    return "accepted"
-
-
-async def _verify_url(request: Request, callback: str, msg_signature: str, timestamp: str, nonce: str,
-                      echostr: str) -> PlainTextResponse:
-    """WeCom's URL check: answer the decrypted echostr, bare (no quotes or newline)."""
-    cb = request.app.state.callbacks[callback]
-    try:
-        crypto.verify_signature(msg_signature, cb.token, timestamp, nonce, echostr)
-        await _check_fresh(request, cb.source, timestamp, nonce)
-        plain = crypto.decrypt(echostr, key=cb.key, receive_id=cb.receive_id)
-    except CallbackRejected as exc:
-        raise _refuse(cb.source, exc, request) from None
-    metrics.CALLBACKS.labels(cb.source, "verified").inc()
-    return PlainTextResponse(plain)
-
-
-@router.get("/callbacks/wecom", response_class=PlainTextResponse)
-@public("WeCom verifies the URL; the echo is signed and encrypted with our callback token and key")
-async def wecom_verify_url(request: Request, msg_signature: str, timestamp: str, nonce: str, echostr: str):
-    """The WeCom application's URL check."""
-    return await _verify_url(request, "wecom_app", msg_signature, timestamp, nonce, echostr)
-
-
-@router.post("/callbacks/wecom", response_class=PlainTextResponse)
-@public("WeCom posts messages signed and encrypted with our callback token and key")
-async def wecom_callback(request: Request, msg_signature: str, timestamp: str, nonce: str):
-    """A member's message to the WeCom application: verified, decrypted, published for intake."""
-    cb = request.app.state.callbacks["wecom_app"]
-    try:
-        outer = crypto.parse_xml((await request.body()).decode(errors="replace"))
-        encrypted = outer.get("Encrypt", "")
-        crypto.verify_signature(msg_signature, cb.token, timestamp, nonce, encrypted)
-        await _check_fresh(request, cb.source, timestamp, nonce)
-        outcome = await _accept_message(request, cb.source, crypto.decrypt(encrypted, key=cb.key,
-                                                                           receive_id=cb.receive_id))
-    except CallbackRejected as exc:
-        raise _refuse(cb.source, exc, request) from None
-    metrics.CALLBACKS.labels(cb.source, outcome).inc()
-    return PlainTextResponse("")  # no passive reply; answering within 5 s stops WeCom's retries
-
-
-@router.get("/callbacks/wechat", response_class=PlainTextResponse)
-@public("the official account verifies the URL with its signature")
-async def wechat_verify_url(request: Request, signature: str, timestamp: str, nonce: str, echostr: str):
-    """The official account's URL check: echo echostr when the three-string signature matches."""
-    cb = request.app.state.callbacks["wechat_mp"]
-    try:
-        crypto.verify_signature(signature, cb.token, timestamp, nonce)
-        await _check_fresh(request, cb.source, timestamp, nonce)
-    except CallbackRejected as exc:
-        raise _refuse(cb.source, exc, request) from None
-    metrics.CALLBACKS.labels(cb.source, "verified").inc()
-    return PlainTextResponse(echostr)
-
-
-@router.post("/callbacks/wechat", response_class=PlainTextResponse)
-@public("the official account posts messages with its signature")
-async def wechat_callback(request: Request, signature: str, timestamp: str, nonce: str,
-                          encrypt_type: str = "raw", msg_signature: str = ""):
-    """A reader's message to the official account (plaintext or safe mode), published for intake."""
-    cb = request.app.state.callbacks["wechat_mp"]
-    try:
-        crypto.verify_signature(signature, cb.token, timestamp, nonce)
-        body = crypto.parse_xml((await request.body()).decode(errors="replace"))
-        if encrypt_type == "aes":
-            crypto.verify_signature(msg_signature, cb.token, timestamp, nonce, body.get("Encrypt", ""))
-        await _check_fresh(request, cb.source, timestamp, nonce)
-        if encrypt_type == "aes":
-            plaintext = crypto.decrypt(body.get("Encrypt", ""), key=cb.key, receive_id=cb.receive_id)
-        else:
-            plaintext = (await request.body()).decode(errors="replace")
-        outcome = await _accept_message(request, cb.source, plaintext)
-    except CallbackRejected as exc:
-        raise _refuse(cb.source, exc, request) from None
-    metrics.CALLBACKS.labels(cb.source, outcome).inc()
-    return PlainTextResponse("success")
-
-
-@router.get("/callbacks/wecom-aibot", response_class=PlainTextResponse)
-@public("the WeCom AI bot verifies the URL; signed and encrypted")
-async def aibot_verify_url(request: Request, msg_signature: str, timestamp: str, nonce: str, echostr: str):
-    """The WeCom AI bot's URL check (same scheme as the application's, empty receive id)."""
-    return await _verify_url(request, "wecom_aibot", msg_signature, timestamp, nonce, echostr)
-
-
-@router.post("/callbacks/wecom-aibot", response_class=PlainTextResponse)
-@public("the WeCom AI bot posts @-mentions, signed and encrypted")
-async def aibot_callback(request: Request, msg_signature: str, timestamp: str, nonce: str):
-    """A group member @-mentioned the AI bot: JSON `{"encrypt": …}`, verified, decrypted, published."""
-    cb = request.app.state.callbacks["wecom_aibot"]
-    try:
-        try:
-            encrypted = json.loads(await request.body()).get("encrypt", "")
-        except (ValueError, AttributeError):
-            raise CallbackRejected("bad_json") from None
-        crypto.verify_signature(msg_signature, cb.token, timestamp, nonce, encrypted)
-        await _check_fresh(request, cb.source, timestamp, nonce)
-        try:
-            data = json.loads(crypto.decrypt(encrypted, key=cb.key, receive_id=cb.receive_id))
-        except ValueError:
-            raise CallbackRejected("bad_json") from None
-        outcome = await _publish(request, aibot_message(data, received_at=utcnow()) if isinstance(data, dict) else None)
-    except CallbackRejected as exc:
-        raise _refuse(cb.source, exc, request) from None
-    metrics.CALLBACKS.labels(cb.source, outcome).inc()
-    return PlainTextResponse("")  # no streamed reply; intake answers through response_url if it wants to

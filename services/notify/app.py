@@ -1,24 +1,54 @@
 """Notify: tells departments, supervisors, reporters and resident groups through WeCom, WeChat and
-SMS; takes WeCom/official-account messages in for intake."""
+SMS; takes WeCom/official-account messages in for intake.
 
+The files notify works from (the department directory, the resident groups, the SLA policy) are
+read here, once at startup, so a broken file stops the service and the rules get plain data.
+"""
+
+import csv
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import yaml
 from fastapi import FastAPI
 
-from services.notify.api import callback_configs, router
+from services.notify.api import router as staff_router
+from services.notify.callbacks import callback_configs, router as callback_router
 from services.notify.channels import Senders
 from services.notify.delivery import make_delivery_loop
-from services.notify.domain import load_full_directory, load_groups
+from services.notify.domain import DepartmentContact, Directory, Group
 from services.notify.handlers import make_handlers
 from services.notify.sms import HttpSmsGateway
 from services.notify.wechat import WeChatOfficialAccountClient
 from services.notify.wecom import WeComAppClient, WeComRobotClient
 from shared.service import running_service
 from shared.settings import Settings
+from shared.sla_policy import load_sla_policy
 from shared.topics import CASES, MEDIA, REPORTS, SLA
 from shared.web import create_service_app
+
+
+def _contact(entry: dict) -> DepartmentContact:
+    return DepartmentContact(entry["robot_key"], tuple(entry.get("mentioned_mobiles", ())))
+
+
+def load_directory(path: Path) -> Directory:
+    """Each department's WeCom group robot and the people to @ there, plus the supervision office
+    and the command centre, from the directory file."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    supervisor = data.get("supervisor")
+    return Directory(
+        departments={code: _contact(d) for code, d in data["departments"].items()},
+        supervisor=_contact(supervisor) if supervisor else None,
+        command_center=data.get("command_center"),
+    )
+
+
+def load_groups(path: Path) -> list[Group]:
+    """The county's resident WeChat groups (one robot each) from the groups CSV."""
+    with path.open(encoding="utf-8", newline="") as f:
+        return [Group(r["group_id"], r["name"], r["jurisdiction_code"], r["robot_key"]) for r in csv.DictReader(f)]
 
 
 def make_senders(settings: Settings, http: httpx.AsyncClient) -> Senders:
@@ -36,7 +66,8 @@ def make_senders(settings: Settings, http: httpx.AsyncClient) -> Senders:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings(service_name="notify")
-    directory = load_full_directory(settings.directory_path)
+    directory = load_directory(settings.directory_path)
+    sla_policy = load_sla_policy(settings.sla_policy_path)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -45,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               max_keepalive_connections=settings.notify_delivery_concurrency)
         async with httpx.AsyncClient(timeout=5.0, limits=limits) as http, running_service(
             settings, service_dir=Path(__file__).parent, topics=[REPORTS, CASES, SLA, MEDIA],
-            handlers=make_handlers(settings=settings, directory=directory),
+            handlers=make_handlers(settings=settings, directory=directory, sla_policy=sla_policy),
             loops={"delivery": make_delivery_loop(lambda s: make_senders(s, http))},
         ) as runtime:
             app.state.runtime = runtime
@@ -54,5 +85,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = create_service_app(settings, title="GridLink notify", lifespan=lifespan)
     app.state.groups = load_groups(settings.notify_groups_path)
     app.state.callbacks = callback_configs(settings)
-    app.include_router(router)
+    app.include_router(staff_router)
+    app.include_router(callback_router)
     return app

@@ -1,17 +1,18 @@
 """Pure notify rules: who is told about what, the Chinese text they read, each robot's sending
-budget, which groups a broadcast reaches, and what an inbound WeChat message means."""
+budget, which groups a broadcast reaches, who may broadcast or read deliveries, and what an
+inbound WeChat message means. No I/O: app.py loads the directory, the groups and the SLA policy
+and hands them in."""
 
-import csv
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from uuid import UUID, NAMESPACE_URL, uuid5
 
-import yaml
-
-from services.notify.wechat import subscribe_message, template_message
-from services.notify.wecom import markdown_message, news_message, text_message
+from services.notify.messages import (
+    app_text_message, markdown_message, news_message, sms_message, subscribe_message, template_message, text_message,
+)
+from shared.auth import Actor
 from shared.events import CaseDispatched
+from shared.sla_policy import SlaPolicy
 
 CHINA_TZ = timezone(timedelta(hours=8))
 PRIORITY_LABEL = {"urgent": "紧急", "normal": "一般"}
@@ -70,32 +71,6 @@ class Group:
     robot_key: str
 
 
-def _contact(entry: dict) -> DepartmentContact:
-    return DepartmentContact(entry["robot_key"], tuple(entry.get("mentioned_mobiles", ())))
-
-
-def load_directory(path: Path) -> dict[str, DepartmentContact]:
-    """Department code → its WeCom group robot and the people to @ there."""
-    return load_full_directory(path).departments
-
-
-def load_full_directory(path: Path) -> Directory:
-    """The departments plus the supervision office and command centre from the directory file."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    supervisor = data.get("supervisor")
-    return Directory(
-        departments={code: _contact(d) for code, d in data["departments"].items()},
-        supervisor=_contact(supervisor) if supervisor else None,
-        command_center=data.get("command_center"),
-    )
-
-
-def load_groups(path: Path) -> list[Group]:
-    """The county's resident WeChat groups (one robot each) from the groups CSV."""
-    with path.open(encoding="utf-8", newline="") as f:
-        return [Group(r["group_id"], r["name"], r["jurisdiction_code"], r["robot_key"]) for r in csv.DictReader(f)]
-
-
 def notification_id(*, source_id: UUID, template: str, channel: str, target: str) -> UUID:
     """The same source, template, channel and target always give the same id: a redelivered event
     or a repeated request maps onto the row that exists instead of a second message."""
@@ -139,17 +114,15 @@ def _robot(contact: DepartmentContact, template: str, content: str) -> Outgoing:
 DISPATCH_ACTION_LABEL = {"dispatch": "派单", "transfer": "转派", "reopen": "重新派单", "escalate": "上报派单"}
 
 
-def acknowledge_time(policy: dict, *, priority: str, level: str, department_code: str) -> str:
+def acknowledge_time(policy: SlaPolicy, *, priority: str, level: str, department_code: str) -> str:
     """How long a department has to acknowledge (接单), in words, from the SLA policy the sla
-    service enforces (shared/data/sla_policies.yaml), so the message and the clock agree."""
-    spec = (policy.get("levels", {}).get(level, {}).get(priority, {}).get("acknowledge")
-            or policy["stages"][priority]["acknowledge"])
-    (unit, amount), = spec.items()
-    amount = f"{amount:g}"
-    if unit == "minutes":
+    service enforces, so the message and the clock agree."""
+    duration = policy.duration(priority=priority, level=level, stage="acknowledge")
+    amount = f"{duration.amount:g}"
+    if duration.unit == "minutes":
         return f"{amount}分钟"
-    round_the_clock = department_code in (policy["working_hours"].get("always") or ())
-    if unit == "working_hours":
+    round_the_clock = policy.round_the_clock(department_code)
+    if duration.unit == "working_hours":
         return f"{amount}小时" if round_the_clock else f"{amount}个工作小时"
     return f"{amount}天" if round_the_clock else f"{amount}个工作日"
 
@@ -170,6 +143,22 @@ def dispatched_message(case: CaseDispatched, *, contact: DepartmentContact, ack_
         + ("请配合主办单位处置。" if co_handling else f"请在{ack_time}内接单。")
     )
     return text_message(content, mentioned_mobiles=list(contact.mentioned_mobiles))
+
+
+def dispatched_messages(case: CaseDispatched, *, directory: Directory, sla_policy: SlaPolicy) -> list[Outgoing]:
+    """派单: the department's group, told how long it has to acknowledge; co-handling (协办)
+    departments hear of it too, unless they share the department's robot."""
+    contact = _department(directory, case.department_code)
+    ack_time = acknowledge_time(sla_policy, priority=case.priority, level=case.level or "county",
+                                department_code=case.department_code)
+    out = [Outgoing("wecom_robot", contact.robot_key, "case.dispatched",
+                    dispatched_message(case, contact=contact, ack_time=ack_time))]
+    for code in field_of(case, "co_department_codes", ()):
+        co = directory.departments.get(code)
+        if co is not None and co.robot_key != contact.robot_key:
+            out.append(Outgoing("wecom_robot", co.robot_key, "case.dispatched",
+                                dispatched_message(case, contact=co, ack_time=ack_time, co_handling=True)))
+    return out
 
 
 def warning_messages(payload, *, directory: Directory, now: datetime) -> list[Outgoing]:
@@ -266,10 +255,10 @@ def reporter_messages(reporter: ReporterContact | None, templates: ReporterTempl
         return [Outgoing("wechat_template", reporter.openid, template, body)]
     if reporter.wecom_userid:
         content = text + (f"\n{url}" if url else "")
-        return [Outgoing("wecom_app", reporter.wecom_userid, template, {"msgtype": "text", "text": {"content": content}})]
+        return [Outgoing("wecom_app", reporter.wecom_userid, template, app_text_message(content))]
     if reporter.phone:
-        return [Outgoing("sms", reporter.phone, template,
-                         {"template": templates.sms_template, "params": {"case": _short(case_id), "status": status}})]
+        return [Outgoing("sms", reporter.phone, template, sms_message(
+            template=templates.sms_template, params={"case": _short(case_id), "status": status}))]
     return []
 
 
@@ -342,6 +331,40 @@ def select_groups(groups: list[Group], target: str) -> list[Group]:
 def broadcast_message(*, msgtype: str, content: str) -> dict:
     """The robot message every group of a broadcast receives."""
     return markdown_message(content) if msgtype == "markdown" else text_message(content)
+
+
+# --- who may do what -----------------------------------------------------------------------
+
+class Forbidden(Exception):
+    """The actor may not do this; the message, in Chinese, says what to do instead."""
+
+
+# 政策宣传 speaks to every household of a place in the county's name: it is published by those who
+# answer for what the county says (supervisors, admins). Dispatchers route cases and are not in
+# that chain; keeping them out also keeps small the circle that can message every resident group.
+BROADCASTERS = frozenset({"supervisor", "admin"})
+# A case's deliveries show which department robots and which reporter channels were used: the
+# command centre's staff follow them up. Notify does not know a case's division, so this cannot
+# narrow to the actor's jurisdiction the way dispatch does.
+DELIVERY_READERS = frozenset({"dispatcher", "supervisor", "admin"})
+
+
+def authorize_broadcast(actor: Actor, *, target: str, county_code: str) -> None:
+    """Raise Forbidden unless the actor may send, or follow, a broadcast to `target`: a supervisor
+    or admin whose jurisdiction holds every group the target reaches ("all" is the whole county)."""
+    if actor.role not in BROADCASTERS:
+        raise Forbidden("政策宣传只能由督查员或管理员发布和查看。请联系县指挥中心的督查员或管理员发布。")
+    reach = county_code if target == "all" else target
+    if not reach.startswith(actor.jurisdiction_code):
+        raise Forbidden(f"您只能发布和查看 {actor.jurisdiction_code} 辖区内的政策宣传。"
+                        f"请把发布范围改为以 {actor.jurisdiction_code} 开头的区划代码，或请上级督查员发布。")
+
+
+def authorize_delivery_reading(actor: Actor) -> None:
+    """Raise Forbidden unless the actor may read the deliveries of a case's notifications."""
+    if actor.role not in DELIVERY_READERS:
+        raise Forbidden("只有调度员、督查员和管理员可以查看案件的通知送达情况。"
+                        "办理进度请在案件详情中查看；需要核实送达时请联系指挥中心调度员。")
 
 
 # --- inbound callbacks ----------------------------------------------------------------------
@@ -419,4 +442,4 @@ def query_code_messages(request, *, sms_template: str, now) -> list[Outgoing]:
     """我要查询: the one-time code, by SMS to the phone that asked (which travels encrypted)."""
     minutes = max(1, round((request.expires_at - now).total_seconds() / 60))
     return [Outgoing("sms", request.phone_encrypted, "query.code",
-                     {"template": sms_template, "params": {"code": request.code, "minutes": str(minutes)}})]
+                     sms_message(template=sms_template, params={"code": request.code, "minutes": str(minutes)}))]

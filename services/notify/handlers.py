@@ -5,16 +5,16 @@ Step-specific fields (e.g. the comparison picture of case.resolved) are optional
 """
 
 import asyncpg
-import yaml
 
 from services.notify import store
 from services.notify.domain import (
-    Directory, Outgoing, ReporterContact, ReporterTemplates, acknowledge_time, acknowledged_messages, breached_messages,
-    dispatched_message, field_of, notification_id, query_code_messages, resolved_messages, verification_messages,
+    Directory, Outgoing, ReporterContact, ReporterTemplates, acknowledged_messages, breached_messages,
+    dispatched_messages, field_of, notification_id, query_code_messages, resolved_messages, verification_messages,
     warning_messages,
 )
-from shared.events import CaseDispatched, Event, QueryCodeRequested, utcnow
+from shared.events import Event, QueryCodeRequested, utcnow
 from shared.settings import Settings
+from shared.sla_policy import SlaPolicy
 
 
 async def queue(conn: asyncpg.Connection, event: Event, outgoing: list[Outgoing]) -> None:
@@ -33,8 +33,8 @@ async def queue(conn: asyncpg.Connection, event: Event, outgoing: list[Outgoing]
         )
 
 
-def make_handlers(*, settings: Settings, directory: Directory):
-    sla_policy = yaml.safe_load(settings.sla_policy_path.read_text(encoding="utf-8"))
+def make_handlers(*, settings: Settings, directory: Directory, sla_policy: SlaPolicy):
+    """Handlers bound to the department directory and the SLA policy (read by app.py)."""
     templates = ReporterTemplates(wechat_template_id=settings.wechat_template_case_update,
                                   wechat_kind=settings.wechat_reporter_message,
                                   sms_template=settings.sms_template_case_update)
@@ -50,20 +50,7 @@ def make_handlers(*, settings: Settings, directory: Directory):
             await store.save_reporter(conn, case_id=report.case_id, contact=contact)
 
     async def on_case_dispatched(conn: asyncpg.Connection, event: Event) -> None:
-        case: CaseDispatched = event.payload
-        contact = directory.departments.get(case.department_code)
-        if contact is None:
-            raise LookupError(f"department {case.department_code} has no WeCom group in the directory")
-        ack_time = acknowledge_time(sla_policy, priority=case.priority, level=case.level or "county",
-                                    department_code=case.department_code)
-        outgoing = [Outgoing("wecom_robot", contact.robot_key, "case.dispatched",
-                             dispatched_message(case, contact=contact, ack_time=ack_time))]
-        for code in field_of(case, "co_department_codes", ()):  # 协办 departments hear of it too
-            co = directory.departments.get(code)
-            if co is not None and co.robot_key != contact.robot_key:
-                outgoing.append(Outgoing("wecom_robot", co.robot_key, "case.dispatched", dispatched_message(
-                    case, contact=co, ack_time=ack_time, co_handling=True)))
-        await queue(conn, event, outgoing)
+        await queue(conn, event, dispatched_messages(event.payload, directory=directory, sla_policy=sla_policy))
 
     async def on_case_acknowledged(conn: asyncpg.Connection, event: Event) -> None:
         reporter = await store.get_reporter(conn, case_id=event.payload.case_id)

@@ -4,7 +4,8 @@ The access_token comes from /cgi-bin/token (client_credential), is cached and re
 WeCom's; 43004 (the reader does not follow the account), 43101 (no subscribe consent left) and an
 invalid openid, template or field value are permanent, a busy system or the API quota are worth
 retrying. Subscribe messages need the reader's one-time consent per message and limit each field
-by its kind (thing ≤ 20 characters, phrase ≤ 5, character_string ≤ 32).
+by its kind (thing ≤ 20 characters, phrase ≤ 5, character_string ≤ 32): the bodies are built, and
+cut to fit, in services.notify.messages.
 """
 
 import time
@@ -21,30 +22,6 @@ class WeChatError(DeliveryError):
     def __init__(self, errcode: int, errmsg: str):
         super().__init__(f"errcode {errcode}: {errmsg}", code=str(errcode), retryable=errcode in RETRYABLE_ERRCODES)
         self.errcode, self.errmsg = errcode, errmsg
-
-
-def template_message(*, template_id: str, url: str | None, data: dict[str, str]) -> dict:
-    """A template message body: each template field as {"value": …}."""
-    message = {"template_id": template_id, "data": {k: {"value": v} for k, v in data.items()}}
-    if url:
-        message["url"] = url
-    return message
-
-
-SUBSCRIBE_FIELD_LIMITS = {"thing": 20, "phrase": 5, "character_string": 32, "name": 10, "number": 32}
-
-
-def subscribe_message(*, template_id: str, page: str | None, data: dict[str, str]) -> dict:
-    """A subscribe message body; each value cut to its field kind's limit (the kind is the key
-    without its trailing number, e.g. thing3 → thing)."""
-    fields = {}
-    for key, value in data.items():
-        limit = SUBSCRIBE_FIELD_LIMITS.get(key.rstrip("0123456789"))
-        fields[key] = {"value": value if limit is None or len(value) <= limit else value[: limit - 1] + "…"}
-    message = {"template_id": template_id, "data": fields}
-    if page:
-        message["page"] = page
-    return message
 
 
 class WeChatOfficialAccountClient:

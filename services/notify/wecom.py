@@ -16,40 +16,12 @@ from services.notify.channels import DeliveryError
 
 RETRYABLE_ERRCODES = {-1, 45009, 45033}  # system busy; api freq out of limit; too many concurrent calls
 TOKEN_ERRCODES = {40014, 42001, 40001}  # invalid access_token; access_token expired; invalid credential
-TEXT_MAX_BYTES = 2048
-MARKDOWN_MAX_BYTES = 4096
 
 
 class WeComError(DeliveryError):
     def __init__(self, errcode: int, errmsg: str):
         super().__init__(f"errcode {errcode}: {errmsg}", code=str(errcode), retryable=errcode in RETRYABLE_ERRCODES)
         self.errcode, self.errmsg = errcode, errmsg
-
-
-def _cut(content: str, limit: int) -> str:
-    encoded = content.encode()
-    if len(encoded) <= limit:
-        return content
-    return encoded[: limit - 3].decode(errors="ignore") + "…"
-
-
-def text_message(content: str, *, mentioned_mobiles: list[str] = ()) -> dict:
-    """A text message that @-mentions people by mobile number; content cut to the byte limit."""
-    return {"msgtype": "text", "text": {"content": _cut(content, TEXT_MAX_BYTES),
-                                        "mentioned_mobile_list": list(mentioned_mobiles)}}
-
-
-def markdown_message(content: str) -> dict:
-    """A markdown message (no @-mentions by mobile: WeCom only reads them in text messages)."""
-    return {"msgtype": "markdown", "markdown": {"content": _cut(content, MARKDOWN_MAX_BYTES)}}
-
-
-def news_message(*, title: str, description: str, url: str, picurl: str | None = None) -> dict:
-    """A one-article news card (used for the before/after comparison picture of a closed case)."""
-    article = {"title": title, "description": description, "url": url}
-    if picurl:
-        article["picurl"] = picurl
-    return {"msgtype": "news", "news": {"articles": [article]}}
 
 
 def _check(answer: dict) -> dict:

@@ -5,7 +5,6 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
-import yaml
 from fastapi import FastAPI
 
 from services.sla.api import router
@@ -14,12 +13,14 @@ from services.sla.handlers import make_handlers, make_ticker
 from shared.events import utcnow
 from shared.service import running_service
 from shared.settings import Settings
+from shared.sla_policy import load_sla_policy
 from shared.topics import CASES
 from shared.web import create_service_app
 
 
 def load_policy(settings: Settings) -> Policy:
-    return Policy(yaml.safe_load(settings.sla_policy_path.read_text(encoding="utf-8")))
+    """The policy file, read and checked at startup, with the clocks sla runs it on."""
+    return Policy(load_sla_policy(settings.sla_policy_path))
 
 
 def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime] = utcnow) -> FastAPI:

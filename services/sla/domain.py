@@ -1,4 +1,4 @@
-"""Pure SLA rules: deadline policies as data, and what a timer does next.
+"""Pure SLA rules: deadlines from the shared policy (shared.sla_policy), and what a timer does next.
 
 A timer is one stage (acknowledge, joint_plan, resolve) of one case for one department. It warns
 (催办, `sla.warning`) at `warning_ratio` of its time and again every reminder interval, breaches
@@ -6,22 +6,10 @@ A timer is one stage (acknowledge, joint_plan, resolve) of one case for one depa
 """
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from services.sla.calendar import WallClock, WorkingTime
-
-STAGES = ("acknowledge", "joint_plan", "resolve")
-UNITS = {"minutes", "working_hours", "working_days"}
-
-
-class InvalidPolicy(ValueError):
-    pass
-
-
-def _parse_time(text: str) -> time:
-    hours, minutes = text.split(":")
-    return time(int(hours), int(minutes))
+from shared.sla_policy import SlaPolicy
 
 
 @dataclass(frozen=True)
@@ -33,42 +21,29 @@ class Deadline:
 
 
 class Policy:
-    """The SLA policy document: durations per (priority, level, stage), working hours per department."""
+    """The SLA policy (read by shared.sla_policy) with the clocks it runs on: durations per
+    (priority, level, stage), working hours per department."""
 
-    def __init__(self, document: dict[str, Any], *, is_workday=None):
-        self.version = str(document["version"])
-        self.warning_ratio = float(document.get("warning_ratio", 0.8))
-        if not 0 < self.warning_ratio < 1:
-            raise InvalidPolicy("warning_ratio must be between 0 and 1")
-        self.reminder_minutes = {k: float(v) for k, v in document["reminder_every_minutes"].items()}
-        self.stages = document["stages"]
-        self.levels = document.get("levels") or {}
-        for priority, stages in [*self.stages.items(), *((p, s) for lv in self.levels.values() for p, s in lv.items())]:
-            for stage, spec in stages.items():
-                if stage not in STAGES or len(spec) != 1 or next(iter(spec)) not in UNITS:
-                    raise InvalidPolicy(f"{priority}.{stage}: one of {sorted(UNITS)} expected")
-        hours = document["working_hours"]
+    def __init__(self, document: SlaPolicy, *, is_workday=None):
+        self.document = document
         calendar = {"is_workday": is_workday} if is_workday else {}
-        self.always = set(hours.get("always") or ())
         self.working: dict[str | None, WorkingTime] = {}
         self.day_minutes: dict[str | None, float] = {}
-        for department, spec in [(None, hours["default"]), *(hours.get("departments") or {}).items()]:
-            periods = [(_parse_time(a), _parse_time(b)) for a, b in spec]
-            self.working[department] = WorkingTime(periods, **calendar)
+        for department, periods in [(None, document.default_hours), *document.department_hours.items()]:
+            self.working[department] = WorkingTime(list(periods), **calendar)
             self.day_minutes[department] = sum(
                 (datetime.combine(datetime.min, b) - datetime.combine(datetime.min, a)).seconds / 60 for a, b in periods)
         self.wall = WallClock()
 
     def spec(self, *, priority: str, level: str, stage: str) -> tuple[str, float]:
         """(unit, amount) for a stage; a level's entry wins over the default."""
-        spec = self.levels.get(level, {}).get(priority, {}).get(stage) or self.stages[priority][stage]
-        (unit, amount), = spec.items()
-        return unit, float(amount)
+        duration = self.document.duration(priority=priority, level=level, stage=stage)
+        return duration.unit, float(duration.amount)
 
     def deadline(self, *, start: datetime, priority: str, level: str, stage: str, department_code: str) -> Deadline:
         """When a stage started at `start` is due, and when to warn."""
         unit, amount = self.spec(priority=priority, level=level, stage=stage)
-        if unit == "minutes" or department_code in self.always:
+        if unit == "minutes" or self.document.round_the_clock(department_code):
             clock = "wall"
             minutes = amount * {"minutes": 1, "working_hours": 60, "working_days": 24 * 60}[unit]
         else:
@@ -88,11 +63,11 @@ class Policy:
         """Deadline and warning of a stage of `minutes` of which `elapsed` are used, from `start`."""
         c = self.clock(clock)
         due = c.add(start, max(minutes - elapsed, 0))
-        warn = c.add(start, max(minutes * self.warning_ratio - elapsed, 0))
+        warn = c.add(start, max(minutes * self.document.warning_ratio - elapsed, 0))
         return Deadline(clock, minutes, due, warn)
 
     def reminder_every(self, priority: str) -> timedelta:
-        return timedelta(minutes=self.reminder_minutes[priority])
+        return timedelta(minutes=self.document.reminder_every_minutes[priority])
 
 
 @dataclass(frozen=True)

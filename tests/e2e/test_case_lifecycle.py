@@ -47,7 +47,7 @@ async def test_a_case_from_report_to_close(make_settings, fake_wecom):
         assert dispatched["department_code"] == "huanwei" and dispatched["grid_code"]
 
         async def timers():
-            rows = (await client["sla"].get(f"/api/v1/cases/{case_id}/timers")).json()["timers"]
+            rows = (await client["sla"].get(f"/api/v1/cases/{case_id}/timers", headers=handler)).json()["timers"]
             return {t["stage"]: t for t in rows} if len(rows) == 2 else None
 
         await eventually(timers)
@@ -76,7 +76,7 @@ async def test_a_case_from_report_to_close(make_settings, fake_wecom):
 
         [message] = await eventually(command_centre_heard)
         assert "已清运并消杀" in str(message["body"])
-        assert all(t["stopped_at"] for t in (await client["sla"].get(f"/api/v1/cases/{case_id}/timers")).json()["timers"])
+        assert all(t["stopped_at"] for t in (await client["sla"].get(f"/api/v1/cases/{case_id}/timers", headers=handler)).json()["timers"])
 
         evidence = (await client["media"].get(f"/api/v1/cases/{case_id}/evidence", headers=dispatcher)).json()
         assert evidence["has_after_photo"]

@@ -63,13 +63,13 @@ async def test_report_is_dispatched_notified_timed_and_linked(make_settings, fak
         assert message["body"]["text"]["mentioned_mobile_list"]
 
         async def notification_sent():
-            r = (await client["notify"].get(f"/api/v1/cases/{case_id}/notifications")).json()
+            r = (await client["notify"].get(f"/api/v1/cases/{case_id}/notifications", headers=dispatcher)).json()
             return r["notifications"] and r["notifications"][0]["status"] == "sent"
 
         await eventually(notification_sent)
 
         async def timer_started():
-            return (await client["sla"].get(f"/api/v1/cases/{case_id}/timers")).json()["timers"]
+            return (await client["sla"].get(f"/api/v1/cases/{case_id}/timers", headers=dispatcher)).json()["timers"]
 
         timers = await eventually(timer_started)
         assert {(t["stage"], t["fired_at"]) for t in timers} == {("acknowledge", None), ("resolve", None)}

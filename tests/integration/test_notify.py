@@ -8,7 +8,7 @@ import httpx
 from services.notify.app import create_app
 from shared.events import CaseDispatched, new_event, utcnow
 from shared.topics import CASES, NOTIFICATIONS, ensure_topics
-from tests.support import eventually, publish, read_topic, running
+from tests.support import bearer, eventually, publish, read_topic, running
 
 
 def dispatched_event(department: str = "huanwei"):
@@ -27,7 +27,8 @@ async def test_redelivered_event_is_sent_once(make_settings, fake_wecom):
     case_id = str(event.payload.case_id)
     async with running(create_app(settings)) as client:
         async def sent():
-            rows = (await client.get(f"/api/v1/cases/{case_id}/notifications")).json()["notifications"]
+            rows = (await client.get(f"/api/v1/cases/{case_id}/notifications",
+                                     headers=bearer(settings, "dispatcher"))).json()["notifications"]
             return rows if rows and rows[0]["status"] == "sent" else None
 
         [row] = await eventually(sent)
@@ -47,7 +48,8 @@ async def test_refused_message_fails_with_reason(make_settings, tmp_path):
     await publish(settings, CASES.name, event.to_bytes())
     async with running(create_app(settings)) as client:
         async def failed():
-            rows = (await client.get(f"/api/v1/cases/{event.payload.case_id}/notifications")).json()["notifications"]
+            rows = (await client.get(f"/api/v1/cases/{event.payload.case_id}/notifications",
+                                     headers=bearer(settings, "dispatcher"))).json()["notifications"]
             return rows if rows and rows[0]["status"] == "failed" else None
 
         [row] = await eventually(failed)

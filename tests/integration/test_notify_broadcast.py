@@ -7,19 +7,24 @@ from uuid import uuid4
 import httpx
 
 from services.notify import store
-from services.notify.app import create_app
-from services.notify.domain import broadcast_message, load_groups, select_groups
+from services.notify.app import create_app, load_groups
+from services.notify.domain import broadcast_message, select_groups
 from shared.db import create_pool
 from shared.events import utcnow
 from shared.settings import Settings
 from shared.topics import ensure_topics
-from tests.support import eventually, running
+from tests.support import bearer, eventually, running
 
 TOWN = "330727203"  # 云峰乡: 47 grids, 149 groups
 
 
 async def progress(client, broadcast_id):
     return (await client.get(f"/api/v1/broadcasts/{broadcast_id}")).json()
+
+
+def as_supervisor(client, settings):
+    """Broadcasts are sent and followed by supervisors (and admins): here the county's."""
+    client.headers.update(bearer(settings, "supervisor"))
 
 
 async def test_a_broadcast_reaches_every_group_of_a_town_once(make_settings, fake_wecom):
@@ -30,6 +35,7 @@ async def test_a_broadcast_reaches_every_group_of_a_town_once(make_settings, fak
     dead_group = groups[5]
     httpx.post(f"{fake_wecom}/_fake/failures", params={"key": dead_group.robot_key, "errcode": 93000, "times": 1})
     async with running(create_app(settings)) as client:
+        as_supervisor(client, settings)
         response = await client.post("/api/v1/broadcasts", json={
             "content": f"**冬季防火提示** {marker}\n请各户检查电线、燃气，离家断电。", "target": TOWN})
         assert response.status_code == 202
@@ -57,6 +63,7 @@ async def test_a_retried_request_with_the_same_idempotency_key_is_one_broadcast(
     settings = make_settings("notify")
     await ensure_topics(settings)
     async with running(create_app(settings)) as client:
+        as_supervisor(client, settings)
         request = {"content": "防汛通知", "msgtype": "text", "target": "330727203200"}
         headers = {"Idempotency-Key": f"policy-{uuid4()}"}
         first = await client.post("/api/v1/broadcasts", json=request, headers=headers)
@@ -71,6 +78,7 @@ async def test_bad_broadcasts_are_refused_with_problem_details(make_settings):
     settings = make_settings("notify")
     await ensure_topics(settings)
     async with running(create_app(settings)) as client:
+        as_supervisor(client, settings)
         for body, status, kind in [
             ({"content": "x", "target": "杭州"}, 422, "validation-error"),
             ({"content": "", "target": "all"}, 422, "validation-error"),
@@ -105,3 +113,42 @@ async def test_case_notifications_go_before_a_broadcast_queued_earlier(database_
         await pool.release(db)
     finally:
         await pool.close()
+
+
+async def test_only_supervisors_and_admins_broadcast_and_only_within_their_jurisdiction(make_settings):
+    settings = make_settings("notify")
+    await ensure_topics(settings)
+    request = {"content": "防汛通知", "msgtype": "text", "target": "330727203200"}
+    async with running(create_app(settings)) as client:
+        for role in ("dispatcher", "handler", "grid_worker"):
+            refused = await client.post("/api/v1/broadcasts", json=request,
+                                        headers=bearer(settings, role, department_code="zhujian"))
+            assert refused.status_code == 403, role
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert refused.json()["type"].endswith("forbidden") and "督查员或管理员" in refused.json()["detail"]
+        elsewhere = await client.post("/api/v1/broadcasts", json=request | {"target": "all"},
+                                      headers=bearer(settings, "supervisor", "330727203"))
+        assert elsewhere.status_code == 403 and "330727203 辖区" in elsewhere.json()["detail"]
+
+        town = bearer(settings, "supervisor", "330727203")
+        accepted = await client.post("/api/v1/broadcasts", json=request, headers=town)
+        assert accepted.status_code == 202 and accepted.json()["groups"] == 16
+        status_url = accepted.json()["status_url"]
+        assert (await client.get(status_url, headers=town)).json()["total"] == 16
+        assert (await client.get(status_url, headers=bearer(settings, "admin"))).status_code == 200
+        assert (await client.get(status_url, headers=bearer(settings, "dispatcher"))).status_code == 403
+        assert (await client.get(status_url, headers=bearer(settings, "supervisor", "330727101"))).status_code == 403
+
+
+async def test_a_case_deliveries_are_for_the_command_centre(make_settings):
+    settings = make_settings("notify")
+    await ensure_topics(settings)
+    case_url = f"/api/v1/cases/{uuid4()}/notifications"
+    async with running(create_app(settings)) as client:
+        for role in ("dispatcher", "supervisor", "admin"):
+            allowed = await client.get(case_url, headers=bearer(settings, role))
+            assert allowed.status_code == 200 and allowed.json()["notifications"] == []
+        for role in ("handler", "grid_worker"):
+            refused = await client.get(case_url, headers=bearer(settings, role, department_code="zhujian"))
+            assert refused.status_code == 403 and refused.json()["type"].endswith("forbidden")
+            assert "案件详情" in refused.json()["detail"]

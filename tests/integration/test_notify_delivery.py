@@ -9,16 +9,16 @@ from uuid import uuid4
 import asyncpg
 import httpx
 
-from services.notify.app import create_app
-from services.notify.domain import load_full_directory
+from services.notify.app import create_app, load_directory
 from services.notify.handlers import make_handlers
 from shared.events import (
     CaseDispatched, CaseTransitioned, Event, MediaAttached, QueryCodeRequested, ReportSubmitted, SlaBreached,
     SlaWarning, new_event, utcnow,
 )
 from shared.phones import phone_token
+from shared.sla_policy import load_sla_policy
 from shared.topics import CASES, DEAD_LETTERS, MEDIA, NOTIFICATIONS, REPORTS, SLA, ensure_topics
-from tests.support import eventually, publish, read_topic, running
+from tests.support import bearer, eventually, publish, read_topic, running
 
 
 def dispatched(department: str = "zhujian"):
@@ -63,6 +63,7 @@ async def test_warning_and_breach_reach_the_department_and_the_supervisor(make_s
     await publish(settings, SLA.name, warning.to_bytes(), breach.to_bytes())
     short = str(case_id)[:8]
     async with running(create_app(settings)) as client:
+        client.headers.update(bearer(settings, "dispatcher"))
         async def all_sent():
             rows = await notifications(client, case_id)
             return rows if len(rows) == 3 and all(r["status"] == "sent" for r in rows) else None
@@ -95,6 +96,7 @@ async def test_acknowledged_and_resolved_reach_the_reporter_and_the_command_cent
                 for role in ("before", "after", "after")]
     await publish(settings, MEDIA.name, *(e.to_bytes() for e in attached))
     async with running(create_app(settings)) as client:
+        client.headers.update(bearer(settings, "dispatcher"))
         async def evidence_recorded():
             db = await asyncpg.connect(settings.database_url)
             try:
@@ -167,6 +169,7 @@ async def test_busy_answers_are_retried_and_throttling_holds_the_robot(make_sett
     event = dispatched()
     await publish(settings, CASES.name, event.to_bytes())
     async with running(create_app(settings)) as client:
+        client.headers.update(bearer(settings, "dispatcher"))
         async def sent():
             rows = await notifications(client, event.payload.case_id)
             return rows if rows and rows[0]["status"] == "sent" else None
@@ -202,6 +205,7 @@ async def test_a_permanent_failure_is_announced_and_dead_lettered(make_settings,
     event = dispatched()
     await publish(settings, CASES.name, event.to_bytes(), event.to_bytes())  # redelivered too
     async with running(create_app(settings)) as client:
+        client.headers.update(bearer(settings, "dispatcher"))
         async def failed():
             rows = await notifications(client, event.payload.case_id)
             return rows if rows and rows[0]["status"] == "failed" else None
@@ -220,7 +224,8 @@ async def test_a_permanent_failure_is_announced_and_dead_lettered(make_settings,
 async def test_reporters_are_told_on_the_channel_their_report_came_from(make_settings, fake_wecom):
     settings = make_settings("notify", wechat_base_url=fake_wecom, sms_base_url=fake_wecom)
     await ensure_topics(settings)
-    handlers = make_handlers(settings=settings, directory=load_full_directory(settings.directory_path))
+    handlers = make_handlers(settings=settings, directory=load_directory(settings.directory_path),
+                             sla_policy=load_sla_policy(settings.sla_policy_path))
     by_wecom, by_phone, anonymous = uuid4(), uuid4(), uuid4()
     key = settings.phone_encryption_key
     userid = f"staff-{uuid4().hex[:6]}"
@@ -240,6 +245,7 @@ async def test_reporters_are_told_on_the_channel_their_report_came_from(make_set
         await db.close()
     await publish(settings, CASES.name, *(transition("case.acknowledged", c).to_bytes() for c in (by_wecom, by_phone, anonymous)))
     async with running(create_app(settings)) as client:
+        client.headers.update(bearer(settings, "dispatcher"))
         async def sent(case_id):
             rows = await notifications(client, case_id)
             return rows if rows and rows[0]["status"] == "sent" else None

@@ -13,7 +13,7 @@ from services.sla.handlers import fire_due_timers
 from shared.db import create_pool
 from shared.events import CaseDispatched, CaseTransitioned, new_event
 from shared.topics import CASES, SLA, ensure_topics
-from tests.support import eventually, publish, read_topic, running
+from tests.support import bearer, eventually, publish, read_topic, running
 
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc)  # 09:00 in China, a Tuesday
 
@@ -58,6 +58,7 @@ async def test_warn_breach_stop_pause_and_score(make_settings):
     case_id, quiet_id = uuid4(), uuid4()
     await publish(settings, CASES.name, dispatched(case_id), dispatched(quiet_id, co=["eco_env"]))
     async with running(sla_app(settings, clock=clock)) as client:
+        client.headers.update(bearer(settings, "handler", department_code="zhujian"))  # any staff may read
         started = await eventually(lambda: timers_of(client, quiet_id))
         assert set(started) == {("acknowledge", "zhujian"), ("acknowledge", "eco_env"), ("joint_plan", "zhujian"),
                                 ("resolve", "zhujian")}
@@ -177,6 +178,7 @@ async def test_waiting_for_the_reporter_pauses_the_resolution_clock(make_setting
     await publish(settings, CASES.name, dispatched(case_id),
                   step(case_id, "case.awaiting_reporter", "await_reporter", T0 + timedelta(minutes=30), 2))
     async with running(sla_app(settings, clock=Clock(T0 + timedelta(minutes=31)))) as client:
+        client.headers.update(bearer(settings, "dispatcher"))
         await eventually(lambda: _resolve_paused(client, case_id))
         await publish(settings, CASES.name, step(case_id, "case.reporter_replied", "reporter_replied",
                                                  T0 + timedelta(hours=3), 3))

@@ -8,7 +8,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from services.notify.wecom import WeComError, WeComRobotClient, text_message
+from services.notify.messages import text_message
+from services.notify.wecom import WeComError, WeComRobotClient
 from tests.support import FakeClock, load_fake_wecom
 
 fake_wecom = load_fake_wecom()

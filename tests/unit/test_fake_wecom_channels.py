@@ -8,8 +8,9 @@ import pytest
 
 from services.notify.channels import DeliveryError, Senders, as_delivery_error
 from services.notify.sms import HttpSmsGateway, SmsError
-from services.notify.wechat import WeChatError, WeChatOfficialAccountClient, subscribe_message, template_message
-from services.notify.wecom import AccessTokenCache, WeComAppClient, WeComError, WeComRobotClient, text_message
+from services.notify.messages import subscribe_message, template_message, text_message
+from services.notify.wechat import WeChatError, WeChatOfficialAccountClient
+from services.notify.wecom import AccessTokenCache, WeComAppClient, WeComError, WeComRobotClient
 from shared.phones import phone_token
 from shared.settings import Settings
 from tests.support import FakeClock, load_fake_wecom

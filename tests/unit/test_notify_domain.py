@@ -1,21 +1,26 @@
 """Notify's pure rules: templates for every event, robot budgets, broadcast targets, inbound messages."""
 
+import ast
 import csv
 from datetime import datetime, timedelta, timezone
 from uuid import uuid4
 
-import yaml
+import pytest
 
+from services.notify.app import load_directory, load_groups
 from services.notify.domain import (
-    DepartmentContact, Directory, Group, ReporterContact, ReporterTemplates, RobotWindow, acknowledge_time,
-    acknowledged_messages, aibot_message, backoff_seconds, breached_messages, dispatched_message, inbound_message, is_fresh, load_directory, load_full_directory,
-    load_groups, notification_id, plan_robot_sends, resolved_messages, select_groups, verification_messages,
-    warning_messages,
+    DepartmentContact, Directory, Forbidden, Group, ReporterContact, ReporterTemplates, RobotWindow, acknowledge_time,
+    acknowledged_messages, aibot_message, authorize_broadcast, authorize_delivery_reading, backoff_seconds,
+    breached_messages, dispatched_message, dispatched_messages, inbound_message, is_fresh, notification_id,
+    plan_robot_sends, resolved_messages, select_groups, verification_messages, warning_messages,
 )
-from services.notify.wecom import TEXT_MAX_BYTES, WeComError, text_message
+from services.notify.messages import TEXT_MAX_BYTES, text_message
+from services.notify.wecom import WeComError
+from shared.auth import Actor
 from shared.events import CaseDispatched, CaseTransitioned, SlaBreached, SlaWarning
 from shared.jurisdictions import demo_broadcast_groups, load_demo_county
-from shared.settings import Settings
+from shared.settings import PROJECT_ROOT, Settings
+from shared.sla_policy import load_sla_policy
 from shared.taxonomy import load_taxonomy
 
 
@@ -52,7 +57,7 @@ def test_rate_limit_is_retryable_but_invalid_key_is_not():
 
 def test_every_department_has_a_robot_in_the_directory():
     settings = Settings()
-    assert set(load_directory(settings.directory_path)) == set(load_taxonomy(settings.responsibility_list_path).departments)
+    assert set(load_directory(settings.directory_path).departments) == set(load_taxonomy(settings.responsibility_list_path).departments)
 
 
 # --- templates for every event --------------------------------------------------------------
@@ -84,6 +89,20 @@ def test_transfer_and_co_handling_are_labelled():
     assert transfer.startswith("【转派】一般") and "原因：非本单位职责" in transfer
     co = dispatched_message(case, contact=DepartmentContact("k", ("139",)), ack_time="2个工作小时", co_handling=True)
     assert co["text"]["content"].startswith("【协办】") and "请配合主办单位处置" in co["text"]["content"]
+
+
+def test_dispatch_tells_the_department_its_acknowledgement_time_and_co_handlers_once():
+    directory = Directory(departments={"zhujian": DepartmentContact("robot-zj", ("139",)),
+                                       "eco_env": DepartmentContact("robot-eco", ()),
+                                       "shared_desk": DepartmentContact("robot-zj", ())})
+    case = CaseDispatched(
+        case_id=uuid4(), report_id=uuid4(), category="manhole", category_name="井盖", priority="urgent",
+        department_code="zhujian", department_name="住房和城乡建设局", description="井盖", responsibility_list_version="v1",
+        rule="r", dispatched_at=NOW, co_department_codes=["eco_env", "shared_desk", "unknown"],
+    )
+    lead, co = dispatched_messages(case, directory=directory, sla_policy=load_sla_policy(Settings().sla_policy_path))
+    assert (lead.target, co.target) == ("robot-zj", "robot-eco")  # one message per robot; unknown ones skipped
+    assert "请在10分钟内接单" in lead.body["text"]["content"] and co.body["text"]["content"].startswith("【协办】")
 
 
 def test_repeated_warnings_are_counted():
@@ -179,7 +198,7 @@ def test_notification_ids_are_stable_per_source_template_and_target():
 
 
 def test_directory_names_a_supervisor_and_a_command_centre_that_exists():
-    directory = load_full_directory(Settings().directory_path)
+    directory = load_directory(Settings().directory_path)
     assert directory.supervisor is not None and directory.supervisor.robot_key
     assert directory.command_center in directory.departments
 
@@ -290,7 +309,48 @@ def test_ai_bot_group_mentions_become_group_messages():
 
 
 def test_acknowledge_time_is_the_sla_policy_in_words():
-    policy = yaml.safe_load(Settings().sla_policy_path.read_text(encoding="utf-8"))
+    policy = load_sla_policy(Settings().sla_policy_path)
     assert acknowledge_time(policy, priority="urgent", level="county", department_code="zhujian") == "10分钟"
     assert acknowledge_time(policy, priority="normal", level="county", department_code="zhujian") == "2个工作小时"
     assert acknowledge_time(policy, priority="normal", level="village", department_code="police") == "2小时"
+
+
+# --- who may do what ------------------------------------------------------------------------
+
+def actor(role: str, jurisdiction: str = "330727") -> Actor:
+    return Actor(subject=f"{role}-1", role=role, jurisdiction_code=jurisdiction,
+                 department_code="zhujian" if role == "handler" else None)
+
+
+@pytest.mark.parametrize("role", ["supervisor", "admin"])
+def test_supervisors_and_admins_broadcast_within_their_jurisdiction(role):
+    authorize_broadcast(actor(role), target="all", county_code="330727")
+    authorize_broadcast(actor(role, "330727203"), target="330727203200", county_code="330727")
+    with pytest.raises(Forbidden, match="330727203 辖区"):
+        authorize_broadcast(actor(role, "330727203"), target="all", county_code="330727")
+    with pytest.raises(Forbidden, match="330727203 辖区"):
+        authorize_broadcast(actor(role, "330727203"), target="330727101", county_code="330727")
+
+
+@pytest.mark.parametrize("role", ["dispatcher", "handler", "grid_worker"])
+def test_other_roles_may_not_broadcast(role):
+    with pytest.raises(Forbidden, match="督查员或管理员"):
+        authorize_broadcast(actor(role), target="330727203", county_code="330727")
+
+
+def test_the_command_centre_reads_a_case_deliveries_and_others_are_told_where_to_look():
+    for role in ("dispatcher", "supervisor", "admin"):
+        authorize_delivery_reading(actor(role))
+    for role in ("handler", "grid_worker"):
+        with pytest.raises(Forbidden, match="案件详情"):
+            authorize_delivery_reading(actor(role))
+
+
+def test_the_rules_import_no_channel_client_and_read_no_file():
+    """domain.py stays pure: the message bodies come from messages.py, the files from app.py."""
+    tree = ast.parse((PROJECT_ROOT / "services" / "notify" / "domain.py").read_text(encoding="utf-8"))
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not imported & {"httpx", "yaml", "csv", "pathlib", "services.notify.wecom", "services.notify.wechat",
+                           "services.notify.sms", "services.notify.channels"}
+    assert "open(" not in ast.unparse(tree) and "read_text" not in ast.unparse(tree)

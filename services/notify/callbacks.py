@@ -1,0 +1,198 @@
+"""Notify's inbound callbacks: URL verification and message receipt for the WeCom application
+(/callbacks/wecom), the official account (/callbacks/wechat) and the WeCom AI bot
+(/callbacks/wecom-aibot). They are public: the platforms call without our tokens, and every
+request is checked against its platform's signature, freshness and nonce instead.
+
+WeCom application: receive id = corp id, msg_signature over (token, timestamp, nonce, encrypt).
+Official account: plaintext mode signs (token, timestamp, nonce); safe mode (encrypt_type=aes)
+is WeCom's scheme with the appid as receive id.
+"""
+
+import json
+import logging
+import time
+from datetime import timedelta
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+
+from services.notify import crypto, metrics, store
+from services.notify.crypto import CallbackRejected
+from services.notify.domain import aibot_message, inbound_message, is_fresh
+from shared.db import enqueue
+from shared.events import MessageReceived, new_event, utcnow
+from shared.problems import Problem
+from shared.web import public
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/v1")
+
+
+class CallbackConfig:
+    """What one callback source is checked with: its token, AES key and receive id."""
+
+    def __init__(self, *, source: str, token: str, aes_key: str, receive_id: str):
+        self.source, self.token, self.receive_id = source, token, receive_id
+        self.key = crypto.aes_key(aes_key)
+
+
+def callback_configs(settings) -> dict[str, CallbackConfig]:
+    """Built at startup, so a malformed EncodingAESKey stops the service instead of every callback."""
+    return {
+        "wecom_app": CallbackConfig(source="wecom_app", token=settings.wecom_callback_token,
+                                    aes_key=settings.wecom_callback_aes_key, receive_id=settings.wecom_corp_id),
+        "wechat_mp": CallbackConfig(source="wechat_mp", token=settings.wechat_callback_token,
+                                    aes_key=settings.wechat_callback_aes_key, receive_id=settings.wechat_app_id),
+        # The AI bot encrypts with an empty receive id.
+        "wecom_aibot": CallbackConfig(source="wecom_aibot", token=settings.wecom_aibot_token,
+                                      aes_key=settings.wecom_aibot_aes_key, receive_id=""),
+    }
+
+
+def _refuse(source: str, exc: CallbackRejected, request: Request) -> Problem:
+    # Logged without the body: a forged request is noise, but its pattern matters to an operator.
+    log.warning("refused %s callback from %s: %s", source, request.client.host if request.client else "?", exc)
+    metrics.CALLBACKS.labels(source, exc.reason).inc()
+    status = 400 if exc.reason in {"bad_xml", "bad_json"} else 403
+    return Problem(status, "Callback refused", exc.reason, kind=f"callback-{exc.reason.replace('_', '-')}")
+
+
+async def _check_fresh(request: Request, source: str, timestamp: str, nonce: str) -> None:
+    """Refuse a callback outside the time window or whose (timestamp, nonce) we saw already."""
+    settings = request.app.state.settings
+    if not is_fresh(timestamp, now=time.time(), max_age_s=settings.notify_callback_max_age_s):
+        raise CallbackRejected("stale", f"timestamp {timestamp!r}")
+    async with request.app.state.runtime.pool.acquire() as conn:
+        fresh = await store.remember_nonce(
+            conn, source=source, timestamp=timestamp, nonce=nonce,
+            forget_before=utcnow() - timedelta(seconds=2 * settings.notify_callback_max_age_s))
+    if not fresh:
+        raise CallbackRejected("replayed", f"nonce {nonce!r}")
+
+
+async def _accept_message(request: Request, source: str, plaintext: str) -> str:
+    """Turn a decrypted XML message into message.received (once per MsgId); returns the outcome word."""
+    return await _publish(request, inbound_message(crypto.parse_xml(plaintext), source=source))
+
+
+async def _publish(request: Request, message: dict | None) -> str:
+    """Publish message.received once per (source, MsgId); returns the outcome word."""
+    if message is None:
+        return "ignored"
+    source = message["source"]
+    runtime = request.app.state.runtime
+    settings = runtime.settings
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        if not await store.remember_inbound(conn, source=source, msg_id=message["msg_id"],
+                                            message_id=message["message_id"]):
+            return "duplicate"
+        await enqueue(conn, settings, new_event(MessageReceived(**message), producer=settings.service_name,
+                                                jurisdiction_code=settings.jurisdiction_code,
+                                                key=message["from_user"]))
+    return "accepted"
+
+
+async def _verify_url(request: Request, callback: str, msg_signature: str, timestamp: str, nonce: str,
+                      echostr: str) -> PlainTextResponse:
+    """WeCom's URL check: answer the decrypted echostr, bare (no quotes or newline)."""
+    cb = request.app.state.callbacks[callback]
+    try:
+        crypto.verify_signature(msg_signature, cb.token, timestamp, nonce, echostr)
+        await _check_fresh(request, cb.source, timestamp, nonce)
+        plain = crypto.decrypt(echostr, key=cb.key, receive_id=cb.receive_id)
+    except CallbackRejected as exc:
+        raise _refuse(cb.source, exc, request) from None
+    metrics.CALLBACKS.labels(cb.source, "verified").inc()
+    return PlainTextResponse(plain)
+
+
+@router.get("/callbacks/wecom", response_class=PlainTextResponse)
+@public("WeCom verifies the URL; the echo is signed and encrypted with our callback token and key")
+async def wecom_verify_url(request: Request, msg_signature: str, timestamp: str, nonce: str, echostr: str):
+    """The WeCom application's URL check."""
+    return await _verify_url(request, "wecom_app", msg_signature, timestamp, nonce, echostr)
+
+
+@router.post("/callbacks/wecom", response_class=PlainTextResponse)
+@public("WeCom posts messages signed and encrypted with our callback token and key")
+async def wecom_callback(request: Request, msg_signature: str, timestamp: str, nonce: str):
+    """A member's message to the WeCom application: verified, decrypted, published for intake."""
+    cb = request.app.state.callbacks["wecom_app"]
+    try:
+        outer = crypto.parse_xml((await request.body()).decode(errors="replace"))
+        encrypted = outer.get("Encrypt", "")
+        crypto.verify_signature(msg_signature, cb.token, timestamp, nonce, encrypted)
+        await _check_fresh(request, cb.source, timestamp, nonce)
+        outcome = await _accept_message(request, cb.source, crypto.decrypt(encrypted, key=cb.key,
+                                                                           receive_id=cb.receive_id))
+    except CallbackRejected as exc:
+        raise _refuse(cb.source, exc, request) from None
+    metrics.CALLBACKS.labels(cb.source, outcome).inc()
+    return PlainTextResponse("")  # no passive reply; answering within 5 s stops WeCom's retries
+
+
+@router.get("/callbacks/wechat", response_class=PlainTextResponse)
+@public("the official account verifies the URL with its signature")
+async def wechat_verify_url(request: Request, signature: str, timestamp: str, nonce: str, echostr: str):
+    """The official account's URL check: echo echostr when the three-string signature matches."""
+    cb = request.app.state.callbacks["wechat_mp"]
+    try:
+        crypto.verify_signature(signature, cb.token, timestamp, nonce)
+        await _check_fresh(request, cb.source, timestamp, nonce)
+    except CallbackRejected as exc:
+        raise _refuse(cb.source, exc, request) from None
+    metrics.CALLBACKS.labels(cb.source, "verified").inc()
+    return PlainTextResponse(echostr)
+
+
+@router.post("/callbacks/wechat", response_class=PlainTextResponse)
+@public("the official account posts messages with its signature")
+async def wechat_callback(request: Request, signature: str, timestamp: str, nonce: str,
+                          encrypt_type: str = "raw", msg_signature: str = ""):
+    """A reader's message to the official account (plaintext or safe mode), published for intake."""
+    cb = request.app.state.callbacks["wechat_mp"]
+    try:
+        crypto.verify_signature(signature, cb.token, timestamp, nonce)
+        body = crypto.parse_xml((await request.body()).decode(errors="replace"))
+        if encrypt_type == "aes":
+            crypto.verify_signature(msg_signature, cb.token, timestamp, nonce, body.get("Encrypt", ""))
+        await _check_fresh(request, cb.source, timestamp, nonce)
+        if encrypt_type == "aes":
+            plaintext = crypto.decrypt(body.get("Encrypt", ""), key=cb.key, receive_id=cb.receive_id)
+        else:
+            plaintext = (await request.body()).decode(errors="replace")
+        outcome = await _accept_message(request, cb.source, plaintext)
+    except CallbackRejected as exc:
+        raise _refuse(cb.source, exc, request) from None
+    metrics.CALLBACKS.labels(cb.source, outcome).inc()
+    return PlainTextResponse("success")
+
+
+@router.get("/callbacks/wecom-aibot", response_class=PlainTextResponse)
+@public("the WeCom AI bot verifies the URL; signed and encrypted")
+async def aibot_verify_url(request: Request, msg_signature: str, timestamp: str, nonce: str, echostr: str):
+    """The WeCom AI bot's URL check (same scheme as the application's, empty receive id)."""
+    return await _verify_url(request, "wecom_aibot", msg_signature, timestamp, nonce, echostr)
+
+
+@router.post("/callbacks/wecom-aibot", response_class=PlainTextResponse)
+@public("the WeCom AI bot posts @-mentions, signed and encrypted")
+async def aibot_callback(request: Request, msg_signature: str, timestamp: str, nonce: str):
+    """A group member @-mentioned the AI bot: JSON `{"encrypt": …}`, verified, decrypted, published."""
+    cb = request.app.state.callbacks["wecom_aibot"]
+    try:
+        try:
+            encrypted = json.loads(await request.body()).get("encrypt", "")
+        except (ValueError, AttributeError):
+            raise CallbackRejected("bad_json") from None
+        crypto.verify_signature(msg_signature, cb.token, timestamp, nonce, encrypted)
+        await _check_fresh(request, cb.source, timestamp, nonce)
+        try:
+            data = json.loads(crypto.decrypt(encrypted, key=cb.key, receive_id=cb.receive_id))
+        except ValueError:
+            raise CallbackRejected("bad_json") from None
+        outcome = await _publish(request, aibot_message(data, received_at=utcnow()) if isinstance(data, dict) else None)
+    except CallbackRejected as exc:
+        raise _refuse(cb.source, exc, request) from None
+    metrics.CALLBACKS.labels(cb.source, outcome).inc()
+    return PlainTextResponse("")  # no streamed reply; intake answers through response_url if it wants to
