@@ -13,8 +13,8 @@ from services.notify.domain import (
     dispatched_message, field_of, notification_id, query_code_messages, resolved_messages, verification_messages,
     warning_messages,
 )
+from services.notify.settings import NotifySettings
 from shared.events import CaseDispatched, Event, QueryCodeRequested, utcnow
-from shared.settings import Settings
 
 
 async def queue(conn: asyncpg.Connection, event: Event, outgoing: list[Outgoing]) -> None:
@@ -33,7 +33,7 @@ async def queue(conn: asyncpg.Connection, event: Event, outgoing: list[Outgoing]
         )
 
 
-def make_handlers(*, settings: Settings, directory: Directory):
+def make_handlers(*, settings: NotifySettings, directory: Directory):
     sla_policy = yaml.safe_load(settings.sla_policy_path.read_text(encoding="utf-8"))
     templates = ReporterTemplates(wechat_template_id=settings.wechat_template_case_update,
                                   wechat_kind=settings.wechat_reporter_message,

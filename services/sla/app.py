@@ -11,20 +11,20 @@ from fastapi import FastAPI
 from services.sla.api import router
 from services.sla.domain import Policy
 from services.sla.handlers import make_handlers, make_ticker
+from services.sla.settings import SlaSettings
 from shared.events import utcnow
 from shared.service import running_service
-from shared.settings import Settings
 from shared.topics import CASES
 from shared.web import create_service_app
 
 
-def load_policy(settings: Settings) -> Policy:
+def load_policy(settings: SlaSettings) -> Policy:
     return Policy(yaml.safe_load(settings.sla_policy_path.read_text(encoding="utf-8")))
 
 
-def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime] = utcnow) -> FastAPI:
+def create_app(settings: SlaSettings | None = None, *, clock: Callable[[], datetime] = utcnow) -> FastAPI:
     """`clock` is injectable so tests move time instead of sleeping."""
-    settings = settings or Settings(service_name="sla")
+    settings = settings or SlaSettings(service_name="sla")
     policy = load_policy(settings)
 
     @asynccontextmanager

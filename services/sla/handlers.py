@@ -11,10 +11,10 @@ import asyncpg
 from services.sla import metrics, store
 from services.sla.calendar import CST
 from services.sla.domain import Policy, TimerState, next_step
+from services.sla.settings import SlaSettings
 from shared.db import enqueue_many
 from shared.events import CaseDispatched, CaseTransitioned, Event, SlaBreached, SlaWarning, new_event
 from shared.loops import repeat_until_stopped
-from shared.settings import Settings
 
 # Case steps after which nobody in this case owes anything until it is dispatched again.
 STOPS_ALL = {"case.returned", "case.escalated", "case.cancelled", "case.merged", "case.closed"}
@@ -32,7 +32,7 @@ async def _score_stopped(conn: asyncpg.Connection, stopped: list[asyncpg.Record]
                                 on_time=0 if late else 1, late=1 if late else 0)
 
 
-def make_handlers(*, settings: Settings, policy: Policy):
+def make_handlers(*, settings: SlaSettings, policy: Policy):
     """Handlers bound to the SLA policy."""
 
     async def start(conn, case: CaseDispatched, *, stage: str, department_code: str) -> None:
@@ -95,7 +95,7 @@ def make_handlers(*, settings: Settings, policy: Policy):
     return handlers
 
 
-def _event(settings: Settings, timer: asyncpg.Record, kind: str, now: datetime):
+def _event(settings: SlaSettings, timer: asyncpg.Record, kind: str, now: datetime):
     common = dict(
         case_id=timer["case_id"], stage=timer["stage"], department_code=timer["department_code"],
         started_at=timer["started_at"], due_at=timer["due_at"], category=timer["category"],
@@ -108,7 +108,7 @@ def _event(settings: Settings, timer: asyncpg.Record, kind: str, now: datetime):
                      key=str(timer["case_id"]))
 
 
-async def fire_due_timers(*, settings: Settings, pool: asyncpg.Pool, policy: Policy, now: datetime,
+async def fire_due_timers(*, settings: SlaSettings, pool: asyncpg.Pool, policy: Policy, now: datetime,
                           batch: int | None = None) -> int:
     """Handle every timer needing attention at `now`, in batches; returns how many events it emitted.
 

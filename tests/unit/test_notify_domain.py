@@ -6,16 +6,17 @@ from uuid import uuid4
 
 import yaml
 
+from services.dispatch.settings import DispatchSettings
 from services.notify.domain import (
     DepartmentContact, Directory, Group, ReporterContact, ReporterTemplates, RobotWindow, acknowledge_time,
     acknowledged_messages, aibot_message, backoff_seconds, breached_messages, dispatched_message, inbound_message, is_fresh, load_directory, load_full_directory,
     load_groups, notification_id, plan_robot_sends, resolved_messages, select_groups, verification_messages,
     warning_messages,
 )
+from services.notify.settings import NotifySettings
 from services.notify.wecom import TEXT_MAX_BYTES, WeComError, text_message
 from shared.events import CaseDispatched, CaseTransitioned, SlaBreached, SlaWarning
 from shared.jurisdictions import demo_broadcast_groups, load_demo_county
-from shared.settings import Settings
 from shared.taxonomy import load_taxonomy
 
 
@@ -51,8 +52,9 @@ def test_rate_limit_is_retryable_but_invalid_key_is_not():
 
 
 def test_every_department_has_a_robot_in_the_directory():
-    settings = Settings()
-    assert set(load_directory(settings.directory_path)) == set(load_taxonomy(settings.responsibility_list_path).departments)
+    # Notify's directory against the responsibility list dispatch routes cases by.
+    departments = load_taxonomy(DispatchSettings().responsibility_list_path).departments
+    assert set(load_directory(NotifySettings().directory_path)) == set(departments)
 
 
 # --- templates for every event --------------------------------------------------------------
@@ -179,7 +181,7 @@ def test_notification_ids_are_stable_per_source_template_and_target():
 
 
 def test_directory_names_a_supervisor_and_a_command_centre_that_exists():
-    directory = load_full_directory(Settings().directory_path)
+    directory = load_full_directory(NotifySettings().directory_path)
     assert directory.supervisor is not None and directory.supervisor.robot_key
     assert directory.command_center in directory.departments
 
@@ -218,7 +220,7 @@ def test_a_throttled_robot_waits_until_wecom_releases_it():
 # --- broadcasts -----------------------------------------------------------------------------
 
 def test_demo_county_has_2413_groups_each_with_its_own_robot():
-    groups = load_groups(Settings().notify_groups_path)
+    groups = load_groups(NotifySettings().notify_groups_path)
     assert len(groups) == 2413
     assert len({g.robot_key for g in groups}) == 2413 and len({g.group_id for g in groups}) == 2413
     county = load_demo_county()
@@ -290,7 +292,7 @@ def test_ai_bot_group_mentions_become_group_messages():
 
 
 def test_acknowledge_time_is_the_sla_policy_in_words():
-    policy = yaml.safe_load(Settings().sla_policy_path.read_text(encoding="utf-8"))
+    policy = yaml.safe_load(NotifySettings().sla_policy_path.read_text(encoding="utf-8"))
     assert acknowledge_time(policy, priority="urgent", level="county", department_code="zhujian") == "10分钟"
     assert acknowledge_time(policy, priority="normal", level="county", department_code="zhujian") == "2个工作小时"
     assert acknowledge_time(policy, priority="normal", level="village", department_code="police") == "2小时"

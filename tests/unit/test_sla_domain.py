@@ -7,9 +7,9 @@ import yaml
 
 from services.sla.calendar import CST, WorkingTime, official_workday
 from services.sla.domain import InvalidPolicy, Policy, TimerState, next_step
-from shared.settings import Settings
+from services.sla.settings import SlaSettings
 
-POLICY = Policy(yaml.safe_load(Settings().sla_policy_path.read_text(encoding="utf-8")))
+POLICY = Policy(yaml.safe_load(SlaSettings().sla_policy_path.read_text(encoding="utf-8")))
 
 
 def cst(*args) -> datetime:
@@ -57,7 +57,7 @@ def test_normal_stages_use_working_days_and_levels_and_round_the_clock_departmen
 
 
 def test_invalid_policies_are_refused():
-    document = yaml.safe_load(Settings().sla_policy_path.read_text(encoding="utf-8"))
+    document = yaml.safe_load(SlaSettings().sla_policy_path.read_text(encoding="utf-8"))
     with pytest.raises(InvalidPolicy):
         Policy(document | {"warning_ratio": 1.5})
     with pytest.raises(InvalidPolicy):
