@@ -29,9 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from services.sla.app import create_app, load_policy  # noqa: E402
 from services.sla.handlers import fire_due_timers  # noqa: E402
+from services.sla.settings import SlaSettings  # noqa: E402
 from shared.db import apply_migrations, create_pool  # noqa: E402
 from shared.events import utcnow  # noqa: E402
-from shared.settings import PROJECT_ROOT, Settings  # noqa: E402
+from shared.settings import PROJECT_ROOT  # noqa: E402
 from shared.topics import ensure_topics  # noqa: E402
 from tests.support import local_servers  # noqa: E402
 
@@ -121,8 +122,8 @@ async def bench(args) -> int:
         admin = await asyncpg.connect(infra.database_url("postgres"))
         await admin.execute("CREATE DATABASE bench_sla")
         await admin.close()
-        settings = Settings(service_name="sla", database_url=infra.database_url("bench_sla"),
-                            kafka_bootstrap=infra.kafka_bootstrap, topic_prefix="bench.", sla_tick_interval_s=0.1)
+        settings = SlaSettings(service_name="sla", database_url=infra.database_url("bench_sla"),
+                               kafka_bootstrap=infra.kafka_bootstrap, topic_prefix="bench.", sla_tick_interval_s=0.1)
         policy = load_policy(settings)
         pool = await create_pool(settings)
         await apply_migrations(pool, schema="sla", service_dir=PROJECT_ROOT / "services" / "sla")

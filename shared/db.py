@@ -14,7 +14,7 @@ from uuid import UUID
 import asyncpg
 
 from shared.events import Event
-from shared.settings import Settings
+from shared.settings import ServiceSettings
 from shared.topics import topic_for
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def schema_name(settings: Settings) -> str:
+def schema_name(settings: ServiceSettings) -> str:
     """The Postgres schema a service owns (each dispatch level runs with its own database)."""
     return re.sub(r"[^a-z0-9_]", "_", settings.service_name.lower())
 
@@ -31,7 +31,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(settings: Settings) -> asyncpg.Pool:
+async def create_pool(settings: ServiceSettings) -> asyncpg.Pool:
     """A pool whose connections see the service's own schema first."""
     return await asyncpg.create_pool(
         settings.database_url,
@@ -79,7 +79,7 @@ async def insert(conn: asyncpg.Connection, table: str, row: dict[str, Any], *, o
     return status == "INSERT 0 1"
 
 
-async def enqueue(conn: asyncpg.Connection, settings: Settings, event: Event) -> None:
+async def enqueue(conn: asyncpg.Connection, settings: ServiceSettings, event: Event) -> None:
     """Write an outgoing event to the outbox, inside the caller's transaction."""
     await conn.execute(
         "INSERT INTO outbox (event_id, topic, key, value) VALUES ($1, $2, $3, $4)",
@@ -90,7 +90,7 @@ async def enqueue(conn: asyncpg.Connection, settings: Settings, event: Event) ->
     )
 
 
-async def enqueue_many(conn: asyncpg.Connection, settings: Settings, events: list[Event]) -> None:
+async def enqueue_many(conn: asyncpg.Connection, settings: ServiceSettings, events: list[Event]) -> None:
     """Write many outgoing events to the outbox in one round trip (timers firing in bulk)."""
     if events:
         await conn.copy_records_to_table(

@@ -21,7 +21,7 @@ from shared import metrics
 from shared.db import mark_processed, schema_name
 from shared.events import Event, MalformedEvent, UnknownEventType, parse_event, utcnow
 from shared.loops import repeat_until_stopped
-from shared.settings import Settings
+from shared.settings import ServiceSettings
 from shared.topics import DEAD_LETTERS, Topic
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
 
 
-def create_producer(settings: Settings) -> AIOKafkaProducer:
+def create_producer(settings: ServiceSettings) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         client_id=settings.service_name,
@@ -39,7 +39,7 @@ def create_producer(settings: Settings) -> AIOKafkaProducer:
     )
 
 
-async def relay_outbox_once(settings: Settings, pool: asyncpg.Pool, producer: AIOKafkaProducer) -> int:
+async def relay_outbox_once(settings: ServiceSettings, pool: asyncpg.Pool, producer: AIOKafkaProducer) -> int:
     """Publish one batch of outbox rows in order, then delete them; returns how many."""
     async with pool.acquire() as conn, conn.transaction():
         # One relay per service schema at a time keeps events with the same key in order.
@@ -59,7 +59,7 @@ async def relay_outbox_once(settings: Settings, pool: asyncpg.Pool, producer: AI
 
 
 async def run_outbox_relay(
-    settings: Settings, pool: asyncpg.Pool, producer: AIOKafkaProducer, stopping: asyncio.Event
+    settings: ServiceSettings, pool: asyncpg.Pool, producer: AIOKafkaProducer, stopping: asyncio.Event
 ) -> None:
     """Relay until stopping; an empty outbox is polled every `outbox_poll_interval_s`."""
     await repeat_until_stopped(stopping, settings.outbox_poll_interval_s,
@@ -72,7 +72,7 @@ class ConsumerRunner:
     def __init__(
         self,
         *,
-        settings: Settings,
+        settings: ServiceSettings,
         pool: asyncpg.Pool,
         producer: AIOKafkaProducer,
         topics: list[Topic],

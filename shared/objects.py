@@ -13,7 +13,7 @@ from minio import Minio
 from minio.commonconfig import REPLACE, CopySource
 from minio.error import S3Error
 
-from shared.settings import Settings
+from shared.settings import ServiceSettings
 
 _MISSING = ("NoSuchKey", "NoSuchObject")
 CHUNK = 1024 * 1024
@@ -38,10 +38,10 @@ class ReadResult:
 
 
 class ObjectStore:
-    """One bucket: media's evidence by default, or another service's (intake's incoming photos)."""
+    """One bucket of the S3 server the settings name: media's evidence, or intake's incoming photos."""
 
-    def __init__(self, settings: Settings, *, bucket: str | None = None):
-        self.bucket = bucket or settings.media_bucket
+    def __init__(self, settings: ServiceSettings, *, bucket: str):
+        self.bucket = bucket
         self.client = Minio(
             settings.minio_endpoint,
             access_key=settings.minio_access_key,

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from shared.db import apply_migrations, create_pool, schema_name
 from shared.kafka import ConsumerRunner, Handler, create_producer, relay_outbox_once, run_outbox_relay
-from shared.settings import Settings
+from shared.settings import ServiceSettings
 from shared.topics import Topic, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Runtime:
-    settings: Settings
+    settings: ServiceSettings
     pool: asyncpg.Pool
     producer: AIOKafkaProducer
     stopping: asyncio.Event
@@ -57,7 +57,7 @@ BackgroundLoop = Callable[[Runtime], Awaitable[None]]
 
 @asynccontextmanager
 async def running_service(
-    settings: Settings,
+    settings: ServiceSettings,
     *,
     service_dir: Path,
     topics: list[Topic] = (),

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.events import CASE_TRANSITION_TYPES
-from shared.settings import Settings
+from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def topic_for(event_type: str) -> Topic:
     return _TOPIC_OF_EVENT[event_type]
 
 
-async def ensure_topics(settings: Settings, *, attempts: int = 30) -> None:
+async def ensure_topics(settings: ServiceSettings, *, attempts: int = 30) -> None:
     """Create every registry topic that does not exist yet (idempotent; waits for the broker)."""
     for attempt in range(1, attempts + 1):
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
@@ -84,4 +84,4 @@ async def ensure_topics(settings: Settings, *, attempts: int = 30) -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
-    asyncio.run(ensure_topics(Settings()))
+    asyncio.run(ensure_topics(ServiceSettings()))

@@ -21,7 +21,7 @@ from shared import metrics
 from shared.auth import Actor, InvalidToken, verify_token
 from shared.problems import Problem, install_problem_handlers
 from shared.service import Runtime
-from shared.settings import Settings
+from shared.settings import ServiceSettings
 
 
 # FastAPI's own pages: the API's description (what other departments integrate against), no data.
@@ -103,7 +103,7 @@ Connection = Annotated[asyncpg.Connection, Depends(get_connection)]
 
 
 def create_service_app(
-    settings: Settings, *, title: str, lifespan: Callable[[FastAPI], AbstractAsyncContextManager]
+    settings: ServiceSettings, *, title: str, lifespan: Callable[[FastAPI], AbstractAsyncContextManager]
 ) -> FastAPI:
     """A FastAPI app with /healthz, /readyz, /metrics; the lifespan sets `app.state.runtime`."""
     app = FastAPI(title=title, lifespan=lifespan, dependencies=[Depends(authenticate)])

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from shared.db import apply_migrations, create_pool
-from shared.settings import PROJECT_ROOT, Settings
-from tests.support import Infra, free_port, local_servers
+from shared.settings import PROJECT_ROOT, ServiceSettings
+from tests.support import SETTINGS_CLASSES, Infra, free_port, local_servers
 
 SERVICES = ("intake", "dispatch", "sla", "notify", "media")
 
@@ -39,7 +39,7 @@ async def template_database(infra: Infra) -> str:
     finally:
         await admin.close()
     for service in SERVICES:
-        settings = Settings(service_name=service, database_url=infra.database_url(TEMPLATE_DB))
+        settings = SETTINGS_CLASSES[service](service_name=service, database_url=infra.database_url(TEMPLATE_DB))
         pool = await create_pool(settings)
         try:
             await apply_migrations(pool, schema=service, service_dir=PROJECT_ROOT / "services" / service)
@@ -89,7 +89,13 @@ def make_settings(infra: Infra, database_url: str, fake_wecom: str):
     """Settings for one service in this test: fresh database, own topics and groups, own bucket."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
 
-    def make(service: str, **overrides) -> Settings:
+    def make(service: str, **overrides) -> ServiceSettings:
+        cls = SETTINGS_CLASSES[service]
+        # The settings classes ignore unknown names: refuse them here, so a typo or another
+        # service's setting fails the test instead of silently leaving the default in place.
+        unknown = set(overrides) - set(cls.model_fields)
+        if unknown:
+            raise TypeError(f"{cls.__name__} has no setting {', '.join(sorted(unknown))}")
         values = dict(
             service_name=service,
             database_url=database_url,
@@ -104,7 +110,8 @@ def make_settings(infra: Infra, database_url: str, fake_wecom: str):
             notify_retry_base_s=0.05,
             sla_tick_interval_s=0.05,
         )
-        values.update(overrides)
-        return Settings(**values)
+        # The test values above go to whichever services have those settings.
+        values = {name: value for name, value in values.items() if name in cls.model_fields} | overrides
+        return cls(**values)
 
     return make

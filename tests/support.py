@@ -14,9 +14,20 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from shared.settings import PROJECT_ROOT, Settings
+from services.dispatch.settings import DispatchSettings
+from services.intake.settings import IntakeSettings
+from services.media.settings import MediaSettings
+from services.notify.settings import NotifySettings
+from services.sla.settings import SlaSettings
+from shared.settings import PROJECT_ROOT, ServiceSettings
 
 INFRA = PROJECT_ROOT / "deploy" / "local" / "infra.sh"
+
+# Each service's settings class, for tests that build settings by service name.
+SETTINGS_CLASSES: dict[str, type[ServiceSettings]] = {
+    "intake": IntakeSettings, "dispatch": DispatchSettings, "sla": SlaSettings, "notify": NotifySettings,
+    "media": MediaSettings,
+}
 
 
 def free_port() -> int:
@@ -89,7 +100,7 @@ async def eventually(check, *, timeout: float = 15.0, interval: float = 0.1):
         await asyncio.sleep(interval)
 
 
-async def read_topic(settings: Settings, topic_name: str, *, until, timeout: float = 15.0) -> list[dict]:
+async def read_topic(settings: ServiceSettings, topic_name: str, *, until, timeout: float = 15.0) -> list[dict]:
     """Read a topic from the beginning until `until(messages)` is true; messages as JSON dicts."""
     consumer = AIOKafkaConsumer(
         settings.topic(topic_name), bootstrap_servers=settings.kafka_bootstrap,
@@ -109,7 +120,7 @@ async def read_topic(settings: Settings, topic_name: str, *, until, timeout: flo
         await consumer.stop()
 
 
-async def publish(settings: Settings, topic_name: str, *values: bytes) -> None:
+async def publish(settings: ServiceSettings, topic_name: str, *values: bytes) -> None:
     """Produce raw messages to a topic, as another department's system would."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
     await producer.start()
@@ -120,7 +131,7 @@ async def publish(settings: Settings, topic_name: str, *values: bytes) -> None:
         await producer.stop()
 
 
-def bearer(settings: Settings, role: str, jurisdiction_code: str = "330727", department_code: str | None = None,
+def bearer(settings: ServiceSettings, role: str, jurisdiction_code: str = "330727", department_code: str | None = None,
            subject: str | None = None) -> dict[str, str]:
     """Authorization headers for a test actor, signed with the settings' key."""
     from shared.auth import Actor, issue_token

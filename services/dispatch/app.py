@@ -10,16 +10,16 @@ from services.dispatch import cases, store
 from services.dispatch.api import router
 from services.dispatch.handlers import make_handlers
 from services.dispatch.responsibility import build_list
+from services.dispatch.settings import DispatchSettings
 from shared.loops import repeat_until_stopped
 from shared.service import Runtime, running_service
-from shared.settings import Settings
 from shared.taxonomy import load_taxonomy
 from shared.topics import CASES, REPORTS, SLA
 from shared.web import create_service_app
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings(service_name="dispatch")
+def create_app(settings: DispatchSettings | None = None) -> FastAPI:
+    settings = settings or DispatchSettings(service_name="dispatch")
     taxonomy = load_taxonomy(settings.responsibility_list_path)
     shipped_list = build_list(
         taxonomy=taxonomy, document=yaml.safe_load(settings.responsibility_list_path.read_text(encoding="utf-8")))

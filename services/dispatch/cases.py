@@ -13,12 +13,12 @@ import asyncpg
 from services.dispatch import store
 from services.dispatch.domain import SYSTEM, CaseState, Context, apply, authorize, decide
 from services.dispatch.responsibility import OwnerDecision, ResponsibilityList, build_list, decide_owner, level_of
+from services.dispatch.settings import DispatchSettings
 from shared.auth import Actor
 from shared.db import enqueue
 from shared.events import (
     CaseDispatched, CaseFacts, CaseTransitioned, ReportSubmitted, TriageCorrected, new_event, utcnow,
 )
-from shared.settings import Settings
 from shared.taxonomy import Taxonomy
 
 
@@ -42,7 +42,7 @@ def case_facts(row: asyncpg.Record | dict) -> dict:
     return {name: row[name] for name in CaseFacts.model_fields}
 
 
-def centres(settings: Settings) -> frozenset[str]:
+def centres(settings: DispatchSettings) -> frozenset[str]:
     return frozenset({*settings.dispatch_centres, settings.jurisdiction_code})
 
 
@@ -59,7 +59,7 @@ async def current_list(conn: asyncpg.Connection, *, taxonomy: Taxonomy) -> Respo
     return _built_lists[key]
 
 
-async def _emit(conn, *, settings: Settings, row, payload, event_type: str, correlation_id: UUID | None) -> None:
+async def _emit(conn, *, settings: DispatchSettings, row, payload, event_type: str, correlation_id: UUID | None) -> None:
     await enqueue(conn, settings, new_event(
         payload, producer=settings.service_name, jurisdiction_code=row["jurisdiction_code"],
         key=str(row["case_id"]), correlation_id=correlation_id, event_type=event_type,
@@ -76,7 +76,7 @@ async def _dispatched(conn, *, settings, row, action: str, actor: str, reason: s
                 correlation_id=correlation_id)
 
 
-async def owns(conn: asyncpg.Connection, *, settings: Settings, taxonomy: Taxonomy, jurisdiction_code: str,
+async def owns(conn: asyncpg.Connection, *, settings: DispatchSettings, taxonomy: Taxonomy, jurisdiction_code: str,
                category: str | None, above: str | None = None) -> OwnerDecision:
     """Which dispatch centre owns a case in this division with this category."""
     rlist = await current_list(conn, taxonomy=taxonomy)
@@ -85,7 +85,7 @@ async def owns(conn: asyncpg.Connection, *, settings: Settings, taxonomy: Taxono
 
 
 async def open_case(
-    conn: asyncpg.Connection, *, settings: Settings, taxonomy: Taxonomy, report: ReportSubmitted,
+    conn: asyncpg.Connection, *, settings: DispatchSettings, taxonomy: Taxonomy, report: ReportSubmitted,
     jurisdiction_code: str, grid_code: str | None, decision: OwnerDecision, correlation_id: UUID | None,
 ) -> bool:
     """Open a case for a report this centre owns and dispatch it to the lead department."""
@@ -127,7 +127,7 @@ async def open_case(
 
 
 async def receive_escalation(
-    conn: asyncpg.Connection, *, settings: Settings, taxonomy: Taxonomy, escalated: CaseTransitioned,
+    conn: asyncpg.Connection, *, settings: DispatchSettings, taxonomy: Taxonomy, escalated: CaseTransitioned,
     correlation_id: UUID | None,
 ) -> bool:
     """Take over a case a lower centre escalated (上报) to this one and dispatch it here."""
@@ -163,7 +163,7 @@ async def receive_escalation(
 
 
 async def run_command(
-    conn: asyncpg.Connection, *, settings: Settings, taxonomy: Taxonomy, case_id: UUID, action: str, actor: Actor,
+    conn: asyncpg.Connection, *, settings: DispatchSettings, taxonomy: Taxonomy, case_id: UUID, action: str, actor: Actor,
     arguments: dict, correlation_id: UUID | None = None,
 ) -> asyncpg.Record:
     """Apply one action to a case; raises CaseNotFound, IllegalTransition or Forbidden. What the
@@ -208,7 +208,7 @@ async def run_command(
     return row
 
 
-async def auto_verify(conn: asyncpg.Connection, *, settings: Settings, taxonomy: Taxonomy) -> int:
+async def auto_verify(conn: asyncpg.Connection, *, settings: DispatchSettings, taxonomy: Taxonomy) -> int:
     """Verify and close resolved cases nobody rated within the configured days (回访 timeout)."""
     before = utcnow() - timedelta(days=settings.dispatch_auto_verify_days)
     case_ids = await store.resolved_before(conn, before=before)

@@ -3,11 +3,11 @@
 import asyncpg
 
 from services.dispatch import cases, store
+from services.dispatch.settings import DispatchSettings
 from shared.jurisdictions import find_grid
 from shared.events import (
     CaseTransitioned, Event, ReportAttached, ReportLocated, ReportSubmitted, SlaBreached, utcnow,
 )
-from shared.settings import Settings
 from shared.taxonomy import Taxonomy
 
 
@@ -22,7 +22,7 @@ def report_place(report: ReportSubmitted) -> tuple[str | None, str | None]:
     return None, None
 
 
-def make_handlers(*, settings: Settings, taxonomy: Taxonomy):
+def make_handlers(*, settings: DispatchSettings, taxonomy: Taxonomy):
     """Handlers bound to this instance's settings; every instance sees every event and acts on its own."""
 
     async def on_report_submitted(conn: asyncpg.Connection, event: Event) -> None:

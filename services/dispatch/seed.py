@@ -6,12 +6,12 @@ Idempotent: rows are upserted, so running it again changes nothing.
 import asyncio
 from pathlib import Path
 
+from services.dispatch.settings import DispatchSettings
 from shared.db import apply_migrations, create_pool, schema_name
 from shared.jurisdictions import load_demo_county
-from shared.settings import Settings
 
 
-async def seed(settings: Settings) -> dict[str, int]:
+async def seed(settings: DispatchSettings) -> dict[str, int]:
     """Upsert the demo county; returns how many divisions and grids it holds."""
     county = load_demo_county()
     pool = await create_pool(settings)
@@ -43,7 +43,7 @@ async def seed(settings: Settings) -> dict[str, int]:
 
 
 def main() -> None:
-    settings = Settings(service_name="dispatch")
+    settings = DispatchSettings(service_name="dispatch")
     counts = asyncio.run(seed(settings))
     print(f"[seed] demo county {load_demo_county().name} loaded into {settings.database_url}: "
           f"{counts['towns']} towns, {counts['villages']} villages/communities, {counts['grids']} grids")

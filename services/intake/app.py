@@ -9,17 +9,17 @@ from services.intake import h5, open311
 from services.intake.api import router
 from services.intake.handlers import make_handlers, make_loops
 from services.intake.reports import Intake, apply_new_corrections
+from services.intake.settings import IntakeSettings
 from services.intake.triage import TriageModel, parse_examples, parse_lexicon
 from shared.jurisdictions import load_demo_county
 from shared.objects import ObjectStore
 from shared.service import running_service
-from shared.settings import Settings
 from shared.taxonomy import load_taxonomy
 from shared.topics import CASES, MESSAGES, REPORTS
 from shared.web import create_service_app
 
 
-def load_triage_model(settings: Settings, taxonomy) -> TriageModel:
+def load_triage_model(settings: IntakeSettings, taxonomy) -> TriageModel:
     """The triage model trained on the data files the project ships."""
     return TriageModel(
         taxonomy=taxonomy,
@@ -29,8 +29,8 @@ def load_triage_model(settings: Settings, taxonomy) -> TriageModel:
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings(service_name="intake")
+def create_app(settings: IntakeSettings | None = None) -> FastAPI:
+    settings = settings or IntakeSettings(service_name="intake")
     taxonomy = load_taxonomy(settings.responsibility_list_path)
     intake = Intake(settings=settings, taxonomy=taxonomy, county=load_demo_county(),
                     model=load_triage_model(settings, taxonomy))

@@ -10,8 +10,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.intake.settings import IntakeSettings
 from services.intake.triage import Example, Lexicon, TriageModel, parse_examples, parse_lexicon
-from shared.settings import Settings
 from shared.taxonomy import Taxonomy, load_taxonomy
 
 
@@ -84,7 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labelled", type=Path, help="a labelled JSONL file to evaluate on (never trained on)")
     args = parser.parse_args()
-    settings = Settings()
+    settings = IntakeSettings()
     taxonomy = load_taxonomy(settings.responsibility_list_path)
     lexicon = parse_lexicon(settings.triage_lexicon_path.read_text(encoding="utf-8"))
     examples = parse_examples(settings.triage_training_path.read_text(encoding="utf-8"))

@@ -12,13 +12,13 @@ from fastapi import Request
 
 from services.intake import store
 from services.intake.domain import OpenCase, Placement, format_case_no, matching_open_case, window_start
+from services.intake.settings import IntakeSettings
 from services.intake.triage import TriageModel, TriageResult, urgency
 from shared.db import enqueue
 from shared.events import IncomingPhoto, ReportAttached, ReportSubmitted, new_event, utcnow
 from shared.jurisdictions import County
 from shared.phones import encrypt_phone, mask_phone, phone_hash
 from shared.problems import Problem
-from shared.settings import Settings
 from shared.taxonomy import Taxonomy
 
 
@@ -26,7 +26,7 @@ from shared.taxonomy import Taxonomy
 class Intake:
     """What intake's routes, handlers and loops share (one per app)."""
 
-    settings: Settings
+    settings: IntakeSettings
     taxonomy: Taxonomy
     county: County
     model: TriageModel
@@ -73,7 +73,7 @@ class Accepted:
         }
 
 
-def client_ip(request: Request, settings: Settings) -> str | None:
+def client_ip(request: Request, settings: IntakeSettings) -> str | None:
     """The client's address: the proxy's X-Forwarded-For (first hop) only when it is trusted."""
     forwarded = request.headers.get("x-forwarded-for") if settings.intake_trust_forwarded_for else None
     if forwarded and forwarded.split(",")[0].strip():
@@ -81,7 +81,7 @@ def client_ip(request: Request, settings: Settings) -> str | None:
     return request.client.host if request.client else None
 
 
-async def check_rate_limit(conn: asyncpg.Connection, *, settings: Settings, ip: str | None, phone: str | None) -> None:
+async def check_rate_limit(conn: asyncpg.Connection, *, settings: IntakeSettings, ip: str | None, phone: str | None) -> None:
     """Count this request against its IP (per minute) and phone (per hour); 429 when over.
     Refused requests count too, so hammering a limit does not reopen it."""
     now = utcnow()

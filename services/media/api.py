@@ -10,11 +10,11 @@ from pydantic import BaseModel, Field
 
 from services.media import domain, store, workflow
 from services.media.domain import Rejection
+from services.media.settings import MediaSettings
 from shared.auth import Actor
 from shared.events import utcnow
 from shared.objects import ObjectStore
 from shared.problems import Problem
-from shared.settings import Settings
 from shared.web import CurrentActor, OptionalActor, public
 
 router = APIRouter(prefix="/api/v1")
@@ -62,7 +62,7 @@ def _context(request: Request):
     return runtime, objects
 
 
-async def _media_view(row: asyncpg.Record, objects: ObjectStore, settings: Settings) -> dict:
+async def _media_view(row: asyncpg.Record, objects: ObjectStore, settings: MediaSettings) -> dict:
     """A media item as pages see it, with short-lived download URLs (none once purged)."""
     expires_s = settings.media_presign_get_expiry_s
     urls = {}
@@ -258,7 +258,7 @@ async def case_evidence(case_id: UUID, request: Request, actor: CurrentActor):
     return {"case_id": str(case_id), **domain.evidence_summary(items), "flagged": flagged}
 
 
-async def _comparison_view(comparison: asyncpg.Record, objects: ObjectStore, settings: Settings) -> dict:
+async def _comparison_view(comparison: asyncpg.Record, objects: ObjectStore, settings: MediaSettings) -> dict:
     expires_s = settings.media_presign_get_expiry_s
     return {
         "case_id": str(comparison["case_id"]),

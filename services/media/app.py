@@ -7,20 +7,20 @@ from fastapi import FastAPI
 
 from services.media.api import router
 from services.media.handlers import make_handlers
+from services.media.settings import MediaSettings
 from services.media.workflow import make_housekeeping, make_incoming_loop
 from shared.objects import ObjectStore
 from shared.service import running_service
-from shared.settings import Settings
 from shared.topics import CASES, REPORTS
 from shared.web import create_service_app
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings(service_name="media")
+def create_app(settings: MediaSettings | None = None) -> FastAPI:
+    settings = settings or MediaSettings(service_name="media")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        objects = ObjectStore(settings)
+        objects = ObjectStore(settings, bucket=settings.media_bucket)
         incoming = ObjectStore(settings, bucket=settings.intake_incoming_bucket)
         await objects.ensure_bucket()
         await incoming.ensure_bucket()

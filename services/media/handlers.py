@@ -5,11 +5,11 @@ import asyncpg
 
 from services.media import store, workflow
 from services.media.domain import report_division
+from services.media.settings import MediaSettings
 from shared.events import CASE_TRANSITION_TYPES, CaseFacts, Event, ReportAttached, ReportSubmitted
-from shared.settings import Settings
 
 
-def make_handlers(*, settings: Settings):
+def make_handlers(*, settings: MediaSettings):
     """Handlers bound to this instance's settings (evidence thresholds, producer name)."""
 
     async def park(conn: asyncpg.Connection, report: ReportSubmitted | ReportAttached) -> None:

@@ -15,12 +15,12 @@ import httpx
 from services.media import domain, imaging, store
 from services.media.domain import Checked, Rejection, ReportContext, SizeLimits
 from services.media.imaging import ImageFacts
+from services.media.settings import MediaSettings
 from shared.db import enqueue
 from shared.events import MediaAttached, MediaRejected, MediaStored, Payload, new_event, utcnow
 from shared.loops import repeat_until_stopped
 from shared.objects import ObjectChanged, ObjectStore
 from shared.service import Runtime
-from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,13 @@ class UploadClosed(Exception):
         self.upload = upload
 
 
-def size_limits(settings: Settings) -> SizeLimits:
+def size_limits(settings: MediaSettings) -> SizeLimits:
     return SizeLimits(
         image=settings.media_image_max_bytes, video=settings.media_video_max_bytes, audio=settings.media_audio_max_bytes
     )
 
 
-def retention_days(settings: Settings) -> dict[str, int]:
+def retention_days(settings: MediaSettings) -> dict[str, int]:
     return {
         "image": settings.media_retention_days_image,
         "video": settings.media_retention_days_video,
@@ -59,7 +59,7 @@ def retention_days(settings: Settings) -> dict[str, int]:
     }
 
 
-async def _emit(conn: asyncpg.Connection, settings: Settings, payload: Payload, *, key: UUID) -> None:
+async def _emit(conn: asyncpg.Connection, settings: MediaSettings, payload: Payload, *, key: UUID) -> None:
     await enqueue(conn, settings, new_event(
         payload, producer=settings.service_name, jurisdiction_code=settings.jurisdiction_code, key=str(key)))
 
@@ -81,7 +81,7 @@ async def record_rejection(
         await _emit(conn, runtime.settings, payload, key=upload_id)
 
 
-async def _inspect(checked: Checked, data: bytes | None, settings: Settings) -> ImageFacts | None:
+async def _inspect(checked: Checked, data: bytes | None, settings: MediaSettings) -> ImageFacts | None:
     """Images are decoded in full (in a worker thread: it is CPU work); other kinds by magic bytes."""
     if checked.kind != "image":
         return None
@@ -162,7 +162,7 @@ async def _record_stored(
         return await store.find_media(conn, media_id=media_id)
 
 
-async def _write_derived(objects: ObjectStore, sha256: str, data: bytes | None, settings: Settings) -> tuple[str, str]:
+async def _write_derived(objects: ObjectStore, sha256: str, data: bytes | None, settings: MediaSettings) -> tuple[str, str]:
     """The stripped public copy and the thumbnail of an image."""
     assert data is not None
     max_pixels = settings.media_image_max_pixels
@@ -299,7 +299,7 @@ def _role_name(role: str | None) -> str:
     return {"before": "整改前", "after": "整改后"}.get(role or "", "未知")
 
 
-async def _attached(conn: asyncpg.Connection, settings: Settings, *, case_id: UUID, media_ids: list[UUID]) -> None:
+async def _attached(conn: asyncpg.Connection, settings: MediaSettings, *, case_id: UUID, media_ids: list[UUID]) -> None:
     """Check the new evidence against the report and tell other services (media.attached)."""
     await apply_evidence_checks(conn, settings=settings, case_id=case_id)
     for media_id in media_ids:
@@ -311,7 +311,7 @@ async def _attached(conn: asyncpg.Connection, settings: Settings, *, case_id: UU
 
 
 async def attach_report_media(
-    conn: asyncpg.Connection, *, settings: Settings, case_id: UUID, report_id: UUID, lat: float | None,
+    conn: asyncpg.Connection, *, settings: MediaSettings, case_id: UUID, report_id: UUID, lat: float | None,
     lng: float | None, submitted_at: datetime, jurisdiction_code: str, media_ids: list[UUID],
 ) -> None:
     """A submitted report's photos are its case's 'before' evidence; its place and time are what
@@ -325,7 +325,7 @@ async def attach_report_media(
 
 
 async def attach_before_media(
-    conn: asyncpg.Connection, *, settings: Settings, case_id: UUID, report_id: UUID, submitted_at: datetime,
+    conn: asyncpg.Connection, *, settings: MediaSettings, case_id: UUID, report_id: UUID, submitted_at: datetime,
     media_ids: list[UUID],
 ) -> bool:
     """A report's photos become its case's 'before' evidence (also a second report of the same
@@ -340,7 +340,7 @@ async def attach_before_media(
     return bool(attached)
 
 
-async def apply_evidence_checks(conn: asyncpg.Connection, *, settings: Settings, case_id: UUID) -> None:
+async def apply_evidence_checks(conn: asyncpg.Connection, *, settings: MediaSettings, case_id: UUID) -> None:
     """Recompute the EXIF flags of a case's media against its report (no report yet: no flags)."""
     case = await store.find_case(conn, case_id=case_id)
     if case is None or case["submitted_at"] is None:
@@ -444,7 +444,7 @@ class Unfetchable(Exception):
         self.retry = retry
 
 
-async def fetch_photo(http: httpx.AsyncClient, url: str, settings: Settings) -> tuple[bytes, str | None]:
+async def fetch_photo(http: httpx.AsyncClient, url: str, settings: MediaSettings) -> tuple[bytes, str | None]:
     """A report photo from its channel's host: only allowed hosts, only up to the image limit."""
     parsed = urlsplit(url)
     if parsed.scheme not in ("http", "https") or parsed.hostname not in settings.media_fetch_hosts:

@@ -19,11 +19,11 @@ from services.notify.channels import Senders
 from services.notify.delivery import make_delivery_loop
 from services.notify.domain import DepartmentContact, Directory, Group
 from services.notify.handlers import make_handlers
+from services.notify.settings import NotifySettings
 from services.notify.sms import HttpSmsGateway
 from services.notify.wechat import WeChatOfficialAccountClient
 from services.notify.wecom import WeComAppClient, WeComRobotClient
 from shared.service import running_service
-from shared.settings import Settings
 from shared.sla_policy import load_sla_policy
 from shared.topics import CASES, MEDIA, REPORTS, SLA
 from shared.web import create_service_app
@@ -51,7 +51,7 @@ def load_groups(path: Path) -> list[Group]:
         return [Group(r["group_id"], r["name"], r["jurisdiction_code"], r["robot_key"]) for r in csv.DictReader(f)]
 
 
-def make_senders(settings: Settings, http: httpx.AsyncClient) -> Senders:
+def make_senders(settings: NotifySettings, http: httpx.AsyncClient) -> Senders:
     """Every channel's client over one pooled HTTP client."""
     return Senders(
         robot=WeComRobotClient(settings.wecom_base_url, http),
@@ -64,8 +64,8 @@ def make_senders(settings: Settings, http: httpx.AsyncClient) -> Senders:
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings(service_name="notify")
+def create_app(settings: NotifySettings | None = None) -> FastAPI:
+    settings = settings or NotifySettings(service_name="notify")
     directory = load_directory(settings.directory_path)
     sla_policy = load_sla_policy(settings.sla_policy_path)
 

@@ -17,15 +17,15 @@ import asyncpg
 from services.notify import metrics, store
 from services.notify.channels import DeliveryError, Senders, as_delivery_error
 from services.notify.domain import ROBOT_WINDOW_S, backoff_seconds, plan_robot_sends
+from services.notify.settings import NotifySettings
 from shared.db import enqueue
 from shared.events import Event, NotificationFailed, NotificationSent, new_event, utcnow
 from shared.loops import repeat_until_stopped
-from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-async def deliver_batch(*, settings: Settings, pool: asyncpg.Pool, senders: Senders) -> int:
+async def deliver_batch(*, settings: NotifySettings, pool: asyncpg.Pool, senders: Senders) -> int:
     """Send one batch of due notifications; returns how many were attempted (0: nothing due now)."""
     now = utcnow()
     async with pool.acquire() as conn, conn.transaction():
@@ -63,7 +63,7 @@ async def deliver_batch(*, settings: Settings, pool: asyncpg.Pool, senders: Send
     return len(batch)
 
 
-async def record_outcomes(*, settings: Settings, pool: asyncpg.Pool, rows, outcomes, claimed_at) -> None:
+async def record_outcomes(*, settings: NotifySettings, pool: asyncpg.Pool, rows, outcomes, claimed_at) -> None:
     """Write what the channels answered: sent, retry later, or failed for good (event + dead letter)."""
     now = utcnow()
     sent_ids = [r["notification_id"] for r, error in zip(rows, outcomes) if error is None]
@@ -107,7 +107,7 @@ def _count(row, outcome: str) -> None:
         metrics.BROADCAST_GROUPS.labels(outcome).inc()
 
 
-def _event(settings: Settings, payload) -> Event:
+def _event(settings: NotifySettings, payload) -> Event:
     return new_event(payload, producer=settings.service_name, jurisdiction_code=settings.jurisdiction_code,
                      key=str(payload.case_id or payload.notification_id))
 

@@ -13,7 +13,7 @@ from services.notify.domain import (
     warning_messages,
 )
 from shared.events import Event, QueryCodeRequested, utcnow
-from shared.settings import Settings
+from services.notify.settings import NotifySettings
 from shared.sla_policy import SlaPolicy
 
 
@@ -33,7 +33,7 @@ async def queue(conn: asyncpg.Connection, event: Event, outgoing: list[Outgoing]
         )
 
 
-def make_handlers(*, settings: Settings, directory: Directory, sla_policy: SlaPolicy):
+def make_handlers(*, settings: NotifySettings, directory: Directory, sla_policy: SlaPolicy):
     """Handlers bound to the department directory and the SLA policy (read by app.py)."""
     templates = ReporterTemplates(wechat_template_id=settings.wechat_template_case_update,
                                   wechat_kind=settings.wechat_reporter_message,

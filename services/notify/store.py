@@ -8,7 +8,7 @@ from uuid import UUID, uuid5
 import asyncpg
 
 from services.notify.domain import NOTIFICATION_NS, ReporterContact, RobotWindow, notification_id
-from shared.settings import Settings
+from services.notify.settings import NotifySettings
 from shared.topics import DEAD_LETTERS
 
 
@@ -108,7 +108,7 @@ async def mark_attempt_failed(
     )
 
 
-async def enqueue_dead_letter(conn: asyncpg.Connection, settings: Settings, *, row, error: str, at: datetime) -> None:
+async def enqueue_dead_letter(conn: asyncpg.Connection, settings: NotifySettings, *, row, error: str, at: datetime) -> None:
     """Put a given-up notification on the dead-letter topic (through the outbox, in this transaction)
     with the reason, in the same shape as the consumer's dead letters plus the notification fields."""
     letter = {

@@ -10,22 +10,22 @@ from fastapi import FastAPI
 from services.sla.api import router
 from services.sla.domain import Policy
 from services.sla.handlers import make_handlers, make_ticker
+from services.sla.settings import SlaSettings
 from shared.events import utcnow
 from shared.service import running_service
-from shared.settings import Settings
 from shared.sla_policy import load_sla_policy
 from shared.topics import CASES
 from shared.web import create_service_app
 
 
-def load_policy(settings: Settings) -> Policy:
+def load_policy(settings: SlaSettings) -> Policy:
     """The policy file, read and checked at startup, with the clocks sla runs it on."""
     return Policy(load_sla_policy(settings.sla_policy_path))
 
 
-def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime] = utcnow) -> FastAPI:
+def create_app(settings: SlaSettings | None = None, *, clock: Callable[[], datetime] = utcnow) -> FastAPI:
     """`clock` is injectable so tests move time instead of sleeping."""
-    settings = settings or Settings(service_name="sla")
+    settings = settings or SlaSettings(service_name="sla")
     policy = load_policy(settings)
 
     @asynccontextmanager

@@ -15,7 +15,6 @@ from shared.case_actions import CASE_TRANSITION_TYPES, Clocks, clocks_of
 from shared.db import enqueue_many
 from shared.events import CaseDispatched, CaseTransitioned, Event, SlaBreached, SlaWarning, new_event
 from shared.loops import repeat_until_stopped
-from shared.settings import Settings
 
 async def _score_stopped(conn: asyncpg.Connection, stopped: list[asyncpg.Record], now: datetime) -> None:
     """A finished stage counts for its department: in time, or late if it had breached."""
@@ -25,7 +24,7 @@ async def _score_stopped(conn: asyncpg.Connection, stopped: list[asyncpg.Record]
                                 on_time=0 if late else 1, late=1 if late else 0)
 
 
-def make_handlers(*, settings: Settings, policy: Policy):
+def make_handlers(*, settings: SlaSettings, policy: Policy):
     """Handlers bound to the SLA policy."""
 
     async def start(conn, case: CaseDispatched, *, stage: str, department_code: str) -> None:
@@ -85,7 +84,7 @@ def make_handlers(*, settings: Settings, policy: Policy):
     return handlers
 
 
-def _event(settings: Settings, timer: asyncpg.Record, kind: str, now: datetime):
+def _event(settings: SlaSettings, timer: asyncpg.Record, kind: str, now: datetime):
     common = dict(
         case_id=timer["case_id"], stage=timer["stage"], department_code=timer["department_code"],
         started_at=timer["started_at"], due_at=timer["due_at"], category=timer["category"],
@@ -98,7 +97,7 @@ def _event(settings: Settings, timer: asyncpg.Record, kind: str, now: datetime):
                      key=str(timer["case_id"]))
 
 
-async def fire_due_timers(*, settings: Settings, pool: asyncpg.Pool, policy: Policy, now: datetime,
+async def fire_due_timers(*, settings: SlaSettings, pool: asyncpg.Pool, policy: Policy, now: datetime,
                           batch: int | None = None) -> int:
     """Handle every timer needing attention at `now`, in batches; returns how many events it emitted.
 

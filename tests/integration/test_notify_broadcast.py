@@ -11,7 +11,6 @@ from services.notify.app import create_app, load_groups
 from services.notify.domain import broadcast_message, select_groups
 from shared.db import create_pool
 from shared.events import utcnow
-from shared.settings import Settings
 from shared.topics import ensure_topics
 from tests.support import bearer, eventually, running
 
@@ -94,8 +93,8 @@ async def test_bad_broadcasts_are_refused_with_problem_details(make_settings):
 
 
 async def test_case_notifications_go_before_a_broadcast_queued_earlier(database_url):
-    groups = load_groups(Settings().notify_groups_path)[:50]
-    pool = await create_pool(Settings(service_name="notify", database_url=database_url))
+    groups = load_groups(NotifySettings().notify_groups_path)[:50]
+    pool = await create_pool(NotifySettings(service_name="notify", database_url=database_url))
     try:
         db = await pool.acquire()
         async with db.transaction():

@@ -14,10 +14,10 @@ from services.dispatch.responsibility import build_list
 from shared.auth import ROLES, Actor
 from shared.case_actions import ACTIONS, CASE_TRANSITION_TYPES, STATUSES, clocks_of
 from shared.events import PAYLOAD_TYPES
-from shared.settings import Settings
+from services.dispatch.settings import DispatchSettings
 from shared.taxonomy import load_taxonomy
 
-PATH = Settings().responsibility_list_path
+PATH = DispatchSettings().responsibility_list_path
 TAXONOMY = load_taxonomy(PATH)
 RLIST = build_list(taxonomy=TAXONOMY, document=yaml.safe_load(PATH.read_text(encoding="utf-8")))
 COUNTY, TOWN, VILLAGE = "330727", "330727001", "330727001002"

@@ -8,6 +8,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 from shared.settings import PROJECT_ROOT
+from tests.support import SETTINGS_CLASSES
 
 DEPLOY = PROJECT_ROOT / "deploy"
 SERVICES = ("intake", "dispatch", "sla", "notify", "media")
@@ -47,3 +48,25 @@ def test_dashboard_queries_only_metrics_the_services_export():
     dashboard = json.loads((DEPLOY / "grafana" / "gridlink-overview.json").read_text(encoding="utf-8"))
     used = {m for panel in dashboard["panels"] for t in panel["targets"] for m in re.findall(r"gridlink_\w+", t["expr"])}
     assert used and used <= exported, used - exported
+
+
+def test_every_variable_the_manifests_set_is_a_setting_of_a_service_that_receives_it():
+    """Each service reads only its own settings (services/<name>/settings.py) and ignores other
+    GRIDLINK_* variables, so a misspelt or misplaced one would be silently without effect."""
+    sources = {}  # ConfigMap or Secret name → the variables it sets
+    for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if doc and doc["kind"] in ("ConfigMap", "Secret"):
+                sources[doc["metadata"]["name"]] = set(doc.get("data") or doc.get("stringData"))
+    readers = {variable: set() for variables in sources.values() for variable in variables}
+    for deployment in deployments():
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        service = re.fullmatch(r"services\.(\w+)\.app:create_app", container["command"][1]).group(1)
+        fields = {f"GRIDLINK_{name.upper()}" for name in SETTINGS_CLASSES[service].model_fields}
+        own = {env["name"] for env in container.get("env", [])}
+        assert own <= fields, (deployment["metadata"]["name"], own - fields)
+        for source in container["envFrom"]:
+            ref = source.get("configMapRef") or source.get("secretRef")
+            for variable in sources[ref["name"]] & fields:
+                readers[variable].add(service)
+    assert all(readers.values()), [variable for variable, services in readers.items() if not services]

@@ -10,12 +10,12 @@ from services.dispatch.domain import (
     SYSTEM, CaseState, Context, Forbidden, IllegalTransition, apply, authorize, can_see, decide, replay,
 )
 from services.dispatch.responsibility import InvalidResponsibilityList, ancestors, build_list, decide_owner, level_of
+from services.dispatch.settings import DispatchSettings
 from shared.auth import Actor
 from shared.case_actions import ACTIONS
-from shared.settings import Settings
 from shared.taxonomy import load_taxonomy
 
-PATH = Settings().responsibility_list_path
+PATH = DispatchSettings().responsibility_list_path
 TAXONOMY = load_taxonomy(PATH)
 RLIST = build_list(taxonomy=TAXONOMY, document=yaml.safe_load(PATH.read_text(encoding="utf-8")))
 COUNTY, TOWN, VILLAGE = "330727", "330727001", "330727001002"

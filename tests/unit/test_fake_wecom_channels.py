@@ -7,12 +7,12 @@ import httpx
 import pytest
 
 from services.notify.channels import DeliveryError, Senders, as_delivery_error
+from services.notify.settings import NotifySettings
 from services.notify.sms import HttpSmsGateway, SmsError
 from services.notify.messages import subscribe_message, template_message, text_message
 from services.notify.wechat import WeChatError, WeChatOfficialAccountClient
 from services.notify.wecom import AccessTokenCache, WeComAppClient, WeComError, WeComRobotClient
 from shared.phones import phone_token
-from shared.settings import Settings
 from tests.support import FakeClock, load_fake_wecom
 
 fake_wecom = load_fake_wecom()
@@ -32,7 +32,7 @@ async def http(clock):
 
 
 def app_client(http, clock, **overrides) -> WeComAppClient:
-    s = Settings()
+    s = NotifySettings()
     values = dict(corp_id=s.wecom_corp_id, corp_secret=s.wecom_corp_secret, agent_id=s.wecom_agent_id) | overrides
     return WeComAppClient("http://wecom", http, clock=clock, **values)
 
@@ -92,7 +92,7 @@ async def test_concurrent_senders_share_one_token_fetch(clock):
 
 
 async def test_official_account_template_message(http, clock):
-    s = Settings()
+    s = NotifySettings()
     client = WeChatOfficialAccountClient("http://wecom", http, app_id=s.wechat_app_id, app_secret=s.wechat_app_secret,
                                          clock=clock)
     message = template_message(template_id="T1", url="https://h5.example/c/1", data={"first": "已接单", "keyword1": "abc"})
@@ -109,7 +109,7 @@ async def test_official_account_template_message(http, clock):
 
 
 async def test_official_account_subscribe_message(http, clock):
-    s = Settings()
+    s = NotifySettings()
     client = WeChatOfficialAccountClient("http://wecom", http, app_id=s.wechat_app_id, app_secret=s.wechat_app_secret,
                                          clock=clock)
     message = subscribe_message(template_id="S1", page="pages/case?id=1", data={
@@ -142,7 +142,7 @@ async def test_sms_gateway_codes(http, clock):
 
 
 async def test_senders_route_by_channel_and_classify_transport_errors(http, clock):
-    s = Settings()
+    s = NotifySettings()
     senders = Senders(robot=WeComRobotClient("http://wecom", http), app=app_client(http, clock),
                       official_account=WeChatOfficialAccountClient("http://wecom", http, app_id=s.wechat_app_id,
                                                                    app_secret=s.wechat_app_secret, clock=clock),

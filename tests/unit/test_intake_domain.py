@@ -11,10 +11,10 @@ from services.intake.domain import (
     matching_open_case, place_report, window_start,
 )
 from services.intake.reports import client_ip
+from services.intake.settings import IntakeSettings
 from shared.geo import wgs84_to_gcj02
 from shared.jurisdictions import load_demo_county
 from shared.phones import decrypt_phone, encrypt_phone, mask_phone, phone_hash
-from shared.settings import Settings
 
 
 def test_phone_is_masked_and_hashed_with_a_key():
@@ -110,5 +110,5 @@ def test_bundle_description():
 def test_client_ip_trusts_x_forwarded_for_only_when_told():
     request = Request({"type": "http", "client": ("10.0.0.1", 5000),
                        "headers": [(b"x-forwarded-for", b"203.0.113.7, 10.0.0.1")]})
-    assert client_ip(request, Settings()) == "10.0.0.1"
-    assert client_ip(request, Settings(intake_trust_forwarded_for=True)) == "203.0.113.7"
+    assert client_ip(request, IntakeSettings()) == "10.0.0.1"
+    assert client_ip(request, IntakeSettings(intake_trust_forwarded_for=True)) == "203.0.113.7"

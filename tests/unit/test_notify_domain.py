@@ -19,7 +19,9 @@ from services.notify.wecom import WeComError
 from shared.auth import Actor
 from shared.events import CaseDispatched, CaseTransitioned, SlaBreached, SlaWarning
 from shared.jurisdictions import demo_broadcast_groups, load_demo_county
-from shared.settings import PROJECT_ROOT, Settings
+from services.dispatch.settings import DispatchSettings
+from services.notify.settings import NotifySettings
+from shared.settings import PROJECT_ROOT
 from shared.sla_policy import load_sla_policy
 from shared.taxonomy import load_taxonomy
 
@@ -56,8 +58,9 @@ def test_rate_limit_is_retryable_but_invalid_key_is_not():
 
 
 def test_every_department_has_a_robot_in_the_directory():
-    settings = Settings()
-    assert set(load_directory(settings.directory_path).departments) == set(load_taxonomy(settings.responsibility_list_path).departments)
+    # Notify's directory against the responsibility list dispatch routes cases by.
+    departments = load_taxonomy(DispatchSettings().responsibility_list_path).departments
+    assert set(load_directory(NotifySettings().directory_path).departments) == set(departments)
 
 
 # --- templates for every event --------------------------------------------------------------
@@ -100,7 +103,7 @@ def test_dispatch_tells_the_department_its_acknowledgement_time_and_co_handlers_
         department_code="zhujian", department_name="住房和城乡建设局", description="井盖", responsibility_list_version="v1",
         rule="r", dispatched_at=NOW, co_department_codes=["eco_env", "shared_desk", "unknown"],
     )
-    lead, co = dispatched_messages(case, directory=directory, sla_policy=load_sla_policy(Settings().sla_policy_path))
+    lead, co = dispatched_messages(case, directory=directory, sla_policy=load_sla_policy(NotifySettings().sla_policy_path))
     assert (lead.target, co.target) == ("robot-zj", "robot-eco")  # one message per robot; unknown ones skipped
     assert "请在10分钟内接单" in lead.body["text"]["content"] and co.body["text"]["content"].startswith("【协办】")
 
@@ -198,7 +201,7 @@ def test_notification_ids_are_stable_per_source_template_and_target():
 
 
 def test_directory_names_a_supervisor_and_a_command_centre_that_exists():
-    directory = load_directory(Settings().directory_path)
+    directory = load_directory(NotifySettings().directory_path)
     assert directory.supervisor is not None and directory.supervisor.robot_key
     assert directory.command_center in directory.departments
 
@@ -237,7 +240,7 @@ def test_a_throttled_robot_waits_until_wecom_releases_it():
 # --- broadcasts -----------------------------------------------------------------------------
 
 def test_demo_county_has_2413_groups_each_with_its_own_robot():
-    groups = load_groups(Settings().notify_groups_path)
+    groups = load_groups(NotifySettings().notify_groups_path)
     assert len(groups) == 2413
     assert len({g.robot_key for g in groups}) == 2413 and len({g.group_id for g in groups}) == 2413
     county = load_demo_county()
@@ -309,7 +312,7 @@ def test_ai_bot_group_mentions_become_group_messages():
 
 
 def test_acknowledge_time_is_the_sla_policy_in_words():
-    policy = load_sla_policy(Settings().sla_policy_path)
+    policy = load_sla_policy(NotifySettings().sla_policy_path)
     assert acknowledge_time(policy, priority="urgent", level="county", department_code="zhujian") == "10分钟"
     assert acknowledge_time(policy, priority="normal", level="county", department_code="zhujian") == "2个工作小时"
     assert acknowledge_time(policy, priority="normal", level="village", department_code="police") == "2小时"

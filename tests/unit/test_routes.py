@@ -15,8 +15,8 @@ from services.intake.app import create_app as intake_app
 from services.media.app import create_app as media_app
 from services.notify.app import create_app as notify_app
 from services.sla.app import create_app as sla_app
-from shared.settings import Settings
 from shared.web import DOCUMENTATION_PATHS, public_reason
+from tests.support import SETTINGS_CLASSES
 
 FACTORIES = {"intake": intake_app, "dispatch": dispatch_app, "sla": sla_app, "notify": notify_app,
              "media": media_app}
@@ -50,7 +50,7 @@ async def no_lifespan(app):
 
 def service_routes():
     for service, factory in FACTORIES.items():
-        app = factory(Settings(service_name=service))
+        app = factory(SETTINGS_CLASSES[service](service_name=service))
         app.router.lifespan_context = no_lifespan  # routes only: no servers needed to ask them
         for route in iter_route_contexts(app.routes):
             if route.path not in DOCUMENTATION_PATHS:

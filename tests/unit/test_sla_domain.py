@@ -4,10 +4,10 @@ from datetime import date, datetime, timedelta
 
 from services.sla.calendar import CST, WorkingTime, official_workday
 from services.sla.domain import Policy, TimerState, next_step
-from shared.settings import Settings
+from services.sla.settings import SlaSettings
 from shared.sla_policy import load_sla_policy
 
-POLICY = Policy(load_sla_policy(Settings().sla_policy_path))
+POLICY = Policy(load_sla_policy(SlaSettings().sla_policy_path))
 
 
 def cst(*args) -> datetime:

@@ -5,14 +5,14 @@ from datetime import time
 import pytest
 import yaml
 
-from shared.settings import Settings
+from services.sla.settings import SlaSettings
 from shared.sla_policy import Duration, InvalidPolicy, load_sla_policy, parse_sla_policy
 
-DOCUMENT = yaml.safe_load(Settings().sla_policy_path.read_text(encoding="utf-8"))
+DOCUMENT = yaml.safe_load(SlaSettings().sla_policy_path.read_text(encoding="utf-8"))
 
 
 def test_the_shipped_policy_reads_into_types():
-    policy = load_sla_policy(Settings().sla_policy_path)
+    policy = load_sla_policy(SlaSettings().sla_policy_path)
     assert policy.version == "demo-2026.1" and policy.timezone == "Asia/Shanghai"
     assert policy.warning_ratio == 0.8
     assert policy.reminder_every_minutes == {"urgent": 3.0, "normal": 120.0}

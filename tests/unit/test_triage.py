@@ -7,10 +7,11 @@ import pytest
 
 from services.intake.app import load_triage_model
 from services.intake.evaluate import cross_validate, measure, read_labelled
+from services.intake.settings import IntakeSettings
 from services.intake.triage import (
     MANUAL_TRIAGE_DEPARTMENT, TriageModel, features, parse_examples, parse_lexicon, urgency,
 )
-from shared.settings import PROJECT_ROOT, Settings
+from shared.settings import PROJECT_ROOT
 from shared.taxonomy import load_taxonomy
 
 ACCEPTANCE = PROJECT_ROOT.parent / "shared" / "acceptance" / "public.jsonl"
@@ -18,7 +19,7 @@ ACCEPTANCE = PROJECT_ROOT.parent / "shared" / "acceptance" / "public.jsonl"
 
 @pytest.fixture(scope="module")
 def settings():
-    return Settings()
+    return IntakeSettings()
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 
-from shared.settings import Settings
+from shared.settings import ServiceSettings
 from shared.web import create_service_app
 
 
@@ -13,7 +13,7 @@ async def no_lifespan(app):
     yield
 
 
-async def preflight(settings: Settings) -> httpx.Response:
+async def preflight(settings: ServiceSettings) -> httpx.Response:
     app = create_service_app(settings, title="t", lifespan=no_lifespan)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://media") as client:
         assert (await client.get("/healthz")).json() == {"status": "ok", "service": settings.service_name}
@@ -22,7 +22,7 @@ async def preflight(settings: Settings) -> httpx.Response:
 
 
 async def test_cors_answers_only_for_configured_origins():
-    allowed = await preflight(Settings(service_name="media", cors_origins=["http://127.0.0.1:8001"]))
+    allowed = await preflight(ServiceSettings(service_name="media", cors_origins=["http://127.0.0.1:8001"]))
     assert allowed.headers["access-control-allow-origin"] == "http://127.0.0.1:8001"
-    closed = await preflight(Settings(service_name="media"))
+    closed = await preflight(ServiceSettings(service_name="media"))
     assert "access-control-allow-origin" not in closed.headers

@@ -1,0 +1,44 @@
+"""Intake's settings: the shared base, the agreements intake is part of, and its own options."""
+
+from pathlib import Path
+
+from pydantic import Field
+
+from shared.settings import (
+    PROJECT_ROOT,
+    ImageMaxBytes,
+    IncomingPhotosBucket,
+    PhoneEncryptionKey,
+    ResponsibilityListFile,
+    ServiceSettings,
+)
+
+
+class IntakeSettings(ServiceSettings, PhoneEncryptionKey, ResponsibilityListFile, IncomingPhotosBucket, ImageMaxBytes):
+    # Keyed hash for looking up reporters by phone without storing the number in clear.
+    phone_hash_key: str = "local-development-only"
+
+    # Intake and triage (issue 5).
+    triage_training_path: Path = PROJECT_ROOT / "shared" / "data" / "triage_training.tsv"
+    triage_lexicon_path: Path = PROJECT_ROOT / "shared" / "data" / "triage_lexicon.yaml"
+    # Below this confidence a report goes to manual triage at the grid centre instead of a guess.
+    triage_min_confidence: float = Field(default=0.10, ge=0, le=1)
+    # How often each intake replica picks up corrections other replicas stored.
+    triage_corrections_poll_s: float = 5.0
+    intake_max_photos: int = 9
+    # 一事多报: a report this close (and this recent) to an open case of its category joins it.
+    intake_duplicate_distance_m: float = 50.0
+    intake_duplicate_window_hours: float = 72.0
+    # Public endpoints (H5, 我要查询, Open311): requests per client IP per minute, reports per phone per hour.
+    intake_rate_limit_ip_per_minute: int = 30
+    intake_rate_limit_phone_per_hour: int = 10
+    # Behind a reverse proxy every client has the proxy's address: then trust its X-Forwarded-For.
+    intake_trust_forwarded_for: bool = False
+    # Open311 api_key values allowed to POST service requests.
+    intake_open311_api_keys: list[str] = ["local-development-only"]
+    # WeChat messages from one sender in one group within this window become one report.
+    intake_message_window_s: float = 180.0
+    intake_message_tick_s: float = 1.0
+    # One-time SMS codes for 我要查询 by phone: lifetime and wrong tries allowed.
+    intake_query_code_ttl_s: int = 300
+    intake_query_code_max_attempts: int = 5

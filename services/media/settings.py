@@ -1,0 +1,27 @@
+"""Media's settings: the shared base, the agreements media is part of, and its own options."""
+
+from shared.settings import ImageMaxBytes, IncomingPhotosBucket, ServiceSettings
+
+
+class MediaSettings(ServiceSettings, IncomingPhotosBucket, ImageMaxBytes):
+    media_bucket: str = "gridlink-media"
+    media_max_bytes: int = 20 * 1024 * 1024
+    # Per-kind limits (images: media_image_max_bytes, shared with intake); uploads larger than
+    # media_max_bytes go through a presigned PUT instead.
+    media_video_max_bytes: int = 200 * 1024 * 1024
+    media_audio_max_bytes: int = 10 * 1024 * 1024
+    # Decompression-bomb limit: images with more pixels are rejected before they are decoded.
+    media_image_max_pixels: int = 50_000_000
+    media_presign_put_expiry_s: int = 15 * 60
+    media_presign_get_expiry_s: int = 5 * 60
+    # How long originals are kept after their last upload; 0 keeps them forever.
+    media_retention_days_image: int = 5 * 365
+    media_retention_days_video: int = 2 * 365
+    media_retention_days_audio: int = 2 * 365
+    # EXIF checks against the report: farther or older than this is flagged (never rejected).
+    media_exif_max_distance_m: float = 2000.0
+    media_exif_max_age_hours: float = 72.0
+    media_housekeeping_interval_s: float = 60.0
+    # Hosts media may fetch report photos from (WeChat's picture CDN); anything else is refused.
+    media_fetch_hosts: list[str] = ["mmbiz.qpic.cn", "wework.qpic.cn", "p.qpic.cn"]
+    media_fetch_timeout_s: float = 10.0

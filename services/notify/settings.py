@@ -1,0 +1,48 @@
+"""Notify's settings: the shared base, the agreements notify is part of, and its own options."""
+
+from pathlib import Path
+
+from shared.settings import PROJECT_ROOT, PhoneEncryptionKey, ServiceSettings, SlaPolicyFile
+
+
+class NotifySettings(ServiceSettings, PhoneEncryptionKey, SlaPolicyFile):
+    # Departments' WeCom robots and the people to @ in them.
+    directory_path: Path = PROJECT_ROOT / "shared" / "data" / "directory.yaml"
+
+    # Base URL of the WeCom API (the real one in production, the local fake in development).
+    wecom_base_url: str = "https://qyapi.weixin.qq.com"
+    notify_max_attempts: int = 5
+    notify_retry_base_s: float = 1.0
+    # Our side of each group robot's limit (WeCom allows 20 a minute), so its 45009 stays rare.
+    notify_robot_per_minute: int = 20
+    notify_delivery_concurrency: int = 64
+    notify_delivery_batch: int = 200
+    # A claimed notification whose sender died is retried after this lease.
+    notify_lease_s: float = 60.0
+    notify_groups_path: Path = PROJECT_ROOT / "shared" / "data" / "groups.csv"
+    # Inbound callbacks older than this (or whose nonce was seen within it) are refused as replays.
+    notify_callback_max_age_s: int = 300
+    # WeCom self-built application (企业微信自建应用): sending and its callback. The defaults are
+    # what the local fake accepts (the AES keys are WeChat's published samples): set real ones in production.
+    wecom_corp_id: str = "ww-gridlink-local"
+    wecom_corp_secret: str = "local-development-only"
+    wecom_agent_id: int = 1000002
+    wecom_callback_token: str = "gridlink-local"
+    wecom_callback_aes_key: str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+    # WeCom AI bot (智能机器人): the official way messages @-mentioning it in groups reach us.
+    wecom_aibot_token: str = "gridlink-local"
+    wecom_aibot_aes_key: str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+    # WeChat official account (公众号): template messages to reporters and its callback.
+    wechat_base_url: str = "https://api.weixin.qq.com"
+    wechat_app_id: str = "wx-gridlink-local"
+    wechat_app_secret: str = "local-development-only"
+    wechat_callback_token: str = "gridlink-local"
+    wechat_callback_aes_key: str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+    wechat_template_case_update: str = "gridlink-case-update"
+    # "template" (模板消息) or "subscribe" (订阅消息, needs each reader's consent) for reporters.
+    wechat_reporter_message: str = "template"
+    # SMS gateway (short messages to reporters without WeChat).
+    sms_base_url: str = "http://127.0.0.1:18090"
+    sms_sign_name: str = "网格通"
+    sms_template_case_update: str = "SMS_CASE_UPDATE"
+    sms_template_query_code: str = "SMS_QUERY_CODE"

@@ -1,0 +1,80 @@
+"""Each service has its own settings class; a setting two services must agree on is declared once,
+in shared/settings.py, and inherited by exactly the services that must agree on it."""
+
+import importlib
+from itertools import combinations
+from pathlib import Path
+
+import pytest
+
+from services.dispatch.settings import DispatchSettings
+from services.sla.settings import SlaSettings
+from shared.settings import (
+    ImageMaxBytes,
+    IncomingPhotosBucket,
+    PhoneEncryptionKey,
+    ResponsibilityListFile,
+    ServiceSettings,
+    SlaPolicyFile,
+)
+from tests.support import SETTINGS_CLASSES
+
+# Who must agree on what. Adding a service to an agreement (or a new agreement) is a reviewed
+# change here, as it is in the class list of services/<name>/settings.py.
+AGREEMENTS = {
+    PhoneEncryptionKey: {"intake", "notify"},  # intake encrypts reporters' phones, notify decrypts them
+    SlaPolicyFile: {"sla", "notify"},  # sla enforces the deadlines, notify quotes them
+    ResponsibilityListFile: {"intake", "dispatch"},  # intake classifies into its categories, dispatch routes by them
+    IncomingPhotosBucket: {"intake", "media"},  # intake parks report photos, media takes them in
+    ImageMaxBytes: {"intake", "media"},  # intake refuses photos media would refuse
+}
+
+# A value of each field type that no default has, to see both services read the same variable.
+SAMPLE = {str: "agreed-value", int: "12345", Path: "/srv/gridlink/agreed.yaml"}
+
+
+def declared_by(cls: type, field: str) -> type:
+    """The class in cls's ancestry whose body declares the field."""
+    return next(k for k in cls.__mro__ if field in vars(k).get("__annotations__", {}))
+
+
+def test_each_agreement_is_inherited_by_exactly_the_services_that_must_agree():
+    for agreement, services in AGREEMENTS.items():
+        assert {s for s, cls in SETTINGS_CLASSES.items() if issubclass(cls, agreement)} == services, agreement
+
+
+def test_a_setting_two_services_have_is_declared_once_in_shared():
+    for (a, cls_a), (b, cls_b) in combinations(SETTINGS_CLASSES.items(), 2):
+        for field in set(cls_a.model_fields) & set(cls_b.model_fields):
+            owner = declared_by(cls_a, field)
+            assert owner is declared_by(cls_b, field), (a, b, field)
+            assert owner is ServiceSettings or owner in AGREEMENTS, (a, b, field, owner)
+
+
+def test_services_that_agree_read_the_same_variable(monkeypatch):
+    for agreement, services in AGREEMENTS.items():
+        for field, info in agreement.model_fields.items():
+            monkeypatch.setenv(f"GRIDLINK_{field.upper()}", SAMPLE[info.annotation])
+            values = {service: getattr(SETTINGS_CLASSES[service](), field) for service in services}
+            assert len(set(values.values())) == 1 and str(values.popitem()[1]) == SAMPLE[info.annotation], field
+
+
+def test_every_service_sees_only_its_own_options():
+    # A few options of one service each, and that the others do not carry them.
+    owners = {"phone_hash_key": "intake", "dispatch_centres": "dispatch", "sla_fire_batch": "sla",
+              "notify_max_attempts": "notify", "wecom_base_url": "notify", "media_bucket": "media",
+              "auth_dev_issuer": "dispatch"}
+    for field, owner in owners.items():
+        assert {s for s, cls in SETTINGS_CLASSES.items() if field in cls.model_fields} == {owner}, field
+
+
+@pytest.mark.parametrize("service", SETTINGS_CLASSES)
+def test_create_app_defaults_to_the_services_own_settings(service):
+    settings = importlib.import_module(f"services.{service}.app").create_app().state.settings
+    assert type(settings) is SETTINGS_CLASSES[service] and settings.service_name == service
+
+
+def test_consumer_groups_one_per_service_and_one_per_dispatch_jurisdiction():
+    assert SlaSettings(service_name="sla", topic_prefix="t.").consumer_group() == "t.sla"
+    town = DispatchSettings(service_name="dispatch", topic_prefix="t.", jurisdiction_code="330727101")
+    assert town.consumer_group() == "t.dispatch-330727101"
