@@ -11,6 +11,7 @@ import asyncpg
 from services.sla import metrics, store
 from services.sla.calendar import CST
 from services.sla.domain import Policy, TimerState, next_step
+from services.sla.settings import SlaSettings
 from shared.case_actions import CASE_TRANSITION_TYPES, Clocks, clocks_of
 from shared.db import enqueue_many
 from shared.events import CaseDispatched, CaseTransitioned, Event, SlaBreached, SlaWarning, new_event
