@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .cache/venv/bin/python
 LOCAL := deploy/local
 
-.PHONY: help install up down status logs seed test unit bench
+.PHONY: help install up down status logs seed test gates unit bench
 
 help:
 	@echo "make up      install what is missing, start Kafka, PostgreSQL, MinIO and the five services"
@@ -12,7 +12,8 @@ help:
 	@echo "make logs    follow the service and server logs"
 	@echo "make bench   benchmarks (SLA timers, broadcast), printing figures and ratios against baselines"
 	@echo "make seed    load the demo county (towns, villages, grids, grid workers, groups) into dispatch"
-	@echo "make test    install what is missing and run all tests (they start their own servers)"
+	@echo "make test    install what is missing, run the gates (ruff, mypy) and all tests with coverage"
+	@echo "make gates   lint, format check and type check only"
 
 install:
 	@$(LOCAL)/python.sh
@@ -45,8 +46,14 @@ seed: install
 	@$(LOCAL)/infra.sh start postgres
 	@source $(LOCAL)/env.sh && $(PY) -m services.dispatch.seed
 
-test: install
-	@$(PY) -m pytest -q
+# Fast gates first (seconds), then every suite with the coverage report and its floor at the end.
+test: install gates
+	@$(PY) -m pytest -q --cov --cov-report=term
+
+gates: install
+	@$(PY) -m ruff check .
+	@$(PY) -m ruff format --check .
+	@$(PY) -m mypy
 
 unit: install
 	@$(PY) -m pytest -q tests/unit tests/contracts
