@@ -12,9 +12,9 @@ import asyncpg
 import httpx
 import pytest
 
+from devtools.local_servers import Infra, free_port, local_servers
 from shared.db import apply_migrations, create_pool
 from shared.settings import PROJECT_ROOT, Settings
-from tests.support import Infra, free_port, local_servers
 
 SERVICES = ("intake", "dispatch", "sla", "notify", "media")
 
