@@ -100,6 +100,8 @@ class Settings(BaseSettings):
 
     responsibility_list_path: Path = PROJECT_ROOT / "shared" / "data" / "taxonomy.yaml"
     directory_path: Path = PROJECT_ROOT / "shared" / "data" / "directory.yaml"
+    # The county map (divisions, grids, grid workers, residents' groups): intake places reports on it, make seed loads it.
+    county_map_path: Path = PROJECT_ROOT / "shared" / "data" / "county.geojson"
     sla_tick_interval_s: float = 0.5
     sla_policy_path: Path = PROJECT_ROOT / "shared" / "data" / "sla_policies.yaml"
     sla_fire_batch: int = 1000

@@ -12,7 +12,7 @@ from PIL import Image
 
 from services.media.app import create_app
 from shared.auth import Actor, issue_token
-from shared.events import CaseDispatched, ReportSubmitted, new_event
+from shared.events import CaseDispatched, ReportPlace, ReportSubmitted, new_event
 from shared.topics import CASES, MEDIA, REPORTS
 from tests.integration.test_media import events_of, gps_exif, jpeg_bytes, mp4_bytes, object_names
 from tests.support import eventually, publish, read_topic, running
@@ -32,7 +32,8 @@ async def submit_report(settings, *, case_id, media_ids, report_id=None) -> None
     """intake's report.submitted, as it arrives on the reports topic (a report in the county 330727)."""
     report = ReportSubmitted(
         report_id=report_id or uuid4(), case_id=case_id, description="幸福路井盖翻起来了", category="manhole",
-        lat=REPORT_LAT, lng=REPORT_LNG, channel="api", media_ids=media_ids, submitted_at=SUBMITTED_AT,
+        place=ReportPlace(division_code="330727", lat=REPORT_LAT, lng=REPORT_LNG), channel="api",
+        media_ids=media_ids, submitted_at=SUBMITTED_AT,
     )
     event = new_event(report, producer="intake", jurisdiction_code="330727", key=str(case_id))
     await publish(settings, REPORTS.name, event.to_bytes())

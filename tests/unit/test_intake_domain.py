@@ -12,7 +12,6 @@ from services.intake.domain import (
 )
 from services.intake.reports import client_ip
 from shared.geo import wgs84_to_gcj02
-from shared.jurisdictions import load_demo_county
 from shared.phones import decrypt_phone, encrypt_phone, mask_phone, phone_hash
 from shared.settings import Settings
 
@@ -56,8 +55,7 @@ def test_description_and_address_are_trimmed():
     assert report.coord_system == "wgs84"
 
 
-def test_placement_converts_gcj02_before_finding_the_grid():
-    county = load_demo_county()
+def test_placement_converts_gcj02_before_finding_the_grid(county):
     rng = random.Random(5)
     grids = rng.sample(list(county.grids.values()), 50)
     for grid in grids:
@@ -74,8 +72,7 @@ def test_placement_converts_gcj02_before_finding_the_grid():
     assert misplaced >= 5
 
 
-def test_points_outside_the_county_and_address_only_reports():
-    county = load_demo_county()
+def test_points_outside_the_county_and_address_only_reports(county):
     with pytest.raises(OutsideCounty):
         place_report(lat=30.27, lng=120.15, coord_system="wgs84", county=county)
     placed = place_report(lat=None, lng=None, coord_system="wgs84", county=county)
