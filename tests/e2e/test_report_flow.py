@@ -63,7 +63,8 @@ async def test_report_is_dispatched_notified_timed_and_linked(make_settings, fak
         assert message["body"]["text"]["mentioned_mobile_list"]
 
         async def notification_sent():
-            r = (await client["notify"].get(f"/api/v1/cases/{case_id}/notifications")).json()
+            r = (await client["notify"].get(f"/api/v1/cases/{case_id}/notifications",
+                                            headers=bearer(apps["notify"].state.settings, "dispatcher"))).json()
             return r["notifications"] and r["notifications"][0]["status"] == "sent"
 
         await eventually(notification_sent)

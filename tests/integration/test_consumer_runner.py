@@ -41,7 +41,7 @@ async def test_duplicates_once_poison_dead_lettered_unknown_skipped(make_setting
 
         assert await eventually(case_exists)
         metrics = (await client.get("/metrics")).text
-        assert 'gridlink_events_skipped_total{event_type="report.retracted v1",service="dispatch"}' in metrics
+        assert 'gridlink_events_skipped_total{event_type="report.retracted v2",service="dispatch"}' in metrics
 
     db = await asyncpg.connect(settings.database_url)
     try:
@@ -71,7 +71,8 @@ async def test_handler_that_keeps_failing_goes_to_dead_letters_and_consumption_g
         assert "no_such_department" in letters[0]["error"]
 
         async def fine_was_handled():
-            r = await client.get(f"/api/v1/cases/{fine.payload.case_id}/notifications")
+            r = await client.get(f"/api/v1/cases/{fine.payload.case_id}/notifications",
+                                 headers=bearer(settings, "dispatcher"))
             return r.json()["notifications"]
 
         assert await eventually(fine_was_handled)
