@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .cache/venv/bin/python
 LOCAL := deploy/local
 
-.PHONY: help install up down status logs seed test unit bench
+.PHONY: help install up down status logs seed county test unit bench
 
 help:
 	@echo "make up      install what is missing, start Kafka, PostgreSQL, MinIO and the five services"
@@ -11,7 +11,8 @@ help:
 	@echo "make status  what is running"
 	@echo "make logs    follow the service and server logs"
 	@echo "make bench   benchmarks (SLA timers, broadcast), printing figures and ratios against baselines"
-	@echo "make seed    load the demo county (towns, villages, grids, grid workers, groups) into dispatch"
+	@echo "make seed    load the county map (towns, villages, grids, grid workers, groups) into dispatch"
+	@echo "make county  regenerate the demo county's files (shared/data/county.geojson, groups.csv)"
 	@echo "make test    install what is missing and run all tests (they start their own servers)"
 
 install:
@@ -44,6 +45,9 @@ logs:
 seed: install
 	@$(LOCAL)/infra.sh start postgres
 	@source $(LOCAL)/env.sh && $(PY) -m services.dispatch.seed
+
+county: install
+	@$(PY) -m devtools.demo_county
 
 test: install
 	@$(PY) -m pytest -q

@@ -2,8 +2,8 @@
 files services load — the county map (shared/data/county.geojson, read with shared.jurisdictions.
 load_county) and notify's broadcast groups (shared/data/groups.csv).
 
-Regenerate both after changing the generator:  .cache/venv/bin/python -m devtools.demo_county
-(tests/unit/test_demo_county.py fails while the committed files differ from what it makes).
+Regenerate both after changing the generator: `make county` (python -m devtools.demo_county);
+tests/unit/test_demo_county.py fails while the committed files differ from what it makes.
 
 ~12 towns with 9-digit codes, ~150 villages and communities with 12-digit codes and ~600 grids,
 each grid with a polygon, a grid worker (网格员) and the WeChat group its residents report in.
@@ -274,7 +274,8 @@ def demo_files() -> dict[Path, str]:
 
 
 def main() -> None:
-    argparse.ArgumentParser(description="Write the demo county's map and broadcast groups into shared/data.").parse_args()
+    argparse.ArgumentParser(description="Write the demo county's map and broadcast groups into shared/data.") \
+        .parse_args()
     for path, text in demo_files().items():
         path.write_text(text, encoding="utf-8")
         print(f"[demo county] wrote {path.relative_to(PROJECT_ROOT)} ({len(text):,} characters)")

@@ -11,9 +11,7 @@ import asyncpg
 from fastapi import Request
 
 from services.intake import store
-from services.intake.domain import (
-    OpenCase, Placement, division_of, format_case_no, matching_open_case, window_start,
-)
+from services.intake.domain import OpenCase, Placement, division_of, format_case_no, matching_open_case, window_start
 from services.intake.triage import TriageModel, TriageResult, urgency
 from shared.db import enqueue
 from shared.events import IncomingPhoto, ReportAttached, ReportPlace, ReportSubmitted, new_event, utcnow

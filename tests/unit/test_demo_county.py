@@ -1,5 +1,5 @@
 """The demo county is generated, and shipped as files: the committed files must be exactly what
-the generator makes (regenerate with `.cache/venv/bin/python -m devtools.demo_county`)."""
+the generator makes (regenerate them with `make county`)."""
 
 from devtools.demo_county import (
     COUNTY_MAP_PATH, DEMO_BROADCAST_GROUPS, GROUPS_PATH, demo_broadcast_groups, demo_county_map, demo_files,
@@ -11,7 +11,7 @@ def test_the_committed_files_are_what_the_generator_makes():
     files = demo_files()
     assert set(files) == {COUNTY_MAP_PATH, GROUPS_PATH}
     for path, text in files.items():
-        assert path.read_text(encoding="utf-8") == text, f"{path} is stale: run python -m devtools.demo_county"
+        assert path.read_text(encoding="utf-8") == text, f"{path} is stale: run make county"
 
 
 def test_services_are_given_the_shipped_files_by_default():

@@ -7,8 +7,8 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from services.intake.domain import (
-    NO_TEXT_DESCRIPTION, Bundle, OpenCase, OutsideCounty, ReportIn, bundle_description, format_case_no,
-    matching_open_case, place_report, window_start,
+    NO_TEXT_DESCRIPTION, Bundle, OpenCase, OutsideCounty, ReportIn, bundle_description, division_of,
+    format_case_no, matching_open_case, place_report, window_start,
 )
 from services.intake.reports import client_ip
 from shared.geo import wgs84_to_gcj02
@@ -77,6 +77,14 @@ def test_points_outside_the_county_and_address_only_reports(county):
         place_report(lat=30.27, lng=120.15, coord_system="wgs84", county=county)
     placed = place_report(lat=None, lng=None, coord_system="wgs84", county=county)
     assert placed.needs_locating and placed.grid is None
+
+
+def test_a_report_is_in_its_grids_village_or_else_in_the_division_intake_serves(county):
+    grid = next(iter(county.grids.values()))
+    placed = place_report(lat=grid.centroid[0], lng=grid.centroid[1], coord_system="wgs84", county=county)
+    assert division_of(placed.grid.village_code, instance_code="330727") == grid.village_code
+    address_only = place_report(lat=None, lng=None, coord_system="wgs84", county=county)
+    assert address_only.grid is None and division_of(None, instance_code="330727") == "330727"
 
 
 def test_the_nearest_open_case_within_the_distance_is_the_match():
