@@ -163,7 +163,6 @@ async def _publish(request: Request, message: dict | None) -> str:
         if not await store.remember_inbound(conn, source=source, msg_id=message["msg_id"],
                                             message_id=message["message_id"]):
             return "duplicate"
-        # A message has no place until intake makes a report of it: the envelope names this instance's division.
         await enqueue(conn, settings, new_event(MessageReceived(**message), producer=settings.service_name,
                                                 jurisdiction_code=settings.jurisdiction_code,
                                                 key=message["from_user"]))

@@ -63,8 +63,7 @@ async def test_report_is_dispatched_notified_timed_and_linked(make_settings, fak
         assert message["body"]["text"]["mentioned_mobile_list"]
 
         async def notification_sent():
-            r = (await client["notify"].get(f"/api/v1/cases/{case_id}/notifications",
-                                            headers=bearer(apps["notify"].state.settings, "dispatcher"))).json()
+            r = (await client["notify"].get(f"/api/v1/cases/{case_id}/notifications")).json()
             return r["notifications"] and r["notifications"][0]["status"] == "sent"
 
         await eventually(notification_sent)
@@ -81,8 +80,7 @@ async def test_report_is_dispatched_notified_timed_and_linked(make_settings, fak
         await eventually(media_linked)
 
         async def report_follows_case():
-            staff = bearer(apps["intake"].state.settings, "dispatcher")
-            return (await client["intake"].get(f"/api/v1/reports/{report_id}", headers=staff)).json()["status"] == (
+            return (await client["intake"].get(f"/api/v1/reports/{report_id}", headers=dispatcher)).json()["status"] == (
                 "dispatched")
 
         await eventually(report_follows_case)

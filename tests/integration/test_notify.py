@@ -11,17 +11,12 @@ from shared.topics import CASES, NOTIFICATIONS, ensure_topics
 from tests.support import bearer, eventually, publish, read_topic, running
 
 
-VILLAGE = "330727001002"
-
-
 def dispatched_event(department: str = "huanwei"):
-    """A case in a village, as dispatch publishes it: the envelope names the case's division."""
     return new_event(CaseDispatched(
         case_id=uuid4(), report_id=uuid4(), category="exposed_garbage", category_name="暴露垃圾",
         priority="normal", department_code=department, department_name="环境卫生服务中心",
         description="东关街垃圾堆了三天", responsibility_list_version="v", rule="r", dispatched_at=utcnow(),
-        jurisdiction_code=VILLAGE,
-    ), producer="test", jurisdiction_code=VILLAGE, key="k")
+    ), producer="test", jurisdiction_code="330727", key="k")
 
 
 async def test_redelivered_event_is_sent_once(make_settings, fake_wecom):
@@ -40,7 +35,6 @@ async def test_redelivered_event_is_sent_once(make_settings, fake_wecom):
         assert row["attempts"] == 1 and row["target"] == "demo-huanwei"
         events = await read_topic(settings, NOTIFICATIONS.name, until=lambda ms: len(ms) >= 1)
         assert events[0]["type"] == "notification.sent"
-        assert events[0]["jurisdiction_code"] == VILLAGE  # where its case is
     received = httpx.get(f"{fake_wecom}/_fake/messages", params={"key": "demo-huanwei"}).json()
     assert len([m for m in received if case_id[:8] in m["body"]["text"]["content"]]) == 1
 
@@ -62,4 +56,3 @@ async def test_refused_message_fails_with_reason(make_settings, tmp_path):
         assert "93000" in row["last_error"] and row["attempts"] == 1
         events = await read_topic(settings, NOTIFICATIONS.name, until=lambda ms: len(ms) >= 1)
         assert events[0]["type"] == "notification.failed" and "93000" in events[0]["payload"]["reason"]
-        assert events[0]["jurisdiction_code"] == VILLAGE

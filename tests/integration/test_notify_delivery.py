@@ -18,7 +18,7 @@ from shared.events import (
 )
 from shared.phones import phone_token
 from shared.topics import CASES, DEAD_LETTERS, MEDIA, NOTIFICATIONS, REPORTS, SLA, ensure_topics
-from tests.support import bearer, eventually, publish, read_topic, running
+from tests.support import eventually, publish, read_topic, running
 
 
 def dispatched(department: str = "zhujian"):
@@ -43,9 +43,8 @@ def one_robot_directory(tmp_path, robot_key: str):
     return path
 
 
-async def notifications(client, settings, case_id):
-    staff = bearer(settings, "dispatcher")
-    return (await client.get(f"/api/v1/cases/{case_id}/notifications", headers=staff)).json()["notifications"]
+async def notifications(client, case_id):
+    return (await client.get(f"/api/v1/cases/{case_id}/notifications")).json()["notifications"]
 
 
 def fake_messages(fake_wecom: str, key: str) -> list[dict]:
@@ -65,7 +64,7 @@ async def test_warning_and_breach_reach_the_department_and_the_supervisor(make_s
     short = str(case_id)[:8]
     async with running(create_app(settings)) as client:
         async def all_sent():
-            rows = await notifications(client, settings, case_id)
+            rows = await notifications(client, case_id)
             return rows if len(rows) == 3 and all(r["status"] == "sent" for r in rows) else None
 
         rows = await eventually(all_sent)
@@ -106,7 +105,7 @@ async def test_acknowledged_and_resolved_reach_the_reporter_and_the_command_cent
         await eventually(evidence_recorded)
         await publish(settings, CASES.name, acknowledged.to_bytes(), resolved.to_bytes())
         async def all_sent():
-            rows = await notifications(client, settings, case_id)
+            rows = await notifications(client, case_id)
             return rows if len(rows) == 3 and all(r["status"] == "sent" for r in rows) else None
 
         rows = await eventually(all_sent)
@@ -169,7 +168,7 @@ async def test_busy_answers_are_retried_and_throttling_holds_the_robot(make_sett
     await publish(settings, CASES.name, event.to_bytes())
     async with running(create_app(settings)) as client:
         async def sent():
-            rows = await notifications(client, settings, event.payload.case_id)
+            rows = await notifications(client, event.payload.case_id)
             return rows if rows and rows[0]["status"] == "sent" else None
 
         [row] = await eventually(sent)
@@ -179,7 +178,7 @@ async def test_busy_answers_are_retried_and_throttling_holds_the_robot(make_sett
         await publish(settings, CASES.name, throttled.to_bytes())
 
         async def held():
-            rows = await notifications(client, settings, throttled.payload.case_id)
+            rows = await notifications(client, throttled.payload.case_id)
             return rows if rows and rows[0]["attempts"] == 1 else None
 
         [row] = await eventually(held)
@@ -204,7 +203,7 @@ async def test_a_permanent_failure_is_announced_and_dead_lettered(make_settings,
     await publish(settings, CASES.name, event.to_bytes(), event.to_bytes())  # redelivered too
     async with running(create_app(settings)) as client:
         async def failed():
-            rows = await notifications(client, settings, event.payload.case_id)
+            rows = await notifications(client, event.payload.case_id)
             return rows if rows and rows[0]["status"] == "failed" else None
 
         [row] = await eventually(failed)
@@ -242,12 +241,12 @@ async def test_reporters_are_told_on_the_channel_their_report_came_from(make_set
     await publish(settings, CASES.name, *(transition("case.acknowledged", c).to_bytes() for c in (by_wecom, by_phone, anonymous)))
     async with running(create_app(settings)) as client:
         async def sent(case_id):
-            rows = await notifications(client, settings, case_id)
+            rows = await notifications(client, case_id)
             return rows if rows and rows[0]["status"] == "sent" else None
 
         [app_row] = await eventually(lambda: sent(by_wecom))
         [sms_row] = await eventually(lambda: sent(by_phone))
-        assert await notifications(client, settings, anonymous) == []
+        assert await notifications(client, anonymous) == []
     assert (app_row["channel"], app_row["target"]) == ("wecom_app", userid)
     assert sms_row["channel"] == "sms" and "5678" not in sms_row["target"]  # the phone stays encrypted here
     [app_message] = [m for m in httpx.get(f"{fake_wecom}/_fake/app/messages").json() if m["body"]["touser"] == userid]
