@@ -373,11 +373,12 @@ TYPE_OF_PAYLOAD = {model: key for key, model in reversed(PAYLOAD_TYPES.items())}
 class Event(BaseModel):
     """The envelope of every message.
 
-    `jurisdiction_code` is where the event's subject is, so a consumer can filter any topic by
-    place with a prefix match on division codes: the division the report or case the event is about
-    is in (a report's `ReportPlace.division_code`, a case's `jurisdiction_code`). Only when the
-    subject has no place yet, or has none at all (an inbound WeChat message, a query-code request,
-    an upload), is it the division the producing instance serves.
+    `jurisdiction_code` is the division the event's subject is in — the report or case it is about —
+    so a consumer can filter any topic by place with a prefix match on division codes: a report's
+    `ReportPlace.division_code`, a case's `jurisdiction_code`; events about a case's timers,
+    notifications or evidence name that case's division too. Only while the subject has no place
+    yet, or for subjects that never have one (an inbound WeChat message, a query-code request, an
+    upload), is it the division the producing instance serves.
     """
 
     model_config = ConfigDict(frozen=True)

@@ -1,7 +1,7 @@
 """A county's map: county → towns (乡镇/街道) → villages (村/社区) → grids (网格), and where a point is.
 
 The map is data. Services load it once at start-up from the GeoJSON file `county_map_path` names
-(`load_county`) and pass the `County` to whatever needs it; nothing here reads a file on its own.
+(`load_county`) and pass the `County` to whatever needs it; nothing here loads a map unasked.
 The demo county's file (shared/data/county.geojson) is written by devtools/demo_county.py.
 
 Codes follow the national division-code layout: county 6 digits, town = county + 3, village =
