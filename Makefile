@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .cache/venv/bin/python
 LOCAL := deploy/local
 
-.PHONY: help install up down status logs seed test gates unit bench
+.PHONY: help install up down status logs seed county test gates unit bench
 
 help:
 	@echo "make up      install what is missing, start Kafka, PostgreSQL, MinIO and the five services"
@@ -11,7 +11,8 @@ help:
 	@echo "make status  what is running"
 	@echo "make logs    follow the service and server logs"
 	@echo "make bench   benchmarks (SLA timers, broadcast), printing figures and ratios against baselines"
-	@echo "make seed    load the demo county (towns, villages, grids, grid workers, groups) into dispatch"
+	@echo "make seed    load the county map (towns, villages, grids, grid workers, groups) into dispatch"
+	@echo "make county  regenerate the demo county's files (shared/data/county.geojson, groups.csv)"
 	@echo "make test    install what is missing, run the gates (ruff, mypy) and all tests with coverage"
 	@echo "make gates   lint, format check and type check only"
 
@@ -45,6 +46,9 @@ logs:
 seed: install
 	@$(LOCAL)/infra.sh start postgres
 	@source $(LOCAL)/env.sh && $(PY) -m services.dispatch.seed
+
+county: install
+	@$(PY) -m devtools.demo_county
 
 # Fast gates first (seconds), then every suite with the coverage report and its floor at the end.
 test: install gates

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.support import free_port, local_servers  # noqa: E402
+from devtools.local_servers import free_port, local_servers  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE_S = 2 * 3600  # the seed county: two hours by hand, group by group

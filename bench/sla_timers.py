@@ -34,7 +34,7 @@ from shared.db import apply_migrations, create_pool  # noqa: E402
 from shared.events import utcnow  # noqa: E402
 from shared.settings import PROJECT_ROOT  # noqa: E402
 from shared.topics import ensure_topics  # noqa: E402
-from tests.support import local_servers  # noqa: E402
+from devtools.local_servers import local_servers  # noqa: E402
 
 COLUMNS = ["case_id", "stage", "department_code", "priority", "category", "clock", "minutes", "started_at", "due_at",
            "warn_at", "next_fire_at"]

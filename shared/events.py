@@ -8,10 +8,14 @@ consumers accept before producers switch to it.
 
 import json
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError
+
+# Every case step but dispatching has the CaseTransitioned shape; its type names the step, one per
+# case action (shared.case_actions is the one place they are declared).
+from shared.case_actions import CASE_TRANSITION_TYPES
 
 
 def utcnow() -> datetime:
@@ -32,30 +36,40 @@ class IncomingPhoto(Payload):
     size_bytes: int
 
 
-class ReportSubmitted(Payload):
-    """A report was accepted by intake and is durable; a case id is reserved for it."""
+class ReportPlace(Payload):
+    """Where a report is, as intake decided it once: consumers use it as it is and never place the
+    report again."""
+
+    # The most precise division the report is in: its village (12 digits) once it has a grid, else
+    # the division the intake instance serves (an address only: a grid worker will locate it).
+    division_code: str
+    town_code: str | None = None  # 9 digits
+    village_code: str | None = None  # 12 digits
+    grid_code: str | None = None  # 15 digits
+    lat: float | None = None
+    lng: float | None = None
+    # The datum of lat/lng: always WGS-84, the grids' datum (intake converts GCJ-02 input first).
+    datum: Literal["wgs84"] = "wgs84"
+
+
+class ReportSubmittedFacts(Payload):
+    """What every version of report.submitted says besides where the report is."""
 
     report_id: UUID
     case_id: UUID
     description: str
     category: str | None = None
-    lat: float | None = None
-    lng: float | None = None
     channel: str
     reporter_phone_masked: str | None = None
     media_ids: list[UUID] = []
     submitted_at: datetime
-    # Where the report is, as intake placed it in the demo county's divisions and grids.
-    grid_code: str | None = None
-    village_code: str | None = None  # 12 digits
-    town_code: str | None = None  # 9 digits
-    # Added by intake's triage (issue 5), all optional. lat/lng above are always WGS-84 (intake
-    # converts GCJ-02 input). A report without coordinates carries its address and needs_locating.
+    # Added by intake's triage (issue 5), all optional. A report without coordinates carries its
+    # address and needs_locating.
     priority: str | None = None  # urgent | normal, from the text (danger cues) and the category
     confidence: float | None = None  # triage's probability of `category` when triage chose it
     category_source: str | None = None  # reporter | triage
     needs_manual_triage: bool = False  # low confidence: the grid centre (grid_center) classifies it
-    address: str | None = None
+    address: str | None = None  # as the reporter gave it
     needs_locating: bool = False  # the grid worker must find the place
     case_no: str | None = None  # the number reporters quote to follow their case (我要查询)
     # Who to tell about progress, for reports that came in through WeChat (never a phone in clear).
@@ -66,6 +80,34 @@ class ReportSubmitted(Payload):
     incoming_photos: list[IncomingPhoto] = []
     # Photos the channel holds (WeChat PicUrl, an Open311 media_url): media fetches them from allowed hosts.
     photo_urls: list[str] = []
+
+
+class ReportSubmitted(ReportSubmittedFacts):
+    """A report was accepted by intake and is durable; a case id is reserved for it (v2: its place
+    is one `ReportPlace`, decided by intake)."""
+
+    place: ReportPlace
+
+
+class ReportSubmittedV1(ReportSubmittedFacts):
+    """report.submitted as first published, still read: the place in loose fields. Read it through
+    `submitted_report`, which gives every version as the current one."""
+
+    lat: float | None = None  # always WGS-84
+    lng: float | None = None
+    grid_code: str | None = None
+    village_code: str | None = None  # 12 digits
+    town_code: str | None = None  # 9 digits
+
+    def upgraded(self, *, instance_code: str) -> ReportSubmitted:
+        """This report as v2. A v1 envelope's jurisdiction_code was intake's own division: the place
+        of a report intake could not put in a grid."""
+        place = ReportPlace(
+            division_code=self.village_code or self.town_code or instance_code, town_code=self.town_code,
+            village_code=self.village_code, grid_code=self.grid_code, lat=self.lat, lng=self.lng,
+        )
+        facts = self.model_dump(include=set(ReportSubmittedFacts.model_fields))
+        return ReportSubmitted(**facts, place=place)
 
 
 class CaseFacts(Payload):
@@ -115,13 +157,6 @@ class CaseTransitioned(CaseFacts):
     at: datetime
 
 
-# Every case step but dispatching has the same shape; the event type says which step it is.
-CASE_TRANSITION_TYPES = (
-    "case.acknowledged", "case.started", "case.plan_submitted", "case.part_reported", "case.resolved",
-    "case.verified", "case.closed", "case.returned", "case.escalated", "case.extension_requested",
-    "case.extension_approved", "case.extension_refused", "case.merged", "case.cancelled",
-    "case.awaiting_reporter", "case.reporter_replied",
-)
 
 
 class SlaBreached(Payload):
@@ -311,7 +346,8 @@ class TriageCorrected(Payload):
 
 # (type, schema_version) -> payload model. The one place event types are declared.
 PAYLOAD_TYPES: dict[tuple[str, int], type[Payload]] = {
-    ("report.submitted", 1): ReportSubmitted,
+    ("report.submitted", 1): ReportSubmittedV1,
+    ("report.submitted", 2): ReportSubmitted,
     ("report.attached", 1): ReportAttached,
     ("report.located", 1): ReportLocated,
     ("triage.corrected", 1): TriageCorrected,
@@ -332,6 +368,16 @@ TYPE_OF_PAYLOAD = {model: key for key, model in reversed(PAYLOAD_TYPES.items())}
 
 
 class Event(BaseModel):
+    """The envelope of every message.
+
+    `jurisdiction_code` is the division the event's subject is in — the report or case it is about —
+    so a consumer can filter any topic by place with a prefix match on division codes: a report's
+    `ReportPlace.division_code`, a case's `jurisdiction_code`; events about a case's timers,
+    notifications or evidence name that case's division too. Only while the subject has no place
+    yet, or for subjects that never have one (an inbound WeChat message, a query-code request, an
+    upload), is it the division the producing instance serves.
+    """
+
     model_config = ConfigDict(frozen=True)
 
     event_id: UUID = Field(default_factory=uuid4)
@@ -339,7 +385,7 @@ class Event(BaseModel):
     schema_version: int
     occurred_at: datetime = Field(default_factory=utcnow)
     producer: str
-    jurisdiction_code: str
+    jurisdiction_code: str  # where the subject is (see above)
     correlation_id: UUID | None = None
     # Kafka message key: the case id where there is one, so a case's events stay in order.
     key: str
@@ -380,6 +426,14 @@ def new_event(
         correlation_id=correlation_id,
         payload=payload,
     )
+
+
+def submitted_report(event: Event) -> ReportSubmitted:
+    """The report of a report.submitted event in its current shape (v2), whichever version it came in."""
+    report = event.payload
+    if isinstance(report, ReportSubmittedV1):
+        return report.upgraded(instance_code=event.jurisdiction_code)
+    return report
 
 
 def parse_event(raw: bytes | str | dict[str, Any]) -> Event:

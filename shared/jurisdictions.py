@@ -1,56 +1,20 @@
-"""The demo county's jurisdictions: county → towns (乡镇/街道) → villages (村/社区) → grids (网格).
+"""A county's map: county → towns (乡镇/街道) → villages (村/社区) → grids (网格), and where a point is.
 
-The demo county (division code 330727) is generated from a fixed seed, so every process and every
-test sees exactly the same map: ~12 towns with 9-digit codes, ~150 villages and communities with
-12-digit codes and ~600 grids, each grid with a polygon, a grid worker (网格员) and the WeChat group
-its residents report in. Names are fictional; codes follow the national division-code layout
-(town = county + 3 digits, village = town + 3 digits; grid = village + 3 digits).
+The map is data. Services load it once at start-up from the GeoJSON file `county_map_path` names
+(`load_county`) and pass the `County` to whatever needs it; nothing here loads a map unasked.
+The demo county's file (shared/data/county.geojson) is written by devtools/demo_county.py.
 
-Geometry: a jittered lattice of convex quadrilaterals clipped to a convex county boundary, so the
-grids tile the county without gaps or overlaps. Towns and villages are groups of whole grids.
-Coordinates are WGS-84 (convert GCJ-02 first, see shared.geo). `find_grid` answers through a
-uniform bucket index in a few microseconds.
+Codes follow the national division-code layout: county 6 digits, town = county + 3, village =
+town + 3; a grid is village + 3. Coordinates are WGS-84 (convert GCJ-02 first, see shared.geo).
+`County.find_grid` answers through a uniform bucket index in a few microseconds.
 """
 
-import math
-import random
+import json
 from dataclasses import dataclass
-from functools import lru_cache
-
-COUNTY_CODE = "330727"
-COUNTY_NAME = "示范县"
-SEED = 330727
+from pathlib import Path
 
 Point = tuple[float, float]  # (lat, lng), WGS-84
 Polygon = tuple[Point, ...]  # ring without the closing point repeated
-
-_CENTER: Point = (29.08, 120.05)
-_RADIUS_DEG_LAT = 0.125  # ≈ 14 km
-_LAT_STEP = 0.0100  # ≈ 1.1 km
-_LNG_STEP = 0.0115  # ≈ 1.1 km at 29°N
-_JITTER = 0.2  # of a step: small enough that every lattice cell stays convex
-
-_TOWNS = (
-    ("001", "城关街道"), ("002", "东城街道"), ("003", "西城街道"),
-    ("101", "青山镇"), ("102", "白石镇"), ("103", "龙潭镇"), ("104", "桃源镇"), ("105", "清溪镇"),
-    ("106", "石门镇"), ("201", "柳林乡"), ("202", "枫岭乡"), ("203", "云峰乡"),
-)
-_NAME_ROOTS = (
-    "幸福", "锦华", "和平", "翠苑", "金顶", "瑞湖", "莲源", "新城", "学府", "滨河", "东关", "建设", "人民",
-    "光明", "团结", "胜利", "长江", "黄河", "花园", "文昌", "兴隆", "永安", "太平", "安康", "丰收", "红星",
-    "前进", "向阳", "朝阳", "长青", "松柏", "杏林", "梅园", "竹溪", "荷塘", "枫桥", "桂花", "樟树", "柳湾",
-    "石桥", "溪口", "塘头", "上洋", "下洋", "岭脚", "山背", "田畈", "后宅", "前山", "后山", "高坪", "大坞",
-    "小坞", "里岙", "外岙", "章家", "王家", "李家", "陈家", "周家", "吴家", "郑家", "何家", "胡家", "徐家",
-    "孙家", "马家", "朱家", "林家", "黄家", "赵家", "杨家", "叶家", "潘家", "卢家", "方家", "金家", "施家",
-    "楼家", "厉家", "羊山", "龙头", "凤凰", "仙岩", "云溪", "白云", "青龙", "玉泉", "清泉", "双溪", "三合",
-    "四联", "五星", "六和", "七里", "八角", "九龙", "十里", "新建", "新丰", "新华", "新民", "新安", "新塘",
-    "东山", "西山", "南山", "北山", "东溪", "西溪", "南岙", "北岙", "上塘", "下塘", "中村", "横路", "古竹",
-    "茶坞", "桑园", "梨树", "桃花", "杜鹃", "兰溪", "芦田", "稻香", "麦田", "谷丰", "泉水", "观音", "仁和",
-    "积善", "同心", "和睦", "民主", "振兴", "富民", "康宁", "长乐", "万福", "百合", "千岛", "锦绣", "雅居",
-    "御景", "泰和", "嘉禾", "华庭", "金桂", "银杏", "翡翠", "明珠", "海棠", "紫荆", "玉兰", "丹桂", "望江",
-)
-_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高郑梁谢宋唐许韩冯邓曹彭曾肖田董潘袁蔡蒋余于杜叶程魏苏吕丁任卢姚沈钟姜崔谭陆范汪廖石金韦贾夏付方邹熊孟秦邱侯江尹薛闫段雷龙黎史陶贺毛郝顾龚邵万覃武钱戴严欧莫孔向常汤"
-_GIVEN = "建国军华明丽英秀兰芳玲红平伟强磊洋勇艳杰娟涛超霞静敏燕鹏辉刚健波斌宇浩凯晨婷雪琳丹萍晶慧莉梅琴云飞峰海林春"
 
 
 @dataclass(frozen=True)
@@ -132,7 +96,8 @@ def polygon_area(polygon: Polygon) -> float:
     return s / 2
 
 
-def _centroid(polygon: Polygon) -> Point:
+def polygon_centroid(polygon: Polygon) -> Point:
+    """The area centroid of a polygon."""
     # Relative to the first vertex: with raw coordinates (~120°) the cross products cancel
     # catastrophically for the small slivers at the county's rim.
     o_lat, o_lng = polygon[0]
@@ -144,54 +109,6 @@ def _centroid(polygon: Polygon) -> Point:
         c_lat += (a_lat + b_lat) * cross
         c_lng += (a_lng + b_lng) * cross
     return (o_lat + c_lat / (6 * area), o_lng + c_lng / (6 * area))
-
-
-def _convex_hull(points: list[Point]) -> Polygon:
-    """Andrew's monotone chain, counter-clockwise in (lng, lat)."""
-    pts = sorted(set((lng, lat) for lat, lng in points))
-
-    def cross(o, a, b):
-        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
-
-    lower, upper = [], []
-    for p in pts:
-        while len(lower) >= 2 and cross(lower[-2], lower[-1], p) <= 0:
-            lower.pop()
-        lower.append(p)
-    for p in reversed(pts):
-        while len(upper) >= 2 and cross(upper[-2], upper[-1], p) <= 0:
-            upper.pop()
-        upper.append(p)
-    return tuple((lat, lng) for lng, lat in lower[:-1] + upper[:-1])
-
-
-def _clip(subject: Polygon, clip: Polygon) -> Polygon:
-    """Sutherland–Hodgman: the part of `subject` inside the convex, counter-clockwise `clip`."""
-
-    def inside(p, a, b):
-        return (b[1] - a[1]) * (p[0] - a[0]) - (b[0] - a[0]) * (p[1] - a[1]) >= 0
-
-    def intersection(p, q, a, b):
-        # Lines p-q and a-b, in (lat, lng) coordinates.
-        x1, y1, x2, y2 = p[1], p[0], q[1], q[0]
-        x3, y3, x4, y4 = a[1], a[0], b[1], b[0]
-        den = (x1 - x2) * (y3 - y4) - (y1 - y2) * (x3 - x4)
-        t = ((x1 - x3) * (y3 - y4) - (y1 - y3) * (x3 - x4)) / den
-        return (y1 + t * (y2 - y1), x1 + t * (x2 - x1))
-
-    output = list(subject)
-    for a, b in zip(clip, clip[1:] + clip[:1]):
-        if not output:
-            break
-        points, output = output, []
-        for p, q in zip(points, points[1:] + points[:1]):
-            if inside(q, a, b):
-                if not inside(p, a, b):
-                    output.append(intersection(p, q, a, b))
-                output.append(q)
-            elif inside(p, a, b):
-                output.append(intersection(p, q, a, b))
-    return tuple(output)
 
 
 class GridIndex:
@@ -236,6 +153,7 @@ class County:
     villages: dict[str, Village]
     grids: dict[str, Grid]
     index: GridIndex
+    grid_of_group_id: dict[str, str]  # residents' WeChat group id → its grid's code
 
     def contains(self, lat: float, lng: float) -> bool:
         """Whether a WGS-84 point is inside the county boundary."""
@@ -250,8 +168,8 @@ class County:
 
     def grid_of_group(self, group_id: str) -> GridMatch | None:
         """The grid whose residents' WeChat group this is, if any."""
-        grid = self.grids.get(group_id[2:]) if group_id.startswith("wr") else None
-        if grid is None or grid.group.group_id != group_id:
+        grid = self.grids.get(self.grid_of_group_id.get(group_id, ""))
+        if grid is None:
             return None
         return GridMatch(grid.code, grid.village_code, grid.town_code, self.code)
 
@@ -265,167 +183,95 @@ class County:
         raise KeyError(code)
 
 
-def _person_name(rng: random.Random) -> str:
-    return rng.choice(_SURNAMES) + "".join(rng.choice(_GIVEN) for _ in range(rng.choice((1, 2))))
+class InvalidCountyMap(ValueError):
+    """The county map file is not a county map this module can read."""
 
 
-def _nearest(point: Point, seeds: list[Point]) -> int:
-    return min(range(len(seeds)), key=lambda k: (point[0] - seeds[k][0]) ** 2 + (point[1] - seeds[k][1]) ** 2)
+def _ring(geometry: dict | None, what: str) -> Polygon:
+    if not geometry or geometry.get("type") != "Polygon" or not geometry.get("coordinates"):
+        raise InvalidCountyMap(f"{what}: a Polygon geometry is required")
+    ring = [(lat, lng) for lng, lat in geometry["coordinates"][0]]  # GeoJSON positions are [lng, lat]
+    if len(ring) > 1 and ring[0] == ring[-1]:
+        ring.pop()  # GeoJSON repeats the first position at the end; our rings don't
+    if len(ring) < 3:
+        raise InvalidCountyMap(f"{what}: a polygon needs at least three points")
+    return tuple(ring)
 
 
-def _balanced_seeds(rng: random.Random, points: list[Point], k: int) -> list[Point]:
-    """k seeds spread over the points by a few Lloyd (k-means) rounds, so regions are similar in size."""
-    seeds = rng.sample(points, k)
-    for _ in range(8):
-        groups: list[list[Point]] = [[] for _ in seeds]
-        for p in points:
-            groups[_nearest(p, seeds)].append(p)
-        seeds = [
-            (sum(p[0] for p in g) / len(g), sum(p[1] for p in g) / len(g)) if g else seeds[n]
-            for n, g in enumerate(groups)
-        ]
-    return seeds
+def parse_county(document: dict) -> County:
+    """A County from its map: a GeoJSON FeatureCollection (WGS-84, [lng, lat] positions) with one
+    feature per division, in order (county, towns, villages, grids), each with `level` and `code`
+    properties, a `name`, and:
 
+    - county: the boundary as its Polygon geometry;
+    - town, village: `kind` and `parent_code`; no geometry (their area is their grids');
+    - grid: `parent_code` (its village), its Polygon, the grid worker (`worker_id` — the WeCom user
+      id — and `worker_name`) and its residents' WeChat group (`group_id`, `group_name`).
+    """
+    if document.get("type") != "FeatureCollection":
+        raise InvalidCountyMap("a GeoJSON FeatureCollection is required")
+    by_level: dict[str, list[dict]] = {"county": [], "town": [], "village": [], "grid": []}
+    for feature in document.get("features", []):
+        props = feature.get("properties") or {}
+        if props.get("level") not in by_level or not props.get("code"):
+            raise InvalidCountyMap(f"feature {props!r}: level (county/town/village/grid) and code are required")
+        by_level[props["level"]].append(feature)
+    if len(by_level["county"]) != 1:
+        raise InvalidCountyMap("exactly one county feature is required")
+    county_props = by_level["county"][0]["properties"]
+    boundary = _ring(by_level["county"][0].get("geometry"), county_props["code"])
 
-def _lattice_cells(rng: random.Random, boundary: Polygon) -> list[Polygon]:
-    """Jittered lattice cells clipped to the boundary; neighbours share vertices exactly."""
-    lat_scale = 1.0
-    lng_scale = 1.0 / math.cos(math.radians(_CENTER[0]))
-    half_lat = _RADIUS_DEG_LAT * 1.3 * lat_scale
-    half_lng = _RADIUS_DEG_LAT * 1.3 * lng_scale
-    rows = int(2 * half_lat / _LAT_STEP) + 1
-    cols = int(2 * half_lng / _LNG_STEP) + 1
-    lat0, lng0 = _CENTER[0] - half_lat, _CENTER[1] - half_lng
-    vertices = [
-        [
-            (
-                lat0 + i * _LAT_STEP + rng.uniform(-_JITTER, _JITTER) * _LAT_STEP,
-                lng0 + j * _LNG_STEP + rng.uniform(-_JITTER, _JITTER) * _LNG_STEP,
-            )
-            for j in range(cols + 1)
-        ]
-        for i in range(rows + 1)
-    ]
-    cells = []
-    for i in range(rows):
-        for j in range(cols):
-            quad = (vertices[i][j], vertices[i][j + 1], vertices[i + 1][j + 1], vertices[i + 1][j])
-            clipped = _clip(quad, boundary)
-            # Every non-degenerate piece is kept (small rim grids included), so the grids tile the
-            # county exactly: a point is inside the boundary iff it has a grid.
-            if len(clipped) >= 3 and abs(polygon_area(clipped)) > 1e-12:
-                cells.append(clipped)
-    return cells
+    town_rows = [f["properties"] for f in by_level["town"]]
+    village_rows = [f["properties"] for f in by_level["village"]]
+    town_codes = {t["code"] for t in town_rows}
+    for v in village_rows:
+        if v.get("parent_code") not in town_codes:
+            raise InvalidCountyMap(f"village {v['code']}: parent town {v.get('parent_code')!r} is not in the map")
+    town_of_village = {v["code"]: v["parent_code"] for v in village_rows}
 
-
-@lru_cache(maxsize=1)
-def load_demo_county() -> County:
-    """The demo county, built deterministically from SEED (cached: built once per process)."""
-    rng = random.Random(SEED)
-    lng_scale = 1.0 / math.cos(math.radians(_CENTER[0]))
-    outline = []
-    for k in range(28):
-        angle = 2 * math.pi * k / 28
-        r = _RADIUS_DEG_LAT * rng.uniform(0.85, 1.15)
-        outline.append((_CENTER[0] + r * math.sin(angle), _CENTER[1] + r * math.cos(angle) * lng_scale))
-    boundary = _convex_hull(outline)
-    cells = _lattice_cells(rng, boundary)
-    centroids = [_centroid(c) for c in cells]
-
-    # Subdistricts (街道) come first in _TOWNS and take the seeds nearest the county seat.
-    town_seeds = sorted(
-        _balanced_seeds(rng, centroids, len(_TOWNS)),
-        key=lambda p: (p[0] - _CENTER[0]) ** 2 + ((p[1] - _CENTER[1]) / lng_scale) ** 2,
-    )
-    town_of_cell = [_nearest(c, town_seeds) for c in centroids]
-    names = list(_NAME_ROOTS)
-    rng.shuffle(names)
-
-    towns: dict[str, Town] = {}
-    villages: dict[str, Village] = {}
     grids: dict[str, Grid] = {}
-    for t, (suffix, town_name) in enumerate(_TOWNS):
-        town_code = COUNTY_CODE + suffix
-        kind = "subdistrict" if town_name.endswith("街道") else "town" if town_name.endswith("镇") else "township"
-        members = [k for k in range(len(cells)) if town_of_cell[k] == t]
-        # About four grids per village; subdistricts have communities, townships villages.
-        n_villages = max(1, round(len(members) / 4))
-        village_seeds = _balanced_seeds(rng, [centroids[k] for k in members], n_villages)
-        village_of_cell = {k: _nearest(centroids[k], village_seeds) for k in members}
-        village_codes = []
-        community_no, village_no = 0, 0
-        for v in range(n_villages):
-            v_members = sorted(
-                (k for k in members if village_of_cell[k] == v), key=lambda k: (-centroids[k][0], centroids[k][1])
-            )
-            if not v_members:
-                continue
-            is_community = kind == "subdistrict" or (kind == "town" and v < 2)
-            if is_community:
-                community_no += 1
-                village_code, v_kind, v_name = f"{town_code}{community_no:03d}", "community", names.pop() + "社区"
-            else:
-                village_no += 1
-                village_code, v_kind, v_name = f"{town_code}{199 + village_no:03d}", "village", names.pop() + "村"
-            grid_codes = []
-            for n, k in enumerate(v_members, start=1):
-                grid_code = f"{village_code}{n:03d}"
-                grids[grid_code] = Grid(
-                    code=grid_code,
-                    name=f"{v_name}第{n}网格",
-                    village_code=village_code,
-                    town_code=town_code,
-                    polygon=cells[k],
-                    centroid=centroids[k],
-                    worker=GridWorker(worker_id=f"gw{grid_code}", name=_person_name(rng)),
-                    group=WeChatGroup(group_id=f"wr{grid_code}", name=f"{town_name}{v_name}第{n}网格群"),
-                )
-                grid_codes.append(grid_code)
-            villages[village_code] = Village(
-                code=village_code, name=v_name, kind=v_kind, town_code=town_code,
-                grid_codes=tuple(grid_codes), polygons=tuple(grids[g].polygon for g in grid_codes),
-            )
-            village_codes.append(village_code)
-        towns[town_code] = Town(
-            code=town_code, name=town_name, kind=kind, county_code=COUNTY_CODE,
-            village_codes=tuple(village_codes),
+    for feature in by_level["grid"]:
+        g = feature["properties"]
+        if g.get("parent_code") not in town_of_village:
+            raise InvalidCountyMap(f"grid {g['code']}: parent village {g.get('parent_code')!r} is not in the map")
+        polygon = _ring(feature.get("geometry"), g["code"])
+        grids[g["code"]] = Grid(
+            code=g["code"], name=g["name"], village_code=g["parent_code"], town_code=town_of_village[g["parent_code"]],
+            polygon=polygon, centroid=polygon_centroid(polygon),
+            worker=GridWorker(worker_id=g["worker_id"], name=g["worker_name"]),
+            group=WeChatGroup(group_id=g["group_id"], name=g["group_name"]),
+        )
+    if not grids:
+        raise InvalidCountyMap("the map has no grids")
+
+    villages: dict[str, Village] = {}
+    for v in village_rows:
+        grid_codes = tuple(code for code, grid in grids.items() if grid.village_code == v["code"])
+        villages[v["code"]] = Village(
+            code=v["code"], name=v["name"], kind=v["kind"], town_code=v["parent_code"], grid_codes=grid_codes,
+            polygons=tuple(grids[code].polygon for code in grid_codes),
+        )
+    towns: dict[str, Town] = {}
+    for t in town_rows:
+        village_codes = tuple(code for code, village in villages.items() if village.town_code == t["code"])
+        towns[t["code"]] = Town(
+            code=t["code"], name=t["name"], kind=t["kind"], county_code=county_props["code"],
+            village_codes=village_codes,
             polygons=tuple(grids[g].polygon for v in village_codes for g in villages[v].grid_codes),
         )
-    index = GridIndex(list(grids.values()), bucket_lat=_LAT_STEP, bucket_lng=_LNG_STEP)
+
+    # Buckets about one grid in size: each holds a handful of grids to test.
+    extents = [(max(p[0] for p in g.polygon) - min(p[0] for p in g.polygon),
+                max(p[1] for p in g.polygon) - min(p[1] for p in g.polygon)) for g in grids.values()]
+    index = GridIndex(list(grids.values()), bucket_lat=sum(e[0] for e in extents) / len(extents),
+                      bucket_lng=sum(e[1] for e in extents) / len(extents))
     return County(
-        code=COUNTY_CODE, name=COUNTY_NAME, boundary=boundary,
+        code=county_props["code"], name=county_props["name"], boundary=boundary,
         towns=towns, villages=villages, grids=grids, index=index,
+        grid_of_group_id={g.group.group_id: g.code for g in grids.values()},
     )
 
 
-def find_grid(lat: float, lng: float) -> GridMatch | None:
-    """The demo county's grid for a WGS-84 point, or None outside the county."""
-    return load_demo_county().find_grid(lat, lng)
-
-
-def county_boundary() -> Polygon:
-    """The demo county's boundary polygon (WGS-84, counter-clockwise)."""
-    return load_demo_county().boundary
-
-
-def in_county(lat: float, lng: float) -> bool:
-    """Whether a WGS-84 point lies inside the demo county."""
-    return load_demo_county().contains(lat, lng)
-
-
-DEMO_BROADCAST_GROUPS = 2413  # the seed county's count of resident groups
-
-
-def demo_broadcast_groups(county: County) -> list[tuple[str, str, str, str]]:
-    """The demo county's resident WeChat groups for broadcasts, one robot each, as
-    (group_id, name, grid_code, robot_key): every grid's residents' group, then building groups
-    (楼栋群) spread evenly over the grids until the seed county's 2,413 are reached."""
-    grids = sorted(county.grids.values(), key=lambda g: g.code)
-    extra, spare = divmod(DEMO_BROADCAST_GROUPS - len(grids), len(grids))
-    rows = []
-    for i, grid in enumerate(grids):
-        rows.append((grid.group.group_id, grid.group.name, grid.code, f"grp-{grid.code}-00"))
-        for n in range(1, extra + (1 if i < spare else 0) + 1):
-            rows.append((f"{grid.group.group_id}-{n:02d}", f"{grid.group.name[:-1]}{n}号楼栋群", grid.code,
-                         f"grp-{grid.code}-{n:02d}"))
-    return rows
+def load_county(path: Path) -> County:
+    """The county map in a GeoJSON file (see parse_county); read once at start-up."""
+    return parse_county(json.loads(Path(path).read_text(encoding="utf-8")))

@@ -90,3 +90,10 @@ class ImageMaxBytes(BaseModel):
     """The largest photo: intake refuses bigger ones sent with a report, media refuses bigger images."""
 
     media_image_max_bytes: int = 20 * 1024 * 1024
+
+
+class CountyMapFile(BaseModel):
+    """The county map (divisions, grids, grid workers, residents' groups): intake places reports on
+    it, dispatch loads it into its directory of divisions (`make seed`)."""
+
+    county_map_path: Path = PROJECT_ROOT / "shared" / "data" / "county.geojson"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from shared.events import CASE_TRANSITION_TYPES
+from shared.case_actions import CASE_TRANSITION_TYPES
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)

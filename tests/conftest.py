@@ -1,6 +1,6 @@
 """Test fixtures: real Kafka, PostgreSQL and MinIO started once per session (by the same scripts
 `make up` uses, on free ports and in their own run directory), a template database copied for
-each test, per-test topic prefixes, and the local fake WeCom server."""
+each test, per-test topic prefixes, the local fake WeCom server, and the county map the project ships."""
 
 import os
 import subprocess
@@ -12,11 +12,20 @@ import asyncpg
 import httpx
 import pytest
 
+from devtools.local_servers import Infra, free_port, local_servers
 from shared.db import apply_migrations, create_pool
+from shared.jurisdictions import County, load_county
 from shared.settings import PROJECT_ROOT, ServiceSettings
-from tests.support import SETTINGS_CLASSES, Infra, free_port, local_servers
+from services.intake.settings import IntakeSettings
+from tests.support import SETTINGS_CLASSES
 
 SERVICES = ("intake", "dispatch", "sla", "notify", "media")
+
+
+@pytest.fixture(scope="session")
+def county() -> County:
+    """The county map the project ships (the demo county), as services load it."""
+    return load_county(IntakeSettings().county_map_path)
 
 
 @pytest.fixture(scope="session")

@@ -2,14 +2,8 @@
 
 import asyncio
 import json
-import os
-import shutil
-import socket
-import subprocess
 import time
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from contextlib import asynccontextmanager
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -29,54 +23,6 @@ SETTINGS_CLASSES: dict[str, type[ServiceSettings]] = {
     "media": MediaSettings,
 }
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass(frozen=True)
-class Infra:
-    kafka_bootstrap: str
-    pg_port: int
-    minio_endpoint: str
-    minio_user: str
-    minio_password: str
-
-    def database_url(self, name: str) -> str:
-        return f"postgresql://gridlink@127.0.0.1:{self.pg_port}/{name}"
-
-
-@contextmanager
-def local_servers(run_dir: Path, parts: tuple[str, ...] = ("all",)):
-    """Real Kafka, PostgreSQL and MinIO started by the same script as `make up`, on free ports and
-    in their own run directory (so they never meet `make up`'s); stopped and removed afterwards."""
-    env = {
-        **os.environ,
-        "GRIDLINK_RUN_DIR": str(run_dir),
-        "GRIDLINK_KAFKA_PORT": str(free_port()),
-        "GRIDLINK_KAFKA_CONTROLLER_PORT": str(free_port()),
-        "GRIDLINK_PG_PORT": str(free_port()),
-        "GRIDLINK_MINIO_PORT": str(free_port()),
-        "GRIDLINK_MINIO_CONSOLE_PORT": str(free_port()),
-        "MINIO_ROOT_USER": "gridlink-test",
-        "MINIO_ROOT_PASSWORD": "gridlink-test-secret",
-        "GRIDLINK_PG_EPHEMERAL": "1",  # the data is thrown away: no fsync
-    }
-    try:
-        for part in parts:
-            subprocess.run([str(INFRA), "start", part], env=env, check=True)
-        yield Infra(
-            kafka_bootstrap=f"127.0.0.1:{env['GRIDLINK_KAFKA_PORT']}",
-            pg_port=int(env["GRIDLINK_PG_PORT"]),
-            minio_endpoint=f"127.0.0.1:{env['GRIDLINK_MINIO_PORT']}",
-            minio_user=env["MINIO_ROOT_USER"],
-            minio_password=env["MINIO_ROOT_PASSWORD"],
-        )
-    finally:
-        subprocess.run([str(INFRA), "stop"], env=env, check=False)
-        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 @asynccontextmanager

@@ -86,26 +86,28 @@ async def owns(conn: asyncpg.Connection, *, settings: DispatchSettings, taxonomy
 
 async def open_case(
     conn: asyncpg.Connection, *, settings: DispatchSettings, taxonomy: Taxonomy, report: ReportSubmitted,
-    jurisdiction_code: str, grid_code: str | None, decision: OwnerDecision, correlation_id: UUID | None,
+    decision: OwnerDecision, correlation_id: UUID | None,
 ) -> bool:
     """Open a case for a report this centre owns and dispatch it to the lead department."""
     now = utcnow()
+    place = report.place
     category = taxonomy.categories[decision.category]
     rule, rlist_version = decision.rule, decision.list_version
     recurrence = None
-    if report.lat is not None and report.lng is not None:
+    if place.lat is not None and place.lng is not None:
         recurrence = await store.find_recurrence(
-            conn, case_id=report.case_id, category=category.code, lat=report.lat, lng=report.lng,
+            conn, case_id=report.case_id, category=category.code, lat=place.lat, lng=place.lng,
             since=now - timedelta(days=settings.recurrence_days), distance_m=settings.recurrence_distance_m,
         )
     created = await store.insert_case(
-        conn, case_id=report.case_id, report_id=report.report_id, jurisdiction_code=jurisdiction_code,
+        conn, case_id=report.case_id, report_id=report.report_id, jurisdiction_code=place.division_code,
         status="dispatched", seq=1, owner_code=decision.jurisdiction_code, level=decision.level,
         category=category.code, category_name=category.name, priority=report.priority or category.priority,
         department_code=rule.lead, department_name=taxonomy.department_name(rule.lead),
-        co_department_codes=list(rule.co_handlers), description=report.description, lat=report.lat, lng=report.lng,
+        co_department_codes=list(rule.co_handlers), description=report.description, lat=place.lat, lng=place.lng,
         responsibility_list_version=rlist_version, rule=rule.describe(category.code), recurrence_of=recurrence,
-        before_media_ids=list(report.media_ids), grid_code=grid_code, created_at=report.submitted_at, updated_at=now,
+        before_media_ids=list(report.media_ids), grid_code=place.grid_code, created_at=report.submitted_at,
+        updated_at=now,
     )
     if not created:
         return False  # the same case reserved twice (a replayed report with a new event id)

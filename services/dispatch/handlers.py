@@ -3,40 +3,25 @@
 import asyncpg
 
 from services.dispatch import cases, store
-from services.dispatch.settings import DispatchSettings
-from shared.jurisdictions import find_grid
 from shared.events import (
-    CaseTransitioned, Event, ReportAttached, ReportLocated, ReportSubmitted, SlaBreached, utcnow,
+    CaseTransitioned, Event, ReportAttached, ReportLocated, SlaBreached, submitted_report, utcnow,
 )
 from shared.taxonomy import Taxonomy
-
-
-def report_place(report: ReportSubmitted) -> tuple[str | None, str | None]:
-    """(division, grid) of a report: as intake placed it, else from its location."""
-    if report.village_code or report.town_code:
-        return report.village_code or report.town_code, report.grid_code
-    if report.lat is not None and report.lng is not None:
-        match = find_grid(report.lat, report.lng)
-        if match:
-            return match.village_code, match.grid_code
-    return None, None
+from services.dispatch.settings import DispatchSettings
 
 
 def make_handlers(*, settings: DispatchSettings, taxonomy: Taxonomy):
     """Handlers bound to this instance's settings; every instance sees every event and acts on its own."""
 
     async def on_report_submitted(conn: asyncpg.Connection, event: Event) -> None:
-        report: ReportSubmitted = event.payload
-        division, grid_code = report_place(report)
-        jurisdiction = division or event.jurisdiction_code
-        if not jurisdiction.startswith(settings.jurisdiction_code[:6]):
+        report = submitted_report(event)  # placed by intake: its division and grid are used as they are
+        if not report.place.division_code.startswith(settings.jurisdiction_code[:6]):
             return  # another county's report on a shared stream
-        decision = await cases.owns(conn, settings=settings, taxonomy=taxonomy, jurisdiction_code=jurisdiction,
-                                    category=report.category)
+        decision = await cases.owns(conn, settings=settings, taxonomy=taxonomy,
+                                    jurisdiction_code=report.place.division_code, category=report.category)
         if decision.jurisdiction_code != settings.jurisdiction_code:
             return  # another centre's case
-        await cases.open_case(conn, settings=settings, taxonomy=taxonomy, report=report,
-                              jurisdiction_code=jurisdiction, grid_code=grid_code, decision=decision,
+        await cases.open_case(conn, settings=settings, taxonomy=taxonomy, report=report, decision=decision,
                               correlation_id=event.correlation_id)
 
     async def on_case_escalated(conn: asyncpg.Connection, event: Event) -> None:

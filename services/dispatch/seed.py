@@ -1,4 +1,4 @@
-"""Load the demo county's divisions and grids into a dispatch database (`make seed`).
+"""Load the county map's divisions and grids (settings.county_map_path) into a dispatch database (`make seed`).
 
 Idempotent: rows are upserted, so running it again changes nothing.
 """
@@ -8,12 +8,11 @@ from pathlib import Path
 
 from services.dispatch.settings import DispatchSettings
 from shared.db import apply_migrations, create_pool, schema_name
-from shared.jurisdictions import load_demo_county
+from shared.jurisdictions import County, load_county
 
 
-async def seed(settings: DispatchSettings) -> dict[str, int]:
-    """Upsert the demo county; returns how many divisions and grids it holds."""
-    county = load_demo_county()
+async def seed(settings: DispatchSettings, county: County) -> dict[str, int]:
+    """Upsert the county's divisions and grids; returns how many the database holds."""
     pool = await create_pool(settings)
     try:
         await apply_migrations(pool, schema=schema_name(settings), service_dir=Path(__file__).parent)
@@ -44,8 +43,9 @@ async def seed(settings: DispatchSettings) -> dict[str, int]:
 
 def main() -> None:
     settings = DispatchSettings(service_name="dispatch")
-    counts = asyncio.run(seed(settings))
-    print(f"[seed] demo county {load_demo_county().name} loaded into {settings.database_url}: "
+    county = load_county(settings.county_map_path)
+    counts = asyncio.run(seed(settings, county))
+    print(f"[seed] {county.name} ({county.code}) loaded into {settings.database_url}: "
           f"{counts['towns']} towns, {counts['villages']} villages/communities, {counts['grids']} grids")
 
 

@@ -1,9 +1,9 @@
 """Dispatch's settings: the shared base, the agreements dispatch is part of, and its own options."""
 
-from shared.settings import ResponsibilityListFile, ServiceSettings
+from shared.settings import CountyMapFile, ResponsibilityListFile, ServiceSettings
 
 
-class DispatchSettings(ServiceSettings, ResponsibilityListFile):
+class DispatchSettings(ServiceSettings, ResponsibilityListFile, CountyMapFile):
     # Division codes that run their own dispatch instance (the county always does); every
     # instance must be given the same list so they agree on who owns which case.
     dispatch_centres: list[str] = []

@@ -5,15 +5,15 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from services.intake import store
 from services.intake.domain import (
-    MAX_DESCRIPTION_CHARS, PHONE_PATTERN, OutsideCounty, Placement, ReportIn, new_query_code, place_report,
-    query_code_hash,
+    MAX_DESCRIPTION_CHARS, PHONE_PATTERN, OutsideCounty, Placement, ReportIn, division_of, new_query_code,
+    place_report, query_code_hash,
 )
 from services.intake.reports import Intake, apply_new_corrections, check_rate_limit, client_ip, submit_report
 from shared.db import enqueue
@@ -188,7 +188,7 @@ async def locate_report(report_id: UUID, body: LocationIn, request: Request, act
             located_by=actor.label, located_at=now,
         )
         await enqueue(conn, intake.settings, new_event(
-            located, producer=intake.settings.service_name, jurisdiction_code=intake.settings.jurisdiction_code,
+            located, producer=intake.settings.service_name, jurisdiction_code=grid.village_code,
             key=str(row["case_id"]), correlation_id=report_id))
         row = await store.find_report(conn, report_id=report_id)
     return _report_view(row)
@@ -239,7 +239,8 @@ async def post_correction(body: CorrectionIn, request: Request, actor: CurrentAc
             corrected_by=actor.label, corrected_at=utcnow(),
         )
         event = new_event(corrected, producer=intake.settings.service_name,
-                          jurisdiction_code=intake.settings.jurisdiction_code,
+                          jurisdiction_code=division_of(report["village_code"] if report else None,
+                                                        instance_code=intake.settings.jurisdiction_code),
                           key=str(corrected.case_id or corrected.report_id or "triage"))
         await store.insert_correction(
             conn, report_id=corrected.report_id, case_id=corrected.case_id, text=text, category=body.category,
@@ -328,6 +329,7 @@ async def request_query_code(body: CodeRequestIn, request: Request):
                 phone_encrypted=phone_token(body.phone, settings.phone_encryption_key),
             )
             await enqueue(conn, settings, new_event(
+                # A phone has no place: the envelope names the division this instance serves.
                 requested, producer=settings.service_name, jurisdiction_code=settings.jurisdiction_code,
                 key=hashed.hex()[:16]))
     # The same answer whether or not the phone ever reported.

@@ -11,7 +11,7 @@ from services.intake.handlers import make_handlers, make_loops
 from services.intake.reports import Intake, apply_new_corrections
 from services.intake.settings import IntakeSettings
 from services.intake.triage import TriageModel, parse_examples, parse_lexicon
-from shared.jurisdictions import load_demo_county
+from shared.jurisdictions import load_county
 from shared.objects import ObjectStore
 from shared.service import running_service
 from shared.taxonomy import load_taxonomy
@@ -32,7 +32,7 @@ def load_triage_model(settings: IntakeSettings, taxonomy) -> TriageModel:
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings(service_name="intake")
     taxonomy = load_taxonomy(settings.responsibility_list_path)
-    intake = Intake(settings=settings, taxonomy=taxonomy, county=load_demo_county(),
+    intake = Intake(settings=settings, taxonomy=taxonomy, county=load_county(settings.county_map_path),
                     model=load_triage_model(settings, taxonomy))
 
     @asynccontextmanager

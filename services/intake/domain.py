@@ -67,6 +67,12 @@ class Placement:
     needs_locating: bool  # only an address: the grid worker finds the place
 
 
+def division_of(village_code: str | None, *, instance_code: str) -> str:
+    """The division a report is in, as its events say: its grid's village, or the division this
+    instance serves while the report has no grid (a grid worker will locate it)."""
+    return village_code or instance_code
+
+
 def place_report(
     *, lat: float | None, lng: float | None, coord_system: CoordSystem | str, county: County
 ) -> Placement:

@@ -14,7 +14,8 @@ import asyncpg
 from services.intake import store
 from services.intake.domain import Bundle, Channel, OutsideCounty, Placement, bundle_description, place_report
 from services.intake.reports import Intake, apply_new_corrections, submit_report
-from shared.events import CASE_TRANSITION_TYPES, CaseDispatched, Event, MessageReceived, TriageCorrected, utcnow
+from shared.case_actions import CASE_TRANSITION_TYPES
+from shared.events import CaseDispatched, Event, MessageReceived, TriageCorrected, utcnow
 from shared.loops import repeat_until_stopped
 from shared.service import Runtime
 

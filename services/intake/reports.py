@@ -11,11 +11,11 @@ import asyncpg
 from fastapi import Request
 
 from services.intake import store
-from services.intake.domain import OpenCase, Placement, format_case_no, matching_open_case, window_start
+from services.intake.domain import OpenCase, Placement, division_of, format_case_no, matching_open_case, window_start
 from services.intake.settings import IntakeSettings
 from services.intake.triage import TriageModel, TriageResult, urgency
 from shared.db import enqueue
-from shared.events import IncomingPhoto, ReportAttached, ReportSubmitted, new_event, utcnow
+from shared.events import IncomingPhoto, ReportAttached, ReportPlace, ReportSubmitted, new_event, utcnow
 from shared.jurisdictions import County
 from shared.phones import encrypt_phone, mask_phone, phone_hash
 from shared.problems import Problem
@@ -162,6 +162,11 @@ async def submit_report(
         case_no = format_case_no(now.date(), await store.next_case_seq(conn))
 
     grid = placement.grid
+    place = ReportPlace(
+        division_code=division_of(grid.village_code if grid else None, instance_code=settings.jurisdiction_code),
+        town_code=grid.town_code if grid else None, village_code=grid.village_code if grid else None,
+        grid_code=grid.grid_code if grid else None, lat=placement.lat, lng=placement.lng,
+    )
     photo_urls = [m for m in external_media if m.startswith(("https://", "http://"))]
     encrypted_phone = encrypt_phone(reporter_phone, settings.phone_encryption_key) if reporter_phone else None
     await store.insert_report(
@@ -209,12 +214,9 @@ async def submit_report(
         )
     else:
         payload = ReportSubmitted(
-            report_id=report_id, case_id=case_id, description=description, category=category,
-            lat=placement.lat, lng=placement.lng, channel=channel, reporter_phone_masked=masked,
-            media_ids=media_ids, incoming_photos=list(incoming_photos), photo_urls=photo_urls, submitted_at=now,
-            grid_code=grid.grid_code if grid else None,
-            village_code=grid.village_code if grid else None,
-            town_code=grid.town_code if grid else None,
+            report_id=report_id, case_id=case_id, description=description, category=category, place=place,
+            channel=channel, reporter_phone_masked=masked, media_ids=media_ids,
+            incoming_photos=list(incoming_photos), photo_urls=photo_urls, submitted_at=now,
             priority=priority,
             confidence=round(triage.confidence, 4) if by_triage else None,
             category_source="triage" if by_triage else "reporter",
@@ -224,9 +226,7 @@ async def submit_report(
             reporter_phone_encrypted=base64.b64encode(encrypted_phone).decode() if encrypted_phone else None,
         )
     await enqueue(conn, settings, new_event(
-        payload, producer=settings.service_name,
-        # The instance's own division; where in it the problem is travels in the payload's codes.
-        jurisdiction_code=settings.jurisdiction_code,
+        payload, producer=settings.service_name, jurisdiction_code=place.division_code,
         key=str(case_id), correlation_id=report_id,
     ))
     return Accepted(report_id, case_id, case_no, match is not None, category, priority,

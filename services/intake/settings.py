@@ -6,6 +6,7 @@ from pydantic import Field
 
 from shared.settings import (
     PROJECT_ROOT,
+    CountyMapFile,
     ImageMaxBytes,
     IncomingPhotosBucket,
     PhoneEncryptionKey,
@@ -14,7 +15,9 @@ from shared.settings import (
 )
 
 
-class IntakeSettings(ServiceSettings, PhoneEncryptionKey, ResponsibilityListFile, IncomingPhotosBucket, ImageMaxBytes):
+class IntakeSettings(
+    ServiceSettings, PhoneEncryptionKey, ResponsibilityListFile, IncomingPhotosBucket, ImageMaxBytes, CountyMapFile,
+):
     # Keyed hash for looking up reporters by phone without storing the number in clear.
     phone_hash_key: str = "local-development-only"
 

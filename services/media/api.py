@@ -1,11 +1,11 @@
 """Media's HTTP routes: uploads (direct and presigned), media, and a case's before/after evidence."""
 
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Literal
 from uuid import UUID
 
 import asyncpg
-from fastapi import APIRouter, Depends, Request, Response, UploadFile
+from fastapi import APIRouter, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 
 from services.media import domain, store, workflow

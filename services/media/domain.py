@@ -349,11 +349,6 @@ def can_view_case(*, role: str, jurisdiction_code: str, department_code: str | N
     return True
 
 
-def report_division(*, village_code: str | None, town_code: str | None, instance_code: str) -> str:
-    """The most precise division a report was placed in (the instance's own when intake could not place it)."""
-    return village_code or town_code or instance_code
-
-
 @dataclass(frozen=True)
 class EvidenceItem:
     media_id: UUID

@@ -4,9 +4,9 @@ case events say whose the case is, which decides who may see its evidence."""
 import asyncpg
 
 from services.media import store, workflow
-from services.media.domain import report_division
+from shared.case_actions import CASE_TRANSITION_TYPES
+from shared.events import CaseFacts, Event, ReportAttached, ReportSubmitted, submitted_report
 from services.media.settings import MediaSettings
-from shared.events import CASE_TRANSITION_TYPES, CaseFacts, Event, ReportAttached, ReportSubmitted
 
 
 def make_handlers(*, settings: MediaSettings):
@@ -22,13 +22,12 @@ def make_handlers(*, settings: MediaSettings):
         ])
 
     async def on_report_submitted(conn: asyncpg.Connection, event: Event) -> None:
-        report: ReportSubmitted = event.payload
+        report = submitted_report(event)
         await park(conn, report)
         await workflow.attach_report_media(
-            conn, settings=settings, case_id=report.case_id, report_id=report.report_id, lat=report.lat,
-            lng=report.lng, submitted_at=report.submitted_at, media_ids=report.media_ids,
-            jurisdiction_code=report_division(village_code=report.village_code, town_code=report.town_code,
-                                              instance_code=event.jurisdiction_code),
+            conn, settings=settings, case_id=report.case_id, report_id=report.report_id, lat=report.place.lat,
+            lng=report.place.lng, submitted_at=report.submitted_at, media_ids=report.media_ids,
+            jurisdiction_code=report.place.division_code,
         )
 
     async def on_report_attached(conn: asyncpg.Connection, event: Event) -> None:

@@ -59,9 +59,13 @@ def retention_days(settings: MediaSettings) -> dict[str, int]:
     }
 
 
-async def _emit(conn: asyncpg.Connection, settings: MediaSettings, payload: Payload, *, key: UUID) -> None:
+async def _emit(conn: asyncpg.Connection, settings: MediaSettings, payload: Payload, *, key: UUID,
+                case_jurisdiction: str | None = None) -> None:
+    """Publish in the outbox; the envelope names the case's division, or this instance's for media
+    that is no case's (yet)."""
     await enqueue(conn, settings, new_event(
-        payload, producer=settings.service_name, jurisdiction_code=settings.jurisdiction_code, key=str(key)))
+        payload, producer=settings.service_name, jurisdiction_code=case_jurisdiction or settings.jurisdiction_code,
+        key=str(key)))
 
 
 async def record_rejection(
@@ -302,12 +306,13 @@ def _role_name(role: str | None) -> str:
 async def _attached(conn: asyncpg.Connection, settings: MediaSettings, *, case_id: UUID, media_ids: list[UUID]) -> None:
     """Check the new evidence against the report and tell other services (media.attached)."""
     await apply_evidence_checks(conn, settings=settings, case_id=case_id)
+    case = await store.find_case(conn, case_id=case_id)
     for media_id in media_ids:
         media = await store.find_media(conn, media_id=media_id)
         await _emit(conn, settings, MediaAttached(
             media_id=media_id, case_id=case_id, role=media["role"], content_type=media["content_type"],
             sha256=media["sha256"], flags=list(media["flags"]), attached_at=media["attached_at"],
-        ), key=case_id)
+        ), key=case_id, case_jurisdiction=case["jurisdiction_code"] if case else None)
 
 
 async def attach_report_media(

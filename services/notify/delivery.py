@@ -74,7 +74,7 @@ async def record_outcomes(*, settings: NotifySettings, pool: asyncpg.Pool, rows,
             conn, robot_keys=sorted({r["target"] for r in rows if r["channel"] == "wecom_robot"}),
             reserved_at=claimed_at, sent_at=now)
         for sent in await store.mark_sent(conn, notification_ids=sent_ids, at=now):
-            await enqueue(conn, settings, _event(settings, NotificationSent(
+            await enqueue(conn, settings, _event(settings, sent, NotificationSent(
                 notification_id=sent["notification_id"], case_id=sent["case_id"], channel=sent["channel"],
                 target=sent["target"], template=sent["template"])))
             _count(sent, "sent")
@@ -92,7 +92,7 @@ async def record_outcomes(*, settings: NotifySettings, pool: asyncpg.Pool, rows,
             await store.mark_attempt_failed(conn, notification_id=row["notification_id"], error=str(error),
                                             retry_at=retry_at)
             if give_up:
-                await enqueue(conn, settings, _event(settings, NotificationFailed(
+                await enqueue(conn, settings, _event(settings, row, NotificationFailed(
                     notification_id=row["notification_id"], case_id=row["case_id"], channel=row["channel"],
                     target=row["target"], template=row["template"], reason=str(error))))
                 await store.enqueue_dead_letter(conn, settings, row=row, error=str(error), at=now)
@@ -107,8 +107,9 @@ def _count(row, outcome: str) -> None:
         metrics.BROADCAST_GROUPS.labels(outcome).inc()
 
 
-def _event(settings: NotifySettings, payload) -> Event:
-    return new_event(payload, producer=settings.service_name, jurisdiction_code=settings.jurisdiction_code,
+def _event(settings: NotifySettings, row, payload) -> Event:
+    return new_event(payload, producer=settings.service_name,
+                     jurisdiction_code=row["jurisdiction_code"] or settings.jurisdiction_code,
                      key=str(payload.case_id or payload.notification_id))
 
 

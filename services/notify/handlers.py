@@ -26,6 +26,7 @@ async def queue(conn: asyncpg.Connection, event: Event, outgoing: list[Outgoing]
                                              target=out.target),
             source_event_id=event.event_id,
             case_id=getattr(event.payload, "case_id", None),
+            jurisdiction_code=event.jurisdiction_code,  # where the subject is: the notification events say so too
             channel=out.channel,
             target=out.target,
             template=out.template,

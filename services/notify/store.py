@@ -91,7 +91,7 @@ async def mark_sent(conn: asyncpg.Connection, *, notification_ids: list[UUID], a
     return await conn.fetch(
         "UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = $2, last_error = NULL "
         "WHERE notification_id = ANY($1::uuid[]) AND status = 'sending' "
-        "RETURNING notification_id, case_id, channel, target, template, broadcast_id",
+        "RETURNING notification_id, case_id, channel, target, template, broadcast_id, jurisdiction_code",
         notification_ids, at,
     )
 
@@ -192,10 +192,12 @@ async def insert_broadcast(conn: asyncpg.Connection, *, broadcast_id: UUID, idem
            for g in groups]
     await conn.execute(
         "INSERT INTO notifications (notification_id, source_event_id, broadcast_id, group_id, channel, target, "
-        "template, body) "
-        "SELECT id, $1, $1, group_id, 'wecom_robot', robot_key, 'broadcast', $5::jsonb "
-        "FROM unnest($2::uuid[], $3::text[], $4::text[]) AS g(id, group_id, robot_key) ON CONFLICT DO NOTHING",
+        "template, body, jurisdiction_code) "
+        "SELECT id, $1, $1, group_id, 'wecom_robot', robot_key, 'broadcast', $5::jsonb, jurisdiction_code "
+        "FROM unnest($2::uuid[], $3::text[], $4::text[], $6::text[]) AS g(id, group_id, robot_key, jurisdiction_code) "
+        "ON CONFLICT DO NOTHING",
         broadcast_id, ids, [g.group_id for g in groups], [g.robot_key for g in groups], body,
+        [g.jurisdiction_code for g in groups],
     )
     return True
 

@@ -17,9 +17,10 @@ import pytest
 import uvicorn
 from PIL import Image
 
+from devtools.local_servers import free_port
 from services.intake.app import create_app as intake_app
 from services.media.app import create_app as media_app
-from tests.support import bearer, eventually, free_port, running
+from tests.support import bearer, eventually, running
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 ELEMENT = "element-6066-11e4-a52e-4f735466cecf"  # the W3C web element identifier

@@ -11,7 +11,6 @@ from services.dispatch.app import create_app as dispatch_app
 from services.intake.app import create_app as intake_app
 from services.media.app import create_app as media_app
 from shared.geo import wgs84_to_gcj02
-from shared.jurisdictions import find_grid
 from tests.support import bearer, eventually, running
 
 HERE = (29.0812, 120.0431)  # WGS-84
@@ -23,7 +22,7 @@ def jpeg_bytes() -> bytes:
     return buffer.getvalue()
 
 
-async def test_h5_report_is_triaged_dispatched_deduplicated_and_queryable(make_settings):
+async def test_h5_report_is_triaged_dispatched_deduplicated_and_queryable(make_settings, county):
     apps = {name: factory(make_settings(name)) for name, factory in [
         ("intake", intake_app), ("dispatch", dispatch_app), ("media", media_app)]}
     async with AsyncExitStack() as stack:
@@ -42,7 +41,7 @@ async def test_h5_report_is_triaged_dispatched_deduplicated_and_queryable(make_s
         assert answer.status_code == 201, answer.text
         first = answer.json()
         assert first["category"] == "manhole" and first["priority"] == "urgent"
-        assert first["grid_code"] == find_grid(*HERE).grid_code
+        assert first["grid_code"] == county.find_grid(*HERE).grid_code
 
         dispatcher = bearer(apps["dispatch"].state.settings, "dispatcher")
 

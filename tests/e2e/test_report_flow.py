@@ -80,7 +80,8 @@ async def test_report_is_dispatched_notified_timed_and_linked(make_settings, fak
         await eventually(media_linked)
 
         async def report_follows_case():
-            return (await client["intake"].get(f"/api/v1/reports/{report_id}")).json()["status"] == "dispatched"
+            return (await client["intake"].get(f"/api/v1/reports/{report_id}", headers=dispatcher)).json()["status"] == (
+                "dispatched")
 
         await eventually(report_follows_case)
 

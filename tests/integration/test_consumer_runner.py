@@ -9,7 +9,7 @@ import asyncpg
 
 from services.dispatch.app import create_app as dispatch_app
 from services.notify.app import create_app as notify_app
-from shared.events import CaseDispatched, ReportSubmitted, new_event, utcnow
+from shared.events import CaseDispatched, ReportPlace, ReportSubmitted, new_event, utcnow
 from shared.topics import CASES, DEAD_LETTERS, REPORTS, ensure_topics
 from tests.support import bearer, eventually, publish, read_topic, running
 
@@ -17,7 +17,7 @@ from tests.support import bearer, eventually, publish, read_topic, running
 def report_event(category: str = "road_damage"):
     return new_event(
         ReportSubmitted(report_id=uuid4(), case_id=uuid4(), description="路面有个大坑", category=category,
-                        channel="api", submitted_at=utcnow()),
+                        place=ReportPlace(division_code="330727"), channel="api", submitted_at=utcnow()),
         producer="test", jurisdiction_code="330727", key="k",
     )
 
@@ -41,7 +41,7 @@ async def test_duplicates_once_poison_dead_lettered_unknown_skipped(make_setting
 
         assert await eventually(case_exists)
         metrics = (await client.get("/metrics")).text
-        assert 'gridlink_events_skipped_total{event_type="report.retracted v1",service="dispatch"}' in metrics
+        assert 'gridlink_events_skipped_total{event_type="report.retracted v2",service="dispatch"}' in metrics
 
     db = await asyncpg.connect(settings.database_url)
     try:

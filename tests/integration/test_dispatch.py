@@ -10,20 +10,23 @@ import pytest
 
 from services.dispatch.app import create_app as dispatch_app
 from services.dispatch.domain import replay
-from shared.events import ReportSubmitted, new_event, utcnow
+from shared.events import ReportPlace, ReportSubmitted, ReportSubmittedV1, new_event, utcnow
 from shared.topics import CASES, REPORTS, ensure_topics
 from tests.support import bearer, eventually, publish, read_topic, running
 
 COUNTY, TOWN, VILLAGE = "330727", "330727001", "330727001002"
 
 
-def report(category: str | None, *, village: str = VILLAGE, lat: float | None = 29.08, lng: float | None = 120.04):
+def report(category: str | None, *, village: str | None = VILLAGE, lat: float | None = 29.08,
+           lng: float | None = 120.04):
+    """report.submitted as intake publishes it, placed in `village` (None: only an address, not placed yet)."""
+    place = ReportPlace(division_code=village or COUNTY, village_code=village, town_code=village and village[:9],
+                        lat=lat, lng=lng)
     payload = ReportSubmitted(
         report_id=uuid.uuid4(), case_id=uuid.uuid4(), description="测试上报：" + (category or "未分类"),
-        category=category, lat=lat, lng=lng, channel="api", submitted_at=utcnow(),
-        village_code=village, town_code=village[:9],
+        category=category, place=place, channel="api", submitted_at=utcnow(),
     )
-    return new_event(payload, producer="intake", jurisdiction_code=COUNTY, key=str(payload.case_id),
+    return new_event(payload, producer="intake", jurisdiction_code=place.division_code, key=str(payload.case_id),
                      correlation_id=payload.report_id)
 
 
@@ -216,13 +219,13 @@ async def test_county_town_and_village_instances_share_one_stream(make_settings,
     assert set(counts["county"]) == {str(county_case.payload.case_id), str(elsewhere.payload.case_id)}
 
 
-async def test_demo_county_seed_and_recurring_problem_flagged(make_settings):
+async def test_demo_county_seed_and_recurring_problem_flagged(make_settings, county):
     from services.dispatch.seed import seed
 
     settings = make_settings("dispatch")
     await ensure_topics(settings)
-    assert await seed(settings) == {"towns": 12, "villages": 152, "grids": 613}
-    assert await seed(settings) == {"towns": 12, "villages": 152, "grids": 613}  # idempotent
+    assert await seed(settings, county) == {"towns": 12, "villages": 152, "grids": 613}
+    assert await seed(settings, county) == {"towns": 12, "villages": 152, "grids": 613}  # idempotent
     first, again = report("road_damage", lat=29.0829, lng=120.0546), report("road_damage", lat=29.0830, lng=120.0547)
     await publish(settings, REPORTS.name, first.to_bytes())
     dispatcher = bearer(settings, "dispatcher")
@@ -286,7 +289,7 @@ async def test_more_reports_placing_and_reclassifying_a_case(make_settings):
 
     settings = make_settings("dispatch")
     await ensure_topics(settings)
-    first = report("road_damage", village=COUNTY, lat=None, lng=None)  # an address only: not placed yet
+    first = report("road_damage", village=None, lat=None, lng=None)  # an address only: not placed yet
     case_id = first.payload.case_id
     attached = new_event(ReportAttached(report_id=uuid.uuid4(), case_id=case_id, description="同一个坑又有人报",
                                         category="road_damage", channel="h5", distance_m=12.5, submitted_at=utcnow()),
@@ -320,6 +323,24 @@ async def test_more_reports_placing_and_reclassifying_a_case(make_settings):
     events = await read_topic(settings, CASES.name, until=lambda ms: len(ms) >= 2)
     assert [(e["type"], e["payload"]["action"]) for e in events] == [("case.dispatched", "dispatch"),
                                                                      ("case.dispatched", "reclassify")]
+
+
+async def test_a_report_published_as_v1_opens_its_case_where_it_said(make_settings):
+    """report.submitted v1 (intake's before v2, still on the topic) carried its place in loose fields."""
+    settings = make_settings("dispatch")
+    await ensure_topics(settings)
+    v1 = ReportSubmittedV1(report_id=uuid.uuid4(), case_id=uuid.uuid4(), description="测试上报：manhole",
+                           category="manhole", lat=29.0829, lng=120.0546, channel="api", submitted_at=utcnow(),
+                           grid_code=VILLAGE + "001", village_code=VILLAGE, town_code=TOWN)
+    event = new_event(v1, producer="intake", jurisdiction_code=COUNTY, key=str(v1.case_id))
+    assert event.schema_version == 1
+    await publish(settings, REPORTS.name, event.to_bytes())
+    dispatcher = bearer(settings, "dispatcher")
+    async with running(dispatch_app(settings)) as client:
+        case = await eventually(lambda: case_of(client, dispatcher, v1.case_id))
+    assert (case["jurisdiction_code"], case["grid_code"], case["lat"], case["lng"]) == (
+        VILLAGE, VILLAGE + "001", 29.0829, 120.0546)
+    assert case["department_code"] == "zhujian"
 
 
 async def test_refusal_comes_before_any_question_about_the_action(make_settings):

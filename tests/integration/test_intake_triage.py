@@ -13,7 +13,6 @@ from services.intake.app import create_app
 from shared.auth import Actor, issue_token
 from shared.events import CaseTransitioned, MessageReceived, TriageCorrected, new_event, utcnow
 from shared.geo import wgs84_to_gcj02
-from shared.jurisdictions import find_grid, load_demo_county
 from shared.phones import decrypt_phone
 from shared.topics import CASES, MESSAGES, REPORTS
 from tests.support import bearer, eventually, publish, read_topic, running
@@ -29,7 +28,7 @@ async def _fetch(settings, sql, *args):
         await db.close()
 
 
-async def test_report_without_category_is_triaged_located_and_published(make_settings):
+async def test_report_without_category_is_triaged_located_and_published(make_settings, county):
     settings = make_settings("intake")
     async with running(create_app(settings)) as client:
         r = await client.post("/api/v1/reports", json={
@@ -38,25 +37,30 @@ async def test_report_without_category_is_triaged_located_and_published(make_set
         })
         assert r.status_code == 201, r.text
         answer = r.json()
-        grid = find_grid(*HERE)
+        grid = county.find_grid(*HERE)
         assert answer["category"] == "manhole" and answer["priority"] == "urgent"
         assert (answer["grid_code"], answer["village_code"], answer["town_code"]) == (
             grid.grid_code, grid.village_code, grid.town_code)
         assert answer["case_no"] and answer["attached_to_case"] is False and "已受理" in answer["message"]
         [event] = await read_topic(settings, REPORTS.name, until=lambda ms: len(ms) >= 1)
         payload = event["payload"]
-        assert event["type"] == "report.submitted"
+        assert (event["type"], event["schema_version"]) == ("report.submitted", 2)
         assert payload["category"] == "manhole" and payload["category_source"] == "triage"
         assert payload["priority"] == "urgent" and 0 < payload["confidence"] <= 1
-        assert payload["grid_code"] == grid.grid_code and payload["case_no"] == answer["case_no"]
-        view = (await client.get(f"/api/v1/reports/{answer['report_id']}")).json()
+        # Intake placed it once: the event carries the place, and the envelope names its division.
+        assert payload["place"] == {"division_code": grid.village_code, "town_code": grid.town_code,
+                                    "village_code": grid.village_code, "grid_code": grid.grid_code,
+                                    "lat": HERE[0], "lng": HERE[1], "datum": "wgs84"}
+        assert event["jurisdiction_code"] == grid.village_code and payload["case_no"] == answer["case_no"]
+        view = (await client.get(f"/api/v1/reports/{answer['report_id']}",
+                                 headers=bearer(settings, "dispatcher"))).json()
         assert view["reporter_phone"] == "139****5678" and view["needs_manual_triage"] is False
     [row] = await _fetch(settings, "SELECT * FROM intake.reports")
     assert b"13912345678" not in bytes(row["reporter_phone_encrypted"])
     assert json.loads(row["triage"])["category"] == "manhole"
 
 
-async def test_gcj02_is_converted_and_outside_points_are_refused(make_settings):
+async def test_gcj02_is_converted_and_outside_points_are_refused(make_settings, county):
     settings = make_settings("intake")
     gcj = wgs84_to_gcj02(*HERE)
     async with running(create_app(settings)) as client:
@@ -65,8 +69,9 @@ async def test_gcj02_is_converted_and_outside_points_are_refused(make_settings):
             "lat": gcj[0], "lng": gcj[1], "coord_system": "gcj02",
         })
         assert r.status_code == 201, r.text
-        assert r.json()["grid_code"] == find_grid(*HERE).grid_code
-        stored = (await client.get(f"/api/v1/reports/{r.json()['report_id']}")).json()
+        assert r.json()["grid_code"] == county.find_grid(*HERE).grid_code
+        stored = (await client.get(f"/api/v1/reports/{r.json()['report_id']}",
+                                   headers=bearer(settings, "dispatcher"))).json()
         assert stored["lat"] == pytest.approx(HERE[0], abs=1e-7) and stored["lng"] == pytest.approx(HERE[1], abs=1e-7)
 
         outside = await client.post("/api/v1/reports", json={
@@ -80,7 +85,7 @@ async def test_gcj02_is_converted_and_outside_points_are_refused(make_settings):
         nowhere = await client.post("/api/v1/reports", json={"description": "路灯坏了"})
         assert nowhere.status_code == 422
         located = await client.get("/api/v1/locate", params={"lat": HERE[0], "lng": HERE[1]})
-        assert located.json()["grid_code"] == find_grid(*HERE).grid_code and located.json()["town_name"]
+        assert located.json()["grid_code"] == county.find_grid(*HERE).grid_code and located.json()["town_name"]
     rows = await _fetch(settings, "SELECT * FROM intake.reports")
     assert len(rows) == 1 and rows[0]["coord_system"] == "gcj02" and rows[0]["input_lat"] == pytest.approx(gcj[0])
 
@@ -95,9 +100,13 @@ async def test_address_only_report_is_flagged_for_the_grid_worker(make_settings)
         assert "网格员将根据您填写的地址核实位置" in r.json()["message"]
         [event] = await read_topic(settings, REPORTS.name, until=lambda ms: len(ms) >= 1)
         assert event["payload"]["needs_locating"] is True and event["payload"]["address"].startswith("城关街道")
+        # Not placed yet: it is in the county this intake serves, until a grid worker locates it.
+        assert event["payload"]["place"] == {"division_code": "330727", "town_code": None, "village_code": None,
+                                             "grid_code": None, "lat": None, "lng": None, "datum": "wgs84"}
+        assert event["jurisdiction_code"] == "330727"
 
 
-async def test_repeat_reports_join_the_open_case_until_it_is_closed(make_settings):
+async def test_repeat_reports_join_the_open_case_until_it_is_closed(make_settings, county):
     settings = make_settings("intake", intake_duplicate_distance_m=60)
     body = {"description": "幸福路口的井盖翻起来了", "category": "manhole", "lat": HERE[0], "lng": HERE[1],
             "reporter_phone": "13800000001"}
@@ -120,6 +129,7 @@ async def test_repeat_reports_join_the_open_case_until_it_is_closed(make_setting
         assert sorted(e["type"] for e in events) == ["report.attached"] + ["report.submitted"] * 3
         attached = next(e for e in events if e["type"] == "report.attached")
         assert attached["key"] == first["case_id"] and 20 < attached["payload"]["distance_m"] < 40
+        assert attached["jurisdiction_code"] == county.find_grid(HERE[0] + 0.00027, HERE[1]).village_code
 
         # The case is closed (dispatch says so on the case topic): the next report opens a new case.
         closed = CaseTransitioned(
@@ -133,7 +143,8 @@ async def test_repeat_reports_join_the_open_case_until_it_is_closed(make_setting
             event_type="case.closed").to_bytes())
 
         async def status_closed():
-            return (await client.get(f"/api/v1/reports/{first['report_id']}")).json()["status"] == "closed"
+            return (await client.get(f"/api/v1/reports/{first['report_id']}",
+                                     headers=bearer(settings, "dispatcher"))).json()["status"] == "closed"
 
         await eventually(status_closed)
         again = (await client.post("/api/v1/reports", json=body)).json()
@@ -232,7 +243,7 @@ async def test_triage_endpoint_and_corrections_by_http_and_by_event(make_setting
         assert again["category"] == "signboard_lighting"
 
 
-async def test_wechat_messages_from_one_sender_become_one_report(make_settings):
+async def test_wechat_messages_from_one_sender_become_one_report(make_settings, county):
     settings = make_settings("intake", intake_message_window_s=1.0, intake_message_tick_s=0.1)
     gcj = wgs84_to_gcj02(*HERE)
     t0 = utcnow()
@@ -243,7 +254,7 @@ async def test_wechat_messages_from_one_sender_become_one_report(make_settings):
             msg_type=msg_type, sent_at=at, **fields), producer="notify", jurisdiction_code="330727",
             key=sender).to_bytes()
 
-    grid = load_demo_county().grids[find_grid(*HERE).grid_code]
+    grid = county.grids[county.find_grid(*HERE).grid_code]
 
     async with running(create_app(settings)):
         await publish(settings, MESSAGES.name,
@@ -264,7 +275,7 @@ async def test_wechat_messages_from_one_sender_become_one_report(make_settings):
     wang = next(r for r in rows if r["reporter_ref"] == "wecom_app:wang")
     assert wang["description"] == "东门菜场口燃气管子在漏气，味道很大"
     assert wang["category"] == "gas_leak" and wang["priority"] == "urgent"
-    assert wang["grid_code"] == find_grid(*HERE).grid_code and list(wang["external_media"]) == ["MEDIA_1"]
+    assert wang["grid_code"] == county.find_grid(*HERE).grid_code and list(wang["external_media"]) == ["MEDIA_1"]
     assert wang["lat"] == pytest.approx(HERE[0], abs=1e-7) and wang["channel"] == "wechat_group"
     li = next(r for r in rows if r["reporter_ref"] == "wecom_app:li")
     assert li["needs_locating"] and li["needs_manual_triage"]
@@ -326,11 +337,11 @@ async def test_query_by_phone_with_a_one_time_code_sent_through_notify(make_sett
         assert again.status_code == 403
 
 
-async def test_grid_worker_places_an_address_only_report(make_settings):
+async def test_grid_worker_places_an_address_only_report(make_settings, county):
     settings = make_settings("intake")
-    grid = find_grid(*HERE)
+    grid = county.find_grid(*HERE)
     worker = bearer(settings, "grid_worker", jurisdiction_code=grid.village_code)
-    elsewhere = next(g for g in load_demo_county().grids.values() if g.village_code != grid.village_code)
+    elsewhere = next(g for g in county.grids.values() if g.village_code != grid.village_code)
     stranger = bearer(settings, "grid_worker", jurisdiction_code=elsewhere.village_code)
     async with running(create_app(settings)) as client:
         report = (await client.post("/api/v1/reports", json={
@@ -356,4 +367,5 @@ async def test_grid_worker_places_an_address_only_report(make_settings):
             m["type"] == "report.located" for m in ms))
         [located] = [m for m in events if m["type"] == "report.located"]
         assert located["key"] == report["case_id"] and located["payload"]["grid_code"] == grid.grid_code
+        assert located["jurisdiction_code"] == grid.village_code  # where the report now is
         assert located["payload"]["located_by"].startswith("grid_worker:")

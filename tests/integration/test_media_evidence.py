@@ -12,7 +12,7 @@ from PIL import Image
 
 from services.media.app import create_app
 from shared.auth import Actor, issue_token
-from shared.events import CaseDispatched, ReportSubmitted, new_event
+from shared.events import CaseDispatched, ReportPlace, ReportSubmitted, new_event
 from shared.topics import CASES, MEDIA, REPORTS
 from tests.integration.test_media import events_of, gps_exif, jpeg_bytes, mp4_bytes, object_names
 from tests.support import eventually, publish, read_topic, running
@@ -28,13 +28,15 @@ async def upload(client, data: bytes, name: str = "p.jpg", content_type: str = "
     return response.json()
 
 
-async def submit_report(settings, *, case_id, media_ids, report_id=None) -> None:
-    """intake's report.submitted, as it arrives on the reports topic (a report in the county 330727)."""
+async def submit_report(settings, *, case_id, media_ids, report_id=None, division="330727") -> None:
+    """intake's report.submitted, as it arrives on the reports topic (a report in the county 330727,
+    or in the division given)."""
     report = ReportSubmitted(
         report_id=report_id or uuid4(), case_id=case_id, description="幸福路井盖翻起来了", category="manhole",
-        lat=REPORT_LAT, lng=REPORT_LNG, channel="api", media_ids=media_ids, submitted_at=SUBMITTED_AT,
+        place=ReportPlace(division_code=division, lat=REPORT_LAT, lng=REPORT_LNG), channel="api",
+        media_ids=media_ids, submitted_at=SUBMITTED_AT,
     )
-    event = new_event(report, producer="intake", jurisdiction_code="330727", key=str(case_id))
+    event = new_event(report, producer="intake", jurisdiction_code=division, key=str(case_id))
     await publish(settings, REPORTS.name, event.to_bytes())
 
 
@@ -65,7 +67,7 @@ async def test_report_photos_become_before_evidence_and_a_far_away_photo_is_flag
     headers = auth(settings)
     async with running(create_app(settings)) as client:
         near_id, far_id = (await upload(client, near))["media_id"], (await upload(client, far))["media_id"]
-        await submit_report(settings, case_id=case_id, media_ids=[near_id, far_id])
+        await submit_report(settings, case_id=case_id, media_ids=[near_id, far_id], division="330727001002")
 
         async def attached():
             response = await client.get(f"/api/v1/cases/{case_id}/media", headers=headers)
@@ -84,6 +86,7 @@ async def test_report_photos_become_before_evidence_and_a_far_away_photo_is_flag
     messages = await read_topic(settings, MEDIA.name, until=lambda m: len(events_of(m, "media.attached")) == 2)
     attached_events = {m["payload"]["media_id"]: m for m in events_of(messages, "media.attached")}
     assert attached_events[far_id]["key"] == str(case_id)
+    assert attached_events[far_id]["jurisdiction_code"] == "330727001002"  # where intake placed the report
     assert attached_events[far_id]["payload"]["flags"] == ["far_from_report", "taken_long_before_report"]
     assert attached_events[near_id]["payload"]["role"] == "before"
 

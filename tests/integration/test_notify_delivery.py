@@ -12,7 +12,7 @@ import httpx
 from services.notify.app import create_app, load_directory
 from services.notify.handlers import make_handlers
 from shared.events import (
-    CaseDispatched, CaseTransitioned, Event, MediaAttached, QueryCodeRequested, ReportSubmitted, SlaBreached,
+    CaseDispatched, CaseTransitioned, Event, MediaAttached, QueryCodeRequested, ReportSubmittedV1, SlaBreached,
     SlaWarning, new_event, utcnow,
 )
 from shared.phones import phone_token
@@ -234,8 +234,8 @@ async def test_reporters_are_told_on_the_channel_their_report_came_from(make_set
         for case_id, contact in ((by_wecom, {"reporter_wecom_userid": userid}),
                                  (by_phone, {"reporter_phone_encrypted": phone_token("13800005678", key)}),
                                  (anonymous, {})):
-            report = ReportSubmitted(report_id=uuid4(), case_id=case_id, description="路灯不亮", channel="h5",
-                                     submitted_at=utcnow(), **contact)
+            report = ReportSubmittedV1(report_id=uuid4(), case_id=case_id, description="路灯不亮", channel="h5",
+                                       submitted_at=utcnow(), **contact)
             event = Event(type="report.submitted", schema_version=1, producer="intake", jurisdiction_code="330727",
                           key=str(case_id), payload=report)
             async with db.transaction():

@@ -7,13 +7,12 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from services.intake.domain import (
-    NO_TEXT_DESCRIPTION, Bundle, OpenCase, OutsideCounty, ReportIn, bundle_description, format_case_no,
-    matching_open_case, place_report, window_start,
+    NO_TEXT_DESCRIPTION, Bundle, OpenCase, OutsideCounty, ReportIn, bundle_description, division_of,
+    format_case_no, matching_open_case, place_report, window_start,
 )
 from services.intake.reports import client_ip
 from services.intake.settings import IntakeSettings
 from shared.geo import wgs84_to_gcj02
-from shared.jurisdictions import load_demo_county
 from shared.phones import decrypt_phone, encrypt_phone, mask_phone, phone_hash
 
 
@@ -56,8 +55,7 @@ def test_description_and_address_are_trimmed():
     assert report.coord_system == "wgs84"
 
 
-def test_placement_converts_gcj02_before_finding_the_grid():
-    county = load_demo_county()
+def test_placement_converts_gcj02_before_finding_the_grid(county):
     rng = random.Random(5)
     grids = rng.sample(list(county.grids.values()), 50)
     for grid in grids:
@@ -74,12 +72,19 @@ def test_placement_converts_gcj02_before_finding_the_grid():
     assert misplaced >= 5
 
 
-def test_points_outside_the_county_and_address_only_reports():
-    county = load_demo_county()
+def test_points_outside_the_county_and_address_only_reports(county):
     with pytest.raises(OutsideCounty):
         place_report(lat=30.27, lng=120.15, coord_system="wgs84", county=county)
     placed = place_report(lat=None, lng=None, coord_system="wgs84", county=county)
     assert placed.needs_locating and placed.grid is None
+
+
+def test_a_report_is_in_its_grids_village_or_else_in_the_division_intake_serves(county):
+    grid = next(iter(county.grids.values()))
+    placed = place_report(lat=grid.centroid[0], lng=grid.centroid[1], coord_system="wgs84", county=county)
+    assert division_of(placed.grid.village_code, instance_code="330727") == grid.village_code
+    address_only = place_report(lat=None, lng=None, coord_system="wgs84", county=county)
+    assert address_only.grid is None and division_of(None, instance_code="330727") == "330727"
 
 
 def test_the_nearest_open_case_within_the_distance_is_the_match():

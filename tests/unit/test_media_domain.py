@@ -271,9 +271,3 @@ def test_before_dispatch_no_department_handler_sees_a_case():
     assert domain.can_view_case(role="grid_worker", jurisdiction_code="330727", department_code=None,
                                 case=reported_only)
 
-
-def test_a_report_is_placed_in_its_most_precise_division():
-    assert domain.report_division(village_code="330727001002", town_code="330727001", instance_code="330727") == (
-        "330727001002")
-    assert domain.report_division(village_code=None, town_code="330727001", instance_code="330727") == "330727001"
-    assert domain.report_division(village_code=None, town_code=None, instance_code="330727") == "330727"

@@ -10,6 +10,7 @@ import pytest
 from services.dispatch.settings import DispatchSettings
 from services.sla.settings import SlaSettings
 from shared.settings import (
+    CountyMapFile,
     ImageMaxBytes,
     IncomingPhotosBucket,
     PhoneEncryptionKey,
@@ -27,6 +28,7 @@ AGREEMENTS = {
     ResponsibilityListFile: {"intake", "dispatch"},  # intake classifies into its categories, dispatch routes by them
     IncomingPhotosBucket: {"intake", "media"},  # intake parks report photos, media takes them in
     ImageMaxBytes: {"intake", "media"},  # intake refuses photos media would refuse
+    CountyMapFile: {"intake", "dispatch"},  # intake places reports on it, dispatch seeds its divisions from it
 }
 
 # A value of each field type that no default has, to see both services read the same variable.
