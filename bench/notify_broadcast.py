@@ -44,7 +44,9 @@ def wait_http(url: str, process: subprocess.Popen, seconds: float) -> None:
 
 def robot_keys(target: str) -> set[str]:
     with (ROOT / "shared" / "data" / "groups.csv").open(encoding="utf-8", newline="") as f:
-        return {r["robot_key"] for r in csv.DictReader(f) if target == "all" or r["jurisdiction_code"].startswith(target)}
+        return {
+            r["robot_key"] for r in csv.DictReader(f) if target == "all" or r["jurisdiction_code"].startswith(target)
+        }
 
 
 def run(target: str, env: dict, run_dir: Path) -> int:
@@ -54,8 +56,12 @@ def run(target: str, env: dict, run_dir: Path) -> int:
     logs.mkdir(parents=True, exist_ok=True)
     processes = []
     try:
-        fake = subprocess.Popen([python, str(ROOT / "deploy" / "local" / "fake_wecom.py"), "--port", str(fake_port)],
-                                stdout=(logs / "fake-wecom.log").open("w"), stderr=subprocess.STDOUT, cwd=ROOT)
+        fake = subprocess.Popen(
+            [python, str(ROOT / "deploy" / "local" / "fake_wecom.py"), "--port", str(fake_port)],
+            stdout=(logs / "fake-wecom.log").open("w"),
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
         processes.append(fake)
         wait_http(f"http://127.0.0.1:{fake_port}/healthz", fake, 30)
         notify_env = env | {
@@ -65,9 +71,24 @@ def run(target: str, env: dict, run_dir: Path) -> int:
             "GRIDLINK_WECOM_BASE_URL": f"http://127.0.0.1:{fake_port}",
         }
         notify = subprocess.Popen(
-            [python, "-m", "uvicorn", "services.notify.app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(notify_port), "--log-level", "warning"],
-            env=notify_env, stdout=(logs / "notify.log").open("w"), stderr=subprocess.STDOUT, cwd=ROOT)
+            [
+                python,
+                "-m",
+                "uvicorn",
+                "services.notify.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(notify_port),
+                "--log-level",
+                "warning",
+            ],
+            env=notify_env,
+            stdout=(logs / "notify.log").open("w"),
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
         processes.append(notify)
         base = f"http://127.0.0.1:{notify_port}"
         wait_http(f"{base}/readyz", notify, 120)
@@ -75,9 +96,15 @@ def run(target: str, env: dict, run_dir: Path) -> int:
         expected = robot_keys(target)
         print(f"[bench] broadcasting to {len(expected)} groups ({target}), one robot each, 20 msg/min/robot")
         started = time.monotonic()
-        response = httpx.post(f"{base}/api/v1/broadcasts", json={
-            "content": "**【政策宣传】冬季防火安全提示**\n请各户检查电线、燃气，离家断电，楼道不堆放杂物。",
-            "msgtype": "markdown", "target": target}, timeout=60)
+        response = httpx.post(
+            f"{base}/api/v1/broadcasts",
+            json={
+                "content": "**【政策宣传】冬季防火安全提示**\n请各户检查电线、燃气，离家断电，楼道不堆放杂物。",
+                "msgtype": "markdown",
+                "target": target,
+            },
+            timeout=60,
+        )
         response.raise_for_status()
         broadcast = response.json()
         accepted_s = time.monotonic() - started
@@ -88,8 +115,10 @@ def run(target: str, env: dict, run_dir: Path) -> int:
             if state["done"]:
                 break
             if elapsed - last_print >= 2:
-                print(f"[bench] {elapsed:6.1f}s  sent {state['sent']:5d}  failed {state['failed']}  "
-                      f"pending {state['pending']}")
+                print(
+                    f"[bench] {elapsed:6.1f}s  sent {state['sent']:5d}  failed {state['failed']}  "
+                    f"pending {state['pending']}"
+                )
                 last_print = elapsed
             if elapsed > TIMEOUT_S:
                 print(f"[bench] gave up after {TIMEOUT_S}s: {state}")
@@ -129,8 +158,11 @@ def main() -> int:
     args = parser.parse_args()
     run_dir = ROOT / ".cache" / f"bench-run-{os.getpid()}"
     with local_servers(run_dir, parts=("postgres", "kafka")) as infra:
-        env = {**os.environ, "GRIDLINK_PG_PORT": str(infra.pg_port),
-               "GRIDLINK_KAFKA_PORT": infra.kafka_bootstrap.rsplit(":", 1)[1]}
+        env = {
+            **os.environ,
+            "GRIDLINK_PG_PORT": str(infra.pg_port),
+            "GRIDLINK_KAFKA_PORT": infra.kafka_bootstrap.rsplit(":", 1)[1],
+        }
         return run(args.target, env, run_dir)
 
 

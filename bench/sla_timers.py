@@ -27,6 +27,7 @@ from prometheus_client import REGISTRY
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from devtools.local_servers import local_servers  # noqa: E402
 from services.sla.app import create_app, load_policy  # noqa: E402
 from services.sla.handlers import fire_due_timers  # noqa: E402
 from services.sla.settings import SlaSettings  # noqa: E402
@@ -34,18 +35,29 @@ from shared.db import apply_migrations, create_pool  # noqa: E402
 from shared.events import utcnow  # noqa: E402
 from shared.settings import PROJECT_ROOT  # noqa: E402
 from shared.topics import ensure_topics  # noqa: E402
-from devtools.local_servers import local_servers  # noqa: E402
 
-COLUMNS = ["case_id", "stage", "department_code", "priority", "category", "clock", "minutes", "started_at", "due_at",
-           "warn_at", "next_fire_at"]
+COLUMNS = [
+    "case_id",
+    "stage",
+    "department_code",
+    "priority",
+    "category",
+    "clock",
+    "minutes",
+    "started_at",
+    "due_at",
+    "warn_at",
+    "next_fire_at",
+]
 TARGET_P99_S, TARGET_CATCH_UP = 1.0, 5000.0
 
 
 def timer_rows(n: int, due):
     """Rows for n timers due (and warned) at `due`: they breach when looked at."""
     now = utcnow()
-    return [(uuid.uuid4(), "resolve", "zhujian", "urgent", "manhole", "wall", 60.0, now, due, due, due)
-            for _ in range(n)]
+    return [
+        (uuid.uuid4(), "resolve", "zhujian", "urgent", "manhole", "wall", 60.0, now, due, due, due) for _ in range(n)
+    ]
 
 
 async def insert_timers(pool, n: int, *, due_sql: str, category: str = "manhole") -> None:
@@ -54,7 +66,10 @@ async def insert_timers(pool, n: int, *, due_sql: str, category: str = "manhole"
         await conn.execute(
             f"INSERT INTO sla.timers ({', '.join(COLUMNS)})"
             f" SELECT gen_random_uuid(), 'resolve', 'zhujian', 'urgent', $2, 'wall', 60, now(), d, d, d"
-            f" FROM generate_series(1, $1) AS i, LATERAL (SELECT {due_sql} AS d) AS due", n, category)
+            f" FROM generate_series(1, $1) AS i, LATERAL (SELECT {due_sql} AS d) AS due",
+            n,
+            category,
+        )
 
 
 def rss_mb() -> float:
@@ -76,7 +91,9 @@ async def observe_firing(pool, started_ids: set, lateness: list[float], stop: as
             async with pool.acquire() as conn:
                 rows = await conn.fetch(
                     "SELECT id, extract(epoch FROM clock_timestamp() - due_at) AS late FROM sla.timers"
-                    " WHERE fired_at IS NOT NULL AND id = ANY($1::bigint[])", list(started_ids))
+                    " WHERE fired_at IS NOT NULL AND id = ANY($1::bigint[])",
+                    list(started_ids),
+                )
             for row in rows:
                 started_ids.discard(row["id"])
                 lateness.append(float(row["late"]))
@@ -98,7 +115,8 @@ async def steady_load(settings, pool, *, rate: int, seconds: int) -> list[float]
                 f"INSERT INTO sla.timers ({', '.join(COLUMNS)}) SELECT * FROM unnest($1::uuid[], $2::text[],"
                 " $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::timestamptz[], $9::timestamptz[],"
                 " $10::timestamptz[], $11::timestamptz[]) RETURNING id",
-                *map(list, zip(*timer_rows(per_tick, due))))
+                *map(list, zip(*timer_rows(per_tick, due), strict=True)),
+            )
         started_ids.update(r["id"] for r in ids)
         await asyncio.sleep(max(0.0, tick - (time.monotonic() - began) % tick))
     deadline = time.monotonic() + 30
@@ -113,7 +131,9 @@ async def steady_load(settings, pool, *, rate: int, seconds: int) -> list[float]
 
 def breaches(category: str) -> float:
     """Breaches the service in this process counted for a category (cheaper than counting rows)."""
-    return REGISTRY.get_sample_value("gridlink_sla_breaches_total", {"department": "zhujian", "category": category}) or 0
+    return (
+        REGISTRY.get_sample_value("gridlink_sla_breaches_total", {"department": "zhujian", "category": category}) or 0
+    )
 
 
 async def bench(args) -> int:
@@ -122,8 +142,13 @@ async def bench(args) -> int:
         admin = await asyncpg.connect(infra.database_url("postgres"))
         await admin.execute("CREATE DATABASE bench_sla")
         await admin.close()
-        settings = SlaSettings(service_name="sla", database_url=infra.database_url("bench_sla"),
-                               kafka_bootstrap=infra.kafka_bootstrap, topic_prefix="bench.", sla_tick_interval_s=0.1)
+        settings = SlaSettings(
+            service_name="sla",
+            database_url=infra.database_url("bench_sla"),
+            kafka_bootstrap=infra.kafka_bootstrap,
+            topic_prefix="bench.",
+            sla_tick_interval_s=0.1,
+        )
         policy = load_policy(settings)
         pool = await create_pool(settings)
         await apply_migrations(pool, schema="sla", service_dir=PROJECT_ROOT / "services" / "sla")
@@ -132,7 +157,9 @@ async def bench(args) -> int:
 
         began = time.monotonic()
         # Due over the next month: pending all through the run.
-        await insert_timers(pool, args.pending, due_sql="now() + interval '1 day' + (i % 2592000) * interval '1 second'")
+        await insert_timers(
+            pool, args.pending, due_sql="now() + interval '1 day' + (i % 2592000) * interval '1 second'"
+        )
         async with pool.acquire() as conn:
             await conn.execute("ANALYZE sla.timers")
         print(f"[sla bench] {args.pending:,} pending timers loaded in {time.monotonic() - began:.1f} s")
@@ -166,16 +193,26 @@ async def bench(args) -> int:
         await pool.close()
 
     p50, p99 = statistics.median(lateness), percentile(lateness, 0.99)
-    print(f"[sla bench] steady load: {len(lateness):,} timers at {args.rate}/s over {args.seconds} s "
-          f"with {args.pending:,} pending")
-    print(f"[sla bench]   fire lateness p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
-          f"max {max(lateness) * 1000:.0f} ms (target p99 <= {TARGET_P99_S * 1000:.0f} ms)")
-    print(f"[sla bench]   memory: RSS {rss_before:.0f} MB before, {rss_after:.0f} MB after, peak {peak:.0f} MB "
-          "(bench process: service + load generator)")
-    print(f"[sla bench] catch-up after restart: {args.overdue:,} overdue timers fired in {catch_up_s:.1f} s = "
-          f"{catch_up:,.0f} timers/s (target >= {TARGET_CATCH_UP:,.0f}/s); service start {startup_s:.1f} s")
-    print(f"[sla bench]   baseline one timer per transaction: {naive:,.0f} timers/s; "
-          f"batched/baseline = {catch_up / naive:.1f}x")
+    print(
+        f"[sla bench] steady load: {len(lateness):,} timers at {args.rate}/s over {args.seconds} s "
+        f"with {args.pending:,} pending"
+    )
+    print(
+        f"[sla bench]   fire lateness p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
+        f"max {max(lateness) * 1000:.0f} ms (target p99 <= {TARGET_P99_S * 1000:.0f} ms)"
+    )
+    print(
+        f"[sla bench]   memory: RSS {rss_before:.0f} MB before, {rss_after:.0f} MB after, peak {peak:.0f} MB "
+        "(bench process: service + load generator)"
+    )
+    print(
+        f"[sla bench] catch-up after restart: {args.overdue:,} overdue timers fired in {catch_up_s:.1f} s = "
+        f"{catch_up:,.0f} timers/s (target >= {TARGET_CATCH_UP:,.0f}/s); service start {startup_s:.1f} s"
+    )
+    print(
+        f"[sla bench]   baseline one timer per transaction: {naive:,.0f} timers/s; "
+        f"batched/baseline = {catch_up / naive:.1f}x"
+    )
     met = p99 <= TARGET_P99_S and catch_up >= TARGET_CATCH_UP
     print(f"[sla bench] targets {'met' if met else 'NOT met'}")
     return 0 if met else 1

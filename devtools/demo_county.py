@@ -37,28 +37,36 @@ _LNG_STEP = 0.0115  # ≈ 1.1 km at 29°N
 _JITTER = 0.2  # of a step: small enough that every lattice cell stays convex
 
 _TOWNS = (
-    ("001", "城关街道"), ("002", "东城街道"), ("003", "西城街道"),
-    ("101", "青山镇"), ("102", "白石镇"), ("103", "龙潭镇"), ("104", "桃源镇"), ("105", "清溪镇"),
-    ("106", "石门镇"), ("201", "柳林乡"), ("202", "枫岭乡"), ("203", "云峰乡"),
+    ("001", "城关街道"),
+    ("002", "东城街道"),
+    ("003", "西城街道"),
+    ("101", "青山镇"),
+    ("102", "白石镇"),
+    ("103", "龙潭镇"),
+    ("104", "桃源镇"),
+    ("105", "清溪镇"),
+    ("106", "石门镇"),
+    ("201", "柳林乡"),
+    ("202", "枫岭乡"),
+    ("203", "云峰乡"),
 )
-_NAME_ROOTS = (
-    "幸福", "锦华", "和平", "翠苑", "金顶", "瑞湖", "莲源", "新城", "学府", "滨河", "东关", "建设", "人民",
-    "光明", "团结", "胜利", "长江", "黄河", "花园", "文昌", "兴隆", "永安", "太平", "安康", "丰收", "红星",
-    "前进", "向阳", "朝阳", "长青", "松柏", "杏林", "梅园", "竹溪", "荷塘", "枫桥", "桂花", "樟树", "柳湾",
-    "石桥", "溪口", "塘头", "上洋", "下洋", "岭脚", "山背", "田畈", "后宅", "前山", "后山", "高坪", "大坞",
-    "小坞", "里岙", "外岙", "章家", "王家", "李家", "陈家", "周家", "吴家", "郑家", "何家", "胡家", "徐家",
-    "孙家", "马家", "朱家", "林家", "黄家", "赵家", "杨家", "叶家", "潘家", "卢家", "方家", "金家", "施家",
-    "楼家", "厉家", "羊山", "龙头", "凤凰", "仙岩", "云溪", "白云", "青龙", "玉泉", "清泉", "双溪", "三合",
-    "四联", "五星", "六和", "七里", "八角", "九龙", "十里", "新建", "新丰", "新华", "新民", "新安", "新塘",
-    "东山", "西山", "南山", "北山", "东溪", "西溪", "南岙", "北岙", "上塘", "下塘", "中村", "横路", "古竹",
-    "茶坞", "桑园", "梨树", "桃花", "杜鹃", "兰溪", "芦田", "稻香", "麦田", "谷丰", "泉水", "观音", "仁和",
-    "积善", "同心", "和睦", "民主", "振兴", "富民", "康宁", "长乐", "万福", "百合", "千岛", "锦绣", "雅居",
-    "御景", "泰和", "嘉禾", "华庭", "金桂", "银杏", "翡翠", "明珠", "海棠", "紫荆", "玉兰", "丹桂", "望江",
+_NAME_ROOTS = tuple(
+    (
+        "幸福 锦华 和平 翠苑 金顶 瑞湖 莲源 新城 学府 滨河 东关 建设 人民 光明 团结 胜利 长江 黄河 花园 文昌 "
+        "兴隆 永安 太平 安康 丰收 红星 前进 向阳 朝阳 长青 松柏 杏林 梅园 竹溪 荷塘 枫桥 桂花 樟树 柳湾 石桥 "
+        "溪口 塘头 上洋 下洋 岭脚 山背 田畈 后宅 前山 后山 高坪 大坞 小坞 里岙 外岙 章家 王家 李家 陈家 周家 "
+        "吴家 郑家 何家 胡家 徐家 孙家 马家 朱家 林家 黄家 赵家 杨家 叶家 潘家 卢家 方家 金家 施家 楼家 厉家 "
+        "羊山 龙头 凤凰 仙岩 云溪 白云 青龙 玉泉 清泉 双溪 三合 四联 五星 六和 七里 八角 九龙 十里 新建 新丰 "
+        "新华 新民 新安 新塘 东山 西山 南山 北山 东溪 西溪 南岙 北岙 上塘 下塘 中村 横路 古竹 茶坞 桑园 梨树 "
+        "桃花 杜鹃 兰溪 芦田 稻香 麦田 谷丰 泉水 观音 仁和 积善 同心 和睦 民主 振兴 富民 康宁 长乐 万福 百合 "
+        "千岛 锦绣 雅居 御景 泰和 嘉禾 华庭 金桂 银杏 翡翠 明珠 海棠 紫荆 玉兰 丹桂 望江"
+    ).split()
 )
-_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高郑梁谢宋唐许韩冯邓曹彭曾肖田董潘袁蔡蒋余于杜叶程魏苏吕丁任卢姚沈钟姜崔谭陆范汪廖石金韦贾夏付方邹熊孟秦邱侯江尹薛闫段雷龙黎史陶贺毛郝顾龚邵万覃武钱戴严欧莫孔向常汤"
+_SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高郑梁谢宋唐许韩冯邓曹彭曾肖田董潘袁蔡蒋余于杜叶程魏苏吕丁任卢"
+    "姚沈钟姜崔谭陆范汪廖石金韦贾夏付方邹熊孟秦邱侯江尹薛闫段雷龙黎史陶贺毛郝顾龚邵万覃武钱戴严欧莫孔向常汤"
+)
 _GIVEN = "建国军华明丽英秀兰芳玲红平伟强磊洋勇艳杰娟涛超霞静敏燕鹏辉刚健波斌宇浩凯晨婷雪琳丹萍晶慧莉梅琴云飞峰海林春"
-
-
 
 
 def _convex_hull(points: list[Point]) -> Polygon:
@@ -95,11 +103,11 @@ def _clip(subject: Polygon, clip: Polygon) -> Polygon:
         return (y1 + t * (y2 - y1), x1 + t * (x2 - x1))
 
     output = list(subject)
-    for a, b in zip(clip, clip[1:] + clip[:1]):
+    for a, b in zip(clip, clip[1:] + clip[:1], strict=True):
         if not output:
             break
         points, output = output, []
-        for p, q in zip(points, points[1:] + points[:1]):
+        for p, q in zip(points, points[1:] + points[:1], strict=True):
             if inside(q, a, b):
                 if not inside(p, a, b):
                     output.append(intersection(p, q, a, b))
@@ -197,8 +205,11 @@ def demo_county_map() -> dict:
     for t, (suffix, town_name) in enumerate(_TOWNS):
         town_code = COUNTY_CODE + suffix
         kind = "subdistrict" if town_name.endswith("街道") else "town" if town_name.endswith("镇") else "township"
-        towns.append(_feature({"level": "town", "code": town_code, "name": town_name, "kind": kind,
-                               "parent_code": COUNTY_CODE}, None))
+        towns.append(
+            _feature(
+                {"level": "town", "code": town_code, "name": town_name, "kind": kind, "parent_code": COUNTY_CODE}, None
+            )
+        )
         members = [k for k in range(len(cells)) if town_of_cell[k] == t]
         # About four grids per village; subdistricts have communities, townships villages.
         n_villages = max(1, round(len(members) / 4))
@@ -218,15 +229,35 @@ def demo_county_map() -> dict:
             else:
                 village_no += 1
                 village_code, v_kind, v_name = f"{town_code}{199 + village_no:03d}", "village", names.pop() + "村"
-            villages.append(_feature({"level": "village", "code": village_code, "name": v_name, "kind": v_kind,
-                                      "parent_code": town_code}, None))
+            villages.append(
+                _feature(
+                    {
+                        "level": "village",
+                        "code": village_code,
+                        "name": v_name,
+                        "kind": v_kind,
+                        "parent_code": town_code,
+                    },
+                    None,
+                )
+            )
             for n, k in enumerate(v_members, start=1):
                 grid_code = f"{village_code}{n:03d}"
-                grids.append(_feature({
-                    "level": "grid", "code": grid_code, "name": f"{v_name}第{n}网格", "parent_code": village_code,
-                    "worker_id": f"gw{grid_code}", "worker_name": _person_name(rng),
-                    "group_id": f"wr{grid_code}", "group_name": f"{town_name}{v_name}第{n}网格群",
-                }, cells[k]))
+                grids.append(
+                    _feature(
+                        {
+                            "level": "grid",
+                            "code": grid_code,
+                            "name": f"{v_name}第{n}网格",
+                            "parent_code": village_code,
+                            "worker_id": f"gw{grid_code}",
+                            "worker_name": _person_name(rng),
+                            "group_id": f"wr{grid_code}",
+                            "group_name": f"{town_name}{v_name}第{n}网格群",
+                        },
+                        cells[k],
+                    )
+                )
     county = _feature({"level": "county", "code": COUNTY_CODE, "name": COUNTY_NAME}, boundary)
     return {"type": "FeatureCollection", "features": [county, *towns, *villages, *grids]}
 
@@ -250,8 +281,14 @@ def demo_broadcast_groups(county: County) -> list[tuple[str, str, str, str]]:
     for i, grid in enumerate(grids):
         rows.append((grid.group.group_id, grid.group.name, grid.code, f"grp-{grid.code}-00"))
         for n in range(1, extra + (1 if i < spare else 0) + 1):
-            rows.append((f"{grid.group.group_id}-{n:02d}", f"{grid.group.name[:-1]}{n}号楼栋群", grid.code,
-                         f"grp-{grid.code}-{n:02d}"))
+            rows.append(
+                (
+                    f"{grid.group.group_id}-{n:02d}",
+                    f"{grid.group.name[:-1]}{n}号楼栋群",
+                    grid.code,
+                    f"grp-{grid.code}-{n:02d}",
+                )
+            )
     return rows
 
 
@@ -274,8 +311,9 @@ def demo_files() -> dict[Path, str]:
 
 
 def main() -> None:
-    argparse.ArgumentParser(description="Write the demo county's map and broadcast groups into shared/data.") \
-        .parse_args()
+    argparse.ArgumentParser(
+        description="Write the demo county's map and broadcast groups into shared/data."
+    ).parse_args()
     for path, text in demo_files().items():
         path.write_text(text, encoding="utf-8")
         print(f"[demo county] wrote {path.relative_to(PROJECT_ROOT)} ({len(text):,} characters)")

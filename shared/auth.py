@@ -13,7 +13,6 @@ import json
 import time
 from dataclasses import dataclass
 
-
 ROLES = ("dispatcher", "handler", "grid_worker", "supervisor", "admin")
 
 
@@ -46,8 +45,13 @@ def issue_token(*, secret: str, actor: Actor, ttl_s: int = 8 * 3600, now: float 
     """A signed token for an actor."""
     if actor.role not in ROLES:
         raise ValueError(f"unknown role {actor.role}")
-    claims = {"sub": actor.subject, "name": actor.name, "role": actor.role, "jurisdiction": actor.jurisdiction_code,
-              "exp": int((now or time.time()) + ttl_s)}
+    claims = {
+        "sub": actor.subject,
+        "name": actor.name,
+        "role": actor.role,
+        "jurisdiction": actor.jurisdiction_code,
+        "exp": int((now or time.time()) + ttl_s),
+    }
     if actor.department_code:
         claims["department"] = actor.department_code
     header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
@@ -74,5 +78,10 @@ def verify_token(*, secret: str, token: str, now: float | None = None) -> Actor:
         raise InvalidToken("token lacks a known role or a jurisdiction")
     if claims["role"] == "handler" and not claims.get("department"):
         raise InvalidToken("a handler token names its department")
-    return Actor(subject=str(claims.get("sub")), role=claims["role"], jurisdiction_code=claims["jurisdiction"],
-                 department_code=claims.get("department"), name=claims.get("name", ""))
+    return Actor(
+        subject=str(claims.get("sub")),
+        role=claims["role"],
+        jurisdiction_code=claims["jurisdiction"],
+        department_code=claims.get("department"),
+        name=claims.get("name", ""),
+    )

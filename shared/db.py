@@ -75,7 +75,8 @@ async def insert(conn: asyncpg.Connection, table: str, row: dict[str, Any], *, o
     placeholders = ", ".join(f"${i}" for i in range(1, len(row) + 1))
     conflict = f" ON CONFLICT {on_conflict}" if on_conflict else ""
     status = await conn.execute(
-        f"INSERT INTO {table} ({', '.join(row)}) VALUES ({placeholders}){conflict}", *row.values())
+        f"INSERT INTO {table} ({', '.join(row)}) VALUES ({placeholders}){conflict}", *row.values()
+    )
     return status == "INSERT 0 1"
 
 
@@ -94,14 +95,13 @@ async def enqueue_many(conn: asyncpg.Connection, settings: ServiceSettings, even
     """Write many outgoing events to the outbox in one round trip (timers firing in bulk)."""
     if events:
         await conn.copy_records_to_table(
-            "outbox", columns=["event_id", "topic", "key", "value"],
+            "outbox",
+            columns=["event_id", "topic", "key", "value"],
             records=[(e.event_id, settings.topic(topic_for(e.type).name), e.key, e.to_bytes()) for e in events],
         )
 
 
 async def mark_processed(conn: asyncpg.Connection, event_id: UUID) -> bool:
     """Record that an incoming event's effect is being applied; False if it already was."""
-    status = await conn.execute(
-        "INSERT INTO processed_events (event_id) VALUES ($1) ON CONFLICT DO NOTHING", event_id
-    )
+    status = await conn.execute("INSERT INTO processed_events (event_id) VALUES ($1) ON CONFLICT DO NOTHING", event_id)
     return status == "INSERT 0 1"

@@ -7,7 +7,7 @@ consumers accept before producers switch to it.
 """
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID, uuid4
 
@@ -19,7 +19,7 @@ from shared.case_actions import CASE_TRANSITION_TYPES
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Payload(BaseModel):
@@ -103,8 +103,12 @@ class ReportSubmittedV1(ReportSubmittedFacts):
         """This report as v2. A v1 envelope's jurisdiction_code was intake's own division: the place
         of a report intake could not put in a grid."""
         place = ReportPlace(
-            division_code=self.village_code or self.town_code or instance_code, town_code=self.town_code,
-            village_code=self.village_code, grid_code=self.grid_code, lat=self.lat, lng=self.lng,
+            division_code=self.village_code or self.town_code or instance_code,
+            town_code=self.town_code,
+            village_code=self.village_code,
+            grid_code=self.grid_code,
+            lat=self.lat,
+            lng=self.lng,
         )
         facts = self.model_dump(include=set(ReportSubmittedFacts.model_fields))
         return ReportSubmitted(**facts, place=place)
@@ -155,8 +159,6 @@ class CaseTransitioned(CaseFacts):
     reason: str | None = None
     detail: dict[str, Any] = {}
     at: datetime
-
-
 
 
 class SlaBreached(Payload):

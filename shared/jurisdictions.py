@@ -91,7 +91,7 @@ def point_in_polygon(lat: float, lng: float, polygon: Polygon) -> bool:
 def polygon_area(polygon: Polygon) -> float:
     """Signed shoelace area in degrees² (positive when counter-clockwise in (lng, lat))."""
     s = 0.0
-    for (a_lat, a_lng), (b_lat, b_lng) in zip(polygon, polygon[1:] + polygon[:1]):
+    for (a_lat, a_lng), (b_lat, b_lng) in zip(polygon, polygon[1:] + polygon[:1], strict=True):
         s += a_lng * b_lat - b_lng * a_lat
     return s / 2
 
@@ -104,7 +104,7 @@ def polygon_centroid(polygon: Polygon) -> Point:
     local = tuple((lat - o_lat, lng - o_lng) for lat, lng in polygon)
     area = polygon_area(local)
     c_lat = c_lng = 0.0
-    for (a_lat, a_lng), (b_lat, b_lng) in zip(local, local[1:] + local[:1]):
+    for (a_lat, a_lng), (b_lat, b_lng) in zip(local, local[1:] + local[:1], strict=True):
         cross = a_lng * b_lat - b_lng * a_lat
         c_lat += (a_lat + b_lat) * cross
         c_lng += (a_lng + b_lng) * cross
@@ -236,8 +236,12 @@ def parse_county(document: dict) -> County:
             raise InvalidCountyMap(f"grid {g['code']}: parent village {g.get('parent_code')!r} is not in the map")
         polygon = _ring(feature.get("geometry"), g["code"])
         grids[g["code"]] = Grid(
-            code=g["code"], name=g["name"], village_code=g["parent_code"], town_code=town_of_village[g["parent_code"]],
-            polygon=polygon, centroid=polygon_centroid(polygon),
+            code=g["code"],
+            name=g["name"],
+            village_code=g["parent_code"],
+            town_code=town_of_village[g["parent_code"]],
+            polygon=polygon,
+            centroid=polygon_centroid(polygon),
             worker=GridWorker(worker_id=g["worker_id"], name=g["worker_name"]),
             group=WeChatGroup(group_id=g["group_id"], name=g["group_name"]),
         )
@@ -248,26 +252,46 @@ def parse_county(document: dict) -> County:
     for v in village_rows:
         grid_codes = tuple(code for code, grid in grids.items() if grid.village_code == v["code"])
         villages[v["code"]] = Village(
-            code=v["code"], name=v["name"], kind=v["kind"], town_code=v["parent_code"], grid_codes=grid_codes,
+            code=v["code"],
+            name=v["name"],
+            kind=v["kind"],
+            town_code=v["parent_code"],
+            grid_codes=grid_codes,
             polygons=tuple(grids[code].polygon for code in grid_codes),
         )
     towns: dict[str, Town] = {}
     for t in town_rows:
         village_codes = tuple(code for code, village in villages.items() if village.town_code == t["code"])
         towns[t["code"]] = Town(
-            code=t["code"], name=t["name"], kind=t["kind"], county_code=county_props["code"],
+            code=t["code"],
+            name=t["name"],
+            kind=t["kind"],
+            county_code=county_props["code"],
             village_codes=village_codes,
             polygons=tuple(grids[g].polygon for v in village_codes for g in villages[v].grid_codes),
         )
 
     # Buckets about one grid in size: each holds a handful of grids to test.
-    extents = [(max(p[0] for p in g.polygon) - min(p[0] for p in g.polygon),
-                max(p[1] for p in g.polygon) - min(p[1] for p in g.polygon)) for g in grids.values()]
-    index = GridIndex(list(grids.values()), bucket_lat=sum(e[0] for e in extents) / len(extents),
-                      bucket_lng=sum(e[1] for e in extents) / len(extents))
+    extents = [
+        (
+            max(p[0] for p in g.polygon) - min(p[0] for p in g.polygon),
+            max(p[1] for p in g.polygon) - min(p[1] for p in g.polygon),
+        )
+        for g in grids.values()
+    ]
+    index = GridIndex(
+        list(grids.values()),
+        bucket_lat=sum(e[0] for e in extents) / len(extents),
+        bucket_lng=sum(e[1] for e in extents) / len(extents),
+    )
     return County(
-        code=county_props["code"], name=county_props["name"], boundary=boundary,
-        towns=towns, villages=villages, grids=grids, index=index,
+        code=county_props["code"],
+        name=county_props["name"],
+        boundary=boundary,
+        towns=towns,
+        villages=villages,
+        grids=grids,
+        index=index,
         grid_of_group_id={g.group.group_id: g.code for g in grids.values()},
     )
 

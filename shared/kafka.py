@@ -62,8 +62,12 @@ async def run_outbox_relay(
     settings: ServiceSettings, pool: asyncpg.Pool, producer: AIOKafkaProducer, stopping: asyncio.Event
 ) -> None:
     """Relay until stopping; an empty outbox is polled every `outbox_poll_interval_s`."""
-    await repeat_until_stopped(stopping, settings.outbox_poll_interval_s,
-                               lambda: relay_outbox_once(settings, pool, producer), what="outbox relay")
+    await repeat_until_stopped(
+        stopping,
+        settings.outbox_poll_interval_s,
+        lambda: relay_outbox_once(settings, pool, producer),
+        what="outbox relay",
+    )
 
 
 class ConsumerRunner:

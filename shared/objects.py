@@ -58,6 +58,7 @@ class ObjectStore:
 
     async def stat(self, key: str) -> ObjectInfo | None:
         """Size and ETag of an object, or None when there is none."""
+
         def stat():
             try:
                 found = self.client.stat_object(self.bucket, key)
@@ -90,6 +91,7 @@ class ObjectStore:
 
     async def read_verified(self, key: str, *, etag: str, keep_data: bool, head_bytes: int = 64) -> ReadResult:
         """Stream an object, hashing it; If-Match pins the read to the version that was stat'ed."""
+
         def read():
             try:
                 response = self.client.get_object(self.bucket, key, request_headers={"If-Match": etag})
@@ -116,11 +118,15 @@ class ObjectStore:
     async def copy_verified(self, source: str, target: str, *, etag: str, content_type: str) -> None:
         """Server-side copy of exactly the verified version, with the content type we detected
         (a presigned PUT stores whatever Content-Type the client sent)."""
+
         def copy():
             try:
                 self.client.copy_object(
-                    self.bucket, target, CopySource(self.bucket, source, match_etag=etag),
-                    metadata={"Content-Type": content_type}, metadata_directive=REPLACE,
+                    self.bucket,
+                    target,
+                    CopySource(self.bucket, source, match_etag=etag),
+                    metadata={"Content-Type": content_type},
+                    metadata_directive=REPLACE,
                 )
             except S3Error as exc:
                 if exc.code == "PreconditionFailed":
@@ -131,6 +137,7 @@ class ObjectStore:
 
     async def remove(self, *keys: str) -> None:
         """Delete objects; a missing one is not an error (S3 DELETE is idempotent)."""
+
         def remove():
             for key in keys:
                 self.client.remove_object(self.bucket, key)
@@ -147,6 +154,9 @@ class ObjectStore:
     async def presigned_get(self, key: str, *, expires_s: int, content_type: str) -> str:
         """A short-lived download URL; the response type is ours, not whatever was stored."""
         return await asyncio.to_thread(
-            self.client.presigned_get_object, self.bucket, key, expires=timedelta(seconds=expires_s),
+            self.client.presigned_get_object,
+            self.bucket,
+            key,
+            expires=timedelta(seconds=expires_s),
             response_headers={"response-content-type": content_type},
         )

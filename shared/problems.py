@@ -39,12 +39,15 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
         errors = [
-            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
-            for e in exc.errors()
+            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]} for e in exc.errors()
         ]
         return problem_response(
-            request, 422, "Invalid request", "The request body or parameters are invalid.",
-            "validation-error", errors=errors,
+            request,
+            422,
+            "Invalid request",
+            "The request body or parameters are invalid.",
+            "validation-error",
+            errors=errors,
         )
 
     @app.exception_handler(StarletteHTTPException)

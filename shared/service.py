@@ -91,7 +91,7 @@ async def running_service(
         # gets a last chance to publish what is committed, then connections close.
         runtime.stopping.set()
         results = await asyncio.gather(*runtime.tasks.values(), return_exceptions=True)
-        for name, result in zip(runtime.tasks, results):
+        for name, result in zip(runtime.tasks, results, strict=True):
             if isinstance(result, BaseException):
                 log.error("%s ended with %r", name, result)
         try:  # what the consumer committed after the relay's last poll

@@ -55,7 +55,7 @@ class SlaPolicy:
 def _duration(where: str, spec: Any) -> Duration:
     if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in UNITS:
         raise InvalidPolicy(f"{where}: one of {list(UNITS)} expected")
-    (unit, amount), = spec.items()
+    ((unit, amount),) = spec.items()
     if not isinstance(amount, (int, float)) or amount <= 0:
         raise InvalidPolicy(f"{where}: a positive amount expected")
     return Duration(unit, amount)
@@ -75,7 +75,7 @@ def _periods(where: str, spec: list) -> Periods:
     try:
         periods = tuple((time.fromisoformat(begin), time.fromisoformat(end)) for begin, end in spec)
     except (TypeError, ValueError):
-        raise InvalidPolicy(f"{where}: periods like [\"08:30\", \"12:00\"] expected") from None
+        raise InvalidPolicy(f'{where}: periods like ["08:30", "12:00"] expected') from None
     if any(begin >= end for begin, end in periods):
         raise InvalidPolicy(f"{where}: a period must end after it begins")
     return tuple(sorted(periods))
@@ -88,8 +88,10 @@ def parse_sla_policy(document: dict[str, Any]) -> SlaPolicy:
         if not 0 < warning_ratio < 1:
             raise InvalidPolicy("warning_ratio must be between 0 and 1")
         stages = _stages("stages", document["stages"])
-        levels = {level: _stages(f"levels.{level}", by_priority)
-                  for level, by_priority in (document.get("levels") or {}).items()}
+        levels = {
+            level: _stages(f"levels.{level}", by_priority)
+            for level, by_priority in (document.get("levels") or {}).items()
+        }
         reminders = {priority: float(minutes) for priority, minutes in document["reminder_every_minutes"].items()}
         missing = set(stages) - set(reminders)
         if missing:
@@ -103,8 +105,10 @@ def parse_sla_policy(document: dict[str, Any]) -> SlaPolicy:
             stages=stages,
             levels=levels,
             default_hours=_periods("working_hours.default", hours["default"]),
-            department_hours={code: _periods(f"working_hours.departments.{code}", spec)
-                              for code, spec in (hours.get("departments") or {}).items()},
+            department_hours={
+                code: _periods(f"working_hours.departments.{code}", spec)
+                for code, spec in (hours.get("departments") or {}).items()
+            },
             always=frozenset(hours.get("always") or ()),
         )
     except KeyError as missing:

@@ -29,8 +29,12 @@ class Topic:
 
 
 # Case history must be rebuildable from the topics alone, so report and case topics keep forever.
-REPORTS = Topic("gridlink.reports", 6, FOREVER, (
-    "report.submitted", "report.attached", "report.located", "triage.corrected", "query.code_requested"))
+REPORTS = Topic(
+    "gridlink.reports",
+    6,
+    FOREVER,
+    ("report.submitted", "report.attached", "report.located", "triage.corrected", "query.code_requested"),
+)
 CASES = Topic("gridlink.cases", 6, FOREVER, ("case.dispatched", *CASE_TRANSITION_TYPES))
 SLA = Topic("gridlink.sla", 6, 365 * DAY_MS, ("sla.breached", "sla.warning"))
 MEDIA = Topic("gridlink.media", 3, 365 * DAY_MS, ("media.stored", "media.rejected", "media.attached"))

@@ -23,7 +23,6 @@ from shared.problems import Problem, install_problem_handlers
 from shared.service import Runtime
 from shared.settings import ServiceSettings
 
-
 # FastAPI's own pages: the API's description (what other departments integrate against), no data.
 DOCUMENTATION_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 
@@ -53,8 +52,9 @@ def _bearer_actor(request: Request) -> Actor | None:
     if not token and not scheme:
         return None
     if scheme.lower() != "bearer" or not token.strip():
-        raise Problem(401, "Authentication required", "请使用 Authorization: Bearer <令牌> 发送登录令牌。",
-                      kind="unauthenticated")
+        raise Problem(
+            401, "Authentication required", "请使用 Authorization: Bearer <令牌> 发送登录令牌。", kind="unauthenticated"
+        )
     try:
         return verify_token(secret=request.app.state.settings.auth_jwt_secret, token=token.strip())
     except InvalidToken as error:
@@ -67,8 +67,9 @@ async def authenticate(request: Request) -> None:
         return
     actor = _bearer_actor(request)
     if actor is None:
-        raise Problem(401, "Authentication required", "请先登录：发送 Authorization: Bearer <令牌>。",
-                      kind="unauthenticated")
+        raise Problem(
+            401, "Authentication required", "请先登录：发送 Authorization: Bearer <令牌>。", kind="unauthenticated"
+        )
     request.state.actor = actor
 
 
@@ -76,8 +77,9 @@ def current_actor(request: Request) -> Actor:
     """The authenticated actor of a private route (or 401 on a public route without a token)."""
     actor = getattr(request.state, "actor", None) or _bearer_actor(request)
     if actor is None:
-        raise Problem(401, "Authentication required", "请先登录：发送 Authorization: Bearer <令牌>。",
-                      kind="unauthenticated")
+        raise Problem(
+            401, "Authentication required", "请先登录：发送 Authorization: Bearer <令牌>。", kind="unauthenticated"
+        )
     return actor
 
 
@@ -110,8 +112,12 @@ def create_service_app(
     app.state.settings = settings
     install_problem_handlers(app)
     if settings.cors_origins:  # pages served from another origin (the H5 form uploading photos to media)
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "PUT"],
-                           allow_headers=["*"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT"],
+            allow_headers=["*"],
+        )
 
     @app.middleware("http")
     async def observe_latency(request: Request, call_next):

@@ -13,10 +13,10 @@ import httpx
 import pytest
 
 from devtools.local_servers import Infra, free_port, local_servers
+from services.intake.settings import IntakeSettings
 from shared.db import apply_migrations, create_pool
 from shared.jurisdictions import County, load_county
 from shared.settings import PROJECT_ROOT, ServiceSettings
-from services.intake.settings import IntakeSettings
 from tests.support import SETTINGS_CLASSES
 
 SERVICES = ("intake", "dispatch", "sla", "notify", "media")
@@ -75,7 +75,8 @@ def fake_wecom():
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, str(PROJECT_ROOT / "deploy" / "local" / "fake_wecom.py"), "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
@@ -86,7 +87,7 @@ def fake_wecom():
         except httpx.HTTPError:
             if time.monotonic() > deadline or process.poll() is not None:
                 process.kill()
-                raise RuntimeError("fake WeCom server did not start")
+                raise RuntimeError("fake WeCom server did not start") from None
             time.sleep(0.1)
     yield url
     process.terminate()

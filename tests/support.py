@@ -19,10 +19,12 @@ INFRA = PROJECT_ROOT / "deploy" / "local" / "infra.sh"
 
 # Each service's settings class, for tests that build settings by service name.
 SETTINGS_CLASSES: dict[str, type[ServiceSettings]] = {
-    "intake": IntakeSettings, "dispatch": DispatchSettings, "sla": SlaSettings, "notify": NotifySettings,
+    "intake": IntakeSettings,
+    "dispatch": DispatchSettings,
+    "sla": SlaSettings,
+    "notify": NotifySettings,
     "media": MediaSettings,
 }
-
 
 
 @asynccontextmanager
@@ -49,8 +51,11 @@ async def eventually(check, *, timeout: float = 15.0, interval: float = 0.1):
 async def read_topic(settings: ServiceSettings, topic_name: str, *, until, timeout: float = 15.0) -> list[dict]:
     """Read a topic from the beginning until `until(messages)` is true; messages as JSON dicts."""
     consumer = AIOKafkaConsumer(
-        settings.topic(topic_name), bootstrap_servers=settings.kafka_bootstrap,
-        auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
+        settings.topic(topic_name),
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
     )
     await consumer.start()
     messages: list[dict] = []
@@ -77,13 +82,22 @@ async def publish(settings: ServiceSettings, topic_name: str, *values: bytes) ->
         await producer.stop()
 
 
-def bearer(settings: ServiceSettings, role: str, jurisdiction_code: str = "330727", department_code: str | None = None,
-           subject: str | None = None) -> dict[str, str]:
+def bearer(
+    settings: ServiceSettings,
+    role: str,
+    jurisdiction_code: str = "330727",
+    department_code: str | None = None,
+    subject: str | None = None,
+) -> dict[str, str]:
     """Authorization headers for a test actor, signed with the settings' key."""
     from shared.auth import Actor, issue_token
 
-    actor = Actor(subject=subject or f"{role}-{department_code or jurisdiction_code}", role=role,
-                  jurisdiction_code=jurisdiction_code, department_code=department_code)
+    actor = Actor(
+        subject=subject or f"{role}-{department_code or jurisdiction_code}",
+        role=role,
+        jurisdiction_code=jurisdiction_code,
+        department_code=department_code,
+    )
     return {"authorization": f"Bearer {issue_token(secret=settings.auth_jwt_secret, actor=actor)}"}
 
 

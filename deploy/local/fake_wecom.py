@@ -80,6 +80,7 @@ MP_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 
 # --- WeChat's side of callbacks (WXBizMsgCrypt), written from the scheme, not from notify's code ---
 
+
 def signature(*parts: str) -> str:
     """SHA-1 hex of the parts sorted and joined."""
     return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
@@ -96,9 +97,16 @@ def encrypt(message: str, *, encoding_aes_key: str, receive_id: str, random16: b
     return base64.b64encode(encryptor.update(plain) + encryptor.finalize()).decode()
 
 
-def callback_request(message_xml: str, *, source: str = "wecom_app", token: str = CALLBACK_TOKEN,
-                     encoding_aes_key: str | None = None, receive_id: str | None = None,
-                     timestamp: str | None = None, nonce: str | None = None) -> tuple[dict, str]:
+def callback_request(
+    message_xml: str,
+    *,
+    source: str = "wecom_app",
+    token: str = CALLBACK_TOKEN,
+    encoding_aes_key: str | None = None,
+    receive_id: str | None = None,
+    timestamp: str | None = None,
+    nonce: str | None = None,
+) -> tuple[dict, str]:
     """Query parameters and XML body of an encrypted message callback as the platform sends it."""
     wecom = source == "wecom_app"
     encoding_aes_key = encoding_aes_key or (WECOM_AES_KEY if wecom else MP_AES_KEY)
@@ -108,16 +116,24 @@ def callback_request(message_xml: str, *, source: str = "wecom_app", token: str 
     encrypted = encrypt(message_xml, encoding_aes_key=encoding_aes_key, receive_id=receive_id)
     params = {"msg_signature": signature(token, timestamp, nonce, encrypted), "timestamp": timestamp, "nonce": nonce}
     if wecom:
-        body = (f"<xml><ToUserName><![CDATA[{receive_id}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt>"
-                f"<AgentID><![CDATA[{AGENT_ID}]]></AgentID></xml>")
+        body = (
+            f"<xml><ToUserName><![CDATA[{receive_id}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt>"
+            f"<AgentID><![CDATA[{AGENT_ID}]]></AgentID></xml>"
+        )
     else:  # the official account's safe mode also signs the three strings, as in plaintext mode
         params |= {"signature": signature(token, timestamp, nonce), "encrypt_type": "aes"}
         body = f"<xml><ToUserName><![CDATA[gh_gridlink]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
     return params, body
 
 
-def aibot_callback_request(message: dict, *, token: str = CALLBACK_TOKEN, encoding_aes_key: str = WECOM_AES_KEY,
-                           timestamp: str | None = None, nonce: str | None = None) -> tuple[dict, str]:
+def aibot_callback_request(
+    message: dict,
+    *,
+    token: str = CALLBACK_TOKEN,
+    encoding_aes_key: str = WECOM_AES_KEY,
+    timestamp: str | None = None,
+    nonce: str | None = None,
+) -> tuple[dict, str]:
     """Query parameters and JSON body of a WeCom AI-bot (智能机器人) callback: the message JSON
     encrypted with an empty receive id, posted as {"encrypt": …}."""
     timestamp = timestamp or str(int(time.time()))
@@ -127,26 +143,48 @@ def aibot_callback_request(message: dict, *, token: str = CALLBACK_TOKEN, encodi
     return params, json.dumps({"encrypt": encrypted})
 
 
-def url_check_request(*, source: str = "wecom_app", token: str = CALLBACK_TOKEN, encoding_aes_key: str | None = None,
-                      receive_id: str | None = None, timestamp: str | None = None) -> tuple[dict, str]:
+def url_check_request(
+    *,
+    source: str = "wecom_app",
+    token: str = CALLBACK_TOKEN,
+    encoding_aes_key: str | None = None,
+    receive_id: str | None = None,
+    timestamp: str | None = None,
+) -> tuple[dict, str]:
     """Query parameters of the platform's URL check, and the plaintext the URL must answer."""
     timestamp = timestamp or str(int(time.time()))
     nonce = str(secrets.randbelow(10**10))
     echo = str(secrets.randbelow(10**19))
     if source != "wecom_app":  # the official account echoes echostr as it came
-        return {"signature": signature(token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce,
-                "echostr": echo}, echo
-    encrypted = encrypt(echo, encoding_aes_key=encoding_aes_key or WECOM_AES_KEY,
-                        receive_id=receive_id if receive_id is not None else CORP_ID)
-    return {"msg_signature": signature(token, timestamp, nonce, encrypted), "timestamp": timestamp, "nonce": nonce,
-            "echostr": encrypted}, echo
+        return {
+            "signature": signature(token, timestamp, nonce),
+            "timestamp": timestamp,
+            "nonce": nonce,
+            "echostr": echo,
+        }, echo
+    encrypted = encrypt(
+        echo,
+        encoding_aes_key=encoding_aes_key or WECOM_AES_KEY,
+        receive_id=receive_id if receive_id is not None else CORP_ID,
+    )
+    return {
+        "msg_signature": signature(token, timestamp, nonce, encrypted),
+        "timestamp": timestamp,
+        "nonce": nonce,
+        "echostr": encrypted,
+    }, echo
 
 
-def message_xml(*, msg_type: str, from_user: str, msg_id: str, to_user: str = CORP_ID, create_time: int | None = None,
-                **fields: str) -> str:
+def message_xml(
+    *, msg_type: str, from_user: str, msg_id: str, to_user: str = CORP_ID, create_time: int | None = None, **fields: str
+) -> str:
     """A callback message's inner XML (text: Content; image: PicUrl, MediaId; location: Location_X…)."""
-    parts = [f"<ToUserName><![CDATA[{to_user}]]></ToUserName>", f"<FromUserName><![CDATA[{from_user}]]></FromUserName>",
-             f"<CreateTime>{create_time or int(time.time())}</CreateTime>", f"<MsgType><![CDATA[{msg_type}]]></MsgType>"]
+    parts = [
+        f"<ToUserName><![CDATA[{to_user}]]></ToUserName>",
+        f"<FromUserName><![CDATA[{from_user}]]></FromUserName>",
+        f"<CreateTime>{create_time or int(time.time())}</CreateTime>",
+        f"<MsgType><![CDATA[{msg_type}]]></MsgType>",
+    ]
     parts += [f"<{k}><![CDATA[{v}]]></{k}>" for k, v in fields.items()]
     parts.append(f"<MsgId>{msg_id}</MsgId>")
     return "<xml>" + "".join(parts) + "</xml>"
@@ -205,8 +243,13 @@ def validate(message: dict) -> None:
                 raise Rejected(INVALID_PARAMETER, "every article needs a title and a url")
 
 
-def create_app(*, rate_limit_per_minute: int = 20, valid_keys: set[str] | None = None, clock=time.monotonic,
-               token_ttl_s: float = 7200.0) -> FastAPI:
+def create_app(
+    *,
+    rate_limit_per_minute: int = 20,
+    valid_keys: set[str] | None = None,
+    clock=time.monotonic,
+    token_ttl_s: float = 7200.0,
+) -> FastAPI:
     """The fake server; valid_keys=None accepts any non-empty key."""
     app = FastAPI(title="Fake WeCom group robot")
     messages: list[dict] = []
@@ -290,7 +333,9 @@ def create_app(*, rate_limit_per_minute: int = 20, valid_keys: set[str] | None =
         if message.get("msgtype") not in {"text", "markdown"} or not isinstance(message.get(message["msgtype"]), dict):
             return answer(Rejected(INVALID_MSGTYPE, str(message.get("msgtype"))))
         try:
-            _content(message[message["msgtype"]], TEXT_MAX_BYTES if message["msgtype"] == "text" else MARKDOWN_MAX_BYTES)
+            _content(
+                message[message["msgtype"]], TEXT_MAX_BYTES if message["msgtype"] == "text" else MARKDOWN_MAX_BYTES
+            )
         except Rejected as rejected:
             return answer(rejected)
         users = [u for u in str(message.get("touser", "")).split("|") if u]
@@ -372,8 +417,9 @@ def create_app(*, rate_limit_per_minute: int = 20, valid_keys: set[str] | None =
             return {"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "触发分钟级流控"}
         window.append(now)
         biz_id = secrets.token_hex(8)
-        sms_messages.append({"received_at": time.time(), "biz_id": biz_id, "phone": phone, "params": params,
-                             "body": message})
+        sms_messages.append(
+            {"received_at": time.time(), "biz_id": biz_id, "phone": phone, "params": params, "body": message}
+        )
         return {"Code": "OK", "Message": "OK", "BizId": biz_id, "RequestId": secrets.token_hex(8)}
 
     @app.post("/_fake/tokens/expire", status_code=204)
@@ -383,8 +429,11 @@ def create_app(*, rate_limit_per_minute: int = 20, valid_keys: set[str] | None =
 
     @app.get("/_fake/stats")
     async def stats():
-        return {"token_fetches": dict(token_fetches), "robot_messages": len(messages),
-                "robot_keys": len({m["key"] for m in messages})}
+        return {
+            "token_fetches": dict(token_fetches),
+            "robot_messages": len(messages),
+            "robot_keys": len({m["key"] for m in messages}),
+        }
 
     @app.get("/_fake/app/messages")
     async def list_app_messages():
@@ -440,8 +489,12 @@ def main() -> None:
     parser.add_argument("--rate-limit", type=int, default=20, help="messages a minute per robot key")
     parser.add_argument("--token-ttl", type=float, default=7200.0, help="seconds an access_token lives")
     args = parser.parse_args()
-    uvicorn.run(create_app(rate_limit_per_minute=args.rate_limit, token_ttl_s=args.token_ttl),
-                host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(
+        create_app(rate_limit_per_minute=args.rate_limit, token_ttl_s=args.token_ttl),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+    )
 
 
 if __name__ == "__main__":

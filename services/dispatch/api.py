@@ -99,18 +99,25 @@ def _visible(actor: Actor, row: asyncpg.Record) -> bool:
 
 @router.get("/cases", response_model=CasePage)
 async def list_cases(
-    conn: Connection, actor: CurrentActor,
-    status: str | None = None, department_code: str | None = None,
+    conn: Connection,
+    actor: CurrentActor,
+    status: str | None = None,
+    department_code: str | None = None,
     jurisdiction_code: str | None = Query(None, pattern=r"^\d{6}(\d{3}){0,2}$"),
-    category: str | None = None, priority: str | None = Query(None, pattern="^(urgent|normal)$"),
-    overdue: bool | None = None, created_from: datetime | None = None, created_to: datetime | None = None,
-    cursor: str | None = None, limit: int = Query(50, ge=1, le=200),
+    category: str | None = None,
+    priority: str | None = Query(None, pattern="^(urgent|normal)$"),
+    overdue: bool | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = Query(50, ge=1, le=200),
 ):
     """Cases the actor may see, newest first, filtered; follow `next_cursor` for the next page."""
     prefix = jurisdiction_code or actor.jurisdiction_code
     if not prefix.startswith(actor.jurisdiction_code):
-        raise Problem(403, "Outside your jurisdiction", f"您只能查看 {actor.jurisdiction_code} 辖区内的案件。",
-                      kind="forbidden")
+        raise Problem(
+            403, "Outside your jurisdiction", f"您只能查看 {actor.jurisdiction_code} 辖区内的案件。", kind="forbidden"
+        )
     if actor.role == "handler":
         department_code = actor.department_code  # a department sees its own cases only
     after = None
@@ -119,17 +126,28 @@ async def list_cases(
             created_at, case_id = json.loads(base64.urlsafe_b64decode(cursor))
             after = (datetime.fromisoformat(created_at), UUID(case_id))
         except (ValueError, TypeError):
-            raise Problem(400, "Invalid cursor", "Use the next_cursor of the previous page.", kind="invalid-cursor")
+            raise Problem(
+                400, "Invalid cursor", "Use the next_cursor of the previous page.", kind="invalid-cursor"
+            ) from None
     rows = await store.list_cases(
-        conn, jurisdiction_prefix=prefix, department_code=department_code, status=status, category=category,
-        priority=priority, overdue=overdue, created_from=created_from, created_to=created_to, after=after,
+        conn,
+        jurisdiction_prefix=prefix,
+        department_code=department_code,
+        status=status,
+        category=category,
+        priority=priority,
+        overdue=overdue,
+        created_from=created_from,
+        created_to=created_to,
+        after=after,
         limit=limit,
     )
     next_cursor = None
     if len(rows) == limit:
         last = rows[-1]
         next_cursor = base64.urlsafe_b64encode(
-            json.dumps([last["created_at"].isoformat(), str(last["case_id"])]).encode()).decode()
+            json.dumps([last["created_at"].isoformat(), str(last["case_id"])]).encode()
+        ).decode()
     return CasePage(cases=[case_out(r) for r in rows], next_cursor=next_cursor)
 
 
@@ -142,12 +160,22 @@ async def get_case(case_id: UUID, conn: Connection, actor: CurrentActor):
     if not _visible(actor, row):
         raise Problem(403, "Not your case", "该案件不在您的辖区或部门范围内。", kind="forbidden")
     timeline = await store.list_timeline(conn, case_id=case_id)
-    return CaseDetail(**case_out(row).model_dump(), timeline=[TimelineEntry(**dict(t)) for t in timeline],
-                      actions=available_actions(actor=actor, case=cases.case_state(row)))
+    return CaseDetail(
+        **case_out(row).model_dump(),
+        timeline=[TimelineEntry(**dict(t)) for t in timeline],
+        actions=available_actions(actor=actor, case=cases.case_state(row)),
+    )
 
 
 async def _command(
-    runtime: Runtime, *, settings, taxonomy, spec: ActionSpec, case_id: UUID, body: ActionRequest, actor: Actor,
+    runtime: Runtime,
+    *,
+    settings,
+    taxonomy,
+    spec: ActionSpec,
+    case_id: UUID,
+    body: ActionRequest,
+    actor: Actor,
     idempotency_key: str | None,
 ) -> JSONResponse:
     arguments = body.model_dump(exclude_none=True, mode="json")
@@ -158,12 +186,23 @@ async def _command(
             earlier = await store.find_idempotent(conn, key=key)
             if earlier:
                 if earlier["request_hash"] != request_hash:
-                    raise Problem(422, "Idempotency-Key reused", "这个 Idempotency-Key 已用于另一个请求。",
-                                  kind="idempotency-key-reused")
+                    raise Problem(
+                        422,
+                        "Idempotency-Key reused",
+                        "这个 Idempotency-Key 已用于另一个请求。",
+                        kind="idempotency-key-reused",
+                    )
                 return JSONResponse(earlier["response"], status_code=earlier["status_code"])
         try:
-            row = await cases.run_command(conn, settings=settings, taxonomy=taxonomy, case_id=case_id,
-                                          action=spec.name, actor=actor, arguments=arguments)
+            row = await cases.run_command(
+                conn,
+                settings=settings,
+                taxonomy=taxonomy,
+                case_id=case_id,
+                action=spec.name,
+                actor=actor,
+                arguments=arguments,
+            )
         except cases.CaseNotFound:
             raise Problem(404, "Case not found", f"No case {case_id}.", kind="not-found") from None
         except Forbidden as error:
@@ -180,10 +219,24 @@ def _command_route(spec: ActionSpec):
     """The route of one action, taking that action's own request model."""
     Body = spec.request  # noqa: N806 - a class, used as the body's annotation
 
-    async def command(case_id: UUID, body: Body, request: Request, runtime: RuntimeDep, actor: CurrentActor,
-                      idempotency_key: str | None = Header(None, max_length=200)):
-        return await _command(runtime, settings=request.app.state.settings, taxonomy=request.app.state.taxonomy,
-                              spec=spec, case_id=case_id, body=body, actor=actor, idempotency_key=idempotency_key)
+    async def command(
+        case_id: UUID,
+        body: Body,
+        request: Request,
+        runtime: RuntimeDep,
+        actor: CurrentActor,
+        idempotency_key: str | None = Header(None, max_length=200),
+    ):
+        return await _command(
+            runtime,
+            settings=request.app.state.settings,
+            taxonomy=request.app.state.taxonomy,
+            spec=spec,
+            case_id=case_id,
+            body=body,
+            actor=actor,
+            idempotency_key=idempotency_key,
+        )
 
     command.__name__ = spec.name
     return command
@@ -192,11 +245,14 @@ def _command_route(spec: ActionSpec):
 for _spec in ACTIONS.values():
     roles = "、".join(sorted(_spec.roles)) + "、admin"
     router.add_api_route(
-        f"/cases/{{case_id}}/{_spec.path}", _command_route(_spec), methods=["POST"], response_model=CaseOut,
+        f"/cases/{{case_id}}/{_spec.path}",
+        _command_route(_spec),
+        methods=["POST"],
+        response_model=CaseOut,
         summary=f"{_spec.label}（{_spec.name}）",
         description=f"Allowed from {', '.join(_spec.from_statuses)}; roles: {roles}; "
-                    f"requires: {', '.join(_spec.requires) or 'nothing'}; publishes {_spec.event_type}. "
-                    "409 when the case's status or a missing argument does not allow it, 403 for someone who may not.",
+        f"requires: {', '.join(_spec.requires) or 'nothing'}; publishes {_spec.event_type}. "
+        "409 when the case's status or a missing argument does not allow it, 403 for someone who may not.",
     )
 
 
@@ -220,8 +276,9 @@ async def current_responsibility_list(conn: Connection, actor: CurrentActor):
 
 
 @router.post("/responsibility-list", status_code=201, response_model=dict[str, Any])
-async def publish_responsibility_list(document: dict[str, Any], request: Request, conn: Connection,
-                                      actor: CurrentActor):
+async def publish_responsibility_list(
+    document: dict[str, Any], request: Request, conn: Connection, actor: CurrentActor
+):
     """Publish a new version of the responsibility list (admins only); dispatch uses it at once."""
     if actor.role != "admin":
         raise Problem(403, "Admins only", "只有管理员可以修改责任清单。", kind="forbidden")
@@ -289,12 +346,14 @@ async def get_jurisdiction(code: str, conn: Connection, actor: CurrentActor):
     """A division with its children; a village with its grids, grid workers and WeChat groups."""
     division = await store.find_jurisdiction(conn, code=code)
     if division is None:
-        raise Problem(404, "Division not found", f"没有代码为 {code} 的行政区划（是否已运行 make seed？）。",
-                      kind="not-found")
+        raise Problem(
+            404, "Division not found", f"没有代码为 {code} 的行政区划（是否已运行 make seed？）。", kind="not-found"
+        )
     children = await store.list_children(conn, code=code)
     grids = await store.list_grids(conn, village_code=code) if division["level"] == "village" else []
-    return JurisdictionOut(**dict(division), children=[DivisionOut(**dict(c)) for c in children],
-                           grids=[GridOut(**dict(g)) for g in grids])
+    return JurisdictionOut(
+        **dict(division), children=[DivisionOut(**dict(c)) for c in children], grids=[GridOut(**dict(g)) for g in grids]
+    )
 
 
 class DevTokenIn(BaseModel):
@@ -319,6 +378,11 @@ async def dev_token(body: DevTokenIn, request: Request):
         raise Problem(404, "Not found", "The development token issuer is disabled.", kind="not-found")
     if body.role == "handler" and not body.department_code:
         raise Problem(422, "Department required", "A handler token names its department.", kind="validation-error")
-    actor = Actor(subject=body.subject, role=body.role, jurisdiction_code=body.jurisdiction_code,
-                  department_code=body.department_code, name=body.name)
+    actor = Actor(
+        subject=body.subject,
+        role=body.role,
+        jurisdiction_code=body.jurisdiction_code,
+        department_code=body.department_code,
+        name=body.name,
+    )
     return TokenOut(access_token=issue_token(secret=settings.auth_jwt_secret, actor=actor), token_type="bearer")

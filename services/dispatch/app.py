@@ -22,28 +22,32 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
     settings = settings or DispatchSettings(service_name="dispatch")
     taxonomy = load_taxonomy(settings.responsibility_list_path)
     shipped_list = build_list(
-        taxonomy=taxonomy, document=yaml.safe_load(settings.responsibility_list_path.read_text(encoding="utf-8")))
+        taxonomy=taxonomy, document=yaml.safe_load(settings.responsibility_list_path.read_text(encoding="utf-8"))
+    )
 
     async def auto_verify_loop(runtime: Runtime) -> None:
         async def step() -> None:
             async with runtime.pool.acquire() as conn, conn.transaction():
                 await cases.auto_verify(conn, settings=settings, taxonomy=taxonomy)
 
-        await repeat_until_stopped(runtime.stopping, settings.dispatch_auto_verify_interval_s, step,
-                                   what="auto-verify")
+        await repeat_until_stopped(runtime.stopping, settings.dispatch_auto_verify_interval_s, step, what="auto-verify")
 
     async def install_shipped_list(pool) -> None:
         """The shipped list is the first version; later versions come from the admin API."""
         async with pool.acquire() as conn:
             if await store.latest_list(conn) is None:
-                await store.insert_list(conn, version=shipped_list.version, document=shipped_list.document(),
-                                        created_by="system:shipped")
+                await store.insert_list(
+                    conn, version=shipped_list.version, document=shipped_list.document(), created_by="system:shipped"
+                )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         async with running_service(
-            settings, service_dir=Path(__file__).parent, topics=[REPORTS, CASES, SLA],
-            handlers=make_handlers(settings=settings, taxonomy=taxonomy), loops={"auto_verify": auto_verify_loop},
+            settings,
+            service_dir=Path(__file__).parent,
+            topics=[REPORTS, CASES, SLA],
+            handlers=make_handlers(settings=settings, taxonomy=taxonomy),
+            loops={"auto_verify": auto_verify_loop},
             setup=install_shipped_list,
         ) as runtime:
             app.state.runtime = runtime

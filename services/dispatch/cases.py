@@ -17,7 +17,13 @@ from services.dispatch.settings import DispatchSettings
 from shared.auth import Actor
 from shared.db import enqueue
 from shared.events import (
-    CaseDispatched, CaseFacts, CaseTransitioned, ReportSubmitted, TriageCorrected, new_event, utcnow,
+    CaseDispatched,
+    CaseFacts,
+    CaseTransitioned,
+    ReportSubmitted,
+    TriageCorrected,
+    new_event,
+    utcnow,
 )
 from shared.taxonomy import Taxonomy
 
@@ -29,11 +35,20 @@ class CaseNotFound(Exception):
 def case_state(row: asyncpg.Record) -> CaseState:
     """The part of a stored case the lifecycle rules look at."""
     return CaseState(
-        case_id=str(row["case_id"]), status=row["status"], jurisdiction_code=row["jurisdiction_code"],
-        department_code=row["department_code"], co_department_codes=tuple(row["co_department_codes"]),
-        acknowledged_departments=tuple(row["acknowledged_departments"]), extension_pending=row["extension_pending"],
-        plan_submitted=row["plan_submitted"], grid_code=row["grid_code"], awaiting_reporter=row["awaiting_reporter"],
-        owner_code=row["owner_code"], level=row["level"], category=row["category"], priority=row["priority"],
+        case_id=str(row["case_id"]),
+        status=row["status"],
+        jurisdiction_code=row["jurisdiction_code"],
+        department_code=row["department_code"],
+        co_department_codes=tuple(row["co_department_codes"]),
+        acknowledged_departments=tuple(row["acknowledged_departments"]),
+        extension_pending=row["extension_pending"],
+        plan_submitted=row["plan_submitted"],
+        grid_code=row["grid_code"],
+        awaiting_reporter=row["awaiting_reporter"],
+        owner_code=row["owner_code"],
+        level=row["level"],
+        category=row["category"],
+        priority=row["priority"],
     )
 
 
@@ -59,34 +74,63 @@ async def current_list(conn: asyncpg.Connection, *, taxonomy: Taxonomy) -> Respo
     return _built_lists[key]
 
 
-async def _emit(conn, *, settings: DispatchSettings, row, payload, event_type: str, correlation_id: UUID | None) -> None:
-    await enqueue(conn, settings, new_event(
-        payload, producer=settings.service_name, jurisdiction_code=row["jurisdiction_code"],
-        key=str(row["case_id"]), correlation_id=correlation_id, event_type=event_type,
-    ))
+async def _emit(
+    conn, *, settings: DispatchSettings, row, payload, event_type: str, correlation_id: UUID | None
+) -> None:
+    await enqueue(
+        conn,
+        settings,
+        new_event(
+            payload,
+            producer=settings.service_name,
+            jurisdiction_code=row["jurisdiction_code"],
+            key=str(row["case_id"]),
+            correlation_id=correlation_id,
+            event_type=event_type,
+        ),
+    )
 
 
 async def _dispatched(conn, *, settings, row, action: str, actor: str, reason: str | None, correlation_id) -> None:
     payload = CaseDispatched(
-        **case_facts(row), responsibility_list_version=row["responsibility_list_version"], rule=row["rule"],
-        dispatched_at=row["updated_at"], action=action, actor=actor, reason=reason,
+        **case_facts(row),
+        responsibility_list_version=row["responsibility_list_version"],
+        rule=row["rule"],
+        dispatched_at=row["updated_at"],
+        action=action,
+        actor=actor,
+        reason=reason,
         recurrence_of=row["recurrence_of"],
     )
-    await _emit(conn, settings=settings, row=row, payload=payload, event_type="case.dispatched",
-                correlation_id=correlation_id)
+    await _emit(
+        conn, settings=settings, row=row, payload=payload, event_type="case.dispatched", correlation_id=correlation_id
+    )
 
 
-async def owns(conn: asyncpg.Connection, *, settings: DispatchSettings, taxonomy: Taxonomy, jurisdiction_code: str,
-               category: str | None, above: str | None = None) -> OwnerDecision:
+async def owns(
+    conn: asyncpg.Connection,
+    *,
+    settings: DispatchSettings,
+    taxonomy: Taxonomy,
+    jurisdiction_code: str,
+    category: str | None,
+    above: str | None = None,
+) -> OwnerDecision:
     """Which dispatch centre owns a case in this division with this category."""
     rlist = await current_list(conn, taxonomy=taxonomy)
-    return decide_owner(rlist=rlist, centres=centres(settings), case_jurisdiction=jurisdiction_code,
-                        category=category, above=above)
+    return decide_owner(
+        rlist=rlist, centres=centres(settings), case_jurisdiction=jurisdiction_code, category=category, above=above
+    )
 
 
 async def open_case(
-    conn: asyncpg.Connection, *, settings: DispatchSettings, taxonomy: Taxonomy, report: ReportSubmitted,
-    decision: OwnerDecision, correlation_id: UUID | None,
+    conn: asyncpg.Connection,
+    *,
+    settings: DispatchSettings,
+    taxonomy: Taxonomy,
+    report: ReportSubmitted,
+    decision: OwnerDecision,
+    correlation_id: UUID | None,
 ) -> bool:
     """Open a case for a report this centre owns and dispatch it to the lead department."""
     now = utcnow()
@@ -96,77 +140,177 @@ async def open_case(
     recurrence = None
     if place.lat is not None and place.lng is not None:
         recurrence = await store.find_recurrence(
-            conn, case_id=report.case_id, category=category.code, lat=place.lat, lng=place.lng,
-            since=now - timedelta(days=settings.recurrence_days), distance_m=settings.recurrence_distance_m,
+            conn,
+            case_id=report.case_id,
+            category=category.code,
+            lat=place.lat,
+            lng=place.lng,
+            since=now - timedelta(days=settings.recurrence_days),
+            distance_m=settings.recurrence_distance_m,
         )
     created = await store.insert_case(
-        conn, case_id=report.case_id, report_id=report.report_id, jurisdiction_code=place.division_code,
-        status="dispatched", seq=1, owner_code=decision.jurisdiction_code, level=decision.level,
-        category=category.code, category_name=category.name, priority=report.priority or category.priority,
-        department_code=rule.lead, department_name=taxonomy.department_name(rule.lead),
-        co_department_codes=list(rule.co_handlers), description=report.description, lat=place.lat, lng=place.lng,
-        responsibility_list_version=rlist_version, rule=rule.describe(category.code), recurrence_of=recurrence,
-        before_media_ids=list(report.media_ids), grid_code=place.grid_code, created_at=report.submitted_at,
+        conn,
+        case_id=report.case_id,
+        report_id=report.report_id,
+        jurisdiction_code=place.division_code,
+        status="dispatched",
+        seq=1,
+        owner_code=decision.jurisdiction_code,
+        level=decision.level,
+        category=category.code,
+        category_name=category.name,
+        priority=report.priority or category.priority,
+        department_code=rule.lead,
+        department_name=taxonomy.department_name(rule.lead),
+        co_department_codes=list(rule.co_handlers),
+        description=report.description,
+        lat=place.lat,
+        lng=place.lng,
+        responsibility_list_version=rlist_version,
+        rule=rule.describe(category.code),
+        recurrence_of=recurrence,
+        before_media_ids=list(report.media_ids),
+        grid_code=place.grid_code,
+        created_at=report.submitted_at,
         updated_at=now,
     )
     if not created:
         return False  # the same case reserved twice (a replayed report with a new event id)
     await store.append_timeline(
-        conn, case_id=report.case_id, at=report.submitted_at, action="submit", status="submitted",
-        actor=f"reporter:{report.channel}", detail={"report_id": str(report.report_id)},
+        conn,
+        case_id=report.case_id,
+        at=report.submitted_at,
+        action="submit",
+        status="submitted",
+        actor=f"reporter:{report.channel}",
+        detail={"report_id": str(report.report_id)},
     )
-    detail = {"department_code": rule.lead, "co_department_codes": list(rule.co_handlers),
-              "responsibility_list_version": rlist_version, "rule": rule.describe(category.code),
-              "owner_code": decision.jurisdiction_code, "level": decision.level}
+    detail = {
+        "department_code": rule.lead,
+        "co_department_codes": list(rule.co_handlers),
+        "responsibility_list_version": rlist_version,
+        "rule": rule.describe(category.code),
+        "owner_code": decision.jurisdiction_code,
+        "level": decision.level,
+    }
     if recurrence:
         detail["recurrence_of"] = str(recurrence)  # 回潮: flagged for review, still handled
-    await store.append_timeline(conn, case_id=report.case_id, at=now, action="dispatch", status="dispatched",
-                                actor=SYSTEM.label, detail=detail, seq=1)
+    await store.append_timeline(
+        conn,
+        case_id=report.case_id,
+        at=now,
+        action="dispatch",
+        status="dispatched",
+        actor=SYSTEM.label,
+        detail=detail,
+        seq=1,
+    )
     row = await store.find_case(conn, case_id=report.case_id)
-    await _dispatched(conn, settings=settings, row=row, action="dispatch", actor=SYSTEM.label, reason=None,
-                      correlation_id=correlation_id)
+    await _dispatched(
+        conn,
+        settings=settings,
+        row=row,
+        action="dispatch",
+        actor=SYSTEM.label,
+        reason=None,
+        correlation_id=correlation_id,
+    )
     return True
 
 
 async def receive_escalation(
-    conn: asyncpg.Connection, *, settings: DispatchSettings, taxonomy: Taxonomy, escalated: CaseTransitioned,
+    conn: asyncpg.Connection,
+    *,
+    settings: DispatchSettings,
+    taxonomy: Taxonomy,
+    escalated: CaseTransitioned,
     correlation_id: UUID | None,
 ) -> bool:
     """Take over a case a lower centre escalated (上报) to this one and dispatch it here."""
-    decision = await owns(conn, settings=settings, taxonomy=taxonomy, jurisdiction_code=escalated.jurisdiction_code,
-                          category=escalated.category, above=escalated.owner_code)
+    decision = await owns(
+        conn,
+        settings=settings,
+        taxonomy=taxonomy,
+        jurisdiction_code=escalated.jurisdiction_code,
+        category=escalated.category,
+        above=escalated.owner_code,
+    )
     rule, rlist_version, now = decision.rule, decision.list_version, utcnow()
     created = await store.insert_case(
-        conn, case_id=escalated.case_id, report_id=escalated.report_id, jurisdiction_code=escalated.jurisdiction_code,
-        status="dispatched", seq=escalated.seq + 1, owner_code=settings.jurisdiction_code,
-        level=level_of(settings.jurisdiction_code), category=escalated.category,
-        category_name=escalated.category_name, priority=escalated.priority, department_code=rule.lead,
-        department_name=taxonomy.department_name(rule.lead), co_department_codes=list(rule.co_handlers),
-        description=escalated.description, lat=escalated.lat, lng=escalated.lng, grid_code=escalated.grid_code,
-        responsibility_list_version=rlist_version, rule=rule.describe(escalated.category),
-        created_at=escalated.at, updated_at=now,
+        conn,
+        case_id=escalated.case_id,
+        report_id=escalated.report_id,
+        jurisdiction_code=escalated.jurisdiction_code,
+        status="dispatched",
+        seq=escalated.seq + 1,
+        owner_code=settings.jurisdiction_code,
+        level=level_of(settings.jurisdiction_code),
+        category=escalated.category,
+        category_name=escalated.category_name,
+        priority=escalated.priority,
+        department_code=rule.lead,
+        department_name=taxonomy.department_name(rule.lead),
+        co_department_codes=list(rule.co_handlers),
+        description=escalated.description,
+        lat=escalated.lat,
+        lng=escalated.lng,
+        grid_code=escalated.grid_code,
+        responsibility_list_version=rlist_version,
+        rule=rule.describe(escalated.category),
+        created_at=escalated.at,
+        updated_at=now,
     )
     if not created:
         return False
     await store.append_timeline(
-        conn, case_id=escalated.case_id, at=escalated.at, action="escalate", status="escalated", actor=escalated.actor,
-        detail={"from_owner_code": escalated.owner_code}, seq=escalated.seq, reason=escalated.reason,
+        conn,
+        case_id=escalated.case_id,
+        at=escalated.at,
+        action="escalate",
+        status="escalated",
+        actor=escalated.actor,
+        detail={"from_owner_code": escalated.owner_code},
+        seq=escalated.seq,
+        reason=escalated.reason,
     )
     await store.append_timeline(
-        conn, case_id=escalated.case_id, at=now, action="dispatch", status="dispatched", actor=SYSTEM.label,
-        detail={"department_code": rule.lead, "rule": rule.describe(escalated.category),
-                "responsibility_list_version": rlist_version, "owner_code": settings.jurisdiction_code},
+        conn,
+        case_id=escalated.case_id,
+        at=now,
+        action="dispatch",
+        status="dispatched",
+        actor=SYSTEM.label,
+        detail={
+            "department_code": rule.lead,
+            "rule": rule.describe(escalated.category),
+            "responsibility_list_version": rlist_version,
+            "owner_code": settings.jurisdiction_code,
+        },
         seq=escalated.seq + 1,
     )
     row = await store.find_case(conn, case_id=escalated.case_id)
-    await _dispatched(conn, settings=settings, row=row, action="escalate", actor=escalated.actor,
-                      reason=escalated.reason, correlation_id=correlation_id)
+    await _dispatched(
+        conn,
+        settings=settings,
+        row=row,
+        action="escalate",
+        actor=escalated.actor,
+        reason=escalated.reason,
+        correlation_id=correlation_id,
+    )
     return True
 
 
 async def run_command(
-    conn: asyncpg.Connection, *, settings: DispatchSettings, taxonomy: Taxonomy, case_id: UUID, action: str, actor: Actor,
-    arguments: dict, correlation_id: UUID | None = None,
+    conn: asyncpg.Connection,
+    *,
+    settings: DispatchSettings,
+    taxonomy: Taxonomy,
+    case_id: UUID,
+    action: str,
+    actor: Actor,
+    arguments: dict,
+    correlation_id: UUID | None = None,
 ) -> asyncpg.Record:
     """Apply one action to a case; raises CaseNotFound, IllegalTransition or Forbidden. What the
     action does is its spec and rule (`domain.decide`); here it is only stored and published."""
@@ -176,37 +320,79 @@ async def run_command(
     state = case_state(row)
     authorize(actor=actor, action=action, case=state)  # 403 before reading anything the action needs
     now = utcnow()
-    context = Context(rlist=await current_list(conn, taxonomy=taxonomy), centres=centres(settings),
-                      taxonomy=taxonomy, now=now)
+    context = Context(
+        rlist=await current_list(conn, taxonomy=taxonomy), centres=centres(settings), taxonomy=taxonomy, now=now
+    )
     transition = decide(case=state, action=action, actor=actor, arguments=arguments, context=context)
     after = apply(state, transition)
     changes = {
         **transition.changes,
-        "status": after.status, "seq": row["seq"] + 1, "updated_at": now,
+        "status": after.status,
+        "seq": row["seq"] + 1,
+        "updated_at": now,
         "co_department_codes": list(after.co_department_codes),
         "acknowledged_departments": list(after.acknowledged_departments),
     }
     await store.update_case(conn, case_id=case_id, **changes)
     await store.append_timeline(
-        conn, case_id=case_id, at=now, action=action, status=after.status, actor=actor.label,
-        detail=transition.detail, seq=changes["seq"], reason=transition.reason,
+        conn,
+        case_id=case_id,
+        at=now,
+        action=action,
+        status=after.status,
+        actor=actor.label,
+        detail=transition.detail,
+        seq=changes["seq"],
+        reason=transition.reason,
     )
     row = await store.find_case(conn, case_id=case_id)
     if transition.spec.corrects_triage:  # triage learns from the dispatcher's correction
         correction = TriageCorrected(
-            report_id=row["report_id"], case_id=case_id, text=row["description"], category=row["category"],
-            priority=row["priority"], previous_category=transition.detail.get("previous_category"),
-            corrected_by=actor.label, corrected_at=now)
-        await _emit(conn, settings=settings, row=row, payload=correction, event_type="triage.corrected",
-                    correlation_id=correlation_id)
+            report_id=row["report_id"],
+            case_id=case_id,
+            text=row["description"],
+            category=row["category"],
+            priority=row["priority"],
+            previous_category=transition.detail.get("previous_category"),
+            corrected_by=actor.label,
+            corrected_at=now,
+        )
+        await _emit(
+            conn,
+            settings=settings,
+            row=row,
+            payload=correction,
+            event_type="triage.corrected",
+            correlation_id=correlation_id,
+        )
     if transition.event_type == "case.dispatched":
-        await _dispatched(conn, settings=settings, row=row, action=action, actor=actor.label,
-                          reason=transition.reason, correlation_id=correlation_id)
+        await _dispatched(
+            conn,
+            settings=settings,
+            row=row,
+            action=action,
+            actor=actor.label,
+            reason=transition.reason,
+            correlation_id=correlation_id,
+        )
     else:
-        payload = CaseTransitioned(**case_facts(row), action=action, from_status=transition.from_status,
-                                   actor=actor.label, reason=transition.reason, detail=transition.detail, at=now)
-        await _emit(conn, settings=settings, row=row, payload=payload, event_type=transition.event_type,
-                    correlation_id=correlation_id)
+        payload = CaseTransitioned(
+            **case_facts(row),
+            action=action,
+            from_status=transition.from_status,
+            actor=actor.label,
+            reason=transition.reason,
+            detail=transition.detail,
+            at=now,
+        )
+        await _emit(
+            conn,
+            settings=settings,
+            row=row,
+            payload=payload,
+            event_type=transition.event_type,
+            correlation_id=correlation_id,
+        )
     return row
 
 
@@ -216,6 +402,13 @@ async def auto_verify(conn: asyncpg.Connection, *, settings: DispatchSettings, t
     case_ids = await store.resolved_before(conn, before=before)
     for case_id in case_ids:
         for action in ("verify", "close"):
-            await run_command(conn, settings=settings, taxonomy=taxonomy, case_id=case_id, action=action,
-                              actor=SYSTEM, arguments={"auto": True})
+            await run_command(
+                conn,
+                settings=settings,
+                taxonomy=taxonomy,
+                case_id=case_id,
+                action=action,
+                actor=SYSTEM,
+                arguments={"auto": True},
+            )
     return len(case_ids)

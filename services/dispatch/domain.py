@@ -146,8 +146,12 @@ def _send_to(department: str, co_departments: Any, context: Context) -> dict[str
         unknown = codes - set(context.taxonomy.departments)
         if unknown:
             raise IllegalTransition(f"unknown department {', '.join(sorted(map(str, unknown)))}")
-    changes: dict[str, Any] = dict(department_code=department, co_department_codes=tuple(co_departments or ()),
-                                   acknowledged_departments=(), plan_submitted=False)
+    changes: dict[str, Any] = dict(
+        department_code=department,
+        co_department_codes=tuple(co_departments or ()),
+        acknowledged_departments=(),
+        plan_submitted=False,
+    )
     if context.taxonomy is not None:
         changes["department_name"] = context.taxonomy.department_name(department)
     return changes
@@ -162,9 +166,11 @@ def _acknowledge(c: Command) -> Outcome:
     if department in case.acknowledged_departments:
         raise IllegalTransition(f"{department} has already acknowledged")
     lead = department == case.department_code
-    return Outcome(changes={"acknowledged_departments": (*case.acknowledged_departments, department)},
-                   detail={"department_code": department},
-                   to_status="acknowledged" if lead and case.status == "dispatched" else case.status)
+    return Outcome(
+        changes={"acknowledged_departments": (*case.acknowledged_departments, department)},
+        detail={"department_code": department},
+        to_status="acknowledged" if lead and case.status == "dispatched" else case.status,
+    )
 
 
 def _start(c: Command) -> Outcome:
@@ -189,8 +195,10 @@ def _resolve(c: Command) -> Outcome:
     if c.case.co_department_codes and not c.case.plan_submitted:
         raise IllegalTransition("a joint case needs its joint plan before it is resolved")
     after = [str(m) for m in c.arguments["after_media_ids"]]
-    return Outcome(detail={"result": c.arguments["result"], "after_media_ids": after},
-                   changes={"resolved_at": c.context.now, "after_media_ids": after})
+    return Outcome(
+        detail={"result": c.arguments["result"], "after_media_ids": after},
+        changes={"resolved_at": c.context.now, "after_media_ids": after},
+    )
 
 
 def _verify(c: Command) -> Outcome:
@@ -206,8 +214,10 @@ def _dispatch_or_transfer(c: Command) -> Outcome:
     department = c.arguments["department_code"]
     if c.spec.name == "transfer" and department == c.case.department_code:
         raise IllegalTransition("transfer needs a different department")
-    return Outcome(changes=_send_to(department, c.arguments.get("co_department_codes"), c.context),
-                   detail={"department_code": department})
+    return Outcome(
+        changes=_send_to(department, c.arguments.get("co_department_codes"), c.context),
+        detail={"department_code": department},
+    )
 
 
 def _escalate(c: Command) -> Outcome:
@@ -217,8 +227,13 @@ def _escalate(c: Command) -> Outcome:
     to = None
     if context.rlist is not None and case.category and case.owner_code:
         try:
-            to = decide_owner(rlist=context.rlist, centres=context.centres, case_jurisdiction=case.jurisdiction_code,
-                              category=case.category, above=case.owner_code).jurisdiction_code
+            to = decide_owner(
+                rlist=context.rlist,
+                centres=context.centres,
+                case_jurisdiction=case.jurisdiction_code,
+                category=case.category,
+                above=case.owner_code,
+            ).jurisdiction_code
         except ValueError as error:
             raise IllegalTransition(f"no centre above this one handles {case.category}: {error}") from None
     if not to:
@@ -248,8 +263,10 @@ def _await_reporter(c: Command) -> Outcome:
 def _reporter_replied(c: Command) -> Outcome:
     if not c.case.awaiting_reporter:
         raise IllegalTransition("not waiting for the reporter")
-    return Outcome(changes={"awaiting_reporter": False},
-                   detail={"reply": c.arguments.get("result") or c.arguments.get("comment") or ""})
+    return Outcome(
+        changes={"awaiting_reporter": False},
+        detail={"reply": c.arguments.get("result") or c.arguments.get("comment") or ""},
+    )
 
 
 def _reclassify(c: Command) -> Outcome:
@@ -260,8 +277,9 @@ def _reclassify(c: Command) -> Outcome:
     if taxonomy is not None and category is None:
         raise IllegalTransition(f"unknown category {category_code}")
     if c.context.rlist is not None:
-        rule = c.context.rlist.rule_at(jurisdiction_code=c.case.owner_code or c.case.jurisdiction_code,
-                                       category=category_code)
+        rule = c.context.rlist.rule_at(
+            jurisdiction_code=c.case.owner_code or c.case.jurisdiction_code, category=category_code
+        )
         if rule is None:
             raise IllegalTransition(f"this level has no department for {category_code}; escalate the case instead")
         department, co = rule.lead, list(rule.co_handlers)
@@ -270,10 +288,15 @@ def _reclassify(c: Command) -> Outcome:
     changes = _send_to(department, co, c.context)
     changes["category"] = category_code
     if category is not None:
-        changes.update(category_name=category.name, priority=c.arguments.get("priority") or category.priority,
-                       rule=f"manual:{c.actor.label}:{category_code}->{department}")
-    return Outcome(changes=changes, detail={"category": category_code, "previous_category": c.case.category,
-                                            "department_code": department})
+        changes.update(
+            category_name=category.name,
+            priority=c.arguments.get("priority") or category.priority,
+            rule=f"manual:{c.actor.label}:{category_code}->{department}",
+        )
+    return Outcome(
+        changes=changes,
+        detail={"category": category_code, "previous_category": c.case.category, "department_code": department},
+    )
 
 
 def _merge(c: Command) -> Outcome:
@@ -284,22 +307,42 @@ def _merge(c: Command) -> Outcome:
 
 
 def _reopen(c: Command) -> Outcome:
-    return Outcome(changes=dict(acknowledged_departments=(), plan_submitted=False, extension_pending=False,
-                                awaiting_reporter=False, resolved_at=None))
+    return Outcome(
+        changes=dict(
+            acknowledged_departments=(),
+            plan_submitted=False,
+            extension_pending=False,
+            awaiting_reporter=False,
+            resolved_at=None,
+        )
+    )
 
 
 # An action without an entry here is fully described by its spec.
 RULES: dict[str, Callable[[Command], Outcome]] = {
-    "acknowledge": _acknowledge, "start": _start, "submit_plan": _submit_plan, "report_part": _report_part,
-    "resolve": _resolve, "verify": _verify, "dispatch": _dispatch_or_transfer, "transfer": _dispatch_or_transfer,
-    "escalate": _escalate, "request_extension": _extension_request, "approve_extension": _extension_answer,
-    "refuse_extension": _extension_answer, "await_reporter": _await_reporter, "reporter_replied": _reporter_replied,
-    "reclassify": _reclassify, "merge": _merge, "reopen": _reopen,
+    "acknowledge": _acknowledge,
+    "start": _start,
+    "submit_plan": _submit_plan,
+    "report_part": _report_part,
+    "resolve": _resolve,
+    "verify": _verify,
+    "dispatch": _dispatch_or_transfer,
+    "transfer": _dispatch_or_transfer,
+    "escalate": _escalate,
+    "request_extension": _extension_request,
+    "approve_extension": _extension_answer,
+    "refuse_extension": _extension_answer,
+    "await_reporter": _await_reporter,
+    "reporter_replied": _reporter_replied,
+    "reclassify": _reclassify,
+    "merge": _merge,
+    "reopen": _reopen,
 }
 
 
-def decide(*, case: CaseState, action: str, actor: Actor, arguments: dict | None = None,
-           context: Context | None = None) -> Transition:
+def decide(
+    *, case: CaseState, action: str, actor: Actor, arguments: dict | None = None, context: Context | None = None
+) -> Transition:
     """Check an action against its spec and the case's state, and build the transition it makes:
     403 (Forbidden) before anything about the action, then 409 (IllegalTransition) for a status
     that does not allow it or an argument it requires."""
@@ -316,9 +359,15 @@ def decide(*, case: CaseState, action: str, actor: Actor, arguments: dict | None
     changes = outcome.changes
     if "department_code" in changes and changes["department_code"] != case.department_code:
         changes.setdefault("rule", f"manual:{actor.label}")
-    return Transition(action=action, event_type=spec.event_type, from_status=case.status,
-                      to_status=outcome.to_status or spec.to_status or case.status, reason=arguments.get("reason"),
-                      changes=changes, detail=outcome.detail)
+    return Transition(
+        action=action,
+        event_type=spec.event_type,
+        from_status=case.status,
+        to_status=outcome.to_status or spec.to_status or case.status,
+        reason=arguments.get("reason"),
+        changes=changes,
+        detail=outcome.detail,
+    )
 
 
 _STATE_FIELDS = {f.name for f in fields(CaseState)}
@@ -326,8 +375,9 @@ _STATE_FIELDS = {f.name for f in fields(CaseState)}
 
 def apply(case: CaseState, transition: Transition) -> CaseState:
     """The case state after a transition."""
-    return replace(case, status=transition.to_status,
-                   **{k: v for k, v in transition.changes.items() if k in _STATE_FIELDS})
+    return replace(
+        case, status=transition.to_status, **{k: v for k, v in transition.changes.items() if k in _STATE_FIELDS}
+    )
 
 
 def replay(events: list[dict]) -> dict | None:

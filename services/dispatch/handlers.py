@@ -3,11 +3,17 @@
 import asyncpg
 
 from services.dispatch import cases, store
+from services.dispatch.settings import DispatchSettings
 from shared.events import (
-    CaseTransitioned, Event, ReportAttached, ReportLocated, SlaBreached, submitted_report, utcnow,
+    CaseTransitioned,
+    Event,
+    ReportAttached,
+    ReportLocated,
+    SlaBreached,
+    submitted_report,
+    utcnow,
 )
 from shared.taxonomy import Taxonomy
-from services.dispatch.settings import DispatchSettings
 
 
 def make_handlers(*, settings: DispatchSettings, taxonomy: Taxonomy):
@@ -17,28 +23,45 @@ def make_handlers(*, settings: DispatchSettings, taxonomy: Taxonomy):
         report = submitted_report(event)  # placed by intake: its division and grid are used as they are
         if not report.place.division_code.startswith(settings.jurisdiction_code[:6]):
             return  # another county's report on a shared stream
-        decision = await cases.owns(conn, settings=settings, taxonomy=taxonomy,
-                                    jurisdiction_code=report.place.division_code, category=report.category)
+        decision = await cases.owns(
+            conn,
+            settings=settings,
+            taxonomy=taxonomy,
+            jurisdiction_code=report.place.division_code,
+            category=report.category,
+        )
         if decision.jurisdiction_code != settings.jurisdiction_code:
             return  # another centre's case
-        await cases.open_case(conn, settings=settings, taxonomy=taxonomy, report=report, decision=decision,
-                              correlation_id=event.correlation_id)
+        await cases.open_case(
+            conn,
+            settings=settings,
+            taxonomy=taxonomy,
+            report=report,
+            decision=decision,
+            correlation_id=event.correlation_id,
+        )
 
     async def on_case_escalated(conn: asyncpg.Connection, event: Event) -> None:
         escalated: CaseTransitioned = event.payload
         if escalated.detail.get("to_jurisdiction_code") == settings.jurisdiction_code:
-            await cases.receive_escalation(conn, settings=settings, taxonomy=taxonomy, escalated=escalated,
-                                           correlation_id=event.correlation_id)
+            await cases.receive_escalation(
+                conn, settings=settings, taxonomy=taxonomy, escalated=escalated, correlation_id=event.correlation_id
+            )
 
     async def on_report_attached(conn: asyncpg.Connection, event: Event) -> None:
         attached: ReportAttached = event.payload
         case = await store.find_case(conn, case_id=attached.case_id, for_update=True)
         if case is None:
             return  # another centre's case
-        await store.update_case(conn, case_id=attached.case_id, report_count=case["report_count"] + 1,
-                                updated_at=utcnow())
+        await store.update_case(
+            conn, case_id=attached.case_id, report_count=case["report_count"] + 1, updated_at=utcnow()
+        )
         await store.append_timeline(
-            conn, case_id=attached.case_id, at=event.occurred_at, action="report_attached", status=case["status"],
+            conn,
+            case_id=attached.case_id,
+            at=event.occurred_at,
+            action="report_attached",
+            status=case["status"],
             actor=f"reporter:{attached.channel}",
             detail={"report_id": str(attached.report_id), "distance_m": attached.distance_m},
         )
@@ -48,11 +71,23 @@ def make_handlers(*, settings: DispatchSettings, taxonomy: Taxonomy):
         case = await store.find_case(conn, case_id=located.case_id, for_update=True)
         if case is None or case["report_id"] != located.report_id:
             return  # another centre's case, or a report attached to a case already placed
-        await store.update_case(conn, case_id=located.case_id, jurisdiction_code=located.village_code,
-                                grid_code=located.grid_code, lat=located.lat, lng=located.lng, updated_at=utcnow())
+        await store.update_case(
+            conn,
+            case_id=located.case_id,
+            jurisdiction_code=located.village_code,
+            grid_code=located.grid_code,
+            lat=located.lat,
+            lng=located.lng,
+            updated_at=utcnow(),
+        )
         await store.append_timeline(
-            conn, case_id=located.case_id, at=located.located_at, action="located", status=case["status"],
-            actor=located.located_by, detail={"grid_code": located.grid_code},
+            conn,
+            case_id=located.case_id,
+            at=located.located_at,
+            action="located",
+            status=case["status"],
+            actor=located.located_by,
+            detail={"grid_code": located.grid_code},
         )
 
     async def on_sla_breached(conn: asyncpg.Connection, event: Event) -> None:
@@ -61,20 +96,40 @@ def make_handlers(*, settings: DispatchSettings, taxonomy: Taxonomy):
         if owner != settings.jurisdiction_code and owner.startswith(settings.jurisdiction_code):
             # A centre below this one missed a deadline: the upper level supervises (督办).
             await store.record_supervised_breach(
-                conn, event_id=event.event_id, case_id=breach.case_id, owner_code=owner,
-                jurisdiction_code=breach.jurisdiction_code, stage=breach.stage,
-                department_code=breach.department_code, category=breach.category, due_at=breach.due_at,
-                breached_at=breach.fired_at or event.occurred_at)
+                conn,
+                event_id=event.event_id,
+                case_id=breach.case_id,
+                owner_code=owner,
+                jurisdiction_code=breach.jurisdiction_code,
+                stage=breach.stage,
+                department_code=breach.department_code,
+                category=breach.category,
+                due_at=breach.due_at,
+                breached_at=breach.fired_at or event.occurred_at,
+            )
             return
         case = await store.find_case(conn, case_id=breach.case_id, for_update=True)
         if case is None or case["overdue"]:
             return  # not this centre's case, or already flagged
         await store.update_case(conn, case_id=breach.case_id, overdue=True, updated_at=utcnow())
         await store.append_timeline(
-            conn, case_id=breach.case_id, at=event.occurred_at, action="overdue", status=case["status"],
-            actor="system:sla", detail={"stage": breach.stage, "due_at": breach.due_at.isoformat(),
-                                        "department_code": breach.department_code},
+            conn,
+            case_id=breach.case_id,
+            at=event.occurred_at,
+            action="overdue",
+            status=case["status"],
+            actor="system:sla",
+            detail={
+                "stage": breach.stage,
+                "due_at": breach.due_at.isoformat(),
+                "department_code": breach.department_code,
+            },
         )
 
-    return {"report.submitted": on_report_submitted, "report.attached": on_report_attached,
-            "report.located": on_report_located, "case.escalated": on_case_escalated, "sla.breached": on_sla_breached}
+    return {
+        "report.submitted": on_report_submitted,
+        "report.attached": on_report_attached,
+        "report.located": on_report_located,
+        "case.escalated": on_case_escalated,
+        "sla.breached": on_sla_breached,
+    }

@@ -128,7 +128,11 @@ class OwnerDecision:
 
 
 def decide_owner(
-    *, rlist: ResponsibilityList, centres: frozenset[str], case_jurisdiction: str, category: str | None,
+    *,
+    rlist: ResponsibilityList,
+    centres: frozenset[str],
+    case_jurisdiction: str,
+    category: str | None,
     above: str | None = None,
 ) -> OwnerDecision:
     """The lowest dispatch centre over the case's division with a rule for its category.

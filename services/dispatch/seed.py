@@ -19,22 +19,39 @@ async def seed(settings: DispatchSettings, county: County) -> dict[str, int]:
         rows = [(county.code, county.name, "county", None, None)]
         rows += [(t.code, t.name, "town", t.kind, county.code) for t in county.towns.values()]
         rows += [(v.code, v.name, "village", v.kind, v.town_code) for v in county.villages.values()]
-        grids = [(g.code, g.name, g.village_code, [list(p) for p in g.polygon], g.worker.worker_id, g.worker.name,
-                  g.group.group_id, g.group.name) for g in county.grids.values()]
+        grids = [
+            (
+                g.code,
+                g.name,
+                g.village_code,
+                [list(p) for p in g.polygon],
+                g.worker.worker_id,
+                g.worker.name,
+                g.group.group_id,
+                g.group.name,
+            )
+            for g in county.grids.values()
+        ]
         async with pool.acquire() as conn, conn.transaction():
             await conn.executemany(
                 "INSERT INTO jurisdictions (code, name, level, kind, parent_code) VALUES ($1, $2, $3, $4, $5)"
                 " ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, level = EXCLUDED.level,"
-                " kind = EXCLUDED.kind, parent_code = EXCLUDED.parent_code", rows)
+                " kind = EXCLUDED.kind, parent_code = EXCLUDED.parent_code",
+                rows,
+            )
             await conn.executemany(
                 "INSERT INTO grids (code, name, village_code, polygon, worker_id, worker_name, group_id, group_name)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name,"
                 " village_code = EXCLUDED.village_code, polygon = EXCLUDED.polygon, worker_id = EXCLUDED.worker_id,"
                 " worker_name = EXCLUDED.worker_name, group_id = EXCLUDED.group_id, group_name = EXCLUDED.group_name",
-                grids)
-            counts = dict(await conn.fetchrow(
-                "SELECT count(*) FILTER (WHERE level = 'town') AS towns,"
-                " count(*) FILTER (WHERE level = 'village') AS villages FROM jurisdictions"))
+                grids,
+            )
+            counts = dict(
+                await conn.fetchrow(
+                    "SELECT count(*) FILTER (WHERE level = 'town') AS towns,"
+                    " count(*) FILTER (WHERE level = 'village') AS villages FROM jurisdictions"
+                )
+            )
             counts["grids"] = await conn.fetchval("SELECT count(*) FROM grids")
         return counts
     finally:
@@ -45,8 +62,10 @@ def main() -> None:
     settings = DispatchSettings(service_name="dispatch")
     county = load_county(settings.county_map_path)
     counts = asyncio.run(seed(settings, county))
-    print(f"[seed] {county.name} ({county.code}) loaded into {settings.database_url}: "
-          f"{counts['towns']} towns, {counts['villages']} villages/communities, {counts['grids']} grids")
+    print(
+        f"[seed] {county.name} ({county.code}) loaded into {settings.database_url}: "
+        f"{counts['towns']} towns, {counts['villages']} villages/communities, {counts['grids']} grids"
+    )
 
 
 if __name__ == "__main__":

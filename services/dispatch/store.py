@@ -9,10 +9,33 @@ from shared.db import insert
 
 # Columns a command may change besides status.
 CASE_MUTABLE = {
-    "status", "seq", "owner_code", "level", "department_code", "department_name", "co_department_codes",
-    "acknowledged_departments", "plan_submitted", "extension_pending", "awaiting_reporter", "overdue", "merged_into", "rating",
-    "resolved_at", "updated_at", "responsibility_list_version", "rule", "after_media_ids", "category",
-    "category_name", "priority", "jurisdiction_code", "grid_code", "lat", "lng", "report_count",
+    "status",
+    "seq",
+    "owner_code",
+    "level",
+    "department_code",
+    "department_name",
+    "co_department_codes",
+    "acknowledged_departments",
+    "plan_submitted",
+    "extension_pending",
+    "awaiting_reporter",
+    "overdue",
+    "merged_into",
+    "rating",
+    "resolved_at",
+    "updated_at",
+    "responsibility_list_version",
+    "rule",
+    "after_media_ids",
+    "category",
+    "category_name",
+    "priority",
+    "jurisdiction_code",
+    "grid_code",
+    "lat",
+    "lng",
+    "report_count",
 }
 
 
@@ -31,13 +54,28 @@ async def update_case(conn: asyncpg.Connection, *, case_id: UUID, **changes) -> 
 
 
 async def append_timeline(
-    conn: asyncpg.Connection, *, case_id: UUID, at: datetime, action: str, status: str, actor: str,
-    detail: dict, seq: int | None = None, reason: str | None = None,
+    conn: asyncpg.Connection,
+    *,
+    case_id: UUID,
+    at: datetime,
+    action: str,
+    status: str,
+    actor: str,
+    detail: dict,
+    seq: int | None = None,
+    reason: str | None = None,
 ) -> None:
     await conn.execute(
         "INSERT INTO case_timeline (case_id, at, action, status, actor, detail, seq, reason)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        case_id, at, action, status, actor, detail, seq, reason,
+        case_id,
+        at,
+        action,
+        status,
+        actor,
+        detail,
+        seq,
+        reason,
     )
 
 
@@ -51,10 +89,18 @@ async def list_timeline(conn: asyncpg.Connection, *, case_id: UUID) -> list[asyn
 
 
 async def list_cases(
-    conn: asyncpg.Connection, *, jurisdiction_prefix: str, department_code: str | None = None,
-    status: str | None = None, category: str | None = None, priority: str | None = None,
-    overdue: bool | None = None, created_from: datetime | None = None, created_to: datetime | None = None,
-    after: tuple[datetime, UUID] | None = None, limit: int = 50,
+    conn: asyncpg.Connection,
+    *,
+    jurisdiction_prefix: str,
+    department_code: str | None = None,
+    status: str | None = None,
+    category: str | None = None,
+    priority: str | None = None,
+    overdue: bool | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    after: tuple[datetime, UUID] | None = None,
+    limit: int = 50,
 ) -> list[asyncpg.Record]:
     """Cases newest first; `after` is the (created_at, case_id) of the last row of the previous page."""
     conditions, args = ["jurisdiction_code LIKE $1"], [jurisdiction_prefix + "%"]
@@ -77,13 +123,20 @@ async def list_cases(
         conditions.append(f"(created_at, case_id) < (${len(args) - 1}, ${len(args)})")
     args.append(limit)
     return await conn.fetch(
-        f"SELECT * FROM cases WHERE {' AND '.join(conditions)} ORDER BY created_at DESC, case_id DESC LIMIT ${len(args)}",
+        f"SELECT * FROM cases WHERE {' AND '.join(conditions)}"
+        f" ORDER BY created_at DESC, case_id DESC LIMIT ${len(args)}",
         *args,
     )
 
 
 async def find_recurrence(
-    conn: asyncpg.Connection, *, case_id: UUID, category: str, lat: float, lng: float, since: datetime,
+    conn: asyncpg.Connection,
+    *,
+    case_id: UUID,
+    category: str,
+    lat: float,
+    lng: float,
+    since: datetime,
     distance_m: float,
 ) -> UUID | None:
     """The latest earlier case of the same category within distance_m since `since` (回潮)."""
@@ -96,7 +149,12 @@ async def find_recurrence(
                              + power(radians(lng - $5) * cos(radians(($4 + lat) / 2)), 2)) <= $6
         ORDER BY created_at DESC LIMIT 1
         """,
-        category, case_id, since, lat, lng, distance_m,
+        category,
+        case_id,
+        since,
+        lat,
+        lng,
+        distance_m,
     )
 
 
@@ -104,7 +162,9 @@ async def resolved_before(conn: asyncpg.Connection, *, before: datetime, limit: 
     """Resolved cases nobody verified since `before`, locked for this transaction only."""
     rows = await conn.fetch(
         "SELECT case_id FROM cases WHERE status = 'resolved' AND resolved_at < $1"
-        " ORDER BY resolved_at LIMIT $2 FOR UPDATE SKIP LOCKED", before, limit,
+        " ORDER BY resolved_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        before,
+        limit,
     )
     return [r["case_id"] for r in rows]
 
@@ -120,7 +180,10 @@ async def list_versions(conn: asyncpg.Connection) -> list[asyncpg.Record]:
 async def insert_list(conn: asyncpg.Connection, *, version: str, document: dict, created_by: str) -> bool:
     status = await conn.execute(
         "INSERT INTO responsibility_lists (version, document, created_by) VALUES ($1, $2, $3)"
-        " ON CONFLICT (version) DO NOTHING", version, document, created_by,
+        " ON CONFLICT (version) DO NOTHING",
+        version,
+        document,
+        created_by,
     )
     return status == "INSERT 0 1"
 
@@ -132,7 +195,10 @@ async def find_idempotent(conn: asyncpg.Connection, *, key: str) -> asyncpg.Reco
 async def save_idempotent(conn: asyncpg.Connection, *, key: str, request_hash: str, status_code: int, response: dict):
     await conn.execute(
         "INSERT INTO idempotency_keys (key, request_hash, status_code, response) VALUES ($1, $2, $3, $4)",
-        key, request_hash, status_code, response,
+        key,
+        request_hash,
+        status_code,
+        response,
     )
 
 
@@ -141,13 +207,17 @@ async def find_jurisdiction(conn: asyncpg.Connection, *, code: str) -> asyncpg.R
 
 
 async def list_children(conn: asyncpg.Connection, *, code: str) -> list[asyncpg.Record]:
-    return await conn.fetch("SELECT code, name, level, kind FROM jurisdictions WHERE parent_code = $1 ORDER BY code", code)
+    return await conn.fetch(
+        "SELECT code, name, level, kind FROM jurisdictions WHERE parent_code = $1 ORDER BY code", code
+    )
 
 
 async def list_grids(conn: asyncpg.Connection, *, village_code: str) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT code, name, worker_id, worker_name, group_id, group_name FROM grids WHERE village_code = $1"
-        " ORDER BY code", village_code)
+        " ORDER BY code",
+        village_code,
+    )
 
 
 async def record_supervised_breach(conn: asyncpg.Connection, **breach) -> None:
@@ -157,4 +227,6 @@ async def record_supervised_breach(conn: asyncpg.Connection, **breach) -> None:
 async def list_supervised_breaches(conn: asyncpg.Connection, *, jurisdiction_prefix: str, limit: int):
     return await conn.fetch(
         "SELECT * FROM supervised_breaches WHERE owner_code LIKE $1 ORDER BY breached_at DESC LIMIT $2",
-        jurisdiction_prefix + "%", limit)
+        jurisdiction_prefix + "%",
+        limit,
+    )

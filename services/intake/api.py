@@ -12,8 +12,15 @@ from pydantic import BaseModel, Field, ValidationError
 
 from services.intake import store
 from services.intake.domain import (
-    MAX_DESCRIPTION_CHARS, PHONE_PATTERN, OutsideCounty, Placement, ReportIn, division_of, new_query_code,
-    place_report, query_code_hash,
+    MAX_DESCRIPTION_CHARS,
+    PHONE_PATTERN,
+    OutsideCounty,
+    Placement,
+    ReportIn,
+    division_of,
+    new_query_code,
+    place_report,
+    query_code_hash,
 )
 from services.intake.reports import Intake, apply_new_corrections, check_rate_limit, client_ip, submit_report
 from shared.db import enqueue
@@ -60,9 +67,13 @@ def locate(intake: Intake, *, lat: float | None, lng: float | None, coord_system
     try:
         return place_report(lat=lat, lng=lng, coord_system=coord_system, county=intake.county)
     except OutsideCounty as exc:
-        raise Problem(422, "Location outside the county",
-                      f"位置不在{intake.county.name}（{intake.county.code}）辖区内，请确认定位。",
-                      kind="outside-county", reason=str(exc)) from exc
+        raise Problem(
+            422,
+            "Location outside the county",
+            f"位置不在{intake.county.name}（{intake.county.code}）辖区内，请确认定位。",
+            kind="outside-county",
+            reason=str(exc),
+        ) from exc
 
 
 async def read_report(request: Request, settings) -> tuple[ReportIn, list[tuple[bytes, str | None, str | None]]]:
@@ -80,27 +91,46 @@ async def read_report(request: Request, settings) -> tuple[ReportIn, list[tuple[
     except ValidationError as error:
         raise RequestValidationError(error.errors()) from None
     if any(len(data) > settings.media_image_max_bytes for data, _, _ in files):
-        raise Problem(413, "Photo too large", f"每张照片不超过 {settings.media_image_max_bytes // (1024 * 1024)} MB。",
-                      kind="photo-too-large")
+        raise Problem(
+            413,
+            "Photo too large",
+            f"每张照片不超过 {settings.media_image_max_bytes // (1024 * 1024)} MB。",
+            kind="photo-too-large",
+        )
     if any(not data for data, _, _ in files):
         raise Problem(422, "Empty photo", "上传的照片是空文件。", kind="empty-photo")
     return report, files
 
 
-@router.post("/reports", status_code=201, openapi_extra={"requestBody": {"content": {
-    "application/json": {"schema": ReportIn.model_json_schema()},
-    "multipart/form-data": {"schema": {"type": "object", "properties": {
-        **ReportIn.model_json_schema()["properties"], "photos": {"type": "array", "items": {"type": "string",
-                                                                                             "format": "binary"}}}}},
-}}})
+@router.post(
+    "/reports",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {"schema": ReportIn.model_json_schema()},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            **ReportIn.model_json_schema()["properties"],
+                            "photos": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        },
+                    }
+                },
+            }
+        }
+    },
+)
 @public("residents report from the H5 form and apps without an account; limited per IP and phone")
 async def post_report(request: Request, idempotency_key: str | None = Header(default=None, max_length=200)):
     """Accept a report: it and its event are committed together before we answer."""
     intake, pool = _intake(request), request.app.state.runtime.pool
     report, files = await read_report(request, intake.settings)
     if report.category is not None and report.category not in intake.taxonomy.categories:
-        raise Problem(422, "Unknown category", f"'{report.category}' is not a category of the taxonomy.",
-                      kind="unknown-category")
+        raise Problem(
+            422, "Unknown category", f"'{report.category}' is not a category of the taxonomy.", kind="unknown-category"
+        )
     placement = locate(intake, lat=report.lat, lng=report.lng, coord_system=report.coord_system)
     async with pool.acquire() as conn:
         if idempotency_key:
@@ -108,7 +138,9 @@ async def post_report(request: Request, idempotency_key: str | None = Header(def
             if existing:
                 return JSONResponse(_report_view(existing), status_code=200)
         await check_rate_limit(
-            conn, settings=intake.settings, ip=client_ip(request, intake.settings),
+            conn,
+            settings=intake.settings,
+            ip=client_ip(request, intake.settings),
             phone=report.reporter_phone,
         )
         # Photos are parked before the report commits, so the event never names a missing object.
@@ -116,15 +148,25 @@ async def post_report(request: Request, idempotency_key: str | None = Header(def
         for data, filename, content_type in files:
             key = str(uuid4())
             await request.app.state.incoming.put(key, data, content_type or "application/octet-stream")
-            incoming.append(IncomingPhoto(object_key=key, filename=filename, content_type=content_type,
-                                          size_bytes=len(data)))
+            incoming.append(
+                IncomingPhoto(object_key=key, filename=filename, content_type=content_type, size_bytes=len(data))
+            )
         async with conn.transaction():
             accepted = await submit_report(
-                conn, intake=intake, description=report.description, category=report.category,
-                placement=placement, input_lat=report.lat, input_lng=report.lng,
+                conn,
+                intake=intake,
+                description=report.description,
+                category=report.category,
+                placement=placement,
+                input_lat=report.lat,
+                input_lng=report.lng,
                 coord_system=report.coord_system.value if report.lat is not None else None,
-                address=report.address, channel=report.channel.value, reporter_phone=report.reporter_phone,
-                media_ids=report.media_ids, idempotency_key=idempotency_key, incoming_photos=tuple(incoming),
+                address=report.address,
+                channel=report.channel.value,
+                reporter_phone=report.reporter_phone,
+                media_ids=report.media_ids,
+                idempotency_key=idempotency_key,
+                incoming_photos=tuple(incoming),
             )
     return accepted.answer()
 
@@ -170,7 +212,8 @@ async def locate_report(report_id: UUID, body: LocationIn, request: Request, act
     placement = locate(intake, lat=body.lat, lng=body.lng, coord_system=body.coord_system)
     grid = placement.grid
     if actor.jurisdiction_code != intake.settings.jurisdiction_code and not grid.grid_code.startswith(
-            actor.jurisdiction_code):
+        actor.jurisdiction_code
+    ):
         raise Problem(403, "Forbidden", "该位置不在您负责的区域内。", kind="forbidden")
     async with request.app.state.runtime.pool.acquire() as conn, conn.transaction():
         row = await store.find_report(conn, report_id=report_id)
@@ -178,18 +221,40 @@ async def locate_report(report_id: UUID, body: LocationIn, request: Request, act
             raise Problem(404, "Report not found", f"No report {report_id}.", kind="not-found")
         now = utcnow()
         await store.set_report_location(
-            conn, report_id=report_id, lat=placement.lat, lng=placement.lng, input_lat=body.lat,
-            input_lng=body.lng, coord_system=body.coord_system.value, grid_code=grid.grid_code,
-            village_code=grid.village_code, town_code=grid.town_code, at=now,
+            conn,
+            report_id=report_id,
+            lat=placement.lat,
+            lng=placement.lng,
+            input_lat=body.lat,
+            input_lng=body.lng,
+            coord_system=body.coord_system.value,
+            grid_code=grid.grid_code,
+            village_code=grid.village_code,
+            town_code=grid.town_code,
+            at=now,
         )
         located = ReportLocated(
-            report_id=report_id, case_id=row["case_id"], lat=placement.lat, lng=placement.lng,
-            grid_code=grid.grid_code, village_code=grid.village_code, town_code=grid.town_code,
-            located_by=actor.label, located_at=now,
+            report_id=report_id,
+            case_id=row["case_id"],
+            lat=placement.lat,
+            lng=placement.lng,
+            grid_code=grid.grid_code,
+            village_code=grid.village_code,
+            town_code=grid.town_code,
+            located_by=actor.label,
+            located_at=now,
         )
-        await enqueue(conn, intake.settings, new_event(
-            located, producer=intake.settings.service_name, jurisdiction_code=grid.village_code,
-            key=str(row["case_id"]), correlation_id=report_id))
+        await enqueue(
+            conn,
+            intake.settings,
+            new_event(
+                located,
+                producer=intake.settings.service_name,
+                jurisdiction_code=grid.village_code,
+                key=str(row["case_id"]),
+                correlation_id=report_id,
+            ),
+        )
         row = await store.find_report(conn, report_id=report_id)
     return _report_view(row)
 
@@ -223,8 +288,9 @@ async def post_correction(body: CorrectionIn, request: Request, actor: CurrentAc
         raise Problem(403, "Forbidden", f"A {actor.role} may not correct triage.", kind="forbidden")
     intake, runtime = _intake(request), request.app.state.runtime
     if body.category not in intake.taxonomy.categories:
-        raise Problem(422, "Unknown category", f"'{body.category}' is not a category of the taxonomy.",
-                      kind="unknown-category")
+        raise Problem(
+            422, "Unknown category", f"'{body.category}' is not a category of the taxonomy.", kind="unknown-category"
+        )
     async with runtime.pool.acquire() as conn, conn.transaction():
         report = await store.find_report(conn, report_id=body.report_id) if body.report_id else None
         if body.report_id and report is None:
@@ -233,19 +299,34 @@ async def post_correction(body: CorrectionIn, request: Request, actor: CurrentAc
         if not text:
             raise Problem(422, "Text required", "Give the report's text or its report_id.", kind="validation-error")
         corrected = TriageCorrected(
-            report_id=body.report_id, case_id=report["case_id"] if report else None, text=text,
-            category=body.category, priority=body.priority,
+            report_id=body.report_id,
+            case_id=report["case_id"] if report else None,
+            text=text,
+            category=body.category,
+            priority=body.priority,
             previous_category=report["category"] if report else None,
-            corrected_by=actor.label, corrected_at=utcnow(),
+            corrected_by=actor.label,
+            corrected_at=utcnow(),
         )
-        event = new_event(corrected, producer=intake.settings.service_name,
-                          jurisdiction_code=division_of(report["village_code"] if report else None,
-                                                        instance_code=intake.settings.jurisdiction_code),
-                          key=str(corrected.case_id or corrected.report_id or "triage"))
+        event = new_event(
+            corrected,
+            producer=intake.settings.service_name,
+            jurisdiction_code=division_of(
+                report["village_code"] if report else None, instance_code=intake.settings.jurisdiction_code
+            ),
+            key=str(corrected.case_id or corrected.report_id or "triage"),
+        )
         await store.insert_correction(
-            conn, report_id=corrected.report_id, case_id=corrected.case_id, text=text, category=body.category,
-            priority=body.priority, previous_category=corrected.previous_category,
-            corrected_by=actor.label, corrected_at=corrected.corrected_at, source_event_id=event.event_id,
+            conn,
+            report_id=corrected.report_id,
+            case_id=corrected.case_id,
+            text=text,
+            category=body.category,
+            priority=body.priority,
+            previous_category=corrected.previous_category,
+            corrected_by=actor.label,
+            corrected_at=corrected.corrected_at,
+            source_event_id=event.event_id,
         )
         # Published for other consumers (scores, audit); our own consumer skips it by event id.
         await enqueue(conn, intake.settings, event)
@@ -264,8 +345,7 @@ async def query_case(body: QueryIn, request: Request):
     """我要查询: a case by its number and the reporter's phone; only that reporter's own reports."""
     intake, pool = _intake(request), request.app.state.runtime.pool
     async with pool.acquire() as conn:
-        await check_rate_limit(conn, settings=intake.settings,
-                               ip=client_ip(request, intake.settings), phone=body.phone)
+        await check_rate_limit(conn, settings=intake.settings, ip=client_ip(request, intake.settings), phone=body.phone)
         rows = await store.find_reports_of_reporter(
             conn, case_no=body.case_no.strip(), phone_hash=phone_hash(body.phone, intake.settings.phone_hash_key)
         )
@@ -321,19 +401,34 @@ async def request_query_code(body: CodeRequestIn, request: Request):
             request_id, code = uuid4(), new_query_code()
             expires_at = utcnow() + timedelta(seconds=settings.intake_query_code_ttl_s)
             await store.insert_query_code(
-                conn, request_id=request_id, phone_hash=hashed, expires_at=expires_at,
+                conn,
+                request_id=request_id,
+                phone_hash=hashed,
+                expires_at=expires_at,
                 code_hash=query_code_hash(code, key=settings.phone_hash_key, request_id=request_id),
             )
             requested = QueryCodeRequested(
-                request_id=request_id, phone_masked=mask_phone(body.phone), code=code, expires_at=expires_at,
+                request_id=request_id,
+                phone_masked=mask_phone(body.phone),
+                code=code,
+                expires_at=expires_at,
                 phone_encrypted=phone_token(body.phone, settings.phone_encryption_key),
             )
-            await enqueue(conn, settings, new_event(
-                # A phone has no place: the envelope names the division this instance serves.
-                requested, producer=settings.service_name, jurisdiction_code=settings.jurisdiction_code,
-                key=hashed.hex()[:16]))
+            await enqueue(
+                conn,
+                settings,
+                new_event(
+                    # A phone has no place: the envelope names the division this instance serves.
+                    requested,
+                    producer=settings.service_name,
+                    jurisdiction_code=settings.jurisdiction_code,
+                    key=hashed.hex()[:16],
+                ),
+            )
     # The same answer whether or not the phone ever reported.
-    return {"message": f"如该手机号提交过反映，验证码已通过短信发送，{settings.intake_query_code_ttl_s // 60}分钟内有效。"}
+    return {
+        "message": f"如该手机号提交过反映，验证码已通过短信发送，{settings.intake_query_code_ttl_s // 60}分钟内有效。"
+    }
 
 
 class PhoneQueryIn(BaseModel):
@@ -365,29 +460,45 @@ async def query_by_phone(body: PhoneQueryIn, request: Request):
 
 
 STATUS_TEXT = {
-    "submitted": "已受理", "triaged": "待派单", "dispatched": "已派单", "acknowledged": "已接单",
-    "in_progress": "处置中", "returned": "退回重派", "escalated": "已上报", "resolved": "已办结待核查",
-    "verified": "已核查", "closed": "已办结", "cancelled": "已撤销", "merged": "已合并",
+    "submitted": "已受理",
+    "triaged": "待派单",
+    "dispatched": "已派单",
+    "acknowledged": "已接单",
+    "in_progress": "处置中",
+    "returned": "退回重派",
+    "escalated": "已上报",
+    "resolved": "已办结待核查",
+    "verified": "已核查",
+    "closed": "已办结",
+    "cancelled": "已撤销",
+    "merged": "已合并",
 }
 
 
 @router.get("/locate")
 @public("the H5 form shows the resident which grid their point is in; no personal data")
 async def locate_point(
-    request: Request, lat: float = Query(ge=-90, le=90), lng: float = Query(ge=-180, le=180),
+    request: Request,
+    lat: float = Query(ge=-90, le=90),
+    lng: float = Query(ge=-180, le=180),
     coord_system: CoordSystem = CoordSystem.wgs84,
 ):
     """Which grid, village and town a point is in (the H5 form shows it before submitting)."""
     intake = _intake(request)
     async with request.app.state.runtime.pool.acquire() as conn:
-        await check_rate_limit(conn, settings=intake.settings,
-                               ip=client_ip(request, intake.settings), phone=None)
+        await check_rate_limit(conn, settings=intake.settings, ip=client_ip(request, intake.settings), phone=None)
     placement = locate(intake, lat=lat, lng=lng, coord_system=coord_system)
     grid = intake.county.grids[placement.grid.grid_code]
     village = intake.county.villages[grid.village_code]
     town = intake.county.towns[grid.town_code]
     return {
-        "lat": placement.lat, "lng": placement.lng, "grid_code": grid.code, "grid_name": grid.name,
-        "village_code": village.code, "village_name": village.name, "town_code": town.code, "town_name": town.name,
+        "lat": placement.lat,
+        "lng": placement.lng,
+        "grid_code": grid.code,
+        "grid_name": grid.name,
+        "village_code": village.code,
+        "village_name": village.name,
+        "town_code": town.code,
+        "town_name": town.name,
         "grid_worker": grid.worker.name,
     }

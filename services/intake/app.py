@@ -32,16 +32,24 @@ def load_triage_model(settings: IntakeSettings, taxonomy) -> TriageModel:
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings(service_name="intake")
     taxonomy = load_taxonomy(settings.responsibility_list_path)
-    intake = Intake(settings=settings, taxonomy=taxonomy, county=load_county(settings.county_map_path),
-                    model=load_triage_model(settings, taxonomy))
+    intake = Intake(
+        settings=settings,
+        taxonomy=taxonomy,
+        county=load_county(settings.county_map_path),
+        model=load_triage_model(settings, taxonomy),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         incoming = ObjectStore(settings, bucket=settings.intake_incoming_bucket)
         await incoming.ensure_bucket()
         async with running_service(
-            settings, service_dir=Path(__file__).parent, topics=[CASES, REPORTS, MESSAGES],
-            handlers=make_handlers(intake), loops=make_loops(intake), checks={"object_store": incoming.ensure_bucket},
+            settings,
+            service_dir=Path(__file__).parent,
+            topics=[CASES, REPORTS, MESSAGES],
+            handlers=make_handlers(intake),
+            loops=make_loops(intake),
+            checks={"object_store": incoming.ensure_bucket},
         ) as runtime:
             app.state.runtime, app.state.incoming = runtime, incoming
             # Corrections stored before this start are learned before the first request.

@@ -73,9 +73,7 @@ def division_of(village_code: str | None, *, instance_code: str) -> str:
     return village_code or instance_code
 
 
-def place_report(
-    *, lat: float | None, lng: float | None, coord_system: CoordSystem | str, county: County
-) -> Placement:
+def place_report(*, lat: float | None, lng: float | None, coord_system: CoordSystem | str, county: County) -> Placement:
     """Convert to WGS-84 and find the grid; raises OutsideCounty for a point outside the county."""
     if lat is None or lng is None:
         return Placement(None, None, None, needs_locating=True)

@@ -26,21 +26,23 @@ class Scores:
     manual: int
 
     def line(self) -> str:
-        return (f"{self.n} reports: category accuracy {self.category_accuracy:.1%}, department accuracy "
-                f"{self.department_accuracy:.1%} ({self.manual} to manual triage), urgent recall "
-                f"{self.urgent_recall:.1%} of {self.urgent}, {self.false_urgent} false urgent")
+        return (
+            f"{self.n} reports: category accuracy {self.category_accuracy:.1%}, department accuracy "
+            f"{self.department_accuracy:.1%} ({self.manual} to manual triage), urgent recall "
+            f"{self.urgent_recall:.1%} of {self.urgent}, {self.false_urgent} false urgent"
+        )
 
 
 def measure(model: TriageModel, labelled: list[Example], taxonomy: Taxonomy) -> Scores:
     """Scores of a model on labelled examples."""
     results = [model.classify(e.text) for e in labelled]
-    pairs = list(zip(results, labelled))
+    pairs = list(zip(results, labelled, strict=True))
     urgent = [r.priority == "urgent" for r, e in pairs if e.priority == "urgent"]
     return Scores(
         n=len(labelled),
         category_accuracy=sum(r.category == e.category for r, e in pairs) / len(pairs),
-        department_accuracy=sum(
-            r.department == taxonomy.categories[e.category].department_code for r, e in pairs) / len(pairs),
+        department_accuracy=sum(r.department == taxonomy.categories[e.category].department_code for r, e in pairs)
+        / len(pairs),
         urgent_recall=sum(urgent) / len(urgent) if urgent else 1.0,
         urgent=len(urgent),
         false_urgent=sum(r.priority == "urgent" for r, e in pairs if e.priority == "normal"),
@@ -57,8 +59,12 @@ def cross_validate(
     results = []
     for k in range(folds):
         held_out = set(order[k::folds])
-        model = TriageModel(taxonomy=taxonomy, lexicon=lexicon, threshold=threshold,
-                            examples=[e for i, e in enumerate(examples) if i not in held_out])
+        model = TriageModel(
+            taxonomy=taxonomy,
+            lexicon=lexicon,
+            threshold=threshold,
+            examples=[e for i, e in enumerate(examples) if i not in held_out],
+        )
         part = [examples[i] for i in sorted(held_out)]
         results.append((measure(model, part, taxonomy), len(part)))
     total = sum(n for _, n in results)
@@ -91,8 +97,9 @@ def main() -> None:
     cv = cross_validate(examples, taxonomy=taxonomy, lexicon=lexicon, threshold=settings.triage_min_confidence)
     print("5-fold cross-validation on the training data:", cv.line())
     if args.labelled:
-        model = TriageModel(taxonomy=taxonomy, lexicon=lexicon, examples=examples,
-                            threshold=settings.triage_min_confidence)
+        model = TriageModel(
+            taxonomy=taxonomy, lexicon=lexicon, examples=examples, threshold=settings.triage_min_confidence
+        )
         print(f"{args.labelled}:", measure(model, read_labelled(args.labelled), taxonomy).line())
 
 

@@ -20,8 +20,11 @@ from shared.loops import repeat_until_stopped
 from shared.service import Runtime
 
 # notify's `source` → the report channel.
-MESSAGE_CHANNELS = {"wecom_app": Channel.wechat_group, "wecom_aibot": Channel.wechat_group,
-                    "wechat_mp": Channel.official_account}
+MESSAGE_CHANNELS = {
+    "wecom_app": Channel.wechat_group,
+    "wecom_aibot": Channel.wechat_group,
+    "wechat_mp": Channel.official_account,
+}
 # Sources whose sender id is a WeCom user id (the rest are official-account openids).
 WECOM_SOURCES = ("wecom_app", "wecom_aibot")
 
@@ -32,19 +35,30 @@ def make_handlers(intake: Intake):
     async def on_case_dispatched(conn: asyncpg.Connection, event: Event) -> None:
         case: CaseDispatched = event.payload
         await store.update_case_status(
-            conn, case_id=case.case_id, status=case.status or "dispatched", department_code=case.department_code,
+            conn,
+            case_id=case.case_id,
+            status=case.status or "dispatched",
+            department_code=case.department_code,
             at=case.dispatched_at,
         )
 
     async def on_case_transitioned(conn: asyncpg.Connection, event: Event) -> None:
-        await store.set_case_status(conn, case_id=event.payload.case_id, status=event.payload.status,
-                                    at=event.payload.at)
+        await store.set_case_status(
+            conn, case_id=event.payload.case_id, status=event.payload.status, at=event.payload.at
+        )
 
     async def on_triage_corrected(conn: asyncpg.Connection, event: Event) -> None:
         c: TriageCorrected = event.payload
         await store.insert_correction(
-            conn, report_id=c.report_id, case_id=c.case_id, text=c.text, category=c.category, priority=c.priority,
-            previous_category=c.previous_category, corrected_by=c.corrected_by, corrected_at=c.corrected_at,
+            conn,
+            report_id=c.report_id,
+            case_id=c.case_id,
+            text=c.text,
+            category=c.category,
+            priority=c.priority,
+            previous_category=c.previous_category,
+            corrected_by=c.corrected_by,
+            corrected_at=c.corrected_at,
             source_event_id=event.event_id,
         )
 
@@ -55,7 +69,12 @@ def make_handlers(intake: Intake):
         # A group robot's message names its group; app and official-account messages are one-to-one.
         group_id = m.group_id or f"{m.agent_id or m.to_user}"
         await store.add_to_bundle(
-            conn, bundle_id=uuid4(), channel=m.source, group_id=group_id, sender_id=m.from_user, at=m.sent_at,
+            conn,
+            bundle_id=uuid4(),
+            channel=m.source,
+            group_id=group_id,
+            sender_id=m.from_user,
+            at=m.sent_at,
             closes_at=m.sent_at + timedelta(seconds=intake.settings.intake_message_window_s),
             text=((m.content or "").strip() or None) if m.msg_type == "text" else None,
             # The PicUrl can be fetched by media; a bare MediaId needs the platform's token.
@@ -78,11 +97,13 @@ def make_handlers(intake: Intake):
 
 async def report_from_bundle(conn: asyncpg.Connection, *, intake: Intake, row: asyncpg.Record) -> None:
     """Turn one closed bundle into a report (inside the caller's transaction)."""
-    bundle = Bundle(tuple(row["texts"]), tuple(row["media_refs"]), row["lat"], row["lng"],
-                    row["coord_system"], row["address"])
+    bundle = Bundle(
+        tuple(row["texts"]), tuple(row["media_refs"]), row["lat"], row["lng"], row["coord_system"], row["address"]
+    )
     try:
-        placement = place_report(lat=bundle.lat, lng=bundle.lng, coord_system=bundle.coord_system or "gcj02",
-                                 county=intake.county)
+        placement = place_report(
+            lat=bundle.lat, lng=bundle.lng, coord_system=bundle.coord_system or "gcj02", county=intake.county
+        )
     except OutsideCounty:
         # Nothing accepted is lost: keep the report, and let the grid worker find the place.
         placement = Placement(None, None, None, needs_locating=True)
@@ -91,10 +112,20 @@ async def report_from_bundle(conn: asyncpg.Connection, *, intake: Intake, row: a
         # A message in a grid's own group is about that grid, even without a location message.
         placement = Placement(None, None, grid, needs_locating=True)
     accepted = await submit_report(
-        conn, intake=intake, description=bundle_description(bundle), category=None, placement=placement,
-        input_lat=bundle.lat, input_lng=bundle.lng, coord_system=bundle.coord_system, address=bundle.address,
-        channel=MESSAGE_CHANNELS.get(row["channel"], Channel.wechat_group).value, reporter_phone=None,
-        media_ids=[], reporter_ref=f"{row['channel']}:{row['sender_id']}", external_media=bundle.media_refs,
+        conn,
+        intake=intake,
+        description=bundle_description(bundle),
+        category=None,
+        placement=placement,
+        input_lat=bundle.lat,
+        input_lng=bundle.lng,
+        coord_system=bundle.coord_system,
+        address=bundle.address,
+        channel=MESSAGE_CHANNELS.get(row["channel"], Channel.wechat_group).value,
+        reporter_phone=None,
+        media_ids=[],
+        reporter_ref=f"{row['channel']}:{row['sender_id']}",
+        external_media=bundle.media_refs,
         # So notify can tell the sender how their report goes, on the channel they used.
         reporter_openid=row["sender_id"] if row["channel"] == "wechat_mp" else None,
         reporter_wecom_userid=row["sender_id"] if row["channel"] in WECOM_SOURCES else None,
@@ -116,9 +147,12 @@ def make_loops(intake: Intake):
     settings = intake.settings
 
     async def bundles(runtime: Runtime) -> None:
-        await repeat_until_stopped(runtime.stopping, settings.intake_message_tick_s,
-                                   lambda: close_message_bundles_once(runtime.pool, intake),
-                                   what="closing message bundles")
+        await repeat_until_stopped(
+            runtime.stopping,
+            settings.intake_message_tick_s,
+            lambda: close_message_bundles_once(runtime.pool, intake),
+            what="closing message bundles",
+        )
 
     async def corrections(runtime: Runtime) -> None:
         async def step() -> None:
@@ -127,7 +161,8 @@ def make_loops(intake: Intake):
                 await store.prune_rate_limits(conn, before=utcnow() - timedelta(hours=2))
 
         # step returns None: always wait the interval, corrections are few.
-        await repeat_until_stopped(runtime.stopping, settings.triage_corrections_poll_s, step,
-                                   what="applying triage corrections")
+        await repeat_until_stopped(
+            runtime.stopping, settings.triage_corrections_poll_s, step, what="applying triage corrections"
+        )
 
     return {"message_bundles": bundles, "triage_corrections": corrections}

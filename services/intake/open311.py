@@ -18,7 +18,12 @@ from fastapi.responses import JSONResponse, Response
 
 from services.intake import store
 from services.intake.domain import (
-    CLOSED_STATUSES, MAX_ADDRESS_CHARS, MAX_DESCRIPTION_CHARS, PHONE_PATTERN, Channel, OutsideCounty,
+    CLOSED_STATUSES,
+    MAX_ADDRESS_CHARS,
+    MAX_DESCRIPTION_CHARS,
+    PHONE_PATTERN,
+    Channel,
+    OutsideCounty,
     place_report,
 )
 from services.intake.reports import Intake, check_rate_limit, client_ip, submit_report
@@ -114,8 +119,7 @@ async def _limit_reads(request: Request) -> None:
     intake = _intake(request)
     async with request.app.state.runtime.pool.acquire() as conn:
         try:
-            await check_rate_limit(conn, settings=intake.settings,
-                                   ip=client_ip(request, intake.settings), phone=None)
+            await check_rate_limit(conn, settings=intake.settings, ip=client_ip(request, intake.settings), phone=None)
         except Problem as exc:
             raise Open311Error(429, "too many requests; try again later") from exc
 
@@ -171,8 +175,13 @@ async def discovery(fmt: str, request: Request):
         "contact": "县网格化服务管理中心",
         "key_service": "向县网格化服务管理中心申请 api_key",
         "endpoints": [
-            {"specification": SPEC, "url": base, "changeset": "2026-11-26T00:00:00Z", "type": "production",
-             "formats": ["text/xml", "application/json"]},
+            {
+                "specification": SPEC,
+                "url": base,
+                "changeset": "2026-11-26T00:00:00Z",
+                "type": "production",
+                "formats": ["text/xml", "application/json"],
+            },
         ],
     }
     if fmt == "xml":
@@ -201,8 +210,9 @@ async def services(fmt: str, request: Request, jurisdiction_id: str | None = Non
         _check_jurisdiction(intake, jurisdiction_id)
     except Open311Error as exc:
         return _error(fmt if fmt in FORMATS else "json", exc.status, exc.description)
-    return _respond(fmt, [_service(intake, code) for code in intake.taxonomy.categories],
-                    root="services", item="service")
+    return _respond(
+        fmt, [_service(intake, code) for code in intake.taxonomy.categories], root="services", item="service"
+    )
 
 
 @router.get("/services/{service_code}.{fmt}")
@@ -266,25 +276,42 @@ async def post_request(fmt: str, request: Request):
             raise Open311Error(400, "the location is outside this jurisdiction") from exc
         async with pool.acquire() as conn:
             try:
-                await check_rate_limit(conn, settings=intake.settings,
-                                       ip=client_ip(request, intake.settings), phone=phone)
+                await check_rate_limit(
+                    conn, settings=intake.settings, ip=client_ip(request, intake.settings), phone=phone
+                )
             except Problem as exc:
                 raise Open311Error(429, "too many requests; try again later") from exc
             token = secrets.token_urlsafe(16)
             account_id = value.get("account_id") or None
             async with conn.transaction():
                 accepted = await submit_report(
-                    conn, intake=intake, description=description, category=code, placement=placement,
-                    input_lat=lat, input_lng=lng, coord_system="wgs84" if lat is not None else None,
-                    address=address, channel=Channel.open311.value, reporter_phone=phone, media_ids=[],
-                    reporter_ref=f"open311:{account_id}" if account_id else None, open311_token=token,
+                    conn,
+                    intake=intake,
+                    description=description,
+                    category=code,
+                    placement=placement,
+                    input_lat=lat,
+                    input_lng=lng,
+                    coord_system="wgs84" if lat is not None else None,
+                    address=address,
+                    channel=Channel.open311.value,
+                    reporter_phone=phone,
+                    media_ids=[],
+                    reporter_ref=f"open311:{account_id}" if account_id else None,
+                    open311_token=token,
                     external_media=(media_url,) if media_url else (),
                 )
     except Open311Error as exc:
         return _error(fmt, exc.status, exc.description)
     answer = accepted.answer()
-    data = [{"service_request_id": str(accepted.report_id), "token": token,
-             "service_notice": answer["message"], "account_id": account_id}]
+    data = [
+        {
+            "service_request_id": str(accepted.report_id),
+            "token": token,
+            "service_notice": answer["message"],
+            "account_id": account_id,
+        }
+    ]
     return _respond(fmt, data, root="service_requests", item="request", status=201)
 
 
@@ -315,11 +342,15 @@ async def get_requests(fmt: str, request: Request):
             wanted = {s.strip() for s in q["status"].split(",")}
             if not wanted <= {"open", "closed"}:
                 raise Open311Error(400, "status must be open, closed or both")
-            statuses = _STATUSES_OPEN + _STATUSES_CLOSED if wanted == {"open", "closed"} else (
-                _STATUSES_OPEN if wanted == {"open"} else _STATUSES_CLOSED)
+            statuses = (
+                _STATUSES_OPEN + _STATUSES_CLOSED
+                if wanted == {"open", "closed"}
+                else (_STATUSES_OPEN if wanted == {"open"} else _STATUSES_CLOSED)
+            )
         async with request.app.state.runtime.pool.acquire() as conn:
-            rows = await store.list_reports(conn, ids=ids, category=code, statuses=statuses, start=start, end=end,
-                                            limit=MAX_RESULTS)
+            rows = await store.list_reports(
+                conn, ids=ids, category=code, statuses=statuses, start=start, end=end, limit=MAX_RESULTS
+            )
     except Open311Error as exc:
         return _error(fmt, exc.status, exc.description)
     return _respond(fmt, [_request_view(intake, r) for r in rows], root="service_requests", item="request")

@@ -49,8 +49,10 @@ class Accepted:
     def answer(self) -> dict:
         """The reporter's answer, in Simplified Chinese where it is shown to people."""
         if self.attached:
-            notice = (f"该问题已有人反映，您的反映已并入案件 {self.case_no}，"
-                      "我们会一并处理，您可凭案件编号和手机号在“我要查询”跟踪进度。")
+            notice = (
+                f"该问题已有人反映，您的反映已并入案件 {self.case_no}，"
+                "我们会一并处理，您可凭案件编号和手机号在“我要查询”跟踪进度。"
+            )
         elif self.placement.needs_locating:
             notice = f"已受理，案件编号 {self.case_no}。网格员将根据您填写的地址核实位置。"
         else:
@@ -81,7 +83,9 @@ def client_ip(request: Request, settings: IntakeSettings) -> str | None:
     return request.client.host if request.client else None
 
 
-async def check_rate_limit(conn: asyncpg.Connection, *, settings: IntakeSettings, ip: str | None, phone: str | None) -> None:
+async def check_rate_limit(
+    conn: asyncpg.Connection, *, settings: IntakeSettings, ip: str | None, phone: str | None
+) -> None:
     """Count this request against its IP (per minute) and phone (per hour); 429 when over.
     Refused requests count too, so hammering a limit does not reopen it."""
     now = utcnow()
@@ -98,8 +102,9 @@ async def check_rate_limit(conn: asyncpg.Connection, *, settings: IntakeSettings
             if await store.hit_rate_limit(conn, key=key, window_start=start) > limit:
                 exceeded.append(int((start + timedelta(seconds=seconds) - now).total_seconds()) + 1)
     if exceeded:
-        raise Problem(429, "Too many requests", "提交过于频繁，请稍后再试。", kind="rate-limited",
-                      retry_after_s=max(exceeded))
+        raise Problem(
+            429, "Too many requests", "提交过于频繁，请稍后再试。", kind="rate-limited", retry_after_s=max(exceeded)
+        )
 
 
 def classify(intake: Intake, *, text: str, category: str | None) -> tuple[str | None, str, TriageResult, bool]:
@@ -164,8 +169,11 @@ async def submit_report(
     grid = placement.grid
     place = ReportPlace(
         division_code=division_of(grid.village_code if grid else None, instance_code=settings.jurisdiction_code),
-        town_code=grid.town_code if grid else None, village_code=grid.village_code if grid else None,
-        grid_code=grid.grid_code if grid else None, lat=placement.lat, lng=placement.lng,
+        town_code=grid.town_code if grid else None,
+        village_code=grid.village_code if grid else None,
+        grid_code=grid.grid_code if grid else None,
+        lat=placement.lat,
+        lng=placement.lng,
     )
     photo_urls = [m for m in external_media if m.startswith(("https://", "http://"))]
     encrypted_phone = encrypt_phone(reporter_phone, settings.phone_encryption_key) if reporter_phone else None
@@ -207,30 +215,67 @@ async def submit_report(
     )
     if match:
         payload = ReportAttached(
-            report_id=report_id, case_id=case_id, case_no=case_no, description=description, category=category,
-            lat=placement.lat, lng=placement.lng, distance_m=round(distance, 1), channel=channel,
-            reporter_phone_masked=masked, media_ids=media_ids, submitted_at=now,
-            incoming_photos=list(incoming_photos), photo_urls=photo_urls,
+            report_id=report_id,
+            case_id=case_id,
+            case_no=case_no,
+            description=description,
+            category=category,
+            lat=placement.lat,
+            lng=placement.lng,
+            distance_m=round(distance, 1),
+            channel=channel,
+            reporter_phone_masked=masked,
+            media_ids=media_ids,
+            submitted_at=now,
+            incoming_photos=list(incoming_photos),
+            photo_urls=photo_urls,
         )
     else:
         payload = ReportSubmitted(
-            report_id=report_id, case_id=case_id, description=description, category=category, place=place,
-            channel=channel, reporter_phone_masked=masked, media_ids=media_ids,
-            incoming_photos=list(incoming_photos), photo_urls=photo_urls, submitted_at=now,
+            report_id=report_id,
+            case_id=case_id,
+            description=description,
+            category=category,
+            place=place,
+            channel=channel,
+            reporter_phone_masked=masked,
+            media_ids=media_ids,
+            incoming_photos=list(incoming_photos),
+            photo_urls=photo_urls,
+            submitted_at=now,
             priority=priority,
             confidence=round(triage.confidence, 4) if by_triage else None,
             category_source="triage" if by_triage else "reporter",
             needs_manual_triage=by_triage and triage.needs_manual_triage,
-            address=address, needs_locating=placement.needs_locating, case_no=case_no,
-            reporter_openid=reporter_openid, reporter_wecom_userid=reporter_wecom_userid,
+            address=address,
+            needs_locating=placement.needs_locating,
+            case_no=case_no,
+            reporter_openid=reporter_openid,
+            reporter_wecom_userid=reporter_wecom_userid,
             reporter_phone_encrypted=base64.b64encode(encrypted_phone).decode() if encrypted_phone else None,
         )
-    await enqueue(conn, settings, new_event(
-        payload, producer=settings.service_name, jurisdiction_code=place.division_code,
-        key=str(case_id), correlation_id=report_id,
-    ))
-    return Accepted(report_id, case_id, case_no, match is not None, category, priority,
-                    triage if by_triage else None, placement, distance)
+    await enqueue(
+        conn,
+        settings,
+        new_event(
+            payload,
+            producer=settings.service_name,
+            jurisdiction_code=place.division_code,
+            key=str(case_id),
+            correlation_id=report_id,
+        ),
+    )
+    return Accepted(
+        report_id,
+        case_id,
+        case_no,
+        match is not None,
+        category,
+        priority,
+        triage if by_triage else None,
+        placement,
+        distance,
+    )
 
 
 async def apply_new_corrections(pool: asyncpg.Pool, intake: Intake) -> int:

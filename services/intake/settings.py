@@ -16,7 +16,12 @@ from shared.settings import (
 
 
 class IntakeSettings(
-    ServiceSettings, PhoneEncryptionKey, ResponsibilityListFile, IncomingPhotosBucket, ImageMaxBytes, CountyMapFile,
+    ServiceSettings,
+    PhoneEncryptionKey,
+    ResponsibilityListFile,
+    IncomingPhotosBucket,
+    ImageMaxBytes,
+    CountyMapFile,
 ):
     # Keyed hash for looking up reporters by phone without storing the number in clear.
     phone_hash_key: str = "local-development-only"

@@ -27,7 +27,10 @@ async def update_case_status(
     await conn.execute(
         "UPDATE reports SET status = $2, department_code = coalesce($3, department_code), updated_at = $4 "
         "WHERE case_id = $1",
-        case_id, status, department_code, at,
+        case_id,
+        status,
+        department_code,
+        at,
     )
 
 
@@ -49,7 +52,11 @@ async def find_open_cases_near(
         "WHERE NOT attached_to_case AND category = $1 AND submitted_at >= $2 "
         "AND lat BETWEEN $3::float8 - $5::float8 AND $3::float8 + $5::float8 "
         "AND lng BETWEEN $4::float8 - $5::float8 * 1.2 AND $4::float8 + $5::float8 * 1.2",
-        category, since, lat, lng, radius_deg,
+        category,
+        since,
+        lat,
+        lng,
+        radius_deg,
     )
 
 
@@ -57,12 +64,15 @@ async def find_first_report_of_case(conn: asyncpg.Connection, *, case_id: UUID) 
     return await conn.fetchrow("SELECT * FROM reports WHERE case_id = $1 AND NOT attached_to_case", case_id)
 
 
-async def find_reports_of_reporter(conn: asyncpg.Connection, *, case_no: str, phone_hash: bytes) -> list[asyncpg.Record]:
+async def find_reports_of_reporter(
+    conn: asyncpg.Connection, *, case_no: str, phone_hash: bytes
+) -> list[asyncpg.Record]:
     """The reports one reporter (by phone hash) made about one case; nobody else's."""
     return await conn.fetch(
         "SELECT * FROM reports WHERE case_id = (SELECT case_id FROM reports WHERE case_no = $1 "
         "AND NOT attached_to_case) AND reporter_phone_hash = $2 ORDER BY submitted_at",
-        case_no, phone_hash,
+        case_no,
+        phone_hash,
     )
 
 
@@ -71,8 +81,14 @@ async def find_report_by_token(conn: asyncpg.Connection, *, token: str) -> async
 
 
 async def list_reports(
-    conn: asyncpg.Connection, *, ids: list[UUID] | None, category: str | None, statuses: list[str] | None,
-    start: datetime | None, end: datetime | None, limit: int,
+    conn: asyncpg.Connection,
+    *,
+    ids: list[UUID] | None,
+    category: str | None,
+    statuses: list[str] | None,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
 ) -> list[asyncpg.Record]:
     """Reports filtered the way Open311's GET requests.json filters them, newest first."""
     return await conn.fetch(
@@ -80,7 +96,12 @@ async def list_reports(
         "AND ($2::text IS NULL OR category = $2) AND ($3::text[] IS NULL OR status = ANY($3)) "
         "AND ($4::timestamptz IS NULL OR submitted_at >= $4) AND ($5::timestamptz IS NULL OR submitted_at <= $5) "
         "ORDER BY submitted_at DESC LIMIT $6",
-        ids, category, statuses, start, end, limit,
+        ids,
+        category,
+        statuses,
+        start,
+        end,
+        limit,
     )
 
 
@@ -93,7 +114,8 @@ async def hit_rate_limit(conn: asyncpg.Connection, *, key: str, window_start: da
     return await conn.fetchval(
         "INSERT INTO rate_limits (key, window_start, hits) VALUES ($1, $2, 1) "
         "ON CONFLICT (key, window_start) DO UPDATE SET hits = rate_limits.hits + 1 RETURNING hits",
-        key, window_start,
+        key,
+        window_start,
     )
 
 
@@ -116,9 +138,20 @@ async def corrections_after(conn: asyncpg.Connection, *, after_id: int) -> list[
 
 
 async def add_to_bundle(
-    conn: asyncpg.Connection, *, bundle_id: UUID, channel: str, group_id: str, sender_id: str, at: datetime,
-    closes_at: datetime, text: str | None, media_ref: str | None, lat: float | None, lng: float | None,
-    coord_system: str | None, address: str | None,
+    conn: asyncpg.Connection,
+    *,
+    bundle_id: UUID,
+    channel: str,
+    group_id: str,
+    sender_id: str,
+    at: datetime,
+    closes_at: datetime,
+    text: str | None,
+    media_ref: str | None,
+    lat: float | None,
+    lng: float | None,
+    coord_system: str | None,
+    address: str | None,
 ) -> None:
     """Append one message to the sender's open bundle in the group (opening one if needed)."""
     await conn.execute(
@@ -132,7 +165,18 @@ async def add_to_bundle(
         "lat = coalesce($7, message_bundles.lat), lng = coalesce($8, message_bundles.lng), "
         "coord_system = coalesce($9, message_bundles.coord_system), address = coalesce($10, message_bundles.address), "
         "last_at = greatest(message_bundles.last_at, $11), closes_at = greatest(message_bundles.closes_at, $12)",
-        bundle_id, channel, group_id, sender_id, text, media_ref, lat, lng, coord_system, address, at, closes_at,
+        bundle_id,
+        channel,
+        group_id,
+        sender_id,
+        text,
+        media_ref,
+        lat,
+        lng,
+        coord_system,
+        address,
+        at,
+        closes_at,
     )
 
 
@@ -141,7 +185,8 @@ async def claim_due_bundles(conn: asyncpg.Connection, *, now: datetime, limit: i
     return await conn.fetch(
         "SELECT * FROM message_bundles WHERE report_id IS NULL AND closes_at <= $1 "
         "ORDER BY closes_at LIMIT $2 FOR UPDATE SKIP LOCKED",
-        now, limit,
+        now,
+        limit,
     )
 
 
@@ -154,7 +199,10 @@ async def insert_query_code(
 ) -> None:
     await conn.execute(
         "INSERT INTO query_codes (request_id, phone_hash, code_hash, expires_at) VALUES ($1, $2, $3, $4)",
-        request_id, phone_hash, code_hash, expires_at,
+        request_id,
+        phone_hash,
+        code_hash,
+        expires_at,
     )
 
 
@@ -163,7 +211,8 @@ async def latest_query_code(conn: asyncpg.Connection, *, phone_hash: bytes, now:
     return await conn.fetchrow(
         "SELECT * FROM query_codes WHERE phone_hash = $1 AND used_at IS NULL AND expires_at > $2 "
         "ORDER BY created_at DESC LIMIT 1 FOR UPDATE",
-        phone_hash, now,
+        phone_hash,
+        now,
     )
 
 
@@ -190,16 +239,36 @@ async def reports_to_locate(conn: asyncpg.Connection, *, code_prefix: str, limit
     return await conn.fetch(
         "SELECT * FROM reports WHERE needs_locating AND (coalesce(grid_code, '') LIKE $1 || '%' OR grid_code IS NULL) "
         "ORDER BY submitted_at LIMIT $2",
-        code_prefix, limit,
+        code_prefix,
+        limit,
     )
 
 
 async def set_report_location(
-    conn: asyncpg.Connection, *, report_id: UUID, lat: float, lng: float, input_lat: float, input_lng: float,
-    coord_system: str, grid_code: str, village_code: str, town_code: str, at: datetime,
+    conn: asyncpg.Connection,
+    *,
+    report_id: UUID,
+    lat: float,
+    lng: float,
+    input_lat: float,
+    input_lng: float,
+    coord_system: str,
+    grid_code: str,
+    village_code: str,
+    town_code: str,
+    at: datetime,
 ) -> None:
     await conn.execute(
         "UPDATE reports SET lat = $2, lng = $3, input_lat = $4, input_lng = $5, coord_system = $6, grid_code = $7, "
         "village_code = $8, town_code = $9, needs_locating = false, updated_at = $10 WHERE report_id = $1",
-        report_id, lat, lng, input_lat, input_lng, coord_system, grid_code, village_code, town_code, at,
+        report_id,
+        lat,
+        lng,
+        input_lat,
+        input_lng,
+        coord_system,
+        grid_code,
+        village_code,
+        town_code,
+        at,
     )

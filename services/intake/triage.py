@@ -115,7 +115,7 @@ def features(text: str) -> list[str]:
             continue  # particles and lone digits carry no topic
         out.append("w:" + word)
     for run in _CJK_RUN.findall(text):
-        out.extend("b:" + run[i:i + 2] for i in range(len(run) - 1))
+        out.extend("b:" + run[i : i + 2] for i in range(len(run) - 1))
     return out
 
 

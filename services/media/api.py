@@ -19,12 +19,21 @@ from shared.web import CurrentActor, OptionalActor, public
 
 router = APIRouter(prefix="/api/v1")
 
+
 async def _may_view(runtime, actor: Actor | None, case_id: UUID) -> bool:
     """Whether the actor may see a case's evidence (anonymous callers never may)."""
     async with runtime.pool.acquire() as conn:
         access = await workflow.case_access(conn, case_id=case_id)
-    return actor is not None and access is not None and domain.can_view_case(
-        role=actor.role, jurisdiction_code=actor.jurisdiction_code, department_code=actor.department_code, case=access)
+    return (
+        actor is not None
+        and access is not None
+        and domain.can_view_case(
+            role=actor.role,
+            jurisdiction_code=actor.jurisdiction_code,
+            department_code=actor.department_code,
+            case=access,
+        )
+    )
 
 
 async def _authorize_case(runtime, actor: Actor, case_id: UUID) -> None:
@@ -33,8 +42,9 @@ async def _authorize_case(runtime, actor: Actor, case_id: UUID) -> None:
         access = await workflow.case_access(conn, case_id=case_id)
     if access is None:
         raise Problem(404, "未找到", f"没有案件 {case_id}（尚未收到它的上报或案件事件）。", kind="not-found")
-    if not domain.can_view_case(role=actor.role, jurisdiction_code=actor.jurisdiction_code,
-                                department_code=actor.department_code, case=access):
+    if not domain.can_view_case(
+        role=actor.role, jurisdiction_code=actor.jurisdiction_code, department_code=actor.department_code, case=access
+    ):
         raise Problem(403, "无权查看", "该案件不在您的辖区或部门范围内。", kind="forbidden")
 
 
@@ -49,7 +59,8 @@ def _problem(exc: Exception) -> Problem:
     if isinstance(exc, workflow.UploadClosed):
         status = exc.upload["status"]
         detail = {"rejected": f"该上传已被拒收（{exc.upload['reason']}），请重新申请上传。"}.get(
-            status, "该上传已过期，未计入，请重新申请上传。")
+            status, "该上传已过期，未计入，请重新申请上传。"
+        )
         return Problem(410, "上传已关闭", detail, kind="upload-closed", upload_status=status)
     if isinstance(exc, workflow.Conflict):
         return Problem(409, "状态冲突", str(exc), kind="conflict")
@@ -67,14 +78,17 @@ async def _media_view(row: asyncpg.Record, objects: ObjectStore, settings: Media
     expires_s = settings.media_presign_get_expiry_s
     urls = {}
     if row["purged_at"] is None:
-        urls["original"] = await objects.presigned_get(row["object_key"], expires_s=expires_s,
-                                                       content_type=row["content_type"])
+        urls["original"] = await objects.presigned_get(
+            row["object_key"], expires_s=expires_s, content_type=row["content_type"]
+        )
         if row["public_key"]:
-            urls["public"] = await objects.presigned_get(row["public_key"], expires_s=expires_s,
-                                                         content_type="image/jpeg")
+            urls["public"] = await objects.presigned_get(
+                row["public_key"], expires_s=expires_s, content_type="image/jpeg"
+            )
         if row["thumbnail_key"]:
-            urls["thumbnail"] = await objects.presigned_get(row["thumbnail_key"], expires_s=expires_s,
-                                                            content_type="image/jpeg")
+            urls["thumbnail"] = await objects.presigned_get(
+                row["thumbnail_key"], expires_s=expires_s, content_type="image/jpeg"
+            )
     return {
         "media_id": str(row["media_id"]),
         "sha256": row["sha256"],
@@ -125,8 +139,9 @@ async def upload_media(file: UploadFile, request: Request):
     # One byte over the limit is enough to know it is too large.
     data = await file.read(runtime.settings.media_max_bytes + 1)
     try:
-        row = await workflow.store_direct(runtime=runtime, objects=objects, data=data, filename=file.filename,
-                                          declared_type=file.content_type)
+        row = await workflow.store_direct(
+            runtime=runtime, objects=objects, data=data, filename=file.filename, declared_type=file.content_type
+        )
     except Rejection as exc:
         raise _problem(exc) from exc
     return await _media_view(row, objects, runtime.settings)
@@ -176,8 +191,12 @@ async def create_upload(body: UploadRequest, request: Request):
     runtime, objects = _context(request)
     try:
         upload, url = await workflow.create_upload(
-            runtime=runtime, objects=objects, filename=body.filename, content_type=body.content_type,
-            size_bytes=body.size_bytes, sha256=body.sha256,
+            runtime=runtime,
+            objects=objects,
+            filename=body.filename,
+            content_type=body.content_type,
+            size_bytes=body.size_bytes,
+            sha256=body.sha256,
         )
     except Rejection as exc:
         raise _problem(exc) from exc
@@ -226,8 +245,9 @@ async def attach_media(case_id: UUID, body: AttachRequest, request: Request, res
     runtime, objects = _context(request)
     await _authorize_case(runtime, actor, case_id)
     try:
-        row, created = await workflow.attach_media(runtime=runtime, case_id=case_id, media_id=body.media_id,
-                                                   role=body.role)
+        row, created = await workflow.attach_media(
+            runtime=runtime, case_id=case_id, media_id=body.media_id, role=body.role
+        )
     except (workflow.NotFound, workflow.Conflict) as exc:
         raise _problem(exc) from exc
     if not created:
@@ -236,8 +256,9 @@ async def attach_media(case_id: UUID, body: AttachRequest, request: Request, res
 
 
 @router.get("/cases/{case_id}/media")
-async def case_media(case_id: UUID, request: Request, actor: CurrentActor,
-                     role: Literal["before", "after"] | None = None):
+async def case_media(
+    case_id: UUID, request: Request, actor: CurrentActor, role: Literal["before", "after"] | None = None
+):
     """A case's evidence, oldest first, optionally one role only."""
     runtime, objects = _context(request)
     await _authorize_case(runtime, actor, case_id)

@@ -25,7 +25,9 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
         await objects.ensure_bucket()
         await incoming.ensure_bucket()
         async with running_service(
-            settings, service_dir=Path(__file__).parent, topics=[REPORTS, CASES],
+            settings,
+            service_dir=Path(__file__).parent,
+            topics=[REPORTS, CASES],
             handlers=make_handlers(settings=settings),
             loops={"housekeeping": make_housekeeping(objects), "incoming": make_incoming_loop(objects, incoming)},
             checks={"object_store": objects.ensure_bucket},

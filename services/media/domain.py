@@ -40,8 +40,22 @@ _NO_CLAIM = {"", "application/octet-stream", "binary/octet-stream"}
 # ISO-BMFF files all start with an 'ftyp' box; its major brand tells HEIC photos from MP4 videos
 # (and from AVIF, QuickTime and the rest, which are not accepted).
 _HEIC_BRANDS = {b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"}
-_MP4_BRANDS = {b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"M4V ", b"dash",
-               b"3gp4", b"3gp5", b"3gp6", b"3g2a"}
+_MP4_BRANDS = {
+    b"isom",
+    b"iso2",
+    b"iso4",
+    b"iso5",
+    b"iso6",
+    b"mp41",
+    b"mp42",
+    b"avc1",
+    b"M4V ",
+    b"dash",
+    b"3gp4",
+    b"3gp5",
+    b"3gp6",
+    b"3g2a",
+}
 
 SNIFF_BYTES = 32
 
@@ -167,7 +181,6 @@ def check_size(*, kind: str, size: int, limits: SizeLimits) -> None:
         raise Rejection("too-large", f"{KIND_NAMES[kind]}最大 {format_bytes(limit)}，此文件 {format_bytes(size)}。")
 
 
-
 def format_bytes(size: int) -> str:
     """Sizes as people read them: 20 MB, 512 KB, 300 字节."""
     if size >= 1024 * 1024:
@@ -200,8 +213,9 @@ def check_upload_request(*, content_type: str, size_bytes: int, sha256: str, lim
     """A presigned upload must say what it will send, so the completed object can be checked."""
     declared = normalize_declared_type(content_type)
     if declared not in CONTENT_TYPES:
-        raise Rejection("unsupported-type",
-                        f"不支持 {declared or '未声明的类型'}；只接受 JPEG、PNG、WebP、HEIC、MP4、AMR、MP3。")
+        raise Rejection(
+            "unsupported-type", f"不支持 {declared or '未声明的类型'}；只接受 JPEG、PNG、WebP、HEIC、MP4、AMR、MP3。"
+        )
     if size_bytes <= 0:
         raise Rejection("empty", "文件没有内容。")
     kind = kind_of(declared)

@@ -146,8 +146,7 @@ def _draw_centred(draw: ImageDraw.ImageDraw, centre: tuple[float, float], text: 
         x += _font(size, cjk).getlength(run)
 
 
-def comparison_image(*, before: bytes, after: bytes, before_caption: str, after_caption: str,
-                     max_pixels: int) -> bytes:
+def comparison_image(*, before: bytes, after: bytes, before_caption: str, after_caption: str, max_pixels: int) -> bytes:
     """整改前后对比: the two photos side by side at one height, labelled above and captioned below."""
     photos = []
     for data in (before, after):
@@ -166,7 +165,8 @@ def comparison_image(*, before: bytes, after: bytes, before_caption: str, after_
     ):
         canvas.paste(photo, (x, header))
         _draw_centred(draw, (x + photo.width / 2, header / 2), label, size=40, fill=colour)
-        _draw_centred(draw, (x + photo.width / 2, header + COMPARISON_HEIGHT + footer / 2), line, size=24,
-                      fill=(60, 60, 60))
+        _draw_centred(
+            draw, (x + photo.width / 2, header + COMPARISON_HEIGHT + footer / 2), line, size=24, fill=(60, 60, 60)
+        )
         x += photo.width + margin
     return _jpeg(canvas)

@@ -53,8 +53,19 @@ async def insert_object(
             longitude = coalesce(media_objects.longitude, EXCLUDED.longitude)
         RETURNING xmax = 0
         """,
-        sha256, content_type, kind, size_bytes, object_key, width, height, captured_at, latitude, longitude,
-        public_key, thumbnail_key, retain_until,
+        sha256,
+        content_type,
+        kind,
+        size_bytes,
+        object_key,
+        width,
+        height,
+        captured_at,
+        latitude,
+        longitude,
+        public_key,
+        thumbnail_key,
+        retain_until,
     )
 
 
@@ -68,7 +79,10 @@ async def insert_media(
 ) -> None:
     await conn.execute(
         "INSERT INTO media (media_id, sha256, filename, upload_id) VALUES ($1, $2, $3, $4)",
-        media_id, sha256, filename, upload_id,
+        media_id,
+        sha256,
+        filename,
+        upload_id,
     )
 
 
@@ -83,19 +97,29 @@ async def case_media(conn: asyncpg.Connection, *, case_id: UUID, role: str | Non
     return await conn.fetch(
         f"SELECT {_MEDIA_COLUMNS} FROM media m JOIN media_objects o USING (sha256) "
         "WHERE m.case_id = $1 AND ($2::text IS NULL OR m.role = $2) ORDER BY m.attached_at, m.media_id",
-        case_id, role,
+        case_id,
+        role,
     )
 
 
 async def attach(
-    conn: asyncpg.Connection, *, media_id: UUID, case_id: UUID, role: str, attached_at: datetime,
+    conn: asyncpg.Connection,
+    *,
+    media_id: UUID,
+    case_id: UUID,
+    role: str,
+    attached_at: datetime,
     report_id: UUID | None = None,
 ) -> bool:
     """Attach media not yet attached to any case; False if it already was (or does not exist)."""
     status = await conn.execute(
         "UPDATE media SET case_id = $2, role = $3, attached_at = $4, report_id = coalesce($5, report_id) "
         "WHERE media_id = $1 AND case_id IS NULL",
-        media_id, case_id, role, attached_at, report_id,
+        media_id,
+        case_id,
+        role,
+        attached_at,
+        report_id,
     )
     return status == "UPDATE 1"
 
@@ -105,8 +129,14 @@ async def set_flags(conn: asyncpg.Connection, *, media_id: UUID, flags: list[str
 
 
 async def save_report_facts(
-    conn: asyncpg.Connection, *, case_id: UUID, report_id: UUID, lat: float | None, lng: float | None,
-    submitted_at: datetime, jurisdiction_code: str,
+    conn: asyncpg.Connection,
+    *,
+    case_id: UUID,
+    report_id: UUID,
+    lat: float | None,
+    lng: float | None,
+    submitted_at: datetime,
+    jurisdiction_code: str,
 ) -> None:
     """Where and when the case was reported; case events that came first keep their jurisdiction."""
     await conn.execute(
@@ -114,13 +144,24 @@ async def save_report_facts(
         "VALUES ($1, $2, $3, $4, $5, $6) "
         "ON CONFLICT (case_id) DO UPDATE SET report_id = EXCLUDED.report_id, lat = EXCLUDED.lat, lng = EXCLUDED.lng, "
         "submitted_at = EXCLUDED.submitted_at WHERE cases.submitted_at IS NULL",
-        case_id, report_id, lat, lng, submitted_at, jurisdiction_code,
+        case_id,
+        report_id,
+        lat,
+        lng,
+        submitted_at,
+        jurisdiction_code,
     )
 
 
 async def save_case_facts(
-    conn: asyncpg.Connection, *, case_id: UUID, report_id: UUID, jurisdiction_code: str,
-    department_code: str | None, co_department_codes: list[str], seq: int,
+    conn: asyncpg.Connection,
+    *,
+    case_id: UUID,
+    report_id: UUID,
+    jurisdiction_code: str,
+    department_code: str | None,
+    co_department_codes: list[str],
+    seq: int,
 ) -> None:
     """Whose the case is now, from a case event; an older event (lower seq) never overrides a newer."""
     await conn.execute(
@@ -129,7 +170,12 @@ async def save_case_facts(
         "ON CONFLICT (case_id) DO UPDATE SET jurisdiction_code = EXCLUDED.jurisdiction_code, "
         "department_code = EXCLUDED.department_code, co_department_codes = EXCLUDED.co_department_codes, "
         "seq = EXCLUDED.seq WHERE cases.seq <= EXCLUDED.seq",
-        case_id, report_id, jurisdiction_code, department_code, co_department_codes, seq,
+        case_id,
+        report_id,
+        jurisdiction_code,
+        department_code,
+        co_department_codes,
+        seq,
     )
 
 
@@ -138,13 +184,30 @@ async def find_case(conn: asyncpg.Connection, *, case_id: UUID) -> asyncpg.Recor
 
 
 async def insert_upload(
-    conn: asyncpg.Connection, *, upload_id: UUID, staging_key: str, filename: str | None, content_type: str,
-    size_bytes: int, sha256: str, created_at: datetime, expires_at: datetime, complete_by: datetime,
+    conn: asyncpg.Connection,
+    *,
+    upload_id: UUID,
+    staging_key: str,
+    filename: str | None,
+    content_type: str,
+    size_bytes: int,
+    sha256: str,
+    created_at: datetime,
+    expires_at: datetime,
+    complete_by: datetime,
 ) -> None:
     await conn.execute(
         "INSERT INTO uploads (upload_id, staging_key, filename, content_type, size_bytes, sha256, created_at, "
         "expires_at, complete_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        upload_id, staging_key, filename, content_type, size_bytes, sha256, created_at, expires_at, complete_by,
+        upload_id,
+        staging_key,
+        filename,
+        content_type,
+        size_bytes,
+        sha256,
+        created_at,
+        expires_at,
+        complete_by,
     )
 
 
@@ -157,7 +220,8 @@ async def claim_upload(conn: asyncpg.Connection, *, upload_id: UUID, now: dateti
     return await conn.fetchrow(
         "UPDATE uploads SET status = 'verifying' WHERE upload_id = $1 AND status = 'pending' AND complete_by > $2 "
         "RETURNING *",
-        upload_id, now,
+        upload_id,
+        now,
     )
 
 
@@ -167,12 +231,21 @@ async def release_upload(conn: asyncpg.Connection, *, upload_id: UUID) -> None:
 
 
 async def finish_upload(
-    conn: asyncpg.Connection, *, upload_id: UUID, status: str, now: datetime, reason: str | None = None,
+    conn: asyncpg.Connection,
+    *,
+    upload_id: UUID,
+    status: str,
+    now: datetime,
+    reason: str | None = None,
     media_id: UUID | None = None,
 ) -> None:
     await conn.execute(
         "UPDATE uploads SET status = $2, reason = $3, media_id = $4, finished_at = $5 WHERE upload_id = $1",
-        upload_id, status, reason, media_id, now,
+        upload_id,
+        status,
+        reason,
+        media_id,
+        now,
     )
 
 
@@ -186,7 +259,8 @@ async def expire_uploads(conn: asyncpg.Connection, *, now: datetime, limit: int 
             ORDER BY complete_by LIMIT $2 FOR UPDATE SKIP LOCKED)
         RETURNING *
         """,
-        now, limit,
+        now,
+        limit,
     )
 
 
@@ -195,7 +269,8 @@ async def due_for_purge(conn: asyncpg.Connection, *, now: datetime, limit: int =
     return await conn.fetch(
         "SELECT * FROM media_objects WHERE purged_at IS NULL AND retain_until <= $1 "
         "ORDER BY retain_until LIMIT $2 FOR UPDATE SKIP LOCKED",
-        now, limit,
+        now,
+        limit,
     )
 
 
@@ -203,7 +278,8 @@ async def mark_purged(conn: asyncpg.Connection, *, sha256: str, now: datetime) -
     """Mark an object purged and forget the comparisons showing it; returns their object keys."""
     await conn.execute(
         "UPDATE media_objects SET purged_at = $2, public_key = NULL, thumbnail_key = NULL WHERE sha256 = $1",
-        sha256, now,
+        sha256,
+        now,
     )
     rows = await conn.fetch(
         "DELETE FROM comparisons c USING media m WHERE m.sha256 = $1 "
@@ -214,13 +290,22 @@ async def mark_purged(conn: asyncpg.Connection, *, sha256: str, now: datetime) -
 
 
 async def save_comparison(
-    conn: asyncpg.Connection, *, object_key: str, case_id: UUID, before_media_id: UUID, after_media_id: UUID,
+    conn: asyncpg.Connection,
+    *,
+    object_key: str,
+    case_id: UUID,
+    before_media_id: UUID,
+    after_media_id: UUID,
     generated_at: datetime,
 ) -> None:
     await conn.execute(
         "INSERT INTO comparisons (object_key, case_id, before_media_id, after_media_id, generated_at) "
         "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (object_key) DO NOTHING",
-        object_key, case_id, before_media_id, after_media_id, generated_at,
+        object_key,
+        case_id,
+        before_media_id,
+        after_media_id,
+        generated_at,
     )
 
 
@@ -240,7 +325,9 @@ async def park_incoming(conn: asyncpg.Connection, *, photos: list[dict]) -> None
         await insert(conn, "incoming_photos", photo, on_conflict="(object_key) DO NOTHING")
 
 
-async def claim_incoming(conn: asyncpg.Connection, *, now: datetime, lease_s: float, limit: int) -> list[asyncpg.Record]:
+async def claim_incoming(
+    conn: asyncpg.Connection, *, now: datetime, lease_s: float, limit: int
+) -> list[asyncpg.Record]:
     """Take up to `limit` waiting photos for `lease_s`; a taker that died leaves them to the next."""
     return await conn.fetch(
         """
@@ -252,12 +339,19 @@ async def claim_incoming(conn: asyncpg.Connection, *, now: datetime, lease_s: fl
             ORDER BY submitted_at LIMIT $3 FOR UPDATE SKIP LOCKED)
         RETURNING *
         """,
-        now, lease_s, limit,
+        now,
+        lease_s,
+        limit,
     )
 
 
-async def finish_incoming(conn: asyncpg.Connection, *, object_key: str, status: str, media_id: UUID | None = None,
-                          reason: str | None = None) -> None:
+async def finish_incoming(
+    conn: asyncpg.Connection, *, object_key: str, status: str, media_id: UUID | None = None, reason: str | None = None
+) -> None:
     await conn.execute(
         "UPDATE incoming_photos SET status = $2, media_id = $3, reason = $4, taking_until = NULL WHERE object_key = $1",
-        object_key, status, media_id, reason)
+        object_key,
+        status,
+        media_id,
+        reason,
+    )

@@ -59,24 +59,48 @@ def retention_days(settings: MediaSettings) -> dict[str, int]:
     }
 
 
-async def _emit(conn: asyncpg.Connection, settings: MediaSettings, payload: Payload, *, key: UUID,
-                case_jurisdiction: str | None = None) -> None:
+async def _emit(
+    conn: asyncpg.Connection,
+    settings: MediaSettings,
+    payload: Payload,
+    *,
+    key: UUID,
+    case_jurisdiction: str | None = None,
+) -> None:
     """Publish in the outbox; the envelope names the case's division, or this instance's for media
     that is no case's (yet)."""
-    await enqueue(conn, settings, new_event(
-        payload, producer=settings.service_name, jurisdiction_code=case_jurisdiction or settings.jurisdiction_code,
-        key=str(key)))
+    await enqueue(
+        conn,
+        settings,
+        new_event(
+            payload,
+            producer=settings.service_name,
+            jurisdiction_code=case_jurisdiction or settings.jurisdiction_code,
+            key=str(key),
+        ),
+    )
 
 
 async def record_rejection(
-    *, runtime: Runtime, upload_id: UUID, rejection: Rejection, filename: str | None, declared_type: str | None,
-    head: bytes, size_bytes: int | None, conn: asyncpg.Connection | None = None,
+    *,
+    runtime: Runtime,
+    upload_id: UUID,
+    rejection: Rejection,
+    filename: str | None,
+    declared_type: str | None,
+    head: bytes,
+    size_bytes: int | None,
+    conn: asyncpg.Connection | None = None,
 ) -> None:
     """Emit media.rejected (with the upload's row, for presigned uploads, in the same transaction)."""
     payload = MediaRejected(
-        upload_id=upload_id, reason=rejection.reason, detail=rejection.detail, filename=filename,
+        upload_id=upload_id,
+        reason=rejection.reason,
+        detail=rejection.detail,
+        filename=filename,
         declared_content_type=domain.normalize_declared_type(declared_type) or None,
-        detected_content_type=domain.sniff_content_type(head[: domain.SNIFF_BYTES]), size_bytes=size_bytes,
+        detected_content_type=domain.sniff_content_type(head[: domain.SNIFF_BYTES]),
+        size_bytes=size_bytes,
     )
     if conn is not None:
         await _emit(conn, runtime.settings, payload, key=upload_id)
@@ -101,16 +125,26 @@ async def store_direct(
     upload_id = uuid4()
     try:
         if len(data) > settings.media_max_bytes:
-            raise Rejection("too-large", f"直接上传最大 {domain.format_bytes(settings.media_max_bytes)}；"
-                                         "更大的文件请先申请预签名上传（POST /api/v1/uploads）。")
+            raise Rejection(
+                "too-large",
+                f"直接上传最大 {domain.format_bytes(settings.media_max_bytes)}；"
+                "更大的文件请先申请预签名上传（POST /api/v1/uploads）。",
+            )
         checked = domain.check_upload(
             head=data[: domain.SNIFF_BYTES], size=len(data), declared_type=declared_type, limits=size_limits(settings)
         )
         facts = await _inspect(checked, data, settings)
     except Rejection as rejection:
         size = len(data) if len(data) <= settings.media_max_bytes else None
-        await record_rejection(runtime=runtime, upload_id=upload_id, rejection=rejection, filename=filename,
-                               declared_type=declared_type, head=data, size_bytes=size)
+        await record_rejection(
+            runtime=runtime,
+            upload_id=upload_id,
+            rejection=rejection,
+            filename=filename,
+            declared_type=declared_type,
+            head=data,
+            size_bytes=size,
+        )
         raise
 
     sha256 = hashlib.sha256(data).hexdigest()
@@ -119,14 +153,31 @@ async def store_direct(
         await objects.put(domain.object_key(sha256), data, checked.content_type)
 
     return await _record_stored(
-        runtime=runtime, objects=objects, sha256=sha256, size=len(data), checked=checked, facts=facts, data=data,
-        filename=filename, upload_id=None, write_original=write_original,
+        runtime=runtime,
+        objects=objects,
+        sha256=sha256,
+        size=len(data),
+        checked=checked,
+        facts=facts,
+        data=data,
+        filename=filename,
+        upload_id=None,
+        write_original=write_original,
     )
 
 
 async def _record_stored(
-    *, runtime: Runtime, objects: ObjectStore, sha256: str, size: int, checked: Checked, facts: ImageFacts | None,
-    data: bytes | None, filename: str | None, upload_id: UUID | None, write_original: Callable[[], Awaitable[None]],
+    *,
+    runtime: Runtime,
+    objects: ObjectStore,
+    sha256: str,
+    size: int,
+    checked: Checked,
+    facts: ImageFacts | None,
+    data: bytes | None,
+    filename: str | None,
+    upload_id: UUID | None,
+    write_original: Callable[[], Awaitable[None]],
 ) -> asyncpg.Record:
     """Write the object (unless the same content is stored already) and its derived copies, then
     its rows and media.stored in one transaction. The object row stays locked meanwhile, so the
@@ -146,27 +197,48 @@ async def _record_stored(
             else:
                 public_key, thumbnail_key = await _write_derived(objects, sha256, data, settings)
         await store.insert_object(
-            conn, sha256=sha256, content_type=checked.content_type, kind=checked.kind, size_bytes=size,
+            conn,
+            sha256=sha256,
+            content_type=checked.content_type,
+            kind=checked.kind,
+            size_bytes=size,
             object_key=domain.object_key(sha256),
-            width=facts.width if facts else None, height=facts.height if facts else None,
+            width=facts.width if facts else None,
+            height=facts.height if facts else None,
             captured_at=facts.captured_at if facts else None,
-            latitude=facts.latitude if facts else None, longitude=facts.longitude if facts else None,
-            public_key=public_key, thumbnail_key=thumbnail_key,
+            latitude=facts.latitude if facts else None,
+            longitude=facts.longitude if facts else None,
+            public_key=public_key,
+            thumbnail_key=thumbnail_key,
             retain_until=domain.retain_until(kind=checked.kind, stored_at=now, retention_days=retention_days(settings)),
         )
         await store.insert_media(conn, media_id=media_id, sha256=sha256, filename=filename, upload_id=upload_id)
         if upload_id is not None:
             await store.finish_upload(conn, upload_id=upload_id, status="completed", now=now, media_id=media_id)
-        await _emit(conn, settings, MediaStored(
-            media_id=media_id, sha256=sha256, content_type=checked.content_type, size_bytes=size,
-            object_key=domain.object_key(sha256), filename=filename, kind=checked.kind, upload_id=upload_id,
-            captured_at=facts.captured_at if facts else None,
-            latitude=facts.latitude if facts else None, longitude=facts.longitude if facts else None,
-        ), key=media_id)
+        await _emit(
+            conn,
+            settings,
+            MediaStored(
+                media_id=media_id,
+                sha256=sha256,
+                content_type=checked.content_type,
+                size_bytes=size,
+                object_key=domain.object_key(sha256),
+                filename=filename,
+                kind=checked.kind,
+                upload_id=upload_id,
+                captured_at=facts.captured_at if facts else None,
+                latitude=facts.latitude if facts else None,
+                longitude=facts.longitude if facts else None,
+            ),
+            key=media_id,
+        )
         return await store.find_media(conn, media_id=media_id)
 
 
-async def _write_derived(objects: ObjectStore, sha256: str, data: bytes | None, settings: MediaSettings) -> tuple[str, str]:
+async def _write_derived(
+    objects: ObjectStore, sha256: str, data: bytes | None, settings: MediaSettings
+) -> tuple[str, str]:
     """The stripped public copy and the thumbnail of an image."""
     assert data is not None
     max_pixels = settings.media_image_max_pixels
@@ -189,16 +261,29 @@ async def create_upload(
             content_type=content_type, size_bytes=size_bytes, sha256=sha256, limits=size_limits(settings)
         )
     except Rejection as rejection:
-        await record_rejection(runtime=runtime, upload_id=upload_id, rejection=rejection, filename=filename,
-                               declared_type=content_type, head=b"", size_bytes=size_bytes)
+        await record_rejection(
+            runtime=runtime,
+            upload_id=upload_id,
+            rejection=rejection,
+            filename=filename,
+            declared_type=content_type,
+            head=b"",
+            size_bytes=size_bytes,
+        )
         raise
     now = utcnow()
     key = domain.staging_key(upload_id)
     url = await objects.presigned_put(key, expires_s=settings.media_presign_put_expiry_s)
     async with runtime.pool.acquire() as conn, conn.transaction():
         await store.insert_upload(
-            conn, upload_id=upload_id, staging_key=key, filename=filename, content_type=request.content_type,
-            size_bytes=request.size_bytes, sha256=request.sha256, created_at=now,
+            conn,
+            upload_id=upload_id,
+            staging_key=key,
+            filename=filename,
+            content_type=request.content_type,
+            size_bytes=request.size_bytes,
+            sha256=request.sha256,
+            created_at=now,
             expires_at=now + timedelta(seconds=settings.media_presign_put_expiry_s),
             complete_by=domain.completion_deadline(created_at=now, put_expiry_s=settings.media_presign_put_expiry_s),
         )
@@ -259,24 +344,40 @@ async def _verify_and_store(*, runtime: Runtime, objects: ObjectStore, upload: a
     except Rejection as rejection:
         await objects.remove(key)
         async with runtime.pool.acquire() as conn, conn.transaction():
-            await store.finish_upload(conn, upload_id=upload["upload_id"], status="rejected", now=utcnow(),
-                                      reason=rejection.reason)
+            await store.finish_upload(
+                conn, upload_id=upload["upload_id"], status="rejected", now=utcnow(), reason=rejection.reason
+            )
             await record_rejection(
-                runtime=runtime, upload_id=upload["upload_id"], rejection=rejection, filename=upload["filename"],
-                declared_type=upload["content_type"], head=head, size_bytes=staged.size, conn=conn,
+                runtime=runtime,
+                upload_id=upload["upload_id"],
+                rejection=rejection,
+                filename=upload["filename"],
+                declared_type=upload["content_type"],
+                head=head,
+                size_bytes=staged.size,
+                conn=conn,
             )
         raise
 
     async def write_original() -> None:
         try:
-            await objects.copy_verified(key, domain.object_key(read.sha256), etag=staged.etag,
-                                        content_type=checked.content_type)
+            await objects.copy_verified(
+                key, domain.object_key(read.sha256), etag=staged.etag, content_type=checked.content_type
+            )
         except ObjectChanged as exc:
             raise UploadNotFinished("校验期间文件被重新上传，请稍后再完成上传。") from exc
 
     media = await _record_stored(
-        runtime=runtime, objects=objects, sha256=read.sha256, size=read.size, checked=checked, facts=facts,
-        data=read.data, filename=upload["filename"], upload_id=upload["upload_id"], write_original=write_original,
+        runtime=runtime,
+        objects=objects,
+        sha256=read.sha256,
+        size=read.size,
+        checked=checked,
+        facts=facts,
+        data=read.data,
+        filename=upload["filename"],
+        upload_id=upload["upload_id"],
+        write_original=write_original,
     )
     await objects.remove(key)
     return media
@@ -309,36 +410,70 @@ async def _attached(conn: asyncpg.Connection, settings: MediaSettings, *, case_i
     case = await store.find_case(conn, case_id=case_id)
     for media_id in media_ids:
         media = await store.find_media(conn, media_id=media_id)
-        await _emit(conn, settings, MediaAttached(
-            media_id=media_id, case_id=case_id, role=media["role"], content_type=media["content_type"],
-            sha256=media["sha256"], flags=list(media["flags"]), attached_at=media["attached_at"],
-        ), key=case_id, case_jurisdiction=case["jurisdiction_code"] if case else None)
+        await _emit(
+            conn,
+            settings,
+            MediaAttached(
+                media_id=media_id,
+                case_id=case_id,
+                role=media["role"],
+                content_type=media["content_type"],
+                sha256=media["sha256"],
+                flags=list(media["flags"]),
+                attached_at=media["attached_at"],
+            ),
+            key=case_id,
+            case_jurisdiction=case["jurisdiction_code"] if case else None,
+        )
 
 
 async def attach_report_media(
-    conn: asyncpg.Connection, *, settings: MediaSettings, case_id: UUID, report_id: UUID, lat: float | None,
-    lng: float | None, submitted_at: datetime, jurisdiction_code: str, media_ids: list[UUID],
+    conn: asyncpg.Connection,
+    *,
+    settings: MediaSettings,
+    case_id: UUID,
+    report_id: UUID,
+    lat: float | None,
+    lng: float | None,
+    submitted_at: datetime,
+    jurisdiction_code: str,
+    media_ids: list[UUID],
 ) -> None:
     """A submitted report's photos are its case's 'before' evidence; its place and time are what
     all of the case's evidence is checked against."""
-    await store.save_report_facts(conn, case_id=case_id, report_id=report_id, lat=lat, lng=lng,
-                                  submitted_at=submitted_at, jurisdiction_code=jurisdiction_code)
-    if not await attach_before_media(conn, settings=settings, case_id=case_id, report_id=report_id,
-                                     submitted_at=submitted_at, media_ids=media_ids):
+    await store.save_report_facts(
+        conn,
+        case_id=case_id,
+        report_id=report_id,
+        lat=lat,
+        lng=lng,
+        submitted_at=submitted_at,
+        jurisdiction_code=jurisdiction_code,
+    )
+    if not await attach_before_media(
+        conn, settings=settings, case_id=case_id, report_id=report_id, submitted_at=submitted_at, media_ids=media_ids
+    ):
         # Media attached before the report arrived is checked now that there is something to check against.
         await apply_evidence_checks(conn, settings=settings, case_id=case_id)
 
 
 async def attach_before_media(
-    conn: asyncpg.Connection, *, settings: MediaSettings, case_id: UUID, report_id: UUID, submitted_at: datetime,
+    conn: asyncpg.Connection,
+    *,
+    settings: MediaSettings,
+    case_id: UUID,
+    report_id: UUID,
+    submitted_at: datetime,
     media_ids: list[UUID],
 ) -> bool:
     """A report's photos become its case's 'before' evidence (also a second report of the same
     problem, 一事多报); True if any was newly attached."""
     attached = [
-        media_id for media_id in media_ids
-        if await store.attach(conn, media_id=media_id, case_id=case_id, role="before", attached_at=submitted_at,
-                              report_id=report_id)
+        media_id
+        for media_id in media_ids
+        if await store.attach(
+            conn, media_id=media_id, case_id=case_id, role="before", attached_at=submitted_at, report_id=report_id
+        )
     ]
     if attached:
         await _attached(conn, settings, case_id=case_id, media_ids=attached)
@@ -353,8 +488,12 @@ async def apply_evidence_checks(conn: asyncpg.Connection, *, settings: MediaSett
     context = ReportContext(lat=case["lat"], lng=case["lng"], submitted_at=case["submitted_at"])
     for media in await store.case_media(conn, case_id=case_id):
         flags = domain.evidence_flags(
-            role=media["role"], captured_at=media["captured_at"], latitude=media["latitude"],
-            longitude=media["longitude"], report=context, max_distance_m=settings.media_exif_max_distance_m,
+            role=media["role"],
+            captured_at=media["captured_at"],
+            latitude=media["latitude"],
+            longitude=media["longitude"],
+            report=context,
+            max_distance_m=settings.media_exif_max_distance_m,
             max_age=timedelta(hours=settings.media_exif_max_age_hours),
         )
         distance = None
@@ -368,16 +507,21 @@ async def case_access(conn: asyncpg.Connection, *, case_id: UUID) -> domain.Case
     case = await store.find_case(conn, case_id=case_id)
     if case is None:
         return None
-    return domain.CaseAccess(jurisdiction_code=case["jurisdiction_code"], department_code=case["department_code"],
-                             co_department_codes=tuple(case["co_department_codes"]))
+    return domain.CaseAccess(
+        jurisdiction_code=case["jurisdiction_code"],
+        department_code=case["department_code"],
+        co_department_codes=tuple(case["co_department_codes"]),
+    )
 
 
 def evidence_items(rows: list[asyncpg.Record]) -> list[domain.EvidenceItem]:
     """A case's media as the domain sees it; purged media is no longer evidence."""
     return [
-        domain.EvidenceItem(media_id=r["media_id"], role=r["role"], kind=r["kind"], sha256=r["sha256"],
-                            attached_at=r["attached_at"])
-        for r in rows if r["purged_at"] is None and r["kind"] is not None
+        domain.EvidenceItem(
+            media_id=r["media_id"], role=r["role"], kind=r["kind"], sha256=r["sha256"], attached_at=r["attached_at"]
+        )
+        for r in rows
+        if r["purged_at"] is None and r["kind"] is not None
     ]
 
 
@@ -396,17 +540,26 @@ async def generate_comparison(*, runtime: Runtime, objects: ObjectStore, case_id
         return existing, False
     # The public copies are already upright and stripped, and smaller than the originals.
     before_bytes, after_bytes = await asyncio.gather(
-        objects.get(before["public_key"]), objects.get(after["public_key"]))
+        objects.get(before["public_key"]), objects.get(after["public_key"])
+    )
     image = await asyncio.to_thread(
-        imaging.comparison_image, before=before_bytes, after=after_bytes,
+        imaging.comparison_image,
+        before=before_bytes,
+        after=after_bytes,
         before_caption=domain.caption(captured_at=before["captured_at"], uploaded_at=before["uploaded_at"]),
         after_caption=domain.caption(captured_at=after["captured_at"], uploaded_at=after["uploaded_at"]),
         max_pixels=runtime.settings.media_image_max_pixels,
     )
     await objects.put(key, image, "image/jpeg")
     async with runtime.pool.acquire() as conn, conn.transaction():
-        await store.save_comparison(conn, object_key=key, case_id=case_id, before_media_id=before["media_id"],
-                                    after_media_id=after["media_id"], generated_at=utcnow())
+        await store.save_comparison(
+            conn,
+            object_key=key,
+            case_id=case_id,
+            before_media_id=before["media_id"],
+            after_media_id=after["media_id"],
+            generated_at=utcnow(),
+        )
         return await store.find_comparison(conn, object_key=key), True
 
 
@@ -417,9 +570,14 @@ async def housekeep_once(*, runtime: Runtime, objects: ObjectStore) -> dict[str,
         expired = await store.expire_uploads(conn, now=now)
         for upload in expired:
             await record_rejection(
-                runtime=runtime, upload_id=upload["upload_id"], conn=conn,
+                runtime=runtime,
+                upload_id=upload["upload_id"],
+                conn=conn,
                 rejection=Rejection("upload-expired", "预签名上传在期限内未完成，未计入。"),
-                filename=upload["filename"], declared_type=upload["content_type"], head=b"", size_bytes=None,
+                filename=upload["filename"],
+                declared_type=upload["content_type"],
+                head=b"",
+                size_bytes=None,
             )
     for upload in expired:
         # A partial or complete object left behind by an abandoned PUT never becomes evidence.
@@ -433,8 +591,9 @@ async def housekeep_once(*, runtime: Runtime, objects: ObjectStore) -> dict[str,
             await objects.remove(*keys, *comparison_keys)
             purged += 1
     if expired or purged:
-        log.info("housekeeping in %s: %d uploads expired, %d objects purged",
-                 settings.media_bucket, len(expired), purged)
+        log.info(
+            "housekeeping in %s: %d uploads expired, %d objects purged", settings.media_bucket, len(expired), purged
+        )
     return {"expired_uploads": len(expired), "purged_objects": purged}
 
 
@@ -468,8 +627,9 @@ async def fetch_photo(http: httpx.AsyncClient, url: str, settings: MediaSettings
         raise Unfetchable(f"{type(error).__name__}: {error}", retry=True) from None
 
 
-async def take_in_incoming(*, runtime: Runtime, objects: ObjectStore, incoming: ObjectStore,
-                           http: httpx.AsyncClient) -> int:
+async def take_in_incoming(
+    *, runtime: Runtime, objects: ObjectStore, incoming: ObjectStore, http: httpx.AsyncClient
+) -> int:
     """Validate and store the photos reports brought along (parked by intake, or held by the
     channel at a URL), as their cases' 'before' evidence; a refused photo is recorded
     (media.rejected) and the report stands. Returns how many were looked at."""
@@ -488,8 +648,9 @@ async def take_in_incoming(*, runtime: Runtime, objects: ObjectStore, incoming: 
                 data = await incoming.get(key)
             else:
                 raise Unfetchable("the parked photo is gone", retry=False)
-            row = await store_direct(runtime=runtime, objects=objects, data=data, filename=filename,
-                                     declared_type=declared)
+            row = await store_direct(
+                runtime=runtime, objects=objects, data=data, filename=filename, declared_type=declared
+            )
             status, media_id = "stored", row["media_id"]
         except Rejection as rejection:
             status, reason = "rejected", rejection.reason
@@ -499,9 +660,14 @@ async def take_in_incoming(*, runtime: Runtime, objects: ObjectStore, incoming: 
             status, reason = "unfetchable", str(problem)
         async with runtime.pool.acquire() as conn, conn.transaction():
             if media_id is not None:
-                await attach_before_media(conn, settings=settings, case_id=photo["case_id"],
-                                          report_id=photo["report_id"], submitted_at=photo["submitted_at"],
-                                          media_ids=[media_id])
+                await attach_before_media(
+                    conn,
+                    settings=settings,
+                    case_id=photo["case_id"],
+                    report_id=photo["report_id"],
+                    submitted_at=photo["submitted_at"],
+                    media_ids=[media_id],
+                )
             await store.finish_incoming(conn, object_key=key, status=status, media_id=media_id, reason=reason)
         if not url:
             await incoming.remove(key)
@@ -514,9 +680,11 @@ def make_incoming_loop(objects: ObjectStore, incoming: ObjectStore):
     async def incoming_loop(runtime: Runtime) -> None:
         async with httpx.AsyncClient(follow_redirects=False) as http:
             await repeat_until_stopped(
-                runtime.stopping, runtime.settings.outbox_poll_interval_s,
+                runtime.stopping,
+                runtime.settings.outbox_poll_interval_s,
                 lambda: take_in_incoming(runtime=runtime, objects=objects, incoming=incoming, http=http),
-                what="taking in photos")
+                what="taking in photos",
+            )
 
     return incoming_loop
 
@@ -528,7 +696,8 @@ def make_housekeeping(objects: ObjectStore):
         async def step() -> None:
             await housekeep_once(runtime=runtime, objects=objects)
 
-        await repeat_until_stopped(runtime.stopping, runtime.settings.media_housekeeping_interval_s, step,
-                                   what="media housekeeping")
+        await repeat_until_stopped(
+            runtime.stopping, runtime.settings.media_housekeeping_interval_s, step, what="media housekeeping"
+        )
 
     return housekeeping

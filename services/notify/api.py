@@ -10,7 +10,12 @@ from pydantic import BaseModel, Field
 
 from services.notify import metrics, store
 from services.notify.domain import (
-    NOTIFICATION_NS, Forbidden, authorize_broadcast, authorize_delivery_reading, broadcast_message, select_groups,
+    NOTIFICATION_NS,
+    Forbidden,
+    authorize_broadcast,
+    authorize_delivery_reading,
+    broadcast_message,
+    select_groups,
 )
 from services.notify.messages import MARKDOWN_MAX_BYTES, TEXT_MAX_BYTES
 from shared.events import utcnow
@@ -25,6 +30,7 @@ def _forbidden(error: Forbidden) -> Problem:
 
 
 # --- a case's notifications -----------------------------------------------------------------
+
 
 class NotificationStatus(BaseModel):
     notification_id: UUID
@@ -62,6 +68,7 @@ async def case_notifications(case_id: UUID, conn: Connection, actor: CurrentActo
 
 # --- broadcasts -----------------------------------------------------------------------------
 
+
 class BroadcastRequest(BaseModel):
     content: str = Field(min_length=1, description="政策宣传内容")
     msgtype: Literal["text", "markdown"] = "markdown"
@@ -98,10 +105,21 @@ class BroadcastProgress(BaseModel):
     failures: list[BroadcastFailure] = Field(description="the first 100 groups that could not be reached, why")
 
 
-@router.post("/broadcasts", status_code=202, response_model=BroadcastAccepted, response_model_exclude_none=True,
-             responses={200: {"model": BroadcastAccepted, "description": "a repeat of an accepted request"}})
-async def create_broadcast(body: BroadcastRequest, request: Request, response: Response, conn: Connection,
-                           actor: CurrentActor, idempotency_key: str | None = Header(default=None, max_length=200)):
+@router.post(
+    "/broadcasts",
+    status_code=202,
+    response_model=BroadcastAccepted,
+    response_model_exclude_none=True,
+    responses={200: {"model": BroadcastAccepted, "description": "a repeat of an accepted request"}},
+)
+async def create_broadcast(
+    body: BroadcastRequest,
+    request: Request,
+    response: Response,
+    conn: Connection,
+    actor: CurrentActor,
+    idempotency_key: str | None = Header(default=None, max_length=200),
+):
     """Queue one message to every resident group of a jurisdiction (or all); sent within each robot's limit.
 
     Who: supervisors and admins, within their jurisdiction ("all" needs the county's). Dispatchers
@@ -113,8 +131,9 @@ async def create_broadcast(body: BroadcastRequest, request: Request, response: R
         raise _forbidden(error) from None
     limit = MARKDOWN_MAX_BYTES if body.msgtype == "markdown" else TEXT_MAX_BYTES
     if len(body.content.encode()) > limit:
-        raise Problem(422, "Message too long", f"A {body.msgtype} message holds at most {limit} bytes.",
-                      kind="message-too-long")
+        raise Problem(
+            422, "Message too long", f"A {body.msgtype} message holds at most {limit} bytes.", kind="message-too-long"
+        )
     groups = select_groups(request.app.state.groups, body.target)
     if not groups:
         raise Problem(422, "No groups", f"No resident group lies in jurisdiction {body.target}.", kind="no-groups")
@@ -122,9 +141,15 @@ async def create_broadcast(body: BroadcastRequest, request: Request, response: R
     broadcast_id = uuid5(NOTIFICATION_NS, f"broadcast|{idempotency_key}") if idempotency_key else uuid4()
     async with conn.transaction():
         created = await store.insert_broadcast(
-            conn, broadcast_id=broadcast_id, idempotency_key=idempotency_key, target=body.target,
-            msgtype=body.msgtype, content=body.content,
-            body=broadcast_message(msgtype=body.msgtype, content=body.content), groups=groups)
+            conn,
+            broadcast_id=broadcast_id,
+            idempotency_key=idempotency_key,
+            target=body.target,
+            msgtype=body.msgtype,
+            content=body.content,
+            body=broadcast_message(msgtype=body.msgtype, content=body.content),
+            groups=groups,
+        )
     accepted = {"broadcast_id": broadcast_id, "status_url": f"/api/v1/broadcasts/{broadcast_id}"}
     if not created:
         response.status_code = 200

@@ -14,7 +14,8 @@ import yaml
 from fastapi import FastAPI
 
 from services.notify.api import router as staff_router
-from services.notify.callbacks import callback_configs, router as callback_router
+from services.notify.callbacks import callback_configs
+from services.notify.callbacks import router as callback_router
 from services.notify.channels import Senders
 from services.notify.delivery import make_delivery_loop
 from services.notify.domain import DepartmentContact, Directory, Group
@@ -55,10 +56,16 @@ def make_senders(settings: NotifySettings, http: httpx.AsyncClient) -> Senders:
     """Every channel's client over one pooled HTTP client."""
     return Senders(
         robot=WeComRobotClient(settings.wecom_base_url, http),
-        app=WeComAppClient(settings.wecom_base_url, http, corp_id=settings.wecom_corp_id,
-                           corp_secret=settings.wecom_corp_secret, agent_id=settings.wecom_agent_id),
-        official_account=WeChatOfficialAccountClient(settings.wechat_base_url, http, app_id=settings.wechat_app_id,
-                                                     app_secret=settings.wechat_app_secret),
+        app=WeComAppClient(
+            settings.wecom_base_url,
+            http,
+            corp_id=settings.wecom_corp_id,
+            corp_secret=settings.wecom_corp_secret,
+            agent_id=settings.wecom_agent_id,
+        ),
+        official_account=WeChatOfficialAccountClient(
+            settings.wechat_base_url, http, app_id=settings.wechat_app_id, app_secret=settings.wechat_app_secret
+        ),
         sms=HttpSmsGateway(settings.sms_base_url, http, sign_name=settings.sms_sign_name),
         phone_key=settings.phone_encryption_key,
     )
@@ -72,13 +79,20 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         # Connections are kept per host and reused: a broadcast reaches thousands of robots in parallel.
-        limits = httpx.Limits(max_connections=settings.notify_delivery_concurrency,
-                              max_keepalive_connections=settings.notify_delivery_concurrency)
-        async with httpx.AsyncClient(timeout=5.0, limits=limits) as http, running_service(
-            settings, service_dir=Path(__file__).parent, topics=[REPORTS, CASES, SLA, MEDIA],
-            handlers=make_handlers(settings=settings, directory=directory, sla_policy=sla_policy),
-            loops={"delivery": make_delivery_loop(lambda s: make_senders(s, http))},
-        ) as runtime:
+        limits = httpx.Limits(
+            max_connections=settings.notify_delivery_concurrency,
+            max_keepalive_connections=settings.notify_delivery_concurrency,
+        )
+        async with (
+            httpx.AsyncClient(timeout=5.0, limits=limits) as http,
+            running_service(
+                settings,
+                service_dir=Path(__file__).parent,
+                topics=[REPORTS, CASES, SLA, MEDIA],
+                handlers=make_handlers(settings=settings, directory=directory, sla_policy=sla_policy),
+                loops={"delivery": make_delivery_loop(lambda s: make_senders(s, http))},
+            ) as runtime,
+        ):
             app.state.runtime = runtime
             yield
 

@@ -39,13 +39,22 @@ class CallbackConfig:
 def callback_configs(settings) -> dict[str, CallbackConfig]:
     """Built at startup, so a malformed EncodingAESKey stops the service instead of every callback."""
     return {
-        "wecom_app": CallbackConfig(source="wecom_app", token=settings.wecom_callback_token,
-                                    aes_key=settings.wecom_callback_aes_key, receive_id=settings.wecom_corp_id),
-        "wechat_mp": CallbackConfig(source="wechat_mp", token=settings.wechat_callback_token,
-                                    aes_key=settings.wechat_callback_aes_key, receive_id=settings.wechat_app_id),
+        "wecom_app": CallbackConfig(
+            source="wecom_app",
+            token=settings.wecom_callback_token,
+            aes_key=settings.wecom_callback_aes_key,
+            receive_id=settings.wecom_corp_id,
+        ),
+        "wechat_mp": CallbackConfig(
+            source="wechat_mp",
+            token=settings.wechat_callback_token,
+            aes_key=settings.wechat_callback_aes_key,
+            receive_id=settings.wechat_app_id,
+        ),
         # The AI bot encrypts with an empty receive id.
-        "wecom_aibot": CallbackConfig(source="wecom_aibot", token=settings.wecom_aibot_token,
-                                      aes_key=settings.wecom_aibot_aes_key, receive_id=""),
+        "wecom_aibot": CallbackConfig(
+            source="wecom_aibot", token=settings.wecom_aibot_token, aes_key=settings.wecom_aibot_aes_key, receive_id=""
+        ),
     }
 
 
@@ -64,8 +73,12 @@ async def _check_fresh(request: Request, source: str, timestamp: str, nonce: str
         raise CallbackRejected("stale", f"timestamp {timestamp!r}")
     async with request.app.state.runtime.pool.acquire() as conn:
         fresh = await store.remember_nonce(
-            conn, source=source, timestamp=timestamp, nonce=nonce,
-            forget_before=utcnow() - timedelta(seconds=2 * settings.notify_callback_max_age_s))
+            conn,
+            source=source,
+            timestamp=timestamp,
+            nonce=nonce,
+            forget_before=utcnow() - timedelta(seconds=2 * settings.notify_callback_max_age_s),
+        )
     if not fresh:
         raise CallbackRejected("replayed", f"nonce {nonce!r}")
 
@@ -83,17 +96,26 @@ async def _publish(request: Request, message: dict | None) -> str:
     runtime = request.app.state.runtime
     settings = runtime.settings
     async with runtime.pool.acquire() as conn, conn.transaction():
-        if not await store.remember_inbound(conn, source=source, msg_id=message["msg_id"],
-                                            message_id=message["message_id"]):
+        if not await store.remember_inbound(
+            conn, source=source, msg_id=message["msg_id"], message_id=message["message_id"]
+        ):
             return "duplicate"
-        await enqueue(conn, settings, new_event(MessageReceived(**message), producer=settings.service_name,
-                                                jurisdiction_code=settings.jurisdiction_code,
-                                                key=message["from_user"]))
+        await enqueue(
+            conn,
+            settings,
+            new_event(
+                MessageReceived(**message),
+                producer=settings.service_name,
+                jurisdiction_code=settings.jurisdiction_code,
+                key=message["from_user"],
+            ),
+        )
     return "accepted"
 
 
-async def _verify_url(request: Request, callback: str, msg_signature: str, timestamp: str, nonce: str,
-                      echostr: str) -> PlainTextResponse:
+async def _verify_url(
+    request: Request, callback: str, msg_signature: str, timestamp: str, nonce: str, echostr: str
+) -> PlainTextResponse:
     """WeCom's URL check: answer the decrypted echostr, bare (no quotes or newline)."""
     cb = request.app.state.callbacks[callback]
     try:
@@ -123,8 +145,9 @@ async def wecom_callback(request: Request, msg_signature: str, timestamp: str, n
         encrypted = outer.get("Encrypt", "")
         crypto.verify_signature(msg_signature, cb.token, timestamp, nonce, encrypted)
         await _check_fresh(request, cb.source, timestamp, nonce)
-        outcome = await _accept_message(request, cb.source, crypto.decrypt(encrypted, key=cb.key,
-                                                                           receive_id=cb.receive_id))
+        outcome = await _accept_message(
+            request, cb.source, crypto.decrypt(encrypted, key=cb.key, receive_id=cb.receive_id)
+        )
     except CallbackRejected as exc:
         raise _refuse(cb.source, exc, request) from None
     metrics.CALLBACKS.labels(cb.source, outcome).inc()
@@ -147,8 +170,9 @@ async def wechat_verify_url(request: Request, signature: str, timestamp: str, no
 
 @router.post("/callbacks/wechat", response_class=PlainTextResponse)
 @public("the official account posts messages with its signature")
-async def wechat_callback(request: Request, signature: str, timestamp: str, nonce: str,
-                          encrypt_type: str = "raw", msg_signature: str = ""):
+async def wechat_callback(
+    request: Request, signature: str, timestamp: str, nonce: str, encrypt_type: str = "raw", msg_signature: str = ""
+):
     """A reader's message to the official account (plaintext or safe mode), published for intake."""
     cb = request.app.state.callbacks["wechat_mp"]
     try:

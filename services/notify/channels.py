@@ -34,8 +34,9 @@ class Senders:
         elif channel == "wechat_subscribe":
             await self.official_account.send_subscribe(openid=target, message=body)
         elif channel == "sms":
-            await self.sms.send(phone=phone_from_token(target, self.phone_key), template=body["template"],
-                                params=body["params"])
+            await self.sms.send(
+                phone=phone_from_token(target, self.phone_key), template=body["template"], params=body["params"]
+            )
         else:
             raise DeliveryError(f"unknown channel {channel}", code="unknown_channel", retryable=False)
 

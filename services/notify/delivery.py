@@ -38,8 +38,9 @@ async def deliver_batch(*, settings: NotifySettings, pool: asyncpg.Pool, senders
         picked = set(plan.picked) | {r["notification_id"] for r in rows if r["channel"] != "wecom_robot"}
         await store.save_robot_windows(conn, plan.windows)
         await store.defer(conn, plan.deferred)
-        await store.mark_sending(conn, notification_ids=list(picked),
-                                 lease_until=now + timedelta(seconds=settings.notify_lease_s))
+        await store.mark_sending(
+            conn, notification_ids=list(picked), lease_until=now + timedelta(seconds=settings.notify_lease_s)
+        )
     if plan.deferred:
         metrics.RATE_DEFERRED.inc(len(plan.deferred))
     batch = [r for r in rows if r["notification_id"] in picked]
@@ -66,35 +67,66 @@ async def deliver_batch(*, settings: NotifySettings, pool: asyncpg.Pool, senders
 async def record_outcomes(*, settings: NotifySettings, pool: asyncpg.Pool, rows, outcomes, claimed_at) -> None:
     """Write what the channels answered: sent, retry later, or failed for good (event + dead letter)."""
     now = utcnow()
-    sent_ids = [r["notification_id"] for r, error in zip(rows, outcomes) if error is None]
+    sent_ids = [r["notification_id"] for r, error in zip(rows, outcomes, strict=True) if error is None]
     async with pool.acquire() as conn, conn.transaction():
         # Slots were reserved at claim time; WeCom counted the sends when they arrived, up to a batch
         # later. Dating them by this (later) answer time keeps our window from reopening early.
         await store.settle_robot_windows(
-            conn, robot_keys=sorted({r["target"] for r in rows if r["channel"] == "wecom_robot"}),
-            reserved_at=claimed_at, sent_at=now)
+            conn,
+            robot_keys=sorted({r["target"] for r in rows if r["channel"] == "wecom_robot"}),
+            reserved_at=claimed_at,
+            sent_at=now,
+        )
         for sent in await store.mark_sent(conn, notification_ids=sent_ids, at=now):
-            await enqueue(conn, settings, _event(settings, sent, NotificationSent(
-                notification_id=sent["notification_id"], case_id=sent["case_id"], channel=sent["channel"],
-                target=sent["target"], template=sent["template"])))
+            await enqueue(
+                conn,
+                settings,
+                _event(
+                    settings,
+                    sent,
+                    NotificationSent(
+                        notification_id=sent["notification_id"],
+                        case_id=sent["case_id"],
+                        channel=sent["channel"],
+                        target=sent["target"],
+                        template=sent["template"],
+                    ),
+                ),
+            )
             _count(sent, "sent")
         throttled = set()
-        for row, error in zip(rows, outcomes):
+        for row, error in zip(rows, outcomes, strict=True):
             if error is None:
                 continue
             attempts = row["attempts"] + 1
             give_up = not error.retryable or attempts >= settings.notify_max_attempts
-            retry_at = None if give_up else now + timedelta(seconds=backoff_seconds(attempts, settings.notify_retry_base_s))
+            retry_at = (
+                None if give_up else now + timedelta(seconds=backoff_seconds(attempts, settings.notify_retry_base_s))
+            )
             if error.code == "45009" and row["channel"] == "wecom_robot":
                 throttled.add(row["target"])
                 retry_at = retry_at and max(retry_at, now + timedelta(seconds=ROBOT_WINDOW_S))
             log.warning("notification %s attempt %d failed: %s", row["notification_id"], attempts, error)
-            await store.mark_attempt_failed(conn, notification_id=row["notification_id"], error=str(error),
-                                            retry_at=retry_at)
+            await store.mark_attempt_failed(
+                conn, notification_id=row["notification_id"], error=str(error), retry_at=retry_at
+            )
             if give_up:
-                await enqueue(conn, settings, _event(settings, row, NotificationFailed(
-                    notification_id=row["notification_id"], case_id=row["case_id"], channel=row["channel"],
-                    target=row["target"], template=row["template"], reason=str(error))))
+                await enqueue(
+                    conn,
+                    settings,
+                    _event(
+                        settings,
+                        row,
+                        NotificationFailed(
+                            notification_id=row["notification_id"],
+                            case_id=row["case_id"],
+                            channel=row["channel"],
+                            target=row["target"],
+                            template=row["template"],
+                            reason=str(error),
+                        ),
+                    ),
+                )
                 await store.enqueue_dead_letter(conn, settings, row=row, error=str(error), at=now)
             _count(row, "failed" if give_up else "retry")
         if throttled:  # WeCom holds a throttled robot for a while: sending sooner only extends it
@@ -108,9 +140,12 @@ def _count(row, outcome: str) -> None:
 
 
 def _event(settings: NotifySettings, row, payload) -> Event:
-    return new_event(payload, producer=settings.service_name,
-                     jurisdiction_code=row["jurisdiction_code"] or settings.jurisdiction_code,
-                     key=str(payload.case_id or payload.notification_id))
+    return new_event(
+        payload,
+        producer=settings.service_name,
+        jurisdiction_code=row["jurisdiction_code"] or settings.jurisdiction_code,
+        key=str(payload.case_id or payload.notification_id),
+    )
 
 
 QUEUE_MEASURE_INTERVAL_S = 5.0
@@ -140,7 +175,8 @@ def make_delivery_loop(senders_factory):
                 await measure_queue(runtime.pool)
             return await deliver_batch(settings=runtime.settings, pool=runtime.pool, senders=senders)
 
-        await repeat_until_stopped(runtime.stopping, runtime.settings.outbox_poll_interval_s, step,
-                                   what="notification delivery")
+        await repeat_until_stopped(
+            runtime.stopping, runtime.settings.outbox_poll_interval_s, step, what="notification delivery"
+        )
 
     return delivery_loop

@@ -4,11 +4,17 @@ inbound WeChat message means. No I/O: app.py loads the directory, the groups and
 and hands them in."""
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from uuid import UUID, NAMESPACE_URL, uuid5
+from datetime import UTC, datetime, timedelta, timezone
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from services.notify.messages import (
-    app_text_message, markdown_message, news_message, sms_message, subscribe_message, template_message, text_message,
+    app_text_message,
+    markdown_message,
+    news_message,
+    sms_message,
+    subscribe_message,
+    template_message,
+    text_message,
 )
 from shared.auth import Actor
 from shared.events import CaseDispatched
@@ -107,8 +113,12 @@ def _china_time(at) -> str:
 
 
 def _robot(contact: DepartmentContact, template: str, content: str) -> Outgoing:
-    return Outgoing("wecom_robot", contact.robot_key, template,
-                    text_message(content, mentioned_mobiles=list(contact.mentioned_mobiles)))
+    return Outgoing(
+        "wecom_robot",
+        contact.robot_key,
+        template,
+        text_message(content, mentioned_mobiles=list(contact.mentioned_mobiles)),
+    )
 
 
 DISPATCH_ACTION_LABEL = {"dispatch": "派单", "transfer": "转派", "reopen": "重新派单", "escalate": "上报派单"}
@@ -127,8 +137,9 @@ def acknowledge_time(policy: SlaPolicy, *, priority: str, level: str, department
     return f"{amount}天" if round_the_clock else f"{amount}个工作日"
 
 
-def dispatched_message(case: CaseDispatched, *, contact: DepartmentContact, ack_time: str,
-                       co_handling: bool = False) -> dict:
+def dispatched_message(
+    case: CaseDispatched, *, contact: DepartmentContact, ack_time: str, co_handling: bool = False
+) -> dict:
     """派单 notice to the department's group (协办 to a co-handling one), @-mentioning its handlers."""
     action = field_of(case, "action", "dispatch")
     label = "协办" if co_handling else DISPATCH_ACTION_LABEL.get(action, "派单")
@@ -149,15 +160,28 @@ def dispatched_messages(case: CaseDispatched, *, directory: Directory, sla_polic
     """派单: the department's group, told how long it has to acknowledge; co-handling (协办)
     departments hear of it too, unless they share the department's robot."""
     contact = _department(directory, case.department_code)
-    ack_time = acknowledge_time(sla_policy, priority=case.priority, level=case.level or "county",
-                                department_code=case.department_code)
-    out = [Outgoing("wecom_robot", contact.robot_key, "case.dispatched",
-                    dispatched_message(case, contact=contact, ack_time=ack_time))]
+    ack_time = acknowledge_time(
+        sla_policy, priority=case.priority, level=case.level or "county", department_code=case.department_code
+    )
+    out = [
+        Outgoing(
+            "wecom_robot",
+            contact.robot_key,
+            "case.dispatched",
+            dispatched_message(case, contact=contact, ack_time=ack_time),
+        )
+    ]
     for code in field_of(case, "co_department_codes", ()):
         co = directory.departments.get(code)
         if co is not None and co.robot_key != contact.robot_key:
-            out.append(Outgoing("wecom_robot", co.robot_key, "case.dispatched",
-                                dispatched_message(case, contact=co, ack_time=ack_time, co_handling=True)))
+            out.append(
+                Outgoing(
+                    "wecom_robot",
+                    co.robot_key,
+                    "case.dispatched",
+                    dispatched_message(case, contact=co, ack_time=ack_time, co_handling=True),
+                )
+            )
     return out
 
 
@@ -168,8 +192,10 @@ def warning_messages(payload, *, directory: Directory, now: datetime) -> list[Ou
     due_at = _as_datetime(field_of(payload, "due_at"))
     reminder = field_of(payload, "reminder", 1)
     priority = field_of(payload, "priority")
-    lines = [f"【催办】{'第' + str(reminder) + '次 ' if reminder > 1 else ''}"
-             f"{PRIORITY_LABEL.get(priority, '') + ' ' if priority else ''}案件 {_short(payload.case_id)}"]
+    lines = [
+        f"【催办】{'第' + str(reminder) + '次 ' if reminder > 1 else ''}"
+        f"{PRIORITY_LABEL.get(priority, '') + ' ' if priority else ''}案件 {_short(payload.case_id)}"
+    ]
     if stage:
         lines.append(f"环节：{STAGE_LABEL.get(stage, stage)}")
     if due_at:
@@ -195,14 +221,20 @@ def breached_messages(payload, *, directory: Directory) -> list[Outgoing]:
     return out
 
 
-def acknowledged_messages(payload, *, reporter: ReporterContact | None,
-                          templates: ReporterTemplates = ReporterTemplates()) -> list[Outgoing]:
+def acknowledged_messages(
+    payload, *, reporter: ReporterContact | None, templates: ReporterTemplates = ReporterTemplates()
+) -> list[Outgoing]:
     """接单: the reporter learns which department took the case."""
     department = field_of(payload, "department_name", payload.department_code)
     return reporter_messages(
-        reporter, templates, template="case.acknowledged", case_id=payload.case_id, status="已接单",
+        reporter,
+        templates,
+        template="case.acknowledged",
+        case_id=payload.case_id,
+        status="已接单",
         text=f"您反映的问题（案件 {_short(payload.case_id)}）已由{department}接单，正在处理。",
-        at=field_of(payload, "at") or field_of(payload, "acknowledged_at"), url=None,
+        at=field_of(payload, "at") or field_of(payload, "acknowledged_at"),
+        url=None,
     )
 
 
@@ -221,44 +253,86 @@ def resolved_messages(payload, *, directory: Directory, evidence: dict[str, int]
     title = f"【办结】案件 {_short(payload.case_id)} 已由{department}办结"
     description = f"整改前后对比：整改前{before}张，整改后{after}张。" + (f"\n处理结果：{summary}" if summary else "")
     if comparison_url:
-        body = news_message(title=title, description=description, url=field_of(payload, "case_url", comparison_url),
-                            picurl=comparison_url)
+        body = news_message(
+            title=title,
+            description=description,
+            url=field_of(payload, "case_url", comparison_url),
+            picurl=comparison_url,
+        )
         return [Outgoing("wecom_robot", contact.robot_key, "case.resolved", body)]
     return [Outgoing("wecom_robot", contact.robot_key, "case.resolved", text_message(f"{title}\n{description}"))]
 
 
-def verification_messages(payload, *, reporter: ReporterContact | None,
-                          templates: ReporterTemplates = ReporterTemplates()) -> list[Outgoing]:
+def verification_messages(
+    payload, *, reporter: ReporterContact | None, templates: ReporterTemplates = ReporterTemplates()
+) -> list[Outgoing]:
     """回访: the reporter is asked whether the problem is really solved."""
     return reporter_messages(
-        reporter, templates, template="case.verification", case_id=payload.case_id, status="已办结，待回访",
-        text=(f"您反映的问题（案件 {_short(payload.case_id)}）已办结。请您评价处理结果："
-              "回复 1 满意，2 基本满意，3 不满意（问题仍未解决）。"),
-        at=field_of(payload, "at"), url=field_of(payload, "verification_url"),
+        reporter,
+        templates,
+        template="case.verification",
+        case_id=payload.case_id,
+        status="已办结，待回访",
+        text=(
+            f"您反映的问题（案件 {_short(payload.case_id)}）已办结。请您评价处理结果："
+            "回复 1 满意，2 基本满意，3 不满意（问题仍未解决）。"
+        ),
+        at=field_of(payload, "at"),
+        url=field_of(payload, "verification_url"),
     )
 
 
-def reporter_messages(reporter: ReporterContact | None, templates: ReporterTemplates, *, template: str, case_id,
-                      status: str, text: str, at, url: str | None) -> list[Outgoing]:
+def reporter_messages(
+    reporter: ReporterContact | None,
+    templates: ReporterTemplates,
+    *,
+    template: str,
+    case_id,
+    status: str,
+    text: str,
+    at,
+    url: str | None,
+) -> list[Outgoing]:
     """One message on the reporter's best channel; none when we have no way to reach them."""
     if reporter is None:
         return []
     if reporter.openid and templates.wechat_kind == "subscribe":
-        body = subscribe_message(template_id=templates.wechat_template_id, page=url, data={
-            "character_string1": _short(case_id), "phrase2": status[:5], "thing3": text,
-            "time4": _china_time(at)})
+        body = subscribe_message(
+            template_id=templates.wechat_template_id,
+            page=url,
+            data={
+                "character_string1": _short(case_id),
+                "phrase2": status[:5],
+                "thing3": text,
+                "time4": _china_time(at),
+            },
+        )
         return [Outgoing("wechat_subscribe", reporter.openid, template, body)]
     if reporter.openid:
-        body = template_message(template_id=templates.wechat_template_id, url=url, data={
-            "first": text, "keyword1": _short(case_id), "keyword2": status, "keyword3": _china_time(at),
-            "remark": "感谢您参与网格治理。"})
+        body = template_message(
+            template_id=templates.wechat_template_id,
+            url=url,
+            data={
+                "first": text,
+                "keyword1": _short(case_id),
+                "keyword2": status,
+                "keyword3": _china_time(at),
+                "remark": "感谢您参与网格治理。",
+            },
+        )
         return [Outgoing("wechat_template", reporter.openid, template, body)]
     if reporter.wecom_userid:
         content = text + (f"\n{url}" if url else "")
         return [Outgoing("wecom_app", reporter.wecom_userid, template, app_text_message(content))]
     if reporter.phone:
-        return [Outgoing("sms", reporter.phone, template, sms_message(
-            template=templates.sms_template, params={"case": _short(case_id), "status": status}))]
+        return [
+            Outgoing(
+                "sms",
+                reporter.phone,
+                template,
+                sms_message(template=templates.sms_template, params={"case": _short(case_id), "status": status}),
+            )
+        ]
     return []
 
 
@@ -276,6 +350,7 @@ def backoff_seconds(attempt: int, base: float) -> float:
 
 # --- each robot's budget -------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class RobotWindow:
     """When a robot last sent (within the window) and until when WeCom told us to hold off."""
@@ -291,8 +366,14 @@ class RobotPlan:
     windows: dict[str, tuple[datetime, ...]] = field(default_factory=dict)
 
 
-def plan_robot_sends(candidates: list[tuple[UUID, str]], windows: dict[str, RobotWindow], *, now: datetime,
-                     per_minute: int, window_s: float = ROBOT_WINDOW_S) -> RobotPlan:
+def plan_robot_sends(
+    candidates: list[tuple[UUID, str]],
+    windows: dict[str, RobotWindow],
+    *,
+    now: datetime,
+    per_minute: int,
+    window_s: float = ROBOT_WINDOW_S,
+) -> RobotPlan:
     """Split (notification, robot) candidates, in order, into those a sliding one-minute window per
     robot allows now and those deferred until the robot's next free slot. A sliding log rather
     than a token bucket: a bucket refilled at 20/min still lets 40 through in one minute after a
@@ -321,6 +402,7 @@ def plan_robot_sends(candidates: list[tuple[UUID, str]], windows: dict[str, Robo
 
 # --- broadcasts -----------------------------------------------------------------------------
 
+
 def select_groups(groups: list[Group], target: str) -> list[Group]:
     """The groups a broadcast reaches: "all", or those whose division code starts with `target`."""
     if target == "all":
@@ -334,6 +416,7 @@ def broadcast_message(*, msgtype: str, content: str) -> dict:
 
 
 # --- who may do what -----------------------------------------------------------------------
+
 
 class Forbidden(Exception):
     """The actor may not do this; the message, in Chinese, says what to do instead."""
@@ -356,15 +439,19 @@ def authorize_broadcast(actor: Actor, *, target: str, county_code: str) -> None:
         raise Forbidden("政策宣传只能由督查员或管理员发布和查看。请联系县指挥中心的督查员或管理员发布。")
     reach = county_code if target == "all" else target
     if not reach.startswith(actor.jurisdiction_code):
-        raise Forbidden(f"您只能发布和查看 {actor.jurisdiction_code} 辖区内的政策宣传。"
-                        f"请把发布范围改为以 {actor.jurisdiction_code} 开头的区划代码，或请上级督查员发布。")
+        raise Forbidden(
+            f"您只能发布和查看 {actor.jurisdiction_code} 辖区内的政策宣传。"
+            f"请把发布范围改为以 {actor.jurisdiction_code} 开头的区划代码，或请上级督查员发布。"
+        )
 
 
 def authorize_delivery_reading(actor: Actor) -> None:
     """Raise Forbidden unless the actor may read the deliveries of a case's notifications."""
     if actor.role not in DELIVERY_READERS:
-        raise Forbidden("只有调度员、督查员和管理员可以查看案件的通知送达情况。"
-                        "办理进度请在案件详情中查看；需要核实送达时请联系指挥中心调度员。")
+        raise Forbidden(
+            "只有调度员、督查员和管理员可以查看案件的通知送达情况。"
+            "办理进度请在案件详情中查看；需要核实送达时请联系指挥中心调度员。"
+        )
 
 
 # --- inbound callbacks ----------------------------------------------------------------------
@@ -396,7 +483,7 @@ def inbound_message(fields: dict[str, str], *, source: str) -> dict | None:
         "agent_id": fields.get("AgentID") or None,
     }
     try:
-        message["sent_at"] = datetime.fromtimestamp(int(fields.get("CreateTime", "")), timezone.utc)
+        message["sent_at"] = datetime.fromtimestamp(int(fields.get("CreateTime", "")), UTC)
     except ValueError:
         return None
     if msg_type == "text":
@@ -441,5 +528,11 @@ def aibot_message(data: dict, *, received_at: datetime) -> dict | None:
 def query_code_messages(request, *, sms_template: str, now) -> list[Outgoing]:
     """我要查询: the one-time code, by SMS to the phone that asked (which travels encrypted)."""
     minutes = max(1, round((request.expires_at - now).total_seconds() / 60))
-    return [Outgoing("sms", request.phone_encrypted, "query.code",
-                     sms_message(template=sms_template, params={"code": request.code, "minutes": str(minutes)}))]
+    return [
+        Outgoing(
+            "sms",
+            request.phone_encrypted,
+            "query.code",
+            sms_message(template=sms_template, params={"code": request.code, "minutes": str(minutes)}),
+        )
+    ]

@@ -8,12 +8,22 @@ import asyncpg
 
 from services.notify import store
 from services.notify.domain import (
-    Directory, Outgoing, ReporterContact, ReporterTemplates, acknowledged_messages, breached_messages,
-    dispatched_messages, field_of, notification_id, query_code_messages, resolved_messages, verification_messages,
+    Directory,
+    Outgoing,
+    ReporterContact,
+    ReporterTemplates,
+    acknowledged_messages,
+    breached_messages,
+    dispatched_messages,
+    field_of,
+    notification_id,
+    query_code_messages,
+    resolved_messages,
+    verification_messages,
     warning_messages,
 )
-from shared.events import Event, QueryCodeRequested, utcnow
 from services.notify.settings import NotifySettings
+from shared.events import Event, QueryCodeRequested, utcnow
 from shared.sla_policy import SlaPolicy
 
 
@@ -22,8 +32,9 @@ async def queue(conn: asyncpg.Connection, event: Event, outgoing: list[Outgoing]
     for out in outgoing:
         await store.insert_notification(
             conn,
-            notification_id=notification_id(source_id=event.event_id, template=out.template, channel=out.channel,
-                                             target=out.target),
+            notification_id=notification_id(
+                source_id=event.event_id, template=out.template, channel=out.channel, target=out.target
+            ),
             source_event_id=event.event_id,
             case_id=getattr(event.payload, "case_id", None),
             jurisdiction_code=event.jurisdiction_code,  # where the subject is: the notification events say so too
@@ -36,9 +47,11 @@ async def queue(conn: asyncpg.Connection, event: Event, outgoing: list[Outgoing]
 
 def make_handlers(*, settings: NotifySettings, directory: Directory, sla_policy: SlaPolicy):
     """Handlers bound to the department directory and the SLA policy (read by app.py)."""
-    templates = ReporterTemplates(wechat_template_id=settings.wechat_template_case_update,
-                                  wechat_kind=settings.wechat_reporter_message,
-                                  sms_template=settings.sms_template_case_update)
+    templates = ReporterTemplates(
+        wechat_template_id=settings.wechat_template_case_update,
+        wechat_kind=settings.wechat_reporter_message,
+        sms_template=settings.sms_template_case_update,
+    )
 
     async def on_report_submitted(conn: asyncpg.Connection, event: Event) -> None:
         report = event.payload
@@ -76,8 +89,11 @@ def make_handlers(*, settings: NotifySettings, directory: Directory, sla_policy:
 
     async def on_query_code_requested(conn: asyncpg.Connection, event: Event) -> None:
         request: QueryCodeRequested = event.payload
-        await queue(conn, event, query_code_messages(request, sms_template=settings.sms_template_query_code,
-                                                     now=event.occurred_at))
+        await queue(
+            conn,
+            event,
+            query_code_messages(request, sms_template=settings.sms_template_query_code, now=event.occurred_at),
+        )
 
     return {
         "report.submitted": on_report_submitted,

@@ -18,10 +18,13 @@ def _cut(content: str, limit: int) -> str:
 
 # --- WeCom group robot ----------------------------------------------------------------------
 
+
 def text_message(content: str, *, mentioned_mobiles: list[str] = ()) -> dict:
     """A text message that @-mentions people by mobile number; content cut to the byte limit."""
-    return {"msgtype": "text", "text": {"content": _cut(content, TEXT_MAX_BYTES),
-                                        "mentioned_mobile_list": list(mentioned_mobiles)}}
+    return {
+        "msgtype": "text",
+        "text": {"content": _cut(content, TEXT_MAX_BYTES), "mentioned_mobile_list": list(mentioned_mobiles)},
+    }
 
 
 def markdown_message(content: str) -> dict:
@@ -39,12 +42,14 @@ def news_message(*, title: str, description: str, url: str, picurl: str | None =
 
 # --- WeCom self-built application -----------------------------------------------------------
 
+
 def app_text_message(content: str) -> dict:
     """A text message from the application to a member (the client adds touser and agentid)."""
     return {"msgtype": "text", "text": {"content": content}}
 
 
 # --- WeChat official account ----------------------------------------------------------------
+
 
 def template_message(*, template_id: str, url: str | None, data: dict[str, str]) -> dict:
     """A template message body: each template field as {"value": …}."""
@@ -68,6 +73,7 @@ def subscribe_message(*, template_id: str, page: str | None, data: dict[str, str
 
 
 # --- SMS ------------------------------------------------------------------------------------
+
 
 def sms_message(*, template: str, params: dict[str, str]) -> dict:
     """An SMS: the provider's template code and its parameters (the gateway adds the signature)."""

@@ -8,7 +8,9 @@ DELIVERIES = Counter(
     ["channel", "template", "outcome"],
 )
 SEND_DURATION = Histogram(
-    "gridlink_notify_send_duration_seconds", "Time for a channel to answer one message.", ["channel"],
+    "gridlink_notify_send_duration_seconds",
+    "Time for a channel to answer one message.",
+    ["channel"],
 )
 RATE_DEFERRED = Counter(
     "gridlink_notify_rate_deferred_total",

@@ -36,9 +36,15 @@ class HttpSmsGateway:
         """Send one templated SMS; raises SmsError."""
         if not MOBILE.match(phone):  # refuse before paying for a provider round trip
             raise SmsError("isv.MOBILE_NUMBER_ILLEGAL", f"not a mainland mobile number: {phone[:3]}…")
-        response = await self.http.post(f"{self.base_url}/sms/send", json={
-            "phone_numbers": phone, "sign_name": self.sign_name, "template_code": template,
-            "template_param": json.dumps(params, ensure_ascii=False)})
+        response = await self.http.post(
+            f"{self.base_url}/sms/send",
+            json={
+                "phone_numbers": phone,
+                "sign_name": self.sign_name,
+                "template_code": template,
+                "template_param": json.dumps(params, ensure_ascii=False),
+            },
+        )
         response.raise_for_status()
         answer = response.json()
         if answer.get("Code") != "OK":

@@ -28,7 +28,8 @@ async def claim_due(conn: asyncpg.Connection, *, now: datetime, limit: int) -> l
     return await conn.fetch(
         "SELECT * FROM notifications WHERE status IN ('pending', 'sending') AND next_attempt_at <= $1 "
         "ORDER BY broadcast_id IS NOT NULL, next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED",
-        now, limit,
+        now,
+        limit,
     )
 
 
@@ -53,13 +54,16 @@ async def save_robot_windows(conn: asyncpg.Connection, windows: dict[str, tuple[
         )
 
 
-async def settle_robot_windows(conn: asyncpg.Connection, *, robot_keys: list[str], reserved_at: datetime,
-                               sent_at: datetime) -> None:
+async def settle_robot_windows(
+    conn: asyncpg.Connection, *, robot_keys: list[str], reserved_at: datetime, sent_at: datetime
+) -> None:
     """Re-date the slots a batch reserved at `reserved_at` to when its sends were answered."""
     if robot_keys:
         await conn.execute(
             "UPDATE robot_windows SET sent_at = array_replace(sent_at, $2, $3) WHERE robot_key = ANY($1::text[])",
-            robot_keys, reserved_at, sent_at,
+            robot_keys,
+            reserved_at,
+            sent_at,
         )
 
 
@@ -73,7 +77,8 @@ async def block_robots(conn: asyncpg.Connection, *, robot_keys: list[str], until
 async def mark_sending(conn: asyncpg.Connection, *, notification_ids: list[UUID], lease_until: datetime) -> None:
     await conn.execute(
         "UPDATE notifications SET status = 'sending', next_attempt_at = $2 WHERE notification_id = ANY($1::uuid[])",
-        notification_ids, lease_until,
+        notification_ids,
+        lease_until,
     )
 
 
@@ -92,7 +97,8 @@ async def mark_sent(conn: asyncpg.Connection, *, notification_ids: list[UUID], a
         "UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = $2, last_error = NULL "
         "WHERE notification_id = ANY($1::uuid[]) AND status = 'sending' "
         "RETURNING notification_id, case_id, channel, target, template, broadcast_id, jurisdiction_code",
-        notification_ids, at,
+        notification_ids,
+        at,
     )
 
 
@@ -104,11 +110,15 @@ async def mark_attempt_failed(
         "UPDATE notifications SET attempts = attempts + 1, last_error = $2, "
         "status = CASE WHEN $3::timestamptz IS NULL THEN 'failed' ELSE 'pending' END, "
         "next_attempt_at = coalesce($3, next_attempt_at) WHERE notification_id = $1",
-        notification_id, error, retry_at,
+        notification_id,
+        error,
+        retry_at,
     )
 
 
-async def enqueue_dead_letter(conn: asyncpg.Connection, settings: NotifySettings, *, row, error: str, at: datetime) -> None:
+async def enqueue_dead_letter(
+    conn: asyncpg.Connection, settings: NotifySettings, *, row, error: str, at: datetime
+) -> None:
     """Put a given-up notification on the dead-letter topic (through the outbox, in this transaction)
     with the reason, in the same shape as the consumer's dead letters plus the notification fields."""
     letter = {
@@ -127,8 +137,10 @@ async def enqueue_dead_letter(conn: asyncpg.Connection, settings: NotifySettings
     }
     await conn.execute(
         "INSERT INTO outbox (event_id, topic, key, value) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-        uuid5(NOTIFICATION_NS, f"dead-letter|{row['notification_id']}"), settings.topic(DEAD_LETTERS.name),
-        letter["key"], json.dumps(letter, ensure_ascii=False).encode(),
+        uuid5(NOTIFICATION_NS, f"dead-letter|{row['notification_id']}"),
+        settings.topic(DEAD_LETTERS.name),
+        letter["key"],
+        json.dumps(letter, ensure_ascii=False).encode(),
     )
 
 
@@ -148,11 +160,15 @@ async def list_notifications(conn: asyncpg.Connection, *, case_id: UUID) -> list
 
 # --- reporters ------------------------------------------------------------------------------
 
+
 async def save_reporter(conn: asyncpg.Connection, *, case_id: UUID, contact: ReporterContact) -> None:
     await conn.execute(
         "INSERT INTO reporters (case_id, openid, wecom_userid, phone) VALUES ($1, $2, $3, $4) "
         "ON CONFLICT (case_id) DO NOTHING",
-        case_id, contact.openid, contact.wecom_userid, contact.phone,
+        case_id,
+        contact.openid,
+        contact.wecom_userid,
+        contact.phone,
     )
 
 
@@ -165,7 +181,9 @@ async def save_evidence(conn: asyncpg.Connection, *, case_id: UUID, media_id: UU
     await conn.execute(
         "INSERT INTO case_evidence (case_id, media_id, role) VALUES ($1, $2, $3) "
         "ON CONFLICT (case_id, media_id) DO UPDATE SET role = excluded.role",
-        case_id, media_id, role,
+        case_id,
+        media_id,
+        role,
     )
 
 
@@ -177,26 +195,47 @@ async def evidence_counts(conn: asyncpg.Connection, *, case_id: UUID) -> dict[st
 
 # --- broadcasts -----------------------------------------------------------------------------
 
-async def insert_broadcast(conn: asyncpg.Connection, *, broadcast_id: UUID, idempotency_key: str | None,
-                           target: str, msgtype: str, content: str, body: dict, groups: list) -> bool:
+
+async def insert_broadcast(
+    conn: asyncpg.Connection,
+    *,
+    broadcast_id: UUID,
+    idempotency_key: str | None,
+    target: str,
+    msgtype: str,
+    content: str,
+    body: dict,
+    groups: list,
+) -> bool:
     """The broadcast and one pending notification per group, in one statement each; False (and
     nothing written) when a broadcast with this id or idempotency key exists already."""
     status = await conn.execute(
         "INSERT INTO broadcasts (broadcast_id, idempotency_key, target, msgtype, content, total) "
         "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        broadcast_id, idempotency_key, target, msgtype, content, len(groups),
+        broadcast_id,
+        idempotency_key,
+        target,
+        msgtype,
+        content,
+        len(groups),
     )
     if status != "INSERT 0 1":
         return False
-    ids = [notification_id(source_id=broadcast_id, template="broadcast", channel="wecom_robot", target=g.robot_key)
-           for g in groups]
+    ids = [
+        notification_id(source_id=broadcast_id, template="broadcast", channel="wecom_robot", target=g.robot_key)
+        for g in groups
+    ]
     await conn.execute(
         "INSERT INTO notifications (notification_id, source_event_id, broadcast_id, group_id, channel, target, "
         "template, body, jurisdiction_code) "
         "SELECT id, $1, $1, group_id, 'wecom_robot', robot_key, 'broadcast', $5::jsonb, jurisdiction_code "
         "FROM unnest($2::uuid[], $3::text[], $4::text[], $6::text[]) AS g(id, group_id, robot_key, jurisdiction_code) "
         "ON CONFLICT DO NOTHING",
-        broadcast_id, ids, [g.group_id for g in groups], [g.robot_key for g in groups], body,
+        broadcast_id,
+        ids,
+        [g.group_id for g in groups],
+        [g.robot_key for g in groups],
+        body,
         [g.jurisdiction_code for g in groups],
     )
     return True
@@ -217,20 +256,25 @@ async def broadcast_progress(conn: asyncpg.Connection, *, broadcast_id: UUID, fa
     failures = await conn.fetch(
         "SELECT group_id, target, attempts, last_error FROM notifications "
         "WHERE broadcast_id = $1 AND status = 'failed' ORDER BY group_id LIMIT $2",
-        broadcast_id, failures_limit,
+        broadcast_id,
+        failures_limit,
     )
     return broadcast, counts, failures
 
 
 # --- inbound callbacks ----------------------------------------------------------------------
 
-async def remember_nonce(conn: asyncpg.Connection, *, source: str, timestamp: str, nonce: str,
-                         forget_before: datetime) -> bool:
+
+async def remember_nonce(
+    conn: asyncpg.Connection, *, source: str, timestamp: str, nonce: str, forget_before: datetime
+) -> bool:
     """Record a callback's (timestamp, nonce); False if it was seen before (a replay)."""
     await conn.execute("DELETE FROM callback_nonces WHERE seen_at < $1", forget_before)
     status = await conn.execute(
         "INSERT INTO callback_nonces (source, ts, nonce) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        source, timestamp, nonce,
+        source,
+        timestamp,
+        nonce,
     )
     return status == "INSERT 0 1"
 
@@ -241,6 +285,8 @@ async def remember_inbound(conn: asyncpg.Connection, *, source: str, msg_id: str
     await conn.execute("DELETE FROM inbound_messages WHERE received_at < now() - interval '2 days'")
     status = await conn.execute(
         "INSERT INTO inbound_messages (source, msg_id, message_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        source, msg_id, message_id,
+        source,
+        msg_id,
+        message_id,
     )
     return status == "INSERT 0 1"

@@ -30,8 +30,10 @@ class WeChatOfficialAccountClient:
         self.tokens = AccessTokenCache(self._fetch_token, clock=clock)
 
     async def _fetch_token(self) -> tuple[str, float]:
-        response = await self.http.get(f"{self.base_url}/cgi-bin/token", params={
-            "grant_type": "client_credential", "appid": self.app_id, "secret": self.app_secret})
+        response = await self.http.get(
+            f"{self.base_url}/cgi-bin/token",
+            params={"grant_type": "client_credential", "appid": self.app_id, "secret": self.app_secret},
+        )
         response.raise_for_status()
         answer = response.json()
         if "access_token" not in answer:

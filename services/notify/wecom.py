@@ -46,8 +46,13 @@ class AccessTokenCache:
     """One access_token shared by every sender: fetched when missing or about to expire, at most
     one fetch at a time (gettoken is rate limited), dropped when the API says it is no longer valid."""
 
-    def __init__(self, fetch: Callable[[], Awaitable[tuple[str, float]]], *, clock=time.monotonic,
-                 refresh_margin_s: float = 300.0):
+    def __init__(
+        self,
+        fetch: Callable[[], Awaitable[tuple[str, float]]],
+        *,
+        clock=time.monotonic,
+        refresh_margin_s: float = 300.0,
+    ):
         self.fetch, self.clock, self.margin = fetch, clock, refresh_margin_s
         self.token: str | None = None
         self.expires_at = 0.0
@@ -82,15 +87,24 @@ async def call_with_token(tokens: AccessTokenCache, call: Callable[[str], Awaita
 class WeComAppClient:
     """Messages from the self-built application to members (by WeCom userid)."""
 
-    def __init__(self, base_url: str, http: httpx.AsyncClient, *, corp_id: str, corp_secret: str, agent_id: int,
-                 clock=time.monotonic):
+    def __init__(
+        self,
+        base_url: str,
+        http: httpx.AsyncClient,
+        *,
+        corp_id: str,
+        corp_secret: str,
+        agent_id: int,
+        clock=time.monotonic,
+    ):
         self.base_url, self.http, self.agent_id = base_url.rstrip("/"), http, agent_id
         self.corp_id, self.corp_secret = corp_id, corp_secret
         self.tokens = AccessTokenCache(self._fetch_token, clock=clock)
 
     async def _fetch_token(self) -> tuple[str, float]:
-        response = await self.http.get(f"{self.base_url}/cgi-bin/gettoken",
-                                       params={"corpid": self.corp_id, "corpsecret": self.corp_secret})
+        response = await self.http.get(
+            f"{self.base_url}/cgi-bin/gettoken", params={"corpid": self.corp_id, "corpsecret": self.corp_secret}
+        )
         response.raise_for_status()
         answer = _check(response.json())
         return answer["access_token"], float(answer.get("expires_in", 7200))
@@ -100,8 +114,9 @@ class WeComAppClient:
         body = {**message, "touser": touser, "agentid": self.agent_id}
 
         async def post(token: str) -> dict:
-            response = await self.http.post(f"{self.base_url}/cgi-bin/message/send",
-                                            params={"access_token": token}, json=body)
+            response = await self.http.post(
+                f"{self.base_url}/cgi-bin/message/send", params={"access_token": token}, json=body
+            )
             response.raise_for_status()
             return response.json()
 

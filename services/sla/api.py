@@ -81,8 +81,9 @@ async def case_timers(case_id: UUID, conn: Connection, actor: CurrentActor):
 
 
 @router.get("/departments/scores", response_model=DepartmentScores)
-async def department_scores(conn: Connection, actor: CurrentActor, since: date | None = None,
-                            until: date | None = None):
+async def department_scores(
+    conn: Connection, actor: CurrentActor, since: date | None = None, until: date | None = None
+):
     """Per department: stages finished in time and late, warnings (催办) and breaches (督办).
 
     Who: any staff member; the scores are the county's published assessment of its departments."""
@@ -99,8 +100,9 @@ async def department_scores(conn: Connection, actor: CurrentActor, since: date |
 
 
 def _written(stages: dict[str, dict[str, Duration]]) -> dict[str, dict[str, DurationSpec]]:
-    return {priority: {stage: {d.unit: d.amount} for stage, d in by_stage.items()}
-            for priority, by_stage in stages.items()}
+    return {
+        priority: {stage: {d.unit: d.amount} for stage, d in by_stage.items()} for priority, by_stage in stages.items()
+    }
 
 
 @router.get("/policy", response_model=PolicyView)
@@ -109,6 +111,11 @@ async def policy(request: Request, actor: CurrentActor):
 
     Who: any staff member; every department should know its deadlines."""
     p = request.app.state.policy.document
-    return {"version": p.version, "warning_ratio": p.warning_ratio, "stages": _written(p.stages),
-            "levels": {level: _written(stages) for level, stages in p.levels.items()},
-            "reminder_every_minutes": p.reminder_every_minutes, "always": sorted(p.always)}
+    return {
+        "version": p.version,
+        "warning_ratio": p.warning_ratio,
+        "stages": _written(p.stages),
+        "levels": {level: _written(stages) for level, stages in p.levels.items()},
+        "reminder_every_minutes": p.reminder_every_minutes,
+        "always": sorted(p.always),
+    }

@@ -31,8 +31,11 @@ def create_app(settings: SlaSettings | None = None, *, clock: Callable[[], datet
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         async with running_service(
-            settings, service_dir=Path(__file__).parent, topics=[CASES],
-            handlers=make_handlers(settings=settings, policy=policy), loops={"ticker": make_ticker(clock, policy)},
+            settings,
+            service_dir=Path(__file__).parent,
+            topics=[CASES],
+            handlers=make_handlers(settings=settings, policy=policy),
+            loops={"ticker": make_ticker(clock, policy)},
         ) as runtime:
             app.state.runtime = runtime
             yield

@@ -32,7 +32,8 @@ class Policy:
         for department, periods in [(None, document.default_hours), *document.department_hours.items()]:
             self.working[department] = WorkingTime(list(periods), **calendar)
             self.day_minutes[department] = sum(
-                (datetime.combine(datetime.min, b) - datetime.combine(datetime.min, a)).seconds / 60 for a, b in periods)
+                (datetime.combine(datetime.min, b) - datetime.combine(datetime.min, a)).seconds / 60 for a, b in periods
+            )
         self.wall = WallClock()
 
     def spec(self, *, priority: str, level: str, stage: str) -> tuple[str, float]:
@@ -93,7 +94,9 @@ def next_step(*, timer: TimerState, now: datetime, policy: Policy) -> Step:
     if now >= timer.due_at:
         return Step("breach", None)
     if now >= timer.warn_at:
-        due_reminder = timer.last_reminder_at is None or now >= timer.last_reminder_at + policy.reminder_every(timer.priority)
+        due_reminder = timer.last_reminder_at is None or now >= timer.last_reminder_at + policy.reminder_every(
+            timer.priority
+        )
         if due_reminder:
             return Step("warning", min(now + policy.reminder_every(timer.priority), timer.due_at))
         return Step(None, min(timer.last_reminder_at + policy.reminder_every(timer.priority), timer.due_at))

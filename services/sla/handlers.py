@@ -17,12 +17,18 @@ from shared.db import enqueue_many
 from shared.events import CaseDispatched, CaseTransitioned, Event, SlaBreached, SlaWarning, new_event
 from shared.loops import repeat_until_stopped
 
+
 async def _score_stopped(conn: asyncpg.Connection, stopped: list[asyncpg.Record], now: datetime) -> None:
     """A finished stage counts for its department: in time, or late if it had breached."""
     for timer in stopped:
         late = timer["fired_at"] is not None
-        await store.count_score(conn, department_code=timer["department_code"], day=now.astimezone(CST).date(),
-                                on_time=0 if late else 1, late=1 if late else 0)
+        await store.count_score(
+            conn,
+            department_code=timer["department_code"],
+            day=now.astimezone(CST).date(),
+            on_time=0 if late else 1,
+            late=1 if late else 0,
+        )
 
 
 def make_handlers(*, settings: SlaSettings, policy: Policy):
@@ -30,13 +36,25 @@ def make_handlers(*, settings: SlaSettings, policy: Policy):
 
     async def start(conn, case: CaseDispatched, *, stage: str, department_code: str) -> None:
         level = case.level or "county"
-        deadline = policy.deadline(start=case.dispatched_at, priority=case.priority, level=level, stage=stage,
-                                   department_code=department_code)
+        deadline = policy.deadline(
+            start=case.dispatched_at, priority=case.priority, level=level, stage=stage, department_code=department_code
+        )
         await store.start_timer(
-            conn, case_id=case.case_id, stage=stage, department_code=department_code, round=case.seq or 1,
-            priority=case.priority, level=level, category=case.category, jurisdiction_code=case.jurisdiction_code,
-            owner_code=case.owner_code, clock=deadline.clock, minutes=deadline.minutes,
-            started_at=case.dispatched_at, due_at=deadline.due_at, warn_at=deadline.warn_at,
+            conn,
+            case_id=case.case_id,
+            stage=stage,
+            department_code=department_code,
+            round=case.seq or 1,
+            priority=case.priority,
+            level=level,
+            category=case.category,
+            jurisdiction_code=case.jurisdiction_code,
+            owner_code=case.owner_code,
+            clock=deadline.clock,
+            minutes=deadline.minutes,
+            started_at=case.dispatched_at,
+            due_at=deadline.due_at,
+            warn_at=deadline.warn_at,
             next_fire_at=deadline.warn_at,
         )
 
@@ -58,8 +76,9 @@ def make_handlers(*, settings: SlaSettings, policy: Policy):
             return
         if clocks.completes:  # the stage is done: it counts for the department, in time or late
             department = step.detail.get("department_code") if clocks.completes == "acknowledge" else None
-            stopped = await store.stop_timers(conn, case_id=step.case_id, now=now, reason=reason,
-                                              stage=clocks.completes, department_code=department)
+            stopped = await store.stop_timers(
+                conn, case_id=step.case_id, now=now, reason=reason, stage=clocks.completes, department_code=department
+            )
             await _score_stopped(conn, stopped, now)
         if clocks.stop_all:  # nobody owes anything more until the case is dispatched again
             await store.stop_timers(conn, case_id=step.case_id, now=now, reason=reason)
@@ -67,39 +86,61 @@ def make_handlers(*, settings: SlaSettings, policy: Policy):
             for timer in await store.running_timers(conn, case_id=step.case_id, stage="resolve"):
                 if timer["paused_at"] is None:
                     left = policy.clock(timer["clock"]).between(now, timer["due_at"])
-                    await store.pause_timer(conn, timer_id=timer["id"], now=now,
-                                            elapsed_minutes=timer["minutes"] - left)
+                    await store.pause_timer(
+                        conn, timer_id=timer["id"], now=now, elapsed_minutes=timer["minutes"] - left
+                    )
         if clocks.resume:  # …and goes on, longer by an approved extension's minutes
             extra = float(step.detail.get("minutes") or 0)
             for timer in await store.running_timers(conn, case_id=step.case_id, stage="resolve"):
                 if timer["paused_at"] is not None:
-                    deadline = policy.schedule(clock=timer["clock"], minutes=timer["minutes"] + extra, start=now,
-                                               elapsed=timer["elapsed_minutes"])
-                    await store.resume_timer(conn, timer_id=timer["id"], minutes=deadline.minutes,
-                                             due_at=deadline.due_at, warn_at=deadline.warn_at,
-                                             next_fire_at=deadline.warn_at)
+                    deadline = policy.schedule(
+                        clock=timer["clock"],
+                        minutes=timer["minutes"] + extra,
+                        start=now,
+                        elapsed=timer["elapsed_minutes"],
+                    )
+                    await store.resume_timer(
+                        conn,
+                        timer_id=timer["id"],
+                        minutes=deadline.minutes,
+                        due_at=deadline.due_at,
+                        warn_at=deadline.warn_at,
+                        next_fire_at=deadline.warn_at,
+                    )
 
     handlers = {"case.dispatched": on_case_dispatched}
-    handlers.update({event_type: on_case_step for event_type in CASE_TRANSITION_TYPES
-                     if clocks_of(event_type) != Clocks()})
+    handlers.update(
+        {event_type: on_case_step for event_type in CASE_TRANSITION_TYPES if clocks_of(event_type) != Clocks()}
+    )
     return handlers
 
 
 def _event(settings: SlaSettings, timer: asyncpg.Record, kind: str, now: datetime):
     common = dict(
-        case_id=timer["case_id"], stage=timer["stage"], department_code=timer["department_code"],
-        started_at=timer["started_at"], due_at=timer["due_at"], category=timer["category"],
-        priority=timer["priority"], jurisdiction_code=timer["jurisdiction_code"], owner_code=timer["owner_code"],
-        level=timer["level"], fired_at=now,
+        case_id=timer["case_id"],
+        stage=timer["stage"],
+        department_code=timer["department_code"],
+        started_at=timer["started_at"],
+        due_at=timer["due_at"],
+        category=timer["category"],
+        priority=timer["priority"],
+        jurisdiction_code=timer["jurisdiction_code"],
+        owner_code=timer["owner_code"],
+        level=timer["level"],
+        fired_at=now,
     )
     payload = SlaWarning(**common, reminder=timer["reminders"] + 1) if kind == "warning" else SlaBreached(**common)
-    return new_event(payload, producer=settings.service_name,
-                     jurisdiction_code=timer["jurisdiction_code"] or settings.jurisdiction_code,
-                     key=str(timer["case_id"]))
+    return new_event(
+        payload,
+        producer=settings.service_name,
+        jurisdiction_code=timer["jurisdiction_code"] or settings.jurisdiction_code,
+        key=str(timer["case_id"]),
+    )
 
 
-async def fire_due_timers(*, settings: SlaSettings, pool: asyncpg.Pool, policy: Policy, now: datetime,
-                          batch: int | None = None) -> int:
+async def fire_due_timers(
+    *, settings: SlaSettings, pool: asyncpg.Pool, policy: Policy, now: datetime, batch: int | None = None
+) -> int:
     """Handle every timer needing attention at `now`, in batches; returns how many events it emitted.
 
     Rows are claimed with FOR UPDATE SKIP LOCKED and updated with their events in one
@@ -112,9 +153,14 @@ async def fire_due_timers(*, settings: SlaSettings, pool: asyncpg.Pool, policy: 
             timers = await store.claim_due_timers(conn, now=now, limit=batch)
             updates, events, fired = [], [], Counter()
             for timer in timers:
-                state = TimerState(priority=timer["priority"], due_at=timer["due_at"], warn_at=timer["warn_at"],
-                                   reminders=timer["reminders"], last_reminder_at=timer["last_reminder_at"],
-                                   breached=timer["fired_at"] is not None)
+                state = TimerState(
+                    priority=timer["priority"],
+                    due_at=timer["due_at"],
+                    warn_at=timer["warn_at"],
+                    reminders=timer["reminders"],
+                    last_reminder_at=timer["last_reminder_at"],
+                    breached=timer["fired_at"] is not None,
+                )
                 step = next_step(timer=state, now=now, policy=policy)
                 reminders, last_reminder, breached_at = timer["reminders"], timer["last_reminder_at"], timer["fired_at"]
                 if step.kind == "warning":
@@ -129,8 +175,9 @@ async def fire_due_timers(*, settings: SlaSettings, pool: asyncpg.Pool, policy: 
             await enqueue_many(conn, settings, events)
             day = now.astimezone(CST).date()
             for (kind, department, _), n in fired.items():
-                await store.count_score(conn, department_code=department, day=day,
-                                        **{"warnings" if kind == "warning" else "breaches": n})
+                await store.count_score(
+                    conn, department_code=department, day=day, **{"warnings" if kind == "warning" else "breaches": n}
+                )
         # Counted once committed, so a rolled-back batch is not counted.
         for timer in timers:
             metrics.LATENESS.observe(max((now - timer["next_fire_at"]).total_seconds(), 0.0))
@@ -152,8 +199,12 @@ def make_ticker(clock: Callable[[], datetime], policy: Policy):
             # Several claimers overlap database round trips with building events; SKIP LOCKED
             # keeps them off each other's rows.
             now = clock()
-            await asyncio.gather(*(fire_due_timers(settings=settings, pool=runtime.pool, policy=policy, now=now)
-                                   for _ in range(settings.sla_fire_workers)))
+            await asyncio.gather(
+                *(
+                    fire_due_timers(settings=settings, pool=runtime.pool, policy=policy, now=now)
+                    for _ in range(settings.sla_fire_workers)
+                )
+            )
             if ticks % 20 == 0:
                 async with runtime.pool.acquire() as conn:
                     for row in await store.pending_by_stage(conn):

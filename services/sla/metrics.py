@@ -6,6 +6,7 @@ PENDING = Gauge("gridlink_sla_pending_timers", "Running timers not yet breached,
 WARNINGS = Counter("gridlink_sla_warnings_total", "sla.warning (催办) events", ["department", "category"])
 BREACHES = Counter("gridlink_sla_breaches_total", "sla.breached (督办) events", ["department", "category"])
 LATENESS = Histogram(
-    "gridlink_sla_fire_lateness_seconds", "How long after its due moment a timer was handled",
+    "gridlink_sla_fire_lateness_seconds",
+    "How long after its due moment a timer was handled",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 2, 5, 10, 30, 60, 300),
 )

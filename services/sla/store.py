@@ -14,7 +14,12 @@ async def start_timer(conn: asyncpg.Connection, **timer) -> bool:
 
 
 async def stop_timers(
-    conn: asyncpg.Connection, *, case_id: UUID, now: datetime, reason: str, stage: str | None = None,
+    conn: asyncpg.Connection,
+    *,
+    case_id: UUID,
+    now: datetime,
+    reason: str,
+    stage: str | None = None,
     department_code: str | None = None,
 ) -> list[asyncpg.Record]:
     """Stop a case's running timers (optionally one stage / department); returns what was stopped."""
@@ -25,28 +30,46 @@ async def stop_timers(
           AND ($4::text IS NULL OR stage = $4) AND ($5::text IS NULL OR department_code = $5)
         RETURNING *
         """,
-        case_id, now, reason, stage, department_code,
+        case_id,
+        now,
+        reason,
+        stage,
+        department_code,
     )
 
 
 async def running_timers(conn: asyncpg.Connection, *, case_id: UUID, stage: str) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT * FROM timers WHERE case_id = $1 AND stage = $2 AND stopped_at IS NULL FOR UPDATE", case_id, stage)
+        "SELECT * FROM timers WHERE case_id = $1 AND stage = $2 AND stopped_at IS NULL FOR UPDATE", case_id, stage
+    )
 
 
 async def pause_timer(conn: asyncpg.Connection, *, timer_id: int, now: datetime, elapsed_minutes: float) -> None:
     await conn.execute(
         "UPDATE timers SET paused_at = $2, elapsed_minutes = $3, next_fire_at = NULL WHERE id = $1",
-        timer_id, now, elapsed_minutes)
+        timer_id,
+        now,
+        elapsed_minutes,
+    )
 
 
 async def resume_timer(
-    conn: asyncpg.Connection, *, timer_id: int, minutes: float, due_at: datetime, warn_at: datetime,
+    conn: asyncpg.Connection,
+    *,
+    timer_id: int,
+    minutes: float,
+    due_at: datetime,
+    warn_at: datetime,
     next_fire_at: datetime,
 ) -> None:
     await conn.execute(
-        "UPDATE timers SET paused_at = NULL, minutes = $2, due_at = $3, warn_at = $4, next_fire_at = $5"
-        " WHERE id = $1", timer_id, minutes, due_at, warn_at, next_fire_at)
+        "UPDATE timers SET paused_at = NULL, minutes = $2, due_at = $3, warn_at = $4, next_fire_at = $5 WHERE id = $1",
+        timer_id,
+        minutes,
+        due_at,
+        warn_at,
+        next_fire_at,
+    )
 
 
 async def claim_due_timers(conn: asyncpg.Connection, *, now: datetime, limit: int) -> list[asyncpg.Record]:
@@ -58,7 +81,8 @@ async def claim_due_timers(conn: asyncpg.Connection, *, now: datetime, limit: in
         ORDER BY next_fire_at LIMIT $2
         FOR UPDATE SKIP LOCKED
         """,
-        now, limit,
+        now,
+        limit,
     )
 
 
@@ -75,7 +99,7 @@ async def save_fired(conn: asyncpg.Connection, rows: list[tuple]) -> None:
              AS u(id, next_fire_at, reminders, last_reminder_at, fired_at)
         WHERE timers.id = u.id
         """,
-        *map(list, zip(*rows)),
+        *map(list, zip(*rows, strict=True)),
     )
 
 
@@ -87,14 +111,20 @@ async def count_score(conn: asyncpg.Connection, *, department_code: str, day: da
         f" VALUES ($1, $2, {', '.join(f'${i}' for i in range(3, len(columns) + 3))})"
         f" ON CONFLICT (department_code, day) DO UPDATE SET "
         + ", ".join(f"{c} = department_scores.{c} + EXCLUDED.{c}" for c in columns),
-        department_code, day, *increments.values())
+        department_code,
+        day,
+        *increments.values(),
+    )
 
 
 async def scores(conn: asyncpg.Connection, *, since: date, until: date) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT department_code, sum(on_time) AS on_time, sum(late) AS late, sum(warnings) AS warnings,"
         " sum(breaches) AS breaches FROM department_scores WHERE day >= $1 AND day <= $2"
-        " GROUP BY department_code ORDER BY department_code", since, until)
+        " GROUP BY department_code ORDER BY department_code",
+        since,
+        until,
+    )
 
 
 async def list_timers(conn: asyncpg.Connection, *, case_id: UUID) -> list[asyncpg.Record]:
@@ -103,4 +133,5 @@ async def list_timers(conn: asyncpg.Connection, *, case_id: UUID) -> list[asyncp
 
 async def pending_by_stage(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT stage, count(*) AS n FROM timers WHERE stopped_at IS NULL AND fired_at IS NULL GROUP BY stage")
+        "SELECT stage, count(*) AS n FROM timers WHERE stopped_at IS NULL AND fired_at IS NULL GROUP BY stage"
+    )

@@ -23,19 +23,36 @@ def jpeg(colour) -> bytes:
 
 
 async def test_a_case_from_report_to_close(make_settings, fake_wecom):
-    apps = {name: factory(make_settings(name)) for name, factory in [
-        ("intake", intake_app), ("dispatch", dispatch_app), ("sla", sla_app), ("notify", notify_app),
-        ("media", media_app)]}
+    apps = {
+        name: factory(make_settings(name))
+        for name, factory in [
+            ("intake", intake_app),
+            ("dispatch", dispatch_app),
+            ("sla", sla_app),
+            ("notify", notify_app),
+            ("media", media_app),
+        ]
+    }
     settings = apps["dispatch"].state.settings
     dispatcher = bearer(settings, "dispatcher")
     handler = bearer(settings, "handler", department_code="huanwei")
     async with AsyncExitStack() as stack:
         client = {name: await stack.enter_async_context(running(app)) for name, app in apps.items()}
-        before = await client["media"].post("/api/v1/media", files={"file": ("before.jpg", jpeg((90, 80, 20)), "image/jpeg")})
+        before = await client["media"].post(
+            "/api/v1/media", files={"file": ("before.jpg", jpeg((90, 80, 20)), "image/jpeg")}
+        )
         assert before.status_code == 201, before.text
-        answer = await client["intake"].post("/api/v1/reports", json={
-            "description": "东关街菜市场后门垃圾堆了三天没人清运，臭气熏天", "category": "exposed_garbage",
-            "lat": 29.0829, "lng": 120.0546, "channel": "api", "media_ids": [before.json()["media_id"]]})
+        answer = await client["intake"].post(
+            "/api/v1/reports",
+            json={
+                "description": "东关街菜市场后门垃圾堆了三天没人清运，臭气熏天",
+                "category": "exposed_garbage",
+                "lat": 29.0829,
+                "lng": 120.0546,
+                "channel": "api",
+                "media_ids": [before.json()["media_id"]],
+            },
+        )
         assert answer.status_code == 201, answer.text
         case_id = answer.json()["case_id"]
 
@@ -61,13 +78,19 @@ async def test_a_case_from_report_to_close(make_settings, fake_wecom):
         stages = await eventually(acknowledge_stopped)
         assert stages["resolve"]["stopped_at"] is None
 
-        after = await client["media"].post("/api/v1/media", files={"file": ("after.jpg", jpeg((30, 160, 60)), "image/jpeg")})
+        after = await client["media"].post(
+            "/api/v1/media", files={"file": ("after.jpg", jpeg((30, 160, 60)), "image/jpeg")}
+        )
         after_id = after.json()["media_id"]
-        attached = await client["media"].post(f"/api/v1/cases/{case_id}/media", json={"media_id": after_id, "role": "after"},
-                                              headers=handler)
+        attached = await client["media"].post(
+            f"/api/v1/cases/{case_id}/media", json={"media_id": after_id, "role": "after"}, headers=handler
+        )
         assert attached.status_code == 201, attached.text
-        r = await client["dispatch"].post(f"/api/v1/cases/{case_id}/resolve", headers=handler,
-                                          json={"result": "已清运并消杀，增设垃圾桶两个", "after_media_ids": [after_id]})
+        r = await client["dispatch"].post(
+            f"/api/v1/cases/{case_id}/resolve",
+            headers=handler,
+            json={"result": "已清运并消杀，增设垃圾桶两个", "after_media_ids": [after_id]},
+        )
         assert r.status_code == 200, r.text
 
         async def command_centre_heard():
@@ -76,7 +99,10 @@ async def test_a_case_from_report_to_close(make_settings, fake_wecom):
 
         [message] = await eventually(command_centre_heard)
         assert "已清运并消杀" in str(message["body"])
-        assert all(t["stopped_at"] for t in (await client["sla"].get(f"/api/v1/cases/{case_id}/timers", headers=handler)).json()["timers"])
+        assert all(
+            t["stopped_at"]
+            for t in (await client["sla"].get(f"/api/v1/cases/{case_id}/timers", headers=handler)).json()["timers"]
+        )
 
         evidence = (await client["media"].get(f"/api/v1/cases/{case_id}/evidence", headers=dispatcher)).json()
         assert evidence["has_after_photo"]
@@ -85,4 +111,10 @@ async def test_a_case_from_report_to_close(make_settings, fake_wecom):
             assert r.status_code == 200, r.text
         closed = await case("closed")
         assert [t["action"] for t in closed["timeline"]] == [
-            "submit", "dispatch", "acknowledge", "resolve", "verify", "close"]
+            "submit",
+            "dispatch",
+            "acknowledge",
+            "resolve",
+            "verify",
+            "close",
+        ]

@@ -26,8 +26,9 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 ELEMENT = "element-6066-11e4-a52e-4f735466cecf"  # the W3C web element identifier
 HERE = (29.0829, 120.0546)
 
-pytestmark = pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-                                reason="Debian's chromium and chromium-driver are not installed")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()), reason="Debian's chromium and chromium-driver are not installed"
+)
 
 
 class Browser:
@@ -63,8 +64,9 @@ class Browser:
 @pytest.fixture
 def browser():
     port, profile = free_port(), tempfile.mkdtemp(prefix="gridlink-chromium-")
-    driver = subprocess.Popen([str(CHROMEDRIVER), f"--port={port}"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    driver = subprocess.Popen(
+        [str(CHROMEDRIVER), f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
     try:
         deadline = time.monotonic() + 20
@@ -78,11 +80,29 @@ def browser():
                 raise RuntimeError("chromedriver did not start")
             time.sleep(0.1)
         # The flags keep Chromium off the network this machine cannot reach anyway.
-        args = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                f"--user-data-dir={profile}", "--lang=zh-CN"]
-        session = http.post("/session", json={"capabilities": {"alwaysMatch": {
-            "browserName": "chrome", "goog:chromeOptions": {"binary": str(CHROMIUM), "args": args}}}}).json()
+        args = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--lang=zh-CN",
+        ]
+        session = http.post(
+            "/session",
+            json={
+                "capabilities": {
+                    "alwaysMatch": {
+                        "browserName": "chrome",
+                        "goog:chromeOptions": {"binary": str(CHROMIUM), "args": args},
+                    }
+                }
+            },
+        ).json()
         browser = Browser(http, session["value"]["sessionId"])
         yield browser
         http.delete(f"/session/{browser.session}")
@@ -97,8 +117,9 @@ async def test_a_resident_reports_from_the_h5_page(make_settings, browser, tmp_p
     intake_settings = make_settings("intake")
     media_settings = make_settings("media", intake_incoming_bucket=intake_settings.intake_incoming_bucket)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(intake_app(intake_settings), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(intake_app(intake_settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     serving = asyncio.create_task(server.serve())
     photo = tmp_path / "井盖.jpg"
     buffer = io.BytesIO()
@@ -111,8 +132,9 @@ async def test_a_resident_reports_from_the_h5_page(make_settings, browser, tmp_p
             origin = f"http://127.0.0.1:{port}"
             step = asyncio.to_thread  # WebDriver calls block; the servers run on this loop meanwhile
             await step(browser.cdp, "Browser.grantPermissions", origin=origin, permissions=["geolocation"])
-            await step(browser.cdp, "Emulation.setGeolocationOverride", latitude=HERE[0], longitude=HERE[1],
-                       accuracy=10)
+            await step(
+                browser.cdp, "Emulation.setGeolocationOverride", latitude=HERE[0], longitude=HERE[1], accuracy=10
+            )
             await step(browser.open, f"{origin}/h5/")
             await step(browser.click, "#locate")
 

@@ -23,8 +23,10 @@ def jpeg_bytes() -> bytes:
 
 
 async def test_h5_report_is_triaged_dispatched_deduplicated_and_queryable(make_settings, county):
-    apps = {name: factory(make_settings(name)) for name, factory in [
-        ("intake", intake_app), ("dispatch", dispatch_app), ("media", media_app)]}
+    apps = {
+        name: factory(make_settings(name))
+        for name, factory in [("intake", intake_app), ("dispatch", dispatch_app), ("media", media_app)]
+    }
     async with AsyncExitStack() as stack:
         client = {name: await stack.enter_async_context(running(app)) for name, app in apps.items()}
         page = await client["intake"].get("/h5/")
@@ -33,11 +35,18 @@ async def test_h5_report_is_triaged_dispatched_deduplicated_and_queryable(make_s
         photo = await client["media"].post("/api/v1/media", files={"file": ("scene.jpg", jpeg_bytes(), "image/jpeg")})
         assert photo.status_code == 201, photo.text
         gcj = wgs84_to_gcj02(*HERE)
-        answer = await client["intake"].post("/api/v1/reports", json={
-            "description": "三单元门口的井盖没了，黑洞洞的，刚才有个小孩差点掉下去",
-            "lat": gcj[0], "lng": gcj[1], "coord_system": "gcj02", "channel": "h5",
-            "reporter_phone": "13812345678", "media_ids": [photo.json()["media_id"]],
-        })
+        answer = await client["intake"].post(
+            "/api/v1/reports",
+            json={
+                "description": "三单元门口的井盖没了，黑洞洞的，刚才有个小孩差点掉下去",
+                "lat": gcj[0],
+                "lng": gcj[1],
+                "coord_system": "gcj02",
+                "channel": "h5",
+                "reporter_phone": "13812345678",
+                "media_ids": [photo.json()["media_id"]],
+            },
+        )
         assert answer.status_code == 201, answer.text
         first = answer.json()
         assert first["category"] == "manhole" and first["priority"] == "urgent"
@@ -53,9 +62,19 @@ async def test_h5_report_is_triaged_dispatched_deduplicated_and_queryable(make_s
         assert case["department_code"] == "zhujian" and case["priority"] == "urgent"
 
         # A neighbour reports the same manhole 20 m away: it joins the case, no second case opens.
-        neighbour = (await client["intake"].post("/api/v1/reports", json={
-            "description": "井盖丢了还没人管，太危险了", "lat": gcj[0] + 0.00018, "lng": gcj[1],
-            "coord_system": "gcj02", "channel": "h5", "reporter_phone": "13900001111"})).json()
+        neighbour = (
+            await client["intake"].post(
+                "/api/v1/reports",
+                json={
+                    "description": "井盖丢了还没人管，太危险了",
+                    "lat": gcj[0] + 0.00018,
+                    "lng": gcj[1],
+                    "coord_system": "gcj02",
+                    "channel": "h5",
+                    "reporter_phone": "13900001111",
+                },
+            )
+        ).json()
         assert neighbour["attached_to_case"] is True and neighbour["case_no"] == first["case_no"]
 
         async def both_follow_the_dispatched_case():

@@ -23,8 +23,16 @@ def png_bytes() -> bytes:
 
 
 async def test_report_is_dispatched_notified_timed_and_linked(make_settings, fake_wecom):
-    apps = {name: factory(make_settings(name)) for name, factory in [
-        ("intake", intake_app), ("dispatch", dispatch_app), ("sla", sla_app), ("notify", notify_app), ("media", media_app)]}
+    apps = {
+        name: factory(make_settings(name))
+        for name, factory in [
+            ("intake", intake_app),
+            ("dispatch", dispatch_app),
+            ("sla", sla_app),
+            ("notify", notify_app),
+            ("media", media_app),
+        ]
+    }
     async with AsyncExitStack() as stack:
         client = {name: await stack.enter_async_context(running(app)) for name, app in apps.items()}
         for c in client.values():
@@ -34,11 +42,18 @@ async def test_report_is_dispatched_notified_timed_and_linked(make_settings, fak
         assert upload.status_code == 201, upload.text
         media_id = upload.json()["media_id"]
 
-        answer = await client["intake"].post("/api/v1/reports", json={
-            "description": "幸福路与建设街交叉口往南50米，井盖翻起来了，赶紧来人看看！",
-            "category": "manhole", "lat": 29.0812, "lng": 120.0431,
-            "reporter_phone": "13812341234", "channel": "api", "media_ids": [media_id],
-        })
+        answer = await client["intake"].post(
+            "/api/v1/reports",
+            json={
+                "description": "幸福路与建设街交叉口往南50米，井盖翻起来了，赶紧来人看看！",
+                "category": "manhole",
+                "lat": 29.0812,
+                "lng": 120.0431,
+                "reporter_phone": "13812341234",
+                "channel": "api",
+                "media_ids": [media_id],
+            },
+        )
         assert answer.status_code == 201, answer.text
         report_id, case_id = answer.json()["report_id"], answer.json()["case_id"]
 
@@ -80,15 +95,18 @@ async def test_report_is_dispatched_notified_timed_and_linked(make_settings, fak
         await eventually(media_linked)
 
         async def report_follows_case():
-            return (await client["intake"].get(f"/api/v1/reports/{report_id}", headers=dispatcher)).json()["status"] == (
-                "dispatched")
+            return (await client["intake"].get(f"/api/v1/reports/{report_id}", headers=dispatcher)).json()[
+                "status"
+            ] == ("dispatched")
 
         await eventually(report_follows_case)
 
         settings = apps["intake"].state.settings
         reports = await read_topic(settings, REPORTS.name, until=lambda ms: any(m["key"] == case_id for m in ms))
         [submitted] = [m for m in reports if m["key"] == case_id]
-        assert submitted["type"] == "report.submitted" and submitted["payload"]["reporter_phone_masked"] == "138****1234"
+        assert (
+            submitted["type"] == "report.submitted" and submitted["payload"]["reporter_phone_masked"] == "138****1234"
+        )
         assert "13812341234" not in str(submitted)
         cases = await read_topic(settings, CASES.name, until=lambda ms: any(m["key"] == case_id for m in ms))
         [dispatched_event] = [m for m in cases if m["key"] == case_id]

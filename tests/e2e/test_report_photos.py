@@ -25,10 +25,17 @@ async def test_photos_sent_with_the_report(make_settings, infra):
     async with AsyncExitStack() as stack:
         intake = await stack.enter_async_context(running(intake_app(intake_settings)))
         media = await stack.enter_async_context(running(media_app(media_settings)))
-        form = {"description": "小区门口污水井盖破了一角", "category": "manhole", "lat": "29.0829", "lng": "120.0546",
-                "channel": "h5"}
-        files = [("photos", ("hole.jpg", jpeg(), "image/jpeg")),
-                 ("photos", ("not-a-photo.jpg", b"<html>hello</html>", "image/jpeg"))]
+        form = {
+            "description": "小区门口污水井盖破了一角",
+            "category": "manhole",
+            "lat": "29.0829",
+            "lng": "120.0546",
+            "channel": "h5",
+        }
+        files = [
+            ("photos", ("hole.jpg", jpeg(), "image/jpeg")),
+            ("photos", ("not-a-photo.jpg", b"<html>hello</html>", "image/jpeg")),
+        ]
         answer = await intake.post("/api/v1/reports", data=form, files=files)
         assert answer.status_code == 201, answer.text
         case_id = answer.json()["case_id"]
@@ -39,8 +46,9 @@ async def test_photos_sent_with_the_report(make_settings, infra):
 
         [photo] = await eventually(evidence)
         assert photo["role"] == "before" and photo["content_type"] == "image/jpeg"
-        events = await read_topic(media_settings, MEDIA.name,
-                                  until=lambda ms: any(m["type"] == "media.rejected" for m in ms))
+        events = await read_topic(
+            media_settings, MEDIA.name, until=lambda ms: any(m["type"] == "media.rejected" for m in ms)
+        )
         [rejected] = [m["payload"] for m in events if m["type"] == "media.rejected"]
         assert rejected["filename"] == "not-a-photo.jpg"
 

@@ -30,23 +30,40 @@ async def test_a_wechat_photo_becomes_evidence(make_settings, fake_wecom):
     t0, gcj = utcnow(), wgs84_to_gcj02(*HERE)
 
     def message(sender, msg_type, **fields):
-        return new_event(MessageReceived(message_id=uuid4(), source="wechat_mp", msg_id=str(uuid4()),
-                                         from_user=sender, to_user="gh_gridlink", msg_type=msg_type, sent_at=t0,
-                                         **fields), producer="notify", jurisdiction_code="330727",
-                         key=sender).to_bytes()
+        return new_event(
+            MessageReceived(
+                message_id=uuid4(),
+                source="wechat_mp",
+                msg_id=str(uuid4()),
+                from_user=sender,
+                to_user="gh_gridlink",
+                msg_type=msg_type,
+                sent_at=t0,
+                **fields,
+            ),
+            producer="notify",
+            jurisdiction_code="330727",
+            key=sender,
+        ).to_bytes()
 
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(running(intake_app(intake_settings)))
         media = await stack.enter_async_context(running(media_app(media_settings)))
-        await publish(intake_settings, MESSAGES.name,
-                      message("o-wang", "text", content="公园东门的垃圾桶倒了，垃圾撒了一地"),
-                      message("o-wang", "image", pic_url=f"{fake_wecom}/_fake/pics/{name}", media_id="M1"),
-                      message("o-wang", "location", lat=gcj[0], lng=gcj[1], datum="gcj02"),
-                      message("o-li", "text", content="小区门口路灯坏了"),
-                      message("o-li", "image", pic_url="https://evil.example/track.jpg"),
-                      message("o-li", "location", lat=gcj[0] + 0.01, lng=gcj[1], datum="gcj02"))
-        reports = await read_topic(intake_settings, "gridlink.reports",
-                                   until=lambda ms: len([m for m in ms if m["type"] == "report.submitted"]) >= 2)
+        await publish(
+            intake_settings,
+            MESSAGES.name,
+            message("o-wang", "text", content="公园东门的垃圾桶倒了，垃圾撒了一地"),
+            message("o-wang", "image", pic_url=f"{fake_wecom}/_fake/pics/{name}", media_id="M1"),
+            message("o-wang", "location", lat=gcj[0], lng=gcj[1], datum="gcj02"),
+            message("o-li", "text", content="小区门口路灯坏了"),
+            message("o-li", "image", pic_url="https://evil.example/track.jpg"),
+            message("o-li", "location", lat=gcj[0] + 0.01, lng=gcj[1], datum="gcj02"),
+        )
+        reports = await read_topic(
+            intake_settings,
+            "gridlink.reports",
+            until=lambda ms: len([m for m in ms if m["type"] == "report.submitted"]) >= 2,
+        )
         by_sender = {m["payload"]["reporter_openid"]: m["payload"] for m in reports if m["type"] == "report.submitted"}
         assert by_sender["o-wang"]["photo_urls"] == [f"{fake_wecom}/_fake/pics/{name}"]
         dispatcher = bearer(media_settings, "dispatcher")
@@ -57,12 +74,16 @@ async def test_a_wechat_photo_becomes_evidence(make_settings, fake_wecom):
 
         [photo] = await eventually(lambda: evidence(by_sender["o-wang"]["case_id"]), timeout=20)
         assert photo["role"] == "before" and photo["content_type"] == "image/jpeg"
+
         # A URL on a host media does not fetch from is refused at once, never requested.
         async def refused():
             db = await asyncpg.connect(media_settings.database_url)
             try:
-                return await db.fetchrow("SELECT status, reason, attempts FROM media.incoming_photos WHERE report_id = $1"
-                                         " AND status <> 'taking'", UUID(by_sender["o-li"]["report_id"]))
+                return await db.fetchrow(
+                    "SELECT status, reason, attempts FROM media.incoming_photos WHERE report_id = $1"
+                    " AND status <> 'taking'",
+                    UUID(by_sender["o-li"]["report_id"]),
+                )
             finally:
                 await db.close()
 

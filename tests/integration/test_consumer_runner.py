@@ -16,9 +16,18 @@ from tests.support import bearer, eventually, publish, read_topic, running
 
 def report_event(category: str = "road_damage"):
     return new_event(
-        ReportSubmitted(report_id=uuid4(), case_id=uuid4(), description="路面有个大坑", category=category,
-                        place=ReportPlace(division_code="330727"), channel="api", submitted_at=utcnow()),
-        producer="test", jurisdiction_code="330727", key="k",
+        ReportSubmitted(
+            report_id=uuid4(),
+            case_id=uuid4(),
+            description="路面有个大坑",
+            category=category,
+            place=ReportPlace(division_code="330727"),
+            channel="api",
+            submitted_at=utcnow(),
+        ),
+        producer="test",
+        jurisdiction_code="330727",
+        key="k",
     )
 
 
@@ -27,8 +36,9 @@ async def test_duplicates_once_poison_dead_lettered_unknown_skipped(make_setting
     await ensure_topics(settings)
     event = report_event()
     unknown = json.loads(report_event().to_bytes()) | {"type": "report.retracted"}
-    await publish(settings, REPORTS.name, event.to_bytes(), b"{not json", json.dumps(unknown).encode(),
-                  event.to_bytes())
+    await publish(
+        settings, REPORTS.name, event.to_bytes(), b"{not json", json.dumps(unknown).encode(), event.to_bytes()
+    )
     async with running(dispatch_app(settings)) as client:
         letters = await read_topic(settings, DEAD_LETTERS.name, until=lambda ms: len(ms) >= 1)
         assert letters[0]["reason"] == "malformed"
@@ -57,11 +67,24 @@ async def test_handler_that_keeps_failing_goes_to_dead_letters_and_consumption_g
     await ensure_topics(settings)
 
     def dispatched(department: str):
-        return new_event(CaseDispatched(
-            case_id=uuid4(), report_id=uuid4(), category="road_damage", category_name="道路破损",
-            priority="normal", department_code=department, department_name="?", description="路面有个大坑",
-            responsibility_list_version="v", rule="r", dispatched_at=utcnow(),
-        ), producer="test", jurisdiction_code="330727", key="k")
+        return new_event(
+            CaseDispatched(
+                case_id=uuid4(),
+                report_id=uuid4(),
+                category="road_damage",
+                category_name="道路破损",
+                priority="normal",
+                department_code=department,
+                department_name="?",
+                description="路面有个大坑",
+                responsibility_list_version="v",
+                rule="r",
+                dispatched_at=utcnow(),
+            ),
+            producer="test",
+            jurisdiction_code="330727",
+            key="k",
+        )
 
     broken, fine = dispatched("no_such_department"), dispatched("zhujian")
     await publish(settings, CASES.name, broken.to_bytes(), fine.to_bytes())
@@ -71,8 +94,9 @@ async def test_handler_that_keeps_failing_goes_to_dead_letters_and_consumption_g
         assert "no_such_department" in letters[0]["error"]
 
         async def fine_was_handled():
-            r = await client.get(f"/api/v1/cases/{fine.payload.case_id}/notifications",
-                                 headers=bearer(settings, "dispatcher"))
+            r = await client.get(
+                f"/api/v1/cases/{fine.payload.case_id}/notifications", headers=bearer(settings, "dispatcher")
+            )
             return r.json()["notifications"]
 
         assert await eventually(fine_was_handled)

@@ -17,17 +17,29 @@ from tests.support import bearer, eventually, publish, read_topic, running
 COUNTY, TOWN, VILLAGE = "330727", "330727001", "330727001002"
 
 
-def report(category: str | None, *, village: str | None = VILLAGE, lat: float | None = 29.08,
-           lng: float | None = 120.04):
+def report(
+    category: str | None, *, village: str | None = VILLAGE, lat: float | None = 29.08, lng: float | None = 120.04
+):
     """report.submitted as intake publishes it, placed in `village` (None: only an address, not placed yet)."""
-    place = ReportPlace(division_code=village or COUNTY, village_code=village, town_code=village and village[:9],
-                        lat=lat, lng=lng)
-    payload = ReportSubmitted(
-        report_id=uuid.uuid4(), case_id=uuid.uuid4(), description="测试上报：" + (category or "未分类"),
-        category=category, place=place, channel="api", submitted_at=utcnow(),
+    place = ReportPlace(
+        division_code=village or COUNTY, village_code=village, town_code=village and village[:9], lat=lat, lng=lng
     )
-    return new_event(payload, producer="intake", jurisdiction_code=place.division_code, key=str(payload.case_id),
-                     correlation_id=payload.report_id)
+    payload = ReportSubmitted(
+        report_id=uuid.uuid4(),
+        case_id=uuid.uuid4(),
+        description="测试上报：" + (category or "未分类"),
+        category=category,
+        place=place,
+        channel="api",
+        submitted_at=utcnow(),
+    )
+    return new_event(
+        payload,
+        producer="intake",
+        jurisdiction_code=place.division_code,
+        key=str(payload.case_id),
+        correlation_id=payload.report_id,
+    )
 
 
 async def case_of(client, headers, case_id) -> dict | None:
@@ -78,7 +90,14 @@ async def test_lifecycle_permissions_and_history_rebuilt_from_the_topic(make_set
 
         detail = await case_of(client, dispatcher, case_id)
         assert [t["action"] for t in detail["timeline"]] == [
-            "submit", "dispatch", "acknowledge", "start", "resolve", "verify", "close"]
+            "submit",
+            "dispatch",
+            "acknowledge",
+            "start",
+            "resolve",
+            "verify",
+            "close",
+        ]
 
         handler_list = (await client.get("/api/v1/cases", headers=police)).json()
         assert handler_list["cases"] == []
@@ -86,8 +105,14 @@ async def test_lifecycle_permissions_and_history_rebuilt_from_the_topic(make_set
         assert [c["case_id"] for c in mine["cases"]] == [str(case_id)]
 
     events = await read_topic(settings, CASES.name, until=lambda ms: len(ms) >= 6)
-    assert [e["type"] for e in events] == ["case.dispatched", "case.acknowledged", "case.started", "case.resolved",
-                                           "case.verified", "case.closed"]
+    assert [e["type"] for e in events] == [
+        "case.dispatched",
+        "case.acknowledged",
+        "case.started",
+        "case.resolved",
+        "case.verified",
+        "case.closed",
+    ]
     rebuilt = replay(events + events[:3])  # duplicates change nothing
     assert (rebuilt["status"], rebuilt["seq"], rebuilt["department_code"]) == ("closed", 6, "zhujian")
 
@@ -99,6 +124,7 @@ async def test_commands_are_idempotent_and_lists_paginate(make_settings):
     await publish(settings, REPORTS.name, *(e.to_bytes() for e in events))
     dispatcher = bearer(settings, "dispatcher")
     async with running(dispatch_app(settings)) as client:
+
         async def all_cases():
             r = (await client.get("/api/v1/cases", params={"category": "illegal_parking"}, headers=dispatcher)).json()
             return r if len(r["cases"]) == 5 else None
@@ -133,11 +159,14 @@ async def test_new_list_version_decides_the_next_dispatch(make_settings):
     admin, dispatcher = bearer(settings, "admin"), bearer(settings, "dispatcher")
     async with running(dispatch_app(settings)) as client:
         current = (await client.get("/api/v1/responsibility-list", headers=dispatcher)).json()["current"]
-        document = current | {"version": "demo-2026.2",
-                              "overrides": current["overrides"] | {COUNTY: {"noise": {"lead": "chengguan"}}}}
+        document = current | {
+            "version": "demo-2026.2",
+            "overrides": current["overrides"] | {COUNTY: {"noise": {"lead": "chengguan"}}},
+        }
         assert (await client.post("/api/v1/responsibility-list", json=document, headers=dispatcher)).status_code == 403
-        bad = await client.post("/api/v1/responsibility-list", json=document | {"levels": {"town": {"noise": {}}}},
-                                headers=admin)
+        bad = await client.post(
+            "/api/v1/responsibility-list", json=document | {"levels": {"town": {"noise": {}}}}, headers=admin
+        )
         assert bad.status_code == 422
         assert (await client.post("/api/v1/responsibility-list", json=document, headers=admin)).status_code == 201
         assert (await client.post("/api/v1/responsibility-list", json=document, headers=admin)).status_code == 409
@@ -165,9 +194,20 @@ async def level_databases(infra, template_database):
 async def test_county_town_and_village_instances_share_one_stream(make_settings, level_databases):
     centres = [COUNTY, TOWN, VILLAGE]
     code = {"county": COUNTY, "town": TOWN, "village": VILLAGE}
-    make = {level: (lambda level=level: dispatch_app(make_settings(
-        "dispatch", jurisdiction_code=code[level], jurisdiction_level=level, dispatch_centres=centres,
-        database_url=level_databases[level]))) for level in code}
+    make = {
+        level: (
+            lambda level=level: dispatch_app(
+                make_settings(
+                    "dispatch",
+                    jurisdiction_code=code[level],
+                    jurisdiction_level=level,
+                    dispatch_centres=centres,
+                    database_url=level_databases[level],
+                )
+            )
+        )
+        for level in code
+    }
     settings = make_settings("dispatch")
     await ensure_topics(settings)
     village_case = report("exposed_garbage")  # villages settle their own garbage
@@ -184,15 +224,23 @@ async def test_county_town_and_village_instances_share_one_stream(make_settings,
             case = await case_of(client[level], token[level], case_id)
             return case if case and case["status"] == status else None
 
-        assert (await eventually(lambda: owned_by("village", village_case.payload.case_id)))["department_code"] \
-            == "village_committee"
-        assert (await eventually(lambda: owned_by("town", town_case.payload.case_id)))["department_code"] == "town_office"
-        assert (await eventually(lambda: owned_by("county", county_case.payload.case_id)))["department_code"] == "zhujian"
+        assert (await eventually(lambda: owned_by("village", village_case.payload.case_id)))[
+            "department_code"
+        ] == "village_committee"
+        assert (await eventually(lambda: owned_by("town", town_case.payload.case_id)))[
+            "department_code"
+        ] == "town_office"
+        assert (await eventually(lambda: owned_by("county", county_case.payload.case_id)))[
+            "department_code"
+        ] == "zhujian"
         assert (await eventually(lambda: owned_by("county", elsewhere.payload.case_id)))["department_code"] == "huanwei"
 
         # The village cannot settle it: escalate (上报) to the town, which takes it over through the stream.
-        r = await client["village"].post(f"/api/v1/cases/{village_case.payload.case_id}/escalate",
-                                         json={"reason": "需要镇里统一清运"}, headers=token["village"])
+        r = await client["village"].post(
+            f"/api/v1/cases/{village_case.payload.case_id}/escalate",
+            json={"reason": "需要镇里统一清运"},
+            headers=token["village"],
+        )
         assert r.status_code == 200 and r.json()["status"] == "escalated"
         taken = await eventually(lambda: owned_by("town", village_case.payload.case_id))
         assert (taken["department_code"], taken["owner_code"], taken["seq"]) == ("town_office", TOWN, 3)
@@ -203,15 +251,18 @@ async def test_county_town_and_village_instances_share_one_stream(make_settings,
     await publish(settings, REPORTS.name, *(e.to_bytes() for e in later))
     async with running(make["town"]()) as town:
         for event in later:
-            await eventually(lambda: case_of(town, token["town"], event.payload.case_id))
+            await eventually(lambda event=event: case_of(town, token["town"], event.payload.case_id))
 
     counts = {}
     for level, url in level_databases.items():
         db = await asyncpg.connect(url)
         try:
-            counts[level] = {str(r["case_id"]): r["status"] for r in await db.fetch("SELECT case_id, status FROM dispatch.cases")}
-            assert await db.fetchval("SELECT count(*) FROM dispatch.case_timeline WHERE action = 'dispatch'") \
-                == len(counts[level])
+            counts[level] = {
+                str(r["case_id"]): r["status"] for r in await db.fetch("SELECT case_id, status FROM dispatch.cases")
+            }
+            assert await db.fetchval("SELECT count(*) FROM dispatch.case_timeline WHERE action = 'dispatch'") == len(
+                counts[level]
+            )
         finally:
             await db.close()
     assert counts["village"] == {str(village_case.payload.case_id): "escalated"}
@@ -250,8 +301,15 @@ async def test_missed_deadline_flags_the_case_and_reaches_the_upper_level(make_s
 
     centres = [COUNTY, VILLAGE]
     county = dispatch_app(make_settings("dispatch", dispatch_centres=centres, database_url=level_databases["county"]))
-    village = dispatch_app(make_settings("dispatch", jurisdiction_code=VILLAGE, jurisdiction_level="village",
-                                         dispatch_centres=centres, database_url=level_databases["village"]))
+    village = dispatch_app(
+        make_settings(
+            "dispatch",
+            jurisdiction_code=VILLAGE,
+            jurisdiction_level="village",
+            dispatch_centres=centres,
+            database_url=level_databases["village"],
+        )
+    )
     settings = make_settings("dispatch")
     await ensure_topics(settings)
     event = report("exposed_garbage")
@@ -260,9 +318,17 @@ async def test_missed_deadline_flags_the_case_and_reaches_the_upper_level(make_s
     async with running(county) as county_client, running(village) as village_client:
         village_token = bearer(settings, "dispatcher", jurisdiction_code=VILLAGE)
         await eventually(lambda: case_of(village_client, village_token, case_id))
-        breach = SlaBreached(case_id=case_id, stage="acknowledge", department_code="village_committee",
-                             started_at=utcnow(), due_at=utcnow(), owner_code=VILLAGE, jurisdiction_code=VILLAGE,
-                             category="exposed_garbage", fired_at=utcnow())
+        breach = SlaBreached(
+            case_id=case_id,
+            stage="acknowledge",
+            department_code="village_committee",
+            started_at=utcnow(),
+            due_at=utcnow(),
+            owner_code=VILLAGE,
+            jurisdiction_code=VILLAGE,
+            category="exposed_garbage",
+            fired_at=utcnow(),
+        )
         breached = new_event(breach, producer="sla", jurisdiction_code=VILLAGE, key=str(case_id))
         await publish(settings, SLA.name, breached.to_bytes(), breached.to_bytes())
 
@@ -278,8 +344,11 @@ async def test_missed_deadline_flags_the_case_and_reaches_the_upper_level(make_s
             return (await county_client.get("/api/v1/supervision", headers=county_token)).json()["breaches"]
 
         [row] = await eventually(supervised)
-        assert (row["case_id"], row["owner_code"], row["department_code"]) == (str(case_id), VILLAGE,
-                                                                               "village_committee")
+        assert (row["case_id"], row["owner_code"], row["department_code"]) == (
+            str(case_id),
+            VILLAGE,
+            "village_committee",
+        )
         handler = bearer(settings, "handler", department_code="huanwei")
         assert (await county_client.get("/api/v1/supervision", headers=handler)).status_code == 403
 
@@ -291,47 +360,91 @@ async def test_more_reports_placing_and_reclassifying_a_case(make_settings):
     await ensure_topics(settings)
     first = report("road_damage", village=None, lat=None, lng=None)  # an address only: not placed yet
     case_id = first.payload.case_id
-    attached = new_event(ReportAttached(report_id=uuid.uuid4(), case_id=case_id, description="同一个坑又有人报",
-                                        category="road_damage", channel="h5", distance_m=12.5, submitted_at=utcnow()),
-                         producer="intake", jurisdiction_code=COUNTY, key=str(case_id))
-    located = new_event(ReportLocated(report_id=first.payload.report_id, case_id=case_id, lat=29.0829, lng=120.0546,
-                                      grid_code=VILLAGE + "001", village_code=VILLAGE, town_code=TOWN,
-                                      located_by="grid_worker:g1", located_at=utcnow()),
-                        producer="intake", jurisdiction_code=COUNTY, key=str(case_id))
+    attached = new_event(
+        ReportAttached(
+            report_id=uuid.uuid4(),
+            case_id=case_id,
+            description="同一个坑又有人报",
+            category="road_damage",
+            channel="h5",
+            distance_m=12.5,
+            submitted_at=utcnow(),
+        ),
+        producer="intake",
+        jurisdiction_code=COUNTY,
+        key=str(case_id),
+    )
+    located = new_event(
+        ReportLocated(
+            report_id=first.payload.report_id,
+            case_id=case_id,
+            lat=29.0829,
+            lng=120.0546,
+            grid_code=VILLAGE + "001",
+            village_code=VILLAGE,
+            town_code=TOWN,
+            located_by="grid_worker:g1",
+            located_at=utcnow(),
+        ),
+        producer="intake",
+        jurisdiction_code=COUNTY,
+        key=str(case_id),
+    )
     await publish(settings, REPORTS.name, first.to_bytes(), attached.to_bytes(), located.to_bytes())
     dispatcher = bearer(settings, "dispatcher")
     async with running(dispatch_app(settings)) as client:
+
         async def placed():
             case = await case_of(client, dispatcher, case_id)
             return case if case and case["grid_code"] and case["report_count"] == 2 else None
 
         case = await eventually(placed)
         assert (case["jurisdiction_code"], case["lat"]) == (VILLAGE, 29.0829)
-        assert [t["action"] for t in case["timeline"]][-2:] in (["report_attached", "located"],
-                                                                 ["located", "report_attached"])
+        assert [t["action"] for t in case["timeline"]][-2:] in (
+            ["report_attached", "located"],
+            ["located", "report_attached"],
+        )
         # It is a sewage problem, not a road one: the right department, and triage learns from it.
         r = await client.post(f"/api/v1/cases/{case_id}/reclassify", json={"category": "sewage"}, headers=dispatcher)
         assert r.status_code == 200, r.text
         assert (r.json()["category"], r.json()["department_code"], r.json()["co_department_codes"]) == (
-            "sewage", "eco_env", ["zhujian"])
-        bad = await client.post(f"/api/v1/cases/{case_id}/reclassify", json={"category": "nonsense"}, headers=dispatcher)
+            "sewage",
+            "eco_env",
+            ["zhujian"],
+        )
+        bad = await client.post(
+            f"/api/v1/cases/{case_id}/reclassify", json={"category": "nonsense"}, headers=dispatcher
+        )
         assert bad.status_code == 409
-    corrections = await read_topic(settings, REPORTS.name,
-                                   until=lambda ms: any(m["type"] == "triage.corrected" for m in ms))
+    corrections = await read_topic(
+        settings, REPORTS.name, until=lambda ms: any(m["type"] == "triage.corrected" for m in ms)
+    )
     [correction] = [m["payload"] for m in corrections if m["type"] == "triage.corrected"]
     assert (correction["category"], correction["previous_category"]) == ("sewage", "road_damage")
     events = await read_topic(settings, CASES.name, until=lambda ms: len(ms) >= 2)
-    assert [(e["type"], e["payload"]["action"]) for e in events] == [("case.dispatched", "dispatch"),
-                                                                     ("case.dispatched", "reclassify")]
+    assert [(e["type"], e["payload"]["action"]) for e in events] == [
+        ("case.dispatched", "dispatch"),
+        ("case.dispatched", "reclassify"),
+    ]
 
 
 async def test_a_report_published_as_v1_opens_its_case_where_it_said(make_settings):
     """report.submitted v1 (intake's before v2, still on the topic) carried its place in loose fields."""
     settings = make_settings("dispatch")
     await ensure_topics(settings)
-    v1 = ReportSubmittedV1(report_id=uuid.uuid4(), case_id=uuid.uuid4(), description="测试上报：manhole",
-                           category="manhole", lat=29.0829, lng=120.0546, channel="api", submitted_at=utcnow(),
-                           grid_code=VILLAGE + "001", village_code=VILLAGE, town_code=TOWN)
+    v1 = ReportSubmittedV1(
+        report_id=uuid.uuid4(),
+        case_id=uuid.uuid4(),
+        description="测试上报：manhole",
+        category="manhole",
+        lat=29.0829,
+        lng=120.0546,
+        channel="api",
+        submitted_at=utcnow(),
+        grid_code=VILLAGE + "001",
+        village_code=VILLAGE,
+        town_code=TOWN,
+    )
     event = new_event(v1, producer="intake", jurisdiction_code=COUNTY, key=str(v1.case_id))
     assert event.schema_version == 1
     await publish(settings, REPORTS.name, event.to_bytes())
@@ -339,7 +452,11 @@ async def test_a_report_published_as_v1_opens_its_case_where_it_said(make_settin
     async with running(dispatch_app(settings)) as client:
         case = await eventually(lambda: case_of(client, dispatcher, v1.case_id))
     assert (case["jurisdiction_code"], case["grid_code"], case["lat"], case["lng"]) == (
-        VILLAGE, VILLAGE + "001", 29.0829, 120.0546)
+        VILLAGE,
+        VILLAGE + "001",
+        29.0829,
+        120.0546,
+    )
     assert case["department_code"] == "zhujian"
 
 
@@ -351,6 +468,7 @@ async def test_refusal_comes_before_any_question_about_the_action(make_settings)
     handler = bearer(settings, "handler", department_code="zhujian")
     async with running(dispatch_app(settings)) as client:
         await eventually(lambda: case_of(client, bearer(settings, "dispatcher"), event.payload.case_id))
-        r = await client.post(f"/api/v1/cases/{event.payload.case_id}/reclassify", json={"category": "nonsense"},
-                              headers=handler)
+        r = await client.post(
+            f"/api/v1/cases/{event.payload.case_id}/reclassify", json={"category": "nonsense"}, headers=handler
+        )
         assert r.status_code == 403  # a handler may not reclassify at all: not "unknown category"

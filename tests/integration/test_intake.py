@@ -8,17 +8,25 @@ from services.intake.app import create_app
 from shared.topics import REPORTS
 from tests.support import bearer, read_topic, running
 
-GOOD = {"description": "东关街菜市场门口垃圾堆了三天没人清", "category": "exposed_garbage",
-        "lat": 29.08, "lng": 120.04, "reporter_phone": "13912345678"}
+GOOD = {
+    "description": "东关街菜市场门口垃圾堆了三天没人清",
+    "category": "exposed_garbage",
+    "lat": 29.08,
+    "lng": 120.04,
+    "reporter_phone": "13912345678",
+}
 
 
-@pytest.mark.parametrize("body,field", [
-    ({"category": "exposed_garbage"}, "description"),
-    ({**GOOD, "lat": 200}, "lat"),
-    ({**GOOD, "reporter_phone": "110"}, "reporter_phone"),
-    ({**GOOD, "description": "x" * 5000}, "description"),
-    ({**GOOD, "media_ids": ["not-a-uuid"]}, "media_ids.0"),
-])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"category": "exposed_garbage"}, "description"),
+        ({**GOOD, "lat": 200}, "lat"),
+        ({**GOOD, "reporter_phone": "110"}, "reporter_phone"),
+        ({**GOOD, "description": "x" * 5000}, "description"),
+        ({**GOOD, "media_ids": ["not-a-uuid"]}, "media_ids.0"),
+    ],
+)
 async def test_bad_reports_get_problem_json_and_nothing_is_stored(make_settings, body, field):
     settings = make_settings("intake")
     async with running(create_app(settings)) as client:
@@ -30,8 +38,9 @@ async def test_bad_reports_get_problem_json_and_nothing_is_stored(make_settings,
         assert field in [e["field"] for e in problem["errors"]]
         unknown = await client.post("/api/v1/reports", json={**GOOD, "category": "ufo"})
         assert unknown.status_code == 422 and unknown.json()["type"].endswith("unknown-category")
-        missing = await client.get("/api/v1/reports/00000000-0000-0000-0000-000000000000",
-                                   headers=bearer(settings, "dispatcher"))
+        missing = await client.get(
+            "/api/v1/reports/00000000-0000-0000-0000-000000000000", headers=bearer(settings, "dispatcher")
+        )
         assert missing.status_code == 404
     db = await asyncpg.connect(settings.database_url)
     try:

@@ -31,16 +31,24 @@ async def _fetch(settings, sql, *args):
 async def test_report_without_category_is_triaged_located_and_published(make_settings, county):
     settings = make_settings("intake")
     async with running(create_app(settings)) as client:
-        r = await client.post("/api/v1/reports", json={
-            "description": "南门菜场后面的井盖不见了，晚上黑乎乎的，差点有人掉下去",
-            "lat": HERE[0], "lng": HERE[1], "reporter_phone": "13912345678",
-        })
+        r = await client.post(
+            "/api/v1/reports",
+            json={
+                "description": "南门菜场后面的井盖不见了，晚上黑乎乎的，差点有人掉下去",
+                "lat": HERE[0],
+                "lng": HERE[1],
+                "reporter_phone": "13912345678",
+            },
+        )
         assert r.status_code == 201, r.text
         answer = r.json()
         grid = county.find_grid(*HERE)
         assert answer["category"] == "manhole" and answer["priority"] == "urgent"
         assert (answer["grid_code"], answer["village_code"], answer["town_code"]) == (
-            grid.grid_code, grid.village_code, grid.town_code)
+            grid.grid_code,
+            grid.village_code,
+            grid.town_code,
+        )
         assert answer["case_no"] and answer["attached_to_case"] is False and "已受理" in answer["message"]
         [event] = await read_topic(settings, REPORTS.name, until=lambda ms: len(ms) >= 1)
         payload = event["payload"]
@@ -48,12 +56,19 @@ async def test_report_without_category_is_triaged_located_and_published(make_set
         assert payload["category"] == "manhole" and payload["category_source"] == "triage"
         assert payload["priority"] == "urgent" and 0 < payload["confidence"] <= 1
         # Intake placed it once: the event carries the place, and the envelope names its division.
-        assert payload["place"] == {"division_code": grid.village_code, "town_code": grid.town_code,
-                                    "village_code": grid.village_code, "grid_code": grid.grid_code,
-                                    "lat": HERE[0], "lng": HERE[1], "datum": "wgs84"}
+        assert payload["place"] == {
+            "division_code": grid.village_code,
+            "town_code": grid.town_code,
+            "village_code": grid.village_code,
+            "grid_code": grid.grid_code,
+            "lat": HERE[0],
+            "lng": HERE[1],
+            "datum": "wgs84",
+        }
         assert event["jurisdiction_code"] == grid.village_code and payload["case_no"] == answer["case_no"]
-        view = (await client.get(f"/api/v1/reports/{answer['report_id']}",
-                                 headers=bearer(settings, "dispatcher"))).json()
+        view = (
+            await client.get(f"/api/v1/reports/{answer['report_id']}", headers=bearer(settings, "dispatcher"))
+        ).json()
         assert view["reporter_phone"] == "139****5678" and view["needs_manual_triage"] is False
     [row] = await _fetch(settings, "SELECT * FROM intake.reports")
     assert b"13912345678" not in bytes(row["reporter_phone_encrypted"])
@@ -64,23 +79,32 @@ async def test_gcj02_is_converted_and_outside_points_are_refused(make_settings, 
     settings = make_settings("intake")
     gcj = wgs84_to_gcj02(*HERE)
     async with running(create_app(settings)) as client:
-        r = await client.post("/api/v1/reports", json={
-            "description": "路灯坏了三盏", "category": "signboard_lighting",
-            "lat": gcj[0], "lng": gcj[1], "coord_system": "gcj02",
-        })
+        r = await client.post(
+            "/api/v1/reports",
+            json={
+                "description": "路灯坏了三盏",
+                "category": "signboard_lighting",
+                "lat": gcj[0],
+                "lng": gcj[1],
+                "coord_system": "gcj02",
+            },
+        )
         assert r.status_code == 201, r.text
         assert r.json()["grid_code"] == county.find_grid(*HERE).grid_code
-        stored = (await client.get(f"/api/v1/reports/{r.json()['report_id']}",
-                                   headers=bearer(settings, "dispatcher"))).json()
+        stored = (
+            await client.get(f"/api/v1/reports/{r.json()['report_id']}", headers=bearer(settings, "dispatcher"))
+        ).json()
         assert stored["lat"] == pytest.approx(HERE[0], abs=1e-7) and stored["lng"] == pytest.approx(HERE[1], abs=1e-7)
 
-        outside = await client.post("/api/v1/reports", json={
-            "description": "西湖边上有垃圾", "lat": 30.25, "lng": 120.15})
+        outside = await client.post(
+            "/api/v1/reports", json={"description": "西湖边上有垃圾", "lat": 30.25, "lng": 120.15}
+        )
         assert outside.status_code == 422
         assert outside.headers["content-type"] == "application/problem+json"
         assert outside.json()["type"].endswith("outside-county") and "辖区" in outside.json()["detail"]
-        bad_datum = await client.post("/api/v1/reports", json={
-            "description": "路灯坏了", "lat": HERE[0], "lng": HERE[1], "coord_system": "bd09"})
+        bad_datum = await client.post(
+            "/api/v1/reports", json={"description": "路灯坏了", "lat": HERE[0], "lng": HERE[1], "coord_system": "bd09"}
+        )
         assert bad_datum.status_code == 422 and "coord_system" in [e["field"] for e in bad_datum.json()["errors"]]
         nowhere = await client.post("/api/v1/reports", json={"description": "路灯坏了"})
         assert nowhere.status_code == 422
@@ -93,36 +117,60 @@ async def test_gcj02_is_converted_and_outside_points_are_refused(make_settings, 
 async def test_address_only_report_is_flagged_for_the_grid_worker(make_settings):
     settings = make_settings("intake")
     async with running(create_app(settings)) as client:
-        r = await client.post("/api/v1/reports", json={
-            "description": "老街口的路灯一到晚上就不亮", "address": "城关街道老街与人民路交叉口"})
+        r = await client.post(
+            "/api/v1/reports",
+            json={"description": "老街口的路灯一到晚上就不亮", "address": "城关街道老街与人民路交叉口"},
+        )
         assert r.status_code == 201, r.text
         assert r.json()["needs_locating"] is True and r.json()["grid_code"] is None
         assert "网格员将根据您填写的地址核实位置" in r.json()["message"]
         [event] = await read_topic(settings, REPORTS.name, until=lambda ms: len(ms) >= 1)
         assert event["payload"]["needs_locating"] is True and event["payload"]["address"].startswith("城关街道")
         # Not placed yet: it is in the county this intake serves, until a grid worker locates it.
-        assert event["payload"]["place"] == {"division_code": "330727", "town_code": None, "village_code": None,
-                                             "grid_code": None, "lat": None, "lng": None, "datum": "wgs84"}
+        assert event["payload"]["place"] == {
+            "division_code": "330727",
+            "town_code": None,
+            "village_code": None,
+            "grid_code": None,
+            "lat": None,
+            "lng": None,
+            "datum": "wgs84",
+        }
         assert event["jurisdiction_code"] == "330727"
 
 
 async def test_repeat_reports_join_the_open_case_until_it_is_closed(make_settings, county):
     settings = make_settings("intake", intake_duplicate_distance_m=60)
-    body = {"description": "幸福路口的井盖翻起来了", "category": "manhole", "lat": HERE[0], "lng": HERE[1],
-            "reporter_phone": "13800000001"}
+    body = {
+        "description": "幸福路口的井盖翻起来了",
+        "category": "manhole",
+        "lat": HERE[0],
+        "lng": HERE[1],
+        "reporter_phone": "13800000001",
+    }
     async with running(create_app(settings)) as client:
         first = (await client.post("/api/v1/reports", json=body)).json()
         # ~30 m away, another reporter, another channel: the same problem.
-        second = (await client.post("/api/v1/reports", json={
-            **body, "lat": HERE[0] + 0.00027, "reporter_phone": "13800000002", "channel": "h5",
-            "description": "井盖还是翻着的，刚才又有人差点踩空"})).json()
+        second = (
+            await client.post(
+                "/api/v1/reports",
+                json={
+                    **body,
+                    "lat": HERE[0] + 0.00027,
+                    "reporter_phone": "13800000002",
+                    "channel": "h5",
+                    "description": "井盖还是翻着的，刚才又有人差点踩空",
+                },
+            )
+        ).json()
         assert second["attached_to_case"] is True and second["status"] == "attached"
         assert (second["case_id"], second["case_no"]) == (first["case_id"], first["case_no"])
         assert first["case_no"] in second["message"] and "已并入" in second["message"]
         # Farther than the distance, or another category: a case of its own.
         far = (await client.post("/api/v1/reports", json={**body, "lat": HERE[0] + 0.002})).json()
-        other = (await client.post("/api/v1/reports", json={**body, "category": "road_damage",
-                                                            "description": "路面有个坑"})).json()
+        other = (
+            await client.post("/api/v1/reports", json={**body, "category": "road_damage", "description": "路面有个坑"})
+        ).json()
         assert far["case_id"] != first["case_id"] and other["case_id"] != first["case_id"]
 
         events = await read_topic(settings, REPORTS.name, until=lambda ms: len(ms) >= 4)
@@ -133,18 +181,32 @@ async def test_repeat_reports_join_the_open_case_until_it_is_closed(make_setting
 
         # The case is closed (dispatch says so on the case topic): the next report opens a new case.
         closed = CaseTransitioned(
-            case_id=first["case_id"], report_id=first["report_id"], status="closed", category="manhole",
-            category_name="井盖", priority="urgent", department_code="zhujian", department_name="住建局",
-            description=body["description"], action="close", from_status="verified", actor="dispatcher:1",
+            case_id=first["case_id"],
+            report_id=first["report_id"],
+            status="closed",
+            category="manhole",
+            category_name="井盖",
+            priority="urgent",
+            department_code="zhujian",
+            department_name="住建局",
+            description=body["description"],
+            action="close",
+            from_status="verified",
+            actor="dispatcher:1",
             at=utcnow(),
         )
-        await publish(settings, CASES.name, new_event(
-            closed, producer="dispatch", jurisdiction_code="330727", key=first["case_id"],
-            event_type="case.closed").to_bytes())
+        await publish(
+            settings,
+            CASES.name,
+            new_event(
+                closed, producer="dispatch", jurisdiction_code="330727", key=first["case_id"], event_type="case.closed"
+            ).to_bytes(),
+        )
 
         async def status_closed():
-            return (await client.get(f"/api/v1/reports/{first['report_id']}",
-                                     headers=bearer(settings, "dispatcher"))).json()["status"] == "closed"
+            return (
+                await client.get(f"/api/v1/reports/{first['report_id']}", headers=bearer(settings, "dispatcher"))
+            ).json()["status"] == "closed"
 
         await eventually(status_closed)
         again = (await client.post("/api/v1/reports", json=body)).json()
@@ -153,12 +215,20 @@ async def test_repeat_reports_join_the_open_case_until_it_is_closed(make_setting
 
 async def test_public_query_shows_only_the_reporters_own_reports(make_settings):
     settings = make_settings("intake")
-    body = {"description": "小区门口垃圾桶满了没人清", "category": "garbage_collection",
-            "lat": HERE[0], "lng": HERE[1], "reporter_phone": "13800000001"}
+    body = {
+        "description": "小区门口垃圾桶满了没人清",
+        "category": "garbage_collection",
+        "lat": HERE[0],
+        "lng": HERE[1],
+        "reporter_phone": "13800000001",
+    }
     async with running(create_app(settings)) as client:
         first = (await client.post("/api/v1/reports", json=body)).json()
-        second = (await client.post("/api/v1/reports", json={
-            **body, "reporter_phone": "13800000002", "description": "垃圾桶还是满的"})).json()
+        second = (
+            await client.post(
+                "/api/v1/reports", json={**body, "reporter_phone": "13800000002", "description": "垃圾桶还是满的"}
+            )
+        ).json()
         assert second["case_no"] == first["case_no"]
 
         mine = await client.post("/api/v1/query", json={"case_no": first["case_no"], "phone": "13800000002"})
@@ -199,7 +269,10 @@ async def test_triage_endpoint_and_corrections_by_http_and_by_event(make_setting
         r = await client.post("/api/v1/triage", json={"text": "楼道里一股很冲的煤气味"})
         assert r.status_code == 200
         assert {k: r.json()[k] for k in ("category", "department", "priority")} == {
-            "category": "gas_leak", "department": "gas", "priority": "urgent"}
+            "category": "gas_leak",
+            "department": "gas",
+            "priority": "urgent",
+        }
         assert 0 < r.json()["confidence"] <= 1
         assert (await client.post("/api/v1/triage", json={"text": ""})).status_code == 422
 
@@ -207,20 +280,33 @@ async def test_triage_endpoint_and_corrections_by_http_and_by_event(make_setting
         before = (await client.post("/api/v1/triage", json={"text": slang})).json()
         zhang = Actor(subject="zhang", role="dispatcher", jurisdiction_code="330727")
         dispatcher = {"authorization": "Bearer " + issue_token(secret=settings.auth_jwt_secret, actor=zhang)}
-        handler = {"authorization": "Bearer " + issue_token(
-            secret=settings.auth_jwt_secret,
-            actor=Actor(subject="wu", role="handler", jurisdiction_code="330727", department_code="zhujian"))}
+        handler = {
+            "authorization": "Bearer "
+            + issue_token(
+                secret=settings.auth_jwt_secret,
+                actor=Actor(subject="wu", role="handler", jurisdiction_code="330727", department_code="zhujian"),
+            )
+        }
         correction = {"text": "猫眼灯瞎了", "category": "signboard_lighting"}
         assert (await client.post("/api/v1/triage/corrections", json=correction)).status_code == 401
         assert (await client.post("/api/v1/triage/corrections", json=correction, headers=handler)).status_code == 403
         for text in ("猫眼灯瞎了好几盏", "北街猫眼灯又瞎了"):
-            c = await client.post("/api/v1/triage/corrections", headers=dispatcher, json={
-                "text": text, "category": "signboard_lighting"})
+            c = await client.post(
+                "/api/v1/triage/corrections", headers=dispatcher, json={"text": text, "category": "signboard_lighting"}
+            )
             assert c.status_code == 201, c.text
         # A correction from another system arrives as an event (dispatch publishes it).
-        event = new_event(TriageCorrected(text="猫眼灯全瞎了没人修", category="signboard_lighting",
-                                          corrected_by="dispatcher:li", corrected_at=utcnow()),
-                          producer="dispatch", jurisdiction_code="330727", key="k")
+        event = new_event(
+            TriageCorrected(
+                text="猫眼灯全瞎了没人修",
+                category="signboard_lighting",
+                corrected_by="dispatcher:li",
+                corrected_at=utcnow(),
+            ),
+            producer="dispatch",
+            jurisdiction_code="330727",
+            key="k",
+        )
         await publish(settings, REPORTS.name, event.to_bytes())
 
         async def learned_three():
@@ -234,8 +320,9 @@ async def test_triage_endpoint_and_corrections_by_http_and_by_event(make_setting
 
         now = await eventually(learned)
         assert now["confidence"] > before["confidence"]
-        unknown = await client.post("/api/v1/triage/corrections", headers=dispatcher, json={
-            "text": "x", "category": "ufo"})
+        unknown = await client.post(
+            "/api/v1/triage/corrections", headers=dispatcher, json={"text": "x", "category": "ufo"}
+        )
         assert unknown.status_code == 422 and unknown.json()["type"].endswith("unknown-category")
     # A restarted intake learns the stored corrections before its first request.
     async with running(create_app(settings)) as client:
@@ -249,23 +336,50 @@ async def test_wechat_messages_from_one_sender_become_one_report(make_settings, 
     t0 = utcnow()
 
     def message(sender, msg_type, at, source="wecom_app", **fields):
-        return new_event(MessageReceived(
-            message_id=uuid4(), source=source, msg_id=str(uuid4()), from_user=sender, to_user="grid-app",
-            msg_type=msg_type, sent_at=at, **fields), producer="notify", jurisdiction_code="330727",
-            key=sender).to_bytes()
+        return new_event(
+            MessageReceived(
+                message_id=uuid4(),
+                source=source,
+                msg_id=str(uuid4()),
+                from_user=sender,
+                to_user="grid-app",
+                msg_type=msg_type,
+                sent_at=at,
+                **fields,
+            ),
+            producer="notify",
+            jurisdiction_code="330727",
+            key=sender,
+        ).to_bytes()
 
     grid = county.grids[county.find_grid(*HERE).grid_code]
 
     async with running(create_app(settings)):
-        await publish(settings, MESSAGES.name,
-                      message("wang", "text", t0, content="东门菜场口燃气管子在漏气，味道很大"),
-                      message("wang", "image", t0 + timedelta(seconds=2), media_id="MEDIA_1"),
-                      message("wang", "location", t0 + timedelta(seconds=3), lat=gcj[0], lng=gcj[1],
-                              datum="gcj02", label="城关街道东门菜场"),
-                      message("li", "text", t0, content="谢谢网格员"),
-                      # In the grid's own residents' group (a WeCom group robot): the grid is known.
-                      message("zhao", "text", t0, source="wecom_aibot", group_id=grid.group.group_id,
-                              content="3号楼楼道里堆满了纸箱，还有人在里面抽烟"))
+        await publish(
+            settings,
+            MESSAGES.name,
+            message("wang", "text", t0, content="东门菜场口燃气管子在漏气，味道很大"),
+            message("wang", "image", t0 + timedelta(seconds=2), media_id="MEDIA_1"),
+            message(
+                "wang",
+                "location",
+                t0 + timedelta(seconds=3),
+                lat=gcj[0],
+                lng=gcj[1],
+                datum="gcj02",
+                label="城关街道东门菜场",
+            ),
+            message("li", "text", t0, content="谢谢网格员"),
+            # In the grid's own residents' group (a WeCom group robot): the grid is known.
+            message(
+                "zhao",
+                "text",
+                t0,
+                source="wecom_aibot",
+                group_id=grid.group.group_id,
+                content="3号楼楼道里堆满了纸箱，还有人在里面抽烟",
+            ),
+        )
 
         async def three_reports():
             rows = await _fetch(settings, "SELECT * FROM intake.reports ORDER BY description")
@@ -302,12 +416,20 @@ async def test_h5_pages_are_served_in_chinese(make_settings):
 
 async def test_query_by_phone_with_a_one_time_code_sent_through_notify(make_settings):
     settings = make_settings("intake")
-    body = {"description": "小区门口垃圾桶满了没人清", "category": "garbage_collection",
-            "lat": HERE[0], "lng": HERE[1], "reporter_phone": "13800000001"}
+    body = {
+        "description": "小区门口垃圾桶满了没人清",
+        "category": "garbage_collection",
+        "lat": HERE[0],
+        "lng": HERE[1],
+        "reporter_phone": "13800000001",
+    }
     async with running(create_app(settings)) as client:
         mine = (await client.post("/api/v1/reports", json=body)).json()
-        theirs = (await client.post("/api/v1/reports", json={
-            **body, "reporter_phone": "13800000002", "description": "垃圾桶还是满的"})).json()
+        theirs = (
+            await client.post(
+                "/api/v1/reports", json={**body, "reporter_phone": "13800000002", "description": "垃圾桶还是满的"}
+            )
+        ).json()
         assert theirs["case_no"] == mine["case_no"]
 
         sent = await client.post("/api/v1/query/codes", json={"phone": "13800000001"})
@@ -315,8 +437,9 @@ async def test_query_by_phone_with_a_one_time_code_sent_through_notify(make_sett
         assert sent.status_code == never_reported.status_code == 202
         assert sent.json() == never_reported.json()
 
-        events = await read_topic(settings, REPORTS.name, until=lambda ms: any(
-            m["type"] == "query.code_requested" for m in ms))
+        events = await read_topic(
+            settings, REPORTS.name, until=lambda ms: any(m["type"] == "query.code_requested" for m in ms)
+        )
         [requested] = [m["payload"] for m in events if m["type"] == "query.code_requested"]
         assert requested["phone_masked"] == "138****0001" and "13800000001" not in json.dumps(requested)
         phone = decrypt_phone(base64.b64decode(requested["phone_encrypted"]), settings.phone_encryption_key)
@@ -344,8 +467,12 @@ async def test_grid_worker_places_an_address_only_report(make_settings, county):
     elsewhere = next(g for g in county.grids.values() if g.village_code != grid.village_code)
     stranger = bearer(settings, "grid_worker", jurisdiction_code=elsewhere.village_code)
     async with running(create_app(settings)) as client:
-        report = (await client.post("/api/v1/reports", json={
-            "description": "老街口的路灯一到晚上就不亮", "address": "城关街道老街与人民路交叉口"})).json()
+        report = (
+            await client.post(
+                "/api/v1/reports",
+                json={"description": "老街口的路灯一到晚上就不亮", "address": "城关街道老街与人民路交叉口"},
+            )
+        ).json()
         assert (await client.get("/api/v1/reports-to-locate")).status_code == 401
         waiting = (await client.get("/api/v1/reports-to-locate", headers=worker)).json()["reports"]
         assert [r["report_id"] for r in waiting] == [report["report_id"]]
@@ -359,12 +486,14 @@ async def test_grid_worker_places_an_address_only_report(make_settings, county):
         assert placed.json()["grid_code"] == grid.grid_code and placed.json()["needs_locating"] is False
         assert placed.json()["lat"] == pytest.approx(HERE[0], abs=1e-7)
         assert (await client.get("/api/v1/reports-to-locate", headers=worker)).json()["reports"] == []
-        outside = await client.post(f"/api/v1/reports/{report['report_id']}/location", headers=worker,
-                                    json={"lat": 30.25, "lng": 120.15})
+        outside = await client.post(
+            f"/api/v1/reports/{report['report_id']}/location", headers=worker, json={"lat": 30.25, "lng": 120.15}
+        )
         assert outside.status_code == 422 and outside.json()["type"].endswith("outside-county")
 
-        events = await read_topic(settings, REPORTS.name, until=lambda ms: any(
-            m["type"] == "report.located" for m in ms))
+        events = await read_topic(
+            settings, REPORTS.name, until=lambda ms: any(m["type"] == "report.located" for m in ms)
+        )
         [located] = [m for m in events if m["type"] == "report.located"]
         assert located["key"] == report["case_id"] and located["payload"]["grid_code"] == grid.grid_code
         assert located["jurisdiction_code"] == grid.village_code  # where the report now is

@@ -72,8 +72,9 @@ def minio_client(settings) -> Minio:
 
 
 def object_names(settings, prefix: str = "") -> list[str]:
-    return [o.object_name for o in minio_client(settings).list_objects(settings.media_bucket, prefix=prefix,
-                                                                       recursive=True)]
+    return [
+        o.object_name for o in minio_client(settings).list_objects(settings.media_bucket, prefix=prefix, recursive=True)
+    ]
 
 
 async def count(settings, sql: str, *args) -> int:
@@ -115,10 +116,14 @@ async def test_same_photo_twice_is_stored_once_and_linked_twice(make_settings):
 async def test_files_are_judged_by_content_and_size(make_settings):
     settings = make_settings("media", media_max_bytes=10_000)
     async with running(create_app(settings)) as client:
-        renamed = await client.post("/api/v1/media", files={"file": ("photo.jpg", b"%PDF-1.7 not a photo", "image/jpeg")})
+        renamed = await client.post(
+            "/api/v1/media", files={"file": ("photo.jpg", b"%PDF-1.7 not a photo", "image/jpeg")}
+        )
         assert renamed.status_code == 415
         assert renamed.headers["content-type"] == "application/problem+json"
-        big = await client.post("/api/v1/media", files={"file": ("big.jpg", b"\xff\xd8\xff" + b"0" * 20_000, "image/jpeg")})
+        big = await client.post(
+            "/api/v1/media", files={"file": ("big.jpg", b"\xff\xd8\xff" + b"0" * 20_000, "image/jpeg")}
+        )
         assert big.status_code == 413
         empty = await client.post("/api/v1/media", files={"file": ("e.jpg", b"", "image/jpeg")})
         assert empty.status_code == 422
@@ -177,7 +182,8 @@ async def test_an_octet_stream_heic_photo_is_decoded_and_gets_a_jpeg_public_copy
     settings = make_settings("media")
     async with running(create_app(settings)) as client:
         response = await client.post(
-            "/api/v1/media", files={"file": ("IMG_0002.HEIC", heic_bytes(), "application/octet-stream")})
+            "/api/v1/media", files={"file": ("IMG_0002.HEIC", heic_bytes(), "application/octet-stream")}
+        )
         assert response.status_code == 201, response.text
         body = response.json()
         assert (body["content_type"], body["width"], body["height"]) == ("image/heic", 64, 48)
@@ -220,8 +226,10 @@ async def test_a_large_video_goes_through_a_presigned_upload_verified_before_it_
     async with running(create_app(settings)) as client:
         direct = await client.post("/api/v1/media", files={"file": ("v.mp4", video, "video/mp4")})
         assert direct.status_code == 413 and "/api/v1/uploads" in direct.json()["detail"]
-        created = await client.post("/api/v1/uploads", json={
-            "filename": "巡查.mp4", "content_type": "video/mp4", "size_bytes": len(video), "sha256": sha256})
+        created = await client.post(
+            "/api/v1/uploads",
+            json={"filename": "巡查.mp4", "content_type": "video/mp4", "size_bytes": len(video), "sha256": sha256},
+        )
         assert created.status_code == 201, created.text
         upload = created.json()
         assert upload["status"] == "pending" and upload["method"] == "PUT"
@@ -233,7 +241,11 @@ async def test_a_large_video_goes_through_a_presigned_upload_verified_before_it_
         assert completed.status_code == 201, completed.text
         media = completed.json()
         assert (media["content_type"], media["kind"], media["size_bytes"], media["sha256"]) == (
-            "video/mp4", "video", len(video), sha256)
+            "video/mp4",
+            "video",
+            len(video),
+            sha256,
+        )
         again = await client.post(upload["complete_url"])
         assert again.status_code == 200 and again.json()["media_id"] == media["media_id"]
         status = (await client.get(f"/api/v1/uploads/{upload['upload_id']}")).json()
@@ -249,8 +261,12 @@ async def test_a_large_video_goes_through_a_presigned_upload_verified_before_it_
 async def test_an_interrupted_presigned_upload_is_not_counted(make_settings):
     settings = make_settings("media")
     photo = noisy_jpeg()
-    announce = {"filename": "p.jpg", "content_type": "image/jpeg", "size_bytes": len(photo),
-                "sha256": hashlib.sha256(photo).hexdigest()}
+    announce = {
+        "filename": "p.jpg",
+        "content_type": "image/jpeg",
+        "size_bytes": len(photo),
+        "sha256": hashlib.sha256(photo).hexdigest(),
+    }
     async with running(create_app(settings)) as client:
         upload = (await client.post("/api/v1/uploads", json=announce)).json()
         # Completing before the PUT finished: nothing counted, and the upload stays open.
@@ -275,7 +291,10 @@ async def test_an_interrupted_presigned_upload_is_not_counted(make_settings):
     assert await count(settings, "SELECT count(*) FROM media.media") == 0
     messages = await read_topic(settings, MEDIA.name, until=lambda m: len(events_of(m, "media.rejected")) == 3)
     assert sorted(m["payload"]["reason"] for m in events_of(messages, "media.rejected")) == [
-        "sha256-mismatch", "size-mismatch", "unsupported-type"]
+        "sha256-mismatch",
+        "size-mismatch",
+        "unsupported-type",
+    ]
 
 
 async def test_a_presigned_upload_never_completed_expires_and_its_object_is_removed(make_settings):
@@ -309,12 +328,24 @@ async def test_a_second_report_of_the_same_problem_adds_its_photos_to_the_case(m
     settings = make_settings("media")
     await ensure_topics(settings)
     async with running(create_app(settings)) as client:
-        upload = await client.post("/api/v1/media", files={"file": ("same-hole.jpg", jpeg_bytes((1, 2, 3)), "image/jpeg")})
+        upload = await client.post(
+            "/api/v1/media", files={"file": ("same-hole.jpg", jpeg_bytes((1, 2, 3)), "image/jpeg")}
+        )
         media_id, case_id = upload.json()["media_id"], uuid4()
-        attached = ReportAttached(report_id=uuid4(), case_id=case_id, description="又有人报了这个坑", category="road_damage",
-                                  channel="h5", media_ids=[media_id], submitted_at=utcnow())
-        await publish(settings, REPORTS.name,
-                      new_event(attached, producer="intake", jurisdiction_code="330727", key=str(case_id)).to_bytes())
+        attached = ReportAttached(
+            report_id=uuid4(),
+            case_id=case_id,
+            description="又有人报了这个坑",
+            category="road_damage",
+            channel="h5",
+            media_ids=[media_id],
+            submitted_at=utcnow(),
+        )
+        await publish(
+            settings,
+            REPORTS.name,
+            new_event(attached, producer="intake", jurisdiction_code="330727", key=str(case_id)).to_bytes(),
+        )
 
         async def linked():
             media = (await client.get(f"/api/v1/media/{media_id}", headers=bearer(settings, "dispatcher"))).json()

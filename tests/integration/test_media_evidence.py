@@ -3,7 +3,7 @@ evidence, EXIF is checked against the report, 'after' photos are attached, the �
 is generated, access follows the case's visibility, and retention deletes what is due."""
 
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from uuid import uuid4
 
 import asyncpg
@@ -19,7 +19,7 @@ from tests.support import eventually, publish, read_topic, running
 
 # The report: 幸福路, 2026-11-24 08:30 China time.
 REPORT_LAT, REPORT_LNG = 29.08, 120.05
-SUBMITTED_AT = datetime(2026, 11, 24, 0, 30, tzinfo=timezone.utc)
+SUBMITTED_AT = datetime(2026, 11, 24, 0, 30, tzinfo=UTC)
 
 
 async def upload(client, data: bytes, name: str = "p.jpg", content_type: str = "image/jpeg") -> dict:
@@ -32,9 +32,14 @@ async def submit_report(settings, *, case_id, media_ids, report_id=None, divisio
     """intake's report.submitted, as it arrives on the reports topic (a report in the county 330727,
     or in the division given)."""
     report = ReportSubmitted(
-        report_id=report_id or uuid4(), case_id=case_id, description="幸福路井盖翻起来了", category="manhole",
-        place=ReportPlace(division_code=division, lat=REPORT_LAT, lng=REPORT_LNG), channel="api",
-        media_ids=media_ids, submitted_at=SUBMITTED_AT,
+        report_id=report_id or uuid4(),
+        case_id=case_id,
+        description="幸福路井盖翻起来了",
+        category="manhole",
+        place=ReportPlace(division_code=division, lat=REPORT_LAT, lng=REPORT_LNG),
+        channel="api",
+        media_ids=media_ids,
+        submitted_at=SUBMITTED_AT,
     )
     event = new_event(report, producer="intake", jurisdiction_code=division, key=str(case_id))
     await publish(settings, REPORTS.name, event.to_bytes())
@@ -43,9 +48,18 @@ async def submit_report(settings, *, case_id, media_ids, report_id=None, divisio
 async def dispatch_case(settings, *, case_id, report_id, department_code, jurisdiction_code, seq=1) -> None:
     """dispatch's case.dispatched, as it arrives on the cases topic."""
     dispatched = CaseDispatched(
-        case_id=case_id, report_id=report_id, seq=seq, jurisdiction_code=jurisdiction_code, category="manhole",
-        category_name="井盖破损", priority="urgent", department_code=department_code, department_name="城管局",
-        description="幸福路井盖翻起来了", responsibility_list_version="2026.1", rule="category:manhole",
+        case_id=case_id,
+        report_id=report_id,
+        seq=seq,
+        jurisdiction_code=jurisdiction_code,
+        category="manhole",
+        category_name="井盖破损",
+        priority="urgent",
+        department_code=department_code,
+        department_name="城管局",
+        description="幸福路井盖翻起来了",
+        responsibility_list_version="2026.1",
+        rule="category:manhole",
         dispatched_at=SUBMITTED_AT,
     )
     event = new_event(dispatched, producer="dispatch", jurisdiction_code="330727", key=str(case_id))
@@ -101,8 +115,9 @@ async def test_after_photos_are_attached_and_the_before_after_comparison_is_gene
         await submit_report(settings, case_id=case_id, report_id=report_id, media_ids=[before["media_id"]])
         await submit_report(settings, case_id=other_case, media_ids=[])
         # The handling department's staff see the case once it is dispatched to them.
-        await dispatch_case(settings, case_id=case_id, report_id=report_id, department_code="cgj",
-                            jurisdiction_code="330727001002")
+        await dispatch_case(
+            settings, case_id=case_id, report_id=report_id, department_code="cgj", jurisdiction_code="330727001002"
+        )
 
         async def has_before():
             response = await client.get(f"/api/v1/cases/{case_id}/evidence")
@@ -115,8 +130,9 @@ async def test_after_photos_are_attached_and_the_before_after_comparison_is_gene
 
         # A voice note as 'after' is evidence, but not the photo closing a case needs.
         voice = await upload(client, b"#!AMR\n" + bytes(200), name="v.amr", content_type="audio/amr")
-        assert (await client.post(f"/api/v1/cases/{case_id}/media",
-                                  json={"media_id": voice["media_id"], "role": "after"})).status_code == 201
+        assert (
+            await client.post(f"/api/v1/cases/{case_id}/media", json={"media_id": voice["media_id"], "role": "after"})
+        ).status_code == 201
         assert (await client.get(f"/api/v1/cases/{case_id}/evidence")).json()["has_after_photo"] is False
 
         # Taken (per EXIF) before the case was even reported: attached, but flagged.
@@ -127,8 +143,9 @@ async def test_after_photos_are_attached_and_the_before_after_comparison_is_gene
         assert created.status_code == 201
         assert (created.json()["role"], created.json()["flags"]) == ("after", ["taken_before_report"])
         assert (await client.post(f"/api/v1/cases/{case_id}/media", json=attach)).status_code == 200
-        elsewhere = await client.post(f"/api/v1/cases/{other_case}/media", json=attach,
-                                      headers=auth(settings, role="dispatcher"))
+        elsewhere = await client.post(
+            f"/api/v1/cases/{other_case}/media", json=attach, headers=auth(settings, role="dispatcher")
+        )
         assert elsewhere.status_code == 409
         never_reported = await client.post(f"/api/v1/cases/{uuid4()}/media", json=attach)
         assert never_reported.status_code == 404
@@ -168,14 +185,20 @@ async def test_after_photos_are_attached_and_the_before_after_comparison_is_gene
 async def test_access_to_evidence_follows_the_cases_visibility(make_settings):
     settings = make_settings("media")
     case_id, report_id = uuid4(), uuid4()
-    county, lead, other_department = (auth(settings), auth(settings, role="handler", department="cgj"),
-                                      auth(settings, role="handler", department="sly"))
+    county, lead, other_department = (
+        auth(settings),
+        auth(settings, role="handler", department="cgj"),
+        auth(settings, role="handler", department="sly"),
+    )
     another_town = auth(settings, jurisdiction="330727002")
     async with running(create_app(settings)) as client:
         photo = await upload(client, jpeg_bytes(exif=gps_exif(lat=(29, 4, 48), lng=(120, 3, 0))))
         # Its uploader (holding the id) sees it in full while it belongs to no case yet.
         assert set((await client.get(f"/api/v1/media/{photo['media_id']}")).json()["urls"]) == {
-            "original", "public", "thumbnail"}
+            "original",
+            "public",
+            "thumbnail",
+        }
         await submit_report(settings, case_id=case_id, report_id=report_id, media_ids=[photo["media_id"]])
 
         async def reported():
@@ -186,8 +209,9 @@ async def test_access_to_evidence_follows_the_cases_visibility(make_settings):
         assert anonymous["restricted"] is True and anonymous["case_id"] == str(case_id)
         assert "urls" not in anonymous and "latitude" not in anonymous and "filename" not in anonymous
         assert (await client.get(f"/api/v1/cases/{case_id}/media")).status_code == 401
-        assert (await client.get(f"/api/v1/cases/{case_id}/media", headers={"authorization": "Bearer x.y.z"})
-                ).status_code == 401
+        assert (
+            await client.get(f"/api/v1/cases/{case_id}/media", headers={"authorization": "Bearer x.y.z"})
+        ).status_code == 401
         seen = (await client.get(f"/api/v1/media/{photo['media_id']}", headers=county)).json()
         assert seen["restricted"] is False and "original" in seen["urls"]
         # Not dispatched yet: no department sees it; another town never does.
@@ -195,8 +219,9 @@ async def test_access_to_evidence_follows_the_cases_visibility(make_settings):
         forbidden = await client.get(f"/api/v1/cases/{case_id}/media", headers=another_town)
         assert forbidden.status_code == 403 and forbidden.headers["content-type"] == "application/problem+json"
 
-        await dispatch_case(settings, case_id=case_id, report_id=report_id, department_code="cgj",
-                            jurisdiction_code="330727001002")
+        await dispatch_case(
+            settings, case_id=case_id, report_id=report_id, department_code="cgj", jurisdiction_code="330727001002"
+        )
 
         async def lead_sees():
             return (await client.get(f"/api/v1/cases/{case_id}/media", headers=lead)).status_code == 200
@@ -214,8 +239,9 @@ async def test_evidence_attached_before_the_report_arrives_is_checked_when_it_do
     far = jpeg_bytes(exif=gps_exif(lat=(31, 14, 0), lng=(121, 28, 0), when="2026:11:25 09:00:00"))  # 上海, next day
     async with running(create_app(settings)) as client:
         # The case event can overtake the report: they travel on different topics.
-        await dispatch_case(settings, case_id=case_id, report_id=report_id, department_code="cgj",
-                            jurisdiction_code="330727")
+        await dispatch_case(
+            settings, case_id=case_id, report_id=report_id, department_code="cgj", jurisdiction_code="330727"
+        )
 
         async def known():
             return (await client.get(f"/api/v1/cases/{case_id}/evidence", headers=headers)).status_code == 200
@@ -243,8 +269,10 @@ async def test_originals_past_their_retention_are_deleted_with_their_copies(make
         db = await asyncpg.connect(settings.database_url)
         try:
             # Five years pass for the photo.
-            await db.execute("UPDATE media.media_objects SET retain_until = now() - interval '1 second' "
-                             "WHERE sha256 = $1", photo["sha256"])
+            await db.execute(
+                "UPDATE media.media_objects SET retain_until = now() - interval '1 second' WHERE sha256 = $1",
+                photo["sha256"],
+            )
         finally:
             await db.close()
 

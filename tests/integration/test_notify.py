@@ -12,11 +12,24 @@ from tests.support import bearer, eventually, publish, read_topic, running
 
 
 def dispatched_event(department: str = "huanwei"):
-    return new_event(CaseDispatched(
-        case_id=uuid4(), report_id=uuid4(), category="exposed_garbage", category_name="暴露垃圾",
-        priority="normal", department_code=department, department_name="环境卫生服务中心",
-        description="东关街垃圾堆了三天", responsibility_list_version="v", rule="r", dispatched_at=utcnow(),
-    ), producer="test", jurisdiction_code="330727", key="k")
+    return new_event(
+        CaseDispatched(
+            case_id=uuid4(),
+            report_id=uuid4(),
+            category="exposed_garbage",
+            category_name="暴露垃圾",
+            priority="normal",
+            department_code=department,
+            department_name="环境卫生服务中心",
+            description="东关街垃圾堆了三天",
+            responsibility_list_version="v",
+            rule="r",
+            dispatched_at=utcnow(),
+        ),
+        producer="test",
+        jurisdiction_code="330727",
+        key="k",
+    )
 
 
 async def test_redelivered_event_is_sent_once(make_settings, fake_wecom):
@@ -26,9 +39,11 @@ async def test_redelivered_event_is_sent_once(make_settings, fake_wecom):
     await publish(settings, CASES.name, event.to_bytes(), event.to_bytes())
     case_id = str(event.payload.case_id)
     async with running(create_app(settings)) as client:
+
         async def sent():
-            rows = (await client.get(f"/api/v1/cases/{case_id}/notifications",
-                                     headers=bearer(settings, "dispatcher"))).json()["notifications"]
+            rows = (
+                await client.get(f"/api/v1/cases/{case_id}/notifications", headers=bearer(settings, "dispatcher"))
+            ).json()["notifications"]
             return rows if rows and rows[0]["status"] == "sent" else None
 
         [row] = await eventually(sent)
@@ -47,9 +62,13 @@ async def test_refused_message_fails_with_reason(make_settings, tmp_path):
     event = dispatched_event()
     await publish(settings, CASES.name, event.to_bytes())
     async with running(create_app(settings)) as client:
+
         async def failed():
-            rows = (await client.get(f"/api/v1/cases/{event.payload.case_id}/notifications",
-                                     headers=bearer(settings, "dispatcher"))).json()["notifications"]
+            rows = (
+                await client.get(
+                    f"/api/v1/cases/{event.payload.case_id}/notifications", headers=bearer(settings, "dispatcher")
+                )
+            ).json()["notifications"]
             return rows if rows and rows[0]["status"] == "failed" else None
 
         [row] = await eventually(failed)

@@ -36,8 +36,10 @@ async def test_a_broadcast_reaches_every_group_of_a_town_once(make_settings, fak
     httpx.post(f"{fake_wecom}/_fake/failures", params={"key": dead_group.robot_key, "errcode": 93000, "times": 1})
     async with running(create_app(settings)) as client:
         as_supervisor(client, settings)
-        response = await client.post("/api/v1/broadcasts", json={
-            "content": f"**冬季防火提示** {marker}\n请各户检查电线、燃气，离家断电。", "target": TOWN})
+        response = await client.post(
+            "/api/v1/broadcasts",
+            json={"content": f"**冬季防火提示** {marker}\n请各户检查电线、燃气，离家断电。", "target": TOWN},
+        )
         assert response.status_code == 202
         accepted = response.json()
         assert accepted["groups"] == len(groups) == 149
@@ -54,8 +56,11 @@ async def test_a_broadcast_reaches_every_group_of_a_town_once(make_settings, fak
         assert 'gridlink_notify_broadcast_groups_total{outcome="sent"}' in metrics
         assert 'gridlink_notify_deliveries_total{channel="wecom_robot",outcome="sent",template="broadcast"}' in metrics
         assert 'gridlink_notify_queue_messages{kind="broadcast",state="due"}' in metrics
-    received = [m for m in httpx.get(f"{fake_wecom}/_fake/messages").json()
-                if m["body"].get("msgtype") == "markdown" and marker in m["body"]["markdown"]["content"]]
+    received = [
+        m
+        for m in httpx.get(f"{fake_wecom}/_fake/messages").json()
+        if m["body"].get("msgtype") == "markdown" and marker in m["body"]["markdown"]["content"]
+    ]
     assert sorted(m["key"] for m in received) == sorted(g.robot_key for g in groups if g != dead_group)
 
 
@@ -99,13 +104,27 @@ async def test_case_notifications_go_before_a_broadcast_queued_earlier(database_
     try:
         db = await pool.acquire()
         async with db.transaction():
-            await store.insert_broadcast(db, broadcast_id=uuid4(), idempotency_key=None, target="all", msgtype="text",
-                                         content="通知", body=broadcast_message(msgtype="text", content="通知"),
-                                         groups=groups)
+            await store.insert_broadcast(
+                db,
+                broadcast_id=uuid4(),
+                idempotency_key=None,
+                target="all",
+                msgtype="text",
+                content="通知",
+                body=broadcast_message(msgtype="text", content="通知"),
+                groups=groups,
+            )
         case_notification = uuid4()
-        await store.insert_notification(db, notification_id=case_notification, source_event_id=uuid4(),
-                                        case_id=uuid4(), channel="wecom_robot", target="demo-zhujian",
-                                        template="case.dispatched", body={"msgtype": "text", "text": {"content": "派单"}})
+        await store.insert_notification(
+            db,
+            notification_id=case_notification,
+            source_event_id=uuid4(),
+            case_id=uuid4(),
+            channel="wecom_robot",
+            target="demo-zhujian",
+            template="case.dispatched",
+            body={"msgtype": "text", "text": {"content": "派单"}},
+        )
         async with db.transaction():
             first, *rest = await store.claim_due(db, now=utcnow() + timedelta(seconds=1), limit=10)
         assert first["notification_id"] == case_notification
@@ -121,13 +140,15 @@ async def test_only_supervisors_and_admins_broadcast_and_only_within_their_juris
     request = {"content": "防汛通知", "msgtype": "text", "target": "330727203200"}
     async with running(create_app(settings)) as client:
         for role in ("dispatcher", "handler", "grid_worker"):
-            refused = await client.post("/api/v1/broadcasts", json=request,
-                                        headers=bearer(settings, role, department_code="zhujian"))
+            refused = await client.post(
+                "/api/v1/broadcasts", json=request, headers=bearer(settings, role, department_code="zhujian")
+            )
             assert refused.status_code == 403, role
             assert refused.headers["content-type"] == "application/problem+json"
             assert refused.json()["type"].endswith("forbidden") and "督查员或管理员" in refused.json()["detail"]
-        elsewhere = await client.post("/api/v1/broadcasts", json=request | {"target": "all"},
-                                      headers=bearer(settings, "supervisor", "330727203"))
+        elsewhere = await client.post(
+            "/api/v1/broadcasts", json=request | {"target": "all"}, headers=bearer(settings, "supervisor", "330727203")
+        )
         assert elsewhere.status_code == 403 and "330727203 辖区" in elsewhere.json()["detail"]
 
         town = bearer(settings, "supervisor", "330727203")

@@ -44,16 +44,31 @@ async def test_text_image_and_location_become_message_received_events(make_setti
     await ensure_topics(settings)
     ids = [msg_id() for _ in range(4)]
     async with running(create_app(settings)) as client:
-        text = fake_wecom.message_xml(msg_type="text", from_user="zhangsan", msg_id=ids[0], Content="东关街垃圾堆了三天")
-        image = fake_wecom.message_xml(msg_type="image", from_user="zhangsan", msg_id=ids[1],
-                                       PicUrl="http://wework.qpic.cn/x.jpg", MediaId="media-1")
-        location = fake_wecom.message_xml(msg_type="location", from_user="zhangsan", msg_id=ids[2],
-                                          Location_X="29.0512", Location_Y="120.4467", Scale="15", Label="幸福路12号")
+        text = fake_wecom.message_xml(
+            msg_type="text", from_user="zhangsan", msg_id=ids[0], Content="东关街垃圾堆了三天"
+        )
+        image = fake_wecom.message_xml(
+            msg_type="image",
+            from_user="zhangsan",
+            msg_id=ids[1],
+            PicUrl="http://wework.qpic.cn/x.jpg",
+            MediaId="media-1",
+        )
+        location = fake_wecom.message_xml(
+            msg_type="location",
+            from_user="zhangsan",
+            msg_id=ids[2],
+            Location_X="29.0512",
+            Location_Y="120.4467",
+            Scale="15",
+            Label="幸福路12号",
+        )
         for xml in (text, image, location):
             response, _, _ = await post_wecom(client, xml)
             assert response.status_code == 200 and response.text == ""
-        mp_text = fake_wecom.message_xml(msg_type="text", from_user="oResident1", to_user="gh_gridlink", msg_id=ids[3],
-                                         Content="路灯不亮")
+        mp_text = fake_wecom.message_xml(
+            msg_type="text", from_user="oResident1", to_user="gh_gridlink", msg_id=ids[3], Content="路灯不亮"
+        )
         params, body = fake_wecom.callback_request(mp_text, source="wechat_mp")
         response = await client.post("/api/v1/callbacks/wechat", params=params, content=body.encode())
         assert response.status_code == 200 and response.text == "success"
@@ -91,10 +106,13 @@ async def test_replays_forgeries_and_stale_callbacks_are_refused(make_settings):
         assert other_corp.status_code == 403 and other_corp.json()["detail"] == "undecryptable"
         bad_xml = await client.post("/api/v1/callbacks/wecom", params=params | {"nonce": "9"}, content=b"<xml><oops")
         assert bad_xml.status_code == 400
-        later, _, _ = await post_wecom(client, fake_wecom.message_xml(msg_type="text", from_user="lisi",
-                                                                      msg_id=retried_id, Content="补充：在路口"))
+        later, _, _ = await post_wecom(
+            client, fake_wecom.message_xml(msg_type="text", from_user="lisi", msg_id=retried_id, Content="补充：在路口")
+        )
         assert later.status_code == 200
-        events = await read_topic(settings, MESSAGES.name, until=lambda ms: retried_id in {m["payload"]["msg_id"] for m in ms})
+        events = await read_topic(
+            settings, MESSAGES.name, until=lambda ms: retried_id in {m["payload"]["msg_id"] for m in ms}
+        )
         metrics = (await client.get("/metrics")).text
     assert [e["payload"]["msg_id"] for e in events] == [first_id, retried_id]
     for outcome in ("replayed", "bad_signature", "stale", "undecryptable", "duplicate", "accepted"):
@@ -105,14 +123,16 @@ async def test_official_account_plaintext_mode_is_signed_too(make_settings):
     settings = make_settings("notify")
     await ensure_topics(settings)
     async with running(create_app(settings)) as client:
-        xml = fake_wecom.message_xml(msg_type="text", from_user="oResident2", to_user="gh_gridlink", msg_id=msg_id(),
-                                     Content="小区门口积水")
+        xml = fake_wecom.message_xml(
+            msg_type="text", from_user="oResident2", to_user="gh_gridlink", msg_id=msg_id(), Content="小区门口积水"
+        )
         params, _ = fake_wecom.url_check_request(source="wechat_mp")
         params.pop("echostr")
         response = await client.post("/api/v1/callbacks/wechat", params=params, content=xml.encode())
         assert response.status_code == 200
-        unsigned = await client.post("/api/v1/callbacks/wechat", params=params | {"signature": "x", "nonce": "2"},
-                                     content=xml.encode())
+        unsigned = await client.post(
+            "/api/v1/callbacks/wechat", params=params | {"signature": "x", "nonce": "2"}, content=xml.encode()
+        )
         assert unsigned.status_code == 403
         [event] = await read_topic(settings, MESSAGES.name, until=lambda ms: len(ms) >= 1)
     assert event["payload"]["content"] == "小区门口积水" and event["payload"]["source"] == "wechat_mp"
@@ -121,9 +141,16 @@ async def test_official_account_plaintext_mode_is_signed_too(make_settings):
 async def test_ai_bot_mentions_in_a_group_reach_intake_with_the_group(make_settings):
     settings = make_settings("notify")
     await ensure_topics(settings)
-    mention = {"msgid": msg_id(), "aibotid": "aibot-1", "chatid": "wrkGroup01", "chattype": "group",
-               "from": {"userid": "wangwu"}, "response_url": "https://qyapi.example/aibot/response?code=1",
-               "msgtype": "text", "text": {"content": "@网格通 幸福路12号路灯不亮"}}
+    mention = {
+        "msgid": msg_id(),
+        "aibotid": "aibot-1",
+        "chatid": "wrkGroup01",
+        "chattype": "group",
+        "from": {"userid": "wangwu"},
+        "response_url": "https://qyapi.example/aibot/response?code=1",
+        "msgtype": "text",
+        "text": {"content": "@网格通 幸福路12号路灯不亮"},
+    }
     async with running(create_app(settings)) as client:
         params, expected = fake_wecom.url_check_request(source="wecom_app", receive_id="")
         check = await client.get("/api/v1/callbacks/wecom-aibot", params=params)
@@ -132,7 +159,9 @@ async def test_ai_bot_mentions_in_a_group_reach_intake_with_the_group(make_setti
         response = await client.post("/api/v1/callbacks/wecom-aibot", params=params, content=body.encode())
         assert response.status_code == 200
         forged, body2 = fake_wecom.aibot_callback_request(mention | {"msgid": msg_id()}, token="not-our-token")
-        assert (await client.post("/api/v1/callbacks/wecom-aibot", params=forged, content=body2.encode())).status_code == 403
+        assert (
+            await client.post("/api/v1/callbacks/wecom-aibot", params=forged, content=body2.encode())
+        ).status_code == 403
         garbage = await client.post("/api/v1/callbacks/wecom-aibot", params=params | {"nonce": "7"}, content=b"[1")
         assert garbage.status_code == 400
         [event] = await read_topic(settings, MESSAGES.name, until=lambda ms: len(ms) >= 1)

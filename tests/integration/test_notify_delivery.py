@@ -12,8 +12,16 @@ import httpx
 from services.notify.app import create_app, load_directory
 from services.notify.handlers import make_handlers
 from shared.events import (
-    CaseDispatched, CaseTransitioned, Event, MediaAttached, QueryCodeRequested, ReportSubmittedV1, SlaBreached,
-    SlaWarning, new_event, utcnow,
+    CaseDispatched,
+    CaseTransitioned,
+    Event,
+    MediaAttached,
+    QueryCodeRequested,
+    ReportSubmittedV1,
+    SlaBreached,
+    SlaWarning,
+    new_event,
+    utcnow,
 )
 from shared.phones import phone_token
 from shared.sla_policy import load_sla_policy
@@ -22,19 +30,48 @@ from tests.support import bearer, eventually, publish, read_topic, running
 
 
 def dispatched(department: str = "zhujian"):
-    return new_event(CaseDispatched(
-        case_id=uuid4(), report_id=uuid4(), category="manhole", category_name="井盖缺失",
-        priority="urgent", department_code=department, department_name="住房和城乡建设局",
-        description="幸福路井盖翻起来了", responsibility_list_version="v", rule="r", dispatched_at=utcnow(),
-    ), producer="test", jurisdiction_code="330727", key="k")
+    return new_event(
+        CaseDispatched(
+            case_id=uuid4(),
+            report_id=uuid4(),
+            category="manhole",
+            category_name="井盖缺失",
+            priority="urgent",
+            department_code=department,
+            department_name="住房和城乡建设局",
+            description="幸福路井盖翻起来了",
+            responsibility_list_version="v",
+            rule="r",
+            dispatched_at=utcnow(),
+        ),
+        producer="test",
+        jurisdiction_code="330727",
+        key="k",
+    )
 
 
 def transition(event_type: str, case_id, **detail):
-    return new_event(CaseTransitioned(
-        case_id=case_id, report_id=uuid4(), category="manhole", category_name="井盖缺失", priority="urgent",
-        department_code="zhujian", department_name="住房和城乡建设局", description="幸福路井盖翻起来了",
-        action=event_type.split(".")[1], from_status="dispatched", actor="user:zj01", detail=detail, at=utcnow(),
-    ), producer="test", jurisdiction_code="330727", key=str(case_id), event_type=event_type)
+    return new_event(
+        CaseTransitioned(
+            case_id=case_id,
+            report_id=uuid4(),
+            category="manhole",
+            category_name="井盖缺失",
+            priority="urgent",
+            department_code="zhujian",
+            department_name="住房和城乡建设局",
+            description="幸福路井盖翻起来了",
+            action=event_type.split(".")[1],
+            from_status="dispatched",
+            actor="user:zj01",
+            detail=detail,
+            at=utcnow(),
+        ),
+        producer="test",
+        jurisdiction_code="330727",
+        key=str(case_id),
+        event_type=event_type,
+    )
 
 
 def one_robot_directory(tmp_path, robot_key: str):
@@ -55,24 +92,40 @@ async def test_warning_and_breach_reach_the_department_and_the_supervisor(make_s
     settings = make_settings("notify")
     await ensure_topics(settings)
     now, case_id = utcnow(), uuid4()
-    timing = dict(case_id=case_id, stage="acknowledge", department_code="zhujian",
-                  started_at=now - timedelta(minutes=10), due_at=now)
-    warning = new_event(SlaWarning(**timing, reminder=1, fired_at=now - timedelta(minutes=3)),
-                        producer="test", jurisdiction_code="330727", key=str(case_id))
+    timing = dict(
+        case_id=case_id,
+        stage="acknowledge",
+        department_code="zhujian",
+        started_at=now - timedelta(minutes=10),
+        due_at=now,
+    )
+    warning = new_event(
+        SlaWarning(**timing, reminder=1, fired_at=now - timedelta(minutes=3)),
+        producer="test",
+        jurisdiction_code="330727",
+        key=str(case_id),
+    )
     breach = new_event(SlaBreached(**timing), producer="test", jurisdiction_code="330727", key=str(case_id))
     await publish(settings, SLA.name, warning.to_bytes(), breach.to_bytes())
     short = str(case_id)[:8]
     async with running(create_app(settings)) as client:
         client.headers.update(bearer(settings, "dispatcher"))
+
         async def all_sent():
             rows = await notifications(client, case_id)
             return rows if len(rows) == 3 and all(r["status"] == "sent" for r in rows) else None
 
         rows = await eventually(all_sent)
         assert {(r["template"], r["target"]) for r in rows} == {
-            ("sla.warning", "demo-zhujian"), ("sla.breached", "demo-zhujian"), ("sla.breached", "demo-supervisor")}
-    [reminded] = [m for m in fake_messages(fake_wecom, "demo-zhujian")
-                  if short in m["body"]["text"]["content"] and "【催办】" in m["body"]["text"]["content"]]
+            ("sla.warning", "demo-zhujian"),
+            ("sla.breached", "demo-zhujian"),
+            ("sla.breached", "demo-supervisor"),
+        }
+    [reminded] = [
+        m
+        for m in fake_messages(fake_wecom, "demo-zhujian")
+        if short in m["body"]["text"]["content"] and "【催办】" in m["body"]["text"]["content"]
+    ]
     assert "还剩3分钟" in reminded["body"]["text"]["content"]
     [to_supervisor] = [m for m in fake_messages(fake_wecom, "demo-supervisor") if short in m["body"]["text"]["content"]]
     assert "【督办】" in to_supervisor["body"]["text"]["content"]
@@ -90,13 +143,26 @@ async def test_acknowledged_and_resolved_reach_the_reporter_and_the_command_cent
         await db.close()
     acknowledged = transition("case.acknowledged", case_id)
     resolved = transition("case.resolved", case_id, comparison_url="https://media.example/cmp.jpg")
-    attached = [new_event(MediaAttached(media_id=uuid4(), case_id=case_id, role=role, content_type="image/jpeg",
-                                        sha256="0" * 64, attached_at=utcnow()),
-                          producer="test", jurisdiction_code="330727", key=str(case_id))
-                for role in ("before", "after", "after")]
+    attached = [
+        new_event(
+            MediaAttached(
+                media_id=uuid4(),
+                case_id=case_id,
+                role=role,
+                content_type="image/jpeg",
+                sha256="0" * 64,
+                attached_at=utcnow(),
+            ),
+            producer="test",
+            jurisdiction_code="330727",
+            key=str(case_id),
+        )
+        for role in ("before", "after", "after")
+    ]
     await publish(settings, MEDIA.name, *(e.to_bytes() for e in attached))
     async with running(create_app(settings)) as client:
         client.headers.update(bearer(settings, "dispatcher"))
+
         async def evidence_recorded():
             db = await asyncpg.connect(settings.database_url)
             try:
@@ -106,6 +172,7 @@ async def test_acknowledged_and_resolved_reach_the_reporter_and_the_command_cent
 
         await eventually(evidence_recorded)
         await publish(settings, CASES.name, acknowledged.to_bytes(), resolved.to_bytes())
+
         async def all_sent():
             rows = await notifications(client, case_id)
             return rows if len(rows) == 3 and all(r["status"] == "sent" for r in rows) else None
@@ -116,10 +183,15 @@ async def test_acknowledged_and_resolved_reach_the_reporter_and_the_command_cent
             ("case.verification", "wechat_template", openid),
             ("case.resolved", "wecom_robot", "demo-grid_center"),
         }
-    to_reporter = [m["body"] for m in httpx.get(f"{fake_wecom}/_fake/mp/messages").json() if m["body"]["touser"] == openid]
+    to_reporter = [
+        m["body"] for m in httpx.get(f"{fake_wecom}/_fake/mp/messages").json() if m["body"]["touser"] == openid
+    ]
     assert ["已接单", "已办结，待回访"] == [m["data"]["keyword2"]["value"] for m in to_reporter]
-    [card] = [m for m in fake_messages(fake_wecom, "demo-grid_center")
-              if m["body"]["msgtype"] == "news" and str(case_id)[:8] in m["body"]["news"]["articles"][0]["title"]]
+    [card] = [
+        m
+        for m in fake_messages(fake_wecom, "demo-grid_center")
+        if m["body"]["msgtype"] == "news" and str(case_id)[:8] in m["body"]["news"]["articles"][0]["title"]
+    ]
     assert card["body"]["news"]["articles"][0]["picurl"] == "https://media.example/cmp.jpg"
     assert "整改前1张，整改后2张" in card["body"]["news"]["articles"][0]["description"]
 
@@ -139,6 +211,7 @@ async def test_each_robot_gets_at_most_twenty_a_minute_even_across_a_restart(mak
             await db.close()
 
     async with running(create_app(settings)):
+
         async def twenty_sent():
             rows = await statuses()
             return rows if len(rows) == 23 and sum(r["status"] == "sent" for r in rows) == 20 else None
@@ -170,6 +243,7 @@ async def test_busy_answers_are_retried_and_throttling_holds_the_robot(make_sett
     await publish(settings, CASES.name, event.to_bytes())
     async with running(create_app(settings)) as client:
         client.headers.update(bearer(settings, "dispatcher"))
+
         async def sent():
             rows = await notifications(client, event.payload.case_id)
             return rows if rows and rows[0]["status"] == "sent" else None
@@ -189,8 +263,9 @@ async def test_busy_answers_are_retried_and_throttling_holds_the_robot(make_sett
     db = await asyncpg.connect(settings.database_url)
     try:
         blocked_until = await db.fetchval("SELECT blocked_until FROM notify.robot_windows WHERE robot_key = $1", robot)
-        next_attempt = await db.fetchval("SELECT next_attempt_at FROM notify.notifications WHERE case_id = $1",
-                                         throttled.payload.case_id)
+        next_attempt = await db.fetchval(
+            "SELECT next_attempt_at FROM notify.notifications WHERE case_id = $1", throttled.payload.case_id
+        )
     finally:
         await db.close()
     assert blocked_until > utcnow() + timedelta(seconds=50) and next_attempt >= blocked_until - timedelta(seconds=1)
@@ -200,12 +275,15 @@ async def test_a_permanent_failure_is_announced_and_dead_lettered(make_settings,
     robot = f"gone-{uuid4().hex[:8]}"
     settings = make_settings("notify", directory_path=one_robot_directory(tmp_path, robot))
     await ensure_topics(settings)
-    httpx.post(f"{fake_wecom}/_fake/failures", params={"key": robot, "errcode": 93000, "times": 1,
-                                                        "errmsg": "invalid webhook url"})
+    httpx.post(
+        f"{fake_wecom}/_fake/failures",
+        params={"key": robot, "errcode": 93000, "times": 1, "errmsg": "invalid webhook url"},
+    )
     event = dispatched()
     await publish(settings, CASES.name, event.to_bytes(), event.to_bytes())  # redelivered too
     async with running(create_app(settings)) as client:
         client.headers.update(bearer(settings, "dispatcher"))
+
         async def failed():
             rows = await notifications(client, event.payload.case_id)
             return rows if rows and rows[0]["status"] == "failed" else None
@@ -224,28 +302,48 @@ async def test_a_permanent_failure_is_announced_and_dead_lettered(make_settings,
 async def test_reporters_are_told_on_the_channel_their_report_came_from(make_settings, fake_wecom):
     settings = make_settings("notify", wechat_base_url=fake_wecom, sms_base_url=fake_wecom)
     await ensure_topics(settings)
-    handlers = make_handlers(settings=settings, directory=load_directory(settings.directory_path),
-                             sla_policy=load_sla_policy(settings.sla_policy_path))
+    handlers = make_handlers(
+        settings=settings,
+        directory=load_directory(settings.directory_path),
+        sla_policy=load_sla_policy(settings.sla_policy_path),
+    )
     by_wecom, by_phone, anonymous = uuid4(), uuid4(), uuid4()
     key = settings.phone_encryption_key
     userid = f"staff-{uuid4().hex[:6]}"
     db = await asyncpg.connect(settings.database_url, server_settings={"search_path": "notify"})
     try:
-        for case_id, contact in ((by_wecom, {"reporter_wecom_userid": userid}),
-                                 (by_phone, {"reporter_phone_encrypted": phone_token("13800005678", key)}),
-                                 (anonymous, {})):
-            report = ReportSubmittedV1(report_id=uuid4(), case_id=case_id, description="路灯不亮", channel="h5",
-                                       submitted_at=utcnow(), **contact)
-            event = Event(type="report.submitted", schema_version=1, producer="intake", jurisdiction_code="330727",
-                          key=str(case_id), payload=report)
+        for case_id, contact in (
+            (by_wecom, {"reporter_wecom_userid": userid}),
+            (by_phone, {"reporter_phone_encrypted": phone_token("13800005678", key)}),
+            (anonymous, {}),
+        ):
+            report = ReportSubmittedV1(
+                report_id=uuid4(),
+                case_id=case_id,
+                description="路灯不亮",
+                channel="h5",
+                submitted_at=utcnow(),
+                **contact,
+            )
+            event = Event(
+                type="report.submitted",
+                schema_version=1,
+                producer="intake",
+                jurisdiction_code="330727",
+                key=str(case_id),
+                payload=report,
+            )
             async with db.transaction():
                 await handlers["report.submitted"](db, event)
         assert await db.fetchval("SELECT count(*) FROM reporters") == 2  # nothing to keep for the anonymous one
     finally:
         await db.close()
-    await publish(settings, CASES.name, *(transition("case.acknowledged", c).to_bytes() for c in (by_wecom, by_phone, anonymous)))
+    await publish(
+        settings, CASES.name, *(transition("case.acknowledged", c).to_bytes() for c in (by_wecom, by_phone, anonymous))
+    )
     async with running(create_app(settings)) as client:
         client.headers.update(bearer(settings, "dispatcher"))
+
         async def sent(case_id):
             rows = await notifications(client, case_id)
             return rows if rows and rows[0]["status"] == "sent" else None
@@ -257,18 +355,29 @@ async def test_reporters_are_told_on_the_channel_their_report_came_from(make_set
     assert sms_row["channel"] == "sms" and "5678" not in sms_row["target"]  # the phone stays encrypted here
     [app_message] = [m for m in httpx.get(f"{fake_wecom}/_fake/app/messages").json() if m["body"]["touser"] == userid]
     assert "已由住房和城乡建设局接单" in app_message["body"]["text"]["content"]
-    sms = [m for m in httpx.get(f"{fake_wecom}/_fake/sms/messages").json() if m["params"].get("case") == str(by_phone)[:8]]
+    sms = [
+        m for m in httpx.get(f"{fake_wecom}/_fake/sms/messages").json() if m["params"].get("case") == str(by_phone)[:8]
+    ]
     assert len(sms) == 1 and sms[0]["params"]["status"] == "已接单" and sms[0]["phone"] == "13800005678"
 
 
 async def test_query_codes_are_texted_to_the_phone_that_asked(make_settings, fake_wecom):
     settings = make_settings("notify", sms_base_url=fake_wecom)
     await ensure_topics(settings)
-    request = QueryCodeRequested(request_id=uuid4(), phone_encrypted=phone_token("13900007777", settings.phone_encryption_key),
-                                 phone_masked="139****7777", code="493021", expires_at=utcnow() + timedelta(minutes=5))
-    await publish(settings, REPORTS.name, new_event(request, producer="intake", jurisdiction_code="330727",
-                                                    key=str(request.request_id)).to_bytes())
+    request = QueryCodeRequested(
+        request_id=uuid4(),
+        phone_encrypted=phone_token("13900007777", settings.phone_encryption_key),
+        phone_masked="139****7777",
+        code="493021",
+        expires_at=utcnow() + timedelta(minutes=5),
+    )
+    await publish(
+        settings,
+        REPORTS.name,
+        new_event(request, producer="intake", jurisdiction_code="330727", key=str(request.request_id)).to_bytes(),
+    )
     async with running(create_app(settings)):
+
         async def texted():
             return [m for m in httpx.get(f"{fake_wecom}/_fake/sms/messages").json() if m["phone"] == "13900007777"]
 

@@ -19,14 +19,17 @@ async def test_discovery_and_services_in_json_and_xml(make_settings):
         [endpoint] = discovery["endpoints"]
         assert endpoint["specification"] == "http://wiki.open311.org/GeoReport_v2"
         assert endpoint["url"].endswith("/open311/v2/") and "text/xml" in endpoint["formats"]
-        assert ET.fromstring((await client.get("/open311/v2/discovery.xml")).content).find(
-            "endpoints/endpoint/specification").text == "http://wiki.open311.org/GeoReport_v2"
+        assert (
+            ET.fromstring((await client.get("/open311/v2/discovery.xml")).content)
+            .find("endpoints/endpoint/specification")
+            .text
+            == "http://wiki.open311.org/GeoReport_v2"
+        )
 
         services = (await client.get("/open311/v2/services.json")).json()
         assert len(services) == 33
         manhole = next(s for s in services if s["service_code"] == "manhole")
-        assert set(manhole) == {"service_code", "service_name", "description", "metadata", "type", "keywords",
-                                "group"}
+        assert set(manhole) == {"service_code", "service_name", "description", "metadata", "type", "keywords", "group"}
         assert manhole["metadata"] is False and manhole["type"] == "realtime" and "井盖" in manhole["service_name"]
 
         xml = await client.get("/open311/v2/services.xml")
@@ -48,12 +51,22 @@ async def test_discovery_and_services_in_json_and_xml(make_settings):
 
 async def test_post_and_get_service_requests(make_settings):
     async with running(create_app(_settings(make_settings))) as client:
-        posted = await client.post("/open311/v2/requests.json", data={
-            "api_key": KEY, "jurisdiction_id": "330727", "service_code": "signboard_lighting",
-            "lat": str(HERE[0]), "long": str(HERE[1]), "description": "文化路路灯连续三晚不亮",
-            "phone": "13811112222", "account_id": "citizen-7", "first_name": "三", "last_name": "张",
-            "media_url": "https://photos.example.org/311/lamp.jpg",
-        })
+        posted = await client.post(
+            "/open311/v2/requests.json",
+            data={
+                "api_key": KEY,
+                "jurisdiction_id": "330727",
+                "service_code": "signboard_lighting",
+                "lat": str(HERE[0]),
+                "long": str(HERE[1]),
+                "description": "文化路路灯连续三晚不亮",
+                "phone": "13811112222",
+                "account_id": "citizen-7",
+                "first_name": "三",
+                "last_name": "张",
+                "media_url": "https://photos.example.org/311/lamp.jpg",
+            },
+        )
         assert posted.status_code == 201, posted.text
         [created] = posted.json()
         request_id, token = created["service_request_id"], created["token"]
@@ -70,9 +83,15 @@ async def test_post_and_get_service_requests(make_settings):
         tokens = (await client.get(f"/open311/v2/tokens/{token}.json")).json()
         assert tokens == [{"service_request_id": request_id, "token": token}]
 
-        xml_post = await client.post("/open311/v2/requests.xml", data={
-            "api_key": KEY, "service_code": "exposed_garbage", "address_string": "城关街道东门菜场后面",
-            "description": "空地上堆了很多生活垃圾"})
+        xml_post = await client.post(
+            "/open311/v2/requests.xml",
+            data={
+                "api_key": KEY,
+                "service_code": "exposed_garbage",
+                "address_string": "城关街道东门菜场后面",
+                "description": "空地上堆了很多生活垃圾",
+            },
+        )
         assert xml_post.status_code == 201
         root = ET.fromstring(xml_post.content)
         assert root.tag == "service_requests" and root.find("request/service_request_id").text
@@ -94,8 +113,13 @@ async def test_post_and_get_service_requests(make_settings):
 
 
 async def test_open311_errors_use_the_spec_error_array(make_settings):
-    good = {"api_key": KEY, "service_code": "manhole", "lat": str(HERE[0]), "long": str(HERE[1]),
-            "description": "井盖缺了一块"}
+    good = {
+        "api_key": KEY,
+        "service_code": "manhole",
+        "lat": str(HERE[0]),
+        "long": str(HERE[1]),
+        "description": "井盖缺了一块",
+    }
     async with running(create_app(_settings(make_settings))) as client:
         cases = [
             ({**good, "api_key": "wrong"}, 403),
@@ -124,8 +148,13 @@ async def test_open311_errors_use_the_spec_error_array(make_settings):
 
 async def test_open311_posts_are_rate_limited(make_settings):
     settings = _settings(make_settings, intake_rate_limit_ip_per_minute=2)
-    body = {"api_key": KEY, "service_code": "road_damage", "lat": str(HERE[0]), "long": str(HERE[1]),
-            "description": "路面有坑"}
+    body = {
+        "api_key": KEY,
+        "service_code": "road_damage",
+        "lat": str(HERE[0]),
+        "long": str(HERE[1]),
+        "description": "路面有坑",
+    }
     async with running(create_app(settings)) as client:
         statuses = [(await client.post("/open311/v2/requests.json", data=body)).status_code for _ in range(3)]
         assert statuses == [201, 201, 429]

@@ -2,20 +2,21 @@
 warnings, breaches, stops, pauses, two replicas firing once, catch-up after a restart."""
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import asyncpg
 
 from services.sla import store
-from services.sla.app import create_app as sla_app, load_policy
+from services.sla.app import create_app as sla_app
+from services.sla.app import load_policy
 from services.sla.handlers import fire_due_timers
 from shared.db import create_pool
 from shared.events import CaseDispatched, CaseTransitioned, new_event
 from shared.topics import CASES, SLA, ensure_topics
 from tests.support import bearer, eventually, publish, read_topic, running
 
-T0 = datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc)  # 09:00 in China, a Tuesday
+T0 = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)  # 09:00 in China, a Tuesday
 
 
 class Clock:
@@ -27,28 +28,49 @@ class Clock:
 
 
 def facts(case_id, priority="urgent", co=()):
-    return dict(case_id=case_id, report_id=uuid4(), seq=1, jurisdiction_code="330727001002", owner_code="330727",
-                level="county", category="manhole", category_name="井盖缺失/破损/塌陷", priority=priority,
-                department_code="zhujian", department_name="住房和城乡建设局", co_department_codes=list(co),
-                description="井盖翻起")
+    return dict(
+        case_id=case_id,
+        report_id=uuid4(),
+        seq=1,
+        jurisdiction_code="330727001002",
+        owner_code="330727",
+        level="county",
+        category="manhole",
+        category_name="井盖缺失/破损/塌陷",
+        priority=priority,
+        department_code="zhujian",
+        department_name="住房和城乡建设局",
+        co_department_codes=list(co),
+        description="井盖翻起",
+    )
 
 
 def dispatched(case_id, at=T0, **kw):
-    payload = CaseDispatched(**facts(case_id, **kw), responsibility_list_version="v", rule="county:manhole->zhujian",
-                             dispatched_at=at)
+    payload = CaseDispatched(
+        **facts(case_id, **kw), responsibility_list_version="v", rule="county:manhole->zhujian", dispatched_at=at
+    )
     return new_event(payload, producer="dispatch", jurisdiction_code="330727", key=str(case_id)).to_bytes()
 
 
 def step(case_id, event_type, action, at, seq, detail=None, **kw):
-    payload = CaseTransitioned(**facts(case_id, **kw) | {"seq": seq}, action=action, from_status="dispatched",
-                               actor="handler:h1", detail=detail or {}, at=at)
-    return new_event(payload, producer="dispatch", jurisdiction_code="330727", key=str(case_id),
-                     event_type=event_type).to_bytes()
+    payload = CaseTransitioned(
+        **facts(case_id, **kw) | {"seq": seq},
+        action=action,
+        from_status="dispatched",
+        actor="handler:h1",
+        detail=detail or {},
+        at=at,
+    )
+    return new_event(
+        payload, producer="dispatch", jurisdiction_code="330727", key=str(case_id), event_type=event_type
+    ).to_bytes()
 
 
 async def timers_of(client, case_id):
-    return {(t["stage"], t["department_code"]): t
-            for t in (await client.get(f"/api/v1/cases/{case_id}/timers")).json()["timers"]}
+    return {
+        (t["stage"], t["department_code"]): t
+        for t in (await client.get(f"/api/v1/cases/{case_id}/timers")).json()["timers"]
+    }
 
 
 async def test_warn_breach_stop_pause_and_score(make_settings):
@@ -60,8 +82,12 @@ async def test_warn_breach_stop_pause_and_score(make_settings):
     async with running(sla_app(settings, clock=clock)) as client:
         client.headers.update(bearer(settings, "handler", department_code="zhujian"))  # any staff may read
         started = await eventually(lambda: timers_of(client, quiet_id))
-        assert set(started) == {("acknowledge", "zhujian"), ("acknowledge", "eco_env"), ("joint_plan", "zhujian"),
-                                ("resolve", "zhujian")}
+        assert set(started) == {
+            ("acknowledge", "zhujian"),
+            ("acknowledge", "eco_env"),
+            ("joint_plan", "zhujian"),
+            ("resolve", "zhujian"),
+        }
         # The quiet case is cancelled before anything is due: its timers never fire.
         await publish(settings, CASES.name, step(quiet_id, "case.cancelled", "cancel", T0 + timedelta(minutes=1), 2))
         await eventually(lambda: _all_stopped(client, quiet_id))
@@ -71,33 +97,51 @@ async def test_warn_breach_stop_pause_and_score(make_settings):
         clock.now = T0 + timedelta(minutes=8)  # 80% of 10 minutes: 催办
         warnings = await read_topic(settings, SLA.name, until=lambda ms: len(ms) >= 1)
         assert [(w["type"], w["payload"]["stage"], w["payload"]["reminder"]) for w in warnings] == [
-            ("sla.warning", "acknowledge", 1)]
+            ("sla.warning", "acknowledge", 1)
+        ]
         clock.now = T0 + timedelta(minutes=10)  # 督办
         events = await read_topic(settings, SLA.name, until=lambda ms: len(ms) >= 2)
         assert events[1]["type"] == "sla.breached" and events[1]["payload"]["stage"] == "acknowledge"
         assert events[1]["payload"]["owner_code"] == "330727"
 
-        await publish(settings, CASES.name,
-                      step(case_id, "case.acknowledged", "acknowledge", T0 + timedelta(minutes=12), 2,
-                           {"department_code": "zhujian"}),
-                      step(case_id, "case.extension_requested", "request_extension", T0 + timedelta(minutes=20), 3,
-                           {"minutes": 30}))
+        await publish(
+            settings,
+            CASES.name,
+            step(
+                case_id,
+                "case.acknowledged",
+                "acknowledge",
+                T0 + timedelta(minutes=12),
+                2,
+                {"department_code": "zhujian"},
+            ),
+            step(
+                case_id, "case.extension_requested", "request_extension", T0 + timedelta(minutes=20), 3, {"minutes": 30}
+            ),
+        )
         paused = await eventually(lambda: _resolve_paused(client, case_id))
         assert paused["stop_reason"] is None
         clock.now = T0 + timedelta(hours=2)  # long past the original 60 minutes, but paused
         await asyncio.sleep(0.3)
-        await publish(settings, CASES.name, step(case_id, "case.extension_approved", "approve_extension",
-                                                 T0 + timedelta(hours=2), 4, {"minutes": 30}))
+        await publish(
+            settings,
+            CASES.name,
+            step(case_id, "case.extension_approved", "approve_extension", T0 + timedelta(hours=2), 4, {"minutes": 30}),
+        )
         resumed = await eventually(lambda: _resolve_resumed(client, case_id))
         # 40 minutes were left when it paused, plus the 30 approved.
         assert datetime.fromisoformat(resumed["due_at"]) == T0 + timedelta(hours=2, minutes=70)
-        await publish(settings, CASES.name, step(case_id, "case.resolved", "resolve",
-                                                 T0 + timedelta(hours=2, minutes=5), 5, {"result": "ok"}))
+        await publish(
+            settings,
+            CASES.name,
+            step(case_id, "case.resolved", "resolve", T0 + timedelta(hours=2, minutes=5), 5, {"result": "ok"}),
+        )
         await eventually(lambda: _all_stopped(client, case_id))
         clock.now = T0 + timedelta(hours=5)
         await asyncio.sleep(0.3)
-        scores = (await client.get("/api/v1/departments/scores", params={"since": "2026-11-01",
-                                                                          "until": "2026-11-30"})).json()
+        scores = (
+            await client.get("/api/v1/departments/scores", params={"since": "2026-11-01", "until": "2026-11-30"})
+        ).json()
         [zhujian] = [d for d in scores["departments"] if d["department_code"] == "zhujian"]
         assert (zhujian["late"], zhujian["on_time"], zhujian["warnings"], zhujian["breaches"]) == (1, 1, 1, 1)
         metrics = (await client.get("/metrics")).text
@@ -126,11 +170,23 @@ async def _start_timers(pool, policy, n: int) -> None:
     async with pool.acquire() as conn:
         for i in range(n):
             start = T0 + timedelta(seconds=i)
-            d = policy.deadline(start=start, priority="urgent", level="county", stage="acknowledge",
-                                department_code="zhujian")
-            await store.start_timer(conn, case_id=uuid4(), stage="acknowledge", department_code="zhujian",
-                                    priority="urgent", category="manhole", clock=d.clock, minutes=d.minutes,
-                                    started_at=start, due_at=d.due_at, warn_at=d.warn_at, next_fire_at=d.warn_at)
+            d = policy.deadline(
+                start=start, priority="urgent", level="county", stage="acknowledge", department_code="zhujian"
+            )
+            await store.start_timer(
+                conn,
+                case_id=uuid4(),
+                stage="acknowledge",
+                department_code="zhujian",
+                priority="urgent",
+                category="manhole",
+                clock=d.clock,
+                minutes=d.minutes,
+                started_at=start,
+                due_at=d.due_at,
+                warn_at=d.warn_at,
+                next_fire_at=d.warn_at,
+            )
 
 
 async def test_two_replicas_fire_each_timer_once(make_settings):
@@ -141,13 +197,16 @@ async def test_two_replicas_fire_each_timer_once(make_settings):
         await _start_timers(pool, policy, 300)
         assert await fire_due_timers(settings=settings, pool=pool, policy=policy, now=T0 + timedelta(minutes=7)) == 0
         for now in (T0 + timedelta(minutes=20), T0 + timedelta(minutes=21)):
-            await asyncio.gather(*(fire_due_timers(settings=settings, pool=pool, policy=policy, now=now, batch=25)
-                                   for _ in range(2)))
+            await asyncio.gather(
+                *(fire_due_timers(settings=settings, pool=pool, policy=policy, now=now, batch=25) for _ in range(2))
+            )
         db = await asyncpg.connect(settings.database_url)
         try:
-            kinds = await db.fetch("SELECT convert_from(value, 'UTF8')::jsonb ->> 'type' AS type, count(*) AS n,"
-                                   " count(DISTINCT convert_from(value, 'UTF8')::jsonb #>> '{payload,case_id}') AS cases"
-                                   " FROM sla.outbox GROUP BY 1")
+            kinds = await db.fetch(
+                "SELECT convert_from(value, 'UTF8')::jsonb ->> 'type' AS type, count(*) AS n,"
+                " count(DISTINCT convert_from(value, 'UTF8')::jsonb #>> '{payload,case_id}') AS cases"
+                " FROM sla.outbox GROUP BY 1"
+            )
             # Long overdue when first looked at: straight to the breach, once per timer.
             assert {r["type"]: (r["n"], r["cases"]) for r in kinds} == {"sla.breached": (300, 300)}
         finally:
@@ -175,13 +234,18 @@ async def test_waiting_for_the_reporter_pauses_the_resolution_clock(make_setting
     settings = make_settings("sla")
     await ensure_topics(settings)
     case_id = uuid4()
-    await publish(settings, CASES.name, dispatched(case_id),
-                  step(case_id, "case.awaiting_reporter", "await_reporter", T0 + timedelta(minutes=30), 2))
+    await publish(
+        settings,
+        CASES.name,
+        dispatched(case_id),
+        step(case_id, "case.awaiting_reporter", "await_reporter", T0 + timedelta(minutes=30), 2),
+    )
     async with running(sla_app(settings, clock=Clock(T0 + timedelta(minutes=31)))) as client:
         client.headers.update(bearer(settings, "dispatcher"))
         await eventually(lambda: _resolve_paused(client, case_id))
-        await publish(settings, CASES.name, step(case_id, "case.reporter_replied", "reporter_replied",
-                                                 T0 + timedelta(hours=3), 3))
+        await publish(
+            settings, CASES.name, step(case_id, "case.reporter_replied", "reporter_replied", T0 + timedelta(hours=3), 3)
+        )
 
         async def resumed():
             timer = (await timers_of(client, case_id))[("resolve", "zhujian")]

@@ -8,13 +8,20 @@ import pytest
 import yaml
 
 from services.dispatch.domain import (
-    RULES, CaseState, Context, Forbidden, IllegalTransition, apply, available_actions, decide,
+    RULES,
+    CaseState,
+    Context,
+    Forbidden,
+    IllegalTransition,
+    apply,
+    available_actions,
+    decide,
 )
 from services.dispatch.responsibility import build_list
+from services.dispatch.settings import DispatchSettings
 from shared.auth import ROLES, Actor
 from shared.case_actions import ACTIONS, CASE_TRANSITION_TYPES, STATUSES, clocks_of
 from shared.events import PAYLOAD_TYPES
-from services.dispatch.settings import DispatchSettings
 from shared.taxonomy import load_taxonomy
 
 PATH = DispatchSettings().responsibility_list_path
@@ -25,14 +32,28 @@ CONTEXT = Context(rlist=RLIST, centres=frozenset({COUNTY, TOWN}), taxonomy=TAXON
 LEAD, CO = "zhujian", "eco_env"
 
 ACTORS = {
-    "dispatcher": Actor("d1", "dispatcher", COUNTY), "handler": Actor("h1", "handler", COUNTY, LEAD),
-    "grid_worker": Actor("g1", "grid_worker", VILLAGE), "supervisor": Actor("s1", "supervisor", COUNTY),
-    "admin": Actor("a1", "admin", COUNTY), "system": Actor("dispatch", "system", ""),
+    "dispatcher": Actor("d1", "dispatcher", COUNTY),
+    "handler": Actor("h1", "handler", COUNTY, LEAD),
+    "grid_worker": Actor("g1", "grid_worker", VILLAGE),
+    "supervisor": Actor("s1", "supervisor", COUNTY),
+    "admin": Actor("a1", "admin", COUNTY),
+    "system": Actor("dispatch", "system", ""),
 }
 # A value for every argument any action's request model can carry.
-ARGUMENTS = {"reason": "理由", "department_code": "chengguan", "co_department_codes": [], "result": "已处理",
-             "after_media_ids": [str(uuid4())], "rating": 5, "comment": "满意", "plan": "联合方案", "minutes": 60,
-             "into_case_id": str(uuid4()), "category": "sewage", "priority": "normal"}
+ARGUMENTS = {
+    "reason": "理由",
+    "department_code": "chengguan",
+    "co_department_codes": [],
+    "result": "已处理",
+    "after_media_ids": [str(uuid4())],
+    "rating": 5,
+    "comment": "满意",
+    "plan": "联合方案",
+    "minutes": 60,
+    "into_case_id": str(uuid4()),
+    "category": "sewage",
+    "priority": "normal",
+}
 
 
 def ready_case(action: str, status: str, role: str) -> CaseState:
@@ -41,8 +62,14 @@ def ready_case(action: str, status: str, role: str) -> CaseState:
     # Escalation needs a centre above; the county's list has a department for every category.
     owner, level = (TOWN, "town") if action == "escalate" else (COUNTY, "county")
     return CaseState(
-        case_id="c1", status=status, jurisdiction_code=VILLAGE, department_code=LEAD, owner_code=owner, level=level,
-        category="manhole", co_department_codes=(CO,) if joint else (),
+        case_id="c1",
+        status=status,
+        jurisdiction_code=VILLAGE,
+        department_code=LEAD,
+        owner_code=owner,
+        level=level,
+        category="manhole",
+        co_department_codes=(CO,) if joint else (),
         acknowledged_departments=() if action == "acknowledge" else (LEAD,),
         extension_pending=action in ("approve_extension", "refuse_extension"),
         awaiting_reporter=action == "reporter_replied",
@@ -77,8 +104,13 @@ def test_decide_follows_the_spec(name, role, status):
         return
     for required in spec.requires:
         with pytest.raises(IllegalTransition, match=required):
-            decide(case=case, action=name, actor=actor, arguments={k: v for k, v in arguments.items() if k != required},
-                   context=CONTEXT)
+            decide(
+                case=case,
+                action=name,
+                actor=actor,
+                arguments={k: v for k, v in arguments.items() if k != required},
+                context=CONTEXT,
+            )
     if name == "report_part" and role == "admin":  # an admin has no department whose part it could be
         with pytest.raises(IllegalTransition, match="co-handling"):
             decide(case=case, action=name, actor=actor, arguments=arguments, context=CONTEXT)
@@ -106,6 +138,11 @@ def test_available_actions_are_what_the_person_may_do_now():
     dispatched = CaseState(case_id="c1", status="dispatched", jurisdiction_code=VILLAGE, department_code=LEAD)
     assert available_actions(actor=handler, case=dispatched) == ["acknowledge", "return"]
     assert set(available_actions(actor=dispatcher, case=dispatched)) == {
-        "transfer", "escalate", "reclassify", "merge", "cancel"}
+        "transfer",
+        "escalate",
+        "reclassify",
+        "merge",
+        "cancel",
+    }
     other = Actor("h9", "handler", COUNTY, "police")
     assert available_actions(actor=other, case=dispatched) == []

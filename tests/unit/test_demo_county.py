@@ -2,7 +2,12 @@
 the generator makes (regenerate them with `make county`)."""
 
 from devtools.demo_county import (
-    COUNTY_MAP_PATH, DEMO_BROADCAST_GROUPS, GROUPS_PATH, demo_broadcast_groups, demo_county_map, demo_files,
+    COUNTY_MAP_PATH,
+    DEMO_BROADCAST_GROUPS,
+    GROUPS_PATH,
+    demo_broadcast_groups,
+    demo_county_map,
+    demo_files,
 )
 from services.dispatch.settings import DispatchSettings
 from services.intake.settings import IntakeSettings
@@ -30,4 +35,3 @@ def test_every_grid_has_its_residents_group_and_building_groups_fill_up_the_coun
     assert len(rows) == DEMO_BROADCAST_GROUPS == len({r[0] for r in rows}) == len({r[3] for r in rows})
     assert {r[2] for r in rows} == set(county.grids)
     assert {g.group.group_id for g in county.grids.values()} <= {r[0] for r in rows}
-

@@ -44,9 +44,13 @@ def test_kustomization_lists_every_manifest_it_needs():
 def test_dashboard_queries_only_metrics_the_services_export():
     for service in SERVICES:
         importlib.import_module(f"services.{service}.app")
-    exported = {name for collector in list(REGISTRY._collector_to_names) for name in REGISTRY._collector_to_names[collector]}
+    exported = {
+        name for collector in list(REGISTRY._collector_to_names) for name in REGISTRY._collector_to_names[collector]
+    }
     dashboard = json.loads((DEPLOY / "grafana" / "gridlink-overview.json").read_text(encoding="utf-8"))
-    used = {m for panel in dashboard["panels"] for t in panel["targets"] for m in re.findall(r"gridlink_\w+", t["expr"])}
+    used = {
+        m for panel in dashboard["panels"] for t in panel["targets"] for m in re.findall(r"gridlink_\w+", t["expr"])
+    }
     assert used and used <= exported, used - exported
 
 

@@ -4,10 +4,21 @@ import random
 
 import pytest
 import yaml
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from services.dispatch.domain import (
-    SYSTEM, CaseState, Context, Forbidden, IllegalTransition, apply, authorize, can_see, decide, replay,
+    SYSTEM,
+    CaseState,
+    Context,
+    Forbidden,
+    IllegalTransition,
+    apply,
+    authorize,
+    can_see,
+    decide,
+    replay,
 )
 from services.dispatch.responsibility import InvalidResponsibilityList, ancestors, build_list, decide_owner, level_of
 from services.dispatch.settings import DispatchSettings
@@ -52,15 +63,27 @@ def test_happy_path_from_dispatch_to_close():
     assert run(state, "close", DISPATCHER).status == "closed"
 
 
-@pytest.mark.parametrize("status, action", [
-    ("dispatched", "resolve"), ("dispatched", "start"), ("closed", "acknowledge"), ("cancelled", "reopen"),
-    ("resolved", "cancel"), ("verified", "acknowledge"), ("merged", "transfer"),
-])
+@pytest.mark.parametrize(
+    "status, action",
+    [
+        ("dispatched", "resolve"),
+        ("dispatched", "start"),
+        ("closed", "acknowledge"),
+        ("cancelled", "reopen"),
+        ("resolved", "cancel"),
+        ("verified", "acknowledge"),
+        ("merged", "transfer"),
+    ],
+)
 def test_illegal_transitions_are_refused(status, action):
     actor = ZHUJIAN if action in ("resolve", "start", "acknowledge") else DISPATCHER
     with pytest.raises((IllegalTransition, Forbidden)):
-        decide(case=case(status=status), action=action, actor=actor,
-               arguments={"reason": "x", "department_code": "police", "result": "r", "after_media_ids": ["m"]})
+        decide(
+            case=case(status=status),
+            action=action,
+            actor=actor,
+            arguments={"reason": "x", "department_code": "police", "result": "r", "after_media_ids": ["m"]},
+        )
 
 
 def test_resolve_needs_an_after_photo_and_a_result():
@@ -109,8 +132,12 @@ def test_handlers_act_only_for_their_department_and_jurisdiction():
 
 
 def test_transfer_changes_the_department_and_resets_acknowledgements():
-    state = run(case(status="returned", acknowledged_departments=("zhujian",)), "transfer", DISPATCHER,
-                department_code="chengguan")
+    state = run(
+        case(status="returned", acknowledged_departments=("zhujian",)),
+        "transfer",
+        DISPATCHER,
+        department_code="chengguan",
+    )
     assert (state.status, state.department_code, state.acknowledged_departments) == ("dispatched", "chengguan", ())
 
 
@@ -137,6 +164,7 @@ def test_every_action_is_reachable_from_some_status():
 
 # --- responsibility list -------------------------------------------------------------------
 
+
 def test_levels_and_ancestors_from_division_codes():
     assert [level_of(c) for c in (COUNTY, TOWN, VILLAGE)] == ["county", "town", "village"]
     assert ancestors(VILLAGE) == [VILLAGE, TOWN, COUNTY]
@@ -157,17 +185,20 @@ def test_lowest_centre_with_a_rule_owns_the_case():
 
 
 def test_a_division_without_its_own_centre_is_served_by_the_next_one_up():
-    decision = decide_owner(rlist=RLIST, centres=frozenset({COUNTY}), case_jurisdiction=VILLAGE,
-                            category="exposed_garbage")
+    decision = decide_owner(
+        rlist=RLIST, centres=frozenset({COUNTY}), case_jurisdiction=VILLAGE, category="exposed_garbage"
+    )
     assert (decision.jurisdiction_code, decision.rule.lead) == (COUNTY, "huanwei")
 
 
 def test_escalation_goes_to_the_next_centre_with_a_rule():
-    up = decide_owner(rlist=RLIST, centres=ALL_CENTRES, case_jurisdiction=VILLAGE, category="exposed_garbage",
-                      above=VILLAGE)
+    up = decide_owner(
+        rlist=RLIST, centres=ALL_CENTRES, case_jurisdiction=VILLAGE, category="exposed_garbage", above=VILLAGE
+    )
     assert up.jurisdiction_code == TOWN
-    top = decide_owner(rlist=RLIST, centres=ALL_CENTRES, case_jurisdiction=VILLAGE, category="exposed_garbage",
-                       above=TOWN)
+    top = decide_owner(
+        rlist=RLIST, centres=ALL_CENTRES, case_jurisdiction=VILLAGE, category="exposed_garbage", above=TOWN
+    )
     assert top.jurisdiction_code == COUNTY
 
 
@@ -181,13 +212,16 @@ def test_co_handlers_and_overrides_and_unknown_categories():
     assert (manual.category, manual.rule.lead) == ("other", "grid_center")
 
 
-@pytest.mark.parametrize("document, message", [
-    ({"version": "v2", "levels": {"town": {"manhole": {"lead": "nobody"}}}}, "lead"),
-    ({"version": "v2", "levels": {"province": {}}}, "level"),
-    ({"version": "v2", "overrides": {"3307": {}}}, "division code"),
-    ({"version": "v2", "co_handlers": {"nothing": ["police"]}}, "unknown"),
-    ({"levels": {}}, "version"),
-])
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        ({"version": "v2", "levels": {"town": {"manhole": {"lead": "nobody"}}}}, "lead"),
+        ({"version": "v2", "levels": {"province": {}}}, "level"),
+        ({"version": "v2", "overrides": {"3307": {}}}, "division code"),
+        ({"version": "v2", "co_handlers": {"nothing": ["police"]}}, "unknown"),
+        ({"levels": {}}, "version"),
+    ],
+)
 def test_invalid_list_documents_are_refused(document, message):
     with pytest.raises(InvalidResponsibilityList, match=message):
         build_list(taxonomy=TAXONOMY, document=document)
@@ -199,11 +233,16 @@ def test_document_round_trips():
 
 # --- rebuilding a case from its events ------------------------------------------------------
 
+
 def case_events(n: int) -> list[dict]:
     statuses = ["dispatched", "acknowledged", "in_progress", "resolved", "verified", "closed"]
-    return [{"event_id": f"e{seq}", "payload": {"seq": seq, "status": statuses[(seq - 1) % len(statuses)],
-                                                 "department_code": "zhujian"}}
-            for seq in range(1, n + 1)]
+    return [
+        {
+            "event_id": f"e{seq}",
+            "payload": {"seq": seq, "status": statuses[(seq - 1) % len(statuses)], "department_code": "zhujian"},
+        }
+        for seq in range(1, n + 1)
+    ]
 
 
 @hsettings(max_examples=200, deadline=None)
@@ -217,8 +256,11 @@ def test_replay_with_duplicates_and_delays_reaches_the_same_state(n, seed, dupli
 
 
 ROLE_ACTORS = {
-    "dispatcher": DISPATCHER, "handler": ZHUJIAN, "grid_worker": Actor("g1", "grid_worker", VILLAGE),
-    "supervisor": Actor("s1", "supervisor", COUNTY), "admin": Actor("a1", "admin", COUNTY),
+    "dispatcher": DISPATCHER,
+    "handler": ZHUJIAN,
+    "grid_worker": Actor("g1", "grid_worker", VILLAGE),
+    "supervisor": Actor("s1", "supervisor", COUNTY),
+    "admin": Actor("a1", "admin", COUNTY),
 }
 
 
@@ -254,8 +296,12 @@ def test_waiting_for_the_reporter_pauses_until_they_reply():
 
 def test_reclassify_sends_the_case_to_the_new_category_department():
     sewage = RLIST.rule_at(jurisdiction_code=COUNTY, category="sewage")
-    state = run(case(status="acknowledged", acknowledged_departments=("zhujian",), owner_code=COUNTY, category="manhole"),
-                "reclassify", DISPATCHER, category="sewage")
+    state = run(
+        case(status="acknowledged", acknowledged_departments=("zhujian",), owner_code=COUNTY, category="manhole"),
+        "reclassify",
+        DISPATCHER,
+        category="sewage",
+    )
     assert (state.status, state.department_code, state.acknowledged_departments) == ("dispatched", sewage.lead, ())
     assert state.co_department_codes == sewage.co_handlers and sewage.lead != "zhujian"
     with pytest.raises(Forbidden):

@@ -5,8 +5,16 @@ import pytest
 from pydantic import ValidationError
 
 from shared.events import (
-    MalformedEvent, ReportPlace, ReportSubmitted, ReportSubmittedV1, SlaBreached, UnknownEventType, new_event,
-    parse_event, submitted_report, utcnow,
+    MalformedEvent,
+    ReportPlace,
+    ReportSubmitted,
+    ReportSubmittedV1,
+    SlaBreached,
+    UnknownEventType,
+    new_event,
+    parse_event,
+    submitted_report,
+    utcnow,
 )
 
 
@@ -28,8 +36,16 @@ def test_unknown_type_is_not_malformed():
         parse_event(json.dumps(raw))
 
 
-@pytest.mark.parametrize("raw", [b"not json", b"[]", b'{"type": "sla.breached"}', b"\xff\xfe",
-                                 b'{"type": "sla.breached", "schema_version": 1, "payload": {}}'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"not json",
+        b"[]",
+        b'{"type": "sla.breached"}',
+        b"\xff\xfe",
+        b'{"type": "sla.breached", "schema_version": 1, "payload": {}}',
+    ],
+)
 def test_garbage_is_malformed(raw):
     with pytest.raises(MalformedEvent):
         parse_event(raw)
@@ -42,23 +58,46 @@ def test_additive_field_from_newer_producer_is_ignored():
 
 
 def _submitted_v1(**place) -> bytes:
-    report = ReportSubmittedV1(report_id=uuid4(), case_id=uuid4(), description="井盖翻起来了", category="manhole",
-                               channel="api", media_ids=[uuid4()], submitted_at=utcnow(), priority="urgent", **place)
+    report = ReportSubmittedV1(
+        report_id=uuid4(),
+        case_id=uuid4(),
+        description="井盖翻起来了",
+        category="manhole",
+        channel="api",
+        media_ids=[uuid4()],
+        submitted_at=utcnow(),
+        priority="urgent",
+        **place,
+    )
     return new_event(report, producer="intake", jurisdiction_code="330727", key=str(report.case_id)).to_bytes()
 
 
 def test_report_submitted_v1_is_read_as_v2_with_the_same_place():
-    event = parse_event(_submitted_v1(lat=29.08, lng=120.05, grid_code="330727001002001",
-                                      village_code="330727001002", town_code="330727001"))
+    event = parse_event(
+        _submitted_v1(
+            lat=29.08, lng=120.05, grid_code="330727001002001", village_code="330727001002", town_code="330727001"
+        )
+    )
     assert event.schema_version == 1
     report = submitted_report(event)
     assert isinstance(report, ReportSubmitted)
-    assert report.place == ReportPlace(division_code="330727001002", town_code="330727001",
-                                       village_code="330727001002", grid_code="330727001002001",
-                                       lat=29.08, lng=120.05, datum="wgs84")
+    assert report.place == ReportPlace(
+        division_code="330727001002",
+        town_code="330727001",
+        village_code="330727001002",
+        grid_code="330727001002001",
+        lat=29.08,
+        lng=120.05,
+        datum="wgs84",
+    )
     v1 = event.payload
     assert (report.report_id, report.case_id, report.media_ids, report.priority, report.submitted_at) == (
-        v1.report_id, v1.case_id, v1.media_ids, v1.priority, v1.submitted_at)
+        v1.report_id,
+        v1.case_id,
+        v1.media_ids,
+        v1.priority,
+        v1.submitted_at,
+    )
 
 
 def test_a_v1_report_is_in_its_most_precise_division_or_the_instances():
@@ -71,10 +110,12 @@ def test_a_v1_report_is_in_its_most_precise_division_or_the_instances():
 
 def test_intake_produces_report_submitted_v2_and_it_is_read_as_it_is():
     place = ReportPlace(division_code="330727001002", village_code="330727001002", lat=29.08, lng=120.05)
-    report = ReportSubmitted(report_id=uuid4(), case_id=uuid4(), description="井盖翻起来了", channel="h5",
-                             submitted_at=utcnow(), place=place)
-    event = parse_event(new_event(report, producer="intake", jurisdiction_code=place.division_code,
-                                  key=str(report.case_id)).to_bytes())
+    report = ReportSubmitted(
+        report_id=uuid4(), case_id=uuid4(), description="井盖翻起来了", channel="h5", submitted_at=utcnow(), place=place
+    )
+    event = parse_event(
+        new_event(report, producer="intake", jurisdiction_code=place.division_code, key=str(report.case_id)).to_bytes()
+    )
     assert (event.type, event.schema_version) == ("report.submitted", 2)
     assert submitted_report(event) == report
 

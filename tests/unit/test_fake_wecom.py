@@ -15,7 +15,6 @@ from tests.support import FakeClock, load_fake_wecom
 fake_wecom = load_fake_wecom()
 
 
-
 @pytest.fixture
 def clock():
     return FakeClock()
@@ -53,16 +52,19 @@ async def test_invalid_key_is_93000(http, key):
     assert (await send(http, text_message("x"), key=key))["errcode"] == 93000
 
 
-@pytest.mark.parametrize("message, errcode", [
-    ({"msgtype": "video", "video": {}}, 40008),
-    ({"msgtype": "text", "text": {"content": ""}}, 44004),
-    ({"msgtype": "text", "text": {"content": "长" * 700}}, 45002),  # 2100 bytes > 2048
-    ({"msgtype": "text", "text": {"content": "x", "mentioned_mobile_list": "13800001111"}}, 40058),
-    ({"msgtype": "markdown", "markdown": {"content": "a" * 4097}}, 45002),
-    ({"msgtype": "news", "news": {"articles": []}}, 40058),
-    ({"msgtype": "news", "news": {"articles": [{"title": "t", "url": "https://x"}] * 9}}, 40058),
-    ({"msgtype": "image", "image": {"base64": "not base64!", "md5": "0"}}, 40058),
-])
+@pytest.mark.parametrize(
+    "message, errcode",
+    [
+        ({"msgtype": "video", "video": {}}, 40008),
+        ({"msgtype": "text", "text": {"content": ""}}, 44004),
+        ({"msgtype": "text", "text": {"content": "长" * 700}}, 45002),  # 2100 bytes > 2048
+        ({"msgtype": "text", "text": {"content": "x", "mentioned_mobile_list": "13800001111"}}, 40058),
+        ({"msgtype": "markdown", "markdown": {"content": "a" * 4097}}, 45002),
+        ({"msgtype": "news", "news": {"articles": []}}, 40058),
+        ({"msgtype": "news", "news": {"articles": [{"title": "t", "url": "https://x"}] * 9}}, 40058),
+        ({"msgtype": "image", "image": {"base64": "not base64!", "md5": "0"}}, 40058),
+    ],
+)
 async def test_malformed_messages_are_refused_with_their_errcode(http, message, errcode):
     assert (await send(http, message))["errcode"] == errcode
     assert (await http.get("/_fake/messages")).json() == []
@@ -70,7 +72,10 @@ async def test_malformed_messages_are_refused_with_their_errcode(http, message, 
 
 async def test_image_needs_matching_md5(http):
     raw = png()
-    good = {"msgtype": "image", "image": {"base64": base64.b64encode(raw).decode(), "md5": hashlib.md5(raw).hexdigest()}}
+    good = {
+        "msgtype": "image",
+        "image": {"base64": base64.b64encode(raw).decode(), "md5": hashlib.md5(raw).hexdigest()},
+    }
     assert (await send(http, good))["errcode"] == 0
     bad = {"msgtype": "image", "image": {**good["image"], "md5": "0" * 32}}
     assert (await send(http, bad))["errcode"] == 40058

@@ -7,16 +7,15 @@ import httpx
 import pytest
 
 from services.notify.channels import DeliveryError, Senders, as_delivery_error
+from services.notify.messages import subscribe_message, template_message, text_message
 from services.notify.settings import NotifySettings
 from services.notify.sms import HttpSmsGateway, SmsError
-from services.notify.messages import subscribe_message, template_message, text_message
 from services.notify.wechat import WeChatError, WeChatOfficialAccountClient
 from services.notify.wecom import AccessTokenCache, WeComAppClient, WeComError, WeComRobotClient
 from shared.phones import phone_token
 from tests.support import FakeClock, load_fake_wecom
 
 fake_wecom = load_fake_wecom()
-
 
 
 @pytest.fixture
@@ -67,10 +66,14 @@ async def test_app_refetches_the_token_on_42001_and_40014(http, clock):
 
 async def test_app_errors_are_permanent_when_nobody_can_receive_or_the_secret_is_wrong(http, clock):
     with pytest.raises(WeComError) as nobody:
-        await app_client(http, clock).send(touser="unknown-1|unknown-2", message={"msgtype": "text", "text": {"content": "x"}})
+        await app_client(http, clock).send(
+            touser="unknown-1|unknown-2", message={"msgtype": "text", "text": {"content": "x"}}
+        )
     assert nobody.value.errcode == 81013 and not nobody.value.retryable
     with pytest.raises(WeComError) as bad_secret:
-        await app_client(http, clock, corp_secret="wrong").send(touser="a", message={"msgtype": "text", "text": {"content": "x"}})
+        await app_client(http, clock, corp_secret="wrong").send(
+            touser="a", message={"msgtype": "text", "text": {"content": "x"}}
+        )
     assert bad_secret.value.errcode == 40001 and not bad_secret.value.retryable
 
 
@@ -93,9 +96,12 @@ async def test_concurrent_senders_share_one_token_fetch(clock):
 
 async def test_official_account_template_message(http, clock):
     s = NotifySettings()
-    client = WeChatOfficialAccountClient("http://wecom", http, app_id=s.wechat_app_id, app_secret=s.wechat_app_secret,
-                                         clock=clock)
-    message = template_message(template_id="T1", url="https://h5.example/c/1", data={"first": "已接单", "keyword1": "abc"})
+    client = WeChatOfficialAccountClient(
+        "http://wecom", http, app_id=s.wechat_app_id, app_secret=s.wechat_app_secret, clock=clock
+    )
+    message = template_message(
+        template_id="T1", url="https://h5.example/c/1", data={"first": "已接单", "keyword1": "abc"}
+    )
     answer = await client.send_template(openid="oReporter1", message=message)
     assert answer["errcode"] == 0
     [sent] = (await http.get("/_fake/mp/messages")).json()
@@ -110,10 +116,18 @@ async def test_official_account_template_message(http, clock):
 
 async def test_official_account_subscribe_message(http, clock):
     s = NotifySettings()
-    client = WeChatOfficialAccountClient("http://wecom", http, app_id=s.wechat_app_id, app_secret=s.wechat_app_secret,
-                                         clock=clock)
-    message = subscribe_message(template_id="S1", page="pages/case?id=1", data={
-        "character_string1": "6f1c2a34", "phrase2": "已接单", "thing3": "您反映的幸福路井盖问题已由住房和城乡建设局接单处理"})
+    client = WeChatOfficialAccountClient(
+        "http://wecom", http, app_id=s.wechat_app_id, app_secret=s.wechat_app_secret, clock=clock
+    )
+    message = subscribe_message(
+        template_id="S1",
+        page="pages/case?id=1",
+        data={
+            "character_string1": "6f1c2a34",
+            "phrase2": "已接单",
+            "thing3": "您反映的幸福路井盖问题已由住房和城乡建设局接单处理",
+        },
+    )
     await client.send_subscribe(openid="oReporter2", message=message)
     [sent] = [m for m in (await http.get("/_fake/mp/messages")).json() if m.get("kind") == "subscribe"]
     assert sent["body"]["touser"] == "oReporter2" and len(sent["body"]["data"]["thing3"]["value"]) == 20
@@ -143,13 +157,19 @@ async def test_sms_gateway_codes(http, clock):
 
 async def test_senders_route_by_channel_and_classify_transport_errors(http, clock):
     s = NotifySettings()
-    senders = Senders(robot=WeComRobotClient("http://wecom", http), app=app_client(http, clock),
-                      official_account=WeChatOfficialAccountClient("http://wecom", http, app_id=s.wechat_app_id,
-                                                                   app_secret=s.wechat_app_secret, clock=clock),
-                      sms=HttpSmsGateway("http://wecom", http, sign_name="网格通"), phone_key=s.phone_encryption_key)
+    senders = Senders(
+        robot=WeComRobotClient("http://wecom", http),
+        app=app_client(http, clock),
+        official_account=WeChatOfficialAccountClient(
+            "http://wecom", http, app_id=s.wechat_app_id, app_secret=s.wechat_app_secret, clock=clock
+        ),
+        sms=HttpSmsGateway("http://wecom", http, sign_name="网格通"),
+        phone_key=s.phone_encryption_key,
+    )
     await senders.send(channel="wecom_robot", target="robot-x", body=text_message("派单"))
-    await senders.send(channel="sms", target=phone_token("13800002222", s.phone_encryption_key),
-                       body={"template": "t", "params": {}})
+    await senders.send(
+        channel="sms", target=phone_token("13800002222", s.phone_encryption_key), body={"template": "t", "params": {}}
+    )
     assert len((await http.get("/_fake/messages", params={"key": "robot-x"})).json()) == 1
     with pytest.raises(DeliveryError) as unknown:
         await senders.send(channel="pigeon", target="x", body={})

@@ -95,14 +95,28 @@ def _tiny_map(*, grid_parent: str = "110101001001") -> dict:
     def feature(geometry=None, **properties):
         return {"type": "Feature", "properties": properties, "geometry": geometry}
 
-    return {"type": "FeatureCollection", "features": [
-        feature(_square(39.9, 116.4, 0.02), level="county", code="110101", name="东城区"),
-        feature(level="town", code="110101001", name="东华门街道", kind="subdistrict", parent_code="110101"),
-        feature(level="village", code="110101001001", name="多福巷社区", kind="community", parent_code="110101001"),
-        *(feature(_square(39.9, 116.4 + n * 0.01, 0.01), level="grid", code=f"110101001001{n + 1:03d}",
-                  name=f"多福巷社区第{n + 1}网格", parent_code=grid_parent, worker_id=f"w{n}", worker_name="张三",
-                  group_id=f"g{n}", group_name=f"第{n + 1}网格群") for n in range(2)),
-    ]}
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            feature(_square(39.9, 116.4, 0.02), level="county", code="110101", name="东城区"),
+            feature(level="town", code="110101001", name="东华门街道", kind="subdistrict", parent_code="110101"),
+            feature(level="village", code="110101001001", name="多福巷社区", kind="community", parent_code="110101001"),
+            *(
+                feature(
+                    _square(39.9, 116.4 + n * 0.01, 0.01),
+                    level="grid",
+                    code=f"110101001001{n + 1:03d}",
+                    name=f"多福巷社区第{n + 1}网格",
+                    parent_code=grid_parent,
+                    worker_id=f"w{n}",
+                    worker_name="张三",
+                    group_id=f"g{n}",
+                    group_name=f"第{n + 1}网格群",
+                )
+                for n in range(2)
+            ),
+        ],
+    }
 
 
 def test_a_map_in_geojson_positions_is_read_as_lat_lng():

@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import pytest
@@ -31,28 +31,31 @@ from services.media.domain import (
 LIMITS = SizeLimits(image=1000, video=5000, audio=300)
 JPEG_HEAD = b"\xff\xd8\xff\xe0\x00\x10JFIF"
 PNG_HEAD = b"\x89PNG\r\n\x1a\n\x00\x00"
-UTC = timezone.utc
+UTC = UTC
 
 
-@pytest.mark.parametrize("head,expected", [
-    (JPEG_HEAD, "image/jpeg"),
-    (PNG_HEAD, "image/png"),
-    (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "image/webp"),
-    (b"\x00\x00\x00\x18ftypheic\x00\x00", "image/heic"),
-    (b"\x00\x00\x00\x18ftypmif1\x00\x00", "image/heic"),
-    (b"\x00\x00\x00\x18ftypisom\x00\x00", "video/mp4"),
-    (b"\x00\x00\x00\x20ftypmp42\x00\x00", "video/mp4"),
-    (b"\x00\x00\x00\x1cftypavif\x00\x00", None),
-    (b"\x00\x00\x00\x14ftypqt  \x00\x00", None),
-    (b"#!AMR\n", "audio/amr"),
-    (b"#!AMR-WB\n", "audio/amr"),
-    (b"ID3\x04\x00", "audio/mpeg"),
-    (b"\xff\xfb\x90\x00", "audio/mpeg"),
-    (b"%PDF-1.7", None),
-    (b"GIF89a", None),
-    (b"<html>", None),
-    (b"", None),
-])
+@pytest.mark.parametrize(
+    "head,expected",
+    [
+        (JPEG_HEAD, "image/jpeg"),
+        (PNG_HEAD, "image/png"),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "image/webp"),
+        (b"\x00\x00\x00\x18ftypheic\x00\x00", "image/heic"),
+        (b"\x00\x00\x00\x18ftypmif1\x00\x00", "image/heic"),
+        (b"\x00\x00\x00\x18ftypisom\x00\x00", "video/mp4"),
+        (b"\x00\x00\x00\x20ftypmp42\x00\x00", "video/mp4"),
+        (b"\x00\x00\x00\x1cftypavif\x00\x00", None),
+        (b"\x00\x00\x00\x14ftypqt  \x00\x00", None),
+        (b"#!AMR\n", "audio/amr"),
+        (b"#!AMR-WB\n", "audio/amr"),
+        (b"ID3\x04\x00", "audio/mpeg"),
+        (b"\xff\xfb\x90\x00", "audio/mpeg"),
+        (b"%PDF-1.7", None),
+        (b"GIF89a", None),
+        (b"<html>", None),
+        (b"", None),
+    ],
+)
 def test_type_is_judged_by_content(head, expected):
     assert sniff_content_type(head) == expected
 
@@ -77,18 +80,22 @@ def test_an_accepted_upload_is_typed_by_its_bytes_not_its_name_or_header():
     assert (checked.content_type, checked.kind) == ("image/png", "image")
 
 
-@pytest.mark.parametrize("declared", [None, "", "application/octet-stream", "image/jpeg; charset=binary",
-                                      "IMAGE/JPG", "image/gif"])
+@pytest.mark.parametrize(
+    "declared", [None, "", "application/octet-stream", "image/jpeg; charset=binary", "IMAGE/JPG", "image/gif"]
+)
 def test_vague_or_sibling_declared_types_are_accepted(declared):
     check_declared_type(declared, "image/jpeg")
 
 
-@pytest.mark.parametrize("declared,detected", [
-    ("text/html", "image/jpeg"),
-    ("application/pdf", "image/png"),
-    ("audio/amr", "image/jpeg"),
-    ("video/mp4", "audio/mpeg"),
-])
+@pytest.mark.parametrize(
+    "declared,detected",
+    [
+        ("text/html", "image/jpeg"),
+        ("application/pdf", "image/png"),
+        ("audio/amr", "image/jpeg"),
+        ("video/mp4", "audio/mpeg"),
+    ],
+)
 def test_a_declared_type_of_another_kind_is_rejected(declared, detected):
     with pytest.raises(Rejection) as caught:
         check_declared_type(declared, detected)
@@ -96,12 +103,15 @@ def test_a_declared_type_of_another_kind_is_rejected(declared, detected):
     assert caught.value.status == 415
 
 
-@pytest.mark.parametrize("head,size,reason,status", [
-    (JPEG_HEAD, 0, "empty", 422),
-    (b"%PDF-1.7", 100, "unsupported-type", 415),
-    (JPEG_HEAD, 1001, "too-large", 413),
-    (b"#!AMR\n", 301, "too-large", 413),
-])
+@pytest.mark.parametrize(
+    "head,size,reason,status",
+    [
+        (JPEG_HEAD, 0, "empty", 422),
+        (b"%PDF-1.7", 100, "unsupported-type", 415),
+        (JPEG_HEAD, 1001, "too-large", 413),
+        (b"#!AMR\n", 301, "too-large", 413),
+    ],
+)
 def test_uploads_are_rejected_with_a_reason_and_a_status(head, size, reason, status):
     with pytest.raises(Rejection) as caught:
         check_upload(head=head, size=size, declared_type=None, limits=LIMITS)
@@ -186,8 +196,15 @@ REPORT = ReportContext(lat=29.08, lng=120.05, submitted_at=datetime(2026, 11, 24
 
 
 def flags(role="before", captured_at=None, latitude=None, longitude=None, report=REPORT):
-    return evidence_flags(role=role, captured_at=captured_at, latitude=latitude, longitude=longitude, report=report,
-                          max_distance_m=2000, max_age=timedelta(hours=72))
+    return evidence_flags(
+        role=role,
+        captured_at=captured_at,
+        latitude=latitude,
+        longitude=longitude,
+        report=report,
+        max_distance_m=2000,
+        max_age=timedelta(hours=72),
+    )
 
 
 def test_a_photo_near_the_report_and_recent_is_not_flagged():
@@ -214,8 +231,13 @@ def test_an_after_photo_older_than_the_report_is_flagged():
 
 
 def item(role, kind="image", minutes=0):
-    return EvidenceItem(media_id=uuid4(), role=role, kind=kind, sha256=uuid4().hex * 2,
-                        attached_at=REPORT.submitted_at + timedelta(minutes=minutes))
+    return EvidenceItem(
+        media_id=uuid4(),
+        role=role,
+        kind=kind,
+        sha256=uuid4().hex * 2,
+        attached_at=REPORT.submitted_at + timedelta(minutes=minutes),
+    )
 
 
 def test_the_comparison_shows_the_newest_before_and_after_photos():
@@ -229,7 +251,10 @@ def test_the_comparison_shows_the_newest_before_and_after_photos():
 def test_the_summary_says_whether_a_case_has_an_after_photo():
     assert evidence_summary([]) == {"before": 0, "after": 0, "has_after_photo": False}
     assert evidence_summary([item("before"), item("after", kind="video")]) == {
-        "before": 1, "after": 1, "has_after_photo": False}
+        "before": 1,
+        "after": 1,
+        "has_after_photo": False,
+    }
     assert evidence_summary([item("before"), item("after")])["has_after_photo"] is True
 
 
@@ -249,25 +274,31 @@ def test_sizes_read_as_people_read_them():
 CASE = domain.CaseAccess(jurisdiction_code="330727001002", department_code="cgj", co_department_codes=("jtj",))
 
 
-@pytest.mark.parametrize("role,jurisdiction,department,visible", [
-    ("dispatcher", "330727", None, True),  # the county sees its villages
-    ("supervisor", "330727001", None, True),  # the town too
-    ("dispatcher", "330727002", None, False),  # another town does not
-    ("admin", "330702", None, False),  # nor another county
-    ("handler", "330727", "cgj", True),  # the lead department
-    ("handler", "330727", "jtj", True),  # a co-handling department
-    ("handler", "330727", "sly", False),  # any other department does not
-    ("handler", "330727", None, False),
-])
+@pytest.mark.parametrize(
+    "role,jurisdiction,department,visible",
+    [
+        ("dispatcher", "330727", None, True),  # the county sees its villages
+        ("supervisor", "330727001", None, True),  # the town too
+        ("dispatcher", "330727002", None, False),  # another town does not
+        ("admin", "330702", None, False),  # nor another county
+        ("handler", "330727", "cgj", True),  # the lead department
+        ("handler", "330727", "jtj", True),  # a co-handling department
+        ("handler", "330727", "sly", False),  # any other department does not
+        ("handler", "330727", None, False),
+    ],
+)
 def test_evidence_follows_the_cases_visibility(role, jurisdiction, department, visible):
-    assert domain.can_view_case(role=role, jurisdiction_code=jurisdiction, department_code=department,
-                                case=CASE) is visible
+    assert (
+        domain.can_view_case(role=role, jurisdiction_code=jurisdiction, department_code=department, case=CASE)
+        is visible
+    )
 
 
 def test_before_dispatch_no_department_handler_sees_a_case():
     reported_only = domain.CaseAccess(jurisdiction_code="330727")
-    assert not domain.can_view_case(role="handler", jurisdiction_code="330727", department_code="cgj",
-                                    case=reported_only)
-    assert domain.can_view_case(role="grid_worker", jurisdiction_code="330727", department_code=None,
-                                case=reported_only)
-
+    assert not domain.can_view_case(
+        role="handler", jurisdiction_code="330727", department_code="cgj", case=reported_only
+    )
+    assert domain.can_view_case(
+        role="grid_worker", jurisdiction_code="330727", department_code=None, case=reported_only
+    )

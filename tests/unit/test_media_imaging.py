@@ -3,7 +3,7 @@
 import io
 import struct
 import zlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from PIL import ExifTags, Image
@@ -49,7 +49,7 @@ def png_claiming(width: int, height: int) -> bytes:
 def test_every_accepted_image_format_decodes_with_its_exif(fmt):
     facts = imaging.inspect_image(encode(noisy(), fmt, exif=exif_with()), max_pixels=MAX_PIXELS)
     assert (facts.width, facts.height) == (256, 192)
-    assert facts.captured_at == datetime(2026, 11, 24, 0, 12, 30, tzinfo=timezone.utc)
+    assert facts.captured_at == datetime(2026, 11, 24, 0, 12, 30, tzinfo=UTC)
     assert facts.latitude == pytest.approx(29.08)
     assert facts.longitude == pytest.approx(120.05)
 
@@ -86,8 +86,10 @@ def test_a_huge_canvas_is_refused_before_decoding():
 
 def test_the_public_copy_and_thumbnail_carry_no_metadata_and_stand_upright():
     original = encode(noisy((300, 200)), "JPEG", exif=exif_with(orientation=6))  # 6: rotate 90° to view
-    for derived, bound in ((imaging.public_copy(original, max_pixels=MAX_PIXELS), 2048),
-                           (imaging.thumbnail(original, max_pixels=MAX_PIXELS), 320)):
+    for derived, bound in (
+        (imaging.public_copy(original, max_pixels=MAX_PIXELS), 2048),
+        (imaging.thumbnail(original, max_pixels=MAX_PIXELS), 320),
+    ):
         image = Image.open(io.BytesIO(derived))
         assert image.format == "JPEG"
         assert dict(image.getexif()) == {}
@@ -105,8 +107,13 @@ def test_transparent_pngs_get_a_white_background_in_the_public_copy():
 def test_the_comparison_puts_before_left_and_after_right_at_one_height():
     before = encode(Image.new("RGB", (400, 300), (200, 30, 30)), "JPEG")
     after = encode(Image.new("RGB", (300, 600), (30, 200, 30)), "PNG")
-    data = imaging.comparison_image(before=before, after=after, before_caption="拍摄于 2026-11-24 08:12",
-                                    after_caption="上传于 2026-11-25 10:00", max_pixels=MAX_PIXELS)
+    data = imaging.comparison_image(
+        before=before,
+        after=after,
+        before_caption="拍摄于 2026-11-24 08:12",
+        after_caption="上传于 2026-11-25 10:00",
+        max_pixels=MAX_PIXELS,
+    )
     image = Image.open(io.BytesIO(data)).convert("RGB")
     height = imaging.COMPARISON_HEIGHT
     assert image.height > height
@@ -128,7 +135,7 @@ def test_capture_time_is_never_the_edit_time_and_zero_gps_is_no_position():
     gps[ExifTags.GPS.GPSLatitudeRef], gps[ExifTags.GPS.GPSLatitude] = "N", (0, 0, 0)
     gps[ExifTags.GPS.GPSLongitudeRef], gps[ExifTags.GPS.GPSLongitude] = "E", (0, 0, 0)
     facts = imaging.inspect_image(encode(noisy(), "JPEG", exif=exif), max_pixels=MAX_PIXELS)
-    assert facts.captured_at == datetime(2026, 11, 24, 0, 12, 30, tzinfo=timezone.utc)
+    assert facts.captured_at == datetime(2026, 11, 24, 0, 12, 30, tzinfo=UTC)
     assert (facts.latitude, facts.longitude) == (None, None)
 
     edited_only = Image.Exif()

@@ -37,9 +37,14 @@ def test_official_message_vector():
     assert fields["MsgId"] == "4561255354251345929" and fields["AgentID"] == "218"
 
 
-@pytest.mark.parametrize("tampered", [
-    "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd4", "", "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3" + "0",
-])
+@pytest.mark.parametrize(
+    "tampered",
+    [
+        "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd4",
+        "",
+        "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3" + "0",
+    ],
+)
 def test_a_wrong_signature_is_refused(tampered):
     with pytest.raises(CallbackRejected) as refused:
         crypto.verify_signature(tampered, TOKEN, "1409659589", "263014780", ECHOSTR)
@@ -61,8 +66,9 @@ def test_the_fake_encrypts_exactly_as_the_platform_does(monkeypatch):
     text = "<xml><Content><![CDATA[幸福路井盖翻起来了]]></Content></xml>"
     encrypted = fake_wecom.encrypt(text, encoding_aes_key=AES_KEY, receive_id=CORP_ID, random16=b"0123456789abcdef")
     assert crypto.decrypt(encrypted, key=crypto.aes_key(AES_KEY), receive_id=CORP_ID) == text
-    params, body = fake_wecom.callback_request(text, token=TOKEN, encoding_aes_key=AES_KEY, receive_id=CORP_ID,
-                                               timestamp="1409659813", nonce="1372623149")
+    params, body = fake_wecom.callback_request(
+        text, token=TOKEN, encoding_aes_key=AES_KEY, receive_id=CORP_ID, timestamp="1409659813", nonce="1372623149"
+    )
     outer = crypto.parse_xml(body)
     crypto.verify_signature(params["msg_signature"], TOKEN, "1409659813", "1372623149", outer["Encrypt"])
     assert crypto.decrypt(outer["Encrypt"], key=crypto.aes_key(AES_KEY), receive_id=CORP_ID) == text

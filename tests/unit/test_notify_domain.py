@@ -2,24 +2,44 @@
 
 import ast
 import csv
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
 
+from services.dispatch.settings import DispatchSettings
 from services.notify.app import load_directory, load_groups
 from services.notify.domain import (
-    DepartmentContact, Directory, Forbidden, Group, ReporterContact, ReporterTemplates, RobotWindow, acknowledge_time,
-    acknowledged_messages, aibot_message, authorize_broadcast, authorize_delivery_reading, backoff_seconds,
-    breached_messages, dispatched_message, dispatched_messages, inbound_message, is_fresh, notification_id,
-    plan_robot_sends, resolved_messages, select_groups, verification_messages, warning_messages,
+    DepartmentContact,
+    Directory,
+    Forbidden,
+    Group,
+    ReporterContact,
+    ReporterTemplates,
+    RobotWindow,
+    acknowledge_time,
+    acknowledged_messages,
+    aibot_message,
+    authorize_broadcast,
+    authorize_delivery_reading,
+    backoff_seconds,
+    breached_messages,
+    dispatched_message,
+    dispatched_messages,
+    inbound_message,
+    is_fresh,
+    notification_id,
+    plan_robot_sends,
+    resolved_messages,
+    select_groups,
+    verification_messages,
+    warning_messages,
 )
 from services.notify.messages import TEXT_MAX_BYTES, text_message
+from services.notify.settings import NotifySettings
 from services.notify.wecom import WeComError
 from shared.auth import Actor
 from shared.events import CaseDispatched, CaseTransitioned, SlaBreached, SlaWarning
-from services.dispatch.settings import DispatchSettings
-from services.notify.settings import NotifySettings
 from shared.settings import PROJECT_ROOT
 from shared.sla_policy import load_sla_policy
 from shared.taxonomy import load_taxonomy
@@ -27,10 +47,17 @@ from shared.taxonomy import load_taxonomy
 
 def test_dispatched_message_mentions_the_department_people_in_chinese():
     case = CaseDispatched(
-        case_id=uuid4(), report_id=uuid4(), category="manhole", category_name="井盖缺失/破损/塌陷",
-        priority="urgent", department_code="zhujian", department_name="住房和城乡建设局",
-        description="幸福路井盖翻起来了", responsibility_list_version="v1", rule="r",
-        dispatched_at=datetime(2026, 11, 24, 1, 5, tzinfo=timezone.utc),
+        case_id=uuid4(),
+        report_id=uuid4(),
+        category="manhole",
+        category_name="井盖缺失/破损/塌陷",
+        priority="urgent",
+        department_code="zhujian",
+        department_name="住房和城乡建设局",
+        description="幸福路井盖翻起来了",
+        responsibility_list_version="v1",
+        rule="r",
+        dispatched_at=datetime(2026, 11, 24, 1, 5, tzinfo=UTC),
     )
     message = dispatched_message(case, contact=DepartmentContact("k", ("13900000001",)), ack_time="10分钟")
     assert message["msgtype"] == "text"
@@ -64,10 +91,12 @@ def test_every_department_has_a_robot_in_the_directory():
 
 # --- templates for every event --------------------------------------------------------------
 
-NOW = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 DIRECTORY = Directory(
-    departments={"zhujian": DepartmentContact("robot-zj", ("13900000301",)),
-                 "grid_center": DepartmentContact("robot-gc", ("13900000001",))},
+    departments={
+        "zhujian": DepartmentContact("robot-zj", ("13900000301",)),
+        "grid_center": DepartmentContact("robot-gc", ("13900000001",)),
+    },
     supervisor=DepartmentContact("robot-sup", ("13900009901",)),
     command_center="grid_center",
 )
@@ -75,17 +104,37 @@ DIRECTORY = Directory(
 
 def transition(event_action: str, **detail) -> CaseTransitioned:
     return CaseTransitioned(
-        case_id=uuid4(), report_id=uuid4(), category="manhole", category_name="井盖", priority="urgent",
-        department_code="zhujian", department_name="住房和城乡建设局", description="井盖翻起", action=event_action,
-        from_status="dispatched", actor="user:zj01", detail=detail, at=NOW,
+        case_id=uuid4(),
+        report_id=uuid4(),
+        category="manhole",
+        category_name="井盖",
+        priority="urgent",
+        department_code="zhujian",
+        department_name="住房和城乡建设局",
+        description="井盖翻起",
+        action=event_action,
+        from_status="dispatched",
+        actor="user:zj01",
+        detail=detail,
+        at=NOW,
     )
 
 
 def test_transfer_and_co_handling_are_labelled():
     case = CaseDispatched(
-        case_id=uuid4(), report_id=uuid4(), category="manhole", category_name="井盖", priority="normal",
-        department_code="zhujian", department_name="住房和城乡建设局", description="井盖", responsibility_list_version="v1",
-        rule="r", dispatched_at=NOW, action="transfer", reason="非本单位职责",
+        case_id=uuid4(),
+        report_id=uuid4(),
+        category="manhole",
+        category_name="井盖",
+        priority="normal",
+        department_code="zhujian",
+        department_name="住房和城乡建设局",
+        description="井盖",
+        responsibility_list_version="v1",
+        rule="r",
+        dispatched_at=NOW,
+        action="transfer",
+        reason="非本单位职责",
     )
     transfer = dispatched_message(case, contact=DepartmentContact("k", ()), ack_time="2个工作小时")["text"]["content"]
     assert transfer.startswith("【转派】一般") and "原因：非本单位职责" in transfer
@@ -94,29 +143,60 @@ def test_transfer_and_co_handling_are_labelled():
 
 
 def test_dispatch_tells_the_department_its_acknowledgement_time_and_co_handlers_once():
-    directory = Directory(departments={"zhujian": DepartmentContact("robot-zj", ("139",)),
-                                       "eco_env": DepartmentContact("robot-eco", ()),
-                                       "shared_desk": DepartmentContact("robot-zj", ())})
-    case = CaseDispatched(
-        case_id=uuid4(), report_id=uuid4(), category="manhole", category_name="井盖", priority="urgent",
-        department_code="zhujian", department_name="住房和城乡建设局", description="井盖", responsibility_list_version="v1",
-        rule="r", dispatched_at=NOW, co_department_codes=["eco_env", "shared_desk", "unknown"],
+    directory = Directory(
+        departments={
+            "zhujian": DepartmentContact("robot-zj", ("139",)),
+            "eco_env": DepartmentContact("robot-eco", ()),
+            "shared_desk": DepartmentContact("robot-zj", ()),
+        }
     )
-    lead, co = dispatched_messages(case, directory=directory, sla_policy=load_sla_policy(NotifySettings().sla_policy_path))
+    case = CaseDispatched(
+        case_id=uuid4(),
+        report_id=uuid4(),
+        category="manhole",
+        category_name="井盖",
+        priority="urgent",
+        department_code="zhujian",
+        department_name="住房和城乡建设局",
+        description="井盖",
+        responsibility_list_version="v1",
+        rule="r",
+        dispatched_at=NOW,
+        co_department_codes=["eco_env", "shared_desk", "unknown"],
+    )
+    lead, co = dispatched_messages(
+        case, directory=directory, sla_policy=load_sla_policy(NotifySettings().sla_policy_path)
+    )
     assert (lead.target, co.target) == ("robot-zj", "robot-eco")  # one message per robot; unknown ones skipped
     assert "请在10分钟内接单" in lead.body["text"]["content"] and co.body["text"]["content"].startswith("【协办】")
 
 
 def test_repeated_warnings_are_counted():
-    payload = SlaWarning(case_id=uuid4(), stage="resolve", department_code="zhujian", started_at=NOW,
-                         due_at=NOW + timedelta(hours=2), reminder=2, priority="urgent", fired_at=NOW)
+    payload = SlaWarning(
+        case_id=uuid4(),
+        stage="resolve",
+        department_code="zhujian",
+        started_at=NOW,
+        due_at=NOW + timedelta(hours=2),
+        reminder=2,
+        priority="urgent",
+        fired_at=NOW,
+    )
     [out] = warning_messages(payload, directory=DIRECTORY, now=NOW)
-    assert out.body["text"]["content"].startswith("【催办】第2次 紧急 案件") and "环节：办结" in out.body["text"]["content"]
+    assert (
+        out.body["text"]["content"].startswith("【催办】第2次 紧急 案件")
+        and "环节：办结" in out.body["text"]["content"]
+    )
 
 
 def test_warning_reminds_the_department_with_the_time_left():
-    payload = SlaBreached(case_id=uuid4(), stage="acknowledge", department_code="zhujian", started_at=NOW,
-                          due_at=NOW + timedelta(minutes=10))
+    payload = SlaBreached(
+        case_id=uuid4(),
+        stage="acknowledge",
+        department_code="zhujian",
+        started_at=NOW,
+        due_at=NOW + timedelta(minutes=10),
+    )
     [out] = warning_messages(payload, directory=DIRECTORY, now=NOW + timedelta(minutes=7))
     content = out.body["text"]["content"]
     assert out.target == "robot-zj" and out.template == "sla.warning"
@@ -125,8 +205,13 @@ def test_warning_reminds_the_department_with_the_time_left():
 
 
 def test_breach_goes_to_the_department_and_the_supervisor():
-    payload = SlaBreached(case_id=uuid4(), stage="acknowledge", department_code="zhujian", started_at=NOW,
-                          due_at=NOW + timedelta(minutes=10))
+    payload = SlaBreached(
+        case_id=uuid4(),
+        stage="acknowledge",
+        department_code="zhujian",
+        started_at=NOW,
+        due_at=NOW + timedelta(minutes=10),
+    )
     department, supervisor = breached_messages(payload, directory=DIRECTORY)
     assert (department.target, supervisor.target) == ("robot-zj", "robot-sup")
     assert "【督办】" in supervisor.body["text"]["content"] and "督查室" in supervisor.body["text"]["content"]
@@ -147,11 +232,19 @@ def test_breach_for_an_unknown_department_is_an_error():
 def test_reporter_is_reached_on_the_best_channel_or_not_at_all():
     payload = transition("acknowledge")
     templates = ReporterTemplates(wechat_template_id="T")
-    [mp] = acknowledged_messages(payload, reporter=ReporterContact(openid="o1", phone="13800001111"), templates=templates)
+    [mp] = acknowledged_messages(
+        payload, reporter=ReporterContact(openid="o1", phone="13800001111"), templates=templates
+    )
     assert (mp.channel, mp.target, mp.body["template_id"]) == ("wechat_template", "o1", "T")
-    assert "已由住房和城乡建设局接单" in mp.body["data"]["first"]["value"] and mp.body["data"]["keyword2"]["value"] == "已接单"
+    assert (
+        "已由住房和城乡建设局接单" in mp.body["data"]["first"]["value"]
+        and mp.body["data"]["keyword2"]["value"] == "已接单"
+    )
     [app] = acknowledged_messages(payload, reporter=ReporterContact(wecom_userid="zhangsan"), templates=templates)
-    assert app.channel == "wecom_app" and app.body == {"msgtype": "text", "text": {"content": app.body["text"]["content"]}}
+    assert app.channel == "wecom_app" and app.body == {
+        "msgtype": "text",
+        "text": {"content": app.body["text"]["content"]},
+    }
     [sms] = acknowledged_messages(payload, reporter=ReporterContact(phone="13800001111"), templates=templates)
     assert sms.channel == "sms" and sms.body["params"] == {"case": str(payload.case_id)[:8], "status": "已接单"}
     assert sms.body["template"] == "SMS_CASE_UPDATE"
@@ -160,8 +253,11 @@ def test_reporter_is_reached_on_the_best_channel_or_not_at_all():
 
 def test_subscribe_messages_keep_each_field_within_its_limit():
     payload = transition("resolve")
-    [out] = verification_messages(payload, reporter=ReporterContact(openid="o1"),
-                                  templates=ReporterTemplates(wechat_template_id="S", wechat_kind="subscribe"))
+    [out] = verification_messages(
+        payload,
+        reporter=ReporterContact(openid="o1"),
+        templates=ReporterTemplates(wechat_template_id="S", wechat_kind="subscribe"),
+    )
     data = out.body["data"]
     assert out.channel == "wechat_subscribe" and out.body["template_id"] == "S"
     assert data["character_string1"]["value"] == str(payload.case_id)[:8]
@@ -170,8 +266,13 @@ def test_subscribe_messages_keep_each_field_within_its_limit():
 
 
 def test_resolved_shows_the_before_after_comparison_to_the_command_centre():
-    with_picture = transition("resolve", before_media_ids=["a"], after_media_ids=["b", "c"],
-                              comparison_url="https://media.example/cmp.jpg", result="已更换井盖")
+    with_picture = transition(
+        "resolve",
+        before_media_ids=["a"],
+        after_media_ids=["b", "c"],
+        comparison_url="https://media.example/cmp.jpg",
+        result="已更换井盖",
+    )
     [news] = resolved_messages(with_picture, directory=DIRECTORY)
     article = news.body["news"]["articles"][0]
     assert news.target == "robot-gc" and article["picurl"] == "https://media.example/cmp.jpg"
@@ -185,8 +286,11 @@ def test_resolved_shows_the_before_after_comparison_to_the_command_centre():
 
 
 def test_verification_asks_the_reporter_to_rate_the_result():
-    [out] = verification_messages(transition("resolve", verification_url="https://h5.example/v/1"),
-                                  reporter=ReporterContact(openid="o1"), templates=ReporterTemplates())
+    [out] = verification_messages(
+        transition("resolve", verification_url="https://h5.example/v/1"),
+        reporter=ReporterContact(openid="o1"),
+        templates=ReporterTemplates(),
+    )
     assert out.template == "case.verification" and out.body["url"] == "https://h5.example/v/1"
     assert "回复 1 满意" in out.body["data"]["first"]["value"]
 
@@ -206,6 +310,7 @@ def test_directory_names_a_supervisor_and_a_command_centre_that_exists():
 
 
 # --- each robot's budget --------------------------------------------------------------------
+
 
 def test_a_robot_gets_twenty_a_minute_and_the_rest_waits_for_the_first_slot():
     candidates = [(uuid4(), "r1") for _ in range(25)] + [(uuid4(), "r2")]
@@ -238,6 +343,7 @@ def test_a_throttled_robot_waits_until_wecom_releases_it():
 
 # --- broadcasts -----------------------------------------------------------------------------
 
+
 def test_demo_county_has_2413_groups_each_with_its_own_robot(county):
     groups = load_groups(NotifySettings().notify_groups_path)
     assert len(groups) == 2413
@@ -249,8 +355,11 @@ def test_demo_county_has_2413_groups_each_with_its_own_robot(county):
 
 
 def test_broadcast_targets_all_or_a_jurisdiction_prefix(tmp_path):
-    groups = [Group("a", "甲", "330727001001", "k1"), Group("b", "乙", "330727001002", "k2"),
-              Group("c", "丙", "330727101001", "k3")]
+    groups = [
+        Group("a", "甲", "330727001001", "k1"),
+        Group("b", "乙", "330727001002", "k2"),
+        Group("c", "丙", "330727101001", "k3"),
+    ]
     assert select_groups(groups, "all") == groups
     assert [g.group_id for g in select_groups(groups, "330727001")] == ["a", "b"]
     assert select_groups(groups, "330727999") == []
@@ -264,6 +373,7 @@ def test_broadcast_targets_all_or_a_jurisdiction_prefix(tmp_path):
 
 # --- inbound --------------------------------------------------------------------------------
 
+
 def test_callback_timestamps_must_be_recent():
     assert is_fresh("1000", now=1200, max_age_s=300) and is_fresh("1500", now=1200, max_age_s=300)
     assert not is_fresh("800", now=1200, max_age_s=300)
@@ -274,37 +384,69 @@ def test_inbound_text_image_and_location_become_messages():
     common = {"FromUserName": "zhangsan", "ToUserName": "ww1", "CreateTime": "1764000000", "AgentID": "1000002"}
     text = inbound_message(common | {"MsgType": "text", "Content": "路灯坏了", "MsgId": "1"}, source="wecom_app")
     assert text["content"] == "路灯坏了" and text["from_user"] == "zhangsan" and text["agent_id"] == "1000002"
-    assert text["sent_at"] == datetime.fromtimestamp(1764000000, timezone.utc)
-    image = inbound_message(common | {"MsgType": "image", "PicUrl": "http://p/1.jpg", "MediaId": "m1", "MsgId": "2"},
-                            source="wecom_app")
+    assert text["sent_at"] == datetime.fromtimestamp(1764000000, UTC)
+    image = inbound_message(
+        common | {"MsgType": "image", "PicUrl": "http://p/1.jpg", "MediaId": "m1", "MsgId": "2"}, source="wecom_app"
+    )
     assert (image["pic_url"], image["media_id"]) == ("http://p/1.jpg", "m1")
-    location = inbound_message(common | {"MsgType": "location", "Location_X": "29.05", "Location_Y": "120.45",
-                                         "Scale": "15", "Label": "幸福路", "MsgId": "3"}, source="wechat_mp")
-    assert (location["lat"], location["lng"], location["datum"], location["label"]) == (29.05, 120.45, "gcj02", "幸福路")
+    location = inbound_message(
+        common
+        | {
+            "MsgType": "location",
+            "Location_X": "29.05",
+            "Location_Y": "120.45",
+            "Scale": "15",
+            "Label": "幸福路",
+            "MsgId": "3",
+        },
+        source="wechat_mp",
+    )
+    assert (location["lat"], location["lng"], location["datum"], location["label"]) == (
+        29.05,
+        120.45,
+        "gcj02",
+        "幸福路",
+    )
     assert text["message_id"] != image["message_id"]
-    assert text["message_id"] == inbound_message(common | {"MsgType": "text", "Content": "x", "MsgId": "1"},
-                                                 source="wecom_app")["message_id"]
+    assert (
+        text["message_id"]
+        == inbound_message(common | {"MsgType": "text", "Content": "x", "MsgId": "1"}, source="wecom_app")["message_id"]
+    )
 
 
 def test_events_and_unsupported_messages_are_not_for_intake():
     assert inbound_message({"MsgType": "event", "Event": "subscribe", "FromUserName": "o1"}, source="wechat_mp") is None
-    assert inbound_message({"MsgType": "voice", "MsgId": "1", "FromUserName": "o1", "CreateTime": "1"},
-                           source="wechat_mp") is None
-    assert inbound_message({"MsgType": "location", "MsgId": "1", "FromUserName": "o1", "CreateTime": "1",
-                            "Location_X": "north"}, source="wechat_mp") is None
-
+    assert (
+        inbound_message({"MsgType": "voice", "MsgId": "1", "FromUserName": "o1", "CreateTime": "1"}, source="wechat_mp")
+        is None
+    )
+    assert (
+        inbound_message(
+            {"MsgType": "location", "MsgId": "1", "FromUserName": "o1", "CreateTime": "1", "Location_X": "north"},
+            source="wechat_mp",
+        )
+        is None
+    )
 
 
 def test_ai_bot_group_mentions_become_group_messages():
-    data = {"msgid": "m1", "aibotid": "bot1", "chatid": "wrkSFfCgAA", "chattype": "group",
-            "from": {"userid": "wangwu"}, "response_url": "https://qyapi.example/reply/x", "msgtype": "text",
-            "text": {"content": "@网格通 幸福路路灯坏了"}}
+    data = {
+        "msgid": "m1",
+        "aibotid": "bot1",
+        "chatid": "wrkSFfCgAA",
+        "chattype": "group",
+        "from": {"userid": "wangwu"},
+        "response_url": "https://qyapi.example/reply/x",
+        "msgtype": "text",
+        "text": {"content": "@网格通 幸福路路灯坏了"},
+    }
     message = aibot_message(data, received_at=NOW)
     assert (message["source"], message["group_id"], message["from_user"]) == ("wecom_group", "wrkSFfCgAA", "wangwu")
     assert message["content"] == "@网格通 幸福路路灯坏了" and message["response_url"].endswith("/x")
     assert message["sent_at"] == NOW
-    single = aibot_message(data | {"chattype": "single", "msgtype": "image", "image": {"url": "https://p/1"}},
-                           received_at=NOW)
+    single = aibot_message(
+        data | {"chattype": "single", "msgtype": "image", "image": {"url": "https://p/1"}}, received_at=NOW
+    )
     assert single["source"] == "wecom_aibot" and single["group_id"] is None and single["pic_url"] == "https://p/1"
     assert aibot_message(data | {"msgtype": "stream"}, received_at=NOW) is None
     assert aibot_message({k: v for k, v in data.items() if k != "from"}, received_at=NOW) is None
@@ -319,9 +461,14 @@ def test_acknowledge_time_is_the_sla_policy_in_words():
 
 # --- who may do what ------------------------------------------------------------------------
 
+
 def actor(role: str, jurisdiction: str = "330727") -> Actor:
-    return Actor(subject=f"{role}-1", role=role, jurisdiction_code=jurisdiction,
-                 department_code="zhujian" if role == "handler" else None)
+    return Actor(
+        subject=f"{role}-1",
+        role=role,
+        jurisdiction_code=jurisdiction,
+        department_code="zhujian" if role == "handler" else None,
+    )
 
 
 @pytest.mark.parametrize("role", ["supervisor", "admin"])
@@ -353,6 +500,14 @@ def test_the_rules_import_no_channel_client_and_read_no_file():
     tree = ast.parse((PROJECT_ROOT / "services" / "notify" / "domain.py").read_text(encoding="utf-8"))
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert not imported & {"httpx", "yaml", "csv", "pathlib", "services.notify.wecom", "services.notify.wechat",
-                           "services.notify.sms", "services.notify.channels"}
+    assert not imported & {
+        "httpx",
+        "yaml",
+        "csv",
+        "pathlib",
+        "services.notify.wecom",
+        "services.notify.wechat",
+        "services.notify.sms",
+        "services.notify.channels",
+    }
     assert "open(" not in ast.unparse(tree) and "read_text" not in ast.unparse(tree)

@@ -18,26 +18,38 @@ from services.sla.app import create_app as sla_app
 from shared.web import DOCUMENTATION_PATHS, public_reason
 from tests.support import SETTINGS_CLASSES
 
-FACTORIES = {"intake": intake_app, "dispatch": dispatch_app, "sla": sla_app, "notify": notify_app,
-             "media": media_app}
+FACTORIES = {"intake": intake_app, "dispatch": dispatch_app, "sla": sla_app, "notify": notify_app, "media": media_app}
 
 # (service, method, path) of every route open without a token. Each endpoint says why in its
 # @public reason; this list makes a newly opened route fail here until someone adds it on purpose.
 PUBLIC = {
-    ("intake", "POST", "/api/v1/reports"), ("intake", "POST", "/api/v1/triage"),
-    ("intake", "POST", "/api/v1/query"), ("intake", "POST", "/api/v1/query/codes"),
-    ("intake", "POST", "/api/v1/query/by-phone"), ("intake", "GET", "/api/v1/locate"),
-    ("intake", "GET", "/h5/"), ("intake", "GET", "/h5/query"), ("intake", "GET", "/h5/static/{name}"),
-    ("intake", "GET", "/open311/v2/discovery.{fmt}"), ("intake", "GET", "/open311/v2/services.{fmt}"),
-    ("intake", "GET", "/open311/v2/services/{service_code}.{fmt}"), ("intake", "POST", "/open311/v2/requests.{fmt}"),
-    ("intake", "GET", "/open311/v2/requests.{fmt}"), ("intake", "GET", "/open311/v2/requests/{request_id}.{fmt}"),
+    ("intake", "POST", "/api/v1/reports"),
+    ("intake", "POST", "/api/v1/triage"),
+    ("intake", "POST", "/api/v1/query"),
+    ("intake", "POST", "/api/v1/query/codes"),
+    ("intake", "POST", "/api/v1/query/by-phone"),
+    ("intake", "GET", "/api/v1/locate"),
+    ("intake", "GET", "/h5/"),
+    ("intake", "GET", "/h5/query"),
+    ("intake", "GET", "/h5/static/{name}"),
+    ("intake", "GET", "/open311/v2/discovery.{fmt}"),
+    ("intake", "GET", "/open311/v2/services.{fmt}"),
+    ("intake", "GET", "/open311/v2/services/{service_code}.{fmt}"),
+    ("intake", "POST", "/open311/v2/requests.{fmt}"),
+    ("intake", "GET", "/open311/v2/requests.{fmt}"),
+    ("intake", "GET", "/open311/v2/requests/{request_id}.{fmt}"),
     ("intake", "GET", "/open311/v2/tokens/{token}.{fmt}"),
-    ("media", "POST", "/api/v1/media"), ("media", "GET", "/api/v1/media/{media_id}"),
-    ("media", "POST", "/api/v1/uploads"), ("media", "GET", "/api/v1/uploads/{upload_id}"),
+    ("media", "POST", "/api/v1/media"),
+    ("media", "GET", "/api/v1/media/{media_id}"),
+    ("media", "POST", "/api/v1/uploads"),
+    ("media", "GET", "/api/v1/uploads/{upload_id}"),
     ("media", "POST", "/api/v1/uploads/{upload_id}/complete"),
-    ("notify", "GET", "/api/v1/callbacks/wecom"), ("notify", "POST", "/api/v1/callbacks/wecom"),
-    ("notify", "GET", "/api/v1/callbacks/wechat"), ("notify", "POST", "/api/v1/callbacks/wechat"),
-    ("notify", "GET", "/api/v1/callbacks/wecom-aibot"), ("notify", "POST", "/api/v1/callbacks/wecom-aibot"),
+    ("notify", "GET", "/api/v1/callbacks/wecom"),
+    ("notify", "POST", "/api/v1/callbacks/wecom"),
+    ("notify", "GET", "/api/v1/callbacks/wechat"),
+    ("notify", "POST", "/api/v1/callbacks/wechat"),
+    ("notify", "GET", "/api/v1/callbacks/wecom-aibot"),
+    ("notify", "POST", "/api/v1/callbacks/wecom-aibot"),
     ("dispatch", "POST", "/api/v1/auth/dev-tokens"),
     *{(service, "GET", path) for service in FACTORIES for path in ("/healthz", "/readyz", "/metrics")},
 }
@@ -77,8 +89,11 @@ def test_there_are_routes_to_check():
     assert len(ROUTES) > 60
 
 
-@pytest.mark.parametrize("service,app,method,route", [r for r in ROUTES if not public_reason(r[3])],
-                         ids=lambda v: v if isinstance(v, str) else getattr(v, "path", ""))
+@pytest.mark.parametrize(
+    "service,app,method,route",
+    [r for r in ROUTES if not public_reason(r[3])],
+    ids=lambda v: v if isinstance(v, str) else getattr(v, "path", ""),
+)
 async def test_private_route_answers_401_without_a_token(service, app, method, route):
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gridlink") as client:
         anonymous = await client.request(method, concrete(route.path))

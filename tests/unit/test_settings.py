@@ -63,9 +63,15 @@ def test_services_that_agree_read_the_same_variable(monkeypatch):
 
 def test_every_service_sees_only_its_own_options():
     # A few options of one service each, and that the others do not carry them.
-    owners = {"phone_hash_key": "intake", "dispatch_centres": "dispatch", "sla_fire_batch": "sla",
-              "notify_max_attempts": "notify", "wecom_base_url": "notify", "media_bucket": "media",
-              "auth_dev_issuer": "dispatch"}
+    owners = {
+        "phone_hash_key": "intake",
+        "dispatch_centres": "dispatch",
+        "sla_fire_batch": "sla",
+        "notify_max_attempts": "notify",
+        "wecom_base_url": "notify",
+        "media_bucket": "media",
+        "auth_dev_issuer": "dispatch",
+    }
     for field, owner in owners.items():
         assert {s for s, cls in SETTINGS_CLASSES.items() if field in cls.model_fields} == {owner}, field
 

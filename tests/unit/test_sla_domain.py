@@ -19,15 +19,22 @@ def test_official_calendar_knows_holidays_and_adjusted_working_days():
     assert not official_workday(date(2026, 2, 17))  # Spring Festival
     assert official_workday(date(2026, 11, 24))  # a plain Tuesday
     assert not official_workday(date(2026, 11, 28))  # a plain Saturday
-    adjusted = [d for d in (date(2026, 1, 1) + timedelta(days=i) for i in range(365))
-                if d.weekday() >= 5 and official_workday(d)]
+    adjusted = [
+        d
+        for d in (date(2026, 1, 1) + timedelta(days=i) for i in range(365))
+        if d.weekday() >= 5 and official_workday(d)
+    ]
     assert adjusted, "2026 has weekend days made working days (调休)"
     assert official_workday(date(2031, 3, 3)) and not official_workday(date(2031, 3, 1))  # beyond the data: Mon-Fri
 
 
 def test_working_time_skips_nights_lunch_weekends_and_holidays():
-    hours = WorkingTime([(datetime.strptime("08:30", "%H:%M").time(), datetime.strptime("12:00", "%H:%M").time()),
-                         (datetime.strptime("13:30", "%H:%M").time(), datetime.strptime("17:30", "%H:%M").time())])
+    hours = WorkingTime(
+        [
+            (datetime.strptime("08:30", "%H:%M").time(), datetime.strptime("12:00", "%H:%M").time()),
+            (datetime.strptime("13:30", "%H:%M").time(), datetime.strptime("17:30", "%H:%M").time()),
+        ]
+    )
     assert hours.add(cst(2026, 11, 24, 11, 0), 120) == cst(2026, 11, 24, 14, 30)  # over lunch
     assert hours.add(cst(2026, 11, 27, 17, 0), 60) == cst(2026, 11, 30, 9, 0)  # Friday evening → Monday
     assert hours.add(cst(2026, 11, 24, 20, 0), 30) == cst(2026, 11, 25, 9, 0)  # reported at night
@@ -37,10 +44,16 @@ def test_working_time_skips_nights_lunch_weekends_and_holidays():
 
 def test_urgent_stages_run_on_the_wall_clock():
     start = cst(2026, 11, 28, 23, 50)  # a Saturday night
-    ack = POLICY.deadline(start=start, priority="urgent", level="county", stage="acknowledge", department_code="zhujian")
+    ack = POLICY.deadline(
+        start=start, priority="urgent", level="county", stage="acknowledge", department_code="zhujian"
+    )
     assert (ack.clock, ack.due_at, ack.warn_at) == ("wall", start + timedelta(minutes=10), start + timedelta(minutes=8))
-    plan = POLICY.deadline(start=start, priority="urgent", level="county", stage="joint_plan", department_code="zhujian")
-    resolve = POLICY.deadline(start=start, priority="urgent", level="county", stage="resolve", department_code="zhujian")
+    plan = POLICY.deadline(
+        start=start, priority="urgent", level="county", stage="joint_plan", department_code="zhujian"
+    )
+    resolve = POLICY.deadline(
+        start=start, priority="urgent", level="county", stage="resolve", department_code="zhujian"
+    )
     assert (plan.due_at - start, resolve.due_at - start) == (timedelta(minutes=30), timedelta(minutes=60))
 
 
@@ -48,7 +61,9 @@ def test_normal_stages_use_working_days_and_levels_and_round_the_clock_departmen
     start = cst(2026, 11, 24, 9, 0)  # Tuesday morning
     county = POLICY.deadline(start=start, priority="normal", level="county", stage="resolve", department_code="zhujian")
     assert county.clock == "working" and county.due_at == cst(2026, 11, 27, 9, 0)  # 3 working days
-    village = POLICY.deadline(start=start, priority="normal", level="village", stage="resolve", department_code="zhujian")
+    village = POLICY.deadline(
+        start=start, priority="normal", level="village", stage="resolve", department_code="zhujian"
+    )
     assert village.due_at == cst(2026, 11, 26, 9, 0)
     police = POLICY.deadline(start=start, priority="normal", level="county", stage="resolve", department_code="police")
     assert police.clock == "wall" and police.due_at == start + timedelta(days=3)
@@ -56,8 +71,14 @@ def test_normal_stages_use_working_days_and_levels_and_round_the_clock_departmen
 
 def test_timer_warns_reminds_then_breaches():
     start = cst(2026, 11, 24, 9, 0)
-    timer = TimerState(priority="urgent", due_at=start + timedelta(minutes=10), warn_at=start + timedelta(minutes=8),
-                       reminders=0, last_reminder_at=None, breached=False)
+    timer = TimerState(
+        priority="urgent",
+        due_at=start + timedelta(minutes=10),
+        warn_at=start + timedelta(minutes=8),
+        reminders=0,
+        last_reminder_at=None,
+        breached=False,
+    )
     assert next_step(timer=timer, now=start, policy=POLICY).next_fire_at == timer.warn_at
     first = next_step(timer=timer, now=timer.warn_at, policy=POLICY)
     assert first.kind == "warning" and first.next_fire_at == timer.due_at  # reminder every 3 min > time left
@@ -72,8 +93,14 @@ def test_timer_warns_reminds_then_breaches():
 
 def test_long_stages_remind_repeatedly():
     start = cst(2026, 11, 24, 9, 0)
-    timer = TimerState(priority="normal", due_at=start + timedelta(hours=20), warn_at=start + timedelta(hours=16),
-                       reminders=1, last_reminder_at=start + timedelta(hours=16), breached=False)
+    timer = TimerState(
+        priority="normal",
+        due_at=start + timedelta(hours=20),
+        warn_at=start + timedelta(hours=16),
+        reminders=1,
+        last_reminder_at=start + timedelta(hours=16),
+        breached=False,
+    )
     later = next_step(timer=timer, now=start + timedelta(hours=16, minutes=30), policy=POLICY)
     assert later.kind is None and later.next_fire_at == start + timedelta(hours=18)
     assert next_step(timer=timer, now=start + timedelta(hours=18), policy=POLICY).kind == "warning"
@@ -81,10 +108,12 @@ def test_long_stages_remind_repeatedly():
 
 def test_a_department_with_its_own_hours():
     start = cst(2026, 11, 24, 17, 0)  # Tuesday, 17:00
-    market = POLICY.deadline(start=start, priority="normal", level="county", stage="acknowledge",
-                             department_code="market")
-    default = POLICY.deadline(start=start, priority="normal", level="county", stage="acknowledge",
-                              department_code="zhujian")
+    market = POLICY.deadline(
+        start=start, priority="normal", level="county", stage="acknowledge", department_code="market"
+    )
+    default = POLICY.deadline(
+        start=start, priority="normal", level="county", stage="acknowledge", department_code="zhujian"
+    )
     assert market.clock == "working:market" and market.due_at == cst(2026, 11, 25, 9, 0)  # 90 min left today
     assert default.due_at == cst(2026, 11, 25, 10, 0)  # 30 min left today
     assert POLICY.clock("working:market").between(start, market.due_at) == 120

@@ -33,17 +33,24 @@ def test_a_level_overrides_only_the_stages_it_names():
 WITHOUT_VERSION = {k: v for k, v in DOCUMENT.items() if k != "version"}
 
 
-@pytest.mark.parametrize("document", [DOCUMENT | change for change in [
-    {"warning_ratio": 1.5},
-    {"stages": {"urgent": {"acknowledge": {"fortnights": 1}}}},
-    {"stages": {"urgent": {"acknowledge": {"minutes": 10, "working_hours": 1}}}},
-    {"stages": {"urgent": {"coffee": {"minutes": 10}}}},
-    {"stages": {"urgent": {"acknowledge": {"minutes": 0}}}},
-    {"levels": {"village": {"normal": {"resolve": {"weeks": 1}}}}},
-    {"stages": {"rush": {"acknowledge": {"minutes": 5}}}},  # no reminder interval for "rush"
-    {"working_hours": {"default": [["17:30", "08:30"]]}},
-    {"working_hours": {"default": [["half past eight", "12:00"]]}},
-]] + [WITHOUT_VERSION])
+@pytest.mark.parametrize(
+    "document",
+    [
+        DOCUMENT | change
+        for change in [
+            {"warning_ratio": 1.5},
+            {"stages": {"urgent": {"acknowledge": {"fortnights": 1}}}},
+            {"stages": {"urgent": {"acknowledge": {"minutes": 10, "working_hours": 1}}}},
+            {"stages": {"urgent": {"coffee": {"minutes": 10}}}},
+            {"stages": {"urgent": {"acknowledge": {"minutes": 0}}}},
+            {"levels": {"village": {"normal": {"resolve": {"weeks": 1}}}}},
+            {"stages": {"rush": {"acknowledge": {"minutes": 5}}}},  # no reminder interval for "rush"
+            {"working_hours": {"default": [["17:30", "08:30"]]}},
+            {"working_hours": {"default": [["half past eight", "12:00"]]}},
+        ]
+    ]
+    + [WITHOUT_VERSION],
+)
 def test_invalid_policies_are_refused(document):
     with pytest.raises(InvalidPolicy):
         parse_sla_policy(document)

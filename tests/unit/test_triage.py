@@ -9,7 +9,12 @@ from services.intake.app import load_triage_model
 from services.intake.evaluate import cross_validate, measure, read_labelled
 from services.intake.settings import IntakeSettings
 from services.intake.triage import (
-    MANUAL_TRIAGE_DEPARTMENT, TriageModel, features, parse_examples, parse_lexicon, urgency,
+    MANUAL_TRIAGE_DEPARTMENT,
+    TriageModel,
+    features,
+    parse_examples,
+    parse_lexicon,
+    urgency,
 )
 from shared.settings import PROJECT_ROOT
 from shared.taxonomy import load_taxonomy
@@ -55,8 +60,9 @@ def test_bad_training_lines_and_unknown_categories_are_refused(settings, taxonom
         parse_examples("manhole\tsoon\t井盖没了\n")
     lexicon = parse_lexicon(settings.triage_lexicon_path.read_text(encoding="utf-8"))
     with pytest.raises(ValueError):
-        TriageModel(taxonomy=taxonomy, lexicon=lexicon, examples=parse_examples("ufo\tnormal\t天上有飞碟\n"),
-                    threshold=0.2)
+        TriageModel(
+            taxonomy=taxonomy, lexicon=lexicon, examples=parse_examples("ufo\tnormal\t天上有飞碟\n"), threshold=0.2
+        )
 
 
 def test_features_are_words_and_bigrams():
@@ -65,15 +71,18 @@ def test_features_are_words_and_bigrams():
     assert not any("，" in f for f in feats)
 
 
-@pytest.mark.parametrize("text,category,department", [
-    ("东门口的下水井盖被人撬走了，只剩个大洞", "manhole", "zhujian"),
-    ("三单元电梯停在半空，里面有两个孩子出不来", "elevator", "market"),
-    ("夜里两点隔壁工地还在打混凝土，吵得睡不着", "construction_site", "zhujian"),
-    ("公交站牌边上那家烧烤店的油烟全吹到楼上了", "cooking_fume", "eco_env"),
-    ("老板拖了我们半年工钱，现在电话也不接", "social_insurance", "hrss"),
-    ("河边那排柳树中间堆满了生活垃圾，很久没人清理", "exposed_garbage", "huanwei"),
-    ("小区门口有人私自装了三个地锁占车位", "parking_lock", "chengguan"),
-])
+@pytest.mark.parametrize(
+    "text,category,department",
+    [
+        ("东门口的下水井盖被人撬走了，只剩个大洞", "manhole", "zhujian"),
+        ("三单元电梯停在半空，里面有两个孩子出不来", "elevator", "market"),
+        ("夜里两点隔壁工地还在打混凝土，吵得睡不着", "construction_site", "zhujian"),
+        ("公交站牌边上那家烧烤店的油烟全吹到楼上了", "cooking_fume", "eco_env"),
+        ("老板拖了我们半年工钱，现在电话也不接", "social_insurance", "hrss"),
+        ("河边那排柳树中间堆满了生活垃圾，很久没人清理", "exposed_garbage", "huanwei"),
+        ("小区门口有人私自装了三个地锁占车位", "parking_lock", "chengguan"),
+    ],
+)
 def test_clear_reports_are_classified_and_routed(model, text, category, department):
     result = model.classify(text)
     assert (result.category, result.department) == (category, department), result
@@ -117,7 +126,8 @@ def test_corrections_teach_the_model_without_a_restart(fresh_model):
 def test_cross_validation_on_the_shipped_data(settings, taxonomy):
     """A regression guard on reports each fold's model never saw (the shipped data only)."""
     scores = cross_validate(
-        parse_examples(settings.triage_training_path.read_text(encoding="utf-8")), taxonomy=taxonomy,
+        parse_examples(settings.triage_training_path.read_text(encoding="utf-8")),
+        taxonomy=taxonomy,
         lexicon=parse_lexicon(settings.triage_lexicon_path.read_text(encoding="utf-8")),
         threshold=settings.triage_min_confidence,
     )

@@ -17,8 +17,9 @@ async def preflight(settings: ServiceSettings) -> httpx.Response:
     app = create_service_app(settings, title="t", lifespan=no_lifespan)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://media") as client:
         assert (await client.get("/healthz")).json() == {"status": "ok", "service": settings.service_name}
-        return await client.options("/api/v1/media", headers={
-            "origin": "http://127.0.0.1:8001", "access-control-request-method": "POST"})
+        return await client.options(
+            "/api/v1/media", headers={"origin": "http://127.0.0.1:8001", "access-control-request-method": "POST"}
+        )
 
 
 async def test_cors_answers_only_for_configured_origins():
