@@ -6,9 +6,10 @@ optional fields under the same version; a breaking change adds a new (type, vers
 consumers accept before producers switch to it.
 """
 
+import builtins
 import json
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError
@@ -24,6 +25,9 @@ def utcnow() -> datetime:
 
 class Payload(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+P = TypeVar("P", bound=Payload)
 
 
 class IncomingPhoto(Payload):
@@ -396,6 +400,17 @@ class Event(BaseModel):
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
 
+    # builtins.type: inside Event, `type` names the event's type field.
+    def payload_as(self, model: builtins.type[P]) -> P:
+        """The payload as the model the handler expects of this event's type; raises MalformedEvent
+        when it is another model (parse_event gives each type its registered model, so this means a
+        handler is registered for the wrong type)."""
+        if not isinstance(self.payload, model):
+            raise MalformedEvent(
+                f"{self.type} v{self.schema_version} carries {type(self.payload).__name__}, expected {model.__name__}"
+            )
+        return self.payload
+
 
 class UnknownEventType(Exception):
     """A well-formed envelope whose (type, version) this consumer does not know: skip, don't fail."""
@@ -432,10 +447,9 @@ def new_event(
 
 def submitted_report(event: Event) -> ReportSubmitted:
     """The report of a report.submitted event in its current shape (v2), whichever version it came in."""
-    report = event.payload
-    if isinstance(report, ReportSubmittedV1):
-        return report.upgraded(instance_code=event.jurisdiction_code)
-    return report
+    if isinstance(event.payload, ReportSubmittedV1):
+        return event.payload.upgraded(instance_code=event.jurisdiction_code)
+    return event.payload_as(ReportSubmitted)
 
 
 def parse_event(raw: bytes | str | dict[str, Any]) -> Event:

@@ -3,10 +3,11 @@ outbox relay, consumer and background loops, started and stopped in the right or
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -18,10 +19,12 @@ from shared.topics import Topic, ensure_topics
 
 log = logging.getLogger(__name__)
 
+S = TypeVar("S", bound=ServiceSettings)
+
 
 @dataclass
-class Runtime:
-    settings: ServiceSettings
+class Runtime(Generic[S]):
+    settings: S  # the service's own settings class (Runtime[MediaSettings]), so its fields are typed
     pool: asyncpg.Pool
     producer: AIOKafkaProducer
     stopping: asyncio.Event
@@ -52,20 +55,21 @@ class Runtime:
         return checks
 
 
-BackgroundLoop = Callable[[Runtime], Awaitable[None]]
+# A coroutine function, not any awaitable: each loop runs as its own task (asyncio.create_task).
+BackgroundLoop = Callable[[Runtime], Coroutine[Any, Any, None]]
 
 
 @asynccontextmanager
 async def running_service(
-    settings: ServiceSettings,
+    settings: S,
     *,
     service_dir: Path,
-    topics: list[Topic] = (),
+    topics: Sequence[Topic] = (),
     handlers: dict[str, Handler] | None = None,
     loops: dict[str, BackgroundLoop] | None = None,
     checks: dict[str, Callable[[], Awaitable[None]]] | None = None,
     setup: Callable[[asyncpg.Pool], Awaitable[None]] | None = None,
-) -> AsyncIterator[Runtime]:
+) -> AsyncIterator[Runtime[S]]:
     """Start the service's infrastructure; on exit, stop consuming first and relay last."""
     pool = await create_pool(settings)
     await apply_migrations(pool, schema=schema_name(settings), service_dir=service_dir)

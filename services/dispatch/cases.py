@@ -20,6 +20,7 @@ from shared.events import (
     CaseDispatched,
     CaseFacts,
     CaseTransitioned,
+    MalformedEvent,
     ReportSubmitted,
     TriageCorrected,
     new_event,
@@ -67,7 +68,7 @@ _built_lists: dict[tuple, ResponsibilityList] = {}
 async def current_list(conn: asyncpg.Connection, *, taxonomy: Taxonomy) -> ResponsibilityList:
     """The newest version of the responsibility list (every replica reads the same table); each
     version is validated once, since a published version never changes."""
-    row = await store.latest_list(conn)
+    row = await store.list_in_force(conn)
     key = (row["version"], row["created_at"])  # instances of several levels may share a process
     if key not in _built_lists:
         _built_lists[key] = build_list(taxonomy=taxonomy, document=row["document"])
@@ -227,6 +228,8 @@ async def receive_escalation(
     correlation_id: UUID | None,
 ) -> bool:
     """Take over a case a lower centre escalated (上报) to this one and dispatch it here."""
+    if escalated.jurisdiction_code is None:  # only events from before the field existed lack it
+        raise MalformedEvent(f"case {escalated.case_id} escalated without its jurisdiction_code: it cannot be placed")
     decision = await owns(
         conn,
         settings=settings,
@@ -346,6 +349,8 @@ async def run_command(
         reason=transition.reason,
     )
     row = await store.find_case(conn, case_id=case_id)
+    if row is None:  # locked at the start of this transaction, so only a bug could lose it
+        raise CaseNotFound(str(case_id))
     if transition.spec.corrects_triage:  # triage learns from the dispatcher's correction
         correction = TriageCorrected(
             report_id=row["report_id"],

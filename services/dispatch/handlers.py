@@ -42,14 +42,14 @@ def make_handlers(*, settings: DispatchSettings, taxonomy: Taxonomy):
         )
 
     async def on_case_escalated(conn: asyncpg.Connection, event: Event) -> None:
-        escalated: CaseTransitioned = event.payload
+        escalated = event.payload_as(CaseTransitioned)
         if escalated.detail.get("to_jurisdiction_code") == settings.jurisdiction_code:
             await cases.receive_escalation(
                 conn, settings=settings, taxonomy=taxonomy, escalated=escalated, correlation_id=event.correlation_id
             )
 
     async def on_report_attached(conn: asyncpg.Connection, event: Event) -> None:
-        attached: ReportAttached = event.payload
+        attached = event.payload_as(ReportAttached)
         case = await store.find_case(conn, case_id=attached.case_id, for_update=True)
         if case is None:
             return  # another centre's case
@@ -67,7 +67,7 @@ def make_handlers(*, settings: DispatchSettings, taxonomy: Taxonomy):
         )
 
     async def on_report_located(conn: asyncpg.Connection, event: Event) -> None:
-        located: ReportLocated = event.payload
+        located = event.payload_as(ReportLocated)
         case = await store.find_case(conn, case_id=located.case_id, for_update=True)
         if case is None or case["report_id"] != located.report_id:
             return  # another centre's case, or a report attached to a case already placed
@@ -91,7 +91,7 @@ def make_handlers(*, settings: DispatchSettings, taxonomy: Taxonomy):
         )
 
     async def on_sla_breached(conn: asyncpg.Connection, event: Event) -> None:
-        breach: SlaBreached = event.payload
+        breach = event.payload_as(SlaBreached)
         owner = breach.owner_code or ""
         if owner != settings.jurisdiction_code and owner.startswith(settings.jurisdiction_code):
             # A centre below this one missed a deadline: the upper level supervises (督办).

@@ -16,7 +16,8 @@ async def seed(settings: DispatchSettings, county: County) -> dict[str, int]:
     pool = await create_pool(settings)
     try:
         await apply_migrations(pool, schema=schema_name(settings), service_dir=Path(__file__).parent)
-        rows = [(county.code, county.name, "county", None, None)]
+        # (code, name, level, kind, parent_code): the county has neither kind nor parent.
+        rows: list[tuple[str, str, str, str | None, str | None]] = [(county.code, county.name, "county", None, None)]
         rows += [(t.code, t.name, "town", t.kind, county.code) for t in county.towns.values()]
         rows += [(v.code, v.name, "village", v.kind, v.town_code) for v in county.villages.values()]
         grids = [

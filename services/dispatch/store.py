@@ -103,7 +103,8 @@ async def list_cases(
     limit: int = 50,
 ) -> list[asyncpg.Record]:
     """Cases newest first; `after` is the (created_at, case_id) of the last row of the previous page."""
-    conditions, args = ["jurisdiction_code LIKE $1"], [jurisdiction_prefix + "%"]
+    conditions = ["jurisdiction_code LIKE $1"]
+    args: list[object] = [jurisdiction_prefix + "%"]  # the query's parameters: codes, times, ids, the limit
 
     def add(sql: str, value) -> None:
         args.append(value)
@@ -171,6 +172,15 @@ async def resolved_before(conn: asyncpg.Connection, *, before: datetime, limit: 
 
 async def latest_list(conn: asyncpg.Connection) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM responsibility_lists ORDER BY created_at DESC, version DESC LIMIT 1")
+
+
+async def list_in_force(conn: asyncpg.Connection) -> asyncpg.Record:
+    """The newest responsibility list. There always is one: dispatch installs the shipped list at
+    start-up, so none means the table was emptied by hand."""
+    row = await latest_list(conn)
+    if row is None:
+        raise LookupError("no responsibility list is stored (dispatch installs the shipped one at start-up)")
+    return row
 
 
 async def list_versions(conn: asyncpg.Connection) -> list[asyncpg.Record]:

@@ -9,16 +9,19 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
+from starlette.datastructures import UploadFile
 
 from services.intake import store
 from services.intake.domain import (
     MAX_DESCRIPTION_CHARS,
     PHONE_PATTERN,
     OutsideCounty,
+    PlacedPoint,
     Placement,
     ReportIn,
     division_of,
     new_query_code,
+    place_point,
     place_report,
     query_code_hash,
 )
@@ -62,18 +65,31 @@ def _intake(request: Request) -> Intake:
     return request.app.state.intake
 
 
+def outside_county(intake: Intake, exc: OutsideCounty) -> Problem:
+    """The 422 problem+json answer to a point outside the county."""
+    return Problem(
+        422,
+        "Location outside the county",
+        f"位置不在{intake.county.name}（{intake.county.code}）辖区内，请确认定位。",
+        kind="outside-county",
+        reason=str(exc),
+    )
+
+
 def locate(intake: Intake, *, lat: float | None, lng: float | None, coord_system: CoordSystem | str) -> Placement:
-    """Place a point in the county, or answer 422 problem+json when it is outside."""
+    """Place a report in the county (nowhere yet when it has no point), or answer 422 when it is outside."""
     try:
         return place_report(lat=lat, lng=lng, coord_system=coord_system, county=intake.county)
     except OutsideCounty as exc:
-        raise Problem(
-            422,
-            "Location outside the county",
-            f"位置不在{intake.county.name}（{intake.county.code}）辖区内，请确认定位。",
-            kind="outside-county",
-            reason=str(exc),
-        ) from exc
+        raise outside_county(intake, exc) from exc
+
+
+def point_in_county(intake: Intake, *, lat: float, lng: float, coord_system: CoordSystem | str) -> PlacedPoint:
+    """Place a point in the county, or answer 422 when it is outside."""
+    try:
+        return place_point(lat=lat, lng=lng, coord_system=coord_system, county=intake.county)
+    except OutsideCounty as exc:
+        raise outside_county(intake, exc) from exc
 
 
 async def read_report(request: Request, settings) -> tuple[ReportIn, list[tuple[bytes, str | None, str | None]]]:
@@ -82,7 +98,7 @@ async def read_report(request: Request, settings) -> tuple[ReportIn, list[tuple[
     try:
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
             form = await request.form(max_files=settings.intake_max_photos, max_fields=50)
-            photos = [f for f in form.getlist("photos") if hasattr(f, "read")]
+            photos = [f for f in form.getlist("photos") if isinstance(f, UploadFile)]
             fields = {k: v for k, v in form.multi_items() if k not in ("photos", "media_ids")}
             report = ReportIn.model_validate({**fields, "media_ids": form.getlist("media_ids")})
             files = [(await f.read(settings.media_image_max_bytes + 1), f.filename, f.content_type) for f in photos]
@@ -209,8 +225,8 @@ async def locate_report(report_id: UUID, body: LocationIn, request: Request, act
     if actor.role not in LOCATING_ROLES:
         raise Problem(403, "Forbidden", f"A {actor.role} does not locate reports.", kind="forbidden")
     intake = _intake(request)
-    placement = locate(intake, lat=body.lat, lng=body.lng, coord_system=body.coord_system)
-    grid = placement.grid
+    point = point_in_county(intake, lat=body.lat, lng=body.lng, coord_system=body.coord_system)
+    grid = point.grid
     if actor.jurisdiction_code != intake.settings.jurisdiction_code and not grid.grid_code.startswith(
         actor.jurisdiction_code
     ):
@@ -223,8 +239,8 @@ async def locate_report(report_id: UUID, body: LocationIn, request: Request, act
         await store.set_report_location(
             conn,
             report_id=report_id,
-            lat=placement.lat,
-            lng=placement.lng,
+            lat=point.lat,
+            lng=point.lng,
             input_lat=body.lat,
             input_lng=body.lng,
             coord_system=body.coord_system.value,
@@ -236,8 +252,8 @@ async def locate_report(report_id: UUID, body: LocationIn, request: Request, act
         located = ReportLocated(
             report_id=report_id,
             case_id=row["case_id"],
-            lat=placement.lat,
-            lng=placement.lng,
+            lat=point.lat,
+            lng=point.lng,
             grid_code=grid.grid_code,
             village_code=grid.village_code,
             town_code=grid.town_code,
@@ -487,13 +503,13 @@ async def locate_point(
     intake = _intake(request)
     async with request.app.state.runtime.pool.acquire() as conn:
         await check_rate_limit(conn, settings=intake.settings, ip=client_ip(request, intake.settings), phone=None)
-    placement = locate(intake, lat=lat, lng=lng, coord_system=coord_system)
-    grid = intake.county.grids[placement.grid.grid_code]
+    point = point_in_county(intake, lat=lat, lng=lng, coord_system=coord_system)
+    grid = intake.county.grids[point.grid.grid_code]
     village = intake.county.villages[grid.village_code]
     town = intake.county.towns[grid.town_code]
     return {
-        "lat": placement.lat,
-        "lng": placement.lng,
+        "lat": point.lat,
+        "lng": point.lng,
         "grid_code": grid.code,
         "grid_name": grid.name,
         "village_code": village.code,

@@ -73,15 +73,31 @@ def division_of(village_code: str | None, *, instance_code: str) -> str:
     return village_code or instance_code
 
 
-def place_report(*, lat: float | None, lng: float | None, coord_system: CoordSystem | str, county: County) -> Placement:
+@dataclass(frozen=True)
+class PlacedPoint:
+    """A point in the county (WGS-84) and the grid it is in."""
+
+    lat: float
+    lng: float
+    grid: GridMatch
+
+
+def place_point(*, lat: float, lng: float, coord_system: CoordSystem | str, county: County) -> PlacedPoint:
     """Convert to WGS-84 and find the grid; raises OutsideCounty for a point outside the county."""
-    if lat is None or lng is None:
-        return Placement(None, None, None, needs_locating=True)
     w_lat, w_lng = to_wgs84(lat, lng, coord_system)
     grid = county.find_grid(w_lat, w_lng)
     if grid is None:
         raise OutsideCounty(f"({lat}, {lng}) {CoordSystem(coord_system).value} is outside {county.name}")
-    return Placement(w_lat, w_lng, grid, needs_locating=False)
+    return PlacedPoint(w_lat, w_lng, grid)
+
+
+def place_report(*, lat: float | None, lng: float | None, coord_system: CoordSystem | str, county: County) -> Placement:
+    """Where a report is: its point placed (place_point), or nowhere yet when it came with only an
+    address; raises OutsideCounty for a point outside the county."""
+    if lat is None or lng is None:
+        return Placement(None, None, None, needs_locating=True)
+    point = place_point(lat=lat, lng=lng, coord_system=coord_system, county=county)
+    return Placement(point.lat, point.lng, point.grid, needs_locating=False)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from services.intake import store
 from services.intake.domain import Bundle, Channel, OutsideCounty, Placement, bundle_description, place_report
 from services.intake.reports import Intake, apply_new_corrections, submit_report
 from shared.case_actions import CASE_TRANSITION_TYPES
-from shared.events import CaseDispatched, Event, MessageReceived, TriageCorrected, utcnow
+from shared.events import CaseDispatched, CaseTransitioned, Event, MessageReceived, TriageCorrected, utcnow
 from shared.loops import repeat_until_stopped
 from shared.service import Runtime
 
@@ -33,7 +33,7 @@ def make_handlers(intake: Intake):
     """Handlers bound to this app's intake state."""
 
     async def on_case_dispatched(conn: asyncpg.Connection, event: Event) -> None:
-        case: CaseDispatched = event.payload
+        case = event.payload_as(CaseDispatched)
         await store.update_case_status(
             conn,
             case_id=case.case_id,
@@ -43,12 +43,11 @@ def make_handlers(intake: Intake):
         )
 
     async def on_case_transitioned(conn: asyncpg.Connection, event: Event) -> None:
-        await store.set_case_status(
-            conn, case_id=event.payload.case_id, status=event.payload.status, at=event.payload.at
-        )
+        step = event.payload_as(CaseTransitioned)
+        await store.set_case_status(conn, case_id=step.case_id, status=step.status, at=step.at)
 
     async def on_triage_corrected(conn: asyncpg.Connection, event: Event) -> None:
-        c: TriageCorrected = event.payload
+        c = event.payload_as(TriageCorrected)
         await store.insert_correction(
             conn,
             report_id=c.report_id,
@@ -63,7 +62,7 @@ def make_handlers(intake: Intake):
         )
 
     async def on_message_received(conn: asyncpg.Connection, event: Event) -> None:
-        m: MessageReceived = event.payload
+        m = event.payload_as(MessageReceived)
         if m.msg_type not in ("text", "image", "location"):
             return  # voice, video, events: not a report
         # A group robot's message names its group; app and official-account messages are one-to-one.

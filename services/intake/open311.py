@@ -3,7 +3,7 @@ clients work unchanged. The taxonomy's categories are the services; a service re
 (service_request_id = report id). Errors use the spec's format: a list of {code, description}.
 
 Parameters are read by hand rather than by FastAPI's validation, because errors here must be
-Open311 error arrays, not problem+json.
+Open311 error arrays, not problem+json (except a file sent where text belongs: see _form_text).
 """
 
 import math
@@ -11,10 +11,12 @@ import re
 import secrets
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import FormData
 
 from services.intake import store
 from services.intake.domain import (
@@ -87,6 +89,23 @@ def _format(fmt: str) -> str:
     if fmt not in FORMATS:
         raise Open311Error(404, f"format '{fmt}' is not supported; use json or xml")
     return fmt
+
+
+def _form_text(form: FormData, name: str) -> str | None:
+    """A text field of a posted form, stripped; None when it is absent. A file sent where text belongs
+    is refused with 422 problem+json naming the field (no Open311 field is a file)."""
+    value = form.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.strip()
+    raise Problem(
+        422,
+        "Invalid request",
+        f"{name} must be text, not a file.",
+        kind="validation-error",
+        errors=[{"field": name, "message": "a file where text is expected"}],
+    )
 
 
 def _check_jurisdiction(intake: Intake, value: str | None) -> None:
@@ -170,7 +189,7 @@ async def discovery(fmt: str, request: Request):
     except Open311Error as exc:
         return _error("json", exc.status, exc.description)
     base = str(request.base_url).rstrip("/") + "/open311/v2/"
-    data = {
+    data: dict[str, Any] = {
         "changeset": "2026-11-26T00:00:00Z",
         "contact": "县网格化服务管理中心",
         "key_service": "向县网格化服务管理中心申请 api_key",
@@ -238,35 +257,36 @@ async def post_request(fmt: str, request: Request):
     try:
         _format(fmt)
         form = await request.form()
-        value = {k: (v.strip() if isinstance(v, str) else v) for k, v in form.items()}
-        if value.get("api_key") not in intake.settings.intake_open311_api_keys:
+        if _form_text(form, "api_key") not in intake.settings.intake_open311_api_keys:
             raise Open311Error(403, "api_key is missing or not valid")
-        _check_jurisdiction(intake, value.get("jurisdiction_id"))
-        code = value.get("service_code")
+        _check_jurisdiction(intake, _form_text(form, "jurisdiction_id"))
+        code = _form_text(form, "service_code")
         if not code:
             raise Open311Error(400, "service_code is required")
         if code not in intake.taxonomy.categories:
             raise Open311Error(404, f"service_code '{code}' not found")
-        description = value.get("description") or ""
+        description = _form_text(form, "description") or ""
         if not 2 <= len(description) <= MAX_DESCRIPTION_CHARS:
             raise Open311Error(400, f"description is required (2 to {MAX_DESCRIPTION_CHARS} characters)")
-        lat, lng = value.get("lat"), value.get("long")
-        address = value.get("address_string") or None
+        lat_text, lng_text = _form_text(form, "lat"), _form_text(form, "long")
+        address = _form_text(form, "address_string") or None
         if address and len(address) > MAX_ADDRESS_CHARS:
             raise Open311Error(400, f"address_string is longer than {MAX_ADDRESS_CHARS} characters")
-        if (lat is None) != (lng is None) or (lat is None and not address):
+        if (lat_text is None) != (lng_text is None) or (lat_text is None and not address):
             raise Open311Error(400, "a location is required: lat and long, or address_string")
-        if lat is not None:
+        lat: float | None = None
+        lng: float | None = None
+        if lat_text is not None and lng_text is not None:
             try:
-                lat, lng = float(lat), float(lng)
+                lat, lng = float(lat_text), float(lng_text)
             except ValueError as exc:
                 raise Open311Error(400, "lat and long must be numbers") from exc
             if not (math.isfinite(lat) and math.isfinite(lng) and -90 <= lat <= 90 and -180 <= lng <= 180):
                 raise Open311Error(400, "lat and long are out of range")
-        media_url = value.get("media_url") or None
+        media_url = _form_text(form, "media_url") or None
         if media_url is not None and (len(media_url) > 1000 or not media_url.startswith(("https://", "http://"))):
             raise Open311Error(400, "media_url must be an http(s) URL")
-        phone = value.get("phone") or None
+        phone = _form_text(form, "phone") or None
         if phone is not None and not PHONE.fullmatch(phone):
             raise Open311Error(400, "phone must be an 11-digit mainland mobile number")
         try:
@@ -282,7 +302,7 @@ async def post_request(fmt: str, request: Request):
             except Problem as exc:
                 raise Open311Error(429, "too many requests; try again later") from exc
             token = secrets.token_urlsafe(16)
-            account_id = value.get("account_id") or None
+            account_id = _form_text(form, "account_id") or None
             async with conn.transaction():
                 accepted = await submit_report(
                     conn,

@@ -38,7 +38,7 @@ class Intake:
 class Accepted:
     report_id: UUID
     case_id: UUID
-    case_no: str
+    case_no: str | None  # None only for a case first reported before case numbers existed
     attached: bool
     category: str | None
     priority: str
@@ -148,7 +148,7 @@ async def submit_report(
     masked = mask_phone(reporter_phone) if reporter_phone else None
 
     match = None
-    if category is not None and placement.lat is not None:
+    if category is not None and placement.lat is not None and placement.lng is not None:
         await store.lock_duplicates_check(conn, category=category)
         since = now - timedelta(hours=settings.intake_duplicate_window_hours)
         radius_deg = settings.intake_duplicate_distance_m / 111_000 * 1.5
@@ -213,7 +213,10 @@ async def submit_report(
         status=match[0].status if match else "submitted",
         submitted_at=now,
     )
+    payload: ReportAttached | ReportSubmitted
     if match:
+        if category is None:  # cannot happen: duplicates are only looked for within a category (above)
+            raise RuntimeError(f"report {report_id} matched case {case_id} without a category")
         payload = ReportAttached(
             report_id=report_id,
             case_id=case_id,
@@ -222,7 +225,7 @@ async def submit_report(
             category=category,
             lat=placement.lat,
             lng=placement.lng,
-            distance_m=round(distance, 1),
+            distance_m=round(match[1], 1),
             channel=channel,
             reporter_phone_masked=masked,
             media_ids=media_ids,

@@ -16,7 +16,7 @@ Pure: no I/O here. The caller reads the data files and passes their text in.
 import math
 import re
 import threading
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 
 import jieba
@@ -139,9 +139,11 @@ class TriageModel:
             raise ValueError(f"training examples name unknown categories: {sorted(unknown)}")
         self.taxonomy, self.lexicon, self.threshold = taxonomy, lexicon, threshold
         self.categories = list(taxonomy.categories)
-        self.feature_counts: dict[str, Counter] = defaultdict(Counter)
-        self.feature_totals: Counter = Counter()
-        self.all_counts: Counter = Counter()
+        # Weighted counts (a correction weighs CORRECTION_WEIGHT, not 1), hence floats; a feature not
+        # counted reads as 0.0 through .get, so scoring a text adds no entries.
+        self.feature_counts: defaultdict[str, dict[str, float]] = defaultdict(dict)
+        self.feature_totals: dict[str, float] = {}
+        self.all_counts: dict[str, float] = {}
         self.vocabulary: set[str] = set()
         self.corrections_applied = 0
         self._lock = threading.Lock()
@@ -151,10 +153,11 @@ class TriageModel:
             self._count(e.text, e.category, 1.0)
 
     def _count(self, text: str, category: str, weight: float) -> None:
+        counts = self.feature_counts[category]
         for f in features(text):
-            self.feature_counts[category][f] += weight
-            self.feature_totals[category] += weight
-            self.all_counts[f] += weight
+            counts[f] = counts.get(f, 0.0) + weight
+            self.feature_totals[category] = self.feature_totals.get(category, 0.0) + weight
+            self.all_counts[f] = self.all_counts.get(f, 0.0) + weight
             self.vocabulary.add(f)
 
     def learn(self, *, text: str, category: str) -> None:
@@ -187,9 +190,11 @@ class TriageModel:
             all_total = sum(self.feature_totals.values())
             scores = {}
             for c in self.categories:
-                counts, total = self.feature_counts[c], self.feature_totals[c]
+                counts, total = self.feature_counts[c], self.feature_totals.get(c, 0.0)
                 denominator = math.log(all_total - total + ALPHA * v)
-                scores[c] = -sum(math.log(self.all_counts[f] - counts[f] + ALPHA) - denominator for f in feats)
+                scores[c] = -sum(
+                    math.log(self.all_counts.get(f, 0.0) - counts.get(f, 0.0) + ALPHA) - denominator for f in feats
+                )
         # Keywords are evidence in the same log-odds units, added after tempering the model.
         scaled = {c: s / TEMPERATURE + keywords.get(c, 0.0) for c, s in scores.items()}
         top = max(scaled.values())

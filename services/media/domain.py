@@ -333,7 +333,8 @@ def evidence_flags(
     flags = []
     # Report positions are picked on a map or typed as an address (intake converts GCJ-02 to
     # WGS-84), so they can be some hundred metres off where the phone stood: the limit is generous.
-    if None not in (latitude, longitude, report.lat, report.lng):
+    # Spelled out (not `None not in (...)`) so the type checker sees each one is a float.
+    if latitude is not None and longitude is not None and report.lat is not None and report.lng is not None:
         if distance_m(latitude, longitude, report.lat, report.lng) > max_distance_m:
             flags.append(FLAG_FAR_FROM_REPORT)
     if captured_at is not None:

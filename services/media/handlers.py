@@ -44,7 +44,7 @@ def make_handlers(*, settings: MediaSettings):
         )
 
     async def on_report_attached(conn: asyncpg.Connection, event: Event) -> None:
-        report: ReportAttached = event.payload
+        report = event.payload_as(ReportAttached)
         await park(conn, report)
         await workflow.attach_before_media(
             conn,
@@ -56,7 +56,7 @@ def make_handlers(*, settings: MediaSettings):
         )
 
     async def on_case_event(conn: asyncpg.Connection, event: Event) -> None:
-        case: CaseFacts = event.payload
+        case = event.payload_as(CaseFacts)
         await store.save_case_facts(
             conn,
             case_id=case.case_id,

@@ -126,7 +126,7 @@ def thumbnail(data: bytes, *, max_pixels: int) -> bytes:
 
 
 @cache
-def _font(size: int, cjk: bool) -> ImageFont.FreeTypeFont:
+def _font(size: int, cjk: bool) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     # The CJK subset has no Latin glyphs; Pillow's built-in font (Aileron) draws digits and Latin.
     return ImageFont.truetype(str(FONT_PATH), size) if cjk else ImageFont.load_default(size)
 

@@ -83,7 +83,7 @@ async def _emit(
 
 async def record_rejection(
     *,
-    runtime: Runtime,
+    runtime: Runtime[MediaSettings],
     upload_id: UUID,
     rejection: Rejection,
     filename: str | None,
@@ -118,7 +118,12 @@ async def _inspect(checked: Checked, data: bytes | None, settings: MediaSettings
 
 
 async def store_direct(
-    *, runtime: Runtime, objects: ObjectStore, data: bytes, filename: str | None, declared_type: str | None
+    *,
+    runtime: Runtime[MediaSettings],
+    objects: ObjectStore,
+    data: bytes,
+    filename: str | None,
+    declared_type: str | None,
 ) -> asyncpg.Record:
     """Validate and store one file sent to the API; raises Rejection after emitting media.rejected."""
     settings = runtime.settings
@@ -168,7 +173,7 @@ async def store_direct(
 
 async def _record_stored(
     *,
-    runtime: Runtime,
+    runtime: Runtime[MediaSettings],
     objects: ObjectStore,
     sha256: str,
     size: int,
@@ -187,13 +192,14 @@ async def _record_stored(
     public_key = thumbnail_key = None
     async with runtime.pool.acquire() as conn, conn.transaction():
         existing = await store.lock_object(conn, sha256=sha256)
-        present = existing is not None and existing["purged_at"] is None
-        if not present:
+        # The object's row while its content is stored; a purged object is written again.
+        stored = existing if existing is not None and existing["purged_at"] is None else None
+        if stored is None:
             # The object is written before its row: a row never points at a missing object.
             await write_original()
         if checked.kind == "image":
-            if present and existing["public_key"]:
-                public_key, thumbnail_key = existing["public_key"], existing["thumbnail_key"]
+            if stored is not None and stored["public_key"]:
+                public_key, thumbnail_key = stored["public_key"], stored["thumbnail_key"]
             else:
                 public_key, thumbnail_key = await _write_derived(objects, sha256, data, settings)
         await store.insert_object(
@@ -251,7 +257,13 @@ async def _write_derived(
 
 
 async def create_upload(
-    *, runtime: Runtime, objects: ObjectStore, filename: str | None, content_type: str, size_bytes: int, sha256: str
+    *,
+    runtime: Runtime[MediaSettings],
+    objects: ObjectStore,
+    filename: str | None,
+    content_type: str,
+    size_bytes: int,
+    sha256: str,
 ) -> tuple[asyncpg.Record, str]:
     """Announce a large file and get a presigned PUT URL for it; raises Rejection (emitted)."""
     settings = runtime.settings
@@ -290,7 +302,9 @@ async def create_upload(
         return await store.find_upload(conn, upload_id=upload_id), url
 
 
-async def complete_upload(*, runtime: Runtime, objects: ObjectStore, upload_id: UUID) -> tuple[asyncpg.Record, bool]:
+async def complete_upload(
+    *, runtime: Runtime[MediaSettings], objects: ObjectStore, upload_id: UUID
+) -> tuple[asyncpg.Record, bool]:
     """Verify a presigned upload's object (size, SHA-256, content) and store it; (media, created).
     Raises NotFound, UploadNotFinished, UploadClosed, or Rejection (emitted, upload closed)."""
     async with runtime.pool.acquire() as conn:
@@ -320,7 +334,9 @@ async def _completed_already(conn: asyncpg.Connection, upload_id: UUID) -> async
     raise UploadClosed(upload)
 
 
-async def _verify_and_store(*, runtime: Runtime, objects: ObjectStore, upload: asyncpg.Record) -> asyncpg.Record:
+async def _verify_and_store(
+    *, runtime: Runtime[MediaSettings], objects: ObjectStore, upload: asyncpg.Record
+) -> asyncpg.Record:
     """Size first (a PUT cut short), then SHA-256 and content, all on the one version stat'ed."""
     settings, key = runtime.settings, upload["staging_key"]
     staged = await objects.stat(key)
@@ -383,7 +399,9 @@ async def _verify_and_store(*, runtime: Runtime, objects: ObjectStore, upload: a
     return media
 
 
-async def attach_media(*, runtime: Runtime, case_id: UUID, media_id: UUID, role: str) -> tuple[asyncpg.Record, bool]:
+async def attach_media(
+    *, runtime: Runtime[MediaSettings], case_id: UUID, media_id: UUID, role: str
+) -> tuple[asyncpg.Record, bool]:
     """Attach media to a case as 'before' or 'after' evidence; (media, newly attached).
     Attaching it again the same way changes nothing; another case or role is a Conflict."""
     async with runtime.pool.acquire() as conn, conn.transaction():
@@ -410,6 +428,8 @@ async def _attached(conn: asyncpg.Connection, settings: MediaSettings, *, case_i
     case = await store.find_case(conn, case_id=case_id)
     for media_id in media_ids:
         media = await store.find_media(conn, media_id=media_id)
+        if media is None:  # attached in this transaction, so only a bug could lose it
+            raise NotFound(f"media {media_id}")
         await _emit(
             conn,
             settings,
@@ -497,7 +517,13 @@ async def apply_evidence_checks(conn: asyncpg.Connection, *, settings: MediaSett
             max_age=timedelta(hours=settings.media_exif_max_age_hours),
         )
         distance = None
-        if None not in (media["latitude"], media["longitude"], context.lat, context.lng):
+        # Spelled out (not `None not in (...)`) so the type checker sees each one is a float.
+        if (
+            media["latitude"] is not None
+            and media["longitude"] is not None
+            and context.lat is not None
+            and context.lng is not None
+        ):
             distance = round(domain.distance_m(media["latitude"], media["longitude"], context.lat, context.lng), 1)
         await store.set_flags(conn, media_id=media["media_id"], flags=flags, distance_m=distance)
 
@@ -525,7 +551,9 @@ def evidence_items(rows: list[asyncpg.Record]) -> list[domain.EvidenceItem]:
     ]
 
 
-async def generate_comparison(*, runtime: Runtime, objects: ObjectStore, case_id: UUID) -> tuple[asyncpg.Record, bool]:
+async def generate_comparison(
+    *, runtime: Runtime[MediaSettings], objects: ObjectStore, case_id: UUID
+) -> tuple[asyncpg.Record, bool]:
     """整改前后对比 for a case's newest before and after photos; (comparison, newly generated)."""
     async with runtime.pool.acquire() as conn:
         rows = await store.case_media(conn, case_id=case_id)
@@ -563,7 +591,7 @@ async def generate_comparison(*, runtime: Runtime, objects: ObjectStore, case_id
         return await store.find_comparison(conn, object_key=key), True
 
 
-async def housekeep_once(*, runtime: Runtime, objects: ObjectStore) -> dict[str, int]:
+async def housekeep_once(*, runtime: Runtime[MediaSettings], objects: ObjectStore) -> dict[str, int]:
     """Close presigned uploads never completed in time, and delete objects past their retention."""
     settings, now = runtime.settings, utcnow()
     async with runtime.pool.acquire() as conn, conn.transaction():
@@ -628,7 +656,7 @@ async def fetch_photo(http: httpx.AsyncClient, url: str, settings: MediaSettings
 
 
 async def take_in_incoming(
-    *, runtime: Runtime, objects: ObjectStore, incoming: ObjectStore, http: httpx.AsyncClient
+    *, runtime: Runtime[MediaSettings], objects: ObjectStore, incoming: ObjectStore, http: httpx.AsyncClient
 ) -> int:
     """Validate and store the photos reports brought along (parked by intake, or held by the
     channel at a URL), as their cases' 'before' evidence; a refused photo is recorded
@@ -677,7 +705,7 @@ async def take_in_incoming(
 def make_incoming_loop(objects: ObjectStore, incoming: ObjectStore):
     """The background loop taking in the photos reports brought along."""
 
-    async def incoming_loop(runtime: Runtime) -> None:
+    async def incoming_loop(runtime: Runtime[MediaSettings]) -> None:
         async with httpx.AsyncClient(follow_redirects=False) as http:
             await repeat_until_stopped(
                 runtime.stopping,
@@ -692,7 +720,7 @@ def make_incoming_loop(objects: ObjectStore, incoming: ObjectStore):
 def make_housekeeping(objects: ObjectStore):
     """The background loop running housekeep_once every media_housekeeping_interval_s."""
 
-    async def housekeeping(runtime: Runtime) -> None:
+    async def housekeeping(runtime: Runtime[MediaSettings]) -> None:
         async def step() -> None:
             await housekeep_once(runtime=runtime, objects=objects)
 

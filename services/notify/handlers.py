@@ -23,7 +23,17 @@ from services.notify.domain import (
     warning_messages,
 )
 from services.notify.settings import NotifySettings
-from shared.events import Event, QueryCodeRequested, utcnow
+from shared.events import (
+    CaseDispatched,
+    CaseTransitioned,
+    Event,
+    MediaAttached,
+    QueryCodeRequested,
+    SlaBreached,
+    SlaWarning,
+    submitted_report,
+    utcnow,
+)
 from shared.sla_policy import SlaPolicy
 
 
@@ -54,41 +64,46 @@ def make_handlers(*, settings: NotifySettings, directory: Directory, sla_policy:
     )
 
     async def on_report_submitted(conn: asyncpg.Connection, event: Event) -> None:
-        report = event.payload
+        report = submitted_report(event)
         contact = ReporterContact(
-            openid=getattr(report, "reporter_openid", None),
-            wecom_userid=getattr(report, "reporter_wecom_userid", None),
-            phone=getattr(report, "reporter_phone_encrypted", None),  # stays encrypted until sent
+            openid=report.reporter_openid,
+            wecom_userid=report.reporter_wecom_userid,
+            phone=report.reporter_phone_encrypted,  # stays encrypted until sent
         )
         if contact != ReporterContact():
             await store.save_reporter(conn, case_id=report.case_id, contact=contact)
 
     async def on_case_dispatched(conn: asyncpg.Connection, event: Event) -> None:
-        await queue(conn, event, dispatched_messages(event.payload, directory=directory, sla_policy=sla_policy))
+        case = event.payload_as(CaseDispatched)
+        await queue(conn, event, dispatched_messages(case, directory=directory, sla_policy=sla_policy))
 
     async def on_case_acknowledged(conn: asyncpg.Connection, event: Event) -> None:
-        reporter = await store.get_reporter(conn, case_id=event.payload.case_id)
-        await queue(conn, event, acknowledged_messages(event.payload, reporter=reporter, templates=templates))
+        step = event.payload_as(CaseTransitioned)
+        reporter = await store.get_reporter(conn, case_id=step.case_id)
+        await queue(conn, event, acknowledged_messages(step, reporter=reporter, templates=templates))
 
     async def on_case_resolved(conn: asyncpg.Connection, event: Event) -> None:
-        reporter = await store.get_reporter(conn, case_id=event.payload.case_id)
-        evidence = await store.evidence_counts(conn, case_id=event.payload.case_id)
-        await queue(conn, event, resolved_messages(event.payload, directory=directory, evidence=evidence))
-        await queue(conn, event, verification_messages(event.payload, reporter=reporter, templates=templates))
+        step = event.payload_as(CaseTransitioned)
+        reporter = await store.get_reporter(conn, case_id=step.case_id)
+        evidence = await store.evidence_counts(conn, case_id=step.case_id)
+        await queue(conn, event, resolved_messages(step, directory=directory, evidence=evidence))
+        await queue(conn, event, verification_messages(step, reporter=reporter, templates=templates))
 
     async def on_media_attached(conn: asyncpg.Connection, event: Event) -> None:
-        media = event.payload
+        media = event.payload_as(MediaAttached)
         await store.save_evidence(conn, case_id=media.case_id, media_id=media.media_id, role=media.role)
 
     async def on_sla_warning(conn: asyncpg.Connection, event: Event) -> None:
-        now = field_of(event.payload, "fired_at") or utcnow()  # the time left as of the warning, not of its handling
-        await queue(conn, event, warning_messages(event.payload, directory=directory, now=now))
+        warning = event.payload_as(SlaWarning)
+        now = field_of(warning, "fired_at") or utcnow()  # the time left as of the warning, not of its handling
+        await queue(conn, event, warning_messages(warning, directory=directory, now=now))
 
     async def on_sla_breached(conn: asyncpg.Connection, event: Event) -> None:
-        await queue(conn, event, breached_messages(event.payload, directory=directory))
+        breach = event.payload_as(SlaBreached)
+        await queue(conn, event, breached_messages(breach, directory=directory))
 
     async def on_query_code_requested(conn: asyncpg.Connection, event: Event) -> None:
-        request: QueryCodeRequested = event.payload
+        request = event.payload_as(QueryCodeRequested)
         await queue(
             conn,
             event,

@@ -3,6 +3,8 @@ markdown and news; application text; official-account template and subscribe mes
 templates. Pure: the domain writes messages with these, the channel clients only send them.
 """
 
+from collections.abc import Sequence
+
 TEXT_MAX_BYTES = 2048  # WeCom's limit for a text message's content
 MARKDOWN_MAX_BYTES = 4096
 # A subscribe message's value per field kind, in characters (thing ≤ 20, phrase ≤ 5, …).
@@ -19,7 +21,7 @@ def _cut(content: str, limit: int) -> str:
 # --- WeCom group robot ----------------------------------------------------------------------
 
 
-def text_message(content: str, *, mentioned_mobiles: list[str] = ()) -> dict:
+def text_message(content: str, *, mentioned_mobiles: Sequence[str] = ()) -> dict:
     """A text message that @-mentions people by mobile number; content cut to the byte limit."""
     return {
         "msgtype": "text",

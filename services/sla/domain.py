@@ -94,10 +94,8 @@ def next_step(*, timer: TimerState, now: datetime, policy: Policy) -> Step:
     if now >= timer.due_at:
         return Step("breach", None)
     if now >= timer.warn_at:
-        due_reminder = timer.last_reminder_at is None or now >= timer.last_reminder_at + policy.reminder_every(
-            timer.priority
-        )
-        if due_reminder:
-            return Step("warning", min(now + policy.reminder_every(timer.priority), timer.due_at))
-        return Step(None, min(timer.last_reminder_at + policy.reminder_every(timer.priority), timer.due_at))
+        every = policy.reminder_every(timer.priority)
+        if timer.last_reminder_at is None or now >= timer.last_reminder_at + every:
+            return Step("warning", min(now + every, timer.due_at))
+        return Step(None, min(timer.last_reminder_at + every, timer.due_at))
     return Step(None, timer.warn_at)

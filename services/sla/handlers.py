@@ -59,7 +59,7 @@ def make_handlers(*, settings: SlaSettings, policy: Policy):
         )
 
     async def on_case_dispatched(conn: asyncpg.Connection, event: Event) -> None:
-        case: CaseDispatched = event.payload
+        case = event.payload_as(CaseDispatched)
         # Transfer, reopen or escalation: the earlier round's clocks end, a new round starts.
         await store.stop_timers(conn, case_id=case.case_id, now=case.dispatched_at, reason=f"dispatched:{case.action}")
         for department in (case.department_code, *case.co_department_codes):
@@ -70,7 +70,7 @@ def make_handlers(*, settings: SlaSettings, policy: Policy):
 
     async def on_case_step(conn: asyncpg.Connection, event: Event) -> None:
         """Apply the step's clock effect, as its action spec declares it (shared.case_actions)."""
-        step: CaseTransitioned = event.payload
+        step = event.payload_as(CaseTransitioned)
         clocks, now, reason = clocks_of(event.type), step.at, event.type.removeprefix("case.")
         if clocks is None:
             return
@@ -151,7 +151,8 @@ async def fire_due_timers(
     while True:
         async with pool.acquire() as conn, conn.transaction():
             timers = await store.claim_due_timers(conn, now=now, limit=batch)
-            updates, events, fired = [], [], Counter()
+            updates, events = [], []
+            fired: Counter[tuple[str, str, str]] = Counter()  # (kind, department, category) → count
             for timer in timers:
                 state = TimerState(
                     priority=timer["priority"],

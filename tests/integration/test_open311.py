@@ -146,6 +146,20 @@ async def test_open311_errors_use_the_spec_error_array(make_settings):
         assert (await client.get("/open311/v2/requests.json", params={"start_date": "yesterday"})).status_code == 400
 
 
+async def test_a_file_where_text_belongs_is_refused_naming_the_field(make_settings):
+    body = {"api_key": KEY, "service_code": "manhole", "lat": str(HERE[0]), "long": str(HERE[1])}
+    async with running(create_app(_settings(make_settings))) as client:
+        r = await client.post(
+            "/open311/v2/requests.json",
+            data=body,
+            files={"description": ("d.txt", "井盖缺了一块".encode(), "text/plain")},
+        )
+        assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json"), r.text
+        problem = r.json()
+        assert problem["type"].endswith("/validation-error") and "description" in problem["detail"]
+        assert problem["errors"] == [{"field": "description", "message": "a file where text is expected"}]
+
+
 async def test_open311_posts_are_rate_limited(make_settings):
     settings = _settings(make_settings, intake_rate_limit_ip_per_minute=2)
     body = {

@@ -5,7 +5,10 @@ import pytest
 from pydantic import ValidationError
 
 from shared.events import (
+    CaseFacts,
+    Event,
     MalformedEvent,
+    MediaAttached,
     ReportPlace,
     ReportSubmitted,
     ReportSubmittedV1,
@@ -55,6 +58,49 @@ def test_additive_field_from_newer_producer_is_ignored():
     raw = json.loads(new_event(_breach(), producer="sla", jurisdiction_code="330727", key="k").to_bytes())
     raw["payload"]["escalated_to"] = "330727001"
     assert parse_event(json.dumps(raw)).payload.stage == "acknowledge"
+
+
+def test_payload_as_gives_the_payload_as_the_model_the_handler_expects():
+    event = parse_event(new_event(_breach(), producer="sla", jurisdiction_code="330727", key="k").to_bytes())
+    breach = event.payload_as(SlaBreached)
+    assert breach is event.payload and breach.stage == "acknowledge"
+
+
+def test_payload_as_accepts_a_subclass_of_the_model():
+    event = parse_event(
+        json.dumps(
+            {
+                "type": "case.acknowledged",
+                "schema_version": 1,
+                "producer": "dispatch",
+                "jurisdiction_code": "330727",
+                "key": "k",
+                "payload": {
+                    "case_id": str(uuid4()),
+                    "report_id": str(uuid4()),
+                    "category": "manhole",
+                    "category_name": "井盖",
+                    "priority": "normal",
+                    "department_code": "zhujian",
+                    "department_name": "住建局",
+                    "description": "井盖翻起来了",
+                    "action": "acknowledge",
+                    "from_status": "dispatched",
+                    "actor": "staff:1",
+                    "at": utcnow().isoformat(),
+                },
+            }
+        )
+    )
+    assert event.payload_as(CaseFacts).status == "dispatched"  # CaseTransitioned is a CaseFacts
+
+
+def test_payload_as_refuses_another_model_naming_both():
+    event = Event(
+        type="sla.breached", schema_version=1, producer="sla", jurisdiction_code="330727", key="k", payload=_breach()
+    )
+    with pytest.raises(MalformedEvent, match="sla.breached v1 carries SlaBreached, expected MediaAttached"):
+        event.payload_as(MediaAttached)
 
 
 def _submitted_v1(**place) -> bytes:
