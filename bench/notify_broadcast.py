@@ -13,6 +13,7 @@ Run: .cache/venv/bin/python bench/notify_broadcast.py [--target all|<division pr
 import argparse
 import csv
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from devtools.local_servers import free_port, local_servers  # noqa: E402
+from shared.auth import Actor, issue_token  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE_S = 2 * 3600  # the seed county: two hours by hand, group by group
@@ -64,7 +66,12 @@ def run(target: str, env: dict, run_dir: Path) -> int:
         )
         processes.append(fake)
         wait_http(f"http://127.0.0.1:{fake_port}/healthz", fake, 30)
+        # A broadcast is a county supervisor's to send (the route is private): sign one for the run.
+        secret = secrets.token_urlsafe(32)
+        supervisor = Actor(subject="bench", role="supervisor", jurisdiction_code="330727", name="压测督查员")
+        staff = {"authorization": f"Bearer {issue_token(secret=secret, actor=supervisor)}"}
         notify_env = env | {
+            "GRIDLINK_AUTH_JWT_SECRET": secret,
             "GRIDLINK_SERVICE_NAME": "notify",
             "GRIDLINK_DATABASE_URL": f"postgresql://gridlink@127.0.0.1:{env['GRIDLINK_PG_PORT']}/gridlink",
             "GRIDLINK_KAFKA_BOOTSTRAP": f"127.0.0.1:{env['GRIDLINK_KAFKA_PORT']}",
@@ -103,6 +110,7 @@ def run(target: str, env: dict, run_dir: Path) -> int:
                 "msgtype": "markdown",
                 "target": target,
             },
+            headers=staff,
             timeout=60,
         )
         response.raise_for_status()
@@ -110,7 +118,7 @@ def run(target: str, env: dict, run_dir: Path) -> int:
         accepted_s = time.monotonic() - started
         last_print = 0.0
         while True:
-            state = httpx.get(f"{base}{broadcast['status_url']}", timeout=30).json()
+            state = httpx.get(f"{base}{broadcast['status_url']}", headers=staff, timeout=30).json()
             elapsed = time.monotonic() - started
             if state["done"]:
                 break
