@@ -15,6 +15,7 @@ from services.notify.domain import (
     authorize_broadcast,
     authorize_delivery_reading,
     broadcast_message,
+    recipient,
     select_groups,
 )
 from services.notify.messages import MARKDOWN_MAX_BYTES, TEXT_MAX_BYTES
@@ -35,8 +36,9 @@ def _forbidden(error: Forbidden) -> Problem:
 class NotificationStatus(BaseModel):
     notification_id: UUID
     channel: str = Field(description="wecom_robot, wecom_app, wechat_template, wechat_subscribe or sms")
-    # Robot keys and openids are returned as stored; hiding them is a separate hardening issue.
-    target: str = Field(description="the robot key, userids, openid or encrypted phone the message went to")
+    recipient: str = Field(
+        description="who it went to, e.g. 部门群（zhujian）, 反映人（短信）; never the key or id used"
+    )
     template: str = Field(description="what the message is about, e.g. case.dispatched, sla.breached")
     status: str = Field(description="pending, sending, sent or failed")
     attempts: int
@@ -52,7 +54,7 @@ class CaseNotifications(BaseModel):
 
 
 @router.get("/cases/{case_id}/notifications", response_model=CaseNotifications)
-async def case_notifications(case_id: UUID, conn: Connection, actor: CurrentActor):
+async def case_notifications(case_id: UUID, request: Request, conn: Connection, actor: CurrentActor):
     """Delivery status of every notification about a case.
 
     Who: dispatchers, supervisors and admins (the command centre, which follows deliveries up).
@@ -63,7 +65,16 @@ async def case_notifications(case_id: UUID, conn: Connection, actor: CurrentActo
     except Forbidden as error:
         raise _forbidden(error) from None
     rows = await store.list_notifications(conn, case_id=case_id)
-    return {"case_id": case_id, "notifications": [dict(row) for row in rows]}
+    robots = request.app.state.robot_names
+    return CaseNotifications(
+        case_id=case_id,
+        notifications=[
+            NotificationStatus(
+                **dict(row), recipient=recipient(channel=row["channel"], target=row["target"], robots=robots)
+            )
+            for row in rows
+        ],
+    )
 
 
 # --- broadcasts -----------------------------------------------------------------------------
@@ -83,8 +94,7 @@ class BroadcastAccepted(BaseModel):
 
 class BroadcastFailure(BaseModel):
     group_id: str
-    # The group's robot key, as stored; hiding it is a separate hardening issue.
-    target: str
+    recipient: str = Field(description="the group's name (its robot key is never returned)")
     attempts: int
     last_error: str | None
 
@@ -185,5 +195,13 @@ async def broadcast_status(broadcast_id: UUID, request: Request, conn: Connectio
         "done": done,
         "last_sent_at": last,
         "elapsed_s": round(((last if done and last else utcnow()) - broadcast["created_at"]).total_seconds(), 3),
-        "failures": [dict(f) for f in failures],
+        "failures": [
+            BroadcastFailure(
+                group_id=f["group_id"],
+                recipient=recipient(channel="wecom_robot", target=f["target"], robots=request.app.state.robot_names),
+                attempts=f["attempts"],
+                last_error=f["last_error"],
+            )
+            for f in failures
+        ],
     }

@@ -18,7 +18,7 @@ from services.notify.callbacks import callback_configs
 from services.notify.callbacks import router as callback_router
 from services.notify.channels import Senders
 from services.notify.delivery import make_delivery_loop
-from services.notify.domain import DepartmentContact, Directory, Group
+from services.notify.domain import DepartmentContact, Directory, Group, robot_names
 from services.notify.handlers import make_handlers
 from services.notify.settings import NotifySettings
 from services.notify.sms import HttpSmsGateway
@@ -98,6 +98,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
 
     app = create_service_app(settings, title="GridLink notify", lifespan=lifespan)
     app.state.groups = load_groups(settings.notify_groups_path)
+    app.state.robot_names = robot_names(directory, app.state.groups)
     app.state.callbacks = callback_configs(settings)
     app.include_router(staff_router)
     app.include_router(callback_router)

@@ -77,6 +77,32 @@ class Group:
     robot_key: str
 
 
+# Who a message went to, in words staff read. The robot key, openid, WeCom user id or encrypted
+# phone a message was sent with is a credential or personal data and never leaves notify's tables.
+CHANNEL_RECIPIENTS = {
+    "wecom_app": "企业微信成员",
+    "wechat_template": "反映人（公众号）",
+    "wechat_subscribe": "反映人（公众号）",
+    "sms": "反映人（短信）",
+}
+
+
+def robot_names(directory: Directory, groups: list[Group]) -> dict[str, str]:
+    """Each group robot's key → the group's name as staff know it."""
+    names = {group.robot_key: group.name for group in groups}
+    names |= {contact.robot_key: f"部门群（{code}）" for code, contact in directory.departments.items()}
+    if directory.supervisor:
+        names[directory.supervisor.robot_key] = "督查室群"
+    return names
+
+
+def recipient(*, channel: str, target: str, robots: dict[str, str]) -> str:
+    """Who a notification went to, without the key, id or number it was sent with."""
+    if channel == "wecom_robot":
+        return robots.get(target, "企业微信群")
+    return CHANNEL_RECIPIENTS.get(channel, channel)
+
+
 def notification_id(*, source_id: UUID, template: str, channel: str, target: str) -> UUID:
     """The same source, template, channel and target always give the same id: a redelivered event
     or a repeated request maps onto the row that exists instead of a second message."""

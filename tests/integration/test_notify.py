@@ -47,7 +47,8 @@ async def test_redelivered_event_is_sent_once(make_settings, fake_wecom):
             return rows if rows and rows[0]["status"] == "sent" else None
 
         [row] = await eventually(sent)
-        assert row["attempts"] == 1 and row["target"] == "demo-huanwei"
+        assert row["attempts"] == 1 and row["recipient"] == "部门群（huanwei）"
+        assert "target" not in row and "demo-huanwei" not in str(row)  # the robot key stays in notify
         events = await read_topic(settings, NOTIFICATIONS.name, until=lambda ms: len(ms) >= 1)
         assert events[0]["type"] == "notification.sent"
     received = httpx.get(f"{fake_wecom}/_fake/messages", params={"key": "demo-huanwei"}).json()

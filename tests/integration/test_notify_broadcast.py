@@ -52,6 +52,7 @@ async def test_a_broadcast_reaches_every_group_of_a_town_once(make_settings, fak
         assert (state["total"], state["sent"], state["failed"], state["pending"]) == (149, 148, 1, 0)
         [failure] = state["failures"]
         assert failure["group_id"] == dead_group.group_id and "93000" in failure["last_error"]
+        assert failure["recipient"] == dead_group.name and dead_group.robot_key not in str(state)
         metrics = (await client.get("/metrics")).text
         assert 'gridlink_notify_broadcast_groups_total{outcome="sent"}' in metrics
         assert 'gridlink_notify_deliveries_total{channel="wecom_robot",outcome="sent",template="broadcast"}' in metrics

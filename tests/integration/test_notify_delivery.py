@@ -116,10 +116,10 @@ async def test_warning_and_breach_reach_the_department_and_the_supervisor(make_s
             return rows if len(rows) == 3 and all(r["status"] == "sent" for r in rows) else None
 
         rows = await eventually(all_sent)
-        assert {(r["template"], r["target"]) for r in rows} == {
-            ("sla.warning", "demo-zhujian"),
-            ("sla.breached", "demo-zhujian"),
-            ("sla.breached", "demo-supervisor"),
+        assert {(r["template"], r["recipient"]) for r in rows} == {
+            ("sla.warning", "部门群（zhujian）"),
+            ("sla.breached", "部门群（zhujian）"),
+            ("sla.breached", "督查室群"),
         }
     [reminded] = [
         m
@@ -178,11 +178,12 @@ async def test_acknowledged_and_resolved_reach_the_reporter_and_the_command_cent
             return rows if len(rows) == 3 and all(r["status"] == "sent" for r in rows) else None
 
         rows = await eventually(all_sent)
-        assert {(r["template"], r["channel"], r["target"]) for r in rows} == {
-            ("case.acknowledged", "wechat_template", openid),
-            ("case.verification", "wechat_template", openid),
-            ("case.resolved", "wecom_robot", "demo-grid_center"),
+        assert {(r["template"], r["channel"], r["recipient"]) for r in rows} == {
+            ("case.acknowledged", "wechat_template", "反映人（公众号）"),
+            ("case.verification", "wechat_template", "反映人（公众号）"),
+            ("case.resolved", "wecom_robot", "部门群（grid_center）"),
         }
+        assert openid not in str(rows)  # the reporter's openid never leaves notify
     to_reporter = [
         m["body"] for m in httpx.get(f"{fake_wecom}/_fake/mp/messages").json() if m["body"]["touser"] == openid
     ]
@@ -351,8 +352,10 @@ async def test_reporters_are_told_on_the_channel_their_report_came_from(make_set
         [app_row] = await eventually(lambda: sent(by_wecom))
         [sms_row] = await eventually(lambda: sent(by_phone))
         assert await notifications(client, anonymous) == []
-    assert (app_row["channel"], app_row["target"]) == ("wecom_app", userid)
-    assert sms_row["channel"] == "sms" and "5678" not in sms_row["target"]  # the phone stays encrypted here
+    assert (app_row["channel"], app_row["recipient"]) == ("wecom_app", "企业微信成员")
+    assert (sms_row["channel"], sms_row["recipient"]) == ("sms", "反映人（短信）")
+    # Neither the WeCom user id nor the phone (not even encrypted) is ever returned.
+    assert userid not in str(app_row) and "target" not in sms_row
     [app_message] = [m for m in httpx.get(f"{fake_wecom}/_fake/app/messages").json() if m["body"]["touser"] == userid]
     assert "已由住房和城乡建设局接单" in app_message["body"]["text"]["content"]
     sms = [

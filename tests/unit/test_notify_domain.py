@@ -30,7 +30,9 @@ from services.notify.domain import (
     is_fresh,
     notification_id,
     plan_robot_sends,
+    recipient,
     resolved_messages,
+    robot_names,
     select_groups,
     verification_messages,
     warning_messages,
@@ -511,3 +513,17 @@ def test_the_rules_import_no_channel_client_and_read_no_file():
         "services.notify.channels",
     }
     assert "open(" not in ast.unparse(tree) and "read_text" not in ast.unparse(tree)
+
+
+def test_recipients_are_named_without_their_keys_or_ids():
+    directory = Directory(
+        departments={"zhujian": DepartmentContact("key-zhujian", ("13900000000",))},
+        supervisor=DepartmentContact("key-supervisor", ()),
+    )
+    robots = robot_names(directory, [Group("g1", "幸福社区1网格居民群", "330727001001001", "key-group")])
+    assert recipient(channel="wecom_robot", target="key-zhujian", robots=robots) == "部门群（zhujian）"
+    assert recipient(channel="wecom_robot", target="key-supervisor", robots=robots) == "督查室群"
+    assert recipient(channel="wecom_robot", target="key-group", robots=robots) == "幸福社区1网格居民群"
+    assert recipient(channel="wecom_robot", target="key-unknown", robots=robots) == "企业微信群"
+    for channel, target in [("wecom_app", "zhangsan"), ("wechat_template", "oABC"), ("sms", "ciphertext")]:
+        assert target not in recipient(channel=channel, target=target, robots=robots)
