@@ -96,6 +96,7 @@ class ActionSpec:
     lead_only: bool = False  # a handler may do it only for the lead (主办) department
     clocks: Clocks = Clocks()
     corrects_triage: bool = False  # the correction is also published for triage to learn from
+    other_case: str | None = None  # the argument naming another case the action needs (merge's target)
 
     @property
     def path(self) -> str:
@@ -301,6 +302,7 @@ ACTIONS: dict[str, ActionSpec] = {
             event_type="case.merged",
             request=MergeRequest,
             requires=("into_case_id",),
+            other_case="into_case_id",
             clocks=Clocks(stop_all=True),
         ),
         ActionSpec(

@@ -15,6 +15,7 @@ from services.dispatch.domain import SYSTEM, CaseState, Context, apply, decide
 from services.dispatch.responsibility import OwnerDecision, ResponsibilityList, build_list, decide_owner, level_of
 from services.dispatch.settings import DispatchSettings
 from shared.auth import Actor
+from shared.case_actions import ACTIONS
 from shared.db import enqueue
 from shared.events import (
     CaseDispatched,
@@ -304,6 +305,20 @@ async def receive_escalation(
     return True
 
 
+async def _other_case(conn: asyncpg.Connection, *, action: str, arguments: dict) -> CaseState | None:
+    """The other case an action names (merge's target), as this centre holds it."""
+    spec = ACTIONS.get(action)
+    name = spec.other_case if spec else None
+    if not name or not arguments.get(name):
+        return None
+    try:
+        other_id = UUID(str(arguments[name]))
+    except ValueError:
+        return None
+    row = await store.find_case(conn, case_id=other_id)
+    return case_state(row) if row else None
+
+
 async def run_command(
     conn: asyncpg.Connection,
     *,
@@ -323,7 +338,11 @@ async def run_command(
     state = case_state(row)
     now = utcnow()
     context = Context(
-        rlist=await current_list(conn, taxonomy=taxonomy), centres=centres(settings), taxonomy=taxonomy, now=now
+        rlist=await current_list(conn, taxonomy=taxonomy),
+        centres=centres(settings),
+        taxonomy=taxonomy,
+        now=now,
+        other=await _other_case(conn, action=action, arguments=arguments),
     )
     transition = decide(case=state, action=action, actor=actor, arguments=arguments, context=context)
     after = apply(state, transition)

@@ -14,7 +14,7 @@ from typing import Any
 
 from services.dispatch.responsibility import ResponsibilityList, decide_owner
 from shared.auth import Actor
-from shared.case_actions import ACTIONS, ActionSpec
+from shared.case_actions import ACTIONS, OPEN, ActionSpec
 from shared.events import utcnow
 from shared.taxonomy import Taxonomy
 
@@ -57,6 +57,8 @@ class Context:
     centres: frozenset[str] = frozenset()
     taxonomy: Taxonomy | None = None
     now: datetime = field(default_factory=utcnow)
+    # The case named by the spec's `other_case` argument, as this centre holds it (None: it has none).
+    other: "CaseState | None" = None
 
 
 @dataclass(frozen=True)
@@ -300,9 +302,16 @@ def _reclassify(c: Command) -> Outcome:
 
 
 def _merge(c: Command) -> Outcome:
-    into = str(c.arguments["into_case_id"])
+    """合并: into an open case of this centre that the dispatcher may see, never into itself."""
+    into, target = str(c.arguments["into_case_id"]), c.context.other
     if into == c.case.case_id:
         raise IllegalTransition("a case cannot be merged into itself")
+    if target is None or target.case_id != into:
+        raise IllegalTransition(f"no case {into} at this centre to merge into")
+    if not can_see(actor=c.actor, case=target):
+        raise Forbidden("目标案件不在您的辖区范围内")
+    if target.status not in OPEN:
+        raise IllegalTransition(f"cannot merge into a case that is {target.status}")
     return Outcome(detail={"into_case_id": into}, changes={"merged_into": into})
 
 

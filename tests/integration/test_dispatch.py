@@ -472,3 +472,30 @@ async def test_refusal_comes_before_any_question_about_the_action(make_settings)
             f"/api/v1/cases/{event.payload.case_id}/reclassify", json={"category": "nonsense"}, headers=handler
         )
         assert r.status_code == 403  # a handler may not reclassify at all: not "unknown category"
+
+
+async def test_a_case_merges_only_into_another_open_case_of_this_centre(make_settings):
+    settings = make_settings("dispatch")
+    await ensure_topics(settings)
+    first, second = report("illegal_parking"), report("illegal_parking")
+    await publish(settings, REPORTS.name, first.to_bytes(), second.to_bytes())
+    dispatcher = bearer(settings, "dispatcher")
+    async with running(dispatch_app(settings)) as client:
+        for event in (first, second):
+            await eventually(lambda event=event: case_of(client, dispatcher, event.payload.case_id))
+        dup, kept = second.payload.case_id, first.payload.case_id
+
+        async def merge(into):
+            return await client.post(
+                f"/api/v1/cases/{dup}/merge", json={"into_case_id": str(into), "reason": "一事多报"}, headers=dispatcher
+            )
+
+        nowhere = await merge(uuid.uuid4())
+        assert nowhere.status_code == 409 and "no case" in nowhere.json()["detail"]
+        merged = await merge(kept)
+        assert merged.status_code == 200 and merged.json()["status"] == "merged"
+        assert merged.json()["merged_into"] == str(kept)
+        back = await client.post(
+            f"/api/v1/cases/{kept}/merge", json={"into_case_id": str(dup), "reason": "x"}, headers=dispatcher
+        )
+        assert back.status_code == 409 and "merged" in back.json()["detail"]  # not into a case that is gone

@@ -2,6 +2,7 @@
 without a new test. The spec says who, from where, to where and what is required; `decide` must
 agree with it exactly (403 for the role, 409 for the status or a missing argument)."""
 
+from dataclasses import replace
 from uuid import uuid4
 
 import pytest
@@ -76,6 +77,13 @@ def ready_case(action: str, status: str, role: str) -> CaseState:
     )
 
 
+# The open case a merge goes into.
+TARGET = CaseState(
+    case_id=ARGUMENTS["into_case_id"], status="dispatched", jurisdiction_code=VILLAGE, department_code=LEAD
+)
+CONTEXT = replace(CONTEXT, other=TARGET)
+
+
 def actor_for(action: str, role: str) -> Actor:
     if role == "handler" and action == "report_part":
         return Actor("h2", "handler", COUNTY, CO)  # only a co-handler reports its part
@@ -146,3 +154,20 @@ def test_available_actions_are_what_the_person_may_do_now():
     }
     other = Actor("h9", "handler", COUNTY, "police")
     assert available_actions(actor=other, case=dispatched) == []
+
+
+def test_a_case_merges_only_into_an_open_case_this_centre_holds_and_the_dispatcher_sees():
+    dispatcher, case = ACTORS["dispatcher"], ready_case("merge", "dispatched", "dispatcher")
+    into = {"into_case_id": TARGET.case_id}
+    transition = decide(case=case, action="merge", actor=dispatcher, arguments=into, context=CONTEXT)
+    assert transition.changes["merged_into"] == TARGET.case_id
+    with pytest.raises(IllegalTransition, match="no case"):
+        decide(case=case, action="merge", actor=dispatcher, arguments=into, context=replace(CONTEXT, other=None))
+    closed = replace(CONTEXT, other=replace(TARGET, status="closed"))
+    with pytest.raises(IllegalTransition, match="closed"):
+        decide(case=case, action="merge", actor=dispatcher, arguments=into, context=closed)
+    elsewhere = replace(CONTEXT, other=replace(TARGET, jurisdiction_code="330727002001"))
+    with pytest.raises(Forbidden):
+        decide(case=case, action="merge", actor=Actor("d2", "dispatcher", TOWN), arguments=into, context=elsewhere)
+    with pytest.raises(IllegalTransition, match="itself"):
+        decide(case=case, action="merge", actor=dispatcher, arguments={"into_case_id": "c1"}, context=CONTEXT)
