@@ -2,7 +2,7 @@
 
 import hmac
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Header, Query, Request
@@ -25,7 +25,14 @@ from services.intake.domain import (
     place_report,
     query_code_hash,
 )
-from services.intake.reports import Intake, apply_new_corrections, check_rate_limit, client_ip, submit_report
+from services.intake.reports import (
+    Intake,
+    ReportAccepted,
+    apply_new_corrections,
+    check_rate_limit,
+    client_ip,
+    submit_report,
+)
 from shared.db import enqueue
 from shared.events import IncomingPhoto, QueryCodeRequested, ReportLocated, TriageCorrected, new_event, utcnow
 from shared.geo import CoordSystem
@@ -36,29 +43,58 @@ from shared.web import CurrentActor, public
 router = APIRouter(prefix="/api/v1")
 
 
-def _report_view(row) -> dict:
-    return {
-        "report_id": str(row["report_id"]),
-        "case_id": str(row["case_id"]),
-        "case_no": row["case_no"],
-        "status": row["status"],
-        "attached_to_case": row["attached_to_case"],
-        "category": row["category"],
-        "priority": row["priority"],
-        "confidence": row["confidence"],
-        "needs_manual_triage": row["needs_manual_triage"],
-        "department_code": row["department_code"],
-        "channel": row["channel"],
-        "lat": row["lat"],
-        "lng": row["lng"],
-        "address": row["address"],
-        "needs_locating": row["needs_locating"],
-        "grid_code": row["grid_code"],
-        "village_code": row["village_code"],
-        "town_code": row["town_code"],
-        "reporter_phone": row["reporter_phone_masked"],
-        "submitted_at": row["submitted_at"].isoformat(),
-    }
+class ReportOut(BaseModel):
+    """A report as staff see it (and its reporter, when the same Idempotency-Key comes again)."""
+
+    report_id: UUID
+    case_id: UUID
+    case_no: str | None
+    status: str = Field(description="its case's status, as intake last heard it")
+    attached_to_case: bool
+    category: str | None
+    priority: str | None
+    confidence: float | None = Field(description="triage's probability of the category; None when the reporter chose")
+    needs_manual_triage: bool
+    department_code: str | None
+    channel: str
+    lat: float | None
+    lng: float | None
+    address: str | None
+    needs_locating: bool = Field(description="only an address came: a grid worker places it on the map")
+    grid_code: str | None
+    village_code: str | None
+    town_code: str | None
+    reporter_phone: str | None = Field(description="masked, e.g. 138****5678")
+    submitted_at: datetime
+
+
+class ReportList(BaseModel):
+    reports: list[ReportOut]
+
+
+def _report_view(row) -> ReportOut:
+    return ReportOut(
+        report_id=row["report_id"],
+        case_id=row["case_id"],
+        case_no=row["case_no"],
+        status=row["status"],
+        attached_to_case=row["attached_to_case"],
+        category=row["category"],
+        priority=row["priority"],
+        confidence=row["confidence"],
+        needs_manual_triage=row["needs_manual_triage"],
+        department_code=row["department_code"],
+        channel=row["channel"],
+        lat=row["lat"],
+        lng=row["lng"],
+        address=row["address"],
+        needs_locating=row["needs_locating"],
+        grid_code=row["grid_code"],
+        village_code=row["village_code"],
+        town_code=row["town_code"],
+        reporter_phone=row["reporter_phone_masked"],
+        submitted_at=row["submitted_at"],
+    )
 
 
 def _intake(request: Request) -> Intake:
@@ -121,6 +157,8 @@ async def read_report(request: Request, settings) -> tuple[ReportIn, list[tuple[
 @router.post(
     "/reports",
     status_code=201,
+    response_model=ReportAccepted,
+    responses={200: {"model": ReportOut, "description": "the same Idempotency-Key again: the report it made"}},
     openapi_extra={
         "requestBody": {
             "content": {
@@ -152,7 +190,7 @@ async def post_report(request: Request, idempotency_key: str | None = Header(def
         if idempotency_key:
             existing = await store.find_report_by_idempotency_key(conn, key=idempotency_key)
             if existing:
-                return JSONResponse(_report_view(existing), status_code=200)
+                return JSONResponse(_report_view(existing).model_dump(mode="json"), status_code=200)
         await check_rate_limit(
             conn,
             settings=intake.settings,
@@ -187,7 +225,7 @@ async def post_report(request: Request, idempotency_key: str | None = Header(def
     return accepted.answer()
 
 
-@router.get("/reports/{report_id}")
+@router.get("/reports/{report_id}", response_model=ReportOut)
 async def get_report(report_id: UUID, request: Request):
     async with request.app.state.runtime.pool.acquire() as conn:
         row = await store.find_report(conn, report_id=report_id)
@@ -200,7 +238,7 @@ async def get_report(report_id: UUID, request: Request):
 LOCATING_ROLES = ("grid_worker", "dispatcher", "supervisor", "admin")
 
 
-@router.get("/reports-to-locate")
+@router.get("/reports-to-locate", response_model=ReportList)
 async def list_reports_to_locate(request: Request, actor: CurrentActor):
     """Reports that came with only an address, for the grid workers (and centres) of the actor's division."""
     if actor.role not in LOCATING_ROLES:
@@ -210,7 +248,7 @@ async def list_reports_to_locate(request: Request, actor: CurrentActor):
     prefix = "" if actor.jurisdiction_code == intake.settings.jurisdiction_code else actor.jurisdiction_code
     async with request.app.state.runtime.pool.acquire() as conn:
         rows = await store.reports_to_locate(conn, code_prefix=prefix)
-    return {"reports": [_report_view(r) for r in rows]}
+    return ReportList(reports=[_report_view(r) for r in rows])
 
 
 class LocationIn(BaseModel):
@@ -219,7 +257,7 @@ class LocationIn(BaseModel):
     coord_system: CoordSystem = CoordSystem.wgs84
 
 
-@router.post("/reports/{report_id}/location")
+@router.post("/reports/{report_id}/location", response_model=ReportOut)
 async def locate_report(report_id: UUID, body: LocationIn, request: Request, actor: CurrentActor):
     """A grid worker places a report that had only an address; its case learns where it is (report.located)."""
     if actor.role not in LOCATING_ROLES:
@@ -279,11 +317,33 @@ class TriageIn(BaseModel):
     text: str = Field(min_length=1, max_length=MAX_DESCRIPTION_CHARS)
 
 
-@router.post("/triage")
+class Alternative(BaseModel):
+    category: str
+    confidence: float
+
+
+class TriageOut(BaseModel):
+    """Triage's guess for a text (TriageResult.as_dict(), as stored with each report)."""
+
+    category: str = Field(description="the best guess, also when manual triage is needed")
+    category_name: str
+    department: str
+    priority: str = Field(description="urgent or normal")
+    confidence: float = Field(description="probability of the category, 0..1")
+    needs_manual_triage: bool
+    urgent_cues: list[str] = Field(description="what made it urgent, for the dispatcher")
+    alternatives: list[Alternative] = Field(description="the next best categories")
+
+
+def _triage_view(intake: Intake, text: str) -> TriageOut:
+    return TriageOut.model_validate(intake.model.classify(text).as_dict())
+
+
+@router.post("/triage", response_model=TriageOut)
 @public("the H5 form suggests a category while the resident types; returns only the guess")
 async def post_triage(body: TriageIn, request: Request):
     """Classify a text without creating anything."""
-    return _intake(request).model.classify(body.text).as_dict()
+    return _triage_view(_intake(request), body.text)
 
 
 class CorrectionIn(BaseModel):
@@ -293,11 +353,17 @@ class CorrectionIn(BaseModel):
     priority: str | None = Field(default=None, pattern="^(urgent|normal)$")
 
 
+class CorrectionOut(BaseModel):
+    stored: bool
+    learned: int = Field(description="corrections the model learned now, this one and any others not learned yet")
+    now: TriageOut = Field(description="the text's triage after learning")
+
+
 # Only people who classify cases may teach the model: a correction changes every later triage.
 CORRECTING_ROLES = ("dispatcher", "supervisor", "admin")
 
 
-@router.post("/triage/corrections", status_code=201)
+@router.post("/triage/corrections", status_code=201, response_model=CorrectionOut)
 async def post_correction(body: CorrectionIn, request: Request, actor: CurrentActor):
     """A dispatcher's correction: stored, published as triage.corrected, and learned at once."""
     if actor.role not in CORRECTING_ROLES:
@@ -347,7 +413,7 @@ async def post_correction(body: CorrectionIn, request: Request, actor: CurrentAc
         # Published for other consumers (scores, audit); our own consumer skips it by event id.
         await enqueue(conn, intake.settings, event)
     learned = await apply_new_corrections(runtime.pool, intake)
-    return {"stored": True, "learned": learned, "now": intake.model.classify(text).as_dict()}
+    return CorrectionOut(stored=True, learned=learned, now=_triage_view(intake, text))
 
 
 class QueryIn(BaseModel):
@@ -355,7 +421,28 @@ class QueryIn(BaseModel):
     phone: str = Field(pattern=PHONE_PATTERN)
 
 
-@router.post("/query")
+class ReporterReport(BaseModel):
+    submitted_at: datetime
+    description: str
+    reporter_phone: str | None = Field(description="masked, e.g. 138****5678")
+    attached_to_case: bool
+
+
+class PublicCase(BaseModel):
+    """What a reporter sees of a case: its status and category, and only their own reports (oldest first)."""
+
+    case_no: str
+    status: str
+    status_text: str = Field(description="the status in words, e.g. 处置中")
+    category_name: str = Field(description="待分拨 while the grid centre decides")
+    reports: list[ReporterReport]
+
+
+class PublicCases(BaseModel):
+    cases: list[PublicCase]
+
+
+@router.post("/query", response_model=PublicCase)
 @public("我要查询: a resident follows their case with its number and query code")
 async def query_case(body: QueryIn, request: Request):
     """我要查询: a case by its number and the reporter's phone; only that reporter's own reports."""
@@ -371,25 +458,24 @@ async def query_case(body: QueryIn, request: Request):
     return _public_case(intake, body.case_no.strip(), rows)
 
 
-def _public_case(intake: Intake, case_no: str, rows: list) -> dict:
-    """What a reporter sees of a case: its status and category, and only their own reports (oldest first)."""
+def _public_case(intake: Intake, case_no: str, rows: list) -> PublicCase:
     latest = max(rows, key=lambda r: r["submitted_at"])
     category = intake.taxonomy.categories.get(latest["category"]) if latest["category"] else None
-    return {
-        "case_no": case_no,
-        "status": latest["status"],
-        "status_text": STATUS_TEXT.get(latest["status"], latest["status"]),
-        "category_name": category.name if category else "待分拨",
-        "reports": [
-            {
-                "submitted_at": r["submitted_at"].isoformat(),
-                "description": r["description"],
-                "reporter_phone": r["reporter_phone_masked"],
-                "attached_to_case": r["attached_to_case"],
-            }
+    return PublicCase(
+        case_no=case_no,
+        status=latest["status"],
+        status_text=STATUS_TEXT.get(latest["status"], latest["status"]),
+        category_name=category.name if category else "待分拨",
+        reports=[
+            ReporterReport(
+                submitted_at=r["submitted_at"],
+                description=r["description"],
+                reporter_phone=r["reporter_phone_masked"],
+                attached_to_case=r["attached_to_case"],
+            )
             for r in sorted(rows, key=lambda r: r["submitted_at"])
         ],
-    }
+    )
 
 
 @asynccontextmanager
@@ -406,7 +492,11 @@ class CodeRequestIn(BaseModel):
     phone: str = Field(pattern=PHONE_PATTERN)
 
 
-@router.post("/query/codes", status_code=202)
+class Notice(BaseModel):
+    message: str = Field(description="shown to the resident, in Simplified Chinese")
+
+
+@router.post("/query/codes", status_code=202, response_model=Notice)
 @public("我要查询 by phone: texts a one-time code; limited per IP and phone")
 async def request_query_code(body: CodeRequestIn, request: Request):
     """我要查询 by phone, step 1: a one-time code is texted (through notify) to a phone that reported."""
@@ -442,9 +532,9 @@ async def request_query_code(body: CodeRequestIn, request: Request):
                 ),
             )
     # The same answer whether or not the phone ever reported.
-    return {
-        "message": f"如该手机号提交过反映，验证码已通过短信发送，{settings.intake_query_code_ttl_s // 60}分钟内有效。"
-    }
+    return Notice(
+        message=f"如该手机号提交过反映，验证码已通过短信发送，{settings.intake_query_code_ttl_s // 60}分钟内有效。"
+    )
 
 
 class PhoneQueryIn(BaseModel):
@@ -452,7 +542,7 @@ class PhoneQueryIn(BaseModel):
     code: str = Field(pattern=r"^\d{6}$")
 
 
-@router.post("/query/by-phone")
+@router.post("/query/by-phone", response_model=PublicCases)
 @public("我要查询 by phone: needs the texted one-time code")
 async def query_by_phone(body: PhoneQueryIn, request: Request):
     """我要查询 by phone, step 2: with the texted code, the reporter's own cases and reports."""
@@ -472,7 +562,7 @@ async def query_by_phone(body: PhoneQueryIn, request: Request):
     cases: dict[str, list] = {}
     for r in rows:
         cases.setdefault(r["case_no"], []).append(r)
-    return {"cases": [_public_case(_intake(request), case_no, reports) for case_no, reports in cases.items()]}
+    return PublicCases(cases=[_public_case(_intake(request), case_no, reports) for case_no, reports in cases.items()])
 
 
 STATUS_TEXT = {
@@ -491,7 +581,21 @@ STATUS_TEXT = {
 }
 
 
-@router.get("/locate")
+class LocatedPoint(BaseModel):
+    """Where a point is: its grid, village and town, and the grid's worker (网格员)."""
+
+    lat: float
+    lng: float
+    grid_code: str
+    grid_name: str
+    village_code: str
+    village_name: str
+    town_code: str
+    town_name: str
+    grid_worker: str
+
+
+@router.get("/locate", response_model=LocatedPoint)
 @public("the H5 form shows the resident which grid their point is in; no personal data")
 async def locate_point(
     request: Request,
@@ -507,14 +611,14 @@ async def locate_point(
     grid = intake.county.grids[point.grid.grid_code]
     village = intake.county.villages[grid.village_code]
     town = intake.county.towns[grid.town_code]
-    return {
-        "lat": point.lat,
-        "lng": point.lng,
-        "grid_code": grid.code,
-        "grid_name": grid.name,
-        "village_code": village.code,
-        "village_name": village.name,
-        "town_code": town.code,
-        "town_name": town.name,
-        "grid_worker": grid.worker.name,
-    }
+    return LocatedPoint(
+        lat=point.lat,
+        lng=point.lng,
+        grid_code=grid.code,
+        grid_name=grid.name,
+        village_code=village.code,
+        village_name=village.name,
+        town_code=town.code,
+        town_name=town.name,
+        grid_worker=grid.worker.name,
+    )

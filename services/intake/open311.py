@@ -323,12 +323,11 @@ async def post_request(fmt: str, request: Request):
                 )
     except Open311Error as exc:
         return _error(fmt, exc.status, exc.description)
-    answer = accepted.answer()
     data = [
         {
             "service_request_id": str(accepted.report_id),
             "token": token,
-            "service_notice": answer["message"],
+            "service_notice": accepted.answer().message,
             "account_id": account_id,
         }
     ]

@@ -5,10 +5,12 @@ import asyncio
 import base64
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Literal
 from uuid import UUID, uuid4
 
 import asyncpg
 from fastapi import Request
+from pydantic import BaseModel, Field
 
 from services.intake import store
 from services.intake.domain import OpenCase, Placement, division_of, format_case_no, matching_open_case, window_start
@@ -34,6 +36,26 @@ class Intake:
     corrections_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+class ReportAccepted(BaseModel):
+    """The answer to a submitted report (POST /api/v1/reports)."""
+
+    report_id: UUID
+    case_id: UUID
+    case_no: str | None = Field(
+        description="the case to quote in 我要查询; None only for cases older than case numbers"
+    )
+    status: Literal["submitted", "attached"] = Field(description="attached: joined an open case on the same problem")
+    attached_to_case: bool
+    category: str | None = Field(description="None while the grid centre decides (needs_manual_triage)")
+    priority: str
+    needs_manual_triage: bool
+    needs_locating: bool = Field(description="only an address came: a grid worker places it on the map")
+    grid_code: str | None
+    village_code: str | None
+    town_code: str | None
+    message: str = Field(description="the notice shown to the reporter, in Simplified Chinese")
+
+
 @dataclass(frozen=True)
 class Accepted:
     report_id: UUID
@@ -46,7 +68,7 @@ class Accepted:
     placement: Placement
     distance_m: float | None = None
 
-    def answer(self) -> dict:
+    def answer(self) -> ReportAccepted:
         """The reporter's answer, in Simplified Chinese where it is shown to people."""
         if self.attached:
             notice = (
@@ -58,21 +80,21 @@ class Accepted:
         else:
             notice = f"已受理，案件编号 {self.case_no}。"
         grid = self.placement.grid
-        return {
-            "report_id": str(self.report_id),
-            "case_id": str(self.case_id),
-            "case_no": self.case_no,
-            "status": "attached" if self.attached else "submitted",
-            "attached_to_case": self.attached,
-            "category": self.category,
-            "priority": self.priority,
-            "needs_manual_triage": bool(self.triage and self.triage.needs_manual_triage),
-            "needs_locating": self.placement.needs_locating,
-            "grid_code": grid.grid_code if grid else None,
-            "village_code": grid.village_code if grid else None,
-            "town_code": grid.town_code if grid else None,
-            "message": notice,
-        }
+        return ReportAccepted(
+            report_id=self.report_id,
+            case_id=self.case_id,
+            case_no=self.case_no,
+            status="attached" if self.attached else "submitted",
+            attached_to_case=self.attached,
+            category=self.category,
+            priority=self.priority,
+            needs_manual_triage=bool(self.triage and self.triage.needs_manual_triage),
+            needs_locating=self.placement.needs_locating,
+            grid_code=grid.grid_code if grid else None,
+            village_code=grid.village_code if grid else None,
+            town_code=grid.town_code if grid else None,
+            message=notice,
+        )
 
 
 def client_ip(request: Request, settings: IntakeSettings) -> str | None:

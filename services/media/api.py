@@ -1,12 +1,13 @@
 """Media's HTTP routes: uploads (direct and presigned), media, and a case's before/after evidence."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 from uuid import UUID
 
 import asyncpg
 from fastapi import APIRouter, Request, Response, UploadFile
 from pydantic import BaseModel, Field
+from typing_extensions import TypedDict
 
 from services.media import domain, store, workflow
 from services.media.domain import Rejection
@@ -73,10 +74,63 @@ def _context(request: Request):
     return runtime, objects
 
 
-async def _media_view(row: asyncpg.Record, objects: ObjectStore, settings: MediaSettings) -> dict:
+Kind = Literal["image", "video", "audio"]
+Role = Literal["before", "after"]  # 整改前 / 整改后
+
+
+class MediaUrls(TypedDict, total=False):
+    """Short-lived download URLs, only those that exist (none once purged)."""
+
+    original: str  # keeps its EXIF (GPS, device) as evidence: pages for the public use "public"
+    public: str  # a copy without EXIF
+    thumbnail: str
+
+
+class MediaOut(BaseModel):
+    """A media item with its evidence metadata and short-lived download URLs."""
+
+    media_id: UUID
+    sha256: str
+    filename: str | None
+    content_type: str
+    kind: Kind | None
+    size_bytes: int
+    width: int | None
+    height: int | None
+    captured_at: datetime | None = Field(description="from EXIF, when it says")
+    latitude: float | None = Field(description="from EXIF, when it says")
+    longitude: float | None
+    case_id: UUID | None
+    report_id: UUID | None
+    role: Role | None
+    attached_at: datetime | None
+    flags: list[str] = Field(description="failed evidence checks, for a reviewer")
+    flag_texts: list[str] = Field(description="the flags in words")
+    distance_m: float | None = Field(description="from where the case was reported to where the photo was taken")
+    uploaded_at: datetime
+    retain_until: datetime | None = Field(description="None: kept forever")
+    purged: bool
+    urls: MediaUrls
+    urls_expire_at: datetime | None
+    restricted: Literal[False] = False
+
+
+class RestrictedMediaOut(BaseModel):
+    """What anyone may know of evidence they may not see: that it exists, and of which case."""
+
+    media_id: UUID
+    content_type: str
+    kind: Kind | None
+    case_id: UUID
+    role: Role | None
+    uploaded_at: datetime
+    restricted: Literal[True] = True
+
+
+async def _media_view(row: asyncpg.Record, objects: ObjectStore, settings: MediaSettings) -> MediaOut:
     """A media item as pages see it, with short-lived download URLs (none once purged)."""
     expires_s = settings.media_presign_get_expiry_s
-    urls = {}
+    urls: MediaUrls = {}
     if row["purged_at"] is None:
         urls["original"] = await objects.presigned_get(
             row["object_key"], expires_s=expires_s, content_type=row["content_type"]
@@ -89,49 +143,45 @@ async def _media_view(row: asyncpg.Record, objects: ObjectStore, settings: Media
             urls["thumbnail"] = await objects.presigned_get(
                 row["thumbnail_key"], expires_s=expires_s, content_type="image/jpeg"
             )
-    return {
-        "media_id": str(row["media_id"]),
-        "sha256": row["sha256"],
-        "filename": row["filename"],
-        "content_type": row["content_type"],
-        "kind": row["kind"],
-        "size_bytes": row["size_bytes"],
-        "width": row["width"],
-        "height": row["height"],
-        "captured_at": row["captured_at"],
-        "latitude": row["latitude"],
-        "longitude": row["longitude"],
-        "case_id": str(row["case_id"]) if row["case_id"] else None,
-        "report_id": str(row["report_id"]) if row["report_id"] else None,
-        "role": row["role"],
-        "attached_at": row["attached_at"],
-        "flags": list(row["flags"]),
-        "flag_texts": [domain.FLAG_TEXT[f] for f in row["flags"]],
-        "distance_m": row["distance_m"],
-        "uploaded_at": row["uploaded_at"],
-        "retain_until": row["retain_until"],
-        "purged": row["purged_at"] is not None,
-        # Originals keep their EXIF (GPS, device) as evidence: pages for the public use "public".
-        "urls": urls,
-        "urls_expire_at": utcnow() + timedelta(seconds=expires_s) if urls else None,
-        "restricted": False,
-    }
+    return MediaOut(
+        media_id=row["media_id"],
+        sha256=row["sha256"],
+        filename=row["filename"],
+        content_type=row["content_type"],
+        kind=row["kind"],
+        size_bytes=row["size_bytes"],
+        width=row["width"],
+        height=row["height"],
+        captured_at=row["captured_at"],
+        latitude=row["latitude"],
+        longitude=row["longitude"],
+        case_id=row["case_id"],
+        report_id=row["report_id"],
+        role=row["role"],
+        attached_at=row["attached_at"],
+        flags=list(row["flags"]),
+        flag_texts=[domain.FLAG_TEXT[f] for f in row["flags"]],
+        distance_m=row["distance_m"],
+        uploaded_at=row["uploaded_at"],
+        retain_until=row["retain_until"],
+        purged=row["purged_at"] is not None,
+        urls=urls,
+        urls_expire_at=utcnow() + timedelta(seconds=expires_s) if urls else None,
+    )
 
 
-def _restricted_view(row: asyncpg.Record) -> dict:
-    """What anyone may know of evidence they may not see: that it exists, and of which case."""
-    return {
-        "media_id": str(row["media_id"]),
-        "content_type": row["content_type"],
-        "kind": row["kind"],
-        "case_id": str(row["case_id"]),
-        "role": row["role"],
-        "uploaded_at": row["uploaded_at"],
-        "restricted": True,
-    }
+def _restricted_view(row: asyncpg.Record) -> RestrictedMediaOut:
+    return RestrictedMediaOut(
+        media_id=row["media_id"],
+        content_type=row["content_type"],
+        kind=row["kind"],
+        case_id=row["case_id"],
+        role=row["role"],
+        uploaded_at=row["uploaded_at"],
+    )
 
 
-@router.post("/media", status_code=201)
+@router.post("/media", status_code=201, response_model=MediaOut)
 @public("residents attach photos from the H5 form without an account")
 async def upload_media(file: UploadFile, request: Request):
     """Store one small photo, video or voice note; the same content is stored once and linked again."""
@@ -147,7 +197,7 @@ async def upload_media(file: UploadFile, request: Request):
     return await _media_view(row, objects, runtime.settings)
 
 
-@router.get("/media/{media_id}")
+@router.get("/media/{media_id}", response_model=MediaOut | RestrictedMediaOut)
 @public("an uploader holding the id sees their upload; attached media is restricted in the route")
 async def get_media(media_id: UUID, request: Request, actor: OptionalActor):
     """One media item with its evidence metadata and short-lived download URLs. Until it is attached
@@ -169,22 +219,43 @@ class UploadRequest(BaseModel):
     sha256: str = Field(pattern="^[0-9a-fA-F]{64}$", description="SHA-256 of the whole file, in hex")
 
 
-def _upload_view(upload: asyncpg.Record) -> dict:
-    return {
-        "upload_id": str(upload["upload_id"]),
-        "status": upload["status"],
-        "reason": upload["reason"],
-        "filename": upload["filename"],
-        "content_type": upload["content_type"],
-        "size_bytes": upload["size_bytes"],
-        "sha256": upload["sha256"],
-        "media_id": str(upload["media_id"]) if upload["media_id"] else None,
-        "expires_at": upload["expires_at"],
-        "complete_by": upload["complete_by"],
-    }
+class UploadOut(BaseModel):
+    """A presigned upload: pending until completed (or rejected, with the reason, or expired)."""
+
+    upload_id: UUID
+    status: Literal["pending", "verifying", "completed", "rejected", "expired"]
+    reason: str | None
+    filename: str | None
+    content_type: str
+    size_bytes: int
+    sha256: str
+    media_id: UUID | None = Field(description="the stored media, once completed")
+    expires_at: datetime = Field(description="when the PUT URL expires")
+    complete_by: datetime
 
 
-@router.post("/uploads", status_code=201)
+class UploadStarted(UploadOut):
+    method: Literal["PUT"]
+    url: str = Field(description="the presigned URL to PUT the file to")
+    complete_url: str = Field(description="POST here once the file is PUT")
+
+
+def _upload_view(upload: asyncpg.Record) -> UploadOut:
+    return UploadOut(
+        upload_id=upload["upload_id"],
+        status=upload["status"],
+        reason=upload["reason"],
+        filename=upload["filename"],
+        content_type=upload["content_type"],
+        size_bytes=upload["size_bytes"],
+        sha256=upload["sha256"],
+        media_id=upload["media_id"],
+        expires_at=upload["expires_at"],
+        complete_by=upload["complete_by"],
+    )
+
+
+@router.post("/uploads", status_code=201, response_model=UploadStarted)
 @public("residents upload large files (video) from the H5 form without an account")
 async def create_upload(body: UploadRequest, request: Request):
     """Announce a large file (type, size, SHA-256) and get a presigned PUT URL for it."""
@@ -200,15 +271,15 @@ async def create_upload(body: UploadRequest, request: Request):
         )
     except Rejection as exc:
         raise _problem(exc) from exc
-    return {
-        **_upload_view(upload),
-        "method": "PUT",
-        "url": url,
-        "complete_url": f"/api/v1/uploads/{upload['upload_id']}/complete",
-    }
+    return UploadStarted(
+        **_upload_view(upload).model_dump(),
+        method="PUT",
+        url=url,
+        complete_url=f"/api/v1/uploads/{upload['upload_id']}/complete",
+    )
 
 
-@router.get("/uploads/{upload_id}")
+@router.get("/uploads/{upload_id}", response_model=UploadOut)
 @public("the uploader holding the id follows their presigned upload")
 async def get_upload(upload_id: UUID, request: Request):
     """Where a presigned upload stands: pending, completed, rejected (with the reason) or expired."""
@@ -220,7 +291,12 @@ async def get_upload(upload_id: UUID, request: Request):
     return _upload_view(upload)
 
 
-@router.post("/uploads/{upload_id}/complete", status_code=201)
+@router.post(
+    "/uploads/{upload_id}/complete",
+    status_code=201,
+    response_model=MediaOut,
+    responses={200: {"model": MediaOut, "description": "completed already: the media it stored"}},
+)
 @public("the uploader holding the id completes their presigned upload")
 async def complete_upload(upload_id: UUID, request: Request, response: Response):
     """Verify the PUT object (size, SHA-256, content) and store it; only then does it count."""
@@ -239,7 +315,12 @@ class AttachRequest(BaseModel):
     role: Literal["before", "after"]
 
 
-@router.post("/cases/{case_id}/media", status_code=201)
+@router.post(
+    "/cases/{case_id}/media",
+    status_code=201,
+    response_model=MediaOut,
+    responses={200: {"model": MediaOut, "description": "attached already, in the same role"}},
+)
 async def attach_media(case_id: UUID, body: AttachRequest, request: Request, response: Response, actor: CurrentActor):
     """Attach media to a case as 整改前 (before) or 整改后 (after) evidence."""
     runtime, objects = _context(request)
@@ -255,7 +336,12 @@ async def attach_media(case_id: UUID, body: AttachRequest, request: Request, res
     return await _media_view(row, objects, runtime.settings)
 
 
-@router.get("/cases/{case_id}/media")
+class CaseMediaList(BaseModel):
+    case_id: UUID
+    items: list[MediaOut]
+
+
+@router.get("/cases/{case_id}/media", response_model=CaseMediaList)
 async def case_media(
     case_id: UUID, request: Request, actor: CurrentActor, role: Literal["before", "after"] | None = None
 ):
@@ -264,10 +350,18 @@ async def case_media(
     await _authorize_case(runtime, actor, case_id)
     async with runtime.pool.acquire() as conn:
         rows = await store.case_media(conn, case_id=case_id, role=role)
-    return {"case_id": str(case_id), "items": [await _media_view(r, objects, runtime.settings) for r in rows]}
+    return CaseMediaList(case_id=case_id, items=[await _media_view(r, objects, runtime.settings) for r in rows])
 
 
-@router.get("/cases/{case_id}/evidence")
+class CaseEvidence(BaseModel):
+    case_id: UUID
+    before: int = Field(description="整改前 items (photos, videos, voice notes), purged ones not counted")
+    after: int = Field(description="整改后 items, purged ones not counted")
+    has_after_photo: bool = Field(description="closing the case needs one")
+    flagged: int = Field(description="items with failed evidence checks")
+
+
+@router.get("/cases/{case_id}/evidence", response_model=CaseEvidence)
 async def case_evidence(case_id: UUID, request: Request, actor: CurrentActor):
     """Whether a case has its before/after evidence; closing a case needs has_after_photo."""
     runtime, _ = _context(request)
@@ -276,23 +370,40 @@ async def case_evidence(case_id: UUID, request: Request, actor: CurrentActor):
         rows = await store.case_media(conn, case_id=case_id)
     items = workflow.evidence_items(rows)
     flagged = sum(1 for r in rows if r["flags"])
-    return {"case_id": str(case_id), **domain.evidence_summary(items), "flagged": flagged}
+    return CaseEvidence(case_id=case_id, **domain.evidence_summary(items), flagged=flagged)
 
 
-async def _comparison_view(comparison: asyncpg.Record, objects: ObjectStore, settings: MediaSettings) -> dict:
+class ComparisonOut(BaseModel):
+    """A 整改前后对比 image: the case's before and after photos side by side."""
+
+    case_id: UUID
+    before_media_id: UUID
+    after_media_id: UUID
+    object_key: str
+    generated_at: datetime
+    url: str = Field(description="a short-lived download URL")
+    url_expires_at: datetime
+
+
+async def _comparison_view(comparison: asyncpg.Record, objects: ObjectStore, settings: MediaSettings) -> ComparisonOut:
     expires_s = settings.media_presign_get_expiry_s
-    return {
-        "case_id": str(comparison["case_id"]),
-        "before_media_id": str(comparison["before_media_id"]),
-        "after_media_id": str(comparison["after_media_id"]),
-        "object_key": comparison["object_key"],
-        "generated_at": comparison["generated_at"],
-        "url": await objects.presigned_get(comparison["object_key"], expires_s=expires_s, content_type="image/jpeg"),
-        "url_expires_at": utcnow() + timedelta(seconds=expires_s),
-    }
+    return ComparisonOut(
+        case_id=comparison["case_id"],
+        before_media_id=comparison["before_media_id"],
+        after_media_id=comparison["after_media_id"],
+        object_key=comparison["object_key"],
+        generated_at=comparison["generated_at"],
+        url=await objects.presigned_get(comparison["object_key"], expires_s=expires_s, content_type="image/jpeg"),
+        url_expires_at=utcnow() + timedelta(seconds=expires_s),
+    )
 
 
-@router.post("/cases/{case_id}/comparison", status_code=201)
+@router.post(
+    "/cases/{case_id}/comparison",
+    status_code=201,
+    response_model=ComparisonOut,
+    responses={200: {"model": ComparisonOut, "description": "generated already for the same two photos"}},
+)
 async def generate_comparison(case_id: UUID, request: Request, response: Response, actor: CurrentActor):
     """Generate the 整改前后对比 image from the case's newest before and after photos."""
     runtime, objects = _context(request)
@@ -306,7 +417,7 @@ async def generate_comparison(case_id: UUID, request: Request, response: Respons
     return await _comparison_view(comparison, objects, runtime.settings)
 
 
-@router.get("/cases/{case_id}/comparison")
+@router.get("/cases/{case_id}/comparison", response_model=ComparisonOut)
 async def get_comparison(case_id: UUID, request: Request, actor: CurrentActor):
     """The newest comparison image generated for a case."""
     runtime, objects = _context(request)
