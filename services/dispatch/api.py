@@ -281,9 +281,20 @@ async def current_responsibility_list(conn: Connection, actor: CurrentActor):
 async def publish_responsibility_list(
     document: dict[str, Any], request: Request, conn: Connection, actor: CurrentActor
 ):
-    """Publish a new version of the responsibility list (admins only); dispatch uses it at once."""
+    """Publish a new version of the responsibility list; dispatch uses it at once.
+
+    Who: admins of this centre's division or above — a village's admin does not replace the
+    county's list, a county admin may publish a town centre's."""
     if actor.role != "admin":
         raise Problem(403, "Admins only", "只有管理员可以修改责任清单。", kind="forbidden")
+    centre = request.app.state.settings.jurisdiction_code
+    if not centre.startswith(actor.jurisdiction_code):
+        raise Problem(
+            403,
+            "Not this centre's admin",
+            f"责任清单由 {centre} 及以上的管理员发布，请联系上级管理员。",
+            kind="forbidden",
+        )
     try:
         rlist = build_list(taxonomy=request.app.state.taxonomy, document=document)
     except InvalidResponsibilityList as error:
@@ -345,14 +356,22 @@ class JurisdictionOut(DivisionOut):
 
 @router.get("/jurisdictions/{code}", response_model=JurisdictionOut)
 async def get_jurisdiction(code: str, conn: Connection, actor: CurrentActor):
-    """A division with its children; a village with its grids, grid workers and WeChat groups."""
+    """A division with its children; a village with its grids, grid workers and WeChat groups.
+
+    Who: staff of the division or above it (the people of a division are its own staff's business);
+    the divisions above one's own are shown by name, without their people."""
+    if not (code.startswith(actor.jurisdiction_code) or actor.jurisdiction_code.startswith(code)):
+        raise Problem(
+            403, "Outside your jurisdiction", f"您只能查看 {actor.jurisdiction_code} 辖区内的区划。", kind="forbidden"
+        )
     division = await store.find_jurisdiction(conn, code=code)
     if division is None:
         raise Problem(
             404, "Division not found", f"没有代码为 {code} 的行政区划（是否已运行 make seed？）。", kind="not-found"
         )
     children = await store.list_children(conn, code=code)
-    grids = await store.list_grids(conn, village_code=code) if division["level"] == "village" else []
+    own = code.startswith(actor.jurisdiction_code)
+    grids = await store.list_grids(conn, village_code=code) if own and division["level"] == "village" else []
     return JurisdictionOut(
         **dict(division), children=[DivisionOut(**dict(c)) for c in children], grids=[GridOut(**dict(g)) for g in grids]
     )

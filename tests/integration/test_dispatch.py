@@ -164,6 +164,10 @@ async def test_new_list_version_decides_the_next_dispatch(make_settings):
             "overrides": current["overrides"] | {COUNTY: {"noise": {"lead": "chengguan"}}},
         }
         assert (await client.post("/api/v1/responsibility-list", json=document, headers=dispatcher)).status_code == 403
+        village_admin = bearer(settings, "admin", VILLAGE)  # administers a village, not the county's centre
+        assert (
+            await client.post("/api/v1/responsibility-list", json=document, headers=village_admin)
+        ).status_code == 403
         bad = await client.post(
             "/api/v1/responsibility-list", json=document | {"levels": {"town": {"noise": {}}}}, headers=admin
         )
@@ -291,8 +295,13 @@ async def test_demo_county_seed_and_recurring_problem_flagged(make_settings, cou
         assert town["level"] == "town" and len(town["children"]) >= 5
         village = (await client.get(f"/api/v1/jurisdictions/{town['children'][0]['code']}", headers=dispatcher)).json()
         assert village["grids"] and village["grids"][0]["worker_name"] and village["grids"][0]["group_id"]
-        missing = await client.get("/api/v1/jurisdictions/999999", headers=dispatcher)
+        missing = await client.get("/api/v1/jurisdictions/330727999", headers=dispatcher)
         assert missing.status_code == 404 and missing.json()["status"] == 404
+        # A town's dispatcher sees its own villages' grid workers, not another town's, nor the county's.
+        neighbour = bearer(settings, "dispatcher", "330727002")
+        assert (await client.get(f"/api/v1/jurisdictions/{village['code']}", headers=neighbour)).status_code == 403
+        county = (await client.get(f"/api/v1/jurisdictions/{COUNTY}", headers=neighbour)).json()
+        assert county["code"] == COUNTY and county["grids"] == []
 
 
 async def test_missed_deadline_flags_the_case_and_reaches_the_upper_level(make_settings, level_databases):
