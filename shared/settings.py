@@ -7,11 +7,29 @@ fresh app at fresh servers.
 """
 
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Keys published in WeChat's and WeCom's own documentation samples: anyone can forge with them.
+PUBLISHED_SAMPLE_KEYS = frozenset(
+    {"jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"}
+)
+MIN_SECRET_BYTES = 32
+
+
+def secret(default: Any, *, min_bytes: int = MIN_SECRET_BYTES) -> Any:
+    """A setting that is a secret: in production it may be neither its default, nor a published
+    sample, nor shorter than `min_bytes` (WeCom and WeChat callback tokens are at most 32 characters,
+    so theirs is the platform's own limit)."""
+    return Field(default=default, json_schema_extra={"secret": True, "min_bytes": min_bytes})
+
+
+class UnsafeProductionSettings(ValueError):
+    """GRIDLINK_ENV=production with a setting no county may run on."""
 
 
 class ServiceSettings(BaseSettings):
@@ -19,6 +37,8 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="GRIDLINK_", extra="ignore")
 
+    # development (the default: make up, tests) or production, where unsafe settings stop the start.
+    env: Literal["development", "production"] = "development"
     service_name: str = "gridlink"
     # Jurisdiction this instance serves (6-digit county code of the demo county by default).
     jurisdiction_code: str = "330727"
@@ -38,14 +58,48 @@ class ServiceSettings(BaseSettings):
     # The S3 server (MinIO locally); which bucket is the service's own business.
     minio_endpoint: str = "127.0.0.1:19000"
     minio_access_key: str = "gridlink"
-    minio_secret_key: str = "gridlink-secret"
+    minio_secret_key: str = secret("gridlink-secret")
     minio_secure: bool = False
 
     # Origins whose pages may call this service from a browser (CORS); none by default.
     cors_origins: list[str] = []
 
     # HS256 key for bearer tokens: every service checks tokens with it, so all are given the same.
-    auth_jwt_secret: str = "local-development-only"
+    auth_jwt_secret: str = secret("local-development-only")
+
+    def unsafe_settings(self) -> list[str]:
+        """Why each secret setting is unsafe to run a county on, one line per setting."""
+        problems = []
+        for name, field in type(self).model_fields.items():
+            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+            if not extra.get("secret"):
+                continue
+            min_bytes = extra.get("min_bytes")
+            limit = min_bytes if isinstance(min_bytes, int) else MIN_SECRET_BYTES
+            defaults = field.default if isinstance(field.default, list) else [field.default]
+            value = getattr(self, name)
+            env_name = f"GRIDLINK_{name.upper()}"
+            for item in value if isinstance(value, list) else [value]:
+                if item in defaults:
+                    problems.append(f"{env_name} is the development default")
+                elif item in PUBLISHED_SAMPLE_KEYS:
+                    problems.append(f"{env_name} is a key published in WeChat's documentation")
+                elif len(str(item).encode()) < limit:
+                    problems.append(f"{env_name} is shorter than {limit} bytes")
+        if getattr(self, "auth_dev_issuer", False):
+            problems.append("GRIDLINK_AUTH_DEV_ISSUER is on: anyone could take any role")
+        return problems
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> "ServiceSettings":
+        if self.env == "production":
+            problems = self.unsafe_settings()
+            if problems:
+                raise UnsafeProductionSettings(
+                    "GRIDLINK_ENV=production refuses to start; set real secrets in the gridlink-secrets "
+                    "Secret (deploy/k8s/secrets.example.yaml): " + "; ".join(problems)
+                )
+        return self
 
     def topic(self, name: str) -> str:
         """The physical topic name for a registry topic name."""
@@ -65,7 +119,7 @@ class PhoneEncryptionKey(BaseModel):
     """Intake encrypts reporters' phones with this key, notify decrypts them to send SMS."""
 
     # Key for encrypting reporter phones (AES-GCM); keep it apart from phone_hash_key in production.
-    phone_encryption_key: str = "local-development-only"
+    phone_encryption_key: str = secret("local-development-only")
 
 
 class SlaPolicyFile(BaseModel):

@@ -46,5 +46,7 @@ export GRIDLINK_WECOM_BASE_URL="${GRIDLINK_WECOM_BASE_URL:-http://127.0.0.1:$GRI
 export GRIDLINK_WECHAT_BASE_URL="${GRIDLINK_WECHAT_BASE_URL:-http://127.0.0.1:$GRIDLINK_FAKE_WECOM_PORT}"
 export GRIDLINK_SMS_BASE_URL="${GRIDLINK_SMS_BASE_URL:-http://127.0.0.1:$GRIDLINK_FAKE_WECOM_PORT}"
 # Local development issues its own bearer tokens (POST :8002/api/v1/auth/dev-tokens).
+# make up is development: the token issuer is on and the development secrets are accepted.
+export GRIDLINK_ENV="${GRIDLINK_ENV:-development}"
 export GRIDLINK_AUTH_DEV_ISSUER="${GRIDLINK_AUTH_DEV_ISSUER:-true}"
 unset _gridlink_root

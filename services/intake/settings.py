@@ -12,6 +12,7 @@ from shared.settings import (
     PhoneEncryptionKey,
     ResponsibilityListFile,
     ServiceSettings,
+    secret,
 )
 
 
@@ -24,7 +25,7 @@ class IntakeSettings(
     CountyMapFile,
 ):
     # Keyed hash for looking up reporters by phone without storing the number in clear.
-    phone_hash_key: str = "local-development-only"
+    phone_hash_key: str = secret("local-development-only")
 
     # Intake and triage (issue 5).
     triage_training_path: Path = PROJECT_ROOT / "shared" / "data" / "triage_training.tsv"
@@ -43,7 +44,7 @@ class IntakeSettings(
     # Behind a reverse proxy every client has the proxy's address: then trust its X-Forwarded-For.
     intake_trust_forwarded_for: bool = False
     # Open311 api_key values allowed to POST service requests.
-    intake_open311_api_keys: list[str] = ["local-development-only"]
+    intake_open311_api_keys: list[str] = secret(["local-development-only"])
     # WeChat messages from one sender in one group within this window become one report.
     intake_message_window_s: float = 180.0
     intake_message_tick_s: float = 1.0

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from shared.settings import PROJECT_ROOT, PhoneEncryptionKey, ServiceSettings, SlaPolicyFile
+from shared.settings import PROJECT_ROOT, PhoneEncryptionKey, ServiceSettings, SlaPolicyFile, secret
 
 
 class NotifySettings(ServiceSettings, PhoneEncryptionKey, SlaPolicyFile):
@@ -25,19 +25,19 @@ class NotifySettings(ServiceSettings, PhoneEncryptionKey, SlaPolicyFile):
     # WeCom self-built application (企业微信自建应用): sending and its callback. The defaults are
     # what the local fake accepts (the AES keys are WeChat's published samples): set real ones in production.
     wecom_corp_id: str = "ww-gridlink-local"
-    wecom_corp_secret: str = "local-development-only"
+    wecom_corp_secret: str = secret("local-development-only")
     wecom_agent_id: int = 1000002
-    wecom_callback_token: str = "gridlink-local"
-    wecom_callback_aes_key: str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+    wecom_callback_token: str = secret("gridlink-local", min_bytes=16)
+    wecom_callback_aes_key: str = secret("jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", min_bytes=43)
     # WeCom AI bot (智能机器人): the official way messages @-mentioning it in groups reach us.
-    wecom_aibot_token: str = "gridlink-local"
-    wecom_aibot_aes_key: str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+    wecom_aibot_token: str = secret("gridlink-local", min_bytes=16)
+    wecom_aibot_aes_key: str = secret("jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", min_bytes=43)
     # WeChat official account (公众号): template messages to reporters and its callback.
     wechat_base_url: str = "https://api.weixin.qq.com"
     wechat_app_id: str = "wx-gridlink-local"
-    wechat_app_secret: str = "local-development-only"
-    wechat_callback_token: str = "gridlink-local"
-    wechat_callback_aes_key: str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+    wechat_app_secret: str = secret("local-development-only")
+    wechat_callback_token: str = secret("gridlink-local", min_bytes=16)
+    wechat_callback_aes_key: str = secret("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", min_bytes=43)
     wechat_template_case_update: str = "gridlink-case-update"
     # "template" (模板消息) or "subscribe" (订阅消息, needs each reader's consent) for reporters.
     wechat_reporter_message: str = "template"

@@ -2,14 +2,19 @@
 in shared/settings.py, and inherited by exactly the services that must agree on it."""
 
 import importlib
+import json
 from itertools import combinations
 from pathlib import Path
 
 import pytest
+import yaml
+from pydantic import ValidationError
 
 from services.dispatch.settings import DispatchSettings
+from services.notify.settings import NotifySettings
 from services.sla.settings import SlaSettings
 from shared.settings import (
+    PROJECT_ROOT,
     CountyMapFile,
     ImageMaxBytes,
     IncomingPhotosBucket,
@@ -86,3 +91,66 @@ def test_consumer_groups_one_per_service_and_one_per_dispatch_jurisdiction():
     assert SlaSettings(service_name="sla", topic_prefix="t.").consumer_group() == "t.sla"
     town = DispatchSettings(service_name="dispatch", topic_prefix="t.", jurisdiction_code="330727101")
     assert town.consumer_group() == "t.dispatch-330727101"
+
+
+# --- production refuses what no county may run on ---------------------------------------------
+
+SECRETS = {
+    service: sorted(
+        name
+        for name, field in cls.model_fields.items()
+        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("secret")
+    )
+    for service, cls in SETTINGS_CLASSES.items()
+}
+
+
+def strong(name: str) -> str:
+    """A value fit for production: 43 characters like WeChat's AES keys, unique per setting."""
+    return (name.upper().replace("_", "") * 3)[:43]
+
+
+@pytest.mark.parametrize("service", sorted(SETTINGS_CLASSES))
+def test_production_refuses_every_default_secret_and_names_each(service, monkeypatch):
+    monkeypatch.setenv("GRIDLINK_ENV", "production")
+    with pytest.raises(ValidationError) as refused:
+        SETTINGS_CLASSES[service]()
+    for name in SECRETS[service]:
+        assert f"GRIDLINK_{name.upper()}" in str(refused.value)
+
+
+@pytest.mark.parametrize("service", sorted(SETTINGS_CLASSES))
+def test_production_starts_with_real_secrets(service, monkeypatch):
+    monkeypatch.setenv("GRIDLINK_ENV", "production")
+    for name in SECRETS[service]:
+        value = strong(name)
+        monkeypatch.setenv(f"GRIDLINK_{name.upper()}", json.dumps([value]) if name.endswith("_keys") else value)
+    settings = SETTINGS_CLASSES[service]()
+    assert settings.env == "production" and settings.unsafe_settings() == []
+
+
+def test_production_refuses_sample_keys_short_secrets_and_the_development_issuer(monkeypatch):
+    monkeypatch.setenv("GRIDLINK_ENV", "production")
+    for name in SECRETS["notify"]:
+        monkeypatch.setenv(f"GRIDLINK_{name.upper()}", strong(name))
+    # The official account's sample key, given to the WeCom setting (whose own default is WeCom's sample).
+    monkeypatch.setenv("GRIDLINK_WECOM_CALLBACK_AES_KEY", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")
+    monkeypatch.setenv("GRIDLINK_AUTH_JWT_SECRET", "short")
+    with pytest.raises(ValidationError) as refused:
+        NotifySettings()
+    assert "GRIDLINK_WECOM_CALLBACK_AES_KEY is a key published" in str(refused.value)
+    assert "GRIDLINK_AUTH_JWT_SECRET is shorter than 32 bytes" in str(refused.value)
+    for name in SECRETS["dispatch"]:
+        monkeypatch.setenv(f"GRIDLINK_{name.upper()}", strong(name))
+    monkeypatch.setenv("GRIDLINK_AUTH_DEV_ISSUER", "true")
+    with pytest.raises(ValidationError, match="GRIDLINK_AUTH_DEV_ISSUER"):
+        DispatchSettings()
+    assert DispatchSettings(env="development").auth_dev_issuer  # make up and tests keep it
+
+
+def test_every_secret_is_in_the_example_secret_and_the_cluster_runs_in_production():
+    example = yaml.safe_load((PROJECT_ROOT / "deploy" / "k8s" / "secrets.example.yaml").read_text(encoding="utf-8"))
+    listed = set(example["stringData"])
+    assert {f"GRIDLINK_{name.upper()}" for names in SECRETS.values() for name in names} <= listed
+    config = yaml.safe_load((PROJECT_ROOT / "deploy" / "k8s" / "config.yaml").read_text(encoding="utf-8"))
+    assert config["data"]["GRIDLINK_ENV"] == "production"
