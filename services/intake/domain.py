@@ -3,6 +3,7 @@ case (一事多报), how phones are kept, and how WeChat messages become one rep
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -160,3 +161,25 @@ def window_start(at: datetime, seconds: int) -> datetime:
     """Start of the fixed rate-limit window containing `at`."""
     epoch = at.timestamp()
     return datetime.fromtimestamp(epoch - epoch % seconds, tz=at.tzinfo)
+
+
+def client_address(*, peer: str | None, forwarded_for: str | None, trusted_proxies: list[str]) -> str | None:
+    """The client a request came from. Only a trusted proxy's X-Forwarded-For counts, read from the
+    right: the first hop that is not a trusted proxy is the client (the hops left of it are whatever
+    the client chose to write). Without trusted proxies the header is ignored."""
+    networks = [ipaddress.ip_network(proxy, strict=False) for proxy in trusted_proxies]
+
+    def trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in networks)
+
+    if peer is None or not trusted(peer) or not forwarded_for:
+        return peer
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not trusted(hop):
+            return hop
+    return hops[0] if hops else peer

@@ -13,7 +13,15 @@ from fastapi import Request
 from pydantic import BaseModel, Field
 
 from services.intake import store
-from services.intake.domain import OpenCase, Placement, division_of, format_case_no, matching_open_case, window_start
+from services.intake.domain import (
+    OpenCase,
+    Placement,
+    client_address,
+    division_of,
+    format_case_no,
+    matching_open_case,
+    window_start,
+)
 from services.intake.settings import IntakeSettings
 from services.intake.triage import TriageModel, TriageResult, urgency
 from shared.db import enqueue
@@ -98,11 +106,12 @@ class Accepted:
 
 
 def client_ip(request: Request, settings: IntakeSettings) -> str | None:
-    """The client's address: the proxy's X-Forwarded-For (first hop) only when it is trusted."""
-    forwarded = request.headers.get("x-forwarded-for") if settings.intake_trust_forwarded_for else None
-    if forwarded and forwarded.split(",")[0].strip():
-        return forwarded.split(",")[0].strip()
-    return request.client.host if request.client else None
+    """The client's address, through the trusted proxies' X-Forwarded-For (see `client_address`)."""
+    return client_address(
+        peer=request.client.host if request.client else None,
+        forwarded_for=request.headers.get("x-forwarded-for"),
+        trusted_proxies=settings.intake_trusted_proxies,
+    )
 
 
 async def check_rate_limit(

@@ -41,8 +41,10 @@ class IntakeSettings(
     # Public endpoints (H5, 我要查询, Open311): requests per client IP per minute, reports per phone per hour.
     intake_rate_limit_ip_per_minute: int = 30
     intake_rate_limit_phone_per_hour: int = 10
-    # Behind a reverse proxy every client has the proxy's address: then trust its X-Forwarded-For.
-    intake_trust_forwarded_for: bool = False
+    # The reverse proxies (ingress) in front of intake, as addresses or CIDR blocks: behind them every
+    # client has a proxy's address, so the client is the first X-Forwarded-For hop, from the right,
+    # that is not one of them. Empty: X-Forwarded-For is ignored (anyone can write it).
+    intake_trusted_proxies: list[str] = []
     # Open311 api_key values allowed to POST service requests.
     intake_open311_api_keys: list[str] = secret(["local-development-only"])
     # WeChat messages from one sender in one group within this window become one report.

@@ -14,6 +14,7 @@ from services.intake.domain import (
     OutsideCounty,
     ReportIn,
     bundle_description,
+    client_address,
     division_of,
     format_case_no,
     matching_open_case,
@@ -125,9 +126,34 @@ def test_bundle_description():
     assert bundle_description(Bundle((), ("media-1",), 29.08, 120.05, "gcj02", None)) == NO_TEXT_DESCRIPTION
 
 
-def test_client_ip_trusts_x_forwarded_for_only_when_told():
+def test_client_ip_reads_x_forwarded_for_only_through_trusted_proxies():
     request = Request(
         {"type": "http", "client": ("10.0.0.1", 5000), "headers": [(b"x-forwarded-for", b"203.0.113.7, 10.0.0.1")]}
     )
     assert client_ip(request, IntakeSettings()) == "10.0.0.1"
-    assert client_ip(request, IntakeSettings(intake_trust_forwarded_for=True)) == "203.0.113.7"
+    assert client_ip(request, IntakeSettings(intake_trusted_proxies=["10.0.0.0/8"])) == "203.0.113.7"
+
+
+PROXIES = ["10.0.0.0/8", "192.168.1.5"]
+
+
+@pytest.mark.parametrize(
+    "peer, forwarded, trusted, client",
+    [
+        # Without trusted proxies the header is the client's own writing: ignored.
+        ("203.0.113.9", "1.2.3.4", [], "203.0.113.9"),
+        # A request that did not come through a trusted proxy: its header is ignored too.
+        ("203.0.113.9", "1.2.3.4", PROXIES, "203.0.113.9"),
+        # Through the ingress: the client is the first untrusted hop from the right.
+        ("10.1.2.3", "198.51.100.7", PROXIES, "198.51.100.7"),
+        # A client that forges hops on the left is still itself.
+        ("10.1.2.3", "1.2.3.4, 5.6.7.8, 198.51.100.7", PROXIES, "198.51.100.7"),
+        # Two trusted proxies in a row.
+        ("10.1.2.3", "198.51.100.7, 192.168.1.5", PROXIES, "198.51.100.7"),
+        # Garbage in the header is not a trusted proxy: it is what the client wrote, as the client.
+        ("10.1.2.3", "not-an-ip", PROXIES, "not-an-ip"),
+        ("10.1.2.3", None, PROXIES, "10.1.2.3"),
+    ],
+)
+def test_the_client_is_the_first_untrusted_hop_from_the_right(peer, forwarded, trusted, client):
+    assert client_address(peer=peer, forwarded_for=forwarded, trusted_proxies=trusted) == client
