@@ -24,6 +24,7 @@ from services.intake.domain import (
     place_point,
     place_report,
     query_code_hash,
+    relocation_refusal,
 )
 from services.intake.reports import (
     Intake,
@@ -259,7 +260,10 @@ class LocationIn(BaseModel):
 
 @router.post("/reports/{report_id}/location", response_model=ReportOut)
 async def locate_report(report_id: UUID, body: LocationIn, request: Request, actor: CurrentActor):
-    """A grid worker places a report that had only an address; its case learns where it is (report.located)."""
+    """A grid worker places a report that had only an address; its case learns where it is (report.located).
+
+    Who: a grid worker, only a report still waiting to be located and only into their own area;
+    dispatchers, supervisors and admins may also correct a placed report within their jurisdiction."""
     if actor.role not in LOCATING_ROLES:
         raise Problem(403, "Forbidden", f"A {actor.role} does not locate reports.", kind="forbidden")
     intake = _intake(request)
@@ -270,9 +274,18 @@ async def locate_report(report_id: UUID, body: LocationIn, request: Request, act
     ):
         raise Problem(403, "Forbidden", "该位置不在您负责的区域内。", kind="forbidden")
     async with request.app.state.runtime.pool.acquire() as conn, conn.transaction():
-        row = await store.find_report(conn, report_id=report_id)
+        row = await store.find_report(conn, report_id=report_id, for_update=True)
         if row is None:
             raise Problem(404, "Report not found", f"No report {report_id}.", kind="not-found")
+        refusal = relocation_refusal(
+            role=actor.role,
+            jurisdiction_code=actor.jurisdiction_code,
+            county_code=intake.settings.jurisdiction_code,
+            needs_locating=row["needs_locating"],
+            placed_in=row["grid_code"] or row["village_code"] or row["town_code"],
+        )
+        if refusal:
+            raise Problem(403, "Forbidden", refusal, kind="forbidden")
         now = utcnow()
         await store.set_report_location(
             conn,

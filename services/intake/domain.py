@@ -183,3 +183,15 @@ def client_address(*, peer: str | None, forwarded_for: str | None, trusted_proxi
         if not trusted(hop):
             return hop
     return hops[0] if hops else peer
+
+
+def relocation_refusal(
+    *, role: str, jurisdiction_code: str, county_code: str, needs_locating: bool, placed_in: str | None
+) -> str | None:
+    """Why this person may not move this report (None: they may). A grid worker places reports that
+    wait to be located; moving a placed report is a correction for the centre whose area it is in."""
+    if role == "grid_worker" and not needs_locating:
+        return "该反映已定位；如位置有误，请联系调度员更正。"
+    if placed_in and jurisdiction_code != county_code and not placed_in.startswith(jurisdiction_code):
+        return "该反映不在您负责的区域内。"
+    return None

@@ -13,8 +13,9 @@ async def insert_report(conn: asyncpg.Connection, **report) -> None:
     await conn.execute(f"INSERT INTO reports ({columns}) VALUES ({placeholders})", *report.values())
 
 
-async def find_report(conn: asyncpg.Connection, *, report_id: UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT * FROM reports WHERE report_id = $1", report_id)
+async def find_report(conn: asyncpg.Connection, *, report_id: UUID, for_update: bool = False) -> asyncpg.Record | None:
+    lock = " FOR UPDATE" if for_update else ""  # two people placing one report: one after the other
+    return await conn.fetchrow(f"SELECT * FROM reports WHERE report_id = $1{lock}", report_id)
 
 
 async def find_report_by_idempotency_key(conn: asyncpg.Connection, *, key: str) -> asyncpg.Record | None:

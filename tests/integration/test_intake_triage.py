@@ -486,15 +486,22 @@ async def test_grid_worker_places_an_address_only_report(make_settings, county):
         assert placed.json()["grid_code"] == grid.grid_code and placed.json()["needs_locating"] is False
         assert placed.json()["lat"] == pytest.approx(HERE[0], abs=1e-7)
         assert (await client.get("/api/v1/reports-to-locate", headers=worker)).json()["reports"] == []
+        # Placed now: the grid worker may not move it again (a correction is the centre's), not even here.
+        moved = await client.post(f"/api/v1/reports/{report['report_id']}/location", json=where, headers=worker)
+        assert moved.status_code == 403 and "调度员" in moved.json()["detail"]
+        dispatcher = bearer(settings, "dispatcher")
+        corrected = await client.post(f"/api/v1/reports/{report['report_id']}/location", json=where, headers=dispatcher)
+        assert corrected.status_code == 200
         outside = await client.post(
-            f"/api/v1/reports/{report['report_id']}/location", headers=worker, json={"lat": 30.25, "lng": 120.15}
+            f"/api/v1/reports/{report['report_id']}/location", headers=dispatcher, json={"lat": 30.25, "lng": 120.15}
         )
         assert outside.status_code == 422 and outside.json()["type"].endswith("outside-county")
 
         events = await read_topic(
-            settings, REPORTS.name, until=lambda ms: any(m["type"] == "report.located" for m in ms)
+            settings, REPORTS.name, until=lambda ms: sum(m["type"] == "report.located" for m in ms) >= 2
         )
-        [located] = [m for m in events if m["type"] == "report.located"]
+        located, corrected = [m for m in events if m["type"] == "report.located"]  # placed, then corrected
+        assert corrected["payload"]["located_by"].startswith("dispatcher:")
         assert located["key"] == report["case_id"] and located["payload"]["grid_code"] == grid.grid_code
         assert located["jurisdiction_code"] == grid.village_code  # where the report now is
         assert located["payload"]["located_by"].startswith("grid_worker:")

@@ -19,6 +19,7 @@ from services.intake.domain import (
     format_case_no,
     matching_open_case,
     place_report,
+    relocation_refusal,
     window_start,
 )
 from services.intake.reports import client_ip
@@ -157,3 +158,18 @@ PROXIES = ["10.0.0.0/8", "192.168.1.5"]
 )
 def test_the_client_is_the_first_untrusted_hop_from_the_right(peer, forwarded, trusted, client):
     assert client_address(peer=peer, forwarded_for=forwarded, trusted_proxies=trusted) == client
+
+
+def test_grid_workers_place_only_waiting_reports_and_centres_correct_within_their_area():
+    county, town, village = "330727", "330727001", "330727001002"
+
+    def refusal(role, area, needs_locating, placed_in):
+        return relocation_refusal(
+            role=role, jurisdiction_code=area, county_code=county, needs_locating=needs_locating, placed_in=placed_in
+        )
+
+    assert refusal("grid_worker", village, True, None) is None
+    assert "调度员" in refusal("grid_worker", village, False, village + "001")
+    assert refusal("dispatcher", town, False, village + "001") is None
+    assert refusal("dispatcher", "330727002", False, village + "001")  # another town's report
+    assert refusal("dispatcher", county, False, village + "001") is None
