@@ -2,6 +2,10 @@
 clients work unchanged. The taxonomy's categories are the services; a service request is a report
 (service_request_id = report id). Errors use the spec's format: a list of {code, description}.
 
+Reads show only what residents chose to publish: reports posted through Open311, their place rounded
+to about 100 m, never the reporter's phone, name or account (reports from the H5 form, WeChat and the
+API stay with staff).
+
 Parameters are read by hand rather than by FastAPI's validation, because errors here must be
 Open311 error arrays, not problem+json (except a file sent where text belongs: see _form_text).
 """
@@ -156,6 +160,10 @@ def _service(intake: Intake, code: str) -> dict:
     }
 
 
+def _coarse(degrees: float | None) -> float | None:
+    return None if degrees is None else round(degrees, 3)
+
+
 def _request_view(intake: Intake, row) -> dict:
     categories = intake.taxonomy.categories
     category = categories.get(row["category"]) if row["category"] else None
@@ -175,8 +183,9 @@ def _request_view(intake: Intake, row) -> dict:
         "address": row["address"],
         "address_id": None,
         "zipcode": None,
-        "lat": row["lat"],
-        "long": row["lng"],
+        # About 100 m: enough to find the problem, not the doorstep of the resident who reported it.
+        "lat": _coarse(row["lat"]),
+        "long": _coarse(row["lng"]),
         "media_url": next((m for m in row["external_media"] if m.startswith(("https://", "http://"))), None),
     }
 
@@ -335,7 +344,7 @@ async def post_request(fmt: str, request: Request):
 
 
 @router.get("/requests.{fmt}")
-@public("Open311 reads stay public by the standard (hardening issue narrows what they show)")
+@public("Open311 reads are public by the standard: only reports posted through Open311, located to ~100 m")
 async def get_requests(fmt: str, request: Request):
     fmt = fmt if fmt in FORMATS else "json"
     intake = _intake(request)
@@ -368,7 +377,14 @@ async def get_requests(fmt: str, request: Request):
             )
         async with request.app.state.runtime.pool.acquire() as conn:
             rows = await store.list_reports(
-                conn, ids=ids, category=code, statuses=statuses, start=start, end=end, limit=MAX_RESULTS
+                conn,
+                ids=ids,
+                category=code,
+                statuses=statuses,
+                start=start,
+                end=end,
+                limit=MAX_RESULTS,
+                channel=Channel.open311.value,
             )
     except Open311Error as exc:
         return _error(fmt, exc.status, exc.description)
@@ -380,7 +396,7 @@ _STATUSES_OPEN = ["submitted", "triaged", "dispatched", "acknowledged", "in_prog
 
 
 @router.get("/requests/{request_id}.{fmt}")
-@public("Open311 reads stay public by the standard (hardening issue narrows what they show)")
+@public("Open311 reads are public by the standard: only reports posted through Open311, located to ~100 m")
 async def get_request(request_id: str, fmt: str, request: Request):
     fmt = fmt if fmt in FORMATS else "json"
     intake = _intake(request)
@@ -394,7 +410,7 @@ async def get_request(request_id: str, fmt: str, request: Request):
             raise Open311Error(404, f"service request '{request_id}' not found") from exc
         async with request.app.state.runtime.pool.acquire() as conn:
             row = await store.find_report(conn, report_id=report_id)
-        if row is None:
+        if row is None or row["channel"] != Channel.open311.value:  # others were not made public
             raise Open311Error(404, f"service request '{request_id}' not found")
     except Open311Error as exc:
         return _error(fmt, exc.status, exc.description)

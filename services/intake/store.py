@@ -90,10 +90,11 @@ async def list_reports(
     start: datetime | None,
     end: datetime | None,
     limit: int,
+    channel: str,
 ) -> list[asyncpg.Record]:
-    """Reports filtered the way Open311's GET requests.json filters them, newest first."""
+    """Reports of one channel filtered the way Open311's GET requests.json filters them, newest first."""
     return await conn.fetch(
-        "SELECT * FROM reports WHERE ($1::uuid[] IS NULL OR report_id = ANY($1)) "
+        "SELECT * FROM reports WHERE channel = $7 AND ($1::uuid[] IS NULL OR report_id = ANY($1)) "
         "AND ($2::text IS NULL OR category = $2) AND ($3::text[] IS NULL OR status = ANY($3)) "
         "AND ($4::timestamptz IS NULL OR submitted_at >= $4) AND ($5::timestamptz IS NULL OR submitted_at <= $5) "
         "ORDER BY submitted_at DESC LIMIT $6",
@@ -103,6 +104,7 @@ async def list_reports(
         start,
         end,
         limit,
+        channel,
     )
 
 

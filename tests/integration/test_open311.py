@@ -75,7 +75,8 @@ async def test_post_and_get_service_requests(make_settings):
         [one] = (await client.get(f"/open311/v2/requests/{request_id}.json")).json()
         assert one["service_request_id"] == request_id and one["status"] == "open"
         assert one["service_code"] == "signboard_lighting" and one["agency_responsible"] == "城市管理局"
-        assert one["lat"] == HERE[0] and one["long"] == HERE[1]
+        # Published to ~100 m: where the problem is, not the reporter's doorstep.
+        assert (one["lat"], one["long"]) == (round(HERE[0], 3), round(HERE[1], 3))
         assert one["media_url"] == "https://photos.example.org/311/lamp.jpg"
         assert one["requested_datetime"].endswith("Z")
         assert "13811112222" not in str(one) and "citizen-7" not in str(one)
@@ -110,6 +111,16 @@ async def test_post_and_get_service_requests(make_settings):
         assert future == []
         xml_list = ET.fromstring((await client.get("/open311/v2/requests.xml")).content)
         assert len(xml_list.findall("request")) == 2 and xml_list.find("request/status").text == "open"
+
+        # A report from the H5 form was not published: Open311 neither lists nor shows it.
+        h5 = await client.post(
+            "/api/v1/reports",
+            json={"description": "小区里有人私拉电线", "lat": HERE[0], "lng": HERE[1], "channel": "h5"},
+        )
+        assert h5.status_code == 201, h5.text
+        private = h5.json()["report_id"]
+        assert private not in {r["service_request_id"] for r in (await client.get("/open311/v2/requests.json")).json()}
+        assert (await client.get(f"/open311/v2/requests/{private}.json")).status_code == 404
 
 
 async def test_open311_errors_use_the_spec_error_array(make_settings):
