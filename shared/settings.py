@@ -61,6 +61,10 @@ class ServiceSettings(BaseSettings):
     minio_secret_key: str = secret("gridlink-secret")
     minio_secure: bool = False
 
+    # The largest request body a service reads (JSON, forms, callbacks); services that take files
+    # (intake's photos, media's uploads) allow what their file limits need.
+    http_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
     # Origins whose pages may call this service from a browser (CORS); none by default.
     cors_origins: list[str] = []
 

@@ -16,10 +16,13 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import metrics
 from shared.auth import Actor, InvalidToken, verify_token
-from shared.problems import Problem, install_problem_handlers
+from shared.problems import Problem, install_problem_handlers, problem_response
 from shared.service import Runtime
 from shared.settings import ServiceSettings
 
@@ -104,11 +107,70 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 Connection = Annotated[asyncpg.Connection, Depends(get_connection)]
 
 
+class _TooLarge(StarletteHTTPException):
+    """A body that grew past the limit while it was read: FastAPI passes HTTP exceptions on, and
+    the problem handlers answer it as 413 problem+json."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, f"请求内容不能超过 {limit // 1024} KB；照片请压缩后再传，视频请用大文件上传。")
+
+
+class BodyLimit:
+    """Refuse a request body over `limit` bytes with 413 problem+json: a declared length before
+    anything is read, a streamed body as soon as it grows past the limit."""
+
+    def __init__(self, app: ASGIApp, *, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        received, started = 0, False
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _TooLarge(self.limit)
+            return message
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except _TooLarge:
+            if started:
+                raise
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        detail = str(_TooLarge(self.limit).detail)
+        response = problem_response(Request(scope), 413, "Request too large", detail, kind="request-too-large")
+        await response(scope, receive, send)
+
+
 def create_service_app(
-    settings: ServiceSettings, *, title: str, lifespan: Callable[[FastAPI], AbstractAsyncContextManager]
+    settings: ServiceSettings,
+    *,
+    title: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager],
+    max_body_bytes: int | None = None,
 ) -> FastAPI:
-    """A FastAPI app with /healthz, /readyz, /metrics; the lifespan sets `app.state.runtime`."""
+    """A FastAPI app with /healthz, /readyz, /metrics; the lifespan sets `app.state.runtime`.
+    Request bodies are limited (413 beyond): `settings.http_max_body_bytes`, or a service's own
+    larger limit where it takes files."""
     app = FastAPI(title=title, lifespan=lifespan, dependencies=[Depends(authenticate)])
+    app.add_middleware(BodyLimit, limit=max_body_bytes or settings.http_max_body_bytes)
     app.state.settings = settings
     install_problem_handlers(app)
     if settings.cors_origins:  # pages served from another origin (the H5 form uploading photos to media)

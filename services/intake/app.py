@@ -56,7 +56,11 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             await apply_new_corrections(runtime.pool, intake)
             yield
 
-    app = create_service_app(settings, title="GridLink intake", lifespan=lifespan)
+    # A report may bring its photos: each up to the image limit, plus the form around them.
+    photos = settings.intake_max_photos * settings.media_image_max_bytes
+    app = create_service_app(
+        settings, title="GridLink intake", lifespan=lifespan, max_body_bytes=photos + settings.http_max_body_bytes
+    )
     app.state.taxonomy = taxonomy
     app.state.intake = intake
     app.include_router(router)

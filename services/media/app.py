@@ -35,6 +35,12 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
             app.state.runtime, app.state.objects = runtime, objects
             yield
 
-    app = create_service_app(settings, title="GridLink media", lifespan=lifespan)
+    # One direct upload (larger files go through a presigned PUT to the object store).
+    app = create_service_app(
+        settings,
+        title="GridLink media",
+        lifespan=lifespan,
+        max_body_bytes=settings.media_max_bytes + settings.http_max_body_bytes,
+    )
     app.include_router(router)
     return app

@@ -27,3 +27,25 @@ async def test_cors_answers_only_for_configured_origins():
     assert allowed.headers["access-control-allow-origin"] == "http://127.0.0.1:8001"
     closed = await preflight(ServiceSettings(service_name="media"))
     assert "access-control-allow-origin" not in closed.headers
+
+
+async def test_request_bodies_are_limited_with_a_problem_answer():
+    from services.dispatch.app import create_app as dispatch_app
+    from services.dispatch.settings import DispatchSettings
+
+    app = dispatch_app(DispatchSettings(service_name="dispatch", http_max_body_bytes=4096, auth_dev_issuer=True))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://dispatch") as client:
+        person = {"subject": "d1", "role": "dispatcher", "jurisdiction_code": "330727"}
+        assert (await client.post("/api/v1/auth/dev-tokens", json=person)).status_code == 201
+        big = await client.post("/api/v1/auth/dev-tokens", json=person | {"name": "x" * 10_000})
+
+        async def stream():  # no Content-Length: counted as it arrives
+            for _ in range(10):
+                yield b" " * 1000
+
+        streamed = await client.post(
+            "/api/v1/auth/dev-tokens", content=stream(), headers={"content-type": "application/json"}
+        )
+    for refused in (big, streamed):
+        assert refused.status_code == 413, refused.text
+        assert refused.headers["content-type"] == "application/problem+json" and refused.json()["status"] == 413
