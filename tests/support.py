@@ -28,10 +28,11 @@ SETTINGS_CLASSES: dict[str, type[ServiceSettings]] = {
 
 
 @asynccontextmanager
-async def running(app):
-    """Run an app's lifespan (pool, consumer, relay…) and give an HTTP client for it."""
+async def running(app, *, raise_app_exceptions: bool = True):
+    """Run an app's lifespan (pool, consumer, relay…) and give an HTTP client for it; with
+    raise_app_exceptions=False a failing route answers 500 as it would to a real client."""
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client
 

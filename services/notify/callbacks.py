@@ -66,12 +66,16 @@ def _refuse(source: str, exc: CallbackRejected, request: Request) -> Problem:
     return Problem(status, "Callback refused", exc.reason, kind=f"callback-{exc.reason.replace('_', '-')}")
 
 
-async def _check_fresh(request: Request, source: str, timestamp: str, nonce: str) -> None:
-    """Refuse a callback outside the time window or whose (timestamp, nonce) we saw already."""
-    settings = request.app.state.settings
+async def _accept(request: Request, source: str, timestamp: str, nonce: str, message: dict | None) -> str:
+    """Refuse a stale or replayed callback and publish its message (once per MsgId), in one
+    transaction: a nonce counts as seen only together with the message it carried, so when anything
+    fails the platform's retry (same timestamp and nonce) is taken, not refused as a replay.
+    Returns the outcome word."""
+    runtime = request.app.state.runtime
+    settings = runtime.settings
     if not is_fresh(timestamp, now=time.time(), max_age_s=settings.notify_callback_max_age_s):
         raise CallbackRejected("stale", f"timestamp {timestamp!r}")
-    async with request.app.state.runtime.pool.acquire() as conn:
+    async with runtime.pool.acquire() as conn, conn.transaction():
         fresh = await store.remember_nonce(
             conn,
             source=source,
@@ -79,25 +83,12 @@ async def _check_fresh(request: Request, source: str, timestamp: str, nonce: str
             nonce=nonce,
             forget_before=utcnow() - timedelta(seconds=2 * settings.notify_callback_max_age_s),
         )
-    if not fresh:
-        raise CallbackRejected("replayed", f"nonce {nonce!r}")
-
-
-async def _accept_message(request: Request, source: str, plaintext: str) -> str:
-    """Turn a decrypted XML message into message.received (once per MsgId); returns the outcome word."""
-    return await _publish(request, inbound_message(crypto.parse_xml(plaintext), source=source))
-
-
-async def _publish(request: Request, message: dict | None) -> str:
-    """Publish message.received once per (source, MsgId); returns the outcome word."""
-    if message is None:
-        return "ignored"
-    source = message["source"]
-    runtime = request.app.state.runtime
-    settings = runtime.settings
-    async with runtime.pool.acquire() as conn, conn.transaction():
+        if not fresh:
+            raise CallbackRejected("replayed", f"nonce {nonce!r}")
+        if message is None:
+            return "ignored"
         if not await store.remember_inbound(
-            conn, source=source, msg_id=message["msg_id"], message_id=message["message_id"]
+            conn, source=message["source"], msg_id=message["msg_id"], message_id=message["message_id"]
         ):
             return "duplicate"
         await enqueue(
@@ -120,8 +111,8 @@ async def _verify_url(
     cb = request.app.state.callbacks[callback]
     try:
         crypto.verify_signature(msg_signature, cb.token, timestamp, nonce, echostr)
-        await _check_fresh(request, cb.source, timestamp, nonce)
         plain = crypto.decrypt(echostr, key=cb.key, receive_id=cb.receive_id)
+        await _accept(request, cb.source, timestamp, nonce, None)
     except CallbackRejected as exc:
         raise _refuse(cb.source, exc, request) from None
     metrics.CALLBACKS.labels(cb.source, "verified").inc()
@@ -144,10 +135,9 @@ async def wecom_callback(request: Request, msg_signature: str, timestamp: str, n
         outer = crypto.parse_xml((await request.body()).decode(errors="replace"))
         encrypted = outer.get("Encrypt", "")
         crypto.verify_signature(msg_signature, cb.token, timestamp, nonce, encrypted)
-        await _check_fresh(request, cb.source, timestamp, nonce)
-        outcome = await _accept_message(
-            request, cb.source, crypto.decrypt(encrypted, key=cb.key, receive_id=cb.receive_id)
-        )
+        plaintext = crypto.decrypt(encrypted, key=cb.key, receive_id=cb.receive_id)
+        message = inbound_message(crypto.parse_xml(plaintext), source=cb.source)
+        outcome = await _accept(request, cb.source, timestamp, nonce, message)
     except CallbackRejected as exc:
         raise _refuse(cb.source, exc, request) from None
     metrics.CALLBACKS.labels(cb.source, outcome).inc()
@@ -161,7 +151,7 @@ async def wechat_verify_url(request: Request, signature: str, timestamp: str, no
     cb = request.app.state.callbacks["wechat_mp"]
     try:
         crypto.verify_signature(signature, cb.token, timestamp, nonce)
-        await _check_fresh(request, cb.source, timestamp, nonce)
+        await _accept(request, cb.source, timestamp, nonce, None)
     except CallbackRejected as exc:
         raise _refuse(cb.source, exc, request) from None
     metrics.CALLBACKS.labels(cb.source, "verified").inc()
@@ -177,15 +167,17 @@ async def wechat_callback(
     cb = request.app.state.callbacks["wechat_mp"]
     try:
         crypto.verify_signature(signature, cb.token, timestamp, nonce)
+        if encrypt_type != "aes" and request.app.state.settings.wechat_safe_mode:
+            # In safe mode (安全模式) the platform only sends encrypted messages: a plain one is forged.
+            raise CallbackRejected("plaintext_refused", f"encrypt_type={encrypt_type!r} in safe mode")
         body = crypto.parse_xml((await request.body()).decode(errors="replace"))
         if encrypt_type == "aes":
             crypto.verify_signature(msg_signature, cb.token, timestamp, nonce, body.get("Encrypt", ""))
-        await _check_fresh(request, cb.source, timestamp, nonce)
-        if encrypt_type == "aes":
             plaintext = crypto.decrypt(body.get("Encrypt", ""), key=cb.key, receive_id=cb.receive_id)
         else:
             plaintext = (await request.body()).decode(errors="replace")
-        outcome = await _accept_message(request, cb.source, plaintext)
+        message = inbound_message(crypto.parse_xml(plaintext), source=cb.source)
+        outcome = await _accept(request, cb.source, timestamp, nonce, message)
     except CallbackRejected as exc:
         raise _refuse(cb.source, exc, request) from None
     metrics.CALLBACKS.labels(cb.source, outcome).inc()
@@ -210,12 +202,12 @@ async def aibot_callback(request: Request, msg_signature: str, timestamp: str, n
         except (ValueError, AttributeError):
             raise CallbackRejected("bad_json") from None
         crypto.verify_signature(msg_signature, cb.token, timestamp, nonce, encrypted)
-        await _check_fresh(request, cb.source, timestamp, nonce)
         try:
             data = json.loads(crypto.decrypt(encrypted, key=cb.key, receive_id=cb.receive_id))
         except ValueError:
             raise CallbackRejected("bad_json") from None
-        outcome = await _publish(request, aibot_message(data, received_at=utcnow()) if isinstance(data, dict) else None)
+        message = aibot_message(data, received_at=utcnow()) if isinstance(data, dict) else None
+        outcome = await _accept(request, cb.source, timestamp, nonce, message)
     except CallbackRejected as exc:
         raise _refuse(cb.source, exc, request) from None
     metrics.CALLBACKS.labels(cb.source, outcome).inc()

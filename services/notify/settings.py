@@ -37,6 +37,9 @@ class NotifySettings(ServiceSettings, PhoneEncryptionKey, SlaPolicyFile):
     wechat_app_id: str = "wx-gridlink-local"
     wechat_app_secret: str = secret("local-development-only")
     wechat_callback_token: str = secret("gridlink-local", min_bytes=16)
+    # 安全模式: the official account sends every message encrypted; a plaintext one is refused as forged.
+    # Only an account configured in 兼容/明文模式 turns this off.
+    wechat_safe_mode: bool = True
     wechat_callback_aes_key: str = secret("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", min_bytes=43)
     wechat_template_case_update: str = "gridlink-case-update"
     # "template" (模板消息) or "subscribe" (订阅消息, needs each reader's consent) for reporters.

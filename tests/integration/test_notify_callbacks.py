@@ -120,7 +120,7 @@ async def test_replays_forgeries_and_stale_callbacks_are_refused(make_settings):
 
 
 async def test_official_account_plaintext_mode_is_signed_too(make_settings):
-    settings = make_settings("notify")
+    settings = make_settings("notify", wechat_safe_mode=False)  # an account configured in 明文模式
     await ensure_topics(settings)
     async with running(create_app(settings)) as client:
         xml = fake_wecom.message_xml(
@@ -168,3 +168,39 @@ async def test_ai_bot_mentions_in_a_group_reach_intake_with_the_group(make_setti
     payload = event["payload"]
     assert (payload["source"], payload["group_id"], payload["from_user"]) == ("wecom_group", "wrkGroup01", "wangwu")
     assert payload["content"] == "@网格通 幸福路12号路灯不亮" and payload["response_url"] == mention["response_url"]
+
+
+async def test_a_retry_after_a_failed_publish_is_taken_and_plaintext_is_refused_in_safe_mode(
+    make_settings, monkeypatch
+):
+    from services.notify import store
+
+    settings = make_settings("notify")
+    await ensure_topics(settings)
+    the_id = msg_id()
+    xml = fake_wecom.message_xml(msg_type="text", from_user="lisi", msg_id=the_id, Content="桥头路灯不亮")
+    remember, calls = store.remember_inbound, []
+
+    async def fails_once(conn, **kw):
+        calls.append(kw)
+        if len(calls) == 1:
+            raise ConnectionError("database went away mid-request")
+        return await remember(conn, **kw)
+
+    monkeypatch.setattr(store, "remember_inbound", fails_once)
+    async with running(create_app(settings), raise_app_exceptions=False) as client:
+        first, params, body = await post_wecom(client, xml)
+        assert first.status_code == 500
+        # WeCom retries the same request (same timestamp and nonce): it is taken, not refused as a replay.
+        retried = await client.post("/api/v1/callbacks/wecom", params=params, content=body.encode())
+        assert retried.status_code == 200, retried.text
+        replayed = await client.post("/api/v1/callbacks/wecom", params=params, content=body.encode())
+        assert replayed.status_code == 403 and replayed.json()["detail"] == "replayed"
+
+        plain = fake_wecom.message_xml(msg_type="text", from_user="oForger", msg_id=msg_id(), Content="假消息")
+        params, _ = fake_wecom.callback_request(plain, source="wechat_mp")
+        params = {k: v for k, v in params.items() if k not in ("encrypt_type", "msg_signature")}
+        refused = await client.post("/api/v1/callbacks/wechat", params=params, content=plain.encode())
+        assert refused.status_code == 403 and refused.json()["detail"] == "plaintext_refused"
+        events = await read_topic(settings, MESSAGES.name, until=lambda ms: len(ms) >= 1)
+    assert [e["payload"]["msg_id"] for e in events] == [the_id]
