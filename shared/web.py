@@ -105,9 +105,15 @@ Connection = Annotated[asyncpg.Connection, Depends(get_connection)]
 
 
 def create_service_app(
-    settings: ServiceSettings, *, title: str, lifespan: Callable[[FastAPI], AbstractAsyncContextManager]
+    settings: ServiceSettings,
+    *,
+    title: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager],
+    authenticate: Callable[[Request], Any] = authenticate,
 ) -> FastAPI:
-    """A FastAPI app with /healthz, /readyz, /metrics; the lifespan sets `app.state.runtime`."""
+    """A FastAPI app with /healthz, /readyz, /metrics; the lifespan sets `app.state.runtime`.
+    `authenticate` is the app-wide check of private routes: the bearer token unless the app has
+    its own (the console's session cookie); either way it lets `@public` routes through."""
     app = FastAPI(title=title, lifespan=lifespan, dependencies=[Depends(authenticate)])
     app.state.settings = settings
     install_problem_handlers(app)
