@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from shared.auth import Actor
 from shared.events import CaseFacts, Event, MalformedEvent, UnknownEventType, parse_event
@@ -73,21 +73,22 @@ async def running_hub(settings: ServiceSettings, render: Callable[[Event], dict]
     while the console runs."""
     hub = Hub(render)
     await ensure_topics(settings)
-    topic = settings.topic(CASES.name)
     consumer = AIOKafkaConsumer(
+        settings.topic(CASES.name),
         bootstrap_servers=settings.kafka_bootstrap,
-        group_id=None,
+        group_id=None,  # no group: every partition is this process's
         enable_auto_commit=False,
         auto_offset_reset="latest",
         client_id=settings.service_name,
     )
     await consumer.start()
-    # Every partition, positioned at its end now: every event published once the console is up is seen.
-    await consumer.topics()  # the cluster's metadata, so the partitions are known
-    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-    consumer.assign(partitions)
-    await consumer.seek_to_end(*partitions)
-    for partition in partitions:
+    # Every partition positioned at its end now, so every event published once the console is up is seen.
+    for _ in range(200):
+        if consumer.assignment():
+            break
+        await asyncio.sleep(0.05)
+    await consumer.seek_to_end()
+    for partition in consumer.assignment():
         await consumer.position(partition)
 
     async def run() -> None:

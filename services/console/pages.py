@@ -40,6 +40,8 @@ ROLE_LABELS = {
 STAGE_LABELS = {"acknowledge": "接单", "joint_plan": "联合处置方案", "resolve": "办结"}
 # Timeline steps that are not case actions.
 STEP_LABELS = {"submit": "群众上报", "report_attached": "一事多报", "located": "网格员定位", "overdue": "超时督办"}
+# The step a case most likely waits for, first found first: its form is shown open.
+PRIMARY = ("acknowledge", "resolve", "verify", "close", "dispatch")
 # Fields of the request models without a description of their own.
 FIELD_LABELS = {"comment": "评价或补充说明"}
 
@@ -214,7 +216,7 @@ def queue_page(*, actor: Actor, names: Names, csrf: str, tab: str, q: str, cases
 <tbody>
 {rows}{empty}
 </tbody></table>
-<p class="hint">显示最新的 {len(cases)} 件；时间为北京时间。</p>"""
+<p class="hint">最多显示最新的 100 件；新案件自动出现，无需刷新；时间为北京时间。</p>"""
     return layout(title=TABS[tab][0], body=body, actor=actor, names=names, csrf=csrf)
 
 
@@ -269,21 +271,30 @@ def action_field(spec: ActionSpec, name: str, info: Any, names: Names, values: d
 
 
 def action_form(
-    case_id: str, spec: ActionSpec, names: Names, csrf: str, key: str, error: str = "", values: dict | None = None
+    case_id: str,
+    spec: ActionSpec,
+    names: Names,
+    csrf: str,
+    key: str,
+    error: str = "",
+    values: dict | None = None,
+    primary: bool = False,
 ) -> str:
+    """One action's form, folded under its name; the step most likely next (and a refused one) open."""
     fields = "\n".join(
         action_field(spec, name, info, names, values or {}) for name, info in spec.request.model_fields.items()
     )
     alert = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
-    return f"""<form method="post" action="/cases/{e(case_id)}/actions/{spec.name}" enctype="multipart/form-data"
-  class="action" id="action-{spec.name}">
-  <h3>{e(spec.label)}</h3>
+    opened = " open" * (primary or bool(error))
+    return f"""<details class="action"{opened}><summary>{e(spec.label)}</summary>
+<form method="post" action="/cases/{e(case_id)}/actions/{spec.name}" enctype="multipart/form-data"
+  id="action-{spec.name}">
   {alert}
   <input type="hidden" name="csrf_token" value="{e(csrf)}">
   <input type="hidden" name="idempotency_key" value="{e(key)}">
   {fields}
   <button type="submit">{e(spec.label)}</button>
-</form>"""
+</form></details>"""
 
 
 def actor_text(label: str) -> str:
@@ -330,6 +341,11 @@ def case_page(
             for i, m in enumerate(case["media"][role], start=1)
         )
         photos.append(f"<p><b>{label}：</b>{links or '<span class=muted>无</span>'}</p>")
+    offered = [name for name in case["actions"] if name in ACTIONS]
+    if actor.department_code in case["acknowledged_departments"] and "acknowledge" in offered:
+        offered.remove("acknowledge")  # this department has acknowledged already
+    primary = next((name for name in PRIMARY if name in offered), None)
+    offered.sort(key=lambda name: name != primary)
     forms = "\n".join(
         action_form(
             str(case["case_id"]),
@@ -339,9 +355,9 @@ def case_page(
             keys[name],
             error=failed[1] if failed and failed[0] == name else "",
             values=failed[2] if failed and failed[0] == name else None,
+            primary=name == primary,
         )
-        for name in case["actions"]
-        if name in ACTIONS
+        for name in offered
     )
     done_html = f'<p class="done" role="status">已{e(ACTIONS[done].label)}。</p>' if done in ACTIONS else ""
     body = f"""<p><a href="/">← 返回案件队列</a></p>
