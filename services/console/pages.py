@@ -360,6 +360,9 @@ def case_page(
         for name in offered
     )
     done_html = f'<p class="done" role="status">已{e(ACTIONS[done].label)}。</p>' if done in ACTIONS else ""
+    if failed and failed[0] not in offered:  # refused, and no longer offered: say so at the top
+        done_html = f'<p class="error" role="alert">「{e(step_label(failed[0]))}」未完成：{e(failed[1])}</p>'
+
     body = f"""<p><a href="/">← 返回案件队列</a></p>
 <h1>案件 {e(case_no(case))} <span class="status">{e(STATUS_LABELS.get(case["status"], ""))}</span></h1>
 {done_html}

@@ -118,6 +118,11 @@ async def test_a_case_through_the_console(make_settings, browser, tmp_path):
             await shown(".done", "已办结", timeout=30)
             assert "待回访" in await step(browser.text, "h1")
             assert await step(browser.count, "a.photo-after") == 1
+            # The photo comes through the console (the browser never needs the object store).
+            fetched = (
+                "return fetch(document.querySelector('a.photo-after').href).then(r => r.headers.get('content-type'))"
+            )
+            assert await step(browser.script, fetched) == "image/jpeg"
             await log_out()
 
             # The dispatcher verifies it (回访) with a rating.
