@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
 
 from services.console import pages, sessions
 from services.console.api import router
@@ -66,6 +67,15 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     @app.exception_handler(sessions.LoginRequired)
     async def login_required(request: Request, exc: sessions.LoginRequired):
         return sessions.login_required_response(request)
+
+    @app.exception_handler(sessions.CsrfFailed)
+    async def csrf_failed(request: Request, exc: sessions.CsrfFailed):
+        if "text/html" not in request.headers.get("accept", ""):
+            return sessions.csrf_failed_response(request)
+        actor = sessions.session_actor(request)
+        csrf = request.cookies.get(sessions.CSRF_COOKIE, "")
+        html = pages.error_page(status=403, message=exc.message, actor=actor, names=names, csrf=csrf)
+        return HTMLResponse(html, status_code=403)
 
     app.include_router(router)
     return app

@@ -20,7 +20,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
 from shared.auth import Actor, InvalidToken, verify_token
-from shared.problems import Problem, problem_response
+from shared.problems import problem_response
 from shared.web import public_reason
 
 SESSION_COOKIE = "gl_session"
@@ -108,7 +108,17 @@ async def check_csrf(request: Request) -> None:
     cookie = request.cookies.get(CSRF_COOKIE, "")
     expected = csrf_for(request.app.state.settings.auth_jwt_secret, request.cookies.get(SESSION_COOKIE, ""))
     if not (sent and hmac.compare_digest(sent, cookie) and hmac.compare_digest(sent, expected)):
-        raise Problem(403, "CSRF check failed", "页面已过期，请刷新页面后重新提交。", kind="csrf")
+        raise CsrfFailed()
+
+
+class CsrfFailed(Exception):
+    """A form from another site, another session or a page from before the last login."""
+
+    message = "页面已过期，请刷新页面后重新提交。"
+
+
+def csrf_failed_response(request: Request) -> Response:
+    return problem_response(request, 403, "CSRF check failed", CsrfFailed.message, kind="csrf")
 
 
 def max_age(token: str) -> int:

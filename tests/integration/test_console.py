@@ -85,6 +85,8 @@ async def test_login_queue_actions_and_refusals(make_settings):
             assert (await client.post(f"/cases/{case_id}/actions/fly", data=form)).status_code == 404
             no_csrf = await client.post(f"/cases/{case_id}/actions/cancel", data={"reason": "重复"})
             assert no_csrf.status_code == 403 and no_csrf.json()["type"].endswith("csrf")
+            stale = await client.post(f"/cases/{case_id}/actions/cancel", data={"csrf_token": "old"}, headers=HTML)
+            assert stale.status_code == 403 and "页面已过期，请刷新页面后重新提交" in stale.text
             moved = await client.post(
                 f"/cases/{case_id}/actions/transfer",
                 data=form | {"department_code": "chengguan", "co_department_codes": ["huanwei"], "reason": "属城管"},

@@ -262,7 +262,7 @@ async def test_county_town_and_village_instances_share_one_stream(make_settings,
     }
     settings = make_settings("dispatch")
     await ensure_topics(settings)
-    village_case = report("exposed_garbage")  # villages settle their own garbage
+    village_case = report("exposed_garbage", case_no="20261202-000300")  # villages settle their own garbage
     town_case = report("street_vendor")  # towns handle street vendors
     county_case = report("manhole")  # only the county's construction bureau
     elsewhere = report("exposed_garbage", village="330727002003")  # neither its village nor town runs a centre
@@ -296,6 +296,7 @@ async def test_county_town_and_village_instances_share_one_stream(make_settings,
         assert r.status_code == 200 and r.json()["status"] == "escalated"
         taken = await eventually(lambda: owned_by("town", village_case.payload.case_id))
         assert (taken["department_code"], taken["owner_code"], taken["seq"]) == ("town_office", TOWN, 3)
+        assert taken["case_no"] == "20261202-000300"  # the escalated case's number goes up with it
 
         # Restart the town instance mid-stream: what arrived meanwhile is handled once, nothing is lost.
         await stack.aclose()
