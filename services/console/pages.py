@@ -199,6 +199,10 @@ def queue_page(*, actor: Actor, names: Names, csrf: str, tab: str, q: str, cases
     rows = "\n".join(queue_row(c, names) for c in cases)
     empty = "" if cases else '<tr class="empty"><td colspan="8">暂无案件</td></tr>'
     alert = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
+    if q:
+        alert += (
+            f'<p class="hint">在全部状态中查找“{e(q)}”（案件编号或描述中的文字）。<a href="/?tab={tab}">清除</a></p>'
+        )
     body = f"""<div id="banner" class="banner" hidden role="alert"></div>
 <section class="toolbar">
   <nav class="tabs">{tabs}</nav>

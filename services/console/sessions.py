@@ -3,9 +3,10 @@ CSRF token every form and script sends back (double submit: a cookie and a form 
 equal, and equal to an HMAC of the session, so a token from another session is worth nothing).
 
 The console's pages are private like every route (`shared.web`): its own app-wide check reads the
-cookie instead of an Authorization header. Without a valid session a page GET from a browser
+cookie instead of an Authorization header. Without a valid session a browser asking for a page
 (Accept: text/html) is redirected to the login page, which then returns to the page asked for;
-anything else (scripts, the live queue, form posts from other tools) answers 401 problem+json.
+a form posted from a page goes to the login page and back to that page; anything else (scripts,
+the live queue, other tools) answers 401 problem+json.
 """
 
 import base64
@@ -14,7 +15,7 @@ import hmac
 import json
 import secrets
 import time
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
@@ -88,8 +89,12 @@ def safe_next(target: str | None) -> str:
 
 
 def login_required_response(request: Request) -> Response:
-    if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+    if "text/html" in request.headers.get("accept", ""):
+        # A page: back to it after login. A form posted from a page: back to that page (this site's only).
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method != "GET":
+            referer = urlsplit(request.headers.get("referer", ""))
+            target = referer.path if referer.netloc == request.url.netloc else "/"
         response: Response = RedirectResponse(f"/login?next={quote(target)}", status_code=303)
     else:
         response = problem_response(

@@ -12,6 +12,7 @@ from datetime import timedelta
 import asyncpg
 import httpx
 
+from services.console import sessions
 from services.console.app import create_app as console_app
 from services.console.live import visible
 from services.dispatch.app import create_app as dispatch_app
@@ -127,12 +128,24 @@ async def test_login_queue_actions_and_refusals(make_settings):
         other = make_settings("console", console_dispatch_url=dispatch_url, auth_jwt_secret="another-key")
         async with running(console_app(other)) as client:
             actor = Actor(subject="d", role="dispatcher", jurisdiction_code="330727")
-            client.cookies.set("gl_session", issue_token(secret="another-key", actor=actor))
+            token = issue_token(secret="another-key", actor=actor)
             for path in ("/", f"/cases/{case_id}", "/supervision"):
-                assert (await client.get(path, headers=HTML)).headers["location"].startswith("/login?next=")
-            form = {"csrf_token": client.cookies.get("gl_csrf") or "", "reason": "x"}
-            assert (await client.post(f"/cases/{case_id}/actions/cancel", data=form)).status_code == 403
+                client.cookies.set("gl_session", token)
+                answer = await client.get(path, headers=HTML)
+                assert answer.headers["location"] == f"/login?next={path}"
+                assert 'gl_session=""' in answer.headers["set-cookie"]  # refused by the services: forgotten
+            client.cookies.set("gl_session", token)
+            client.cookies.set("gl_csrf", sessions.csrf_for("another-key", token))
+            form = {"csrf_token": client.cookies["gl_csrf"], "reason": "x"}
+            answer = await client.post(f"/cases/{case_id}/actions/cancel", data=form, headers=HTML)
+            assert answer.headers["location"] == "/login?next=/"  # no page to return to
+            client.cookies.set("gl_session", token)
             assert (await client.get("/login", headers=HTML)).status_code == 303  # the session itself is valid
+            # A form posted after the session ended: login, then back to the page it came from.
+            client.cookies.clear()
+            page = f"{client.base_url}/cases/{case_id}"
+            expired = await client.post(f"/cases/{case_id}/actions/cancel", headers=HTML | {"referer": page})
+            assert expired.status_code == 303 and expired.headers["location"] == f"/login?next=/cases/{case_id}"
 
 
 async def test_pages_say_so_when_a_service_does_not_answer(make_settings):
