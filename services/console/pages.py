@@ -15,6 +15,7 @@ from shared.taxonomy import Taxonomy
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 STATUS_LABELS = {
+    "submitted": "已上报",
     "triaged": "待派单",
     "dispatched": "待接单",
     "acknowledged": "已接单",
@@ -36,6 +37,14 @@ ROLE_LABELS = {
     "admin": "管理员",
     "system": "系统",
     "reporter": "群众",
+}
+# How a reporter reached us (intake's channels), for the timeline's first step.
+CHANNEL_LABELS = {
+    "api": "接口",
+    "h5": "H5 页面",
+    "wechat_group": "微信群",
+    "official_account": "公众号",
+    "open311": "Open311",
 }
 STAGE_LABELS = {"acknowledge": "接单", "joint_plan": "联合处置方案", "resolve": "办结"}
 # Timeline steps that are not case actions.
@@ -303,6 +312,8 @@ def action_form(
 
 def actor_text(label: str) -> str:
     role, _, subject = label.partition(":")
+    if role == "reporter":
+        subject = CHANNEL_LABELS.get(subject, subject)
     return f"{ROLE_LABELS.get(role, role)} {subject}"
 
 

@@ -112,6 +112,15 @@ async def test_a_case_through_the_console(make_settings, browser, tmp_path):
             await shown(".done", "已接单")
             assert "接单" in await step(browser.text, ".timeline")
             await step(browser.screenshot, SCREENSHOTS / "console-case.png")
+            # A refusal is shown in Chinese on its form (as a browser that does not check `required` sends it).
+            unchecked = (
+                "var f = document.querySelector('#action-return'); f.parentElement.open = true; f.noValidate = true;"
+            )
+            await step(browser.script, unchecked)
+            await step(browser.click, "#action-return button[type=submit]")
+            assert "请填写「理由或备注」" in await shown("#action-return .error", "请填写")
+            await step(browser.script, "document.querySelector('#action-return').scrollIntoView();")
+            await step(browser.screenshot, SCREENSHOTS / "console-form-refusal.png")
             await step(browser.type, "#resolve-result", "已更换新井盖并加固，现场已清理")
             await step(browser.type, "#resolve-after_media_ids", str(photo))
             await step(browser.click, "#action-resolve button[type=submit]")
