@@ -139,6 +139,7 @@ class CaseFacts(Payload):
     description: str
     lat: float | None = None
     lng: float | None = None
+    case_no: str | None = None  # the human case number intake gave the report (None before it existed)
 
 
 class CaseDispatched(CaseFacts):

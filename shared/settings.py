@@ -133,7 +133,8 @@ class SlaPolicyFile(BaseModel):
 
 
 class ResponsibilityListFile(BaseModel):
-    """The taxonomy and responsibility list: intake classifies into its categories, dispatch routes by them."""
+    """The taxonomy and responsibility list: intake classifies into its categories, dispatch routes by
+    them, the console names categories and departments by them."""
 
     responsibility_list_path: Path = PROJECT_ROOT / "shared" / "data" / "taxonomy.yaml"
 
@@ -152,6 +153,13 @@ class ImageMaxBytes(BaseModel):
 
 class CountyMapFile(BaseModel):
     """The county map (divisions, grids, grid workers, residents' groups): intake places reports on
-    it, dispatch loads it into its directory of divisions (`make seed`)."""
+    it, dispatch loads it into its directory of divisions (`make seed`), the console names divisions."""
 
     county_map_path: Path = PROJECT_ROOT / "shared" / "data" / "county.geojson"
+
+
+class DevTokenIssuer(BaseModel):
+    """Local development only: dispatch serves the development token issuer, and the console offers
+    its demo people (who get their tokens from it) — both on or both off."""
+
+    auth_dev_issuer: bool = False

@@ -165,10 +165,13 @@ def create_service_app(
     title: str,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager],
     max_body_bytes: int | None = None,
+    authenticate: Callable[[Request], Any] = authenticate,
 ) -> FastAPI:
     """A FastAPI app with /healthz, /readyz, /metrics; the lifespan sets `app.state.runtime`.
     Request bodies are limited (413 beyond): `settings.http_max_body_bytes`, or a service's own
-    larger limit where it takes files."""
+    larger limit where it takes files. `authenticate` is the app-wide check of private routes: the
+    bearer token unless the app has its own (the console's session cookie); either way it lets
+    `@public` routes through."""
     app = FastAPI(title=title, lifespan=lifespan, dependencies=[Depends(authenticate)])
     app.add_middleware(BodyLimit, limit=max_body_bytes or settings.http_max_body_bytes)
     app.state.settings = settings

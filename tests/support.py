@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from services.console.settings import ConsoleSettings
 from services.dispatch.settings import DispatchSettings
 from services.intake.settings import IntakeSettings
 from services.media.settings import MediaSettings
@@ -24,6 +25,7 @@ SETTINGS_CLASSES: dict[str, type[ServiceSettings]] = {
     "sla": SlaSettings,
     "notify": NotifySettings,
     "media": MediaSettings,
+    "console": ConsoleSettings,
 }
 
 
@@ -35,6 +37,32 @@ async def running(app, *, raise_app_exceptions: bool = True):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client
+
+
+@asynccontextmanager
+async def serving(app):
+    """Run an app with uvicorn on a free loopback port (for a browser, or another service calling
+    it over HTTP); its base URL. Open streams (the console's live queue) get a second to close."""
+    import uvicorn
+
+    from devtools.local_servers import free_port
+
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=1
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # startup failed: raise its error
+                raise RuntimeError("server stopped during startup")
+            await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
 
 
 async def eventually(check, *, timeout: float = 15.0, interval: float = 0.1):

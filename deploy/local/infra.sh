@@ -211,11 +211,14 @@ minio_stop() { stop_pid minio; }
 minio_status() { if alive minio; then echo "minio: running (pid $(cat "$pids/minio.pid"), http://127.0.0.1:$GRIDLINK_MINIO_PORT)"; else echo "minio: stopped"; fi; }
 
 # ---------------------------------------------------------------- Chromium (page tests only)
+# fonts-noto-cjk: Chinese glyphs for the console's and H5 pages' screenshots (else empty boxes).
 browser_install_locked() {
-  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then say "chromium: $(/usr/bin/chromium --version 2>/dev/null)"; return; fi
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && [ -d /usr/share/fonts/opentype/noto ]; then
+    say "chromium: $(/usr/bin/chromium --version 2>/dev/null), fonts-noto-cjk"; return
+  fi
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    say "installing Debian's chromium and chromium-driver for the page tests"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >"$GRIDLINK_HOME/chromium-apt.log" 2>&1 \
+    say "installing Debian's chromium, chromium-driver and fonts-noto-cjk for the page tests"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver fonts-noto-cjk >"$GRIDLINK_HOME/chromium-apt.log" 2>&1 \
       || say "apt could not install chromium (see $GRIDLINK_HOME/chromium-apt.log); page tests will be skipped"
   else
     say "chromium is not installed and cannot be installed here; page tests will be skipped"

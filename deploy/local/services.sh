@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start/stop the five GridLink services (one uvicorn process each) and the local fake WeCom.
+# Start/stop the five GridLink services and the staff console (one uvicorn process each) and the local fake WeCom.
 # Usage: services.sh start|stop|status
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -13,8 +13,9 @@ mkdir -p "$pids" "$logs"
 declare -A PORT=(
   [fake-wecom]=$GRIDLINK_FAKE_WECOM_PORT [intake]=$GRIDLINK_INTAKE_PORT [dispatch]=$GRIDLINK_DISPATCH_PORT
   [sla]=$GRIDLINK_SLA_PORT [notify]=$GRIDLINK_NOTIFY_PORT [media]=$GRIDLINK_MEDIA_PORT
+  [console]=$GRIDLINK_CONSOLE_PORT
 )
-ORDER=(fake-wecom intake dispatch sla notify media)
+ORDER=(fake-wecom intake dispatch sla notify media console)
 
 alive() { [ -f "$pids/$1.pid" ] && kill -0 "$(cat "$pids/$1.pid")" 2>/dev/null; }
 
@@ -25,8 +26,9 @@ start_one() {
   if [ "$name" = fake-wecom ]; then
     setsid "$PY" deploy/local/fake_wecom.py --host 127.0.0.1 --port "$port" >"$logs/$name.log" 2>&1 < /dev/null &
   else
+    # The console's live queues are open streams: give them 3 s to close on stop.
     setsid "$PY" -m uvicorn "services.$name.app:create_app" --factory --host 127.0.0.1 --port "$port" \
-      >"$logs/$name.log" 2>&1 < /dev/null &
+      --timeout-graceful-shutdown 3 >"$logs/$name.log" 2>&1 < /dev/null &
   fi
   echo $! >"$pids/$name.pid"
 }

@@ -45,6 +45,7 @@ class CaseOut(BaseModel):
     """A case as staff see it."""
 
     case_id: UUID
+    case_no: str | None  # the human case number (None for cases from before it was kept)
     report_id: UUID
     seq: int
     status: str
@@ -109,10 +110,12 @@ async def list_cases(
     overdue: bool | None = None,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
+    q: str | None = Query(None, min_length=1, max_length=100),
     cursor: str | None = None,
     limit: int = Query(50, ge=1, le=200),
 ):
-    """Cases the actor may see, newest first, filtered; follow `next_cursor` for the next page."""
+    """Cases the actor may see, newest first, filtered; follow `next_cursor` for the next page.
+    `q` finds a case number exactly, or text in the description."""
     prefix = jurisdiction_code or actor.jurisdiction_code
     if not prefix.startswith(actor.jurisdiction_code):
         raise Problem(
@@ -139,6 +142,7 @@ async def list_cases(
         overdue=overdue,
         created_from=created_from,
         created_to=created_to,
+        text=q.strip() if q else None,
         after=after,
         limit=limit,
     )
@@ -380,7 +384,8 @@ async def get_jurisdiction(code: str, conn: Connection, actor: CurrentActor):
 class DevTokenIn(BaseModel):
     subject: str = Field(min_length=1, max_length=100)
     role: str = Field(pattern="^(" + "|".join(ROLES) + ")$")
-    jurisdiction_code: str = Field(pattern=r"^\d{6}(\d{3}){0,2}$")
+    # county, town, village, or a grid worker's grid (15 digits)
+    jurisdiction_code: str = Field(pattern=r"^\d{6}(\d{3}){0,3}$")
     department_code: str | None = None
     name: str = ""
 

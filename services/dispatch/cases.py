@@ -173,6 +173,7 @@ async def open_case(
         recurrence_of=recurrence,
         before_media_ids=list(report.media_ids),
         grid_code=place.grid_code,
+        case_no=report.case_no,
         created_at=report.submitted_at,
         updated_at=now,
     )
@@ -259,6 +260,7 @@ async def receive_escalation(
         lat=escalated.lat,
         lng=escalated.lng,
         grid_code=escalated.grid_code,
+        case_no=escalated.case_no,
         responsibility_list_version=rlist_version,
         rule=rule.describe(escalated.category),
         created_at=escalated.at,

@@ -1,9 +1,9 @@
 """Dispatch's settings: the shared base, the agreements dispatch is part of, and its own options."""
 
-from shared.settings import CountyMapFile, ResponsibilityListFile, ServiceSettings
+from shared.settings import CountyMapFile, DevTokenIssuer, ResponsibilityListFile, ServiceSettings
 
 
-class DispatchSettings(ServiceSettings, ResponsibilityListFile, CountyMapFile):
+class DispatchSettings(ServiceSettings, ResponsibilityListFile, CountyMapFile, DevTokenIssuer):
     # Division codes that run their own dispatch instance (the county always does); every
     # instance must be given the same list so they agree on who owns which case.
     dispatch_centres: list[str] = []
@@ -11,10 +11,6 @@ class DispatchSettings(ServiceSettings, ResponsibilityListFile, CountyMapFile):
     dispatch_auto_verify_interval_s: float = 60.0
     recurrence_days: int = 30  # the same problem at the same place within this is 回潮
     recurrence_distance_m: float = 100.0
-
-    # Dispatch serves the development token issuer (signed with the shared auth_jwt_secret),
-    # only when enabled (make up).
-    auth_dev_issuer: bool = False
 
     def consumer_group(self) -> str:
         """Each dispatch instance (one per level/jurisdiction) consumes every event as its own group."""

@@ -99,11 +99,13 @@ async def list_cases(
     overdue: bool | None = None,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
+    text: str | None = None,
     after: tuple[datetime, UUID] | None = None,
     limit: int = 50,
 ) -> list[asyncpg.Record]:
     """Cases newest first; `after` is the (created_at, case_id) of the last row of the previous page."""
-    conditions = ["jurisdiction_code LIKE $1"]
+    # The deepest place known, as `domain.can_see` reads it: a grid worker's prefix is their grid.
+    conditions = ["COALESCE(grid_code, jurisdiction_code) LIKE $1"]
     args: list[object] = [jurisdiction_prefix + "%"]  # the query's parameters: codes, times, ids, the limit
 
     def add(sql: str, value) -> None:
@@ -119,6 +121,10 @@ async def list_cases(
         add("created_at >= {0}", created_from)
     if created_to:
         add("created_at < {0}", created_to)
+    if text:  # a case number exactly, or words of the description (LIKE's wildcards taken literally)
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        args.append(text)
+        add(f"(case_no = ${len(args)} OR description ILIKE {{0}})", f"%{escaped}%")
     if after:
         args.extend(after)
         conditions.append(f"(created_at, case_id) < (${len(args) - 1}, ${len(args)})")

@@ -18,17 +18,30 @@ COUNTY, TOWN, VILLAGE = "330727", "330727001", "330727001002"
 
 
 def report(
-    category: str | None, *, village: str | None = VILLAGE, lat: float | None = 29.08, lng: float | None = 120.04
+    category: str | None,
+    *,
+    village: str | None = VILLAGE,
+    lat: float | None = 29.08,
+    lng: float | None = 120.04,
+    case_no: str | None = None,
+    description: str | None = None,
+    grid: str | None = None,
 ):
     """report.submitted as intake publishes it, placed in `village` (None: only an address, not placed yet)."""
     place = ReportPlace(
-        division_code=village or COUNTY, village_code=village, town_code=village and village[:9], lat=lat, lng=lng
+        division_code=village or COUNTY,
+        village_code=village,
+        town_code=village and village[:9],
+        grid_code=grid,
+        lat=lat,
+        lng=lng,
     )
     payload = ReportSubmitted(
         report_id=uuid.uuid4(),
         case_id=uuid.uuid4(),
-        description="测试上报：" + (category or "未分类"),
+        description=description or "测试上报：" + (category or "未分类"),
         category=category,
+        case_no=case_no,
         place=place,
         channel="api",
         submitted_at=utcnow(),
@@ -153,6 +166,45 @@ async def test_commands_are_idempotent_and_lists_paginate(make_settings):
         assert [t["action"] for t in detail["timeline"]].count("cancel") == 1
 
 
+async def test_case_number_is_kept_carried_and_searchable(make_settings):
+    settings = make_settings("dispatch", auth_dev_issuer=True)
+    await ensure_topics(settings)
+    numbered = report(
+        "manhole", case_no="GL20261202-0007", description="幸福路 50% 的井盖翻起来了", grid=VILLAGE + "001"
+    )
+    other = report("road_damage", case_no="GL20261202-0008", description="人民路坑洼")
+    await publish(settings, REPORTS.name, numbered.to_bytes(), other.to_bytes())
+    dispatcher = bearer(settings, "dispatcher")
+    async with running(dispatch_app(settings)) as client:
+        case = await eventually(lambda: case_of(client, dispatcher, numbered.payload.case_id))
+        assert case["case_no"] == "GL20261202-0007"
+        await eventually(lambda: case_of(client, dispatcher, other.payload.case_id))
+
+        async def found(q: str) -> list[str]:
+            r = await client.get("/api/v1/cases", params={"q": q}, headers=dispatcher)
+            assert r.status_code == 200, r.text
+            return [c["case_no"] for c in r.json()["cases"]]
+
+        assert await found("GL20261202-0007") == ["GL20261202-0007"]  # the number, exactly
+        assert await found("GL20261202") == []  # not a part of it
+        assert await found("幸福路") == ["GL20261202-0007"]  # words of the description
+        assert await found("50%") == ["GL20261202-0007"] and await found("井_") == []  # wildcards are characters
+        # A grid worker (their division is their grid, 15 digits) lists their grid's cases only.
+        token = await client.post(
+            "/api/v1/auth/dev-tokens",
+            json={"subject": "gw", "role": "grid_worker", "jurisdiction_code": VILLAGE + "001"},
+        )
+        assert token.status_code == 201, token.text
+        worker = {"authorization": f"Bearer {token.json()['access_token']}"}
+        listed = (await client.get("/api/v1/cases", headers=worker)).json()["cases"]
+        assert [c["case_no"] for c in listed] == ["GL20261202-0007"]
+        messages = await read_topic(
+            settings, CASES.name, until=lambda ms: any(m["key"] == str(numbered.payload.case_id) for m in ms)
+        )
+        dispatched = next(m for m in messages if m["key"] == str(numbered.payload.case_id))
+        assert dispatched["payload"]["case_no"] == "GL20261202-0007"
+
+
 async def test_new_list_version_decides_the_next_dispatch(make_settings):
     settings = make_settings("dispatch")
     await ensure_topics(settings)
@@ -214,7 +266,7 @@ async def test_county_town_and_village_instances_share_one_stream(make_settings,
     }
     settings = make_settings("dispatch")
     await ensure_topics(settings)
-    village_case = report("exposed_garbage")  # villages settle their own garbage
+    village_case = report("exposed_garbage", case_no="20261202-000300")  # villages settle their own garbage
     town_case = report("street_vendor")  # towns handle street vendors
     county_case = report("manhole")  # only the county's construction bureau
     elsewhere = report("exposed_garbage", village="330727002003")  # neither its village nor town runs a centre
@@ -248,6 +300,7 @@ async def test_county_town_and_village_instances_share_one_stream(make_settings,
         assert r.status_code == 200 and r.json()["status"] == "escalated"
         taken = await eventually(lambda: owned_by("town", village_case.payload.case_id))
         assert (taken["department_code"], taken["owner_code"], taken["seq"]) == ("town_office", TOWN, 3)
+        assert taken["case_no"] == "20261202-000300"  # the escalated case's number goes up with it
 
         # Restart the town instance mid-stream: what arrived meanwhile is handled once, nothing is lost.
         await stack.aclose()

@@ -11,7 +11,7 @@ from shared.settings import PROJECT_ROOT
 from tests.support import SETTINGS_CLASSES
 
 DEPLOY = PROJECT_ROOT / "deploy"
-SERVICES = ("intake", "dispatch", "sla", "notify", "media")
+SERVICES = ("intake", "dispatch", "sla", "notify", "media", "console")
 
 
 def deployments() -> list[dict]:

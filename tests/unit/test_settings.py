@@ -16,6 +16,7 @@ from services.sla.settings import SlaSettings
 from shared.settings import (
     PROJECT_ROOT,
     CountyMapFile,
+    DevTokenIssuer,
     ImageMaxBytes,
     IncomingPhotosBucket,
     PhoneEncryptionKey,
@@ -30,14 +31,17 @@ from tests.support import SETTINGS_CLASSES
 AGREEMENTS = {
     PhoneEncryptionKey: {"intake", "notify"},  # intake encrypts reporters' phones, notify decrypts them
     SlaPolicyFile: {"sla", "notify"},  # sla enforces the deadlines, notify quotes them
-    ResponsibilityListFile: {"intake", "dispatch"},  # intake classifies into its categories, dispatch routes by them
+    # intake classifies into its categories, dispatch routes by them, the console names them
+    ResponsibilityListFile: {"intake", "dispatch", "console"},
     IncomingPhotosBucket: {"intake", "media"},  # intake parks report photos, media takes them in
     ImageMaxBytes: {"intake", "media"},  # intake refuses photos media would refuse
-    CountyMapFile: {"intake", "dispatch"},  # intake places reports on it, dispatch seeds its divisions from it
+    # intake places reports on it, dispatch seeds its divisions from it, the console names them
+    CountyMapFile: {"intake", "dispatch", "console"},
+    DevTokenIssuer: {"dispatch", "console"},  # dispatch issues development tokens, the console asks for them
 }
 
 # A value of each field type that no default has, to see both services read the same variable.
-SAMPLE = {str: "agreed-value", int: "12345", Path: "/srv/gridlink/agreed.yaml"}
+SAMPLE = {str: "agreed-value", int: "12345", Path: "/srv/gridlink/agreed.yaml", bool: "True"}
 
 
 def declared_by(cls: type, field: str) -> type:
@@ -75,7 +79,7 @@ def test_every_service_sees_only_its_own_options():
         "notify_max_attempts": "notify",
         "wecom_base_url": "notify",
         "media_bucket": "media",
-        "auth_dev_issuer": "dispatch",
+        "console_dispatch_url": "console",
     }
     for field, owner in owners.items():
         assert {s for s, cls in SETTINGS_CLASSES.items() if field in cls.model_fields} == {owner}, field

@@ -1,0 +1,373 @@
+"""The console's routes: login and logout, the queue (工作台) with its live feed, a case with its
+action forms, the supervision list (督办), photos, and the page assets. Thin: the services decide
+everything; these routes ask them with the person's token and show the answer."""
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.datastructures import UploadFile
+
+from services.console import pages, sessions
+from services.console.upstream import Refused, Unavailable, call
+from shared.auth import Actor, InvalidToken, verify_token
+from shared.case_actions import ACTIONS
+from shared.problems import Problem
+from shared.web import CurrentActor, public
+
+STATIC = Path(__file__).parent / "static"
+ASSETS = {"console.css": "text/css", "console.js": "text/javascript"}
+
+# The demo people of the development login (GRIDLINK_AUTH_DEV_ISSUER): codes of the demo county's
+# map and of shared/data/taxonomy.yaml.
+DEMO_PEOPLE: dict[str, dict] = {
+    "dispatcher": {
+        "subject": "demo-dispatcher",
+        "role": "dispatcher",
+        "jurisdiction_code": "330727",
+        "name": "王敏",
+        "title": "示范县网格化服务管理中心 调度员",
+    },
+    "zhujian": {
+        "subject": "demo-zhujian",
+        "role": "handler",
+        "jurisdiction_code": "330727",
+        "department_code": "zhujian",
+        "name": "李强",
+        "title": "住房和城乡建设局 处置人员",
+    },
+    "chengguan": {
+        "subject": "demo-chengguan",
+        "role": "handler",
+        "jurisdiction_code": "330727",
+        "department_code": "chengguan",
+        "name": "张伟",
+        "title": "城市管理局 处置人员",
+    },
+    "supervisor": {
+        "subject": "demo-supervisor",
+        "role": "supervisor",
+        "jurisdiction_code": "330727",
+        "name": "陈静",
+        "title": "示范县督查室 督查员",
+    },
+    "grid_worker": {
+        "subject": "gw330727001001001",
+        "role": "grid_worker",
+        "jurisdiction_code": "330727001001001",
+        "name": "何飞",
+        "title": "城关街道莲源社区第1网格 网格员",
+    },
+    "admin": {
+        "subject": "demo-admin",
+        "role": "admin",
+        "jurisdiction_code": "330727",
+        "name": "赵磊",
+        "title": "系统管理员",
+    },
+}
+
+router = APIRouter(include_in_schema=False)
+Csrf = Depends(sessions.check_csrf)
+
+
+def _names(request: Request) -> pages.Names:
+    return request.app.state.names
+
+
+def _csrf(request: Request) -> str:
+    return request.cookies.get(sessions.CSRF_COOKIE, "")
+
+
+def _url(request: Request, service: str, path: str) -> str:
+    return getattr(request.app.state.settings, f"console_{service}_url").rstrip("/") + path
+
+
+async def _ask(request: Request, service: str, method: str, path: str, **kwargs):
+    """A service's answer to the person's request (their own token), as JSON."""
+    response = await call(
+        request.app.state.http, service, method, _url(request, service, path), token=request.state.token, **kwargs
+    )
+    return response.json()
+
+
+def _html(request: Request, html: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
+
+
+def _error(request: Request, actor: Actor, error: Refused | Unavailable) -> Response:
+    if isinstance(error, Refused) and error.status == 401:  # the services no longer take the token
+        return sessions.login_required_response(request)
+    message = error.message if isinstance(error, Refused) else str(error)
+    html = pages.error_page(
+        status=error.status, message=message, actor=actor, names=_names(request), csrf=_csrf(request)
+    )
+    return _html(request, html, error.status)
+
+
+@router.get("/login")
+@public("the login page: it is how a session is had at all")
+async def login_page(request: Request, next: str = "/"):  # noqa: A002 - the query parameter's name
+    if sessions.session_actor(request) is not None:  # already logged in
+        return RedirectResponse(sessions.safe_next(next), status_code=303)
+    token = sessions.new_login_csrf()
+    people = DEMO_PEOPLE if request.app.state.settings.auth_dev_issuer else {}
+    response = _html(request, pages.login_page(people=people, next_path=sessions.safe_next(next), csrf=token))
+    response.set_cookie(sessions.CSRF_COOKIE, token, httponly=False, samesite="strict", path="/")
+    return response
+
+
+@router.post("/login")
+@public("logging in: there is no session yet; the form's CSRF token must equal its cookie")
+async def login(request: Request):
+    form = await request.form()
+    next_path = sessions.safe_next(str(form.get("next") or "/"))
+    sent, cookie = str(form.get(sessions.CSRF_FIELD) or ""), request.cookies.get(sessions.CSRF_COOKIE, "")
+    settings = request.app.state.settings
+    people = DEMO_PEOPLE if settings.auth_dev_issuer else {}
+
+    def again(message: str, status: int) -> HTMLResponse:
+        token = sessions.new_login_csrf()
+        response = _html(
+            request, pages.login_page(people=people, next_path=next_path, csrf=token, error=message), status
+        )
+        response.set_cookie(sessions.CSRF_COOKIE, token, httponly=False, samesite="strict", path="/")
+        return response
+
+    if not sent or sent != cookie:
+        return again("页面已过期，请重新登录。", 403)
+    person = people.get(str(form.get("person") or ""))
+    if person is None:
+        return again("请选择要登录的人员。", 422)
+    claims = {k: v for k, v in person.items() if k != "title"}
+    try:
+        answer = await call(
+            request.app.state.http,
+            "dispatch",
+            "POST",
+            _url(request, "dispatch", "/api/v1/auth/dev-tokens"),
+            json=claims,
+        )
+    except (Refused, Unavailable) as error:
+        return again(f"登录失败：{error}", 502)
+    token = answer.json()["access_token"]
+    response = RedirectResponse(next_path, status_code=303)
+    sessions.set_cookies(
+        response,
+        secret=settings.auth_jwt_secret,
+        token=token,
+        max_age=sessions.max_age(token),
+        secure=settings.console_cookie_secure,
+    )
+    return response
+
+
+@router.post("/logout", dependencies=[Csrf])
+async def logout(actor: CurrentActor):
+    response = RedirectResponse("/login", status_code=303)
+    sessions.clear_cookies(response)
+    return response
+
+
+@router.get("/")
+async def queue(
+    request: Request,
+    actor: CurrentActor,
+    tab: Annotated[str, Query(pattern="^(" + "|".join(pages.TABS) + ")$")] = "open",
+    q: Annotated[str, Query(max_length=100)] = "",
+):
+    """工作台: the person's cases by tab, newest first; a search looks in every status."""
+    cases: dict[str, dict] = {}
+    error, status = "", 200
+    try:
+        for filters in pages.TABS["all" if q.strip() else tab][1]:
+            params = filters | {"limit": "100"} | ({"q": q.strip()} if q.strip() else {})
+            for case in (await _ask(request, "dispatch", "GET", "/api/v1/cases", params=params))["cases"]:
+                cases[case["case_id"]] = case
+    except Refused as refused:
+        if refused.status == 401:
+            return sessions.login_required_response(request)
+        error, status = refused.message, refused.status
+    except Unavailable as unavailable:
+        error, status = str(unavailable), 502
+    rows = sorted(cases.values(), key=lambda c: c["created_at"], reverse=True)
+    html = pages.queue_page(
+        actor=actor, names=_names(request), csrf=_csrf(request), tab=tab, q=q, cases=rows, error=error
+    )
+    return _html(request, html, status)
+
+
+async def _case_page(
+    request: Request, actor: Actor, case_id: UUID, *, done: str = "", failed=None, status: int = 200
+) -> Response:
+    try:
+        case = await _ask(request, "dispatch", "GET", f"/api/v1/cases/{case_id}")
+    except (Refused, Unavailable) as error:
+        return _error(request, actor, error)
+    # A fresh Idempotency-Key per form and page: a double click or a resubmitted form acts once.
+    keys = {name: f"console-{uuid.uuid4()}" for name in case["actions"]}
+    html = pages.case_page(
+        actor=actor, names=_names(request), csrf=_csrf(request), case=case, keys=keys, done=done, failed=failed
+    )
+    return _html(request, html, status)
+
+
+@router.get("/cases/{case_id}")
+async def case_page(request: Request, actor: CurrentActor, case_id: UUID, done: str = ""):
+    """A case: its facts, timeline, photos and a form for each action the person may take now."""
+    return await _case_page(request, actor, case_id, done=done)
+
+
+async def _after_photos(request: Request, case_id: UUID, photos: list[UploadFile]) -> list[str]:
+    """Store each photo in media and attach it to the case as 整改后; their media ids."""
+    ids = []
+    for photo in photos:
+        content = await photo.read()
+        files = {"file": (photo.filename or "after.jpg", content, photo.content_type or "application/octet-stream")}
+        stored = await _ask(request, "media", "POST", "/api/v1/media", files=files)
+        await _ask(
+            request,
+            "media",
+            "POST",
+            f"/api/v1/cases/{case_id}/media",
+            json={"media_id": stored["media_id"], "role": "after"},
+        )
+        ids.append(stored["media_id"])
+    return ids
+
+
+def _arguments(name: str, form) -> tuple[dict, dict]:
+    """The action's request body from its form (and the values to show again if it is refused)."""
+    spec = ACTIONS[name]
+    arguments: dict[str, Any] = {}
+    values: dict[str, str] = {}
+    for field, info in spec.request.model_fields.items():
+        if field == "after_media_ids":
+            continue
+        if field == "co_department_codes":
+            chosen = [str(v) for v in form.getlist(field) if v]
+            if chosen:
+                arguments[field] = chosen
+            continue
+        value = str(form.get(field) or "").strip()
+        values[field] = value
+        if not value:
+            continue
+        if field in ("rating", "minutes"):
+            if not value.isdigit():
+                raise Refused(422, f"「{pages.field_label(field, info)}」请填写数字。")
+            arguments[field] = int(value)
+        else:
+            arguments[field] = value
+    return arguments, values
+
+
+@router.post("/cases/{case_id}/actions/{name}", dependencies=[Csrf])
+async def take_action(request: Request, actor: CurrentActor, case_id: UUID, name: str):
+    """One action from its form: 办结's photos go to media first; dispatch decides."""
+    if name not in ACTIONS:
+        raise Problem(404, "Not found", f"没有「{name}」这个操作。", kind="not-found")
+    spec = ACTIONS[name]
+    form = await request.form()
+    values: dict = {}
+    try:
+        arguments, values = _arguments(name, form)
+        if "after_media_ids" in spec.request.model_fields:
+            photos = [p for p in form.getlist("photos") if isinstance(p, UploadFile) and p.filename]
+            if photos:
+                arguments["after_media_ids"] = await _after_photos(request, case_id, photos)
+        key = str(form.get("idempotency_key") or f"console-{uuid.uuid4()}")
+        await _ask(
+            request,
+            "dispatch",
+            "POST",
+            f"/api/v1/cases/{case_id}/{spec.path}",
+            json=arguments,
+            headers={"idempotency-key": key},
+        )
+    except Refused as refused:
+        if refused.status == 401:
+            return sessions.login_required_response(request)
+        return await _case_page(request, actor, case_id, failed=(name, refused.message, values), status=refused.status)
+    except Unavailable as unavailable:
+        return await _case_page(request, actor, case_id, failed=(name, str(unavailable), values), status=502)
+    return RedirectResponse(f"/cases/{case_id}?done={name}", status_code=303)
+
+
+@router.get("/supervision")
+async def supervision(request: Request, actor: CurrentActor):
+    """督办: deadlines missed below this level — who, what, how late."""
+    breaches, error, status = [], "", 200
+    try:
+        breaches = (await _ask(request, "dispatch", "GET", "/api/v1/supervision"))["breaches"]
+    except Refused as refused:
+        if refused.status == 401:
+            return sessions.login_required_response(request)
+        error, status = refused.message, refused.status
+    except Unavailable as unavailable:
+        error, status = str(unavailable), 502
+    html = pages.supervision_page(
+        actor=actor, names=_names(request), csrf=_csrf(request), breaches=breaches, error=error
+    )
+    return _html(request, html, status)
+
+
+@router.get("/media/{media_id}")
+async def photo(request: Request, actor: CurrentActor, media_id: UUID):
+    """A case photo through the console (one origin: the browser never needs the object store)."""
+    try:
+        item = await _ask(request, "media", "GET", f"/api/v1/media/{media_id}")
+        url = item["urls"].get("public") or item["urls"].get("original")
+        if url is None:
+            raise Refused(404, "这张照片已过保存期限，已被清理。")
+        content = await call(request.app.state.http, "media", "GET", url)
+    except (Refused, Unavailable) as error:
+        return _error(request, actor, error)
+    media_type = "image/jpeg" if item["urls"].get("public") else item["content_type"]
+    return Response(content.content, media_type=media_type, headers={"cache-control": "private, max-age=300"})
+
+
+def sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+@router.get("/events")
+async def live_events(request: Request, actor: CurrentActor):
+    """Server-sent events: the case events this person may see, as they happen (the live queue)."""
+    hub, settings = request.app.state.hub, request.app.state.settings
+    token = request.state.token
+    subscriber = hub.subscribe(actor)
+
+    async def stream():
+        try:
+            yield "retry: 3000\n\n" + sse("ready", {})
+            while True:
+                try:
+                    message = await asyncio.wait_for(subscriber.queue.get(), settings.console_heartbeat_s)
+                    yield sse("case", message)
+                except TimeoutError:
+                    try:  # the session may have expired meanwhile
+                        verify_token(secret=settings.auth_jwt_secret, token=token)
+                    except InvalidToken:
+                        yield sse("expired", {})
+                        return
+                    yield ": keep-alive\n\n"
+        finally:
+            hub.unsubscribe(subscriber)
+
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"cache-control": "no-store", "x-accel-buffering": "no"}
+    )
+
+
+@router.get("/static/{name}")
+@public("the console's own script and style sheet (no data; served here, never from a CDN)")
+async def asset(name: str):
+    if name not in ASSETS:
+        raise Problem(404, "Not found", f"No asset {name}.", kind="not-found")
+    return FileResponse(STATIC / name, media_type=f"{ASSETS[name]}; charset=utf-8")

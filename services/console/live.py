@@ -1,0 +1,115 @@
+"""The live queue: one Kafka consumer per console process reads the case topic from its end and
+hands each case event to the open pages (SSE) of the people allowed to see that case."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer
+
+from shared.auth import Actor
+from shared.events import CaseFacts, Event, MalformedEvent, UnknownEventType, parse_event
+from shared.settings import ServiceSettings
+from shared.topics import CASES, ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+def visible(actor: Actor, case: CaseFacts) -> bool:
+    """Dispatch's rule (`can_see`) for who may see a case, on an event's facts: the division and
+    below (a grid worker's division is their grid), and for handlers their department's cases."""
+    if not (case.grid_code or case.jurisdiction_code or "").startswith(actor.jurisdiction_code):
+        return False
+    if actor.role == "handler":
+        return actor.department_code in (case.department_code, *case.co_department_codes)
+    return True
+
+
+@dataclass(eq=False)
+class Subscriber:
+    actor: Actor
+    queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(maxsize=200))
+
+
+class Hub:
+    """Who listens; what each may hear."""
+
+    def __init__(self, render: Callable[[Event], dict]):
+        self.render = render
+        self.subscribers: set[Subscriber] = set()
+        self.running = False
+
+    def subscribe(self, actor: Actor) -> Subscriber:
+        subscriber = Subscriber(actor)
+        self.subscribers.add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.discard(subscriber)
+
+    def deliver(self, event: Event) -> int:
+        """Hand a case event to every subscriber allowed to see its case; how many got it."""
+        facts = event.payload
+        if not isinstance(facts, CaseFacts):
+            return 0
+        message, count = None, 0
+        for subscriber in list(self.subscribers):
+            if visible(subscriber.actor, facts):
+                message = message or self.render(event)
+                try:
+                    subscriber.queue.put_nowait(message)
+                    count += 1
+                except asyncio.QueueFull:  # a page that stopped reading; it reloads when it reconnects
+                    log.warning("live queue of %s is full; dropping an event", subscriber.actor.label)
+        return count
+
+
+@asynccontextmanager
+async def running_hub(settings: ServiceSettings, render: Callable[[Event], dict]) -> AsyncIterator[Hub]:
+    """Consume the case topic (no consumer group: each process reads everything, from the end)
+    while the console runs."""
+    hub = Hub(render)
+    await ensure_topics(settings)
+    consumer = AIOKafkaConsumer(
+        settings.topic(CASES.name),
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,  # no group: every partition is this process's
+        enable_auto_commit=False,
+        auto_offset_reset="latest",
+        client_id=settings.service_name,
+    )
+    await consumer.start()
+    # Every partition positioned at its end now, so every event published once the console is up is seen.
+    for _ in range(200):
+        if consumer.assignment():
+            break
+        await asyncio.sleep(0.05)
+    await consumer.seek_to_end()
+    for partition in consumer.assignment():
+        await consumer.position(partition)
+
+    async def run() -> None:
+        hub.running = True
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=500)
+                for records in batches.values():
+                    for record in records:
+                        try:
+                            hub.deliver(parse_event(record.value))
+                        except (MalformedEvent, UnknownEventType) as error:
+                            log.warning("skipping a case-topic message: %s", error)
+        finally:
+            hub.running = False
+
+    task = asyncio.create_task(run())
+    try:
+        yield hub
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await consumer.stop()

@@ -1,0 +1,151 @@
+"""The staff console (工作台) in real headless Chromium against real Kafka, PostgreSQL and MinIO:
+a report reaches the dispatcher's open queue live (no reload) with the urgent banner; the 住建局
+handler acknowledges it (接单), takes an 整改后 photo and resolves it (办结); the dispatcher verifies
+it (回访) with a rating; a 城管 handler sees neither the case in the queue nor its page. Screenshots
+of each page land in .cache/run/screenshots/."""
+
+import asyncio
+import io
+
+import pytest
+from PIL import Image
+
+from services.console.app import create_app as console_app
+from services.dispatch.app import create_app as dispatch_app
+from services.intake.app import create_app as intake_app
+from services.media.app import create_app as media_app
+from shared.settings import PROJECT_ROOT
+from tests.browser import chromium, needs_chromium
+from tests.support import eventually, running, serving
+
+SCREENSHOTS = PROJECT_ROOT / ".cache" / "run" / "screenshots"
+
+pytestmark = needs_chromium
+
+
+@pytest.fixture
+def browser():
+    with chromium(width=1280, height=900) as browser:
+        yield browser
+
+
+async def test_a_case_through_the_console(make_settings, browser, tmp_path):
+    intake_settings = make_settings("intake")
+    dispatch_settings = make_settings("dispatch", auth_dev_issuer=True)
+    media_settings = make_settings("media", intake_incoming_bucket=intake_settings.intake_incoming_bucket)
+    photo = tmp_path / "整改后.jpg"
+    buffer = io.BytesIO()
+    Image.new("RGB", (120, 90), (40, 150, 70)).save(buffer, format="JPEG")
+    photo.write_bytes(buffer.getvalue())
+    step = asyncio.to_thread  # WebDriver calls block; the servers run on this loop meanwhile
+
+    async def shown(css: str, words: str, timeout: float = 15.0) -> str:
+        async def check():
+            try:
+                text = await step(browser.text, css)
+            except Exception:  # the page is still loading
+                return None
+            return text if words in text else None
+
+        return await eventually(check, timeout=timeout, interval=0.2)
+
+    async with (
+        running(intake_app(intake_settings)) as intake,
+        serving(dispatch_app(dispatch_settings)) as dispatch_url,
+        serving(media_app(media_settings)) as media_url,
+    ):
+        console = console_app(
+            make_settings(
+                "console", auth_dev_issuer=True, console_dispatch_url=dispatch_url, console_media_url=media_url
+            )
+        )
+        async with serving(console) as origin:
+
+            async def log_in(person: str, path: str = "/"):
+                await step(browser.open, f"{origin}{path}")
+                await shown("h1", "登录")  # no session: the login page, which returns to the path
+                await step(browser.click, f"input[name=person][value={person}]")
+                await step(browser.click, "#login")
+                await shown(".top .who", "（")
+
+            async def log_out():
+                await step(browser.click, ".top form button")
+                await shown("h1", "登录")
+
+            # The dispatcher's open queue (待接单), waiting for cases.
+            await step(browser.open, f"{origin}/")
+            await shown("h1", "登录")
+            assert (await step(browser.url)).endswith("/login?next=/")
+            await step(browser.screenshot, SCREENSHOTS / "console-login.png")
+            await log_in("dispatcher")
+            assert await step(browser.text, ".tabs a.active") == "待接单"
+            await eventually(lambda: asyncio.sleep(0, console.state.hub.subscribers))  # the live feed is open
+            await step(browser.script, "window.stillTheSamePage = true;")
+
+            answer = await intake.post(
+                "/api/v1/reports",
+                json={
+                    "description": "幸福路小区北门的井盖翻起来了，晚上很危险",
+                    "category": "manhole",
+                    "lat": 29.0829,
+                    "lng": 120.0546,
+                    "channel": "api",
+                },
+            )
+            assert answer.status_code == 201, answer.text
+            case_id, case_no = answer.json()["case_id"], answer.json()["case_no"]
+
+            # It appears without a reload, with the urgent banner.
+            row = f'#queue tr[data-case="{case_id}"]'
+            assert "待接单" in await shown(row, case_no, timeout=30)
+            assert "住房和城乡建设局" in await step(browser.text, row)
+            assert "紧急" in await step(browser.text, row)
+            assert case_no in await shown("#banner", "新的紧急案件")
+            assert await step(browser.script, "return window.stillTheSamePage === true;")
+            await step(browser.screenshot, SCREENSHOTS / "console-queue.png")
+            await log_out()
+
+            # The 住建局 handler opens the case (login returns to it), acknowledges and resolves it.
+            await log_in("zhujian", f"/cases/{case_id}")
+            await shown("h1", case_no)
+            await step(browser.click, "#action-acknowledge button[type=submit]")
+            await shown(".done", "已接单")
+            assert "接单" in await step(browser.text, ".timeline")
+            await step(browser.screenshot, SCREENSHOTS / "console-case.png")
+            # A refusal is shown in Chinese on its form (as a browser that does not check `required` sends it).
+            unchecked = (
+                "var f = document.querySelector('#action-return'); f.parentElement.open = true; f.noValidate = true;"
+            )
+            await step(browser.script, unchecked)
+            await step(browser.click, "#action-return button[type=submit]")
+            assert "请填写「理由或备注」" in await shown("#action-return .error", "请填写")
+            await step(browser.script, "document.querySelector('#action-return').scrollIntoView();")
+            await step(browser.screenshot, SCREENSHOTS / "console-form-refusal.png")
+            await step(browser.type, "#resolve-result", "已更换新井盖并加固，现场已清理")
+            await step(browser.type, "#resolve-after_media_ids", str(photo))
+            await step(browser.click, "#action-resolve button[type=submit]")
+            await shown(".done", "已办结", timeout=30)
+            assert "待回访" in await step(browser.text, "h1")
+            assert await step(browser.count, "a.photo-after") == 1
+            # The photo comes through the console (the browser never needs the object store).
+            fetched = (
+                "return fetch(document.querySelector('a.photo-after').href).then(r => r.headers.get('content-type'))"
+            )
+            assert await step(browser.script, fetched) == "image/jpeg"
+            await log_out()
+
+            # The dispatcher verifies it (回访) with a rating.
+            await log_in("dispatcher", f"/cases/{case_id}")
+            await step(browser.type, "#verify-comment", "群众表示满意")
+            await step(browser.click, "#action-verify button[type=submit]")
+            await shown(".done", "已回访")
+            timeline = await step(browser.text, ".timeline")
+            assert all(word in timeline for word in ("群众上报", "派单", "接单", "办结", "回访", "评价 5 分"))
+            await log_out()
+
+            # Another department's handler: not in their queue, and the page is refused in Chinese.
+            await log_in("chengguan", "/?tab=all")
+            assert await step(browser.count, row) == 0
+            await step(browser.open, f"{origin}/cases/{case_id}")
+            assert "该案件不在您的辖区或部门范围内" in await shown(".error", "辖区")
+            await step(browser.screenshot, SCREENSHOTS / "console-forbidden.png")
