@@ -130,6 +130,8 @@ def available_actions(*, actor: Actor, case: CaseState) -> list[str]:
             authorize(actor=actor, action=name, case=case)
         except Forbidden:
             continue
+        if name in READY and READY[name](case, actor):
+            continue
         names.append(name)
     return names
 
@@ -159,14 +161,58 @@ def _send_to(department: str, co_departments: Any, context: Context) -> dict[str
     return changes
 
 
+def _acknowledging(case: CaseState, actor: Actor) -> str | None:
+    """The department an acknowledgement is for: the handler's own, the lead's for anyone else."""
+    return actor.department_code if actor.role == "handler" else case.department_code
+
+
+# --- when an action can be taken at all, beyond its statuses ---------------------------------------
+# Each answers why not (None: it can). `decide` refuses with the reason (409); `available_actions`
+# does not offer it, so the console never shows a button that can only fail.
+
+READY: dict[str, Callable[[CaseState, Actor], str | None]] = {
+    "acknowledge": lambda case, actor: (
+        f"{_acknowledging(case, actor)} has already acknowledged"
+        if _acknowledging(case, actor) in case.acknowledged_departments
+        else None
+    ),
+    "start": lambda case, actor: (
+        "the lead department has not acknowledged"
+        if case.department_code not in case.acknowledged_departments
+        else None
+    ),
+    "submit_plan": lambda case, actor: (
+        "a joint plan is only for cases with co-handling departments" if not case.co_department_codes else None
+    ),
+    "report_part": lambda case, actor: (
+        "only a co-handling department reports its part"
+        if actor.department_code not in case.co_department_codes
+        else None
+    ),
+    "resolve": lambda case, actor: (
+        "a joint case needs its joint plan before it is resolved"
+        if case.co_department_codes and not case.plan_submitted
+        else None
+    ),
+    "escalate": lambda case, actor: (
+        "the county is the top level; nothing to escalate to" if case.level == "county" else None
+    ),
+    "request_extension": lambda case, actor: (
+        "an extension request is already pending" if case.extension_pending else None
+    ),
+    "approve_extension": lambda case, actor: None if case.extension_pending else "no extension request is pending",
+    "refuse_extension": lambda case, actor: None if case.extension_pending else "no extension request is pending",
+    "await_reporter": lambda case, actor: "already waiting for the reporter" if case.awaiting_reporter else None,
+    "reporter_replied": lambda case, actor: None if case.awaiting_reporter else "not waiting for the reporter",
+}
+
+
 # --- the actions' own rules, beyond what their specs say ------------------------------------------
 
 
 def _acknowledge(c: Command) -> Outcome:
     case = c.case
-    department = c.actor.department_code if c.actor.role == "handler" else case.department_code
-    if department in case.acknowledged_departments:
-        raise IllegalTransition(f"{department} has already acknowledged")
+    department = _acknowledging(case, c.actor)
     lead = department == case.department_code
     return Outcome(
         changes={"acknowledged_departments": (*case.acknowledged_departments, department)},
@@ -175,27 +221,15 @@ def _acknowledge(c: Command) -> Outcome:
     )
 
 
-def _start(c: Command) -> Outcome:
-    if c.case.department_code not in c.case.acknowledged_departments:
-        raise IllegalTransition("the lead department has not acknowledged")
-    return Outcome()
-
-
 def _submit_plan(c: Command) -> Outcome:
-    if not c.case.co_department_codes:
-        raise IllegalTransition("a joint plan is only for cases with co-handling departments")
     return Outcome(changes={"plan_submitted": True}, detail={"plan": c.arguments["plan"]})
 
 
 def _report_part(c: Command) -> Outcome:
-    if c.actor.department_code not in c.case.co_department_codes:
-        raise IllegalTransition("only a co-handling department reports its part")
     return Outcome(detail={"department_code": c.actor.department_code, "result": c.arguments["result"]})
 
 
 def _resolve(c: Command) -> Outcome:
-    if c.case.co_department_codes and not c.case.plan_submitted:
-        raise IllegalTransition("a joint case needs its joint plan before it is resolved")
     after = [str(m) for m in c.arguments["after_media_ids"]]
     return Outcome(
         detail={"result": c.arguments["result"], "after_media_ids": after},
@@ -224,8 +258,6 @@ def _dispatch_or_transfer(c: Command) -> Outcome:
 
 def _escalate(c: Command) -> Outcome:
     case, context = c.case, c.context
-    if case.level == "county":
-        raise IllegalTransition("the county is the top level; nothing to escalate to")
     to = None
     if context.rlist is not None and case.category and case.owner_code:
         try:
@@ -244,27 +276,19 @@ def _escalate(c: Command) -> Outcome:
 
 
 def _extension_request(c: Command) -> Outcome:
-    if c.case.extension_pending:
-        raise IllegalTransition("an extension request is already pending")
     return Outcome(changes={"extension_pending": True}, detail={"minutes": c.arguments["minutes"]})
 
 
 def _extension_answer(c: Command) -> Outcome:
-    if not c.case.extension_pending:
-        raise IllegalTransition("no extension request is pending")
     detail = {"minutes": c.arguments["minutes"]} if "minutes" in c.spec.requires else {}  # approved
     return Outcome(changes={"extension_pending": False}, detail=detail)
 
 
 def _await_reporter(c: Command) -> Outcome:
-    if c.case.awaiting_reporter:
-        raise IllegalTransition("already waiting for the reporter")
     return Outcome(changes={"awaiting_reporter": True})
 
 
 def _reporter_replied(c: Command) -> Outcome:
-    if not c.case.awaiting_reporter:
-        raise IllegalTransition("not waiting for the reporter")
     return Outcome(
         changes={"awaiting_reporter": False},
         detail={"reply": c.arguments.get("result") or c.arguments.get("comment") or ""},
@@ -330,7 +354,6 @@ def _reopen(c: Command) -> Outcome:
 # An action without an entry here is fully described by its spec.
 RULES: dict[str, Callable[[Command], Outcome]] = {
     "acknowledge": _acknowledge,
-    "start": _start,
     "submit_plan": _submit_plan,
     "report_part": _report_part,
     "resolve": _resolve,
@@ -362,6 +385,9 @@ def decide(
     arguments = dict(arguments or {})
     for name in spec.requires:
         _require(arguments, name)
+    not_ready = READY[action](case, actor) if action in READY else None
+    if not_ready:
+        raise IllegalTransition(not_ready)
     rule = RULES.get(action)
     command = Command(spec=spec, case=case, actor=actor, arguments=arguments, context=context or Context())
     outcome = rule(command) if rule else Outcome()

@@ -154,6 +154,13 @@ def test_available_actions_are_what_the_person_may_do_now():
     }
     other = Actor("h9", "handler", COUNTY, "police")
     assert available_actions(actor=other, case=dispatched) == []
+    # Working on a case of its own (no co-handlers): no joint plan, no part report, no answer to an
+    # extension nobody asked for — only what can succeed is offered.
+    working = replace(dispatched, status="in_progress", acknowledged_departments=(LEAD,))
+    assert set(available_actions(actor=handler, case=working)) == {"resolve", "request_extension", "await_reporter"}
+    assert "approve_extension" not in available_actions(actor=dispatcher, case=working)
+    asked = replace(working, extension_pending=True)
+    assert {"approve_extension", "refuse_extension"} <= set(available_actions(actor=dispatcher, case=asked))
 
 
 def test_a_case_merges_only_into_an_open_case_this_centre_holds_and_the_dispatcher_sees():
