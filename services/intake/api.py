@@ -191,6 +191,19 @@ async def post_report(request: Request, idempotency_key: str | None = Header(def
         if idempotency_key:
             existing = await store.find_report_by_idempotency_key(conn, key=idempotency_key)
             if existing:
+                # A retry of the same report gets its answer again; a key reused for another report
+                # must not show someone else's (keys are chosen by clients, and may be guessed).
+                phone = report.reporter_phone
+                same = existing["description"] == report.description and existing["reporter_phone_hash"] == (
+                    phone_hash(phone, intake.settings.phone_hash_key) if phone else None
+                )
+                if not same:
+                    raise Problem(
+                        422,
+                        "Idempotency-Key reused",
+                        "这个 Idempotency-Key 已用于另一条反映；每条新反映请使用新的键。",
+                        kind="idempotency-key-reused",
+                    )
                 return JSONResponse(_report_view(existing).model_dump(mode="json"), status_code=200)
         await check_rate_limit(
             conn,

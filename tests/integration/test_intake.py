@@ -58,6 +58,11 @@ async def test_report_is_stored_published_and_idempotent(make_settings):
         assert first.status_code == 201 and again.status_code == 200
         assert again.json()["report_id"] == first.json()["report_id"]
         assert again.json()["reporter_phone"] == "139****5678"
+        # The same key with another report (a guessed or reused key) shows nothing of the first.
+        other = GOOD | {"description": "别人的反映：楼道灯不亮", "reporter_phone": "13700000000"}
+        reused = await client.post("/api/v1/reports", json=other, headers={"Idempotency-Key": "abc-1"})
+        assert reused.status_code == 422 and reused.json()["type"].endswith("idempotency-key-reused")
+        assert first.json()["report_id"] not in reused.text and "5678" not in reused.text
         events = await read_topic(settings, REPORTS.name, until=lambda ms: len(ms) >= 1)
         assert [e["payload"]["report_id"] for e in events] == [first.json()["report_id"]]
     db = await asyncpg.connect(settings.database_url)
