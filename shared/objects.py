@@ -13,7 +13,7 @@ from minio import Minio
 from minio.commonconfig import REPLACE, CopySource
 from minio.error import S3Error
 
-from shared.settings import ServiceSettings
+from shared.settings import ObjectStoreServer
 
 _MISSING = ("NoSuchKey", "NoSuchObject")
 CHUNK = 1024 * 1024
@@ -40,7 +40,7 @@ class ReadResult:
 class ObjectStore:
     """One bucket of the S3 server the settings name: media's evidence, or intake's incoming photos."""
 
-    def __init__(self, settings: ServiceSettings, *, bucket: str):
+    def __init__(self, settings: ObjectStoreServer, *, bucket: str):
         self.bucket = bucket
         self.client = Minio(
             settings.minio_endpoint,

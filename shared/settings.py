@@ -55,12 +55,6 @@ class ServiceSettings(BaseSettings):
     consumer_retry_backoff_s: float = 0.2
     outbox_poll_interval_s: float = 0.1
 
-    # The S3 server (MinIO locally); which bucket is the service's own business.
-    minio_endpoint: str = "127.0.0.1:19000"
-    minio_access_key: str = "gridlink"
-    minio_secret_key: str = secret("gridlink-secret")
-    minio_secure: bool = False
-
     # The largest request body a service reads (JSON, forms, callbacks); services that take files
     # (intake's photos, media's uploads) allow what their file limits need.
     http_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
@@ -137,6 +131,16 @@ class ResponsibilityListFile(BaseModel):
     them, the console names categories and departments by them."""
 
     responsibility_list_path: Path = PROJECT_ROOT / "shared" / "data" / "taxonomy.yaml"
+
+
+class ObjectStoreServer(BaseModel):
+    """The S3 server (MinIO locally) intake parks report photos on and media keeps evidence on; no
+    other service holds its keys. Which bucket is each service's own business."""
+
+    minio_endpoint: str = "127.0.0.1:19000"
+    minio_access_key: str = "gridlink"
+    minio_secret_key: str = secret("gridlink-secret")
+    minio_secure: bool = False
 
 
 class IncomingPhotosBucket(BaseModel):

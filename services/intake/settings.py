@@ -9,6 +9,7 @@ from shared.settings import (
     CountyMapFile,
     ImageMaxBytes,
     IncomingPhotosBucket,
+    ObjectStoreServer,
     PhoneEncryptionKey,
     ResponsibilityListFile,
     ServiceSettings,
@@ -18,6 +19,7 @@ from shared.settings import (
 
 class IntakeSettings(
     ServiceSettings,
+    ObjectStoreServer,
     PhoneEncryptionKey,
     ResponsibilityListFile,
     IncomingPhotosBucket,

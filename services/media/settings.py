@@ -1,9 +1,9 @@
 """Media's settings: the shared base, the agreements media is part of, and its own options."""
 
-from shared.settings import ImageMaxBytes, IncomingPhotosBucket, ServiceSettings
+from shared.settings import ImageMaxBytes, IncomingPhotosBucket, ObjectStoreServer, ServiceSettings
 
 
-class MediaSettings(ServiceSettings, IncomingPhotosBucket, ImageMaxBytes):
+class MediaSettings(ServiceSettings, ObjectStoreServer, IncomingPhotosBucket, ImageMaxBytes):
     media_bucket: str = "gridlink-media"
     media_max_bytes: int = 20 * 1024 * 1024
     # Per-kind limits (images: media_image_max_bytes, shared with intake); uploads larger than

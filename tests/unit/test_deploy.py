@@ -73,4 +73,24 @@ def test_every_variable_the_manifests_set_is_a_setting_of_a_service_that_receive
             ref = source.get("configMapRef") or source.get("secretRef")
             for variable in sources[ref["name"]] & fields:
                 readers[variable].add(service)
+        for env in container.get("env", []):
+            if "valueFrom" in env:
+                readers[env["valueFrom"]["secretKeyRef"]["key"]].add(service)
     assert all(readers.values()), [variable for variable, services in readers.items() if not services]
+
+
+def test_each_pod_gets_exactly_the_secrets_its_settings_read():
+    """No pod holds another service's keys: secrets are mapped one by one, never the whole Secret."""
+    [secret] = [
+        d for d in yaml.safe_load_all((DEPLOY / "k8s" / "secrets.example.yaml").read_text(encoding="utf-8")) if d
+    ]
+    for deployment in deployments():
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        assert all("secretRef" not in source for source in container["envFrom"]), deployment["metadata"]["name"]
+        service = re.fullmatch(r"services\.(\w+)\.app:create_app", container["command"][1]).group(1)
+        fields = {f"GRIDLINK_{name.upper()}" for name in SETTINGS_CLASSES[service].model_fields}
+        mapped = {
+            env["name"]: env["valueFrom"]["secretKeyRef"]["key"] for env in container["env"] if "valueFrom" in env
+        }
+        assert all(name == key for name, key in mapped.items())
+        assert set(mapped) == set(secret["stringData"]) & fields, deployment["metadata"]["name"]

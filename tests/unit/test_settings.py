@@ -19,6 +19,7 @@ from shared.settings import (
     DevTokenIssuer,
     ImageMaxBytes,
     IncomingPhotosBucket,
+    ObjectStoreServer,
     PhoneEncryptionKey,
     ResponsibilityListFile,
     ServiceSettings,
@@ -37,6 +38,7 @@ AGREEMENTS = {
     ImageMaxBytes: {"intake", "media"},  # intake refuses photos media would refuse
     # intake places reports on it, dispatch seeds its divisions from it, the console names them
     CountyMapFile: {"intake", "dispatch", "console"},
+    ObjectStoreServer: {"intake", "media"},  # photos in, evidence kept: no other service holds the S3 keys
     DevTokenIssuer: {"dispatch", "console"},  # dispatch issues development tokens, the console asks for them
 }
 
