@@ -111,18 +111,14 @@ def _jpeg(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def public_copy(data: bytes, *, max_pixels: int) -> bytes:
-    """A JPEG of the image without EXIF (no GPS, no device), for pages; the original stays as is."""
+def derived_copies(data: bytes, *, max_pixels: int) -> tuple[bytes, bytes]:
+    """(public copy, thumbnail): JPEGs without EXIF (no GPS, no device), upright, for pages and
+    lists; the original stays as is. The image is decoded once for both."""
     image = _clean_rgb(data, max_pixels=max_pixels)
     image.thumbnail((PUBLIC_MAX_SIDE, PUBLIC_MAX_SIDE))
-    return _jpeg(image)
-
-
-def thumbnail(data: bytes, *, max_pixels: int) -> bytes:
-    """A small JPEG for lists, also without metadata."""
-    image = _clean_rgb(data, max_pixels=max_pixels)
-    image.thumbnail(THUMBNAIL_SIZE)
-    return _jpeg(image)
+    public = _jpeg(image)
+    image.thumbnail(THUMBNAIL_SIZE)  # from the already reduced pixels
+    return public, _jpeg(image)
 
 
 @cache

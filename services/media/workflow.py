@@ -248,8 +248,7 @@ async def _write_derived(
     """The stripped public copy and the thumbnail of an image."""
     assert data is not None
     max_pixels = settings.media_image_max_pixels
-    public = await asyncio.to_thread(imaging.public_copy, data, max_pixels=max_pixels)
-    thumb = await asyncio.to_thread(imaging.thumbnail, data, max_pixels=max_pixels)
+    public, thumb = await asyncio.to_thread(imaging.derived_copies, data, max_pixels=max_pixels)
     public_key, thumbnail_key = domain.public_copy_key(sha256), domain.thumbnail_key(sha256)
     await objects.put(public_key, public, "image/jpeg")
     await objects.put(thumbnail_key, thumb, "image/jpeg")

@@ -86,10 +86,8 @@ def test_a_huge_canvas_is_refused_before_decoding():
 
 def test_the_public_copy_and_thumbnail_carry_no_metadata_and_stand_upright():
     original = encode(noisy((300, 200)), "JPEG", exif=exif_with(orientation=6))  # 6: rotate 90° to view
-    for derived, bound in (
-        (imaging.public_copy(original, max_pixels=MAX_PIXELS), 2048),
-        (imaging.thumbnail(original, max_pixels=MAX_PIXELS), 320),
-    ):
+    public, thumbnail = imaging.derived_copies(original, max_pixels=MAX_PIXELS)
+    for derived, bound in ((public, 2048), (thumbnail, 320)):
         image = Image.open(io.BytesIO(derived))
         assert image.format == "JPEG"
         assert dict(image.getexif()) == {}
@@ -100,7 +98,8 @@ def test_the_public_copy_and_thumbnail_carry_no_metadata_and_stand_upright():
 
 def test_transparent_pngs_get_a_white_background_in_the_public_copy():
     image = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
-    copy = Image.open(io.BytesIO(imaging.public_copy(encode(image, "PNG"), max_pixels=MAX_PIXELS)))
+    public, _ = imaging.derived_copies(encode(image, "PNG"), max_pixels=MAX_PIXELS)
+    copy = Image.open(io.BytesIO(public))
     assert copy.getpixel((5, 5)) >= (250, 250, 250)
 
 
@@ -141,3 +140,12 @@ def test_capture_time_is_never_the_edit_time_and_zero_gps_is_no_position():
     edited_only = Image.Exif()
     edited_only[ExifTags.Base.DateTime] = "2026:11:30 20:00:00"
     assert imaging.inspect_image(encode(noisy(), "JPEG", exif=edited_only), max_pixels=MAX_PIXELS).captured_at is None
+
+
+def test_the_derived_copies_decode_the_original_once(monkeypatch):
+    opened = []
+    real_open = imaging._open
+    monkeypatch.setattr(imaging, "_open", lambda data, **kw: opened.append(1) or real_open(data, **kw))
+    public, thumbnail = imaging.derived_copies(encode(noisy((3000, 2000)), "JPEG"), max_pixels=MAX_PIXELS)
+    assert len(opened) == 1  # a 50-megapixel photo costs one decode here, not one per copy
+    assert max(Image.open(io.BytesIO(thumbnail)).size) < max(Image.open(io.BytesIO(public)).size)
