@@ -196,6 +196,10 @@ async def _command(
                         "这个 Idempotency-Key 已用于另一个请求。",
                         kind="idempotency-key-reused",
                     )
+                # A replay answers only someone who may still see the case (rights change).
+                current = await store.find_case(conn, case_id=case_id)
+                if current is None or not _visible(actor, current):
+                    raise Problem(403, "Not your case", "该案件不在您的辖区或部门范围内。", kind="forbidden")
                 return JSONResponse(earlier["response"], status_code=earlier["status_code"])
         try:
             row = await cases.run_command(

@@ -162,6 +162,10 @@ async def test_commands_are_idempotent_and_lists_paginate(make_settings):
         assert first.status_code == again.status_code == 200 and first.json() == again.json()
         reused = await client.post(f"/api/v1/cases/{case_id}/cancel", json={"reason": "别的"}, headers=headers)
         assert reused.status_code == 422
+        # The same person, moved to another town since: their replay no longer shows this case.
+        moved = bearer(settings, "dispatcher", "330727002", subject="dispatcher-330727") | {"idempotency-key": "k-1"}
+        replay = await client.post(f"/api/v1/cases/{case_id}/cancel", json={"reason": "重复上报"}, headers=moved)
+        assert replay.status_code == 403
         detail = await case_of(client, dispatcher, case_id)
         assert [t["action"] for t in detail["timeline"]].count("cancel") == 1
 
