@@ -119,8 +119,10 @@ def field_of(payload, name: str, default=None):
     return default if value is None else value
 
 
-def _short(case_id) -> str:
-    return str(case_id)[:8]
+def _case_ref(payload) -> str:
+    """The case as people quote it: its human number (案件编号, the one 我要查询 takes), or the
+    start of its id for events that do not carry the number (deadline events, older case events)."""
+    return field_of(payload, "case_no") or str(payload.case_id)[:8]
 
 
 def _as_datetime(value) -> datetime | None:
@@ -171,7 +173,7 @@ def dispatched_message(
     label = "协办" if co_handling else DISPATCH_ACTION_LABEL.get(action, "派单")
     reason = field_of(case, "reason") if action != "dispatch" else None
     content = (
-        f"【{label}】{PRIORITY_LABEL.get(case.priority, case.priority)} 案件 {_short(case.case_id)}\n"
+        f"【{label}】{PRIORITY_LABEL.get(case.priority, case.priority)} 案件 {_case_ref(case)}\n"
         f"类别：{case.category_name}\n"
         f"承办：{case.department_name}\n"
         f"内容：{case.description}\n"
@@ -220,7 +222,7 @@ def warning_messages(payload, *, directory: Directory, now: datetime) -> list[Ou
     priority = field_of(payload, "priority")
     lines = [
         f"【催办】{'第' + str(reminder) + '次 ' if reminder > 1 else ''}"
-        f"{PRIORITY_LABEL.get(priority, '') + ' ' if priority else ''}案件 {_short(payload.case_id)}"
+        f"{PRIORITY_LABEL.get(priority, '') + ' ' if priority else ''}案件 {_case_ref(payload)}"
     ]
     if stage:
         lines.append(f"环节：{STAGE_LABEL.get(stage, stage)}")
@@ -236,7 +238,7 @@ def breached_messages(payload, *, directory: Directory) -> list[Outgoing]:
     contact = _department(directory, payload.department_code)
     stage = STAGE_LABEL.get(payload.stage, payload.stage)
     content = (
-        f"【督办】案件 {_short(payload.case_id)} {stage}已超时\n"
+        f"【督办】案件 {_case_ref(payload)} {stage}已超时\n"
         f"承办：{field_of(payload, 'department_name', payload.department_code)}\n"
         f"开始：{_china_time(payload.started_at)}\n"
         f"时限：{_china_time(payload.due_at)}\n"
@@ -256,9 +258,9 @@ def acknowledged_messages(
         reporter,
         templates,
         template="case.acknowledged",
-        case_id=payload.case_id,
+        case_ref=_case_ref(payload),
         status="已接单",
-        text=f"您反映的问题（案件 {_short(payload.case_id)}）已由{department}接单，正在处理。",
+        text=f"您反映的问题（案件 {_case_ref(payload)}）已由{department}接单，正在处理。",
         at=field_of(payload, "at") or field_of(payload, "acknowledged_at"),
         url=None,
     )
@@ -276,7 +278,7 @@ def resolved_messages(payload, *, directory: Directory, evidence: dict[str, int]
     after = len(field_of(payload, "after_media_ids", ())) or evidence.get("after", 0)
     comparison_url = field_of(payload, "comparison_url")
     summary = field_of(payload, "result") or field_of(payload, "reason")  # dispatch puts the result in detail
-    title = f"【办结】案件 {_short(payload.case_id)} 已由{department}办结"
+    title = f"【办结】案件 {_case_ref(payload)} 已由{department}办结"
     description = f"整改前后对比：整改前{before}张，整改后{after}张。" + (f"\n处理结果：{summary}" if summary else "")
     if comparison_url:
         body = news_message(
@@ -297,10 +299,10 @@ def verification_messages(
         reporter,
         templates,
         template="case.verification",
-        case_id=payload.case_id,
+        case_ref=_case_ref(payload),
         status="已办结，待回访",
         text=(
-            f"您反映的问题（案件 {_short(payload.case_id)}）已办结。请您评价处理结果："
+            f"您反映的问题（案件 {_case_ref(payload)}）已办结。请您评价处理结果："
             "回复 1 满意，2 基本满意，3 不满意（问题仍未解决）。"
         ),
         at=field_of(payload, "at"),
@@ -313,7 +315,7 @@ def reporter_messages(
     templates: ReporterTemplates,
     *,
     template: str,
-    case_id,
+    case_ref: str,
     status: str,
     text: str,
     at,
@@ -327,7 +329,7 @@ def reporter_messages(
             template_id=templates.wechat_template_id,
             page=url,
             data={
-                "character_string1": _short(case_id),
+                "character_string1": case_ref,
                 "phrase2": status[:5],
                 "thing3": text,
                 "time4": _china_time(at),
@@ -340,7 +342,7 @@ def reporter_messages(
             url=url,
             data={
                 "first": text,
-                "keyword1": _short(case_id),
+                "keyword1": case_ref,
                 "keyword2": status,
                 "keyword3": _china_time(at),
                 "remark": "感谢您参与网格治理。",
@@ -356,7 +358,7 @@ def reporter_messages(
                 "sms",
                 reporter.phone,
                 template,
-                sms_message(template=templates.sms_template, params={"case": _short(case_id), "status": status}),
+                sms_message(template=templates.sms_template, params={"case": case_ref, "status": status}),
             )
         ]
     return []

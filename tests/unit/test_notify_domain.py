@@ -67,6 +67,10 @@ def test_dispatched_message_mentions_the_department_people_in_chinese():
     assert "【派单】紧急" in content and "住房和城乡建设局" in content and "10分钟内接单" in content
     assert "11-24 09:05" in content  # shown in China time
     assert message["text"]["mentioned_mobile_list"] == ["13900000001"]
+    assert f"案件 {str(case.case_id)[:8]}" in content  # a case from before case numbers
+    numbered = case.model_copy(update={"case_no": "20261124-000007"})
+    content = dispatched_message(numbered, contact=DepartmentContact("k", ()), ack_time="10分钟")["text"]["content"]
+    assert "案件 20261124-000007" in content and str(case.case_id)[:8] not in content  # the number 我要查询 takes
 
 
 def test_text_is_cut_to_the_robot_byte_limit_on_a_character_boundary():
