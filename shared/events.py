@@ -181,6 +181,7 @@ class SlaBreached(Payload):
     jurisdiction_code: str | None = None
     owner_code: str | None = None
     level: str | None = None
+    case_no: str | None = None  # the human case number, for messages people read
     fired_at: datetime | None = None
 
 
@@ -198,6 +199,7 @@ class SlaWarning(Payload):
     jurisdiction_code: str | None = None
     owner_code: str | None = None
     level: str | None = None
+    case_no: str | None = None  # the human case number, for messages people read
     fired_at: datetime
 
 

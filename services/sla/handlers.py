@@ -50,6 +50,7 @@ def make_handlers(*, settings: SlaSettings, policy: Policy):
             category=case.category,
             jurisdiction_code=case.jurisdiction_code,
             owner_code=case.owner_code,
+            case_no=case.case_no,
             clock=deadline.clock,
             minutes=deadline.minutes,
             started_at=case.dispatched_at,
@@ -127,6 +128,7 @@ def _event(settings: SlaSettings, timer: asyncpg.Record, kind: str, now: datetim
         jurisdiction_code=timer["jurisdiction_code"],
         owner_code=timer["owner_code"],
         level=timer["level"],
+        case_no=timer["case_no"],
         fired_at=now,
     )
     payload = SlaWarning(**common, reminder=timer["reminders"] + 1) if kind == "warning" else SlaBreached(**common)

@@ -42,6 +42,7 @@ def facts(case_id, priority="urgent", co=()):
         department_name="住房和城乡建设局",
         co_department_codes=list(co),
         description="井盖翻起",
+        case_no=f"20261124-{case_id.int % 1000000:06d}",
     )
 
 
@@ -103,6 +104,8 @@ async def test_warn_breach_stop_pause_and_score(make_settings):
         events = await read_topic(settings, SLA.name, until=lambda ms: len(ms) >= 2)
         assert events[1]["type"] == "sla.breached" and events[1]["payload"]["stage"] == "acknowledge"
         assert events[1]["payload"]["owner_code"] == "330727"
+        # The case's human number travels with its deadlines, so 催办 and 督办 can quote it.
+        assert {e["payload"]["case_no"] for e in events} == {f"20261124-{case_id.int % 1000000:06d}"}
 
         await publish(
             settings,
