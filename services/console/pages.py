@@ -408,7 +408,7 @@ def timeline_note(entry: dict) -> str:
 
 def supervision_page(*, actor: Actor, names: Names, csrf: str, breaches: list[dict], error: str = "") -> str:
     rows = "".join(
-        f'<tr><td><a href="/cases/{e(b["case_id"])}">{e(str(b["case_id"])[:8])}</a></td>'
+        f'<tr><td><a href="/cases/{e(b["case_id"])}">{e(case_no(b))}</a></td>'
         f"<td>{e(names.department(b['department_code']))}</td>"
         f"<td>{e(names.division(b.get('jurisdiction_code')))}</td>"
         f"<td>{e(names.category(b.get('category')))}</td>"

@@ -317,6 +317,7 @@ class SupervisedBreach(BaseModel):
 
     event_id: UUID
     case_id: UUID
+    case_no: str | None  # None for breaches recorded before case numbers travelled with deadlines
     owner_code: str  # the centre that missed it
     jurisdiction_code: str | None
     stage: str

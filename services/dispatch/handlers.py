@@ -99,6 +99,7 @@ def make_handlers(*, settings: DispatchSettings, taxonomy: Taxonomy):
                 conn,
                 event_id=event.event_id,
                 case_id=breach.case_id,
+                case_no=breach.case_no,
                 owner_code=owner,
                 jurisdiction_code=breach.jurisdiction_code,
                 stage=breach.stage,

@@ -393,6 +393,7 @@ async def test_missed_deadline_flags_the_case_and_reaches_the_upper_level(make_s
             owner_code=VILLAGE,
             jurisdiction_code=VILLAGE,
             category="exposed_garbage",
+            case_no="20261124-000042",
             fired_at=utcnow(),
         )
         breached = new_event(breach, producer="sla", jurisdiction_code=VILLAGE, key=str(case_id))
@@ -410,8 +411,9 @@ async def test_missed_deadline_flags_the_case_and_reaches_the_upper_level(make_s
             return (await county_client.get("/api/v1/supervision", headers=county_token)).json()["breaches"]
 
         [row] = await eventually(supervised)
-        assert (row["case_id"], row["owner_code"], row["department_code"]) == (
+        assert (row["case_id"], row["case_no"], row["owner_code"], row["department_code"]) == (
             str(case_id),
+            "20261124-000042",
             VILLAGE,
             "village_committee",
         )
