@@ -3,6 +3,10 @@
 Consuming: parse → in one Postgres transaction mark the event processed and apply the handler
 (which writes state and outgoing events to the outbox) → commit the offset. A poison message or
 one whose handler keeps failing goes to the dead-letter topic with the reason, then is committed.
+A transient failure (the database or broker unavailable, a lost connection, a serialization
+failure or deadlock) is not poison: the event is retried with capped exponential backoff for as
+long as it takes, consumption waits, and readiness and a metric say so — a database blip never
+turns an accepted report into a dead letter.
 Producing: only the outbox relay produces domain events; the consumer produces dead letters
 directly, because a dead letter is needed precisely when the handler's database work failed.
 """
@@ -16,6 +20,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaConnectionError
 
 from shared import metrics
 from shared.db import mark_processed, schema_name
@@ -27,6 +32,24 @@ from shared.topics import DEAD_LETTERS, Topic
 log = logging.getLogger(__name__)
 
 Handler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
+
+# SQLSTATEs that say "try again" rather than "this event is wrong": connection exceptions (08…),
+# serialization failure, deadlock, insufficient resources (53…), operator intervention (57P…).
+_TRANSIENT_SQLSTATES = ("08", "40001", "40P01", "53", "57P")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a handler failure is the infrastructure's, to wait out, not the event's."""
+    if isinstance(exc, (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, KafkaConnectionError)):
+        return True
+    if isinstance(exc, asyncpg.exceptions.InternalClientError):
+        return True  # a connection killed under a running query leaves the protocol mid-operation
+    if isinstance(exc, asyncpg.PostgresError):
+        state = exc.sqlstate or ""
+        if state.startswith(_TRANSIENT_SQLSTATES):
+            return True
+        return state == "55000" and "not currently accepting connections" in str(exc)
+    return False
 
 
 def create_producer(settings: ServiceSettings) -> AIOKafkaProducer:
@@ -86,6 +109,8 @@ class ConsumerRunner:
         self.topic_names = [settings.topic(t.name) for t in topics]
         self.consumer: AIOKafkaConsumer | None = None
         self.running = False
+        # While a transient failure is being waited out: what it is (readiness shows it).
+        self.waiting_on: str | None = None
 
     async def start(self) -> None:
         self.consumer = AIOKafkaConsumer(
@@ -110,7 +135,8 @@ class ConsumerRunner:
                 done: dict[TopicPartition, int] = {}
                 for tp, records in batches.items():
                     for record in records:
-                        await self.handle_record(record)
+                        if not await self.handle_record(record, stopping):
+                            break  # stopping while waiting: the record is redelivered after the restart
                         done[tp] = record.offset + 1
                 if done:
                     await self.consumer.commit(done)
@@ -119,22 +145,25 @@ class ConsumerRunner:
             self.running = False
             await self.consumer.stop()
 
-    async def handle_record(self, record: ConsumerRecord) -> None:
+    async def handle_record(self, record: ConsumerRecord, stopping: asyncio.Event | None = None) -> bool:
+        """Apply one record; False only when the service stopped while a transient failure was
+        being waited out (nothing was applied, the offset must not be committed)."""
         service = self.settings.service_name
         try:
             event = parse_event(record.value)
         except UnknownEventType as exc:
             log.warning("skipping unknown event type %s at %s/%s", exc, record.topic, record.offset)
             metrics.EVENTS_SKIPPED.labels(service, str(exc)).inc()
-            return
+            return True
         except MalformedEvent as exc:
             await self.dead_letter(record, "malformed", str(exc))
-            return
+            return True
         handler = self.handlers.get(event.type)
         if handler is None:
-            return  # another service's event on a shared topic
+            return True  # another service's event on a shared topic
         started = time.perf_counter()
-        for attempt in range(1, self.settings.consumer_max_attempts + 1):
+        attempt, wait = 0, self.settings.consumer_retry_backoff_s
+        while True:
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
                     fresh = await mark_processed(conn, event.event_id)
@@ -142,13 +171,34 @@ class ConsumerRunner:
                         await handler(conn, event)
                 outcome = "ok" if fresh else "duplicate"
                 metrics.HANDLER_DURATION.labels(service, event.type, outcome).observe(time.perf_counter() - started)
-                return
+                self._waiting(None)
+                return True
             except Exception as exc:
+                if is_transient(exc):
+                    log.warning(
+                        "waiting out %r while handling %s %s (next try in %.1fs)", exc, event.type, event.event_id, wait
+                    )
+                    metrics.TRANSIENT_FAILURES.labels(service, event.type).inc()
+                    self._waiting(f"{type(exc).__name__}: {exc}")
+                    if stopping is not None and stopping.is_set():
+                        return False
+                    await asyncio.sleep(wait)
+                    wait = min(wait * 2, self.settings.consumer_retry_max_backoff_s)
+                    continue
+                attempt += 1
                 log.warning("handler for %s %s failed (attempt %d): %r", event.type, event.event_id, attempt, exc)
-                error = exc
+                if attempt >= self.settings.consumer_max_attempts:
+                    self._waiting(None)
+                    metrics.HANDLER_DURATION.labels(service, event.type, "dead_letter").observe(
+                        time.perf_counter() - started
+                    )
+                    await self.dead_letter(record, "handler_failed", repr(exc))
+                    return True
                 await asyncio.sleep(self.settings.consumer_retry_backoff_s * attempt)
-        metrics.HANDLER_DURATION.labels(service, event.type, "dead_letter").observe(time.perf_counter() - started)
-        await self.dead_letter(record, "handler_failed", repr(error))
+
+    def _waiting(self, reason: str | None) -> None:
+        self.waiting_on = reason
+        metrics.CONSUMER_WAITING.labels(self.settings.service_name).set(1 if reason else 0)
 
     async def dead_letter(self, record: ConsumerRecord, reason: str, error: str) -> None:
         """Publish the original message and the error to the dead-letter topic (awaiting the ack)."""

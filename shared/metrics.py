@@ -22,6 +22,16 @@ DEAD_LETTERS = Counter(
     "Messages sent to the dead-letter topic, by source topic and reason kind.",
     ["service", "topic", "reason"],
 )
+TRANSIENT_FAILURES = Counter(
+    "gridlink_consumer_transient_failures_total",
+    "Handler failures waited out as transient (database or broker unavailable, deadlock…), by event type.",
+    ["service", "event_type"],
+)
+CONSUMER_WAITING = Gauge(
+    "gridlink_consumer_waiting",
+    "1 while the consumer waits out a transient failure (consumption paused), else 0.",
+    ["service"],
+)
 EVENTS_SKIPPED = Counter(
     "gridlink_events_skipped_total",
     "Consumed events skipped because this version does not know their type.",

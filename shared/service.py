@@ -51,7 +51,12 @@ class Runtime(Generic[S]):
             except Exception as exc:
                 checks[name] = f"unavailable: {exc!r}"
         if self.consumer is not None:
-            checks["consumer"] = "ok" if self.consumer.running else "not running"
+            if not self.consumer.running:
+                checks["consumer"] = "not running"
+            elif self.consumer.waiting_on:
+                checks["consumer"] = f"waiting out a transient failure: {self.consumer.waiting_on}"
+            else:
+                checks["consumer"] = "ok"
         return checks
 
 

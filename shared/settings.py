@@ -53,6 +53,8 @@ class ServiceSettings(BaseSettings):
     topic_prefix: str = ""
     consumer_max_attempts: int = Field(default=3, ge=1)
     consumer_retry_backoff_s: float = 0.2
+    # A transient failure is retried for as long as it lasts, waiting at most this long between tries.
+    consumer_retry_max_backoff_s: float = 30.0
     outbox_poll_interval_s: float = 0.1
 
     # The largest request body a service reads (JSON, forms, callbacks); services that take files

@@ -117,6 +117,7 @@ def make_settings(infra: Infra, database_url: str, fake_wecom: str):
             media_bucket=f"media-{prefix.rstrip('.')}",
             wecom_base_url=fake_wecom,
             consumer_retry_backoff_s=0.01,
+            consumer_retry_max_backoff_s=0.5,
             notify_retry_base_s=0.05,
             sla_tick_interval_s=0.05,
         )

@@ -1,11 +1,13 @@
 """The shared consumer runner against real Kafka and PostgreSQL: duplicates applied once,
 poison messages and failing handlers dead-lettered with the reason, unknown types skipped."""
 
+import asyncio
 import base64
 import json
 from uuid import uuid4
 
 import asyncpg
+from prometheus_client import REGISTRY
 
 from services.dispatch.app import create_app as dispatch_app
 from services.notify.app import create_app as notify_app
@@ -100,3 +102,47 @@ async def test_handler_that_keeps_failing_goes_to_dead_letters_and_consumption_g
             return r.json()["notifications"]
 
         assert await eventually(fine_was_handled)
+
+
+async def test_a_database_outage_is_waited_out_and_no_report_is_dead_lettered(make_settings, infra):
+    """PostgreSQL refuses every connection for a while (its connections killed, new ones refused)
+    while reports arrive: the consumer waits, says so, and opens every case once it is back."""
+    settings = make_settings("dispatch")
+    await ensure_topics(settings)
+    database = settings.database_url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(infra.database_url("postgres"))
+    events = [report_event() for _ in range(3)]
+    try:
+        async with running(dispatch_app(settings), raise_app_exceptions=False) as client:
+            await admin.execute(f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS false')
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                database,
+            )
+            await publish(settings, REPORTS.name, *(e.to_bytes() for e in events))
+
+            async def waiting():
+                ready = await client.get("/readyz")
+                return ready if ready.status_code == 503 and "transient" in ready.json()["checks"]["consumer"] else None
+
+            assert await eventually(waiting)
+            await asyncio.sleep(2)  # far beyond the three quick attempts that used to dead-letter it
+            metrics = (await client.get("/metrics")).text
+            assert 'gridlink_consumer_waiting{service="dispatch"} 1.0' in metrics
+            await admin.execute(f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS true')
+
+            async def every_case():
+                found = [
+                    await client.get(f"/api/v1/cases/{e.payload.case_id}", headers=bearer(settings, "dispatcher"))
+                    for e in events
+                ]
+                return all(r.status_code == 200 for r in found)
+
+            assert await eventually(every_case, timeout=60)
+            assert (await client.get("/readyz")).status_code == 200
+    finally:
+        await admin.execute(f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS true')
+        await admin.close()
+    for reason in ("handler_failed", "malformed"):  # nothing of this test's topic was dead-lettered
+        labels = {"service": "dispatch", "topic": settings.topic(REPORTS.name), "reason": reason}
+        assert REGISTRY.get_sample_value("gridlink_dead_letters_total", labels) is None

@@ -169,3 +169,30 @@ def test_intake_produces_report_submitted_v2_and_it_is_read_as_it_is():
 def test_a_place_is_always_wgs84():
     with pytest.raises(ValidationError):
         ReportPlace(division_code="330727", lat=29.08, lng=120.05, datum="gcj02")
+
+
+def test_transient_failures_are_told_from_poison():
+    import asyncpg
+    from aiokafka.errors import KafkaConnectionError
+
+    from shared.kafka import is_transient
+
+    def postgres(sqlstate: str, message: str = "x"):
+        error = asyncpg.PostgresError(message)
+        error.sqlstate = sqlstate
+        return error
+
+    for transient in (
+        ConnectionRefusedError(),
+        TimeoutError(),
+        asyncpg.exceptions.ConnectionDoesNotExistError("gone"),
+        postgres("40001"),  # serialization failure
+        postgres("40P01"),  # deadlock
+        postgres("57P01"),  # the server is shutting down
+        postgres("53300"),  # too many connections
+        postgres("55000", 'database "x" is not currently accepting connections'),
+        KafkaConnectionError(),
+    ):
+        assert is_transient(transient), transient
+    for poison in (ValueError("bad"), KeyError("x"), postgres("23505"), postgres("55000", "lock not available")):
+        assert not is_transient(poison), poison
