@@ -4,6 +4,7 @@ Each service owns one Postgres schema (its tables never meet another service's);
 processed_events tables from shared/migrations are created in every service schema first.
 """
 
+import asyncio
 import json
 import logging
 import re
@@ -12,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from aiokafka.errors import KafkaConnectionError
 
 from shared.events import Event
 from shared.settings import ServiceSettings
@@ -105,3 +107,22 @@ async def mark_processed(conn: asyncpg.Connection, event_id: UUID) -> bool:
     """Record that an incoming event's effect is being applied; False if it already was."""
     status = await conn.execute("INSERT INTO processed_events (event_id) VALUES ($1) ON CONFLICT DO NOTHING", event_id)
     return status == "INSERT 0 1"
+
+
+# SQLSTATEs that say "try again" rather than "this event is wrong": connection exceptions (08…),
+# serialization failure, deadlock, insufficient resources (53…), operator intervention (57P…).
+_TRANSIENT_SQLSTATES = ("08", "40001", "40P01", "53", "57P")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a handler failure is the infrastructure's, to wait out, not the event's."""
+    if isinstance(exc, (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, KafkaConnectionError)):
+        return True
+    if isinstance(exc, asyncpg.exceptions.InternalClientError):
+        return True  # a connection killed under a running query leaves the protocol mid-operation
+    if isinstance(exc, asyncpg.PostgresError):
+        state = exc.sqlstate or ""
+        if state.startswith(_TRANSIENT_SQLSTATES):
+            return True
+        return state == "55000" and "not currently accepting connections" in str(exc)
+    return False

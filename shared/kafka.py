@@ -20,10 +20,9 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaConnectionError
 
 from shared import metrics
-from shared.db import mark_processed, schema_name
+from shared.db import is_transient, mark_processed, schema_name
 from shared.events import Event, MalformedEvent, UnknownEventType, parse_event, utcnow
 from shared.loops import repeat_until_stopped
 from shared.settings import ServiceSettings
@@ -32,24 +31,6 @@ from shared.topics import DEAD_LETTERS, Topic
 log = logging.getLogger(__name__)
 
 Handler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
-
-# SQLSTATEs that say "try again" rather than "this event is wrong": connection exceptions (08…),
-# serialization failure, deadlock, insufficient resources (53…), operator intervention (57P…).
-_TRANSIENT_SQLSTATES = ("08", "40001", "40P01", "53", "57P")
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether a handler failure is the infrastructure's, to wait out, not the event's."""
-    if isinstance(exc, (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, KafkaConnectionError)):
-        return True
-    if isinstance(exc, asyncpg.exceptions.InternalClientError):
-        return True  # a connection killed under a running query leaves the protocol mid-operation
-    if isinstance(exc, asyncpg.PostgresError):
-        state = exc.sqlstate or ""
-        if state.startswith(_TRANSIENT_SQLSTATES):
-            return True
-        return state == "55000" and "not currently accepting connections" in str(exc)
-    return False
 
 
 def create_producer(settings: ServiceSettings) -> AIOKafkaProducer:

@@ -5,6 +5,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.db import is_transient
+
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://gridlink.example.org/problems/"
 
@@ -48,6 +50,20 @@ def install_problem_handlers(app: FastAPI) -> None:
             "The request body or parameters are invalid.",
             "validation-error",
             errors=errors,
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        # The database or broker being briefly away is not the caller's fault nor a bug: say so,
+        # and when to try again (nothing was accepted, so a retry is safe).
+        if is_transient(exc):
+            response = problem_response(
+                request, 503, "Service unavailable", "系统暂时繁忙，请稍后几秒重试。", kind="temporarily-unavailable"
+            )
+            response.headers["retry-after"] = "5"
+            return response
+        return problem_response(
+            request, 500, "Internal error", "系统出错，已记录，请稍后重试或联系管理员。", kind="internal"
         )
 
     @app.exception_handler(StarletteHTTPException)

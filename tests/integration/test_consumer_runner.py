@@ -129,6 +129,10 @@ async def test_a_database_outage_is_waited_out_and_no_report_is_dead_lettered(ma
             await asyncio.sleep(2)  # far beyond the three quick attempts that used to dead-letter it
             metrics = (await client.get("/metrics")).text
             assert 'gridlink_consumer_waiting{service="dispatch"} 1.0' in metrics
+            # Meanwhile a staff request is told to come back, not shown an error page.
+            busy = await client.get("/api/v1/cases", headers=bearer(settings, "dispatcher"))
+            assert busy.status_code == 503 and busy.headers["retry-after"] == "5"
+            assert busy.headers["content-type"] == "application/problem+json"
             await admin.execute(f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS true')
 
             async def every_case():

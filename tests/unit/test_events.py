@@ -175,7 +175,7 @@ def test_transient_failures_are_told_from_poison():
     import asyncpg
     from aiokafka.errors import KafkaConnectionError
 
-    from shared.kafka import is_transient
+    from shared.db import is_transient
 
     def postgres(sqlstate: str, message: str = "x"):
         error = asyncpg.PostgresError(message)
