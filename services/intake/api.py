@@ -576,7 +576,10 @@ async def _require_captcha_when_due(request: Request, *, body: CaptchaAnswer, ha
     async with request.app.state.runtime.pool.acquire() as conn:
         from_ip, for_phone = await store.attempts_since(conn, phone_hash=hashed, ip=ip, since=since)
         if not needs_captcha(
-            attempts_from_ip=from_ip, attempts_for_phone=for_phone, threshold=settings.intake_captcha_after_attempts
+            attempts_from_ip=from_ip,
+            attempts_for_phone=for_phone,
+            ip_threshold=settings.intake_captcha_after_attempts_per_ip,
+            phone_threshold=settings.intake_captcha_after_attempts_per_phone,
         ):
             return
         if body.captcha_id is None or not body.captcha_answer:
@@ -606,26 +609,13 @@ async def request_query_code(body: CodeRequestIn, request: Request):
     settings = _intake(request).settings
     hashed = phone_hash(body.phone, settings.phone_hash_key)
     ip = client_ip(request, settings)
-    now = utcnow()
     async with _phone_query(request, body.phone) as conn:
-        mine = await store.code_requests_of_phone(conn, phone_hash=hashed, since=china_day_start(now))
-        texted = await store.codes_texted_since(conn, since=now - timedelta(hours=1))
-        refusal = code_request_refusal(
-            now=now,
-            last_request_at=mine["last_at"],
-            requests_today=mine["since_count"],
-            texted_last_hour=texted["n"],
-            oldest_texted_last_hour=texted["oldest"],
-            cooldown_s=settings.intake_query_code_cooldown_s,
-            daily_cap=settings.intake_query_code_daily_cap,
-            hourly_budget=settings.intake_sms_budget_per_hour,
-        )
-        if refusal is not None:
-            raise Problem(
-                429, "Too many code requests", refusal.detail, kind=refusal.kind, retry_after_s=refusal.retry_after_s
-            )
+        await _refuse_code_when_due(conn, settings, hashed=hashed)
+    # Only then the CAPTCHA, so a resident told to wait does not lose the one they solved.
     await _require_captcha_when_due(request, body=body, hashed=hashed, ip=ip)
-    async with _phone_query(request, body.phone) as conn:
+    async with request.app.state.runtime.pool.acquire() as conn, conn.transaction():
+        # Again, under the budget's lock (held to the commit): concurrent requests cannot both pass.
+        await _refuse_code_when_due(conn, settings, hashed=hashed)
         await store.record_query_attempt(conn, kind="code", phone_hash=hashed, ip=ip)
         if await store.has_reports_from(conn, phone_hash=hashed):
             request_id, code = uuid4(), new_query_code()
@@ -659,6 +649,27 @@ async def request_query_code(body: CodeRequestIn, request: Request):
     return Notice(
         message=f"如该手机号提交过反映，验证码已通过短信发送，{settings.intake_query_code_ttl_s // 60}分钟内有效。"
     )
+
+
+async def _refuse_code_when_due(conn, settings, *, hashed: bytes) -> None:
+    """429 when this phone must wait (cooldown, daily cap) or the service's SMS budget is spent."""
+    now = utcnow()
+    texted = await store.codes_texted_since(conn, since=now - timedelta(hours=1))  # takes the lock
+    mine = await store.code_requests_of_phone(conn, phone_hash=hashed, since=china_day_start(now))
+    refusal = code_request_refusal(
+        now=now,
+        last_request_at=mine["last_at"],
+        requests_today=mine["since_count"],
+        texted_last_hour=texted["n"],
+        oldest_texted_last_hour=texted["oldest"],
+        cooldown_s=settings.intake_query_code_cooldown_s,
+        daily_cap=settings.intake_query_code_daily_cap,
+        hourly_budget=settings.intake_sms_budget_per_hour,
+    )
+    if refusal is not None:
+        raise Problem(
+            429, "Too many code requests", refusal.detail, kind=refusal.kind, retry_after_s=refusal.retry_after_s
+        )
 
 
 class PhoneQueryIn(CaptchaAnswer):

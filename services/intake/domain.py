@@ -196,10 +196,11 @@ def _seconds_until(now: datetime, then: datetime) -> int:
     return max(1, int((then - now).total_seconds() + 0.999))
 
 
-def needs_captcha(*, attempts_from_ip: int, attempts_for_phone: int, threshold: int) -> bool:
-    """After `threshold` code requests or wrong codes from one address or for one phone (within the
-    window the counts cover), a person must show they are one: a solved image CAPTCHA."""
-    return max(attempts_from_ip, attempts_for_phone) >= threshold
+def needs_captcha(*, attempts_from_ip: int, attempts_for_phone: int, ip_threshold: int, phone_threshold: int) -> bool:
+    """After so many code requests or wrong codes from one address or for one phone (within the
+    window the counts cover), a person must show they are one: a solved image CAPTCHA. An address
+    gets more: many residents share one behind a carrier's or an office's NAT."""
+    return attempts_from_ip >= ip_threshold or attempts_for_phone >= phone_threshold
 
 
 def captcha_answer_hash(answer: str, *, key: str, captcha_id: UUID) -> bytes:

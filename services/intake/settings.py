@@ -61,8 +61,10 @@ class IntakeSettings(
     intake_query_code_cooldown_s: int = Field(default=60, ge=0)
     intake_query_code_daily_cap: int = Field(default=5, ge=1)
     intake_sms_budget_per_hour: int = Field(default=300, ge=1)
-    # After this many code requests or wrong codes from one address or for one phone within the
-    # window, 我要查询 asks for a solved image CAPTCHA (drawn here; no third-party service).
-    intake_captcha_after_attempts: int = Field(default=3, ge=0)
+    # After this many code requests or wrong codes for one phone, or from one address, within the
+    # window, 我要查询 asks for a solved image CAPTCHA (drawn here; no third-party service). An address
+    # is allowed more: residents share addresses behind carrier and office NAT.
+    intake_captcha_after_attempts_per_phone: int = Field(default=3, ge=0)
+    intake_captcha_after_attempts_per_ip: int = Field(default=10, ge=0)
     intake_captcha_window_s: int = Field(default=3600, ge=60)
     intake_captcha_ttl_s: int = Field(default=300, ge=30)

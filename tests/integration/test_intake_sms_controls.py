@@ -2,6 +2,7 @@
 budget, a self-hosted image CAPTCHA after repeated attempts, and phones proved by their owner
 (reporter.verified) — against real PostgreSQL and Kafka."""
 
+import asyncio
 import base64
 from datetime import timedelta
 
@@ -70,7 +71,11 @@ async def test_a_phone_waits_between_codes_whether_or_not_it_ever_reported(make_
 
 async def test_a_phone_gets_a_few_codes_a_day(make_settings):
     settings = make_settings(
-        "intake", intake_query_code_cooldown_s=0, intake_query_code_daily_cap=2, intake_captcha_after_attempts=100
+        "intake",
+        intake_query_code_cooldown_s=0,
+        intake_query_code_daily_cap=2,
+        intake_captcha_after_attempts_per_phone=100,
+        intake_captcha_after_attempts_per_ip=100,
     )
     async with running(create_app(settings)) as client:
         assert (await client.post("/api/v1/reports", json=_report(REPORTER))).status_code == 201
@@ -93,7 +98,12 @@ async def test_a_phone_gets_a_few_codes_a_day(make_settings):
 
 
 async def test_the_service_texts_at_most_its_hourly_budget_of_codes(make_settings):
-    settings = make_settings("intake", intake_sms_budget_per_hour=1, intake_captcha_after_attempts=100)
+    settings = make_settings(
+        "intake",
+        intake_sms_budget_per_hour=1,
+        intake_captcha_after_attempts_per_phone=100,
+        intake_captcha_after_attempts_per_ip=100,
+    )
     async with running(create_app(settings)) as client:
         for phone in (REPORTER, "13800000002"):
             assert (await client.post("/api/v1/reports", json=_report(phone))).status_code == 201
@@ -111,7 +121,11 @@ async def test_the_service_texts_at_most_its_hourly_budget_of_codes(make_setting
 
 async def test_repeated_attempts_need_a_solved_captcha_checked_once(make_settings):
     settings = make_settings(
-        "intake", intake_query_code_cooldown_s=0, intake_captcha_after_attempts=2, intake_rate_limit_phone_per_hour=100
+        "intake",
+        intake_query_code_cooldown_s=0,
+        intake_captcha_after_attempts_per_phone=9,
+        intake_captcha_after_attempts_per_ip=2,
+        intake_rate_limit_phone_per_hour=100,
     )
     async with running(create_app(settings)) as client:
         assert (await client.post("/api/v1/reports", json=_report(REPORTER))).status_code == 201
@@ -203,3 +217,34 @@ async def test_entering_a_texted_code_proves_the_phone_for_its_cases_now_and_lat
     hashed = phone_hash(REPORTER, settings.phone_hash_key).hex()
     assert [m["payload"]["case_ids"] for m in verified(events)] == [[opened["case_id"]], [later["case_id"]]]
     assert all(m["payload"]["phone_hash"] == hashed and REPORTER not in str(m) for m in verified(events))
+
+
+async def test_a_phone_asked_about_repeatedly_needs_a_captcha_while_others_from_the_address_do_not(make_settings):
+    settings = make_settings(
+        "intake",
+        intake_query_code_cooldown_s=0,
+        intake_captcha_after_attempts_per_phone=2,
+        intake_captcha_after_attempts_per_ip=100,
+    )
+    async with running(create_app(settings)) as client:
+        assert (await client.post("/api/v1/query/codes", json={"phone": STRANGER})).status_code == 202
+        wrong = await client.post("/api/v1/query/by-phone", json={"phone": STRANGER, "code": "000000"})
+        _refused(wrong, 403, "invalid-code")
+        _refused(await client.post("/api/v1/query/codes", json={"phone": STRANGER}), 403, "captcha-required")
+        # A neighbour behind the same address is not bothered.
+        assert (await client.post("/api/v1/query/codes", json={"phone": REPORTER})).status_code == 202
+
+
+async def test_simultaneous_code_requests_for_one_phone_send_one_code(make_settings):
+    settings = make_settings("intake", intake_query_code_cooldown_s=60)
+    async with running(create_app(settings)) as client:
+        assert (await client.post("/api/v1/reports", json=_report(REPORTER))).status_code == 201
+        answers = await asyncio.gather(
+            *(client.post("/api/v1/query/codes", json={"phone": REPORTER}) for _ in range(5))
+        )
+        assert sorted(a.status_code for a in answers) == [202, 429, 429, 429, 429]
+    db = await _db(settings)
+    try:
+        assert await db.fetchval("SELECT count(*) FROM query_codes") == 1
+    finally:
+        await db.close()

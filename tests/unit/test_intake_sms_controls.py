@@ -57,9 +57,10 @@ def test_the_beijing_day_starts_at_16_utc_the_day_before():
 
 
 def test_a_captcha_is_needed_after_repeated_attempts_from_an_address_or_for_a_phone():
-    assert not needs_captcha(attempts_from_ip=2, attempts_for_phone=2, threshold=3)
-    assert needs_captcha(attempts_from_ip=3, attempts_for_phone=0, threshold=3)
-    assert needs_captcha(attempts_from_ip=0, attempts_for_phone=3, threshold=3)
+    limits = dict(ip_threshold=10, phone_threshold=3)
+    assert not needs_captcha(attempts_from_ip=9, attempts_for_phone=2, **limits)
+    assert needs_captcha(attempts_from_ip=10, attempts_for_phone=0, **limits)
+    assert needs_captcha(attempts_from_ip=0, attempts_for_phone=3, **limits)
 
 
 def test_captcha_answers_are_hashed_per_captcha_and_take_full_width_digits():
