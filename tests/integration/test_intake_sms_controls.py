@@ -5,6 +5,7 @@ budget, a self-hosted image CAPTCHA after repeated attempts, and phones proved b
 import asyncio
 import base64
 from datetime import timedelta
+from uuid import UUID
 
 import asyncpg
 
@@ -40,8 +41,6 @@ async def _solve(settings, captcha_id: str) -> str:
         stored = bytes(await db.fetchval("SELECT answer_hash FROM captchas WHERE captcha_id = $1::uuid", captcha_id))
     finally:
         await db.close()
-    from uuid import UUID
-
     for n in range(0, 100):
         if captcha_answer_hash(str(n), key=settings.phone_hash_key, captcha_id=UUID(captcha_id)) == stored:
             return str(n)
