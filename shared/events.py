@@ -340,6 +340,17 @@ class QueryCodeRequested(Payload):
     expires_at: datetime
 
 
+class ReporterVerified(Payload):
+    """A reporter proved they own the phone they reported with (they entered a 我要查询 code texted
+    to it), so notify may text them updates of the cases they opened with it. Before this, a phone
+    typed into a report is anyone's claim and gets no case SMS. The phone is named only by intake's
+    keyed hash (hex); notify needs nothing more, because `case_ids` lists the cases it covers."""
+
+    phone_hash: str
+    case_ids: list[UUID]
+    verified_at: datetime
+
+
 class TriageCorrected(Payload):
     """A dispatcher corrected a report's category (or priority); triage learns from it."""
 
@@ -361,6 +372,7 @@ PAYLOAD_TYPES: dict[tuple[str, int], type[Payload]] = {
     ("report.located", 1): ReportLocated,
     ("triage.corrected", 1): TriageCorrected,
     ("query.code_requested", 1): QueryCodeRequested,
+    ("reporter.verified", 1): ReporterVerified,
     ("case.dispatched", 1): CaseDispatched,
     **{(event_type, 1): CaseTransitioned for event_type in CASE_TRANSITION_TYPES},
     ("sla.breached", 1): SlaBreached,

@@ -36,7 +36,11 @@ def problem_response(
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem):
-        return problem_response(request, exc.status, exc.title, exc.detail, exc.kind, **exc.extra)
+        response = problem_response(request, exc.status, exc.title, exc.detail, exc.kind, **exc.extra)
+        # A refusal that knows when to come back says so in the standard header too (clients, proxies).
+        if "retry_after_s" in exc.extra:
+            response.headers["Retry-After"] = str(exc.extra["retry_after_s"])
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):

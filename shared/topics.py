@@ -33,7 +33,14 @@ REPORTS = Topic(
     "gridlink.reports",
     6,
     FOREVER,
-    ("report.submitted", "report.attached", "report.located", "triage.corrected", "query.code_requested"),
+    (
+        "report.submitted",
+        "report.attached",
+        "report.located",
+        "triage.corrected",
+        "query.code_requested",
+        "reporter.verified",
+    ),
 )
 CASES = Topic("gridlink.cases", 6, FOREVER, ("case.dispatched", *CASE_TRANSITION_TYPES))
 SLA = Topic("gridlink.sla", 6, 365 * DAY_MS, ("sla.breached", "sla.warning"))

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile
 
 from services.intake import store
+from services.intake.captcha import data_url, new_challenge, render_png
 from services.intake.domain import (
     MAX_DESCRIPTION_CHARS,
     PHONE_PATTERN,
@@ -19,7 +20,11 @@ from services.intake.domain import (
     PlacedPoint,
     Placement,
     ReportIn,
+    captcha_answer_hash,
+    china_day_start,
+    code_request_refusal,
     division_of,
+    needs_captcha,
     new_query_code,
     place_point,
     place_report,
@@ -32,10 +37,18 @@ from services.intake.reports import (
     apply_new_corrections,
     check_rate_limit,
     client_ip,
+    enqueue_reporter_verified,
     submit_report,
 )
 from shared.db import enqueue
-from shared.events import IncomingPhoto, QueryCodeRequested, ReportLocated, TriageCorrected, new_event, utcnow
+from shared.events import (
+    IncomingPhoto,
+    QueryCodeRequested,
+    ReportLocated,
+    TriageCorrected,
+    new_event,
+    utcnow,
+)
 from shared.geo import CoordSystem
 from shared.phones import mask_phone, phone_hash, phone_token
 from shared.problems import Problem
@@ -514,7 +527,72 @@ async def _phone_query(request: Request, phone: str):
             yield conn
 
 
-class CodeRequestIn(BaseModel):
+class CaptchaOut(BaseModel):
+    captcha_id: UUID
+    image: str = Field(description="the challenge as a PNG data URL, for an <img src>")
+    question: str = Field(description="what to do, in Simplified Chinese")
+    expires_in_s: int
+
+
+@router.get("/captcha", response_model=CaptchaOut)
+@public("我要查询 asks residents for this image CAPTCHA after repeated code requests; it holds no data")
+async def new_captcha(request: Request):
+    """A new image CAPTCHA (a small sum). Its answer goes with the next 我要查询 request and is
+    checked once; only its keyed hash is stored."""
+    settings = _intake(request).settings
+    captcha_id = uuid4()
+    text, answer = new_challenge()
+    async with request.app.state.runtime.pool.acquire() as conn:
+        await check_rate_limit(conn, settings=settings, ip=client_ip(request, settings), phone=None)
+        await store.insert_captcha(
+            conn,
+            captcha_id=captcha_id,
+            answer_hash=captcha_answer_hash(answer, key=settings.phone_hash_key, captcha_id=captcha_id),
+            expires_at=utcnow() + timedelta(seconds=settings.intake_captcha_ttl_s),
+        )
+    return CaptchaOut(
+        captcha_id=captcha_id,
+        image=data_url(render_png(text)),
+        question="请计算图中算式，填写结果",
+        expires_in_s=settings.intake_captcha_ttl_s,
+    )
+
+
+class CaptchaAnswer(BaseModel):
+    """Needed only once 我要查询 answers kind captcha-required."""
+
+    captcha_id: UUID | None = None
+    captcha_answer: str | None = Field(default=None, max_length=10)
+
+
+async def _require_captcha_when_due(request: Request, *, body: CaptchaAnswer, hashed: bytes, ip: str | None) -> None:
+    """After repeated attempts from this address or for this phone, the request must carry a solved
+    CAPTCHA (403 captcha-required otherwise; the page then shows one). Honest residents, who ask
+    for one code and type it, never see it."""
+    settings = _intake(request).settings
+    since = utcnow() - timedelta(seconds=settings.intake_captcha_window_s)
+    # No transaction: a CAPTCHA is spent by its check even when the answer is wrong and we refuse,
+    # so each one gets a single guess.
+    async with request.app.state.runtime.pool.acquire() as conn:
+        from_ip, for_phone = await store.attempts_since(conn, phone_hash=hashed, ip=ip, since=since)
+        if not needs_captcha(
+            attempts_from_ip=from_ip,
+            attempts_for_phone=for_phone,
+            ip_threshold=settings.intake_captcha_after_attempts_per_ip,
+            phone_threshold=settings.intake_captcha_after_attempts_per_phone,
+        ):
+            return
+        if body.captcha_id is None or not body.captcha_answer:
+            raise Problem(403, "CAPTCHA required", "操作次数较多，请先填写图形验证码再提交。", kind="captcha-required")
+        stored = await store.use_captcha(conn, captcha_id=body.captcha_id, now=utcnow())
+    given = captcha_answer_hash(body.captcha_answer, key=settings.phone_hash_key, captcha_id=body.captcha_id)
+    if stored is None or not hmac.compare_digest(stored, given):
+        raise Problem(
+            403, "CAPTCHA required", "图形验证码错误或已过期，请看新的图片重新填写。", kind="captcha-required"
+        )
+
+
+class CodeRequestIn(CaptchaAnswer):
     phone: str = Field(pattern=PHONE_PATTERN)
 
 
@@ -523,12 +601,22 @@ class Notice(BaseModel):
 
 
 @router.post("/query/codes", status_code=202, response_model=Notice)
-@public("我要查询 by phone: texts a one-time code; limited per IP and phone")
+@public("我要查询 by phone: texts a one-time code; cooldown, daily cap, SMS budget, CAPTCHA when repeated")
 async def request_query_code(body: CodeRequestIn, request: Request):
-    """我要查询 by phone, step 1: a one-time code is texted (through notify) to a phone that reported."""
+    """我要查询 by phone, step 1: a one-time code is texted (through notify) to a phone that reported.
+    Every phone is limited alike (cooldown, daily cap, the service's hourly SMS budget, a CAPTCHA
+    after repeated attempts), so neither the limits nor the answer tell whether it has reports."""
     settings = _intake(request).settings
     hashed = phone_hash(body.phone, settings.phone_hash_key)
+    ip = client_ip(request, settings)
     async with _phone_query(request, body.phone) as conn:
+        await _refuse_code_when_due(conn, settings, hashed=hashed)
+    # Only then the CAPTCHA, so a resident told to wait does not lose the one they solved.
+    await _require_captcha_when_due(request, body=body, hashed=hashed, ip=ip)
+    async with request.app.state.runtime.pool.acquire() as conn, conn.transaction():
+        # Again, under the budget's lock (held to the commit): concurrent requests cannot both pass.
+        await _refuse_code_when_due(conn, settings, hashed=hashed)
+        await store.record_query_attempt(conn, kind="code", phone_hash=hashed, ip=ip)
         if await store.has_reports_from(conn, phone_hash=hashed):
             request_id, code = uuid4(), new_query_code()
             expires_at = utcnow() + timedelta(seconds=settings.intake_query_code_ttl_s)
@@ -563,7 +651,28 @@ async def request_query_code(body: CodeRequestIn, request: Request):
     )
 
 
-class PhoneQueryIn(BaseModel):
+async def _refuse_code_when_due(conn, settings, *, hashed: bytes) -> None:
+    """429 when this phone must wait (cooldown, daily cap) or the service's SMS budget is spent."""
+    now = utcnow()
+    texted = await store.codes_texted_since(conn, since=now - timedelta(hours=1))  # takes the lock
+    mine = await store.code_requests_of_phone(conn, phone_hash=hashed, since=china_day_start(now))
+    refusal = code_request_refusal(
+        now=now,
+        last_request_at=mine["last_at"],
+        requests_today=mine["since_count"],
+        texted_last_hour=texted["n"],
+        oldest_texted_last_hour=texted["oldest"],
+        cooldown_s=settings.intake_query_code_cooldown_s,
+        daily_cap=settings.intake_query_code_daily_cap,
+        hourly_budget=settings.intake_sms_budget_per_hour,
+    )
+    if refusal is not None:
+        raise Problem(
+            429, "Too many code requests", refusal.detail, kind=refusal.kind, retry_after_s=refusal.retry_after_s
+        )
+
+
+class PhoneQueryIn(CaptchaAnswer):
     phone: str = Field(pattern=PHONE_PATTERN)
     code: str = Field(pattern=r"^\d{6}$")
 
@@ -571,9 +680,12 @@ class PhoneQueryIn(BaseModel):
 @router.post("/query/by-phone", response_model=PublicCases)
 @public("我要查询 by phone: needs the texted one-time code")
 async def query_by_phone(body: PhoneQueryIn, request: Request):
-    """我要查询 by phone, step 2: with the texted code, the reporter's own cases and reports."""
+    """我要查询 by phone, step 2: with the texted code, the reporter's own cases and reports. A right
+    code also proves the phone is the reporter's: from then on its cases' updates may go by SMS."""
     settings = _intake(request).settings
     hashed = phone_hash(body.phone, settings.phone_hash_key)
+    ip = client_ip(request, settings)
+    await _require_captcha_when_due(request, body=body, hashed=hashed, ip=ip)
     async with _phone_query(request, body.phone) as conn:
         row = await store.latest_query_code(conn, phone_hash=hashed, now=utcnow())
         valid = False
@@ -582,6 +694,10 @@ async def query_by_phone(body: PhoneQueryIn, request: Request):
             valid = hmac.compare_digest(bytes(row["code_hash"]), expected)
         if row is not None:
             await store.count_query_attempt(conn, request_id=row["request_id"], used_at=utcnow() if valid else None)
+        if valid:
+            await _verify_phone(conn, settings, hashed=hashed)
+        else:
+            await store.record_query_attempt(conn, kind="wrong-code", phone_hash=hashed, ip=ip)
         rows = await store.reports_from(conn, phone_hash=hashed) if valid else []
     if not valid:  # the attempt is counted (committed) before the refusal
         raise Problem(403, "Invalid code", "验证码错误或已过期，请重新获取。", kind="invalid-code")
@@ -589,6 +705,16 @@ async def query_by_phone(body: PhoneQueryIn, request: Request):
     for r in rows:
         cases.setdefault(r["case_no"], []).append(r)
     return PublicCases(cases=[_public_case(_intake(request), case_no, reports) for case_no, reports in cases.items()])
+
+
+async def _verify_phone(conn, settings, *, hashed: bytes) -> None:
+    """The code was texted to this phone and typed back: its owner is the reporter. Notify hears it
+    (reporter.verified, with the cases the phone opened) and may then text those cases' updates."""
+    now = utcnow()
+    await store.mark_phone_verified(conn, phone_hash=hashed, at=now)
+    case_ids = await store.cases_opened_by(conn, phone_hash=hashed)
+    if case_ids:
+        await enqueue_reporter_verified(conn, settings, hashed=hashed, case_ids=case_ids, at=now)
 
 
 STATUS_TEXT = {

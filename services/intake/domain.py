@@ -6,7 +6,7 @@ import hmac
 import ipaddress
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from enum import StrEnum
 from uuid import UUID
 
@@ -137,6 +137,80 @@ def new_query_code() -> str:
 def query_code_hash(code: str, *, key: str, request_id: UUID) -> bytes:
     """Keyed hash of a one-time code, bound to its request so a hash can't be replayed for another."""
     return hmac.new(key.encode(), f"query-code:{request_id}:{code}".encode(), hashlib.sha256).digest()
+
+
+CHINA = timezone(timedelta(hours=8))
+
+
+@dataclass(frozen=True)
+class CodeRefusal:
+    """Why a query code is not sent now, in the resident's words, and how many seconds to wait."""
+
+    kind: str
+    detail: str
+    retry_after_s: int
+
+
+def code_request_refusal(
+    *,
+    now: datetime,
+    last_request_at: datetime | None,
+    requests_today: int,
+    texted_last_hour: int,
+    oldest_texted_last_hour: datetime | None,
+    cooldown_s: int,
+    daily_cap: int,
+    hourly_budget: int,
+) -> CodeRefusal | None:
+    """Whether a code request for a phone must wait. The phone's own counts are of requests, not of
+    codes texted, so a phone that never reported is refused exactly like one that did (the answer
+    must not tell whether it has reports). The budget protects the county's SMS bill and gateway."""
+    if last_request_at is not None and now - last_request_at < timedelta(seconds=cooldown_s):
+        wait = _seconds_until(now, last_request_at + timedelta(seconds=cooldown_s))
+        return CodeRefusal("code-cooldown", f"获取验证码太频繁，请{wait}秒后再试。", wait)
+    if requests_today >= daily_cap:
+        wait = _seconds_until(now, china_day_start(now) + timedelta(days=1))
+        return CodeRefusal(
+            "code-daily-cap",
+            f"该手机号今天获取验证码已达{daily_cap}次，请明天再试；也可以用案件编号和手机号查询。",
+            wait,
+        )
+    if texted_last_hour >= hourly_budget:
+        oldest = oldest_texted_last_hour or now
+        wait = _seconds_until(now, oldest + timedelta(hours=1))
+        return CodeRefusal(
+            "sms-budget",
+            f"短信发送繁忙，请约{max(1, round(wait / 60))}分钟后再试；也可以用案件编号和手机号查询。",
+            wait,
+        )
+    return None
+
+
+def china_day_start(at: datetime) -> datetime:
+    """Midnight Beijing time of the day `at` is in: a daily cap resets when residents' day does."""
+    local = at.astimezone(CHINA)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _seconds_until(now: datetime, then: datetime) -> int:
+    return max(1, int((then - now).total_seconds() + 0.999))
+
+
+def needs_captcha(*, attempts_from_ip: int, attempts_for_phone: int, ip_threshold: int, phone_threshold: int) -> bool:
+    """After so many code requests or wrong codes from one address or for one phone (within the
+    window the counts cover), a person must show they are one: a solved image CAPTCHA. An address
+    gets more: many residents share one behind a carrier's or an office's NAT."""
+    return attempts_from_ip >= ip_threshold or attempts_for_phone >= phone_threshold
+
+
+def captcha_answer_hash(answer: str, *, key: str, captcha_id: UUID) -> bytes:
+    """Keyed hash of a CAPTCHA's answer, bound to its id; only this is stored."""
+    normalised = answer.strip().translate(FULL_WIDTH_DIGITS)
+    return hmac.new(key.encode(), f"captcha:{captcha_id}:{normalised}".encode(), hashlib.sha256).digest()
+
+
+# Phones' Chinese input methods often type full-width digits (１２); they are the same answer.
+FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
 
 
 @dataclass(frozen=True)

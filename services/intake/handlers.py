@@ -158,6 +158,8 @@ def make_loops(intake: Intake):
             await apply_new_corrections(runtime.pool, intake)
             async with runtime.pool.acquire() as conn:
                 await store.prune_rate_limits(conn, before=utcnow() - timedelta(hours=2))
+                # Attempts older than two days count for no cooldown, cap or CAPTCHA window.
+                await store.prune_query_controls(conn, before=utcnow() - timedelta(days=2))
 
         # step returns None: always wait the interval, corrections are few.
         await repeat_until_stopped(

@@ -4,7 +4,7 @@
 import asyncio
 import base64
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 from uuid import UUID, uuid4
 
@@ -25,7 +25,15 @@ from services.intake.domain import (
 from services.intake.settings import IntakeSettings
 from services.intake.triage import TriageModel, TriageResult, urgency
 from shared.db import enqueue
-from shared.events import IncomingPhoto, ReportAttached, ReportPlace, ReportSubmitted, new_event, utcnow
+from shared.events import (
+    IncomingPhoto,
+    ReportAttached,
+    ReporterVerified,
+    ReportPlace,
+    ReportSubmitted,
+    new_event,
+    utcnow,
+)
 from shared.jurisdictions import County
 from shared.phones import encrypt_phone, mask_phone, phone_hash
 from shared.problems import Problem
@@ -299,6 +307,15 @@ async def submit_report(
             correlation_id=report_id,
         ),
     )
+    if (
+        not match
+        and reporter_phone
+        and await store.is_phone_verified(conn, phone_hash=phone_hash(reporter_phone, settings.phone_hash_key))
+    ):
+        # A phone its owner proved earlier covers the cases it opens later too.
+        await enqueue_reporter_verified(
+            conn, settings, hashed=phone_hash(reporter_phone, settings.phone_hash_key), case_ids=[case_id], at=now
+        )
     return Accepted(
         report_id,
         case_id,
@@ -310,6 +327,18 @@ async def submit_report(
         placement,
         distance,
     )
+
+
+async def enqueue_reporter_verified(
+    conn: asyncpg.Connection, settings: IntakeSettings, *, hashed: bytes, case_ids: list[UUID], at: datetime
+) -> None:
+    """Tell notify the phone of these cases is its reporter's own: their updates may go by SMS."""
+    verified = ReporterVerified(phone_hash=hashed.hex(), case_ids=case_ids, verified_at=at)
+    # A phone has no place: the envelope names the division this instance serves.
+    event = new_event(
+        verified, producer=settings.service_name, jurisdiction_code=settings.jurisdiction_code, key=hashed.hex()[:16]
+    )
+    await enqueue(conn, settings, event)
 
 
 async def apply_new_corrections(pool: asyncpg.Pool, intake: Intake) -> int:

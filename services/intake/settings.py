@@ -55,3 +55,16 @@ class IntakeSettings(
     # One-time SMS codes for 我要查询 by phone: lifetime and wrong tries allowed.
     intake_query_code_ttl_s: int = 300
     intake_query_code_max_attempts: int = 5
+    # A reporter_phone is whatever someone typed, so code requests must not become a way to text a
+    # stranger at will (issue "SMS hardening"): at most one code per phone per cooldown, a daily cap
+    # per phone (Beijing day), and a service-wide budget of codes texted per hour.
+    intake_query_code_cooldown_s: int = Field(default=60, ge=0)
+    intake_query_code_daily_cap: int = Field(default=5, ge=1)
+    intake_sms_budget_per_hour: int = Field(default=300, ge=1)
+    # After this many code requests or wrong codes for one phone, or from one address, within the
+    # window, 我要查询 asks for a solved image CAPTCHA (drawn here; no third-party service). An address
+    # is allowed more: residents share addresses behind carrier and office NAT.
+    intake_captcha_after_attempts_per_phone: int = Field(default=3, ge=0)
+    intake_captcha_after_attempts_per_ip: int = Field(default=10, ge=0)
+    intake_captcha_window_s: int = Field(default=3600, ge=60)
+    intake_captcha_ttl_s: int = Field(default=300, ge=30)

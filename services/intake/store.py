@@ -275,3 +275,93 @@ async def set_report_location(
         town_code,
         at,
     )
+
+
+# --- 我要查询 abuse controls ------------------------------------------------------------------
+
+
+async def record_query_attempt(conn: asyncpg.Connection, *, kind: str, phone_hash: bytes, ip: str | None) -> None:
+    await conn.execute("INSERT INTO query_attempts (kind, phone_hash, ip) VALUES ($1, $2, $3)", kind, phone_hash, ip)
+
+
+async def code_requests_of_phone(conn: asyncpg.Connection, *, phone_hash: bytes, since: datetime) -> asyncpg.Record:
+    """The phone's last code request and how many it made since `since` (the start of its day)."""
+    return await conn.fetchrow(
+        "SELECT max(at) AS last_at, count(*) FILTER (WHERE at >= $2) AS since_count FROM query_attempts "
+        "WHERE phone_hash = $1 AND kind = 'code' AND at >= $2 - interval '1 day'",
+        phone_hash,
+        since,
+    )
+
+
+async def attempts_since(
+    conn: asyncpg.Connection, *, phone_hash: bytes, ip: str | None, since: datetime
+) -> tuple[int, int]:
+    """(code requests and wrong codes from this address, and for this phone) since `since`."""
+    row = await conn.fetchrow(
+        "SELECT (SELECT count(*) FROM query_attempts WHERE ip = $2 AND at >= $3) AS from_ip, "
+        "(SELECT count(*) FROM query_attempts WHERE phone_hash = $1 AND at >= $3) AS for_phone",
+        phone_hash,
+        ip,
+        since,
+    )
+    return row["from_ip"], row["for_phone"]
+
+
+async def codes_texted_since(conn: asyncpg.Connection, *, since: datetime) -> asyncpg.Record:
+    """How many codes were texted (service-wide) since `since`, and the oldest of them. Serialised
+    with an advisory lock (held to the end of the transaction) so replicas cannot overspend together."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('intake.sms-budget'))")
+    return await conn.fetchrow(
+        "SELECT count(*) AS n, min(created_at) AS oldest FROM query_codes WHERE created_at >= $1", since
+    )
+
+
+async def insert_captcha(
+    conn: asyncpg.Connection, *, captcha_id: UUID, answer_hash: bytes, expires_at: datetime
+) -> None:
+    await conn.execute(
+        "INSERT INTO captchas (captcha_id, answer_hash, expires_at) VALUES ($1, $2, $3)",
+        captcha_id,
+        answer_hash,
+        expires_at,
+    )
+
+
+async def use_captcha(conn: asyncpg.Connection, *, captcha_id: UUID, now: datetime) -> bytes | None:
+    """Spend a CAPTCHA (right or wrong, each is checked once): its answer's hash, or None when it
+    is unknown, expired or already used."""
+    answer = await conn.fetchval(
+        "UPDATE captchas SET used_at = $2 WHERE captcha_id = $1 AND used_at IS NULL AND expires_at > $2 "
+        "RETURNING answer_hash",
+        captcha_id,
+        now,
+    )
+    return bytes(answer) if answer is not None else None
+
+
+async def prune_query_controls(conn: asyncpg.Connection, *, before: datetime) -> None:
+    await conn.execute("DELETE FROM query_attempts WHERE at < $1", before)
+    await conn.execute("DELETE FROM captchas WHERE expires_at < $1", before)
+
+
+async def mark_phone_verified(conn: asyncpg.Connection, *, phone_hash: bytes, at: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO verified_phones (phone_hash, verified_at) VALUES ($1, $2) ON CONFLICT (phone_hash) DO NOTHING",
+        phone_hash,
+        at,
+    )
+
+
+async def is_phone_verified(conn: asyncpg.Connection, *, phone_hash: bytes) -> bool:
+    return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM verified_phones WHERE phone_hash = $1)", phone_hash)
+
+
+async def cases_opened_by(conn: asyncpg.Connection, *, phone_hash: bytes) -> list[UUID]:
+    """Cases this phone opened (its reports that were not attached to another's case): notify keeps
+    the phone of the report that opened a case, so only these are the phone's to receive updates of."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT case_id FROM reports WHERE reporter_phone_hash = $1 AND NOT attached_to_case ORDER BY case_id",
+        phone_hash,
+    )
+    return [r["case_id"] for r in rows]

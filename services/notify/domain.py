@@ -49,6 +49,9 @@ class ReporterContact:
     openid: str | None = None
     wecom_userid: str | None = None
     phone: str | None = None
+    # A phone typed into a report is only a claim: case updates go to it by SMS once its owner has
+    # proved it (reporter.verified from intake), so nobody can have a stranger texted.
+    phone_verified: bool = False
 
 
 @dataclass(frozen=True)
@@ -352,7 +355,7 @@ def reporter_messages(
     if reporter.wecom_userid:
         content = text + (f"\n{url}" if url else "")
         return [Outgoing("wecom_app", reporter.wecom_userid, template, app_text_message(content))]
-    if reporter.phone:
+    if reporter.phone and reporter.phone_verified:
         return [
             Outgoing(
                 "sms",

@@ -29,6 +29,7 @@ from shared.events import (
     Event,
     MediaAttached,
     QueryCodeRequested,
+    ReporterVerified,
     SlaBreached,
     SlaWarning,
     submitted_report,
@@ -110,8 +111,13 @@ def make_handlers(*, settings: NotifySettings, directory: Directory, sla_policy:
             query_code_messages(request, sms_template=settings.sms_template_query_code, now=event.occurred_at),
         )
 
+    async def on_reporter_verified(conn: asyncpg.Connection, event: Event) -> None:
+        verified = event.payload_as(ReporterVerified)
+        await store.save_verified_cases(conn, case_ids=verified.case_ids, verified_at=verified.verified_at)
+
     return {
         "report.submitted": on_report_submitted,
+        "reporter.verified": on_reporter_verified,
         "case.dispatched": on_case_dispatched,
         "case.acknowledged": on_case_acknowledged,
         "case.resolved": on_case_resolved,

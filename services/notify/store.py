@@ -173,8 +173,22 @@ async def save_reporter(conn: asyncpg.Connection, *, case_id: UUID, contact: Rep
 
 
 async def get_reporter(conn: asyncpg.Connection, *, case_id: UUID) -> ReporterContact | None:
-    row = await conn.fetchrow("SELECT openid, wecom_userid, phone FROM reporters WHERE case_id = $1", case_id)
-    return ReporterContact(row["openid"], row["wecom_userid"], row["phone"]) if row else None
+    row = await conn.fetchrow(
+        "SELECT openid, wecom_userid, phone, "
+        "EXISTS (SELECT 1 FROM verified_reporter_cases v WHERE v.case_id = r.case_id) AS phone_verified "
+        "FROM reporters r WHERE case_id = $1",
+        case_id,
+    )
+    return ReporterContact(row["openid"], row["wecom_userid"], row["phone"], row["phone_verified"]) if row else None
+
+
+async def save_verified_cases(conn: asyncpg.Connection, *, case_ids: list[UUID], verified_at: datetime) -> None:
+    """Cases whose reporter proved their phone; kept apart from `reporters` because the two events
+    travel on different partitions and either may come first."""
+    await conn.executemany(
+        "INSERT INTO verified_reporter_cases (case_id, verified_at) VALUES ($1, $2) ON CONFLICT (case_id) DO NOTHING",
+        [(case_id, verified_at) for case_id in case_ids],
+    )
 
 
 async def save_evidence(conn: asyncpg.Connection, *, case_id: UUID, media_id: UUID, role: str) -> None:

@@ -5,6 +5,7 @@ report reaches intake with its photo, which media then keeps as the case's befor
 import asyncio
 import io
 import os
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -18,6 +19,7 @@ from tests.browser import chromium, needs_chromium
 from tests.support import bearer, eventually, running
 
 HERE = (29.0829, 120.0546)
+SCREENSHOTS = Path(__file__).resolve().parents[2] / ".cache" / "run" / "screenshots"
 
 pytestmark = needs_chromium
 
@@ -67,6 +69,9 @@ async def test_a_resident_reports_from_the_h5_page(make_settings, browser, tmp_p
                 return await step(browser.text, "#case-no")
 
             number = await eventually(case_no)
+            # A phone was given: the page says how to get updates by SMS (prove the phone once).
+            assert "验证这个手机号" in await step(browser.text, "#sms-hint")
+            await step(browser.screenshot, SCREENSHOTS / "report-done-sms-hint.png")
             db = await asyncpg.connect(intake_settings.database_url)
             try:
                 case_id = await db.fetchval("SELECT case_id FROM intake.reports WHERE case_no = $1", number)

@@ -17,6 +17,7 @@ from shared.events import (
     Event,
     MediaAttached,
     QueryCodeRequested,
+    ReporterVerified,
     ReportSubmittedV1,
     SlaBreached,
     SlaWarning,
@@ -308,7 +309,7 @@ async def test_reporters_are_told_on_the_channel_their_report_came_from(make_set
         directory=load_directory(settings.directory_path),
         sla_policy=load_sla_policy(settings.sla_policy_path),
     )
-    by_wecom, by_phone, anonymous = uuid4(), uuid4(), uuid4()
+    by_wecom, by_phone, anonymous, by_claimed_phone = uuid4(), uuid4(), uuid4(), uuid4()
     key = settings.phone_encryption_key
     userid = f"staff-{uuid4().hex[:6]}"
     db = await asyncpg.connect(settings.database_url, server_settings={"search_path": "notify"})
@@ -317,6 +318,7 @@ async def test_reporters_are_told_on_the_channel_their_report_came_from(make_set
             (by_wecom, {"reporter_wecom_userid": userid}),
             (by_phone, {"reporter_phone_encrypted": phone_token("13800005678", key)}),
             (anonymous, {}),
+            (by_claimed_phone, {"reporter_phone_encrypted": phone_token("13800009999", key)}),
         ):
             report = ReportSubmittedV1(
                 report_id=uuid4(),
@@ -336,7 +338,18 @@ async def test_reporters_are_told_on_the_channel_their_report_came_from(make_set
             )
             async with db.transaction():
                 await handlers["report.submitted"](db, event)
-        assert await db.fetchval("SELECT count(*) FROM reporters") == 2  # nothing to keep for the anonymous one
+        assert await db.fetchval("SELECT count(*) FROM reporters") == 3  # nothing to keep for the anonymous one
+        # The owner of 13800005678 proved it (through 我要查询); nobody proved 13800009999.
+        verified = Event(
+            type="reporter.verified",
+            schema_version=1,
+            producer="intake",
+            jurisdiction_code="330727",
+            key="0" * 16,
+            payload=ReporterVerified(phone_hash="ab" * 32, case_ids=[by_phone], verified_at=utcnow()),
+        )
+        async with db.transaction():
+            await handlers["reporter.verified"](db, verified)
     finally:
         await db.close()
     await publish(
@@ -352,6 +365,7 @@ async def test_reporters_are_told_on_the_channel_their_report_came_from(make_set
         [app_row] = await eventually(lambda: sent(by_wecom))
         [sms_row] = await eventually(lambda: sent(by_phone))
         assert await notifications(client, anonymous) == []
+        assert await notifications(client, by_claimed_phone) == []  # a phone only claimed is never texted
     assert (app_row["channel"], app_row["recipient"]) == ("wecom_app", "企业微信成员")
     assert (sms_row["channel"], sms_row["recipient"]) == ("sms", "反映人（短信）")
     # Neither the WeCom user id nor the phone (not even encrypted) is ever returned.
@@ -362,6 +376,7 @@ async def test_reporters_are_told_on_the_channel_their_report_came_from(make_set
         m for m in httpx.get(f"{fake_wecom}/_fake/sms/messages").json() if m["params"].get("case") == str(by_phone)[:8]
     ]
     assert len(sms) == 1 and sms[0]["params"]["status"] == "已接单" and sms[0]["phone"] == "13800005678"
+    assert not [m for m in httpx.get(f"{fake_wecom}/_fake/sms/messages").json() if m["phone"] == "13800009999"]
 
 
 async def test_query_codes_are_texted_to_the_phone_that_asked(make_settings, fake_wecom):

@@ -251,10 +251,28 @@ def test_reporter_is_reached_on_the_best_channel_or_not_at_all():
         "msgtype": "text",
         "text": {"content": app.body["text"]["content"]},
     }
-    [sms] = acknowledged_messages(payload, reporter=ReporterContact(phone="13800001111"), templates=templates)
+    proved = ReporterContact(phone="13800001111", phone_verified=True)
+    [sms] = acknowledged_messages(payload, reporter=proved, templates=templates)
     assert sms.channel == "sms" and sms.body["params"] == {"case": str(payload.case_id)[:8], "status": "已接单"}
     assert sms.body["template"] == "SMS_CASE_UPDATE"
     assert acknowledged_messages(payload, reporter=None, templates=templates) == []
+
+
+def test_case_updates_are_never_texted_to_a_phone_its_owner_has_not_proved():
+    """Anyone can type a stranger's number into a report; until its owner enters a code texted to
+    it (reporter.verified), no 接单/办结/回访 update goes to it. WeChat reporters are unaffected."""
+    templates = ReporterTemplates()
+    claimed = ReporterContact(phone="13800001111")
+    for step, messages in (("acknowledge", acknowledged_messages), ("resolve", verification_messages)):
+        assert messages(transition(step), reporter=claimed, templates=templates) == []
+        [sms] = messages(
+            transition(step), reporter=ReporterContact(phone="13800001111", phone_verified=True), templates=templates
+        )
+        assert sms.channel == "sms"
+    [mp] = acknowledged_messages(
+        transition("acknowledge"), reporter=ReporterContact(openid="o1", phone="13800001111"), templates=templates
+    )
+    assert mp.channel == "wechat_template"
 
 
 def test_subscribe_messages_keep_each_field_within_its_limit():

@@ -41,6 +41,7 @@ PUBLIC = {
     ("intake", "POST", "/api/v1/query/codes"),
     ("intake", "POST", "/api/v1/query/by-phone"),
     ("intake", "GET", "/api/v1/locate"),
+    ("intake", "GET", "/api/v1/captcha"),
     ("intake", "GET", "/h5/"),
     ("intake", "GET", "/h5/query"),
     ("intake", "GET", "/h5/static/{name}"),

@@ -23,10 +23,49 @@
   }
 
   var codeError = document.getElementById("code-error");
+
+  // After repeated attempts the API asks for an image CAPTCHA (problem kind captcha-required):
+  // it is shown then, sent with the next request, and replaced after each use (each is checked once).
+  var captchaBox = document.getElementById("captcha");
+  var captchaAnswer = document.getElementById("captcha-answer");
+  var captchaId = null;
+  function loadCaptcha() {
+    captchaAnswer.value = "";
+    return fetch("/api/v1/captcha").then(function (r) { return r.json().then(function (b) { return { ok: r.ok, body: b }; }); })
+      .then(function (res) {
+        if (!res.ok) { codeError.textContent = res.body.detail || "图形验证码加载失败，请点“换一张”"; return; }
+        captchaId = res.body.captcha_id;
+        var image = document.getElementById("captcha-image");
+        image.src = res.body.image;
+        image.dataset.captchaId = captchaId;
+        document.getElementById("captcha-question").textContent = res.body.question;
+        captchaBox.hidden = false;
+      });
+  }
+  document.getElementById("captcha-refresh").addEventListener("click", loadCaptcha);
+  function withCaptcha(body) {
+    if (!captchaBox.hidden && captchaId) {
+      body.captcha_id = captchaId;
+      body.captcha_answer = captchaAnswer.value.trim();
+    }
+    return body;
+  }
+  function postWithCaptcha(url, body) {
+    var used = !captchaBox.hidden;
+    return post(url, withCaptcha(body)).then(function (res) {
+      var wanted = !res.ok && /captcha-required$/.test(res.body.type || "");
+      if (wanted || used) {
+        loadCaptcha();  // a fresh one: the last was spent, or one is needed now
+        if (wanted) { captchaAnswer.focus(); }
+      }
+      return res;
+    });
+  }
+
   document.getElementById("send-code").addEventListener("click", function () {
     var phone = document.getElementById("code-phone").value.trim();
     if (!/^1[3-9]\d{9}$/.test(phone)) { codeError.textContent = "手机号格式不正确"; return; }
-    post("/api/v1/query/codes", { phone: phone }).then(function (res) {
+    postWithCaptcha("/api/v1/query/codes", { phone: phone }).then(function (res) {
       codeError.textContent = res.ok ? res.body.message : (res.body.detail || "发送失败，请稍后再试");
     });
   });
@@ -35,7 +74,7 @@
     var phone = document.getElementById("code-phone").value.trim();
     var code = document.getElementById("code").value.trim();
     if (!/^\d{6}$/.test(code)) { codeError.textContent = "请输入6位验证码"; return; }
-    post("/api/v1/query/by-phone", { phone: phone, code: code }).then(function (res) {
+    postWithCaptcha("/api/v1/query/by-phone", { phone: phone, code: code }).then(function (res) {
       if (!res.ok) { codeError.textContent = res.body.detail || "查询失败，请稍后再试"; return; }
       codeError.textContent = "";
       showCases(res.body.cases);

@@ -73,6 +73,8 @@
       document.getElementById("done-message").textContent = res.body.message;
       document.getElementById("case-no").textContent = res.body.case_no;
       document.getElementById("query-link").href = "/h5/query?case_no=" + encodeURIComponent(res.body.case_no);
+      // Case updates are texted only to a phone its owner has proved (a code texted to it, typed back).
+      document.getElementById("sms-hint").hidden = !phone;
     }).catch(function (err) {
       showError(err.message);
     }).then(function () {
