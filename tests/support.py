@@ -4,6 +4,7 @@ import asyncio
 import json
 import time
 from contextlib import asynccontextmanager
+from uuid import uuid4
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -14,6 +15,7 @@ from services.intake.settings import IntakeSettings
 from services.media.settings import MediaSettings
 from services.notify.settings import NotifySettings
 from services.sla.settings import SlaSettings
+from shared.events import CaseDispatched, Event, new_event, utcnow
 from shared.settings import PROJECT_ROOT, ServiceSettings
 
 INFRA = PROJECT_ROOT / "deploy" / "local" / "infra.sh"
@@ -148,3 +150,23 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def case_dispatched(department_code: str = "zhujian", **facts) -> Event:
+    """case.dispatched as dispatch publishes it (a 井盖 case by default), for tests of its consumers."""
+    values = dict(
+        case_id=uuid4(),
+        report_id=uuid4(),
+        category="manhole",
+        category_name="井盖缺失",
+        priority="urgent",
+        department_code=department_code,
+        department_name="住房和城乡建设局",
+        description="幸福路井盖翻起来了",
+        responsibility_list_version="v",
+        rule="r",
+        dispatched_at=utcnow(),
+    )
+    return new_event(
+        CaseDispatched(**values | facts), producer="test", jurisdiction_code="330727", key=str(values["case_id"])
+    )

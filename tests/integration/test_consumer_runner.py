@@ -11,9 +11,9 @@ from prometheus_client import REGISTRY
 
 from services.dispatch.app import create_app as dispatch_app
 from services.notify.app import create_app as notify_app
-from shared.events import CaseDispatched, ReportPlace, ReportSubmitted, new_event, utcnow
+from shared.events import ReportPlace, ReportSubmitted, new_event, utcnow
 from shared.topics import CASES, DEAD_LETTERS, REPORTS, ensure_topics
-from tests.support import bearer, eventually, publish, read_topic, running
+from tests.support import bearer, case_dispatched, eventually, publish, read_topic, running
 
 
 def report_event(category: str = "road_damage"):
@@ -68,27 +68,7 @@ async def test_handler_that_keeps_failing_goes_to_dead_letters_and_consumption_g
     settings = make_settings("notify")
     await ensure_topics(settings)
 
-    def dispatched(department: str):
-        return new_event(
-            CaseDispatched(
-                case_id=uuid4(),
-                report_id=uuid4(),
-                category="road_damage",
-                category_name="道路破损",
-                priority="normal",
-                department_code=department,
-                department_name="?",
-                description="路面有个大坑",
-                responsibility_list_version="v",
-                rule="r",
-                dispatched_at=utcnow(),
-            ),
-            producer="test",
-            jurisdiction_code="330727",
-            key="k",
-        )
-
-    broken, fine = dispatched("no_such_department"), dispatched("zhujian")
+    broken, fine = case_dispatched("no_such_department"), case_dispatched("zhujian")
     await publish(settings, CASES.name, broken.to_bytes(), fine.to_bytes())
     async with running(notify_app(settings)) as client:
         letters = await read_topic(settings, DEAD_LETTERS.name, until=lambda ms: len(ms) >= 1)

@@ -1,34 +1,21 @@
 """Notify against real Kafka, PostgreSQL and the local fake WeCom server: a redelivered event
 sends once; a message WeCom refuses for good is marked failed with the reason and announced."""
 
-from uuid import uuid4
-
 import httpx
 
 from services.notify.app import create_app
-from shared.events import CaseDispatched, new_event, utcnow
 from shared.topics import CASES, NOTIFICATIONS, ensure_topics
-from tests.support import bearer, eventually, publish, read_topic, running
+from tests.support import bearer, case_dispatched, eventually, publish, read_topic, running
 
 
-def dispatched_event(department: str = "huanwei"):
-    return new_event(
-        CaseDispatched(
-            case_id=uuid4(),
-            report_id=uuid4(),
-            category="exposed_garbage",
-            category_name="暴露垃圾",
-            priority="normal",
-            department_code=department,
-            department_name="环境卫生服务中心",
-            description="东关街垃圾堆了三天",
-            responsibility_list_version="v",
-            rule="r",
-            dispatched_at=utcnow(),
-        ),
-        producer="test",
-        jurisdiction_code="330727",
-        key="k",
+def dispatched_event():
+    return case_dispatched(
+        "huanwei",
+        category="exposed_garbage",
+        category_name="暴露垃圾",
+        priority="normal",
+        department_name="环境卫生服务中心",
+        description="东关街垃圾堆了三天",
     )
 
 

@@ -12,7 +12,6 @@ import httpx
 from services.notify.app import create_app, load_directory
 from services.notify.handlers import make_handlers
 from shared.events import (
-    CaseDispatched,
     CaseTransitioned,
     Event,
     MediaAttached,
@@ -27,28 +26,7 @@ from shared.events import (
 from shared.phones import phone_token
 from shared.sla_policy import load_sla_policy
 from shared.topics import CASES, DEAD_LETTERS, MEDIA, NOTIFICATIONS, REPORTS, SLA, ensure_topics
-from tests.support import bearer, eventually, publish, read_topic, running
-
-
-def dispatched(department: str = "zhujian"):
-    return new_event(
-        CaseDispatched(
-            case_id=uuid4(),
-            report_id=uuid4(),
-            category="manhole",
-            category_name="井盖缺失",
-            priority="urgent",
-            department_code=department,
-            department_name="住房和城乡建设局",
-            description="幸福路井盖翻起来了",
-            responsibility_list_version="v",
-            rule="r",
-            dispatched_at=utcnow(),
-        ),
-        producer="test",
-        jurisdiction_code="330727",
-        key="k",
-    )
+from tests.support import bearer, case_dispatched, eventually, publish, read_topic, running
 
 
 def transition(event_type: str, case_id, **detail):
@@ -202,7 +180,7 @@ async def test_each_robot_gets_at_most_twenty_a_minute_even_across_a_restart(mak
     robot = f"rl-{uuid4().hex[:8]}"
     settings = make_settings("notify", directory_path=one_robot_directory(tmp_path, robot))
     await ensure_topics(settings)
-    events = [dispatched() for _ in range(23)]
+    events = [case_dispatched() for _ in range(23)]
     await publish(settings, CASES.name, *(e.to_bytes() for e in events))
 
     async def statuses():
@@ -241,7 +219,7 @@ async def test_busy_answers_are_retried_and_throttling_holds_the_robot(make_sett
     settings = make_settings("notify", directory_path=one_robot_directory(tmp_path, robot))
     await ensure_topics(settings)
     httpx.post(f"{fake_wecom}/_fake/failures", params={"key": robot, "errcode": -1, "times": 2})
-    event = dispatched()
+    event = case_dispatched()
     await publish(settings, CASES.name, event.to_bytes())
     async with running(create_app(settings)) as client:
         client.headers.update(bearer(settings, "dispatcher"))
@@ -253,7 +231,7 @@ async def test_busy_answers_are_retried_and_throttling_holds_the_robot(make_sett
         [row] = await eventually(sent)
         assert row["attempts"] == 3
         httpx.post(f"{fake_wecom}/_fake/failures", params={"key": robot, "errcode": 45009, "times": 1})
-        throttled = dispatched()
+        throttled = case_dispatched()
         await publish(settings, CASES.name, throttled.to_bytes())
 
         async def held():
@@ -281,7 +259,7 @@ async def test_a_permanent_failure_is_announced_and_dead_lettered(make_settings,
         f"{fake_wecom}/_fake/failures",
         params={"key": robot, "errcode": 93000, "times": 1, "errmsg": "invalid webhook url"},
     )
-    event = dispatched()
+    event = case_dispatched()
     await publish(settings, CASES.name, event.to_bytes(), event.to_bytes())  # redelivered too
     async with running(create_app(settings)) as client:
         client.headers.update(bearer(settings, "dispatcher"))
