@@ -46,8 +46,9 @@ EXAMPLES = 25
 EXAMPLES_WITHOUT_TOKEN = 3
 
 # The one exception to problem+json: Open311 GeoReport v2 answers its errors in the standard's own
-# format (a list of {code, description}, JSON or XML), which 311 clients parse; what the shell
-# answers before a route runs (413, 422 for a file or U+0000) stays problem+json there too.
+# format (a list of {code, description}, JSON or XML), which 311 clients parse. Problem+json is
+# still accepted there for the answers every route shares (413 for a body too large, 422 for a
+# file where text belongs or for U+0000).
 # Notify's platform callbacks need no exception: they answer their successes in plain text, as the
 # platforms expect, but refuse a request with problem+json like every other route.
 OPEN311_PREFIX = "/open311/v2/"
