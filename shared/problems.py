@@ -1,5 +1,6 @@
 """RFC 9457 problem details (application/problem+json) for every HTTP error."""
 
+from asyncpg.exceptions import CharacterNotInRepertoireError, UntranslatableCharacterError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -54,6 +55,21 @@ def install_problem_handlers(app: FastAPI) -> None:
             "The request body or parameters are invalid.",
             "validation-error",
             errors=errors,
+        )
+
+    # PostgreSQL cannot store U+0000 in text (nor \u0000 in jsonb), which any text field of a request
+    # may carry; Python takes it, so the database is the first to refuse it. That is the request's
+    # fault, not the server's: one answer here for every field of every service, and the
+    # transaction it broke has rolled back by the time this runs.
+    @app.exception_handler(CharacterNotInRepertoireError)
+    @app.exception_handler(UntranslatableCharacterError)
+    async def _unstorable(request: Request, exc: Exception):
+        return problem_response(
+            request,
+            422,
+            "Invalid request",
+            "请求中含有无法保存的字符（如空字符 \\u0000），请删除后重试。",
+            "unstorable-character",
         )
 
     @app.exception_handler(Exception)

@@ -88,7 +88,8 @@ async def department_scores(
 
     Who: any staff member; the scores are the county's published assessment of its departments."""
     until = until or utcnow().astimezone(CST).date()
-    since = since or until - timedelta(days=30)
+    # The 30 days before `until`, or from the first day there is when `until` is nearer to it.
+    since = since or (until - timedelta(days=30) if until > date.min + timedelta(days=30) else date.min)
     if since > until:
         raise Problem(400, "Invalid period", "since must not be after until.", kind="invalid-period")
     rows = await store.scores(conn, since=since, until=until)

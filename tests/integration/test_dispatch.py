@@ -567,3 +567,14 @@ async def test_a_case_merges_only_into_another_open_case_of_this_centre(make_set
             f"/api/v1/cases/{kept}/merge", json={"into_case_id": str(dup), "reason": "x"}, headers=dispatcher
         )
         assert back.status_code == 409 and "merged" in back.json()["detail"]  # not into a case that is gone
+
+
+async def test_a_search_for_a_character_the_database_cannot_store_is_refused(make_settings):
+    # Found by fuzzing: GET /api/v1/cases?q=%00 answered 500 (PostgreSQL refuses U+0000 in text).
+    settings = make_settings("dispatch")
+    dispatcher = bearer(settings, "dispatcher")
+    async with running(dispatch_app(settings)) as client:
+        r = await client.get("/api/v1/cases", params={"q": "井盖\x00"}, headers=dispatcher)
+        assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+        assert r.json()["status"] == 422 and r.json()["type"].endswith("unstorable-character")
+        assert (await client.get("/api/v1/cases", params={"q": "井盖"}, headers=dispatcher)).status_code == 200

@@ -50,6 +50,22 @@ async def test_bad_reports_get_problem_json_and_nothing_is_stored(make_settings,
         await db.close()
 
 
+async def test_a_character_the_database_cannot_store_is_refused_and_nothing_is_stored(make_settings):
+    # PostgreSQL refuses U+0000 in text, which JSON can carry: it answered 500, as the search that
+    # fuzzing found did in dispatch.
+    settings = make_settings("intake")
+    async with running(create_app(settings)) as client:
+        r = await client.post("/api/v1/reports", json={**GOOD, "description": "垃圾堆了三天\x00没人清"})
+        assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+        assert r.json()["status"] == 422 and r.json()["type"].endswith("unstorable-character")
+        assert (await client.post("/api/v1/reports", json=GOOD)).status_code == 201  # the connection still works
+    db = await asyncpg.connect(settings.database_url)
+    try:
+        assert await db.fetchval("SELECT count(*) FROM intake.reports") == 1
+    finally:
+        await db.close()
+
+
 async def test_report_is_stored_published_and_idempotent(make_settings):
     settings = make_settings("intake")
     async with running(create_app(settings)) as client:

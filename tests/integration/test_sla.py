@@ -256,3 +256,15 @@ async def test_waiting_for_the_reporter_pauses_the_resolution_clock(make_setting
 
         timer = await eventually(resumed)
         assert datetime.fromisoformat(timer["due_at"]) == T0 + timedelta(hours=3, minutes=30)  # 30 of 60 left
+
+
+async def test_scores_of_a_period_at_the_start_of_the_calendar_answer(make_settings):
+    # Found by fuzzing: the default start, 30 days before `until`, fell before year 1 and answered 500.
+    settings = make_settings("sla")
+    async with running(sla_app(settings)) as client:
+        client.headers.update(bearer(settings, "dispatcher"))
+        early = await client.get("/api/v1/departments/scores", params={"until": "0001-01-01"})
+        assert early.status_code == 200, early.text
+        assert (early.json()["since"], early.json()["until"]) == ("0001-01-01", "0001-01-01")
+        later = await client.get("/api/v1/departments/scores", params={"until": "0001-03-01"})
+        assert later.json()["since"] == "0001-01-30"  # 30 days before, as for any other date
