@@ -54,7 +54,7 @@ async def test_a_case_from_report_to_close(make_settings, fake_wecom):
             },
         )
         assert answer.status_code == 201, answer.text
-        case_id = answer.json()["case_id"]
+        case_id, case_no = answer.json()["case_id"], answer.json()["case_no"]
 
         async def case(status):
             r = await client["dispatch"].get(f"/api/v1/cases/{case_id}", headers=dispatcher)
@@ -95,7 +95,8 @@ async def test_a_case_from_report_to_close(make_settings, fake_wecom):
 
         async def command_centre_heard():
             messages = httpx.get(f"{fake_wecom}/_fake/messages", params={"key": "demo-grid_center"}).json()
-            return [m for m in messages if case_id[:8] in str(m["body"]) and "办结" in str(m["body"])]
+            # Messages quote the human case number, the one 我要查询 takes.
+            return [m for m in messages if case_no in str(m["body"]) and "办结" in str(m["body"])]
 
         [message] = await eventually(command_centre_heard)
         assert "已清运并消杀" in str(message["body"])

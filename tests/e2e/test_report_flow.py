@@ -55,7 +55,7 @@ async def test_report_is_dispatched_notified_timed_and_linked(make_settings, fak
             },
         )
         assert answer.status_code == 201, answer.text
-        report_id, case_id = answer.json()["report_id"], answer.json()["case_id"]
+        report_id, case_id, case_no = (answer.json()[k] for k in ("report_id", "case_id", "case_no"))
 
         dispatcher = bearer(apps["dispatch"].state.settings, "dispatcher")
 
@@ -71,7 +71,8 @@ async def test_report_is_dispatched_notified_timed_and_linked(make_settings, fak
 
         async def wecom_received():
             r = httpx.get(f"{fake_wecom}/_fake/messages", params={"key": "demo-zhujian"})
-            return [m for m in r.json() if case_id[:8] in m["body"]["text"]["content"]]
+            # The 派单 quotes the human case number, the one 我要查询 takes.
+            return [m for m in r.json() if case_no in m["body"]["text"]["content"]]
 
         [message] = await eventually(wecom_received)
         assert "【派单】紧急" in message["body"]["text"]["content"]
