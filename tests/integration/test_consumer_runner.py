@@ -7,10 +7,12 @@ import json
 from uuid import uuid4
 
 import asyncpg
+import yaml
 from prometheus_client import REGISTRY
 
 from services.dispatch.app import create_app as dispatch_app
 from services.notify.app import create_app as notify_app
+from shared import deadletters
 from shared.events import ReportPlace, ReportSubmitted, new_event, utcnow
 from shared.topics import CASES, DEAD_LETTERS, REPORTS, ensure_topics
 from tests.support import bearer, case_dispatched, eventually, publish, read_topic, running
@@ -130,3 +132,38 @@ async def test_a_database_outage_is_waited_out_and_no_report_is_dead_lettered(ma
     for reason in ("handler_failed", "malformed"):  # nothing of this test's topic was dead-lettered
         labels = {"service": "dispatch", "topic": settings.topic(REPORTS.name), "reason": reason}
         assert REGISTRY.get_sample_value("gridlink_dead_letters_total", labels) is None
+
+
+async def test_a_dead_letter_is_replayed_once_its_cause_is_fixed(make_settings, tmp_path):
+    """A 派单 for a department missing from the directory is dead-lettered; once the directory has
+    it, the operator replays the letter and the message goes out — once, however often replayed."""
+    settings = make_settings("notify")
+    await ensure_topics(settings)
+    broken = case_dispatched("new_bureau")
+    await publish(settings, CASES.name, broken.to_bytes())
+    async with running(notify_app(settings)):
+        await read_topic(settings, DEAD_LETTERS.name, until=lambda ms: len(ms) >= 1)
+
+    counted = await deadletters.replay(settings, consumer_group=settings.consumer_group(), dry_run=True, idle_s=1)
+    assert (counted.matched, counted.replayed) == (1, 0) and "new_bureau" in counted.letters[0]["error"]
+    # The cause is fixed: the new bureau gets its WeCom group in the directory.
+    directory = yaml.safe_load(settings.directory_path.read_text(encoding="utf-8"))
+    directory["departments"]["new_bureau"] = {"robot_key": "demo-new_bureau", "mentioned_mobiles": []}
+    fixed = tmp_path / "directory.yaml"
+    fixed.write_text(yaml.safe_dump(directory, allow_unicode=True), encoding="utf-8")
+    settings = settings.model_copy(update={"directory_path": fixed})
+
+    assert (await deadletters.replay(settings, consumer_group=settings.consumer_group(), idle_s=1)).replayed == 1
+    assert (
+        await deadletters.replay(settings, consumer_group=settings.consumer_group(), idle_s=1)
+    ).replayed == 0  # once
+    async with running(notify_app(settings)) as client:
+
+        async def sent():
+            r = await client.get(
+                f"/api/v1/cases/{broken.payload.case_id}/notifications", headers=bearer(settings, "dispatcher")
+            )
+            return [n for n in r.json()["notifications"] if n["status"] == "sent"]
+
+        [notification] = await eventually(sent, timeout=30)
+        assert notification["recipient"] == "部门群（new_bureau）"
