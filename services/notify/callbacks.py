@@ -170,12 +170,11 @@ async def wechat_callback(
         if encrypt_type != "aes" and request.app.state.settings.wechat_safe_mode:
             # In safe mode (安全模式) the platform only sends encrypted messages: a plain one is forged.
             raise CallbackRejected("plaintext_refused", f"encrypt_type={encrypt_type!r} in safe mode")
-        body = crypto.parse_xml((await request.body()).decode(errors="replace"))
+        plaintext = (await request.body()).decode(errors="replace")
         if encrypt_type == "aes":
-            crypto.verify_signature(msg_signature, cb.token, timestamp, nonce, body.get("Encrypt", ""))
-            plaintext = crypto.decrypt(body.get("Encrypt", ""), key=cb.key, receive_id=cb.receive_id)
-        else:
-            plaintext = (await request.body()).decode(errors="replace")
+            encrypted = crypto.parse_xml(plaintext).get("Encrypt", "")
+            crypto.verify_signature(msg_signature, cb.token, timestamp, nonce, encrypted)
+            plaintext = crypto.decrypt(encrypted, key=cb.key, receive_id=cb.receive_id)
         message = inbound_message(crypto.parse_xml(plaintext), source=cb.source)
         outcome = await _accept(request, cb.source, timestamp, nonce, message)
     except CallbackRejected as exc:
