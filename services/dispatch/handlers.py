@@ -93,8 +93,9 @@ def make_handlers(*, settings: DispatchSettings, taxonomy: Taxonomy):
     async def on_sla_breached(conn: asyncpg.Connection, event: Event) -> None:
         breach = event.payload_as(SlaBreached)
         owner = breach.owner_code or ""
-        if owner != settings.jurisdiction_code and owner.startswith(settings.jurisdiction_code):
-            # A centre below this one missed a deadline: the upper level supervises (督办).
+        if owner.startswith(settings.jurisdiction_code):
+            # 督办: the supervision office of this level watches its own centre's missed deadlines
+            # and those of every centre below it.
             await store.record_supervised_breach(
                 conn,
                 event_id=event.event_id,
@@ -108,7 +109,8 @@ def make_handlers(*, settings: DispatchSettings, taxonomy: Taxonomy):
                 due_at=breach.due_at,
                 breached_at=breach.fired_at or event.occurred_at,
             )
-            return
+        if owner != settings.jurisdiction_code:
+            return  # a centre below owns the case
         case = await store.find_case(conn, case_id=breach.case_id, for_update=True)
         if case is None or case["overdue"]:
             return  # not this centre's case, or already flagged

@@ -419,6 +419,11 @@ async def test_missed_deadline_flags_the_case_and_reaches_the_upper_level(make_s
         )
         handler = bearer(settings, "handler", department_code="huanwei")
         assert (await county_client.get("/api/v1/supervision", headers=handler)).status_code == 403
+        # The village's own supervision list has its own missed deadline too (督办 at and below a level).
+        village_list = await village_client.get(
+            "/api/v1/supervision", headers=bearer(settings, "supervisor", jurisdiction_code=VILLAGE)
+        )
+        assert [b["case_id"] for b in village_list.json()["breaches"]] == [str(case_id)]
 
 
 async def test_more_reports_placing_and_reclassifying_a_case(make_settings):
