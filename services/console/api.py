@@ -5,11 +5,12 @@ everything; these routes ask them with the person's token and show the answer.""
 import asyncio
 import json
 import uuid
-from pathlib import Path
+from datetime import date, datetime, time, timedelta
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
 
@@ -20,7 +21,7 @@ from shared.case_actions import ACTIONS
 from shared.problems import Problem
 from shared.web import CurrentActor, public
 
-STATIC = Path(__file__).parent / "static"
+STATIC = FilePath(__file__).parent / "static"
 ASSETS = {"console.css": "text/css", "console.js": "text/javascript"}
 
 # The demo people of the development login (GRIDLINK_AUTH_DEV_ISSUER): codes of the demo county's
@@ -174,21 +175,48 @@ async def logout(actor: CurrentActor):
     return response
 
 
+def _day_start(day: date) -> str:
+    """Midnight of a Beijing calendar day, as the instant dispatch compares with."""
+    return datetime.combine(day, time(), tzinfo=pages.BEIJING).isoformat()
+
+
 @router.get("/")
 async def queue(
     request: Request,
     actor: CurrentActor,
     tab: Annotated[str, Query(pattern="^(" + "|".join(pages.TABS) + ")$")] = "open",
     q: Annotated[str, Query(max_length=100)] = "",
+    category: Annotated[str, Query(max_length=40)] = "",
+    department: Annotated[str, Query(max_length=40)] = "",
+    place: Annotated[str, Query(pattern=r"^(\d{6}(\d{3}){0,3})?$")] = "",
+    priority: Annotated[str, Query(pattern="^(urgent|normal)?$")] = "",
+    since: date | None = None,
+    until: date | None = None,
+    cursor: Annotated[str, Query(max_length=200)] = "",
 ):
-    """工作台: the person's cases by tab, newest first; a search looks in every status."""
+    """工作台: the person's cases by tab, newest first, a page at a time; a search looks in every
+    status; filters narrow any tab."""
+    chosen = {"category": category, "department": department, "place": place, "priority": priority}
+    common: dict[str, Any] = {pages.FILTERS[name]: value for name, value in chosen.items() if value}
+    if since:
+        common["created_from"] = _day_start(since)
+    if until:
+        common["created_to"] = _day_start(until + timedelta(days=1))
+    if q.strip():
+        common["q"] = q.strip()
+    parts = pages.TABS["all" if q.strip() else tab][1]
+    if cursor and len(parts) == 1:
+        common["cursor"] = cursor
     cases: dict[str, dict] = {}
-    error, status = "", 200
+    next_cursor, error, status = None, "", 200
     try:
-        for filters in pages.TABS["all" if q.strip() else tab][1]:
-            params = filters | {"limit": "100"} | ({"q": q.strip()} if q.strip() else {})
-            for case in (await _ask(request, "dispatch", "GET", "/api/v1/cases", params=params))["cases"]:
-                cases[case["case_id"]] = case
+        for part in parts:
+            answer = await _ask(
+                request, "dispatch", "GET", "/api/v1/cases", params=part | common | {"limit": str(pages.PAGE_SIZE)}
+            )
+            cases |= {case["case_id"]: case for case in answer["cases"]}
+            if len(parts) == 1:
+                next_cursor = answer["next_cursor"]
     except Refused as refused:
         if refused.status == 401:
             return sessions.login_required_response(request)
@@ -196,8 +224,18 @@ async def queue(
     except Unavailable as unavailable:
         error, status = str(unavailable), 502
     rows = sorted(cases.values(), key=lambda c: c["created_at"], reverse=True)
+    chosen |= {"since": since.isoformat() if since else "", "until": until.isoformat() if until else ""}
     html = pages.queue_page(
-        actor=actor, names=_names(request), csrf=_csrf(request), tab=tab, q=q, cases=rows, error=error
+        actor=actor,
+        names=_names(request),
+        csrf=_csrf(request),
+        tab=tab,
+        q=q,
+        cases=rows,
+        error=error,
+        chosen=chosen,
+        next_cursor=next_cursor,
+        paged=bool(cursor),
     )
     return _html(request, html, status)
 
@@ -209,18 +247,53 @@ async def _case_page(
         case = await _ask(request, "dispatch", "GET", f"/api/v1/cases/{case_id}")
     except (Refused, Unavailable) as error:
         return _error(request, actor, error)
+    timers = None  # the deadlines come from sla; without it the page still works
+    try:
+        timers = (await _ask(request, "sla", "GET", f"/api/v1/cases/{case_id}/timers"))["timers"]
+    except Refused as refused:
+        if refused.status == 401:
+            return sessions.login_required_response(request)
+    except Unavailable:
+        pass
     # A fresh Idempotency-Key per form and page: a double click or a resubmitted form acts once.
     keys = {name: f"console-{uuid.uuid4()}" for name in case["actions"]}
     html = pages.case_page(
-        actor=actor, names=_names(request), csrf=_csrf(request), case=case, keys=keys, done=done, failed=failed
+        actor=actor,
+        names=_names(request),
+        csrf=_csrf(request),
+        case=case,
+        keys=keys,
+        done=done,
+        failed=failed,
+        timers=timers,
+        tiles_url=request.app.state.settings.console_map_tiles_url,
     )
     return _html(request, html, status)
 
 
-@router.get("/cases/{case_id}")
-async def case_page(request: Request, actor: CurrentActor, case_id: UUID, done: str = ""):
-    """A case: its facts, timeline, photos and a form for each action the person may take now."""
-    return await _case_page(request, actor, case_id, done=done)
+@router.get("/cases/{reference}")
+async def case_page(
+    request: Request, actor: CurrentActor, reference: Annotated[str, Path(max_length=100)], done: str = ""
+):
+    """A case: its facts, timeline, clocks, map, photos and a form for each action the person may
+    take now. Reached by its id, or by its case number (GL20261202-0007) typed into the address bar."""
+    try:
+        case_id = UUID(reference)
+    except ValueError:
+        case_id = None
+    if case_id is not None:
+        return await _case_page(request, actor, case_id, done=done)
+    try:
+        found = (await _ask(request, "dispatch", "GET", "/api/v1/cases", params={"q": reference, "limit": "2"}))[
+            "cases"
+        ]
+    except (Refused, Unavailable) as error:
+        return _error(request, actor, error)
+    numbered = [c for c in found if c.get("case_no") == reference]
+    if len(numbered) == 1:
+        return RedirectResponse(f"/cases/{numbered[0]['case_id']}", status_code=303)
+    message = f"没有找到案件「{reference}」。请核对案件编号（如 GL20261202-0007），或在案件队列中搜索。"
+    return _error(request, actor, Refused(404, message))
 
 
 async def _after_photos(request: Request, case_id: UUID, photos: list[UploadFile]) -> list[str]:
@@ -313,6 +386,29 @@ async def supervision(request: Request, actor: CurrentActor):
         error, status = str(unavailable), 502
     html = pages.supervision_page(
         actor=actor, names=_names(request), csrf=_csrf(request), breaches=breaches, error=error
+    )
+    return _html(request, html, status)
+
+
+@router.get("/map")
+async def case_map(request: Request, actor: CurrentActor):
+    """The map of open cases by grid, coloured by overdue."""
+    grids, error, status = [], "", 200
+    try:
+        grids = (await _ask(request, "dispatch", "GET", "/api/v1/cases/by-grid"))["grids"]
+    except Refused as refused:
+        if refused.status == 401:
+            return sessions.login_required_response(request)
+        error, status = refused.message, refused.status
+    except Unavailable as unavailable:
+        error, status = str(unavailable), 502
+    html = pages.map_page(
+        actor=actor,
+        names=_names(request),
+        csrf=_csrf(request),
+        grids=grids,
+        tiles_url=request.app.state.settings.console_map_tiles_url,
+        error=error,
     )
     return _html(request, html, status)
 

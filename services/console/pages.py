@@ -54,14 +54,36 @@ PRIMARY = ("acknowledge", "resolve", "verify", "close", "dispatch")
 # Fields of the request models without a description of their own.
 FIELD_LABELS = {"comment": "评价或补充说明"}
 
-# The queue's tabs: name → (label, dispatch filters; several statuses are asked one by one).
-TABS: dict[str, tuple[str, list[dict[str, str]]]] = {
-    "open": ("待接单", [{"status": "dispatched"}]),
-    "working": ("处置中", [{"status": "acknowledged"}, {"status": "in_progress"}]),
-    "resolved": ("待回访", [{"status": "resolved"}]),
-    "overdue": ("已逾期", [{"overdue": "true"}]),
+# The queue's tabs: name → (label, dispatch filters; a tab of several parts asks them one by one).
+OPEN_STATUSES = ["triaged", "dispatched", "acknowledged", "in_progress", "returned"]
+TABS: dict[str, tuple[str, list[dict[str, Any]]]] = {
+    # 待分拨: cases no rule could place (triage unsure: 其他/无法判断, the centre's own) and cases a
+    # department returned, both waiting for a dispatcher's decision.
+    "triage": (
+        "待分拨",
+        [{"status": ["triaged", "returned"]}, {"status": ["dispatched"], "department_code": "grid_center"}],
+    ),
+    "open": ("待接单", [{"status": ["dispatched"]}]),
+    "working": ("处置中", [{"status": ["acknowledged", "in_progress"]}]),
+    "resolved": ("待回访", [{"status": ["resolved"]}]),
+    "overdue": ("已逾期", [{"status": OPEN_STATUSES, "overdue": "true"}]),
     "all": ("全部", [{}]),
 }
+# Tabs only for those who place cases: a department's handler has nothing to dispatch.
+DISPATCHING_TABS = {"triage"}
+PAGE_SIZE = 50
+# The queue's filters (query parameters of the page, passed on to dispatch under these names).
+FILTERS = {
+    "category": "category",
+    "department": "department_code",
+    "place": "jurisdiction_code",
+    "priority": "priority",
+}
+
+
+def tabs_for(actor: Actor) -> list[str]:
+    dispatching = actor.role in ("dispatcher", "supervisor", "admin")
+    return [name for name in TABS if dispatching or name not in DISPATCHING_TABS]
 
 
 def e(value: Any) -> str:
@@ -91,6 +113,7 @@ class Names:
     """Chinese names of divisions, departments and categories (the county map and the taxonomy)."""
 
     def __init__(self, county: County, taxonomy: Taxonomy):
+        self.county = county
         self.taxonomy = taxonomy
         self.divisions = {county.code: county.name}
         self.divisions |= {code: town.name for code, town in county.towns.items()}
@@ -127,7 +150,7 @@ def layout(*, title: str, body: str, actor: Actor | None = None, names: Names | 
         supervision = '<a href="/supervision">督办</a>' if actor.role in ("dispatcher", "supervisor", "admin") else ""
         header = f"""<header class="top">
   <a class="brand" href="/">网格通 · 工作台</a>
-  <nav><a href="/">案件队列</a>{supervision}</nav>
+  <nav><a href="/">案件队列</a><a href="/map">地图</a>{supervision}</nav>
   <span class="who">{e(person(actor, names))}</span>
   <form method="post" action="/logout"><input type="hidden" name="csrf_token" value="{e(csrf)}">
     <button type="submit" class="link">退出登录</button></form>
@@ -182,6 +205,13 @@ def login_page(*, people: dict[str, dict], next_path: str, csrf: str, error: str
     return layout(title="登录", body=body)
 
 
+def summary(case: dict, length: int = 24) -> str:
+    """The first words of a report, with its address when it gave one, for a row of the queue."""
+    text = " ".join(str(case.get("description") or "").split())
+    text = text if len(text) <= length else text[: length - 1] + "…"
+    return f"{text}（{case['address']}）" if case.get("address") else text
+
+
 def queue_row(case: dict, names: Names) -> str:
     urgent = case.get("priority") == "urgent"
     overdue = case.get("overdue")
@@ -190,6 +220,7 @@ def queue_row(case: dict, names: Names) -> str:
         f"{' class=urgent' * urgent}>"
         f'<td><a href="/cases/{e(case["case_id"])}">{e(case_no(case))}</a></td>'
         f"<td>{e(case.get('category_name') or case.get('category'))}</td>"
+        f'<td class="summary" title="{e(case.get("description"))}">{e(summary(case))}</td>'
         f"<td>{e(case.get('department_name') or names.department(case.get('department_code')))}</td>"
         f"<td>{e(names.division(case.get('jurisdiction_code')))}</td>"
         f"<td>{'<b class=tag-urgent>紧急</b>' if urgent else '一般'}</td>"
@@ -199,37 +230,95 @@ def queue_row(case: dict, names: Names) -> str:
     )
 
 
-def queue_page(*, actor: Actor, names: Names, csrf: str, tab: str, q: str, cases: list[dict], error: str = "") -> str:
+def filter_form(*, actor: Actor, names: Names, tab: str, q: str, chosen: dict[str, str]) -> str:
+    """The queue's filters: category, department, town, priority, reporting dates."""
+
+    def select(name: str, label: str, options: list[tuple[str, str]]) -> str:
+        items = "".join(
+            f'<option value="{e(value)}"{" selected" * (chosen.get(name) == value)}>{e(text)}</option>'
+            for value, text in options
+        )
+        return (
+            f'<label for="f-{name}">{label}</label>'
+            f'<select name="{name}" id="f-{name}"><option value="">全部</option>{items}</select>'
+        )
+
+    towns = [
+        (code, names.division(code))
+        for code in names.divisions
+        if len(code) == 9 and code.startswith(actor.jurisdiction_code)
+    ]
+    place = chosen.get("place", "")
+    if place and place not in dict(towns):  # a village or grid chosen on the map: keep it selectable
+        towns.insert(0, (place, names.place(place)))
+    parts = [
+        select("category", "类别", [(c.code, c.name) for c in names.taxonomy.categories.values()]),
+        select("department", "部门", [(code, names.department(code)) for code in names.taxonomy.departments])
+        if actor.role != "handler"
+        else "",
+        select("place", "区划", towns) if towns else "",
+        select("priority", "紧急程度", list(PRIORITY_LABELS.items())),
+        f'<label for="f-since">上报日期</label><input type="date" name="since" id="f-since"'
+        f' value="{e(chosen.get("since", ""))}"><label for="f-until">至</label>'
+        f'<input type="date" name="until" id="f-until" value="{e(chosen.get("until", ""))}">',
+    ]
+    return f"""<form class="filters" method="get" action="/" aria-label="筛选">
+  <input type="hidden" name="tab" value="{e(tab)}">
+  <label for="q">查找</label>
+  <input type="search" name="q" value="{e(q)}" placeholder="案件编号、描述或地址" id="q">
+  {"".join(parts)}
+  <button type="submit">筛选</button>
+  {'<a href="/?tab=' + e(tab) + '">清除条件</a>' if q or any(chosen.values()) else ""}
+</form>"""
+
+
+def queue_page(
+    *,
+    actor: Actor,
+    names: Names,
+    csrf: str,
+    tab: str,
+    q: str,
+    cases: list[dict],
+    error: str = "",
+    chosen: dict[str, str] | None = None,
+    next_cursor: str | None = None,
+    paged: bool = False,
+) -> str:
+    chosen = chosen or {}
     tabs = "".join(
-        f'<a href="/?tab={name}"{" class=active" * (name == tab)}>{label}</a>' for name, (label, _) in TABS.items()
+        f'<a href="/?tab={name}"{" class=active" * (name == tab)}>{TABS[name][0]}</a>' for name in tabs_for(actor)
     )
-    # What the live feed may add to this tab: the statuses it lists (none while searching or for 已逾期).
-    live = [] if q or tab == "overdue" else [f.get("status", "*") for f in TABS[tab][1]]
+    # What the live feed may add to this tab: the statuses it lists; nothing while searching,
+    # filtering or on a later page (the page would no longer be what its conditions say).
+    narrowed = bool(q) or any(chosen.values()) or paged or tab == "overdue"
+    live = [] if narrowed else [status for f in TABS[tab][1] for status in f.get("status", ["*"])]
     rows = "\n".join(queue_row(c, names) for c in cases)
-    empty = "" if cases else '<tr class="empty"><td colspan="8">暂无案件</td></tr>'
+    empty = "" if cases else '<tr class="empty"><td colspan="9">暂无案件</td></tr>'
     alert = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
     if q:
-        alert += (
-            f'<p class="hint">在全部状态中查找“{e(q)}”（案件编号或描述中的文字）。<a href="/?tab={tab}">清除</a></p>'
-        )
+        alert += f'<p class="hint">在全部状态中查找“{e(q)}”（案件编号、描述或地址中的文字）。</p>'
+    conditions = "&".join(f"{k}={e(v)}" for k, v in ({"tab": tab, "q": q} | chosen).items() if v)
+    more = ""
+    if next_cursor:
+        more = f'<a class="button" id="next-page" href="/?{conditions}&amp;cursor={e(next_cursor)}">下一页</a>'
+    if paged:
+        more = f'<a class="button" href="/?{conditions}">回到第一页</a> ' + more
     body = f"""<div id="banner" class="banner" hidden role="alert"></div>
 <section class="toolbar">
   <nav class="tabs">{tabs}</nav>
-  <form class="search" method="get" action="/">
-    <input type="hidden" name="tab" value="{e(tab)}">
-    <input type="search" name="q" value="{e(q)}" placeholder="案件编号或描述中的文字" id="q">
-    <button type="submit">搜索</button>
-  </form>
   <span id="live" class="live" title="新案件自动出现，无需刷新">● 实时</span>
 </section>
+{filter_form(actor=actor, names=names, tab=tab, q=q, chosen=chosen)}
 {alert}
 <table class="cases" id="queue" data-live="{e(json.dumps(live))}">
-<thead><tr><th>案件编号</th><th>类别</th><th>主办部门</th><th>所在区划</th><th>紧急程度</th><th>状态</th>
+<thead><tr><th>案件编号</th><th>类别</th><th>问题</th><th>主办部门</th><th>所在区划</th><th>紧急程度</th><th>状态</th>
 <th>上报时间</th><th>逾期</th></tr></thead>
 <tbody>
 {rows}{empty}
 </tbody></table>
-<p class="hint">最多显示最新的 100 件；新案件自动出现，无需刷新；时间为北京时间。</p>"""
+<p class="pager">{more}</p>
+<p class="hint">每页 {PAGE_SIZE} 件，最新的在前；{"新案件自动出现，无需刷新；" if live else ""}时间为北京时间。</p>"""
     return layout(title=TABS[tab][0], body=body, actor=actor, names=names, csrf=csrf)
 
 
@@ -317,6 +406,75 @@ def actor_text(label: str) -> str:
     return f"{ROLE_LABELS.get(role, role)} {subject}"
 
 
+def remaining(seconds: float) -> str:
+    """Time left or over, in words staff read at a glance: 剩余 1 小时 5 分 / 超时 3 分."""
+    minutes = int(abs(seconds) // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{days} 天"] * bool(days) + [f"{hours} 小时"] * bool(hours) + [f"{minutes} 分"]
+    return ("剩余 " if seconds >= 0 else "超时 ") + " ".join(parts)
+
+
+def stop_label(reason: str) -> str:
+    """Why a clock stopped (sla's stop_reason: the case event that stopped it) in words."""
+    kind, _, action = reason.partition(":")
+    if kind == "dispatched":  # a new round of clocks began (转派, 重办, 上报)
+        return f"已结束（{ACTIONS[action].label if action in ACTIONS else '重新派单'}）"
+    step = next((spec.label for spec in ACTIONS.values() if spec.event_type == f"case.{kind}"), kind)
+    return f"已结束（{step}）"
+
+
+def clock_row(timer: dict, names: Names, now: datetime) -> str:
+    """One deadline: its stage, department, due time and its state; a running one counts down."""
+    due = datetime.fromisoformat(timer["due_at"])
+    if timer.get("stopped_at"):
+        state = stop_label(timer.get("stop_reason") or "")
+        if timer.get("fired_at"):
+            state += "（曾超时）"
+        cell = f'<span class="muted">{e(state)}</span>'
+    elif timer.get("paused_at"):
+        cell = '<span class="paused">已暂停（延期审批或等待群众答复中）</span>'
+    else:
+        left = (due - now).total_seconds()
+        css = "late" if left < 0 else "soon" if now >= datetime.fromisoformat(timer["warn_at"]) else ""
+        cell = f'<span class="countdown {css}" data-due="{e(due.isoformat())}">{e(remaining(left))}</span>'
+    return (
+        f"<tr><td>{e(STAGE_LABELS.get(timer['stage'], timer['stage']))}</td>"
+        f"<td>{e(names.department(timer['department_code']))}</td>"
+        f"<td>{e(beijing(timer['due_at']))}</td><td>{cell}</td></tr>"
+    )
+
+
+def clocks_section(timers: list[dict] | None, names: Names, now: datetime | None = None) -> str:
+    if timers is None:
+        body = '<p class="error" role="alert">时限服务暂时不可用，期限稍后显示；其他信息和操作不受影响。</p>'
+    elif not timers:
+        body = '<p class="muted">暂无计时。</p>'
+    else:
+        rows = "".join(clock_row(t, names, now or datetime.now(UTC)) for t in timers)
+        body = (
+            '<table class="clocks"><thead><tr><th>环节</th><th>部门</th><th>期限</th><th>状态</th></tr></thead>'
+            f"<tbody>{rows}</tbody></table>"
+        )
+    return f'<section class="card"><h2>办理时限</h2>{body}</section>'
+
+
+def map_section(case: dict, names: Names, tiles_url: str) -> str:
+    from services.console.maps import case_map
+
+    drawn = case_map(
+        county=names.county,
+        grid_code=case.get("grid_code"),
+        lat=case.get("lat"),
+        lng=case.get("lng"),
+        tiles_url=tiles_url,
+    )
+    address = f"<p>地址：{e(case['address'])}</p>" if case.get("address") else ""
+    if not drawn:
+        drawn = '<p class="muted">尚未定位，等待网格员核实位置。</p>'
+    return f'<section class="card"><h2>位置</h2>{address}{drawn}</section>'
+
+
 def case_page(
     *,
     actor: Actor,
@@ -326,6 +484,8 @@ def case_page(
     keys: dict[str, str],
     done: str = "",
     failed: tuple[str, str, dict] | None = None,
+    timers: list[dict] | None = None,
+    tiles_url: str = "",
 ) -> str:
     """A case: facts, timeline, photos and one form per action the person may take now. `failed` is
     (action, Chinese message, submitted values) of a refused form, shown on that form."""
@@ -388,6 +548,8 @@ def case_page(
 <section class="card"><h2>可执行的操作</h2>
 {forms or '<p class="muted">当前没有您可以执行的操作。</p>'}
 </section>
+{clocks_section(timers, names)}
+{map_section(case, names, tiles_url)}
 <section class="card"><h2>办理过程</h2><ol class="timeline">{timeline}</ol></section>
 </div>"""
     return layout(title=f"案件 {case_no(case)}", body=body, actor=actor, names=names, csrf=csrf)
@@ -426,3 +588,32 @@ def supervision_page(*, actor: Actor, names: Names, csrf: str, breaches: list[di
 <tbody>{rows}{empty}</tbody></table>
 <p class="hint">时间为北京时间。</p>"""
     return layout(title="督办清单", body=body, actor=actor, names=names, csrf=csrf)
+
+
+def map_page(*, actor: Actor, names: Names, csrf: str, grids: list[dict], tiles_url: str, error: str = "") -> str:
+    """Open cases by grid, coloured by overdue; the busiest grids listed beside the map."""
+    from services.console.maps import overview_map
+
+    load = {g["grid_code"]: (g["open"], g["overdue"]) for g in grids if g["grid_code"]}
+    unplaced = next((g["open"] for g in grids if not g["grid_code"]), 0)
+    drawn = overview_map(county=names.county, jurisdiction_code=actor.jurisdiction_code, load=load, tiles_url=tiles_url)
+    busiest = sorted((g for g in grids if g["grid_code"]), key=lambda g: (-g["overdue"], -g["open"]))[:15]
+    rows = "".join(
+        f'<tr><td><a href="/?tab=all&amp;place={e(g["grid_code"])}">{e(names.place(g["grid_code"]))}</a></td>'
+        f"<td>{g['open']}</td><td>{'<b class=tag-overdue>' + str(g['overdue']) + '</b>' if g['overdue'] else 0}</td>"
+        f"<td>{g['urgent']}</td></tr>"
+        for g in busiest
+    )
+    alert = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
+    unplaced_text = f"；另有 {unplaced} 件尚未定位" if unplaced else ""
+    body = f"""<h1>在办案件分布</h1>
+{alert}
+<p class="legend"><span class="swatch grid-overdue"></span>有逾期案件 <span class="swatch grid-open"></span>有在办案件
+<span class="swatch grid-quiet"></span>无在办案件 · 点击网格查看其案件{unplaced_text}</p>
+<div class="map-page">
+<div class="map-frame">{drawn or '<p class="muted">本辖区没有网格数据。</p>'}</div>
+<table class="cases"><caption>逾期和在办最多的网格</caption>
+<thead><tr><th>网格</th><th>在办</th><th>逾期</th><th>紧急</th></tr></thead>
+<tbody>{rows or '<tr class="empty"><td colspan="4">暂无在办案件</td></tr>'}</tbody></table>
+</div>"""
+    return layout(title="在办案件分布", body=body, actor=actor, names=names, csrf=csrf)

@@ -13,3 +13,7 @@ class ConsoleSettings(ServiceSettings, ResponsibilityListFile, CountyMapFile, De
     # Send the session cookie over HTTPS only; on in production behind TLS, off for http://127.0.0.1.
     console_cookie_secure: bool = False
     console_heartbeat_s: float = 15.0  # the live queue's keep-alive, and how often its session is re-checked
+    # Base map tiles under the grid outlines: a {z}/{x}/{y} Web-Mercator URL template (天地图 in
+    # production, e.g. its vec_w WMTS with the county's key). Empty: grid outlines only, nothing is
+    # loaded from anywhere, which suits an offline intranet.
+    console_map_tiles_url: str = ""

@@ -14,6 +14,7 @@ from services.console.app import create_app as console_app
 from services.dispatch.app import create_app as dispatch_app
 from services.intake.app import create_app as intake_app
 from services.media.app import create_app as media_app
+from services.sla.app import create_app as sla_app
 from shared.settings import PROJECT_ROOT
 from tests.browser import chromium, needs_chromium
 from tests.support import eventually, running, serving
@@ -53,10 +54,15 @@ async def test_a_case_through_the_console(make_settings, browser, tmp_path):
         running(intake_app(intake_settings)) as intake,
         serving(dispatch_app(dispatch_settings)) as dispatch_url,
         serving(media_app(media_settings)) as media_url,
+        serving(sla_app(make_settings("sla"))) as sla_url,
     ):
         console = console_app(
             make_settings(
-                "console", auth_dev_issuer=True, console_dispatch_url=dispatch_url, console_media_url=media_url
+                "console",
+                auth_dev_issuer=True,
+                console_dispatch_url=dispatch_url,
+                console_media_url=media_url,
+                console_sla_url=sla_url,
             )
         )
         async with serving(console) as origin:
@@ -103,6 +109,24 @@ async def test_a_case_through_the_console(make_settings, browser, tmp_path):
             assert case_no in await shown("#banner", "新的紧急案件")
             assert await step(browser.script, "return window.stillTheSamePage === true;")
             await step(browser.screenshot, SCREENSHOTS / "console-queue.png")
+            # The map: the case's grid coloured; clicking it lists that grid's cases.
+            await step(browser.open, f"{origin}/map")
+            await shown("h1", "在办案件分布")
+            await step(browser.screenshot, SCREENSHOTS / "console-map.png")
+            await step(browser.click, "svg.map a polygon.grid-open")
+            assert case_no in await shown("#queue", case_no)
+            # The case page: its deadlines count down, its grid and point are on the map.
+            await step(browser.open, f"{origin}/cases/{case_id}")
+            assert "剩余" in await shown(".clocks", "接单", timeout=30)
+            first = await step(browser.text, ".countdown")
+            await shown(".countdown", "秒")
+
+            async def ticked():
+                return await step(browser.text, ".countdown") != first
+
+            await eventually(ticked, timeout=5)  # it counts down in the page, without a reload
+            assert await step(browser.count, "svg.map polygon.grid-this") == 1
+            await step(browser.screenshot, SCREENSHOTS / "console-case-clocks.png")
             await log_out()
 
             # The 住建局 handler opens the case (login returns to it), acknowledges and resolves it.

@@ -17,6 +17,7 @@ from services.console.app import create_app as console_app
 from services.console.live import visible
 from services.dispatch.app import create_app as dispatch_app
 from services.dispatch.domain import CaseState, can_see
+from services.sla.app import create_app as sla_app
 from shared.auth import Actor, issue_token
 from shared.events import CaseDispatched, new_event, utcnow
 from shared.topics import CASES, REPORTS, ensure_topics
@@ -267,3 +268,110 @@ async def test_live_feed_goes_only_to_who_may_see_the_case(make_settings):
         async with httpx.AsyncClient(base_url=origin) as http:
             anonymous = await http.get("/events", headers={"accept": "text/event-stream"})
         assert anonymous.status_code == 401 and anonymous.json()["detail"] == "登录已失效，请重新登录。"
+
+
+async def test_queue_filters_and_pages_the_case_page_shows_clocks_and_map_the_map_counts_grids(
+    make_settings, monkeypatch
+):
+    dispatch_settings = make_settings("dispatch", auth_dev_issuer=True)
+    sla_settings = make_settings("sla")
+    await ensure_topics(dispatch_settings)
+    grid = VILLAGE + "001"
+    placed = report("manhole", case_no="20261202-000301", description="井盖松动", grid=grid, address="幸福路 18 号")
+    loose = report("road_damage", case_no="20261202-000302", description="路面坑洼", lat=None, lng=None)
+    third = report("manhole", case_no="20261202-000303", description="又一个井盖", grid=grid)
+    await publish(dispatch_settings, REPORTS.name, placed.to_bytes(), loose.to_bytes(), third.to_bytes())
+    monkeypatch.setattr("services.console.pages.PAGE_SIZE", 2)
+    async with (
+        serving(dispatch_app(dispatch_settings)) as dispatch_url,
+        serving(sla_app(sla_settings)) as sla_url,
+    ):
+        settings = make_settings(
+            "console", auth_dev_issuer=True, console_dispatch_url=dispatch_url, console_sla_url=sla_url
+        )
+        async with running(console_app(settings)) as client:
+            await log_in(client, "dispatcher")
+
+            async def all_three():
+                text = (await client.get("/", params={"tab": "all", "category": "manhole"}, headers=HTML)).text
+                return text if "20261202-000301" in text and "20261202-000303" in text else None
+
+            # Filters: the category keeps 井盖 cases; two per page here, the next page has the rest.
+            first = await eventually(all_three)
+            assert "20261202-000302" not in first and "selected>井盖" in first.replace('" selected', " selected")
+            page_one = (await client.get("/", params={"tab": "all"}, headers=HTML)).text
+            more = re.search(r'id="next-page" href="([^"]+)"', page_one)
+            assert more and page_one.count('<tr data-case="') == 2
+            page_two = (await client.get(more[1].replace("&amp;", "&"), headers=HTML)).text
+            assert page_two.count('<tr data-case="') == 1 and "回到第一页" in page_two
+            assert 'id="next-page"' not in page_two
+            by_address = (await client.get("/", params={"q": "幸福路"}, headers=HTML)).text
+            assert "20261202-000301" in by_address and "20261202-000303" not in by_address
+            by_place = (await client.get("/", params={"tab": "all", "place": grid}, headers=HTML)).text
+            assert "20261202-000302" not in by_place and "20261202-000303" in by_place
+            urgent_only = (await client.get("/", params={"tab": "all", "priority": "urgent"}, headers=HTML)).text
+            assert "20261202-000302" not in urgent_only  # 道路破损 is 一般
+            tomorrow = (utcnow() + timedelta(days=2)).date().isoformat()
+            future = (await client.get("/", params={"tab": "all", "since": tomorrow}, headers=HTML)).text
+            assert "暂无案件" in future
+            assert (await client.get("/", params={"place": "x"}, headers=HTML)).status_code == 422
+
+            # The case page: its clocks counting down (from sla), and its grid on the map.
+            async def clocked():
+                text = (await client.get(f"/cases/{placed.payload.case_id}", headers=HTML)).text
+                return text if "countdown" in text else None
+
+            page = await eventually(clocked)
+            assert "办理时限" in page and "接单" in page and "剩余" in page and "data-due=" in page
+            assert '<svg class="map"' in page and 'class="grid-this"' in page and "map-marker" in page
+            assert "幸福路 18 号" in page
+            unplaced = (await client.get(f"/cases/{loose.payload.case_id}", headers=HTML)).text
+            assert "尚未定位" in unplaced
+            # By case number in the address bar; a wrong one is a page that says what to do.
+            by_number = await client.get("/cases/20261202-000301", headers=HTML)
+            assert by_number.status_code == 303 and by_number.headers["location"] == f"/cases/{placed.payload.case_id}"
+            wrong = await client.get("/cases/20261299-999999", headers=HTML)
+            assert (
+                wrong.status_code == 404
+                and "请核对案件编号" in wrong.text
+                and "text/html" in wrong.headers["content-type"]
+            )
+
+            # The map: grids coloured by their open cases, a link to each grid's cases.
+            drawn = (await client.get("/map", headers=HTML)).text
+            assert drawn.count("<polygon") == 613 and drawn.count('class="grid-open"') == 1
+            assert f"place={grid}" in drawn and "另有 1 件尚未定位" in drawn
+
+        # sla not answering: the case page still shows the case, and says the clocks are unavailable.
+        down = make_settings(
+            "console", auth_dev_issuer=True, console_dispatch_url=dispatch_url, console_sla_url="http://127.0.0.1:9"
+        )
+        async with running(console_app(down)) as client:
+            await log_in(client, "dispatcher")
+            page = await client.get(f"/cases/{placed.payload.case_id}", headers=HTML)
+            assert page.status_code == 200 and "时限服务暂时不可用" in page.text and "20261202-000301" in page.text
+
+
+def test_the_live_feed_drops_a_transferred_case_and_flags_a_missed_deadline():
+    from services.console.live import Hub
+    from shared.events import SlaBreached
+
+    hub = Hub(lambda event: {"case_id": str(event.payload.case_id)})
+    zhujian = hub.subscribe(Actor("c", "handler", "330727", "zhujian"))
+    chengguan = hub.subscribe(Actor("d", "handler", "330727", "chengguan"))
+    event = dispatched_event()
+    assert hub.deliver(event) == 1 and zhujian.queue.get_nowait() == {"case_id": str(event.payload.case_id)}
+    moved = event.payload.model_copy(update={"department_code": "chengguan", "department_name": "城市管理局"})
+    assert hub.deliver(new_event(moved, producer="dispatch", jurisdiction_code=VILLAGE, key="k")) == 2
+    assert zhujian.queue.get_nowait() == {"type": "case.dispatched", "case_id": str(moved.case_id), "gone": True}
+    assert chengguan.queue.get_nowait() == {"case_id": str(moved.case_id)}
+    breach = SlaBreached(
+        case_id=moved.case_id,
+        stage="acknowledge",
+        department_code="chengguan",
+        started_at=utcnow(),
+        due_at=utcnow(),
+        jurisdiction_code=VILLAGE,
+    )
+    assert hub.deliver(new_event(breach, producer="sla", jurisdiction_code=VILLAGE, key="k")) == 1
+    assert chengguan.queue.get_nowait()["overdue"] is True and zhujian.queue.empty()
