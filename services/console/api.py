@@ -413,6 +413,126 @@ async def case_map(request: Request, actor: CurrentActor):
     return _html(request, html, status)
 
 
+def _broadcaster(request: Request, actor: Actor) -> Response | None:
+    """The composer is only for those notify lets publish; others get a page that says who may."""
+    if actor.role in pages.BROADCASTERS:
+        return None
+    message = "政策宣传只能由督查员或管理员发布。请联系县指挥中心的督查员或管理员。"
+    return _error(request, actor, Refused(403, message))
+
+
+@router.get("/broadcasts/new")
+async def broadcast_composer(request: Request, actor: CurrentActor):
+    """政策宣传: write a message for residents' groups and choose where it goes."""
+    if refused := _broadcaster(request, actor):
+        return refused
+    html = pages.broadcast_page(actor=actor, names=_names(request), csrf=_csrf(request), key=f"console-{uuid.uuid4()}")
+    return _html(request, html)
+
+
+def _broadcast_form(form) -> tuple[str, str, list[str]]:
+    content = str(form.get("content") or "").strip()
+    msgtype = str(form.get("msgtype") or "markdown")
+    targets = [str(t) for t in form.getlist("target") if str(t).isdigit()]
+    return content, msgtype if msgtype in pages.MSGTYPES else "markdown", targets
+
+
+@router.post("/broadcasts/preview", dependencies=[Csrf])
+async def broadcast_preview(request: Request, actor: CurrentActor):
+    """What the groups will see and how many groups: nothing is sent until it is confirmed."""
+    if refused := _broadcaster(request, actor):
+        return refused
+    content, msgtype, targets = _broadcast_form(await request.form())
+    error = "" if content else "请填写要发布的内容。"
+    error = error or ("" if targets else "请至少选择一个发送范围。")
+    reach: dict[str, int] = {}
+    status = 422 if error else 200
+    try:
+        for target in [] if error else pages.widest(targets):
+            answer = await _ask(request, "notify", "GET", "/api/v1/broadcasts/reach", params={"target": target})
+            reach[target] = answer["groups"]
+    except (Refused, Unavailable) as failure:
+        if isinstance(failure, Refused) and failure.status == 401:
+            return sessions.login_required_response(request)
+        error, status = (failure.message if isinstance(failure, Refused) else str(failure)), failure.status
+    html = pages.broadcast_page(
+        actor=actor,
+        names=_names(request),
+        csrf=_csrf(request),
+        key=f"console-{uuid.uuid4()}",
+        content=content,
+        msgtype=msgtype,
+        targets=targets,
+        reach=reach,
+        error=error,
+    )
+    return _html(request, html, status)
+
+
+@router.post("/broadcasts", dependencies=[Csrf])
+async def broadcast_send(request: Request, actor: CurrentActor):
+    """Send a confirmed broadcast: one per chosen division, each keyed so a resubmitted form sends once."""
+    if refused := _broadcaster(request, actor):
+        return refused
+    form = await request.form()
+    content, msgtype, targets = _broadcast_form(form)
+    key = str(form.get("idempotency_key") or f"console-{uuid.uuid4()}")
+    sent = []
+    try:
+        for target in pages.widest(targets):
+            accepted = await _ask(
+                request,
+                "notify",
+                "POST",
+                "/api/v1/broadcasts",
+                json={"content": content, "msgtype": msgtype, "target": target},
+                headers={"idempotency-key": f"{key}:{target}"},
+            )
+            sent.append(accepted["broadcast_id"])
+    except (Refused, Unavailable) as error:
+        if isinstance(error, Refused) and error.status == 401:
+            return sessions.login_required_response(request)
+        message = error.message if isinstance(error, Refused) else str(error)
+        if sent:
+            message += f"（已有 {len(sent)} 个范围提交成功，重新提交不会重复发送）"
+        html = pages.broadcast_page(
+            actor=actor,
+            names=_names(request),
+            csrf=_csrf(request),
+            key=key,
+            content=content,
+            msgtype=msgtype,
+            targets=targets,
+            error=message,
+        )
+        return _html(request, html, error.status)
+    if not sent:
+        return RedirectResponse("/broadcasts/new", status_code=303)
+    return RedirectResponse("/broadcasts/progress?" + "&".join(f"id={b}" for b in sent), status_code=303)
+
+
+@router.get("/broadcasts/progress")
+async def broadcast_progress(
+    request: Request,
+    actor: CurrentActor,
+    id: Annotated[list[UUID], Query(max_length=20)],  # noqa: A002
+):
+    """How far each broadcast of one submission got."""
+    progress, error, status = [], "", 200
+    try:
+        for broadcast_id in id:
+            progress.append(await _ask(request, "notify", "GET", f"/api/v1/broadcasts/{broadcast_id}"))
+    except (Refused, Unavailable) as failure:
+        if isinstance(failure, Refused) and failure.status == 401:
+            return sessions.login_required_response(request)
+        error = failure.message if isinstance(failure, Refused) else str(failure)
+        status = failure.status
+    html = pages.broadcast_progress_page(
+        actor=actor, names=_names(request), csrf=_csrf(request), progress=progress, error=error
+    )
+    return _html(request, html, status)
+
+
 @router.get("/media/{media_id}")
 async def photo(request: Request, actor: CurrentActor, media_id: UUID):
     """A case photo through the console (one origin: the browser never needs the object store)."""

@@ -148,6 +148,8 @@ def layout(*, title: str, body: str, actor: Actor | None = None, names: Names | 
     header = ""
     if actor is not None and names is not None:
         supervision = '<a href="/supervision">督办</a>' if actor.role in ("dispatcher", "supervisor", "admin") else ""
+        if actor.role in BROADCASTERS:
+            supervision += '<a href="/broadcasts/new">政策宣传</a>'
         header = f"""<header class="top">
   <a class="brand" href="/">网格通 · 工作台</a>
   <nav><a href="/">案件队列</a><a href="/map">地图</a>{supervision}</nav>
@@ -617,3 +619,103 @@ def map_page(*, actor: Actor, names: Names, csrf: str, grids: list[dict], tiles_
 <tbody>{rows or '<tr class="empty"><td colspan="4">暂无在办案件</td></tr>'}</tbody></table>
 </div>"""
     return layout(title="在办案件分布", body=body, actor=actor, names=names, csrf=csrf)
+
+
+# Who may publish policy broadcasts (notify decides; the console only offers the page to them).
+BROADCASTERS = ("supervisor", "admin")
+MSGTYPES = {"markdown": "图文（Markdown）", "text": "纯文本"}
+
+
+def broadcast_scopes(actor: Actor, names: Names) -> list[tuple[str, str]]:
+    """Where a person may broadcast: their whole division, then each town in it."""
+    scopes = [(actor.jurisdiction_code, f"{names.division(actor.jurisdiction_code)}（全部）")]
+    return scopes + [
+        (code, names.division(code)) for code in names.county.towns if code.startswith(actor.jurisdiction_code)
+    ]
+
+
+def widest(targets: list[str]) -> list[str]:
+    """The chosen divisions without those inside another chosen one (a town inside its county)."""
+    return [t for t in dict.fromkeys(targets) if not any(t != o and t.startswith(o) for o in targets)]
+
+
+def broadcast_page(
+    *,
+    actor: Actor,
+    names: Names,
+    csrf: str,
+    key: str,
+    content: str = "",
+    msgtype: str = "markdown",
+    targets: list[str] | None = None,
+    reach: dict[str, int] | None = None,
+    error: str = "",
+) -> str:
+    """政策宣传: write, choose divisions, preview (what a group sees, how many groups: `reach`, from
+    notify, per chosen division), then send."""
+    targets = targets or []
+    boxes = "".join(
+        f'<label class="scope"><input type="checkbox" name="target" value="{e(code)}"'
+        f"{' checked' * (code in targets)}> {e(label)}</label>"
+        for code, label in broadcast_scopes(actor, names)
+    )
+    kinds = "".join(f'<option value="{k}"{" selected" * (k == msgtype)}>{v}</option>' for k, v in MSGTYPES.items())
+    alert = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
+    shown = ""
+    if reach is not None and not error:
+        total = sum(reach.values())
+        chosen = "、".join(names.division(t) for t in reach)
+        hidden = "".join(f'<input type="hidden" name="target" value="{e(t)}">' for t in reach)
+        shown = f"""<section class="card preview" aria-label="预览">
+<h2>预览：群里看到的样子</h2>
+<div class="bubble">{e(content)}</div>
+<p>发送到 <b>{e(chosen)}</b> 的 <b id="group-count">{total}</b> 个居民群，每个群的机器人每分钟最多 20 条，
+会在几分钟内陆续送达。</p>
+<form method="post" action="/broadcasts">
+  <input type="hidden" name="csrf_token" value="{e(csrf)}">
+  <input type="hidden" name="idempotency_key" value="{e(key)}">
+  <input type="hidden" name="content" value="{e(content)}">
+  <input type="hidden" name="msgtype" value="{e(msgtype)}">
+  {hidden}
+  <button type="submit" id="send">确认发送</button> <span class="muted">发送后无法撤回，请核对内容和范围。</span>
+</form></section>"""
+    body = f"""<h1>政策宣传</h1>
+{alert}
+<form method="post" action="/broadcasts/preview" class="card composer">
+  <input type="hidden" name="csrf_token" value="{e(csrf)}">
+  <label for="content">内容<em class="required">*</em></label>
+  <textarea name="content" id="content" rows="8" required
+    placeholder="如：【防汛提示】今晚有暴雨……">{e(content)}</textarea>
+  <label for="msgtype">消息格式</label>
+  <select name="msgtype" id="msgtype">{kinds}</select>
+  <fieldset><legend>发送范围（可多选）<em class="required">*</em></legend>{boxes}</fieldset>
+  <button type="submit" id="preview">预览</button>
+</form>
+{shown}"""
+    return layout(title="政策宣传", body=body, actor=actor, names=names, csrf=csrf)
+
+
+def broadcast_progress_page(*, actor: Actor, names: Names, csrf: str, progress: list[dict], error: str = "") -> str:
+    """How far each broadcast got: sent, waiting, failed (and why); refreshes itself until done."""
+    rows = "".join(
+        f"<tr><td>{e(names.division(p['target']) if p['target'] != 'all' else '全县')}</td><td>{p['total']}</td>"
+        f"<td>{p['sent']}</td><td>{p['pending']}</td><td>{p['failed']}</td>"
+        f"<td>{'已完成' if p['done'] else '发送中'}</td><td>{e(beijing(p['created_at']))}</td></tr>"
+        for p in progress
+    )
+    failures = "".join(
+        f"<li>{e(f['recipient'])}：{e(f.get('last_error') or '发送失败')}（已尝试 {f['attempts']} 次）</li>"
+        for p in progress
+        for f in p["failures"]
+    )
+    done = all(p["done"] for p in progress)
+    refresh = "" if done or error else '<meta http-equiv="refresh" content="3">'
+    alert = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
+    body = f"""{refresh}<h1>政策宣传发送进度</h1>
+{alert}
+<table class="cases"><thead><tr><th>范围</th><th>群数</th><th>已送达</th><th>待发送</th><th>失败</th><th>状态</th>
+<th>提交时间</th></tr></thead><tbody>{rows}</tbody></table>
+{'<h2>未能送达的群</h2><ul class="failures">' + failures + "</ul>" if failures else ""}
+<p class="hint">{"全部发送完毕。" if done else "正在发送，本页每 3 秒自动刷新。"}
+<a href="/broadcasts/new">再发一条</a></p>"""
+    return layout(title="政策宣传发送进度", body=body, actor=actor, names=names, csrf=csrf)

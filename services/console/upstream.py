@@ -7,12 +7,17 @@ import httpx
 
 from shared.case_actions import ACTIONS
 
+# The services as staff know them, for "which part is unavailable".
+SERVICE_NAMES = {"dispatch": "案件调度", "media": "照片", "sla": "办理时限", "notify": "消息通知"}
+
 
 class Unavailable(Exception):
     """A service did not answer (down, or too slow)."""
 
     def __init__(self, service: str):
-        super().__init__(f"{service} 服务暂时无法访问，请稍后再试。")
+        super().__init__(
+            f"{SERVICE_NAMES.get(service, service)}服务（{service}）暂时无法访问，请稍后再试；其他功能不受影响。"
+        )
         self.status = 502
 
 

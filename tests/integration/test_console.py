@@ -375,3 +375,67 @@ def test_the_live_feed_drops_a_transferred_case_and_flags_a_missed_deadline():
     )
     assert hub.deliver(new_event(breach, producer="sla", jurisdiction_code=VILLAGE, key="k")) == 1
     assert chengguan.queue.get_nowait()["overdue"] is True and zhujian.queue.empty()
+
+
+async def test_a_supervisor_composes_previews_and_sends_a_broadcast_and_follows_it(make_settings):
+    from services.notify.app import create_app as notify_app
+    from services.notify.app import load_groups
+    from services.notify.domain import select_groups
+
+    notify_settings = make_settings("notify")
+    await ensure_topics(notify_settings)
+    groups = load_groups(notify_settings.notify_groups_path)
+    towns = {g.jurisdiction_code[:9] for g in groups}
+    town = min(towns, key=lambda t: len(select_groups(groups, t)))  # the fewest groups: quick to send
+    in_town = len(select_groups(groups, town))
+    async with serving(notify_app(notify_settings)) as notify_url:
+        settings = make_settings("console", console_notify_url=notify_url)
+        async with running(console_app(settings)) as client:
+
+            def be(role: str, department: str | None = None) -> None:
+                actor = Actor(subject=role, role=role, jurisdiction_code="330727", department_code=department)
+                token = issue_token(secret=settings.auth_jwt_secret, actor=actor)
+                client.cookies.set("gl_session", token)
+                client.cookies.set("gl_csrf", sessions.csrf_for(settings.auth_jwt_secret, token))
+
+            be("supervisor")
+            composer = await client.get("/broadcasts/new", headers=HTML)
+            assert composer.status_code == 200 and f'value="{town}"' in composer.text and "政策宣传" in composer.text
+            form = {"csrf_token": client.cookies["gl_csrf"], "msgtype": "text"}
+            empty = await client.post("/broadcasts/preview", data=form | {"target": town}, headers=HTML)
+            assert empty.status_code == 422 and "请填写要发布的内容" in empty.text
+            nowhere = await client.post("/broadcasts/preview", data=form | {"content": "通知"}, headers=HTML)
+            assert nowhere.status_code == 422 and "请至少选择一个发送范围" in nowhere.text
+            # The whole county and a town in it: counted once, as the county.
+            both = await client.post(
+                "/broadcasts/preview", data=form | {"content": "【防汛提示】", "target": ["330727", town]}, headers=HTML
+            )
+            assert f'id="group-count">{len(groups)}<' in both.text
+            preview = await client.post(
+                "/broadcasts/preview", data=form | {"content": "【防汛提示】今晚有暴雨", "target": town}, headers=HTML
+            )
+            assert preview.status_code == 200 and f'id="group-count">{in_town}<' in preview.text
+            assert "今晚有暴雨" in preview.text and "确认发送" in preview.text
+            confirm = dict(
+                re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', preview.text.split("预览：")[1])
+            )
+            sent = await client.post("/broadcasts", data=confirm)
+            assert sent.status_code == 303 and sent.headers["location"].startswith("/broadcasts/progress?id=")
+            again = await client.post("/broadcasts", data=confirm)  # a resubmitted form: the same broadcast
+            assert again.headers["location"] == sent.headers["location"]
+            progress = await client.get(sent.headers["location"], headers=HTML)
+            assert progress.status_code == 200 and f"<td>{in_town}</td>" in progress.text
+
+            async def finished():
+                page = (await client.get(sent.headers["location"], headers=HTML)).text
+                return page if "全部发送完毕" in page else None
+
+            done = await eventually(finished, timeout=60)
+            assert 'http-equiv="refresh"' not in done and f"<td>{in_town}</td><td>0</td><td>0</td>" in done
+            too_long = await client.post("/broadcasts", data=confirm | {"content": "长" * 700, "idempotency_key": "x"})
+            assert too_long.status_code == 422 and "内容过长" in too_long.text
+
+            be("handler", "zhujian")  # a department's handler: not theirs to publish
+            refused = await client.get("/broadcasts/new", headers=HTML)
+            assert refused.status_code == 403 and "督查员或管理员" in refused.text
+            assert "政策宣传" not in (await client.get("/map", headers=HTML)).text.split("</header>")[0]
