@@ -331,6 +331,19 @@ async def current_responsibility_list(conn: Connection, actor: CurrentActor):
     return ResponsibilityListOut(current=latest["document"], versions=[ListVersion(**dict(v)) for v in versions])
 
 
+class ListDocument(ListVersion):
+    document: dict[str, Any]
+
+
+@router.get("/responsibility-list/versions/{version}", response_model=ListDocument)
+async def responsibility_list_version(version: str, conn: Connection, actor: CurrentActor):
+    """One published version of the responsibility list (to compare versions; any staff member)."""
+    row = await store.find_list(conn, version=version)
+    if row is None:
+        raise Problem(404, "No such version", f"没有版本「{version}」的责任清单。", kind="not-found")
+    return ListDocument(**dict(row))
+
+
 @router.post("/responsibility-list", status_code=201, response_model=dict[str, Any])
 async def publish_responsibility_list(
     document: dict[str, Any], request: Request, conn: Connection, actor: CurrentActor
@@ -352,7 +365,13 @@ async def publish_responsibility_list(
     try:
         rlist = build_list(taxonomy=request.app.state.taxonomy, document=document)
     except InvalidResponsibilityList as error:
-        raise Problem(422, "Invalid responsibility list", str(error), kind="invalid-responsibility-list") from None
+        raise Problem(
+            422,
+            "Invalid responsibility list",
+            str(error),
+            kind="invalid-responsibility-list",
+            errors=[{"field": where, "message": message} for where, message in error.errors],
+        ) from None
     if not await store.insert_list(conn, version=rlist.version, document=rlist.document(), created_by=actor.label):
         raise Problem(409, "Version exists", f"版本 {rlist.version} 已存在，请使用新的版本号。", kind="version-exists")
     return rlist.document()

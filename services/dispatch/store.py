@@ -210,6 +210,12 @@ async def list_in_force(conn: asyncpg.Connection) -> asyncpg.Record:
     return row
 
 
+async def find_list(conn: asyncpg.Connection, *, version: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT version, document, created_at, created_by FROM responsibility_lists WHERE version = $1", version
+    )
+
+
 async def list_versions(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     return await conn.fetch("SELECT version, created_at, created_by FROM responsibility_lists ORDER BY created_at DESC")
 

@@ -268,8 +268,15 @@ async def test_new_list_version_decides_the_next_dispatch(make_settings):
             "/api/v1/responsibility-list", json=document | {"levels": {"town": {"noise": {}}}}, headers=admin
         )
         assert bad.status_code == 422
+        assert bad.json()["errors"] == [{"field": "levels.town.noise", "message": "请选择主办部门"}]
         assert (await client.post("/api/v1/responsibility-list", json=document, headers=admin)).status_code == 201
         assert (await client.post("/api/v1/responsibility-list", json=document, headers=admin)).status_code == 409
+        versions = (await client.get("/api/v1/responsibility-list", headers=dispatcher)).json()["versions"]
+        assert [v["version"] for v in versions][:2] == ["demo-2026.2", current["version"]]
+        earlier = await client.get(f"/api/v1/responsibility-list/versions/{current['version']}", headers=dispatcher)
+        assert earlier.json()["document"] == current
+        missing = await client.get("/api/v1/responsibility-list/versions/nope", headers=dispatcher)
+        assert missing.status_code == 404 and "nope" in missing.json()["detail"]
 
         event = report("noise")
         await publish(settings, REPORTS.name, event.to_bytes())
