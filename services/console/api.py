@@ -8,13 +8,14 @@ import uuid
 from datetime import date, datetime, time, timedelta
 from pathlib import Path as FilePath
 from typing import Annotated, Any
+from urllib.parse import quote
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
 
-from services.console import pages, sessions
+from services.console import pages, rlist, sessions
 from services.console.upstream import Refused, Unavailable, call
 from shared.auth import Actor, InvalidToken, verify_token
 from shared.case_actions import ACTIONS
@@ -531,6 +532,95 @@ async def broadcast_progress(
         actor=actor, names=_names(request), csrf=_csrf(request), progress=progress, error=error
     )
     return _html(request, html, status)
+
+
+async def _rlist_page(
+    request: Request,
+    actor: Actor,
+    *,
+    rows: list[rlist.Row] | None = None,
+    version: str = "",
+    errors: list[str] | None = None,
+    done: str = "",
+    status: int = 200,
+) -> Response:
+    try:
+        answer = await _ask(request, "dispatch", "GET", "/api/v1/responsibility-list")
+    except (Refused, Unavailable) as error:
+        if isinstance(error, Refused) and error.status == 401:
+            return sessions.login_required_response(request)
+        return _error(request, actor, error)
+    html = pages.rlist_page(
+        actor=actor,
+        names=_names(request),
+        csrf=_csrf(request),
+        current_version=answer["current"]["version"],
+        rows=rows if rows is not None else rlist.rows_of(answer["current"]),
+        versions=answer["versions"],
+        editable=rlist.may_edit(actor),
+        version=version,
+        errors=errors,
+        done=done,
+    )
+    return _html(request, html, status)
+
+
+@router.get("/responsibility-list")
+async def responsibility_list(request: Request, actor: CurrentActor, done: str = ""):
+    """责任清单: the list in force as a table; for admins an editor that publishes a new version."""
+    return await _rlist_page(request, actor, done=done)
+
+
+@router.post("/responsibility-list", dependencies=[Csrf])
+async def publish_responsibility_list(request: Request, actor: CurrentActor):
+    """Publish the edited table as a new version; errors go back next to their rows."""
+    form = await request.form()
+    version = str(form.get("version") or "").strip()
+    rows = rlist.rows_from_form(form, _names(request).taxonomy.departments)
+    if any(row.errors for row in rows):
+        return await _rlist_page(request, actor, rows=rows, version=version, status=422)
+    try:
+        await _ask(
+            request, "dispatch", "POST", "/api/v1/responsibility-list", json=rlist.document_of(rows, version=version)
+        )
+    except Refused as refused:
+        if refused.status == 401:
+            return sessions.login_required_response(request)
+        left = rlist.place_errors(rows, refused.errors) if refused.errors else [refused.message]
+        return await _rlist_page(request, actor, rows=rows, version=version, errors=left, status=refused.status)
+    except Unavailable as unavailable:
+        return await _rlist_page(request, actor, rows=rows, version=version, errors=[str(unavailable)], status=502)
+    return RedirectResponse(f"/responsibility-list?done={quote(version)}", status_code=303)
+
+
+@router.get("/responsibility-list/diff")
+async def responsibility_list_diff(
+    request: Request,
+    actor: CurrentActor,
+    older: Annotated[str, Query(alias="from", max_length=100)],
+    newer: Annotated[str, Query(alias="to", max_length=100)],
+):
+    """What changed between two versions, row by row."""
+    try:
+        documents = [
+            (await _ask(request, "dispatch", "GET", f"/api/v1/responsibility-list/versions/{quote(v, safe='')}"))[
+                "document"
+            ]
+            for v in (older, newer)
+        ]
+    except (Refused, Unavailable) as error:
+        if isinstance(error, Refused) and error.status == 401:
+            return sessions.login_required_response(request)
+        return _error(request, actor, error)
+    html = pages.rlist_diff_page(
+        actor=actor,
+        names=_names(request),
+        csrf=_csrf(request),
+        older=older,
+        newer=newer,
+        changes=rlist.compare(*documents),
+    )
+    return _html(request, html)
 
 
 @router.get("/media/{media_id}")

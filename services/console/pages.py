@@ -150,6 +150,8 @@ def layout(*, title: str, body: str, actor: Actor | None = None, names: Names | 
         supervision = '<a href="/supervision">督办</a>' if actor.role in ("dispatcher", "supervisor", "admin") else ""
         if actor.role in BROADCASTERS:
             supervision += '<a href="/broadcasts/new">政策宣传</a>'
+        if actor.role in ("dispatcher", "supervisor", "admin"):
+            supervision += '<a href="/responsibility-list">责任清单</a>'
         header = f"""<header class="top">
   <a class="brand" href="/">网格通 · 工作台</a>
   <nav><a href="/">案件队列</a><a href="/map">地图</a>{supervision}</nav>
@@ -719,3 +721,144 @@ def broadcast_progress_page(*, actor: Actor, names: Names, csrf: str, progress: 
 <p class="hint">{"全部发送完毕。" if done else "正在发送，本页每 3 秒自动刷新。"}
 <a href="/broadcasts/new">再发一条</a></p>"""
     return layout(title="政策宣传发送进度", body=body, actor=actor, names=names, csrf=csrf)
+
+
+def rlist_scope_label(scope: str, names: Names) -> str:
+    from services.console.rlist import LEVEL_SCOPES
+
+    return LEVEL_SCOPES.get(scope) or f"{names.division(scope)}（{scope}）"
+
+
+def rlist_row(row: Any, names: Names, index: int, editable: bool) -> str:
+    """One row of the responsibility list: scope, category, lead, co-handlers, and its errors."""
+    from services.console.rlist import NOT_HERE
+
+    taxonomy = names.taxonomy
+    co_text = "、".join(names.department(code) for code in row.co)
+    errors = "".join(f'<p class="row-error" role="alert">{e(message)}</p>' for message in row.errors)
+    invalid = ' class="invalid"' * bool(row.errors)
+    if not editable:
+        lead = "—" if row.scope == "county" else "不在本级办理" if row.lead == NOT_HERE else names.department(row.lead)
+        return (
+            f"<tr><td>{e(rlist_scope_label(row.scope, names))}</td><td>{e(names.category(row.category))}</td>"
+            f"<td>{e(lead)}</td><td>{e(co_text) or '—'}</td></tr>"
+        )
+    categories = "".join(
+        f'<option value="{e(c.code)}"{" selected" * (c.code == row.category)}>{e(c.name)}</option>'
+        for c in taxonomy.categories.values()
+    )
+    if row.scope == "county":
+        default = taxonomy.categories.get(row.category)
+        lead = (
+            f'<input type="hidden" name="lead" value=""><span class="muted">按分类：'
+            f"{e(names.department(default.department_code) if default else '—')}</span>"
+        )
+    else:
+        options = f'<option value="{NOT_HERE}"{" selected" * (row.lead == NOT_HERE)}>不在本级办理（上交）</option>'
+        options += "".join(
+            f'<option value="{e(code)}"{" selected" * (code == row.lead)}>{e(names.department(code))}</option>'
+            for code in taxonomy.departments
+        )
+        lead = (
+            f'<select name="lead" aria-label="第{index}行 主办部门"><option value="">请选择</option>{options}</select>'
+        )
+    return (
+        f"<tr{invalid}>"
+        f'<td><input name="scope" list="scopes" value="{e(row.scope)}" aria-label="第{index}行 适用范围"'
+        f' size="14"></td>'
+        f'<td><select name="category" aria-label="第{index}行 类别"><option value="">（空行）</option>'
+        f"{categories}</select></td>"
+        f"<td>{lead}</td>"
+        f'<td><input name="co" value="{e(co_text)}" aria-label="第{index}行 协办部门"'
+        f' placeholder="部门全称，用顿号分隔" size="28">{errors}</td></tr>'
+    )
+
+
+def rlist_page(
+    *,
+    actor: Actor,
+    names: Names,
+    csrf: str,
+    current_version: str,
+    rows: list[Any],
+    versions: list[dict],
+    editable: bool,
+    version: str = "",
+    errors: list[str] | None = None,
+    done: str = "",
+) -> str:
+    """责任清单: the list in force as a table (an editor for admins), its versions and what changed."""
+    from services.console.rlist import LEVEL_SCOPES, Row
+
+    blank = [Row("town", "") for _ in range(5)] if editable else []
+    body_rows = "\n".join(rlist_row(row, names, i, editable) for i, row in enumerate(rows + blank, start=1))
+    scopes = "".join(f'<option value="{k}">{e(v)}</option>' for k, v in LEVEL_SCOPES.items())
+    scopes += "".join(
+        f'<option value="{e(code)}">{e(names.division(code))}</option>'
+        for code in names.divisions
+        if len(code) in (9, 12)
+    )
+    alerts = "".join(f'<p class="error" role="alert">{e(message)}</p>' for message in errors or [])
+    if any(row.errors for row in rows):
+        alerts += '<p class="error" role="alert">有的行填写有误，已在该行标出，请修改后再发布。</p>'
+    if done:
+        alerts += f'<p class="done" role="status">已发布新版本 {e(done)}，新的案件即按此分派。</p>'
+    history = "".join(
+        f"<li><b>{e(v['version'])}</b> <span class=muted>{e(beijing(v['created_at']))} {e(v.get('created_by') or '')}"
+        f"</span>{' （现行）' if v['version'] == current_version else ''}"
+        + (
+            f' <a href="/responsibility-list/diff?from={e(versions[i + 1]["version"])}&amp;to={e(v["version"])}">'
+            "与上一版比较</a>"
+            if i + 1 < len(versions)
+            else ""
+        )
+        + "</li>"
+        for i, v in enumerate(versions)
+    )
+    table = f"""<table class="cases rlist"><thead><tr><th>适用范围</th><th>类别</th><th>主办部门</th><th>协办部门</th>
+</tr></thead><tbody>{body_rows}</tbody></table>"""
+    if editable:
+        table = f"""<form method="post" action="/responsibility-list" class="rlist-form">
+<input type="hidden" name="csrf_token" value="{e(csrf)}">
+<datalist id="scopes">{scopes}</datalist>
+{table}
+<p><label for="version">新版本号<em class="required">*</em></label>
+<input name="version" id="version" value="{e(version)}" required placeholder="如 2026.2">
+<button type="submit" id="publish">发布为新版本</button>
+<span class="muted">发布后立即生效；已派出的案件不受影响。清空「类别」即删除该行，末尾空行可新增规则。</span></p>
+</form>"""
+    body = f"""<h1>责任清单 <span class="status">现行版本 {e(current_version)}</span></h1>
+{alerts}
+<p class="hint">县级的主办部门按事件分类确定；各乡镇、各村的规则适用于所有乡镇、村，可按区划代码单独调整。</p>
+{table}
+<section class="card"><h2>历史版本</h2><ol class="versions">{history}</ol></section>"""
+    return layout(title="责任清单", body=body, actor=actor, names=names, csrf=csrf)
+
+
+def rlist_diff_page(
+    *, actor: Actor, names: Names, csrf: str, older: str, newer: str, changes: list[Any], error: str = ""
+) -> str:
+    """What changed between two versions of the responsibility list."""
+    from services.console.rlist import NOT_HERE
+
+    def lead(row: Any) -> str:
+        if row is None:
+            return "—"
+        if row.scope == "county":
+            return "协办：" + ("、".join(names.department(c) for c in row.co) or "无")
+        text = "不在本级办理" if row.lead == NOT_HERE else names.department(row.lead)
+        return text + (f"；协办：{'、'.join(names.department(c) for c in row.co)}" if row.co else "")
+
+    rows = "".join(
+        f'<tr class="change-{ {"新增": "added", "删除": "removed", "修改": "changed"}[c.kind] }">'
+        f"<td>{c.kind}</td><td>{e(rlist_scope_label(c.scope, names))}</td><td>{e(names.category(c.category))}</td>"
+        f"<td>{e(lead(c.before))}</td><td>{e(lead(c.after))}</td></tr>"
+        for c in changes
+    )
+    alert = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
+    body = f"""<p><a href="/responsibility-list">← 返回责任清单</a></p>
+<h1>责任清单变更：{e(older)} → {e(newer)}</h1>
+{alert}
+<table class="cases"><thead><tr><th>变更</th><th>适用范围</th><th>类别</th><th>{e(older)}</th><th>{e(newer)}</th></tr>
+</thead><tbody>{rows or '<tr class="empty"><td colspan="5">两个版本没有差别</td></tr>'}</tbody></table>"""
+    return layout(title="责任清单变更", body=body, actor=actor, names=names, csrf=csrf)

@@ -24,9 +24,10 @@ class Unavailable(Exception):
 class Refused(Exception):
     """A service answered with an error; `message` says it in Chinese."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, errors: list[dict] | None = None):
         super().__init__(message)
         self.status, self.message = status, message
+        self.errors = errors or []  # the problem's per-field errors ({field, message}), when it has them
 
 
 GENERIC = {
@@ -73,6 +74,15 @@ def chinese_message(response: httpx.Response) -> str:
     return GENERIC.get(response.status_code, f"服务返回错误（{response.status_code}），请稍后再试。")
 
 
+def field_errors(response: httpx.Response) -> list[dict]:
+    try:
+        problem = response.json()
+    except ValueError:
+        return []
+    errors = problem.get("errors") if isinstance(problem, dict) else None
+    return [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+
+
 async def call(
     http: httpx.AsyncClient, service: str, method: str, url: str, *, token: str | None = None, **kwargs
 ) -> httpx.Response:
@@ -83,5 +93,5 @@ async def call(
     except httpx.HTTPError:
         raise Unavailable(service) from None
     if response.status_code >= 400:
-        raise Refused(response.status_code, chinese_message(response))
+        raise Refused(response.status_code, chinese_message(response), field_errors(response))
     return response

@@ -439,3 +439,75 @@ async def test_a_supervisor_composes_previews_and_sends_a_broadcast_and_follows_
             refused = await client.get("/broadcasts/new", headers=HTML)
             assert refused.status_code == 403 and "督查员或管理员" in refused.text
             assert "政策宣传" not in (await client.get("/map", headers=HTML)).text.split("</header>")[0]
+
+
+async def test_an_admin_edits_the_responsibility_list_errors_shown_by_their_rows_and_compares_versions(make_settings):
+    dispatch_settings = make_settings("dispatch", auth_dev_issuer=True)
+    await ensure_topics(dispatch_settings)
+    async with serving(dispatch_app(dispatch_settings)) as dispatch_url:
+        settings = make_settings("console", auth_dev_issuer=True, console_dispatch_url=dispatch_url)
+        async with running(console_app(settings)) as client:
+            await log_in(client, "admin")
+            page = await client.get("/responsibility-list", headers=HTML)
+            assert page.status_code == 200 and "现行版本 demo-2026.1" in page.text and 'id="publish"' in page.text
+            current = re.findall(
+                r'<input name="scope" list="scopes" value="([^"]*)".*?<option value="([^"]*)" selected>',
+                page.text,
+                flags=re.S,
+            )
+            assert ("town", "manhole") in current or len(current) > 3
+
+            # Read the table back as the browser would post it, then change it.
+            def table(text: str) -> list[tuple[str, str, str, str]]:
+                rows = []
+                for tr in re.findall(r"<tr(?: class=\"invalid\")?><td><input name=\"scope\".*?</tr>", text, flags=re.S):
+                    scope = re.search(r'name="scope" list="scopes" value="([^"]*)"', tr)[1]
+                    category = (
+                        re.search(r'name="category".*?<option value="([^"]*)" selected>', tr, flags=re.S) or [None, ""]
+                    )[1]
+                    lead_select = re.search(r'<select name="lead".*?</select>', tr, flags=re.S)
+                    lead = (
+                        (re.search(r'<option value="([^"]*)" selected>', lead_select[0]) or [None, ""])[1]
+                        if lead_select
+                        else ""
+                    )
+                    co = re.search(r'name="co" value="([^"]*)"', tr)[1]
+                    rows.append((scope, category, lead, co))
+                return rows
+
+            rows = table(page.text)
+            edited = [r for r in rows if r[1]] + [("330727002", "noise", "chengguan", "公安局")]
+
+            def posted(rows, version: str) -> dict:
+                columns = list(zip(*rows, strict=True))
+                return {"csrf_token": csrf_of(client), "version": version} | {
+                    name: list(column)
+                    for name, column in zip(("scope", "category", "lead", "co"), columns, strict=True)
+                }
+
+            form = posted(edited, "2026.2")
+            # An unknown department typed into a row: the error is on that row, nothing is published.
+            bad = posted(edited[:-1] + [("330727002", "noise", "chengguan", "城管局")], "2026.2")
+            refused = await client.post("/responsibility-list", data=bad, headers=HTML)
+            assert refused.status_code == 422 and "不认识的部门：城管局" in refused.text
+            assert 'class="invalid"' in refused.text and "现行版本 demo-2026.1" in refused.text
+            # Dispatch's own refusal (a version that exists) is shown too.
+            exists = await client.post("/responsibility-list", data=posted(edited, "demo-2026.1"), headers=HTML)
+            assert exists.status_code == 409 and "已存在" in exists.text
+            published = await client.post("/responsibility-list", data=form, headers=HTML)
+            assert published.status_code == 303 and published.headers["location"] == "/responsibility-list?done=2026.2"
+            after = (await client.get(published.headers["location"], headers=HTML)).text
+            assert "现行版本 2026.2" in after and "已发布新版本 2026.2" in after
+            assert table(after)[: len(edited)] == [(s, c, lead, co) for s, c, lead, co in edited]
+            diff = await client.get(
+                "/responsibility-list/diff", params={"from": "demo-2026.1", "to": "2026.2"}, headers=HTML
+            )
+            assert diff.status_code == 200 and "新增" in diff.text and "城市管理局" in diff.text
+            assert diff.text.count('<tr class="change-') == 1
+            missing = await client.get("/responsibility-list/diff", params={"from": "x", "to": "2026.2"}, headers=HTML)
+            assert missing.status_code == 404 and "没有版本「x」" in missing.text
+
+            await client.post("/logout", data={"csrf_token": csrf_of(client)})
+            await log_in(client, "dispatcher")  # reads the list, cannot edit it
+            read_only = (await client.get("/responsibility-list", headers=HTML)).text
+            assert "现行版本 2026.2" in read_only and 'id="publish"' not in read_only and "公安局" in read_only
