@@ -576,7 +576,8 @@ async def publish_responsibility_list(request: Request, actor: CurrentActor):
     """Publish the edited table as a new version; errors go back next to their rows."""
     form = await request.form()
     version = str(form.get("version") or "").strip()
-    rows = rlist.rows_from_form(form, _names(request).taxonomy.departments)
+    names = _names(request)
+    rows = rlist.rows_from_form(form, names.taxonomy.departments, rlist.scope_names(names.divisions))
     if any(row.errors for row in rows):
         return await _rlist_page(request, actor, rows=rows, version=version, status=422)
     try:

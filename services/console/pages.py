@@ -724,9 +724,9 @@ def broadcast_progress_page(*, actor: Actor, names: Names, csrf: str, progress: 
 
 
 def rlist_scope_label(scope: str, names: Names) -> str:
-    from services.console.rlist import LEVEL_SCOPES
+    from services.console.rlist import scope_label
 
-    return LEVEL_SCOPES.get(scope) or f"{names.division(scope)}（{scope}）"
+    return scope_label(scope, names.divisions)
 
 
 def rlist_row(row: Any, names: Names, index: int, editable: bool) -> str:
@@ -764,8 +764,8 @@ def rlist_row(row: Any, names: Names, index: int, editable: bool) -> str:
         )
     return (
         f"<tr{invalid}>"
-        f'<td><input name="scope" list="scopes" value="{e(row.scope)}" aria-label="第{index}行 适用范围"'
-        f' size="14"></td>'
+        f'<td><input name="scope" list="scopes" value="{e(rlist_scope_label(row.scope, names))}"'
+        f' aria-label="第{index}行 适用范围" size="16"></td>'
         f'<td><select name="category" aria-label="第{index}行 类别"><option value="">（空行）</option>'
         f"{categories}</select></td>"
         f"<td>{lead}</td>"
@@ -790,14 +790,10 @@ def rlist_page(
     """责任清单: the list in force as a table (an editor for admins), its versions and what changed."""
     from services.console.rlist import LEVEL_SCOPES, Row
 
-    blank = [Row("town", "") for _ in range(5)] if editable else []
+    blank = [Row("town", "") for _ in range(5)] if editable else []  # new rules go here
     body_rows = "\n".join(rlist_row(row, names, i, editable) for i, row in enumerate(rows + blank, start=1))
-    scopes = "".join(f'<option value="{k}">{e(v)}</option>' for k, v in LEVEL_SCOPES.items())
-    scopes += "".join(
-        f'<option value="{e(code)}">{e(names.division(code))}</option>'
-        for code in names.divisions
-        if len(code) in (9, 12)
-    )
+    scopes = "".join(f'<option value="{e(label)}">' for label in LEVEL_SCOPES.values())
+    scopes += "".join(f'<option value="{e(name)}">' for code, name in names.divisions.items() if len(code) > 6)
     alerts = "".join(f'<p class="error" role="alert">{e(message)}</p>' for message in errors or [])
     if any(row.errors for row in rows):
         alerts += '<p class="error" role="alert">有的行填写有误，已在该行标出，请修改后再发布。</p>'

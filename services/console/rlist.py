@@ -80,15 +80,27 @@ def department_codes(text: str, departments: dict[str, str]) -> tuple[list[str],
     return codes, unknown
 
 
-def rows_from_form(form, departments: dict[str, str]) -> list[Row]:
+def scope_names(divisions: dict[str, str]) -> dict[str, str]:
+    """What the editor shows in the scope column (a level's or a division's Chinese name) → scope."""
+    return {label: level for level, label in LEVEL_SCOPES.items()} | {name: code for code, name in divisions.items()}
+
+
+def scope_label(scope: str, divisions: dict[str, str]) -> str:
+    return LEVEL_SCOPES.get(scope) or divisions.get(scope) or scope
+
+
+def rows_from_form(form, departments: dict[str, str], named: dict[str, str] | None = None) -> list[Row]:
     """The editor's table as rows, each with the errors found before asking dispatch (an unknown
-    department name, the same scope and category twice, a scope that is not a division code)."""
+    department name, the same scope and category twice, a scope that is not a division). The scope
+    is typed as a name (`named`: name → scope) or as a level or division code."""
+    named = named or {}
     scopes, categories = form.getlist("scope"), form.getlist("category")
     leads, cos = form.getlist("lead"), form.getlist("co")
     rows: list[Row] = []
     seen: set[tuple[str, str]] = set()
     for scope, category, lead, co in zip(scopes, categories, leads, cos, strict=False):
         scope, category, lead = str(scope).strip(), str(category).strip(), str(lead).strip()
+        scope = named.get(scope, scope)
         if not category:  # an empty row of the editor
             continue
         codes, unknown = department_codes(str(co), departments)
@@ -96,7 +108,7 @@ def rows_from_form(form, departments: dict[str, str]) -> list[Row]:
         if unknown:
             row.errors.append(f"不认识的部门：{'、'.join(unknown)}（请写部门全称，用顿号分隔）")
         if scope not in LEVEL_SCOPES and not (scope.isdigit() and len(scope) in (6, 9, 12)):
-            row.errors.append("适用范围请选择层级，或填写 6、9、12 位的区划代码")
+            row.errors.append("适用范围请从列表中选择，或填写 6、9、12 位的区划代码")
         if scope != "county" and not lead:
             row.errors.append("请选择主办部门（或选「不在本级办理」）")
         if row.key in seen:

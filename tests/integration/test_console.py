@@ -476,7 +476,7 @@ async def test_an_admin_edits_the_responsibility_list_errors_shown_by_their_rows
                 return rows
 
             rows = table(page.text)
-            edited = [r for r in rows if r[1]] + [("330727002", "noise", "chengguan", "公安局")]
+            edited = [r for r in rows if r[1]] + [("东城街道", "noise", "chengguan", "公安局")]
 
             def posted(rows, version: str) -> dict:
                 columns = list(zip(*rows, strict=True))

@@ -12,6 +12,7 @@ from services.console.rlist import (
     place_errors,
     rows_from_form,
     rows_of,
+    scope_names,
 )
 
 DEPARTMENTS = {"zhujian": "住房和城乡建设局", "chengguan": "城市管理局", "police": "公安局"}
@@ -49,23 +50,25 @@ def form(*rows: tuple[str, str, str, str]) -> FormData:
 def test_the_editor_finds_what_it_can_before_asking_dispatch():
     rows = rows_from_form(
         form(
-            ("town", "manhole", "zhujian", "城市管理局"),
+            ("各乡镇（街道）", "manhole", "zhujian", "城市管理局"),
             ("town", "", "", ""),  # an empty row: ignored
             ("town", "manhole", "police", ""),  # the same scope and category again
             ("33", "noise", "police", "城管局"),  # not a division code; an unknown department
             ("village", "noise", "", ""),  # no lead
-            ("county", "construction_site", "", "公安局"),  # the county's row has no lead of its own
+            ("城关街道", "construction_site", "", "公安局"),
         ),
         DEPARTMENTS,
+        scope_names({"330727": "示范县", "330727001": "城关街道"}),
     )
     assert [r.errors for r in rows] == [
         [],
         ["与上面一行的适用范围和类别重复"],
-        ["不认识的部门：城管局（请写部门全称，用顿号分隔）", "适用范围请选择层级，或填写 6、9、12 位的区划代码"],
+        ["不认识的部门：城管局（请写部门全称，用顿号分隔）", "适用范围请从列表中选择，或填写 6、9、12 位的区划代码"],
         ["请选择主办部门（或选「不在本级办理」）"],
-        [],
+        ["请选择主办部门（或选「不在本级办理」）"],
     ]
-    assert rows[0].co == ["chengguan"] and rows[4].co == ["police"]
+    assert (rows[0].scope, rows[0].co) == ("town", ["chengguan"])
+    assert (rows[4].scope, rows[4].co) == ("330727001", ["police"])
 
 
 def test_dispatchs_errors_go_next_to_their_rows():
