@@ -624,6 +624,67 @@ async def responsibility_list_diff(
     return _html(request, html)
 
 
+@router.get("/locate")
+async def reports_to_locate(request: Request, actor: CurrentActor, done: str = ""):
+    """待定位: the reports of the person's area that came with only an address."""
+    reports, error, status = [], "", 200
+    try:
+        reports = (await _ask(request, "intake", "GET", "/api/v1/reports-to-locate"))["reports"]
+    except Refused as refused:
+        if refused.status == 401:
+            return sessions.login_required_response(request)
+        error, status = refused.message, refused.status
+    except Unavailable as unavailable:
+        error, status = str(unavailable), 502
+    html = pages.locate_list_page(
+        actor=actor, names=_names(request), csrf=_csrf(request), reports=reports, error=error, done=done
+    )
+    return _html(request, html, status)
+
+
+async def _locate_page(request: Request, actor: Actor, report_id: UUID, *, error: str = "", status: int = 200):
+    try:
+        report = await _ask(request, "intake", "GET", f"/api/v1/reports/{report_id}")
+    except (Refused, Unavailable) as failure:
+        return _error(request, actor, failure)
+    html = pages.locate_page(
+        actor=actor,
+        names=_names(request),
+        csrf=_csrf(request),
+        report=report,
+        tiles_url=request.app.state.settings.console_map_tiles_url,
+        error=error,
+    )
+    return _html(request, html, status)
+
+
+@router.get("/locate/{report_id}")
+async def locate_report_page(request: Request, actor: CurrentActor, report_id: UUID):
+    """Place one report on the map of the person's area."""
+    return await _locate_page(request, actor, report_id)
+
+
+@router.post("/locate/{report_id}", dependencies=[Csrf])
+async def locate_report(request: Request, actor: CurrentActor, report_id: UUID):
+    """The point chosen: intake places the report (and refuses a point outside the person's area)."""
+    form = await request.form()
+    try:
+        point = {"lat": float(str(form.get("lat"))), "lng": float(str(form.get("lng")))}
+    except ValueError:
+        return await _locate_page(
+            request, actor, report_id, error="请在地图上点出位置，或填写数字形式的经纬度。", status=422
+        )
+    try:
+        report = await _ask(request, "intake", "POST", f"/api/v1/reports/{report_id}/location", json=point)
+    except Refused as refused:
+        if refused.status == 401:
+            return sessions.login_required_response(request)
+        return await _locate_page(request, actor, report_id, error=refused.message, status=refused.status)
+    except Unavailable as unavailable:
+        return await _locate_page(request, actor, report_id, error=str(unavailable), status=502)
+    return RedirectResponse(f"/locate?done={quote(report.get('case_no') or '')}", status_code=303)
+
+
 @router.get("/media/{media_id}")
 async def photo(request: Request, actor: CurrentActor, media_id: UUID):
     """A case photo through the console (one origin: the browser never needs the object store)."""

@@ -117,8 +117,10 @@ def svg(*, shapes: list[Shape], markers: list[Marker], tiles_url: str, width: in
             f'<g class="map-marker"><circle cx="{x}" cy="{y}" r="7"/><circle cx="{x}" cy="{y}" r="2.5" class="dot"/>'
             f"<title>{escape(marker.title)}</title></g>"
         )
+    # The view travels with the map, so a page script can turn a click back into a point (定位).
     return (
         f'<svg class="map" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(caption)}"'
+        f' data-zoom="{view.zoom}" data-left="{view.left:.1f}" data-top="{view.top:.1f}"'
         f' xmlns="http://www.w3.org/2000/svg">{"".join(parts)}</svg>'
     )
 
@@ -169,3 +171,21 @@ def overview_map(*, county: County, jurisdiction_code: str, load: dict[str, tupl
             )
         )
     return svg(shapes=shapes, markers=[], tiles_url=tiles_url, width=960, height=640, caption="在办案件分布图")
+
+
+def area_map(*, county: County, jurisdiction_code: str, tiles_url: str, caption: str) -> str:
+    """A person's own area to place a point in: their grid among its village's grids, or every grid
+    of their village or town (the county is too large to click a precise point in)."""
+    grid = county.grids.get(jurisdiction_code)
+    prefix = grid.village_code if grid else jurisdiction_code
+    shapes = [
+        Shape(
+            polygon=g.polygon,
+            css="grid-this" if grid is None or code == grid.code else "grid-other",
+            title=g.name,
+            label=g.name.removeprefix(county.villages[g.village_code].name) if grid and code == grid.code else "",
+        )
+        for code, g in county.grids.items()
+        if code.startswith(prefix)
+    ]
+    return svg(shapes=shapes, markers=[], tiles_url=tiles_url, width=640, height=420, caption=caption)

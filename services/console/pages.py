@@ -152,6 +152,8 @@ def layout(*, title: str, body: str, actor: Actor | None = None, names: Names | 
             supervision += '<a href="/broadcasts/new">政策宣传</a>'
         if actor.role in ("dispatcher", "supervisor", "admin"):
             supervision += '<a href="/responsibility-list">责任清单</a>'
+        if actor.role in LOCATORS:
+            supervision = '<a href="/locate">待定位</a>' + supervision
         header = f"""<header class="top">
   <a class="brand" href="/">网格通 · 工作台</a>
   <nav><a href="/">案件队列</a><a href="/map">地图</a>{supervision}</nav>
@@ -858,3 +860,53 @@ def rlist_diff_page(
 <table class="cases"><thead><tr><th>变更</th><th>适用范围</th><th>类别</th><th>{e(older)}</th><th>{e(newer)}</th></tr>
 </thead><tbody>{rows or '<tr class="empty"><td colspan="5">两个版本没有差别</td></tr>'}</tbody></table>"""
     return layout(title="责任清单变更", body=body, actor=actor, names=names, csrf=csrf)
+
+
+# Who places reports that came with only an address (intake decides; the console offers the page).
+LOCATORS = ("grid_worker", "dispatcher", "supervisor", "admin")
+
+
+def locate_list_page(
+    *, actor: Actor, names: Names, csrf: str, reports: list[dict], error: str = "", done: str = ""
+) -> str:
+    """待定位: reports with only an address, oldest first, each with a link to place it on the map."""
+    rows = "".join(
+        f"<tr><td>{e(r.get('case_no') or '')}</td><td>{e(names.category(r.get('category')))}</td>"
+        f'<td class="summary">{e(summary(r))}</td><td>{e(beijing(r["submitted_at"]))}</td>'
+        f'<td><a class="button" href="/locate/{e(r["report_id"])}">在地图上定位</a></td></tr>'
+        for r in reports
+    )
+    alert = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
+    if done:
+        alert += f'<p class="done" role="status">案件 {e(done)} 已定位，已按所在网格派单。</p>'
+    body = f"""<h1>待定位的上报</h1>
+{alert}
+<p class="hint">这些上报只有地址、没有位置：请到现场或按地址在地图上点出位置，案件随即进入所在网格。</p>
+<table class="cases"><thead><tr><th>案件编号</th><th>类别</th><th>问题</th><th>上报时间</th><th></th></tr></thead>
+<tbody>{rows or '<tr class="empty"><td colspan="5">没有待定位的上报</td></tr>'}</tbody></table>"""
+    return layout(title="待定位", body=body, actor=actor, names=names, csrf=csrf)
+
+
+def locate_page(*, actor: Actor, names: Names, csrf: str, report: dict, tiles_url: str, error: str = "") -> str:
+    """Place one report: click its point on the map of the person's area, or type the coordinates."""
+    from services.console.maps import area_map
+
+    drawn = area_map(
+        county=names.county, jurisdiction_code=actor.jurisdiction_code, tiles_url=tiles_url, caption="点击地图定位"
+    )
+    alert = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
+    body = f"""<p><a href="/locate">← 返回待定位列表</a></p>
+<h1>定位案件 {e(report.get("case_no") or "")}</h1>
+{alert}
+<section class="card"><p class="description">{e(report.get("description"))}</p>
+<p>群众填写的地址：<b>{e(report.get("address") or "未填写")}</b></p></section>
+<section class="card"><h2>在地图上点出位置</h2>
+<div class="map-frame" id="pick">{drawn}</div>
+<form method="post" action="/locate/{e(report["report_id"])}" class="locate-form">
+  <input type="hidden" name="csrf_token" value="{e(csrf)}">
+  <label for="lat">纬度</label><input name="lat" id="lat" required inputmode="decimal" size="12">
+  <label for="lng">经度</label><input name="lng" id="lng" required inputmode="decimal" size="12">
+  <button type="submit" id="place">确认位置</button>
+  <span class="muted">点击地图即填入经纬度（WGS-84），也可直接填写。</span>
+</form></section>"""
+    return layout(title="定位", body=body, actor=actor, names=names, csrf=csrf)

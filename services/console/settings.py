@@ -5,6 +5,7 @@ from shared.settings import CountyMapFile, DevTokenIssuer, ResponsibilityListFil
 
 class ConsoleSettings(ServiceSettings, ResponsibilityListFile, CountyMapFile, DevTokenIssuer):
     # The services' public APIs, as the console's server reaches them (never the browser).
+    console_intake_url: str = "http://127.0.0.1:8001"
     console_dispatch_url: str = "http://127.0.0.1:8002"
     console_media_url: str = "http://127.0.0.1:8005"
     console_sla_url: str = "http://127.0.0.1:8003"

@@ -8,7 +8,7 @@ import httpx
 from shared.case_actions import ACTIONS
 
 # The services as staff know them, for "which part is unavailable".
-SERVICE_NAMES = {"dispatch": "案件调度", "media": "照片", "sla": "办理时限", "notify": "消息通知"}
+SERVICE_NAMES = {"intake": "群众上报", "dispatch": "案件调度", "media": "照片", "sla": "办理时限", "notify": "消息通知"}
 
 
 class Unavailable(Exception):

@@ -112,3 +112,35 @@
   tick();
   setInterval(tick, 1000);
 })();
+
+// 定位: a click on the map of one's area becomes the point's latitude and longitude (the map is
+// drawn in Web-Mercator pixels at the zoom and offset it carries), marked where it was clicked.
+(function () {
+  "use strict";
+  var frame = document.getElementById("pick");
+  var map = frame && frame.querySelector("svg.map");
+  if (!map) return;
+  var zoom = +map.getAttribute("data-zoom"), left = +map.getAttribute("data-left"), top = +map.getAttribute("data-top");
+  var size = 256 * Math.pow(2, zoom);
+  var marker = null;
+  map.style.cursor = "crosshair";
+  map.addEventListener("click", function (event) {
+    var point = map.createSVGPoint();
+    point.x = event.clientX;
+    point.y = event.clientY;
+    var local = point.matrixTransform(map.getScreenCTM().inverse());
+    var x = left + local.x, y = top + local.y;
+    var lng = x / size * 360 - 180;
+    var lat = Math.atan(Math.sinh(Math.PI * (1 - 2 * y / size))) * 180 / Math.PI;
+    document.getElementById("lat").value = lat.toFixed(6);
+    document.getElementById("lng").value = lng.toFixed(6);
+    if (!marker) {
+      marker = document.createElementNS("http://www.w3.org/2000/svg", "circle");
+      marker.setAttribute("r", "7");
+      marker.setAttribute("class", "picked");
+      map.appendChild(marker);
+    }
+    marker.setAttribute("cx", local.x);
+    marker.setAttribute("cy", local.y);
+  });
+})();
