@@ -164,6 +164,18 @@ ACTIONS: dict[str, ActionSpec] = {
             request=ResultRequest,
             requires=("result",),
         ),
+        # 反馈进展: the department says how far it got (the resident and the centre can read it),
+        # nothing else changes.
+        ActionSpec(
+            name="progress",
+            label="反馈进展",
+            roles=frozenset({"handler"}),
+            from_statuses=WORKING,
+            to_status=None,
+            event_type="case.progress_reported",
+            request=ResultRequest,
+            requires=("result",),
+        ),
         ActionSpec(
             name="resolve",
             label="办结",

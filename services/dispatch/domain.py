@@ -390,7 +390,8 @@ def decide(
         raise IllegalTransition(not_ready)
     rule = RULES.get(action)
     command = Command(spec=spec, case=case, actor=actor, arguments=arguments, context=context or Context())
-    outcome = rule(command) if rule else Outcome()
+    # Without a rule of its own, an action records what its request carried besides the reason.
+    outcome = rule(command) if rule else Outcome(detail={k: v for k, v in arguments.items() if k != "reason" and v})
     changes = outcome.changes
     if "department_code" in changes and changes["department_code"] != case.department_code:
         changes.setdefault("rule", f"manual:{actor.label}")
