@@ -700,6 +700,18 @@ async def photo(request: Request, actor: CurrentActor, media_id: UUID):
     return Response(content.content, media_type=media_type, headers={"cache-control": "private, max-age=300"})
 
 
+@router.get("/cases/{case_id}/comparison.jpg")
+async def comparison(request: Request, actor: CurrentActor, case_id: UUID):
+    """整改前后对比: media draws it once from the case's newest before and after photos (again only
+    when they change); the console serves the image so the browser never needs the object store."""
+    try:
+        drawn = await _ask(request, "media", "POST", f"/api/v1/cases/{case_id}/comparison")
+        content = await call(request.app.state.http, "media", "GET", drawn["url"])
+    except (Refused, Unavailable) as error:
+        return _error(request, actor, error)
+    return Response(content.content, media_type="image/jpeg", headers={"cache-control": "private, max-age=300"})
+
+
 def sse(event: str, data: dict) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 

@@ -518,10 +518,17 @@ def case_page(
     photos = []
     for role, label in (("before", "整改前"), ("after", "整改后")):
         links = " ".join(
-            f'<a href="/media/{e(m)}" target="_blank" class="photo-{role}">{label}照片 {i}</a>'
+            f'<a href="/media/{e(m)}" target="_blank" class="photo-{role}" title="{label}照片 {i}">'
+            f'<img src="/media/{e(m)}" alt="{label}照片 {i}" loading="lazy" class="thumb"></a>'
             for i, m in enumerate(case["media"][role], start=1)
         )
         photos.append(f"<p><b>{label}：</b>{links or '<span class=muted>无</span>'}</p>")
+    if case["media"]["before"] and case["media"]["after"]:
+        photos.append(
+            f'<p><b>整改前后对比：</b><a href="/cases/{e(case["case_id"])}/comparison.jpg" target="_blank">'
+            f'<img src="/cases/{e(case["case_id"])}/comparison.jpg" alt="整改前后对比图" loading="lazy"'
+            ' class="comparison"></a></p>'
+        )
     offered = [name for name in case["actions"] if name in ACTIONS]
     if actor.department_code in case["acknowledged_departments"] and "acknowledge" in offered:
         offered.remove("acknowledge")  # this department has acknowledged already

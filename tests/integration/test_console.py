@@ -511,3 +511,43 @@ async def test_an_admin_edits_the_responsibility_list_errors_shown_by_their_rows
             await log_in(client, "dispatcher")  # reads the list, cannot edit it
             read_only = (await client.get("/responsibility-list", headers=HTML)).text
             assert "现行版本 2026.2" in read_only and 'id="publish"' not in read_only and "公安局" in read_only
+
+
+async def test_the_before_and_after_comparison_comes_through_the_console(make_settings):
+    from services.media.app import create_app as media_app
+    from tests.integration.test_media import jpeg_bytes
+    from tests.integration.test_media_evidence import auth, dispatch_case, submit_report, upload
+
+    media_settings = make_settings("media")
+    case_id, report_id, lonely = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    async with serving(media_app(media_settings)) as media_url, httpx.AsyncClient(base_url=media_url) as media:
+        media.headers.update(auth(media_settings, role="handler", department="cgj"))
+        before = await upload(media, jpeg_bytes(color=(200, 30, 30), size=(400, 300)))
+        after = await upload(media, jpeg_bytes(color=(30, 200, 30), size=(300, 400)))
+        await submit_report(media_settings, case_id=case_id, report_id=report_id, media_ids=[before["media_id"]])
+        await submit_report(media_settings, case_id=lonely, media_ids=[])
+        for case in (case_id, lonely):
+            await dispatch_case(
+                media_settings,
+                case_id=case,
+                report_id=report_id if case == case_id else uuid.uuid4(),
+                department_code="cgj",
+                jurisdiction_code="330727001002",
+            )
+
+        async def ready():
+            answer = await media.post(
+                f"/api/v1/cases/{case_id}/media", json={"media_id": after["media_id"], "role": "after"}
+            )
+            return answer.status_code in (200, 201)
+
+        await eventually(ready)
+        settings = make_settings("console", console_media_url=media_url)
+        async with running(console_app(settings)) as client:
+            actor = Actor(subject="h", role="handler", jurisdiction_code="330727", department_code="cgj")
+            client.cookies.set("gl_session", issue_token(secret=settings.auth_jwt_secret, actor=actor))
+            image = await client.get(f"/cases/{case_id}/comparison.jpg", headers=HTML)
+            assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+            assert image.content[:3] == b"\xff\xd8\xff"
+            no_pair = await client.get(f"/cases/{lonely}/comparison.jpg", headers=HTML)
+            assert no_pair.status_code == 409 and "text/html" in no_pair.headers["content-type"]
