@@ -40,6 +40,7 @@ REPORTS = Topic(
         "triage.corrected",
         "query.code_requested",
         "reporter.verified",
+        "reporter.rated",
     ),
 )
 CASES = Topic("gridlink.cases", 6, FOREVER, ("case.dispatched", *CASE_TRANSITION_TYPES))

@@ -19,6 +19,14 @@ from shared.events import utcnow
 from shared.taxonomy import Taxonomy
 
 SYSTEM = Actor(subject="dispatch", role="system", jurisdiction_code="")
+# A reporter's answer to the 回访 question (1 满意, 2 基本满意, 3 不满意) as the 1–5 rating staff give.
+REPLY_RATINGS = {"satisfied": 5, "basic": 3, "dissatisfied": 1}
+REPLY_WORDS = {"satisfied": "满意", "basic": "基本满意", "dissatisfied": "不满意"}
+
+
+def reporter(channel: str) -> Actor:
+    """The reporter as the actor of their own answer (never a token's role: only events carry it)."""
+    return Actor(subject=channel, role="reporter", jurisdiction_code="")
 
 
 class IllegalTransition(Exception):

@@ -2,6 +2,7 @@
 idempotent commands, responsibility-list versions, and county/town/village instances sharing one
 event stream."""
 
+import asyncio
 import uuid
 from contextlib import AsyncExitStack
 
@@ -630,3 +631,55 @@ async def test_a_search_for_a_character_the_database_cannot_store_is_refused(mak
         assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
         assert r.json()["status"] == 422 and r.json()["type"].endswith("unstorable-character")
         assert (await client.get("/api/v1/cases", params={"q": "井盖"}, headers=dispatcher)).status_code == 200
+
+
+async def test_a_reporters_answer_to_the_review_is_the_review_and_dissatisfied_reopens(make_settings):
+    from shared.events import ReporterRated
+
+    settings = make_settings("dispatch")
+    await ensure_topics(settings)
+    happy, unhappy = report("manhole"), report("manhole")
+    await publish(settings, REPORTS.name, happy.to_bytes(), unhappy.to_bytes())
+    dispatcher, zhujian = bearer(settings, "dispatcher"), bearer(settings, "handler", department_code="zhujian")
+
+    def rated(event, rating: str):
+        payload = ReporterRated(
+            report_id=event.payload.report_id,
+            case_id=event.payload.case_id,
+            rating=rating,
+            channel="wechat_group",
+            rated_at=utcnow(),
+        )
+        return new_event(payload, producer="intake", jurisdiction_code=VILLAGE, key=str(payload.case_id)).to_bytes()
+
+    async with running(dispatch_app(settings)) as client:
+        for event in (happy, unhappy):
+            case_id = event.payload.case_id
+            await eventually(lambda case_id=case_id: case_of(client, dispatcher, case_id))
+            for action, body in (
+                ("acknowledge", {}),
+                ("resolve", {"result": "已更换", "after_media_ids": [str(uuid.uuid4())]}),
+            ):
+                answer = await client.post(f"/api/v1/cases/{case_id}/{action}", json=body, headers=zhujian)
+                assert answer.status_code == 200, answer.text
+        await publish(settings, REPORTS.name, rated(happy, "satisfied"), rated(unhappy, "dissatisfied"))
+
+        async def settled(case_id, status):
+            case = await case_of(client, dispatcher, case_id)
+            return case if case["status"] == status else None
+
+        verified = await eventually(lambda: settled(happy.payload.case_id, "verified"))
+        assert verified["rating"] == 5
+        step = verified["timeline"][-1]
+        assert (step["action"], step["actor"], step["detail"]["comment"]) == (
+            "verify",
+            "reporter:wechat_group",
+            "群众回复：满意",
+        )
+        reopened = await eventually(lambda: settled(unhappy.payload.case_id, "dispatched"))
+        assert [t["action"] for t in reopened["timeline"]][-2:] == ["verify", "reopen"]
+        assert reopened["timeline"][-2]["detail"]["rating"] == 1 and "不满意" in reopened["timeline"][-1]["reason"]
+        # A late second answer changes nothing: the case no longer waits for one.
+        await publish(settings, REPORTS.name, rated(happy, "dissatisfied"))
+        await asyncio.sleep(1)
+        assert (await case_of(client, dispatcher, happy.payload.case_id))["status"] == "verified"
