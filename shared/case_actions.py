@@ -188,6 +188,19 @@ ACTIONS: dict[str, ActionSpec] = {
             lead_only=True,
             clocks=Clocks(completes="resolve", stop_all=True),
         ),
+        # 即知即改: the grid worker settles a small problem on the spot, with the "after" photos; the
+        # case is closed as handled by the grid, and no department's clock counts it.
+        ActionSpec(
+            name="settle",
+            label="即知即改",
+            roles=frozenset({"grid_worker"}),
+            from_statuses=("dispatched", *WORKING),
+            to_status="resolved",
+            event_type="case.settled",
+            request=ResolveRequest,
+            requires=("result", "after_media_ids"),
+            clocks=Clocks(stop_all=True),
+        ),
         ActionSpec(
             name="verify",
             label="回访",

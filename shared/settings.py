@@ -159,7 +159,8 @@ class ImageMaxBytes(BaseModel):
 
 class CountyMapFile(BaseModel):
     """The county map (divisions, grids, grid workers, residents' groups): intake places reports on
-    it, dispatch loads it into its directory of divisions (`make seed`), the console names divisions."""
+    it, dispatch loads it into its directory of divisions (`make seed`), the console names divisions,
+    notify tells each grid's worker of new reports in it."""
 
     county_map_path: Path = PROJECT_ROOT / "shared" / "data" / "county.geojson"
 

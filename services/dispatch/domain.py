@@ -245,6 +245,11 @@ def _resolve(c: Command) -> Outcome:
     )
 
 
+def _settle(c: Command) -> Outcome:
+    resolved = _resolve(c)
+    return replace(resolved, detail=resolved.detail | {"handled_by": "grid"})
+
+
 def _verify(c: Command) -> Outcome:
     if c.actor.role == "system":
         return Outcome(detail={"auto": True}, changes={"rating": None})  # nobody answered the 回访 in time
@@ -365,6 +370,7 @@ RULES: dict[str, Callable[[Command], Outcome]] = {
     "submit_plan": _submit_plan,
     "report_part": _report_part,
     "resolve": _resolve,
+    "settle": _settle,
     "verify": _verify,
     "dispatch": _dispatch_or_transfer,
     "transfer": _dispatch_or_transfer,

@@ -18,12 +18,13 @@ from services.notify.callbacks import callback_configs
 from services.notify.callbacks import router as callback_router
 from services.notify.channels import Senders
 from services.notify.delivery import make_delivery_loop
-from services.notify.domain import DepartmentContact, Directory, Group, robot_names
+from services.notify.domain import DepartmentContact, Directory, GridWorker, Group, robot_names
 from services.notify.handlers import make_handlers
 from services.notify.settings import NotifySettings
 from services.notify.sms import HttpSmsGateway
 from services.notify.wechat import WeChatOfficialAccountClient
 from services.notify.wecom import WeComAppClient, WeComRobotClient
+from shared.jurisdictions import load_county
 from shared.service import running_service
 from shared.sla_policy import load_sla_policy
 from shared.topics import CASES, MEDIA, REPORTS, SLA
@@ -71,10 +72,17 @@ def make_senders(settings: NotifySettings, http: httpx.AsyncClient) -> Senders:
     )
 
 
+def load_grid_workers(path: Path) -> dict[str, GridWorker]:
+    """Each grid's worker (their WeCom user id) and the grid's name, from the county map."""
+    county = load_county(path)
+    return {code: GridWorker(user_id=g.worker.worker_id, grid_name=g.name) for code, g in county.grids.items()}
+
+
 def create_app(settings: NotifySettings | None = None) -> FastAPI:
     settings = settings or NotifySettings(service_name="notify")
     directory = load_directory(settings.directory_path)
     sla_policy = load_sla_policy(settings.sla_policy_path)
+    grid_workers = load_grid_workers(settings.county_map_path)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -89,7 +97,9 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
                 settings,
                 service_dir=Path(__file__).parent,
                 topics=[REPORTS, CASES, SLA, MEDIA],
-                handlers=make_handlers(settings=settings, directory=directory, sla_policy=sla_policy),
+                handlers=make_handlers(
+                    settings=settings, directory=directory, sla_policy=sla_policy, grid_workers=grid_workers
+                ),
                 loops={"delivery": make_delivery_loop(lambda s: make_senders(s, http))},
             ) as runtime,
         ):

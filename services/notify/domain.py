@@ -216,6 +216,28 @@ def dispatched_messages(case: CaseDispatched, *, directory: Directory, sla_polic
     return out
 
 
+@dataclass(frozen=True)
+class GridWorker:
+    user_id: str  # WeCom user id
+    grid_name: str
+
+
+def grid_worker_messages(case: CaseDispatched, *, workers: dict[str, GridWorker]) -> list[Outgoing]:
+    """A new report in a grid: its grid worker hears of it at once (they may settle it on the spot,
+    即知即改, or check it on site), by a WeCom application message to them alone."""
+    worker = workers.get(case.grid_code or "")
+    if worker is None or case.action != "dispatch":  # only new cases: a transfer is not news to the grid
+        return []
+    address = f"（{case.address}）" if case.address else ""
+    description = case.description if len(case.description) <= 60 else case.description[:59] + "…"
+    content = (
+        f"【网格新上报】您负责的{worker.grid_name}有新上报，案件 {_case_ref(case)}：{case.category_name}"
+        f"{'（紧急）' * (case.priority == 'urgent')}。{description}{address}。已派{case.department_name}处置；"
+        "能当场解决的，可在工作台「即知即改」并上传整改后照片；也请到现场核实。"
+    )
+    return [Outgoing("wecom_app", worker.user_id, "case.grid_notice", app_text_message(content))]
+
+
 def warning_messages(payload, *, directory: Directory, now: datetime) -> list[Outgoing]:
     """催办: a deadline is near; the department's group is reminded, its handlers @-mentioned."""
     contact = _department(directory, payload.department_code)
@@ -282,6 +304,8 @@ def resolved_messages(payload, *, directory: Directory, evidence: dict[str, int]
     comparison_url = field_of(payload, "comparison_url")
     summary = field_of(payload, "result") or field_of(payload, "reason")  # dispatch puts the result in detail
     title = f"【办结】案件 {_case_ref(payload)} 已由{department}办结"
+    if field_of(payload, "action") == "settle":  # 即知即改: settled on the spot by the grid worker
+        title = f"【即知即改】案件 {_case_ref(payload)} 已由网格员现场处置"
     description = f"整改前后对比：整改前{before}张，整改后{after}张。" + (f"\n处理结果：{summary}" if summary else "")
     if comparison_url:
         body = news_message(

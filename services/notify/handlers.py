@@ -9,6 +9,7 @@ import asyncpg
 from services.notify import store
 from services.notify.domain import (
     Directory,
+    GridWorker,
     Outgoing,
     ReporterContact,
     ReporterTemplates,
@@ -16,6 +17,7 @@ from services.notify.domain import (
     breached_messages,
     dispatched_messages,
     field_of,
+    grid_worker_messages,
     notification_id,
     query_code_messages,
     resolved_messages,
@@ -56,8 +58,15 @@ async def queue(conn: asyncpg.Connection, event: Event, outgoing: list[Outgoing]
         )
 
 
-def make_handlers(*, settings: NotifySettings, directory: Directory, sla_policy: SlaPolicy):
-    """Handlers bound to the department directory and the SLA policy (read by app.py)."""
+def make_handlers(
+    *,
+    settings: NotifySettings,
+    directory: Directory,
+    sla_policy: SlaPolicy,
+    grid_workers: dict[str, GridWorker] | None = None,
+):
+    """Handlers bound to the department directory, the SLA policy and the grids' workers (read by app.py)."""
+    workers = grid_workers or {}
     templates = ReporterTemplates(
         wechat_template_id=settings.wechat_template_case_update,
         wechat_kind=settings.wechat_reporter_message,
@@ -77,6 +86,7 @@ def make_handlers(*, settings: NotifySettings, directory: Directory, sla_policy:
     async def on_case_dispatched(conn: asyncpg.Connection, event: Event) -> None:
         case = event.payload_as(CaseDispatched)
         await queue(conn, event, dispatched_messages(case, directory=directory, sla_policy=sla_policy))
+        await queue(conn, event, grid_worker_messages(case, workers=workers))
 
     async def on_case_acknowledged(conn: asyncpg.Connection, event: Event) -> None:
         step = event.payload_as(CaseTransitioned)
@@ -121,6 +131,7 @@ def make_handlers(*, settings: NotifySettings, directory: Directory, sla_policy:
         "case.dispatched": on_case_dispatched,
         "case.acknowledged": on_case_acknowledged,
         "case.resolved": on_case_resolved,
+        "case.settled": on_case_resolved,  # 即知即改: the department hears it, the reporter is asked
         "media.attached": on_media_attached,
         "sla.warning": on_sla_warning,
         "sla.breached": on_sla_breached,

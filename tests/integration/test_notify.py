@@ -63,3 +63,29 @@ async def test_refused_message_fails_with_reason(make_settings, tmp_path):
         assert "93000" in row["last_error"] and row["attempts"] == 1
         events = await read_topic(settings, NOTIFICATIONS.name, until=lambda ms: len(ms) >= 1)
         assert events[0]["type"] == "notification.failed" and "93000" in events[0]["payload"]["reason"]
+
+
+async def test_a_grid_worker_hears_of_each_new_report_in_their_grid(make_settings, fake_wecom, county):
+    settings = make_settings("notify")
+    await ensure_topics(settings)
+    grid = next(iter(county.grids.values()))
+    new = case_dispatched(grid_code=grid.code, case_no="20261202-000777", address="幸福路 18 号")
+    moved = case_dispatched(grid_code=grid.code, case_no="20261202-000778", action="transfer")
+    await publish(settings, CASES.name, new.to_bytes(), moved.to_bytes(), new.to_bytes())
+    async with running(create_app(settings)):
+
+        async def told():
+            messages = httpx.get(f"{fake_wecom}/_fake/app/messages").json()
+            mine = [m["body"] for m in messages if m["body"]["touser"] == grid.worker.worker_id]
+            return mine if any("000777" in m["text"]["content"] for m in mine) else None
+
+        received = await eventually(told)
+        await read_topic(settings, NOTIFICATIONS.name, until=lambda ms: len(ms) >= 3)  # 2 派单, 1 notice
+    received = [
+        m["body"]["text"]["content"]
+        for m in httpx.get(f"{fake_wecom}/_fake/app/messages").json()
+        if m["body"]["touser"] == grid.worker.worker_id
+    ]
+    [notice] = [text for text in received if "000777" in text]  # once, though the event came twice
+    assert grid.name in notice and "即知即改" in notice and "幸福路 18 号" in notice
+    assert not any("000778" in text for text in received)  # a transfer is not news to the grid

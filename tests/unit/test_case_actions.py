@@ -91,7 +91,7 @@ def actor_for(action: str, role: str) -> Actor:
 
 
 def test_the_table_covers_the_actions_staff_use():
-    assert len(ACTIONS) == 21
+    assert len(ACTIONS) == 22
     assert set(RULES) <= set(ACTIONS)
 
 
@@ -186,3 +186,22 @@ def test_a_case_merges_only_into_an_open_case_this_centre_holds_and_the_dispatch
         decide(case=case, action="merge", actor=Actor("d2", "dispatcher", TOWN), arguments=into, context=elsewhere)
     with pytest.raises(IllegalTransition, match="itself"):
         decide(case=case, action="merge", actor=dispatcher, arguments={"into_case_id": "c1"}, context=CONTEXT)
+
+
+def test_a_grid_worker_settles_a_small_problem_of_their_grid_on_the_spot():
+    grid = VILLAGE + "001"
+    case = CaseState(case_id="c1", status="dispatched", jurisdiction_code=VILLAGE, department_code=LEAD, grid_code=grid)
+    worker, neighbour = Actor("gw", "grid_worker", grid), Actor("gw2", "grid_worker", VILLAGE + "002")
+    assert "settle" in available_actions(actor=worker, case=case)
+    assert "settle" not in available_actions(actor=neighbour, case=case)
+    assert "settle" not in available_actions(actor=ACTORS["handler"], case=case)
+    photo = str(uuid4())
+    settled = decide(
+        case=case, action="settle", actor=worker, arguments={"result": "已扶正", "after_media_ids": [photo]}
+    )
+    assert (settled.to_status, settled.event_type) == ("resolved", "case.settled")
+    assert settled.detail == {"result": "已扶正", "after_media_ids": [photo], "handled_by": "grid"}
+    with pytest.raises(IllegalTransition, match="after_media_ids"):
+        decide(case=case, action="settle", actor=worker, arguments={"result": "已扶正"})
+    # No department did the work: its clocks stop, none is counted as met.
+    assert ACTIONS["settle"].clocks.completes is None and ACTIONS["settle"].clocks.stop_all
