@@ -201,7 +201,8 @@ def create_service_app(
         runtime = getattr(request.app.state, "runtime", None)
         checks = await runtime.readiness() if runtime else {"startup": "not finished"}
         ready = all(v == "ok" for v in checks.values())
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+        body = {"ready": ready, "checks": checks, "notes": runtime.noted() if runtime else {}}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", include_in_schema=False)
     @public("Prometheus scrapes it inside the cluster; counters only, no personal data")
