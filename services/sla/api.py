@@ -138,7 +138,7 @@ class HolidayRange(BaseModel):
 class MadeUpWorkday(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
-    date: date = Field(description="a Saturday or Sunday worked (调休上班)")
+    day: date = Field(alias="date", description="a Saturday or Sunday worked (调休上班)")
     holiday: str = Field("", alias="for", description="the holiday it makes up for", max_length=40)
 
 
@@ -226,10 +226,8 @@ async def calendar_year_view(year: int, request: Request, actor: CurrentActor):
         raise Problem(
             404,
             "Year not entered",
-            f"{year} is not in the calendar file nor entered by an admin"
-            + (
-                " (the chinese-calendar package covers it)." if calendar.source_of(year) else "; an admin can enter it."
-            ),
+            f"{year} is neither in the calendar file nor entered by an admin; an admin can enter it "
+            f"from the State Council's notice (PUT /api/v1/calendar/years/{year}).",
             kind="calendar-year-missing",
         )
     return {"year": year, "origin": calendar.source_of(year), **entry.as_document()}
@@ -249,7 +247,7 @@ async def put_calendar_year(year: int, body: CalendarYearIn, request: Request, c
             year=year,
             source=body.source,
             holidays=[h.model_dump() for h in body.holidays],
-            workdays=[{"date": w.date, "for": w.holiday} for w in body.workdays],
+            workdays=[{"date": w.day, "for": w.holiday} for w in body.workdays],
         )
     except InvalidCalendar as error:
         raise Problem(422, "Invalid calendar", str(error), kind="invalid-calendar") from None
