@@ -18,7 +18,7 @@ from services.notify.callbacks import callback_configs
 from services.notify.callbacks import router as callback_router
 from services.notify.channels import Senders
 from services.notify.delivery import make_delivery_loop
-from services.notify.domain import DepartmentContact, Directory, Group, robot_names
+from services.notify.domain import DepartmentContact, Directory, Group, place_names, robot_names
 from services.notify.handlers import make_handlers
 from services.notify.settings import NotifySettings
 from services.notify.sms import HttpSmsGateway
@@ -75,6 +75,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
     settings = settings or NotifySettings(service_name="notify")
     directory = load_directory(settings.directory_path)
     sla_policy = load_sla_policy(settings.sla_policy_path)
+    groups = load_groups(settings.notify_groups_path)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -89,7 +90,9 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
                 settings,
                 service_dir=Path(__file__).parent,
                 topics=[REPORTS, CASES, SLA, MEDIA],
-                handlers=make_handlers(settings=settings, directory=directory, sla_policy=sla_policy),
+                handlers=make_handlers(
+                    settings=settings, directory=directory, sla_policy=sla_policy, places=place_names(groups)
+                ),
                 loops={"delivery": make_delivery_loop(lambda s: make_senders(s, http))},
             ) as runtime,
         ):
@@ -97,7 +100,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
             yield
 
     app = create_service_app(settings, title="GridLink notify", lifespan=lifespan)
-    app.state.groups = load_groups(settings.notify_groups_path)
+    app.state.groups = groups
     app.state.robot_names = robot_names(directory, app.state.groups)
     app.state.callbacks = callback_configs(settings)
     app.include_router(staff_router)

@@ -53,11 +53,14 @@ async def queue(conn: asyncpg.Connection, event: Event, outgoing: list[Outgoing]
             target=out.target,
             template=out.template,
             body=out.body,
+            digest_line=out.digest_line,
         )
 
 
-def make_handlers(*, settings: NotifySettings, directory: Directory, sla_policy: SlaPolicy):
-    """Handlers bound to the department directory and the SLA policy (read by app.py)."""
+def make_handlers(
+    *, settings: NotifySettings, directory: Directory, sla_policy: SlaPolicy, places: dict[str, str] | None = None
+):
+    """Handlers bound to the department directory, the SLA policy and the grids' names (read by app.py)."""
     templates = ReporterTemplates(
         wechat_template_id=settings.wechat_template_case_update,
         wechat_kind=settings.wechat_reporter_message,
@@ -76,7 +79,7 @@ def make_handlers(*, settings: NotifySettings, directory: Directory, sla_policy:
 
     async def on_case_dispatched(conn: asyncpg.Connection, event: Event) -> None:
         case = event.payload_as(CaseDispatched)
-        await queue(conn, event, dispatched_messages(case, directory=directory, sla_policy=sla_policy))
+        await queue(conn, event, dispatched_messages(case, directory=directory, sla_policy=sla_policy, places=places))
 
     async def on_case_acknowledged(conn: asyncpg.Connection, event: Event) -> None:
         step = event.payload_as(CaseTransitioned)

@@ -15,6 +15,10 @@ class NotifySettings(ServiceSettings, PhoneEncryptionKey, SlaPolicyFile):
     notify_retry_base_s: float = 1.0
     # Our side of each group robot's limit (WeCom allows 20 a minute), so its 45009 stays rare.
     notify_robot_per_minute: int = 20
+    # 派单 digests: a robot sends one by one while more than `reserve` of its minute's slots are
+    # free; past that, queued 派单 for its group go out merged, spread over the reserved slots.
+    notify_digest: bool = True
+    notify_digest_reserve: int = 10
     notify_delivery_concurrency: int = 64
     notify_delivery_batch: int = 200
     # A claimed notification whose sender died is retried after this lease.

@@ -76,10 +76,30 @@ async def block_robots(conn: asyncpg.Connection, *, robot_keys: list[str], until
 
 async def mark_sending(conn: asyncpg.Connection, *, notification_ids: list[UUID], lease_until: datetime) -> None:
     await conn.execute(
-        "UPDATE notifications SET status = 'sending', next_attempt_at = $2 WHERE notification_id = ANY($1::uuid[])",
+        "UPDATE notifications SET status = 'sending', next_attempt_at = $2, digest_id = NULL "
+        "WHERE notification_id = ANY($1::uuid[])",
         notification_ids,
         lease_until,
     )
+
+
+async def start_digests(conn: asyncpg.Connection, digests: list[tuple[UUID, str, dict, list[UUID]]], *, at) -> None:
+    """Record each (digest, robot, body, notifications) about to be sent and tie its notifications to it."""
+    if not digests:
+        return
+    await conn.executemany(
+        "INSERT INTO digests (digest_id, robot_key, body, notifications, created_at) VALUES ($1, $2, $3, $4, $5)",
+        [(digest_id, robot, body, len(ids), at) for digest_id, robot, body, ids in digests],
+    )
+    await conn.executemany(
+        "UPDATE notifications SET digest_id = $1 WHERE notification_id = ANY($2::uuid[])",
+        [(digest_id, ids) for digest_id, _, _, ids in digests],
+    )
+
+
+async def digests_sent(conn: asyncpg.Connection, *, digest_ids: list[UUID], at: datetime) -> None:
+    if digest_ids:
+        await conn.execute("UPDATE digests SET sent_at = $2 WHERE digest_id = ANY($1::uuid[])", digest_ids, at)
 
 
 async def defer(conn: asyncpg.Connection, deferred: dict[UUID, datetime]) -> None:
