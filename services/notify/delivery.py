@@ -52,20 +52,25 @@ async def deliver_batch(*, settings: NotifySettings, pool: asyncpg.Pool, senders
         rows = await store.claim_due(conn, now=now, limit=settings.notify_delivery_batch)
         if not rows:
             return 0
+        if settings.notify_digest:
+            rows = rows + await store.claim_queued_dispatches(
+                conn,
+                robot_keys=sorted({r["target"] for r in rows if r["channel"] == "wecom_robot" and r["digest_line"]}),
+                claimed=[r["notification_id"] for r in rows],
+                limit=settings.notify_digest_queue_limit,
+            )
         robot_rows = [(r["notification_id"], r["target"]) for r in rows if r["channel"] == "wecom_robot"]
         windows = await store.lock_robot_windows(conn, sorted({key for _, key in robot_rows}))
-        lines = {
-            r["notification_id"]: r["digest_line"]
-            for r in rows
-            if settings.notify_digest and r["channel"] == "wecom_robot" and r["digest_line"]
-        }
+        mergeable = [r for r in rows if settings.notify_digest and r["channel"] == "wecom_robot" and r["digest_line"]]
         plan = plan_robot_sends(
             robot_rows,
             windows,
             now=now,
             per_minute=settings.notify_robot_per_minute,
-            digest_lines=lines,
+            digest_lines={r["notification_id"]: r["digest_line"] for r in mergeable},
+            queued_at={r["notification_id"]: r["created_at"] for r in mergeable},
             digest_reserve=settings.notify_digest_reserve,
+            digest_max_wait_s=settings.notify_digest_max_wait_s,
             digest_max_bytes=TEXT_MAX_BYTES,
         )
         picked = set(plan.picked) | {r["notification_id"] for r in rows if r["channel"] != "wecom_robot"}

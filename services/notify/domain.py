@@ -442,7 +442,9 @@ def plan_robot_sends(
     per_minute: int,
     window_s: float = ROBOT_WINDOW_S,
     digest_lines: dict[UUID, str] | None = None,
+    queued_at: dict[UUID, datetime] | None = None,
     digest_reserve: int = 0,
+    digest_max_wait_s: float = 10.0,
     digest_max_bytes: int = 2048,
 ) -> RobotPlan:
     """Split (notification, robot) candidates, in order, into those a sliding one-minute window per
@@ -450,14 +452,16 @@ def plan_robot_sends(
     than a token bucket: a bucket refilled at 20/min still lets 40 through in one minute after a
     full burst, and WeCom answers that with 45009 and a longer throttle.
 
-    With `digest_lines` (派单 that may be merged) and a `digest_reserve`, a robot sends one by one
-    only while more than `digest_reserve` of its slots are free. Past that its queued 派单 go out
-    merged into digests, at most one every window / (reserve + 1) seconds: the reserved slots then
-    last until the first slots of the minute free again, so no 派单 waits for a whole minute."""
+    With `digest_lines` (派单 that may be merged, each queued since `queued_at`), a robot sends 派单
+    one by one only while they all fit in the slots beyond `digest_reserve`. Otherwise its queued
+    派单 go out merged: a digest as soon as it is full (the next line would not fit), a partial one
+    once its oldest 派单 has waited `digest_max_wait_s`. Full digests carry the most 派单 per slot,
+    the wait bounds the rest, and the reserve keeps slots for both when a burst begins."""
     plan = RobotPlan()
     window = timedelta(seconds=window_s)
+    max_wait = timedelta(seconds=digest_max_wait_s)
     lines = digest_lines or {}
-    pace = window / (digest_reserve + 1)
+    since = queued_at or {}
     by_robot: dict[str, list[UUID]] = {}
     for notification, robot in candidates:
         by_robot.setdefault(robot, []).append(notification)
@@ -468,33 +472,37 @@ def plan_robot_sends(
             continue
         recent = sorted(t for t in state.sent_at if now - t < window)
         free = max(per_minute - len(recent), 0)
-        one_by_one = max(free - digest_reserve, 0) if lines else free
+        quiet = sum(1 for n in notifications if n in lines) <= free - digest_reserve
         picked: list[UUID] = []
         held: list[UUID] = []
         merged: list[UUID] = []
         for n in notifications:
-            if n in lines and one_by_one > 0 or n not in lines and free > 0:
+            if free > 0 and (n not in lines or quiet):
                 picked.append(n)
-                free, one_by_one = free - 1, max(one_by_one - 1, 0)
+                free -= 1
             else:
                 (merged if n in lines else held).append(n)
         recent.extend([now] * len(picked))
         if merged:
-            digest_at = recent[-1] + pace if recent else now
-            if free == 0:
-                digest_at = max(digest_at, recent[len(recent) - per_minute] + window)
-            if digest_at <= now:
-                chunks = chunk_lines([(n, lines[n]) for n in merged], max_bytes=digest_max_bytes)[:free]
-                for chunk in chunks:
-                    if len(chunk) == 1:
-                        picked.extend(chunk)  # a digest of one is the message itself
-                    else:
-                        plan.digests.append((robot, chunk))
-                recent.extend([now] * len(chunks))
-                done = {n for chunk in chunks for n in chunk}
-                plan.deferred.update({n: now + pace for n in merged if n not in done})
-            else:
-                plan.deferred.update({n: digest_at for n in merged})
+            merged.sort(key=lambda n: since.get(n, now))
+            chunks = chunk_lines([(n, lines[n]) for n in merged], max_bytes=digest_max_bytes)
+            # Every chunk but the last is full; the last goes once its oldest has waited enough.
+            due = chunks if now - since.get(chunks[-1][0], now) >= max_wait else chunks[:-1]
+            sending = due[:free]
+            for chunk in sending:
+                if len(chunk) == 1:
+                    picked.append(chunk[0])  # a digest of one is the message itself
+                else:
+                    plan.digests.append((robot, chunk))
+            recent.extend([now] * len(sending))
+            free -= len(sending)
+            sent = {n for chunk in sending for n in chunk}
+            waiting = [n for n in merged if n not in sent]
+            if waiting:
+                # Out of slots: the next free one. Otherwise only the partial digest is left, and
+                # it goes when its oldest 派单 has waited enough.
+                at = recent[len(recent) - per_minute] + window if free == 0 else since.get(waiting[0], now) + max_wait
+                plan.deferred.update({n: at for n in waiting})
         plan.picked.extend(picked)
         if held:
             # The slot frees when the send `per_minute` places back leaves the window.

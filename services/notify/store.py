@@ -33,6 +33,23 @@ async def claim_due(conn: asyncpg.Connection, *, now: datetime, limit: int) -> l
     )
 
 
+async def claim_queued_dispatches(
+    conn: asyncpg.Connection, *, robot_keys: list[str], claimed: list[UUID], limit: int
+) -> list[asyncpg.Record]:
+    """Lock the other 派单 queued for these robots, due or not (oldest first): a digest carries its
+    group's whole queue, so a 派单 held for the next digest is not left behind by it."""
+    if not robot_keys:
+        return []
+    return await conn.fetch(
+        "SELECT * FROM notifications WHERE status = 'pending' AND digest_line IS NOT NULL "
+        "AND target = ANY($1::text[]) AND NOT (notification_id = ANY($2::uuid[])) "
+        "ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED",
+        robot_keys,
+        claimed,
+        limit,
+    )
+
+
 async def lock_robot_windows(conn: asyncpg.Connection, robot_keys: list[str]) -> dict[str, RobotWindow]:
     """Each robot's recent sends, locked (in key order, so two senders never deadlock)."""
     if not robot_keys:

@@ -44,11 +44,11 @@ async def test_a_burst_to_one_group_is_merged_into_digests_and_each_case_is_sent
         statuses = (await client.get(f"/api/v1/cases/{merged[0]['case_id']}/notifications")).json()
         metrics = (await client.get("/metrics")).text
 
-    # At most ten one by one (the other ten slots are the digests' reserve), the rest merged.
-    assert 0 < BURST - len(merged) <= 10 and len(merged) >= 30
+    # Forty at once do not fit in the five slots beyond the reserve: the queue goes out merged.
+    assert len(merged) >= BURST - 1
     assert all(r["attempts"] == 1 and r["last_error"] is None for r in sent)
     received = fake_messages(fake_wecom, robot)
-    assert len(received) <= 20
+    assert len(received) <= 5
     quoted = [re.findall(r"20261202-\d{6}", m["body"]["text"]["content"]) for m in received]
     assert sorted(n for numbers in quoted for n in numbers) == sorted(e.payload.case_no for e in events)
     digests = [m for m, numbers in zip(received, quoted, strict=True) if len(numbers) > 1]

@@ -4,6 +4,8 @@ into one message, spread over reserved slots so none waits for a whole minute.""
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
+import pytest
+
 from services.notify.app import load_directory, load_groups
 from services.notify.domain import (
     DIGEST_HEADER,
@@ -22,72 +24,87 @@ from shared.sla_policy import load_sla_policy
 
 NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 SETTINGS = NotifySettings()
-WINDOW = 61.0
-PACE = timedelta(seconds=WINDOW / 11)  # a reserve of 10 slots: one digest every 61/11 s at most
+WAIT = timedelta(seconds=5)
 
 
-def lines(n: int, robot: str = "r1") -> tuple[list, dict]:
+def lines(n: int, robot: str = "r1", *, length: int = 1) -> tuple[list, dict]:
     ids = [uuid4() for _ in range(n)]
-    return [(i, robot) for i in ids], {
-        i: f"2026112{k:04d}｜井盖缺失｜莲源社区第1网格｜10:10前接单" for k, i in enumerate(ids)
-    }
+    line = "｜井盖缺失｜莲源社区第1网格｜10:10前接单" * length
+    return [(i, robot) for i in ids], {i: f"2026112{k:04d}{line}" for k, i in enumerate(ids)}
 
 
-def plan(candidates, digest_lines, windows=None, *, now=NOW, reserve=10):
+def plan(candidates, digest_lines, windows=None, *, now=NOW, queued_at=None, reserve=15):
     return plan_robot_sends(
         candidates,
         windows or {},
         now=now,
         per_minute=20,
-        window_s=WINDOW,
+        window_s=61,
         digest_lines=digest_lines,
+        queued_at=queued_at or dict.fromkeys(digest_lines, now),
         digest_reserve=reserve,
+        digest_max_wait_s=5,
         digest_max_bytes=TEXT_MAX_BYTES,
     )
 
 
-def test_a_quiet_group_gets_each_dispatch_as_its_own_message_and_the_rest_waits_for_a_digest():
-    candidates, digest_lines = lines(25)
+def sent_in_last(seconds: int, count: int) -> RobotWindow:
+    return RobotWindow(tuple(NOW - timedelta(seconds=seconds * (k + 1) / count) for k in range(count)))
+
+
+def test_a_quiet_group_gets_each_dispatch_as_its_own_message():
+    candidates, digest_lines = lines(5)
+    result = plan(candidates, digest_lines)
+    assert result.picked == [n for n, _ in candidates] and result.digests == [] and result.deferred == {}
+
+
+def test_past_the_reserve_dispatches_wait_briefly_for_a_digest_of_the_whole_queue():
+    candidates, digest_lines = lines(6)  # six do not fit in the five slots beyond the reserve
     first = plan(candidates, digest_lines)
-    assert first.picked == [n for n, _ in candidates[:10]] and first.digests == []
-    assert set(first.deferred) == {n for n, _ in candidates[10:]}
-    assert set(first.deferred.values()) == {NOW + PACE}  # not the minute the plain limit would make it wait
-
-    later = NOW + PACE
-    window = {"r1": RobotWindow(first.windows["r1"])}
-    second = plan(candidates[10:], digest_lines, window, now=later)
+    assert first.picked == [] and set(first.deferred.values()) == {NOW + WAIT}
+    later = NOW + WAIT
+    second = plan(candidates, digest_lines, now=later, queued_at=dict.fromkeys(digest_lines, NOW))
     assert second.picked == [] and second.deferred == {}
-    assert second.digests == [("r1", [n for n, _ in candidates[10:]])]
-    assert second.windows["r1"] == (*first.windows["r1"], later)
+    assert second.digests == [("r1", [n for n, _ in candidates])]
+    assert second.windows["r1"] == (later,)
 
 
-def test_other_messages_keep_their_turn_and_may_use_the_reserve():
-    candidates, digest_lines = lines(3)
+def test_a_full_digest_goes_at_once_and_the_partial_rest_waits_for_its_oldest():
+    candidates, digest_lines = lines(30)
+    queued = {n: NOW - timedelta(seconds=1) for n, _ in candidates}
+    result = plan(candidates, digest_lines, {"r1": sent_in_last(30, 10)}, queued_at=queued)
+    [(robot, full)] = result.digests
+    assert robot == "r1" and full == [n for n, _ in candidates[: len(full)]] and 20 < len(full) < 30
+    assert set(result.deferred) == {n for n, _ in candidates[len(full) :]}
+    assert set(result.deferred.values()) == {NOW - timedelta(seconds=1) + WAIT}
+
+
+def test_other_messages_are_never_merged_and_keep_their_turn():
+    candidates, digest_lines = lines(8)
     warning = (uuid4(), "r1")
-    full = {"r1": RobotWindow(tuple(NOW - timedelta(seconds=s) for s in range(1, 11)))}  # 10 free: the reserve
-    result = plan([warning, *candidates], digest_lines, full)
-    assert result.picked == [warning[0]]  # 催办 is not merged and is sent now
-    assert set(result.deferred.values()) == {NOW + PACE}  # 派单 wait for the next digest, a pace after it
+    result = plan([warning, *candidates], digest_lines, {"r1": sent_in_last(30, 10)})
+    assert result.picked == [warning[0]]  # 催办 is sent now, on a reserved slot
+    assert set(result.deferred.values()) == {NOW + WAIT}
 
 
 def test_a_spent_robot_waits_for_its_first_free_slot_and_a_digest_of_one_is_the_message_itself():
-    sent = tuple(NOW - timedelta(seconds=s) for s in range(1, 21))  # 20 sends in the last 20 s
     candidates, digest_lines = lines(2)
-    held = plan(candidates, digest_lines, {"r1": RobotWindow(sent)})
+    old = dict.fromkeys(digest_lines, NOW - timedelta(seconds=30))
+    held = plan(candidates, digest_lines, {"r1": sent_in_last(20, 20)}, queued_at=old)
     assert held.picked == [] and set(held.deferred.values()) == {NOW - timedelta(seconds=20) + timedelta(seconds=61)}
     one, one_line = lines(1)
-    quiet_since = {"r1": RobotWindow(tuple(NOW - timedelta(seconds=s) for s in range(10, 20)))}
-    alone = plan(one, one_line, quiet_since, reserve=15)
-    assert alone.picked == [one[0][0]] and alone.digests == []
+    waited = plan(one, one_line, {"r1": sent_in_last(30, 19)}, queued_at=dict.fromkeys(one_line, NOW - WAIT))
+    assert waited.picked == [one[0][0]] and waited.digests == []
 
 
-def test_a_long_queue_splits_into_as_many_digests_as_fit_the_free_slots():
-    candidates, _ = lines(100)
-    long_lines = {n: "很长的地点描述" * 20 for n, _ in candidates}  # ~420 bytes: four to a message
-    window = {"r1": RobotWindow(tuple(NOW - timedelta(seconds=s) for s in range(30, 47)))}  # 3 free
-    result = plan(candidates, long_lines, window)
-    assert len(result.digests) == 3 and all(len(ids) == 4 for _, ids in result.digests)
-    assert len(result.deferred) == 88 and set(result.deferred.values()) == {NOW + PACE}
+def test_a_long_queue_is_split_over_the_free_slots():
+    candidates, digest_lines = lines(100, length=5)  # ~300 bytes a line: six to a message
+    old = dict.fromkeys(digest_lines, NOW - timedelta(seconds=10))
+    result = plan(candidates, digest_lines, {"r1": sent_in_last(40, 17)}, queued_at=old)  # 3 free
+    assert len(result.digests) == 3 and all(len(ids) == 6 for _, ids in result.digests)
+    assert len(result.deferred) == 82 and set(result.deferred.values()) == {
+        NOW - timedelta(seconds=40) + timedelta(seconds=61)
+    }
 
 
 def test_without_digest_lines_the_plain_limit_applies():
@@ -96,27 +113,28 @@ def test_without_digest_lines_the_plain_limit_applies():
     assert len(result.picked) == 20 and result.digests == [] and len(result.deferred) == 5
 
 
-def test_a_burst_of_four_a_second_never_waits_a_minute_nor_breaks_the_limit():
-    """The planner driven as the delivery loop drives it: 4 派单 a second for two minutes to one group."""
+@pytest.mark.parametrize("per_second", [1, 5, 7])
+def test_a_burst_never_waits_a_minute_nor_breaks_the_limit(per_second):
+    """The planner driven as the delivery loop drives it (every 100 ms, taking the group's whole
+    queue along), with a minute of 派单 at `per_second` to one group."""
     arrivals: dict = {}  # notification → arrival
     due: dict = {}  # notification → when it may be claimed
     digest_lines: dict = {}
     sent_at: tuple = ()
     sends: list[datetime] = []
     waits: list[float] = []
-    for tick in range(0, 150 * 10):  # every 100 ms, the loop's poll interval
+    every = 10 / per_second  # ticks between arrivals
+    for tick in range(0, 120 * 10):
         now = NOW + timedelta(milliseconds=100 * tick)
-        if tick < 1200 and tick % 10 in (0, 2, 5, 7):
+        if tick < 600 and int(tick / every) != int((tick - 1) / every):
             n = uuid4()
-            arrivals[n], due[n], digest_lines[n] = (
-                now,
-                now,
-                f"2026{tick:06d}｜暴露垃圾｜莲源社区第1网格｜2个工作小时内接单",
-            )
-        claimable = sorted((n for n, at in due.items() if at <= now), key=lambda n: due[n])
-        if not claimable:
+            arrivals[n], due[n] = now, now
+            digest_lines[n] = f"20261124-{tick:06d}｜暴露垃圾｜莲源社区第1网格｜2个工作小时内接单"
+        if not any(at <= now for at in due.values()):
             continue
-        result = plan([(n, "r1") for n in claimable], digest_lines, {"r1": RobotWindow(sent_at)}, now=now)
+        queue = sorted(due, key=lambda n: due[n])
+        queued = {n: arrivals[n] for n in queue}
+        result = plan([(n, "r1") for n in queue], digest_lines, {"r1": RobotWindow(sent_at)}, now=now, queued_at=queued)
         sent_at = result.windows["r1"]
         delivered = result.picked + [n for _, ids in result.digests for n in ids]
         sends += [now] * (len(result.picked) + len(result.digests))
@@ -125,7 +143,7 @@ def test_a_burst_of_four_a_second_never_waits_a_minute_nor_breaks_the_limit():
             del due[n]
         due.update(result.deferred)
     assert not arrivals, "every 派单 went out"
-    assert max(waits) < 15, max(waits)
+    assert max(waits) < 30, max(waits)
     for i, at in enumerate(sends):  # WeCom's own count: never more than 20 within any 60 s
         assert sum(1 for t in sends[i:] if t - at < timedelta(seconds=60)) <= 20
 

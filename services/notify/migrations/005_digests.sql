@@ -12,3 +12,6 @@ CREATE TABLE digests (
     sent_at        timestamptz
 );
 CREATE INDEX notifications_digest ON notifications (digest_id) WHERE digest_id IS NOT NULL;
+-- A digest takes its group's whole queue of 派单, due or not.
+CREATE INDEX notifications_mergeable ON notifications (target, created_at)
+    WHERE status = 'pending' AND digest_line IS NOT NULL;
