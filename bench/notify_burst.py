@@ -35,8 +35,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.notify_broadcast import wait_http  # noqa: E402
-from devtools.local_servers import free_port, local_servers  # noqa: E402
+from devtools.local_servers import free_port, local_servers, wait_http  # noqa: E402
 from shared.events import CaseDispatched, new_event  # noqa: E402
 from shared.topics import CASES  # noqa: E402
 
