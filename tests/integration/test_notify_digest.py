@@ -44,8 +44,8 @@ async def test_a_burst_to_one_group_is_merged_into_digests_and_each_case_is_sent
         statuses = (await client.get(f"/api/v1/cases/{merged[0]['case_id']}/notifications")).json()
         metrics = (await client.get("/metrics")).text
 
-    # Forty at once do not fit in the five slots beyond the reserve: the queue goes out merged.
-    assert len(merged) >= BURST - 1
+    # Forty do not fit in the five slots beyond the reserve: past the first few, the queue goes out merged.
+    assert len(merged) >= BURST - 5
     assert all(r["attempts"] == 1 and r["last_error"] is None for r in sent)
     received = fake_messages(fake_wecom, robot)
     assert len(received) <= 5
