@@ -22,26 +22,13 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from devtools.local_servers import free_port, local_servers  # noqa: E402
+from devtools.local_servers import free_port, local_servers, wait_http  # noqa: E402
 from shared.auth import Actor, issue_token  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE_S = 2 * 3600  # the seed county: two hours by hand, group by group
 TARGET_S = 5 * 60
 TIMEOUT_S = 15 * 60  # the benchmark gives up (and fails) after this
-
-
-def wait_http(url: str, process: subprocess.Popen, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not become ready")
-        time.sleep(0.2)
 
 
 def robot_keys(target: str) -> set[str]:

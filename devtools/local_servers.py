@@ -6,9 +6,12 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from shared.settings import PROJECT_ROOT
 
@@ -19,6 +22,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_http(url: str, process: subprocess.Popen, seconds: float) -> None:
+    """Wait until `url` answers 200 (a service or fake the benchmarks started as `process`)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not become ready")
+        time.sleep(0.2)
 
 
 @dataclass(frozen=True)

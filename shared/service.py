@@ -32,6 +32,13 @@ class Runtime(Generic[S]):
     tasks: dict[str, asyncio.Task] = field(default_factory=dict)
     # Extra readiness probes (e.g. the object store): name → coroutine that raises when not ready.
     checks: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
+    # Conditions worth an operator's attention that do not make the service unready (e.g. sla's
+    # calendar lacking next year): name → function giving a sentence, or None when all is well.
+    notes: dict[str, Callable[[], str | None]] = field(default_factory=dict)
+
+    def noted(self) -> dict[str, str]:
+        """The notes that currently say something."""
+        return {name: text for name, note in self.notes.items() if (text := note())}
 
     async def readiness(self) -> dict[str, str]:
         """Name → 'ok' or the reason it is not ready."""
@@ -73,6 +80,7 @@ async def running_service(
     handlers: dict[str, Handler] | None = None,
     loops: dict[str, BackgroundLoop] | None = None,
     checks: dict[str, Callable[[], Awaitable[None]]] | None = None,
+    notes: dict[str, Callable[[], str | None]] | None = None,
     setup: Callable[[asyncpg.Pool], Awaitable[None]] | None = None,
 ) -> AsyncIterator[Runtime[S]]:
     """Start the service's infrastructure; on exit, stop consuming first and relay last."""
@@ -83,7 +91,14 @@ async def running_service(
     await ensure_topics(settings)
     producer = create_producer(settings)
     await producer.start()
-    runtime = Runtime(settings=settings, pool=pool, producer=producer, stopping=asyncio.Event(), checks=checks or {})
+    runtime = Runtime(
+        settings=settings,
+        pool=pool,
+        producer=producer,
+        stopping=asyncio.Event(),
+        checks=checks or {},
+        notes=notes or {},
+    )
     runtime.tasks["outbox_relay"] = asyncio.create_task(run_outbox_relay(settings, pool, producer, runtime.stopping))
     if handlers:
         runtime.consumer = ConsumerRunner(

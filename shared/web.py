@@ -201,7 +201,10 @@ def create_service_app(
         runtime = getattr(request.app.state, "runtime", None)
         checks = await runtime.readiness() if runtime else {"startup": "not finished"}
         ready = all(v == "ok" for v in checks.values())
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+        # Notes: what an operator should know that does not make the service unready (shared.service).
+        noted = getattr(runtime, "noted", None)
+        body = {"ready": ready, "checks": checks, "notes": noted() if noted else {}}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", include_in_schema=False)
     @public("Prometheus scrapes it inside the cluster; counters only, no personal data")

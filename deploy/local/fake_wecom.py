@@ -18,7 +18,7 @@ It also stands in for the rest of what notify talks to:
   `url_check_request` build requests exactly as WeCom (application and AI bot) and the official
   account sign and encrypt them (WXBizMsgCrypt).
 Sent messages are read back at `/_fake/app/messages`, `/_fake/mp/messages`, `/_fake/sms/messages`;
-`/_fake/stats` counts token fetches.
+`/_fake/stats` counts token fetches, robot messages and the 45009 answers per robot key.
 
 Run: python deploy/local/fake_wecom.py --port 18090
 """
@@ -262,6 +262,7 @@ def create_app(
     sms_messages: list[dict] = []
     pictures: dict[str, tuple[bytes, str]] = {}
     sms_sent_at: dict[str, deque] = defaultdict(deque)
+    rate_limited: dict[str, int] = defaultdict(int)  # 45009 answers per robot key
 
     def issue_token(kind: str) -> dict:
         token = f"{kind}-{secrets.token_urlsafe(24)}"
@@ -289,6 +290,7 @@ def create_app(
         while window and now - window[0] >= RATE_WINDOW_S:
             window.popleft()
         if len(window) >= rate_limit_per_minute:
+            rate_limited[key] += 1
             return answer(RATE_LIMITED)
         if failures[key]:
             errcode, errmsg = failures[key].popleft()
@@ -433,6 +435,7 @@ def create_app(
             "token_fetches": dict(token_fetches),
             "robot_messages": len(messages),
             "robot_keys": len({m["key"] for m in messages}),
+            "robot_rate_limited": dict(rate_limited),
         }
 
     @app.get("/_fake/app/messages")
@@ -468,6 +471,7 @@ def create_app(
         for log in (messages, app_messages, mp_messages, sms_messages):
             log.clear()
         sent_at.clear()
+        rate_limited.clear()
         failures.clear()
         sms_sent_at.clear()
 

@@ -237,8 +237,18 @@ async def queue(
         chosen=chosen,
         next_cursor=next_cursor,
         paged=bool(cursor),
+        notice=await _calendar_notice(request),
     )
     return _html(request, html, status)
+
+
+async def _calendar_notice(request: Request) -> str:
+    """sla's banner while the official calendar does not cover the coming 60 days (deadlines would
+    count holidays as working days); nothing when sla cannot say, which the queue does not need."""
+    try:
+        return (await _ask(request, "sla", "GET", "/api/v1/calendar")).get("banner") or ""
+    except (Refused, Unavailable):
+        return ""
 
 
 async def _case_page(

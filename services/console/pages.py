@@ -290,6 +290,7 @@ def queue_page(
     chosen: dict[str, str] | None = None,
     next_cursor: str | None = None,
     paged: bool = False,
+    notice: str = "",
 ) -> str:
     chosen = chosen or {}
     tabs = "".join(
@@ -310,7 +311,9 @@ def queue_page(
         more = f'<a class="button" id="next-page" href="/?{conditions}&amp;cursor={e(next_cursor)}">下一页</a>'
     if paged:
         more = f'<a class="button" href="/?{conditions}">回到第一页</a> ' + more
+    calendar = f'<p class="notice" role="status">{e(notice)}</p>' if notice else ""
     body = f"""<div id="banner" class="banner" hidden role="alert"></div>
+{calendar}
 <section class="toolbar">
   <nav class="tabs">{tabs}</nav>
   <span id="live" class="live" title="新案件自动出现，无需刷新">● 实时</span>

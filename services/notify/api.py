@@ -46,6 +46,9 @@ class NotificationStatus(BaseModel):
     created_at: datetime
     sent_at: datetime | None
     next_attempt_at: datetime
+    digest_id: UUID | None = Field(
+        None, description="set when it was sent within a digest (派单汇总) with other 派单 of the same group"
+    )
 
 
 class CaseNotifications(BaseModel):

@@ -18,7 +18,7 @@ from services.notify.callbacks import callback_configs
 from services.notify.callbacks import router as callback_router
 from services.notify.channels import Senders
 from services.notify.delivery import make_delivery_loop
-from services.notify.domain import DepartmentContact, Directory, GridWorker, Group, robot_names
+from services.notify.domain import DepartmentContact, Directory, GridWorker, Group, place_names, robot_names
 from services.notify.handlers import make_handlers
 from services.notify.settings import NotifySettings
 from services.notify.sms import HttpSmsGateway
@@ -83,6 +83,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
     directory = load_directory(settings.directory_path)
     sla_policy = load_sla_policy(settings.sla_policy_path)
     grid_workers = load_grid_workers(settings.county_map_path)
+    groups = load_groups(settings.notify_groups_path)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -98,7 +99,11 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
                 service_dir=Path(__file__).parent,
                 topics=[REPORTS, CASES, SLA, MEDIA],
                 handlers=make_handlers(
-                    settings=settings, directory=directory, sla_policy=sla_policy, grid_workers=grid_workers
+                    settings=settings,
+                    directory=directory,
+                    sla_policy=sla_policy,
+                    places=place_names(groups),
+                    grid_workers=grid_workers,
                 ),
                 loops={"delivery": make_delivery_loop(lambda s: make_senders(s, http))},
             ) as runtime,
@@ -107,7 +112,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
             yield
 
     app = create_service_app(settings, title="GridLink notify", lifespan=lifespan)
-    app.state.groups = load_groups(settings.notify_groups_path)
+    app.state.groups = groups
     app.state.robot_names = robot_names(directory, app.state.groups)
     app.state.callbacks = callback_configs(settings)
     app.include_router(staff_router)

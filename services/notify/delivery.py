@@ -10,19 +10,39 @@ again after the lease: delivery is at least once, and a row is never claimed by 
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from datetime import timedelta
+from uuid import UUID, uuid4
 
 import asyncpg
 
 from services.notify import metrics, store
 from services.notify.channels import DeliveryError, Senders, as_delivery_error
-from services.notify.domain import ROBOT_WINDOW_S, backoff_seconds, plan_robot_sends
+from services.notify.domain import ROBOT_WINDOW_S, backoff_seconds, digest_message, plan_robot_sends
+from services.notify.messages import TEXT_MAX_BYTES
 from services.notify.settings import NotifySettings
 from shared.db import enqueue
 from shared.events import Event, NotificationFailed, NotificationSent, new_event, utcnow
 from shared.loops import repeat_until_stopped
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Send:
+    """One message to send: a notification's own, or a digest carrying several 派单 of one group."""
+
+    rows: list
+    body: dict
+    digest_id: UUID | None = None
+
+
+def _mentions(rows) -> list[str]:
+    """Everyone the merged messages @-mentioned, once each, in order."""
+    mobiles: dict[str, None] = {}
+    for row in rows:
+        mobiles.update(dict.fromkeys(row["body"].get("text", {}).get("mentioned_mobile_list", [])))
+    return list(mobiles)
 
 
 async def deliver_batch(*, settings: NotifySettings, pool: asyncpg.Pool, senders: Senders) -> int:
@@ -32,43 +52,88 @@ async def deliver_batch(*, settings: NotifySettings, pool: asyncpg.Pool, senders
         rows = await store.claim_due(conn, now=now, limit=settings.notify_delivery_batch)
         if not rows:
             return 0
+        if settings.notify_digest:
+            rows = rows + await store.claim_queued_dispatches(
+                conn,
+                robot_keys=sorted({r["target"] for r in rows if r["channel"] == "wecom_robot" and r["digest_line"]}),
+                claimed=[r["notification_id"] for r in rows],
+                limit=settings.notify_digest_queue_limit,
+            )
         robot_rows = [(r["notification_id"], r["target"]) for r in rows if r["channel"] == "wecom_robot"]
         windows = await store.lock_robot_windows(conn, sorted({key for _, key in robot_rows}))
-        plan = plan_robot_sends(robot_rows, windows, now=now, per_minute=settings.notify_robot_per_minute)
+        mergeable = [r for r in rows if settings.notify_digest and r["channel"] == "wecom_robot" and r["digest_line"]]
+        plan = plan_robot_sends(
+            robot_rows,
+            windows,
+            now=now,
+            per_minute=settings.notify_robot_per_minute,
+            digest_lines={r["notification_id"]: r["digest_line"] for r in mergeable},
+            queued_at={r["notification_id"]: r["created_at"] for r in mergeable},
+            digest_reserve=settings.notify_digest_reserve,
+            digest_max_wait_s=settings.notify_digest_max_wait_s,
+            digest_max_bytes=TEXT_MAX_BYTES,
+        )
         picked = set(plan.picked) | {r["notification_id"] for r in rows if r["channel"] != "wecom_robot"}
+        sends = [Send([r], r["body"]) for r in rows if r["notification_id"] in picked]
+        by_id = {r["notification_id"]: r for r in rows}
+        digests = []
+        for robot, ids in plan.digests:
+            merged = [by_id[n] for n in ids]
+            body = digest_message([r["digest_line"] for r in merged], mentioned_mobiles=_mentions(merged))
+            digest_id = uuid4()
+            sends.append(Send(merged, body, digest_id))
+            digests.append((digest_id, robot, body, ids))
         await store.save_robot_windows(conn, plan.windows)
         await store.defer(conn, plan.deferred)
         await store.mark_sending(
-            conn, notification_ids=list(picked), lease_until=now + timedelta(seconds=settings.notify_lease_s)
+            conn,
+            notification_ids=[r["notification_id"] for s in sends for r in s.rows],
+            lease_until=now + timedelta(seconds=settings.notify_lease_s),
         )
+        await store.start_digests(conn, digests, at=now)
     if plan.deferred:
         metrics.RATE_DEFERRED.inc(len(plan.deferred))
-    batch = [r for r in rows if r["notification_id"] in picked]
-    if not batch:
+    if not sends:
         return 0
     limit = asyncio.Semaphore(settings.notify_delivery_concurrency)
 
-    async def attempt(row) -> DeliveryError | None:
+    async def attempt(send: Send) -> DeliveryError | None:
+        row = send.rows[0]
         async with limit:
             started = time.perf_counter()
             try:
-                await senders.send(channel=row["channel"], target=row["target"], body=row["body"])
+                await senders.send(channel=row["channel"], target=row["target"], body=send.body)
                 return None
-            except Exception as exc:  # every failure is recorded on its row; none may stop the batch
+            except Exception as exc:  # every failure is recorded on its rows; none may stop the batch
                 return as_delivery_error(exc)
             finally:
                 metrics.SEND_DURATION.labels(row["channel"]).observe(time.perf_counter() - started)
 
-    outcomes = await asyncio.gather(*(attempt(r) for r in batch))
-    await record_outcomes(settings=settings, pool=pool, rows=batch, outcomes=outcomes, claimed_at=now)
-    return len(batch)
+    outcomes = await asyncio.gather(*(attempt(s) for s in sends))
+    for send, error in zip(sends, outcomes, strict=True):
+        if send.digest_id is not None:
+            metrics.DIGESTS.labels("sent" if error is None else "failed").inc()
+            metrics.DIGESTED.labels("sent" if error is None else "failed").inc(len(send.rows))
+    await record_outcomes(
+        settings=settings,
+        pool=pool,
+        rows=[row for send in sends for row in send.rows],
+        outcomes=[error for send, error in zip(sends, outcomes, strict=True) for _ in send.rows],
+        claimed_at=now,
+        digest_ids=[s.digest_id for s, error in zip(sends, outcomes, strict=True) if s.digest_id and error is None],
+    )
+    return len(sends)
 
 
-async def record_outcomes(*, settings: NotifySettings, pool: asyncpg.Pool, rows, outcomes, claimed_at) -> None:
-    """Write what the channels answered: sent, retry later, or failed for good (event + dead letter)."""
+async def record_outcomes(
+    *, settings: NotifySettings, pool: asyncpg.Pool, rows, outcomes, claimed_at, digest_ids: list[UUID] | None = None
+) -> None:
+    """Write what the channels answered: sent, retry later, or failed for good (event + dead letter).
+    A digest's outcome is each of its notifications' outcome."""
     now = utcnow()
     sent_ids = [r["notification_id"] for r, error in zip(rows, outcomes, strict=True) if error is None]
     async with pool.acquire() as conn, conn.transaction():
+        await store.digests_sent(conn, digest_ids=digest_ids or [], at=now)
         # Slots were reserved at claim time; WeCom counted the sends when they arrived, up to a batch
         # later. Dating them by this (later) answer time keeps our window from reopening early.
         await store.settle_robot_windows(

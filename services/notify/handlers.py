@@ -55,6 +55,7 @@ async def queue(conn: asyncpg.Connection, event: Event, outgoing: list[Outgoing]
             target=out.target,
             template=out.template,
             body=out.body,
+            digest_line=out.digest_line,
         )
 
 
@@ -63,9 +64,10 @@ def make_handlers(
     settings: NotifySettings,
     directory: Directory,
     sla_policy: SlaPolicy,
+    places: dict[str, str] | None = None,
     grid_workers: dict[str, GridWorker] | None = None,
 ):
-    """Handlers bound to the department directory, the SLA policy and the grids' workers (read by app.py)."""
+    """Handlers bound to the department directory, the SLA policy, the grids' names and workers (read by app.py)."""
     workers = grid_workers or {}
     templates = ReporterTemplates(
         wechat_template_id=settings.wechat_template_case_update,
@@ -85,7 +87,7 @@ def make_handlers(
 
     async def on_case_dispatched(conn: asyncpg.Connection, event: Event) -> None:
         case = event.payload_as(CaseDispatched)
-        await queue(conn, event, dispatched_messages(case, directory=directory, sla_policy=sla_policy))
+        await queue(conn, event, dispatched_messages(case, directory=directory, sla_policy=sla_policy, places=places))
         await queue(conn, event, grid_worker_messages(case, workers=workers))
 
     async def on_case_acknowledged(conn: asyncpg.Connection, event: Event) -> None:

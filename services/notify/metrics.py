@@ -32,3 +32,13 @@ QUEUE = Gauge(
     "Notifications not yet settled, by state (due now, held for later, in flight), and broadcast or not.",
     ["state", "kind"],
 )
+DIGESTS = Counter(
+    "gridlink_notify_digests_total",
+    "派单 digests (派单汇总) sent to a group whose robot had spent its minute, by outcome (sent, failed).",
+    ["outcome"],
+)
+DIGESTED = Counter(
+    "gridlink_notify_digested_notifications_total",
+    "派单 notifications carried by a digest rather than their own message, by the digest's outcome.",
+    ["outcome"],
+)

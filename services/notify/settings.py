@@ -15,6 +15,14 @@ class NotifySettings(ServiceSettings, PhoneEncryptionKey, SlaPolicyFile, CountyM
     notify_retry_base_s: float = 1.0
     # Our side of each group robot's limit (WeCom allows 20 a minute), so its 45009 stays rare.
     notify_robot_per_minute: int = 20
+    # 派单 digests: a robot sends 派单 one by one while they fit in the slots beyond `reserve`;
+    # past that, its group's queued 派单 go out merged: a digest as soon as it is full, a partial
+    # one once its oldest 派单 has waited `max_wait`.
+    notify_digest: bool = True
+    notify_digest_reserve: int = 15
+    notify_digest_max_wait_s: float = 5.0
+    # How many queued 派单 of the groups in a batch it takes along (a few full digests' worth).
+    notify_digest_queue_limit: int = 1000
     notify_delivery_concurrency: int = 64
     notify_delivery_batch: int = 200
     # A claimed notification whose sender died is retried after this lease.

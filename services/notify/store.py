@@ -33,6 +33,23 @@ async def claim_due(conn: asyncpg.Connection, *, now: datetime, limit: int) -> l
     )
 
 
+async def claim_queued_dispatches(
+    conn: asyncpg.Connection, *, robot_keys: list[str], claimed: list[UUID], limit: int
+) -> list[asyncpg.Record]:
+    """Lock the other 派单 queued for these robots, due or not (oldest first): a digest carries its
+    group's whole queue, so a 派单 held for the next digest is not left behind by it."""
+    if not robot_keys:
+        return []
+    return await conn.fetch(
+        "SELECT * FROM notifications WHERE status = 'pending' AND digest_line IS NOT NULL "
+        "AND target = ANY($1::text[]) AND NOT (notification_id = ANY($2::uuid[])) "
+        "ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED",
+        robot_keys,
+        claimed,
+        limit,
+    )
+
+
 async def lock_robot_windows(conn: asyncpg.Connection, robot_keys: list[str]) -> dict[str, RobotWindow]:
     """Each robot's recent sends, locked (in key order, so two senders never deadlock)."""
     if not robot_keys:
@@ -76,10 +93,30 @@ async def block_robots(conn: asyncpg.Connection, *, robot_keys: list[str], until
 
 async def mark_sending(conn: asyncpg.Connection, *, notification_ids: list[UUID], lease_until: datetime) -> None:
     await conn.execute(
-        "UPDATE notifications SET status = 'sending', next_attempt_at = $2 WHERE notification_id = ANY($1::uuid[])",
+        "UPDATE notifications SET status = 'sending', next_attempt_at = $2, digest_id = NULL "
+        "WHERE notification_id = ANY($1::uuid[])",
         notification_ids,
         lease_until,
     )
+
+
+async def start_digests(conn: asyncpg.Connection, digests: list[tuple[UUID, str, dict, list[UUID]]], *, at) -> None:
+    """Record each (digest, robot, body, notifications) about to be sent and tie its notifications to it."""
+    if not digests:
+        return
+    await conn.executemany(
+        "INSERT INTO digests (digest_id, robot_key, body, notifications, created_at) VALUES ($1, $2, $3, $4, $5)",
+        [(digest_id, robot, body, len(ids), at) for digest_id, robot, body, ids in digests],
+    )
+    await conn.executemany(
+        "UPDATE notifications SET digest_id = $1 WHERE notification_id = ANY($2::uuid[])",
+        [(digest_id, ids) for digest_id, _, _, ids in digests],
+    )
+
+
+async def digests_sent(conn: asyncpg.Connection, *, digest_ids: list[UUID], at: datetime) -> None:
+    if digest_ids:
+        await conn.execute("UPDATE digests SET sent_at = $2 WHERE digest_id = ANY($1::uuid[])", digest_ids, at)
 
 
 async def defer(conn: asyncpg.Connection, deferred: dict[UUID, datetime]) -> None:

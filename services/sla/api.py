@@ -1,23 +1,28 @@
 """SLA's HTTP routes, for staff: a case's deadlines, departments' scores, the policy in force.
 
+The official calendar (holidays and 调休) is read by every staff role and changed by admins only.
+
 Who may read them: every staff role (dispatcher, handler, grid_worker, supervisor, admin), which
 is every valid token. Deadlines and on-time scores are what the whole county works to and is
 assessed by (考核通报); they name departments and times, never residents.
 """
 
+import logging
 from datetime import date, datetime, timedelta
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 
-from services.sla import store
-from services.sla.calendar import CST
+from services.sla import metrics, store
+from services.sla.calendar import CST, InvalidCalendar, calendar_year
 from shared.events import utcnow
 from shared.problems import Problem
 from shared.sla_policy import Duration
 from shared.web import Connection, CurrentActor
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1")
 
 
@@ -120,3 +125,159 @@ async def policy(request: Request, actor: CurrentActor):
         "reminder_every_minutes": p.reminder_every_minutes,
         "always": sorted(p.always),
     }
+
+
+# --- the official calendar --------------------------------------------------------------------
+
+
+class HolidayRange(BaseModel):
+    name: str = Field(description="元旦, 春节, 清明, 劳动节, 端午, 中秋, 国庆节…", min_length=1, max_length=40)
+    first: date = Field(description="first day off")
+    last: date = Field(description="last day off (the range includes the weekend days in it)")
+
+
+class MadeUpWorkday(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    day: date = Field(alias="date", description="a Saturday or Sunday worked (调休上班)")
+    holiday: str = Field("", alias="for", description="the holiday it makes up for", max_length=40)
+
+
+class CalendarYearIn(BaseModel):
+    source: str = Field(
+        description="the notice the dates come from, e.g. 国务院办公厅关于2027年部分节假日安排的通知",
+        min_length=1,
+        max_length=200,
+    )
+    holidays: list[HolidayRange] = Field(max_length=40)
+    workdays: list[MadeUpWorkday] = Field(max_length=40)
+
+
+class CalendarYearView(CalendarYearIn):
+    year: int
+    origin: str = Field(description="api (entered by an admin), file (shared/data/holidays.yaml)")
+
+
+class CalendarChange(BaseModel):
+    year: int
+    changed_at: datetime
+    actor: str = Field(description="role:subject of the admin")
+    actor_name: str | None
+    before: dict | None = Field(description="the year as entered before (null: it came from the file or nowhere)")
+    after: dict
+
+
+class CalendarCoverage(BaseModel):
+    today: date = Field(description="in Beijing time")
+    covered_through: date | None = Field(description="last day with official data, in a run from today")
+    days_ahead: int = Field(description="days from today on with official data")
+    horizon_days: int = Field(description="deadlines need this many days ahead covered")
+    covered: bool = Field(description="false: some working-day deadlines may treat holidays as working days")
+    banner: str | None = Field(description="what the console shows when not covered (Chinese), else null")
+    years: dict[int, str] = Field(description="year → where its data comes from: api, file or package")
+
+
+# Years the calendar takes: the notices begin long after 2000, and a county plans no further than 2100.
+CalendarYearNumber = Annotated[int, Path(ge=2000, le=2100, description="the year, e.g. 2027")]
+
+
+def _calendar(request: Request):
+    return request.app.state.calendar
+
+
+def _today(request: Request) -> date:
+    return request.app.state.clock().astimezone(CST).date()
+
+
+def _require_admin(actor) -> None:
+    if actor.role != "admin":
+        raise Problem(
+            403,
+            "Admins only",
+            "Only an admin may change the official calendar; ask your county's admin to enter the notice.",
+            kind="forbidden",
+        )
+
+
+@router.get("/calendar", response_model=CalendarCoverage)
+async def calendar_coverage(request: Request, actor: CurrentActor):
+    """Whether the official calendar covers the coming days, and where each year's data comes from;
+    `banner` is what the console shows while it does not.
+
+    Who: any staff member; deadlines depend on it."""
+    calendar = _calendar(request)
+    today = _today(request)
+    coverage = calendar.coverage(today)
+    known = set(calendar.file_years) | set(calendar.stored_years) | set(range(today.year - 1, today.year + 2))
+    return {
+        "today": today,
+        "covered_through": coverage.covered_through,
+        "days_ahead": coverage.days_ahead,
+        "horizon_days": coverage.horizon_days,
+        "covered": coverage.ok,
+        "banner": coverage.message(),
+        "years": {year: origin for year in sorted(known) if (origin := calendar.source_of(year))},
+    }
+
+
+@router.get("/calendar/years/{year}", response_model=CalendarYearView)
+async def calendar_year_view(year: CalendarYearNumber, request: Request, actor: CurrentActor):
+    """One year's holidays and 调休 working days as sla uses them.
+
+    Who: any staff member."""
+    calendar = _calendar(request)
+    entry = calendar.year(year)
+    if entry is None:
+        raise Problem(
+            404,
+            "Year not entered",
+            f"{year} is neither in the calendar file nor entered by an admin; an admin can enter it "
+            f"from the State Council's notice (PUT /api/v1/calendar/years/{year}).",
+            kind="calendar-year-missing",
+        )
+    return {"year": year, "origin": calendar.source_of(year), **entry.as_document()}
+
+
+@router.put("/calendar/years/{year}", response_model=CalendarYearView)
+async def put_calendar_year(
+    year: CalendarYearNumber, body: CalendarYearIn, request: Request, conn: Connection, actor: CurrentActor
+):
+    """Enter or correct a year from the State Council's notice; it wins over the file and the
+    package from now on (new deadlines; running ones keep theirs). Audited: who, when, before, after.
+
+    Who: admins only."""
+    _require_admin(actor)
+    try:
+        entry = calendar_year(
+            year=year,
+            source=body.source,
+            holidays=[h.model_dump() for h in body.holidays],
+            workdays=[{"date": w.day, "for": w.holiday} for w in body.workdays],
+        )
+    except InvalidCalendar as error:
+        raise Problem(422, "Invalid calendar", str(error), kind="invalid-calendar") from None
+    document = entry.as_document()
+    async with conn.transaction():
+        await store.save_calendar_year(
+            conn, year=year, document=document, at=utcnow(), actor=actor.label, actor_name=actor.name
+        )
+    calendar = _calendar(request)
+    calendar.use_stored(calendar.stored_years | {year: entry})
+    metrics.CALENDAR_DAYS_AHEAD.set(calendar.coverage(_today(request)).days_ahead)
+    log.warning("calendar %s entered by %s (%s)", year, actor.label, body.source)
+    return {"year": year, "origin": "api", **document}
+
+
+@router.get("/calendar/changes", response_model=list[CalendarChange])
+async def calendar_changes(
+    conn: Connection,
+    actor: CurrentActor,
+    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+):
+    """Who changed the official calendar, when, and what it was before and after; newest first.
+
+    Who: admins only."""
+    _require_admin(actor)
+    rows = await store.calendar_changes(conn, year=year, limit=limit)
+    return [dict(r) for r in rows]

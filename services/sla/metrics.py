@@ -10,3 +10,13 @@ LATENESS = Histogram(
     "How long after its due moment a timer was handled",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 2, 5, 10, 30, 60, 300),
 )
+CALENDAR_DAYS_AHEAD = Gauge(
+    "gridlink_calendar_covered_days_ahead",
+    "Days from today (Beijing) on that the official calendar covers (holidays and 调休 known); "
+    "below 60, working-day deadlines may treat holidays as working days",
+)
+CALENDAR_FALLBACK = Counter(
+    "gridlink_calendar_fallback_days_total",
+    "Days judged Monday-Friday because no official calendar covers their year, by year",
+    ["year"],
+)

@@ -1,9 +1,15 @@
 """SLA's settings: the shared base, the agreements sla is part of, and its own options."""
 
-from shared.settings import ServiceSettings, SlaPolicyFile
+from pathlib import Path
+
+from shared.settings import PROJECT_ROOT, ServiceSettings, SlaPolicyFile
 
 
 class SlaSettings(ServiceSettings, SlaPolicyFile):
     sla_tick_interval_s: float = 0.5
     sla_fire_batch: int = 1000
     sla_fire_workers: int = 2
+    # The official holidays and 调休 per year (the State Council's notices); admins add years through the API.
+    sla_holidays_path: Path = PROJECT_ROOT / "shared" / "data" / "holidays.yaml"
+    # How often each replica re-reads the years admins entered (another replica may have taken the change).
+    sla_calendar_refresh_s: float = 60.0

@@ -135,3 +135,51 @@ async def pending_by_stage(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT stage, count(*) AS n FROM timers WHERE stopped_at IS NULL AND fired_at IS NULL GROUP BY stage"
     )
+
+
+# --- the official calendar as admins entered it ---------------------------------------------------
+
+
+async def calendar_years(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT * FROM calendar_years ORDER BY year")
+
+
+async def save_calendar_year(
+    conn: asyncpg.Connection, *, year: int, document: dict, at: datetime, actor: str, actor_name: str | None
+) -> dict | None:
+    """Store a year (replacing an earlier entry) and record the change; returns the year as it was
+    before (None: not entered through the API before). Locked, so two admins' changes are audited
+    in the order they were applied."""
+    before = await conn.fetchrow(
+        "SELECT source, holidays, workdays FROM calendar_years WHERE year = $1 FOR UPDATE", year
+    )
+    await conn.execute(
+        "INSERT INTO calendar_years (year, source, holidays, workdays, updated_at, updated_by) "
+        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (year) DO UPDATE SET source = EXCLUDED.source, "
+        "holidays = EXCLUDED.holidays, workdays = EXCLUDED.workdays, updated_at = EXCLUDED.updated_at, "
+        "updated_by = EXCLUDED.updated_by",
+        year,
+        document["source"],
+        document["holidays"],
+        document["workdays"],
+        at,
+        actor,
+    )
+    previous = dict(before) if before else None
+    await conn.execute(
+        "INSERT INTO calendar_changes (year, changed_at, actor, actor_name, before, after) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        year,
+        at,
+        actor,
+        actor_name,
+        previous,
+        document,
+    )
+    return previous
+
+
+async def calendar_changes(conn: asyncpg.Connection, *, year: int | None, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT * FROM calendar_changes WHERE $1::int IS NULL OR year = $1 ORDER BY id DESC LIMIT $2", year, limit
+    )

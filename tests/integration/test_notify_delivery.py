@@ -178,7 +178,8 @@ async def test_acknowledged_and_resolved_reach_the_reporter_and_the_command_cent
 
 async def test_each_robot_gets_at_most_twenty_a_minute_even_across_a_restart(make_settings, fake_wecom, tmp_path):
     robot = f"rl-{uuid4().hex[:8]}"
-    settings = make_settings("notify", directory_path=one_robot_directory(tmp_path, robot))
+    # The plain limit, with 派单 digests off (they are tested in test_notify_digest.py).
+    settings = make_settings("notify", directory_path=one_robot_directory(tmp_path, robot), notify_digest=False)
     await ensure_topics(settings)
     events = [case_dispatched() for _ in range(23)]
     await publish(settings, CASES.name, *(e.to_bytes() for e in events))

@@ -91,6 +91,7 @@ async def test_twenty_messages_a_minute_per_robot(http, clock):
     for i in range(20):
         assert (await send(http, text_message(f"第{i}条")))["errcode"] == 0
     assert (await send(http, text_message("第21条")))["errcode"] == 45009
+    assert (await http.get("/_fake/stats")).json()["robot_rate_limited"] == {"robot-a": 1}  # reported too
     assert (await send(http, text_message("另一个群"), key="robot-b"))["errcode"] == 0
     clock.now += 60
     assert (await send(http, text_message("一分钟后")))["errcode"] == 0

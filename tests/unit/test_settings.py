@@ -36,8 +36,9 @@ AGREEMENTS = {
     ResponsibilityListFile: {"intake", "dispatch", "console"},
     IncomingPhotosBucket: {"intake", "media"},  # intake parks report photos, media takes them in
     ImageMaxBytes: {"intake", "media"},  # intake refuses photos media would refuse
-    # intake places reports on it, dispatch seeds its divisions from it, the console names them
-    CountyMapFile: {"intake", "dispatch", "console"},
+    # intake places reports on it, dispatch seeds its divisions from it, the console names them,
+    # notify finds each grid's worker on it
+    CountyMapFile: {"intake", "dispatch", "console", "notify"},
     ObjectStoreServer: {"intake", "media"},  # photos in, evidence kept: no other service holds the S3 keys
     DevTokenIssuer: {"dispatch", "console"},  # dispatch issues development tokens, the console asks for them
 }
