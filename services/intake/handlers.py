@@ -13,7 +13,7 @@ import asyncpg
 
 from services.intake import store
 from services.intake.domain import Bundle, Channel, OutsideCounty, Placement, bundle_description, place_report
-from services.intake.reports import Intake, apply_new_corrections, submit_report
+from services.intake.reports import Intake, apply_new_corrections, submit_report, use_accepted_model
 from shared.case_actions import CASE_TRANSITION_TYPES
 from shared.events import CaseDispatched, CaseTransitioned, Event, MessageReceived, TriageCorrected, utcnow
 from shared.loops import repeat_until_stopped
@@ -155,6 +155,7 @@ def make_loops(intake: Intake):
 
     async def corrections(runtime: Runtime) -> None:
         async def step() -> None:
+            await use_accepted_model(runtime.pool, intake)  # a retraining run accepted a new model
             await apply_new_corrections(runtime.pool, intake)
             async with runtime.pool.acquire() as conn:
                 await store.prune_rate_limits(conn, before=utcnow() - timedelta(hours=2))
