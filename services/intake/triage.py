@@ -24,6 +24,7 @@ Pure: no I/O here. The caller reads the data files and passes their text in.
 
 import copy
 import hashlib
+import math
 import re
 import threading
 from collections import Counter
@@ -232,9 +233,44 @@ class TriageModel:
         else:
             self._coef = np.asarray(self.category_model.feature_log_prob_)
             self._intercept = np.zeros(len(self.categories))
+        # One report at a time, sklearn's input checks cost more than the arithmetic: `_vector` does
+        # the same TF-IDF by hand from the fitted vocabularies and idf weights.
+        self._char_vocabulary, self._char_idf = self.char_vectorizer.vocabulary_, self.char_vectorizer.idf_
+        self._word_vocabulary, self._word_idf = self.word_vectorizer.vocabulary_, self.word_vectorizer.idf_
+        self._word_offset = len(self._char_idf)
+        self._keyword_offset = self._word_offset + len(self._word_idf)
+        urgency_weights = np.asarray(self.urgency_model.coef_)[0]
+        self._urgency_text, self._urgency_extra = (
+            urgency_weights[: len(self.feature_names)],
+            urgency_weights[len(self.feature_names) :],
+        )
+        self._urgency_intercept = float(self.urgency_model.intercept_[0])
         self._corrections: list[tuple[frozenset[str], str]] = []
         self.corrections_applied = 0
         self._lock = threading.Lock()
+
+    def _vector(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """One text's features as (indices, values): exactly what `_text_features` gives for it."""
+        chars = _chars(text)
+        char_counts = Counter(chars[i : i + n] for n in (1, 2, 3) for i in range(len(chars) - n + 1))
+        word_counts = Counter(words(text))
+        idx: list[int] = []
+        vals: list[float] = []
+        for counts, vocabulary, idf, offset in (
+            (char_counts, self._char_vocabulary, self._char_idf, 0),
+            (word_counts, self._word_vocabulary, self._word_idf, self._word_offset),
+        ):
+            block = [
+                (vocabulary[g], (1 + math.log(n)) * idf[vocabulary[g]]) for g, n in counts.items() if g in vocabulary
+            ]
+            norm = math.sqrt(sum(v * v for _, v in block)) or 1.0
+            idx.extend(offset + j for j, _ in block)
+            vals.extend(v / norm for _, v in block)
+        for k, category in enumerate(self.keyword_categories):
+            if any(w in text for w in self.lexicon.keywords[category]):
+                idx.append(self._keyword_offset + k)
+                vals.append(1.0)
+        return np.array(idx, dtype=np.int64), np.array(vals)
 
     def _keyword_hits(self, texts: list[str]) -> sparse.csr_matrix:
         rows = []
@@ -309,15 +345,13 @@ class TriageModel:
         x = self._text_features(texts)
         return self.urgency_model.predict_proba(self._urgency_features(x, texts))[:, 1]
 
-    def top_terms(self, x: sparse.csr_matrix, category: str, text: str) -> tuple[str, ...]:
+    def top_terms(self, idx: np.ndarray, vals: np.ndarray, category: str, text: str) -> tuple[str, ...]:
         """The text's features that pushed most towards `category` (weight × value), longest first
         among overlapping n-grams, so the dispatcher sees why. A lexicon hit is named by the
         keywords found."""
-        row = x.tocoo()
-        weights = self._coef[self.categories.index(category)]
+        contributions = vals * self._coef[self.categories.index(category), idx]
         scored = sorted(
-            ((float(v * weights[j]), str(self.feature_names[j])) for j, v in zip(row.col, row.data, strict=True)),
-            reverse=True,
+            ((float(c), str(self.feature_names[j])) for j, c in zip(idx, contributions, strict=True)), reverse=True
         )
         terms: list[str] = []
         for score, name in scored:
@@ -335,8 +369,11 @@ class TriageModel:
 
     def classify(self, text: str) -> TriageResult:
         """Category, department, priority, confidence and the deciding terms for a report text."""
-        x = self._text_features([text])
-        probs = dict(zip(self.categories, self._scores(x)[0].tolist(), strict=True))
+        idx, vals = self._vector(text)
+        logits = (self._coef[:, idx] @ vals + self._intercept) / TEMPERATURE
+        exp = np.exp(logits - logits.max())
+        scores = exp / exp.sum()
+        probs = dict(zip(self.categories, scores.tolist(), strict=True))
         corrected = self._corrected(text)
         if corrected:
             # The dispatcher said so for a text like this: the correction's category wins, as sure
@@ -348,7 +385,9 @@ class TriageModel:
         category, confidence = ranked[0]
         spec = self.taxonomy.categories[category]
         manual = confidence < self.threshold or category == FALLBACK_CATEGORY
-        p_urgent = float(self.urgency_model.predict_proba(self._urgency_features(x, [text]))[0, 1])
+        extra = urgency_features(text, self.lexicon) + [float(scores @ self._urgent_rate)]
+        z = float(self._urgency_text[idx] @ vals + self._urgency_extra @ np.array(extra) + self._urgency_intercept)
+        p_urgent = 1 / (1 + math.exp(-z))
         cues = tuple(
             dict.fromkeys(
                 _cues(self.lexicon.urgent_cues, text)
@@ -357,7 +396,7 @@ class TriageModel:
             )
         )
         priority = "urgent" if p_urgent >= URGENT_THRESHOLD else "normal"
-        terms = self.top_terms(x, category, text) if category in self.categories else ()
+        terms = self.top_terms(idx, vals, category, text) if category in self.categories else ()
         if corrected:
             terms = ("调度员纠正",) + terms[: TOP_TERMS - 1]
         return TriageResult(

@@ -10,6 +10,8 @@ import asyncpg
 import pytest
 
 from services.intake.app import create_app
+from services.intake.retrain import main as retrain_main
+from services.intake.retrain import run as retrain
 from shared.auth import Actor, issue_token
 from shared.events import CaseTransitioned, MessageReceived, TriageCorrected, new_event, utcnow
 from shared.geo import wgs84_to_gcj02
@@ -55,6 +57,9 @@ async def test_report_without_category_is_triaged_located_and_published(make_set
         assert (event["type"], event["schema_version"]) == ("report.submitted", 2)
         assert payload["category"] == "manhole" and payload["category_source"] == "triage"
         assert payload["priority"] == "urgent" and 0 < payload["confidence"] <= 1
+        # The model that judged it travels with the report (an optional field older consumers ignore).
+        version = payload["triage_model_version"]
+        assert version and len(version) == 12
         # Intake placed it once: the event carries the place, and the envelope names its division.
         assert payload["place"] == {
             "division_code": grid.village_code,
@@ -70,9 +75,13 @@ async def test_report_without_category_is_triaged_located_and_published(make_set
             await client.get(f"/api/v1/reports/{answer['report_id']}", headers=bearer(settings, "dispatcher"))
         ).json()
         assert view["reporter_phone"] == "139****5678" and view["needs_manual_triage"] is False
+        assert view["triage_model_version"] == version
     [row] = await _fetch(settings, "SELECT * FROM intake.reports")
     assert b"13912345678" not in bytes(row["reporter_phone_encrypted"])
-    assert json.loads(row["triage"])["category"] == "manhole"
+    assert row["triage_model_version"] == version
+    stored = json.loads(row["triage"])
+    assert stored["category"] == "manhole" and stored["model_version"] == version
+    assert stored["top_terms"] and stored["urgent_cues"] and stored["urgency"] >= 0.5
 
 
 async def test_gcj02_is_converted_and_outside_points_are_refused(make_settings, county):
@@ -274,6 +283,11 @@ async def test_triage_endpoint_and_corrections_by_http_and_by_event(make_setting
             "priority": "urgent",
         }
         assert 0 < r.json()["confidence"] <= 1
+        # The dispatcher sees why: the terms that decided, the danger cues, the model.
+        assert any("煤气" in t for t in r.json()["top_terms"]) and r.json()["urgent_cues"]
+        assert r.json()["model_version"] and r.json()["urgency"] >= 0.5
+        calm = (await client.post("/api/v1/triage", json={"text": "吓死人了，楼下烧烤油烟好大"})).json()
+        assert (calm["category"], calm["priority"], calm["urgent_cues"]) == ("cooking_fume", "normal", [])
         assert (await client.post("/api/v1/triage", json={"text": ""})).status_code == 422
 
         slang = "三岔口那几盏猫眼灯又瞎了"
@@ -505,3 +519,50 @@ async def test_grid_worker_places_an_address_only_report(make_settings, county):
         assert located["key"] == report["case_id"] and located["payload"]["grid_code"] == grid.grid_code
         assert located["jurisdiction_code"] == grid.village_code  # where the report now is
         assert located["payload"]["located_by"].startswith("grid_worker:")
+
+
+async def test_retraining_from_corrections_replaces_the_model_only_if_not_worse(make_settings, monkeypatch, capsys):
+    settings = make_settings("intake", triage_corrections_poll_s=0.1)
+    slang = "三岔口那几盏猫眼灯又瞎了"
+    # Nothing to learn yet: the job says so and records nothing.
+    assert await retrain(settings) is None
+    async with running(create_app(settings)) as client:
+        shipped = (await client.post("/api/v1/triage", json={"text": slang})).json()["model_version"]
+        dispatcher = bearer(settings, "dispatcher")
+        for text in ("猫眼灯瞎了好几盏", "北街猫眼灯又瞎了", "猫眼灯全瞎了没人修"):
+            c = await client.post(
+                "/api/v1/triage/corrections", headers=dispatcher, json={"text": text, "category": "signboard_lighting"}
+            )
+            assert c.status_code == 201, c.text
+
+        decision = await retrain(settings)
+        assert decision is not None and decision.corrections_through == 3
+        # The corrections do not make the model worse on the held-out voice: it is accepted.
+        assert decision.accepted and "not worse" in decision.reason, decision
+        assert decision.version != shipped
+        assert decision.candidate.category_accuracy >= decision.current.category_accuracy
+
+        async def switched():
+            now = (await client.post("/api/v1/triage", json={"text": slang})).json()
+            return now if now["model_version"] == decision.version else None
+
+        now = await eventually(switched, timeout=60)
+        # The model learned the slang itself, not only the correction memory.
+        assert now["category"] == "signboard_lighting" and "调度员纠正" not in now["top_terms"]
+        report = await client.post(
+            "/api/v1/reports", json={"description": "路口的猫眼灯瞎了三盏", "lat": HERE[0], "lng": HERE[1]}
+        )
+        assert report.status_code == 201, report.text
+    [model] = await _fetch(settings, "SELECT * FROM intake.triage_models")
+    assert model["accepted"] and model["version"] == decision.version and model["corrections_through"] == 3
+    assert json.loads(model["candidate_scores"])["n"] == json.loads(model["current_scores"])["n"] > 0
+    [row] = await _fetch(settings, "SELECT triage_model_version FROM intake.reports")
+    assert row["triage_model_version"] == decision.version
+    # Run again with nothing new: nothing to do (the command line says so).
+    monkeypatch.setattr("services.intake.retrain.IntakeSettings", lambda **_: settings)
+    retrain_main()
+    assert "nothing to do" in capsys.readouterr().out
+    # A restarted intake starts with the accepted model.
+    async with running(create_app(settings)) as client:
+        again = (await client.post("/api/v1/triage", json={"text": slang})).json()
+        assert again["model_version"] == decision.version

@@ -321,3 +321,14 @@ def test_acceptance_set_accuracy(model):
     print(f"\ntriage on the acceptance set (never trained on): {scores_.line()}")
     assert scores_.category_accuracy >= 0.90
     assert scores_.urgent_recall >= 0.98
+
+
+@pytest.mark.parametrize(
+    "text", ["楼道里一股很冲的煤气味", "喂那个我们楼下那个警盖没得了", "@物业 😱 电梯卡住了", "谢谢", "x"]
+)
+def test_one_report_at_a_time_scores_exactly_as_a_batch(model, text):
+    """classify's hand-made TF-IDF (fast, one text) agrees with sklearn's batch transform."""
+    result = model.classify(text)
+    batch = model.probabilities(text)
+    assert result.confidence == pytest.approx(batch[result.category], abs=1e-9)
+    assert result.urgency == pytest.approx(float(model.urgency_probability([text])[0]), abs=1e-9)
