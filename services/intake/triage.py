@@ -201,8 +201,17 @@ class TriageModel:
             analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2, preprocessor=_chars
         )
         self.word_vectorizer = TfidfVectorizer(analyzer=words, sublinear_tf=True, min_df=2)
-        self.char_vectorizer.fit(texts)
-        self.word_vectorizer.fit(texts)
+        self._keyword_patterns = [
+            re.compile("|".join(map(re.escape, lexicon.keywords[c]))) for c in self.keyword_categories
+        ]
+        x = sparse.hstack(
+            [
+                self.char_vectorizer.fit_transform(texts),
+                self.word_vectorizer.fit_transform(texts),
+                self._keyword_hits(texts),
+            ],
+            format="csr",
+        )
         self.feature_names = np.concatenate(
             [
                 self.char_vectorizer.get_feature_names_out(),
@@ -210,7 +219,6 @@ class TriageModel:
                 np.array([f"词表:{c}" for c in self.keyword_categories]),
             ]
         )
-        x = self._text_features(texts)
         self.category_model = CLASSIFIERS[classifier]()
         self.category_model.fit(x, [e.category for e in examples])
         self.categories = [str(c) for c in self.category_model.classes_]
@@ -266,17 +274,19 @@ class TriageModel:
             norm = math.sqrt(sum(v * v for _, v in block)) or 1.0
             idx.extend(offset + j for j, _ in block)
             vals.extend(v / norm for _, v in block)
-        for k, category in enumerate(self.keyword_categories):
-            if any(w in text for w in self.lexicon.keywords[category]):
+        for k, pattern in enumerate(self._keyword_patterns):
+            if pattern.search(text):
                 idx.append(self._keyword_offset + k)
                 vals.append(1.0)
         return np.array(idx, dtype=np.int64), np.array(vals)
 
     def _keyword_hits(self, texts: list[str]) -> sparse.csr_matrix:
-        rows = []
-        for text in texts:
-            rows.append([float(any(w in text for w in self.lexicon.keywords[c])) for c in self.keyword_categories])
-        return sparse.csr_matrix(np.array(rows))
+        """1 where a text has any of a category's lexicon keywords."""
+        return sparse.csr_matrix(
+            np.array([[float(bool(p.search(t))) for p in self._keyword_patterns] for t in texts]).reshape(
+                len(texts), -1
+            )
+        )
 
     def _text_features(self, texts: list[str]) -> sparse.csr_matrix:
         return sparse.hstack(

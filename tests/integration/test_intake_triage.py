@@ -1,6 +1,7 @@
 """Intake with triage, location, duplicates, the public query, rate limits, corrections and WeChat
 messages, against real PostgreSQL and Kafka."""
 
+import asyncio
 import base64
 import json
 from datetime import timedelta
@@ -347,6 +348,8 @@ async def test_triage_endpoint_and_corrections_by_http_and_by_event(make_setting
 async def test_wechat_messages_from_one_sender_become_one_report(make_settings, county):
     settings = make_settings("intake", intake_message_window_s=1.0, intake_message_tick_s=0.1)
     gcj = wgs84_to_gcj02(*HERE)
+    # The app first (its triage model may train for seconds): the messages' window starts after.
+    app = create_app(settings)
     t0 = utcnow()
 
     def message(sender, msg_type, at, source="wecom_app", **fields):
@@ -368,7 +371,7 @@ async def test_wechat_messages_from_one_sender_become_one_report(make_settings, 
 
     grid = county.grids[county.find_grid(*HERE).grid_code]
 
-    async with running(create_app(settings)):
+    async with running(app):
         await publish(
             settings,
             MESSAGES.name,
@@ -560,7 +563,7 @@ async def test_retraining_from_corrections_replaces_the_model_only_if_not_worse(
     assert row["triage_model_version"] == decision.version
     # Run again with nothing new: nothing to do (the command line says so).
     monkeypatch.setattr("services.intake.retrain.IntakeSettings", lambda **_: settings)
-    retrain_main()
+    await asyncio.to_thread(retrain_main)  # the command runs its own event loop
     assert "nothing to do" in capsys.readouterr().out
     # A restarted intake starts with the accepted model.
     async with running(create_app(settings)) as client:
