@@ -291,7 +291,7 @@ async def test_triage_endpoint_and_corrections_by_http_and_by_event(make_setting
         assert (calm["category"], calm["priority"], calm["urgent_cues"]) == ("cooking_fume", "normal", [])
         assert (await client.post("/api/v1/triage", json={"text": ""})).status_code == 422
 
-        slang = "三岔口那几盏猫眼灯又瞎了"
+        slang = "三岔口那几只猫眼又眨巴了"
         before = (await client.post("/api/v1/triage", json={"text": slang})).json()
         zhang = Actor(subject="zhang", role="dispatcher", jurisdiction_code="330727")
         dispatcher = {"authorization": "Bearer " + issue_token(secret=settings.auth_jwt_secret, actor=zhang)}
@@ -302,10 +302,10 @@ async def test_triage_endpoint_and_corrections_by_http_and_by_event(make_setting
                 actor=Actor(subject="wu", role="handler", jurisdiction_code="330727", department_code="zhujian"),
             )
         }
-        correction = {"text": "猫眼灯瞎了", "category": "signboard_lighting"}
+        correction = {"text": "猫眼眨巴了", "category": "signboard_lighting"}
         assert (await client.post("/api/v1/triage/corrections", json=correction)).status_code == 401
         assert (await client.post("/api/v1/triage/corrections", json=correction, headers=handler)).status_code == 403
-        for text in ("猫眼灯瞎了好几盏", "北街猫眼灯又瞎了"):
+        for text in ("猫眼眨巴了好几只", "北街猫眼又眨巴了"):
             c = await client.post(
                 "/api/v1/triage/corrections", headers=dispatcher, json={"text": text, "category": "signboard_lighting"}
             )
@@ -313,7 +313,7 @@ async def test_triage_endpoint_and_corrections_by_http_and_by_event(make_setting
         # A correction from another system arrives as an event (dispatch publishes it).
         event = new_event(
             TriageCorrected(
-                text="猫眼灯全瞎了没人修",
+                text="猫眼全眨巴了没人修",
                 category="signboard_lighting",
                 corrected_by="dispatcher:li",
                 corrected_at=utcnow(),
@@ -526,13 +526,13 @@ async def test_grid_worker_places_an_address_only_report(make_settings, county):
 
 async def test_retraining_from_corrections_replaces_the_model_only_if_not_worse(make_settings, monkeypatch, capsys):
     settings = make_settings("intake", triage_corrections_poll_s=0.1)
-    slang = "三岔口那几盏猫眼灯又瞎了"
+    slang = "三岔口那几只猫眼又眨巴了"
     # Nothing to learn yet: the job says so and records nothing.
     assert await retrain(settings) is None
     async with running(create_app(settings)) as client:
         shipped = (await client.post("/api/v1/triage", json={"text": slang})).json()["model_version"]
         dispatcher = bearer(settings, "dispatcher")
-        for text in ("猫眼灯瞎了好几盏", "北街猫眼灯又瞎了", "猫眼灯全瞎了没人修"):
+        for text in ("猫眼眨巴了好几只", "北街猫眼又眨巴了", "猫眼全眨巴了没人修"):
             c = await client.post(
                 "/api/v1/triage/corrections", headers=dispatcher, json={"text": text, "category": "signboard_lighting"}
             )
@@ -553,7 +553,7 @@ async def test_retraining_from_corrections_replaces_the_model_only_if_not_worse(
         # The model learned the slang itself, not only the correction memory.
         assert now["category"] == "signboard_lighting" and "调度员纠正" not in now["top_terms"]
         report = await client.post(
-            "/api/v1/reports", json={"description": "路口的猫眼灯瞎了三盏", "lat": HERE[0], "lng": HERE[1]}
+            "/api/v1/reports", json={"description": "路口的猫眼眨巴了三只", "lat": HERE[0], "lng": HERE[1]}
         )
         assert report.status_code == 201, report.text
     [model] = await _fetch(settings, "SELECT * FROM intake.triage_models")

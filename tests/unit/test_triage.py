@@ -236,11 +236,11 @@ def test_the_same_data_gives_the_same_model(settings, taxonomy, model):
 
 
 def test_corrections_teach_texts_like_them_at_once(fresh_model, model):
-    # Local slang the shipped data does not know: "猫眼灯" for a kind of street lamp.
-    text = "三岔口那几盏猫眼灯又瞎了"
+    # Local slang the shipped data does not know: "猫眼眨巴" for street lamps that flicker.
+    text = "三岔口那几只猫眼又眨巴了"
     before = fresh_model.classify(text)
     assert before.needs_manual_triage or before.category != "signboard_lighting"
-    for variant in ("猫眼灯瞎了好几盏", "北街猫眼灯又瞎了", "猫眼灯全瞎了没人修"):
+    for variant in ("猫眼眨巴了好几只", "北街猫眼又眨巴了", "猫眼全眨巴了没人修"):
         fresh_model.learn(text=variant, category="signboard_lighting")
     after = fresh_model.classify(text)
     assert after.category == "signboard_lighting" and after.department == "chengguan"
@@ -256,7 +256,7 @@ def test_corrections_teach_texts_like_them_at_once(fresh_model, model):
 
 def test_corrections_become_weighted_training_rows(taxonomy, model):
     rows = [
-        {"id": 1, "text": "猫眼灯瞎了", "category": "signboard_lighting", "priority": None},
+        {"id": 1, "text": "猫眼眨巴了", "category": "signboard_lighting", "priority": None},
         {"id": 2, "text": "电梯里关着人", "category": "elevator", "priority": "urgent"},
         {"id": 3, "text": "天上有飞碟", "category": "ufo", "priority": None},  # no longer a category
     ]
@@ -309,7 +309,7 @@ def test_evaluate_prints_the_headline_and_the_public_figures(tmp_path, settings,
     shutil.copy(settings.triage_training_dir / "heldout" / "hotline.txt", data / "heldout" / "hotline.txt")
     evaluate.main(["--data", str(data), "--labelled", str(ACCEPTANCE)])
     out = capsys.readouterr().out
-    assert "leave-one-style-out, linear_svm:" in out and "per-category recall" in out and "top confusions" in out
+    assert "leave-one-style-out, complement_nb:" in out and "per-category recall" in out and "top confusions" in out
     assert "urgent precision" in out and "held-out sets" in out and "calibration" in out
     assert "hand-written rows only" in out
     if ACCEPTANCE.exists():
