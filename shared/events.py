@@ -73,6 +73,8 @@ class ReportSubmittedFacts(Payload):
     confidence: float | None = None  # triage's probability of `category` when triage chose it
     category_source: str | None = None  # reporter | triage
     needs_manual_triage: bool = False  # low confidence: the grid centre (grid_center) classifies it
+    # The triage model that judged the text (issue 17); optional, so older consumers and events agree.
+    triage_model_version: str | None = None
     address: str | None = None  # as the reporter gave it
     needs_locating: bool = False  # the grid worker must find the place
     case_no: str | None = None  # the number reporters quote to follow their case (我要查询)

@@ -70,6 +70,7 @@ class ReportOut(BaseModel):
     priority: str | None
     confidence: float | None = Field(description="triage's probability of the category; None when the reporter chose")
     needs_manual_triage: bool
+    triage_model_version: str | None = Field(description="the triage model that judged the text")
     department_code: str | None
     channel: str
     lat: float | None
@@ -99,6 +100,7 @@ def _report_view(row) -> ReportOut:
         priority=row["priority"],
         confidence=row["confidence"],
         needs_manual_triage=row["needs_manual_triage"],
+        triage_model_version=row["triage_model_version"],
         department_code=row["department_code"],
         channel=row["channel"],
         lat=row["lat"],
@@ -372,8 +374,11 @@ class TriageOut(BaseModel):
     priority: str = Field(description="urgent or normal")
     confidence: float = Field(description="probability of the category, 0..1")
     needs_manual_triage: bool
-    urgent_cues: list[str] = Field(description="what made it urgent, for the dispatcher")
+    urgent_cues: list[str] = Field(description="the danger, vulnerable-people and happening-now cues of an urgent text")
     alternatives: list[Alternative] = Field(description="the next best categories")
+    urgency: float = Field(description="the urgency model's probability that someone is in danger now, 0..1")
+    top_terms: list[str] = Field(description="the text's terms that weighed most for the category, for the dispatcher")
+    model_version: str = Field(description="the triage model that judged the text")
 
 
 def _triage_view(intake: Intake, text: str) -> TriageOut:

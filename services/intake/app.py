@@ -1,5 +1,7 @@
 """Intake: every channel in; reports are triaged, located and durable before they are acknowledged."""
 
+__all__ = ["create_app", "load_triage_model"]
+
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -8,25 +10,15 @@ from fastapi import FastAPI
 from services.intake import h5, open311
 from services.intake.api import router
 from services.intake.handlers import make_handlers, make_loops
-from services.intake.reports import Intake, apply_new_corrections
+from services.intake.reports import Intake, apply_new_corrections, use_accepted_model
 from services.intake.settings import IntakeSettings
-from services.intake.triage import TriageModel, parse_examples, parse_lexicon
+from services.intake.triage_models import load_triage_model
 from shared.jurisdictions import load_county
 from shared.objects import ObjectStore
 from shared.service import running_service
 from shared.taxonomy import load_taxonomy
 from shared.topics import CASES, MESSAGES, REPORTS
 from shared.web import create_service_app
-
-
-def load_triage_model(settings: IntakeSettings, taxonomy) -> TriageModel:
-    """The triage model trained on the data files the project ships."""
-    return TriageModel(
-        taxonomy=taxonomy,
-        lexicon=parse_lexicon(settings.triage_lexicon_path.read_text(encoding="utf-8")),
-        examples=parse_examples(settings.triage_training_path.read_text(encoding="utf-8")),
-        threshold=settings.triage_min_confidence,
-    )
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
@@ -52,7 +44,9 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             checks={"object_store": incoming.ensure_bucket},
         ) as runtime:
             app.state.runtime, app.state.incoming = runtime, incoming
-            # Corrections stored before this start are learned before the first request.
+            # The model the retraining job accepted last, and the corrections stored before this
+            # start, are in place before the first request.
+            await use_accepted_model(runtime.pool, intake)
             await apply_new_corrections(runtime.pool, intake)
             yield
 

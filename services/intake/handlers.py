@@ -22,7 +22,7 @@ from services.intake.domain import (
     place_report,
     rating_reply,
 )
-from services.intake.reports import Intake, apply_new_corrections, submit_report
+from services.intake.reports import Intake, apply_new_corrections, submit_report, use_accepted_model
 from shared.case_actions import CASE_TRANSITION_TYPES
 from shared.db import enqueue
 from shared.events import (
@@ -194,6 +194,7 @@ def make_loops(intake: Intake):
 
     async def corrections(runtime: Runtime) -> None:
         async def step() -> None:
+            await use_accepted_model(runtime.pool, intake)  # a retraining run accepted a new model
             await apply_new_corrections(runtime.pool, intake)
             async with runtime.pool.acquire() as conn:
                 await store.prune_rate_limits(conn, before=utcnow() - timedelta(hours=2))

@@ -23,7 +23,8 @@ from services.intake.domain import (
     window_start,
 )
 from services.intake.settings import IntakeSettings
-from services.intake.triage import TriageModel, TriageResult, urgency
+from services.intake.triage import TriageModel, TriageResult
+from services.intake.triage_models import accepted_model
 from shared.db import enqueue
 from shared.events import (
     IncomingPhoto,
@@ -148,12 +149,11 @@ async def check_rate_limit(
 
 def classify(intake: Intake, *, text: str, category: str | None) -> tuple[str | None, str, TriageResult, bool]:
     """(category, priority, triage, by_triage). Every text is triaged (kept for audit and learning);
-    a category the reporter chose wins over triage's."""
+    a category the reporter chose wins over triage's. Urgency is judged from the text whoever chose
+    the category: a reporter's choice says what the problem is, not whether someone is in danger."""
     result = intake.model.classify(text)
     if category is not None:
-        spec = intake.taxonomy.categories[category]
-        priority, _ = urgency(text, category_priority=spec.priority, lexicon=intake.model.lexicon)
-        return category, priority, result, False
+        return category, result.priority, result, False
     # Manual triage means no category is claimed: the grid centre decides (dispatch routes None there).
     return (None if result.needs_manual_triage else result.category), result.priority, result, True
 
@@ -238,6 +238,7 @@ async def submit_report(
         category_source="triage" if by_triage else "reporter",
         needs_manual_triage=by_triage and triage.needs_manual_triage,
         triage=triage.as_dict(),
+        triage_model_version=triage.model_version,
         attached_to_case=match is not None,
         duplicate_distance_m=distance,
         channel=channel,
@@ -289,6 +290,7 @@ async def submit_report(
             confidence=round(triage.confidence, 4) if by_triage else None,
             category_source="triage" if by_triage else "reporter",
             needs_manual_triage=by_triage and triage.needs_manual_triage,
+            triage_model_version=triage.model_version,
             address=address,
             needs_locating=placement.needs_locating,
             case_no=case_no,
@@ -351,3 +353,17 @@ async def apply_new_corrections(pool: asyncpg.Pool, intake: Intake) -> int:
                 intake.model.learn(text=row["text"], category=row["category"])
             intake.last_correction_id = row["id"]
         return len(rows)
+
+
+async def use_accepted_model(pool: asyncpg.Pool, intake: Intake) -> bool:
+    """Switch to the model the retraining job accepted last, if it is not the one in use; the
+    corrections stored after it are learned again into the new model's correction memory."""
+    async with pool.acquire() as conn:
+        accepted = await store.accepted_triage_model(conn)
+        if accepted is None or accepted["version"] == intake.model.version:
+            return False
+        model = await accepted_model(conn, intake.settings, intake.taxonomy)
+    async with intake.corrections_lock:
+        intake.model, intake.last_correction_id = model, accepted["corrections_through"]
+    await apply_new_corrections(pool, intake)
+    return True

@@ -30,10 +30,12 @@ class IntakeSettings(
     phone_hash_key: str = secret("local-development-only")
 
     # Intake and triage (issue 5).
-    triage_training_path: Path = PROJECT_ROOT / "shared" / "data" / "triage_training.tsv"
+    # One file per source style (and phrases.txt); heldout/ is never trained on (issue 17).
+    triage_training_dir: Path = PROJECT_ROOT / "shared" / "data" / "triage"
     triage_lexicon_path: Path = PROJECT_ROOT / "shared" / "data" / "triage_lexicon.yaml"
     # Below this confidence a report goes to manual triage at the grid centre instead of a guess.
-    triage_min_confidence: float = Field(default=0.10, ge=0, le=1)
+    # Confidences are calibrated (issue 17): a report triage is less than this sure of goes to a person.
+    triage_min_confidence: float = Field(default=0.40, ge=0, le=1)
     # How often each intake replica picks up corrections other replicas stored.
     triage_corrections_poll_s: float = 5.0
     intake_max_photos: int = 9

@@ -374,3 +374,23 @@ async def cases_opened_by(conn: asyncpg.Connection, *, phone_hash: bytes) -> lis
         phone_hash,
     )
     return [r["case_id"] for r in rows]
+
+
+async def corrections_through(conn: asyncpg.Connection, *, last_id: int) -> list[asyncpg.Record]:
+    """Every stored correction up to and including `last_id`, in arrival order."""
+    return await conn.fetch("SELECT * FROM triage_corrections WHERE id <= $1 ORDER BY id", last_id)
+
+
+async def last_correction_id(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval("SELECT coalesce(max(id), 0) FROM triage_corrections")
+
+
+async def accepted_triage_model(conn: asyncpg.Connection) -> asyncpg.Record | None:
+    """The newest model the retraining job accepted, or None (the shipped data alone)."""
+    return await conn.fetchrow("SELECT * FROM triage_models WHERE accepted ORDER BY id DESC LIMIT 1")
+
+
+async def insert_triage_model(conn: asyncpg.Connection, **row) -> None:
+    columns = ", ".join(row)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(row) + 1))
+    await conn.execute(f"INSERT INTO triage_models ({columns}) VALUES ({placeholders})", *row.values())
