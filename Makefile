@@ -19,6 +19,7 @@ help:
 install:
 	@$(LOCAL)/python.sh
 	@$(LOCAL)/infra.sh install
+	@$(LOCAL)/tools.sh install
 
 up: install
 	@$(LOCAL)/infra.sh start

@@ -45,12 +45,27 @@ class ServiceSettings(BaseSettings):
     jurisdiction_level: str = "county"
 
     database_url: str = "postgresql://gridlink@127.0.0.1:15432/gridlink"
+    # The Postgres schema this instance owns; empty: the service's name. Dispatch instances sharing
+    # one database each set their own (dispatch_330727101), so their cases, outbox and
+    # processed-events tables never meet.
+    database_schema: str = ""
+    # Development: each service applies its migrations as it starts. Production: an init container
+    # applies them with a role that may change the schema (`python -m shared.migrate <service>`),
+    # and the service, whose role may not, only checks that none is pending.
+    database_migrate_on_start: bool = True
     db_pool_min: int = 1
     db_pool_max: int = 5
 
     kafka_bootstrap: str = "127.0.0.1:19092"
     # Prepended to every topic name and consumer group: lets tests (and tenants) share one cluster.
     topic_prefix: str = ""
+    # Development: services create missing topics as they start. Production: topics are cluster
+    # resources (deploy/k8s/kafka, Strimzi KafkaTopic) and the services' users may not create them.
+    kafka_create_topics: bool = True
+    # Replication of the topics created from the registry (here or as KafkaTopic resources):
+    # 3 and 2 on a county's three brokers, so one broker may be down without losing a write.
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    kafka_min_insync_replicas: int = Field(default=1, ge=1)
     consumer_max_attempts: int = Field(default=3, ge=1)
     consumer_retry_backoff_s: float = 0.2
     # A transient failure is retried for as long as it lasts, waiting at most this long between tries.
@@ -97,7 +112,7 @@ class ServiceSettings(BaseSettings):
             if problems:
                 raise UnsafeProductionSettings(
                     "GRIDLINK_ENV=production refuses to start; set real secrets in the gridlink-secrets "
-                    "Secret (deploy/k8s/secrets.example.yaml): " + "; ".join(problems)
+                    "Secret (deploy/k8s/base/secrets.example.yaml): " + "; ".join(problems)
                 )
         return self
 

@@ -1,0 +1,98 @@
+"""Production's database roles against the real PostgreSQL: migrations run as the schema's owner
+(shared/migrate.py, the pods' init container); a service runs as a role that reads and writes rows
+but may not change the schema, checks that no migration is pending, and creates no topics."""
+
+import uuid
+
+import asyncpg
+import pytest
+
+from services.dispatch.app import create_app as dispatch_app
+from services.sla.app import create_app as sla_app
+from shared.db import MigrationsPending
+from shared.migrate import MigrationSettings, main, migrate
+from shared.topics import ensure_topics
+from tests.support import running
+
+pytestmark = pytest.mark.integration
+
+
+def as_role(url: str, role: str) -> str:
+    return url.replace("postgresql://gridlink@", f"postgresql://{role}@")
+
+
+@pytest.fixture
+async def roles_database(infra):
+    """A fresh, empty database with an owner role (may create schemas) and an app role (may not)."""
+    suffix = uuid.uuid4().hex[:8]
+    name, owner, app = f"roles_{suffix}", f"owner_{suffix}", f"app_{suffix}"
+    admin = await asyncpg.connect(infra.database_url("postgres"))
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+        await admin.execute(f"CREATE ROLE {owner} LOGIN")
+        await admin.execute(f"CREATE ROLE {app} LOGIN")
+        await admin.execute(f"GRANT CREATE ON DATABASE {name} TO {owner}")
+    finally:
+        await admin.close()
+    url = infra.database_url(name)
+    return as_role(url, owner), as_role(url, app), app
+
+
+async def test_a_service_runs_as_a_role_that_cannot_change_its_schema(roles_database, make_settings):
+    owner_url, app_url, app_role = roles_database
+    applied = await migrate(
+        service="sla", settings=MigrationSettings(database_url=owner_url, database_runtime_role=app_role)
+    )
+    assert applied[0] == "shared/001_outbox_and_processed_events.sql" and "sla/001_timers.sql" in applied
+    again = await migrate(
+        service="sla", settings=MigrationSettings(database_url=owner_url, database_runtime_role=app_role)
+    )
+    assert again == []  # idempotent: every pod's init container runs it
+
+    settings = make_settings("sla", database_url=app_url, database_migrate_on_start=False, kafka_create_topics=False)
+    await ensure_topics(make_settings("sla"))  # in production: KafkaTopic resources, not the service
+    async with running(sla_app(settings)) as client:
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+
+    conn = await asyncpg.connect(app_url)
+    try:
+        await conn.execute("SET search_path TO sla")
+        await conn.fetch("SELECT * FROM outbox")  # rows: yes
+        for ddl in ("CREATE TABLE sla.sneaky (id int)", "DROP TABLE sla.outbox", "CREATE SCHEMA sneaky"):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute(ddl)
+    finally:
+        await conn.close()
+
+
+async def test_a_service_whose_migrations_are_pending_refuses_to_start(roles_database, make_settings):
+    _, app_url, _ = roles_database
+    settings = make_settings(
+        "dispatch",
+        database_url=app_url,
+        database_schema="dispatch_330727101",
+        database_migrate_on_start=False,
+        kafka_create_topics=False,
+    )
+    with pytest.raises(
+        MigrationsPending, match=r"dispatch_330727101 lacks migrations .*python -m shared.migrate dispatch"
+    ):
+        async with running(dispatch_app(settings)):
+            pass
+
+
+def test_the_migration_command_names_what_it_applied(roles_database, monkeypatch, capsys):
+    owner_url, _, app_role = roles_database
+    monkeypatch.setenv("GRIDLINK_DATABASE_URL", owner_url)
+    monkeypatch.setenv("GRIDLINK_DATABASE_SCHEMA", "dispatch_330727101")
+    monkeypatch.setenv("GRIDLINK_DATABASE_RUNTIME_ROLE", app_role)
+    main(["dispatch"])
+    first = capsys.readouterr().out
+    assert first.startswith(
+        "dispatch: 10 migration(s) applied: shared/001_outbox_and_processed_events.sql, dispatch/001_cases.sql"
+    )
+    main(["dispatch"])
+    assert capsys.readouterr().out.strip() == "dispatch: 0 migration(s) applied"
+    with pytest.raises(SystemExit, match="unknown service 'console'"):
+        main(["console"])

@@ -1,0 +1,28 @@
+"""The topic registry: every event type on one topic, and each service's access declared."""
+
+import pytest
+
+from shared.topics import ALL_TOPICS, CASES, REPORTS, SERVICE_TOPICS, UndeclaredTopic, check_produces, topic_config
+from tests.support import SETTINGS_CLASSES
+
+
+def test_a_service_may_publish_only_on_the_topics_it_declares():
+    check_produces("dispatch", CASES)
+    with pytest.raises(UndeclaredTopic, match="dispatch publishes on gridlink.reports.*devtools.deploy_gen kafka"):
+        check_produces("dispatch", REPORTS)
+    check_produces("a-test-tool", REPORTS)  # not a deployed service: no cluster user to keep in step
+
+
+def test_every_service_is_in_the_registry_and_consumes_registry_topics():
+    assert set(SERVICE_TOPICS) == set(SETTINGS_CLASSES)
+    for access in SERVICE_TOPICS.values():
+        assert set(access.produces) | set(access.consumes) <= set(ALL_TOPICS)
+
+
+def test_topics_are_created_with_the_configured_replication():
+    settings = SETTINGS_CLASSES["sla"](kafka_replication_factor=3, kafka_min_insync_replicas=2)
+    assert topic_config(CASES, settings) == {
+        "retention.ms": "-1",
+        "cleanup.policy": "delete",
+        "min.insync.replicas": "2",
+    }
