@@ -49,8 +49,14 @@ async def relay_outbox_once(settings: ServiceSettings, pool: asyncpg.Pool, produ
         # One relay per service schema at a time keeps events with the same key in order.
         lock = f"outbox:{schema_name(settings)}"
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", lock):
+            # Another replica relays and reports the backlog; a stale figure here would mislead.
+            metrics.OUTBOX_OLDEST_AGE.labels(settings.service_name).set(0)
             return 0
-        rows = await conn.fetch("SELECT id, topic, key, value FROM outbox ORDER BY id LIMIT 500")
+        rows = await conn.fetch(
+            "SELECT id, topic, key, value, extract(epoch FROM clock_timestamp() - created_at)::float8 AS age "
+            "FROM outbox ORDER BY id LIMIT 500"
+        )
+        metrics.OUTBOX_OLDEST_AGE.labels(settings.service_name).set(rows[0]["age"] if rows else 0)
         if not rows:
             return 0
         # A crash between send and delete republishes the batch; consumers drop the duplicates.
@@ -92,6 +98,7 @@ class ConsumerRunner:
         self.running = False
         # While a transient failure is being waited out: what it is (readiness shows it).
         self.waiting_on: str | None = None
+        self._lag_reported: set[TopicPartition] = set()
 
     async def start(self) -> None:
         self.consumer = AIOKafkaConsumer(
@@ -202,7 +209,13 @@ class ConsumerRunner:
 
     async def _update_lag(self) -> None:
         assert self.consumer is not None
-        for tp in self.consumer.assignment():
+        assigned = self.consumer.assignment()
+        # Partitions a rebalance gave to another replica: that replica reports them now, and a
+        # frozen figure here would be summed with its live one.
+        for tp in self._lag_reported - assigned:
+            metrics.CONSUMER_LAG.remove(self.settings.service_name, tp.topic, str(tp.partition))
+        self._lag_reported = set(assigned)
+        for tp in assigned:
             highwater = self.consumer.highwater(tp)
             if highwater is None:
                 continue

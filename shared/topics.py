@@ -73,7 +73,8 @@ class TopicAccess:
 # declared here, and the cluster's ACLs follow).
 SERVICE_TOPICS: dict[str, TopicAccess] = {
     "intake": TopicAccess(produces=(REPORTS,), consumes=(CASES, REPORTS, MESSAGES)),
-    "dispatch": TopicAccess(produces=(CASES,), consumes=(REPORTS, CASES, SLA)),
+    # Dispatch also publishes triage.corrected (a reclassified case teaches intake's triage).
+    "dispatch": TopicAccess(produces=(CASES, REPORTS), consumes=(REPORTS, CASES, SLA)),
     "sla": TopicAccess(produces=(SLA,), consumes=(CASES,)),
     "notify": TopicAccess(produces=(NOTIFICATIONS, MESSAGES), consumes=(REPORTS, CASES, SLA, MEDIA)),
     "media": TopicAccess(produces=(MEDIA,), consumes=(REPORTS, CASES)),

@@ -181,14 +181,18 @@ def create_service_app(
     @app.middleware("http")
     async def observe_latency(request: Request, call_next):
         started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        # The route template (not the raw path) keeps label cardinality bounded.
-        template = getattr(route, "path", "unmatched")
-        metrics.HTTP_REQUEST_DURATION.labels(
-            settings.service_name, request.method, template, str(response.status_code)
-        ).observe(time.perf_counter() - started)
-        return response
+        status = "500"  # an exception escaping the app reaches the client as a 500: count it as one
+        try:
+            response = await call_next(request)
+            status = str(response.status_code)
+            return response
+        finally:
+            route = request.scope.get("route")
+            # The route template (not the raw path) keeps label cardinality bounded.
+            template = getattr(route, "path", "unmatched")
+            metrics.HTTP_REQUEST_DURATION.labels(settings.service_name, request.method, template, status).observe(
+                time.perf_counter() - started
+            )
 
     @app.get("/healthz", include_in_schema=False)
     @public("liveness probe: says only that the process answers")

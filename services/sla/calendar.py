@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
+from services.sla.metrics import CALENDAR_FALLBACKS
+
 log = logging.getLogger(__name__)
 CST = ZoneInfo("Asia/Shanghai")
 Period = tuple[time, time]
@@ -21,6 +23,7 @@ def official_workday(day: date) -> bool:
         # The package covers the years whose holiday notice is published; later years fall back
         # to Monday–Friday until a package update brings the new notice.
         log.warning("no official calendar for %s; using Monday-Friday", day.year)
+        CALENDAR_FALLBACKS.inc()
         return day.weekday() < 5
 
 

@@ -96,3 +96,63 @@ def test_the_migration_command_names_what_it_applied(roles_database, monkeypatch
     assert capsys.readouterr().out.strip() == "dispatch: 0 migration(s) applied"
     with pytest.raises(SystemExit, match="unknown service 'console'"):
         main(["console"])
+
+
+async def test_the_outbox_backlog_is_the_age_of_its_oldest_event(database_url, make_settings):
+    from aiokafka import AIOKafkaProducer
+    from prometheus_client import REGISTRY
+
+    from shared.db import create_pool
+    from shared.kafka import relay_outbox_once
+
+    settings = make_settings("sla", database_url=database_url)
+    await ensure_topics(settings)
+    pool = await create_pool(settings)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO outbox (event_id, topic, key, value, created_at) "
+                "VALUES (gen_random_uuid(), $1, 'k', '{}', now() - interval '90 seconds')",
+                settings.topic("gridlink.sla"),
+            )
+        assert await relay_outbox_once(settings, pool, producer) == 1
+        age = REGISTRY.get_sample_value("gridlink_outbox_oldest_age_seconds", {"service": "sla"})
+        assert 90 <= age < 120
+        assert await relay_outbox_once(settings, pool, producer) == 0
+        assert REGISTRY.get_sample_value("gridlink_outbox_oldest_age_seconds", {"service": "sla"}) == 0
+    finally:
+        await producer.stop()
+        await pool.close()
+
+
+async def test_lag_of_partitions_given_away_is_no_longer_reported(database_url, make_settings):
+    from aiokafka import TopicPartition
+    from prometheus_client import REGISTRY
+
+    from shared import metrics
+    from shared.db import create_pool
+    from shared.kafka import ConsumerRunner, create_producer
+    from shared.topics import CASES
+
+    settings = make_settings("sla", database_url=database_url, service_name="lag-probe")
+    await ensure_topics(settings)
+    pool = await create_pool(settings)
+    producer = create_producer(settings)
+    await producer.start()
+    runner = ConsumerRunner(settings=settings, pool=pool, producer=producer, topics=[CASES], handlers={})
+    await runner.start()
+    try:
+        # A partition this runner reported before a rebalance gave it to another replica.
+        gone = TopicPartition("gridlink.elsewhere", 7)
+        metrics.CONSUMER_LAG.labels("lag-probe", gone.topic, "7").set(42)
+        runner._lag_reported = {gone}
+        await runner._update_lag()
+        labels = {"service": "lag-probe", "topic": gone.topic, "partition": "7"}
+        assert REGISTRY.get_sample_value("gridlink_consumer_lag_messages", labels) is None
+        assert gone not in runner._lag_reported
+    finally:
+        await runner.consumer.stop()
+        await producer.stop()
+        await pool.close()
