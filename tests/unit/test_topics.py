@@ -2,14 +2,14 @@
 
 import pytest
 
-from shared.topics import ALL_TOPICS, CASES, REPORTS, SERVICE_TOPICS, UndeclaredTopic, check_produces, topic_config
+from shared.topics import ALL_TOPICS, CASES, REPORTS, SERVICE_TOPICS, SLA, UndeclaredTopic, check_produces, topic_config
 from tests.support import SETTINGS_CLASSES
 
 
 def test_a_service_may_publish_only_on_the_topics_it_declares():
     check_produces("dispatch", CASES)
-    with pytest.raises(UndeclaredTopic, match="dispatch publishes on gridlink.reports.*devtools.deploy_gen kafka"):
-        check_produces("dispatch", REPORTS)
+    with pytest.raises(UndeclaredTopic, match="dispatch publishes on gridlink.sla.*devtools.deploy_gen kafka"):
+        check_produces("dispatch", SLA)
     check_produces("a-test-tool", REPORTS)  # not a deployed service: no cluster user to keep in step
 
 
