@@ -46,3 +46,9 @@ OUTBOX_OLDEST_AGE = Gauge(
     "the relay cannot publish.",
     ["service"],
 )
+SERVICE_INFO = Gauge(
+    "gridlink_service_info",
+    "1 for each running service instance, naming the jurisdiction it serves: dashboards join it on "
+    "`instance, service` to tell the county's dispatch centre from a town's or a village's.",
+    ["service", "jurisdiction_code", "jurisdiction_level"],
+)

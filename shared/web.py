@@ -169,6 +169,7 @@ def create_service_app(
     app = FastAPI(title=title, lifespan=lifespan, dependencies=[Depends(authenticate)])
     app.add_middleware(BodyLimit, limit=max_body_bytes or settings.http_max_body_bytes)
     app.state.settings = settings
+    metrics.SERVICE_INFO.labels(settings.service_name, settings.jurisdiction_code, settings.jurisdiction_level).set(1)
     install_problem_handlers(app)
     if settings.cors_origins:  # pages served from another origin (the H5 form uploading photos to media)
         app.add_middleware(
