@@ -15,6 +15,7 @@ from uuid import UUID
 import asyncpg
 from aiokafka.errors import KafkaConnectionError
 
+from shared import logs
 from shared.events import Event
 from shared.settings import ServiceSettings
 from shared.topics import check_produces, topic_for
@@ -119,11 +120,12 @@ async def enqueue(conn: asyncpg.Connection, settings: ServiceSettings, event: Ev
     """Write an outgoing event to the outbox, inside the caller's transaction."""
     check_produces(settings.service_name, topic_for(event.type))
     await conn.execute(
-        "INSERT INTO outbox (event_id, topic, key, value) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO outbox (event_id, topic, key, value, request_id) VALUES ($1, $2, $3, $4, $5)",
         event.event_id,
         settings.topic(topic_for(event.type).name),
         event.key,
         event.to_bytes(),
+        logs.request_id.get(),
     )
 
 
@@ -134,8 +136,11 @@ async def enqueue_many(conn: asyncpg.Connection, settings: ServiceSettings, even
     if events:
         await conn.copy_records_to_table(
             "outbox",
-            columns=["event_id", "topic", "key", "value"],
-            records=[(e.event_id, settings.topic(topic_for(e.type).name), e.key, e.to_bytes()) for e in events],
+            columns=["event_id", "topic", "key", "value", "request_id"],
+            records=[
+                (e.event_id, settings.topic(topic_for(e.type).name), e.key, e.to_bytes(), logs.request_id.get())
+                for e in events
+            ],
         )
 
 

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-from shared import metrics
+from shared import logs, metrics
 from shared.db import is_transient, mark_processed, schema_name
 from shared.events import Event, MalformedEvent, UnknownEventType, parse_event, utcnow
 from shared.loops import repeat_until_stopped
@@ -53,19 +53,33 @@ async def relay_outbox_once(settings: ServiceSettings, pool: asyncpg.Pool, produ
             metrics.OUTBOX_OLDEST_AGE.labels(settings.service_name).set(0)
             return 0
         rows = await conn.fetch(
-            "SELECT id, topic, key, value, extract(epoch FROM clock_timestamp() - created_at)::float8 AS age "
-            "FROM outbox ORDER BY id LIMIT 500"
+            "SELECT id, topic, key, value, request_id, "
+            "extract(epoch FROM clock_timestamp() - created_at)::float8 AS age FROM outbox ORDER BY id LIMIT 500"
         )
         metrics.OUTBOX_OLDEST_AGE.labels(settings.service_name).set(rows[0]["age"] if rows else 0)
         if not rows:
             return 0
         # A crash between send and delete republishes the batch; consumers drop the duplicates.
-        pending = [await producer.send(r["topic"], r["value"], key=r["key"].encode()) for r in rows]
+        pending = [
+            await producer.send(r["topic"], r["value"], key=r["key"].encode(), headers=_headers(r["request_id"]))
+            for r in rows
+        ]
         await asyncio.gather(*pending)
         await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
     for r in rows:
         metrics.OUTBOX_PUBLISHED.labels(settings.service_name, r["topic"]).inc()
     return len(rows)
+
+
+def _headers(request_id: str | None) -> list[tuple[str, bytes]]:
+    return [(logs.KAFKA_HEADER, request_id.encode())] if request_id else []
+
+
+def _request_id_of(record: ConsumerRecord) -> str | None:
+    for name, value in record.headers or ():
+        if name == logs.KAFKA_HEADER and value:
+            return value.decode(errors="replace")
+    return None
 
 
 async def run_outbox_relay(
@@ -149,6 +163,19 @@ class ConsumerRunner:
         handler = self.handlers.get(event.type)
         if handler is None:
             return True  # another service's event on a shared topic
+        case = getattr(event.payload, "case_id", None)
+        context = logs.bound(
+            request=_request_id_of(record),
+            correlation=str(event.correlation_id) if event.correlation_id else None,
+            case=str(case) if case else None,
+        )
+        with context:  # the ids in every log line, and the request id in the events the handler causes
+            return await self._apply(record, event, handler, stopping)
+
+    async def _apply(
+        self, record: ConsumerRecord, event: Event, handler: Handler, stopping: asyncio.Event | None
+    ) -> bool:
+        service = self.settings.service_name
         started = time.perf_counter()
         attempt, wait = 0, self.settings.consumer_retry_backoff_s
         while True:

@@ -76,6 +76,10 @@ class ServiceSettings(BaseSettings):
     # (intake's photos, media's uploads) allow what their file limits need.
     http_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
+    # Logs: text for a terminal (make up, tests); json in a cluster, one object a line (shared/logs.py).
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+
     # Origins whose pages may call this service from a browser (CORS); none by default.
     cors_origins: list[str] = []
 

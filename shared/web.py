@@ -6,6 +6,7 @@ is declared `@public("why")`. The check is one app-wide dependency, so a route s
 to think about is closed, not open; `tests/unit/test_routes.py` asks every route of every service.
 """
 
+import functools
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -20,7 +21,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import metrics
+from shared import logs, metrics
 from shared.auth import Actor, InvalidToken, verify_token
 from shared.problems import Problem, install_problem_handlers, problem_response
 from shared.service import Runtime
@@ -153,6 +154,14 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+@functools.cache
+def contract() -> dict[str, Any]:
+    """The AsyncAPI document, built once per process (it depends on the code only)."""
+    from shared.asyncapi import build_document  # imports every event model: only when asked
+
+    return build_document()
+
+
 def create_service_app(
     settings: ServiceSettings,
     *,
@@ -169,6 +178,8 @@ def create_service_app(
     app = FastAPI(title=title, lifespan=lifespan, dependencies=[Depends(authenticate)])
     app.add_middleware(BodyLimit, limit=max_body_bytes or settings.http_max_body_bytes)
     app.state.settings = settings
+    if settings.log_format == "json":
+        logs.configure_logging(service=settings.service_name, level=settings.log_level)
     metrics.SERVICE_INFO.labels(settings.service_name, settings.jurisdiction_code, settings.jurisdiction_level).set(1)
     install_problem_handlers(app)
     if settings.cors_origins:  # pages served from another origin (the H5 form uploading photos to media)
@@ -183,8 +194,12 @@ def create_service_app(
     async def observe_latency(request: Request, call_next):
         started = time.perf_counter()
         status = "500"  # an exception escaping the app reaches the client as a 500: count it as one
+        # The caller's request id (or a new one) for the logs and the events this request causes.
+        request_id = logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))
         try:
-            response = await call_next(request)
+            with logs.bound(request=request_id):
+                response = await call_next(request)
+            response.headers[logs.REQUEST_ID_HEADER] = request_id
             status = str(response.status_code)
             return response
         finally:
@@ -207,6 +222,11 @@ def create_service_app(
         checks = await runtime.readiness() if runtime else {"startup": "not finished"}
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    @app.get("/asyncapi.json", include_in_schema=False)
+    @public("the event contract (AsyncAPI) other departments integrate against: schemas only, no data")
+    async def asyncapi_document():
+        return JSONResponse(contract())
 
     @app.get("/metrics", include_in_schema=False)
     @public("Prometheus scrapes it inside the cluster; counters only, no personal data")

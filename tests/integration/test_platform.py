@@ -2,6 +2,9 @@
 (shared/migrate.py, the pods' init container); a service runs as a role that reads and writes rows
 but may not change the schema, checks that no migration is pending, and creates no topics."""
 
+import io
+import json
+import logging
 import uuid
 
 import asyncpg
@@ -89,9 +92,8 @@ def test_the_migration_command_names_what_it_applied(roles_database, monkeypatch
     monkeypatch.setenv("GRIDLINK_DATABASE_RUNTIME_ROLE", app_role)
     main(["dispatch"])
     first = capsys.readouterr().out
-    assert first.startswith(
-        "dispatch: 10 migration(s) applied: shared/001_outbox_and_processed_events.sql, dispatch/001_cases.sql"
-    )
+    assert first.startswith("dispatch: 11 migration(s) applied: shared/001_outbox_and_processed_events.sql, ")
+    assert ", dispatch/009_supervised_case_no.sql" in first
     main(["dispatch"])
     assert capsys.readouterr().out.strip() == "dispatch: 0 migration(s) applied"
     with pytest.raises(SystemExit, match="unknown service 'console'"):
@@ -156,3 +158,66 @@ async def test_lag_of_partitions_given_away_is_no_longer_reported(database_url, 
         await runner.consumer.stop()
         await producer.stop()
         await pool.close()
+
+
+async def test_a_request_id_goes_from_http_into_the_event_headers_and_the_consumers_logs(make_settings):
+    from aiokafka import AIOKafkaConsumer
+
+    from services.intake.app import create_app as intake_app
+    from shared import logs
+    from shared.db import create_pool, enqueue
+    from shared.kafka import ConsumerRunner, create_producer
+    from shared.topics import REPORTS
+
+    settings = make_settings("intake")
+    report = {
+        "description": "东关街菜市场门口垃圾堆了三天没人清",
+        "category": "exposed_garbage",
+        "lat": 29.08,
+        "lng": 120.04,
+        "reporter_phone": "13912345678",
+    }
+    async with running(intake_app(settings)) as client:
+        created = await client.post("/api/v1/reports", json=report, headers={"X-Request-ID": "resident-req-1"})
+        assert created.status_code == 201 and created.headers["X-Request-ID"] == "resident-req-1"
+        consumer = AIOKafkaConsumer(
+            settings.topic(REPORTS.name), bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        try:
+            record = await consumer.getone()
+        finally:
+            await consumer.stop()
+    assert ("request_id", b"resident-req-1") in list(record.headers)
+
+    # A consumer handling it logs with that id and passes it on to the events it causes.
+    dispatch = make_settings("dispatch", database_url=settings.database_url)
+    pool = await create_pool(dispatch)
+    producer = create_producer(dispatch)
+    await producer.start()
+    handler_log = logging.getLogger("services.dispatch.handlers")
+
+    async def on_submitted(conn, event):
+        handler_log.warning("placing report %s", event.payload.report_id)
+        await enqueue(conn, dispatch, event.model_copy(update={"event_id": uuid.uuid4()}))
+
+    runner = ConsumerRunner(
+        settings=dispatch, pool=pool, producer=producer, topics=[REPORTS], handlers={"report.submitted": on_submitted}
+    )
+    stream = io.StringIO()
+    captured = logging.StreamHandler(stream)
+    captured.setFormatter(logs.JsonFormatter("dispatch"))
+    handler_log.addHandler(captured)
+    try:
+        assert await runner.handle_record(record)
+        async with pool.acquire() as conn:
+            stored = await conn.fetchval("SELECT request_id FROM dispatch.outbox")
+    finally:
+        handler_log.removeHandler(captured)
+        await producer.stop()
+        await pool.close()
+    assert stored == "resident-req-1"
+    [line] = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert line["request_id"] == "resident-req-1" and line["service"] == "dispatch"
+    assert line["message"] == f"placing report {created.json()['report_id']}"
+    assert logs.request_id.get() is None  # the ids belong to the handled event only
