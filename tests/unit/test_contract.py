@@ -85,3 +85,12 @@ async def test_every_service_serves_the_document():
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         served = await client.get("/asyncapi.json")
     assert served.status_code == 200 and served.json() == asyncapi.build_document()
+
+
+def test_the_guide_names_every_topic_and_event_type():
+    guide = (asyncapi.CONTRACT / "GUIDE.md").read_text(encoding="utf-8")
+    from shared.topics import ALL_TOPICS
+
+    for topic in ALL_TOPICS:
+        assert f"`{topic.name}`" in guide
+        assert all(event_type in guide for event_type in topic.event_types), topic.name
