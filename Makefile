@@ -67,3 +67,4 @@ unit: install
 bench: install
 	@$(PY) bench/sla_timers.py
 	@$(PY) bench/notify_broadcast.py
+	@$(PY) bench/service_memory.py
