@@ -124,9 +124,9 @@ def _built() -> dict:
         "defaultContentType": "application/json",
         "servers": {
             "county": {
-                "host": "kafka-0.kafka.infra.svc:9092",
+                "host": "gridlink-kafka-kafka-bootstrap.infra.svc:9093",
                 "protocol": "kafka",
-                "description": "The county's Kafka (SCRAM users per department, ACLs per topic).",
+                "description": "The county's Kafka: TLS, a SCRAM-SHA-512 user per department, ACLs per topic.",
             }
         },
         "channels": channels,

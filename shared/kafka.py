@@ -35,7 +35,7 @@ Handler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
 
 def create_producer(settings: ServiceSettings) -> AIOKafkaProducer:
     return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **settings.kafka_options(),
         client_id=settings.service_name,
         acks="all",
         enable_idempotence=True,
@@ -117,7 +117,7 @@ class ConsumerRunner:
     async def start(self) -> None:
         self.consumer = AIOKafkaConsumer(
             *self.topic_names,
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            **self.settings.kafka_options(),
             group_id=self.settings.consumer_group(),
             client_id=self.settings.service_name,
             enable_auto_commit=False,

@@ -57,6 +57,12 @@ class ServiceSettings(BaseSettings):
     db_pool_max: int = 5
 
     kafka_bootstrap: str = "127.0.0.1:19092"
+    # The county's Kafka authenticates each service as its own user (Strimzi KafkaUser gridlink-<service>,
+    # SCRAM-SHA-512) over TLS signed by the cluster's CA; PLAINTEXT (no user) is the local broker.
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_username: str = ""
+    kafka_password: str = ""
+    kafka_ca_file: str = ""  # PEM of the cluster CA for SASL_SSL; empty: the system's CAs
     # Prepended to every topic name and consumer group: lets tests (and tenants) share one cluster.
     topic_prefix: str = ""
     # Development: services create missing topics as they start. Production: topics are cluster
@@ -119,6 +125,24 @@ class ServiceSettings(BaseSettings):
                     "Secret (deploy/k8s/base/secrets.example.yaml): " + "; ".join(problems)
                 )
         return self
+
+    def kafka_options(self) -> dict[str, Any]:
+        """Connection options for every Kafka client of the service (aiokafka's keyword names)."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.kafka_bootstrap,
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol != "PLAINTEXT":
+            options |= {
+                "sasl_mechanism": "SCRAM-SHA-512",
+                "sasl_plain_username": self.kafka_username,
+                "sasl_plain_password": self.kafka_password,
+            }
+        if self.kafka_security_protocol == "SASL_SSL":
+            from aiokafka.helpers import create_ssl_context
+
+            options["ssl_context"] = create_ssl_context(cafile=self.kafka_ca_file or None)
+        return options
 
     def topic(self, name: str) -> str:
         """The physical topic name for a registry topic name."""

@@ -117,7 +117,7 @@ def topic_config(topic: Topic, settings: ServiceSettings) -> dict[str, str]:
 async def ensure_topics(settings: ServiceSettings, *, attempts: int = 30) -> None:
     """Create every registry topic that does not exist yet (idempotent; waits for the broker)."""
     for attempt in range(1, attempts + 1):
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        admin = AIOKafkaAdminClient(**settings.kafka_options())
         try:
             await admin.start()
             existing = set(await admin.list_topics())

@@ -2,7 +2,7 @@
 
 Needs only Python 3.11+ and aiokafka (`pip install aiokafka`), not GridLink's code.
 
-    python example_consumer.py --bootstrap kafka-0.kafka.infra.svc:9092 history 20261202-000042
+    python example_consumer.py --bootstrap gridlink-kafka-kafka-bootstrap.infra.svc:9093 history 20261202-000042
     python example_consumer.py --bootstrap ... follow --group dept-330727-zjj.case-feed
 
 `history` prints a case's life, rebuilt from the case topic (kept forever) without a consumer
@@ -17,16 +17,19 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.helpers import create_ssl_context
 
 CASES = "gridlink.cases"
 
 
-def client_options(username: str | None, password: str | None) -> dict[str, Any]:
-    """The county's Kafka gives each department a SCRAM user; none for a local broker."""
+def client_options(username: str | None, password: str | None, ca_file: str | None = None) -> dict[str, Any]:
+    """The county's Kafka gives each department a SCRAM user over TLS (its CA from the operators);
+    a local broker needs none."""
     if not username:
         return {}
     return {
         "security_protocol": "SASL_SSL",
+        "ssl_context": create_ssl_context(cafile=ca_file),
         "sasl_mechanism": "SCRAM-SHA-512",
         "sasl_plain_username": username,
         "sasl_plain_password": password,
@@ -104,11 +107,12 @@ def main() -> None:
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--username")
     parser.add_argument("--password")
+    parser.add_argument("--ca-file", help="the cluster CA (PEM) the operators give you")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("history").add_argument("case_no")
     commands.add_parser("follow").add_argument("--group", required=True)
     args = parser.parse_args()
-    options = client_options(args.username, args.password)
+    options = client_options(args.username, args.password, args.ca_file)
     if args.command == "history":
         for event in asyncio.run(case_history(bootstrap=args.bootstrap, case_no=args.case_no, **options)):
             p = event["payload"]

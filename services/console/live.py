@@ -76,7 +76,7 @@ async def running_hub(settings: ServiceSettings, render: Callable[[Event], dict]
         await ensure_topics(settings)
     consumer = AIOKafkaConsumer(
         *(settings.topic(t.name) for t in SERVICE_TOPICS["console"].consumes),
-        bootstrap_servers=settings.kafka_bootstrap,
+        **settings.kafka_options(),
         group_id=None,  # no group: every partition is this process's
         enable_auto_commit=False,
         auto_offset_reset="latest",

@@ -280,11 +280,15 @@ def test_each_pod_gets_exactly_the_secrets_its_settings_read():
         assert all("secretRef" not in source for source in container["envFrom"]), deployment["metadata"]["name"]
         service = service_of(container)
         fields = {f"GRIDLINK_{name.upper()}" for name in SETTINGS_CLASSES[service].model_fields}
-        mapped = {
-            env["name"]: env["valueFrom"]["secretKeyRef"]["key"] for env in container["env"] if "valueFrom" in env
-        }
+        refs = {env["name"]: env["valueFrom"]["secretKeyRef"] for env in container["env"] if "valueFrom" in env}
+        mapped = {name: ref["key"] for name, ref in refs.items() if ref["name"] == "gridlink-secrets"}
         assert all(name == key for name, key in mapped.items())
         assert set(mapped) == set(secret["stringData"]) & fields, deployment["metadata"]["name"]
+        # And its own Kafka user's password, from the Secret Strimzi made for that user.
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["GRIDLINK_KAFKA_USERNAME"] == f"gridlink-{service}"
+        assert refs["GRIDLINK_KAFKA_PASSWORD"] == {"name": f"gridlink-kafka-{service}", "key": "password"}
+        assert set(refs) == set(mapped) | {"GRIDLINK_KAFKA_PASSWORD"}
 
 
 def test_dashboard_queries_only_metrics_the_services_export():

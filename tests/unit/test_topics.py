@@ -26,3 +26,17 @@ def test_topics_are_created_with_the_configured_replication():
         "cleanup.policy": "delete",
         "min.insync.replicas": "2",
     }
+
+
+def test_kafka_clients_sign_in_as_the_service_user_over_tls_in_the_cluster(tmp_path):
+    local = SETTINGS_CLASSES["sla"]().kafka_options()
+    assert local == {"bootstrap_servers": "127.0.0.1:19092", "security_protocol": "PLAINTEXT"}
+    cluster = SETTINGS_CLASSES["sla"](
+        kafka_security_protocol="SASL_SSL", kafka_username="gridlink-sla", kafka_password="pw"
+    ).kafka_options()
+    assert (cluster["sasl_mechanism"], cluster["sasl_plain_username"], cluster["sasl_plain_password"]) == (
+        "SCRAM-SHA-512",
+        "gridlink-sla",
+        "pw",
+    )
+    assert cluster["ssl_context"].verify_mode.name == "CERT_REQUIRED"
