@@ -19,6 +19,7 @@ help:
 install:
 	@$(LOCAL)/python.sh
 	@$(LOCAL)/infra.sh install
+	@$(LOCAL)/tools.sh install
 
 up: install
 	@$(LOCAL)/infra.sh start
@@ -69,3 +70,4 @@ bench: install
 	@$(PY) bench/console_queue.py
 	@$(PY) bench/notify_burst.py
 	@$(PY) bench/triage.py
+	@$(PY) bench/service_memory.py

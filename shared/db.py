@@ -15,9 +15,10 @@ from uuid import UUID
 import asyncpg
 from aiokafka.errors import KafkaConnectionError
 
+from shared import logs
 from shared.events import Event
 from shared.settings import ServiceSettings
-from shared.topics import topic_for
+from shared.topics import check_produces, topic_for
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,13 @@ SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def schema_name(settings: ServiceSettings) -> str:
-    """The Postgres schema a service owns (each dispatch level runs with its own database)."""
-    return re.sub(r"[^a-z0-9_]", "_", settings.service_name.lower())
+    """The Postgres schema a service instance owns: its own setting, else the service's name."""
+    return safe_schema(settings.database_schema or settings.service_name)
+
+
+def safe_schema(name: str) -> str:
+    """A schema name made of lower-case letters, digits and underscores only."""
+    return re.sub(r"[^a-z0-9_]", "_", name.lower())
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -44,10 +50,16 @@ async def create_pool(settings: ServiceSettings) -> asyncpg.Pool:
     )
 
 
-async def apply_migrations(pool: asyncpg.Pool, *, schema: str, service_dir: Path) -> list[str]:
-    """Apply shared then service `.sql` files not applied yet, in name order; returns what ran."""
-    files = [("shared", p) for p in sorted(SHARED_MIGRATIONS.glob("*.sql"))]
-    files += [(service_dir.name, p) for p in sorted((service_dir / "migrations").glob("*.sql"))]
+def _migration_files(service_dir: Path) -> list[tuple[str, Path]]:
+    """(name as recorded in schema_migrations, file), shared ones first, each group in name order."""
+    files = [(f"shared/{p.name}", p) for p in sorted(SHARED_MIGRATIONS.glob("*.sql"))]
+    return files + [(f"{service_dir.name}/{p.name}", p) for p in sorted((service_dir / "migrations").glob("*.sql"))]
+
+
+async def apply_migrations(pool: asyncpg.Pool, *, schema: str, service_dir: Path, runtime_role: str = "") -> list[str]:
+    """Apply shared then service `.sql` files not applied yet, in name order; returns what ran.
+    With `runtime_role`, that role is granted the use of the schema's tables and nothing more: it
+    reads and writes rows but may not create, alter or drop anything."""
     applied_now = []
     async with pool.acquire() as conn, conn.transaction():
         # Replicas starting together must not race each other through the same files.
@@ -58,17 +70,39 @@ async def apply_migrations(pool: asyncpg.Pool, *, schema: str, service_dir: Path
             "(name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         done = {r["name"] for r in await conn.fetch(f'SELECT name FROM "{schema}".schema_migrations')}
-        for owner, path in files:
-            name = f"{owner}/{path.name}"
+        for name, path in _migration_files(service_dir):
             if name in done:
                 continue
             await conn.execute(f'SET LOCAL search_path TO "{schema}"')
             await conn.execute(path.read_text())
             await conn.execute(f'INSERT INTO "{schema}".schema_migrations (name) VALUES ($1)', name)
             applied_now.append(name)
+        if runtime_role:
+            role = '"' + runtime_role.replace('"', '""') + '"'
+            await conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO {role}')
+            await conn.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO {role}')
+            await conn.execute(f'GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA "{schema}" TO {role}')
     if applied_now:
         log.info("applied migrations to %s: %s", schema, applied_now)
     return applied_now
+
+
+class MigrationsPending(RuntimeError):
+    """The service's schema lacks migrations this version needs, and it may not apply them itself."""
+
+
+async def check_migrations(pool: asyncpg.Pool, *, schema: str, service_dir: Path) -> None:
+    """Raise MigrationsPending unless every migration of this version has been applied."""
+    async with pool.acquire() as conn:
+        done = set()
+        if await conn.fetchval("SELECT to_regclass($1)", f'"{schema}".schema_migrations'):
+            done = {r["name"] for r in await conn.fetch(f'SELECT name FROM "{schema}".schema_migrations')}
+    pending = [name for name, _ in _migration_files(service_dir) if name not in done]
+    if pending:
+        raise MigrationsPending(
+            f"schema {schema} lacks migrations {pending}; apply them with the schema owner's role "
+            f"(`python -m shared.migrate {service_dir.name}`, the pod's init container) before starting"
+        )
 
 
 async def insert(conn: asyncpg.Connection, table: str, row: dict[str, Any], *, on_conflict: str = "") -> bool:
@@ -84,22 +118,29 @@ async def insert(conn: asyncpg.Connection, table: str, row: dict[str, Any], *, o
 
 async def enqueue(conn: asyncpg.Connection, settings: ServiceSettings, event: Event) -> None:
     """Write an outgoing event to the outbox, inside the caller's transaction."""
+    check_produces(settings.service_name, topic_for(event.type))
     await conn.execute(
-        "INSERT INTO outbox (event_id, topic, key, value) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO outbox (event_id, topic, key, value, request_id) VALUES ($1, $2, $3, $4, $5)",
         event.event_id,
         settings.topic(topic_for(event.type).name),
         event.key,
         event.to_bytes(),
+        logs.request_id.get(),
     )
 
 
 async def enqueue_many(conn: asyncpg.Connection, settings: ServiceSettings, events: list[Event]) -> None:
     """Write many outgoing events to the outbox in one round trip (timers firing in bulk)."""
+    for topic in {topic_for(e.type) for e in events}:
+        check_produces(settings.service_name, topic)
     if events:
         await conn.copy_records_to_table(
             "outbox",
-            columns=["event_id", "topic", "key", "value"],
-            records=[(e.event_id, settings.topic(topic_for(e.type).name), e.key, e.to_bytes()) for e in events],
+            columns=["event_id", "topic", "key", "value", "request_id"],
+            records=[
+                (e.event_id, settings.topic(topic_for(e.type).name), e.key, e.to_bytes(), logs.request_id.get())
+                for e in events
+            ],
         )
 
 

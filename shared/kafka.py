@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-from shared import metrics
+from shared import logs, metrics
 from shared.db import is_transient, mark_processed, schema_name
 from shared.events import Event, MalformedEvent, UnknownEventType, parse_event, utcnow
 from shared.loops import repeat_until_stopped
@@ -35,7 +35,7 @@ Handler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
 
 def create_producer(settings: ServiceSettings) -> AIOKafkaProducer:
     return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **settings.kafka_options(),
         client_id=settings.service_name,
         acks="all",
         enable_idempotence=True,
@@ -49,17 +49,37 @@ async def relay_outbox_once(settings: ServiceSettings, pool: asyncpg.Pool, produ
         # One relay per service schema at a time keeps events with the same key in order.
         lock = f"outbox:{schema_name(settings)}"
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", lock):
+            # Another replica relays and reports the backlog; a stale figure here would mislead.
+            metrics.OUTBOX_OLDEST_AGE.labels(settings.service_name).set(0)
             return 0
-        rows = await conn.fetch("SELECT id, topic, key, value FROM outbox ORDER BY id LIMIT 500")
+        rows = await conn.fetch(
+            "SELECT id, topic, key, value, request_id, "
+            "extract(epoch FROM clock_timestamp() - created_at)::float8 AS age FROM outbox ORDER BY id LIMIT 500"
+        )
+        metrics.OUTBOX_OLDEST_AGE.labels(settings.service_name).set(rows[0]["age"] if rows else 0)
         if not rows:
             return 0
         # A crash between send and delete republishes the batch; consumers drop the duplicates.
-        pending = [await producer.send(r["topic"], r["value"], key=r["key"].encode()) for r in rows]
+        pending = [
+            await producer.send(r["topic"], r["value"], key=r["key"].encode(), headers=_headers(r["request_id"]))
+            for r in rows
+        ]
         await asyncio.gather(*pending)
         await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
     for r in rows:
         metrics.OUTBOX_PUBLISHED.labels(settings.service_name, r["topic"]).inc()
     return len(rows)
+
+
+def _headers(request_id: str | None) -> list[tuple[str, bytes]]:
+    return [(logs.KAFKA_HEADER, request_id.encode())] if request_id else []
+
+
+def _request_id_of(record: ConsumerRecord) -> str | None:
+    for name, value in record.headers or ():
+        if name == logs.KAFKA_HEADER and value:
+            return value.decode(errors="replace")
+    return None
 
 
 async def run_outbox_relay(
@@ -92,11 +112,12 @@ class ConsumerRunner:
         self.running = False
         # While a transient failure is being waited out: what it is (readiness shows it).
         self.waiting_on: str | None = None
+        self._lag_reported: set[TopicPartition] = set()
 
     async def start(self) -> None:
         self.consumer = AIOKafkaConsumer(
             *self.topic_names,
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            **self.settings.kafka_options(),
             group_id=self.settings.consumer_group(),
             client_id=self.settings.service_name,
             enable_auto_commit=False,
@@ -142,6 +163,19 @@ class ConsumerRunner:
         handler = self.handlers.get(event.type)
         if handler is None:
             return True  # another service's event on a shared topic
+        case = getattr(event.payload, "case_id", None)
+        context = logs.bound(
+            request=_request_id_of(record),
+            correlation=str(event.correlation_id) if event.correlation_id else None,
+            case=str(case) if case else None,
+        )
+        with context:  # the ids in every log line, and the request id in the events the handler causes
+            return await self._apply(record, event, handler, stopping)
+
+    async def _apply(
+        self, record: ConsumerRecord, event: Event, handler: Handler, stopping: asyncio.Event | None
+    ) -> bool:
+        service = self.settings.service_name
         started = time.perf_counter()
         attempt, wait = 0, self.settings.consumer_retry_backoff_s
         while True:
@@ -202,7 +236,13 @@ class ConsumerRunner:
 
     async def _update_lag(self) -> None:
         assert self.consumer is not None
-        for tp in self.consumer.assignment():
+        assigned = self.consumer.assignment()
+        # Partitions a rebalance gave to another replica: that replica reports them now, and a
+        # frozen figure here would be summed with its live one.
+        for tp in self._lag_reported - assigned:
+            metrics.CONSUMER_LAG.remove(self.settings.service_name, tp.topic, str(tp.partition))
+        self._lag_reported = set(assigned)
+        for tp in assigned:
             highwater = self.consumer.highwater(tp)
             if highwater is None:
                 continue

@@ -40,3 +40,15 @@ EVENTS_SKIPPED = Counter(
 OUTBOX_PUBLISHED = Counter(
     "gridlink_outbox_published_total", "Events relayed from the outbox to Kafka.", ["service", "topic"]
 )
+OUTBOX_OLDEST_AGE = Gauge(
+    "gridlink_outbox_oldest_age_seconds",
+    "Age of the oldest event waiting in the outbox when the relay last looked (0: empty); grows while "
+    "the relay cannot publish.",
+    ["service"],
+)
+SERVICE_INFO = Gauge(
+    "gridlink_service_info",
+    "1 for each running service instance, naming the jurisdiction it serves: dashboards join it on "
+    "`instance, service` to tell the county's dispatch centre from a town's or a village's.",
+    ["service", "jurisdiction_code", "jurisdiction_level"],
+)

@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from shared.db import apply_migrations, create_pool, schema_name
+from shared.db import apply_migrations, check_migrations, create_pool, schema_name
 from shared.kafka import ConsumerRunner, Handler, create_producer, relay_outbox_once, run_outbox_relay
 from shared.settings import ServiceSettings
 from shared.topics import Topic, ensure_topics
@@ -85,10 +85,18 @@ async def running_service(
 ) -> AsyncIterator[Runtime[S]]:
     """Start the service's infrastructure; on exit, stop consuming first and relay last."""
     pool = await create_pool(settings)
-    await apply_migrations(pool, schema=schema_name(settings), service_dir=service_dir)
+    if settings.database_migrate_on_start:
+        await apply_migrations(pool, schema=schema_name(settings), service_dir=service_dir)
+    else:
+        try:
+            await check_migrations(pool, schema=schema_name(settings), service_dir=service_dir)
+        except BaseException:
+            await pool.close()
+            raise
     if setup:  # data the handlers need before the first event arrives
         await setup(pool)
-    await ensure_topics(settings)
+    if settings.kafka_create_topics:
+        await ensure_topics(settings)
     producer = create_producer(settings)
     await producer.start()
     runtime = Runtime(

@@ -45,12 +45,33 @@ class ServiceSettings(BaseSettings):
     jurisdiction_level: str = "county"
 
     database_url: str = "postgresql://gridlink@127.0.0.1:15432/gridlink"
+    # The Postgres schema this instance owns; empty: the service's name. Dispatch instances sharing
+    # one database each set their own (dispatch_330727101), so their cases, outbox and
+    # processed-events tables never meet.
+    database_schema: str = ""
+    # Development: each service applies its migrations as it starts. Production: an init container
+    # applies them with a role that may change the schema (`python -m shared.migrate <service>`),
+    # and the service, whose role may not, only checks that none is pending.
+    database_migrate_on_start: bool = True
     db_pool_min: int = 1
     db_pool_max: int = 5
 
     kafka_bootstrap: str = "127.0.0.1:19092"
+    # The county's Kafka authenticates each service as its own user (Strimzi KafkaUser gridlink-<service>,
+    # SCRAM-SHA-512) over TLS signed by the cluster's CA; PLAINTEXT (no user) is the local broker.
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_username: str = ""
+    kafka_password: str = ""
+    kafka_ca_file: str = ""  # PEM of the cluster CA for SASL_SSL; empty: the system's CAs
     # Prepended to every topic name and consumer group: lets tests (and tenants) share one cluster.
     topic_prefix: str = ""
+    # Development: services create missing topics as they start. Production: topics are cluster
+    # resources (deploy/k8s/kafka, Strimzi KafkaTopic) and the services' users may not create them.
+    kafka_create_topics: bool = True
+    # Replication of the topics created from the registry (here or as KafkaTopic resources):
+    # 3 and 2 on a county's three brokers, so one broker may be down without losing a write.
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    kafka_min_insync_replicas: int = Field(default=1, ge=1)
     consumer_max_attempts: int = Field(default=3, ge=1)
     consumer_retry_backoff_s: float = 0.2
     # A transient failure is retried for as long as it lasts, waiting at most this long between tries.
@@ -60,6 +81,10 @@ class ServiceSettings(BaseSettings):
     # The largest request body a service reads (JSON, forms, callbacks); services that take files
     # (intake's photos, media's uploads) allow what their file limits need.
     http_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    # Logs: text for a terminal (make up, tests); json in a cluster, one object a line (shared/logs.py).
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
 
     # Origins whose pages may call this service from a browser (CORS); none by default.
     cors_origins: list[str] = []
@@ -97,9 +122,27 @@ class ServiceSettings(BaseSettings):
             if problems:
                 raise UnsafeProductionSettings(
                     "GRIDLINK_ENV=production refuses to start; set real secrets in the gridlink-secrets "
-                    "Secret (deploy/k8s/secrets.example.yaml): " + "; ".join(problems)
+                    "Secret (deploy/k8s/base/secrets.example.yaml): " + "; ".join(problems)
                 )
         return self
+
+    def kafka_options(self) -> dict[str, Any]:
+        """Connection options for every Kafka client of the service (aiokafka's keyword names)."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.kafka_bootstrap,
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol != "PLAINTEXT":
+            options |= {
+                "sasl_mechanism": "SCRAM-SHA-512",
+                "sasl_plain_username": self.kafka_username,
+                "sasl_plain_password": self.kafka_password,
+            }
+        if self.kafka_security_protocol == "SASL_SSL":
+            from aiokafka.helpers import create_ssl_context
+
+            options["ssl_context"] = create_ssl_context(cafile=self.kafka_ca_file or None)
+        return options
 
     def topic(self, name: str) -> str:
         """The physical topic name for a registry topic name."""

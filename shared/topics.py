@@ -1,7 +1,10 @@
-"""The registry of topics: name, partitions, retention, cleanup policy and the event types on each.
+"""The registry of topics: name, partitions, retention, cleanup policy and the event types on each,
+and which service produces and consumes which topic.
 
-Brokers run with auto.create.topics.enable=false; topics exist because `ensure_topics` created
-them from this registry. Run `python -m shared.topics` to create them by hand.
+Brokers run with auto.create.topics.enable=false. Locally topics exist because `ensure_topics`
+created them from this registry (`python -m shared.topics` creates them by hand); in a county's
+cluster they are Strimzi KafkaTopic resources, and each service a KafkaUser whose ACLs follow
+SERVICE_TOPICS, all generated from here (`python -m devtools.deploy_gen kafka`).
 """
 
 import asyncio
@@ -53,6 +56,49 @@ MESSAGES = Topic("gridlink.messages", 3, 365 * DAY_MS, ("message.received",))
 DEAD_LETTERS = Topic("gridlink.dead-letters", 1, 90 * DAY_MS, ())
 
 ALL_TOPICS = (REPORTS, CASES, SLA, MEDIA, NOTIFICATIONS, MESSAGES, DEAD_LETTERS)
+
+
+@dataclass(frozen=True)
+class TopicAccess:
+    """What one service does on the topics: `produces` through its outbox, `consumes` as its
+    consumer group (`group` False: a reader without a group, which commits no offsets). Every
+    consumer with a group also produces dead letters."""
+
+    produces: tuple[Topic, ...]
+    consumes: tuple[Topic, ...]
+    group: bool = True
+
+
+# Kept true by the code: services subscribe to `consumes`, and `enqueue` refuses a topic that is
+# not in the service's `produces` (so a new event on another topic fails its tests until it is
+# declared here, and the cluster's ACLs follow).
+SERVICE_TOPICS: dict[str, TopicAccess] = {
+    "intake": TopicAccess(produces=(REPORTS,), consumes=(CASES, REPORTS, MESSAGES)),
+    # Dispatch also publishes triage.corrected (a reclassified case teaches intake's triage).
+    "dispatch": TopicAccess(produces=(CASES, REPORTS), consumes=(REPORTS, CASES, SLA)),
+    "sla": TopicAccess(produces=(SLA,), consumes=(CASES,)),
+    "notify": TopicAccess(produces=(NOTIFICATIONS, MESSAGES), consumes=(REPORTS, CASES, SLA, MEDIA)),
+    "media": TopicAccess(produces=(MEDIA,), consumes=(REPORTS, CASES)),
+    # The console's live updates: every process reads the case topic (new and changed cases) and
+    # the SLA topic (missed deadlines flag their rows) from their end, without a group.
+    "console": TopicAccess(produces=(), consumes=(CASES, SLA), group=False),
+}
+
+
+class UndeclaredTopic(RuntimeError):
+    """A service publishing on a topic SERVICE_TOPICS does not let it produce to."""
+
+
+def check_produces(service: str, topic: Topic) -> None:
+    """Refuse an event a known service may not publish (its cluster user could not write it)."""
+    access = SERVICE_TOPICS.get(service)
+    if access is not None and topic not in access.produces:
+        raise UndeclaredTopic(
+            f"{service} publishes on {topic.name}, which SERVICE_TOPICS in shared/topics.py does not let it "
+            "produce to: declare it there and regenerate the cluster's users (python -m devtools.deploy_gen kafka)"
+        )
+
+
 _TOPIC_OF_EVENT = {event_type: topic for topic in ALL_TOPICS for event_type in topic.event_types}
 
 
@@ -61,10 +107,19 @@ def topic_for(event_type: str) -> Topic:
     return _TOPIC_OF_EVENT[event_type]
 
 
+def topic_config(topic: Topic, settings: ServiceSettings) -> dict[str, str]:
+    """The broker-side configuration of a registry topic."""
+    return {
+        "retention.ms": str(topic.retention_ms),
+        "cleanup.policy": topic.cleanup_policy,
+        "min.insync.replicas": str(settings.kafka_min_insync_replicas),
+    }
+
+
 async def ensure_topics(settings: ServiceSettings, *, attempts: int = 30) -> None:
     """Create every registry topic that does not exist yet (idempotent; waits for the broker)."""
     for attempt in range(1, attempts + 1):
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        admin = AIOKafkaAdminClient(**settings.kafka_options())
         try:
             await admin.start()
             existing = set(await admin.list_topics())
@@ -72,8 +127,8 @@ async def ensure_topics(settings: ServiceSettings, *, attempts: int = 30) -> Non
                 NewTopic(
                     name=settings.topic(t.name),
                     num_partitions=t.partitions,
-                    replication_factor=1,
-                    topic_configs={"retention.ms": str(t.retention_ms), "cleanup.policy": t.cleanup_policy},
+                    replication_factor=settings.kafka_replication_factor,
+                    topic_configs=topic_config(t, settings),
                 )
                 for t in ALL_TOPICS
                 if settings.topic(t.name) not in existing

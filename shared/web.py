@@ -6,6 +6,7 @@ is declared `@public("why")`. The check is one app-wide dependency, so a route s
 to think about is closed, not open; `tests/unit/test_routes.py` asks every route of every service.
 """
 
+import functools
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -20,7 +21,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import metrics
+from shared import logs, metrics
 from shared.auth import Actor, InvalidToken, verify_token
 from shared.problems import Problem, install_problem_handlers, problem_response
 from shared.service import Runtime
@@ -153,6 +154,14 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+@functools.cache
+def contract() -> dict[str, Any]:
+    """The AsyncAPI document, built once per process (it depends on the code only)."""
+    from shared.asyncapi import build_document  # imports every event model: only when asked
+
+    return build_document()
+
+
 def create_service_app(
     settings: ServiceSettings,
     *,
@@ -169,6 +178,9 @@ def create_service_app(
     app = FastAPI(title=title, lifespan=lifespan, dependencies=[Depends(authenticate)])
     app.add_middleware(BodyLimit, limit=max_body_bytes or settings.http_max_body_bytes)
     app.state.settings = settings
+    if settings.log_format == "json":
+        logs.configure_logging(service=settings.service_name, level=settings.log_level)
+    metrics.SERVICE_INFO.labels(settings.service_name, settings.jurisdiction_code, settings.jurisdiction_level).set(1)
     install_problem_handlers(app)
     if settings.cors_origins:  # pages served from another origin (the H5 form uploading photos to media)
         app.add_middleware(
@@ -181,14 +193,22 @@ def create_service_app(
     @app.middleware("http")
     async def observe_latency(request: Request, call_next):
         started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        # The route template (not the raw path) keeps label cardinality bounded.
-        template = getattr(route, "path", "unmatched")
-        metrics.HTTP_REQUEST_DURATION.labels(
-            settings.service_name, request.method, template, str(response.status_code)
-        ).observe(time.perf_counter() - started)
-        return response
+        status = "500"  # an exception escaping the app reaches the client as a 500: count it as one
+        # The caller's request id (or a new one) for the logs and the events this request causes.
+        request_id = logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))
+        try:
+            with logs.bound(request=request_id):
+                response = await call_next(request)
+            response.headers[logs.REQUEST_ID_HEADER] = request_id
+            status = str(response.status_code)
+            return response
+        finally:
+            route = request.scope.get("route")
+            # The route template (not the raw path) keeps label cardinality bounded.
+            template = getattr(route, "path", "unmatched")
+            metrics.HTTP_REQUEST_DURATION.labels(settings.service_name, request.method, template, status).observe(
+                time.perf_counter() - started
+            )
 
     @app.get("/healthz", include_in_schema=False)
     @public("liveness probe: says only that the process answers")
@@ -205,6 +225,11 @@ def create_service_app(
         noted = getattr(runtime, "noted", None)
         body = {"ready": ready, "checks": checks, "notes": noted() if noted else {}}
         return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/asyncapi.json", include_in_schema=False)
+    @public("the event contract (AsyncAPI) other departments integrate against: schemas only, no data")
+    async def asyncapi_document():
+        return JSONResponse(contract())
 
     @app.get("/metrics", include_in_schema=False)
     @public("Prometheus scrapes it inside the cluster; counters only, no personal data")

@@ -5,7 +5,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/env.sh"
 root="$(cd "$here/../.." && pwd)"
-hash=$(sha256sum "$root/requirements.txt" | cut -c1-12)
+hash=$(cat "$root/requirements.txt" "$root/requirements-runtime.txt" | sha256sum | cut -c1-12)
 venv="$GRIDLINK_HOME/venv-$hash"
 mkdir -p "$GRIDLINK_HOME" "$root/.cache"
 (

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer
 from shared.auth import Actor
 from shared.events import CaseFacts, Event, MalformedEvent, SlaBreached, UnknownEventType, parse_event
 from shared.settings import ServiceSettings
-from shared.topics import CASES, SLA, ensure_topics
+from shared.topics import SERVICE_TOPICS, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +94,11 @@ async def running_hub(settings: ServiceSettings, render: Callable[[Event], dict]
     """Consume the case and SLA topics (no consumer group: each process reads everything, from the
     end) while the console runs."""
     hub = Hub(render)
-    await ensure_topics(settings)
+    if settings.kafka_create_topics:
+        await ensure_topics(settings)
     consumer = AIOKafkaConsumer(
-        settings.topic(CASES.name),
-        settings.topic(SLA.name),
-        bootstrap_servers=settings.kafka_bootstrap,
+        *(settings.topic(t.name) for t in SERVICE_TOPICS["console"].consumes),
+        **settings.kafka_options(),
         group_id=None,  # no group: every partition is this process's
         enable_auto_commit=False,
         auto_offset_reset="latest",

@@ -27,7 +27,7 @@ from services.notify.wecom import WeComAppClient, WeComRobotClient
 from shared.jurisdictions import load_county
 from shared.service import running_service
 from shared.sla_policy import load_sla_policy
-from shared.topics import CASES, MEDIA, REPORTS, SLA
+from shared.topics import SERVICE_TOPICS
 from shared.web import create_service_app
 
 
@@ -97,7 +97,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
             running_service(
                 settings,
                 service_dir=Path(__file__).parent,
-                topics=[REPORTS, CASES, SLA, MEDIA],
+                topics=SERVICE_TOPICS["notify"].consumes,
                 handlers=make_handlers(
                     settings=settings,
                     directory=directory,

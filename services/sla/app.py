@@ -18,7 +18,7 @@ from shared.events import utcnow
 from shared.loops import repeat_until_stopped
 from shared.service import running_service
 from shared.sla_policy import load_sla_policy
-from shared.topics import CASES
+from shared.topics import SERVICE_TOPICS
 from shared.web import create_service_app
 
 
@@ -76,7 +76,7 @@ def create_app(settings: SlaSettings | None = None, *, clock: Callable[[], datet
         async with running_service(
             settings,
             service_dir=Path(__file__).parent,
-            topics=[CASES],
+            topics=SERVICE_TOPICS["sla"].consumes,
             handlers=make_handlers(settings=settings, policy=policy),
             loops={"ticker": make_ticker(clock, policy), "calendar": make_calendar_loop(calendar, clock)},
             notes={"calendar": calendar_note},

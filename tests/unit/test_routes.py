@@ -67,7 +67,11 @@ PUBLIC = {
     ("console", "GET", "/login"),
     ("console", "POST", "/login"),
     ("console", "GET", "/static/{name}"),
-    *{(service, "GET", path) for service in FACTORIES for path in ("/healthz", "/readyz", "/metrics")},
+    *{
+        (service, "GET", path)
+        for service in FACTORIES
+        for path in ("/healthz", "/readyz", "/metrics", "/asyncapi.json")
+    },
 }
 
 
@@ -123,6 +127,7 @@ async def test_private_route_answers_401_without_a_token(service, app, method, r
 # Routes that answer JSON without a declared response model, on purpose: (path pattern, why).
 UNDECLARED = {
     r"/(healthz|readyz|metrics)": "probes and Prometheus' scrape, not API: left out of /docs (shared/web.py)",
+    r"/asyncapi\.json": "the AsyncAPI document: a description like /openapi.json, in its own standard's shape",
     r"/open311/v2/.+\.\{fmt\}": "Open311 answers XML or JSON by the format in the path, in the spec's own shapes",
 }
 

@@ -156,8 +156,9 @@ def test_production_refuses_sample_keys_short_secrets_and_the_development_issuer
 
 
 def test_every_secret_is_in_the_example_secret_and_the_cluster_runs_in_production():
-    example = yaml.safe_load((PROJECT_ROOT / "deploy" / "k8s" / "secrets.example.yaml").read_text(encoding="utf-8"))
+    base = PROJECT_ROOT / "deploy" / "k8s" / "base"
+    example = yaml.safe_load((base / "secrets.example.yaml").read_text(encoding="utf-8"))
     listed = set(example["stringData"])
     assert {f"GRIDLINK_{name.upper()}" for names in SECRETS.values() for name in names} <= listed
-    config = yaml.safe_load((PROJECT_ROOT / "deploy" / "k8s" / "config.yaml").read_text(encoding="utf-8"))
+    config = yaml.safe_load((base / "config.yaml").read_text(encoding="utf-8"))
     assert config["data"]["GRIDLINK_ENV"] == "production"
