@@ -7,6 +7,8 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.sla.analytics.api import router as analytics_router
+from services.sla.analytics.consumer import running_analytics
 from services.sla.api import router
 from services.sla.domain import Policy
 from services.sla.handlers import make_handlers, make_ticker
@@ -30,17 +32,22 @@ def create_app(settings: SlaSettings | None = None, *, clock: Callable[[], datet
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        async with running_service(
-            settings,
-            service_dir=Path(__file__).parent,
-            topics=[CASES],
-            handlers=make_handlers(settings=settings, policy=policy),
-            loops={"ticker": make_ticker(clock, policy)},
-        ) as runtime:
+        async with (
+            running_service(
+                settings,
+                service_dir=Path(__file__).parent,
+                topics=[CASES],
+                handlers=make_handlers(settings=settings, policy=policy),
+                loops={"ticker": make_ticker(clock, policy)},
+            ) as runtime,
+            running_analytics(runtime) as analytics,
+        ):
             app.state.runtime = runtime
+            app.state.analytics = analytics
             yield
 
     app = create_service_app(settings, title="GridLink sla", lifespan=lifespan)
     app.state.policy = policy
     app.include_router(router)
+    app.include_router(analytics_router)
     return app
