@@ -40,7 +40,7 @@ def create_app(settings: SlaSettings | None = None, *, clock: Callable[[], datet
                 handlers=make_handlers(settings=settings, policy=policy),
                 loops={"ticker": make_ticker(clock, policy)},
             ) as runtime,
-            running_analytics(runtime) as analytics,
+            running_analytics(runtime, clock=clock) as analytics,
         ):
             app.state.runtime = runtime
             app.state.analytics = analytics

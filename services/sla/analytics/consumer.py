@@ -8,9 +8,10 @@ sla's timers: stop sla, run `python -m services.sla.analytics.rebuild`, start sl
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -26,6 +27,7 @@ from services.sla.analytics.scorecards import (
     mark_recurrences,
     open_rounds,
 )
+from services.sla.calendar import CST
 from services.sla.settings import SlaSettings
 from shared.case_actions import CASE_TRANSITION_TYPES
 from shared.db import apply_migrations, create_pool, schema_name
@@ -36,6 +38,7 @@ from shared.events import (
     ReportAttached,
     SlaBreached,
     submitted_report,
+    utcnow,
 )
 from shared.kafka import ConsumerRunner, Handler
 from shared.loops import repeat_until_stopped
@@ -139,7 +142,9 @@ class Analytics:
 
 
 @asynccontextmanager
-async def running_analytics(runtime: Runtime[SlaSettings]) -> AsyncIterator[Analytics]:
+async def running_analytics(
+    runtime: Runtime[SlaSettings], *, clock: Callable[[], datetime] = utcnow
+) -> AsyncIterator[Analytics]:
     """Start the analytics consumer and the business-metrics loop inside a running sla service."""
     settings = analytics_settings(runtime.settings)
     pool = await create_pool(settings)
@@ -151,7 +156,7 @@ async def running_analytics(runtime: Runtime[SlaSettings]) -> AsyncIterator[Anal
         await consumer.start()
         tasks = [
             asyncio.create_task(consumer.run(runtime.stopping)),
-            asyncio.create_task(_publish_metrics(settings, pool, runtime.stopping)),
+            asyncio.create_task(_publish_metrics(settings, pool, runtime.stopping, clock)),
         ]
 
         async def consuming() -> None:
@@ -170,10 +175,12 @@ async def running_analytics(runtime: Runtime[SlaSettings]) -> AsyncIterator[Anal
         await pool.close()
 
 
-async def _publish_metrics(settings: SlaSettings, pool: asyncpg.Pool, stopping: asyncio.Event) -> None:
+async def _publish_metrics(
+    settings: SlaSettings, pool: asyncpg.Pool, stopping: asyncio.Event, clock: Callable[[], datetime]
+) -> None:
     async def refresh() -> None:
         async with pool.acquire() as conn:
-            await metrics.refresh(conn)
+            await metrics.refresh(conn, today=clock().astimezone(CST).date())
 
     await repeat_until_stopped(stopping, settings.analytics_metrics_interval_s, refresh, what="scorecard metrics")
 
@@ -186,12 +193,8 @@ async def reset_offsets(settings: SlaSettings) -> dict[TopicPartition, int]:
     )
     await consumer.start()
     try:
-        await consumer.topics()  # fetches the cluster's metadata, so partitions are known
-        partitions = [
-            TopicPartition(settings.topic(t.name), p)
-            for t in TOPICS
-            for p in sorted(consumer.partitions_for_topic(settings.topic(t.name)) or ())
-        ]
+        # Every partition the registry creates (shared.topics.ensure_topics).
+        partitions = [TopicPartition(settings.topic(t.name), p) for t in TOPICS for p in range(t.partitions)]
         consumer.assign(partitions)
         starts = await consumer.beginning_offsets(partitions)
         await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in starts.items()})

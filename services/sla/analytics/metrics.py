@@ -2,12 +2,12 @@
 month's 三率 by department and by town. A rate without data has no series (Grafana shows "No data"),
 never 0."""
 
+from datetime import date
+
 from prometheus_client import Gauge
 
 from services.sla.analytics import figures
 from services.sla.analytics.scorecards import RATES
-from services.sla.calendar import CST
-from shared.events import utcnow
 
 RATE = Gauge(
     "gridlink_scorecard_rate",
@@ -22,8 +22,7 @@ SAMPLE = Gauge(
 SUPERVISED = Gauge("gridlink_scorecard_supervised", "This month's 督办 count", ["group", "key"])
 
 
-async def refresh(conn) -> None:
-    today = utcnow().astimezone(CST).date()
+async def refresh(conn, *, today: date) -> None:
     since = today.replace(day=1)
     for group in ("department", "town"):
         for card in await figures.scorecards(conn, by=group, period="all", since=since, until=today):

@@ -127,6 +127,8 @@ async def scorecard_counts(
 
 
 LOOP_SQL = """
+-- A round ended (transferred, cancelled) before its target without the step is not counted: it
+-- was not that department's to do. One still open past its target counts as missed at `as_of`.
 WITH claims AS (  -- every lead round of an urgent case: claimed (接单) within 10 minutes?
   SELECT {key} AS key, {period} AS period_start,
     count(*) FILTER (WHERE acknowledged_at - started_at <= make_interval(mins => $4)) AS ok,
@@ -143,7 +145,8 @@ WITH claims AS (  -- every lead round of an urgent case: claimed (接单) within
     AND ($3::text IS NULL OR {key} = $3)
   GROUP BY 1, 2
 ), cases AS (  -- every urgent case: closed (first 办结) within 60 minutes of its first dispatch?
-  SELECT (array_agg({key} ORDER BY started_at))[1] AS key, min(day) AS day,
+  -- the case's close belongs to the round that resolved it first (or, unresolved, its latest round)
+  SELECT (array_agg({key} ORDER BY resolved_at NULLS LAST, started_at DESC))[1] AS key, min(day) AS day,
          min(started_at) AS first_started, min(resolved_at) AS first_resolved,
          -- until when the case was open: now while a round runs, else its last round's end
          CASE WHEN bool_or(ended_at IS NULL) THEN $7 ELSE max(ended_at) END AS open_until
