@@ -5,7 +5,9 @@ same figures."""
 
 import csv
 import io
+import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from uuid import UUID, uuid4
 
 from openpyxl import load_workbook
@@ -285,9 +287,9 @@ async def test_scorecards_loop_hotspots_exports_and_rebuild(make_settings):
         )
 
         # The workbook: the figures and the rounds behind them.
-        response = await client.get("/api/v1/exports/assessment.xlsx", params={"month": "2026-11"})
-        assert response.status_code == 200
-        book = load_workbook(io.BytesIO(response.content))
+        response_workbook = await client.get("/api/v1/exports/assessment.xlsx", params={"month": "2026-11"})
+        assert response_workbook.status_code == 200
+        book = load_workbook(io.BytesIO(response_workbook.content))
         assert book.sheetnames == ["考核汇总", "闭环时效", "案件清单", "说明"]
         summary = {row[1]: row for row in book["考核汇总"].iter_rows(min_row=2, values_only=True) if row and row[2]}
         assert summary["城市管理局"][0] == 1 and summary["城市管理局"][6] == 0.6667
@@ -312,6 +314,11 @@ async def test_scorecards_loop_hotspots_exports_and_rebuild(make_settings):
 
         report = await client.get("/api/v1/reports/weekly.pdf", params={"week": "2026-11-26"})
         assert report.status_code == 200 and report.content.startswith(b"%PDF")
+        if os.environ.get("GRIDLINK_SAVE_SAMPLES"):  # to look at them: the weekly report and the workbook
+            samples = Path(os.environ["GRIDLINK_SAVE_SAMPLES"])
+            samples.mkdir(parents=True, exist_ok=True)
+            (samples / "weekly.pdf").write_bytes(report.content)
+            (samples / "assessment.xlsx").write_bytes(response_workbook.content)
 
         # Business metrics for Grafana: this month (the clock's November) by department and town.
         async def exported():

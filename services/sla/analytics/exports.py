@@ -339,18 +339,11 @@ def _summary_page(n: Names, monday: date, sunday: date, data: dict[str, Any]) ->
         _bar(ax, labels, rates, f"{RATES[rate][2]}（按部门）")
     ax = fig.add_subplot(grid[2, :])
     weeks = data["trend"]
-    ax.plot(
-        [f"{w['period_start']:%m-%d}" for w in weeks],
-        [_percent_or_gap(w["resolved_in_time"]) for w in weeks],
-        marker="o",
-        label="按期办结率",
-    )
-    ax.plot(
-        [f"{w['period_start']:%m-%d}" for w in weeks],
-        [_percent_or_gap(w["acknowledged_in_time"]) for w in weeks],
-        marker="s",
-        label="及时签收率",
-    )
+    positions = list(range(len(weeks)))  # numeric x: a week without data stays on the axis, as a gap
+    for rate, marker in (("resolved_in_time", "o"), ("acknowledged_in_time", "s")):
+        ax.plot(positions, [_percent_or_gap(w[rate]) for w in weeks], marker=marker, label=RATES[rate][2])
+    ax.set_xticks(positions, [f"{w['period_start']:%m-%d}" for w in weeks], fontsize=8)
+    ax.set_xlim(-0.5, len(weeks) - 0.5)
     ax.set_ylim(0, 105)
     ax.set_ylabel("%")
     ax.set_title("近八周全县趋势（空缺为无数据）", fontsize=11)

@@ -1,6 +1,6 @@
 """Analytics' SQL: rounds, breaches and reports in, scorecards, the loop and hotspots out."""
 
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -22,6 +22,11 @@ GROUPS = {
     "county": "'county'",
 }
 PERIODS = ("day", "week", "month", "all")
+
+
+def round_record(r: Round) -> tuple:
+    """A round as a row of the rounds table (ROUND_COLUMNS, then day)."""
+    return (*(getattr(r, name) for name in ROUND_COLUMNS), r.started_at.astimezone(CST).date())
 
 
 def _round(row: asyncpg.Record) -> Round:
@@ -49,7 +54,7 @@ async def save_rounds(conn: asyncpg.Connection, rounds: list[Round]) -> None:
     await conn.executemany(
         f"INSERT INTO rounds ({', '.join(columns)}) VALUES ({', '.join(f'${i}' for i in range(1, len(columns) + 1))})"
         f" ON CONFLICT (case_id, department_code, started_at) DO UPDATE SET {updates}",
-        [(*asdict(r).values(), r.started_at.astimezone(CST).date()) for r in rounds],
+        [round_record(r) for r in rounds],
     )
 
 
