@@ -66,3 +66,4 @@ unit: install
 bench: install
 	@$(PY) bench/sla_timers.py
 	@$(PY) bench/notify_broadcast.py
+	@$(PY) bench/scorecards.py

@@ -3,10 +3,13 @@ small samples, periods without cases, and the exports' rendering of them."""
 
 import csv
 import io
+import json
+import re
 from datetime import UTC, date, datetime, timedelta
 from uuid import uuid4
 
 import pytest
+from prometheus_client import REGISTRY
 
 from services.sla.analytics.exports import Names, names, scorecards_csv
 from services.sla.analytics.scorecards import (
@@ -27,6 +30,7 @@ from services.sla.analytics.scorecards import (
     scorecard,
     wilson_lower_bound,
 )
+from shared.settings import PROJECT_ROOT
 
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 
@@ -241,3 +245,13 @@ def test_names_and_the_csv_export():
         "0",
     )
     assert rows[1]["name"] == "（未知）"
+
+
+def test_the_business_dashboard_queries_only_the_scorecard_metrics_sla_exports():
+    import services.sla.app  # noqa: F401 - registers sla's metrics, the analytics ones among them
+
+    exported = {name for names_ in REGISTRY._collector_to_names.values() for name in names_}
+    dashboard = json.loads((PROJECT_ROOT / "deploy" / "grafana" / "gridlink-scorecards.json").read_text("utf-8"))
+    used = {m for p in dashboard["panels"] for t in p["targets"] for m in re.findall(r"gridlink_\w+", t["expr"])}
+    assert used == {"gridlink_scorecard_rate", "gridlink_scorecard_sample", "gridlink_scorecard_supervised"}
+    assert used <= exported
