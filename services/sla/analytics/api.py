@@ -25,7 +25,7 @@ router = APIRouter(prefix="/api/v1")
 Group = Literal["department", "town", "village", "grid", "category", "county"]
 Period = Literal["day", "week", "month", "all"]
 MAX_DAYS = 400  # a little over a year: a year's daily scorecards, or several years by month
-MAX_PERIODS = 400
+CODE = r"^[A-Za-z0-9_.-]{1,64}$"  # department, division and category codes
 
 
 async def _connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
@@ -40,9 +40,18 @@ def _today() -> date:
     return utcnow().astimezone(CST).date()
 
 
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
+
+
+def _within_years(*days: date) -> None:
+    if any(not FIRST_DAY <= day <= LAST_DAY for day in days):
+        raise Problem(400, "Invalid date", "日期须在 2000 年至 2099 年之间，请检查年份。", kind="invalid-period")
+
+
 def _range(since: date | None, until: date | None, *, period: str = "all") -> tuple[date, date]:
     """The period asked for: by default the 30 days to today (Beijing time)."""
     until = until or _today()
+    _within_years(until, *([since] if since else []))
     since = since or until - timedelta(days=30)
     if since > until:
         raise Problem(400, "Invalid period", "since 不能晚于 until，请调整起止日期。", kind="invalid-period")
@@ -70,7 +79,7 @@ async def scorecards(
     period: Period = "month",
     since: date | None = None,
     until: date | None = None,
-    key: str | None = Query(None, max_length=64, description="one department/town/village/grid/category"),
+    key: str | None = Query(None, pattern=CODE, description="one department/town/village/grid/category code"),
 ) -> dict[str, Any]:
     """Scorecards per department, town, village, grid or category and period: 及时签收率, 按期办结率,
     群众满意率, 回潮率, 退单率 (each with numerator, sample size n, Wilson lower bound and what a
@@ -91,7 +100,7 @@ async def loop(
     period: Period = "month",
     since: date | None = None,
     until: date | None = None,
-    key: str | None = Query(None, max_length=64),
+    key: str | None = Query(None, pattern=CODE),
 ) -> dict[str, Any]:
     """The seeds' loop for urgent cases: discovered→reported (5 min, when the report says when it
     was seen), dispatched→claimed (10 min), joint plan (30 min, cases with co-handlers), closed
@@ -131,7 +140,7 @@ async def case_list(
     actor: CurrentActor,
     since: date | None = None,
     until: date | None = None,
-    department: str | None = Query(None, max_length=64),
+    department: str | None = Query(None, pattern=CODE),
 ) -> dict[str, Any]:
     """The rounds behind the figures (one per department per dispatch), with what counted.
 
@@ -148,6 +157,7 @@ def _month(month: str | None) -> tuple[date, date]:
         try:
             year, number = (int(part) for part in month.split("-"))
             first = date(year, number, 1)
+            _within_years(first)
         except ValueError:
             raise Problem(400, "Invalid month", "month 格式为 YYYY-MM，例如 2026-11。", kind="invalid-period") from None
     last = (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
@@ -159,7 +169,7 @@ async def assessment_workbook(
     conn: AnalyticsConnection,
     actor: CurrentActor,
     month: str | None = Query(None, max_length=7, description="YYYY-MM, Beijing time; this month by default"),
-    department: str | None = Query(None, max_length=64, description="one department; all by default"),
+    department: str | None = Query(None, pattern=CODE, description="one department code; all by default"),
 ) -> Response:
     """The monthly assessment workbook (月度考核表): the scorecard of each department, its seeds'
     loop, and the case list behind the figures.
@@ -211,6 +221,7 @@ async def weekly_report(
 
     Who: any staff member."""
     day = week or _today() - timedelta(days=7)
+    _within_years(day)
     monday = day - timedelta(days=day.weekday())
     body = await exports.weekly_report(conn, monday=monday, as_of=utcnow())
     return Response(
