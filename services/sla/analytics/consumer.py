@@ -60,10 +60,13 @@ async def _save_changed(conn: asyncpg.Connection, before: list[Round], after: li
     await store.save_rounds(conn, [r for r in after if r not in before])
 
 
-async def _refold(conn: asyncpg.Connection, case_id, change) -> None:
-    """Load a case's rounds, apply `change` and the recurrences known so far, save what changed."""
+async def _refold(conn: asyncpg.Connection, case_id, change, *, recurrences: bool = False) -> None:
+    """Load a case's rounds, apply `change`, save what changed; with `recurrences`, also mark the
+    resolutions later cases recurred after (only a dispatch or a resolution can change those)."""
     before = await store.case_rounds(conn, case_id=case_id)
-    after = mark_recurrences(change(before), await store.recurrence_times(conn, case_id=case_id))
+    after = change(before)
+    if recurrences:
+        after = mark_recurrences(after, await store.recurrence_times(conn, case_id=case_id))
     await _save_changed(conn, before, after)
 
 
@@ -78,17 +81,21 @@ def make_handlers() -> dict[str, Handler]:
             lambda rounds: open_rounds(
                 rounds, case=facts, started_at=case.dispatched_at, action=case.action, breaches=breaches
             ),
+            recurrences=True,
         )
         if case.recurrence_of is not None:  # 回潮: counts against the earlier case's resolution
             await store.save_recurrence(
                 conn, case_id=case.recurrence_of, later_case=case.case_id, at=case.dispatched_at
             )
-            await _refold(conn, case.recurrence_of, lambda rounds: rounds)
+            await _refold(conn, case.recurrence_of, lambda rounds: rounds, recurrences=True)
 
     async def on_step(conn: asyncpg.Connection, event: Event) -> None:
         step = event.payload_as(CaseTransitioned)
         await _refold(
-            conn, step.case_id, lambda rounds: apply_step(rounds, event_type=event.type, at=step.at, detail=step.detail)
+            conn,
+            step.case_id,
+            lambda rounds: apply_step(rounds, event_type=event.type, at=step.at, detail=step.detail),
+            recurrences=event.type == "case.resolved",
         )
 
     async def on_breached(conn: asyncpg.Connection, event: Event) -> None:

@@ -270,8 +270,8 @@ def _cjk_font() -> str | None:
     return next((name for name in CJK_FONTS if name in available), None)
 
 
-async def weekly_report(conn: asyncpg.Connection, *, monday: date, as_of: datetime, fmt: str = "pdf") -> bytes:
-    """The weekly report for county leaders, as a PDF (or the first page as PNG, fmt="png")."""
+async def weekly_report(conn: asyncpg.Connection, *, monday: date, as_of: datetime) -> bytes:
+    """The weekly report for county leaders, as a PDF."""
     sunday = monday + timedelta(days=6)
     data = {
         "departments": await figures.scorecards(conn, by="department", period="all", since=monday, until=sunday),
@@ -283,7 +283,7 @@ async def weekly_report(conn: asyncpg.Connection, *, monday: date, as_of: dateti
         "loop": await figures.loop(conn, by="department", period="all", since=monday, until=sunday, as_of=as_of),
         "hotspots": await figures.hotspots(conn, since=monday, until=sunday, period="all", limit=10),
     }
-    return await asyncio.to_thread(_render_weekly, names(), monday, sunday, data, fmt)
+    return await asyncio.to_thread(_render_weekly, names(), monday, sunday, data)
 
 
 def _bar(ax, labels: list[str], rates: list[dict[str, Any]], title: str) -> None:
@@ -301,16 +301,13 @@ def _bar(ax, labels: list[str], rates: list[dict[str, Any]], title: str) -> None
     ax.set_title(title, fontsize=11)
 
 
-def _render_weekly(n: Names, monday: date, sunday: date, data: dict[str, Any], fmt: str) -> bytes:
+def _render_weekly(n: Names, monday: date, sunday: date, data: dict[str, Any]) -> bytes:
     with plt.rc_context({"font.family": _cjk_font() or "sans-serif", "axes.unicode_minus": False}):
         pages = [_summary_page(n, monday, sunday, data), _towns_page(n, data), _hotspots_page(n, data)]
         out = io.BytesIO()
-        if fmt == "png":
-            pages[0].savefig(out, format="png", dpi=110)
-        else:
-            with PdfPages(out, metadata={"Title": f"网格治理周报 {monday}—{sunday}"}) as pdf:
-                for page in pages:
-                    pdf.savefig(page)
+        with PdfPages(out, metadata={"Title": f"网格治理周报 {monday}—{sunday}"}) as pdf:
+            for page in pages:
+                pdf.savefig(page)
         for page in pages:
             plt.close(page)
         return out.getvalue()
