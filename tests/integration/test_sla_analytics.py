@@ -120,7 +120,7 @@ class Case:
 
 
 def history():
-    """The scripted history: (case topic events, sla topic events, report topic events)."""
+    """The scripted history: case topic events, sla topic events, report topic events, the cases."""
     a = Case("zhujian", village="330727001002", grid=GRID_A, co=["eco_env"])
     b = Case("zhujian", village="330727002003", grid=GRID_B)
     c = Case("chengguan", village="330727002003", grid=GRID_B, category="garbage")
@@ -173,7 +173,7 @@ def history():
         b.report(seen_at=m(-20), submitted_at=m(-1)),
         a.attached(m(30)),
     ]
-    return cases, breaches, reports
+    return cases, breaches, reports, {"a": a, "b": b, "c": c, "d": d, "e": e, "g": g}
 
 
 def figures_of(rows, key):
@@ -205,7 +205,7 @@ async def _settled(client):
 async def test_scorecards_loop_hotspots_exports_and_rebuild(make_settings):
     settings = make_settings("sla", analytics_metrics_interval_s=0.2)
     await ensure_topics(settings)
-    cases, breaches, reports = history()
+    cases, breaches, reports, cases_by_name = history()
     # Breaches and reports first: analytics must not depend on the order of the topics.
     await publish(settings, SLA.name, *breaches)
     await publish(settings, REPORTS.name, *reports)
@@ -298,6 +298,8 @@ async def test_scorecards_loop_hotspots_exports_and_rebuild(make_settings):
             await client.get("/api/v1/scorecards/cases", params={"since": "2026-11-01", "until": "2026-11-30"})
         ).json()["rounds"]
         assert len(listed) == 10 and book["案件清单"].max_row == 1 + len(listed)
+        ends = {row[0]: row[-1] for row in book["案件清单"].iter_rows(min_row=2, values_only=True) if row[2] == "主办"}
+        assert ends[cases_by_name["e"].facts["case_no"]] == "撤销"
         one = await client.get("/api/v1/exports/assessment.xlsx", params={"month": "2026-11", "department": "zhujian"})
         only = load_workbook(io.BytesIO(one.content))["考核汇总"]
         assert only.cell(row=2, column=2).value == "住房和城乡建设局" and only.cell(row=3, column=2).value is None

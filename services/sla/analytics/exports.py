@@ -178,6 +178,14 @@ def _build_workbook(n: Names, since: date, until: date, cards, loops, rounds) ->
     ]  # fmt: skip
     ws = _sheet(wb, "案件清单", columns)
     actions = {"dispatch": "派单", "transfer": "转派", "reopen": "重新办理", "escalate": "上报", "reclassify": "改类"}
+    ends = actions | {
+        "resolved": "办结",
+        "returned": "退回",
+        "escalated": "上报",
+        "merged": "合并",
+        "cancelled": "撤销",
+        "closed": "结案",
+    }
     for r in rounds:
         ws.append(
             [
@@ -202,7 +210,7 @@ def _build_workbook(n: Names, since: date, until: date, cards, loops, rounds) ->
                 r["rating"] if r["rating"] is not None else "",
                 r["extensions"] or "",
                 round(r["paused_minutes"]) or "",
-                r["end_reason"] or "",
+                ends.get(r["end_reason"], r["end_reason"] or ""),
             ]
         )
     ws = _sheet(wb, "说明", [("计入规则", 120)])
