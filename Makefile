@@ -71,3 +71,4 @@ bench: install
 	@$(PY) bench/notify_burst.py
 	@$(PY) bench/triage.py
 	@$(PY) bench/service_memory.py
+	@$(PY) bench/scorecards.py

@@ -67,6 +67,8 @@ class ReportSubmittedFacts(Payload):
     reporter_phone_masked: str | None = None
     media_ids: list[UUID] = []
     submitted_at: datetime
+    # When the reporter saw the problem, when the report says so (the loop's discovered→reported).
+    seen_at: datetime | None = None
     # Added by intake's triage (issue 5), all optional. A report without coordinates carries its
     # address and needs_locating.
     priority: str | None = None  # urgent | normal, from the text (danger cues) and the category

@@ -9,6 +9,8 @@ import asyncpg
 from fastapi import FastAPI
 
 from services.sla import metrics, store
+from services.sla.analytics.api import router as analytics_router
+from services.sla.analytics.consumer import running_analytics
 from services.sla.api import router
 from services.sla.calendar import CST, OfficialCalendar, calendar_year, load_calendar_file
 from services.sla.domain import Policy
@@ -73,16 +75,20 @@ def create_app(settings: SlaSettings | None = None, *, clock: Callable[[], datet
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        async with running_service(
-            settings,
-            service_dir=Path(__file__).parent,
-            topics=SERVICE_TOPICS["sla"].consumes,
-            handlers=make_handlers(settings=settings, policy=policy),
-            loops={"ticker": make_ticker(clock, policy), "calendar": make_calendar_loop(calendar, clock)},
-            notes={"calendar": calendar_note},
-            setup=lambda pool: refresh_calendar(pool, calendar, clock),
-        ) as runtime:
+        async with (
+            running_service(
+                settings,
+                service_dir=Path(__file__).parent,
+                topics=SERVICE_TOPICS["sla"].consumes,
+                handlers=make_handlers(settings=settings, policy=policy),
+                loops={"ticker": make_ticker(clock, policy), "calendar": make_calendar_loop(calendar, clock)},
+                notes={"calendar": calendar_note},
+                setup=lambda pool: refresh_calendar(pool, calendar, clock),
+            ) as runtime,
+            running_analytics(runtime, clock=clock) as analytics,
+        ):
             app.state.runtime = runtime
+            app.state.analytics = analytics
             yield
 
     app = create_service_app(settings, title="GridLink sla", lifespan=lifespan)
@@ -90,4 +96,5 @@ def create_app(settings: SlaSettings | None = None, *, clock: Callable[[], datet
     app.state.calendar = calendar
     app.state.clock = clock
     app.include_router(router)
+    app.include_router(analytics_router)
     return app

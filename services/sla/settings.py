@@ -13,3 +13,5 @@ class SlaSettings(ServiceSettings, SlaPolicyFile):
     sla_holidays_path: Path = PROJECT_ROOT / "shared" / "data" / "holidays.yaml"
     # How often each replica re-reads the years admins entered (another replica may have taken the change).
     sla_calendar_refresh_s: float = 60.0
+    # How often the business metrics (三率 by department and town, this month) are recomputed.
+    analytics_metrics_interval_s: float = 60.0
