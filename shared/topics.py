@@ -7,16 +7,23 @@ them from this registry. Run `python -m shared.topics` to create them by hand.
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.case_actions import CASE_TRANSITION_TYPES
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, kafka_principal
 
 log = logging.getLogger(__name__)
 
 FOREVER = -1
 DAY_MS = 24 * 3600 * 1000
+
+
+# Who connects to Kafka: each service as its own principal, and the operators' dead-letter tool
+# (python -m shared.deadletters) as one more.
+SERVICES = ("intake", "dispatch", "sla", "notify", "media", "console")
+OPERATOR = "operator"
 
 
 @dataclass(frozen=True)
@@ -26,33 +33,140 @@ class Topic:
     retention_ms: int
     event_types: tuple[str, ...]
     cleanup_policy: str = "delete"
+    # Who may publish to it and who may read it (each service's Kafka ACLs come from these; see
+    # service_topics). Other departments that integrate through a topic get a reader principal of
+    # their own, granted by the same rule: never one of the private topics.
+    writers: tuple[str, ...] = ()
+    readers: tuple[str, ...] = ()
+    # Carries personal data only its readers may have: never granted to another department.
+    private: bool = False
 
 
 # Case history must be rebuildable from the topics alone, so report and case topics keep forever.
+# Other departments may read them: nothing on them lets anyone reach a reporter (see REPORTER_CONTACTS).
 REPORTS = Topic(
     "gridlink.reports",
     6,
     FOREVER,
-    (
-        "report.submitted",
-        "report.attached",
-        "report.located",
-        "triage.corrected",
-        "query.code_requested",
-        "reporter.verified",
-    ),
+    ("report.submitted", "report.attached", "report.located", "triage.corrected"),
+    writers=("intake", "dispatch"),  # dispatch: triage.corrected
+    readers=("intake", "dispatch", "notify", "media"),
 )
-CASES = Topic("gridlink.cases", 6, FOREVER, ("case.dispatched", *CASE_TRANSITION_TYPES))
-SLA = Topic("gridlink.sla", 6, 365 * DAY_MS, ("sla.breached", "sla.warning"))
-MEDIA = Topic("gridlink.media", 3, 365 * DAY_MS, ("media.stored", "media.rejected", "media.attached"))
-NOTIFICATIONS = Topic("gridlink.notifications", 3, 90 * DAY_MS, ("notification.sent", "notification.failed"))
+CASES = Topic(
+    "gridlink.cases",
+    6,
+    FOREVER,
+    ("case.dispatched", *CASE_TRANSITION_TYPES),
+    writers=("dispatch",),
+    readers=("intake", "dispatch", "sla", "notify", "media", "console"),
+)
+SLA = Topic(
+    "gridlink.sla", 6, 365 * DAY_MS, ("sla.breached", "sla.warning"), writers=("sla",), readers=("dispatch", "notify")
+)
+MEDIA = Topic(
+    "gridlink.media",
+    3,
+    365 * DAY_MS,
+    ("media.stored", "media.rejected", "media.attached"),
+    writers=("media",),
+    readers=("notify",),
+)
+NOTIFICATIONS = Topic(
+    "gridlink.notifications",
+    3,
+    90 * DAY_MS,
+    ("notification.sent", "notification.failed"),
+    writers=("notify",),
+)
 # Inbound WeCom/official-account messages for intake, keyed by sender so each one stays in order.
-MESSAGES = Topic("gridlink.messages", 3, 365 * DAY_MS, ("message.received",))
+# Private: they name their senders (openids, WeCom user ids).
+MESSAGES = Topic(
+    "gridlink.messages",
+    3,
+    365 * DAY_MS,
+    ("message.received",),
+    writers=("notify",),
+    readers=("intake",),
+    private=True,
+)
+# How to reach reporters: their phones (ciphertext), openids and WeCom user ids, the one-time
+# 我要查询 codes and the phones proved by them. Private to intake, which takes them, and notify,
+# which alone sends to them: PIPL allows personal data only where it is needed, and other
+# departments read gridlink.reports, which is kept forever. Notify keeps what it needs in its own
+# database, and retention here is short (a code lives minutes, a contact is read within seconds).
+REPORTER_CONTACTS = Topic(
+    "gridlink.reporter-contacts",
+    3,
+    30 * DAY_MS,
+    ("reporter.contact_given", "query.code_requested", "reporter.verified"),
+    writers=("intake",),
+    readers=("notify",),
+    private=True,
+)
 # Poison messages and messages whose handler kept failing, with the reason, for an operator.
-DEAD_LETTERS = Topic("gridlink.dead-letters", 1, 90 * DAY_MS, ())
+# Private: a letter holds the original message, whichever topic it came from.
+DEAD_LETTERS = Topic(
+    "gridlink.dead-letters",
+    1,
+    90 * DAY_MS,
+    (),
+    writers=("intake", "dispatch", "sla", "notify", "media"),  # every service that runs a ConsumerRunner
+    readers=(OPERATOR,),
+    private=True,
+)
 
-ALL_TOPICS = (REPORTS, CASES, SLA, MEDIA, NOTIFICATIONS, MESSAGES, DEAD_LETTERS)
+ALL_TOPICS = (REPORTS, CASES, SLA, MEDIA, NOTIFICATIONS, MESSAGES, REPORTER_CONTACTS, DEAD_LETTERS)
 _TOPIC_OF_EVENT = {event_type: topic for topic in ALL_TOPICS for event_type in topic.event_types}
+
+
+@dataclass(frozen=True)
+class ServiceTopics:
+    """What one principal may do on Kafka: the registry topics it reads and writes, and the
+    consumer-group prefix it consumes as. Kafka ACLs (Strimzi KafkaUser resources) are made from it."""
+
+    principal: str
+    reads: tuple[Topic, ...]
+    writes: tuple[Topic, ...]
+    # Its consumer groups start with this (dispatch has one per jurisdiction: dispatch-330727).
+    group_prefix: str
+
+
+def service_topics(service: str) -> ServiceTopics:
+    """The topics a service (or OPERATOR) reads and writes, from the registry's readers and writers.
+    The operator replays dead letters to the topic they came from, so it writes every topic."""
+    if service not in (*SERVICES, OPERATOR):
+        raise ValueError(f"unknown service {service!r}; known: {', '.join((*SERVICES, OPERATOR))}")
+    writes = ALL_TOPICS if service == OPERATOR else tuple(t for t in ALL_TOPICS if service in t.writers)
+    group = "gridlink-dead-letter-replay" if service == OPERATOR else service
+    return ServiceTopics(
+        principal=kafka_principal(service),
+        reads=tuple(t for t in ALL_TOPICS if service in t.readers),
+        writes=writes,
+        group_prefix=group,
+    )
+
+
+def kafka_acls(service: str, *, topic_prefix: str = "") -> list[dict[str, Any]]:
+    """The service's Kafka ACLs, in the shape of a Strimzi KafkaUser's `spec.authorization.acls`:
+    Read on what it reads (and its consumer groups), Write on what it writes, and Describe and
+    Create on every registry topic (metadata only: each service creates missing registry topics at
+    start-up, shared.topics.ensure_topics, and must see that they exist)."""
+    allowed = service_topics(service)
+    acls: list[dict[str, Any]] = []
+
+    def topic_acl(topic: Topic, operations: list[str]) -> None:
+        resource = {"type": "topic", "name": f"{topic_prefix}{topic.name}", "patternType": "literal"}
+        acls.append({"resource": resource, "operations": operations})
+
+    for topic in ALL_TOPICS:
+        operations = ["Describe", "Create"]
+        operations += ["Read"] if topic in allowed.reads else []
+        operations += ["Write"] if topic in allowed.writes else []
+        topic_acl(topic, operations)
+    if allowed.reads:
+        group = {"type": "group", "name": f"{topic_prefix}{allowed.group_prefix}", "patternType": "prefix"}
+        acls.append({"resource": group, "operations": ["Read", "Describe"]})
+    return acls
 
 
 def topic_for(event_type: str) -> Topic:
@@ -63,7 +177,7 @@ def topic_for(event_type: str) -> Topic:
 async def ensure_topics(settings: ServiceSettings, *, attempts: int = 30) -> None:
     """Create every registry topic that does not exist yet (idempotent; waits for the broker)."""
     for attempt in range(1, attempts + 1):
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        admin = AIOKafkaAdminClient(**settings.kafka_client_options())
         try:
             await admin.start()
             existing = set(await admin.list_topics())

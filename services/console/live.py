@@ -75,11 +75,10 @@ async def running_hub(settings: ServiceSettings, render: Callable[[Event], dict]
     await ensure_topics(settings)
     consumer = AIOKafkaConsumer(
         settings.topic(CASES.name),
-        bootstrap_servers=settings.kafka_bootstrap,
+        **settings.kafka_client_options(),
         group_id=None,  # no group: every partition is this process's
         enable_auto_commit=False,
         auto_offset_reset="latest",
-        client_id=settings.service_name,
     )
     await consumer.start()
     # Every partition positioned at its end now, so every event published once the console is up is seen.

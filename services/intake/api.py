@@ -632,7 +632,7 @@ async def request_query_code(body: CodeRequestIn, request: Request):
                 phone_masked=mask_phone(body.phone),
                 code=code,
                 expires_at=expires_at,
-                phone_encrypted=phone_token(body.phone, settings.phone_encryption_key),
+                phone_encrypted=phone_token(body.phone, settings.phone_keys()),
             )
             await enqueue(
                 conn,

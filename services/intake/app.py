@@ -15,7 +15,7 @@ from shared.jurisdictions import load_county
 from shared.objects import ObjectStore
 from shared.service import running_service
 from shared.taxonomy import load_taxonomy
-from shared.topics import CASES, MESSAGES, REPORTS
+from shared.topics import service_topics
 from shared.web import create_service_app
 
 
@@ -46,7 +46,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         async with running_service(
             settings,
             service_dir=Path(__file__).parent,
-            topics=[CASES, REPORTS, MESSAGES],
+            topics=service_topics("intake").reads,
             handlers=make_handlers(intake),
             loops=make_loops(intake),
             checks={"object_store": incoming.ensure_bucket},

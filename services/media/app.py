@@ -11,7 +11,7 @@ from services.media.settings import MediaSettings
 from services.media.workflow import make_housekeeping, make_incoming_loop
 from shared.objects import ObjectStore
 from shared.service import running_service
-from shared.topics import CASES, REPORTS
+from shared.topics import service_topics
 from shared.web import create_service_app
 
 
@@ -27,7 +27,7 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
         async with running_service(
             settings,
             service_dir=Path(__file__).parent,
-            topics=[REPORTS, CASES],
+            topics=service_topics("media").reads,
             handlers=make_handlers(settings=settings),
             loops={"housekeeping": make_housekeeping(objects), "incoming": make_incoming_loop(objects, incoming)},
             checks={"object_store": objects.ensure_bucket},

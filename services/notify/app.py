@@ -26,7 +26,7 @@ from services.notify.wechat import WeChatOfficialAccountClient
 from services.notify.wecom import WeComAppClient, WeComRobotClient
 from shared.service import running_service
 from shared.sla_policy import load_sla_policy
-from shared.topics import CASES, MEDIA, REPORTS, SLA
+from shared.topics import service_topics
 from shared.web import create_service_app
 
 
@@ -67,7 +67,7 @@ def make_senders(settings: NotifySettings, http: httpx.AsyncClient) -> Senders:
             settings.wechat_base_url, http, app_id=settings.wechat_app_id, app_secret=settings.wechat_app_secret
         ),
         sms=HttpSmsGateway(settings.sms_base_url, http, sign_name=settings.sms_sign_name),
-        phone_key=settings.phone_encryption_key,
+        phone_keys=settings.phone_keys(),
     )
 
 
@@ -88,7 +88,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
             running_service(
                 settings,
                 service_dir=Path(__file__).parent,
-                topics=[REPORTS, CASES, SLA, MEDIA],
+                topics=service_topics("notify").reads,
                 handlers=make_handlers(settings=settings, directory=directory, sla_policy=sla_policy),
                 loops={"delivery": make_delivery_loop(lambda s: make_senders(s, http))},
             ) as runtime,

@@ -14,7 +14,7 @@ from services.sla.settings import SlaSettings
 from shared.events import utcnow
 from shared.service import running_service
 from shared.sla_policy import load_sla_policy
-from shared.topics import CASES
+from shared.topics import service_topics
 from shared.web import create_service_app
 
 
@@ -33,7 +33,7 @@ def create_app(settings: SlaSettings | None = None, *, clock: Callable[[], datet
         async with running_service(
             settings,
             service_dir=Path(__file__).parent,
-            topics=[CASES],
+            topics=service_topics("sla").reads,
             handlers=make_handlers(settings=settings, policy=policy),
             loops={"ticker": make_ticker(clock, policy)},
         ) as runtime:
