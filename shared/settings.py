@@ -192,6 +192,20 @@ class PhoneEncryptionKey(BaseModel):
         )
 
 
+class PersonalDataRetention(BaseModel):
+    """How long reporters' personal data is kept (PIPL), per kind, counted from the report: intake
+    and notify each anonymise what they hold once it is over (0 keeps that kind)."""
+
+    # Phones: the keyed hash, the masked and the encrypted number, 我要查询 codes and attempts.
+    retention_days_phones: int = Field(default=365, ge=0)
+    # Channel identities: official-account openids, WeCom user ids, Open311 account ids.
+    retention_days_openids: int = Field(default=365, ge=0)
+    # Where the reporter stood: exact points are coarsened to about 100 m, the input as sent dropped.
+    retention_days_locations: int = Field(default=365, ge=0)
+    # How often each service looks for personal data past its retention.
+    retention_interval_s: float = Field(default=3600.0, gt=0)
+
+
 class SlaPolicyFile(BaseModel):
     """The SLA policy sla enforces and notify quotes (deadlines in 派单 messages)."""
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.intake import h5, open311
+from services.intake import h5, open311, privacy
 from services.intake.api import router
 from services.intake.handlers import make_handlers, make_loops
 from services.intake.reports import Intake, apply_new_corrections
@@ -48,7 +48,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             service_dir=Path(__file__).parent,
             topics=service_topics("intake").reads,
             handlers=make_handlers(intake),
-            loops=make_loops(intake),
+            loops={**make_loops(intake), "retention": privacy.retention_loop},
             checks={"object_store": incoming.ensure_bucket},
         ) as runtime:
             app.state.runtime, app.state.incoming = runtime, incoming

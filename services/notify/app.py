@@ -13,6 +13,7 @@ import httpx
 import yaml
 from fastapi import FastAPI
 
+from services.notify import privacy
 from services.notify.api import router as staff_router
 from services.notify.callbacks import callback_configs
 from services.notify.callbacks import router as callback_router
@@ -90,7 +91,10 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
                 service_dir=Path(__file__).parent,
                 topics=service_topics("notify").reads,
                 handlers=make_handlers(settings=settings, directory=directory, sla_policy=sla_policy),
-                loops={"delivery": make_delivery_loop(lambda s: make_senders(s, http))},
+                loops={
+                    "delivery": make_delivery_loop(lambda s: make_senders(s, http)),
+                    "retention": privacy.retention_loop,
+                },
             ) as runtime,
         ):
             app.state.runtime = runtime

@@ -2,10 +2,17 @@
 
 from pathlib import Path
 
-from shared.settings import PROJECT_ROOT, PhoneEncryptionKey, ServiceSettings, SlaPolicyFile, secret
+from shared.settings import (
+    PROJECT_ROOT,
+    PersonalDataRetention,
+    PhoneEncryptionKey,
+    ServiceSettings,
+    SlaPolicyFile,
+    secret,
+)
 
 
-class NotifySettings(ServiceSettings, PhoneEncryptionKey, SlaPolicyFile):
+class NotifySettings(ServiceSettings, PhoneEncryptionKey, PersonalDataRetention, SlaPolicyFile):
     # Departments' WeCom robots and the people to @ in them.
     directory_path: Path = PROJECT_ROOT / "shared" / "data" / "directory.yaml"
 

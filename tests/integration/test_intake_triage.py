@@ -404,7 +404,11 @@ async def test_wechat_messages_from_one_sender_become_one_report(make_settings, 
     assert zhao["grid_code"] == grid.code and zhao["needs_locating"] and zhao["lat"] is None
     assert zhao["category"] == "fire_hazard"
     events = await read_topic(settings, REPORTS.name, until=lambda ms: len(ms) >= 3)
-    assert {e["payload"]["reporter_wecom_userid"] for e in events} == {"wang", "li", "zhao"}
+    assert {e["payload"]["reporter_wecom_userid"] for e in events} == {None}  # other departments read these
+    contacts = await read_topic(settings, REPORTER_CONTACTS.name, until=lambda ms: len(ms) >= 3)
+    assert {(c["payload"]["case_id"], c["payload"]["wecom_userid"]) for c in contacts} == {
+        (str(r["case_id"]), r["reporter_ref"].split(":")[1]) for r in rows
+    }
 
 
 async def test_h5_pages_are_served_in_chinese(make_settings):

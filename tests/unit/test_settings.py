@@ -20,6 +20,7 @@ from shared.settings import (
     ImageMaxBytes,
     IncomingPhotosBucket,
     ObjectStoreServer,
+    PersonalDataRetention,
     PhoneEncryptionKey,
     ResponsibilityListFile,
     ServiceSettings,
@@ -40,6 +41,7 @@ AGREEMENTS = {
     CountyMapFile: {"intake", "dispatch", "console"},
     ObjectStoreServer: {"intake", "media"},  # photos in, evidence kept: no other service holds the S3 keys
     DevTokenIssuer: {"dispatch", "console"},  # dispatch issues development tokens, the console asks for them
+    PersonalDataRetention: {"intake", "notify"},  # both hold reporters' personal data and forget it alike
 }
 
 # A value of each field type that no default has, to see both services read the same variable.
@@ -48,6 +50,7 @@ SAMPLE = {
     int: "12345",
     Path: "/srv/gridlink/agreed.yaml",
     bool: "True",
+    float: "12.5",
     dict[str, str]: '{"k0": "agreed-value"}',
 }
 
