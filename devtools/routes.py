@@ -106,14 +106,14 @@ def route_access() -> Iterator[RouteAccess]:
         app = factory()
         app.router.lifespan_context = _no_lifespan
         for route in iter_route_contexts(app.routes):
-            if route.path in DOCUMENTATION_PATHS:
+            path = str(route.path)
+            if path in DOCUMENTATION_PATHS:
                 continue
             doc = (getattr(route.endpoint, "__doc__", None) or "").strip().split("\n\n")[0]
-            for method in sorted(route.methods - {"HEAD"}):
-                action = _case_action(service, method, route.path)
+            for method in sorted((route.methods or set()) - {"HEAD"}):
+                action = _case_action(service, method, path)
                 what = f"案件操作「{action.label}」" if action else " ".join(doc.split())
-                who = _who(service, method, route.path, public_reason(route))
-                yield RouteAccess(service, method, route.path, who, what)
+                yield RouteAccess(service, method, path, _who(service, method, path, public_reason(route)), what)
 
 
 HEADER = "| Method | Path | Who may call it | What it does |"
