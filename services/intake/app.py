@@ -56,10 +56,14 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             await apply_new_corrections(runtime.pool, intake)
             yield
 
-    # A report may bring its photos: each up to the image limit, plus the form around them.
+    # A report may bring its photos: each up to the image limit, plus the form around them. Every
+    # other route (Open311's form too) is read no further than the service-wide limit.
     photos = settings.intake_max_photos * settings.media_image_max_bytes
     app = create_service_app(
-        settings, title="GridLink intake", lifespan=lifespan, max_body_bytes=photos + settings.http_max_body_bytes
+        settings,
+        title="GridLink intake",
+        lifespan=lifespan,
+        large_bodies={("POST", "/api/v1/reports"): photos + settings.http_max_body_bytes},
     )
     app.state.taxonomy = taxonomy
     app.state.intake = intake

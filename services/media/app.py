@@ -35,12 +35,13 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
             app.state.runtime, app.state.objects = runtime, objects
             yield
 
-    # One direct upload (larger files go through a presigned PUT to the object store).
+    # One direct upload (larger files go through a presigned PUT to the object store); every other
+    # route is read no further than the service-wide limit.
     app = create_service_app(
         settings,
         title="GridLink media",
         lifespan=lifespan,
-        max_body_bytes=settings.media_max_bytes + settings.http_max_body_bytes,
+        large_bodies={("POST", "/api/v1/media"): settings.media_max_bytes + settings.http_max_body_bytes},
     )
     app.include_router(router)
     return app
