@@ -164,6 +164,18 @@ ACTIONS: dict[str, ActionSpec] = {
             request=ResultRequest,
             requires=("result",),
         ),
+        # 反馈进展: the department says how far it got (the resident and the centre can read it),
+        # nothing else changes.
+        ActionSpec(
+            name="progress",
+            label="反馈进展",
+            roles=frozenset({"handler"}),
+            from_statuses=WORKING,
+            to_status=None,
+            event_type="case.progress_reported",
+            request=ResultRequest,
+            requires=("result",),
+        ),
         ActionSpec(
             name="resolve",
             label="办结",
@@ -179,7 +191,8 @@ ACTIONS: dict[str, ActionSpec] = {
         ActionSpec(
             name="verify",
             label="回访",
-            roles=frozenset({"dispatcher", "grid_worker", "system"}),
+            # "reporter": the reporter's own answer to the 回访 question (reporter.rated from intake).
+            roles=frozenset({"dispatcher", "grid_worker", "system", "reporter"}),
             from_statuses=("resolved",),
             to_status="verified",
             event_type="case.verified",
@@ -308,7 +321,7 @@ ACTIONS: dict[str, ActionSpec] = {
         ActionSpec(
             name="reopen",
             label="重新办理",
-            roles=frozenset({"dispatcher", "grid_worker", "supervisor"}),
+            roles=frozenset({"dispatcher", "grid_worker", "supervisor", "reporter"}),  # 不满意 → 重办
             from_statuses=("resolved", "verified", "closed"),
             to_status="dispatched",
             event_type="case.dispatched",

@@ -141,6 +141,7 @@ class CaseFacts(Payload):
     lat: float | None = None
     lng: float | None = None
     case_no: str | None = None  # the human case number intake gave the report (None before it existed)
+    address: str | None = None  # the place as the reporter gave it (None when they gave none)
 
 
 class CaseDispatched(CaseFacts):
@@ -364,6 +365,22 @@ class ReporterVerified(Payload):
     verified_at: datetime
 
 
+# A reporter's answer to the 回访 question: 1 满意, 2 基本满意, 3 不满意.
+Rating = Literal["satisfied", "basic", "dissatisfied"]
+
+
+class ReporterRated(Payload):
+    """A reporter answered the 回访 question where they reported (a WeChat group, the official
+    account, a WeCom chat) with 1 满意, 2 基本满意 or 3 不满意; dispatch records it as the case's
+    回访, and 不满意 sends the case back to be handled again (重办)."""
+
+    report_id: UUID
+    case_id: UUID
+    rating: Rating
+    channel: str  # where they answered (intake's channel of the report)
+    rated_at: datetime
+
+
 class TriageCorrected(Payload):
     """A dispatcher corrected a report's category (or priority); triage learns from it."""
 
@@ -387,6 +404,7 @@ PAYLOAD_TYPES: dict[tuple[str, int], type[Payload]] = {
     ("reporter.contact_given", 1): ReporterContactGiven,
     ("query.code_requested", 1): QueryCodeRequested,
     ("reporter.verified", 1): ReporterVerified,
+    ("reporter.rated", 1): ReporterRated,
     ("case.dispatched", 1): CaseDispatched,
     **{(event_type, 1): CaseTransitioned for event_type in CASE_TRANSITION_TYPES},
     ("sla.breached", 1): SlaBreached,

@@ -48,7 +48,7 @@ REPORTS = Topic(
     "gridlink.reports",
     6,
     FOREVER,
-    ("report.submitted", "report.attached", "report.located", "triage.corrected"),
+    ("report.submitted", "report.attached", "report.located", "triage.corrected", "reporter.rated"),
     writers=("intake", "dispatch"),  # dispatch: triage.corrected
     readers=("intake", "dispatch", "notify", "media"),
 )
@@ -61,7 +61,12 @@ CASES = Topic(
     readers=("intake", "dispatch", "sla", "notify", "media", "console"),
 )
 SLA = Topic(
-    "gridlink.sla", 6, 365 * DAY_MS, ("sla.breached", "sla.warning"), writers=("sla",), readers=("dispatch", "notify")
+    "gridlink.sla",
+    6,
+    365 * DAY_MS,
+    ("sla.breached", "sla.warning"),
+    writers=("sla",),
+    readers=("dispatch", "notify", "console"),  # console: the live queue flags missed deadlines
 )
 MEDIA = Topic(
     "gridlink.media",

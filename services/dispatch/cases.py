@@ -11,7 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from services.dispatch import store
-from services.dispatch.domain import SYSTEM, CaseState, Context, apply, decide
+from services.dispatch.domain import REPLY_RATINGS, REPLY_WORDS, SYSTEM, CaseState, Context, apply, decide, reporter
 from services.dispatch.responsibility import OwnerDecision, ResponsibilityList, build_list, decide_owner, level_of
 from services.dispatch.settings import DispatchSettings
 from shared.auth import Actor
@@ -22,6 +22,7 @@ from shared.events import (
     CaseFacts,
     CaseTransitioned,
     MalformedEvent,
+    ReporterRated,
     ReportSubmitted,
     TriageCorrected,
     new_event,
@@ -168,6 +169,7 @@ async def open_case(
         description=report.description,
         lat=place.lat,
         lng=place.lng,
+        address=report.address,
         responsibility_list_version=rlist_version,
         rule=rule.describe(category.code),
         recurrence_of=recurrence,
@@ -259,6 +261,7 @@ async def receive_escalation(
         description=escalated.description,
         lat=escalated.lat,
         lng=escalated.lng,
+        address=escalated.address,
         grid_code=escalated.grid_code,
         case_no=escalated.case_no,
         responsibility_list_version=rlist_version,
@@ -419,6 +422,37 @@ async def run_command(
             correlation_id=correlation_id,
         )
     return row
+
+
+async def reporter_rated(
+    conn: asyncpg.Connection,
+    *,
+    settings: DispatchSettings,
+    taxonomy: Taxonomy,
+    rated: ReporterRated,
+    correlation_id: UUID | None,
+) -> None:
+    """The reporter answered the 回访 question: it is the case's 回访; 不满意 sends it back (重办),
+    which counts against the department like any reopening."""
+    row = await store.find_case(conn, case_id=rated.case_id)
+    if row is None or row["status"] != "resolved":
+        return  # another centre's case, or staff already did the 回访: the answer changes nothing
+    actor = reporter(rated.channel)
+    words = REPLY_WORDS[rated.rating]
+    steps = [("verify", {"rating": REPLY_RATINGS[rated.rating], "comment": f"群众回复：{words}"})]
+    if rated.rating == "dissatisfied":
+        steps.append(("reopen", {"reason": "群众回访不满意（问题仍未解决），重新办理"}))
+    for action, arguments in steps:
+        await run_command(
+            conn,
+            settings=settings,
+            taxonomy=taxonomy,
+            case_id=rated.case_id,
+            action=action,
+            actor=actor,
+            arguments=arguments,
+            correlation_id=correlation_id,
+        )
 
 
 async def auto_verify(conn: asyncpg.Connection, *, settings: DispatchSettings, taxonomy: Taxonomy) -> int:

@@ -19,6 +19,14 @@ from shared.events import utcnow
 from shared.taxonomy import Taxonomy
 
 SYSTEM = Actor(subject="dispatch", role="system", jurisdiction_code="")
+# A reporter's answer to the 回访 question (1 满意, 2 基本满意, 3 不满意) as the 1–5 rating staff give.
+REPLY_RATINGS = {"satisfied": 5, "basic": 3, "dissatisfied": 1}
+REPLY_WORDS = {"satisfied": "满意", "basic": "基本满意", "dissatisfied": "不满意"}
+
+
+def reporter(channel: str) -> Actor:
+    """The reporter as the actor of their own answer (never a token's role: only events carry it)."""
+    return Actor(subject=channel, role="reporter", jurisdiction_code="")
 
 
 class IllegalTransition(Exception):
@@ -390,7 +398,8 @@ def decide(
         raise IllegalTransition(not_ready)
     rule = RULES.get(action)
     command = Command(spec=spec, case=case, actor=actor, arguments=arguments, context=context or Context())
-    outcome = rule(command) if rule else Outcome()
+    # Without a rule of its own, an action records what its request carried besides the reason.
+    outcome = rule(command) if rule else Outcome(detail={k: v for k, v in arguments.items() if k != "reason" and v})
     changes = outcome.changes
     if "department_code" in changes and changes["department_code"] != case.department_code:
         changes.setdefault("rule", f"manual:{actor.label}")

@@ -8,6 +8,7 @@ from shared.events import (
     CaseTransitioned,
     Event,
     ReportAttached,
+    ReporterRated,
     ReportLocated,
     SlaBreached,
     submitted_report,
@@ -129,8 +130,18 @@ def make_handlers(*, settings: DispatchSettings, taxonomy: Taxonomy):
             },
         )
 
+    async def on_reporter_rated(conn: asyncpg.Connection, event: Event) -> None:
+        await cases.reporter_rated(
+            conn,
+            settings=settings,
+            taxonomy=taxonomy,
+            rated=event.payload_as(ReporterRated),
+            correlation_id=event.correlation_id,
+        )
+
     return {
         "report.submitted": on_report_submitted,
+        "reporter.rated": on_reporter_rated,
         "report.attached": on_report_attached,
         "report.located": on_report_located,
         "case.escalated": on_case_escalated,

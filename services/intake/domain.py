@@ -12,6 +12,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field, model_validator
 
+from shared.events import Rating
 from shared.geo import CoordSystem, distance_m, to_wgs84
 from shared.jurisdictions import County, GridMatch
 
@@ -211,6 +212,28 @@ def captcha_answer_hash(answer: str, *, key: str, captcha_id: UUID) -> bytes:
 
 # Phones' Chinese input methods often type full-width digits (１２); they are the same answer.
 FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
+
+
+# The 回访 question offers 1 满意, 2 基本满意, 3 不满意; people answer with the digit (half- or
+# full-width) or the words, often with punctuation around them.
+RATING_REPLIES: dict[str, Rating] = {
+    "1": "satisfied",
+    "满意": "satisfied",
+    "非常满意": "satisfied",
+    "2": "basic",
+    "基本满意": "basic",
+    "3": "dissatisfied",
+    "不满意": "dissatisfied",
+}
+
+
+def rating_reply(text: str | None) -> Rating | None:
+    """The answer to a pending 回访 a message is (satisfied, basic, dissatisfied), or None when it is
+    anything else — which is then an ordinary message, maybe a new report."""
+    if not text:
+        return None
+    word = text.strip().translate(str.maketrans("１２３", "123")).strip(" 。.!！~～、,，")
+    return RATING_REPLIES.get(word)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 - Case events: follow each case's status, so 我要查询 and duplicate checks see the current one.
 - triage.corrected: store the correction; every replica's loop teaches its model from the table.
 - message.received: WeChat messages (text, image, location) from one sender in one group are
-  bundled; when the sender has been quiet for the window, the bundle becomes one report.
+  bundled; when the sender has been quiet for the window, the bundle becomes one report. A reply
+  of 1/2/3 from someone whose case waits for their 回访 is their rating (reporter.rated) instead.
 """
 
 from datetime import timedelta
@@ -12,10 +13,28 @@ from uuid import uuid4
 import asyncpg
 
 from services.intake import store
-from services.intake.domain import Bundle, Channel, OutsideCounty, Placement, bundle_description, place_report
+from services.intake.domain import (
+    Bundle,
+    Channel,
+    OutsideCounty,
+    Placement,
+    bundle_description,
+    place_report,
+    rating_reply,
+)
 from services.intake.reports import Intake, apply_new_corrections, submit_report
 from shared.case_actions import CASE_TRANSITION_TYPES
-from shared.events import CaseDispatched, CaseTransitioned, Event, MessageReceived, TriageCorrected, utcnow
+from shared.db import enqueue
+from shared.events import (
+    CaseDispatched,
+    CaseTransitioned,
+    Event,
+    MessageReceived,
+    ReporterRated,
+    TriageCorrected,
+    new_event,
+    utcnow,
+)
 from shared.loops import repeat_until_stopped
 from shared.service import Runtime
 
@@ -65,6 +84,26 @@ def make_handlers(intake: Intake):
         m = event.payload_as(MessageReceived)
         if m.msg_type not in ("text", "image", "location"):
             return  # voice, video, events: not a report
+        # "1/2/3" from someone whose case waits for their 回访 is the answer, not a new report.
+        rating = rating_reply(m.content) if m.msg_type == "text" else None
+        pending = rating and await store.awaiting_rating(conn, reporter_ref=f"{m.source}:{m.from_user}")
+        if rating and pending:
+            rated = ReporterRated(
+                report_id=pending["report_id"],
+                case_id=pending["case_id"],
+                rating=rating,
+                channel=pending["channel"],
+                rated_at=m.sent_at,
+            )
+            division = pending["village_code"] or pending["town_code"] or intake.settings.jurisdiction_code
+            await enqueue(
+                conn,
+                intake.settings,
+                new_event(
+                    rated, producer=intake.settings.service_name, jurisdiction_code=division, key=str(rated.case_id)
+                ),
+            )
+            return
         # A group robot's message names its group; app and official-account messages are one-to-one.
         group_id = m.group_id or f"{m.agent_id or m.to_user}"
         await store.add_to_bundle(

@@ -108,6 +108,15 @@ async def list_reports(
     )
 
 
+async def awaiting_rating(conn: asyncpg.Connection, *, reporter_ref: str) -> asyncpg.Record | None:
+    """The sender's newest report whose case is 办结 and waits for their 回访 answer, if any."""
+    return await conn.fetchrow(
+        "SELECT report_id, case_id, channel, village_code, town_code FROM reports"
+        " WHERE reporter_ref = $1 AND status = 'resolved' ORDER BY submitted_at DESC LIMIT 1",
+        reporter_ref,
+    )
+
+
 async def set_case_status(conn: asyncpg.Connection, *, case_id: UUID, status: str, at: datetime) -> None:
     await conn.execute("UPDATE reports SET status = $2, updated_at = $3 WHERE case_id = $1", case_id, status, at)
 

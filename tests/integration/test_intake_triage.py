@@ -519,3 +519,78 @@ async def test_grid_worker_places_an_address_only_report(make_settings, county):
         assert located["key"] == report["case_id"] and located["payload"]["grid_code"] == grid.grid_code
         assert located["jurisdiction_code"] == grid.village_code  # where the report now is
         assert located["payload"]["located_by"].startswith("grid_worker:")
+
+
+async def test_an_answer_to_the_review_question_is_a_rating_not_a_new_report(make_settings):
+    settings = make_settings("intake", intake_message_window_s=0.5, intake_message_tick_s=0.1)
+    t0 = utcnow()
+
+    def message(sender, content, at):
+        return new_event(
+            MessageReceived(
+                message_id=uuid4(),
+                source="wecom_app",
+                msg_id=str(uuid4()),
+                from_user=sender,
+                to_user="grid-app",
+                msg_type="text",
+                sent_at=at,
+                content=content,
+            ),
+            producer="notify",
+            jurisdiction_code="330727",
+            key=sender,
+        ).to_bytes()
+
+    async with running(create_app(settings)):
+        await publish(settings, MESSAGES.name, message("wang", "东门菜场口燃气管子在漏气，味道很大", t0))
+
+        async def reported():
+            rows = await _fetch(settings, "SELECT * FROM intake.reports WHERE reporter_ref = 'wecom_app:wang'")
+            return rows[0] if rows else None
+
+        report = await eventually(reported)
+        # The case is 办结 and waits for the reporter's 回访 answer.
+        resolved = CaseTransitioned(
+            case_id=report["case_id"],
+            report_id=report["report_id"],
+            status="resolved",
+            category="gas_leak",
+            category_name="燃气泄漏",
+            priority="urgent",
+            department_code="gas",
+            department_name="燃气公司",
+            description=report["description"],
+            action="resolve",
+            from_status="in_progress",
+            actor="handler:gas",
+            at=utcnow(),
+        )
+        await publish(
+            settings,
+            CASES.name,
+            new_event(resolved, producer="dispatch", jurisdiction_code="330727", key=str(report["case_id"])).to_bytes(),
+        )
+
+        async def waiting():
+            rows = await _fetch(settings, "SELECT status FROM intake.reports WHERE report_id = $1", report["report_id"])
+            return rows[0]["status"] == "resolved"
+
+        await eventually(waiting)
+        later = utcnow()
+        # wang answers 3 (不满意); li, whose case waits for nothing, sends "1": an ordinary message.
+        await publish(settings, MESSAGES.name, message("wang", "3", later), message("li", "1", later))
+        events = await read_topic(
+            settings, REPORTS.name, until=lambda ms: any(m["type"] == "reporter.rated" for m in ms)
+        )
+        [answer] = [m for m in events if m["type"] == "reporter.rated"]
+        assert answer["key"] == str(report["case_id"])
+        assert (answer["payload"]["rating"], answer["payload"]["channel"]) == ("dissatisfied", "wechat_group")
+
+        async def li_reported():
+            rows = await _fetch(settings, "SELECT * FROM intake.reports WHERE reporter_ref = 'wecom_app:li'")
+            return rows or None
+
+        assert len(await eventually(li_reported)) == 1
+        wangs = await _fetch(settings, "SELECT * FROM intake.reports WHERE reporter_ref = 'wecom_app:wang'")
+        assert len(wangs) == 1  # the answer did not become a report

@@ -91,7 +91,7 @@ def actor_for(action: str, role: str) -> Actor:
 
 
 def test_the_table_covers_the_actions_staff_use():
-    assert len(ACTIONS) == 20
+    assert len(ACTIONS) == 21
     assert set(RULES) <= set(ACTIONS)
 
 
@@ -157,7 +157,15 @@ def test_available_actions_are_what_the_person_may_do_now():
     # Working on a case of its own (no co-handlers): no joint plan, no part report, no answer to an
     # extension nobody asked for — only what can succeed is offered.
     working = replace(dispatched, status="in_progress", acknowledged_departments=(LEAD,))
-    assert set(available_actions(actor=handler, case=working)) == {"resolve", "request_extension", "await_reporter"}
+    assert set(available_actions(actor=handler, case=working)) == {
+        "progress",
+        "resolve",
+        "request_extension",
+        "await_reporter",
+    }
+    # 反馈进展 records its text, as every action without a rule of its own records its request.
+    progress = decide(case=working, action="progress", actor=handler, arguments={"result": "已联系施工方，明早更换"})
+    assert (progress.to_status, progress.detail) == ("in_progress", {"result": "已联系施工方，明早更换"})
     assert "approve_extension" not in available_actions(actor=dispatcher, case=working)
     asked = replace(working, extension_pending=True)
     assert {"approve_extension", "refuse_extension"} <= set(available_actions(actor=dispatcher, case=asked))

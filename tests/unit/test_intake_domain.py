@@ -19,6 +19,7 @@ from services.intake.domain import (
     format_case_no,
     matching_open_case,
     place_report,
+    rating_reply,
     relocation_refusal,
     window_start,
 )
@@ -173,3 +174,23 @@ def test_grid_workers_place_only_waiting_reports_and_centres_correct_within_thei
     assert refusal("dispatcher", town, False, village + "001") is None
     assert refusal("dispatcher", "330727002", False, village + "001")  # another town's report
     assert refusal("dispatcher", county, False, village + "001") is None
+
+
+@pytest.mark.parametrize(
+    "text, rating",
+    [
+        ("1", "satisfied"),
+        (" １ ", "satisfied"),
+        ("满意！", "satisfied"),
+        ("2。", "basic"),
+        ("基本满意", "basic"),
+        ("3", "dissatisfied"),
+        ("不满意", "dissatisfied"),
+        ("3号楼漏水", None),
+        ("13", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_an_answer_to_the_review_question_is_read_as_a_rating(text, rating):
+    assert rating_reply(text) == rating

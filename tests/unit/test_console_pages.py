@@ -1,0 +1,188 @@
+"""The console's pages as their users' tools read them: every control has a label a screen reader
+announces (a <label for> or an aria-label), every page is in Chinese with Beijing times, and the
+case page offers a form for each action dispatch says the person may take now, and no other."""
+
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from uuid import uuid4
+
+import pytest
+
+from services.console import pages
+from services.console.rlist import rows_of
+from shared.auth import Actor
+from shared.jurisdictions import load_county
+from shared.settings import PROJECT_ROOT
+from shared.taxonomy import load_taxonomy
+
+NAMES = pages.Names(
+    load_county(PROJECT_ROOT / "shared" / "data" / "county.geojson"),
+    load_taxonomy(PROJECT_ROOT / "shared" / "data" / "taxonomy.yaml"),
+)
+DISPATCHER = Actor("d", "dispatcher", "330727", name="王敏")
+HANDLER = Actor("h", "handler", "330727", "zhujian", name="李强")
+WORKER = Actor("gw", "grid_worker", "330727001001001", name="何飞")
+SUPERVISOR = Actor("s", "supervisor", "330727", name="陈静")
+GRID = "330727001001001"
+NOW = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
+
+
+def case(**changes) -> dict:
+    grid = NAMES.county.grids[GRID]
+    return {
+        "case_id": str(uuid4()),
+        "case_no": "20261202-000042",
+        "status": "dispatched",
+        "category": "manhole",
+        "category_name": "井盖缺失/破损/塌陷",
+        "priority": "urgent",
+        "department_code": "zhujian",
+        "department_name": "住房和城乡建设局",
+        "co_department_codes": [],
+        "acknowledged_departments": [],
+        "jurisdiction_code": grid.village_code,
+        "grid_code": GRID,
+        "lat": grid.centroid[0],
+        "lng": grid.centroid[1],
+        "address": "幸福路 18 号",
+        "description": "井盖翻起来了，晚上很危险",
+        "created_at": NOW.isoformat(),
+        "overdue": False,
+        "rating": None,
+        "media": {"before": [str(uuid4())], "after": []},
+        "timeline": [
+            {"at": NOW.isoformat(), "action": "submit", "status": "submitted", "actor": "reporter:h5"},
+            {"at": NOW.isoformat(), "action": "dispatch", "status": "dispatched", "actor": "system:dispatch"},
+        ],
+        "actions": ["transfer", "reclassify", "merge", "cancel"],
+    } | changes
+
+
+class Controls(HTMLParser):
+    """Every form control and how it is labelled."""
+
+    def __init__(self):
+        super().__init__()
+        self.controls: list[dict] = []
+        self.labelled: set[str] = set()
+        self.open_labels = 0
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag == "label":
+            self.open_labels += 1
+            if attributes.get("for"):
+                self.labelled.add(attributes["for"])
+        elif tag in ("input", "select", "textarea") and attributes.get("type") != "hidden":
+            self.controls.append(attributes | {"tag": tag, "inside_label": self.open_labels > 0})
+
+    def handle_endtag(self, tag):
+        if tag == "label":
+            self.open_labels -= 1
+
+
+def unlabelled(html: str) -> list[dict]:
+    parser = Controls()
+    parser.feed(html)
+    return [
+        c
+        for c in parser.controls
+        if not (c.get("aria-label") or c["inside_label"] or (c.get("id") and c["id"] in parser.labelled))
+    ]
+
+
+def rendered() -> dict[str, str]:
+    timers = [
+        {
+            "stage": "acknowledge",
+            "department_code": "zhujian",
+            "due_at": (datetime.now(UTC) + timedelta(minutes=10, seconds=30)).isoformat(),
+            "warn_at": (datetime.now(UTC) + timedelta(minutes=8)).isoformat(),
+            "paused_at": None,
+            "stopped_at": None,
+            "fired_at": None,
+            "stop_reason": None,
+        }
+    ]
+    document = {
+        "version": "v1",
+        "co_handlers": {"construction_site": ["chengguan"]},
+        "levels": {"town": {"manhole": {"lead": "zhujian"}}},
+        "overrides": {},
+    }
+    common = {"names": NAMES, "csrf": "t"}
+    handler_case = case(actions=["acknowledge", "return"])
+    return {
+        "login": pages.login_page(people={"d": {"name": "王敏", "title": "调度员"}}, next_path="/", csrf="t"),
+        "queue": pages.queue_page(actor=DISPATCHER, tab="open", q="", cases=[case()], **common),
+        "case": pages.case_page(
+            actor=DISPATCHER, case=case(), keys=dict.fromkeys(case()["actions"], "k"), timers=timers, **common
+        ),
+        "case-handler": pages.case_page(
+            actor=HANDLER, case=handler_case, keys=dict.fromkeys(handler_case["actions"], "k"), **common
+        ),
+        "map": pages.map_page(
+            actor=DISPATCHER, grids=[{"grid_code": GRID, "open": 2, "overdue": 1, "urgent": 1}], tiles_url="", **common
+        ),
+        "broadcast": pages.broadcast_page(
+            actor=SUPERVISOR, key="k", content="通知", targets=["330727001"], reach={"330727001": 12}, **common
+        ),
+        "rlist": pages.rlist_page(
+            actor=Actor("a", "admin", "330727"),
+            current_version="v1",
+            rows=rows_of(document),
+            versions=[{"version": "v1", "created_at": NOW.isoformat(), "created_by": "admin:a"}],
+            editable=True,
+            **common,
+        ),
+        "locate": pages.locate_page(
+            actor=WORKER,
+            report={
+                "report_id": str(uuid4()),
+                "case_no": "20261202-000043",
+                "description": "路灯坏了",
+                "address": "后街",
+            },
+            tiles_url="",
+            **common,
+        ),
+    }
+
+
+PAGES = rendered()
+
+
+@pytest.mark.parametrize("name", sorted(PAGES))
+def test_every_control_has_a_label(name):
+    assert unlabelled(PAGES[name]) == []
+
+
+@pytest.mark.parametrize("name", sorted(PAGES))
+def test_pages_are_chinese_documents(name):
+    assert '<html lang="zh-CN">' in PAGES[name] and "<title>" in PAGES[name]
+
+
+def test_times_are_beijing_and_clocks_count_down():
+    page = PAGES["case"]
+    assert "2026-12-02 10:00" in page  # 02:00 UTC
+    assert 'class="countdown "' in page and "剩余 10 分" in page and "data-due=" in page
+
+
+def test_the_case_page_offers_exactly_the_actions_dispatch_allows():
+    assert {f'id="action-{a}"' for a in ("transfer", "reclassify", "merge", "cancel")} <= set(
+        s for s in (f'id="action-{a}"' for a in pages.ACTIONS) if s in PAGES["case"]
+    )
+    assert 'id="action-acknowledge"' not in PAGES["case"] and 'id="action-resolve"' not in PAGES["case"]
+    assert 'id="action-acknowledge"' in PAGES["case-handler"] and 'id="action-transfer"' not in PAGES["case-handler"]
+    # The step most likely next is open.
+    assert '<details class="action" open><summary>接单' in PAGES["case-handler"]
+
+
+def test_the_map_colours_grids_by_overdue_and_links_them():
+    assert PAGES["map"].count("<polygon") == len(NAMES.county.grids)
+    assert PAGES["map"].count('class="grid-overdue"') == 1 and f"place={GRID}" in PAGES["map"]
+
+
+def test_a_handler_is_offered_neither_broadcasts_nor_the_map_of_other_departments():
+    header = PAGES["case-handler"].split("</header>")[0]
+    assert "政策宣传" not in header and "责任清单" not in header and "督办" not in header
