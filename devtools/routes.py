@@ -54,6 +54,7 @@ ROLE_RULES: dict[tuple[str, str, str], tuple[frozenset[str] | tuple[str, ...], s
     ),
     ("notify", "POST", "/api/v1/broadcasts"): (notify_domain.BROADCASTERS, "resident groups in their division"),
     ("notify", "GET", "/api/v1/broadcasts/{broadcast_id}"): (notify_domain.BROADCASTERS, "their division's"),
+    ("notify", "GET", "/api/v1/broadcasts/reach"): (notify_domain.BROADCASTERS, "resident groups in their division"),
     ("notify", "GET", "/api/v1/cases/{case_id}/notifications"): (notify_domain.DELIVERY_READERS, ""),
     ("dispatch", "POST", "/api/v1/responsibility-list"): (("admin",), "of this centre's division or above"),
     ("dispatch", "GET", "/api/v1/supervision"): (("dispatcher", "supervisor", "admin"), "breaches below their level"),

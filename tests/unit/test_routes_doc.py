@@ -1,7 +1,9 @@
 """ROUTES.md (the closing note's list of every route and who may call it) is generated from the
 route tables by devtools.routes: it lists every route once, and its role rules name real routes."""
 
-from devtools.routes import ROLE_RULES, markdown, route_access
+import inspect
+
+from devtools.routes import ANY_STAFF, APPS, ROLE_RULES, markdown, route_access
 from shared.case_actions import ACTIONS
 from tests.unit.test_routes import PUBLIC, ROUTES
 
@@ -31,3 +33,23 @@ def test_case_actions_are_listed_with_their_specs_roles():
 def test_the_markdown_has_one_table_row_per_route():
     rows = [line for line in markdown().splitlines() if line.startswith("| ") and "`" in line]
     assert len(rows) == len(list(route_access()))
+
+
+# How a handler refuses a role. Narrowing what a role sees (`actor.role == "handler"`, `_authorize_case`
+# by division and department) is not a refusal: such routes are open to any staff role.
+REFUSALS = ("actor.role not in", "actor.role !=", " authorize_", "_ROLES")
+
+
+def test_a_route_whose_handler_checks_roles_is_not_listed_as_open_to_any_staff_role():
+    """Role checks live in the handlers; one that refuses roles must have its rule in ROLE_RULES."""
+    from fastapi.routing import iter_route_contexts
+
+    endpoints = {}
+    for service, factory in APPS.items():
+        for route in iter_route_contexts(factory().routes):
+            for method in route.methods or ():
+                endpoints[(service, method, route.path)] = route.endpoint
+    for r in route_access():
+        if r.who == ANY_STAFF:
+            source = inspect.getsource(endpoints[(r.service, r.method, r.path)])
+            assert not any(check in source for check in REFUSALS), r
