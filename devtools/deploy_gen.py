@@ -17,8 +17,8 @@ from pathlib import Path
 import yaml
 from fastapi.routing import iter_route_contexts
 
-from shared.settings import PROJECT_ROOT, ServiceSettings
-from shared.topics import ALL_TOPICS, DEAD_LETTERS, SERVICE_TOPICS, topic_config
+from shared.settings import PROJECT_ROOT, ServiceSettings, kafka_principal
+from shared.topics import ALL_TOPICS, OPERATOR, SERVICES, kafka_acls, topic_config
 from shared.web import public_reason
 
 K8S = PROJECT_ROOT / "deploy" / "k8s"
@@ -65,43 +65,24 @@ def kafka_resources() -> dict[Path, str]:
         }
         for topic in ALL_TOPICS
     ]
-    users = []
-    for service, access in SERVICE_TOPICS.items():
-        acls = []
-        consumed = {t.name for t in access.consumes}
-        produced = {t.name for t in access.produces} | ({DEAD_LETTERS.name} if access.group else set())
-        for topic in ALL_TOPICS:  # registry order: stable output
-            operations = ["Describe"]
-            operations += ["Read"] if topic.name in consumed else []
-            operations += ["Write"] if topic.name in produced else []
-            if len(operations) > 1:
-                acls.append(acl("topic", topic.name, operations))
-        if access.group:
-            # Dispatch consumes as dispatch-<jurisdiction code>, one group per instance.
-            group = "dispatch-" if service == "dispatch" else service
-            acls.append(acl("group", group, ["Read"], pattern="prefix" if service == "dispatch" else "literal"))
-        if access.produces or access.group:
-            acls.append({"resource": {"type": "cluster"}, "operations": ["IdempotentWrite"]})
-        users.append(
-            {
-                "apiVersion": "kafka.strimzi.io/v1beta2",
-                "kind": "KafkaUser",
-                "metadata": {"name": f"gridlink-{service}", "labels": labels},
-                "spec": {
-                    "authentication": {"type": "scram-sha-512"},
-                    "authorization": {"type": "simple", "acls": acls},
-                },
-            }
-        )
+    users = [
+        {
+            "apiVersion": "kafka.strimzi.io/v1beta2",
+            "kind": "KafkaUser",
+            "metadata": {"name": kafka_principal(service), "labels": labels},
+            "spec": {
+                "authentication": {"type": "scram-sha-512"},
+                # Topics are cluster resources here (KafkaTopic above): no user may create one.
+                "authorization": {"type": "simple", "acls": kafka_acls(service, create_topics=False)},
+            },
+        }
+        for service in (*SERVICES, OPERATOR)
+    ]
     source = "shared/topics.py and the kafka settings in deploy/k8s/base/config.yaml"
     return {
         K8S / "kafka" / "topics.yaml": dump(topics, command="kafka", source=source),
         K8S / "kafka" / "users.yaml": dump(users, command="kafka", source=source),
     }
-
-
-def acl(kind: str, name: str, operations: list[str], *, pattern: str = "literal") -> dict:
-    return {"resource": {"type": kind, "name": name, "patternType": pattern}, "operations": operations}
 
 
 def public_paths(service: str) -> list[tuple[str, str]]:

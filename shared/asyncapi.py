@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from shared.events import PAYLOAD_TYPES
 from shared.logs import KAFKA_HEADER
 from shared.settings import PROJECT_ROOT
-from shared.topics import ALL_TOPICS, FOREVER, SERVICE_TOPICS, topic_for
+from shared.topics import ALL_TOPICS, FOREVER, SERVICES, service_topics, topic_for
 
 CONTRACT = PROJECT_ROOT / "docs" / "events"
 DOCUMENT = CONTRACT / "asyncapi.json"
@@ -105,8 +105,9 @@ def _built() -> dict:
             },
         }
     operations = {}
-    for service, access in SERVICE_TOPICS.items():
-        for action, topics in (("send", access.produces), ("receive", access.consumes)):
+    for service in SERVICES:
+        access = service_topics(service)
+        for action, topics in (("send", access.writes), ("receive", access.reads)):
             for topic in topics:
                 operations[f"{service}.{action}.{topic.name}"] = {
                     "action": action,

@@ -66,7 +66,7 @@ async def replay(
     group = f"{settings.topic_prefix}gridlink-dead-letter-replay.{consumer_group or 'all'}.{reason or 'any'}"
     consumer = AIOKafkaConsumer(
         settings.topic(DEAD_LETTERS.name),
-        **settings.kafka_options(),
+        **settings.kafka_client_options(),
         group_id=None if dry_run else group,  # a dry run reads everything and remembers nothing
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -80,11 +80,12 @@ class ReportSubmittedFacts(Payload):
     address: str | None = None  # as the reporter gave it
     needs_locating: bool = False  # the grid worker must find the place
     case_no: str | None = None  # the number reporters quote to follow their case (我要查询)
-    # Who to tell about progress, for reports that came in through WeChat (never a phone in clear).
+    # No longer published: how to reach the reporter travels as reporter.contact_given on the private
+    # gridlink.reporter-contacts topic (shared.topics.REPORTER_CONTACTS). Still read from the events
+    # published before, so their reporters keep hearing about their cases.
     reporter_openid: str | None = None  # official-account openid
     reporter_wecom_userid: str | None = None  # WeCom user id
-    # AES-GCM ciphertext of the phone (shared.phones.phone_token): only notify reads it, to text them.
-    reporter_phone_encrypted: str | None = None
+    reporter_phone_encrypted: str | None = None  # shared.phones.phone_token
     incoming_photos: list[IncomingPhoto] = []
     # Photos the channel holds (WeChat PicUrl, an Open311 media_url): media fetches them from allowed hosts.
     photo_urls: list[str] = []
@@ -334,6 +335,18 @@ class ReportLocated(Payload):
     located_at: datetime
 
 
+class ReporterContactGiven(Payload):
+    """How to tell a report's reporter about their case, for notify alone (on the private
+    gridlink.reporter-contacts topic): the channel's user id, or the phone as ciphertext
+    (shared.phones.phone_token, which names its key). At least one is set."""
+
+    report_id: UUID
+    case_id: UUID
+    openid: str | None = None  # official-account openid
+    wecom_userid: str | None = None  # WeCom user id
+    phone_encrypted: str | None = None
+
+
 class QueryCodeRequested(Payload):
     """A reporter asked for a one-time code to see their cases (我要查询); notify texts it to them.
     The phone travels encrypted (AES-GCM, phone_encryption_key; nonce ‖ ciphertext, base64)."""
@@ -392,6 +405,7 @@ PAYLOAD_TYPES: dict[tuple[str, int], type[Payload]] = {
     ("report.attached", 1): ReportAttached,
     ("report.located", 1): ReportLocated,
     ("triage.corrected", 1): TriageCorrected,
+    ("reporter.contact_given", 1): ReporterContactGiven,
     ("query.code_requested", 1): QueryCodeRequested,
     ("reporter.verified", 1): ReporterVerified,
     ("reporter.rated", 1): ReporterRated,

@@ -35,8 +35,7 @@ Handler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
 
 def create_producer(settings: ServiceSettings) -> AIOKafkaProducer:
     return AIOKafkaProducer(
-        **settings.kafka_options(),
-        client_id=settings.service_name,
+        **settings.kafka_client_options(),
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
@@ -117,9 +116,8 @@ class ConsumerRunner:
     async def start(self) -> None:
         self.consumer = AIOKafkaConsumer(
             *self.topic_names,
-            **self.settings.kafka_options(),
+            **self.settings.kafka_client_options(),
             group_id=self.settings.consumer_group(),
-            client_id=self.settings.service_name,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",

@@ -6,11 +6,14 @@ once (in `create_app` or a test) and passed in, never read at import time, so a 
 fresh app at fresh servers.
 """
 
+import ssl
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.phones import LEGACY_KEY_ID, PhoneKeys
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,12 +60,18 @@ class ServiceSettings(BaseSettings):
     db_pool_max: int = 5
 
     kafka_bootstrap: str = "127.0.0.1:19092"
-    # The county's Kafka authenticates each service as its own user (Strimzi KafkaUser gridlink-<service>,
-    # SCRAM-SHA-512) over TLS signed by the cluster's CA; PLAINTEXT (no user) is the local broker.
-    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_username: str = ""
-    kafka_password: str = ""
-    kafka_ca_file: str = ""  # PEM of the cluster CA for SASL_SSL; empty: the system's CAs
+    # How services talk to Kafka. PLAINTEXT is for the local broker only (make up, tests); production
+    # requires SASL_SSL with SCRAM-SHA-512, each service as its own principal, whose ACLs
+    # (shared.topics.service_topics) let it read and write only its own topics.
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    # The service's principal; empty means gridlink-<service_name> (shared.settings.kafka_principal).
+    kafka_sasl_username: str = ""
+    # The principal's SCRAM password (a Strimzi KafkaUser's generated `password`).
+    kafka_sasl_password: str = ""
+    # PEM file of the CA that signed the brokers' certificates (Strimzi's cluster CA `ca.crt`);
+    # empty: the system's trusted CAs.
+    kafka_ssl_cafile: Path | None = None
     # Prepended to every topic name and consumer group: lets tests (and tenants) share one cluster.
     topic_prefix: str = ""
     # Development: services create missing topics as they start. Production: topics are cluster
@@ -113,6 +122,19 @@ class ServiceSettings(BaseSettings):
                     problems.append(f"{env_name} is shorter than {limit} bytes")
         if getattr(self, "auth_dev_issuer", False):
             problems.append("GRIDLINK_AUTH_DEV_ISSUER is on: anyone could take any role")
+        for key_id, old_key in getattr(self, "phone_encryption_old_keys", {}).items():
+            if len(old_key.encode()) < MIN_SECRET_BYTES or old_key == "local-development-only":
+                problems.append(f"GRIDLINK_PHONE_ENCRYPTION_OLD_KEYS[{key_id}] is not a real key")
+        if self.kafka_security_protocol != "SASL_SSL":
+            problems.append(
+                "GRIDLINK_KAFKA_SECURITY_PROTOCOL is PLAINTEXT: anyone on the network could read reports and "
+                "publish events; use SASL_SSL"
+            )
+        elif len(self.kafka_sasl_password.encode()) < MIN_SECRET_BYTES:
+            problems.append(
+                f"GRIDLINK_KAFKA_SASL_PASSWORD is shorter than {MIN_SECRET_BYTES} bytes (or unset): give the "
+                "service's own KafkaUser password"
+            )
         return problems
 
     @model_validator(mode="after")
@@ -126,22 +148,21 @@ class ServiceSettings(BaseSettings):
                 )
         return self
 
-    def kafka_options(self) -> dict[str, Any]:
-        """Connection options for every Kafka client of the service (aiokafka's keyword names)."""
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Keyword arguments every aiokafka client of this service is built with (producer,
+        consumers, admin): where the brokers are, who the service is, and how it proves it."""
         options: dict[str, Any] = {
             "bootstrap_servers": self.kafka_bootstrap,
+            "client_id": self.service_name,
             "security_protocol": self.kafka_security_protocol,
         }
-        if self.kafka_security_protocol != "PLAINTEXT":
-            options |= {
-                "sasl_mechanism": "SCRAM-SHA-512",
-                "sasl_plain_username": self.kafka_username,
-                "sasl_plain_password": self.kafka_password,
-            }
         if self.kafka_security_protocol == "SASL_SSL":
-            from aiokafka.helpers import create_ssl_context
-
-            options["ssl_context"] = create_ssl_context(cafile=self.kafka_ca_file or None)
+            options |= {
+                "sasl_mechanism": self.kafka_sasl_mechanism,
+                "sasl_plain_username": self.kafka_sasl_username or kafka_principal(self.service_name),
+                "sasl_plain_password": self.kafka_sasl_password,
+                "ssl_context": kafka_ssl_context(self.kafka_ssl_cafile),
+            }
         return options
 
     def topic(self, name: str) -> str:
@@ -151,6 +172,19 @@ class ServiceSettings(BaseSettings):
     def consumer_group(self) -> str:
         """Each service consumes as its own group (dispatch, one per jurisdiction, overrides this)."""
         return f"{self.topic_prefix}{self.service_name}"
+
+
+def kafka_principal(service: str) -> str:
+    """The Kafka user (SCRAM principal, Strimzi KafkaUser name) a service connects as."""
+    return f"gridlink-{service}"
+
+
+def kafka_ssl_context(cafile: Path | None) -> ssl.SSLContext:
+    """TLS to the brokers, verifying their certificates and host names against `cafile` (or the
+    system's CAs)."""
+    context = ssl.create_default_context(cafile=str(cafile) if cafile else None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
 # Agreements: a setting two services must agree on is declared once, in one of these, and each
@@ -163,6 +197,32 @@ class PhoneEncryptionKey(BaseModel):
 
     # Key for encrypting reporter phones (AES-GCM); keep it apart from phone_hash_key in production.
     phone_encryption_key: str = secret("local-development-only")
+    # Its id, written into every ciphertext (shared.phones). Rotating: give the new key a new id,
+    # move the old one to phone_encryption_old_keys, re-encrypt (python -m services.intake.privacy
+    # rekey, python -m services.notify.privacy rekey), then drop the old key.
+    phone_encryption_key_id: str = Field(default=LEGACY_KEY_ID, pattern=r"^[A-Za-z0-9_-]{1,16}$")
+    # Retired keys by id ({"k1": "…"}, JSON): still decrypted, never used to encrypt.
+    phone_encryption_old_keys: dict[str, str] = {}
+
+    def phone_keys(self) -> PhoneKeys:
+        return PhoneKeys(
+            current_id=self.phone_encryption_key_id,
+            keys={**self.phone_encryption_old_keys, self.phone_encryption_key_id: self.phone_encryption_key},
+        )
+
+
+class PersonalDataRetention(BaseModel):
+    """How long reporters' personal data is kept (PIPL), per kind, counted from the report: intake
+    and notify each anonymise what they hold once it is over (0 keeps that kind)."""
+
+    # Phones: the keyed hash, the masked and the encrypted number, 我要查询 codes and attempts.
+    retention_days_phones: int = Field(default=365, ge=0)
+    # Channel identities: official-account openids, WeCom user ids, Open311 account ids.
+    retention_days_openids: int = Field(default=365, ge=0)
+    # Where the reporter stood: exact points are coarsened to about 100 m, the input as sent dropped.
+    retention_days_locations: int = Field(default=365, ge=0)
+    # How often each service looks for personal data past its retention.
+    retention_interval_s: float = Field(default=3600.0, gt=0)
 
 
 class SlaPolicyFile(BaseModel):

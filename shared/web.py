@@ -8,7 +8,7 @@ to think about is closed, not open; `tests/unit/test_routes.py` asks every route
 
 import functools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
@@ -112,18 +112,21 @@ class _TooLarge(StarletteHTTPException):
 
 class BodyLimit:
     """Refuse a request body over `limit` bytes with 413 problem+json: a declared length before
-    anything is read, a streamed body as soon as it grows past the limit."""
+    anything is read, a streamed body as soon as it grows past the limit. The routes that take
+    files, and only they, have their own larger limit (`larger`, by method and path), so a JSON or
+    form route is never read past the small one."""
 
-    def __init__(self, app: ASGIApp, *, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, *, limit: int, larger: Mapping[tuple[str, str], int] | None = None):
+        self.app, self.default, self.larger = app, limit, dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get((scope["method"], scope["path"]), self.default)
         declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(scope, receive, send)
+        if declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, limit)
             return
         received, started = 0, False
 
@@ -132,8 +135,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise _TooLarge(self.limit)
+                if received > limit:
+                    raise _TooLarge(limit)
             return message
 
         async def watched(message: Message) -> None:
@@ -146,10 +149,10 @@ class BodyLimit:
         except _TooLarge:
             if started:
                 raise
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, limit)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        detail = str(_TooLarge(self.limit).detail)
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        detail = str(_TooLarge(limit).detail)
         response = problem_response(Request(scope), 413, "Request too large", detail, kind="request-too-large")
         await response(scope, receive, send)
 
@@ -167,16 +170,16 @@ def create_service_app(
     *,
     title: str,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager],
-    max_body_bytes: int | None = None,
+    large_bodies: Mapping[tuple[str, str], int] | None = None,
     authenticate: Callable[[Request], Any] = authenticate,
 ) -> FastAPI:
     """A FastAPI app with /healthz, /readyz, /metrics; the lifespan sets `app.state.runtime`.
-    Request bodies are limited (413 beyond): `settings.http_max_body_bytes`, or a service's own
-    larger limit where it takes files. `authenticate` is the app-wide check of private routes: the
-    bearer token unless the app has its own (the console's session cookie); either way it lets
-    `@public` routes through."""
+    Request bodies are limited (413 beyond): `settings.http_max_body_bytes`, or, for the routes that
+    take files, their own larger limit (`large_bodies`: (method, path) → bytes). `authenticate` is
+    the app-wide check of private routes: the bearer token unless the app has its own (the
+    console's session cookie); either way it lets `@public` routes through."""
     app = FastAPI(title=title, lifespan=lifespan, dependencies=[Depends(authenticate)])
-    app.add_middleware(BodyLimit, limit=max_body_bytes or settings.http_max_body_bytes)
+    app.add_middleware(BodyLimit, limit=settings.http_max_body_bytes, larger=large_bodies)
     app.state.settings = settings
     if settings.log_format == "json":
         logs.configure_logging(service=settings.service_name, level=settings.log_level)

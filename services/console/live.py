@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer
 from shared.auth import Actor
 from shared.events import CaseFacts, Event, MalformedEvent, SlaBreached, UnknownEventType, parse_event
 from shared.settings import ServiceSettings
-from shared.topics import SERVICE_TOPICS, ensure_topics
+from shared.topics import ensure_topics, service_topics
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +97,11 @@ async def running_hub(settings: ServiceSettings, render: Callable[[Event], dict]
     if settings.kafka_create_topics:
         await ensure_topics(settings)
     consumer = AIOKafkaConsumer(
-        *(settings.topic(t.name) for t in SERVICE_TOPICS["console"].consumes),
-        **settings.kafka_options(),
+        *(settings.topic(t.name) for t in service_topics("console").reads),
+        **settings.kafka_client_options(),
         group_id=None,  # no group: every partition is this process's
         enable_auto_commit=False,
         auto_offset_reset="latest",
-        client_id=settings.service_name,
     )
     await consumer.start()
     # Every partition positioned at its end now, so every event published once the console is up is seen.

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile
 
-from services.intake import store
+from services.intake import privacy, store
 from services.intake.captcha import data_url, new_challenge, render_png
 from services.intake.domain import (
     MAX_DESCRIPTION_CHARS,
@@ -257,11 +257,13 @@ async def post_report(request: Request, idempotency_key: str | None = Header(def
 
 
 @router.get("/reports/{report_id}", response_model=ReportOut)
-async def get_report(report_id: UUID, request: Request):
-    async with request.app.state.runtime.pool.acquire() as conn:
+async def get_report(report_id: UUID, request: Request, actor: CurrentActor):
+    """One report as staff see it (masked phone, address, exact point): the read is recorded."""
+    async with request.app.state.runtime.pool.acquire() as conn, conn.transaction():
         row = await store.find_report(conn, report_id=report_id)
-    if row is None:
-        raise Problem(404, "Report not found", f"No report {report_id}.", kind="not-found")
+        if row is None:
+            raise Problem(404, "Report not found", f"No report {report_id}.", kind="not-found")
+        await privacy.record_reads(conn, actor=actor, route="GET /api/v1/reports/{report_id}", rows=[row])
     return _report_view(row)
 
 
@@ -277,9 +279,51 @@ async def list_reports_to_locate(request: Request, actor: CurrentActor):
     intake = _intake(request)
     # The county sees everything; a town, village or grid sees its own and the not yet placed.
     prefix = "" if actor.jurisdiction_code == intake.settings.jurisdiction_code else actor.jurisdiction_code
-    async with request.app.state.runtime.pool.acquire() as conn:
+    async with request.app.state.runtime.pool.acquire() as conn, conn.transaction():
         rows = await store.reports_to_locate(conn, code_prefix=prefix)
+        await privacy.record_reads(conn, actor=actor, route="GET /api/v1/reports-to-locate", rows=rows)
     return ReportList(reports=[_report_view(r) for r in rows])
+
+
+# Who may read the audit of personal-data reads: supervisors (纪检/督查) and admins.
+AUDIT_ROLES = ("supervisor", "admin")
+
+
+class PersonalDataRead(BaseModel):
+    actor: str = Field(description="role:subject of the staff member shown the data")
+    role: str
+    jurisdiction_code: str = Field(description="the reader's division")
+    report_id: UUID
+    case_id: UUID
+    route: str = Field(description="the API route that showed it")
+    read_at: datetime
+
+
+class PersonalDataReads(BaseModel):
+    reads: list[PersonalDataRead]
+
+
+@router.get("/personal-data-reads", response_model=PersonalDataReads)
+async def list_personal_data_reads(
+    request: Request,
+    actor: CurrentActor,
+    case_id: UUID | None = None,
+    reader: str | None = Query(default=None, max_length=200, description="role:subject of one reader"),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = Query(default=100, ge=1, le=1000),
+):
+    """PIPL audit: who was shown which reporter's personal data, when (newest first). Supervisors
+    see the reads of staff in their division and below; admins and the county see all."""
+    if actor.role not in AUDIT_ROLES:
+        raise Problem(403, "Forbidden", "只有督查人员和管理员可以查看个人信息查阅记录。", kind="forbidden")
+    county = _intake(request).settings.jurisdiction_code
+    prefix = "" if actor.role == "admin" or actor.jurisdiction_code == county else actor.jurisdiction_code
+    async with request.app.state.runtime.pool.acquire() as conn:
+        rows = await store.personal_data_reads(
+            conn, case_id=case_id, actor=reader, since=since, until=until, limit=limit, jurisdiction_prefix=prefix
+        )
+    return PersonalDataReads(reads=[PersonalDataRead(**dict(r)) for r in rows])
 
 
 class LocationIn(BaseModel):
@@ -639,7 +683,7 @@ async def request_query_code(body: CodeRequestIn, request: Request):
                 phone_masked=mask_phone(body.phone),
                 code=code,
                 expires_at=expires_at,
-                phone_encrypted=phone_token(body.phone, settings.phone_encryption_key),
+                phone_encrypted=phone_token(body.phone, settings.phone_keys()),
             )
             await enqueue(
                 conn,

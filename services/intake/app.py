@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.intake import h5, open311
+from services.intake import h5, open311, privacy
 from services.intake.api import router
 from services.intake.handlers import make_handlers, make_loops
 from services.intake.reports import Intake, apply_new_corrections, use_accepted_model
@@ -17,7 +17,7 @@ from shared.jurisdictions import load_county
 from shared.objects import ObjectStore
 from shared.service import running_service
 from shared.taxonomy import load_taxonomy
-from shared.topics import SERVICE_TOPICS
+from shared.topics import service_topics
 from shared.web import create_service_app
 
 
@@ -38,9 +38,9 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         async with running_service(
             settings,
             service_dir=Path(__file__).parent,
-            topics=SERVICE_TOPICS["intake"].consumes,
+            topics=service_topics("intake").reads,
             handlers=make_handlers(intake),
-            loops=make_loops(intake),
+            loops={**make_loops(intake), "retention": privacy.retention_loop},
             checks={"object_store": incoming.ensure_bucket},
         ) as runtime:
             app.state.runtime, app.state.incoming = runtime, incoming
@@ -50,10 +50,14 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             await apply_new_corrections(runtime.pool, intake)
             yield
 
-    # A report may bring its photos: each up to the image limit, plus the form around them.
+    # A report may bring its photos: each up to the image limit, plus the form around them. Every
+    # other route (Open311's form too) is read no further than the service-wide limit.
     photos = settings.intake_max_photos * settings.media_image_max_bytes
     app = create_service_app(
-        settings, title="GridLink intake", lifespan=lifespan, max_body_bytes=photos + settings.http_max_body_bytes
+        settings,
+        title="GridLink intake",
+        lifespan=lifespan,
+        large_bodies={("POST", "/api/v1/reports"): photos + settings.http_max_body_bytes},
     )
     app.state.taxonomy = taxonomy
     app.state.intake = intake

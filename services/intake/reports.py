@@ -2,7 +2,6 @@
 (and its event), rate limits, and replaying dispatchers' corrections into the triage model."""
 
 import asyncio
-import base64
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -29,6 +28,7 @@ from shared.db import enqueue
 from shared.events import (
     IncomingPhoto,
     ReportAttached,
+    ReporterContactGiven,
     ReporterVerified,
     ReportPlace,
     ReportSubmitted,
@@ -36,7 +36,7 @@ from shared.events import (
     utcnow,
 )
 from shared.jurisdictions import County
-from shared.phones import encrypt_phone, mask_phone, phone_hash
+from shared.phones import mask_phone, phone_hash, phone_token
 from shared.problems import Problem
 from shared.taxonomy import Taxonomy
 
@@ -215,7 +215,7 @@ async def submit_report(
         lng=placement.lng,
     )
     photo_urls = [m for m in external_media if m.startswith(("https://", "http://"))]
-    encrypted_phone = encrypt_phone(reporter_phone, settings.phone_encryption_key) if reporter_phone else None
+    encrypted_phone = phone_token(reporter_phone, settings.phone_keys()) if reporter_phone else None
     await store.insert_report(
         conn,
         report_id=report_id,
@@ -243,7 +243,7 @@ async def submit_report(
         duplicate_distance_m=distance,
         channel=channel,
         reporter_phone_hash=phone_hash(reporter_phone, settings.phone_hash_key) if reporter_phone else None,
-        reporter_phone_encrypted=encrypted_phone,
+        reporter_phone_token=encrypted_phone,
         reporter_phone_masked=masked,
         reporter_ref=reporter_ref,
         media_ids=media_ids,
@@ -294,9 +294,6 @@ async def submit_report(
             address=address,
             needs_locating=placement.needs_locating,
             case_no=case_no,
-            reporter_openid=reporter_openid,
-            reporter_wecom_userid=reporter_wecom_userid,
-            reporter_phone_encrypted=base64.b64encode(encrypted_phone).decode() if encrypted_phone else None,
         )
     await enqueue(
         conn,
@@ -309,6 +306,26 @@ async def submit_report(
             correlation_id=report_id,
         ),
     )
+    if not match and (reporter_openid or reporter_wecom_userid or encrypted_phone):
+        # Only notify may reach the reporter: their contact goes on its private topic, never with the report.
+        contact = ReporterContactGiven(
+            report_id=report_id,
+            case_id=case_id,
+            openid=reporter_openid,
+            wecom_userid=reporter_wecom_userid,
+            phone_encrypted=encrypted_phone,
+        )
+        await enqueue(
+            conn,
+            settings,
+            new_event(
+                contact,
+                producer=settings.service_name,
+                jurisdiction_code=place.division_code,
+                key=str(case_id),
+                correlation_id=report_id,
+            ),
+        )
     if (
         not match
         and reporter_phone

@@ -394,3 +394,81 @@ async def insert_triage_model(conn: asyncpg.Connection, **row) -> None:
     columns = ", ".join(row)
     placeholders = ", ".join(f"${i}" for i in range(1, len(row) + 1))
     await conn.execute(f"INSERT INTO triage_models ({columns}) VALUES ({placeholders})", *row.values())
+
+
+# --- personal data (PIPL): retention and the audit of staff reads --------------------------------
+
+
+async def anonymise_phones(conn: asyncpg.Connection, *, before: datetime) -> int:
+    """Forget the phones of reports submitted before `before`, and the 我要查询 records by phone."""
+    status = await conn.execute(
+        "UPDATE reports SET reporter_phone_hash = NULL, reporter_phone_masked = NULL, reporter_phone_token = NULL "
+        "WHERE submitted_at < $1 AND (reporter_phone_hash IS NOT NULL OR reporter_phone_masked IS NOT NULL "
+        "OR reporter_phone_token IS NOT NULL)",
+        before,
+    )
+    await conn.execute("DELETE FROM query_codes WHERE created_at < $1", before)
+    await conn.execute("DELETE FROM verified_phones WHERE verified_at < $1", before)
+    return int(status.split()[-1])
+
+
+async def anonymise_openids(conn: asyncpg.Connection, *, before: datetime) -> int:
+    """Forget who sent reports submitted before `before` (openid, WeCom user id, Open311 account)
+    and the message bundles they came in."""
+    status = await conn.execute(
+        "UPDATE reports SET reporter_ref = NULL WHERE submitted_at < $1 AND reporter_ref IS NOT NULL", before
+    )
+    await conn.execute("DELETE FROM message_bundles WHERE report_id IS NOT NULL AND last_at < $1", before)
+    return int(status.split()[-1])
+
+
+async def coarsen_locations(conn: asyncpg.Connection, *, before: datetime) -> int:
+    """Points of reports submitted before `before` to 3 decimals (about 100 m, as Open311 shows
+    them), and the input as sent dropped."""
+    status = await conn.execute(
+        "UPDATE reports SET lat = round(lat::numeric, 3)::float8, lng = round(lng::numeric, 3)::float8, "
+        "input_lat = NULL, input_lng = NULL "
+        "WHERE submitted_at < $1 AND (input_lat IS NOT NULL OR input_lng IS NOT NULL "
+        "OR lat <> round(lat::numeric, 3)::float8 OR lng <> round(lng::numeric, 3)::float8)",
+        before,
+    )
+    await conn.execute(
+        "UPDATE message_bundles SET lat = NULL, lng = NULL WHERE last_at < $1 AND lat IS NOT NULL", before
+    )
+    return int(status.split()[-1])
+
+
+async def record_personal_data_reads(
+    conn: asyncpg.Connection, *, actor: str, role: str, jurisdiction_code: str, route: str, reports: list[tuple]
+) -> None:
+    """One audit row per (report_id, case_id) shown."""
+    await conn.executemany(
+        "INSERT INTO personal_data_reads (actor, role, jurisdiction_code, report_id, case_id, route) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        [(actor, role, jurisdiction_code, report_id, case_id, route) for report_id, case_id in reports],
+    )
+
+
+async def personal_data_reads(
+    conn: asyncpg.Connection,
+    *,
+    case_id: UUID | None,
+    actor: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    jurisdiction_prefix: str,
+) -> list[asyncpg.Record]:
+    """Reads by staff whose division starts with `jurisdiction_prefix` ('' for all), newest first."""
+    return await conn.fetch(
+        "SELECT actor, role, jurisdiction_code, report_id, case_id, route, read_at FROM personal_data_reads "
+        "WHERE ($1::uuid IS NULL OR case_id = $1) AND ($2::text IS NULL OR actor = $2) "
+        "AND ($3::timestamptz IS NULL OR read_at >= $3) AND ($4::timestamptz IS NULL OR read_at < $4) "
+        "AND starts_with(jurisdiction_code, $6) ORDER BY read_at DESC, id DESC LIMIT $5",
+        case_id,
+        actor,
+        since,
+        until,
+        limit,
+        jurisdiction_prefix,
+    )

@@ -11,7 +11,7 @@ from services.media.settings import MediaSettings
 from services.media.workflow import make_housekeeping, make_incoming_loop
 from shared.objects import ObjectStore
 from shared.service import running_service
-from shared.topics import SERVICE_TOPICS
+from shared.topics import service_topics
 from shared.web import create_service_app
 
 
@@ -27,7 +27,7 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
         async with running_service(
             settings,
             service_dir=Path(__file__).parent,
-            topics=SERVICE_TOPICS["media"].consumes,
+            topics=service_topics("media").reads,
             handlers=make_handlers(settings=settings),
             loops={"housekeeping": make_housekeeping(objects), "incoming": make_incoming_loop(objects, incoming)},
             checks={"object_store": objects.ensure_bucket},
@@ -35,12 +35,13 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
             app.state.runtime, app.state.objects = runtime, objects
             yield
 
-    # One direct upload (larger files go through a presigned PUT to the object store).
+    # One direct upload (larger files go through a presigned PUT to the object store); every other
+    # route is read no further than the service-wide limit.
     app = create_service_app(
         settings,
         title="GridLink media",
         lifespan=lifespan,
-        max_body_bytes=settings.media_max_bytes + settings.http_max_body_bytes,
+        large_bodies={("POST", "/api/v1/media"): settings.media_max_bytes + settings.http_max_body_bytes},
     )
     app.include_router(router)
     return app

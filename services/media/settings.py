@@ -1,5 +1,7 @@
 """Media's settings: the shared base, the agreements media is part of, and its own options."""
 
+from pydantic import Field
+
 from shared.settings import ImageMaxBytes, IncomingPhotosBucket, ObjectStoreServer, ServiceSettings
 
 
@@ -12,6 +14,9 @@ class MediaSettings(ServiceSettings, ObjectStoreServer, IncomingPhotosBucket, Im
     media_audio_max_bytes: int = 10 * 1024 * 1024
     # Decompression-bomb limit: images with more pixels are rejected before they are decoded.
     media_image_max_pixels: int = 50_000_000
+    # Images decoded at once by one process (uploads, derived copies, comparisons); the rest wait.
+    # Each takes up to ~3 bytes per pixel decoded: size the pod's memory limit to this times that.
+    media_decode_concurrency: int = Field(default=2, ge=1)
     media_presign_put_expiry_s: int = 15 * 60
     media_presign_get_expiry_s: int = 5 * 60
     # How long originals are kept after their last upload; 0 keeps them forever.

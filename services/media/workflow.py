@@ -4,8 +4,10 @@ validate → store the object → record it and its event in one transaction."""
 import asyncio
 import hashlib
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from uuid import UUID, uuid4
 
@@ -109,12 +111,32 @@ async def record_rejection(
         await _emit(conn, runtime.settings, payload, key=upload_id)
 
 
+T = TypeVar("T")
+
+# Decode slots per event loop (one loop per process in production), then per limit (tests give
+# apps different settings in one loop).
+_DECODE_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Semaphore]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def decoding(settings: MediaSettings, work: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Run Pillow work in a worker thread, at most `media_decode_concurrency` at once in this
+    process: a 50 MP image is ~150 MB once decoded (and its derived copies need it twice), so a
+    burst of large uploads waits its turn instead of exhausting the pod's memory."""
+    limit = settings.media_decode_concurrency
+    slots = _DECODE_SLOTS.setdefault(asyncio.get_running_loop(), {})
+    slot = slots.setdefault(limit, asyncio.Semaphore(limit))
+    async with slot:
+        return await asyncio.to_thread(work, *args, **kwargs)
+
+
 async def _inspect(checked: Checked, data: bytes | None, settings: MediaSettings) -> ImageFacts | None:
     """Images are decoded in full (in a worker thread: it is CPU work); other kinds by magic bytes."""
     if checked.kind != "image":
         return None
     assert data is not None
-    return await asyncio.to_thread(imaging.inspect_image, data, max_pixels=settings.media_image_max_pixels)
+    return await decoding(settings, imaging.inspect_image, data, max_pixels=settings.media_image_max_pixels)
 
 
 async def store_direct(
@@ -248,7 +270,7 @@ async def _write_derived(
     """The stripped public copy and the thumbnail of an image."""
     assert data is not None
     max_pixels = settings.media_image_max_pixels
-    public, thumb = await asyncio.to_thread(imaging.derived_copies, data, max_pixels=max_pixels)
+    public, thumb = await decoding(settings, imaging.derived_copies, data, max_pixels=max_pixels)
     public_key, thumbnail_key = domain.public_copy_key(sha256), domain.thumbnail_key(sha256)
     await objects.put(public_key, public, "image/jpeg")
     await objects.put(thumbnail_key, thumb, "image/jpeg")
@@ -569,7 +591,8 @@ async def generate_comparison(
     before_bytes, after_bytes = await asyncio.gather(
         objects.get(before["public_key"]), objects.get(after["public_key"])
     )
-    image = await asyncio.to_thread(
+    image = await decoding(
+        runtime.settings,
         imaging.comparison_image,
         before=before_bytes,
         after=after_bytes,

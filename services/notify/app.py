@@ -13,6 +13,7 @@ import httpx
 import yaml
 from fastapi import FastAPI
 
+from services.notify import privacy
 from services.notify.api import router as staff_router
 from services.notify.callbacks import callback_configs
 from services.notify.callbacks import router as callback_router
@@ -27,7 +28,7 @@ from services.notify.wecom import WeComAppClient, WeComRobotClient
 from shared.jurisdictions import load_county
 from shared.service import running_service
 from shared.sla_policy import load_sla_policy
-from shared.topics import SERVICE_TOPICS
+from shared.topics import service_topics
 from shared.web import create_service_app
 
 
@@ -68,7 +69,7 @@ def make_senders(settings: NotifySettings, http: httpx.AsyncClient) -> Senders:
             settings.wechat_base_url, http, app_id=settings.wechat_app_id, app_secret=settings.wechat_app_secret
         ),
         sms=HttpSmsGateway(settings.sms_base_url, http, sign_name=settings.sms_sign_name),
-        phone_key=settings.phone_encryption_key,
+        phone_keys=settings.phone_keys(),
     )
 
 
@@ -97,7 +98,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
             running_service(
                 settings,
                 service_dir=Path(__file__).parent,
-                topics=SERVICE_TOPICS["notify"].consumes,
+                topics=service_topics("notify").reads,
                 handlers=make_handlers(
                     settings=settings,
                     directory=directory,
@@ -105,7 +106,10 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
                     places=place_names(groups),
                     grid_workers=grid_workers,
                 ),
-                loops={"delivery": make_delivery_loop(lambda s: make_senders(s, http))},
+                loops={
+                    "delivery": make_delivery_loop(lambda s: make_senders(s, http)),
+                    "retention": privacy.retention_loop,
+                },
             ) as runtime,
         ):
             app.state.runtime = runtime

@@ -7,7 +7,7 @@ template or subscribe message; sms: an encrypted mobile number (shared.phones) a
 
 import httpx
 
-from shared.phones import phone_from_token
+from shared.phones import PhoneKeys, phone_from_token
 
 
 class DeliveryError(Exception):
@@ -19,9 +19,9 @@ class DeliveryError(Exception):
 
 
 class Senders:
-    def __init__(self, *, robot, app, official_account, sms, phone_key: str):
+    def __init__(self, *, robot, app, official_account, sms, phone_keys: PhoneKeys):
         self.robot, self.app, self.official_account, self.sms = robot, app, official_account, sms
-        self.phone_key = phone_key  # SMS targets are encrypted phones, read back only here
+        self.phone_keys = phone_keys  # SMS targets are encrypted phones, read back only here
 
     async def send(self, *, channel: str, target: str, body: dict) -> None:
         """Deliver one message; raises DeliveryError (or httpx.HTTPError, which is retryable)."""
@@ -35,7 +35,7 @@ class Senders:
             await self.official_account.send_subscribe(openid=target, message=body)
         elif channel == "sms":
             await self.sms.send(
-                phone=phone_from_token(target, self.phone_key), template=body["template"], params=body["params"]
+                phone=phone_from_token(target, self.phone_keys), template=body["template"], params=body["params"]
             )
         else:
             raise DeliveryError(f"unknown channel {channel}", code="unknown_channel", retryable=False)

@@ -31,6 +31,7 @@ from shared.events import (
     Event,
     MediaAttached,
     QueryCodeRequested,
+    ReporterContactGiven,
     ReporterVerified,
     SlaBreached,
     SlaWarning,
@@ -75,12 +76,23 @@ def make_handlers(
         sms_template=settings.sms_template_case_update,
     )
 
+    async def on_reporter_contact_given(conn: asyncpg.Connection, event: Event) -> None:
+        given = event.payload_as(ReporterContactGiven)
+        contact = ReporterContact(
+            openid=given.openid,
+            wecom_userid=given.wecom_userid,
+            phone=given.phone_encrypted,  # stays encrypted until sent
+        )
+        if contact != ReporterContact():
+            await store.save_reporter(conn, case_id=given.case_id, contact=contact)
+
     async def on_report_submitted(conn: asyncpg.Connection, event: Event) -> None:
+        """Reports published before contacts moved to their private topic carried them here."""
         report = submitted_report(event)
         contact = ReporterContact(
             openid=report.reporter_openid,
             wecom_userid=report.reporter_wecom_userid,
-            phone=report.reporter_phone_encrypted,  # stays encrypted until sent
+            phone=report.reporter_phone_encrypted,
         )
         if contact != ReporterContact():
             await store.save_reporter(conn, case_id=report.case_id, contact=contact)
@@ -129,6 +141,7 @@ def make_handlers(
 
     return {
         "report.submitted": on_report_submitted,
+        "reporter.contact_given": on_reporter_contact_given,
         "reporter.verified": on_reporter_verified,
         "case.dispatched": on_case_dispatched,
         "case.acknowledged": on_case_acknowledged,

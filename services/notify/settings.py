@@ -2,10 +2,18 @@
 
 from pathlib import Path
 
-from shared.settings import PROJECT_ROOT, CountyMapFile, PhoneEncryptionKey, ServiceSettings, SlaPolicyFile, secret
+from shared.settings import (
+    PROJECT_ROOT,
+    CountyMapFile,
+    PersonalDataRetention,
+    PhoneEncryptionKey,
+    ServiceSettings,
+    SlaPolicyFile,
+    secret,
+)
 
 
-class NotifySettings(ServiceSettings, PhoneEncryptionKey, SlaPolicyFile, CountyMapFile):
+class NotifySettings(ServiceSettings, PhoneEncryptionKey, PersonalDataRetention, SlaPolicyFile, CountyMapFile):
     # Departments' WeCom robots and the people to @ in them.
     directory_path: Path = PROJECT_ROOT / "shared" / "data" / "directory.yaml"
 

@@ -341,3 +341,40 @@ async def remember_inbound(conn: asyncpg.Connection, *, source: str, msg_id: str
         message_id,
     )
     return status == "INSERT 0 1"
+
+
+# --- personal data (PIPL): retention --------------------------------------------------------------
+
+# A forgotten target keeps the row's history (channel, template, status) and names no one.
+FORGOTTEN = "forgotten:"
+
+
+async def forget_reporter_phones(conn: asyncpg.Connection, *, before: datetime) -> int:
+    """Drop reporters' phones kept since before `before`, and the SMS targets of finished sends."""
+    status = await conn.execute("UPDATE reporters SET phone = NULL WHERE created_at < $1 AND phone IS NOT NULL", before)
+    await _forget_targets(conn, before=before, channels=["sms"])
+    return int(status.split()[-1])
+
+
+async def forget_reporter_openids(conn: asyncpg.Connection, *, before: datetime) -> int:
+    """Drop reporters' openids and WeCom user ids kept since before `before`, and the official-
+    account targets of finished sends."""
+    status = await conn.execute(
+        "UPDATE reporters SET openid = NULL, wecom_userid = NULL "
+        "WHERE created_at < $1 AND (openid IS NOT NULL OR wecom_userid IS NOT NULL)",
+        before,
+    )
+    await _forget_targets(conn, before=before, channels=["wechat_template", "wechat_subscribe"])
+    return int(status.split()[-1])
+
+
+async def _forget_targets(conn: asyncpg.Connection, *, before: datetime, channels: list[str]) -> None:
+    await conn.execute(
+        "UPDATE notifications SET target = $3 || notification_id::text "
+        "WHERE created_at < $1 AND channel = ANY($2::text[]) AND status IN ('sent', 'failed') "
+        "AND NOT starts_with(target, $3)",
+        before,
+        channels,
+        FORGOTTEN,
+    )
+    await conn.execute("DELETE FROM reporters WHERE openid IS NULL AND wecom_userid IS NULL AND phone IS NULL")

@@ -20,7 +20,7 @@ from shared.events import utcnow
 from shared.loops import repeat_until_stopped
 from shared.service import running_service
 from shared.sla_policy import load_sla_policy
-from shared.topics import SERVICE_TOPICS
+from shared.topics import service_topics
 from shared.web import create_service_app
 
 
@@ -79,7 +79,7 @@ def create_app(settings: SlaSettings | None = None, *, clock: Callable[[], datet
             running_service(
                 settings,
                 service_dir=Path(__file__).parent,
-                topics=SERVICE_TOPICS["sla"].consumes,
+                topics=service_topics("sla").reads,
                 handlers=make_handlers(settings=settings, policy=policy),
                 loops={"ticker": make_ticker(clock, policy), "calendar": make_calendar_loop(calendar, clock)},
                 notes={"calendar": calendar_note},

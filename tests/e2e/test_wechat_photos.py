@@ -63,14 +63,21 @@ async def test_a_wechat_photo_becomes_evidence(make_settings, fake_wecom):
             message("o-li", "image", pic_url="https://evil.example/track.jpg"),
             message("o-li", "location", lat=gcj[0] + 0.01, lng=gcj[1], datum="gcj02"),
         )
+        # Who sent each report is on the contacts topic only notify reads, never on the report.
+        contacts = await read_topic(
+            intake_settings,
+            "gridlink.reporter-contacts",
+            until=lambda ms: {m["payload"]["openid"] for m in ms} >= {"o-wang", "o-li"},
+        )
+        case_of = {m["payload"]["openid"]: m["payload"]["case_id"] for m in contacts}
         reports = await read_topic(
             intake_settings,
             "gridlink.reports",
-            until=lambda ms: (
-                {m["payload"]["reporter_openid"] for m in ms if m["type"] == "report.submitted"} >= {"o-wang", "o-li"}
-            ),
+            until=lambda ms: {m["payload"]["case_id"] for m in ms} >= set(case_of.values()),
         )
-        by_sender = {m["payload"]["reporter_openid"]: m["payload"] for m in reports if m["type"] == "report.submitted"}
+        submitted = {m["payload"]["case_id"]: m["payload"] for m in reports if m["type"] == "report.submitted"}
+        by_sender = {openid: submitted[case_id] for openid, case_id in case_of.items()}
+        assert all(report["reporter_openid"] is None for report in submitted.values())
         assert by_sender["o-wang"]["photo_urls"] == [f"{fake_wecom}/_fake/pics/{name}"]
         dispatcher = bearer(media_settings, "dispatcher")
 

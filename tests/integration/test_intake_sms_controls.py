@@ -13,7 +13,7 @@ from services.intake.app import create_app
 from services.intake.domain import captcha_answer_hash
 from shared.events import utcnow
 from shared.phones import phone_hash
-from shared.topics import REPORTS
+from shared.topics import REPORTER_CONTACTS
 from tests.support import read_topic, running
 
 HERE = (29.0800, 120.0400)
@@ -193,7 +193,7 @@ async def test_entering_a_texted_code_proves_the_phone_for_its_cases_now_and_lat
         assert (await client.post("/api/v1/query/codes", json={"phone": "13800000002"})).status_code == 202
         assert (await client.post("/api/v1/query/codes", json={"phone": REPORTER})).status_code == 202
         events = await read_topic(
-            settings, REPORTS.name, until=lambda ms: sum(m["type"] == "query.code_requested" for m in ms) == 2
+            settings, REPORTER_CONTACTS.name, until=lambda ms: sum(m["type"] == "query.code_requested" for m in ms) == 2
         )
         codes = {
             m["payload"]["phone_masked"]: m["payload"]["code"] for m in events if m["type"] == "query.code_requested"
@@ -212,7 +212,7 @@ async def test_entering_a_texted_code_proves_the_phone_for_its_cases_now_and_lat
         def verified(ms):
             return [m for m in ms if m["type"] == "reporter.verified"]
 
-        events = await read_topic(settings, REPORTS.name, until=lambda ms: len(verified(ms)) == 2)
+        events = await read_topic(settings, REPORTER_CONTACTS.name, until=lambda ms: len(verified(ms)) == 2)
     hashed = phone_hash(REPORTER, settings.phone_hash_key).hex()
     assert [m["payload"]["case_ids"] for m in verified(events)] == [[opened["case_id"]], [later["case_id"]]]
     assert all(m["payload"]["phone_hash"] == hashed and REPORTER not in str(m) for m in verified(events))

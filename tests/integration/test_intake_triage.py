@@ -2,7 +2,6 @@
 messages, against real PostgreSQL and Kafka."""
 
 import asyncio
-import base64
 import json
 from datetime import timedelta
 from uuid import uuid4
@@ -16,8 +15,8 @@ from services.intake.retrain import run as retrain
 from shared.auth import Actor, issue_token
 from shared.events import CaseTransitioned, MessageReceived, TriageCorrected, new_event, utcnow
 from shared.geo import wgs84_to_gcj02
-from shared.phones import decrypt_phone
-from shared.topics import CASES, MESSAGES, REPORTS
+from shared.phones import phone_from_token
+from shared.topics import CASES, MESSAGES, REPORTER_CONTACTS, REPORTS
 from tests.support import bearer, eventually, publish, read_topic, running
 
 HERE = (29.0812, 120.0431)  # WGS-84, inside the demo county
@@ -72,13 +71,21 @@ async def test_report_without_category_is_triaged_located_and_published(make_set
             "datum": "wgs84",
         }
         assert event["jurisdiction_code"] == grid.village_code and payload["case_no"] == answer["case_no"]
+        # Other departments read the report topic: nothing on it reaches the reporter. Notify alone
+        # gets the phone (encrypted) on the private contacts topic.
+        assert payload["reporter_phone_encrypted"] is None and payload["reporter_phone_masked"] == "139****5678"
+        [given] = await read_topic(settings, REPORTER_CONTACTS.name, until=lambda ms: len(ms) >= 1)
+        assert given["type"] == "reporter.contact_given" and given["key"] == payload["case_id"]
+        assert given["payload"]["report_id"] == payload["report_id"] and given["payload"]["openid"] is None
+        assert phone_from_token(given["payload"]["phone_encrypted"], settings.phone_keys()) == "13912345678"
         view = (
             await client.get(f"/api/v1/reports/{answer['report_id']}", headers=bearer(settings, "dispatcher"))
         ).json()
         assert view["reporter_phone"] == "139****5678" and view["needs_manual_triage"] is False
         assert view["triage_model_version"] == version
     [row] = await _fetch(settings, "SELECT * FROM intake.reports")
-    assert b"13912345678" not in bytes(row["reporter_phone_encrypted"])
+    assert row["reporter_phone_token"].startswith(f"{settings.phone_encryption_key_id}:")
+    assert "13912345678" not in row["reporter_phone_token"]
     assert row["triage_model_version"] == version
     stored = json.loads(row["triage"])
     assert stored["category"] == "manhole" and stored["model_version"] == version
@@ -414,7 +421,11 @@ async def test_wechat_messages_from_one_sender_become_one_report(make_settings, 
     assert zhao["grid_code"] == grid.code and zhao["needs_locating"] and zhao["lat"] is None
     assert zhao["category"] == "fire_hazard"
     events = await read_topic(settings, REPORTS.name, until=lambda ms: len(ms) >= 3)
-    assert {e["payload"]["reporter_wecom_userid"] for e in events} == {"wang", "li", "zhao"}
+    assert {e["payload"]["reporter_wecom_userid"] for e in events} == {None}  # other departments read these
+    contacts = await read_topic(settings, REPORTER_CONTACTS.name, until=lambda ms: len(ms) >= 3)
+    assert {(c["payload"]["case_id"], c["payload"]["wecom_userid"]) for c in contacts} == {
+        (str(r["case_id"]), r["reporter_ref"].split(":")[1]) for r in rows
+    }
 
 
 async def test_h5_pages_are_served_in_chinese(make_settings):
@@ -455,11 +466,14 @@ async def test_query_by_phone_with_a_one_time_code_sent_through_notify(make_sett
         assert sent.json() == never_reported.json()
 
         events = await read_topic(
-            settings, REPORTS.name, until=lambda ms: any(m["type"] == "query.code_requested" for m in ms)
+            settings, REPORTER_CONTACTS.name, until=lambda ms: any(m["type"] == "query.code_requested" for m in ms)
         )
+        reports = await read_topic(settings, REPORTS.name, until=lambda ms: len(ms) >= 2)
+        assert {m["type"] for m in reports} == {"report.submitted", "report.attached"}  # no codes, no phones
+        assert all(m["payload"].get("reporter_phone_encrypted") is None for m in reports)
         [requested] = [m["payload"] for m in events if m["type"] == "query.code_requested"]
         assert requested["phone_masked"] == "138****0001" and "13800000001" not in json.dumps(requested)
-        phone = decrypt_phone(base64.b64decode(requested["phone_encrypted"]), settings.phone_encryption_key)
+        phone = phone_from_token(requested["phone_encrypted"], settings.phone_keys())
         assert phone == "13800000001"
         code = requested["code"]
         wrong = "000000" if code != "000000" else "111111"

@@ -16,6 +16,7 @@ from shared.events import (
     Event,
     MediaAttached,
     QueryCodeRequested,
+    ReporterContactGiven,
     ReporterVerified,
     ReportSubmittedV1,
     SlaBreached,
@@ -25,7 +26,7 @@ from shared.events import (
 )
 from shared.phones import phone_token
 from shared.sla_policy import load_sla_policy
-from shared.topics import CASES, DEAD_LETTERS, MEDIA, NOTIFICATIONS, REPORTS, SLA, ensure_topics
+from shared.topics import CASES, DEAD_LETTERS, MEDIA, NOTIFICATIONS, REPORTER_CONTACTS, SLA, ensure_topics
 from tests.support import bearer, case_dispatched, eventually, publish, read_topic, running
 
 
@@ -289,16 +290,12 @@ async def test_reporters_are_told_on_the_channel_their_report_came_from(make_set
         sla_policy=load_sla_policy(settings.sla_policy_path),
     )
     by_wecom, by_phone, anonymous, by_claimed_phone = uuid4(), uuid4(), uuid4(), uuid4()
-    key = settings.phone_encryption_key
+    key = settings.phone_keys()
     userid = f"staff-{uuid4().hex[:6]}"
     db = await asyncpg.connect(settings.database_url, server_settings={"search_path": "notify"})
     try:
-        for case_id, contact in (
-            (by_wecom, {"reporter_wecom_userid": userid}),
-            (by_phone, {"reporter_phone_encrypted": phone_token("13800005678", key)}),
-            (anonymous, {}),
-            (by_claimed_phone, {"reporter_phone_encrypted": phone_token("13800009999", key)}),
-        ):
+        # Reports published before contacts had their private topic carried them (still read).
+        for case_id, contact in ((by_wecom, {"reporter_wecom_userid": userid}), (anonymous, {})):
             report = ReportSubmittedV1(
                 report_id=uuid4(),
                 case_id=case_id,
@@ -317,6 +314,12 @@ async def test_reporters_are_told_on_the_channel_their_report_came_from(make_set
             )
             async with db.transaction():
                 await handlers["report.submitted"](db, event)
+        # Now intake gives them as reporter.contact_given, on the topic only notify reads.
+        for case_id, phone in ((by_phone, "13800005678"), (by_claimed_phone, "13800009999")):
+            given = ReporterContactGiven(report_id=uuid4(), case_id=case_id, phone_encrypted=phone_token(phone, key))
+            event = new_event(given, producer="intake", jurisdiction_code="330727", key=str(case_id))
+            async with db.transaction():
+                await handlers["reporter.contact_given"](db, event)
         assert await db.fetchval("SELECT count(*) FROM reporters") == 3  # nothing to keep for the anonymous one
         # The owner of 13800005678 proved it (through 我要查询); nobody proved 13800009999.
         verified = Event(
@@ -363,14 +366,14 @@ async def test_query_codes_are_texted_to_the_phone_that_asked(make_settings, fak
     await ensure_topics(settings)
     request = QueryCodeRequested(
         request_id=uuid4(),
-        phone_encrypted=phone_token("13900007777", settings.phone_encryption_key),
+        phone_encrypted=phone_token("13900007777", settings.phone_keys()),
         phone_masked="139****7777",
         code="493021",
         expires_at=utcnow() + timedelta(minutes=5),
     )
     await publish(
         settings,
-        REPORTS.name,
+        REPORTER_CONTACTS.name,
         new_event(request, producer="intake", jurisdiction_code="330727", key=str(request.request_id)).to_bytes(),
     )
     async with running(create_app(settings)):

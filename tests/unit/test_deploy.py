@@ -16,12 +16,11 @@ from prometheus_client import REGISTRY
 
 from devtools import deploy_gen
 from shared.settings import PROJECT_ROOT
-from shared.topics import ALL_TOPICS, DEAD_LETTERS, SERVICE_TOPICS
+from shared.topics import ALL_TOPICS, OPERATOR, SERVICES, service_topics
 from tests.support import SETTINGS_CLASSES
 
 DEPLOY = PROJECT_ROOT / "deploy"
 K8S = DEPLOY / "k8s"
-SERVICES = ("intake", "dispatch", "sla", "notify", "media", "console")
 OVERLAYS = sorted(p.parent.name for p in (K8S / "overlays").glob("*/kustomization.yaml"))
 # The Kubernetes version the manifests are validated against (kubernetes-validate ships its schemas).
 KUBERNETES_VERSION = "1.33.0"
@@ -114,10 +113,10 @@ def test_every_deployment_has_a_disruption_budget_and_an_autoscaler_on_cpu_and_l
                 for m in hpa["spec"]["metrics"]
             }
             service = service_of(deployment["spec"]["template"]["spec"]["containers"][0])
-            expected = {"cpu"} | ({"gridlink_consumer_lag_messages"} if SERVICE_TOPICS[service].group else set())
+            expected = {"cpu"} | ({"gridlink_consumer_lag_messages"} if service_topics(service).group else set())
             assert metrics == expected, name
             # More consumers than the busiest topic has partitions would sit idle.
-            busiest = max(t.partitions for t in SERVICE_TOPICS[service].consumes)
+            busiest = max(t.partitions for t in service_topics(service).reads)
             assert hpa["spec"]["maxReplicas"] <= max(busiest, 4)
 
 
@@ -208,17 +207,17 @@ def test_topics_are_cluster_resources_replicated_as_production_says():
 
 def test_each_service_user_may_do_exactly_what_the_registry_says():
     users = {u["metadata"]["name"]: u["spec"]["authorization"]["acls"] for u in kinds(build("county"), "KafkaUser")}
-    assert set(users) == {f"gridlink-{s}" for s in SERVICE_TOPICS}
-    for service, access in SERVICE_TOPICS.items():
+    assert set(users) == {f"gridlink-{s}" for s in (*SERVICES, OPERATOR)}
+    for service in SERVICES:
+        access = service_topics(service)
         acls = users[f"gridlink-{service}"]
         allowed = {
             (a["resource"]["name"], op) for a in acls if a["resource"]["type"] == "topic" for op in a["operations"]
         }
-        readable = {name for name, op in allowed if op == "Read"}
-        writable = {name for name, op in allowed if op == "Write"}
-        assert readable == {t.name for t in access.consumes}
-        assert writable == {t.name for t in access.produces} | ({DEAD_LETTERS.name} if access.group else set())
-        assert all(op in ("Read", "Write", "Describe", "IdempotentWrite") for a in acls for op in a["operations"])
+        assert {name for name, op in allowed if op == "Read"} == {t.name for t in access.reads}
+        assert {name for name, op in allowed if op == "Write"} == {t.name for t in access.writes}
+        # Topics are cluster resources: no service may create one.
+        assert all(op in ("Read", "Write", "Describe") for a in acls for op in a["operations"])
         groups = [a["resource"] for a in acls if a["resource"]["type"] == "group"]
         assert len(groups) == (1 if access.group else 0)
 
@@ -286,9 +285,9 @@ def test_each_pod_gets_exactly_the_secrets_its_settings_read():
         assert set(mapped) == set(secret["stringData"]) & fields, deployment["metadata"]["name"]
         # And its own Kafka user's password, from the Secret Strimzi made for that user.
         env = {e["name"]: e.get("value") for e in container["env"]}
-        assert env["GRIDLINK_KAFKA_USERNAME"] == f"gridlink-{service}"
-        assert refs["GRIDLINK_KAFKA_PASSWORD"] == {"name": f"gridlink-kafka-{service}", "key": "password"}
-        assert set(refs) == set(mapped) | {"GRIDLINK_KAFKA_PASSWORD"}
+        assert env["GRIDLINK_KAFKA_SASL_USERNAME"] == f"gridlink-{service}"
+        assert refs["GRIDLINK_KAFKA_SASL_PASSWORD"] == {"name": f"gridlink-kafka-{service}", "key": "password"}
+        assert set(refs) == set(mapped) | {"GRIDLINK_KAFKA_SASL_PASSWORD"}
 
 
 def test_dashboard_queries_only_metrics_the_services_export():

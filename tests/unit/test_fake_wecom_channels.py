@@ -164,11 +164,11 @@ async def test_senders_route_by_channel_and_classify_transport_errors(http, cloc
             "http://wecom", http, app_id=s.wechat_app_id, app_secret=s.wechat_app_secret, clock=clock
         ),
         sms=HttpSmsGateway("http://wecom", http, sign_name="网格通"),
-        phone_key=s.phone_encryption_key,
+        phone_keys=s.phone_keys(),
     )
     await senders.send(channel="wecom_robot", target="robot-x", body=text_message("派单"))
     await senders.send(
-        channel="sms", target=phone_token("13800002222", s.phone_encryption_key), body={"template": "t", "params": {}}
+        channel="sms", target=phone_token("13800002222", s.phone_keys()), body={"template": "t", "params": {}}
     )
     assert len((await http.get("/_fake/messages", params={"key": "robot-x"})).json()) == 1
     with pytest.raises(DeliveryError) as unknown:

@@ -2,7 +2,17 @@
 
 import pytest
 
-from shared.topics import ALL_TOPICS, CASES, REPORTS, SERVICE_TOPICS, SLA, UndeclaredTopic, check_produces, topic_config
+from shared.topics import (
+    ALL_TOPICS,
+    CASES,
+    REPORTS,
+    SERVICES,
+    SLA,
+    UndeclaredTopic,
+    check_produces,
+    service_topics,
+    topic_config,
+)
 from tests.support import SETTINGS_CLASSES
 
 
@@ -13,10 +23,11 @@ def test_a_service_may_publish_only_on_the_topics_it_declares():
     check_produces("a-test-tool", REPORTS)  # not a deployed service: no cluster user to keep in step
 
 
-def test_every_service_is_in_the_registry_and_consumes_registry_topics():
-    assert set(SERVICE_TOPICS) == set(SETTINGS_CLASSES)
-    for access in SERVICE_TOPICS.values():
-        assert set(access.produces) | set(access.consumes) <= set(ALL_TOPICS)
+def test_every_service_is_in_the_registry_and_uses_registry_topics():
+    assert set(SERVICES) == set(SETTINGS_CLASSES)
+    for service in SERVICES:
+        access = service_topics(service)
+        assert set(access.reads) | set(access.writes) <= set(ALL_TOPICS)
 
 
 def test_topics_are_created_with_the_configured_replication():
@@ -26,17 +37,3 @@ def test_topics_are_created_with_the_configured_replication():
         "cleanup.policy": "delete",
         "min.insync.replicas": "2",
     }
-
-
-def test_kafka_clients_sign_in_as_the_service_user_over_tls_in_the_cluster(tmp_path):
-    local = SETTINGS_CLASSES["sla"]().kafka_options()
-    assert local == {"bootstrap_servers": "127.0.0.1:19092", "security_protocol": "PLAINTEXT"}
-    cluster = SETTINGS_CLASSES["sla"](
-        kafka_security_protocol="SASL_SSL", kafka_username="gridlink-sla", kafka_password="pw"
-    ).kafka_options()
-    assert (cluster["sasl_mechanism"], cluster["sasl_plain_username"], cluster["sasl_plain_password"]) == (
-        "SCRAM-SHA-512",
-        "gridlink-sla",
-        "pw",
-    )
-    assert cluster["ssl_context"].verify_mode.name == "CERT_REQUIRED"
