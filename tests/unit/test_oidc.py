@@ -240,3 +240,26 @@ async def test_a_service_answers_bad_tokens_with_401_and_a_missing_provider_with
     )
     down = await ask(elsewhere, provider.token())
     assert down.status_code == 503 and down.json()["status"] == 503
+
+
+def test_the_local_provider_knows_exactly_the_consoles_demo_people_with_the_same_claims():
+    from services.console.api import DEMO_PEOPLE
+    from shared.settings import PROJECT_ROOT
+
+    oidc = PROJECT_ROOT / "deploy" / "local" / "oidc"
+    people = json.loads((oidc / "people.json").read_text(encoding="utf-8"))["people"]
+    assert {p["username"] for p in people} == set(DEMO_PEOPLE)
+    for person in people:
+        demo = DEMO_PEOPLE[person["username"]]
+        assert (person["sub"], person["name"], person["role"], person["jurisdiction"], person.get("department")) == (
+            demo["subject"],
+            demo["name"],
+            demo["role"],
+            demo["jurisdiction_code"],
+            demo.get("department_code"),
+        )
+        assert Actor(person["sub"], person["role"], person["jurisdiction"], person.get("department"), person["name"])
+    # The provider is pinned: the lock file installs exactly the version package.json names.
+    wanted = json.loads((oidc / "package.json").read_text())["dependencies"]["oidc-provider"]
+    locked = json.loads((oidc / "package-lock.json").read_text())["packages"]["node_modules/oidc-provider"]["version"]
+    assert wanted == locked
