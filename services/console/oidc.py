@@ -50,8 +50,9 @@ def new_flow(next_path: str) -> Flow:
 
 
 def flow_cookie(secret: str, flow: Flow) -> str:
+    # base64url without padding: a cookie value with "=" would be sent quoted.
     data = base64.urlsafe_b64encode(json.dumps([flow.state, flow.nonce, flow.verifier, flow.next_path]).encode())
-    text = data.decode()
+    text = data.decode().rstrip("=")
     return f"{text}.{_sign(secret, text)}"
 
 
@@ -60,7 +61,7 @@ def read_flow_cookie(secret: str, value: str) -> Flow | None:
     if not data or not hmac.compare_digest(signature, _sign(secret, data)):
         return None
     try:
-        state, nonce, verifier, next_path = json.loads(base64.urlsafe_b64decode(data))
+        state, nonce, verifier, next_path = json.loads(base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)))
     except ValueError:
         return None
     return Flow(str(state), str(nonce), str(verifier), str(next_path))

@@ -4,6 +4,7 @@ taken by dispatch as that person (role, jurisdiction, department), and the conso
 with it (login form at the provider → callback → httpOnly session → logout at the provider)."""
 
 import base64
+import dataclasses
 import hashlib
 import re
 import secrets
@@ -13,6 +14,7 @@ import httpx
 import jwt
 
 from devtools.local_servers import Infra
+from services.console import oidc
 from services.console.app import create_app as console_app
 from services.dispatch.app import create_app as dispatch_app
 from tests.support import follow, log_in_at_provider, running, serving
@@ -129,6 +131,27 @@ async def test_the_console_logs_staff_in_and_out_at_the_provider(make_settings, 
             # The code is single use, and a callback this browser did not start is refused.
             assert (await http.get(callback_url)).status_code in (400, 401)
             assert (await http.get(f"{origin}/auth/callback", params={"code": "x", "state": "y"})).status_code == 400
+
+            # A login whose ID token answers another login (its nonce) opens no session; neither
+            # does one the person cancelled at the provider.
+            async with httpx.AsyncClient(timeout=10, headers=HTML) as other:
+                start = await other.get(f"{origin}/auth/start")
+                flow = oidc.read_flow_cookie(settings.auth_jwt_secret, other.cookies["gl_oidc"])
+                form = await follow(other, start)
+                back = await log_in_at_provider(
+                    other, form, username="zhujian", password="gridlink-demo", stop_at=f"{origin}/auth/callback"
+                )
+                other.cookies.set(
+                    "gl_oidc",
+                    oidc.flow_cookie(settings.auth_jwt_secret, dataclasses.replace(flow, nonce="another")),
+                    path="/auth",
+                )
+                refused = await other.get(str(back.url.join(back.headers["location"])))
+                assert refused.status_code == 401 and "身份无效" in refused.text and "gl_session" not in other.cookies
+                cancelled = await other.get(
+                    f"{origin}/auth/callback", params={"error": "access_denied", "state": flow.state}
+                )
+                assert cancelled.status_code == 401 and "未完成登录" in cancelled.text
 
             # Logout: the console forgets the session and the provider ends its own.
             out = await http.post(f"{origin}/logout", data={"csrf_token": http.cookies["gl_csrf"]})

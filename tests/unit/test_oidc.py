@@ -9,6 +9,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
 from contextlib import asynccontextmanager, contextmanager
@@ -263,3 +264,19 @@ def test_the_local_provider_knows_exactly_the_consoles_demo_people_with_the_same
     wanted = json.loads((oidc / "package.json").read_text())["dependencies"]["oidc-provider"]
     locked = json.loads((oidc / "package-lock.json").read_text())["packages"]["node_modules/oidc-provider"]["version"]
     assert wanted == locked
+
+
+def test_the_consoles_login_cookie_is_signed_and_its_challenge_is_s256():
+    from services.console import oidc
+
+    flow = oidc.new_flow("/cases/1")
+    value = oidc.flow_cookie("k" * 32, flow)
+    assert oidc.read_flow_cookie("k" * 32, value) == flow
+    data, _, signature = value.partition(".")
+    assert oidc.read_flow_cookie("other-secret" * 3, value) is None  # another console's, or forged
+    assert oidc.read_flow_cookie("k" * 32, f"{data}x.{signature}") is None
+    garbage = "bm90LWpzb24"  # base64 of "not-json", signed
+    assert oidc.read_flow_cookie("k" * 32, f"{garbage}.{oidc._sign('k' * 32, garbage)}") is None
+    assert oidc.read_flow_cookie("k" * 32, "") is None
+    # S256: a SHA-256 in base64url without padding (the provider checks it against the verifier).
+    assert re.fullmatch(r"[\w-]{43}", oidc.challenge(flow.verifier)) and oidc.challenge("a") != oidc.challenge("b")
