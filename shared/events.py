@@ -140,6 +140,7 @@ class CaseFacts(Payload):
     lat: float | None = None
     lng: float | None = None
     case_no: str | None = None  # the human case number intake gave the report (None before it existed)
+    address: str | None = None  # the place as the reporter gave it (None when they gave none)
 
 
 class CaseDispatched(CaseFacts):

@@ -6,22 +6,24 @@ import asyncio
 import hmac
 import json
 import uuid
-from pathlib import Path
+from datetime import date, datetime, time, timedelta
+from pathlib import Path as FilePath
 from typing import Annotated, Any
+from urllib.parse import quote
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
 
-from services.console import oidc, pages, sessions
+from services.console import oidc, pages, rlist, sessions
 from services.console.upstream import Refused, Unavailable, call
 from shared.auth import Actor, InvalidToken, ProviderUnavailable
 from shared.case_actions import ACTIONS
 from shared.problems import Problem
 from shared.web import CurrentActor, public
 
-STATIC = Path(__file__).parent / "static"
+STATIC = FilePath(__file__).parent / "static"
 ASSETS = {"console.css": "text/css", "console.js": "text/javascript"}
 
 # The demo people of the development login (GRIDLINK_AUTH_DEV_ISSUER): codes of the demo county's
@@ -250,21 +252,48 @@ async def logout(request: Request, actor: CurrentActor):
     return response
 
 
+def _day_start(day: date) -> str:
+    """Midnight of a Beijing calendar day, as the instant dispatch compares with."""
+    return datetime.combine(day, time(), tzinfo=pages.BEIJING).isoformat()
+
+
 @router.get("/")
 async def queue(
     request: Request,
     actor: CurrentActor,
     tab: Annotated[str, Query(pattern="^(" + "|".join(pages.TABS) + ")$")] = "open",
     q: Annotated[str, Query(max_length=100)] = "",
+    category: Annotated[str, Query(max_length=40)] = "",
+    department: Annotated[str, Query(max_length=40)] = "",
+    place: Annotated[str, Query(pattern=r"^(\d{6}(\d{3}){0,3})?$")] = "",
+    priority: Annotated[str, Query(pattern="^(urgent|normal)?$")] = "",
+    since: date | None = None,
+    until: date | None = None,
+    cursor: Annotated[str, Query(max_length=200)] = "",
 ):
-    """工作台: the person's cases by tab, newest first; a search looks in every status."""
+    """工作台: the person's cases by tab, newest first, a page at a time; a search looks in every
+    status; filters narrow any tab."""
+    chosen = {"category": category, "department": department, "place": place, "priority": priority}
+    common: dict[str, Any] = {pages.FILTERS[name]: value for name, value in chosen.items() if value}
+    if since:
+        common["created_from"] = _day_start(since)
+    if until:
+        common["created_to"] = _day_start(until + timedelta(days=1))
+    if q.strip():
+        common["q"] = q.strip()
+    parts = pages.TABS["all" if q.strip() else tab][1]
+    if cursor and len(parts) == 1:
+        common["cursor"] = cursor
     cases: dict[str, dict] = {}
-    error, status = "", 200
+    next_cursor, error, status = None, "", 200
     try:
-        for filters in pages.TABS["all" if q.strip() else tab][1]:
-            params = filters | {"limit": "100"} | ({"q": q.strip()} if q.strip() else {})
-            for case in (await _ask(request, "dispatch", "GET", "/api/v1/cases", params=params))["cases"]:
-                cases[case["case_id"]] = case
+        for part in parts:
+            answer = await _ask(
+                request, "dispatch", "GET", "/api/v1/cases", params=part | common | {"limit": str(pages.PAGE_SIZE)}
+            )
+            cases |= {case["case_id"]: case for case in answer["cases"]}
+            if len(parts) == 1:
+                next_cursor = answer["next_cursor"]
     except Refused as refused:
         if refused.status == 401:
             return sessions.login_required_response(request)
@@ -272,8 +301,18 @@ async def queue(
     except Unavailable as unavailable:
         error, status = str(unavailable), 502
     rows = sorted(cases.values(), key=lambda c: c["created_at"], reverse=True)
+    chosen |= {"since": since.isoformat() if since else "", "until": until.isoformat() if until else ""}
     html = pages.queue_page(
-        actor=actor, names=_names(request), csrf=_csrf(request), tab=tab, q=q, cases=rows, error=error
+        actor=actor,
+        names=_names(request),
+        csrf=_csrf(request),
+        tab=tab,
+        q=q,
+        cases=rows,
+        error=error,
+        chosen=chosen,
+        next_cursor=next_cursor,
+        paged=bool(cursor),
     )
     return _html(request, html, status)
 
@@ -285,18 +324,53 @@ async def _case_page(
         case = await _ask(request, "dispatch", "GET", f"/api/v1/cases/{case_id}")
     except (Refused, Unavailable) as error:
         return _error(request, actor, error)
+    timers = None  # the deadlines come from sla; without it the page still works
+    try:
+        timers = (await _ask(request, "sla", "GET", f"/api/v1/cases/{case_id}/timers"))["timers"]
+    except Refused as refused:
+        if refused.status == 401:
+            return sessions.login_required_response(request)
+    except Unavailable:
+        pass
     # A fresh Idempotency-Key per form and page: a double click or a resubmitted form acts once.
     keys = {name: f"console-{uuid.uuid4()}" for name in case["actions"]}
     html = pages.case_page(
-        actor=actor, names=_names(request), csrf=_csrf(request), case=case, keys=keys, done=done, failed=failed
+        actor=actor,
+        names=_names(request),
+        csrf=_csrf(request),
+        case=case,
+        keys=keys,
+        done=done,
+        failed=failed,
+        timers=timers,
+        tiles_url=request.app.state.settings.console_map_tiles_url,
     )
     return _html(request, html, status)
 
 
-@router.get("/cases/{case_id}")
-async def case_page(request: Request, actor: CurrentActor, case_id: UUID, done: str = ""):
-    """A case: its facts, timeline, photos and a form for each action the person may take now."""
-    return await _case_page(request, actor, case_id, done=done)
+@router.get("/cases/{reference}")
+async def case_page(
+    request: Request, actor: CurrentActor, reference: Annotated[str, Path(max_length=100)], done: str = ""
+):
+    """A case: its facts, timeline, clocks, map, photos and a form for each action the person may
+    take now. Reached by its id, or by its case number (GL20261202-0007) typed into the address bar."""
+    try:
+        case_id = UUID(reference)
+    except ValueError:
+        case_id = None
+    if case_id is not None:
+        return await _case_page(request, actor, case_id, done=done)
+    try:
+        found = (await _ask(request, "dispatch", "GET", "/api/v1/cases", params={"q": reference, "limit": "2"}))[
+            "cases"
+        ]
+    except (Refused, Unavailable) as error:
+        return _error(request, actor, error)
+    numbered = [c for c in found if c.get("case_no") == reference]
+    if len(numbered) == 1:
+        return RedirectResponse(f"/cases/{numbered[0]['case_id']}", status_code=303)
+    message = f"没有找到案件「{reference}」。请核对案件编号（如 GL20261202-0007），或在案件队列中搜索。"
+    return _error(request, actor, Refused(404, message))
 
 
 async def _after_photos(request: Request, case_id: UUID, photos: list[UploadFile]) -> list[str]:
@@ -391,6 +465,300 @@ async def supervision(request: Request, actor: CurrentActor):
         actor=actor, names=_names(request), csrf=_csrf(request), breaches=breaches, error=error
     )
     return _html(request, html, status)
+
+
+@router.get("/map")
+async def case_map(request: Request, actor: CurrentActor):
+    """The map of open cases by grid, coloured by overdue."""
+    grids, error, status = [], "", 200
+    try:
+        grids = (await _ask(request, "dispatch", "GET", "/api/v1/cases/by-grid"))["grids"]
+    except Refused as refused:
+        if refused.status == 401:
+            return sessions.login_required_response(request)
+        error, status = refused.message, refused.status
+    except Unavailable as unavailable:
+        error, status = str(unavailable), 502
+    html = pages.map_page(
+        actor=actor,
+        names=_names(request),
+        csrf=_csrf(request),
+        grids=grids,
+        tiles_url=request.app.state.settings.console_map_tiles_url,
+        error=error,
+    )
+    return _html(request, html, status)
+
+
+def _broadcaster(request: Request, actor: Actor) -> Response | None:
+    """The composer is only for those notify lets publish; others get a page that says who may."""
+    if actor.role in pages.BROADCASTERS:
+        return None
+    message = "政策宣传只能由督查员或管理员发布。请联系县指挥中心的督查员或管理员。"
+    return _error(request, actor, Refused(403, message))
+
+
+@router.get("/broadcasts/new")
+async def broadcast_composer(request: Request, actor: CurrentActor):
+    """政策宣传: write a message for residents' groups and choose where it goes."""
+    if refused := _broadcaster(request, actor):
+        return refused
+    html = pages.broadcast_page(actor=actor, names=_names(request), csrf=_csrf(request), key=f"console-{uuid.uuid4()}")
+    return _html(request, html)
+
+
+def _broadcast_form(form) -> tuple[str, str, list[str]]:
+    content = str(form.get("content") or "").strip()
+    msgtype = str(form.get("msgtype") or "markdown")
+    targets = [str(t) for t in form.getlist("target") if str(t).isdigit()]
+    return content, msgtype if msgtype in pages.MSGTYPES else "markdown", targets
+
+
+@router.post("/broadcasts/preview", dependencies=[Csrf])
+async def broadcast_preview(request: Request, actor: CurrentActor):
+    """What the groups will see and how many groups: nothing is sent until it is confirmed."""
+    if refused := _broadcaster(request, actor):
+        return refused
+    content, msgtype, targets = _broadcast_form(await request.form())
+    error = "" if content else "请填写要发布的内容。"
+    error = error or ("" if targets else "请至少选择一个发送范围。")
+    reach: dict[str, int] = {}
+    status = 422 if error else 200
+    try:
+        for target in [] if error else pages.widest(targets):
+            answer = await _ask(request, "notify", "GET", "/api/v1/broadcasts/reach", params={"target": target})
+            reach[target] = answer["groups"]
+    except (Refused, Unavailable) as failure:
+        if isinstance(failure, Refused) and failure.status == 401:
+            return sessions.login_required_response(request)
+        error, status = (failure.message if isinstance(failure, Refused) else str(failure)), failure.status
+    html = pages.broadcast_page(
+        actor=actor,
+        names=_names(request),
+        csrf=_csrf(request),
+        key=f"console-{uuid.uuid4()}",
+        content=content,
+        msgtype=msgtype,
+        targets=targets,
+        reach=reach,
+        error=error,
+    )
+    return _html(request, html, status)
+
+
+@router.post("/broadcasts", dependencies=[Csrf])
+async def broadcast_send(request: Request, actor: CurrentActor):
+    """Send a confirmed broadcast: one per chosen division, each keyed so a resubmitted form sends once."""
+    if refused := _broadcaster(request, actor):
+        return refused
+    form = await request.form()
+    content, msgtype, targets = _broadcast_form(form)
+    key = str(form.get("idempotency_key") or f"console-{uuid.uuid4()}")
+    sent = []
+    try:
+        for target in pages.widest(targets):
+            accepted = await _ask(
+                request,
+                "notify",
+                "POST",
+                "/api/v1/broadcasts",
+                json={"content": content, "msgtype": msgtype, "target": target},
+                headers={"idempotency-key": f"{key}:{target}"},
+            )
+            sent.append(accepted["broadcast_id"])
+    except (Refused, Unavailable) as error:
+        if isinstance(error, Refused) and error.status == 401:
+            return sessions.login_required_response(request)
+        message = error.message if isinstance(error, Refused) else str(error)
+        if sent:
+            message += f"（已有 {len(sent)} 个范围提交成功，重新提交不会重复发送）"
+        html = pages.broadcast_page(
+            actor=actor,
+            names=_names(request),
+            csrf=_csrf(request),
+            key=key,
+            content=content,
+            msgtype=msgtype,
+            targets=targets,
+            error=message,
+        )
+        return _html(request, html, error.status)
+    if not sent:
+        return RedirectResponse("/broadcasts/new", status_code=303)
+    return RedirectResponse("/broadcasts/progress?" + "&".join(f"id={b}" for b in sent), status_code=303)
+
+
+@router.get("/broadcasts/progress")
+async def broadcast_progress(
+    request: Request,
+    actor: CurrentActor,
+    id: Annotated[list[UUID], Query(max_length=20)],  # noqa: A002
+):
+    """How far each broadcast of one submission got."""
+    progress, error, status = [], "", 200
+    try:
+        for broadcast_id in id:
+            progress.append(await _ask(request, "notify", "GET", f"/api/v1/broadcasts/{broadcast_id}"))
+    except (Refused, Unavailable) as failure:
+        if isinstance(failure, Refused) and failure.status == 401:
+            return sessions.login_required_response(request)
+        error = failure.message if isinstance(failure, Refused) else str(failure)
+        status = failure.status
+    html = pages.broadcast_progress_page(
+        actor=actor, names=_names(request), csrf=_csrf(request), progress=progress, error=error
+    )
+    return _html(request, html, status)
+
+
+async def _rlist_page(
+    request: Request,
+    actor: Actor,
+    *,
+    rows: list[rlist.Row] | None = None,
+    version: str = "",
+    errors: list[str] | None = None,
+    done: str = "",
+    status: int = 200,
+) -> Response:
+    try:
+        answer = await _ask(request, "dispatch", "GET", "/api/v1/responsibility-list")
+    except (Refused, Unavailable) as error:
+        if isinstance(error, Refused) and error.status == 401:
+            return sessions.login_required_response(request)
+        return _error(request, actor, error)
+    html = pages.rlist_page(
+        actor=actor,
+        names=_names(request),
+        csrf=_csrf(request),
+        current_version=answer["current"]["version"],
+        rows=rows if rows is not None else rlist.rows_of(answer["current"]),
+        versions=answer["versions"],
+        editable=rlist.may_edit(actor),
+        version=version,
+        errors=errors,
+        done=done,
+    )
+    return _html(request, html, status)
+
+
+@router.get("/responsibility-list")
+async def responsibility_list(request: Request, actor: CurrentActor, done: str = ""):
+    """责任清单: the list in force as a table; for admins an editor that publishes a new version."""
+    return await _rlist_page(request, actor, done=done)
+
+
+@router.post("/responsibility-list", dependencies=[Csrf])
+async def publish_responsibility_list(request: Request, actor: CurrentActor):
+    """Publish the edited table as a new version; errors go back next to their rows."""
+    form = await request.form()
+    version = str(form.get("version") or "").strip()
+    names = _names(request)
+    rows = rlist.rows_from_form(form, names.taxonomy.departments, rlist.scope_names(names.divisions))
+    if any(row.errors for row in rows):
+        return await _rlist_page(request, actor, rows=rows, version=version, status=422)
+    try:
+        await _ask(
+            request, "dispatch", "POST", "/api/v1/responsibility-list", json=rlist.document_of(rows, version=version)
+        )
+    except Refused as refused:
+        if refused.status == 401:
+            return sessions.login_required_response(request)
+        left = rlist.place_errors(rows, refused.errors) if refused.errors else [refused.message]
+        return await _rlist_page(request, actor, rows=rows, version=version, errors=left, status=refused.status)
+    except Unavailable as unavailable:
+        return await _rlist_page(request, actor, rows=rows, version=version, errors=[str(unavailable)], status=502)
+    return RedirectResponse(f"/responsibility-list?done={quote(version)}", status_code=303)
+
+
+@router.get("/responsibility-list/diff")
+async def responsibility_list_diff(
+    request: Request,
+    actor: CurrentActor,
+    older: Annotated[str, Query(alias="from", max_length=100)],
+    newer: Annotated[str, Query(alias="to", max_length=100)],
+):
+    """What changed between two versions, row by row."""
+    try:
+        documents = [
+            (await _ask(request, "dispatch", "GET", f"/api/v1/responsibility-list/versions/{quote(v, safe='')}"))[
+                "document"
+            ]
+            for v in (older, newer)
+        ]
+    except (Refused, Unavailable) as error:
+        if isinstance(error, Refused) and error.status == 401:
+            return sessions.login_required_response(request)
+        return _error(request, actor, error)
+    html = pages.rlist_diff_page(
+        actor=actor,
+        names=_names(request),
+        csrf=_csrf(request),
+        older=older,
+        newer=newer,
+        changes=rlist.compare(*documents),
+    )
+    return _html(request, html)
+
+
+@router.get("/locate")
+async def reports_to_locate(request: Request, actor: CurrentActor, done: str = ""):
+    """待定位: the reports of the person's area that came with only an address."""
+    reports, error, status = [], "", 200
+    try:
+        reports = (await _ask(request, "intake", "GET", "/api/v1/reports-to-locate"))["reports"]
+    except Refused as refused:
+        if refused.status == 401:
+            return sessions.login_required_response(request)
+        error, status = refused.message, refused.status
+    except Unavailable as unavailable:
+        error, status = str(unavailable), 502
+    html = pages.locate_list_page(
+        actor=actor, names=_names(request), csrf=_csrf(request), reports=reports, error=error, done=done
+    )
+    return _html(request, html, status)
+
+
+async def _locate_page(request: Request, actor: Actor, report_id: UUID, *, error: str = "", status: int = 200):
+    try:
+        report = await _ask(request, "intake", "GET", f"/api/v1/reports/{report_id}")
+    except (Refused, Unavailable) as failure:
+        return _error(request, actor, failure)
+    html = pages.locate_page(
+        actor=actor,
+        names=_names(request),
+        csrf=_csrf(request),
+        report=report,
+        tiles_url=request.app.state.settings.console_map_tiles_url,
+        error=error,
+    )
+    return _html(request, html, status)
+
+
+@router.get("/locate/{report_id}")
+async def locate_report_page(request: Request, actor: CurrentActor, report_id: UUID):
+    """Place one report on the map of the person's area."""
+    return await _locate_page(request, actor, report_id)
+
+
+@router.post("/locate/{report_id}", dependencies=[Csrf])
+async def locate_report(request: Request, actor: CurrentActor, report_id: UUID):
+    """The point chosen: intake places the report (and refuses a point outside the person's area)."""
+    form = await request.form()
+    try:
+        point = {"lat": float(str(form.get("lat"))), "lng": float(str(form.get("lng")))}
+    except ValueError:
+        return await _locate_page(
+            request, actor, report_id, error="请在地图上点出位置，或填写数字形式的经纬度。", status=422
+        )
+    try:
+        report = await _ask(request, "intake", "POST", f"/api/v1/reports/{report_id}/location", json=point)
+    except Refused as refused:
+        if refused.status == 401:
+            return sessions.login_required_response(request)
+        return await _locate_page(request, actor, report_id, error=refused.message, status=refused.status)
+    except Unavailable as unavailable:
+        return await _locate_page(request, actor, report_id, error=str(unavailable), status=502)
+    return RedirectResponse(f"/locate?done={quote(report.get('case_no') or '')}", status_code=303)
 
 
 @router.get("/media/{media_id}")

@@ -55,14 +55,36 @@ PRIMARY = ("acknowledge", "resolve", "verify", "close", "dispatch")
 # Fields of the request models without a description of their own.
 FIELD_LABELS = {"comment": "评价或补充说明"}
 
-# The queue's tabs: name → (label, dispatch filters; several statuses are asked one by one).
-TABS: dict[str, tuple[str, list[dict[str, str]]]] = {
-    "open": ("待接单", [{"status": "dispatched"}]),
-    "working": ("处置中", [{"status": "acknowledged"}, {"status": "in_progress"}]),
-    "resolved": ("待回访", [{"status": "resolved"}]),
-    "overdue": ("已逾期", [{"overdue": "true"}]),
+# The queue's tabs: name → (label, dispatch filters; a tab of several parts asks them one by one).
+OPEN_STATUSES = ["triaged", "dispatched", "acknowledged", "in_progress", "returned"]
+TABS: dict[str, tuple[str, list[dict[str, Any]]]] = {
+    # 待分拨: cases no rule could place (triage unsure: 其他/无法判断, the centre's own) and cases a
+    # department returned, both waiting for a dispatcher's decision.
+    "triage": (
+        "待分拨",
+        [{"status": ["triaged", "returned"]}, {"status": ["dispatched"], "department_code": "grid_center"}],
+    ),
+    "open": ("待接单", [{"status": ["dispatched"]}]),
+    "working": ("处置中", [{"status": ["acknowledged", "in_progress"]}]),
+    "resolved": ("待回访", [{"status": ["resolved"]}]),
+    "overdue": ("已逾期", [{"status": OPEN_STATUSES, "overdue": "true"}]),
     "all": ("全部", [{}]),
 }
+# Tabs only for those who place cases: a department's handler has nothing to dispatch.
+DISPATCHING_TABS = {"triage"}
+PAGE_SIZE = 50
+# The queue's filters (query parameters of the page, passed on to dispatch under these names).
+FILTERS = {
+    "category": "category",
+    "department": "department_code",
+    "place": "jurisdiction_code",
+    "priority": "priority",
+}
+
+
+def tabs_for(actor: Actor) -> list[str]:
+    dispatching = actor.role in ("dispatcher", "supervisor", "admin")
+    return [name for name in TABS if dispatching or name not in DISPATCHING_TABS]
 
 
 def e(value: Any) -> str:
@@ -92,6 +114,7 @@ class Names:
     """Chinese names of divisions, departments and categories (the county map and the taxonomy)."""
 
     def __init__(self, county: County, taxonomy: Taxonomy):
+        self.county = county
         self.taxonomy = taxonomy
         self.divisions = {county.code: county.name}
         self.divisions |= {code: town.name for code, town in county.towns.items()}
@@ -126,9 +149,15 @@ def layout(*, title: str, body: str, actor: Actor | None = None, names: Names | 
     header = ""
     if actor is not None and names is not None:
         supervision = '<a href="/supervision">督办</a>' if actor.role in ("dispatcher", "supervisor", "admin") else ""
+        if actor.role in BROADCASTERS:
+            supervision += '<a href="/broadcasts/new">政策宣传</a>'
+        if actor.role in ("dispatcher", "supervisor", "admin"):
+            supervision += '<a href="/responsibility-list">责任清单</a>'
+        if actor.role in LOCATORS:
+            supervision = '<a href="/locate">待定位</a>' + supervision
         header = f"""<header class="top">
   <a class="brand" href="/">网格通 · 工作台</a>
-  <nav><a href="/">案件队列</a>{supervision}</nav>
+  <nav><a href="/">案件队列</a><a href="/map">地图</a>{supervision}</nav>
   <span class="who">{e(person(actor, names))}</span>
   <form method="post" action="/logout"><input type="hidden" name="csrf_token" value="{e(csrf)}">
     <button type="submit" class="link">退出登录</button></form>
@@ -191,6 +220,13 @@ def login_page(*, people: dict[str, dict], next_path: str, csrf: str, oidc: bool
     return layout(title="登录", body=body)
 
 
+def summary(case: dict, length: int = 24) -> str:
+    """The first words of a report, with its address when it gave one, for a row of the queue."""
+    text = " ".join(str(case.get("description") or "").split())
+    text = text if len(text) <= length else text[: length - 1] + "…"
+    return f"{text}（{case['address']}）" if case.get("address") else text
+
+
 def queue_row(case: dict, names: Names) -> str:
     urgent = case.get("priority") == "urgent"
     overdue = case.get("overdue")
@@ -199,6 +235,7 @@ def queue_row(case: dict, names: Names) -> str:
         f"{' class=urgent' * urgent}>"
         f'<td><a href="/cases/{e(case["case_id"])}">{e(case_no(case))}</a></td>'
         f"<td>{e(case.get('category_name') or case.get('category'))}</td>"
+        f'<td class="summary" title="{e(case.get("description"))}">{e(summary(case))}</td>'
         f"<td>{e(case.get('department_name') or names.department(case.get('department_code')))}</td>"
         f"<td>{e(names.division(case.get('jurisdiction_code')))}</td>"
         f"<td>{'<b class=tag-urgent>紧急</b>' if urgent else '一般'}</td>"
@@ -208,37 +245,95 @@ def queue_row(case: dict, names: Names) -> str:
     )
 
 
-def queue_page(*, actor: Actor, names: Names, csrf: str, tab: str, q: str, cases: list[dict], error: str = "") -> str:
+def filter_form(*, actor: Actor, names: Names, tab: str, q: str, chosen: dict[str, str]) -> str:
+    """The queue's filters: category, department, town, priority, reporting dates."""
+
+    def select(name: str, label: str, options: list[tuple[str, str]]) -> str:
+        items = "".join(
+            f'<option value="{e(value)}"{" selected" * (chosen.get(name) == value)}>{e(text)}</option>'
+            for value, text in options
+        )
+        return (
+            f'<label for="f-{name}">{label}</label>'
+            f'<select name="{name}" id="f-{name}"><option value="">全部</option>{items}</select>'
+        )
+
+    towns = [
+        (code, names.division(code))
+        for code in names.divisions
+        if len(code) == 9 and code.startswith(actor.jurisdiction_code)
+    ]
+    place = chosen.get("place", "")
+    if place and place not in dict(towns):  # a village or grid chosen on the map: keep it selectable
+        towns.insert(0, (place, names.place(place)))
+    parts = [
+        select("category", "类别", [(c.code, c.name) for c in names.taxonomy.categories.values()]),
+        select("department", "部门", [(code, names.department(code)) for code in names.taxonomy.departments])
+        if actor.role != "handler"
+        else "",
+        select("place", "区划", towns) if towns else "",
+        select("priority", "紧急程度", list(PRIORITY_LABELS.items())),
+        f'<label for="f-since">上报日期</label><input type="date" name="since" id="f-since"'
+        f' value="{e(chosen.get("since", ""))}"><label for="f-until">至</label>'
+        f'<input type="date" name="until" id="f-until" value="{e(chosen.get("until", ""))}">',
+    ]
+    return f"""<form class="filters" method="get" action="/" aria-label="筛选">
+  <input type="hidden" name="tab" value="{e(tab)}">
+  <label for="q">查找</label>
+  <input type="search" name="q" value="{e(q)}" placeholder="案件编号、描述或地址" id="q">
+  {"".join(parts)}
+  <button type="submit">筛选</button>
+  {'<a href="/?tab=' + e(tab) + '">清除条件</a>' if q or any(chosen.values()) else ""}
+</form>"""
+
+
+def queue_page(
+    *,
+    actor: Actor,
+    names: Names,
+    csrf: str,
+    tab: str,
+    q: str,
+    cases: list[dict],
+    error: str = "",
+    chosen: dict[str, str] | None = None,
+    next_cursor: str | None = None,
+    paged: bool = False,
+) -> str:
+    chosen = chosen or {}
     tabs = "".join(
-        f'<a href="/?tab={name}"{" class=active" * (name == tab)}>{label}</a>' for name, (label, _) in TABS.items()
+        f'<a href="/?tab={name}"{" class=active" * (name == tab)}>{TABS[name][0]}</a>' for name in tabs_for(actor)
     )
-    # What the live feed may add to this tab: the statuses it lists (none while searching or for 已逾期).
-    live = [] if q or tab == "overdue" else [f.get("status", "*") for f in TABS[tab][1]]
+    # What the live feed may add to this tab: the statuses it lists; nothing while searching,
+    # filtering or on a later page (the page would no longer be what its conditions say).
+    narrowed = bool(q) or any(chosen.values()) or paged or tab == "overdue"
+    live = [] if narrowed else [status for f in TABS[tab][1] for status in f.get("status", ["*"])]
     rows = "\n".join(queue_row(c, names) for c in cases)
-    empty = "" if cases else '<tr class="empty"><td colspan="8">暂无案件</td></tr>'
+    empty = "" if cases else '<tr class="empty"><td colspan="9">暂无案件</td></tr>'
     alert = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
     if q:
-        alert += (
-            f'<p class="hint">在全部状态中查找“{e(q)}”（案件编号或描述中的文字）。<a href="/?tab={tab}">清除</a></p>'
-        )
+        alert += f'<p class="hint">在全部状态中查找“{e(q)}”（案件编号、描述或地址中的文字）。</p>'
+    conditions = "&".join(f"{k}={e(v)}" for k, v in ({"tab": tab, "q": q} | chosen).items() if v)
+    more = ""
+    if next_cursor:
+        more = f'<a class="button" id="next-page" href="/?{conditions}&amp;cursor={e(next_cursor)}">下一页</a>'
+    if paged:
+        more = f'<a class="button" href="/?{conditions}">回到第一页</a> ' + more
     body = f"""<div id="banner" class="banner" hidden role="alert"></div>
 <section class="toolbar">
   <nav class="tabs">{tabs}</nav>
-  <form class="search" method="get" action="/">
-    <input type="hidden" name="tab" value="{e(tab)}">
-    <input type="search" name="q" value="{e(q)}" placeholder="案件编号或描述中的文字" id="q">
-    <button type="submit">搜索</button>
-  </form>
   <span id="live" class="live" title="新案件自动出现，无需刷新">● 实时</span>
 </section>
+{filter_form(actor=actor, names=names, tab=tab, q=q, chosen=chosen)}
 {alert}
 <table class="cases" id="queue" data-live="{e(json.dumps(live))}">
-<thead><tr><th>案件编号</th><th>类别</th><th>主办部门</th><th>所在区划</th><th>紧急程度</th><th>状态</th>
+<thead><tr><th>案件编号</th><th>类别</th><th>问题</th><th>主办部门</th><th>所在区划</th><th>紧急程度</th><th>状态</th>
 <th>上报时间</th><th>逾期</th></tr></thead>
 <tbody>
 {rows}{empty}
 </tbody></table>
-<p class="hint">最多显示最新的 100 件；新案件自动出现，无需刷新；时间为北京时间。</p>"""
+<p class="pager">{more}</p>
+<p class="hint">每页 {PAGE_SIZE} 件，最新的在前；{"新案件自动出现，无需刷新；" if live else ""}时间为北京时间。</p>"""
     return layout(title=TABS[tab][0], body=body, actor=actor, names=names, csrf=csrf)
 
 
@@ -326,6 +421,75 @@ def actor_text(label: str) -> str:
     return f"{ROLE_LABELS.get(role, role)} {subject}"
 
 
+def remaining(seconds: float) -> str:
+    """Time left or over, in words staff read at a glance: 剩余 1 小时 5 分 / 超时 3 分."""
+    minutes = int(abs(seconds) // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{days} 天"] * bool(days) + [f"{hours} 小时"] * bool(hours) + [f"{minutes} 分"]
+    return ("剩余 " if seconds >= 0 else "超时 ") + " ".join(parts)
+
+
+def stop_label(reason: str) -> str:
+    """Why a clock stopped (sla's stop_reason: the case event that stopped it) in words."""
+    kind, _, action = reason.partition(":")
+    if kind == "dispatched":  # a new round of clocks began (转派, 重办, 上报)
+        return f"已结束（{ACTIONS[action].label if action in ACTIONS else '重新派单'}）"
+    step = next((spec.label for spec in ACTIONS.values() if spec.event_type == f"case.{kind}"), kind)
+    return f"已结束（{step}）"
+
+
+def clock_row(timer: dict, names: Names, now: datetime) -> str:
+    """One deadline: its stage, department, due time and its state; a running one counts down."""
+    due = datetime.fromisoformat(timer["due_at"])
+    if timer.get("stopped_at"):
+        state = stop_label(timer.get("stop_reason") or "")
+        if timer.get("fired_at"):
+            state += "（曾超时）"
+        cell = f'<span class="muted">{e(state)}</span>'
+    elif timer.get("paused_at"):
+        cell = '<span class="paused">已暂停（延期审批或等待群众答复中）</span>'
+    else:
+        left = (due - now).total_seconds()
+        css = "late" if left < 0 else "soon" if now >= datetime.fromisoformat(timer["warn_at"]) else ""
+        cell = f'<span class="countdown {css}" data-due="{e(due.isoformat())}">{e(remaining(left))}</span>'
+    return (
+        f"<tr><td>{e(STAGE_LABELS.get(timer['stage'], timer['stage']))}</td>"
+        f"<td>{e(names.department(timer['department_code']))}</td>"
+        f"<td>{e(beijing(timer['due_at']))}</td><td>{cell}</td></tr>"
+    )
+
+
+def clocks_section(timers: list[dict] | None, names: Names, now: datetime | None = None) -> str:
+    if timers is None:
+        body = '<p class="error" role="alert">时限服务暂时不可用，期限稍后显示；其他信息和操作不受影响。</p>'
+    elif not timers:
+        body = '<p class="muted">暂无计时。</p>'
+    else:
+        rows = "".join(clock_row(t, names, now or datetime.now(UTC)) for t in timers)
+        body = (
+            '<table class="clocks"><thead><tr><th>环节</th><th>部门</th><th>期限</th><th>状态</th></tr></thead>'
+            f"<tbody>{rows}</tbody></table>"
+        )
+    return f'<section class="card"><h2>办理时限</h2>{body}</section>'
+
+
+def map_section(case: dict, names: Names, tiles_url: str) -> str:
+    from services.console.maps import case_map
+
+    drawn = case_map(
+        county=names.county,
+        grid_code=case.get("grid_code"),
+        lat=case.get("lat"),
+        lng=case.get("lng"),
+        tiles_url=tiles_url,
+    )
+    address = f"<p>地址：{e(case['address'])}</p>" if case.get("address") else ""
+    if not drawn:
+        drawn = '<p class="muted">尚未定位，等待网格员核实位置。</p>'
+    return f'<section class="card"><h2>位置</h2>{address}{drawn}</section>'
+
+
 def case_page(
     *,
     actor: Actor,
@@ -335,6 +499,8 @@ def case_page(
     keys: dict[str, str],
     done: str = "",
     failed: tuple[str, str, dict] | None = None,
+    timers: list[dict] | None = None,
+    tiles_url: str = "",
 ) -> str:
     """A case: facts, timeline, photos and one form per action the person may take now. `failed` is
     (action, Chinese message, submitted values) of a refused form, shown on that form."""
@@ -397,6 +563,8 @@ def case_page(
 <section class="card"><h2>可执行的操作</h2>
 {forms or '<p class="muted">当前没有您可以执行的操作。</p>'}
 </section>
+{clocks_section(timers, names)}
+{map_section(case, names, tiles_url)}
 <section class="card"><h2>办理过程</h2><ol class="timeline">{timeline}</ol></section>
 </div>"""
     return layout(title=f"案件 {case_no(case)}", body=body, actor=actor, names=names, csrf=csrf)
@@ -435,3 +603,319 @@ def supervision_page(*, actor: Actor, names: Names, csrf: str, breaches: list[di
 <tbody>{rows}{empty}</tbody></table>
 <p class="hint">时间为北京时间。</p>"""
     return layout(title="督办清单", body=body, actor=actor, names=names, csrf=csrf)
+
+
+def map_page(*, actor: Actor, names: Names, csrf: str, grids: list[dict], tiles_url: str, error: str = "") -> str:
+    """Open cases by grid, coloured by overdue; the busiest grids listed beside the map."""
+    from services.console.maps import overview_map
+
+    load = {g["grid_code"]: (g["open"], g["overdue"]) for g in grids if g["grid_code"]}
+    unplaced = next((g["open"] for g in grids if not g["grid_code"]), 0)
+    drawn = overview_map(county=names.county, jurisdiction_code=actor.jurisdiction_code, load=load, tiles_url=tiles_url)
+    busiest = sorted((g for g in grids if g["grid_code"]), key=lambda g: (-g["overdue"], -g["open"]))[:15]
+    rows = "".join(
+        f'<tr><td><a href="/?tab=all&amp;place={e(g["grid_code"])}">{e(names.place(g["grid_code"]))}</a></td>'
+        f"<td>{g['open']}</td><td>{'<b class=tag-overdue>' + str(g['overdue']) + '</b>' if g['overdue'] else 0}</td>"
+        f"<td>{g['urgent']}</td></tr>"
+        for g in busiest
+    )
+    alert = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
+    unplaced_text = f"；另有 {unplaced} 件尚未定位" if unplaced else ""
+    body = f"""<h1>在办案件分布</h1>
+{alert}
+<p class="legend"><span class="swatch grid-overdue"></span>有逾期案件 <span class="swatch grid-open"></span>有在办案件
+<span class="swatch grid-quiet"></span>无在办案件 · 点击网格查看其案件{unplaced_text}</p>
+<div class="map-page">
+<div class="map-frame">{drawn or '<p class="muted">本辖区没有网格数据。</p>'}</div>
+<table class="cases"><caption>逾期和在办最多的网格</caption>
+<thead><tr><th>网格</th><th>在办</th><th>逾期</th><th>紧急</th></tr></thead>
+<tbody>{rows or '<tr class="empty"><td colspan="4">暂无在办案件</td></tr>'}</tbody></table>
+</div>"""
+    return layout(title="在办案件分布", body=body, actor=actor, names=names, csrf=csrf)
+
+
+# Who may publish policy broadcasts (notify decides; the console only offers the page to them).
+BROADCASTERS = ("supervisor", "admin")
+MSGTYPES = {"markdown": "图文（Markdown）", "text": "纯文本"}
+
+
+def broadcast_scopes(actor: Actor, names: Names) -> list[tuple[str, str]]:
+    """Where a person may broadcast: their whole division, then each town in it."""
+    scopes = [(actor.jurisdiction_code, f"{names.division(actor.jurisdiction_code)}（全部）")]
+    return scopes + [
+        (code, names.division(code)) for code in names.county.towns if code.startswith(actor.jurisdiction_code)
+    ]
+
+
+def widest(targets: list[str]) -> list[str]:
+    """The chosen divisions without those inside another chosen one (a town inside its county)."""
+    return [t for t in dict.fromkeys(targets) if not any(t != o and t.startswith(o) for o in targets)]
+
+
+def broadcast_page(
+    *,
+    actor: Actor,
+    names: Names,
+    csrf: str,
+    key: str,
+    content: str = "",
+    msgtype: str = "markdown",
+    targets: list[str] | None = None,
+    reach: dict[str, int] | None = None,
+    error: str = "",
+) -> str:
+    """政策宣传: write, choose divisions, preview (what a group sees, how many groups: `reach`, from
+    notify, per chosen division), then send."""
+    targets = targets or []
+    boxes = "".join(
+        f'<label class="scope"><input type="checkbox" name="target" value="{e(code)}"'
+        f"{' checked' * (code in targets)}> {e(label)}</label>"
+        for code, label in broadcast_scopes(actor, names)
+    )
+    kinds = "".join(f'<option value="{k}"{" selected" * (k == msgtype)}>{v}</option>' for k, v in MSGTYPES.items())
+    alert = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
+    shown = ""
+    if reach is not None and not error:
+        total = sum(reach.values())
+        chosen = "、".join(names.division(t) for t in reach)
+        hidden = "".join(f'<input type="hidden" name="target" value="{e(t)}">' for t in reach)
+        shown = f"""<section class="card preview" aria-label="预览">
+<h2>预览：群里看到的样子</h2>
+<div class="bubble">{e(content)}</div>
+<p>发送到 <b>{e(chosen)}</b> 的 <b id="group-count">{total}</b> 个居民群，每个群的机器人每分钟最多 20 条，
+会在几分钟内陆续送达。</p>
+<form method="post" action="/broadcasts">
+  <input type="hidden" name="csrf_token" value="{e(csrf)}">
+  <input type="hidden" name="idempotency_key" value="{e(key)}">
+  <input type="hidden" name="content" value="{e(content)}">
+  <input type="hidden" name="msgtype" value="{e(msgtype)}">
+  {hidden}
+  <button type="submit" id="send">确认发送</button> <span class="muted">发送后无法撤回，请核对内容和范围。</span>
+</form></section>"""
+    body = f"""<h1>政策宣传</h1>
+{alert}
+<form method="post" action="/broadcasts/preview" class="card composer">
+  <input type="hidden" name="csrf_token" value="{e(csrf)}">
+  <label for="content">内容<em class="required">*</em></label>
+  <textarea name="content" id="content" rows="8" required
+    placeholder="如：【防汛提示】今晚有暴雨……">{e(content)}</textarea>
+  <label for="msgtype">消息格式</label>
+  <select name="msgtype" id="msgtype">{kinds}</select>
+  <fieldset><legend>发送范围（可多选）<em class="required">*</em></legend>{boxes}</fieldset>
+  <button type="submit" id="preview">预览</button>
+</form>
+{shown}"""
+    return layout(title="政策宣传", body=body, actor=actor, names=names, csrf=csrf)
+
+
+def broadcast_progress_page(*, actor: Actor, names: Names, csrf: str, progress: list[dict], error: str = "") -> str:
+    """How far each broadcast got: sent, waiting, failed (and why); refreshes itself until done."""
+    rows = "".join(
+        f"<tr><td>{e(names.division(p['target']) if p['target'] != 'all' else '全县')}</td><td>{p['total']}</td>"
+        f"<td>{p['sent']}</td><td>{p['pending']}</td><td>{p['failed']}</td>"
+        f"<td>{'已完成' if p['done'] else '发送中'}</td><td>{e(beijing(p['created_at']))}</td></tr>"
+        for p in progress
+    )
+    failures = "".join(
+        f"<li>{e(f['recipient'])}：{e(f.get('last_error') or '发送失败')}（已尝试 {f['attempts']} 次）</li>"
+        for p in progress
+        for f in p["failures"]
+    )
+    done = all(p["done"] for p in progress)
+    refresh = "" if done or error else '<meta http-equiv="refresh" content="3">'
+    alert = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
+    body = f"""{refresh}<h1>政策宣传发送进度</h1>
+{alert}
+<table class="cases"><thead><tr><th>范围</th><th>群数</th><th>已送达</th><th>待发送</th><th>失败</th><th>状态</th>
+<th>提交时间</th></tr></thead><tbody>{rows}</tbody></table>
+{'<h2>未能送达的群</h2><ul class="failures">' + failures + "</ul>" if failures else ""}
+<p class="hint">{"全部发送完毕。" if done else "正在发送，本页每 3 秒自动刷新。"}
+<a href="/broadcasts/new">再发一条</a></p>"""
+    return layout(title="政策宣传发送进度", body=body, actor=actor, names=names, csrf=csrf)
+
+
+def rlist_scope_label(scope: str, names: Names) -> str:
+    from services.console.rlist import scope_label
+
+    return scope_label(scope, names.divisions)
+
+
+def rlist_row(row: Any, names: Names, index: int, editable: bool) -> str:
+    """One row of the responsibility list: scope, category, lead, co-handlers, and its errors."""
+    from services.console.rlist import NOT_HERE
+
+    taxonomy = names.taxonomy
+    co_text = "、".join(names.department(code) for code in row.co)
+    errors = "".join(f'<p class="row-error" role="alert">{e(message)}</p>' for message in row.errors)
+    invalid = ' class="invalid"' * bool(row.errors)
+    if not editable:
+        lead = "—" if row.scope == "county" else "不在本级办理" if row.lead == NOT_HERE else names.department(row.lead)
+        return (
+            f"<tr><td>{e(rlist_scope_label(row.scope, names))}</td><td>{e(names.category(row.category))}</td>"
+            f"<td>{e(lead)}</td><td>{e(co_text) or '—'}</td></tr>"
+        )
+    categories = "".join(
+        f'<option value="{e(c.code)}"{" selected" * (c.code == row.category)}>{e(c.name)}</option>'
+        for c in taxonomy.categories.values()
+    )
+    if row.scope == "county":
+        default = taxonomy.categories.get(row.category)
+        lead = (
+            f'<input type="hidden" name="lead" value=""><span class="muted">按分类：'
+            f"{e(names.department(default.department_code) if default else '—')}</span>"
+        )
+    else:
+        options = f'<option value="{NOT_HERE}"{" selected" * (row.lead == NOT_HERE)}>不在本级办理（上交）</option>'
+        options += "".join(
+            f'<option value="{e(code)}"{" selected" * (code == row.lead)}>{e(names.department(code))}</option>'
+            for code in taxonomy.departments
+        )
+        lead = (
+            f'<select name="lead" aria-label="第{index}行 主办部门"><option value="">请选择</option>{options}</select>'
+        )
+    return (
+        f"<tr{invalid}>"
+        f'<td><input name="scope" list="scopes" value="{e(rlist_scope_label(row.scope, names))}"'
+        f' aria-label="第{index}行 适用范围" size="16"></td>'
+        f'<td><select name="category" aria-label="第{index}行 类别"><option value="">（空行）</option>'
+        f"{categories}</select></td>"
+        f"<td>{lead}</td>"
+        f'<td><input name="co" value="{e(co_text)}" aria-label="第{index}行 协办部门"'
+        f' placeholder="部门全称，用顿号分隔" size="28">{errors}</td></tr>'
+    )
+
+
+def rlist_page(
+    *,
+    actor: Actor,
+    names: Names,
+    csrf: str,
+    current_version: str,
+    rows: list[Any],
+    versions: list[dict],
+    editable: bool,
+    version: str = "",
+    errors: list[str] | None = None,
+    done: str = "",
+) -> str:
+    """责任清单: the list in force as a table (an editor for admins), its versions and what changed."""
+    from services.console.rlist import LEVEL_SCOPES, Row
+
+    blank = [Row("town", "") for _ in range(5)] if editable else []  # new rules go here
+    body_rows = "\n".join(rlist_row(row, names, i, editable) for i, row in enumerate(rows + blank, start=1))
+    scopes = "".join(f'<option value="{e(label)}">' for label in LEVEL_SCOPES.values())
+    scopes += "".join(f'<option value="{e(name)}">' for code, name in names.divisions.items() if len(code) > 6)
+    alerts = "".join(f'<p class="error" role="alert">{e(message)}</p>' for message in errors or [])
+    if any(row.errors for row in rows):
+        alerts += '<p class="error" role="alert">有的行填写有误，已在该行标出，请修改后再发布。</p>'
+    if done:
+        alerts += f'<p class="done" role="status">已发布新版本 {e(done)}，新的案件即按此分派。</p>'
+    history = "".join(
+        f"<li><b>{e(v['version'])}</b> <span class=muted>{e(beijing(v['created_at']))} {e(v.get('created_by') or '')}"
+        f"</span>{' （现行）' if v['version'] == current_version else ''}"
+        + (
+            f' <a href="/responsibility-list/diff?from={e(versions[i + 1]["version"])}&amp;to={e(v["version"])}">'
+            "与上一版比较</a>"
+            if i + 1 < len(versions)
+            else ""
+        )
+        + "</li>"
+        for i, v in enumerate(versions)
+    )
+    table = f"""<table class="cases rlist"><thead><tr><th>适用范围</th><th>类别</th><th>主办部门</th><th>协办部门</th>
+</tr></thead><tbody>{body_rows}</tbody></table>"""
+    if editable:
+        table = f"""<form method="post" action="/responsibility-list" class="rlist-form">
+<input type="hidden" name="csrf_token" value="{e(csrf)}">
+<datalist id="scopes">{scopes}</datalist>
+{table}
+<p><label for="version">新版本号<em class="required">*</em></label>
+<input name="version" id="version" value="{e(version)}" required placeholder="如 2026.2">
+<button type="submit" id="publish">发布为新版本</button>
+<span class="muted">发布后立即生效；已派出的案件不受影响。清空「类别」即删除该行，末尾空行可新增规则。</span></p>
+</form>"""
+    body = f"""<h1>责任清单 <span class="status">现行版本 {e(current_version)}</span></h1>
+{alerts}
+<p class="hint">县级的主办部门按事件分类确定；各乡镇、各村的规则适用于所有乡镇、村，可按区划代码单独调整。</p>
+{table}
+<section class="card"><h2>历史版本</h2><ol class="versions">{history}</ol></section>"""
+    return layout(title="责任清单", body=body, actor=actor, names=names, csrf=csrf)
+
+
+def rlist_diff_page(
+    *, actor: Actor, names: Names, csrf: str, older: str, newer: str, changes: list[Any], error: str = ""
+) -> str:
+    """What changed between two versions of the responsibility list."""
+    from services.console.rlist import NOT_HERE
+
+    def lead(row: Any) -> str:
+        if row is None:
+            return "—"
+        if row.scope == "county":
+            return "协办：" + ("、".join(names.department(c) for c in row.co) or "无")
+        text = "不在本级办理" if row.lead == NOT_HERE else names.department(row.lead)
+        return text + (f"；协办：{'、'.join(names.department(c) for c in row.co)}" if row.co else "")
+
+    rows = "".join(
+        f'<tr class="change-{ {"新增": "added", "删除": "removed", "修改": "changed"}[c.kind] }">'
+        f"<td>{c.kind}</td><td>{e(rlist_scope_label(c.scope, names))}</td><td>{e(names.category(c.category))}</td>"
+        f"<td>{e(lead(c.before))}</td><td>{e(lead(c.after))}</td></tr>"
+        for c in changes
+    )
+    alert = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
+    body = f"""<p><a href="/responsibility-list">← 返回责任清单</a></p>
+<h1>责任清单变更：{e(older)} → {e(newer)}</h1>
+{alert}
+<table class="cases"><thead><tr><th>变更</th><th>适用范围</th><th>类别</th><th>{e(older)}</th><th>{e(newer)}</th></tr>
+</thead><tbody>{rows or '<tr class="empty"><td colspan="5">两个版本没有差别</td></tr>'}</tbody></table>"""
+    return layout(title="责任清单变更", body=body, actor=actor, names=names, csrf=csrf)
+
+
+# Who places reports that came with only an address (intake decides; the console offers the page).
+LOCATORS = ("grid_worker", "dispatcher", "supervisor", "admin")
+
+
+def locate_list_page(
+    *, actor: Actor, names: Names, csrf: str, reports: list[dict], error: str = "", done: str = ""
+) -> str:
+    """待定位: reports with only an address, oldest first, each with a link to place it on the map."""
+    rows = "".join(
+        f"<tr><td>{e(r.get('case_no') or '')}</td><td>{e(names.category(r.get('category')))}</td>"
+        f'<td class="summary">{e(summary(r))}</td><td>{e(beijing(r["submitted_at"]))}</td>'
+        f'<td><a class="button" href="/locate/{e(r["report_id"])}">在地图上定位</a></td></tr>'
+        for r in reports
+    )
+    alert = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
+    if done:
+        alert += f'<p class="done" role="status">案件 {e(done)} 已定位，已按所在网格派单。</p>'
+    body = f"""<h1>待定位的上报</h1>
+{alert}
+<p class="hint">这些上报只有地址、没有位置：请到现场或按地址在地图上点出位置，案件随即进入所在网格。</p>
+<table class="cases"><thead><tr><th>案件编号</th><th>类别</th><th>问题</th><th>上报时间</th><th></th></tr></thead>
+<tbody>{rows or '<tr class="empty"><td colspan="5">没有待定位的上报</td></tr>'}</tbody></table>"""
+    return layout(title="待定位", body=body, actor=actor, names=names, csrf=csrf)
+
+
+def locate_page(*, actor: Actor, names: Names, csrf: str, report: dict, tiles_url: str, error: str = "") -> str:
+    """Place one report: click its point on the map of the person's area, or type the coordinates."""
+    from services.console.maps import area_map
+
+    drawn = area_map(
+        county=names.county, jurisdiction_code=actor.jurisdiction_code, tiles_url=tiles_url, caption="点击地图定位"
+    )
+    alert = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
+    body = f"""<p><a href="/locate">← 返回待定位列表</a></p>
+<h1>定位案件 {e(report.get("case_no") or "")}</h1>
+{alert}
+<section class="card"><p class="description">{e(report.get("description"))}</p>
+<p>群众填写的地址：<b>{e(report.get("address") or "未填写")}</b></p></section>
+<section class="card"><h2>在地图上点出位置</h2>
+<div class="map-frame" id="pick">{drawn}</div>
+<form method="post" action="/locate/{e(report["report_id"])}" class="locate-form">
+  <input type="hidden" name="csrf_token" value="{e(csrf)}">
+  <label for="lat">纬度</label><input name="lat" id="lat" required inputmode="decimal" size="12">
+  <label for="lng">经度</label><input name="lng" id="lng" required inputmode="decimal" size="12">
+  <button type="submit" id="place">确认位置</button>
+  <span class="muted">点击地图即填入经纬度（WGS-84），也可直接填写。</span>
+</form></section>"""
+    return layout(title="定位", body=body, actor=actor, names=names, csrf=csrf)

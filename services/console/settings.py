@@ -5,6 +5,7 @@ from shared.settings import CountyMapFile, DevTokenIssuer, ResponsibilityListFil
 
 class ConsoleSettings(ServiceSettings, ResponsibilityListFile, CountyMapFile, DevTokenIssuer):
     # The services' public APIs, as the console's server reaches them (never the browser).
+    console_intake_url: str = "http://127.0.0.1:8001"
     console_dispatch_url: str = "http://127.0.0.1:8002"
     console_media_url: str = "http://127.0.0.1:8005"
     console_sla_url: str = "http://127.0.0.1:8003"
@@ -20,3 +21,7 @@ class ConsoleSettings(ServiceSettings, ResponsibilityListFile, CountyMapFile, De
     # The console's address as browsers reach it (the provider returns to {it}/auth/callback and,
     # after logout, to {it}/login); empty: the address the browser asked for.
     console_public_url: str = ""
+    # Base map tiles under the grid outlines: a {z}/{x}/{y} Web-Mercator URL template (天地图 in
+    # production, e.g. its vec_w WMTS with the county's key). Empty: grid outlines only, nothing is
+    # loaded from anywhere, which suits an offline intranet.
+    console_map_tiles_url: str = ""

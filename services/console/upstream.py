@@ -7,21 +7,27 @@ import httpx
 
 from shared.case_actions import ACTIONS
 
+# The services as staff know them, for "which part is unavailable".
+SERVICE_NAMES = {"intake": "群众上报", "dispatch": "案件调度", "media": "照片", "sla": "办理时限", "notify": "消息通知"}
+
 
 class Unavailable(Exception):
     """A service did not answer (down, or too slow)."""
 
     def __init__(self, service: str):
-        super().__init__(f"{service} 服务暂时无法访问，请稍后再试。")
+        super().__init__(
+            f"{SERVICE_NAMES.get(service, service)}服务（{service}）暂时无法访问，请稍后再试；其他功能不受影响。"
+        )
         self.status = 502
 
 
 class Refused(Exception):
     """A service answered with an error; `message` says it in Chinese."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, errors: list[dict] | None = None):
         super().__init__(message)
         self.status, self.message = status, message
+        self.errors = errors or []  # the problem's per-field errors ({field, message}), when it has them
 
 
 GENERIC = {
@@ -68,6 +74,15 @@ def chinese_message(response: httpx.Response) -> str:
     return GENERIC.get(response.status_code, f"服务返回错误（{response.status_code}），请稍后再试。")
 
 
+def field_errors(response: httpx.Response) -> list[dict]:
+    try:
+        problem = response.json()
+    except ValueError:
+        return []
+    errors = problem.get("errors") if isinstance(problem, dict) else None
+    return [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+
+
 async def call(
     http: httpx.AsyncClient, service: str, method: str, url: str, *, token: str | None = None, **kwargs
 ) -> httpx.Response:
@@ -78,5 +93,5 @@ async def call(
     except httpx.HTTPError:
         raise Unavailable(service) from None
     if response.status_code >= 400:
-        raise Refused(response.status_code, chinese_message(response))
+        raise Refused(response.status_code, chinese_message(response), field_errors(response))
     return response

@@ -5,7 +5,7 @@ import base64
 import hashlib
 import json
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
@@ -18,7 +18,7 @@ from services.dispatch import cases, store
 from services.dispatch.domain import Forbidden, IllegalTransition, available_actions, can_see
 from services.dispatch.responsibility import InvalidResponsibilityList, build_list
 from shared.auth import ROLES, Actor, issue_token
-from shared.case_actions import ACTIONS, ActionRequest, ActionSpec
+from shared.case_actions import ACTIONS, OPEN, STATUSES, ActionRequest, ActionSpec
 from shared.problems import Problem
 from shared.service import Runtime
 from shared.web import Connection, CurrentActor, RuntimeDep, public
@@ -65,6 +65,7 @@ class CaseOut(BaseModel):
     awaiting_reporter: bool
     overdue: bool
     description: str
+    address: str | None
     lat: float | None
     lng: float | None
     responsibility_list_version: str | None
@@ -94,6 +95,20 @@ def case_out(row: asyncpg.Record) -> CaseOut:
     return CaseOut(**dict(row), media=CaseMedia(before=row["before_media_ids"], after=row["after_media_ids"]))
 
 
+# A division (6, 9 or 12 digits) or a grid (15): cases are listed by the deepest place known.
+JURISDICTION_OR_GRID = r"^\d{6}(\d{3}){0,3}$"
+
+
+def _prefix(actor: Actor, jurisdiction_code: str | None) -> str:
+    """The place a listing covers: the asked one, which must be inside the actor's own."""
+    prefix = jurisdiction_code or actor.jurisdiction_code
+    if not prefix.startswith(actor.jurisdiction_code):
+        raise Problem(
+            403, "Outside your jurisdiction", f"您只能查看 {actor.jurisdiction_code} 辖区内的案件。", kind="forbidden"
+        )
+    return prefix
+
+
 def _visible(actor: Actor, row: asyncpg.Record) -> bool:
     return can_see(actor=actor, case=cases.case_state(row))
 
@@ -102,9 +117,9 @@ def _visible(actor: Actor, row: asyncpg.Record) -> bool:
 async def list_cases(
     conn: Connection,
     actor: CurrentActor,
-    status: str | None = None,
+    status: Annotated[list[str] | None, Query(description="one or more statuses (repeat the parameter)")] = None,
     department_code: str | None = None,
-    jurisdiction_code: str | None = Query(None, pattern=r"^\d{6}(\d{3}){0,2}$"),
+    jurisdiction_code: str | None = Query(None, pattern=JURISDICTION_OR_GRID),
     category: str | None = None,
     priority: str | None = Query(None, pattern="^(urgent|normal)$"),
     overdue: bool | None = None,
@@ -115,12 +130,16 @@ async def list_cases(
     limit: int = Query(50, ge=1, le=200),
 ):
     """Cases the actor may see, newest first, filtered; follow `next_cursor` for the next page.
-    `q` finds a case number exactly, or text in the description."""
-    prefix = jurisdiction_code or actor.jurisdiction_code
-    if not prefix.startswith(actor.jurisdiction_code):
+    `q` finds a case number exactly, or text in the description or the address."""
+    unknown = sorted(set(status or ()) - set(STATUSES))
+    if unknown:
         raise Problem(
-            403, "Outside your jurisdiction", f"您只能查看 {actor.jurisdiction_code} 辖区内的案件。", kind="forbidden"
+            422,
+            "Unknown status",
+            f"没有这个状态：{'、'.join(unknown)}。可用：{'、'.join(STATUSES)}。",
+            kind="unknown-status",
         )
+    prefix = _prefix(actor, jurisdiction_code)
     if actor.role == "handler":
         department_code = actor.department_code  # a department sees its own cases only
     after = None
@@ -136,7 +155,7 @@ async def list_cases(
         conn,
         jurisdiction_prefix=prefix,
         department_code=department_code,
-        status=status,
+        statuses=status,
         category=category,
         priority=priority,
         overdue=overdue,
@@ -153,6 +172,33 @@ async def list_cases(
             json.dumps([last["created_at"].isoformat(), str(last["case_id"])]).encode()
         ).decode()
     return CasePage(cases=[case_out(r) for r in rows], next_cursor=next_cursor)
+
+
+class GridLoad(BaseModel):
+    grid_code: str | None  # None: open cases not yet placed in a grid (待定位)
+    open: int
+    overdue: int
+    urgent: int
+
+
+class CaseMap(BaseModel):
+    grids: list[GridLoad]
+
+
+@router.get("/cases/by-grid", response_model=CaseMap)
+async def open_cases_by_grid(
+    conn: Connection,
+    actor: CurrentActor,
+    jurisdiction_code: str | None = Query(None, pattern=JURISDICTION_OR_GRID),
+):
+    """Open cases the actor may see, counted per grid (the console's map, coloured by overdue)."""
+    rows = await store.open_cases_by_grid(
+        conn,
+        jurisdiction_prefix=_prefix(actor, jurisdiction_code),
+        department_code=actor.department_code if actor.role == "handler" else None,
+        statuses=list(OPEN),
+    )
+    return CaseMap(grids=[GridLoad(**dict(r)) for r in rows])
 
 
 @router.get("/cases/{case_id}", response_model=CaseDetail)
@@ -285,6 +331,19 @@ async def current_responsibility_list(conn: Connection, actor: CurrentActor):
     return ResponsibilityListOut(current=latest["document"], versions=[ListVersion(**dict(v)) for v in versions])
 
 
+class ListDocument(ListVersion):
+    document: dict[str, Any]
+
+
+@router.get("/responsibility-list/versions/{version}", response_model=ListDocument)
+async def responsibility_list_version(version: str, conn: Connection, actor: CurrentActor):
+    """One published version of the responsibility list (to compare versions; any staff member)."""
+    row = await store.find_list(conn, version=version)
+    if row is None:
+        raise Problem(404, "No such version", f"没有版本「{version}」的责任清单。", kind="not-found")
+    return ListDocument(**dict(row))
+
+
 @router.post("/responsibility-list", status_code=201, response_model=dict[str, Any])
 async def publish_responsibility_list(
     document: dict[str, Any], request: Request, conn: Connection, actor: CurrentActor
@@ -306,7 +365,13 @@ async def publish_responsibility_list(
     try:
         rlist = build_list(taxonomy=request.app.state.taxonomy, document=document)
     except InvalidResponsibilityList as error:
-        raise Problem(422, "Invalid responsibility list", str(error), kind="invalid-responsibility-list") from None
+        raise Problem(
+            422,
+            "Invalid responsibility list",
+            str(error),
+            kind="invalid-responsibility-list",
+            errors=[{"field": where, "message": message} for where, message in error.errors],
+        ) from None
     if not await store.insert_list(conn, version=rlist.version, document=rlist.document(), created_by=actor.label):
         raise Problem(409, "Version exists", f"版本 {rlist.version} 已存在，请使用新的版本号。", kind="version-exists")
     return rlist.document()

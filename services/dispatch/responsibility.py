@@ -16,7 +16,12 @@ MANUAL_TRIAGE_CATEGORY = "other"
 
 
 class InvalidResponsibilityList(ValueError):
-    """A list document names an unknown category, department or level."""
+    """A list document names an unknown category, department, level or division: every problem,
+    each with where it is (`levels.town.manhole`, `overrides.330727001`, `version`)."""
+
+    def __init__(self, errors: list[tuple[str, str]]):
+        super().__init__("；".join(f"{where}：{message}" for where, message in errors))
+        self.errors = errors
 
 
 def level_of(code: str) -> str:
@@ -79,42 +84,53 @@ class ResponsibilityList:
 
 
 def build_list(*, taxonomy: Taxonomy, document: dict[str, Any]) -> ResponsibilityList:
-    """Validate a list document against the taxonomy."""
+    """Validate a list document against the taxonomy; every error is reported, not only the first."""
     departments, categories = taxonomy.departments, taxonomy.categories
+    errors: list[tuple[str, str]] = []
 
     def check_spec(where: str, category: str, spec: Any) -> None:
         if category not in categories:
-            raise InvalidResponsibilityList(f"{where}: unknown category {category}")
+            errors.append((f"{where}.{category}", f"没有「{category}」这个类别"))
+            return
         if spec is None:
             return
         if not isinstance(spec, dict) or spec.get("lead") not in departments:
-            raise InvalidResponsibilityList(f"{where}.{category}: lead must be a known department")
-        for co in spec.get("co", []):
-            if co not in departments:
-                raise InvalidResponsibilityList(f"{where}.{category}: unknown co-handler {co}")
+            lead = spec.get("lead") if isinstance(spec, dict) else spec
+            message = "请选择主办部门" if lead in (None, "") else f"主办部门「{lead}」不是已知部门"
+            errors.append((f"{where}.{category}", message))
+            return
+        unknown = [co for co in spec.get("co", []) if co not in departments]
+        if unknown:
+            errors.append((f"{where}.{category}", f"协办部门「{'、'.join(map(str, unknown))}」不是已知部门"))
 
     co_handlers = {}
     for category, codes in (document.get("co_handlers") or {}).items():
-        if category not in categories or any(code not in departments for code in codes):
-            raise InvalidResponsibilityList(f"co_handlers.{category}: unknown category or department")
-        co_handlers[category] = tuple(codes)
+        unknown = [code for code in codes if code not in departments]
+        if category not in categories:
+            errors.append((f"co_handlers.{category}", f"没有「{category}」这个类别"))
+        elif unknown:
+            errors.append((f"co_handlers.{category}", f"协办部门「{'、'.join(map(str, unknown))}」不是已知部门"))
+        else:
+            co_handlers[category] = tuple(codes)
     levels = document.get("levels") or {}
     for level, rules in levels.items():
         if level not in ("town", "village"):
-            raise InvalidResponsibilityList(f"levels: unknown level {level}")
+            errors.append((f"levels.{level}", f"没有「{level}」这个层级（只有 town 乡镇、village 村社区）"))
+            continue
         for category, spec in (rules or {}).items():
             check_spec(f"levels.{level}", category, spec)
     overrides = {str(k): v or {} for k, v in (document.get("overrides") or {}).items()}
     for code, rules in overrides.items():
-        try:
-            level_of(code)
-        except ValueError as error:
-            raise InvalidResponsibilityList(f"overrides: {error}") from None
+        if len(code) not in LEVEL_OF_LENGTH or not code.isdigit():
+            errors.append((f"overrides.{code}", f"「{code}」不是 6、9 或 12 位的区划代码"))
+            continue
         for category, spec in rules.items():
             check_spec(f"overrides.{code}", category, spec)
     version = str(document.get("version") or "").strip()
     if not version:
-        raise InvalidResponsibilityList("version is required")
+        errors.append(("version", "请填写版本号"))
+    if errors:
+        raise InvalidResponsibilityList(errors)
     return ResponsibilityList(version, taxonomy, co_handlers, {k: dict(v or {}) for k, v in levels.items()}, overrides)
 
 

@@ -93,7 +93,7 @@ async def list_cases(
     *,
     jurisdiction_prefix: str,
     department_code: str | None = None,
-    status: str | None = None,
+    statuses: list[str] | None = None,
     category: str | None = None,
     priority: str | None = None,
     overdue: bool | None = None,
@@ -114,17 +114,19 @@ async def list_cases(
 
     if department_code:
         add("({0} = department_code OR {0} = ANY(co_department_codes))", department_code)
-    for column, value in (("status", status), ("category", category), ("priority", priority), ("overdue", overdue)):
+    if statuses:
+        add("status = ANY({0})", statuses)
+    for column, value in (("category", category), ("priority", priority), ("overdue", overdue)):
         if value is not None:
             add(f"{column} = {{0}}", value)
     if created_from:
         add("created_at >= {0}", created_from)
     if created_to:
         add("created_at < {0}", created_to)
-    if text:  # a case number exactly, or words of the description (LIKE's wildcards taken literally)
+    if text:  # a case number exactly, or words of the description or address (LIKE's wildcards literal)
         escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         args.append(text)
-        add(f"(case_no = ${len(args)} OR description ILIKE {{0}})", f"%{escaped}%")
+        add(f"(case_no = ${len(args)} OR description ILIKE {{0}} OR address ILIKE {{0}})", f"%{escaped}%")
     if after:
         args.extend(after)
         conditions.append(f"(created_at, case_id) < (${len(args) - 1}, ${len(args)})")
@@ -133,6 +135,25 @@ async def list_cases(
         f"SELECT * FROM cases WHERE {' AND '.join(conditions)}"
         f" ORDER BY created_at DESC, case_id DESC LIMIT ${len(args)}",
         *args,
+    )
+
+
+async def open_cases_by_grid(
+    conn: asyncpg.Connection, *, jurisdiction_prefix: str, department_code: str | None, statuses: list[str]
+) -> list[asyncpg.Record]:
+    """Open cases per grid under a place (and of one department, for its handlers)."""
+    return await conn.fetch(
+        """
+        SELECT grid_code, count(*)::int AS open, count(*) FILTER (WHERE overdue)::int AS overdue,
+               count(*) FILTER (WHERE priority = 'urgent')::int AS urgent
+        FROM cases
+        WHERE status = ANY($1) AND COALESCE(grid_code, jurisdiction_code) LIKE $2
+          AND ($3::text IS NULL OR $3 = department_code OR $3 = ANY(co_department_codes))
+        GROUP BY grid_code ORDER BY grid_code NULLS FIRST
+        """,
+        statuses,
+        jurisdiction_prefix + "%",
+        department_code,
     )
 
 
@@ -187,6 +208,12 @@ async def list_in_force(conn: asyncpg.Connection) -> asyncpg.Record:
     if row is None:
         raise LookupError("no responsibility list is stored (dispatch installs the shipped one at start-up)")
     return row
+
+
+async def find_list(conn: asyncpg.Connection, *, version: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT version, document, created_at, created_by FROM responsibility_lists WHERE version = $1", version
+    )
 
 
 async def list_versions(conn: asyncpg.Connection) -> list[asyncpg.Record]:

@@ -65,6 +65,7 @@ class ReportOut(BaseModel):
     case_no: str | None
     status: str = Field(description="its case's status, as intake last heard it")
     attached_to_case: bool
+    description: str = Field(description="what the reporter wrote")
     category: str | None
     priority: str | None
     confidence: float | None = Field(description="triage's probability of the category; None when the reporter chose")
@@ -93,6 +94,7 @@ def _report_view(row) -> ReportOut:
         case_no=row["case_no"],
         status=row["status"],
         attached_to_case=row["attached_to_case"],
+        description=row["description"],
         category=row["category"],
         priority=row["priority"],
         confidence=row["confidence"],

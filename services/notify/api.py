@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID, uuid4, uuid5
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from services.notify import metrics, store
@@ -142,11 +142,15 @@ async def create_broadcast(
     limit = MARKDOWN_MAX_BYTES if body.msgtype == "markdown" else TEXT_MAX_BYTES
     if len(body.content.encode()) > limit:
         raise Problem(
-            422, "Message too long", f"A {body.msgtype} message holds at most {limit} bytes.", kind="message-too-long"
+            422,
+            "Message too long",
+            f"内容过长：{'Markdown' if body.msgtype == 'markdown' else '文本'}消息最多 {limit} 字节"
+            f"（约 {limit // 3} 个汉字），现有 {len(body.content.encode())} 字节，请删减后再发。",
+            kind="message-too-long",
         )
     groups = select_groups(request.app.state.groups, body.target)
     if not groups:
-        raise Problem(422, "No groups", f"No resident group lies in jurisdiction {body.target}.", kind="no-groups")
+        raise Problem(422, "No groups", f"区划 {body.target} 内没有居民群，请换一个发布范围。", kind="no-groups")
     # A retried request (same Idempotency-Key) must not message thousands of groups twice.
     broadcast_id = uuid5(NOTIFICATION_NS, f"broadcast|{idempotency_key}") if idempotency_key else uuid4()
     async with conn.transaction():
@@ -166,6 +170,25 @@ async def create_broadcast(
         return accepted
     metrics.BROADCAST_GROUPS.labels("queued").inc(len(groups))
     return accepted | {"groups": len(groups)}
+
+
+class BroadcastReach(BaseModel):
+    target: str
+    groups: int = Field(description="resident groups a broadcast to this target would go to")
+
+
+@router.get("/broadcasts/reach", response_model=BroadcastReach)
+async def broadcast_reach(
+    request: Request, actor: CurrentActor, target: str = Query(pattern=r"^(all|\d{6,12})$")
+) -> BroadcastReach:
+    """How many groups a broadcast would reach, before it is sent (the composer's preview).
+
+    Who: those who may send it."""
+    try:
+        authorize_broadcast(actor, target=target, county_code=request.app.state.settings.jurisdiction_code)
+    except Forbidden as error:
+        raise _forbidden(error) from None
+    return BroadcastReach(target=target, groups=len(select_groups(request.app.state.groups, target)))
 
 
 @router.get("/broadcasts/{broadcast_id}", response_model=BroadcastProgress)

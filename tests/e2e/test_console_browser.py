@@ -8,6 +8,7 @@ of each page land in .cache/run/screenshots/."""
 import asyncio
 import io
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -15,9 +16,10 @@ from services.console.app import create_app as console_app
 from services.dispatch.app import create_app as dispatch_app
 from services.intake.app import create_app as intake_app
 from services.media.app import create_app as media_app
+from services.sla.app import create_app as sla_app
 from shared.settings import PROJECT_ROOT
 from tests.browser import chromium, needs_chromium
-from tests.support import eventually, running, serving
+from tests.support import bearer, eventually, running, serving
 
 SCREENSHOTS = PROJECT_ROOT / ".cache" / "run" / "screenshots"
 
@@ -54,9 +56,14 @@ async def test_a_case_through_the_console(make_settings, infra, browser, tmp_pat
         running(intake_app(intake_settings)) as intake,
         serving(dispatch_app(dispatch_settings)) as dispatch_url,
         serving(media_app(media_settings)) as media_url,
+        serving(sla_app(make_settings("sla"))) as sla_url,
     ):
         # Staff log in at the local OpenID Connect provider (no demo people, as in production).
-        console = console_app(make_settings("console", console_dispatch_url=dispatch_url, console_media_url=media_url))
+        console = console_app(
+            make_settings(
+                "console", console_dispatch_url=dispatch_url, console_media_url=media_url, console_sla_url=sla_url
+            )
+        )
         async with serving(console, port=infra.console_port) as origin:
 
             async def log_in(person: str, path: str = "/"):
@@ -106,6 +113,24 @@ async def test_a_case_through_the_console(make_settings, infra, browser, tmp_pat
             assert case_no in await shown("#banner", "新的紧急案件")
             assert await step(browser.script, "return window.stillTheSamePage === true;")
             await step(browser.screenshot, SCREENSHOTS / "console-queue.png")
+            # The map: the case's grid coloured; clicking it lists that grid's cases.
+            await step(browser.open, f"{origin}/map")
+            await shown("h1", "在办案件分布")
+            await step(browser.screenshot, SCREENSHOTS / "console-map.png")
+            await step(browser.click, "svg.map a polygon.grid-open")
+            assert case_no in await shown("#queue", case_no)
+            # The case page: its deadlines count down, its grid and point are on the map.
+            await step(browser.open, f"{origin}/cases/{case_id}")
+            assert "剩余" in await shown(".clocks", "接单", timeout=30)
+            first = await step(browser.text, ".countdown")
+            await shown(".countdown", "秒")
+
+            async def ticked():
+                return await step(browser.text, ".countdown") != first
+
+            await eventually(ticked, timeout=5)  # it counts down in the page, without a reload
+            assert await step(browser.count, "svg.map polygon.grid-this") == 1
+            await step(browser.screenshot, SCREENSHOTS / "console-case-clocks.png")
             await log_out()
 
             # The 住建局 handler opens the case (login returns to it), acknowledges and resolves it.
@@ -152,3 +177,59 @@ async def test_a_case_through_the_console(make_settings, infra, browser, tmp_pat
             await step(browser.open, f"{origin}/cases/{case_id}")
             assert "该案件不在您的辖区或部门范围内" in await shown(".error", "辖区")
             await step(browser.screenshot, SCREENSHOTS / "console-forbidden.png")
+
+
+async def test_a_grid_worker_places_a_report_that_came_with_only_an_address(make_settings, browser):
+    intake_settings = make_settings("intake")
+    dispatch_settings = make_settings("dispatch", auth_dev_issuer=True)
+    step = asyncio.to_thread
+
+    async def shown(css: str, words: str, timeout: float = 15.0) -> str:
+        async def check():
+            try:
+                text = await step(browser.text, css)
+            except Exception:  # the page is still loading
+                return None
+            return text if words in text else None
+
+        return await eventually(check, timeout=timeout, interval=0.2)
+
+    async with (
+        serving(intake_app(intake_settings)) as intake_url,
+        serving(dispatch_app(dispatch_settings)) as dispatch_url,
+    ):
+        console = console_app(
+            make_settings(
+                "console", auth_dev_issuer=True, console_dispatch_url=dispatch_url, console_intake_url=intake_url
+            )
+        )
+        async with serving(console) as origin, httpx.AsyncClient(base_url=intake_url) as intake:
+            answer = await intake.post(
+                "/api/v1/reports",
+                json={"description": "莲源社区后面小路的路灯坏了好几天", "address": "莲源社区后街", "channel": "api"},
+            )
+            assert answer.status_code == 201, answer.text
+            case_no = answer.json()["case_no"]
+
+            await step(browser.open, f"{origin}/locate")
+            await shown("h1", "登录")
+            await step(browser.click, "input[name=person][value=grid_worker]")
+            await step(browser.click, "#login")
+            assert case_no in await shown("table.cases", case_no)
+            await step(browser.click, "table.cases a.button")
+            await shown("h1", "定位案件")
+            # Outside the worker's area: typed by hand, refused in Chinese, nothing placed.
+            await step(browser.type, "#lat", "29.1")  # in the county, another town's grid
+            await step(browser.type, "#lng", "120.1")
+            await step(browser.click, "#place")
+            assert "不在您负责的区域" in await shown(".error", "区域")
+            # A click on the worker's own grid fills the point in.
+            await step(browser.click, "svg.map polygon.grid-this")
+            assert await step(browser.script, "return document.getElementById('lat').value") != ""
+            await step(browser.screenshot, SCREENSHOTS / "console-locate.png")
+            await step(browser.click, "#place")
+            assert case_no in await shown(".done", "已定位")
+
+            staff = bearer(intake_settings, "dispatcher")
+            report = await intake.get(f"/api/v1/reports/{answer.json()['report_id']}", headers=staff)
+            assert report.json()["grid_code"] == "330727001001001" and not report.json()["needs_locating"]

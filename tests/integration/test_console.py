@@ -17,6 +17,7 @@ from services.console.app import create_app as console_app
 from services.console.live import visible
 from services.dispatch.app import create_app as dispatch_app
 from services.dispatch.domain import CaseState, can_see
+from services.sla.app import create_app as sla_app
 from shared.auth import Actor, issue_token
 from shared.events import CaseDispatched, new_event, utcnow
 from shared.topics import CASES, REPORTS, ensure_topics
@@ -279,3 +280,246 @@ async def test_live_feed_goes_only_to_who_may_see_the_case(make_settings):
         async with httpx.AsyncClient(base_url=origin) as http:
             anonymous = await http.get("/events", headers={"accept": "text/event-stream"})
         assert anonymous.status_code == 401 and anonymous.json()["detail"] == "登录已失效，请重新登录。"
+
+
+async def test_queue_filters_and_pages_the_case_page_shows_clocks_and_map_the_map_counts_grids(
+    make_settings, monkeypatch
+):
+    dispatch_settings = make_settings("dispatch", auth_dev_issuer=True)
+    sla_settings = make_settings("sla")
+    await ensure_topics(dispatch_settings)
+    grid = VILLAGE + "001"
+    placed = report("manhole", case_no="20261202-000301", description="井盖松动", grid=grid, address="幸福路 18 号")
+    loose = report("road_damage", case_no="20261202-000302", description="路面坑洼", lat=None, lng=None)
+    third = report("manhole", case_no="20261202-000303", description="又一个井盖", grid=grid)
+    await publish(dispatch_settings, REPORTS.name, placed.to_bytes(), loose.to_bytes(), third.to_bytes())
+    monkeypatch.setattr("services.console.pages.PAGE_SIZE", 2)
+    async with (
+        serving(dispatch_app(dispatch_settings)) as dispatch_url,
+        serving(sla_app(sla_settings)) as sla_url,
+    ):
+        settings = make_settings(
+            "console", auth_dev_issuer=True, console_dispatch_url=dispatch_url, console_sla_url=sla_url
+        )
+        async with running(console_app(settings)) as client:
+            await log_in(client, "dispatcher")
+
+            async def all_three():
+                text = (await client.get("/", params={"tab": "all", "category": "manhole"}, headers=HTML)).text
+                return text if "20261202-000301" in text and "20261202-000303" in text else None
+
+            # Filters: the category keeps 井盖 cases; two per page here, the next page has the rest.
+            first = await eventually(all_three)
+            assert "20261202-000302" not in first and "selected>井盖" in first.replace('" selected', " selected")
+            page_one = (await client.get("/", params={"tab": "all"}, headers=HTML)).text
+            more = re.search(r'id="next-page" href="([^"]+)"', page_one)
+            assert more and page_one.count('<tr data-case="') == 2
+            page_two = (await client.get(more[1].replace("&amp;", "&"), headers=HTML)).text
+            assert page_two.count('<tr data-case="') == 1 and "回到第一页" in page_two
+            assert 'id="next-page"' not in page_two
+            by_address = (await client.get("/", params={"q": "幸福路"}, headers=HTML)).text
+            assert "20261202-000301" in by_address and "20261202-000303" not in by_address
+            by_place = (await client.get("/", params={"tab": "all", "place": grid}, headers=HTML)).text
+            assert "20261202-000302" not in by_place and "20261202-000303" in by_place
+            urgent_only = (await client.get("/", params={"tab": "all", "priority": "urgent"}, headers=HTML)).text
+            assert "20261202-000302" not in urgent_only  # 道路破损 is 一般
+            tomorrow = (utcnow() + timedelta(days=2)).date().isoformat()
+            future = (await client.get("/", params={"tab": "all", "since": tomorrow}, headers=HTML)).text
+            assert "暂无案件" in future
+            assert (await client.get("/", params={"place": "x"}, headers=HTML)).status_code == 422
+
+            # The case page: its clocks counting down (from sla), and its grid on the map.
+            async def clocked():
+                text = (await client.get(f"/cases/{placed.payload.case_id}", headers=HTML)).text
+                return text if "countdown" in text else None
+
+            page = await eventually(clocked)
+            assert "办理时限" in page and "接单" in page and "剩余" in page and "data-due=" in page
+            assert '<svg class="map"' in page and 'class="grid-this"' in page and "map-marker" in page
+            assert "幸福路 18 号" in page
+            unplaced = (await client.get(f"/cases/{loose.payload.case_id}", headers=HTML)).text
+            assert "尚未定位" in unplaced
+            # By case number in the address bar; a wrong one is a page that says what to do.
+            by_number = await client.get("/cases/20261202-000301", headers=HTML)
+            assert by_number.status_code == 303 and by_number.headers["location"] == f"/cases/{placed.payload.case_id}"
+            wrong = await client.get("/cases/20261299-999999", headers=HTML)
+            assert (
+                wrong.status_code == 404
+                and "请核对案件编号" in wrong.text
+                and "text/html" in wrong.headers["content-type"]
+            )
+
+            # The map: grids coloured by their open cases, a link to each grid's cases.
+            drawn = (await client.get("/map", headers=HTML)).text
+            assert drawn.count("<polygon") == 613 and drawn.count('class="grid-open"') == 1
+            assert f"place={grid}" in drawn and "另有 1 件尚未定位" in drawn
+
+        # sla not answering: the case page still shows the case, and says the clocks are unavailable.
+        down = make_settings(
+            "console", auth_dev_issuer=True, console_dispatch_url=dispatch_url, console_sla_url="http://127.0.0.1:9"
+        )
+        async with running(console_app(down)) as client:
+            await log_in(client, "dispatcher")
+            page = await client.get(f"/cases/{placed.payload.case_id}", headers=HTML)
+            assert page.status_code == 200 and "时限服务暂时不可用" in page.text and "20261202-000301" in page.text
+
+
+def test_the_live_feed_drops_a_transferred_case_and_flags_a_missed_deadline():
+    from services.console.live import Hub
+    from shared.events import SlaBreached
+
+    hub = Hub(lambda event: {"case_id": str(event.payload.case_id)})
+    zhujian = hub.subscribe(Actor("c", "handler", "330727", "zhujian"))
+    chengguan = hub.subscribe(Actor("d", "handler", "330727", "chengguan"))
+    event = dispatched_event()
+    assert hub.deliver(event) == 1 and zhujian.queue.get_nowait() == {"case_id": str(event.payload.case_id)}
+    moved = event.payload.model_copy(update={"department_code": "chengguan", "department_name": "城市管理局"})
+    assert hub.deliver(new_event(moved, producer="dispatch", jurisdiction_code=VILLAGE, key="k")) == 2
+    assert zhujian.queue.get_nowait() == {"type": "case.dispatched", "case_id": str(moved.case_id), "gone": True}
+    assert chengguan.queue.get_nowait() == {"case_id": str(moved.case_id)}
+    breach = SlaBreached(
+        case_id=moved.case_id,
+        stage="acknowledge",
+        department_code="chengguan",
+        started_at=utcnow(),
+        due_at=utcnow(),
+        jurisdiction_code=VILLAGE,
+    )
+    assert hub.deliver(new_event(breach, producer="sla", jurisdiction_code=VILLAGE, key="k")) == 1
+    assert chengguan.queue.get_nowait()["overdue"] is True and zhujian.queue.empty()
+
+
+async def test_a_supervisor_composes_previews_and_sends_a_broadcast_and_follows_it(make_settings):
+    from services.notify.app import create_app as notify_app
+    from services.notify.app import load_groups
+    from services.notify.domain import select_groups
+
+    notify_settings = make_settings("notify")
+    await ensure_topics(notify_settings)
+    groups = load_groups(notify_settings.notify_groups_path)
+    towns = {g.jurisdiction_code[:9] for g in groups}
+    town = min(towns, key=lambda t: len(select_groups(groups, t)))  # the fewest groups: quick to send
+    in_town = len(select_groups(groups, town))
+    async with serving(notify_app(notify_settings)) as notify_url:
+        settings = make_settings("console", console_notify_url=notify_url)
+        async with running(console_app(settings)) as client:
+
+            def be(role: str, department: str | None = None) -> None:
+                actor = Actor(subject=role, role=role, jurisdiction_code="330727", department_code=department)
+                token = issue_token(secret=settings.auth_jwt_secret, actor=actor)
+                client.cookies.set("gl_session", token)
+                client.cookies.set("gl_csrf", sessions.csrf_for(settings.auth_jwt_secret, token))
+
+            be("supervisor")
+            composer = await client.get("/broadcasts/new", headers=HTML)
+            assert composer.status_code == 200 and f'value="{town}"' in composer.text and "政策宣传" in composer.text
+            form = {"csrf_token": client.cookies["gl_csrf"], "msgtype": "text"}
+            empty = await client.post("/broadcasts/preview", data=form | {"target": town}, headers=HTML)
+            assert empty.status_code == 422 and "请填写要发布的内容" in empty.text
+            nowhere = await client.post("/broadcasts/preview", data=form | {"content": "通知"}, headers=HTML)
+            assert nowhere.status_code == 422 and "请至少选择一个发送范围" in nowhere.text
+            # The whole county and a town in it: counted once, as the county.
+            both = await client.post(
+                "/broadcasts/preview", data=form | {"content": "【防汛提示】", "target": ["330727", town]}, headers=HTML
+            )
+            assert f'id="group-count">{len(groups)}<' in both.text
+            preview = await client.post(
+                "/broadcasts/preview", data=form | {"content": "【防汛提示】今晚有暴雨", "target": town}, headers=HTML
+            )
+            assert preview.status_code == 200 and f'id="group-count">{in_town}<' in preview.text
+            assert "今晚有暴雨" in preview.text and "确认发送" in preview.text
+            confirm = dict(
+                re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', preview.text.split("预览：")[1])
+            )
+            sent = await client.post("/broadcasts", data=confirm)
+            assert sent.status_code == 303 and sent.headers["location"].startswith("/broadcasts/progress?id=")
+            again = await client.post("/broadcasts", data=confirm)  # a resubmitted form: the same broadcast
+            assert again.headers["location"] == sent.headers["location"]
+            progress = await client.get(sent.headers["location"], headers=HTML)
+            assert progress.status_code == 200 and f"<td>{in_town}</td>" in progress.text
+
+            async def finished():
+                page = (await client.get(sent.headers["location"], headers=HTML)).text
+                return page if "全部发送完毕" in page else None
+
+            done = await eventually(finished, timeout=60)
+            assert 'http-equiv="refresh"' not in done and f"<td>{in_town}</td><td>0</td><td>0</td>" in done
+            too_long = await client.post("/broadcasts", data=confirm | {"content": "长" * 700, "idempotency_key": "x"})
+            assert too_long.status_code == 422 and "内容过长" in too_long.text
+
+            be("handler", "zhujian")  # a department's handler: not theirs to publish
+            refused = await client.get("/broadcasts/new", headers=HTML)
+            assert refused.status_code == 403 and "督查员或管理员" in refused.text
+            assert "政策宣传" not in (await client.get("/map", headers=HTML)).text.split("</header>")[0]
+
+
+async def test_an_admin_edits_the_responsibility_list_errors_shown_by_their_rows_and_compares_versions(make_settings):
+    dispatch_settings = make_settings("dispatch", auth_dev_issuer=True)
+    await ensure_topics(dispatch_settings)
+    async with serving(dispatch_app(dispatch_settings)) as dispatch_url:
+        settings = make_settings("console", auth_dev_issuer=True, console_dispatch_url=dispatch_url)
+        async with running(console_app(settings)) as client:
+            await log_in(client, "admin")
+            page = await client.get("/responsibility-list", headers=HTML)
+            assert page.status_code == 200 and "现行版本 demo-2026.1" in page.text and 'id="publish"' in page.text
+            current = re.findall(
+                r'<input name="scope" list="scopes" value="([^"]*)".*?<option value="([^"]*)" selected>',
+                page.text,
+                flags=re.S,
+            )
+            assert ("town", "manhole") in current or len(current) > 3
+
+            # Read the table back as the browser would post it, then change it.
+            def table(text: str) -> list[tuple[str, str, str, str]]:
+                rows = []
+                for tr in re.findall(r"<tr(?: class=\"invalid\")?><td><input name=\"scope\".*?</tr>", text, flags=re.S):
+                    scope = re.search(r'name="scope" list="scopes" value="([^"]*)"', tr)[1]
+                    category = (
+                        re.search(r'name="category".*?<option value="([^"]*)" selected>', tr, flags=re.S) or [None, ""]
+                    )[1]
+                    lead_select = re.search(r'<select name="lead".*?</select>', tr, flags=re.S)
+                    lead = (
+                        (re.search(r'<option value="([^"]*)" selected>', lead_select[0]) or [None, ""])[1]
+                        if lead_select
+                        else ""
+                    )
+                    co = re.search(r'name="co" value="([^"]*)"', tr)[1]
+                    rows.append((scope, category, lead, co))
+                return rows
+
+            rows = table(page.text)
+            edited = [r for r in rows if r[1]] + [("东城街道", "noise", "chengguan", "公安局")]
+
+            def posted(rows, version: str) -> dict:
+                columns = list(zip(*rows, strict=True))
+                return {"csrf_token": csrf_of(client), "version": version} | {
+                    name: list(column)
+                    for name, column in zip(("scope", "category", "lead", "co"), columns, strict=True)
+                }
+
+            form = posted(edited, "2026.2")
+            # An unknown department typed into a row: the error is on that row, nothing is published.
+            bad = posted(edited[:-1] + [("330727002", "noise", "chengguan", "城管局")], "2026.2")
+            refused = await client.post("/responsibility-list", data=bad, headers=HTML)
+            assert refused.status_code == 422 and "不认识的部门：城管局" in refused.text
+            assert 'class="invalid"' in refused.text and "现行版本 demo-2026.1" in refused.text
+            # Dispatch's own refusal (a version that exists) is shown too.
+            exists = await client.post("/responsibility-list", data=posted(edited, "demo-2026.1"), headers=HTML)
+            assert exists.status_code == 409 and "已存在" in exists.text
+            published = await client.post("/responsibility-list", data=form, headers=HTML)
+            assert published.status_code == 303 and published.headers["location"] == "/responsibility-list?done=2026.2"
+            after = (await client.get(published.headers["location"], headers=HTML)).text
+            assert "现行版本 2026.2" in after and "已发布新版本 2026.2" in after
+            assert table(after)[: len(edited)] == [(s, c, lead, co) for s, c, lead, co in edited]
+            diff = await client.get(
+                "/responsibility-list/diff", params={"from": "demo-2026.1", "to": "2026.2"}, headers=HTML
+            )
+            assert diff.status_code == 200 and "新增" in diff.text and "城市管理局" in diff.text
+            assert diff.text.count('<tr class="change-') == 1
+            missing = await client.get("/responsibility-list/diff", params={"from": "x", "to": "2026.2"}, headers=HTML)
+            assert missing.status_code == 404 and "没有版本「x」" in missing.text
+
+            await client.post("/logout", data={"csrf_token": csrf_of(client)})
+            await log_in(client, "dispatcher")  # reads the list, cannot edit it
+            read_only = (await client.get("/responsibility-list", headers=HTML)).text
+            assert "现行版本 2026.2" in read_only and 'id="publish"' not in read_only and "公安局" in read_only

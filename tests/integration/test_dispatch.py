@@ -26,6 +26,7 @@ def report(
     case_no: str | None = None,
     description: str | None = None,
     grid: str | None = None,
+    address: str | None = None,
 ):
     """report.submitted as intake publishes it, placed in `village` (None: only an address, not placed yet)."""
     place = ReportPlace(
@@ -42,6 +43,7 @@ def report(
         description=description or "测试上报：" + (category or "未分类"),
         category=category,
         case_no=case_no,
+        address=address,
         place=place,
         channel="api",
         submitted_at=utcnow(),
@@ -209,6 +211,44 @@ async def test_case_number_is_kept_carried_and_searchable(make_settings):
         assert dispatched["payload"]["case_no"] == "GL20261202-0007"
 
 
+async def test_cases_are_found_by_address_listed_by_several_statuses_and_counted_per_grid(make_settings):
+    settings = make_settings("dispatch", auth_dev_issuer=True)
+    await ensure_topics(settings)
+    grid = VILLAGE + "001"
+    placed = report("manhole", description="井盖翻了", grid=grid, address="城关街道幸福路 18 号")
+    loose = report("road_damage", description="坑洼", lat=None, lng=None, village=None, address="人民路口")
+    await publish(settings, REPORTS.name, placed.to_bytes(), loose.to_bytes())
+    dispatcher, zhujian = bearer(settings, "dispatcher"), bearer(settings, "handler", department_code="zhujian")
+    async with running(dispatch_app(settings)) as client:
+        case = await eventually(lambda: case_of(client, dispatcher, placed.payload.case_id))
+        assert case["address"] == "城关街道幸福路 18 号"
+        await eventually(lambda: case_of(client, dispatcher, loose.payload.case_id))
+
+        async def listed(**params) -> set:
+            r = await client.get("/api/v1/cases", params=params, headers=dispatcher)
+            assert r.status_code == 200, r.text
+            return {c["case_id"] for c in r.json()["cases"]}
+
+        assert await listed(q="幸福路") == {str(placed.payload.case_id)}  # words of the address
+        both = {str(placed.payload.case_id), str(loose.payload.case_id)}
+        assert await listed(status=["dispatched", "acknowledged"]) == both
+        assert await listed(status=["closed", "acknowledged"]) == set()
+        assert await listed(jurisdiction_code=grid) == {str(placed.payload.case_id)}  # a grid, 15 digits
+        unknown = await client.get("/api/v1/cases", params={"status": ["dispatched", "lost"]}, headers=dispatcher)
+        assert unknown.status_code == 422 and "lost" in unknown.json()["detail"]
+
+        by_grid = (await client.get("/api/v1/cases/by-grid", headers=dispatcher)).json()["grids"]
+        assert {g["grid_code"]: g["open"] for g in by_grid} == {None: 1, grid: 1}
+        assert all(g["overdue"] == 0 for g in by_grid)
+        # A department counts only its own cases (井盖 is 住建's; 坑洼 too in the demo list: both).
+        mine = (await client.get("/api/v1/cases/by-grid", headers=zhujian)).json()["grids"]
+        assert sum(g["open"] for g in mine) == sum(
+            1 for c in (await client.get("/api/v1/cases", headers=zhujian)).json()["cases"]
+        )
+        outside = await client.get("/api/v1/cases/by-grid", params={"jurisdiction_code": "330728"}, headers=dispatcher)
+        assert outside.status_code == 403
+
+
 async def test_new_list_version_decides_the_next_dispatch(make_settings):
     settings = make_settings("dispatch")
     await ensure_topics(settings)
@@ -228,8 +268,15 @@ async def test_new_list_version_decides_the_next_dispatch(make_settings):
             "/api/v1/responsibility-list", json=document | {"levels": {"town": {"noise": {}}}}, headers=admin
         )
         assert bad.status_code == 422
+        assert bad.json()["errors"] == [{"field": "levels.town.noise", "message": "请选择主办部门"}]
         assert (await client.post("/api/v1/responsibility-list", json=document, headers=admin)).status_code == 201
         assert (await client.post("/api/v1/responsibility-list", json=document, headers=admin)).status_code == 409
+        versions = (await client.get("/api/v1/responsibility-list", headers=dispatcher)).json()["versions"]
+        assert [v["version"] for v in versions][:2] == ["demo-2026.2", current["version"]]
+        earlier = await client.get(f"/api/v1/responsibility-list/versions/{current['version']}", headers=dispatcher)
+        assert earlier.json()["document"] == current
+        missing = await client.get("/api/v1/responsibility-list/versions/nope", headers=dispatcher)
+        assert missing.status_code == 404 and "nope" in missing.json()["detail"]
 
         event = report("noise")
         await publish(settings, REPORTS.name, event.to_bytes())

@@ -215,16 +215,33 @@ def test_co_handlers_and_overrides_and_unknown_categories():
 @pytest.mark.parametrize(
     "document, message",
     [
-        ({"version": "v2", "levels": {"town": {"manhole": {"lead": "nobody"}}}}, "lead"),
-        ({"version": "v2", "levels": {"province": {}}}, "level"),
-        ({"version": "v2", "overrides": {"3307": {}}}, "division code"),
-        ({"version": "v2", "co_handlers": {"nothing": ["police"]}}, "unknown"),
-        ({"levels": {}}, "version"),
+        ({"version": "v2", "levels": {"town": {"manhole": {"lead": "nobody"}}}}, "主办部门「nobody」"),
+        ({"version": "v2", "levels": {"town": {"manhole": {"lead": "zhujian", "co": ["x"]}}}}, "协办部门「x」"),
+        ({"version": "v2", "levels": {"town": {"nothing": None}}}, "没有「nothing」这个类别"),
+        ({"version": "v2", "levels": {"province": {}}}, "层级"),
+        ({"version": "v2", "overrides": {"3307": {}}}, "区划代码"),
+        ({"version": "v2", "co_handlers": {"nothing": ["police"]}}, "类别"),
+        ({"version": "v2", "co_handlers": {"manhole": ["nobody"]}}, "协办部门「nobody」"),
+        ({"levels": {}}, "版本号"),
     ],
 )
 def test_invalid_list_documents_are_refused(document, message):
     with pytest.raises(InvalidResponsibilityList, match=message):
         build_list(taxonomy=TAXONOMY, document=document)
+
+
+def test_every_error_of_a_list_is_reported_with_where_it_is():
+    document = {
+        "levels": {"town": {"manhole": {"lead": "nobody"}, "road_damage": {"lead": "zhujian"}}},
+        "overrides": {"330727001": {"noise": {"lead": "ghost"}}},
+    }
+    with pytest.raises(InvalidResponsibilityList) as refused:
+        build_list(taxonomy=TAXONOMY, document=document)
+    assert [where for where, _ in refused.value.errors] == [
+        "levels.town.manhole",
+        "overrides.330727001.noise",
+        "version",
+    ]
 
 
 def test_document_round_trips():
