@@ -168,7 +168,7 @@ CONSOLE_PAGES = [
 
 
 def test_the_console_has_pages_to_check():
-    assert {route.path for _, route in CONSOLE_PAGES} >= {"/", "/cases/{case_id}", "/supervision", "/events"}
+    assert {route.path for _, route in CONSOLE_PAGES} >= {"/", "/cases/{reference}", "/supervision", "/events"}
 
 
 @pytest.mark.parametrize("app,route", CONSOLE_PAGES, ids=lambda v: getattr(v, "path", ""))
