@@ -6,7 +6,7 @@ LOCAL := deploy/local
 .PHONY: help install up down status logs seed county test gates unit bench
 
 help:
-	@echo "make up      install what is missing, start Kafka, PostgreSQL, MinIO, the five services and the console"
+	@echo "make up      install what is missing, start Kafka, PostgreSQL, MinIO, the OpenID Connect provider, the five services and the console"
 	@echo "make down    stop exactly what make up started"
 	@echo "make status  what is running"
 	@echo "make logs    follow the service and server logs"
@@ -25,7 +25,8 @@ up: install
 	@$(LOCAL)/infra.sh start
 	@$(LOCAL)/services.sh start
 	@source $(LOCAL)/env.sh && echo && echo "GridLink is up:" && \
-	  echo "  console   http://127.0.0.1:$$GRIDLINK_CONSOLE_PORT/  (工作台: staff, pick a demo person)" && \
+	  echo "  console   http://127.0.0.1:$$GRIDLINK_CONSOLE_PORT/  (工作台: 使用统一身份认证登录, e.g. dispatcher / gridlink-demo)" && \
+	  echo "  login     $$GRIDLINK_AUTH_OIDC_ISSUER  (the local OpenID Connect provider; README: Logging in)" && \
 	  echo "  H5 pages  http://127.0.0.1:$$GRIDLINK_INTAKE_PORT/h5/  (我要反映)  /h5/query  (我要查询)" && \
 	  echo "  intake    http://127.0.0.1:$$GRIDLINK_INTAKE_PORT/docs" && \
 	  echo "  dispatch  http://127.0.0.1:$$GRIDLINK_DISPATCH_PORT/docs" && \

@@ -1,6 +1,6 @@
-"""Real Kafka, PostgreSQL and MinIO for tests and benchmarks, started by the same script as
-`make up` (deploy/local/infra.sh) on free ports and in their own run directory, so they never
-meet `make up`'s servers."""
+"""Real Kafka, PostgreSQL, MinIO and the OpenID Connect provider for tests and benchmarks, started
+by the same script as `make up` (deploy/local/infra.sh) on free ports and in their own run
+directory, so they never meet `make up`'s servers."""
 
 import os
 import shutil
@@ -45,6 +45,10 @@ class Infra:
     minio_endpoint: str
     minio_user: str
     minio_password: str
+    # The OpenID Connect provider with the demo county's people, and the one console address it
+    # returns people to (a console under test serves there: tests/support.py `serving(port=)`).
+    oidc_issuer: str
+    console_port: int
 
     def database_url(self, name: str) -> str:
         return f"postgresql://gridlink@127.0.0.1:{self.pg_port}/{name}"
@@ -52,8 +56,9 @@ class Infra:
 
 @contextmanager
 def local_servers(run_dir: Path, parts: tuple[str, ...] = ("all",)):
-    """Start the given parts of the local stack ("all", or "postgres", "kafka", "minio") on free
-    ports in `run_dir`; stop them and remove their data afterwards."""
+    """Start the given parts of the local stack ("all", or "postgres", "kafka", "minio", "oidc") on
+    free ports in `run_dir`; stop them and remove their data afterwards."""
+    oidc_port, console_port = free_port(), free_port()
     env = {
         **os.environ,
         "GRIDLINK_RUN_DIR": str(run_dir),
@@ -65,6 +70,10 @@ def local_servers(run_dir: Path, parts: tuple[str, ...] = ("all",)):
         "MINIO_ROOT_USER": "gridlink-test",
         "MINIO_ROOT_PASSWORD": "gridlink-test-secret",
         "GRIDLINK_PG_EPHEMERAL": "1",  # the data is thrown away: no fsync
+        "GRIDLINK_OIDC_PORT": str(oidc_port),
+        "GRIDLINK_AUTH_OIDC_ISSUER": f"http://127.0.0.1:{oidc_port}",
+        "GRIDLINK_OIDC_CONSOLE_URLS": f"http://127.0.0.1:{console_port}",
+        "GRIDLINK_CONSOLE_OIDC_CLIENT_SECRET": "local-development-only",
     }
     try:
         for part in parts:
@@ -75,6 +84,8 @@ def local_servers(run_dir: Path, parts: tuple[str, ...] = ("all",)):
             minio_endpoint=f"127.0.0.1:{env['GRIDLINK_MINIO_PORT']}",
             minio_user=env["MINIO_ROOT_USER"],
             minio_password=env["MINIO_ROOT_PASSWORD"],
+            oidc_issuer=env["GRIDLINK_AUTH_OIDC_ISSUER"],
+            console_port=console_port,
         )
     finally:
         subprocess.run([str(INFRA), "stop"], env=env, check=False)

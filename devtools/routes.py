@@ -58,6 +58,28 @@ ROLE_RULES: dict[tuple[str, str, str], tuple[frozenset[str] | tuple[str, ...], s
     ("notify", "GET", "/api/v1/cases/{case_id}/notifications"): (notify_domain.DELIVERY_READERS, ""),
     ("dispatch", "POST", "/api/v1/responsibility-list"): (("admin",), "of this centre's division or above"),
     ("dispatch", "GET", "/api/v1/supervision"): (("dispatcher", "supervisor", "admin"), "breaches below their level"),
+    # The directory (通讯录) and duty rosters: admins manage their division and below; staff of a
+    # division (not grid workers; handlers their own department) read its rosters.
+    **{
+        ("dispatch", method, f"/api/v1/directory{path}"): (("admin",), "people and shifts of their division and below")
+        for method, path in (
+            ("PUT", "/people/{person_id}"),
+            ("GET", "/people"),
+            ("GET", "/people/{person_id}"),
+            ("DELETE", "/people/{person_id}"),
+            ("POST", "/people/import"),
+            ("POST", "/rosters/shifts"),
+            ("DELETE", "/rosters/shifts/{shift_id}"),
+            ("GET", "/audit"),
+        )
+    },
+    **{
+        ("dispatch", "GET", f"/api/v1/directory{path}"): (
+            ("dispatcher", "handler", "supervisor", "admin"),
+            "rosters in their division and below; handlers their own department's",
+        )
+        for path in ("/rosters/{department_code}", "/rosters/{department_code}/on-duty")
+    },
 }
 
 

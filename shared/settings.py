@@ -98,8 +98,17 @@ class ServiceSettings(BaseSettings):
     # Origins whose pages may call this service from a browser (CORS); none by default.
     cors_origins: list[str] = []
 
-    # HS256 key for bearer tokens: every service checks tokens with it, so all are given the same.
+    # HS256 key of the development issuer's tokens (GRIDLINK_ENV=development only; production
+    # refuses them whatever this is): every service checks them with it, so all are given the same.
     auth_jwt_secret: str = secret("local-development-only")
+
+    # OIDC agreement: every service checks staff tokens from the same OpenID Connect provider (the
+    # console also logs staff in there). Its issuer URL (empty: none, so only development tokens);
+    # the audience its access tokens name for the GridLink services; its keys (JWKS) are found
+    # through {issuer}/.well-known/openid-configuration unless auth_oidc_jwks_url names them.
+    auth_oidc_issuer: str = ""
+    auth_oidc_audience: str = "urn:gridlink:services"
+    auth_oidc_jwks_url: str = ""
 
     def unsafe_settings(self) -> list[str]:
         """Why each secret setting is unsafe to run a county on, one line per setting."""

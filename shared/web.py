@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import logs, metrics
-from shared.auth import Actor, InvalidToken, verify_token
+from shared.auth import Actor, InvalidToken, ProviderUnavailable, TokenVerifier
 from shared.problems import Problem, install_problem_handlers, problem_response
 from shared.service import Runtime
 from shared.settings import ServiceSettings
@@ -59,10 +59,23 @@ def _bearer_actor(request: Request) -> Actor | None:
         raise Problem(
             401, "Authentication required", "请使用 Authorization: Bearer <令牌> 发送登录令牌。", kind="unauthenticated"
         )
+    return verify_bearer(request, token.strip())
+
+
+def verify_bearer(request: Request, token: str) -> Actor:
+    """The actor of a token, with the app's verifier; 401 for an invalid token, 503 while the
+    identity provider's keys cannot be fetched."""
     try:
-        return verify_token(secret=request.app.state.settings.auth_jwt_secret, token=token.strip())
+        return request.app.state.token_verifier.verify(token)
     except InvalidToken as error:
         raise Problem(401, "Invalid token", f"登录令牌无效（{error}），请重新登录。", kind="unauthenticated") from None
+    except ProviderUnavailable:
+        raise Problem(
+            503,
+            "Identity provider unavailable",
+            "统一身份认证服务暂时无法访问，请稍后再试。",
+            kind="temporarily-unavailable",
+        ) from None
 
 
 async def authenticate(request: Request) -> None:
@@ -184,6 +197,7 @@ def create_service_app(
     if settings.log_format == "json":
         logs.configure_logging(service=settings.service_name, level=settings.log_level)
     metrics.SERVICE_INFO.labels(settings.service_name, settings.jurisdiction_code, settings.jurisdiction_level).set(1)
+    app.state.token_verifier = TokenVerifier.from_settings(settings)
     install_problem_handlers(app)
     if settings.cors_origins:  # pages served from another origin (the H5 form uploading photos to media)
         app.add_middleware(

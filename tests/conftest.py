@@ -1,6 +1,7 @@
-"""Test fixtures: real Kafka, PostgreSQL and MinIO started once per session (by the same scripts
-`make up` uses, on free ports and in their own run directory), a template database copied for
-each test, per-test topic prefixes, the local fake WeCom server, and the county map the project ships."""
+"""Test fixtures: real Kafka, PostgreSQL, MinIO and the OpenID Connect provider started once per
+session (by the same scripts `make up` uses, on free ports and in their own run directory), a
+template database copied for each test, per-test topic prefixes, the local fake WeCom server, and
+the county map the project ships."""
 
 import os
 import subprocess
@@ -116,6 +117,7 @@ def make_settings(infra: Infra, database_url: str, fake_wecom: str):
             minio_secret_key=infra.minio_password,
             media_bucket=f"media-{prefix.rstrip('.')}",
             wecom_base_url=fake_wecom,
+            auth_oidc_issuer=infra.oidc_issuer,
             consumer_retry_backoff_s=0.01,
             consumer_retry_max_backoff_s=0.5,
             notify_retry_base_s=0.05,

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import time
 from contextlib import asynccontextmanager
 from uuid import uuid4
@@ -42,14 +43,15 @@ async def running(app, *, raise_app_exceptions: bool = True):
 
 
 @asynccontextmanager
-async def serving(app):
-    """Run an app with uvicorn on a free loopback port (for a browser, or another service calling
-    it over HTTP); its base URL. Open streams (the console's live queue) get a second to close."""
+async def serving(app, *, port: int | None = None):
+    """Run an app with uvicorn on a free loopback port, or on `port` (the console's address the
+    identity provider knows), for a browser or another service calling it over HTTP; its base URL.
+    Open streams (the console's live queue) get a second to close."""
     import uvicorn
 
     from devtools.local_servers import free_port
 
-    port = free_port()
+    port = port or free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=1
     )
@@ -170,3 +172,24 @@ def case_dispatched(department_code: str = "zhujian", **facts) -> Event:
     return new_event(
         CaseDispatched(**values | facts), producer="test", jurisdiction_code="330727", key=str(values["case_id"])
     )
+
+
+async def follow(http: httpx.AsyncClient, response: httpx.Response, *, stop_at: str = "") -> httpx.Response:
+    """Follow redirects by hand across servers (the console, the identity provider), stopping at
+    the first one to an address starting with `stop_at` (a callback no server answers)."""
+    while response.is_redirect:
+        target = str(response.url.join(response.headers["location"]))
+        if stop_at and target.startswith(stop_at):
+            return response
+        response = await http.get(target)
+    return response
+
+
+async def log_in_at_provider(
+    http: httpx.AsyncClient, login_form: httpx.Response, *, username: str, password: str, stop_at: str = ""
+) -> httpx.Response:
+    """Fill in the identity provider's login form (as a person would) and follow where it leads."""
+    action = re.search(r'<form method="post" action="([^"]+)"', login_form.text)
+    assert action, login_form.text
+    answer = await http.post(str(login_form.url.join(action[1])), data={"username": username, "password": password})
+    return await follow(http, answer, stop_at=stop_at)

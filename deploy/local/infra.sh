@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Local infrastructure for GridLink: Apache Kafka (KRaft), PostgreSQL and MinIO on 127.0.0.1.
-# Usage: infra.sh install|start|stop|status [kafka|postgres|minio|all]   (install also: browser)
+# Local infrastructure for GridLink: Apache Kafka (KRaft), PostgreSQL, MinIO and an OpenID Connect
+# provider (node-oidc-provider) on 127.0.0.1.
+# Usage: infra.sh install|start|stop|status [kafka|postgres|minio|oidc|all]   (install also: browser)
 # Downloads and builds are cached per user in $GRIDLINK_HOME; data, logs and pid files live in
 # $GRIDLINK_RUN_DIR, so several runs (make up, a test session) can coexist on different ports.
 # Every step is idempotent; processes are stopped by the pid they were started with, never by name.
@@ -210,6 +211,40 @@ minio_wait() { wait_for minio 60 minio_ready; say "minio ready: http://127.0.0.1
 minio_stop() { stop_pid minio; }
 minio_status() { if alive minio; then echo "minio: running (pid $(cat "$pids/minio.pid"), http://127.0.0.1:$GRIDLINK_MINIO_PORT)"; else echo "minio: stopped"; fi; }
 
+# ---------------------------------------------------------------- OpenID Connect provider
+# node-oidc-provider from the npm registry (deploy/local/oidc/package-lock.json pins it), installed
+# once per lock file under $GRIDLINK_HOME and run by Node 20+ with the demo county's people.
+oidc_src="$here/oidc"
+oidc_modules() { echo "$GRIDLINK_HOME/oidc-provider-$(sha256sum "$oidc_src/package-lock.json" | cut -c1-12)/node_modules"; }
+oidc_dir="$GRIDLINK_RUN_DIR/oidc"
+
+oidc_install_locked() {
+  local modules; modules=$(oidc_modules)
+  [ -f "$modules/.complete" ] && { say "oidc-provider cached in $modules"; return; }
+  say "installing node-oidc-provider from the npm registry into $(dirname "$modules")"
+  rm -rf "$(dirname "$modules")"; mkdir -p "$(dirname "$modules")"
+  cp "$oidc_src/package.json" "$oidc_src/package-lock.json" "$(dirname "$modules")/"
+  (cd "$(dirname "$modules")" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund >"$GRIDLINK_HOME/oidc-npm.log" 2>&1) \
+    || { tail -n 30 "$GRIDLINK_HOME/oidc-npm.log" >&2; die "npm could not install oidc-provider (see $GRIDLINK_HOME/oidc-npm.log)"; }
+  touch "$modules/.complete"
+}
+oidc_install() { command -v node >/dev/null || die "Node.js 20+ is needed for the local OpenID Connect provider"; locked oidc oidc_install_locked; }
+
+oidc_start() {
+  if alive oidc; then say "oidc provider already running (pid $(cat "$pids/oidc.pid"))"; return; fi
+  [ -f "$(oidc_modules)/.complete" ] || oidc_install
+  mkdir -p "$oidc_dir"
+  say "starting the OpenID Connect provider on 127.0.0.1:$GRIDLINK_OIDC_PORT ($GRIDLINK_AUTH_OIDC_ISSUER)"
+  GRIDLINK_OIDC_MODULES="$(oidc_modules)" GRIDLINK_OIDC_KEYS_FILE="$oidc_dir/keys.json" \
+    setsid node "$oidc_src/provider.mjs" >"$logs/oidc.log" 2>&1 </dev/null &
+  echo $! >"$pids/oidc.pid"
+}
+oidc_ready() { alive oidc || { tail -n 40 "$logs/oidc.log" >&2; die "the oidc provider exited"; }
+  curl -sf "http://127.0.0.1:$GRIDLINK_OIDC_PORT/.well-known/openid-configuration" >/dev/null; }
+oidc_wait() { wait_for oidc 60 oidc_ready; say "oidc provider ready: $GRIDLINK_AUTH_OIDC_ISSUER"; }
+oidc_stop() { stop_pid oidc; }
+oidc_status() { if alive oidc; then echo "oidc: running (pid $(cat "$pids/oidc.pid"), $GRIDLINK_AUTH_OIDC_ISSUER)"; else echo "oidc: stopped"; fi; }
+
 # ---------------------------------------------------------------- Chromium (page tests only)
 # fonts-noto-cjk: Chinese glyphs for the console's and H5 pages' screenshots (else empty boxes).
 browser_install_locked() {
@@ -229,10 +264,10 @@ browser_install() { locked browser browser_install_locked; }
 # ---------------------------------------------------------------- main
 action=${1:-}; target=${2:-all}
 case "$target" in
-  all) parts=(postgres kafka minio) ;;
-  kafka|postgres|minio) parts=("$target") ;;
+  all) parts=(postgres kafka minio oidc) ;;
+  kafka|postgres|minio|oidc) parts=("$target") ;;
   browser) parts=() ;;
-  *) die "unknown part '$target' (kafka, postgres, minio, browser or all)" ;;
+  *) die "unknown part '$target' (kafka, postgres, minio, oidc, browser or all)" ;;
 esac
 case "$action" in
   install) for p in "${parts[@]}"; do "${p}_install"; done
@@ -240,5 +275,5 @@ case "$action" in
   start) for p in "${parts[@]}"; do "${p}_start"; done; for p in "${parts[@]}"; do "${p}_wait"; done ;;
   stop) for p in "${parts[@]}"; do "${p}_stop"; done ;;
   status) for p in "${parts[@]}"; do "${p}_status"; done ;;
-  *) echo "usage: $0 install|start|stop|status [kafka|postgres|minio|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 install|start|stop|status [kafka|postgres|minio|oidc|all]" >&2; exit 2 ;;
 esac

@@ -3,6 +3,7 @@ action forms, the supervision list (督办), photos, and the page assets. Thin: 
 everything; these routes ask them with the person's token and show the answer."""
 
 import asyncio
+import hmac
 import json
 import uuid
 from datetime import date, datetime, time, timedelta
@@ -15,9 +16,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
 
-from services.console import pages, rlist, sessions
+from services.console import oidc, pages, rlist, sessions
 from services.console.upstream import Refused, Unavailable, call
-from shared.auth import Actor, InvalidToken, verify_token
+from shared.auth import Actor, InvalidToken, ProviderUnavailable
 from shared.case_actions import ACTIONS
 from shared.problems import Problem
 from shared.web import CurrentActor, public
@@ -117,10 +118,86 @@ def _error(request: Request, actor: Actor, error: Refused | Unavailable) -> Resp
 async def login_page(request: Request, next: str = "/"):  # noqa: A002 - the query parameter's name
     if sessions.session_actor(request) is not None:  # already logged in
         return RedirectResponse(sessions.safe_next(next), status_code=303)
-    token = sessions.new_login_csrf()
+    return _login_form(request, sessions.safe_next(next))
+
+
+def _login_form(request: Request, next_path: str, error: str = "", status: int = 200) -> HTMLResponse:
+    """The login page: the identity provider's button, and in development the demo people too.
+    Someone still logged in (a failed second login) keeps their session's CSRF token."""
+    kept = request.cookies.get(sessions.CSRF_COOKIE) if sessions.session_actor(request) else None
+    token = kept or sessions.new_login_csrf()
     people = DEMO_PEOPLE if request.app.state.settings.auth_dev_issuer else {}
-    response = _html(request, pages.login_page(people=people, next_path=sessions.safe_next(next), csrf=token))
-    response.set_cookie(sessions.CSRF_COOKIE, token, httponly=False, samesite="strict", path="/")
+    html = pages.login_page(people=people, next_path=next_path, csrf=token, oidc=oidc.enabled(request), error=error)
+    response = _html(request, html, status)
+    if not kept:
+        response.set_cookie(sessions.CSRF_COOKIE, token, httponly=False, samesite="strict", path="/")
+    return response
+
+
+@router.get("/auth/start")
+@public("logging in: sends the browser to the identity provider's login form; there is no session yet")
+async def oidc_start(request: Request, next: str = "/"):  # noqa: A002 - the query parameter's name
+    next_path = sessions.safe_next(next)
+    if not oidc.enabled(request):
+        return _login_form(request, next_path, "本环境未配置统一身份认证，请联系系统管理员。", 404)
+    flow = oidc.new_flow(next_path)
+    try:
+        url = await oidc.authorization_url(request, flow)
+    except oidc.LoginFailed as failed:
+        return _login_form(request, next_path, str(failed), 502)
+    response = RedirectResponse(url, status_code=303)
+    # Lax, not Strict: the provider sends the browser back here from its own site.
+    response.set_cookie(
+        oidc.FLOW_COOKIE,
+        oidc.flow_cookie(request.app.state.settings.auth_jwt_secret, flow),
+        max_age=oidc.FLOW_TTL_S,
+        httponly=True,
+        samesite="lax",
+        secure=request.app.state.settings.console_cookie_secure,
+        path="/auth",
+    )
+    return response
+
+
+@router.get("/auth/callback")
+@public("the identity provider returns the person here with a one-time code; the state must match this browser's login")
+async def oidc_callback(request: Request, code: str = "", state: str = "", error: str = ""):
+    settings = request.app.state.settings
+    flow = oidc.read_flow_cookie(settings.auth_jwt_secret, request.cookies.get(oidc.FLOW_COOKIE, ""))
+    if flow is None or not state or not hmac.compare_digest(state, flow.state):
+        return _login_form(request, "/", "登录已过期或不是从本页面发起的，请重新登录。", 400)
+    if error or not code:
+        return _login_form(request, flow.next_path, "统一身份认证未完成登录，请重新登录。", 401)
+    try:
+        session = await oidc.finish(request, flow, code=code)
+    except oidc.LoginFailed as failed:
+        return _login_form(request, flow.next_path, str(failed), 401)
+    # A page, not a redirect: the next request is then this site's own, so the SameSite=Strict
+    # session cookie goes with it even though the login began at the provider's site.
+    html = pages.layout(
+        title="登录成功",
+        body=f'<section class="card narrow"><p>{pages.e(session.actor.name)}，登录成功，正在进入工作台……</p>'
+        f'<p><a class="button" id="continue" href="{pages.e(flow.next_path)}">进入工作台</a></p></section>',
+    ).replace("<head>", f'<head><meta http-equiv="refresh" content="0;url={pages.e(flow.next_path)}">', 1)
+    response = _html(request, html)
+    max_age = sessions.max_age(session.access_token)
+    sessions.set_cookies(
+        response,
+        secret=settings.auth_jwt_secret,
+        token=session.access_token,
+        max_age=max_age,
+        secure=settings.console_cookie_secure,
+    )
+    response.set_cookie(
+        oidc.ID_TOKEN_COOKIE,
+        session.id_token,
+        max_age=max_age,
+        httponly=True,
+        samesite="strict",
+        secure=settings.console_cookie_secure,
+        path="/logout",
+    )
+    response.delete_cookie(oidc.FLOW_COOKIE, path="/auth")
     return response
 
 
@@ -134,12 +211,7 @@ async def login(request: Request):
     people = DEMO_PEOPLE if settings.auth_dev_issuer else {}
 
     def again(message: str, status: int) -> HTMLResponse:
-        token = sessions.new_login_csrf()
-        response = _html(
-            request, pages.login_page(people=people, next_path=next_path, csrf=token, error=message), status
-        )
-        response.set_cookie(sessions.CSRF_COOKIE, token, httponly=False, samesite="strict", path="/")
-        return response
+        return _login_form(request, next_path, message, status)
 
     if not sent or sent != cookie:
         return again("页面已过期，请重新登录。", 403)
@@ -170,9 +242,13 @@ async def login(request: Request):
 
 
 @router.post("/logout", dependencies=[Csrf])
-async def logout(actor: CurrentActor):
-    response = RedirectResponse("/login", status_code=303)
+async def logout(request: Request, actor: CurrentActor):
+    """Forget the session; a person who logged in at the identity provider logs out there too."""
+    id_token = request.cookies.get(oidc.ID_TOKEN_COOKIE, "")
+    target = (await oidc.logout_url(request, id_token) if id_token and oidc.enabled(request) else None) or "/login"
+    response = RedirectResponse(target, status_code=303)
     sessions.clear_cookies(response)
+    response.delete_cookie(oidc.ID_TOKEN_COOKIE, path="/logout")
     return response
 
 
@@ -742,10 +818,12 @@ async def live_events(request: Request, actor: CurrentActor):
                     yield sse("case", message)
                 except TimeoutError:
                     try:  # the session may have expired meanwhile
-                        verify_token(secret=settings.auth_jwt_secret, token=token)
+                        request.app.state.token_verifier.verify(token)
                     except InvalidToken:
                         yield sse("expired", {})
                         return
+                    except ProviderUnavailable:
+                        pass  # the provider's keys are out of reach for now: the next beat asks again
                     yield ": keep-alive\n\n"
         finally:
             hub.unsubscribe(subscriber)

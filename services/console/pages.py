@@ -5,6 +5,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 from html import escape
 from typing import Any, get_args
+from urllib.parse import quote
 
 from shared.auth import Actor
 from shared.case_actions import ACTIONS, ActionSpec
@@ -185,7 +186,12 @@ def error_page(*, status: int, message: str, actor: Actor | None, names: Names |
     return layout(title=titles.get(status, "出错了"), body=body, actor=actor, names=names, csrf=csrf)
 
 
-def login_page(*, people: dict[str, dict], next_path: str, csrf: str, error: str = "") -> str:
+def login_page(*, people: dict[str, dict], next_path: str, csrf: str, oidc: bool = False, error: str = "") -> str:
+    provider = ""
+    if oidc:
+        start = f"/auth/start?next={quote(next_path)}"
+        provider = f"""<p><a class="button" id="oidc-login" href="{e(start)}">使用统一身份认证登录</a></p>
+<p class="hint">将跳转到单位统一身份认证页面，登录后自动返回工作台。</p>"""
     if people:
         choices = "\n".join(
             f'<label class="person"><input type="radio" name="person" value="{e(key)}"{" checked" * (i == 0)}>'
@@ -200,12 +206,15 @@ def login_page(*, people: dict[str, dict], next_path: str, csrf: str, error: str
   </fieldset>
   <button type="submit" id="login">登录</button>
 </form>"""
+    elif oidc:
+        form = ""
     else:
-        form = '<p class="error">本环境未开启演示登录，请使用单位统一身份认证登录。</p>'
+        form = '<p class="error">本环境未配置统一身份认证（GRIDLINK_AUTH_OIDC_ISSUER），请联系系统管理员。</p>'
     alert = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
     body = f"""<section class="card narrow">
 <h1>网格通 · 工作台登录</h1>
 {alert}
+{provider}
 {form}
 </section>"""
     return layout(title="登录", body=body)

@@ -1,4 +1,5 @@
-"""The console's sessions: the person's bearer token in an httpOnly, SameSite=Strict cookie, and a
+"""The console's sessions: the person's bearer token (from the identity provider, services/console/
+oidc.py, or in development from the development issuer) in an httpOnly, SameSite=Strict cookie, and a
 CSRF token every form and script sends back (double submit: a cookie and a form field that must be
 equal, and equal to an HMAC of the session, so a token from another session is worth nothing).
 
@@ -20,7 +21,7 @@ from urllib.parse import quote, urlsplit
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
-from shared.auth import Actor, InvalidToken, verify_token
+from shared.auth import Actor, InvalidToken, ProviderUnavailable
 from shared.problems import problem_response
 from shared.web import public_reason
 
@@ -65,8 +66,8 @@ def session_actor(request: Request) -> Actor | None:
     if not token:
         return None
     try:
-        return verify_token(secret=request.app.state.settings.auth_jwt_secret, token=token)
-    except InvalidToken:
+        return request.app.state.token_verifier.verify(token)
+    except (InvalidToken, ProviderUnavailable):
         return None
 
 

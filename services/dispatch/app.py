@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from services.dispatch import cases, store
 from services.dispatch.api import router
+from services.dispatch.directory_api import router as directory_router
 from services.dispatch.handlers import make_handlers
 from services.dispatch.responsibility import build_list
 from services.dispatch.settings import DispatchSettings
@@ -56,4 +57,5 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
     app = create_service_app(settings, title="GridLink dispatch", lifespan=lifespan)
     app.state.taxonomy = taxonomy
     app.include_router(router)
+    app.include_router(directory_router)
     return app

@@ -1,4 +1,5 @@
-"""The staff console (工作台) in real headless Chromium against real Kafka, PostgreSQL and MinIO:
+"""The staff console (工作台) in real headless Chromium against real Kafka, PostgreSQL, MinIO and the
+local OpenID Connect provider, where each person logs in with their username and password:
 a report reaches the dispatcher's open queue live (no reload) with the urgent banner; the 住建局
 handler acknowledges it (接单), takes an 整改后 photo and resolves it (办结); the dispatcher verifies
 it (回访) with a rating; a 城管 handler sees neither the case in the queue nor its page. Screenshots
@@ -31,9 +32,9 @@ def browser():
         yield browser
 
 
-async def test_a_case_through_the_console(make_settings, browser, tmp_path):
+async def test_a_case_through_the_console(make_settings, infra, browser, tmp_path):
     intake_settings = make_settings("intake")
-    dispatch_settings = make_settings("dispatch", auth_dev_issuer=True)
+    dispatch_settings = make_settings("dispatch")
     media_settings = make_settings("media", intake_incoming_bucket=intake_settings.intake_incoming_bucket)
     photo = tmp_path / "整改后.jpg"
     buffer = io.BytesIO()
@@ -57,27 +58,29 @@ async def test_a_case_through_the_console(make_settings, browser, tmp_path):
         serving(media_app(media_settings)) as media_url,
         serving(sla_app(make_settings("sla"))) as sla_url,
     ):
+        # Staff log in at the local OpenID Connect provider (no demo people, as in production).
         console = console_app(
             make_settings(
-                "console",
-                auth_dev_issuer=True,
-                console_dispatch_url=dispatch_url,
-                console_media_url=media_url,
-                console_sla_url=sla_url,
+                "console", console_dispatch_url=dispatch_url, console_media_url=media_url, console_sla_url=sla_url
             )
         )
-        async with serving(console) as origin:
+        async with serving(console, port=infra.console_port) as origin:
 
             async def log_in(person: str, path: str = "/"):
                 await step(browser.open, f"{origin}{path}")
                 await shown("h1", "登录")  # no session: the login page, which returns to the path
-                await step(browser.click, f"input[name=person][value={person}]")
-                await step(browser.click, "#login")
+                await step(browser.click, "#oidc-login")
+                await shown("h1", "统一身份认证")  # the provider's own login form
+                await step(browser.type, "#username", person)
+                await step(browser.type, "#password", "gridlink-demo")
+                if person == "dispatcher":
+                    await step(browser.screenshot, SCREENSHOTS / "console-provider-login.png")
+                await step(browser.click, "#submit")
                 await shown(".top .who", "（")
 
-            async def log_out():
+            async def log_out():  # at the console and at the provider, which returns to the login page
                 await step(browser.click, ".top form button")
-                await shown("h1", "登录")
+                await shown("h1", "工作台登录")
 
             # The dispatcher's open queue (待接单), waiting for cases.
             await step(browser.open, f"{origin}/")

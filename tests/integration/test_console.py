@@ -154,8 +154,9 @@ async def test_pages_say_so_when_a_service_does_not_answer(make_settings):
         "console", console_dispatch_url="http://127.0.0.1:9", console_media_url="http://127.0.0.1:9"
     )
     async with running(console_app(settings)) as client:
-        # The login needs dispatch's issuer, which is off here: no demo people, and a refusal.
-        assert "未开启演示登录" in (await client.get("/login", headers=HTML)).text
+        # The demo login needs dispatch's issuer, which is off here: only the identity provider.
+        page = (await client.get("/login", headers=HTML)).text
+        assert 'id="oidc-login"' in page and "演示人员" not in page
         off = await client.post("/login", data={"person": "dispatcher", "csrf_token": client.cookies["gl_csrf"]})
         assert off.status_code == 422  # no demo people to be
         actor = Actor(subject="d", role="dispatcher", jurisdiction_code="330727")
@@ -171,6 +172,17 @@ async def test_pages_say_so_when_a_service_does_not_answer(make_settings):
     async with running(console_app(on)) as client:
         answer = await log_in(client, "dispatcher")
         assert answer.status_code == 502 and "登录失败" in answer.text
+
+    # Neither the identity provider nor the demo login: the page says whom to ask.
+    nowhere = make_settings("console", auth_oidc_issuer="", console_dispatch_url="http://127.0.0.1:9")
+    async with running(console_app(nowhere)) as client:
+        assert "未配置统一身份认证" in (await client.get("/login", headers=HTML)).text
+        assert (await client.get("/auth/start", headers=HTML)).status_code == 404
+    # A provider that does not answer: the login page says so.
+    down = make_settings("console", auth_oidc_issuer="http://127.0.0.1:9", console_dispatch_url="http://127.0.0.1:9")
+    async with running(console_app(down)) as client:
+        answer = await client.get("/auth/start", headers=HTML)
+        assert answer.status_code == 502 and "统一身份认证服务暂时无法访问" in answer.text
 
 
 def test_the_live_feed_follows_dispatchs_rule_of_who_sees_a_case():

@@ -66,6 +66,8 @@ PUBLIC = {
     ("dispatch", "POST", "/api/v1/auth/dev-tokens"),
     ("console", "GET", "/login"),
     ("console", "POST", "/login"),
+    ("console", "GET", "/auth/start"),
+    ("console", "GET", "/auth/callback"),
     ("console", "GET", "/static/{name}"),
     *{
         (service, "GET", path)
