@@ -21,7 +21,8 @@ def test_a_log_line_is_one_json_object_with_time_level_service_logger_and_ids():
         logs.configure_logging(service="dispatch", stream=stream)
         with logs.bound(request="req-1", correlation="c0ffee", case="case-9"):
             logging.getLogger("services.dispatch.cases").warning("case %s dispatched", "A-1")
-        logging.getLogger("uvicorn.error").info("started")  # uvicorn's loggers reach the same handler
+        # uvicorn's loggers reach the same handler (warning: their level is uvicorn's --log-level).
+        logging.getLogger("uvicorn.error").warning("started")
         try:
             raise ValueError("bad")
         except ValueError:
