@@ -62,16 +62,52 @@ async def relay_outbox_once(settings: ServiceSettings, pool: asyncpg.Pool, produ
     return len(rows)
 
 
-async def run_outbox_relay(
-    settings: ServiceSettings, pool: asyncpg.Pool, producer: AIOKafkaProducer, stopping: asyncio.Event
-) -> None:
-    """Relay until stopping; an empty outbox is polled every `outbox_poll_interval_s`."""
-    await repeat_until_stopped(
-        stopping,
-        settings.outbox_poll_interval_s,
-        lambda: relay_outbox_once(settings, pool, producer),
-        what="outbox relay",
-    )
+class OutboxRelay:
+    """Publishes the service's outbox as soon as a transaction writing to it commits: the outbox's
+    trigger NOTIFYs `outbox_<schema>` (shared/migrations/002) and this relay LISTENs on its own
+    connection. It also polls every `outbox_fallback_poll_s`, which covers a notification lost
+    while that connection was down (it is reopened on the next step)."""
+
+    def __init__(self, settings: ServiceSettings, pool: asyncpg.Pool, producer: AIOKafkaProducer):
+        self.settings, self.pool, self.producer = settings, pool, producer
+        self.channel = f"outbox_{schema_name(settings)}"
+        self.wake = asyncio.Event()
+        self.listener: asyncpg.Connection | None = None
+
+    def _notified(self, *_: object) -> None:
+        self.wake.set()
+
+    async def listen(self) -> None:
+        """(Re)open the listening connection if it is not open."""
+        if self.listener is not None and not self.listener.is_closed():
+            return
+        self.listener = None
+        conn = await asyncpg.connect(
+            self.settings.database_url,
+            timeout=5,
+            server_settings={"application_name": f"{self.settings.service_name} outbox listener"},
+        )
+        await conn.add_listener(self.channel, self._notified)
+        conn.add_termination_listener(self._notified)  # reopen at once, not at the next poll
+        self.listener = conn
+        self.wake.set()  # what committed while nobody listened is relayed by one more pass
+
+    async def step(self) -> int:
+        try:
+            await self.listen()
+        except Exception as exc:  # the database is away: the relay below fails too, and is retried
+            log.warning("outbox relay cannot listen for %s yet: %r", self.channel, exc)
+        return await relay_outbox_once(self.settings, self.pool, self.producer)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Relay until stopping."""
+        try:
+            await repeat_until_stopped(
+                stopping, self.settings.outbox_fallback_poll_s, self.step, what="outbox relay", wake=self.wake
+            )
+        finally:
+            if self.listener is not None:
+                await self.listener.close()
 
 
 class ConsumerRunner:

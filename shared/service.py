@@ -13,7 +13,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from shared.db import apply_migrations, create_pool, schema_name
-from shared.kafka import ConsumerRunner, Handler, create_producer, relay_outbox_once, run_outbox_relay
+from shared.kafka import ConsumerRunner, Handler, OutboxRelay, create_producer, relay_outbox_once
 from shared.settings import ServiceSettings
 from shared.topics import Topic, ensure_topics
 
@@ -32,6 +32,13 @@ class Runtime(Generic[S]):
     tasks: dict[str, asyncio.Task] = field(default_factory=dict)
     # Extra readiness probes (e.g. the object store): name → coroutine that raises when not ready.
     checks: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
+
+    def stopped_tasks(self) -> list[str]:
+        """Background tasks (relay, consumer, loops) that ended while the service is not stopping:
+        the process no longer does its work and must be restarted (liveness fails)."""
+        if self.stopping.is_set():
+            return []
+        return [name for name, task in self.tasks.items() if task.done()]
 
     async def readiness(self) -> dict[str, str]:
         """Name → 'ok' or the reason it is not ready."""
@@ -84,7 +91,7 @@ async def running_service(
     producer = create_producer(settings)
     await producer.start()
     runtime = Runtime(settings=settings, pool=pool, producer=producer, stopping=asyncio.Event(), checks=checks or {})
-    runtime.tasks["outbox_relay"] = asyncio.create_task(run_outbox_relay(settings, pool, producer, runtime.stopping))
+    runtime.tasks["outbox_relay"] = asyncio.create_task(OutboxRelay(settings, pool, producer).run(runtime.stopping))
     if handlers:
         runtime.consumer = ConsumerRunner(
             settings=settings, pool=pool, producer=producer, topics=list(topics), handlers=handlers

@@ -191,8 +191,14 @@ def create_service_app(
         return response
 
     @app.get("/healthz", include_in_schema=False)
-    @public("liveness probe: says only that the process answers")
-    async def healthz():
+    @public("liveness probe: says whether the process answers and its background work still runs")
+    async def healthz(request: Request):
+        runtime = getattr(request.app.state, "runtime", None)
+        stopped = runtime.stopped_tasks() if runtime else []
+        if stopped:  # a dead relay or consumer leaves the pod answering but useless: have it restarted
+            return JSONResponse(
+                {"status": "failing", "service": settings.service_name, "stopped": stopped}, status_code=503
+            )
         return {"status": "ok", "service": settings.service_name}
 
     @app.get("/readyz", include_in_schema=False)

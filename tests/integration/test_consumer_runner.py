@@ -167,3 +167,40 @@ async def test_a_dead_letter_is_replayed_once_its_cause_is_fixed(make_settings, 
 
         [notification] = await eventually(sent, timeout=30)
         assert notification["recipient"] == "部门群（new_bureau）"
+
+
+async def test_the_relay_is_woken_by_the_commit_and_a_dead_consumer_fails_liveness(make_settings, infra):
+    """With the fallback poll a minute away, case.dispatched still leaves at once: the committing
+    transaction's NOTIFY wakes the relay, also after its listening connection was killed. A
+    consumer that dies makes /healthz fail, so the pod is restarted."""
+    settings = make_settings("dispatch", outbox_fallback_poll_s=60)
+    await ensure_topics(settings)
+    first, second = report_event(), report_event()
+    admin = await asyncpg.connect(infra.database_url("postgres"))
+    try:
+        async with running(dispatch_app(settings)) as client:
+            assert (await client.get("/healthz")).status_code == 200
+
+            def dispatched(*events):
+                wanted = {str(e.payload.case_id) for e in events}
+                return lambda ms: wanted <= {m["payload"]["case_id"] for m in ms}
+
+            await publish(settings, REPORTS.name, first.to_bytes())
+            await read_topic(settings, CASES.name, until=dispatched(first), timeout=10)
+            killed = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1 "
+                "AND datname = $2",
+                "dispatch outbox listener",
+                settings.database_url.rsplit("/", 1)[1],
+            )
+            assert killed == 1
+            await publish(settings, REPORTS.name, second.to_bytes())
+            await read_topic(settings, CASES.name, until=dispatched(first, second), timeout=10)
+
+            runtime = client._transport.app.state.runtime  # type: ignore[attr-defined]
+            runtime.tasks["consumer"].cancel()
+            await asyncio.sleep(0.1)
+            dead = await client.get("/healthz")
+            assert dead.status_code == 503 and dead.json()["stopped"] == ["consumer"]
+    finally:
+        await admin.close()
