@@ -4,10 +4,11 @@ meet `make up`'s servers."""
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.settings import PROJECT_ROOT
@@ -28,9 +29,24 @@ class Infra:
     minio_endpoint: str
     minio_user: str
     minio_password: str
+    run_dir: Path | None = None
+    env: dict[str, str] = field(default_factory=dict, repr=False)  # what infra.sh was started with
 
     def database_url(self, name: str) -> str:
         return f"postgresql://gridlink@127.0.0.1:{self.pg_port}/{name}"
+
+    def pid(self, part: str) -> int:
+        """The process id infra.sh recorded for "kafka", "postgres" (the postmaster) or "minio"."""
+        assert self.run_dir is not None
+        return int((self.run_dir / "pids" / f"{part}.pid").read_text().split()[0])
+
+    def kill(self, part: str) -> None:
+        """kill -9 one server, as a crash or an OOM kill would (fault-injection tests)."""
+        os.kill(self.pid(part), signal.SIGKILL)
+
+    def start(self, part: str) -> None:
+        """Start one server again on its ports and data, and wait until it is ready."""
+        subprocess.run([str(INFRA), "start", part], env=self.env, check=True, stdout=subprocess.DEVNULL)
 
 
 @contextmanager
@@ -58,6 +74,8 @@ def local_servers(run_dir: Path, parts: tuple[str, ...] = ("all",)):
             minio_endpoint=f"127.0.0.1:{env['GRIDLINK_MINIO_PORT']}",
             minio_user=env["MINIO_ROOT_USER"],
             minio_password=env["MINIO_ROOT_PASSWORD"],
+            run_dir=run_dir,
+            env=env,
         )
     finally:
         subprocess.run([str(INFRA), "stop"], env=env, check=False)

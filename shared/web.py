@@ -153,6 +153,34 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+class ObserveLatency:
+    """Every request's duration by route template (not the raw path: label cardinality stays
+    bounded) and status. Plain ASGI: a BaseHTTPMiddleware costs each request a task and a stream."""
+
+    def __init__(self, app: ASGIApp, *, service: str):
+        self.app, self.service = app, service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def watched(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        finally:
+            template = getattr(scope.get("route"), "path", "unmatched")  # the router sets scope["route"]
+            metrics.HTTP_REQUEST_DURATION.labels(self.service, scope["method"], template, str(status)).observe(
+                time.perf_counter() - started
+            )
+
+
 def create_service_app(
     settings: ServiceSettings,
     *,
@@ -178,17 +206,7 @@ def create_service_app(
             allow_headers=["*"],
         )
 
-    @app.middleware("http")
-    async def observe_latency(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        # The route template (not the raw path) keeps label cardinality bounded.
-        template = getattr(route, "path", "unmatched")
-        metrics.HTTP_REQUEST_DURATION.labels(
-            settings.service_name, request.method, template, str(response.status_code)
-        ).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(ObserveLatency, service=settings.service_name)
 
     @app.get("/healthz", include_in_schema=False)
     @public("liveness probe: says whether the process answers and its background work still runs")

@@ -144,6 +144,9 @@ class TriageModel:
         self.feature_counts: defaultdict[str, dict[str, float]] = defaultdict(dict)
         self.feature_totals: dict[str, float] = {}
         self.all_counts: dict[str, float] = {}
+        # The same counts by feature (feature → category → count): scoring a text visits only the
+        # categories that have seen its features, not every category for every feature.
+        self.feature_categories: defaultdict[str, dict[str, float]] = defaultdict(dict)
         self.vocabulary: set[str] = set()
         self.corrections_applied = 0
         self._lock = threading.Lock()
@@ -156,6 +159,7 @@ class TriageModel:
         counts = self.feature_counts[category]
         for f in features(text):
             counts[f] = counts.get(f, 0.0) + weight
+            self.feature_categories[f][category] = counts[f]
             self.feature_totals[category] = self.feature_totals.get(category, 0.0) + weight
             self.all_counts[f] = self.all_counts.get(f, 0.0) + weight
             self.vocabulary.add(f)
@@ -186,15 +190,23 @@ class TriageModel:
             # Complement naive Bayes (Rennie et al. 2003): a class is scored by how badly the
             # *other* classes explain the text, which is far steadier than plain multinomial NB
             # when each class has only a few short examples.
+            # score(c) = Σ_f [denominator(c) - log(all(f) - count(c, f) + α)]. The part every
+            # category shares, Σ_f log(all(f) + α), is left out (it cancels in the softmax below),
+            # which leaves a correction only where a category has counted a feature.
             v = len(self.vocabulary) + 1
             all_total = sum(self.feature_totals.values())
-            scores = {}
-            for c in self.categories:
-                counts, total = self.feature_counts[c], self.feature_totals.get(c, 0.0)
-                denominator = math.log(all_total - total + ALPHA * v)
-                scores[c] = -sum(
-                    math.log(self.all_counts.get(f, 0.0) - counts.get(f, 0.0) + ALPHA) - denominator for f in feats
-                )
+            scores = {
+                c: len(feats) * math.log(all_total - self.feature_totals.get(c, 0.0) + ALPHA * v)
+                for c in self.categories
+            }
+            for f in feats:
+                seen_in = self.feature_categories.get(f)
+                if not seen_in:
+                    continue
+                all_f = self.all_counts[f]
+                shared = math.log(all_f + ALPHA)
+                for c, count in seen_in.items():
+                    scores[c] -= math.log(all_f - count + ALPHA) - shared
         # Keywords are evidence in the same log-odds units, added after tempering the model.
         scaled = {c: s / TEMPERATURE + keywords.get(c, 0.0) for c, s in scores.items()}
         top = max(scaled.values())
