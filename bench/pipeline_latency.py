@@ -23,13 +23,15 @@ import time
 from pathlib import Path
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.reports_load import ReportMaker, offer_reports, percentile  # noqa: E402
 from devtools.local_servers import local_servers  # noqa: E402
 from devtools.local_services import ServiceProcess, service_env  # noqa: E402
+from shared.kafka import create_producer  # noqa: E402
+from shared.settings import ServiceSettings  # noqa: E402
 from shared.topics import CASES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +39,7 @@ WARMUP_S = 5.0  # first reports (connections opening, first queries planned) are
 
 
 async def kafka_floor(bootstrap: str, rate: float, seconds: float) -> list[float]:
-    """produce(acks=all) → consume latencies (s) at `rate`/s, with the services' client settings."""
+    """produce(acks=all) → consume latencies (s) at `rate`/s, with the relay's producer settings."""
     topic = f"bench.floor.{os.getpid()}"
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -45,7 +47,7 @@ async def kafka_floor(bootstrap: str, rate: float, seconds: float) -> list[float
         await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    producer = create_producer(ServiceSettings(service_name="bench", kafka_bootstrap=bootstrap))  # the relay's
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", isolation_level="read_committed"
     )

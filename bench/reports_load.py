@@ -1,57 +1,15 @@
-"""What the intake benchmarks share: realistic report bodies spread over the demo county, an
-open-loop load (requests leave on schedule whether or not earlier ones were answered, so a slow
-server shows up as latency, not as a politely lower rate) and percentiles."""
+"""What the intake benchmarks share: an open-loop load (requests leave on schedule whether or not
+earlier ones were answered, so a slow server shows up as latency, not as a politely lower rate)
+and percentiles."""
 
 import asyncio
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
 
-from services.intake.settings import IntakeSettings
-from shared.jurisdictions import load_county
-from shared.taxonomy import load_taxonomy
-
-DESCRIPTIONS = (
-    "{place}附近{what}，已经好几天了，请尽快处理",
-    "{place}门口{what}，影响居民出行",
-    "反映一下：{place}{what}，麻烦派人看看",
-)
-
-
-class ReportMaker:
-    """Reports at random grid centroids (jittered) with random categories: near-duplicates, which
-    intake attaches to an open case, stay rare, as in a real county."""
-
-    def __init__(self, seed: int = 7):
-        settings = IntakeSettings()
-        self.random = random.Random(seed)
-        self.grids = list(load_county(settings.county_map_path).grids.values())
-        self.categories = [
-            (code, spec.name)
-            for code, spec in load_taxonomy(settings.responsibility_list_path).categories.items()
-            if code != "other"
-        ]
-
-    def body(self) -> dict:
-        grid = self.random.choice(self.grids)
-        category, name = self.random.choice(self.categories)
-        lat, lng = grid.centroid
-        template = self.random.choice(DESCRIPTIONS)
-        return {
-            "description": template.format(place=grid.name, what=name),
-            "category": category,
-            "lat": round(lat + self.random.uniform(-0.002, 0.002), 6),
-            "lng": round(lng + self.random.uniform(-0.002, 0.002), 6),
-            "channel": "api",
-        }
-
-    def client_address(self) -> str:
-        """A resident's address as the ingress reports it (X-Forwarded-For): many residents,
-        so per-IP rate limits are exercised but not hit."""
-        return f"10.{self.random.randrange(256)}.{self.random.randrange(256)}.{self.random.randrange(1, 255)}"
+from devtools.reports import ReportMaker
 
 
 @dataclass
@@ -103,8 +61,11 @@ async def offer_reports(
         pending.add(task)
         task.add_done_callback(pending.discard)
         offered.sent += 1
-    if pending:
-        await asyncio.wait(pending, timeout=60)
+    if pending:  # stragglers get 15 s; what is still unanswered then counts as failed
+        _, late = await asyncio.wait(pending, timeout=15)
+        offered.failures += len(late)
+        for task in late:
+            task.cancel()
     return offered
 
 
