@@ -46,19 +46,24 @@ def create_producer(settings: ServiceSettings) -> AIOKafkaProducer:
 
 
 async def relay_outbox_once(settings: ServiceSettings, pool: asyncpg.Pool, producer: AIOKafkaProducer) -> int:
-    """Publish one batch of outbox rows in order, then delete them; returns how many."""
+    """Publish one batch of outbox rows in order and delete them; returns how many."""
     async with pool.acquire() as conn, conn.transaction():
-        # One relay per service schema at a time keeps events with the same key in order.
-        lock = f"outbox:{schema_name(settings)}"
-        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", lock):
-            return 0
-        rows = await conn.fetch("SELECT id, topic, key, value FROM outbox ORDER BY id LIMIT 500")
+        # One statement (it runs for every commit of the service): one relay per service schema
+        # at a time keeps events with the same key in order, so a row is taken only under the
+        # schema's lock. The rows are deleted before they are published, in a transaction that
+        # commits only after Kafka acknowledged them all: a failed send rolls the delete back, and
+        # a crash between the acknowledgement and the commit republishes the batch, whose
+        # duplicates consumers drop.
+        rows = await conn.fetch(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE pg_try_advisory_xact_lock(hashtext($1)) "
+            "ORDER BY id LIMIT 500) RETURNING id, topic, key, value",
+            f"outbox:{schema_name(settings)}",
+        )
         if not rows:
             return 0
-        # A crash between send and delete republishes the batch; consumers drop the duplicates.
+        rows.sort(key=lambda r: r["id"])
         pending = [await producer.send(r["topic"], r["value"], key=r["key"].encode()) for r in rows]
         await asyncio.gather(*pending)
-        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
     for r in rows:
         metrics.OUTBOX_PUBLISHED.labels(settings.service_name, r["topic"]).inc()
     return len(rows)

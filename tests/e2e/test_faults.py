@@ -11,6 +11,7 @@ Select with `-m faults` (or leave out with `-m "not faults"`); about two to thre
 
 import asyncio
 import os
+import shutil
 import time
 from collections import Counter
 from contextlib import suppress
@@ -31,7 +32,8 @@ pytestmark = pytest.mark.faults
 
 SERVICES = ("intake", "dispatch", "sla", "notify", "media")
 REPORTS_PER_S = 2.0  # spread over ~30 departments: far below each group robot's 20 messages a minute
-DOWN_S = 3.0
+DOWN_S = 2.0
+KEPT_LOGS = PROJECT_ROOT / ".cache" / "fault-test-logs"
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +60,9 @@ def stack():
             for service in services.values():
                 service.stop(grace_s=5)
             fake.stop()
+            # The servers' data goes with their run directory; the logs are kept for a failure.
+            shutil.rmtree(KEPT_LOGS, ignore_errors=True)
+            shutil.copytree(logs, KEPT_LOGS)
 
 
 class Residents:
@@ -131,25 +136,32 @@ async def restart_service(service: ServiceProcess) -> None:
 
 async def test_nothing_is_lost_or_doubled_when_anything_is_killed(stack):
     infra, services, fake = stack
+    started = time.monotonic()
+
+    def log(what: str) -> None:  # shown with the failure, or with -s: where the minutes go
+        print(f"[faults] {time.monotonic() - started:6.1f}s {what}")
+
     residents = Residents(services["intake"].url)
     load = asyncio.create_task(residents.run())
-    await asyncio.sleep(5)
+    await asyncio.sleep(3)
     for part in ("kafka", "postgres", "minio"):
         await restart_server(infra, part)
         await all_ready(services)
-        await asyncio.sleep(2)
+        log(f"{part} killed, restarted, every service ready again")
     for service in services.values():
         await restart_service(service)
         await all_ready(services)
+        log(f"{service.name} killed, restarted, every service ready again")
     # A backlog for dispatch (it is down while reports arrive), then PostgreSQL dies as it catches up.
     services["dispatch"].kill()
-    await asyncio.sleep(6)
+    await asyncio.sleep(5)
     await asyncio.to_thread(services["dispatch"].start)
     await restart_server(infra, "postgres")
     await all_ready(services)
-    await asyncio.sleep(3)
+    log("postgres killed during dispatch's backlog; every service ready again")
     load.cancel()
     await residents.finish()
+    log(f"{len(residents.accepted)} reports accepted; retries {dict(residents.retries)}")
 
     answers = list(residents.accepted.values())
     new_cases = {a["case_id"]: a["case_no"] for a in answers if not a["attached_to_case"]}
@@ -162,7 +174,13 @@ async def test_nothing_is_lost_or_doubled_when_anything_is_killed(stack):
             rows = await db.fetch("SELECT case_id::text FROM dispatch.cases")
             return {r["case_id"] for r in rows} >= set(new_cases)
 
-        await wait_for(dispatched, 90)
+        async def missing() -> str:
+            found = {r["case_id"] for r in await db.fetch("SELECT case_id::text FROM dispatch.cases")}
+            lost = set(new_cases) - found
+            outbox = await db.fetchval("SELECT count(*) FROM intake.outbox")
+            return f"{len(lost)} of {len(new_cases)} cases missing, {outbox} in intake's outbox; logs in {KEPT_LOGS}"
+
+        await wait_for(dispatched, 90, explain=missing)
         case_ids = [r["case_id"] for r in await db.fetch("SELECT case_id::text FROM dispatch.cases")]
         assert sorted(case_ids) == sorted(new_cases)  # each accepted report's case once, no other
         assert await db.fetchval("SELECT count(*) FROM intake.reports") == len(answers)
@@ -180,6 +198,7 @@ async def test_nothing_is_lost_or_doubled_when_anything_is_killed(stack):
             return set(await announced()) == set(new_cases.values())
 
         await wait_for(every_case_announced, 90)
+        log("every case dispatched and announced")
         await asyncio.sleep(2)  # a second copy would be sent by now
         counts = await announced()
         assert {no for no, n in counts.items() if n != 1} == set(), counts
@@ -193,8 +212,9 @@ async def test_nothing_is_lost_or_doubled_when_anything_is_killed(stack):
         await consumer.stop()
 
 
-async def wait_for(check, seconds: float) -> None:
+async def wait_for(check, seconds: float, explain=None) -> None:
     deadline = time.monotonic() + seconds
     while not await check():
-        assert time.monotonic() < deadline, f"{check.__name__} not true within {seconds}s"
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{check.__name__} not true within {seconds}s: {explain and await explain()}")
         await asyncio.sleep(0.5)
