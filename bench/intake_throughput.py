@@ -2,8 +2,7 @@
 asyncpg app that only inserts the report and its outbox row, measured in the same run.
 
 Starts its own PostgreSQL, Kafka and MinIO (devtools/local_servers.py) and intake (uvicorn,
---workers processes, dispatch too so the pipeline runs as in production) and the baseline app (same
-workers). Each is saturated by --clients concurrent clients posting reports for --seconds (closed
+--workers processes, its outbox relay publishing to Kafka) and the baseline app (same workers). Each is saturated by --clients concurrent clients posting reports for --seconds (closed
 loop): accepted reports per second. Then intake is offered --rate reports/s (open loop) to check it
 sustains that rate: every report answered 201, p99 answer time printed. Exits non-zero when intake
 is under 0.7x the baseline or does not sustain the rate.
@@ -149,14 +148,13 @@ def run(args: argparse.Namespace) -> int:
     logs = run_dir / "logs"
     with local_servers(run_dir) as infra:
         env = service_env(infra, intake_trusted_proxies='["127.0.0.1"]')
-        dispatch = ServiceProcess("dispatch", env, logs)
         profile = ROOT / ".cache" / "intake-profile.txt"
         profiler = ("-m", "pyinstrument", "-i", "0.005", "-r", "text", "-o", str(profile)) if args.profile else ()
         intake = ServiceProcess("intake", env, logs, workers=1 if args.profile else args.workers, launcher=profiler)
         baseline = ServiceProcess(
             "baseline", env, logs, workers=args.workers, app="bench.intake_throughput:baseline_app"
         )
-        processes = [dispatch, intake, baseline]
+        processes = [intake, baseline]
         try:
             for process in processes:
                 process.start()

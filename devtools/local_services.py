@@ -71,14 +71,16 @@ class ServiceProcess:
             "--no-access-log",
         ]
 
-    def start(self, *, wait_s: float = 120) -> "ServiceProcess":
+    def start(self, *, wait_s: float | None = 120) -> "ServiceProcess":
+        """Start the process and wait until it is ready (wait_s=None: do not wait, see wait_ready)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = self.env | {"GRIDLINK_SERVICE_NAME": self.name}
         with (self.log_dir / f"{self.name}.log").open("a") as log:
             self.process = subprocess.Popen(
                 self.command(), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, start_new_session=True
             )
-        self.wait_ready(wait_s)
+        if wait_s is not None:
+            self.wait_ready(wait_s)
         return self
 
     def wait_ready(self, seconds: float) -> None:

@@ -53,8 +53,10 @@ def stack():
         )
         services = {name: ServiceProcess(name, env, logs) for name in SERVICES}
         try:
+            for service in services.values():  # side by side: each waits mostly for Kafka
+                service.start(wait_s=None)
             for service in services.values():
-                service.start()
+                service.wait_ready(180)
             yield infra, services, fake
         finally:
             for service in services.values():
@@ -116,7 +118,7 @@ async def all_ready(services: dict[str, ServiceProcess], timeout: float = 90) ->
 
 
 async def restart_server(infra, part: str) -> None:
-    infra.kill(part)
+    infra.kill(part)  # the port stays closed until the start below: DOWN_S plus the server's own start
     await asyncio.sleep(DOWN_S)
     for attempt in range(5):  # a killed postmaster's backends take a moment to let go of its memory
         try:
@@ -130,7 +132,6 @@ async def restart_server(infra, part: str) -> None:
 
 async def restart_service(service: ServiceProcess) -> None:
     service.kill()
-    await asyncio.sleep(1)
     await asyncio.to_thread(service.start)
 
 
