@@ -2,8 +2,9 @@
 asyncpg app that only inserts the report and its outbox row, measured in the same run.
 
 Starts its own PostgreSQL, Kafka and MinIO (devtools/local_servers.py) and intake (uvicorn,
---workers processes, its outbox relay publishing to Kafka) and the baseline app (same workers). Each is saturated by --clients concurrent clients posting reports for --seconds (closed
-loop): accepted reports per second. Then intake is offered --rate reports/s (open loop) to check it
+--workers processes, its outbox relay publishing to Kafka) and the baseline app (same workers).
+Each is saturated by --clients concurrent clients posting reports for --seconds (closed loop):
+accepted reports per second. Then intake is offered --rate reports/s (open loop) to check it
 sustains that rate: every report answered 201, p99 answer time printed. Exits non-zero when intake
 is under 0.7x the baseline or does not sustain the rate.
 
