@@ -144,7 +144,10 @@ def run(rate: float, seconds: float, target_ms: float) -> int:
                 stdout=subprocess.PIPE,
                 cwd=ROOT,
             )
-            result = asyncio.run(measure_pipeline(intake.url, infra.kafka_bootstrap, rate, seconds))
+            # Bounded: a starved machine must end the bench with an error, not hang it.
+            result = asyncio.run(
+                asyncio.wait_for(measure_pipeline(intake.url, infra.kafka_bootstrap, rate, seconds), seconds + 120)
+            )
             floor_out, _ = floor.communicate(timeout=120)
             kafka = json.loads(floor_out)
         finally:
