@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -190,6 +191,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
+    # A SIGTERM (a timeout, Ctrl-C's cousin) unwinds like an error, so the servers are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--clients", type=int, default=32)

@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -169,6 +170,8 @@ def run(rate: float, seconds: float, target_ms: float) -> int:
 
 
 def main() -> int:
+    # A SIGTERM (a timeout, Ctrl-C's cousin) unwinds like an error, so the servers are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     if len(sys.argv) == 5 and sys.argv[1] == "--floor":
         floor_main(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]))
         return 0
