@@ -212,7 +212,8 @@ def create_service_app(
     @public("liveness probe: says whether the process answers and its background work still runs")
     async def healthz(request: Request):
         runtime = getattr(request.app.state, "runtime", None)
-        stopped = runtime.stopped_tasks() if runtime else []
+        # The console's runtime is its own (a live feed, no pool or tasks): only a service's counts here.
+        stopped = runtime.stopped_tasks() if isinstance(runtime, Runtime) else []
         if stopped:  # a dead relay or consumer leaves the pod answering but useless: have it restarted
             return JSONResponse(
                 {"status": "failing", "service": settings.service_name, "stopped": stopped}, status_code=503
