@@ -50,9 +50,11 @@ class Infra:
 
 
 @contextmanager
-def local_servers(run_dir: Path, parts: tuple[str, ...] = ("all",)):
+def local_servers(run_dir: Path, parts: tuple[str, ...] = ("all",), *, durable: bool = False):
     """Start the given parts of the local stack ("all", or "postgres", "kafka", "minio") on free
-    ports in `run_dir`; stop them and remove their data afterwards."""
+    ports in `run_dir`; stop them and remove their data afterwards. PostgreSQL trades durability
+    for speed (the data is thrown away) unless `durable`: a test that kills PostgreSQL needs what
+    it acknowledged as committed to survive (synchronous_commit=off loses the last ~0.6 s)."""
     env = {
         **os.environ,
         "GRIDLINK_RUN_DIR": str(run_dir),
@@ -63,7 +65,7 @@ def local_servers(run_dir: Path, parts: tuple[str, ...] = ("all",)):
         "GRIDLINK_MINIO_CONSOLE_PORT": str(free_port()),
         "MINIO_ROOT_USER": "gridlink-test",
         "MINIO_ROOT_PASSWORD": "gridlink-test-secret",
-        "GRIDLINK_PG_EPHEMERAL": "1",  # the data is thrown away: no fsync
+        "GRIDLINK_PG_EPHEMERAL": "0" if durable else "1",  # the data is thrown away: no fsync
     }
     try:
         for part in parts:

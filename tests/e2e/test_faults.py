@@ -39,7 +39,7 @@ KEPT_LOGS = PROJECT_ROOT / ".cache" / "fault-test-logs"
 @pytest.fixture(scope="module")
 def stack():
     """Own servers (the session's must not be killed under other tests) and the services on them."""
-    with local_servers(PROJECT_ROOT / ".cache" / f"fault-run-{os.getpid()}") as infra:
+    with local_servers(PROJECT_ROOT / ".cache" / f"fault-run-{os.getpid()}", durable=True) as infra:
         logs = infra.run_dir / "logs"  # type: ignore[operator]
         fake = ServiceProcess("fake-wecom", dict(os.environ), logs).start()
         env = service_env(
