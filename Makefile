@@ -10,7 +10,7 @@ help:
 	@echo "make down    stop exactly what make up started"
 	@echo "make status  what is running"
 	@echo "make logs    follow the service and server logs"
-	@echo "make bench   benchmarks (SLA timers, broadcast, console queue, 派单 burst, triage), printing figures and ratios against baselines"
+	@echo "make bench   benchmarks (SLA timers, broadcast, console queue, 派单 burst, triage, memory, scorecards, pipeline latency, intake throughput), printing figures and ratios against baselines"
 	@echo "make seed    load the county map (towns, villages, grids, grid workers, groups) into dispatch"
 	@echo "make county  regenerate the demo county's files (shared/data/county.geojson, groups.csv)"
 	@echo "make test    install what is missing, run the gates (ruff, mypy) and all tests with coverage"
@@ -73,3 +73,5 @@ bench: install
 	@$(PY) bench/triage.py
 	@$(PY) bench/service_memory.py
 	@$(PY) bench/scorecards.py
+	@$(PY) bench/pipeline_latency.py
+	@$(PY) bench/intake_throughput.py

@@ -4,11 +4,12 @@ directory, so they never meet `make up`'s servers."""
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -49,15 +50,32 @@ class Infra:
     # returns people to (a console under test serves there: tests/support.py `serving(port=)`).
     oidc_issuer: str
     console_port: int
+    run_dir: Path | None = None
+    env: dict[str, str] = field(default_factory=dict, repr=False)  # what infra.sh was started with
 
     def database_url(self, name: str) -> str:
         return f"postgresql://gridlink@127.0.0.1:{self.pg_port}/{name}"
 
+    def pid(self, part: str) -> int:
+        """The process id infra.sh recorded for "kafka", "postgres" (the postmaster) or "minio"."""
+        assert self.run_dir is not None
+        return int((self.run_dir / "pids" / f"{part}.pid").read_text().split()[0])
+
+    def kill(self, part: str) -> None:
+        """kill -9 one server, as a crash or an OOM kill would (fault-injection tests)."""
+        os.kill(self.pid(part), signal.SIGKILL)
+
+    def start(self, part: str) -> None:
+        """Start one server again on its ports and data, and wait until it is ready."""
+        subprocess.run([str(INFRA), "start", part], env=self.env, check=True, stdout=subprocess.DEVNULL)
+
 
 @contextmanager
-def local_servers(run_dir: Path, parts: tuple[str, ...] = ("all",)):
+def local_servers(run_dir: Path, parts: tuple[str, ...] = ("all",), *, durable: bool = False):
     """Start the given parts of the local stack ("all", or "postgres", "kafka", "minio", "oidc") on
-    free ports in `run_dir`; stop them and remove their data afterwards."""
+    free ports in `run_dir`; stop them and remove their data afterwards. PostgreSQL trades durability
+    for speed (the data is thrown away) unless `durable`: a test that kills PostgreSQL needs what
+    it acknowledged as committed to survive (synchronous_commit=off loses the last ~0.6 s)."""
     oidc_port, console_port = free_port(), free_port()
     env = {
         **os.environ,
@@ -69,7 +87,7 @@ def local_servers(run_dir: Path, parts: tuple[str, ...] = ("all",)):
         "GRIDLINK_MINIO_CONSOLE_PORT": str(free_port()),
         "MINIO_ROOT_USER": "gridlink-test",
         "MINIO_ROOT_PASSWORD": "gridlink-test-secret",
-        "GRIDLINK_PG_EPHEMERAL": "1",  # the data is thrown away: no fsync
+        "GRIDLINK_PG_EPHEMERAL": "0" if durable else "1",  # the data is thrown away: no fsync
         "GRIDLINK_OIDC_PORT": str(oidc_port),
         "GRIDLINK_AUTH_OIDC_ISSUER": f"http://127.0.0.1:{oidc_port}",
         "GRIDLINK_OIDC_CONSOLE_URLS": f"http://127.0.0.1:{console_port}",
@@ -86,6 +104,8 @@ def local_servers(run_dir: Path, parts: tuple[str, ...] = ("all",)):
             minio_password=env["MINIO_ROOT_PASSWORD"],
             oidc_issuer=env["GRIDLINK_AUTH_OIDC_ISSUER"],
             console_port=console_port,
+            run_dir=run_dir,
+            env=env,
         )
     finally:
         subprocess.run([str(INFRA), "stop"], env=env, check=False)

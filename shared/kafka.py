@@ -38,33 +38,37 @@ def create_producer(settings: ServiceSettings) -> AIOKafkaProducer:
         **settings.kafka_client_options(),
         acks="all",
         enable_idempotence=True,
-        linger_ms=5,
+        # No lingering: the relay hands a whole batch to the producer before awaiting any of it, so
+        # batches form anyway, and waiting 5 ms more would add to every event's latency.
+        linger_ms=0,
     )
 
 
 async def relay_outbox_once(settings: ServiceSettings, pool: asyncpg.Pool, producer: AIOKafkaProducer) -> int:
-    """Publish one batch of outbox rows in order, then delete them; returns how many."""
+    """Publish one batch of outbox rows in order and delete them; returns how many."""
     async with pool.acquire() as conn, conn.transaction():
-        # One relay per service schema at a time keeps events with the same key in order.
-        lock = f"outbox:{schema_name(settings)}"
-        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", lock):
-            # Another replica relays and reports the backlog; a stale figure here would mislead.
-            metrics.OUTBOX_OLDEST_AGE.labels(settings.service_name).set(0)
-            return 0
+        # One statement (it runs for every commit of the service): one relay per service schema
+        # at a time keeps events with the same key in order, so a row is taken only under the
+        # schema's lock. The rows are deleted before they are published, in a transaction that
+        # commits only after Kafka acknowledged them all: a failed send rolls the delete back, and
+        # a crash between the acknowledgement and the commit republishes the batch, whose
+        # duplicates consumers drop.
         rows = await conn.fetch(
-            "SELECT id, topic, key, value, request_id, "
-            "extract(epoch FROM clock_timestamp() - created_at)::float8 AS age FROM outbox ORDER BY id LIMIT 500"
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE pg_try_advisory_xact_lock(hashtext($1)) "
+            "ORDER BY id LIMIT 500) RETURNING id, topic, key, value, request_id, "
+            "extract(epoch FROM clock_timestamp() - created_at)::float8 AS age",
+            f"outbox:{schema_name(settings)}",
         )
-        metrics.OUTBOX_OLDEST_AGE.labels(settings.service_name).set(rows[0]["age"] if rows else 0)
+        # The oldest event this pass published (none: nothing waits, or another replica relays).
+        metrics.OUTBOX_OLDEST_AGE.labels(settings.service_name).set(max((r["age"] for r in rows), default=0))
         if not rows:
             return 0
-        # A crash between send and delete republishes the batch; consumers drop the duplicates.
+        rows.sort(key=lambda r: r["id"])
         pending = [
             await producer.send(r["topic"], r["value"], key=r["key"].encode(), headers=_headers(r["request_id"]))
             for r in rows
         ]
         await asyncio.gather(*pending)
-        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
     for r in rows:
         metrics.OUTBOX_PUBLISHED.labels(settings.service_name, r["topic"]).inc()
     return len(rows)
@@ -81,16 +85,52 @@ def _request_id_of(record: ConsumerRecord) -> str | None:
     return None
 
 
-async def run_outbox_relay(
-    settings: ServiceSettings, pool: asyncpg.Pool, producer: AIOKafkaProducer, stopping: asyncio.Event
-) -> None:
-    """Relay until stopping; an empty outbox is polled every `outbox_poll_interval_s`."""
-    await repeat_until_stopped(
-        stopping,
-        settings.outbox_poll_interval_s,
-        lambda: relay_outbox_once(settings, pool, producer),
-        what="outbox relay",
-    )
+class OutboxRelay:
+    """Publishes the service's outbox as soon as a transaction writing to it commits: the outbox's
+    trigger NOTIFYs `outbox_<schema>` (shared/migrations/002) and this relay LISTENs on its own
+    connection. It also polls every `outbox_fallback_poll_s`, which covers a notification lost
+    while that connection was down (it is reopened on the next step)."""
+
+    def __init__(self, settings: ServiceSettings, pool: asyncpg.Pool, producer: AIOKafkaProducer):
+        self.settings, self.pool, self.producer = settings, pool, producer
+        self.channel = f"outbox_{schema_name(settings)}"
+        self.wake = asyncio.Event()
+        self.listener: asyncpg.Connection | None = None
+
+    def _notified(self, *_: object) -> None:
+        self.wake.set()
+
+    async def listen(self) -> None:
+        """(Re)open the listening connection if it is not open."""
+        if self.listener is not None and not self.listener.is_closed():
+            return
+        self.listener = None
+        conn = await asyncpg.connect(
+            self.settings.database_url,
+            timeout=5,
+            server_settings={"application_name": f"{self.settings.service_name} outbox listener"},
+        )
+        await conn.add_listener(self.channel, self._notified)
+        conn.add_termination_listener(self._notified)  # reopen at once, not at the next poll
+        self.listener = conn
+        self.wake.set()  # what committed while nobody listened is relayed by one more pass
+
+    async def step(self) -> int:
+        try:
+            await self.listen()
+        except Exception as exc:  # the database is away: the relay below fails too, and is retried
+            log.warning("outbox relay cannot listen for %s yet: %r", self.channel, exc)
+        return await relay_outbox_once(self.settings, self.pool, self.producer)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Relay until stopping."""
+        try:
+            await repeat_until_stopped(
+                stopping, self.settings.outbox_fallback_poll_s, self.step, what="outbox relay", wake=self.wake
+            )
+        finally:
+            if self.listener is not None:
+                await self.listener.close()
 
 
 class ConsumerRunner:

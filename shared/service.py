@@ -13,7 +13,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from shared.db import apply_migrations, check_migrations, create_pool, schema_name
-from shared.kafka import ConsumerRunner, Handler, create_producer, relay_outbox_once, run_outbox_relay
+from shared.kafka import ConsumerRunner, Handler, OutboxRelay, create_producer, relay_outbox_once
 from shared.settings import ServiceSettings
 from shared.topics import Topic, ensure_topics
 
@@ -39,6 +39,13 @@ class Runtime(Generic[S]):
     def noted(self) -> dict[str, str]:
         """The notes that currently say something."""
         return {name: text for name, note in self.notes.items() if (text := note())}
+
+    def stopped_tasks(self) -> list[str]:
+        """Background tasks (relay, consumer, loops) that ended while the service is not stopping:
+        the process no longer does its work and must be restarted (liveness fails)."""
+        if self.stopping.is_set():
+            return []
+        return [name for name, task in self.tasks.items() if task.done()]
 
     async def readiness(self) -> dict[str, str]:
         """Name → 'ok' or the reason it is not ready."""
@@ -107,7 +114,7 @@ async def running_service(
         checks=checks or {},
         notes=notes or {},
     )
-    runtime.tasks["outbox_relay"] = asyncio.create_task(run_outbox_relay(settings, pool, producer, runtime.stopping))
+    runtime.tasks["outbox_relay"] = asyncio.create_task(OutboxRelay(settings, pool, producer).run(runtime.stopping))
     if handlers:
         runtime.consumer = ConsumerRunner(
             settings=settings, pool=pool, producer=producer, topics=list(topics), handlers=handlers

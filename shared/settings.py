@@ -85,7 +85,10 @@ class ServiceSettings(BaseSettings):
     consumer_retry_backoff_s: float = 0.2
     # A transient failure is retried for as long as it lasts, waiting at most this long between tries.
     consumer_retry_max_backoff_s: float = 30.0
+    # How often the background loops that poll their own tables (notify's queue, media's work) look.
     outbox_poll_interval_s: float = 0.1
+    # The outbox relay is woken by NOTIFY when events commit; it polls this rarely only as a fallback.
+    outbox_fallback_poll_s: float = 1.0
 
     # The largest request body a service reads (JSON, forms, callbacks); services that take files
     # (intake's photos, media's uploads) allow what their file limits need.

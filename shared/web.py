@@ -178,6 +178,42 @@ def contract() -> dict[str, Any]:
     return build_document()
 
 
+class ObserveLatency:
+    """Every request's duration by route template (not the raw path: label cardinality stays
+    bounded) and status. Plain ASGI: a BaseHTTPMiddleware costs each request a task and a stream."""
+
+    def __init__(self, app: ASGIApp, *, service: str):
+        self.app, self.service = app, service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # An exception escaping the app reaches the client as a 500: it counts as one.
+        started, status = time.perf_counter(), 500
+        # The caller's request id (or a new one) for the logs and the events this request causes.
+        request_id = logs.request_id_from(Headers(scope=scope).get(logs.REQUEST_ID_HEADER))
+
+        async def watched(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (logs.REQUEST_ID_HEADER.lower().encode(), request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            with logs.bound(request=request_id):
+                await self.app(scope, receive, watched)
+        finally:
+            template = getattr(scope.get("route"), "path", "unmatched")  # the router sets scope["route"]
+            metrics.HTTP_REQUEST_DURATION.labels(self.service, scope["method"], template, str(status)).observe(
+                time.perf_counter() - started
+            )
+
+
 def create_service_app(
     settings: ServiceSettings,
     *,
@@ -207,29 +243,18 @@ def create_service_app(
             allow_headers=["*"],
         )
 
-    @app.middleware("http")
-    async def observe_latency(request: Request, call_next):
-        started = time.perf_counter()
-        status = "500"  # an exception escaping the app reaches the client as a 500: count it as one
-        # The caller's request id (or a new one) for the logs and the events this request causes.
-        request_id = logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))
-        try:
-            with logs.bound(request=request_id):
-                response = await call_next(request)
-            response.headers[logs.REQUEST_ID_HEADER] = request_id
-            status = str(response.status_code)
-            return response
-        finally:
-            route = request.scope.get("route")
-            # The route template (not the raw path) keeps label cardinality bounded.
-            template = getattr(route, "path", "unmatched")
-            metrics.HTTP_REQUEST_DURATION.labels(settings.service_name, request.method, template, status).observe(
-                time.perf_counter() - started
-            )
+    app.add_middleware(ObserveLatency, service=settings.service_name)
 
     @app.get("/healthz", include_in_schema=False)
-    @public("liveness probe: says only that the process answers")
-    async def healthz():
+    @public("liveness probe: says whether the process answers and its background work still runs")
+    async def healthz(request: Request):
+        runtime = getattr(request.app.state, "runtime", None)
+        # The console's runtime is its own (a live feed, no pool or tasks): only a service's counts here.
+        stopped = runtime.stopped_tasks() if isinstance(runtime, Runtime) else []
+        if stopped:  # a dead relay or consumer leaves the pod answering but useless: have it restarted
+            return JSONResponse(
+                {"status": "failing", "service": settings.service_name, "stopped": stopped}, status_code=503
+            )
         return {"status": "ok", "service": settings.service_name}
 
     @app.get("/readyz", include_in_schema=False)

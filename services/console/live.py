@@ -114,7 +114,6 @@ async def running_hub(settings: ServiceSettings, render: Callable[[Event], dict]
         await consumer.position(partition)
 
     async def run() -> None:
-        hub.running = True
         try:
             while True:
                 batches = await consumer.getmany(timeout_ms=500)
@@ -127,6 +126,9 @@ async def running_hub(settings: ServiceSettings, render: Callable[[Event], dict]
         finally:
             hub.running = False
 
+    # Running from here (the consumer is started), not from the task's first step: a readiness
+    # probe answered before the task is first scheduled must not call the console not ready.
+    hub.running = True
     task = asyncio.create_task(run())
     try:
         yield hub

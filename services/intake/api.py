@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
+import asyncpg
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -208,20 +209,7 @@ async def post_report(request: Request, idempotency_key: str | None = Header(def
         if idempotency_key:
             existing = await store.find_report_by_idempotency_key(conn, key=idempotency_key)
             if existing:
-                # A retry of the same report gets its answer again; a key reused for another report
-                # must not show someone else's (keys are chosen by clients, and may be guessed).
-                phone = report.reporter_phone
-                same = existing["description"] == report.description and existing["reporter_phone_hash"] == (
-                    phone_hash(phone, intake.settings.phone_hash_key) if phone else None
-                )
-                if not same:
-                    raise Problem(
-                        422,
-                        "Idempotency-Key reused",
-                        "这个 Idempotency-Key 已用于另一条反映；每条新反映请使用新的键。",
-                        kind="idempotency-key-reused",
-                    )
-                return JSONResponse(_report_view(existing).model_dump(mode="json"), status_code=200)
+                return _repeated_report(intake, report, existing)
         await check_rate_limit(
             conn,
             settings=intake.settings,
@@ -236,24 +224,51 @@ async def post_report(request: Request, idempotency_key: str | None = Header(def
             incoming.append(
                 IncomingPhoto(object_key=key, filename=filename, content_type=content_type, size_bytes=len(data))
             )
-        async with conn.transaction():
-            accepted = await submit_report(
-                conn,
-                intake=intake,
-                description=report.description,
-                category=report.category,
-                placement=placement,
-                input_lat=report.lat,
-                input_lng=report.lng,
-                coord_system=report.coord_system.value if report.lat is not None else None,
-                address=report.address,
-                channel=report.channel.value,
-                reporter_phone=report.reporter_phone,
-                media_ids=report.media_ids,
-                idempotency_key=idempotency_key,
-                incoming_photos=tuple(incoming),
-            )
+        try:
+            async with conn.transaction():
+                accepted = await submit_report(
+                    conn,
+                    intake=intake,
+                    description=report.description,
+                    category=report.category,
+                    placement=placement,
+                    input_lat=report.lat,
+                    input_lng=report.lng,
+                    coord_system=report.coord_system.value if report.lat is not None else None,
+                    address=report.address,
+                    channel=report.channel.value,
+                    reporter_phone=report.reporter_phone,
+                    media_ids=report.media_ids,
+                    idempotency_key=idempotency_key,
+                    incoming_photos=tuple(incoming),
+                )
+        except asyncpg.UniqueViolationError as exc:
+            # The same key raced in on another connection (a retry while the first try was still
+            # running, perhaps in another worker): answer as for any repeat, once it committed.
+            if not idempotency_key or exc.constraint_name != "reports_idempotency_key_key":
+                raise
+            existing = await store.find_report_by_idempotency_key(conn, key=idempotency_key)
+            if existing is None:
+                raise
+            return _repeated_report(intake, report, existing)
     return accepted.answer()
+
+
+def _repeated_report(intake: Intake, report: ReportIn, existing) -> JSONResponse:
+    """A retry of the same report gets its answer again; a key reused for another report must not
+    show someone else's (keys are chosen by clients, and may be guessed)."""
+    phone = report.reporter_phone
+    same = existing["description"] == report.description and existing["reporter_phone_hash"] == (
+        phone_hash(phone, intake.settings.phone_hash_key) if phone else None
+    )
+    if not same:
+        raise Problem(
+            422,
+            "Idempotency-Key reused",
+            "这个 Idempotency-Key 已用于另一条反映；每条新反映请使用新的键。",
+            kind="idempotency-key-reused",
+        )
+    return JSONResponse(_report_view(existing).model_dump(mode="json"), status_code=200)
 
 
 @router.get("/reports/{report_id}", response_model=ReportOut)

@@ -4,6 +4,7 @@ case (一事多报), how phones are kept, and how WeChat messages become one rep
 import hashlib
 import hmac
 import ipaddress
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -123,6 +124,25 @@ def matching_open_case(
         if d <= max_distance_m and (best is None or d < best[1]):
             best = (case, d)
     return best
+
+
+# Cells of the duplicate check's locks: about 1 km, far larger than the distance duplicates lie apart.
+DUPLICATE_CELL_DEG = 0.01
+
+
+def duplicate_lock_keys(*, category: str, lat: float, lng: float, radius_deg: float) -> list[str]:
+    """What a duplicate check locks: its category in each cell that the search box around the point
+    (radius_deg, and 1.2x that in longitude, as the search) touches. Two reports near enough to be
+    duplicates both have the point midway between them in their boxes, so they share a key and one
+    check waits for the other; reports of one category far apart no longer queue behind each other."""
+    rows = range(
+        math.floor((lat - radius_deg) / DUPLICATE_CELL_DEG), math.floor((lat + radius_deg) / DUPLICATE_CELL_DEG) + 1
+    )
+    lng_radius = radius_deg * 1.2
+    cols = range(
+        math.floor((lng - lng_radius) / DUPLICATE_CELL_DEG), math.floor((lng + lng_radius) / DUPLICATE_CELL_DEG) + 1
+    )
+    return sorted(f"{category}:{r}:{c}" for r in rows for c in cols)
 
 
 def format_case_no(day: date, seq: int) -> str:

@@ -17,6 +17,7 @@ from services.intake.domain import (
     Placement,
     client_address,
     division_of,
+    duplicate_lock_keys,
     format_case_no,
     matching_open_case,
     window_start,
@@ -136,11 +137,14 @@ async def check_rate_limit(
         # The key holds the phone's keyed hash, never the number.
         key = "phone:" + phone_hash(phone, settings.phone_hash_key).hex()
         limits.append((key, window_start(now, 3600), settings.intake_rate_limit_phone_per_hour, 3600))
-    exceeded = []
-    async with conn.transaction():
-        for key, start, limit, seconds in limits:
-            if await store.hit_rate_limit(conn, key=key, window_start=start) > limit:
-                exceeded.append(int((start + timedelta(seconds=seconds) - now).total_seconds()) + 1)
+    if not limits:
+        return
+    hits = await store.hit_rate_limits(conn, windows=[(key, start) for key, start, _, _ in limits])
+    exceeded = [
+        int((start + timedelta(seconds=seconds) - now).total_seconds()) + 1
+        for key, start, limit, seconds in limits
+        if hits[key] > limit
+    ]
     if exceeded:
         raise Problem(
             429, "Too many requests", "提交过于频繁，请稍后再试。", kind="rate-limited", retry_after_s=max(exceeded)
@@ -188,9 +192,12 @@ async def submit_report(
 
     match = None
     if category is not None and placement.lat is not None and placement.lng is not None:
-        await store.lock_duplicates_check(conn, category=category)
-        since = now - timedelta(hours=settings.intake_duplicate_window_hours)
         radius_deg = settings.intake_duplicate_distance_m / 111_000 * 1.5
+        await store.lock_duplicates_check(
+            conn,
+            keys=duplicate_lock_keys(category=category, lat=placement.lat, lng=placement.lng, radius_deg=radius_deg),
+        )
+        since = now - timedelta(hours=settings.intake_duplicate_window_hours)
         rows = await store.find_open_cases_near(
             conn, category=category, since=since, lat=placement.lat, lng=placement.lng, radius_deg=radius_deg
         )

@@ -39,9 +39,12 @@ async def next_case_seq(conn: asyncpg.Connection) -> int:
     return await conn.fetchval("SELECT nextval('case_no_seq')")
 
 
-async def lock_duplicates_check(conn: asyncpg.Connection, *, category: str) -> None:
-    """Serialise duplicate checks per category, so two reports of one problem can't both open a case."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"intake-dup:{category}")
+async def lock_duplicates_check(conn: asyncpg.Connection, *, keys: list[str]) -> None:
+    """Serialise duplicate checks that could meet (see domain.duplicate_lock_keys), so two reports
+    of one problem can't both open a case; keys are locked in order, so two checks cannot deadlock."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtext(k)) FROM unnest($1::text[]) AS k", [f"intake-dup:{k}" for k in keys]
+    )
 
 
 async def find_open_cases_near(
@@ -121,14 +124,19 @@ async def set_case_status(conn: asyncpg.Connection, *, case_id: UUID, status: st
     await conn.execute("UPDATE reports SET status = $2, updated_at = $3 WHERE case_id = $1", case_id, status, at)
 
 
-async def hit_rate_limit(conn: asyncpg.Connection, *, key: str, window_start: datetime) -> int:
-    """Count one request in the key's current window; returns the window's count including it."""
-    return await conn.fetchval(
-        "INSERT INTO rate_limits (key, window_start, hits) VALUES ($1, $2, 1) "
-        "ON CONFLICT (key, window_start) DO UPDATE SET hits = rate_limits.hits + 1 RETURNING hits",
-        key,
-        window_start,
+async def hit_rate_limits(conn: asyncpg.Connection, *, windows: list[tuple[str, datetime]]) -> dict[str, int]:
+    """Count one request in each (key, window start) at once; returns each key's count including it.
+    One statement is atomic without a transaction around it; keys in order, so two requests
+    counting the same keys cannot deadlock."""
+    windows = sorted(windows)
+    rows = await conn.fetch(
+        "INSERT INTO rate_limits (key, window_start, hits) "
+        "SELECT key, window_start, 1 FROM unnest($1::text[], $2::timestamptz[]) AS w(key, window_start) "
+        "ON CONFLICT (key, window_start) DO UPDATE SET hits = rate_limits.hits + 1 RETURNING key, hits",
+        [k for k, _ in windows],
+        [w for _, w in windows],
     )
+    return {r["key"]: r["hits"] for r in rows}
 
 
 async def prune_rate_limits(conn: asyncpg.Connection, *, before: datetime) -> None:

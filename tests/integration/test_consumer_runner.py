@@ -7,13 +7,17 @@ import json
 from uuid import uuid4
 
 import asyncpg
+import pytest
 import yaml
+from aiokafka.errors import MessageSizeTooLargeError
 from prometheus_client import REGISTRY
 
 from services.dispatch.app import create_app as dispatch_app
 from services.notify.app import create_app as notify_app
 from shared import deadletters
+from shared.db import create_pool, enqueue
 from shared.events import ReportPlace, ReportSubmitted, new_event, utcnow
+from shared.kafka import create_producer, relay_outbox_once
 from shared.topics import CASES, DEAD_LETTERS, REPORTS, ensure_topics
 from tests.support import bearer, case_dispatched, eventually, publish, read_topic, running
 
@@ -167,3 +171,71 @@ async def test_a_dead_letter_is_replayed_once_its_cause_is_fixed(make_settings, 
 
         [notification] = await eventually(sent, timeout=30)
         assert notification["recipient"] == "部门群（new_bureau）"
+
+
+async def test_the_relay_is_woken_by_the_commit_and_a_dead_consumer_fails_liveness(make_settings, infra):
+    """With the fallback poll a minute away, case.dispatched still leaves at once: the committing
+    transaction's NOTIFY wakes the relay, also after its listening connection was killed. A
+    consumer that dies makes /healthz fail, so the pod is restarted."""
+    settings = make_settings("dispatch", outbox_fallback_poll_s=60)
+    await ensure_topics(settings)
+    first, second = report_event(), report_event()
+    admin = await asyncpg.connect(infra.database_url("postgres"))
+    try:
+        async with running(dispatch_app(settings)) as client:
+            assert (await client.get("/healthz")).status_code == 200
+
+            def dispatched(*events):
+                wanted = {str(e.payload.case_id) for e in events}
+                return lambda ms: wanted <= {m["payload"]["case_id"] for m in ms}
+
+            await publish(settings, REPORTS.name, first.to_bytes())
+            await read_topic(settings, CASES.name, until=dispatched(first), timeout=10)
+            killed = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1 "
+                "AND datname = $2",
+                "dispatch outbox listener",
+                settings.database_url.rsplit("/", 1)[1],
+            )
+            assert killed == 1
+            await publish(settings, REPORTS.name, second.to_bytes())
+            await read_topic(settings, CASES.name, until=dispatched(first, second), timeout=10)
+
+            runtime = client._transport.app.state.runtime  # type: ignore[attr-defined]
+            runtime.tasks["consumer"].cancel()
+            await asyncio.sleep(0.1)
+            dead = await client.get("/healthz")
+            assert dead.status_code == 503 and dead.json()["stopped"] == ["consumer"]
+    finally:
+        await admin.close()
+
+
+async def test_one_relay_at_a_time_and_rows_stay_until_kafka_has_them(make_settings):
+    """The relay takes outbox rows only under its schema's lock (another replica holding it gets
+    none), and a batch Kafka refused stays in the outbox, in order, for the next try."""
+    settings = make_settings("dispatch")
+    await ensure_topics(settings)
+    pool = await create_pool(settings)
+    producer = create_producer(settings)
+    await producer.start()
+    try:
+        async with pool.acquire() as conn:
+            await enqueue(conn, settings, report_event())
+            async with conn.transaction():  # another replica relaying right now
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext('outbox:dispatch'))")
+                assert await relay_outbox_once(settings, pool, producer) == 0
+            # A message over the producer's request limit: the send fails, the batch stays.
+            await conn.execute(
+                "INSERT INTO outbox (event_id, topic, key, value) VALUES (gen_random_uuid(), $1, 'k', $2)",
+                settings.topic(REPORTS.name),
+                b"x" * 2_000_000,
+            )
+            with pytest.raises(MessageSizeTooLargeError):
+                await relay_outbox_once(settings, pool, producer)
+            assert await conn.fetchval("SELECT count(*) FROM outbox") == 2
+            await conn.execute("DELETE FROM outbox WHERE length(value) > 1000000")
+            assert await relay_outbox_once(settings, pool, producer) == 1
+            assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+    finally:
+        await producer.stop()
+        await pool.close()

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from services.intake.domain import (
+    DUPLICATE_CELL_DEG,
     NO_TEXT_DESCRIPTION,
     Bundle,
     OpenCase,
@@ -16,6 +17,7 @@ from services.intake.domain import (
     bundle_description,
     client_address,
     division_of,
+    duplicate_lock_keys,
     format_case_no,
     matching_open_case,
     place_report,
@@ -25,7 +27,7 @@ from services.intake.domain import (
 )
 from services.intake.reports import client_ip
 from services.intake.settings import IntakeSettings
-from shared.geo import wgs84_to_gcj02
+from shared.geo import distance_m, wgs84_to_gcj02
 from shared.phones import decrypt_phone, encrypt_phone, mask_phone, phone_hash
 
 
@@ -194,3 +196,23 @@ def test_grid_workers_place_only_waiting_reports_and_centres_correct_within_thei
 )
 def test_an_answer_to_the_review_question_is_read_as_a_rating(text, rating):
     assert rating_reply(text) == rating
+
+
+def test_reports_near_enough_to_be_duplicates_always_share_a_lock_key():
+    """The duplicate check locks cells, not the whole category: two reports within the duplicate
+    distance, wherever cell borders fall between them, must wait for each other."""
+    rng = random.Random(3)
+    radius_deg = 50 / 111_000 * 1.5
+    for _ in range(2000):
+        # Points just either side of a cell corner, up to 50 m apart.
+        lat = 29.0 + DUPLICATE_CELL_DEG * rng.randrange(100) + rng.uniform(-0.0003, 0.0003)
+        lng = 120.0 + DUPLICATE_CELL_DEG * rng.randrange(100) + rng.uniform(-0.0003, 0.0003)
+        other_lat, other_lng = lat + rng.uniform(-0.00031, 0.00031), lng + rng.uniform(-0.00036, 0.00036)
+        if distance_m(lat, lng, other_lat, other_lng) > 50:
+            continue
+        mine = duplicate_lock_keys(category="manhole", lat=lat, lng=lng, radius_deg=radius_deg)
+        theirs = duplicate_lock_keys(category="manhole", lat=other_lat, lng=other_lng, radius_deg=radius_deg)
+        assert set(mine) & set(theirs) and mine == sorted(mine)
+    far = duplicate_lock_keys(category="manhole", lat=29.1, lng=120.1, radius_deg=radius_deg)
+    assert not set(far) & set(duplicate_lock_keys(category="manhole", lat=29.2, lng=120.1, radius_deg=radius_deg))
+    assert not set(far) & set(duplicate_lock_keys(category="noise", lat=29.1, lng=120.1, radius_deg=radius_deg))

@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): scripts, and what they share (reports_load)."""
