@@ -46,7 +46,7 @@ CHANNEL_LABELS = {
     "official_account": "公众号",
     "open311": "Open311",
 }
-STAGE_LABELS = {"acknowledge": "接单", "joint_plan": "联合处置方案", "resolve": "办结"}
+STAGE_LABELS = {"acknowledge": "接单", "joint_plan": "联合处置方案", "resolve": "办结", "arbitrate": "退单仲裁"}
 # Timeline steps that are not case actions.
 STEP_LABELS = {"submit": "群众上报", "report_attached": "一事多报", "located": "网格员定位", "overdue": "超时督办"}
 # The step a case most likely waits for, first found first: its form is shown open.

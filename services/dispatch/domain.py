@@ -237,6 +237,20 @@ def _resolve(c: Command) -> Outcome:
     )
 
 
+def _return(c: Command) -> Outcome:
+    """退单: why and with what evidence; the dispute waits for the dispatcher's ruling."""
+    evidence = [str(m) for m in c.arguments.get("evidence_media_ids") or ()]
+    return Outcome(detail={"department_code": c.case.department_code, "evidence_media_ids": evidence})
+
+
+def _overrule_return(c: Command) -> Outcome:
+    """驳回退回: the case goes back to the department as it was when returned (a return comes only
+    from dispatched or acknowledged, so its acknowledgements say which)."""
+    case = c.case
+    back = "acknowledged" if case.department_code in case.acknowledged_departments else "dispatched"
+    return Outcome(detail={"department_code": case.department_code, "ruling": "overruled"}, to_status=back)
+
+
 def _verify(c: Command) -> Outcome:
     if c.actor.role == "system":
         return Outcome(detail={"auto": True}, changes={"rating": None})  # nobody answered the 回访 in time
@@ -250,10 +264,15 @@ def _dispatch_or_transfer(c: Command) -> Outcome:
     department = c.arguments["department_code"]
     if c.spec.name == "transfer" and department == c.case.department_code:
         raise IllegalTransition("transfer needs a different department")
-    return Outcome(
-        changes=_send_to(department, c.arguments.get("co_department_codes"), c.context),
-        detail={"department_code": department},
-    )
+    if c.spec.name == "uphold_return" and department == c.case.department_code:
+        raise IllegalTransition(
+            "upholding a return sends the case to another department; to keep it with "
+            f"{department}, overrule the return instead"
+        )
+    detail = {"department_code": department}
+    if c.spec.name == "uphold_return":  # the timeline shows the dispute's outcome
+        detail |= {"ruling": "upheld", "returned_by": c.case.department_code}
+    return Outcome(changes=_send_to(department, c.arguments.get("co_department_codes"), c.context), detail=detail)
 
 
 def _escalate(c: Command) -> Outcome:
@@ -360,6 +379,9 @@ RULES: dict[str, Callable[[Command], Outcome]] = {
     "verify": _verify,
     "dispatch": _dispatch_or_transfer,
     "transfer": _dispatch_or_transfer,
+    "return": _return,
+    "uphold_return": _dispatch_or_transfer,
+    "overrule_return": _overrule_return,
     "escalate": _escalate,
     "request_extension": _extension_request,
     "approve_extension": _extension_answer,
@@ -381,7 +403,9 @@ def decide(
     authorize(actor=actor, action=action, case=case)
     spec = ACTIONS[action]
     if case.status not in spec.from_statuses:
-        raise IllegalTransition(f"cannot {action} a case that is {case.status}")
+        raise IllegalTransition(
+            f"cannot {action} a case that is {case.status}; only a case that is {' or '.join(spec.from_statuses)}"
+        )
     arguments = dict(arguments or {})
     for name in spec.requires:
         _require(arguments, name)

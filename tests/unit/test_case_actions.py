@@ -54,6 +54,7 @@ ARGUMENTS = {
     "into_case_id": str(uuid4()),
     "category": "sewage",
     "priority": "normal",
+    "evidence_media_ids": [str(uuid4())],
 }
 
 
@@ -91,7 +92,7 @@ def actor_for(action: str, role: str) -> Actor:
 
 
 def test_the_table_covers_the_actions_staff_use():
-    assert len(ACTIONS) == 21
+    assert len(ACTIONS) == 23
     assert set(RULES) <= set(ACTIONS)
 
 
@@ -125,7 +126,8 @@ def test_decide_follows_the_spec(name, role, status):
         return
     transition = decide(case=case, action=name, actor=actor, arguments=arguments, context=CONTEXT)
     assert transition.event_type == spec.event_type and transition.from_status == status
-    assert transition.to_status == (spec.to_status or status) or name == "acknowledge"
+    # An acknowledgement moves only the lead's case; an overruled return goes back where it came from.
+    assert transition.to_status == (spec.to_status or status) or name in ("acknowledge", "overrule_return")
     assert apply(case, transition).status == transition.to_status
     assert name in available_actions(actor=actor, case=case)
 

@@ -133,12 +133,69 @@ def test_handlers_act_only_for_their_department_and_jurisdiction():
 
 def test_transfer_changes_the_department_and_resets_acknowledgements():
     state = run(
-        case(status="returned", acknowledged_departments=("zhujian",)),
+        case(status="dispatched", acknowledged_departments=("zhujian",)),
         "transfer",
         DISPATCHER,
         department_code="chengguan",
     )
     assert (state.status, state.department_code, state.acknowledged_departments) == ("dispatched", "chengguan", ())
+
+
+def test_a_return_says_why_and_waits_for_the_dispatchers_ruling():
+    with pytest.raises(IllegalTransition, match="reason"):
+        decide(case=case(), action="return", actor=ZHUJIAN, arguments={})
+    evidence = "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d"
+    returned = decide(
+        case=case(),
+        action="return",
+        actor=ZHUJIAN,
+        arguments={"reason": "属燃气公司", "evidence_media_ids": [evidence]},
+    )
+    assert (returned.to_status, returned.reason) == ("returned", "属燃气公司")
+    assert returned.detail == {"department_code": "zhujian", "evidence_media_ids": [evidence]}
+    # Only the dispatcher rules, and only on a returned case (the 409 says which status it needs).
+    state = apply(case(), returned)
+    with pytest.raises(Forbidden):
+        decide(case=state, action="overrule_return", actor=ZHUJIAN, arguments={"reason": "x"})
+    with pytest.raises(IllegalTransition, match="only a case that is returned"):
+        decide(case=case(), action="overrule_return", actor=DISPATCHER, arguments={"reason": "x"})
+    with pytest.raises(IllegalTransition, match="only a case that is returned"):
+        decide(
+            case=case(), action="uphold_return", actor=DISPATCHER, arguments={"reason": "x", "department_code": "gas"}
+        )
+    # A ruling always says why.
+    with pytest.raises(IllegalTransition, match="reason"):
+        decide(case=state, action="overrule_return", actor=DISPATCHER, arguments={})
+    # Nor can the dispatcher go around the ruling with a plain transfer.
+    with pytest.raises(IllegalTransition, match="returned"):
+        decide(case=state, action="transfer", actor=DISPATCHER, arguments={"department_code": "gas"})
+
+
+def test_an_overruled_return_goes_back_as_it_was_and_an_upheld_one_elsewhere():
+    # Returned before acknowledging: back to dispatched; after: back to acknowledged.
+    for acknowledged, back in (((), "dispatched"), (("zhujian",), "acknowledged")):
+        state = run(case(acknowledged_departments=acknowledged), "return", ZHUJIAN, reason="不归我局")
+        ruling = decide(case=state, action="overrule_return", actor=DISPATCHER, arguments={"reason": "市政道路井盖"})
+        assert (ruling.to_status, ruling.detail, ruling.event_type) == (
+            back,
+            {"department_code": "zhujian", "ruling": "overruled"},
+            "case.return_overruled",
+        )
+        assert apply(state, ruling).acknowledged_departments == acknowledged
+    state = run(case(), "return", ZHUJIAN, reason="属燃气公司")
+    with pytest.raises(IllegalTransition, match="overrule the return"):
+        decide(
+            case=state,
+            action="uphold_return",
+            actor=DISPATCHER,
+            arguments={"reason": "x", "department_code": "zhujian"},
+        )
+    upheld = decide(
+        case=state, action="uphold_return", actor=DISPATCHER, arguments={"reason": "燃气井", "department_code": "gas"}
+    )
+    assert (upheld.to_status, upheld.event_type) == ("dispatched", "case.dispatched")
+    assert upheld.detail == {"department_code": "gas", "ruling": "upheld", "returned_by": "zhujian"}
+    assert apply(state, upheld).department_code == "gas"
 
 
 def test_extension_request_then_approve_or_refuse():
