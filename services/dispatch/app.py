@@ -14,7 +14,7 @@ from services.dispatch.settings import DispatchSettings
 from shared.loops import repeat_until_stopped
 from shared.service import Runtime, running_service
 from shared.taxonomy import load_taxonomy
-from shared.topics import CASES, REPORTS, SLA
+from shared.topics import CASES, MEDIA, REPORTS, SLA
 from shared.web import create_service_app
 
 
@@ -45,7 +45,7 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
         async with running_service(
             settings,
             service_dir=Path(__file__).parent,
-            topics=[REPORTS, CASES, SLA],
+            topics=[REPORTS, CASES, SLA, MEDIA],
             handlers=make_handlers(settings=settings, taxonomy=taxonomy),
             loops={"auto_verify": auto_verify_loop},
             setup=install_shipped_list,

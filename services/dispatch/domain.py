@@ -59,6 +59,8 @@ class Context:
     now: datetime = field(default_factory=utcnow)
     # The case named by the spec's `other_case` argument, as this centre holds it (None: it has none).
     other: "CaseState | None" = None
+    # The case's photos media holds (media.attached): media id → (before | after, media's flags).
+    evidence: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -230,11 +232,24 @@ def _report_part(c: Command) -> Outcome:
 
 
 def _resolve(c: Command) -> Outcome:
+    """办结 is verified, not declared: each "after" photo must be one media holds for this case as
+    整改后; what media flagged about them (far from the report, reused…) goes to the dispatcher."""
     after = [str(m) for m in c.arguments["after_media_ids"]]
-    return Outcome(
-        detail={"result": c.arguments["result"], "after_media_ids": after},
-        changes={"resolved_at": c.context.now, "after_media_ids": after},
-    )
+    evidence = c.context.evidence
+    for media_id in after:
+        role = evidence[media_id][0] if media_id in evidence else None
+        if role is None:
+            raise IllegalTransition(
+                f"照片 {media_id} 不是本案件的整改后照片（媒体库中没有它与本案件的关联）："
+                "请先上传现场整改后的照片并关联到本案件（整改后），再办结；刚上传的照片请稍候几秒再提交。"
+            )
+        if role != "after":
+            raise IllegalTransition(f"照片 {media_id} 是本案件的整改前照片：办结需要整改后拍摄的照片，请上传后再办结。")
+    flagged = {media_id: list(evidence[media_id][1]) for media_id in after if evidence[media_id][1]}
+    detail: dict[str, Any] = {"result": c.arguments["result"], "after_media_ids": after}
+    if flagged:
+        detail["flagged_media"] = flagged
+    return Outcome(detail=detail, changes={"resolved_at": c.context.now, "after_media_ids": after})
 
 
 def _return(c: Command) -> Outcome:

@@ -82,7 +82,8 @@ def ready_case(action: str, status: str, role: str) -> CaseState:
 TARGET = CaseState(
     case_id=ARGUMENTS["into_case_id"], status="dispatched", jurisdiction_code=VILLAGE, department_code=LEAD
 )
-CONTEXT = replace(CONTEXT, other=TARGET)
+# Media holds the 整改后 photo 办结 names, for this case.
+CONTEXT = replace(CONTEXT, other=TARGET, evidence={ARGUMENTS["after_media_ids"][0]: ("after", ())})
 
 
 def actor_for(action: str, role: str) -> Actor:

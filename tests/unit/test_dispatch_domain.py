@@ -1,6 +1,7 @@
 """The case lifecycle rules and the responsibility list, without I/O."""
 
 import random
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -42,7 +43,9 @@ def case(**overrides) -> CaseState:
     return CaseState(**(values | overrides))
 
 
-CONTEXT = Context(rlist=RLIST, centres=frozenset({COUNTY, TOWN}), taxonomy=TAXONOMY)
+# The photos media holds for the case (media.attached), as 办结 names them.
+EVIDENCE = {"m-after": ("after", ()), "m": ("after", ())}
+CONTEXT = Context(rlist=RLIST, centres=frozenset({COUNTY, TOWN}), taxonomy=TAXONOMY, evidence=EVIDENCE)
 
 
 def run(state: CaseState, action: str, actor: Actor, **arguments) -> CaseState:
@@ -196,6 +199,30 @@ def test_an_overruled_return_goes_back_as_it_was_and_an_upheld_one_elsewhere():
     assert (upheld.to_status, upheld.event_type) == ("dispatched", "case.dispatched")
     assert upheld.detail == {"department_code": "gas", "ruling": "upheld", "returned_by": "zhujian"}
     assert apply(state, upheld).department_code == "gas"
+
+
+def test_resolve_needs_after_photos_media_holds_for_the_case_and_shows_what_media_flagged():
+    state = case(status="in_progress", acknowledged_departments=("zhujian",))
+    evidence = {
+        "before-1": ("before", ()),
+        "after-ok": ("after", ()),
+        "after-reused": ("after", ("reused_photo", "far_from_report")),
+    }
+    context = replace(CONTEXT, evidence=evidence)
+
+    def resolve(*media_ids):
+        arguments = {"result": "已更换", "after_media_ids": list(media_ids)}
+        return decide(case=state, action="resolve", actor=ZHUJIAN, arguments=arguments, context=context)
+
+    # Not this case's (another case's photo, or one never attached): refused, saying what to do.
+    with pytest.raises(IllegalTransition, match="不是本案件的整改后照片.*请先上传"):
+        resolve("after-ok", "of-another-case")
+    with pytest.raises(IllegalTransition, match="整改前照片"):
+        resolve("before-1")
+    assert "flagged_media" not in resolve("after-ok").detail
+    flagged = resolve("after-ok", "after-reused")
+    assert flagged.to_status == "resolved"
+    assert flagged.detail["flagged_media"] == {"after-reused": ["reused_photo", "far_from_report"]}
 
 
 def test_extension_request_then_approve_or_refuse():
