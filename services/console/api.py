@@ -335,7 +335,7 @@ def _arguments(name: str, form) -> tuple[dict, dict]:
     arguments: dict[str, Any] = {}
     values: dict[str, str] = {}
     for field, info in spec.request.model_fields.items():
-        if field == "after_media_ids":
+        if field == "after_media_ids" or field in pages.API_ONLY_FIELDS:
             continue
         if field == "co_department_codes":
             chosen = [str(v) for v in form.getlist(field) if v]
