@@ -30,6 +30,9 @@ class Clocks:
     stop_all: bool = False  # every running clock of the case ends
     pause: bool = False  # the resolution clock stops counting…
     resume: bool = False  # …and goes on, longer by the event's `detail.minutes` when it has them
+    hold: bool = False  # every running clock of the case waits where it is (退回: until the ruling)…
+    release: bool = False  # …and the clocks it held go on with the time they had left (not restarted)
+    opens: str | None = None  # a stage this action starts for the dispatch centre itself (仲裁)
 
 
 # --- request models: what each action's POST body may carry ---------------------------------------
@@ -55,6 +58,10 @@ class ResultRequest(ActionRequest):
 
 class ResolveRequest(ResultRequest):
     after_media_ids: list[UUID] | None = Field(None, description="整改后照片（media 服务的媒体编号）")
+
+
+class ReturnRequest(ActionRequest):
+    evidence_media_ids: list[UUID] | None = Field(None, description="退回依据（media 服务的媒体编号）")
 
 
 class PlanRequest(ActionRequest):
@@ -108,6 +115,8 @@ class ActionSpec:
 
 WORKING = ("acknowledged", "in_progress")
 REDISPATCH = Clocks(restart=True)
+# A dispatcher rules on a returned case (退单仲裁) within the policy's `arbitrate` time.
+ARBITRATE = "arbitrate"
 
 ACTIONS: dict[str, ActionSpec] = {
     spec.name: spec
@@ -116,7 +125,7 @@ ACTIONS: dict[str, ActionSpec] = {
             name="dispatch",
             label="派单",
             roles=frozenset({"dispatcher", "system"}),
-            from_statuses=("triaged", "returned"),
+            from_statuses=("triaged",),
             to_status="dispatched",
             event_type="case.dispatched",
             request=DepartmentRequest,
@@ -220,6 +229,8 @@ ACTIONS: dict[str, ActionSpec] = {
             event_type="case.closed",
             clocks=Clocks(stop_all=True),
         ),
+        # 退单: the department says why (and may show evidence); its clocks wait while the dispatcher
+        # of the case's level rules, on a clock of its own.
         ActionSpec(
             name="return",
             label="退回",
@@ -227,15 +238,40 @@ ACTIONS: dict[str, ActionSpec] = {
             from_statuses=("dispatched", "acknowledged"),
             to_status="returned",
             event_type="case.returned",
+            request=ReturnRequest,
             requires=("reason",),
             lead_only=True,
-            clocks=Clocks(stop_all=True),
+            clocks=Clocks(hold=True, opens=ARBITRATE),
+        ),
+        # The ruling (仲裁), always with its reason. Upheld: the department was right, the case goes
+        # to another one (a new round of clocks)…
+        ActionSpec(
+            name="uphold_return",
+            label="同意退回并改派",
+            roles=frozenset({"dispatcher"}),
+            from_statuses=("returned",),
+            to_status="dispatched",
+            event_type="case.dispatched",
+            request=DepartmentRequest,
+            requires=("reason", "department_code"),
+            clocks=REDISPATCH,
+        ),
+        # …overruled: back to the same department, its clocks going on where the return stopped them.
+        ActionSpec(
+            name="overrule_return",
+            label="驳回退回",
+            roles=frozenset({"dispatcher"}),
+            from_statuses=("returned",),
+            to_status=None,  # the status it was returned from (the rule says which)
+            event_type="case.return_overruled",
+            requires=("reason",),
+            clocks=Clocks(completes=ARBITRATE, release=True),
         ),
         ActionSpec(
             name="transfer",
             label="转派",
             roles=frozenset({"dispatcher"}),
-            from_statuses=("dispatched", "returned"),
+            from_statuses=("dispatched",),
             to_status="dispatched",
             event_type="case.dispatched",
             request=DepartmentRequest,

@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-STAGES = ("acknowledge", "joint_plan", "resolve")
+# A department's stages, and the dispatch centre's own: ruling on a returned case (退单仲裁).
+STAGES = ("acknowledge", "joint_plan", "resolve", "arbitrate")
 UNITS = ("minutes", "working_hours", "working_days")
 
 # Working periods of a day, e.g. ((08:30, 12:00), (13:30, 17:30)), in the policy's time zone.
@@ -43,6 +44,8 @@ class SlaPolicy:
     default_hours: Periods
     department_hours: dict[str, Periods]  # departments with hours of their own
     always: frozenset[str]  # round-the-clock departments
+    # The department whose group the dispatch centre reads: its own deadlines (仲裁) count there.
+    dispatcher_department: str = "grid_center"
 
     def duration(self, *, priority: str, level: str, stage: str) -> Duration:
         """A stage's time at a level: the level's own entry wins over the priority's default."""
@@ -88,6 +91,9 @@ def parse_sla_policy(document: dict[str, Any]) -> SlaPolicy:
         if not 0 < warning_ratio < 1:
             raise InvalidPolicy("warning_ratio must be between 0 and 1")
         stages = _stages("stages", document["stages"])
+        for priority, durations in stages.items():  # a deadline sla cannot compute would fail a case later
+            if missing_stages := [stage for stage in STAGES if stage not in durations]:
+                raise InvalidPolicy(f"stages.{priority}: no time for {missing_stages}")
         levels = {
             level: _stages(f"levels.{level}", by_priority)
             for level, by_priority in (document.get("levels") or {}).items()
@@ -110,6 +116,7 @@ def parse_sla_policy(document: dict[str, Any]) -> SlaPolicy:
                 for code, spec in (hours.get("departments") or {}).items()
             },
             always=frozenset(hours.get("always") or ()),
+            dispatcher_department=str(document.get("dispatcher_department", "grid_center")),
         )
     except KeyError as missing:
         raise InvalidPolicy(f"the policy lacks {missing}") from None

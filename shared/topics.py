@@ -81,7 +81,7 @@ MEDIA = Topic(
     365 * DAY_MS,
     ("media.stored", "media.rejected", "media.attached"),
     writers=("media",),
-    readers=("notify",),
+    readers=("notify", "dispatch"),  # dispatch: 办结 needs after photos media holds for the case
 )
 NOTIFICATIONS = Topic(
     "gridlink.notifications",

@@ -398,7 +398,21 @@ async def _after_photos(request: Request, case_id: UUID, photos: list[UploadFile
             json={"media_id": stored["media_id"], "role": "after"},
         )
         ids.append(stored["media_id"])
+    await _known_to_dispatch(request, case_id, ids)
     return ids
+
+
+async def _known_to_dispatch(request: Request, case_id: UUID, media_ids: list[str], *, seconds: float = 10.0) -> None:
+    """Wait (briefly) until dispatch has heard from media that the photos are this case's: 办结 is
+    accepted only with evidence dispatch knows of, and media tells it through the media topic. If it
+    takes longer, dispatch's refusal says to try again in a few seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while loop.time() < deadline:
+        case = await _ask(request, "dispatch", "GET", f"/api/v1/cases/{case_id}")
+        if set(media_ids) <= {e["media_id"] for e in case.get("evidence", ())}:
+            return
+        await asyncio.sleep(0.2)
 
 
 def _arguments(name: str, form) -> tuple[dict, dict]:
@@ -407,7 +421,7 @@ def _arguments(name: str, form) -> tuple[dict, dict]:
     arguments: dict[str, Any] = {}
     values: dict[str, str] = {}
     for field, info in spec.request.model_fields.items():
-        if field == "after_media_ids":
+        if field == "after_media_ids" or field in pages.API_ONLY_FIELDS:
             continue
         if field == "co_department_codes":
             chosen = [str(v) for v in form.getlist(field) if v]

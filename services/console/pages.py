@@ -47,11 +47,19 @@ CHANNEL_LABELS = {
     "official_account": "公众号",
     "open311": "Open311",
 }
-STAGE_LABELS = {"acknowledge": "接单", "joint_plan": "联合处置方案", "resolve": "办结"}
+STAGE_LABELS = {"acknowledge": "接单", "joint_plan": "联合处置方案", "resolve": "办结", "arbitrate": "退单仲裁"}
 # Timeline steps that are not case actions.
-STEP_LABELS = {"submit": "群众上报", "report_attached": "一事多报", "located": "网格员定位", "overdue": "超时督办"}
+STEP_LABELS = {
+    "submit": "群众上报",
+    "report_attached": "一事多报",
+    "located": "网格员定位",
+    "overdue": "超时督办",
+    "evidence_flagged": "照片存疑",
+}
 # The step a case most likely waits for, first found first: its form is shown open.
 PRIMARY = ("acknowledge", "resolve", "verify", "close", "dispatch")
+# Fields the console's forms do not offer (yet): a return's evidence is given through the API.
+API_ONLY_FIELDS = ("evidence_media_ids",)
 # Fields of the request models without a description of their own.
 FIELD_LABELS = {"comment": "评价或补充说明"}
 
@@ -402,7 +410,9 @@ def action_form(
 ) -> str:
     """One action's form, folded under its name; the step most likely next (and a refused one) open."""
     fields = "\n".join(
-        action_field(spec, name, info, names, values or {}) for name, info in spec.request.model_fields.items()
+        action_field(spec, name, info, names, values or {})
+        for name, info in spec.request.model_fields.items()
+        if name not in API_ONLY_FIELDS
     )
     alert = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
     opened = " open" * (primary or bool(error))
@@ -589,6 +599,11 @@ def timeline_note(entry: dict) -> str:
     words = [entry.get("reason"), detail.get("result"), detail.get("plan"), detail.get("comment")]
     if detail.get("rating"):
         words.append(f"评价 {detail['rating']} 分")
+    # What media's checks found about a photo (media's flag codes, e.g. reused_photo), for the dispatcher.
+    if detail.get("flags"):
+        words.append(f"媒体核验存疑：{'、'.join(detail['flags'])}")
+    if detail.get("flagged_media"):
+        words.append(f"所附整改后照片中 {len(detail['flagged_media'])} 张存疑，请核实")
     text = "；".join(str(w) for w in words if w)
     return f'<div class="note">{e(text)}</div>' if text else ""
 

@@ -80,8 +80,18 @@ class CaseOut(BaseModel):
     media: CaseMedia
 
 
+class Evidence(BaseModel):
+    """A photo media holds for the case, as media told dispatch (media.attached)."""
+
+    media_id: UUID
+    role: str  # before | after
+    flags: list[str] = Field(description="what media's checks found: far_from_report, reused_photo…")
+    attached_at: datetime
+
+
 class CaseDetail(CaseOut):
     timeline: list[TimelineEntry]
+    evidence: list[Evidence] = []
     # What the asking person may do to the case now (the console's buttons), by action name.
     actions: list[str]
 
@@ -213,6 +223,7 @@ async def get_case(case_id: UUID, conn: Connection, actor: CurrentActor):
     return CaseDetail(
         **case_out(row).model_dump(),
         timeline=[TimelineEntry(**dict(t)) for t in timeline],
+        evidence=[Evidence(**dict(e)) for e in await store.case_evidence(conn, case_id=case_id)],
         actions=available_actions(actor=actor, case=cases.case_state(row)),
     )
 

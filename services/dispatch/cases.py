@@ -348,6 +348,9 @@ async def run_command(
         taxonomy=taxonomy,
         now=now,
         other=await _other_case(conn, action=action, arguments=arguments),
+        evidence={
+            str(e["media_id"]): (e["role"], tuple(e["flags"])) for e in await store.case_evidence(conn, case_id=case_id)
+        },
     )
     transition = decide(case=state, action=action, actor=actor, arguments=arguments, context=context)
     after = apply(state, transition)

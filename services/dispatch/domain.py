@@ -67,6 +67,8 @@ class Context:
     now: datetime = field(default_factory=utcnow)
     # The case named by the spec's `other_case` argument, as this centre holds it (None: it has none).
     other: "CaseState | None" = None
+    # The case's photos media holds (media.attached): media id → (before | after, media's flags).
+    evidence: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -238,11 +240,38 @@ def _report_part(c: Command) -> Outcome:
 
 
 def _resolve(c: Command) -> Outcome:
+    """办结 is verified, not declared: each "after" photo must be one media holds for this case as
+    整改后; what media flagged about them (far from the report, reused…) goes to the dispatcher."""
     after = [str(m) for m in c.arguments["after_media_ids"]]
-    return Outcome(
-        detail={"result": c.arguments["result"], "after_media_ids": after},
-        changes={"resolved_at": c.context.now, "after_media_ids": after},
-    )
+    evidence = c.context.evidence
+    for media_id in after:
+        role = evidence[media_id][0] if media_id in evidence else None
+        if role is None:
+            raise IllegalTransition(
+                f"照片 {media_id} 不是本案件的整改后照片（媒体库中没有它与本案件的关联）："
+                "请先上传现场整改后的照片并关联到本案件（整改后），再办结；刚上传的照片请稍候几秒再提交。"
+            )
+        if role != "after":
+            raise IllegalTransition(f"照片 {media_id} 是本案件的整改前照片：办结需要整改后拍摄的照片，请上传后再办结。")
+    flagged = {media_id: list(evidence[media_id][1]) for media_id in after if evidence[media_id][1]}
+    detail: dict[str, Any] = {"result": c.arguments["result"], "after_media_ids": after}
+    if flagged:
+        detail["flagged_media"] = flagged
+    return Outcome(detail=detail, changes={"resolved_at": c.context.now, "after_media_ids": after})
+
+
+def _return(c: Command) -> Outcome:
+    """退单: why and with what evidence; the dispute waits for the dispatcher's ruling."""
+    evidence = [str(m) for m in c.arguments.get("evidence_media_ids") or ()]
+    return Outcome(detail={"department_code": c.case.department_code, "evidence_media_ids": evidence})
+
+
+def _overrule_return(c: Command) -> Outcome:
+    """驳回退回: the case goes back to the department as it was when returned (a return comes only
+    from dispatched or acknowledged, so its acknowledgements say which)."""
+    case = c.case
+    back = "acknowledged" if case.department_code in case.acknowledged_departments else "dispatched"
+    return Outcome(detail={"department_code": case.department_code, "ruling": "overruled"}, to_status=back)
 
 
 def _settle(c: Command) -> Outcome:
@@ -263,10 +292,15 @@ def _dispatch_or_transfer(c: Command) -> Outcome:
     department = c.arguments["department_code"]
     if c.spec.name == "transfer" and department == c.case.department_code:
         raise IllegalTransition("transfer needs a different department")
-    return Outcome(
-        changes=_send_to(department, c.arguments.get("co_department_codes"), c.context),
-        detail={"department_code": department},
-    )
+    if c.spec.name == "uphold_return" and department == c.case.department_code:
+        raise IllegalTransition(
+            "upholding a return sends the case to another department; to keep it with "
+            f"{department}, overrule the return instead"
+        )
+    detail = {"department_code": department}
+    if c.spec.name == "uphold_return":  # the timeline shows the dispute's outcome
+        detail |= {"ruling": "upheld", "returned_by": c.case.department_code}
+    return Outcome(changes=_send_to(department, c.arguments.get("co_department_codes"), c.context), detail=detail)
 
 
 def _escalate(c: Command) -> Outcome:
@@ -374,6 +408,9 @@ RULES: dict[str, Callable[[Command], Outcome]] = {
     "verify": _verify,
     "dispatch": _dispatch_or_transfer,
     "transfer": _dispatch_or_transfer,
+    "return": _return,
+    "uphold_return": _dispatch_or_transfer,
+    "overrule_return": _overrule_return,
     "escalate": _escalate,
     "request_extension": _extension_request,
     "approve_extension": _extension_answer,
@@ -395,7 +432,9 @@ def decide(
     authorize(actor=actor, action=action, case=case)
     spec = ACTIONS[action]
     if case.status not in spec.from_statuses:
-        raise IllegalTransition(f"cannot {action} a case that is {case.status}")
+        raise IllegalTransition(
+            f"cannot {action} a case that is {case.status}; only a case that is {' or '.join(spec.from_statuses)}"
+        )
     arguments = dict(arguments or {})
     for name in spec.requires:
         _require(arguments, name)

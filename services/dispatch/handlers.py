@@ -7,6 +7,7 @@ from services.dispatch.settings import DispatchSettings
 from shared.events import (
     CaseTransitioned,
     Event,
+    MediaAttached,
     ReportAttached,
     ReporterRated,
     ReportLocated,
@@ -91,6 +92,32 @@ def make_handlers(*, settings: DispatchSettings, taxonomy: Taxonomy):
             detail={"grid_code": located.grid_code},
         )
 
+    async def on_media_attached(conn: asyncpg.Connection, event: Event) -> None:
+        """Media holds a photo for one of this centre's cases: 办结 may name it (as "after"); what
+        media flagged about it is put in front of the dispatcher in the case's timeline."""
+        attached = event.payload_as(MediaAttached)
+        case = await store.find_case(conn, case_id=attached.case_id, for_update=True)
+        if case is None:
+            return  # another centre's case
+        new = await store.record_evidence(
+            conn,
+            case_id=attached.case_id,
+            media_id=attached.media_id,
+            role=attached.role,
+            flags=list(attached.flags),
+            attached_at=attached.attached_at,
+        )
+        if new and attached.flags:
+            await store.append_timeline(
+                conn,
+                case_id=attached.case_id,
+                at=attached.attached_at,
+                action="evidence_flagged",
+                status=case["status"],
+                actor="system:media",
+                detail={"media_id": str(attached.media_id), "role": attached.role, "flags": list(attached.flags)},
+            )
+
     async def on_sla_breached(conn: asyncpg.Connection, event: Event) -> None:
         breach = event.payload_as(SlaBreached)
         owner = breach.owner_code or ""
@@ -146,4 +173,5 @@ def make_handlers(*, settings: DispatchSettings, taxonomy: Taxonomy):
         "report.located": on_report_located,
         "case.escalated": on_case_escalated,
         "sla.breached": on_sla_breached,
+        "media.attached": on_media_attached,
     }

@@ -84,6 +84,22 @@ async def find_case(conn: asyncpg.Connection, *, case_id: UUID, for_update: bool
     return await conn.fetchrow(f"SELECT * FROM cases WHERE case_id = $1{lock}", case_id)
 
 
+async def record_evidence(
+    conn: asyncpg.Connection, *, case_id: UUID, media_id: UUID, role: str, flags: list[str], attached_at: datetime
+) -> bool:
+    """Keep what media said about a photo of one of this centre's cases; False if already known."""
+    return await insert(
+        conn,
+        "case_evidence",
+        dict(case_id=case_id, media_id=media_id, role=role, flags=flags, attached_at=attached_at),
+        on_conflict="(case_id, media_id) DO NOTHING",
+    )
+
+
+async def case_evidence(conn: asyncpg.Connection, *, case_id: UUID) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT * FROM case_evidence WHERE case_id = $1 ORDER BY attached_at", case_id)
+
+
 async def list_timeline(conn: asyncpg.Connection, *, case_id: UUID) -> list[asyncpg.Record]:
     return await conn.fetch("SELECT * FROM case_timeline WHERE case_id = $1 ORDER BY id", case_id)
 

@@ -77,12 +77,34 @@ REJECTIONS = {
 FLAG_FAR_FROM_REPORT = "far_from_report"
 FLAG_TAKEN_LONG_BEFORE_REPORT = "taken_long_before_report"
 FLAG_TAKEN_BEFORE_REPORT = "taken_before_report"
+# Nearly the same picture as a photo of another case, or an "after" photo that is the case's own
+# "before" (by perceptual hash, so a resized or recompressed copy is caught too).
+FLAG_REUSED_PHOTO = "reused_photo"
 
 FLAG_TEXT = {
     FLAG_FAR_FROM_REPORT: "拍摄地点距上报位置过远",
     FLAG_TAKEN_LONG_BEFORE_REPORT: "拍摄时间远早于上报时间",
     FLAG_TAKEN_BEFORE_REPORT: "整改后照片的拍摄时间早于上报时间",
+    FLAG_REUSED_PHOTO: "疑似重复使用的照片（与其他案件或本案件整改前的照片几乎相同）",
 }
+
+HASH_BITS = 64
+
+
+def informative_hash(bits: int) -> int | None:
+    """The dHash of a picture with something in it; None for a featureless one (a flat colour, a
+    black frame), whose hash is (nearly) all zeros or ones and would match every other such."""
+    return bits if 4 <= bits.bit_count() <= HASH_BITS - 4 else None
+
+
+def hamming(a: int, b: int) -> int:
+    """How many of the two 64-bit hashes' bits differ (0: the same picture to the eye)."""
+    return ((a ^ b) & (2**HASH_BITS - 1)).bit_count()
+
+
+def signed64(bits: int) -> int:
+    """An unsigned 64-bit hash as PostgreSQL's bigint holds it (two's complement, same bits)."""
+    return bits - 2**HASH_BITS if bits >= 2 ** (HASH_BITS - 1) else bits
 
 
 class Rejection(Exception):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pillow_heif
 from PIL import ExifTags, Image, ImageDraw, ImageFont, ImageOps
 
-from services.media.domain import Rejection, check_pixels, gps_degrees, parse_exif_datetime
+from services.media.domain import Rejection, check_pixels, gps_degrees, informative_hash, parse_exif_datetime
 
 pillow_heif.register_heif_opener()
 
@@ -36,6 +36,7 @@ class ImageFacts:
     captured_at: datetime | None = None
     latitude: float | None = None
     longitude: float | None = None
+    dhash: int | None = None  # perceptual hash (photo_hash), None for a featureless picture
 
 
 def _open(data: bytes, *, max_pixels: int) -> Image.Image:
@@ -64,7 +65,20 @@ def inspect_image(data: bytes, *, max_pixels: int) -> ImageFacts:
         raise
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise Rejection("corrupt", "图片无法完整解码，文件可能已损坏或未传完整。") from exc
-    return ImageFacts(image.width, image.height, *_exif_evidence(image))
+    return ImageFacts(image.width, image.height, *_exif_evidence(image), dhash=photo_hash(image))
+
+
+def photo_hash(image: Image.Image) -> int | None:
+    """64-bit difference hash (dHash): the upright picture in grey at 9×8, one bit per pair of
+    horizontal neighbours (is the left one brighter). Resizing, recompression and small edits move
+    few bits, so a reused photo is found by Hamming distance, not by its bytes."""
+    grey = ImageOps.exif_transpose(image).convert("L")
+    small = grey.resize((9, 8), Image.Resampling.LANCZOS, reducing_gap=2.0).tobytes()
+    bits = 0
+    for row in range(8):
+        for col in range(8):
+            bits = (bits << 1) | (small[row * 9 + col] > small[row * 9 + col + 1])
+    return informative_hash(bits)
 
 
 def _exif_evidence(image: Image.Image) -> tuple[datetime | None, float | None, float | None]:

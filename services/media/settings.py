@@ -26,6 +26,9 @@ class MediaSettings(ServiceSettings, ObjectStoreServer, IncomingPhotosBucket, Im
     # EXIF checks against the report: farther or older than this is flagged (never rejected).
     media_exif_max_distance_m: float = 2000.0
     media_exif_max_age_hours: float = 72.0
+    # A photo whose perceptual hash (64-bit dHash) differs from another case's photo, or an "after"
+    # photo from its case's "before", in at most this many bits is flagged reused_photo.
+    media_reused_photo_max_distance: int = 6
     media_housekeeping_interval_s: float = 60.0
     # Hosts media may fetch report photos from (WeChat's picture CDN); anything else is refused.
     media_fetch_hosts: list[str] = ["mmbiz.qpic.cn", "wework.qpic.cn", "p.qpic.cn"]

@@ -5,12 +5,13 @@ from uuid import UUID
 
 import asyncpg
 
+from services.media.domain import signed64
 from shared.db import insert
 
 _MEDIA_COLUMNS = (
     "m.media_id, m.sha256, m.filename, m.report_id, m.case_id, m.role, m.attached_at, m.flags, m.distance_m, "
     "m.upload_id, m.uploaded_at, o.content_type, o.kind, o.size_bytes, o.object_key, o.width, o.height, "
-    "o.captured_at, o.latitude, o.longitude, o.public_key, o.thumbnail_key, o.retain_until, o.purged_at"
+    "o.captured_at, o.latitude, o.longitude, o.public_key, o.thumbnail_key, o.retain_until, o.purged_at, o.dhash"
 )
 
 
@@ -30,14 +31,15 @@ async def insert_object(
     public_key: str | None,
     thumbnail_key: str | None,
     retain_until: datetime | None,
+    dhash: int | None = None,
 ) -> bool:
     """Record a stored object; False if the same content was already stored (its retention is
     then extended, and a purged object counts as stored again, since it was just written again)."""
     return await conn.fetchval(
         """
         INSERT INTO media_objects (sha256, content_type, kind, size_bytes, object_key, width, height, captured_at,
-                                   latitude, longitude, public_key, thumbnail_key, retain_until)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                                   latitude, longitude, public_key, thumbnail_key, retain_until, dhash)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
         ON CONFLICT (sha256) DO UPDATE SET
             retain_until = CASE WHEN media_objects.retain_until IS NULL OR EXCLUDED.retain_until IS NULL THEN NULL
                                 ELSE greatest(media_objects.retain_until, EXCLUDED.retain_until) END,
@@ -50,7 +52,8 @@ async def insert_object(
             height = coalesce(media_objects.height, EXCLUDED.height),
             captured_at = coalesce(media_objects.captured_at, EXCLUDED.captured_at),
             latitude = coalesce(media_objects.latitude, EXCLUDED.latitude),
-            longitude = coalesce(media_objects.longitude, EXCLUDED.longitude)
+            longitude = coalesce(media_objects.longitude, EXCLUDED.longitude),
+            dhash = coalesce(media_objects.dhash, EXCLUDED.dhash)
         RETURNING xmax = 0
         """,
         sha256,
@@ -66,6 +69,7 @@ async def insert_object(
         public_key,
         thumbnail_key,
         retain_until,
+        None if dhash is None else signed64(dhash),
     )
 
 
@@ -122,6 +126,28 @@ async def attach(
         report_id,
     )
     return status == "UPDATE 1"
+
+
+async def reused_photo(
+    conn: asyncpg.Connection, *, media_id: UUID, case_id: UUID, role: str, dhash: int, max_distance: int
+) -> UUID | None:
+    """A photo nearly the same (Hamming distance of the dHashes at most `max_distance`) as this one,
+    attached to another case, or, for an "after" photo, this case's own "before"; None if none is.
+    `dhash` is as stored (signed bigint); XOR of the two, as 64 bits, counts the bits that differ."""
+    return await conn.fetchval(
+        """
+        SELECT m.media_id FROM media m JOIN media_objects o USING (sha256)
+        WHERE m.media_id <> $1 AND m.case_id IS NOT NULL AND o.dhash IS NOT NULL
+          AND (m.case_id <> $2 OR ($3 = 'after' AND m.role = 'before'))
+          AND length(replace(((o.dhash # $4)::bit(64))::text, '0', '')) <= $5
+        LIMIT 1
+        """,
+        media_id,
+        case_id,
+        role,
+        dhash,
+        max_distance,
+    )
 
 
 async def set_flags(conn: asyncpg.Connection, *, media_id: UUID, flags: list[str], distance_m: float | None) -> None:

@@ -236,6 +236,7 @@ async def _record_stored(
             captured_at=facts.captured_at if facts else None,
             latitude=facts.latitude if facts else None,
             longitude=facts.longitude if facts else None,
+            dhash=facts.dhash if facts else None,
             public_key=public_key,
             thumbnail_key=thumbnail_key,
             retain_until=domain.retain_until(kind=checked.kind, stored_at=now, retention_days=retention_days(settings)),
@@ -537,6 +538,15 @@ async def apply_evidence_checks(conn: asyncpg.Connection, *, settings: MediaSett
             max_distance_m=settings.media_exif_max_distance_m,
             max_age=timedelta(hours=settings.media_exif_max_age_hours),
         )
+        if media["dhash"] is not None and await store.reused_photo(
+            conn,
+            media_id=media["media_id"],
+            case_id=case_id,
+            role=media["role"],
+            dhash=media["dhash"],
+            max_distance=settings.media_reused_photo_max_distance,
+        ):
+            flags.append(domain.FLAG_REUSED_PHOTO)
         distance = None
         # Spelled out (not `None not in (...)`) so the type checker sees each one is a float.
         if (

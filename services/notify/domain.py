@@ -23,7 +23,13 @@ from shared.sla_policy import SlaPolicy
 
 CHINA_TZ = timezone(timedelta(hours=8))
 PRIORITY_LABEL = {"urgent": "紧急", "normal": "一般"}
-STAGE_LABEL = {"acknowledge": "接单", "joint_plan": "联合处置方案", "resolve": "办结", "verify": "回访"}
+STAGE_LABEL = {
+    "acknowledge": "接单",
+    "joint_plan": "联合处置方案",
+    "resolve": "办结",
+    "verify": "回访",
+    "arbitrate": "退单仲裁",
+}
 # WeCom counts its 20 messages per minute on its own clock: one second more absorbs the skew.
 ROBOT_WINDOW_S = 61.0
 NOTIFICATION_NS = uuid5(NAMESPACE_URL, "https://gridlink.example.org/notifications")
@@ -155,7 +161,13 @@ def _robot(contact: DepartmentContact, template: str, content: str) -> Outgoing:
     )
 
 
-DISPATCH_ACTION_LABEL = {"dispatch": "派单", "transfer": "转派", "reopen": "重新派单", "escalate": "上报派单"}
+DISPATCH_ACTION_LABEL = {
+    "dispatch": "派单",
+    "transfer": "转派",
+    "reopen": "重新派单",
+    "escalate": "上报派单",
+    "uphold_return": "退回改派",
+}
 
 
 def acknowledge_time(policy: SlaPolicy, *, priority: str, level: str, department_code: str) -> str:

@@ -27,7 +27,9 @@ router = APIRouter(prefix="/api/v1")
 
 
 class Timer(BaseModel):
-    stage: str = Field(description="acknowledge (接单), joint_plan (联合处置方案) or resolve (办结)")
+    stage: str = Field(
+        description="acknowledge (接单), joint_plan (联合处置方案), resolve (办结), arbitrate (退单仲裁)"
+    )
     department_code: str
     round: int = Field(description="1, then one more each time the case is dispatched again")
     priority: str

@@ -12,10 +12,15 @@ from services.sla import metrics, store
 from services.sla.calendar import CST
 from services.sla.domain import Policy, TimerState, next_step
 from services.sla.settings import SlaSettings
-from shared.case_actions import CASE_TRANSITION_TYPES, Clocks, clocks_of
+from shared.case_actions import ARBITRATE, CASE_TRANSITION_TYPES, Clocks, clocks_of
 from shared.db import enqueue_many
-from shared.events import CaseDispatched, CaseTransitioned, Event, SlaBreached, SlaWarning, new_event
+from shared.events import CaseDispatched, CaseFacts, CaseTransitioned, Event, SlaBreached, SlaWarning, new_event
 from shared.loops import repeat_until_stopped
+
+# Why a timer waits (timers.paused_by): each kind is resumed only by its own answer, so a return
+# overruled does not end a pending extension's pause, nor an approved extension a return's hold.
+PAUSED = "pause"
+HELD = "hold"
 
 
 async def _score_stopped(conn: asyncpg.Connection, stopped: list[asyncpg.Record], now: datetime) -> None:
@@ -34,10 +39,10 @@ async def _score_stopped(conn: asyncpg.Connection, stopped: list[asyncpg.Record]
 def make_handlers(*, settings: SlaSettings, policy: Policy):
     """Handlers bound to the SLA policy."""
 
-    async def start(conn, case: CaseDispatched, *, stage: str, department_code: str) -> None:
+    async def start(conn, case: CaseFacts, *, at: datetime, stage: str, department_code: str) -> None:
         level = case.level or "county"
         deadline = policy.deadline(
-            start=case.dispatched_at, priority=case.priority, level=level, stage=stage, department_code=department_code
+            start=at, priority=case.priority, level=level, stage=stage, department_code=department_code
         )
         await store.start_timer(
             conn,
@@ -53,7 +58,7 @@ def make_handlers(*, settings: SlaSettings, policy: Policy):
             case_no=case.case_no,
             clock=deadline.clock,
             minutes=deadline.minutes,
-            started_at=case.dispatched_at,
+            started_at=at,
             due_at=deadline.due_at,
             warn_at=deadline.warn_at,
             next_fire_at=deadline.warn_at,
@@ -61,13 +66,37 @@ def make_handlers(*, settings: SlaSettings, policy: Policy):
 
     async def on_case_dispatched(conn: asyncpg.Connection, event: Event) -> None:
         case = event.payload_as(CaseDispatched)
+        at, reason = case.dispatched_at, f"dispatched:{case.action}"
+        # A returned case sent elsewhere (the return upheld, or reclassified) is the dispatcher's ruling.
+        ruled = await store.stop_timers(conn, case_id=case.case_id, now=at, reason=reason, stage=ARBITRATE)
+        await _score_stopped(conn, ruled, at)
         # Transfer, reopen or escalation: the earlier round's clocks end, a new round starts.
-        await store.stop_timers(conn, case_id=case.case_id, now=case.dispatched_at, reason=f"dispatched:{case.action}")
+        await store.stop_timers(conn, case_id=case.case_id, now=at, reason=reason)
         for department in (case.department_code, *case.co_department_codes):
-            await start(conn, case, stage="acknowledge", department_code=department)
+            await start(conn, case, at=at, stage="acknowledge", department_code=department)
         if case.co_department_codes:
-            await start(conn, case, stage="joint_plan", department_code=case.department_code)
-        await start(conn, case, stage="resolve", department_code=case.department_code)
+            await start(conn, case, at=at, stage="joint_plan", department_code=case.department_code)
+        await start(conn, case, at=at, stage="resolve", department_code=case.department_code)
+
+    async def pause(conn, timer: asyncpg.Record, *, now: datetime, paused_by: str) -> None:
+        left = policy.clock(timer["clock"]).between(now, timer["due_at"])
+        await store.pause_timer(
+            conn, timer_id=timer["id"], now=now, elapsed_minutes=timer["minutes"] - left, paused_by=paused_by
+        )
+
+    async def resume(conn, timer: asyncpg.Record, *, now: datetime, extra: float = 0.0) -> None:
+        """Go on from `now` with the time the timer had left (and `extra` minutes more)."""
+        deadline = policy.schedule(
+            clock=timer["clock"], minutes=timer["minutes"] + extra, start=now, elapsed=timer["elapsed_minutes"]
+        )
+        await store.resume_timer(
+            conn,
+            timer_id=timer["id"],
+            minutes=deadline.minutes,
+            due_at=deadline.due_at,
+            warn_at=deadline.warn_at,
+            next_fire_at=deadline.warn_at,
+        )
 
     async def on_case_step(conn: asyncpg.Connection, event: Event) -> None:
         """Apply the step's clock effect, as its action spec declares it (shared.case_actions)."""
@@ -86,28 +115,22 @@ def make_handlers(*, settings: SlaSettings, policy: Policy):
         if clocks.pause:  # the resolution clock waits (extension request, question to the reporter)
             for timer in await store.running_timers(conn, case_id=step.case_id, stage="resolve"):
                 if timer["paused_at"] is None:
-                    left = policy.clock(timer["clock"]).between(now, timer["due_at"])
-                    await store.pause_timer(
-                        conn, timer_id=timer["id"], now=now, elapsed_minutes=timer["minutes"] - left
-                    )
+                    await pause(conn, timer, now=now, paused_by=PAUSED)
         if clocks.resume:  # …and goes on, longer by an approved extension's minutes
             extra = float(step.detail.get("minutes") or 0)
             for timer in await store.running_timers(conn, case_id=step.case_id, stage="resolve"):
-                if timer["paused_at"] is not None:
-                    deadline = policy.schedule(
-                        clock=timer["clock"],
-                        minutes=timer["minutes"] + extra,
-                        start=now,
-                        elapsed=timer["elapsed_minutes"],
-                    )
-                    await store.resume_timer(
-                        conn,
-                        timer_id=timer["id"],
-                        minutes=deadline.minutes,
-                        due_at=deadline.due_at,
-                        warn_at=deadline.warn_at,
-                        next_fire_at=deadline.warn_at,
-                    )
+                if timer["paused_by"] == PAUSED:
+                    await resume(conn, timer, now=now, extra=extra)
+        if clocks.hold:  # 退回: every clock still running waits for the ruling where it is
+            for timer in await store.running_timers(conn, case_id=step.case_id):
+                if timer["paused_at"] is None:
+                    await pause(conn, timer, now=now, paused_by=HELD)
+        if clocks.release:  # overruled: the held clocks go on with the time they had left
+            for timer in await store.running_timers(conn, case_id=step.case_id):
+                if timer["paused_by"] == HELD:
+                    await resume(conn, timer, now=now)
+        if clocks.opens:  # the dispatch centre's own deadline (仲裁), reminded and escalated like any
+            await start(conn, step, at=now, stage=clocks.opens, department_code=policy.document.dispatcher_department)
 
     handlers = {"case.dispatched": on_case_dispatched}
     handlers.update(

@@ -38,18 +38,25 @@ async def stop_timers(
     )
 
 
-async def running_timers(conn: asyncpg.Connection, *, case_id: UUID, stage: str) -> list[asyncpg.Record]:
+async def running_timers(conn: asyncpg.Connection, *, case_id: UUID, stage: str | None = None) -> list[asyncpg.Record]:
+    """A case's timers not stopped (running or paused), of one stage or all."""
     return await conn.fetch(
-        "SELECT * FROM timers WHERE case_id = $1 AND stage = $2 AND stopped_at IS NULL FOR UPDATE", case_id, stage
+        "SELECT * FROM timers WHERE case_id = $1 AND ($2::text IS NULL OR stage = $2) AND stopped_at IS NULL"
+        " ORDER BY id FOR UPDATE",
+        case_id,
+        stage,
     )
 
 
-async def pause_timer(conn: asyncpg.Connection, *, timer_id: int, now: datetime, elapsed_minutes: float) -> None:
+async def pause_timer(
+    conn: asyncpg.Connection, *, timer_id: int, now: datetime, elapsed_minutes: float, paused_by: str
+) -> None:
     await conn.execute(
-        "UPDATE timers SET paused_at = $2, elapsed_minutes = $3, next_fire_at = NULL WHERE id = $1",
+        "UPDATE timers SET paused_at = $2, elapsed_minutes = $3, next_fire_at = NULL, paused_by = $4 WHERE id = $1",
         timer_id,
         now,
         elapsed_minutes,
+        paused_by,
     )
 
 
@@ -63,7 +70,8 @@ async def resume_timer(
     next_fire_at: datetime,
 ) -> None:
     await conn.execute(
-        "UPDATE timers SET paused_at = NULL, minutes = $2, due_at = $3, warn_at = $4, next_fire_at = $5 WHERE id = $1",
+        "UPDATE timers SET paused_at = NULL, paused_by = NULL, minutes = $2, due_at = $3, warn_at = $4,"
+        " next_fire_at = $5 WHERE id = $1",
         timer_id,
         minutes,
         due_at,

@@ -86,6 +86,13 @@ async def test_a_case_from_report_to_close(make_settings, fake_wecom):
             f"/api/v1/cases/{case_id}/media", json={"media_id": after_id, "role": "after"}, headers=handler
         )
         assert attached.status_code == 201, attached.text
+
+        async def dispatch_knows_the_photo():
+            # 办结 is verified: dispatch accepts only photos media told it (media.attached) are this case's.
+            r = await client["dispatch"].get(f"/api/v1/cases/{case_id}", headers=dispatcher)
+            return [e for e in r.json()["evidence"] if e["media_id"] == after_id and e["role"] == "after"]
+
+        await eventually(dispatch_knows_the_photo)
         r = await client["dispatch"].post(
             f"/api/v1/cases/{case_id}/resolve",
             headers=handler,

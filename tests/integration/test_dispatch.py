@@ -11,8 +11,8 @@ import pytest
 
 from services.dispatch.app import create_app as dispatch_app
 from services.dispatch.domain import replay
-from shared.events import ReportPlace, ReportSubmitted, ReportSubmittedV1, new_event, utcnow
-from shared.topics import CASES, REPORTS, ensure_topics
+from shared.events import MediaAttached, ReportPlace, ReportSubmitted, ReportSubmittedV1, new_event, utcnow
+from shared.topics import CASES, MEDIA, REPORTS, ensure_topics
 from tests.support import bearer, eventually, publish, read_topic, running
 
 COUNTY, TOWN, VILLAGE = "330727", "330727001", "330727001002"
@@ -63,6 +63,25 @@ async def case_of(client, headers, case_id) -> dict | None:
     return r.json() if r.status_code == 200 else None
 
 
+def attached(case_id, media_id, role: str, flags=()):
+    """media.attached as media publishes it: a photo it holds for the case."""
+    payload = MediaAttached(
+        media_id=media_id,
+        case_id=case_id,
+        role=role,
+        content_type="image/jpeg",
+        sha256="a" * 64,
+        flags=list(flags),
+        attached_at=utcnow(),
+    )
+    return new_event(payload, producer="media", jurisdiction_code=COUNTY, key=str(case_id))
+
+
+async def knows_evidence(client, headers, case_id, media_id) -> bool:
+    case = await case_of(client, headers, case_id)
+    return bool(case) and str(media_id) in {e["media_id"] for e in case["evidence"]}
+
+
 async def test_lifecycle_permissions_and_history_rebuilt_from_the_topic(make_settings):
     settings = make_settings("dispatch")
     await ensure_topics(settings)
@@ -97,6 +116,8 @@ async def test_lifecycle_permissions_and_history_rebuilt_from_the_topic(make_set
         await act("start", zhujian)
         await act("resolve", zhujian, 409, result="已更换井盖")  # no "after" photo
         after = str(uuid.uuid4())
+        await publish(settings, MEDIA.name, attached(case_id, after, "after").to_bytes())
+        await eventually(lambda: knows_evidence(client, dispatcher, case_id, after))
         resolved = await act("resolve", zhujian, result="已更换井盖", after_media_ids=[after])
         assert resolved["status"] == "resolved" and resolved["media"]["after"] == [after]
         await act("verify", dispatcher, 409, rating=9)
@@ -654,11 +675,13 @@ async def test_a_reporters_answer_to_the_review_is_the_review_and_dissatisfied_r
 
     async with running(dispatch_app(settings)) as client:
         for event in (happy, unhappy):
-            case_id = event.payload.case_id
+            case_id, photo = event.payload.case_id, uuid.uuid4()
             await eventually(lambda case_id=case_id: case_of(client, dispatcher, case_id))
+            await publish(settings, MEDIA.name, attached(case_id, photo, "after").to_bytes())
+            await eventually(lambda case_id=case_id, photo=photo: knows_evidence(client, dispatcher, case_id, photo))
             for action, body in (
                 ("acknowledge", {}),
-                ("resolve", {"result": "已更换", "after_media_ids": [str(uuid.uuid4())]}),
+                ("resolve", {"result": "已更换", "after_media_ids": [str(photo)]}),
             ):
                 answer = await client.post(f"/api/v1/cases/{case_id}/{action}", json=body, headers=zhujian)
                 assert answer.status_code == 200, answer.text
@@ -683,3 +706,95 @@ async def test_a_reporters_answer_to_the_review_is_the_review_and_dissatisfied_r
         await publish(settings, REPORTS.name, rated(happy, "dissatisfied"))
         await asyncio.sleep(1)
         assert (await case_of(client, dispatcher, happy.payload.case_id))["status"] == "verified"
+
+
+async def test_a_return_is_ruled_on_and_resolve_needs_this_cases_after_photos(make_settings):
+    settings = make_settings("dispatch")
+    await ensure_topics(settings)
+    event, other = report("manhole"), report("manhole")
+    await publish(settings, REPORTS.name, event.to_bytes(), other.to_bytes())
+    case_id = event.payload.case_id
+    dispatcher = bearer(settings, "dispatcher")
+    zhujian = bearer(settings, "handler", department_code="zhujian")
+    async with running(dispatch_app(settings)) as client:
+        await eventually(lambda: case_of(client, dispatcher, case_id))
+
+        async def act(action, headers, expect=200, **body):
+            r = await client.post(f"/api/v1/cases/{case_id}/{action}", json=body, headers=headers)
+            assert r.status_code == expect, r.text
+            return r.json()
+
+        # A ruling on a case nobody returned: 409, saying why, and nothing changes.
+        problem = await act("overrule-return", dispatcher, 409, reason="属住建局")
+        assert problem["type"].endswith("illegal-transition") and "only a case that is returned" in problem["detail"]
+        assert (await case_of(client, dispatcher, case_id))["seq"] == 1
+
+        await act("acknowledge", zhujian)
+        evidence = str(uuid.uuid4())
+        returned = await act("return", zhujian, reason="该井盖属燃气公司", evidence_media_ids=[evidence])
+        assert returned["status"] == "returned"
+        await act("transfer", dispatcher, 409, department_code="gas")  # the ruling is not bypassed
+        await act("overrule-return", zhujian, 403, reason="x")  # the department does not rule on itself
+        overruled = await act("overrule-return", dispatcher, reason="市政道路井盖，属住建局管养")
+        assert (overruled["status"], overruled["department_code"]) == ("acknowledged", "zhujian")
+        # Returned again and upheld this time: the case goes to another department.
+        await act("return", zhujian, reason="经核实为燃气阀门井")
+        await act("uphold-return", dispatcher, 409, reason="x", department_code="zhujian")
+        upheld = await act("uphold-return", dispatcher, reason="燃气阀门井", department_code="gas")
+        assert (upheld["status"], upheld["department_code"]) == ("dispatched", "gas")
+
+        detail = await case_of(client, dispatcher, case_id)
+        disputes = [(t["action"], t["status"], t["reason"], t["detail"]) for t in detail["timeline"][3:]]
+        assert disputes == [
+            (
+                "return",
+                "returned",
+                "该井盖属燃气公司",
+                {"department_code": "zhujian", "evidence_media_ids": [evidence]},
+            ),
+            (
+                "overrule_return",
+                "acknowledged",
+                "市政道路井盖，属住建局管养",
+                {"department_code": "zhujian", "ruling": "overruled"},
+            ),
+            ("return", "returned", "经核实为燃气阀门井", {"department_code": "zhujian", "evidence_media_ids": []}),
+            (
+                "uphold_return",
+                "dispatched",
+                "燃气阀门井",
+                {"department_code": "gas", "ruling": "upheld", "returned_by": "zhujian"},
+            ),
+        ]
+
+        # 办结 by gas: only with "after" photos media holds for this case.
+        gas = bearer(settings, "handler", department_code="gas")
+        await act("acknowledge", gas)
+        mine, before, elsewhere, reused = (str(uuid.uuid4()) for _ in range(4))
+        await publish(
+            settings,
+            MEDIA.name,
+            attached(case_id, before, "before").to_bytes(),
+            attached(other.payload.case_id, elsewhere, "after").to_bytes(),
+            attached(case_id, reused, "after", flags=["reused_photo"]).to_bytes(),
+            attached(case_id, mine, "after").to_bytes(),
+            attached(uuid.uuid4(), str(uuid.uuid4()), "after").to_bytes(),  # another centre's case: ignored
+        )
+        await eventually(lambda: knows_evidence(client, dispatcher, case_id, mine))
+        await eventually(lambda: knows_evidence(client, dispatcher, other.payload.case_id, elsewhere))
+        for media_id, why in ((elsewhere, "不是本案件的整改后照片"), (before, "整改前照片")):
+            problem = await act("resolve", gas, 409, result="已更换阀门井盖", after_media_ids=[mine, media_id])
+            assert why in problem["detail"]
+        assert (await case_of(client, dispatcher, case_id))["status"] == "acknowledged"  # nothing changed
+        resolved = await act("resolve", gas, result="已更换阀门井盖", after_media_ids=[mine, reused])
+        assert resolved["status"] == "resolved"
+        # What media flagged is in front of the dispatcher: when it arrived and on the 办结 itself.
+        detail = await case_of(client, dispatcher, case_id)
+        flagged = [t for t in detail["timeline"] if t["action"] == "evidence_flagged"]
+        assert [t["detail"] for t in flagged] == [{"media_id": reused, "role": "after", "flags": ["reused_photo"]}]
+        assert detail["timeline"][-1]["detail"]["flagged_media"] == {reused: ["reused_photo"]}
+        assert {e["media_id"]: e["flags"] for e in detail["evidence"]} == {
+            before: [],
+            reused: ["reused_photo"],
+            mine: [],
+        }

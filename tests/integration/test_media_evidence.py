@@ -8,7 +8,7 @@ from uuid import uuid4
 
 import asyncpg
 import httpx
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from services.media.app import create_app
 from shared.auth import Actor, issue_token
@@ -286,3 +286,61 @@ async def test_originals_past_their_retention_are_deleted_with_their_copies(make
         again = await upload(client, jpeg_bytes())
         assert again["purged"] is False and set(again["urls"]) == {"original", "public", "thumbnail"}
     assert sorted(n.split("/")[0] for n in object_names(settings)) == ["public", "sha256", "sha256", "thumb"]
+
+
+def scene(seed: int, size=(640, 480), quality=92) -> bytes:
+    """A photo with structure (shapes of different brightness), different for each seed, as JPEG."""
+    image = Image.new("RGB", (640, 480), (90 + seed * 7 % 60, 100, 110))
+    draw = ImageDraw.Draw(image)
+    for i in range(12):
+        x, y = (seed * 131 + i * 97) % 640, (seed * 71 + i * 53) % 480
+        shade = (seed * 37 + i * 61) % 256
+        draw.rectangle((x, y, x + 60 + i * 9, y + 40 + i * 7), fill=(shade, 255 - shade, (shade * 3) % 256))
+    buffer = io.BytesIO()
+    image.resize(size).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+async def test_a_reused_photo_is_flagged_by_its_perceptual_hash(make_settings):
+    settings = make_settings("media")
+    first_case, case_id = uuid4(), uuid4()
+    async with running(create_app(settings)) as client:
+        client.headers.update(auth(settings))
+        # Two cases, each reported with its own photo.
+        elsewhere = await upload(client, scene(1))
+        before = await upload(client, scene(2))
+        await submit_report(settings, case_id=first_case, media_ids=[elsewhere["media_id"]])
+        await submit_report(settings, case_id=case_id, media_ids=[before["media_id"]])
+
+        async def reported():
+            counts = [(await client.get(f"/api/v1/cases/{c}/evidence")).json() for c in (first_case, case_id)]
+            return all(c.get("before") == 1 for c in counts)
+
+        await eventually(reported)
+
+        async def attach_after(data: bytes) -> dict:
+            media = await upload(client, data)
+            r = await client.post(
+                f"/api/v1/cases/{case_id}/media", json={"media_id": media["media_id"], "role": "after"}
+            )
+            assert r.status_code == 201, r.text
+            return r.json()
+
+        # The other case's photo, smaller and recompressed (other bytes, the same picture): flagged.
+        from_elsewhere = await attach_after(scene(1, size=(480, 360), quality=70))
+        assert from_elsewhere["flags"] == ["reused_photo"]
+        assert "疑似重复使用的照片" in from_elsewhere["flag_texts"][0]
+        # This case's own "before" photo handed in as "after": flagged.
+        own_before = await attach_after(scene(2, quality=80))
+        assert own_before["flags"] == ["reused_photo"]
+        # A photo of its own: not flagged.
+        fresh = await attach_after(scene(3))
+        assert fresh["flags"] == []
+        # The report's photos were not flagged by the later copies of them.
+        items = (await client.get(f"/api/v1/cases/{case_id}/media", params={"role": "before"})).json()["items"]
+        assert [i["flags"] for i in items] == [[]]
+        assert (await client.get(f"/api/v1/cases/{case_id}/evidence")).json()["flagged"] == 2
+    messages = await read_topic(settings, MEDIA.name, until=lambda m: len(events_of(m, "media.attached")) >= 5)
+    flags = {m["payload"]["media_id"]: m["payload"]["flags"] for m in events_of(messages, "media.attached")}
+    assert flags[from_elsewhere["media_id"]] == flags[own_before["media_id"]] == ["reused_photo"]
+    assert flags[fresh["media_id"]] == []

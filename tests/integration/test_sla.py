@@ -268,3 +268,98 @@ async def test_scores_of_a_period_at_the_start_of_the_calendar_answer(make_setti
         assert (early.json()["since"], early.json()["until"]) == ("0001-01-01", "0001-01-01")
         later = await client.get("/api/v1/departments/scores", params={"until": "0001-03-01"})
         assert later.json()["since"] == "0001-01-30"  # 30 days before, as for any other date
+
+
+async def test_a_return_holds_the_clocks_for_an_arbitration_deadline_and_an_overrule_resumes_them(make_settings):
+    settings = make_settings("sla")
+    await ensure_topics(settings)
+    clock = Clock(T0)
+    case_id, upheld_id = uuid4(), uuid4()
+    returned_at = T0 + timedelta(minutes=4)
+    await publish(
+        settings,
+        CASES.name,
+        dispatched(case_id),
+        dispatched(upheld_id),
+        step(case_id, "case.returned", "return", returned_at, 2, {"department_code": "zhujian"}),
+        step(upheld_id, "case.returned", "return", returned_at, 2, {"department_code": "zhujian"}),
+    )
+    async with running(sla_app(settings, clock=clock)) as client:
+        client.headers.update(bearer(settings, "dispatcher"))
+
+        async def arbitrating(cid):
+            timers = await timers_of(client, cid)
+            return timers if ("arbitrate", "grid_center") in timers else None
+
+        timers = await eventually(lambda: arbitrating(case_id))
+        # The department's clocks wait where they were; the dispatcher's own (30 minutes) runs.
+        for stage in ("acknowledge", "resolve"):
+            held = timers[(stage, "zhujian")]
+            assert held["paused_at"] and not held["stopped_at"]
+        arbitrate = timers[("arbitrate", "grid_center")]
+        assert datetime.fromisoformat(arbitrate["due_at"]) == returned_at + timedelta(minutes=30)
+        await eventually(lambda: arbitrating(upheld_id))
+
+        # Upheld: the case goes elsewhere; the ruling ends the arbitration (in time) and the old round.
+        payload = CaseDispatched(
+            **facts(upheld_id) | {"seq": 3, "department_code": "gas", "department_name": "燃气公司"},
+            responsibility_list_version="v",
+            rule="manual:dispatcher:d1",
+            dispatched_at=T0 + timedelta(minutes=10),
+            action="uphold_return",
+            reason="燃气井",
+        )
+        await publish(
+            settings,
+            CASES.name,
+            new_event(payload, producer="dispatch", jurisdiction_code="330727", key=str(upheld_id)).to_bytes(),
+        )
+
+        async def redispatched():
+            timers = await timers_of(client, upheld_id)
+            return timers if ("resolve", "gas") in timers else None
+
+        timers = await eventually(redispatched)
+        assert timers[("arbitrate", "grid_center")]["stop_reason"] == "dispatched:uphold_return"
+        assert timers[("resolve", "zhujian")]["stopped_at"] and not timers[("resolve", "gas")]["stopped_at"]
+
+        # The dispatcher does not rule in time: reminded (催办) and escalated (督办) like any deadline,
+        # while the held acknowledgement (due at 10 minutes) says nothing.
+        clock.now = returned_at + timedelta(minutes=24)
+
+        def of_case(messages):
+            return [m for m in messages if m["payload"]["case_id"] == str(case_id)]
+
+        await read_topic(settings, SLA.name, until=lambda ms: len(of_case(ms)) >= 1)
+        clock.now = returned_at + timedelta(minutes=30)
+        events = of_case(await read_topic(settings, SLA.name, until=lambda ms: len(of_case(ms)) >= 2))
+        assert [(e["type"], e["payload"]["stage"], e["payload"]["department_code"]) for e in events] == [
+            ("sla.warning", "arbitrate", "grid_center"),
+            ("sla.breached", "arbitrate", "grid_center"),
+        ]
+
+        # Overruled at 40 minutes: back to zhujian with the time it had left (6 and 56 minutes).
+        overruled_at = T0 + timedelta(minutes=40)
+        clock.now = overruled_at
+        await publish(
+            settings,
+            CASES.name,
+            step(case_id, "case.return_overruled", "overrule_return", overruled_at, 3, {"department_code": "zhujian"}),
+        )
+
+        async def resumed():
+            timers = await timers_of(client, case_id)
+            return timers if not timers[("acknowledge", "zhujian")]["paused_at"] else None
+
+        timers = await eventually(resumed)
+        assert datetime.fromisoformat(timers[("acknowledge", "zhujian")]["due_at"]) == overruled_at + timedelta(
+            minutes=6
+        )
+        assert datetime.fromisoformat(timers[("resolve", "zhujian")]["due_at"]) == overruled_at + timedelta(minutes=56)
+        assert timers[("arbitrate", "grid_center")]["stop_reason"] == "return_overruled"
+        scores = (
+            await client.get("/api/v1/departments/scores", params={"since": "2026-11-01", "until": "2026-11-30"})
+        ).json()
+        [centre] = [d for d in scores["departments"] if d["department_code"] == "grid_center"]
+        # One ruling in time (the upheld return), one late, with its warning and breach.
+        assert (centre["on_time"], centre["late"], centre["warnings"], centre["breaches"]) == (1, 1, 1, 1)

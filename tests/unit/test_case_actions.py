@@ -54,6 +54,7 @@ ARGUMENTS = {
     "into_case_id": str(uuid4()),
     "category": "sewage",
     "priority": "normal",
+    "evidence_media_ids": [str(uuid4())],
 }
 
 
@@ -81,7 +82,8 @@ def ready_case(action: str, status: str, role: str) -> CaseState:
 TARGET = CaseState(
     case_id=ARGUMENTS["into_case_id"], status="dispatched", jurisdiction_code=VILLAGE, department_code=LEAD
 )
-CONTEXT = replace(CONTEXT, other=TARGET)
+# Media holds the 整改后 photo 办结 names, for this case.
+CONTEXT = replace(CONTEXT, other=TARGET, evidence={ARGUMENTS["after_media_ids"][0]: ("after", ())})
 
 
 def actor_for(action: str, role: str) -> Actor:
@@ -91,7 +93,7 @@ def actor_for(action: str, role: str) -> Actor:
 
 
 def test_the_table_covers_the_actions_staff_use():
-    assert len(ACTIONS) == 22
+    assert len(ACTIONS) == 24
     assert set(RULES) <= set(ACTIONS)
 
 
@@ -125,7 +127,8 @@ def test_decide_follows_the_spec(name, role, status):
         return
     transition = decide(case=case, action=name, actor=actor, arguments=arguments, context=CONTEXT)
     assert transition.event_type == spec.event_type and transition.from_status == status
-    assert transition.to_status == (spec.to_status or status) or name == "acknowledge"
+    # An acknowledgement moves only the lead's case; an overruled return goes back where it came from.
+    assert transition.to_status == (spec.to_status or status) or name in ("acknowledge", "overrule_return")
     assert apply(case, transition).status == transition.to_status
     assert name in available_actions(actor=actor, case=case)
 
@@ -196,12 +199,14 @@ def test_a_grid_worker_settles_a_small_problem_of_their_grid_on_the_spot():
     assert "settle" not in available_actions(actor=neighbour, case=case)
     assert "settle" not in available_actions(actor=ACTORS["handler"], case=case)
     photo = str(uuid4())
-    settled = decide(
-        case=case, action="settle", actor=worker, arguments={"result": "已扶正", "after_media_ids": [photo]}
-    )
+    held = replace(CONTEXT, evidence={photo: ("after", ())})  # media holds it for this case, as 整改后
+    arguments = {"result": "已扶正", "after_media_ids": [photo]}
+    settled = decide(case=case, action="settle", actor=worker, arguments=arguments, context=held)
     assert (settled.to_status, settled.event_type) == ("resolved", "case.settled")
     assert settled.detail == {"result": "已扶正", "after_media_ids": [photo], "handled_by": "grid"}
     with pytest.raises(IllegalTransition, match="after_media_ids"):
-        decide(case=case, action="settle", actor=worker, arguments={"result": "已扶正"})
+        decide(case=case, action="settle", actor=worker, arguments={"result": "已扶正"}, context=held)
+    with pytest.raises(IllegalTransition, match="整改后照片"):  # a photo media does not hold for the case
+        decide(case=case, action="settle", actor=worker, arguments=arguments, context=CONTEXT)
     # No department did the work: its clocks stop, none is counted as met.
     assert ACTIONS["settle"].clocks.completes is None and ACTIONS["settle"].clocks.stop_all

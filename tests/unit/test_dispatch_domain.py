@@ -1,6 +1,7 @@
 """The case lifecycle rules and the responsibility list, without I/O."""
 
 import random
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -42,7 +43,9 @@ def case(**overrides) -> CaseState:
     return CaseState(**(values | overrides))
 
 
-CONTEXT = Context(rlist=RLIST, centres=frozenset({COUNTY, TOWN}), taxonomy=TAXONOMY)
+# The photos media holds for the case (media.attached), as 办结 names them.
+EVIDENCE = {"m-after": ("after", ()), "m": ("after", ())}
+CONTEXT = Context(rlist=RLIST, centres=frozenset({COUNTY, TOWN}), taxonomy=TAXONOMY, evidence=EVIDENCE)
 
 
 def run(state: CaseState, action: str, actor: Actor, **arguments) -> CaseState:
@@ -133,12 +136,93 @@ def test_handlers_act_only_for_their_department_and_jurisdiction():
 
 def test_transfer_changes_the_department_and_resets_acknowledgements():
     state = run(
-        case(status="returned", acknowledged_departments=("zhujian",)),
+        case(status="dispatched", acknowledged_departments=("zhujian",)),
         "transfer",
         DISPATCHER,
         department_code="chengguan",
     )
     assert (state.status, state.department_code, state.acknowledged_departments) == ("dispatched", "chengguan", ())
+
+
+def test_a_return_says_why_and_waits_for_the_dispatchers_ruling():
+    with pytest.raises(IllegalTransition, match="reason"):
+        decide(case=case(), action="return", actor=ZHUJIAN, arguments={})
+    evidence = "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d"
+    returned = decide(
+        case=case(),
+        action="return",
+        actor=ZHUJIAN,
+        arguments={"reason": "属燃气公司", "evidence_media_ids": [evidence]},
+    )
+    assert (returned.to_status, returned.reason) == ("returned", "属燃气公司")
+    assert returned.detail == {"department_code": "zhujian", "evidence_media_ids": [evidence]}
+    # Only the dispatcher rules, and only on a returned case (the 409 says which status it needs).
+    state = apply(case(), returned)
+    with pytest.raises(Forbidden):
+        decide(case=state, action="overrule_return", actor=ZHUJIAN, arguments={"reason": "x"})
+    with pytest.raises(IllegalTransition, match="only a case that is returned"):
+        decide(case=case(), action="overrule_return", actor=DISPATCHER, arguments={"reason": "x"})
+    with pytest.raises(IllegalTransition, match="only a case that is returned"):
+        decide(
+            case=case(), action="uphold_return", actor=DISPATCHER, arguments={"reason": "x", "department_code": "gas"}
+        )
+    # A ruling always says why.
+    with pytest.raises(IllegalTransition, match="reason"):
+        decide(case=state, action="overrule_return", actor=DISPATCHER, arguments={})
+    # Nor can the dispatcher go around the ruling with a plain transfer.
+    with pytest.raises(IllegalTransition, match="returned"):
+        decide(case=state, action="transfer", actor=DISPATCHER, arguments={"department_code": "gas"})
+
+
+def test_an_overruled_return_goes_back_as_it_was_and_an_upheld_one_elsewhere():
+    # Returned before acknowledging: back to dispatched; after: back to acknowledged.
+    for acknowledged, back in (((), "dispatched"), (("zhujian",), "acknowledged")):
+        state = run(case(acknowledged_departments=acknowledged), "return", ZHUJIAN, reason="不归我局")
+        ruling = decide(case=state, action="overrule_return", actor=DISPATCHER, arguments={"reason": "市政道路井盖"})
+        assert (ruling.to_status, ruling.detail, ruling.event_type) == (
+            back,
+            {"department_code": "zhujian", "ruling": "overruled"},
+            "case.return_overruled",
+        )
+        assert apply(state, ruling).acknowledged_departments == acknowledged
+    state = run(case(), "return", ZHUJIAN, reason="属燃气公司")
+    with pytest.raises(IllegalTransition, match="overrule the return"):
+        decide(
+            case=state,
+            action="uphold_return",
+            actor=DISPATCHER,
+            arguments={"reason": "x", "department_code": "zhujian"},
+        )
+    upheld = decide(
+        case=state, action="uphold_return", actor=DISPATCHER, arguments={"reason": "燃气井", "department_code": "gas"}
+    )
+    assert (upheld.to_status, upheld.event_type) == ("dispatched", "case.dispatched")
+    assert upheld.detail == {"department_code": "gas", "ruling": "upheld", "returned_by": "zhujian"}
+    assert apply(state, upheld).department_code == "gas"
+
+
+def test_resolve_needs_after_photos_media_holds_for_the_case_and_shows_what_media_flagged():
+    state = case(status="in_progress", acknowledged_departments=("zhujian",))
+    evidence = {
+        "before-1": ("before", ()),
+        "after-ok": ("after", ()),
+        "after-reused": ("after", ("reused_photo", "far_from_report")),
+    }
+    context = replace(CONTEXT, evidence=evidence)
+
+    def resolve(*media_ids):
+        arguments = {"result": "已更换", "after_media_ids": list(media_ids)}
+        return decide(case=state, action="resolve", actor=ZHUJIAN, arguments=arguments, context=context)
+
+    # Not this case's (another case's photo, or one never attached): refused, saying what to do.
+    with pytest.raises(IllegalTransition, match="不是本案件的整改后照片.*请先上传"):
+        resolve("after-ok", "of-another-case")
+    with pytest.raises(IllegalTransition, match="整改前照片"):
+        resolve("before-1")
+    assert "flagged_media" not in resolve("after-ok").detail
+    flagged = resolve("after-ok", "after-reused")
+    assert flagged.to_status == "resolved"
+    assert flagged.detail["flagged_media"] == {"after-reused": ["reused_photo", "far_from_report"]}
 
 
 def test_extension_request_then_approve_or_refuse():

@@ -6,9 +6,9 @@ import zlib
 from datetime import UTC, datetime
 
 import pytest
-from PIL import ExifTags, Image
+from PIL import ExifTags, Image, ImageDraw
 
-from services.media import imaging
+from services.media import domain, imaging
 from services.media.domain import Rejection
 
 MAX_PIXELS = 10_000_000
@@ -149,3 +149,52 @@ def test_the_derived_copies_decode_the_original_once(monkeypatch):
     public, thumbnail = imaging.derived_copies(encode(noisy((3000, 2000)), "JPEG"), max_pixels=MAX_PIXELS)
     assert len(opened) == 1  # a 50-megapixel photo costs one decode here, not one per copy
     assert max(Image.open(io.BytesIO(thumbnail)).size) < max(Image.open(io.BytesIO(public)).size)
+
+
+def scene(seed: int, size=(640, 480)) -> Image.Image:
+    """A picture with structure (shapes of different brightness), different for each seed."""
+    image = Image.new("RGB", size, (90 + seed * 7 % 60, 100, 110))
+    draw = ImageDraw.Draw(image)
+    for i in range(12):
+        x, y = (seed * 131 + i * 97) % size[0], (seed * 71 + i * 53) % size[1]
+        shade = (seed * 37 + i * 61) % 256
+        draw.rectangle((x, y, x + 60 + i * 9, y + 40 + i * 7), fill=(shade, 255 - shade, (shade * 3) % 256))
+    return image
+
+
+def hash_of(data: bytes) -> int | None:
+    return imaging.inspect_image(data, max_pixels=50_000_000).dhash
+
+
+def test_a_photo_resized_and_recompressed_keeps_its_perceptual_hash_and_another_does_not():
+    original = scene(1)
+    first = hash_of(encode(original, "JPEG", quality=95))
+    assert first is not None and 0 <= first < 2**64
+    # The same picture as a messaging app sends it on: smaller, recompressed, as PNG, or its EXIF
+    # saying it is rotated and the pixels rotated to match (the upright picture is what is hashed).
+    smaller = hash_of(encode(original.resize((320, 240)), "JPEG", quality=60))
+    as_png = hash_of(encode(original, "PNG"))
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6  # rotate 90° clockwise to view
+    rotated = hash_of(encode(original.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=90, exif=exif))
+    for copy in (smaller, as_png, rotated):
+        assert copy is not None and domain.hamming(first, copy) <= 6
+    # Other pictures are far away.
+    for seed in (2, 3, 4):
+        other = hash_of(encode(scene(seed), "JPEG", quality=95))
+        assert other is not None and domain.hamming(first, other) > 12
+
+
+def test_a_featureless_picture_has_no_hash_to_compare():
+    assert hash_of(encode(Image.new("RGB", (64, 64), (30, 160, 60)), "JPEG")) is None
+    assert domain.informative_hash(0) is None and domain.informative_hash(2**64 - 1) is None
+    assert domain.informative_hash(0b1111) == 0b1111
+
+
+def test_hashes_are_compared_bit_by_bit_and_kept_as_postgres_bigints():
+    assert domain.hamming(0, 0) == 0 and domain.hamming(0b1011, 0b0001) == 2
+    assert domain.hamming(2**64 - 1, 0) == 64
+    assert domain.signed64(2**64 - 1) == -1 and domain.signed64(2**63) == -(2**63) and domain.signed64(5) == 5
+    # XOR of the stored (signed) values has the same differing bits as of the unsigned hashes.
+    a, b = 2**63 + 12345, 987654321
+    assert domain.hamming(domain.signed64(a), domain.signed64(b)) == domain.hamming(a, b)

@@ -21,6 +21,9 @@ def test_the_shipped_policy_reads_into_types():
     assert policy.default_hours == ((time(8, 30), time(12, 0)), (time(13, 30), time(17, 30)))
     assert policy.department_hours["market"][1] == (time(13, 30), time(18, 30))
     assert policy.round_the_clock("police") and not policy.round_the_clock("zhujian")
+    # The dispatch centre's own deadline: ruling on a returned case (退单仲裁), counted as its group's.
+    assert policy.stages["normal"]["arbitrate"] == Duration("working_hours", 2)
+    assert policy.dispatcher_department == "grid_center"
 
 
 def test_a_level_overrides_only_the_stages_it_names():
@@ -45,6 +48,11 @@ WITHOUT_VERSION = {k: v for k, v in DOCUMENT.items() if k != "version"}
             {"stages": {"urgent": {"acknowledge": {"minutes": 0}}}},
             {"levels": {"village": {"normal": {"resolve": {"weeks": 1}}}}},
             {"stages": {"rush": {"acknowledge": {"minutes": 5}}}},  # no reminder interval for "rush"
+            # No time for arbitration (退单仲裁) of normal cases.
+            {
+                "stages": DOCUMENT["stages"]
+                | {"normal": {"acknowledge": {"minutes": 5}, "joint_plan": {"minutes": 5}, "resolve": {"minutes": 5}}}
+            },
             {"working_hours": {"default": [["17:30", "08:30"]]}},
             {"working_hours": {"default": [["half past eight", "12:00"]]}},
         ]
