@@ -785,6 +785,71 @@ async def locate_report(request: Request, actor: CurrentActor, report_id: UUID):
     return RedirectResponse(f"/locate?done={quote(report.get('case_no') or '')}", status_code=303)
 
 
+@router.get("/scorecards")
+async def scorecards(
+    request: Request,
+    actor: CurrentActor,
+    by: Annotated[str, Query(pattern="^(department|town)$")] = "department",
+    span: Annotated[str, Query(pattern="^(month|week|30d)$")] = "month",
+):
+    """三率: departments' or towns' scorecards for this month, this week or the last 30 days."""
+    today = datetime.now(pages.BEIJING).date()
+    since = {"month": today.replace(day=1), "week": today - timedelta(days=today.weekday())}.get(
+        span, today - timedelta(days=30)
+    )
+    params = {"by": by, "period": "all", "since": since.isoformat(), "until": today.isoformat()}
+    rows, error, status = [], "", 200
+    try:
+        rows = (await _ask(request, "sla", "GET", "/api/v1/scorecards", params=params))["rows"]
+    except Refused as refused:
+        if refused.status == 401:
+            return sessions.login_required_response(request)
+        error, status = refused.message, refused.status
+    except Unavailable as unavailable:
+        error, status = str(unavailable), 502
+    html = pages.scorecards_page(
+        actor=actor,
+        names=_names(request),
+        csrf=_csrf(request),
+        by=by,
+        span=span,
+        since=since.isoformat(),
+        until=today.isoformat(),
+        rows=rows,
+        error=error,
+    )
+    return _html(request, html, status)
+
+
+# The exports as sla makes them, downloaded through the console (one origin, the person's token).
+EXPORTS = {
+    "assessment.xlsx": ("/api/v1/exports/assessment.xlsx", "month"),
+    "weekly.pdf": ("/api/v1/reports/weekly.pdf", "week"),
+}
+
+
+@router.get("/scorecards/{name}")
+async def scorecard_export(request: Request, actor: CurrentActor, name: str, month: str = "", week: str = ""):
+    """月度考核表 (Excel) and 周报 (PDF) from sla, as files."""
+    if name not in EXPORTS:
+        return _error(request, actor, Refused(404, "没有这个报表。"))
+    path, parameter = EXPORTS[name]
+    value = {"month": month, "week": week}[parameter]
+    try:
+        answer = await call(
+            request.app.state.http,
+            "sla",
+            "GET",
+            _url(request, "sla", path),
+            token=request.state.token,
+            params={parameter: value} if value else {},
+        )
+    except (Refused, Unavailable) as error:
+        return _error(request, actor, error)
+    headers = {"content-disposition": answer.headers.get("content-disposition", f'attachment; filename="{name}"')}
+    return Response(answer.content, media_type=answer.headers.get("content-type"), headers=headers)
+
+
 @router.get("/media/{media_id}")
 async def photo(request: Request, actor: CurrentActor, media_id: UUID):
     """A case photo through the console (one origin: the browser never needs the object store)."""

@@ -165,7 +165,7 @@ def layout(*, title: str, body: str, actor: Actor | None = None, names: Names | 
             supervision = '<a href="/locate">待定位</a>' + supervision
         header = f"""<header class="top">
   <a class="brand" href="/">网格通 · 工作台</a>
-  <nav><a href="/">案件队列</a><a href="/map">地图</a>{supervision}</nav>
+  <nav><a href="/">案件队列</a><a href="/map">地图</a>{supervision}<a href="/scorecards">三率</a></nav>
   <span class="who">{e(person(actor, names))}</span>
   <form method="post" action="/logout"><input type="hidden" name="csrf_token" value="{e(csrf)}">
     <button type="submit" class="link">退出登录</button></form>
@@ -944,3 +944,74 @@ def locate_page(*, actor: Actor, names: Names, csrf: str, report: dict, tiles_ur
   <span class="muted">点击地图即填入经纬度（WGS-84），也可直接填写。</span>
 </form></section>"""
     return layout(title="定位", body=body, actor=actor, names=names, csrf=csrf)
+
+
+# 三率 as staff read them: the rates, each with its sample, in the order departments are assessed.
+SCORE_RATES = (
+    ("acknowledged_in_time", "及时签收率"),
+    ("resolved_in_time", "按期办结率"),
+    ("satisfied", "群众满意率"),
+    ("reopened", "回潮率"),
+    ("returned", "退单率"),
+)
+SCORE_GROUPS = {"department": "部门", "town": "乡镇（街道）"}
+SCORE_RANGES = {"month": "本月", "week": "本周", "30d": "近 30 天"}
+
+
+def scorecards_page(
+    *,
+    actor: Actor,
+    names: Names,
+    csrf: str,
+    by: str,
+    span: str,
+    since: str,
+    until: str,
+    rows: list[dict],
+    error: str = "",
+) -> str:
+    """三率 scorecards: ranked by the Wilson lower bound of 按期办结率, each rate with its sample
+    size; no data shows 无数据, never 0 % or 100 %; the exports for the assessment."""
+
+    def name(key: str | None) -> str:
+        if key is None:
+            return "未定"
+        return names.department(key) if by == "department" else names.division(key)
+
+    def cell(rate: dict) -> str:
+        if rate["value"] is None:
+            return '<td class="muted">无数据</td>'
+        return f'<td>{e(rate["display"])} <span class="muted">({rate["numerator"]}/{rate["n"]})</span></td>'
+
+    def minutes(value: float | None) -> str:
+        return "—" if value is None else f"{value:.0f} 分钟"
+
+    body_rows = "".join(
+        f"<tr><td>{r['rank'] or '—'}</td><td>{e(name(r['key']))}</td><td>{r['received']}</td>"
+        + "".join(cell(r[rate]) for rate, _ in SCORE_RATES)
+        + f"<td>{r['supervised']}</td><td>{minutes(r['stage_minutes']['resolve']['median'])}</td></tr>"
+        for r in rows
+    )
+    tabs = "".join(
+        f'<a href="/scorecards?by={g}&amp;span={span}"{" class=active" * (g == by)}>{label}</a>'
+        for g, label in SCORE_GROUPS.items()
+    )
+    spans = "".join(
+        f'<a href="/scorecards?by={by}&amp;span={s}"{" class=active" * (s == span)}>{label}</a>'
+        for s, label in SCORE_RANGES.items()
+    )
+    alert = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
+    headers = "".join(f"<th>{label}</th>" for _, label in SCORE_RATES)
+    month = since[:7]
+    body = f"""<h1>三率考核</h1>
+<section class="toolbar"><nav class="tabs">{tabs}</nav><nav class="tabs">{spans}</nav>
+<span class="muted">{e(since)} 至 {e(until)}</span></section>
+{alert}
+<table class="cases scorecards"><thead><tr><th>排名</th><th>{SCORE_GROUPS[by]}</th><th>受理</th>{headers}
+<th>督办</th><th>办结用时中位数</th></tr></thead>
+<tbody>{body_rows or '<tr class="empty"><td colspan="10">本期无数据</td></tr>'}</tbody></table>
+<p class="hint">排名按按期办结率的 Wilson 下限（95%）：3 件全按期不会排在 300 件中 290 件按期之前；
+括号内为达标数/样本数；没有可统计的案件显示“无数据”。</p>
+<p><a class="button" href="/scorecards/assessment.xlsx?month={e(month)}">下载月度考核表（Excel）</a>
+<a class="button" href="/scorecards/weekly.pdf">下载上周周报（PDF）</a></p>"""
+    return layout(title="三率考核", body=body, actor=actor, names=names, csrf=csrf)

@@ -563,3 +563,30 @@ async def test_the_before_and_after_comparison_comes_through_the_console(make_se
             assert image.content[:3] == b"\xff\xd8\xff"
             no_pair = await client.get(f"/cases/{lonely}/comparison.jpg", headers=HTML)
             assert no_pair.status_code == 409 and "text/html" in no_pair.headers["content-type"]
+
+
+async def test_scorecards_and_their_exports_come_through_the_console(make_settings):
+    sla_settings = make_settings("sla")
+    await ensure_topics(sla_settings)
+    async with serving(sla_app(sla_settings)) as sla_url:
+        settings = make_settings("console", console_sla_url=sla_url)
+        async with running(console_app(settings)) as client:
+            actor = Actor(subject="s", role="supervisor", jurisdiction_code="330727")
+            client.cookies.set("gl_session", issue_token(secret=settings.auth_jwt_secret, actor=actor))
+            page = await client.get("/scorecards", headers=HTML)
+            assert page.status_code == 200 and "三率考核" in page.text and "按期办结率" in page.text
+            towns = await client.get("/scorecards", params={"by": "town", "span": "week"}, headers=HTML)
+            assert towns.status_code == 200 and "乡镇（街道）" in towns.text
+            workbook = await client.get("/scorecards/assessment.xlsx", headers=HTML)
+            assert workbook.status_code == 200 and workbook.content[:2] == b"PK"  # an xlsx is a zip
+            assert "attachment" in workbook.headers["content-disposition"]
+            report = await client.get("/scorecards/weekly.pdf", headers=HTML)
+            assert report.status_code == 200 and report.content[:4] == b"%PDF"
+            assert (await client.get("/scorecards/secrets.txt", headers=HTML)).status_code == 404
+            assert (await client.get("/scorecards", params={"by": "planet"}, headers=HTML)).status_code == 422
+    down = make_settings("console", console_sla_url="http://127.0.0.1:9")
+    async with running(console_app(down)) as client:
+        actor = Actor(subject="s", role="supervisor", jurisdiction_code="330727")
+        client.cookies.set("gl_session", issue_token(secret=down.auth_jwt_secret, actor=actor))
+        page = await client.get("/scorecards", headers=HTML)
+        assert page.status_code == 502 and "办理时限服务（sla）暂时无法访问" in page.text

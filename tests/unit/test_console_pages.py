@@ -135,6 +135,38 @@ def rendered() -> dict[str, str]:
             editable=True,
             **common,
         ),
+        "scorecards": pages.scorecards_page(
+            actor=SUPERVISOR,
+            by="department",
+            span="month",
+            since="2026-12-01",
+            until="2026-12-02",
+            rows=[
+                {
+                    "key": "zhujian",
+                    "rank": 1,
+                    "received": 300,
+                    "supervised": 2,
+                    "stage_minutes": {"resolve": {"median": 42.0}},
+                    **{
+                        rate: {"value": 0.97, "display": "96.7%", "numerator": 290, "n": 300}
+                        for rate, _ in pages.SCORE_RATES
+                    },
+                },
+                {
+                    "key": "police",
+                    "rank": None,
+                    "received": 0,
+                    "supervised": 0,
+                    "stage_minutes": {"resolve": {"median": None}},
+                    **{
+                        rate: {"value": None, "display": "无数据", "numerator": 0, "n": 0}
+                        for rate, _ in pages.SCORE_RATES
+                    },
+                },
+            ],
+            **common,
+        ),
         "locate": pages.locate_page(
             actor=WORKER,
             report={
@@ -186,3 +218,10 @@ def test_the_map_colours_grids_by_overdue_and_links_them():
 def test_a_handler_is_offered_neither_broadcasts_nor_the_map_of_other_departments():
     header = PAGES["case-handler"].split("</header>")[0]
     assert "政策宣传" not in header and "责任清单" not in header and "督办" not in header
+
+
+def test_scorecards_show_each_rate_with_its_sample_and_no_data_as_such():
+    page = PAGES["scorecards"]
+    assert "住房和城乡建设局" in page and "96.7%" in page and "(290/300)" in page and "42 分钟" in page
+    assert page.count('<td class="muted">无数据</td>') == len(pages.SCORE_RATES)  # never 0 % for 公安局
+    assert "0.0%" not in page and "assessment.xlsx?month=2026-12" in page
