@@ -850,6 +850,86 @@ async def scorecard_export(request: Request, actor: CurrentActor, name: str, mon
     return Response(answer.content, media_type=answer.headers.get("content-type"), headers=headers)
 
 
+async def _directory_page(
+    request: Request,
+    actor: Actor,
+    department: str = "",
+    *,
+    import_errors: list[dict] | None = None,
+    imported: int | None = None,
+    status: int = 200,
+) -> Response:
+    if actor.role != "admin":
+        return _error(request, actor, Refused(403, "通讯录由管理员维护；如需修改请联系本级管理员。"))
+    people, on_duty, error = [], None, ""
+    try:
+        params = {"department_code": department} if department else {}
+        people = (await _ask(request, "dispatch", "GET", "/api/v1/directory/people", params=params))["people"]
+        if department:
+            try:
+                on_duty = await _ask(
+                    request,
+                    "dispatch",
+                    "GET",
+                    f"/api/v1/directory/rosters/{quote(department)}/on-duty",
+                    params={"jurisdiction_code": actor.jurisdiction_code},
+                )
+            except Refused as none:
+                if none.status != 404:
+                    raise
+    except Refused as refused:
+        if refused.status == 401:
+            return sessions.login_required_response(request)
+        error, status = refused.message, refused.status
+    except Unavailable as unavailable:
+        error, status = str(unavailable), 502
+    html = pages.directory_page(
+        actor=actor,
+        names=_names(request),
+        csrf=_csrf(request),
+        people=people,
+        department=department,
+        on_duty=on_duty,
+        error=error,
+        import_errors=import_errors,
+        imported=imported,
+    )
+    return _html(request, html, status)
+
+
+@router.get("/directory")
+async def directory(request: Request, actor: CurrentActor, department: Annotated[str, Query(max_length=40)] = ""):
+    """通讯录: people, their roles, WeCom ids and masked mobiles; who is on duty (admins)."""
+    return await _directory_page(request, actor, department)
+
+
+@router.post("/directory/import", dependencies=[Csrf])
+async def directory_import(request: Request, actor: CurrentActor):
+    """A people CSV, imported all or nothing by dispatch; every error listed with its line."""
+    form = await request.form()
+    upload = form.get("file")
+    content = await upload.read() if isinstance(upload, UploadFile) else b""
+    try:
+        answer = await _ask(
+            request,
+            "dispatch",
+            "POST",
+            "/api/v1/directory/people/import",
+            content=content,
+            headers={"content-type": "text/csv"},
+        )
+    except Refused as refused:
+        if refused.status == 401:
+            return sessions.login_required_response(request)
+        errors = refused.errors or [{"line": "—", "error": refused.message}]
+        return await _directory_page(request, actor, import_errors=errors, status=refused.status)
+    except Unavailable as unavailable:
+        return await _directory_page(
+            request, actor, import_errors=[{"line": "—", "error": str(unavailable)}], status=502
+        )
+    return await _directory_page(request, actor, imported=answer["imported"])
+
+
 @router.get("/media/{media_id}")
 async def photo(request: Request, actor: CurrentActor, media_id: UUID):
     """A case photo through the console (one origin: the browser never needs the object store)."""

@@ -38,6 +38,8 @@ ROLE_LABELS = {
     "admin": "管理员",
     "system": "系统",
     "reporter": "群众",
+    "grid_leader": "网格长",
+    "group_owner": "网长",
 }
 # How a reporter reached us (intake's channels), for the timeline's first step.
 CHANNEL_LABELS = {
@@ -163,6 +165,8 @@ def layout(*, title: str, body: str, actor: Actor | None = None, names: Names | 
             supervision += '<a href="/responsibility-list">责任清单</a>'
         if actor.role in LOCATORS:
             supervision = '<a href="/locate">待定位</a>' + supervision
+        if actor.role == "admin":
+            supervision += '<a href="/directory">通讯录</a>'
         header = f"""<header class="top">
   <a class="brand" href="/">网格通 · 工作台</a>
   <nav><a href="/">案件队列</a><a href="/map">地图</a>{supervision}<a href="/scorecards">三率</a></nav>
@@ -1015,3 +1019,75 @@ def scorecards_page(
 <p><a class="button" href="/scorecards/assessment.xlsx?month={e(month)}">下载月度考核表（Excel）</a>
 <a class="button" href="/scorecards/weekly.pdf">下载上周周报（PDF）</a></p>"""
     return layout(title="三率考核", body=body, actor=actor, names=names, csrf=csrf)
+
+
+def directory_page(
+    *,
+    actor: Actor,
+    names: Names,
+    csrf: str,
+    people: list[dict],
+    department: str,
+    on_duty: dict | None,
+    error: str = "",
+    import_errors: list[dict] | None = None,
+    imported: int | None = None,
+) -> str:
+    """通讯录 (admins): people with their roles, WeCom ids and masked mobiles, by department; who is on
+    duty now in the chosen department; a CSV import whose every error is listed with its line."""
+
+    def roles(person: dict) -> str:
+        return "；".join(
+            f"{ROLE_LABELS.get(r['role'], r['role'])}"
+            f"（{names.department(r['department_code']) + '，' if r.get('department_code') else ''}"
+            f"{names.place(r['jurisdiction_code'])}）"
+            for r in person["roles"]
+        )
+
+    rows = "".join(
+        f"<tr{' class=muted' * (not p['active'])}><td>{e(p['name'])}</td><td>{e(roles(p))}</td>"
+        f"<td>{e(p.get('wecom_user_id') or '—')}</td><td>{e(p.get('mobile_masked') or '—')}</td>"
+        f"<td>{'在用' if p['active'] else '已停用'}</td></tr>"
+        for p in people
+    )
+    options = "".join(
+        f'<option value="{e(code)}"{" selected" * (code == department)}>{e(label)}</option>'
+        for code, label in names.taxonomy.departments.items()
+    )
+    duty = ""
+    if department:
+        if on_duty:
+            backup = f"，备班 {e(on_duty.get('backup_name') or '—')}" if on_duty.get("backup") else ""
+            duty = (
+                f'<p class="done" role="status">{e(names.department(department))}当前值班：'
+                f"<b>{e(on_duty['on_duty_name'])}</b>{backup}（至 {e(beijing(on_duty['ends_at']))}）</p>"
+            )
+        else:
+            duty = f'<p class="hint">{e(names.department(department))}当前没有排班；派单将@部门群。</p>'
+    alert = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
+    if import_errors:
+        items = "".join(f"<li>第 {x.get('line')} 行：{e(x.get('error'))}</li>" for x in import_errors)
+        alert += f'<div class="error" role="alert">导入未完成，未导入任何人员。请改正：<ul>{items}</ul></div>'
+    if imported is not None:
+        alert += f'<p class="done" role="status">已导入 {imported} 人。</p>'
+    body = f"""<h1>通讯录</h1>
+{alert}
+<form class="filters" method="get" action="/directory" aria-label="筛选">
+  <label for="f-department">部门</label>
+  <select name="department" id="f-department"><option value="">全部</option>{options}</select>
+  <button type="submit">筛选</button>
+</form>
+{duty}
+<table class="cases"><thead><tr><th>姓名</th><th>角色（部门，区划）</th><th>企业微信账号</th><th>手机</th>
+<th>状态</th></tr></thead><tbody>{rows or '<tr class="empty"><td colspan="5">暂无人员</td></tr>'}</tbody></table>
+<section class="card"><h2>从 CSV 导入</h2>
+<form method="post" action="/directory/import" enctype="multipart/form-data" class="composer">
+  <input type="hidden" name="csrf_token" value="{e(csrf)}">
+  <label for="people-file">通讯录文件（UTF-8 CSV：person_id, name, wecom_user_id, mobile, role, jurisdiction_code,
+    department_code；一人多个角色写多行）</label>
+  <input type="file" name="file" id="people-file" accept=".csv,text/csv" required>
+  <button type="submit">导入</button>
+  <span class="muted">先检查全部内容，有错误时逐行列出且不导入任何人；每次变更都有审计记录。</span>
+</form></section>
+<p class="hint">手机号只显示掩码；号码加密保存，不出现在任何事件或接口中。</p>"""
+    return layout(title="通讯录", body=body, actor=actor, names=names, csrf=csrf)

@@ -590,3 +590,63 @@ async def test_scorecards_and_their_exports_come_through_the_console(make_settin
         client.cookies.set("gl_session", issue_token(secret=down.auth_jwt_secret, actor=actor))
         page = await client.get("/scorecards", headers=HTML)
         assert page.status_code == 502 and "办理时限服务（sla）暂时无法访问" in page.text
+
+
+async def test_an_admin_keeps_the_directory_from_the_console(make_settings):
+    from datetime import UTC, datetime
+
+    dispatch_settings = make_settings("dispatch", auth_dev_issuer=True)
+    await ensure_topics(dispatch_settings)
+    header = "person_id,name,wecom_user_id,mobile,role,jurisdiction_code,department_code\n"
+    async with serving(dispatch_app(dispatch_settings)) as dispatch_url:
+        settings = make_settings("console", auth_dev_issuer=True, console_dispatch_url=dispatch_url)
+        async with running(console_app(settings)) as client:
+            await log_in(client, "admin")
+            empty = await client.get("/directory", headers=HTML)
+            assert empty.status_code == 200 and "暂无人员" in empty.text and "从 CSV 导入" in empty.text
+            broken = (
+                header
+                + "p-li,李强,liqiang,13800001234,handler,330727,\np-he,何飞,hefei,12,grid_worker,330727001001001,\n"
+            )
+            refused = await client.post(
+                "/directory/import",
+                data={"csrf_token": csrf_of(client)},
+                files={"file": ("people.csv", broken.encode(), "text/csv")},
+                headers=HTML,
+            )
+            assert refused.status_code == 422 and "第 2 行" in refused.text and "第 3 行" in refused.text
+            assert "未导入任何人员" in refused.text and "暂无人员" in refused.text
+            good = (
+                header
+                + "p-li,李强,liqiang,13800001234,handler,330727,zhujian\np-he,何飞,hefei,,grid_leader,330727001001,\n"
+            )
+            imported = await client.post(
+                "/directory/import",
+                data={"csrf_token": csrf_of(client)},
+                files={"file": ("people.csv", good.encode(), "text/csv")},
+                headers=HTML,
+            )
+            assert imported.status_code == 200 and "已导入 2 人" in imported.text
+            assert "138****1234" in imported.text and "13800001234" not in imported.text
+            assert "网格长" in imported.text and "住房和城乡建设局" in imported.text
+            # Who is on duty in a department (from its roster).
+            admin = {"authorization": f"Bearer {client.cookies['gl_session']}"}
+            now = datetime.now(UTC)
+            shift = {
+                "department_code": "zhujian",
+                "jurisdiction_code": "330727",
+                "starts_at": (now - timedelta(hours=1)).isoformat(),
+                "ends_at": (now + timedelta(hours=8)).isoformat(),
+                "on_duty": "p-li",
+            }
+            async with httpx.AsyncClient(base_url=dispatch_url) as dispatch:
+                made = await dispatch.post("/api/v1/directory/rosters/shifts", json=shift, headers=admin)
+                assert made.status_code == 201, made.text
+            duty = await client.get("/directory", params={"department": "zhujian"}, headers=HTML)
+            assert "住房和城乡建设局当前值班：<b>李强</b>" in duty.text
+            none = await client.get("/directory", params={"department": "chengguan"}, headers=HTML)
+            assert "当前没有排班" in none.text and "李强" not in none.text
+            await client.post("/logout", data={"csrf_token": csrf_of(client)})
+            await log_in(client, "dispatcher")
+            refused = await client.get("/directory", headers=HTML)
+            assert refused.status_code == 403 and "管理员" in refused.text
