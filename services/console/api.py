@@ -821,6 +821,43 @@ async def scorecards(
     return _html(request, html, status)
 
 
+@router.get("/screen")
+async def screen(request: Request, actor: CurrentActor):
+    """大屏: open and overdue cases, today's reports, this month's 三率 and the map; each part that
+    cannot be had says so and the rest shows."""
+    now = datetime.now(pages.BEIJING)
+    month = now.date().replace(day=1).isoformat()
+    parts: dict[str, Any] = {"grids": [], "today": [], "county": [], "departments": []}
+    asks = {
+        "grids": ("dispatch", "/api/v1/cases/by-grid", {}, "grids"),
+        "today": ("dispatch", "/api/v1/cases", {"created_from": _day_start(now.date()), "limit": "200"}, "cases"),
+        "county": ("sla", "/api/v1/scorecards", {"by": "county", "period": "all", "since": month}, "rows"),
+        "departments": ("sla", "/api/v1/scorecards", {"by": "department", "period": "all", "since": month}, "rows"),
+    }
+    errors = []
+    for part, (service, path, params, field) in asks.items():
+        try:
+            parts[part] = (await _ask(request, service, "GET", path, params=params))[field]
+        except Refused as refused:
+            if refused.status == 401:
+                return sessions.login_required_response(request)
+            errors.append(refused.message)
+        except Unavailable as unavailable:
+            errors.append(str(unavailable))
+    html = pages.screen_page(
+        actor=actor,
+        names=_names(request),
+        grids=parts["grids"],
+        today=len(parts["today"]),
+        county=parts["county"][0] if parts["county"] else None,
+        departments=parts["departments"],
+        tiles_url=request.app.state.settings.console_map_tiles_url,
+        updated=now.strftime("%Y-%m-%d %H:%M"),
+        errors=list(dict.fromkeys(errors)),
+    )
+    return _html(request, html)
+
+
 # The exports as sla makes them, downloaded through the console (one origin, the person's token).
 EXPORTS = {
     "assessment.xlsx": ("/api/v1/exports/assessment.xlsx", "month"),

@@ -167,9 +167,10 @@ def layout(*, title: str, body: str, actor: Actor | None = None, names: Names | 
             supervision = '<a href="/locate">待定位</a>' + supervision
         if actor.role == "admin":
             supervision += '<a href="/directory">通讯录</a>'
+        everyone = '<a href="/scorecards">三率</a><a href="/screen">大屏</a>'
         header = f"""<header class="top">
   <a class="brand" href="/">网格通 · 工作台</a>
-  <nav><a href="/">案件队列</a><a href="/map">地图</a>{supervision}<a href="/scorecards">三率</a></nav>
+  <nav><a href="/">案件队列</a><a href="/map">地图</a>{supervision}{everyone}</nav>
   <span class="who">{e(person(actor, names))}</span>
   <form method="post" action="/logout"><input type="hidden" name="csrf_token" value="{e(csrf)}">
     <button type="submit" class="link">退出登录</button></form>
@@ -1091,3 +1092,67 @@ def directory_page(
 </form></section>
 <p class="hint">手机号只显示掩码；号码加密保存，不出现在任何事件或接口中。</p>"""
     return layout(title="通讯录", body=body, actor=actor, names=names, csrf=csrf)
+
+
+def screen_page(
+    *,
+    actor: Actor,
+    names: Names,
+    grids: list[dict],
+    today: int,
+    county: dict | None,
+    departments: list[dict],
+    tiles_url: str,
+    updated: str,
+    errors: list[str],
+) -> str:
+    """大屏: the county at a glance on the command centre's wall — open and overdue cases, today's
+    reports, this month's 三率, the map by overdue and the departments' ranking; refreshed every minute."""
+    from services.console.maps import overview_map
+
+    open_cases = sum(g["open"] for g in grids)
+    overdue = sum(g["overdue"] for g in grids)
+    load = {g["grid_code"]: (g["open"], g["overdue"]) for g in grids if g["grid_code"]}
+    drawn = overview_map(county=names.county, jurisdiction_code=actor.jurisdiction_code, load=load, tiles_url=tiles_url)
+
+    def rate(card: dict | None, name: str) -> str:
+        if card is None or card[name]["value"] is None:
+            return "无数据"
+        return str(card[name]["display"])
+
+    figures = [
+        ("在办案件", str(open_cases), ""),
+        ("已逾期", str(overdue), "alarm" if overdue else ""),
+        ("今日新增", f"{today}{'+' * (today >= 200)}", ""),
+        ("本月及时签收率", rate(county, "acknowledged_in_time"), ""),
+        ("本月按期办结率", rate(county, "resolved_in_time"), ""),
+        ("本月群众满意率", rate(county, "satisfied"), ""),
+    ]
+    tiles = "".join(
+        f'<div class="figure {css}"><span class="value">{e(value)}</span><span class="label">{label}</span></div>'
+        for label, value, css in figures
+    )
+    ranking = "".join(
+        f"<tr><td>{d['rank'] or '—'}</td><td>{e(names.department(d['key']))}</td>"
+        f"<td>{e(rate(d, 'resolved_in_time'))}</td><td>{e(rate(d, 'acknowledged_in_time'))}</td>"
+        f"<td>{d['supervised']}</td></tr>"
+        for d in departments[:10]
+    )
+    alerts = "".join(f'<p class="error" role="alert">{e(message)}</p>' for message in errors)
+    return f"""<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta http-equiv="refresh" content="60">
+<title>大屏 - 网格通</title>
+<link rel="stylesheet" href="/static/console.css">
+</head><body class="screen">
+<header><h1>{e(names.division(actor.jurisdiction_code))}网格化治理 · 实时态势</h1>
+<span class="muted">更新于 {e(updated)}（北京时间，每分钟刷新）</span></header>
+{alerts}
+<section class="figures">{tiles}</section>
+<section class="screen-body">
+<div class="map-frame">{drawn}</div>
+<table class="ranking"><caption>部门本月考核排名（按期办结率 Wilson 下限）</caption>
+<thead><tr><th>排名</th><th>部门</th><th>按期办结</th><th>及时签收</th><th>督办</th></tr></thead>
+<tbody>{ranking or '<tr><td colspan="5">无数据</td></tr>'}</tbody></table>
+</section>
+</body></html>"""
