@@ -241,6 +241,7 @@ async def post_report(request: Request, idempotency_key: str | None = Header(def
                     media_ids=report.media_ids,
                     idempotency_key=idempotency_key,
                     incoming_photos=tuple(incoming),
+                    seen_at=report.seen_at,
                 )
         except asyncpg.UniqueViolationError as exc:
             # The same key raced in on another connection (a retry while the first try was still

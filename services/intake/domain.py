@@ -7,11 +7,11 @@ import ipaddress
 import math
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from enum import StrEnum
 from uuid import UUID
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from shared.events import Rating
 from shared.geo import CoordSystem, distance_m, to_wgs84
@@ -46,6 +46,9 @@ class ReportIn(BaseModel):
     reporter_phone: str | None = Field(default=None, pattern=PHONE_PATTERN)
     channel: Channel = Channel.api
     media_ids: list[UUID] = Field(default=[], max_length=9)
+    # When the problem was seen, if the reporter says (a grid worker's patrol log, a delayed call):
+    # the first step of the seeds' loop (发现→上报) is measured from it.
+    seen_at: AwareDatetime | None = None
 
     @model_validator(mode="after")
     def _place_is_given(self):
@@ -55,6 +58,10 @@ class ReportIn(BaseModel):
         self.address = (self.address or "").strip() or None
         if self.lat is None and self.address is None:
             raise ValueError("a location (lat and lng) or an address is required")
+        if self.seen_at is not None:
+            self.seen_at = self.seen_at.astimezone(UTC)  # events carry UTC, like every other time
+            if self.seen_at > datetime.now(UTC) + timedelta(minutes=5):
+                raise ValueError("seen_at is in the future: give when the problem was seen, with its time zone")
         return self
 
 

@@ -183,6 +183,7 @@ async def submit_report(
     reporter_openid: str | None = None,
     reporter_wecom_userid: str | None = None,
     incoming_photos: tuple[IncomingPhoto, ...] = (),
+    seen_at: datetime | None = None,
 ) -> Accepted:
     """Triage, de-duplicate, store and publish one report, inside the caller's transaction."""
     settings = intake.settings
@@ -293,6 +294,7 @@ async def submit_report(
             incoming_photos=list(incoming_photos),
             photo_urls=photo_urls,
             submitted_at=now,
+            seen_at=seen_at,
             priority=priority,
             confidence=round(triage.confidence, 4) if by_triage else None,
             category_source="triage" if by_triage else "reporter",

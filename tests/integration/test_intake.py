@@ -25,6 +25,7 @@ GOOD = {
         ({**GOOD, "reporter_phone": "110"}, "reporter_phone"),
         ({**GOOD, "description": "x" * 5000}, "description"),
         ({**GOOD, "media_ids": ["not-a-uuid"]}, "media_ids.0"),
+        ({**GOOD, "seen_at": "2026-12-02T08:00:00"}, "seen_at"),  # no time zone: which 8 o'clock?
     ],
 )
 async def test_bad_reports_get_problem_json_and_nothing_is_stored(make_settings, body, field):
@@ -88,3 +89,15 @@ async def test_report_is_stored_published_and_idempotent(make_settings):
         assert b"13912345678" not in bytes(stored["reporter_phone_hash"])
     finally:
         await db.close()
+
+
+async def test_when_the_problem_was_seen_travels_with_the_report(make_settings):
+    settings = make_settings("intake")
+    async with running(create_app(settings)) as client:
+        seen = "2026-12-02T08:00:00+08:00"
+        r = await client.post("/api/v1/reports", json=GOOD | {"seen_at": seen})
+        assert r.status_code == 201, r.text
+        future = await client.post("/api/v1/reports", json=GOOD | {"seen_at": "2099-01-01T00:00:00+08:00"})
+        assert future.status_code == 422 and "seen_at is in the future" in future.text
+        events = await read_topic(settings, REPORTS.name, until=lambda ms: len(ms) >= 1)
+        assert events[0]["payload"]["seen_at"] == "2026-12-02T00:00:00Z"
