@@ -33,14 +33,20 @@ async def migrate(*, service: str, settings: MigrationSettings) -> list[str]:
     """Apply the service's pending migrations to its schema; returns what ran."""
     if service not in SERVICES_WITH_MIGRATIONS:
         raise SystemExit(f"unknown service {service!r}; choose one of {', '.join(SERVICES_WITH_MIGRATIONS)}")
+    schema = safe_schema(settings.database_schema or service)
+    service_dir = PROJECT_ROOT / "services" / service
+    # A part of a service with a schema of its own (sla's analytics consumer) migrates beside it.
+    parts = [(schema, service_dir)] + [
+        (f"{schema}_{d.parent.name}", d.parent) for d in sorted(service_dir.glob("*/migrations"))
+    ]
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
     try:
-        return await apply_migrations(
-            pool,
-            schema=safe_schema(settings.database_schema or service),
-            service_dir=PROJECT_ROOT / "services" / service,
-            runtime_role=settings.database_runtime_role,
-        )
+        applied = []
+        for part_schema, part_dir in parts:
+            applied += await apply_migrations(
+                pool, schema=part_schema, service_dir=part_dir, runtime_role=settings.database_runtime_role
+            )
+        return applied
     finally:
         await pool.close()
 

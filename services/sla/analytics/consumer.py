@@ -30,7 +30,7 @@ from services.sla.analytics.scorecards import (
 from services.sla.calendar import CST
 from services.sla.settings import SlaSettings
 from shared.case_actions import CASE_TRANSITION_TYPES
-from shared.db import apply_migrations, create_pool, schema_name
+from shared.db import apply_migrations, check_migrations, create_pool, schema_name
 from shared.events import (
     CaseDispatched,
     CaseTransitioned,
@@ -52,8 +52,14 @@ SERVICE_DIR = Path(__file__).parent
 
 
 def analytics_settings(settings: SlaSettings) -> SlaSettings:
-    """sla's settings as the analytics consumer's: its own group and its own schema."""
-    return settings.model_copy(update={"service_name": f"{settings.service_name}-analytics"})
+    """sla's settings as the analytics consumer's: its own group and its own schema (sla's, with
+    `_analytics`: what `python -m shared.migrate sla` creates beside sla's own)."""
+    return settings.model_copy(
+        update={
+            "service_name": f"{settings.service_name}-analytics",
+            "database_schema": f"{schema_name(settings)}_analytics",
+        }
+    )
 
 
 async def _save_changed(conn: asyncpg.Connection, before: list[Round], after: list[Round]) -> None:
@@ -156,7 +162,10 @@ async def running_analytics(
     settings = analytics_settings(runtime.settings)
     pool = await create_pool(settings)
     try:
-        await apply_migrations(pool, schema=schema_name(settings), service_dir=SERVICE_DIR)
+        if settings.database_migrate_on_start:
+            await apply_migrations(pool, schema=schema_name(settings), service_dir=SERVICE_DIR)
+        else:  # the init container migrated it with the schema owner's role
+            await check_migrations(pool, schema=schema_name(settings), service_dir=SERVICE_DIR)
         consumer = ConsumerRunner(
             settings=settings, pool=pool, producer=runtime.producer, topics=TOPICS, handlers=make_handlers()
         )
