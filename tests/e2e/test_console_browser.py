@@ -7,7 +7,10 @@ of each page land in .cache/run/screenshots/."""
 
 import asyncio
 import io
+import uuid
+from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import httpx
 import pytest
 from PIL import Image
@@ -131,6 +134,13 @@ async def test_a_case_through_the_console(make_settings, infra, browser, tmp_pat
             await eventually(ticked, timeout=5)  # it counts down in the page, without a reload
             assert await step(browser.count, "svg.map polygon.grid-this") == 1
             await step(browser.screenshot, SCREENSHOTS / "console-case-clocks.png")
+            # The dispatcher corrects the category (改类): 道路破损, the same bureau's.
+            await step(browser.script, "document.querySelector('#action-reclassify').parentElement.open = true;")
+            await step(browser.script, "document.querySelector('#reclassify-category').value = 'road_damage';")
+            await step(browser.click, "#action-reclassify button[type=submit]")
+            await shown(".done", "已改类")
+            assert "道路破损" in await step(browser.text, ".facts")
+            assert "改类" in await step(browser.text, ".timeline")
             await log_out()
 
             # The 住建局 handler opens the case (login returns to it), acknowledges and resolves it.
@@ -177,6 +187,26 @@ async def test_a_case_through_the_console(make_settings, infra, browser, tmp_pat
             await step(browser.open, f"{origin}/cases/{case_id}")
             assert "该案件不在您的辖区或部门范围内" in await shown(".error", "辖区")
             await step(browser.screenshot, SCREENSHOTS / "console-forbidden.png")
+            await log_out()
+
+            # The county's 督查室 sees a missed deadline on the 督办 list: who, what, how late.
+            db = await asyncpg.connect(dispatch_settings.database_url)
+            try:
+                await db.execute(
+                    "INSERT INTO dispatch.supervised_breaches (event_id, case_id, case_no, owner_code,"
+                    " jurisdiction_code, stage, department_code, category, due_at, breached_at)"
+                    " VALUES ($1, $2, $3, '330727', '330727001001', 'acknowledge', 'zhujian', 'manhole', $4, $4)",
+                    uuid.uuid4(),
+                    uuid.UUID(case_id),
+                    case_no,
+                    datetime.now(UTC) - timedelta(minutes=25),
+                )
+            finally:
+                await db.close()
+            await log_in("supervisor", "/supervision")
+            listed = await shown("table.cases", case_no)
+            assert "住房和城乡建设局" in listed and "超时 25 分" in listed
+            await step(browser.screenshot, SCREENSHOTS / "console-supervision.png")
 
 
 async def test_a_grid_worker_places_a_report_that_came_with_only_an_address(make_settings, browser):
