@@ -50,8 +50,9 @@ def stack():
             intake_rate_limit_ip_per_minute="100000",  # one test client stands for many residents
             consumer_retry_max_backoff_s="1",
             notify_retry_base_s="0.2",
-            # Known gap (issue 15, open): with 派单 digests on, a kill -9 during a backlog re-sends
-            # some digests (a case quoted 2–3 times); one-by-one sending holds exactly-once here.
+            # Known gap (issue 15, open): with 派单 digests on, a digest in flight at a kill -9 goes
+            # again with every case in it (seen: cases quoted 2–3 times); one by one, only the few
+            # 派单 in flight can repeat (see the bound asserted below).
             notify_digest="false",
         )
         services = {name: ServiceProcess(name, env, logs) for name in SERVICES}
