@@ -263,3 +263,47 @@ async def test_a_grid_worker_places_a_report_that_came_with_only_an_address(make
             staff = bearer(intake_settings, "dispatcher")
             report = await intake.get(f"/api/v1/reports/{answer.json()['report_id']}", headers=staff)
             assert report.json()["grid_code"] == "330727001001001" and not report.json()["needs_locating"]
+
+
+async def test_the_county_pages_for_supervisors_and_admins(make_settings, browser, infra):
+    """The pages a 督查室 and an admin keep open: 三率, 大屏, 通讯录, 责任清单 — seen as they see them."""
+    dispatch_settings = make_settings("dispatch", auth_dev_issuer=True)
+    step = asyncio.to_thread
+    async with (
+        serving(dispatch_app(dispatch_settings)) as dispatch_url,
+        serving(sla_app(make_settings("sla"))) as sla_url,
+    ):
+        console = console_app(
+            make_settings("console", auth_dev_issuer=True, console_dispatch_url=dispatch_url, console_sla_url=sla_url)
+        )
+        async with serving(console, port=infra.console_port) as origin:  # where the provider returns people
+
+            async def shown(css: str, words: str) -> str:
+                async def check():
+                    try:
+                        text = await step(browser.text, css)
+                    except Exception:  # the page is still loading
+                        return None
+                    return text if words in text else None
+
+                return await eventually(check, interval=0.2)
+
+            await step(browser.open, f"{origin}/login?next=/scorecards")
+            await step(browser.click, "#oidc-login")
+            await shown("h1", "统一身份认证")
+            await step(browser.type, "#username", "admin")
+            await step(browser.type, "#password", "gridlink-demo")
+            await step(browser.click, "#submit")
+            assert "排名" in await shown("table.scorecards", "按期办结率")
+            await step(browser.screenshot, SCREENSHOTS / "console-scorecards.png")
+            for path, css, words, name in (
+                ("/screen", ".figures", "在办案件", "console-screen.png"),
+                ("/directory", "h1", "通讯录", "console-directory.png"),
+                ("/broadcasts/new", "h1", "政策宣传", "console-broadcast.png"),
+                ("/responsibility-list", "h1", "责任清单", "console-responsibility-list.png"),
+            ):
+                await step(browser.open, f"{origin}{path}")
+                await shown(css, words)
+                await step(browser.screenshot, SCREENSHOTS / name)
+            # The list is edited in place: the publish button is there for the admin.
+            assert await step(browser.count, "#publish") == 1
