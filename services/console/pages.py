@@ -7,6 +7,8 @@ from html import escape
 from typing import Any, get_args
 from urllib.parse import quote
 
+from services.console.maps import area_map, case_map, overview_map
+from services.console.rlist import LEVEL_SCOPES, NOT_HERE, Row, scope_label
 from shared.auth import Actor
 from shared.case_actions import ACTIONS, ActionSpec
 from shared.jurisdictions import County
@@ -493,8 +495,6 @@ def clocks_section(timers: list[dict] | None, names: Names, now: datetime | None
 
 
 def map_section(case: dict, names: Names, tiles_url: str) -> str:
-    from services.console.maps import case_map
-
     drawn = case_map(
         county=names.county,
         grid_code=case.get("grid_code"),
@@ -637,8 +637,6 @@ def supervision_page(*, actor: Actor, names: Names, csrf: str, breaches: list[di
 
 def map_page(*, actor: Actor, names: Names, csrf: str, grids: list[dict], tiles_url: str, error: str = "") -> str:
     """Open cases by grid, coloured by overdue; the busiest grids listed beside the map."""
-    from services.console.maps import overview_map
-
     load = {g["grid_code"]: (g["open"], g["overdue"]) for g in grids if g["grid_code"]}
     unplaced = next((g["open"] for g in grids if not g["grid_code"]), 0)
     drawn = overview_map(county=names.county, jurisdiction_code=actor.jurisdiction_code, load=load, tiles_url=tiles_url)
@@ -765,15 +763,11 @@ def broadcast_progress_page(*, actor: Actor, names: Names, csrf: str, progress: 
 
 
 def rlist_scope_label(scope: str, names: Names) -> str:
-    from services.console.rlist import scope_label
-
     return scope_label(scope, names.divisions)
 
 
 def rlist_row(row: Any, names: Names, index: int, editable: bool) -> str:
     """One row of the responsibility list: scope, category, lead, co-handlers, and its errors."""
-    from services.console.rlist import NOT_HERE
-
     taxonomy = names.taxonomy
     co_text = "、".join(names.department(code) for code in row.co)
     errors = "".join(f'<p class="row-error" role="alert">{e(message)}</p>' for message in row.errors)
@@ -829,8 +823,6 @@ def rlist_page(
     done: str = "",
 ) -> str:
     """责任清单: the list in force as a table (an editor for admins), its versions and what changed."""
-    from services.console.rlist import LEVEL_SCOPES, Row
-
     blank = [Row("town", "") for _ in range(5)] if editable else []  # new rules go here
     body_rows = "\n".join(rlist_row(row, names, i, editable) for i, row in enumerate(rows + blank, start=1))
     scopes = "".join(f'<option value="{e(label)}">' for label in LEVEL_SCOPES.values())
@@ -876,7 +868,6 @@ def rlist_diff_page(
     *, actor: Actor, names: Names, csrf: str, older: str, newer: str, changes: list[Any], error: str = ""
 ) -> str:
     """What changed between two versions of the responsibility list."""
-    from services.console.rlist import NOT_HERE
 
     def lead(row: Any) -> str:
         if row is None:
@@ -928,8 +919,6 @@ def locate_list_page(
 
 def locate_page(*, actor: Actor, names: Names, csrf: str, report: dict, tiles_url: str, error: str = "") -> str:
     """Place one report: click its point on the map of the person's area, or type the coordinates."""
-    from services.console.maps import area_map
-
     drawn = area_map(
         county=names.county, jurisdiction_code=actor.jurisdiction_code, tiles_url=tiles_url, caption="点击地图定位"
     )
@@ -1108,8 +1097,6 @@ def screen_page(
 ) -> str:
     """大屏: the county at a glance on the command centre's wall — open and overdue cases, today's
     reports, this month's 三率, the map by overdue and the departments' ranking; refreshed every minute."""
-    from services.console.maps import overview_map
-
     open_cases = sum(g["open"] for g in grids)
     overdue = sum(g["overdue"] for g in grids)
     load = {g["grid_code"]: (g["open"], g["overdue"]) for g in grids if g["grid_code"]}
