@@ -31,7 +31,7 @@ import asyncpg
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from devtools.local_servers import free_port, local_servers  # noqa: E402
+from devtools.local_servers import free_port, local_servers, wait_http  # noqa: E402
 from services.console.sessions import csrf_for  # noqa: E402
 from shared.auth import Actor, issue_token  # noqa: E402
 from shared.jurisdictions import load_county  # noqa: E402
@@ -42,19 +42,6 @@ ROOT = PROJECT_ROOT
 PAGE_TARGET_S = 1.0
 SCRIPT_TARGET_BYTES = 500 * 1024
 STATIC = ROOT / "services" / "console" / "static"
-
-
-def wait_http(url: str, process: subprocess.Popen, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not become ready")
-        time.sleep(0.2)
 
 
 def start(module: str, port: int, env: dict, log: Path) -> subprocess.Popen:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 from uuid import UUID
 
+import httpx
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
@@ -91,12 +92,22 @@ def _url(request: Request, service: str, path: str) -> str:
     return getattr(request.app.state.settings, f"console_{service}_url").rstrip("/") + path
 
 
+async def _call(request: Request, service: str, method: str, path: str, **kwargs) -> httpx.Response:
+    """A service's answer to the person's request, made with their own token. A token the service
+    no longer takes ends the session: the person logs in again and comes back (LoginRequired)."""
+    try:
+        return await call(
+            request.app.state.http, service, method, _url(request, service, path), token=request.state.token, **kwargs
+        )
+    except Refused as refused:
+        if refused.status == 401:
+            raise sessions.LoginRequired from None
+        raise
+
+
 async def _ask(request: Request, service: str, method: str, path: str, **kwargs):
-    """A service's answer to the person's request (their own token), as JSON."""
-    response = await call(
-        request.app.state.http, service, method, _url(request, service, path), token=request.state.token, **kwargs
-    )
-    return response.json()
+    """A service's answer to the person's request, as JSON."""
+    return (await _call(request, service, method, path, **kwargs)).json()
 
 
 def _html(request: Request, html: str, status: int = 200) -> HTMLResponse:
@@ -104,9 +115,7 @@ def _html(request: Request, html: str, status: int = 200) -> HTMLResponse:
 
 
 def _error(request: Request, actor: Actor, error: Refused | Unavailable) -> Response:
-    if isinstance(error, Refused) and error.status == 401:  # the services no longer take the token
-        return sessions.login_required_response(request)
-    message = error.message if isinstance(error, Refused) else str(error)
+    message = error.message
     html = pages.error_page(
         status=error.status, message=message, actor=actor, names=_names(request), csrf=_csrf(request)
     )
@@ -294,12 +303,8 @@ async def queue(
             cases |= {case["case_id"]: case for case in answer["cases"]}
             if len(parts) == 1:
                 next_cursor = answer["next_cursor"]
-    except Refused as refused:
-        if refused.status == 401:
-            return sessions.login_required_response(request)
-        error, status = refused.message, refused.status
-    except Unavailable as unavailable:
-        error, status = str(unavailable), 502
+    except (Refused, Unavailable) as failure:
+        error, status = failure.message, failure.status
     rows = sorted(cases.values(), key=lambda c: c["created_at"], reverse=True)
     chosen |= {"since": since.isoformat() if since else "", "until": until.isoformat() if until else ""}
     html = pages.queue_page(
@@ -337,10 +342,7 @@ async def _case_page(
     timers = None  # the deadlines come from sla; without it the page still works
     try:
         timers = (await _ask(request, "sla", "GET", f"/api/v1/cases/{case_id}/timers"))["timers"]
-    except Refused as refused:
-        if refused.status == 401:
-            return sessions.login_required_response(request)
-    except Unavailable:
+    except (Refused, Unavailable):  # the page says the clocks cannot be shown
         pass
     # A fresh Idempotency-Key per form and page: a double click or a resubmitted form acts once.
     keys = {name: f"console-{uuid.uuid4()}" for name in case["actions"]}
@@ -465,8 +467,6 @@ async def take_action(request: Request, actor: CurrentActor, case_id: UUID, name
             headers={"idempotency-key": key},
         )
     except Refused as refused:
-        if refused.status == 401:
-            return sessions.login_required_response(request)
         return await _case_page(request, actor, case_id, failed=(name, refused.message, values), status=refused.status)
     except Unavailable as unavailable:
         return await _case_page(request, actor, case_id, failed=(name, str(unavailable), values), status=502)
@@ -479,12 +479,8 @@ async def supervision(request: Request, actor: CurrentActor):
     breaches, error, status = [], "", 200
     try:
         breaches = (await _ask(request, "dispatch", "GET", "/api/v1/supervision"))["breaches"]
-    except Refused as refused:
-        if refused.status == 401:
-            return sessions.login_required_response(request)
-        error, status = refused.message, refused.status
-    except Unavailable as unavailable:
-        error, status = str(unavailable), 502
+    except (Refused, Unavailable) as failure:
+        error, status = failure.message, failure.status
     html = pages.supervision_page(
         actor=actor, names=_names(request), csrf=_csrf(request), breaches=breaches, error=error
     )
@@ -497,12 +493,8 @@ async def case_map(request: Request, actor: CurrentActor):
     grids, error, status = [], "", 200
     try:
         grids = (await _ask(request, "dispatch", "GET", "/api/v1/cases/by-grid"))["grids"]
-    except Refused as refused:
-        if refused.status == 401:
-            return sessions.login_required_response(request)
-        error, status = refused.message, refused.status
-    except Unavailable as unavailable:
-        error, status = str(unavailable), 502
+    except (Refused, Unavailable) as failure:
+        error, status = failure.message, failure.status
     html = pages.map_page(
         actor=actor,
         names=_names(request),
@@ -553,9 +545,7 @@ async def broadcast_preview(request: Request, actor: CurrentActor):
             answer = await _ask(request, "notify", "GET", "/api/v1/broadcasts/reach", params={"target": target})
             reach[target] = answer["groups"]
     except (Refused, Unavailable) as failure:
-        if isinstance(failure, Refused) and failure.status == 401:
-            return sessions.login_required_response(request)
-        error, status = (failure.message if isinstance(failure, Refused) else str(failure)), failure.status
+        error, status = failure.message, failure.status
     html = pages.broadcast_page(
         actor=actor,
         names=_names(request),
@@ -591,9 +581,7 @@ async def broadcast_send(request: Request, actor: CurrentActor):
             )
             sent.append(accepted["broadcast_id"])
     except (Refused, Unavailable) as error:
-        if isinstance(error, Refused) and error.status == 401:
-            return sessions.login_required_response(request)
-        message = error.message if isinstance(error, Refused) else str(error)
+        message = error.message
         if sent:
             message += f"（已有 {len(sent)} 个范围提交成功，重新提交不会重复发送）"
         html = pages.broadcast_page(
@@ -624,9 +612,7 @@ async def broadcast_progress(
         for broadcast_id in id:
             progress.append(await _ask(request, "notify", "GET", f"/api/v1/broadcasts/{broadcast_id}"))
     except (Refused, Unavailable) as failure:
-        if isinstance(failure, Refused) and failure.status == 401:
-            return sessions.login_required_response(request)
-        error = failure.message if isinstance(failure, Refused) else str(failure)
+        error = failure.message
         status = failure.status
     html = pages.broadcast_progress_page(
         actor=actor, names=_names(request), csrf=_csrf(request), progress=progress, error=error
@@ -647,8 +633,6 @@ async def _rlist_page(
     try:
         answer = await _ask(request, "dispatch", "GET", "/api/v1/responsibility-list")
     except (Refused, Unavailable) as error:
-        if isinstance(error, Refused) and error.status == 401:
-            return sessions.login_required_response(request)
         return _error(request, actor, error)
     html = pages.rlist_page(
         actor=actor,
@@ -685,8 +669,6 @@ async def publish_responsibility_list(request: Request, actor: CurrentActor):
             request, "dispatch", "POST", "/api/v1/responsibility-list", json=rlist.document_of(rows, version=version)
         )
     except Refused as refused:
-        if refused.status == 401:
-            return sessions.login_required_response(request)
         left = rlist.place_errors(rows, refused.errors) if refused.errors else [refused.message]
         return await _rlist_page(request, actor, rows=rows, version=version, errors=left, status=refused.status)
     except Unavailable as unavailable:
@@ -710,8 +692,6 @@ async def responsibility_list_diff(
             for v in (older, newer)
         ]
     except (Refused, Unavailable) as error:
-        if isinstance(error, Refused) and error.status == 401:
-            return sessions.login_required_response(request)
         return _error(request, actor, error)
     html = pages.rlist_diff_page(
         actor=actor,
@@ -730,12 +710,8 @@ async def reports_to_locate(request: Request, actor: CurrentActor, done: str = "
     reports, error, status = [], "", 200
     try:
         reports = (await _ask(request, "intake", "GET", "/api/v1/reports-to-locate"))["reports"]
-    except Refused as refused:
-        if refused.status == 401:
-            return sessions.login_required_response(request)
-        error, status = refused.message, refused.status
-    except Unavailable as unavailable:
-        error, status = str(unavailable), 502
+    except (Refused, Unavailable) as failure:
+        error, status = failure.message, failure.status
     html = pages.locate_list_page(
         actor=actor, names=_names(request), csrf=_csrf(request), reports=reports, error=error, done=done
     )
@@ -777,8 +753,6 @@ async def locate_report(request: Request, actor: CurrentActor, report_id: UUID):
     try:
         report = await _ask(request, "intake", "POST", f"/api/v1/reports/{report_id}/location", json=point)
     except Refused as refused:
-        if refused.status == 401:
-            return sessions.login_required_response(request)
         return await _locate_page(request, actor, report_id, error=refused.message, status=refused.status)
     except Unavailable as unavailable:
         return await _locate_page(request, actor, report_id, error=str(unavailable), status=502)
@@ -801,12 +775,8 @@ async def scorecards(
     rows, error, status = [], "", 200
     try:
         rows = (await _ask(request, "sla", "GET", "/api/v1/scorecards", params=params))["rows"]
-    except Refused as refused:
-        if refused.status == 401:
-            return sessions.login_required_response(request)
-        error, status = refused.message, refused.status
-    except Unavailable as unavailable:
-        error, status = str(unavailable), 502
+    except (Refused, Unavailable) as failure:
+        error, status = failure.message, failure.status
     html = pages.scorecards_page(
         actor=actor,
         names=_names(request),
@@ -839,8 +809,6 @@ async def screen(request: Request, actor: CurrentActor):
         try:
             parts[part] = (await _ask(request, service, "GET", path, params=params))[field]
         except Refused as refused:
-            if refused.status == 401:
-                return sessions.login_required_response(request)
             errors.append(refused.message)
         except Unavailable as unavailable:
             errors.append(str(unavailable))
@@ -873,14 +841,7 @@ async def scorecard_export(request: Request, actor: CurrentActor, name: str, mon
     path, parameter = EXPORTS[name]
     value = {"month": month, "week": week}[parameter]
     try:
-        answer = await call(
-            request.app.state.http,
-            "sla",
-            "GET",
-            _url(request, "sla", path),
-            token=request.state.token,
-            params={parameter: value} if value else {},
-        )
+        answer = await _call(request, "sla", "GET", path, params={parameter: value} if value else {})
     except (Refused, Unavailable) as error:
         return _error(request, actor, error)
     headers = {"content-disposition": answer.headers.get("content-disposition", f'attachment; filename="{name}"')}
@@ -914,12 +875,8 @@ async def _directory_page(
             except Refused as none:
                 if none.status != 404:
                     raise
-    except Refused as refused:
-        if refused.status == 401:
-            return sessions.login_required_response(request)
-        error, status = refused.message, refused.status
-    except Unavailable as unavailable:
-        error, status = str(unavailable), 502
+    except (Refused, Unavailable) as failure:
+        error, status = failure.message, failure.status
     html = pages.directory_page(
         actor=actor,
         names=_names(request),
@@ -956,8 +913,6 @@ async def directory_import(request: Request, actor: CurrentActor):
             headers={"content-type": "text/csv"},
         )
     except Refused as refused:
-        if refused.status == 401:
-            return sessions.login_required_response(request)
         errors = refused.errors or [{"line": "—", "error": refused.message}]
         return await _directory_page(request, actor, import_errors=errors, status=refused.status)
     except Unavailable as unavailable:

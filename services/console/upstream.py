@@ -15,9 +15,10 @@ class Unavailable(Exception):
     """A service did not answer (down, or too slow)."""
 
     def __init__(self, service: str):
-        super().__init__(
+        self.message = (
             f"{SERVICE_NAMES.get(service, service)}服务（{service}）暂时无法访问，请稍后再试；其他功能不受影响。"
         )
+        super().__init__(self.message)
         self.status = 502
 
 

@@ -6,6 +6,7 @@ it (回访) with a rating; a 城管 handler sees neither the case in the queue n
 of each page land in .cache/run/screenshots/."""
 
 import asyncio
+import functools
 import io
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,19 @@ SCREENSHOTS = PROJECT_ROOT / ".cache" / "run" / "screenshots"
 pytestmark = needs_chromium
 
 
+async def text_shown(browser, css: str, words: str, timeout: float = 15.0) -> str:
+    """The text of `css` once it holds `words` (pages load and update while we ask)."""
+
+    async def check():
+        try:
+            text = await asyncio.to_thread(browser.text, css)
+        except Exception:  # the page is still loading
+            return None
+        return text if words in text else None
+
+    return await eventually(check, timeout=timeout, interval=0.2)
+
+
 @pytest.fixture
 def browser():
     with chromium(width=1280, height=900) as browser:
@@ -45,15 +59,7 @@ async def test_a_case_through_the_console(make_settings, infra, browser, tmp_pat
     photo.write_bytes(buffer.getvalue())
     step = asyncio.to_thread  # WebDriver calls block; the servers run on this loop meanwhile
 
-    async def shown(css: str, words: str, timeout: float = 15.0) -> str:
-        async def check():
-            try:
-                text = await step(browser.text, css)
-            except Exception:  # the page is still loading
-                return None
-            return text if words in text else None
-
-        return await eventually(check, timeout=timeout, interval=0.2)
+    shown = functools.partial(text_shown, browser)
 
     async with (
         running(intake_app(intake_settings)) as intake,
@@ -214,15 +220,7 @@ async def test_a_grid_worker_places_a_report_that_came_with_only_an_address(make
     dispatch_settings = make_settings("dispatch", auth_dev_issuer=True)
     step = asyncio.to_thread
 
-    async def shown(css: str, words: str, timeout: float = 15.0) -> str:
-        async def check():
-            try:
-                text = await step(browser.text, css)
-            except Exception:  # the page is still loading
-                return None
-            return text if words in text else None
-
-        return await eventually(check, timeout=timeout, interval=0.2)
+    shown = functools.partial(text_shown, browser)
 
     async with (
         serving(intake_app(intake_settings)) as intake_url,
@@ -277,16 +275,7 @@ async def test_the_county_pages_for_supervisors_and_admins(make_settings, browse
             make_settings("console", auth_dev_issuer=True, console_dispatch_url=dispatch_url, console_sla_url=sla_url)
         )
         async with serving(console, port=infra.console_port) as origin:  # where the provider returns people
-
-            async def shown(css: str, words: str) -> str:
-                async def check():
-                    try:
-                        text = await step(browser.text, css)
-                    except Exception:  # the page is still loading
-                        return None
-                    return text if words in text else None
-
-                return await eventually(check, interval=0.2)
+            shown = functools.partial(text_shown, browser)
 
             await step(browser.open, f"{origin}/login?next=/scorecards")
             await step(browser.click, "#oidc-login")
