@@ -900,10 +900,11 @@ def locate_list_page(
     *, actor: Actor, names: Names, csrf: str, reports: list[dict], error: str = "", done: str = ""
 ) -> str:
     """待定位: reports with only an address, oldest first, each with a link to place it on the map."""
+    # The action first: on a grid worker's phone the table scrolls sideways, the first column stays.
     rows = "".join(
-        f"<tr><td>{e(r.get('case_no') or '')}</td><td>{e(names.category(r.get('category')))}</td>"
-        f'<td class="summary">{e(summary(r))}</td><td>{e(beijing(r["submitted_at"]))}</td>'
-        f'<td><a class="button" href="/locate/{e(r["report_id"])}">在地图上定位</a></td></tr>'
+        f'<tr><td><a class="button" href="/locate/{e(r["report_id"])}">在地图上定位</a></td>'
+        f"<td>{e(r.get('case_no') or '')}</td><td>{e(names.category(r.get('category')))}</td>"
+        f'<td class="summary">{e(summary(r))}</td><td>{e(beijing(r["submitted_at"]))}</td></tr>'
         for r in reports
     )
     alert = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
@@ -912,7 +913,7 @@ def locate_list_page(
     body = f"""<h1>待定位的上报</h1>
 {alert}
 <p class="hint">这些上报只有地址、没有位置：请到现场或按地址在地图上点出位置，案件随即进入所在网格。</p>
-<table class="cases"><thead><tr><th>案件编号</th><th>类别</th><th>问题</th><th>上报时间</th><th></th></tr></thead>
+<table class="cases"><thead><tr><th>操作</th><th>案件编号</th><th>类别</th><th>问题</th><th>上报时间</th></tr></thead>
 <tbody>{rows or '<tr class="empty"><td colspan="5">没有待定位的上报</td></tr>'}</tbody></table>"""
     return layout(title="待定位", body=body, actor=actor, names=names, csrf=csrf)
 
