@@ -1134,7 +1134,7 @@ def screen_page(
 <link rel="stylesheet" href="/static/console.css">
 </head><body class="screen">
 <header><h1>{e(names.division(actor.jurisdiction_code))}网格化治理 · 实时态势</h1>
-<span class="muted">更新于 {e(updated)}（北京时间，每分钟刷新）</span></header>
+<span class="muted">更新于 {e(updated)}（北京时间，每分钟刷新）<a class="back" href="/">返回工作台</a></span></header>
 {alerts}
 <section class="figures">{tiles}</section>
 <section class="screen-body">

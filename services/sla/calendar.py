@@ -179,14 +179,15 @@ class Coverage:
         return self.days_ahead >= self.horizon_days
 
     def message(self) -> str | None:
-        """What the console's banner says when the next `horizon_days` are not covered."""
+        """What the console's banner says to staff when the next `horizon_days` are not covered: whom to
+        ask and what to check meanwhile. The API to enter a year is the operators' (log and readiness)."""
         if self.ok:
             return None
         year = self.first_uncovered.year
         return (
             f"{year}年的法定节假日安排尚未录入：自{self.first_uncovered:%Y-%m-%d}起，工作日时限按周一至周五计算，"
-            f"元旦、春节等假期会被当作工作日。请管理员按国务院办公厅关于{year}年部分节假日安排的通知录入"
-            f"（PUT /api/v1/calendar/years/{year}），或更新 chinese-calendar。"
+            f"元旦、春节等假期会被当作工作日。请联系系统管理员，按国务院办公厅关于{year}年部分节假日安排的通知"
+            "录入节假日；录入前请人工核对跨节假日的办理时限。"
         )
 
 

@@ -671,5 +671,6 @@ async def test_the_big_screen_shows_the_county_at_a_glance_and_says_which_part_i
             page = await eventually(counted)
             assert '<span class="value">1</span><span class="label">今日新增</span>' in page
             assert 'class="grid-open"' in page and 'http-equiv="refresh"' in page
+            assert '<a class="back" href="/">返回工作台</a>' in page  # the wall screen leads back
             # sla is not reachable here: its part says so, the rest shows.
             assert "办理时限服务（sla）暂时无法访问" in page and "本月按期办结率" in page and "无数据" in page

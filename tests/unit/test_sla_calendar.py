@@ -150,7 +150,8 @@ def test_coverage_of_the_next_sixty_days():
     assert (early.covered_through, early.days_ahead, early.ok, early.message()) == (date(2026, 12, 31), 61, True, None)
     late = calendar.coverage(date(2026, 12, 2))
     assert late.days_ahead == 30 and not late.ok and late.first_uncovered == date(2027, 1, 1)
-    assert "2027年的法定节假日安排尚未录入" in late.message() and "PUT /api/v1/calendar/years/2027" in late.message()
+    assert "2027年的法定节假日安排尚未录入" in late.message() and "请联系系统管理员" in late.message()
+    assert "/api/" not in late.message()  # staff read it; the API is in the operators' log and readiness
     nowhere = calendar.coverage(date(2030, 5, 1))
     assert (nowhere.covered_through, nowhere.days_ahead, nowhere.first_uncovered) == (None, 0, date(2030, 5, 1))
     calendar.use_stored({2027: calendar_year(year=2027, source="测试数据（非官方）", holidays=[], workdays=[])})
