@@ -10,6 +10,7 @@ from shared.db import insert
 
 _MEDIA_COLUMNS = (
     "m.media_id, m.sha256, m.filename, m.report_id, m.case_id, m.role, m.attached_at, m.flags, m.distance_m, "
+    "m.device_lat, m.device_lng, m.device_accuracy_m, m.attached_by, "
     "m.upload_id, m.uploaded_at, o.content_type, o.kind, o.size_bytes, o.object_key, o.width, o.height, "
     "o.captured_at, o.latitude, o.longitude, o.public_key, o.thumbnail_key, o.retain_until, o.purged_at, o.dhash"
 )
@@ -114,16 +115,25 @@ async def attach(
     role: str,
     attached_at: datetime,
     report_id: UUID | None = None,
+    device: tuple[float, float, float | None] | None = None,
+    attached_by: str | None = None,
 ) -> bool:
-    """Attach media not yet attached to any case; False if it already was (or does not exist)."""
+    """Attach media not yet attached to any case; False if it already was (or does not exist).
+    `device`: where the attaching phone was (lat, lng, accuracy in metres; WGS-84)."""
+    lat, lng, accuracy = device or (None, None, None)
     status = await conn.execute(
-        "UPDATE media SET case_id = $2, role = $3, attached_at = $4, report_id = coalesce($5, report_id) "
+        "UPDATE media SET case_id = $2, role = $3, attached_at = $4, report_id = coalesce($5, report_id), "
+        "device_lat = $6, device_lng = $7, device_accuracy_m = $8, attached_by = $9 "
         "WHERE media_id = $1 AND case_id IS NULL",
         media_id,
         case_id,
         role,
         attached_at,
         report_id,
+        lat,
+        lng,
+        accuracy,
+        attached_by,
     )
     return status == "UPDATE 1"
 

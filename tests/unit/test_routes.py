@@ -68,6 +68,11 @@ PUBLIC = {
     ("console", "POST", "/login"),
     ("console", "GET", "/auth/start"),
     ("console", "GET", "/auth/callback"),
+    # The mobile work page's WeCom OAuth2 login (no session yet; the callback checks the state).
+    ("console", "GET", "/m/auth/start"),
+    ("console", "GET", "/m/auth/callback"),
+    # The console's one-minute WeCom identity assertion, checked in the route (its own audience).
+    ("dispatch", "POST", "/api/v1/directory/wecom-login"),
     ("console", "GET", "/static/{name}"),
     *{
         (service, "GET", path)
