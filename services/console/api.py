@@ -1167,8 +1167,8 @@ async def mobile_action(request: Request, actor: CurrentActor, reference: Refere
             photos = [p for p in form.getlist("photos") if isinstance(p, UploadFile) and p.filename]
             if photos:
                 arguments["after_media_ids"] = await _after_photos(request, case_id, photos, device=_device(form))
-            elif case["media"]["after"]:
-                arguments["after_media_ids"] = list(case["media"]["after"])
+            elif earlier := mobile.unnamed_after_photos(case):
+                arguments["after_media_ids"] = earlier
         key = str(form.get("idempotency_key") or f"mobile-{uuid.uuid4()}")
         await _ask(
             request,

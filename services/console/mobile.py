@@ -32,6 +32,25 @@ GEO_FIELDS = (
 )
 
 
+def photos(case: dict) -> dict[str, list[str]]:
+    """The case's photos by role: those its actions name (the report's, 办结's) and the evidence
+    media has attached since (taken on this page, not yet named by an action)."""
+    found: dict[str, list[str]] = {role: [str(m) for m in case["media"][role]] for role in PHOTO_ROLES}
+    for item in case.get("evidence", ()):
+        if item["role"] in found and str(item["media_id"]) not in found[item["role"]]:
+            found[item["role"]].append(str(item["media_id"]))
+    return found
+
+
+def unnamed_after_photos(case: dict) -> list[str]:
+    """整改后 photos attached to the case that no 办结 has named yet: what the next 办结 or 即知即改
+    shows as its result when no new photo is taken with it."""
+    named = {str(m) for m in case["media"]["after"]}
+    return [
+        str(e["media_id"]) for e in case.get("evidence", ()) if e["role"] == "after" and str(e["media_id"]) not in named
+    ]
+
+
 def layout(*, title: str, body: str, actor: Actor | None = None, names: Names | None = None) -> str:
     who = f'<span class="who">{e(person(actor, names))}</span>' if actor is not None and names is not None else ""
     return f"""<!doctype html>
@@ -123,7 +142,7 @@ def photos_section(case: dict, *, csrf: str, may_add: bool) -> str:
         thumbs = "".join(
             f'<a href="/media/{e(m)}" class="photo-{role}"><img src="/media/{e(m)}" alt="{label}照片 {i}"'
             ' loading="lazy" class="thumb"></a>'
-            for i, m in enumerate(case["media"][role], start=1)
+            for i, m in enumerate(photos(case)[role], start=1)
         )
         shown.append(f"<p><b>{label}：</b>{thumbs or '<span class=muted>无</span>'}</p>")
     upload = ""
@@ -161,7 +180,7 @@ def case_page(
     photos, deadlines, map and steps. `failed`: (action or "photo", Chinese message, values)."""
     number = case_no(case)
     offered, primary = offered_actions(actor, case)
-    has_after = frozenset({"after_media_ids"}) if case["media"]["after"] else frozenset()
+    has_after = frozenset({"after_media_ids"}) if unnamed_after_photos(case) else frozenset()
     forms = "\n".join(
         action_form(
             str(case["case_id"]),

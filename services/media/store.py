@@ -173,19 +173,22 @@ async def save_report_facts(
     lng: float | None,
     submitted_at: datetime,
     jurisdiction_code: str,
+    grid_code: str | None = None,
 ) -> None:
     """Where and when the case was reported; case events that came first keep their jurisdiction."""
     await conn.execute(
-        "INSERT INTO cases (case_id, report_id, lat, lng, submitted_at, jurisdiction_code) "
-        "VALUES ($1, $2, $3, $4, $5, $6) "
+        "INSERT INTO cases (case_id, report_id, lat, lng, submitted_at, jurisdiction_code, grid_code) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7) "
         "ON CONFLICT (case_id) DO UPDATE SET report_id = EXCLUDED.report_id, lat = EXCLUDED.lat, lng = EXCLUDED.lng, "
-        "submitted_at = EXCLUDED.submitted_at WHERE cases.submitted_at IS NULL",
+        "submitted_at = EXCLUDED.submitted_at, grid_code = coalesce(cases.grid_code, EXCLUDED.grid_code) "
+        "WHERE cases.submitted_at IS NULL",
         case_id,
         report_id,
         lat,
         lng,
         submitted_at,
         jurisdiction_code,
+        grid_code,
     )
 
 
@@ -198,20 +201,23 @@ async def save_case_facts(
     department_code: str | None,
     co_department_codes: list[str],
     seq: int,
+    grid_code: str | None = None,
 ) -> None:
     """Whose the case is now, from a case event; an older event (lower seq) never overrides a newer."""
     await conn.execute(
-        "INSERT INTO cases (case_id, report_id, jurisdiction_code, department_code, co_department_codes, seq) "
-        "VALUES ($1, $2, $3, $4, $5, $6) "
+        "INSERT INTO cases (case_id, report_id, jurisdiction_code, department_code, co_department_codes, seq, "
+        "grid_code) VALUES ($1, $2, $3, $4, $5, $6, $7) "
         "ON CONFLICT (case_id) DO UPDATE SET jurisdiction_code = EXCLUDED.jurisdiction_code, "
         "department_code = EXCLUDED.department_code, co_department_codes = EXCLUDED.co_department_codes, "
-        "seq = EXCLUDED.seq WHERE cases.seq <= EXCLUDED.seq",
+        "seq = EXCLUDED.seq, grid_code = coalesce(EXCLUDED.grid_code, cases.grid_code) "
+        "WHERE cases.seq <= EXCLUDED.seq",
         case_id,
         report_id,
         jurisdiction_code,
         department_code,
         co_department_codes,
         seq,
+        grid_code,
     )
 
 

@@ -496,6 +496,7 @@ async def attach_report_media(
     submitted_at: datetime,
     jurisdiction_code: str,
     media_ids: list[UUID],
+    grid_code: str | None = None,
 ) -> None:
     """A submitted report's photos are its case's 'before' evidence; its place and time are what
     all of the case's evidence is checked against."""
@@ -507,6 +508,7 @@ async def attach_report_media(
         lng=lng,
         submitted_at=submitted_at,
         jurisdiction_code=jurisdiction_code,
+        grid_code=grid_code,
     )
     if not await attach_before_media(
         conn, settings=settings, case_id=case_id, report_id=report_id, submitted_at=submitted_at, media_ids=media_ids
@@ -584,6 +586,7 @@ async def case_access(conn: asyncpg.Connection, *, case_id: UUID) -> domain.Case
         jurisdiction_code=case["jurisdiction_code"],
         department_code=case["department_code"],
         co_department_codes=tuple(case["co_department_codes"]),
+        grid_code=case["grid_code"],
     )
 
 
