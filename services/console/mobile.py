@@ -119,7 +119,7 @@ def home_page(
     if resolved:
         checked = "".join(case_item(c, names) for c in resolved)
         sections.append(
-            f'<section class="card"><h2>待核实（{len(resolved)}）</h2><ul class="m-cases">{checked}</ul></section>'
+            f'<section class="card"><h2>待回访核实（{len(resolved)}）</h2><ul class="m-cases">{checked}</ul></section>'
         )
     if to_locate is not None:
         rows = "".join(

@@ -11,7 +11,7 @@ import io
 
 import httpx
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from services.console.app import create_app as console_app
 from services.dispatch.app import create_app as dispatch_app
@@ -20,7 +20,7 @@ from services.media.app import create_app as media_app
 from services.sla.app import create_app as sla_app
 from tests.browser import chromium, needs_chromium
 from tests.e2e.test_console_browser import SCREENSHOTS, text_shown
-from tests.support import bearer, eventually, running, serving
+from tests.support import bearer, eventually, serving
 
 pytestmark = needs_chromium
 PHONE = {"width": 390, "height": 844}
@@ -41,18 +41,26 @@ def jpeg(path, colour) -> str:
     return str(path)
 
 
+def phone_photo(path) -> str:
+    """A photo as a phone takes it: 3000×2250, well over the 1 MB the console takes in one form."""
+    noise = Image.effect_noise((3000, 2250), 20).convert("RGB").filter(ImageFilter.GaussianBlur(1))
+    noise.save(path, format="JPEG", quality=95)
+    assert path.stat().st_size > 1024 * 1024
+    return str(path)
+
+
 async def test_handler_and_grid_worker_on_the_mobile_work_page(make_settings, fake_wecom, browser, tmp_path):
     intake_settings = make_settings("intake")
     dispatch_settings = make_settings("dispatch")
     media_settings = make_settings("media", intake_incoming_bucket=intake_settings.intake_incoming_bucket)
-    after_photo = jpeg(tmp_path / "整改后.jpg", (40, 150, 70))
+    after_photo = phone_photo(tmp_path / "整改后.jpg")
     settled_photo = jpeg(tmp_path / "即知即改.jpg", (200, 180, 60))
     step = asyncio.to_thread  # WebDriver calls block; the servers run on this loop meanwhile
     shown = functools.partial(text_shown, browser)
     admin = bearer(dispatch_settings, "admin")
 
     async with (
-        running(intake_app(intake_settings)) as intake,
+        serving(intake_app(intake_settings)) as intake_url,
         serving(dispatch_app(dispatch_settings)) as dispatch_url,
         serving(media_app(media_settings)) as media_url,
         serving(sla_app(make_settings("sla"))) as sla_url,
@@ -80,7 +88,7 @@ async def test_handler_and_grid_worker_on_the_mobile_work_page(make_settings, fa
                 console_dispatch_url=dispatch_url,
                 console_media_url=media_url,
                 console_sla_url=sla_url,
-                console_intake_url="http://127.0.0.1:9",  # 待定位 is not part of this test
+                console_intake_url=intake_url,
                 console_wecom_oauth_url=fake_wecom,
                 console_wecom_api_url=fake_wecom,
             )
@@ -91,7 +99,7 @@ async def test_handler_and_grid_worker_on_the_mobile_work_page(make_settings, fa
 
             async def report(description: str, category: str, lat: float, lng: float) -> tuple[str, str]:
                 body = {"description": description, "category": category, "lat": lat, "lng": lng, "channel": "api"}
-                answer = await intake.post("/api/v1/reports", json=body)
+                answer = await http.post(f"{intake_url}/api/v1/reports", json=body)
                 assert answer.status_code == 201, answer.text
                 case_id = answer.json()["case_id"]
 
@@ -118,6 +126,8 @@ async def test_handler_and_grid_worker_on_the_mobile_work_page(make_settings, fa
             assert "剩余" in await shown(".clocks", "剩余", timeout=30)
             await fits_the_phone()
             await step(browser.screenshot, SCREENSHOTS / "mobile-case.png")
+            await step(browser.script, "document.querySelector('.clocks').scrollIntoView();")
+            await step(browser.screenshot, SCREENSHOTS / "mobile-case-deadlines-map.png")
 
             await step(browser.click, "#action-acknowledge button[type=submit]")
             await shown(".done", "已接单")
@@ -133,6 +143,7 @@ async def test_handler_and_grid_worker_on_the_mobile_work_page(make_settings, fa
             assert await step(browser.count, "a.photo-after") == 1
             evidence = (await http.get(f"{media_url}/api/v1/cases/{case_id}/media", headers=admin)).json()["items"]
             assert [m["role"] for m in evidence] == ["after"]
+            assert (evidence[0]["width"], evidence[0]["height"]) == (1600, 1200)  # redrawn on the phone to fit
             assert evidence[0]["device_location"] == {"lat": 29.0829, "lng": 120.0546, "accuracy_m": 12.0}
 
             # 办结 with that photo.
@@ -153,6 +164,9 @@ async def test_handler_and_grid_worker_on_the_mobile_work_page(make_settings, fa
             await step(browser.open, f"{origin}/m/")
             assert small_no in await shown("main", small_no, timeout=30)
             assert "本网格待办" in await step(browser.text, "main")
+            assert "没有待定位的上报" in await step(
+                browser.text, "main"
+            )  # intake's 待定位, placed on the map from here
             assert "何飞" in await step(browser.text, ".m-top .who")
             await fits_the_phone()
             await step(browser.screenshot, SCREENSHOTS / "mobile-grid-home.png")
