@@ -28,6 +28,7 @@ from services.notify.app import create_app as notify_app
 from services.notify.settings import NotifySettings
 from services.sla.app import create_app as sla_app
 from services.sla.settings import SlaSettings
+from shared.auth import ROLES
 from shared.case_actions import ACTIONS, ActionSpec
 from shared.web import DOCUMENTATION_PATHS, public_reason
 
@@ -80,6 +81,15 @@ ROLE_RULES: dict[tuple[str, str, str], tuple[frozenset[str] | tuple[str, ...], s
         )
         for path in ("/rosters/{department_code}", "/rosters/{department_code}/on-duty")
     },
+    # The mobile work page (/m/…, opened in WeCom): any signed-in person (a WeCom session or a staff
+    # one); what they see and may do is what dispatch and media let their role see and do.
+    ("console", "GET", "/m/"): (ROLES, "cases they may see: a handler's department's, a grid worker's grid's"),
+    ("console", "GET", "/m/cases/{reference}"): (ROLES, "cases they may see"),
+    ("console", "POST", "/m/cases/{reference}/actions/{name}"): (
+        ROLES,
+        "the roles shared/case_actions.py gives that action, on cases they may see",
+    ),
+    ("console", "POST", "/m/cases/{reference}/photos"): (ROLES, "cases they may see (media decides)"),
 }
 
 

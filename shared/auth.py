@@ -8,9 +8,10 @@ Two issuers. Staff log in at the county's OpenID Connect provider, whose access 
 ES256) are checked against its published keys, issuer and audience (`OidcVerifier`). In
 development only (GRIDLINK_ENV=development) dispatch's development issuer also mints HS256 tokens
 with the shared secret (`issue_token`), which `make up`'s demo login and the tests use.
-`TokenVerifier` is what the services check with. PyJWT checks signature, algorithm (no `none`, no
-key confusion), expiry and not-before; a token that is malformed in any way is an `InvalidToken`
-(401), never an error page.
+A third kind, the console's WeCom sessions (below, `WecomVerifier`), covers people who open the
+mobile work page inside WeCom. `TokenVerifier` is what the services check with. PyJWT checks
+signature, algorithm (no `none`, no key confusion), expiry and not-before; a token that is
+malformed in any way is an `InvalidToken` (401), never an error page.
 """
 
 import json
@@ -192,12 +193,88 @@ class OidcVerifier:
         return actor_from_claims(self.claims(token))
 
 
-class TokenVerifier:
-    """What every service checks a bearer token with: the identity provider's tokens, and in
-    development (GRIDLINK_ENV=development) also the development issuer's HS256 tokens."""
+# --- WeCom sessions: the console's own tokens for people who open the mobile pages in WeCom --------
 
-    def __init__(self, *, oidc: OidcVerifier | None, dev_secret: str | None):
-        self.oidc, self.dev_secret = oidc, dev_secret
+WECOM_ISSUER = "urn:gridlink:console:wecom"
+WECOM_SUBJECT_PREFIX = "wecom:"
+# The audience of the console's one-minute identity assertion, which only dispatch's WeCom login
+# route takes (it names a WeCom user, no role): every other route refuses it.
+WECOM_LOGIN_AUDIENCE = "urn:gridlink:dispatch:wecom-login"
+WECOM_ALGORITHM = "ES256"
+
+
+def wecom_subject(userid: str) -> str:
+    return f"{WECOM_SUBJECT_PREFIX}{userid}"
+
+
+def issue_wecom_token(
+    *, private_key: str, userid: str, audience: str, ttl_s: int, claims: dict[str, Any] | None = None, now=None
+) -> str:
+    """A token the console signs (ES256) for the WeCom user it has just seen through WeCom's OAuth2."""
+    issued = int(now if now is not None else time.time())
+    body = (claims or {}) | {
+        "iss": WECOM_ISSUER,
+        "aud": audience,
+        "sub": wecom_subject(userid),
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + ttl_s,
+    }
+    return jwt.encode(body, private_key, algorithm=WECOM_ALGORITHM)
+
+
+class WecomVerifier:
+    """Tokens the console signs for people who logged in through WeCom's OAuth2 (网页授权).
+
+    Why a second issuer, and why this one. WeCom's OAuth2 gives the console a WeCom userid, not a
+    token the services could check; the county's OIDC provider does not know WeCom users and cannot
+    be asked to mint tokens for them. So the console, having traded the one-time code with WeCom
+    itself, signs a short-lived ES256 token: the services hold only its public key (a setting, no
+    network fetch), so no service can mint one, and a stolen service configuration forges nothing.
+    The trust is narrow: from this issuer only `wecom:<userid>` subjects are accepted (it can never
+    speak for an OIDC subject), the role, division and department in it are those dispatch's
+    directory (通讯录) gave at login — an unknown or deactivated userid gets no token at all — and
+    dispatch, which owns the directory, checks them against it again on every request, so removing
+    a person or a role takes effect there at once and elsewhere when the token ends (hours at most).
+    """
+
+    def __init__(self, *, public_key: str, audience: str):
+        self.public_key, self.audience = public_key, audience
+
+    def claims(self, token: str, *, audience: str | None = None) -> dict[str, Any]:
+        try:
+            if jwt.get_unverified_header(token).get("alg") != WECOM_ALGORITHM:
+                raise InvalidToken("a WeCom session token is ES256")
+            claims = jwt.decode(
+                token,
+                self.public_key,
+                algorithms=[WECOM_ALGORITHM],
+                audience=audience or self.audience,
+                issuer=WECOM_ISSUER,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("token expired") from None
+        except jwt.InvalidAudienceError:
+            raise InvalidToken("token for another audience") from None
+        except (jwt.PyJWTError, ValueError, TypeError) as error:
+            raise InvalidToken(f"malformed or forged token: {error}") from None
+        subject = str(claims["sub"])
+        if not subject.startswith(WECOM_SUBJECT_PREFIX) or len(subject) == len(WECOM_SUBJECT_PREFIX):
+            raise InvalidToken("the WeCom issuer speaks only for wecom: subjects")
+        return claims
+
+    def verify(self, token: str) -> Actor:
+        return actor_from_claims(self.claims(token))
+
+
+class TokenVerifier:
+    """What every service checks a bearer token with: the identity provider's tokens, the console's
+    WeCom session tokens (when a public key is set), and in development (GRIDLINK_ENV=development)
+    also the development issuer's HS256 tokens."""
+
+    def __init__(self, *, oidc: OidcVerifier | None, dev_secret: str | None, wecom: WecomVerifier | None = None):
+        self.oidc, self.dev_secret, self.wecom = oidc, dev_secret, wecom
 
     @classmethod
     def from_settings(cls, settings: Any) -> "TokenVerifier":
@@ -208,7 +285,12 @@ class TokenVerifier:
                 audience=settings.auth_oidc_audience,
                 jwks_url=settings.auth_oidc_jwks_url,
             )
-        return cls(oidc=oidc, dev_secret=settings.auth_jwt_secret if settings.env == "development" else None)
+        wecom = None
+        if settings.auth_wecom_public_key:
+            wecom = WecomVerifier(public_key=settings.auth_wecom_public_key, audience=settings.auth_oidc_audience)
+        return cls(
+            oidc=oidc, dev_secret=settings.auth_jwt_secret if settings.env == "development" else None, wecom=wecom
+        )
 
     def verify(self, token: str) -> Actor:
         try:
@@ -221,6 +303,14 @@ class TokenVerifier:
                     "development tokens are accepted only in development; log in through the identity provider"
                 )
             return verify_token(secret=self.dev_secret, token=token)
+        try:
+            issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        except jwt.PyJWTError as error:
+            raise InvalidToken(f"malformed token: {error}") from None
+        if issuer == WECOM_ISSUER:
+            if self.wecom is None:
+                raise InvalidToken("WeCom sessions are not accepted here (GRIDLINK_AUTH_WECOM_PUBLIC_KEY)")
+            return self.wecom.verify(token)
         if self.oidc is None:
             raise InvalidToken("no identity provider is configured (GRIDLINK_AUTH_OIDC_ISSUER)")
         return self.oidc.verify(token)

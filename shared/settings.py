@@ -22,6 +22,13 @@ PUBLISHED_SAMPLE_KEYS = frozenset(
     {"jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"}
 )
 MIN_SECRET_BYTES = 32
+# The development key pair of the console's WeCom sessions (its private half is the default of
+# GRIDLINK_CONSOLE_WECOM_SIGNING_KEY): published here, so production refuses both.
+DEV_WECOM_PUBLIC_KEY = """-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE9Tfn+Q7/nakU1Wse1wb23p4Z/uNo
+gr1y44pFXsNVYMtYY7wNnaHBWxjp7xgDyGJZaqd069gYi4GYA3gNwKJFag==
+-----END PUBLIC KEY-----
+"""
 
 
 def secret(default: Any, *, min_bytes: int = MIN_SECRET_BYTES) -> Any:
@@ -112,6 +119,12 @@ class ServiceSettings(BaseSettings):
     auth_oidc_issuer: str = ""
     auth_oidc_audience: str = "urn:gridlink:services"
     auth_oidc_jwks_url: str = ""
+    # WeCom sessions agreement: the console signs (ES256) a short-lived token for a person who opened
+    # the mobile pages in WeCom (OAuth2 网页授权) and whom dispatch's directory knows; every service
+    # checks it with this public key (PEM), for `wecom:<userid>` subjects only (shared.auth's
+    # WecomVerifier says why). Not secret, but the default's private key is in this repository, so
+    # production refuses it: give the public half of GRIDLINK_CONSOLE_WECOM_SIGNING_KEY. Empty: off.
+    auth_wecom_public_key: str = secret(DEV_WECOM_PUBLIC_KEY, min_bytes=0)
 
     def unsafe_settings(self) -> list[str]:
         """Why each secret setting is unsafe to run a county on, one line per setting."""

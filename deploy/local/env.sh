@@ -53,6 +53,10 @@ export GRIDLINK_MINIO_SECRET_KEY="${GRIDLINK_MINIO_SECRET_KEY:-$MINIO_ROOT_PASSW
 export GRIDLINK_WECOM_BASE_URL="${GRIDLINK_WECOM_BASE_URL:-http://127.0.0.1:$GRIDLINK_FAKE_WECOM_PORT}"
 export GRIDLINK_WECHAT_BASE_URL="${GRIDLINK_WECHAT_BASE_URL:-http://127.0.0.1:$GRIDLINK_FAKE_WECOM_PORT}"
 export GRIDLINK_SMS_BASE_URL="${GRIDLINK_SMS_BASE_URL:-http://127.0.0.1:$GRIDLINK_FAKE_WECOM_PORT}"
+# The mobile work page's WeCom OAuth2 (/m/…): the fake's authorize page logs in its current user
+# (POST /_fake/oauth/user {"userid": …}; a person of the directory with that wecom_user_id).
+export GRIDLINK_CONSOLE_WECOM_OAUTH_URL="${GRIDLINK_CONSOLE_WECOM_OAUTH_URL:-http://127.0.0.1:$GRIDLINK_FAKE_WECOM_PORT}"
+export GRIDLINK_CONSOLE_WECOM_API_URL="${GRIDLINK_CONSOLE_WECOM_API_URL:-http://127.0.0.1:$GRIDLINK_FAKE_WECOM_PORT}"
 # Local development issues its own bearer tokens (POST :8002/api/v1/auth/dev-tokens); the console
 # logs its demo people in with them.
 # make up is development: the token issuer is on and the development secrets are accepted.

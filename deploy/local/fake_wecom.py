@@ -13,6 +13,11 @@ It also stands in for the rest of what notify talks to:
 - the official account: `GET /cgi-bin/token`, `POST /cgi-bin/message/template/send` (43004 for
   a reader who does not follow the account) and `POST /cgi-bin/message/subscribe/send` (43101
   without consent, 47003 for a field over its kind's length);
+- WeCom OAuth2 (网页授权) for H5 pages: `GET /connect/oauth2/authorize` (open.weixin.qq.com's page:
+  it sends the browser back to `redirect_uri?code=…&state=…` as the member set with
+  `POST /_fake/oauth/user`, the person "holding the phone") and `GET /cgi-bin/auth/getuserinfo`
+  (the code works once, for 5 minutes, else 40029; the legacy `/cgi-bin/user/getuserinfo` answers
+  with capitalised `UserId`); `POST /_fake/oauth/codes/expire` ages every code past its 5 minutes;
 - an SMS gateway: `POST /sms/send` (a `Code` of "OK" or an error code, 5 a minute per number);
 - WeChat's side of callbacks: `encrypt`/`callback_request`/`aibot_callback_request`/
   `url_check_request` build requests exactly as WeCom (application and AI bot) and the official
@@ -34,10 +39,12 @@ import secrets
 import struct
 import time
 from collections import defaultdict, deque
+from urllib.parse import urlencode, urlsplit
 
 import uvicorn
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from fastapi import FastAPI, Query, Request, Response
+from fastapi.responses import RedirectResponse
 
 TEXT_MAX_BYTES = 2048
 MARKDOWN_MAX_BYTES = 4096
@@ -69,6 +76,11 @@ ARGUMENT_INVALID = (47003, "argument invalid!")
 SUBSCRIBE_FIELD_LIMITS = {"thing": 20, "phrase": 5, "character_string": 32, "name": 10, "number": 32}
 MOBILE = re.compile(r"^1[3-9]\d{9}$")
 SMS_PER_MINUTE = 5
+# WeCom OAuth2: a code works once and for 5 minutes; state is at most 128 letters and digits.
+INVALID_CODE = (40029, "invalid code")
+REDIRECT_UNAUTHORIZED = (50001, "redirect_uri unauthorized")
+OAUTH_CODE_TTL_S = 300.0
+OAUTH_STATE = re.compile(r"^[A-Za-z0-9]{0,128}$")
 
 # Credentials the fake accepts: the defaults of shared/settings.py, so `make up` works as is.
 CORP_ID, CORP_SECRET, AGENT_ID = "ww-gridlink-local", "local-development-only", 1000002
@@ -249,8 +261,10 @@ def create_app(
     valid_keys: set[str] | None = None,
     clock=time.monotonic,
     token_ttl_s: float = 7200.0,
+    trusted_domain: str | None = None,
 ) -> FastAPI:
-    """The fake server; valid_keys=None accepts any non-empty key."""
+    """The fake server; valid_keys=None accepts any non-empty key. `trusted_domain`: the WeCom
+    application's 可信域名 (host[:port]) OAuth2 may return to; None accepts any."""
     app = FastAPI(title="Fake WeCom group robot")
     messages: list[dict] = []
     sent_at: dict[str, deque] = defaultdict(deque)
@@ -263,6 +277,9 @@ def create_app(
     pictures: dict[str, tuple[bytes, str]] = {}
     sms_sent_at: dict[str, deque] = defaultdict(deque)
     rate_limited: dict[str, int] = defaultdict(int)  # 45009 answers per robot key
+    # OAuth2: who holds the phone (a member's userid, or a non-member's openid), and the codes given.
+    oauth_user: dict[str, str] = {"userid": "zhangsan"}
+    oauth_codes: dict[str, tuple[dict[str, str], float]] = {}  # code -> (identity, expires at on `clock`)
 
     def issue_token(kind: str) -> dict:
         token = f"{kind}-{secrets.token_urlsafe(24)}"
@@ -424,6 +441,76 @@ def create_app(
         )
         return {"Code": "OK", "Message": "OK", "BizId": biz_id, "RequestId": secrets.token_hex(8)}
 
+    @app.get("/connect/oauth2/authorize")
+    async def oauth_authorize(
+        appid: str = "",
+        redirect_uri: str = "",
+        response_type: str = "",
+        scope: str = "",
+        state: str = "",
+        agentid: str = "",
+    ):
+        """WeCom's authorize page, as the WeCom browser answers it for a logged-in member: silently
+        back to redirect_uri with a one-time code (snsapi_base), or an error page."""
+
+        def page(text: str) -> Response:
+            return Response(f"<!doctype html><title>企业微信</title><p>{text}</p>", 400, media_type="text/html")
+
+        target = urlsplit(redirect_uri)
+        if appid != CORP_ID:
+            return page("参数错误：appid 不是本企业的 CorpID")
+        if response_type != "code" or scope not in ("snsapi_base", "snsapi_privateinfo"):
+            return page("参数错误：response_type 须为 code，scope 须为 snsapi_base 或 snsapi_privateinfo")
+        if not OAUTH_STATE.match(state):
+            return page("参数错误：state 只能是 a-zA-Z0-9，不超过 128 字节")
+        if agentid and agentid != str(AGENT_ID):
+            return page("参数错误：agentid 不是本应用")
+        if target.scheme not in ("http", "https") or not target.netloc:
+            return page("参数错误：redirect_uri")
+        if trusted_domain is not None and target.netloc != trusted_domain:
+            return page("redirect_uri需使用应用可信域名")
+        code = secrets.token_urlsafe(24)
+        oauth_codes[code] = (dict(oauth_user), clock() + OAUTH_CODE_TTL_S)
+        query = urlencode({"code": code, "state": state})
+        return RedirectResponse(f"{redirect_uri}{'&' if target.query else '?'}{query}", status_code=302)
+
+    def trade_code(access_token: str, code: str) -> dict[str, str] | tuple[int, str]:
+        if error := token_error(access_token, "wecom"):
+            return error
+        identity, expires_at = oauth_codes.pop(code, ({}, 0.0))  # once, whatever the outcome
+        if not identity or clock() >= expires_at:
+            return INVALID_CODE
+        return identity
+
+    @app.get("/cgi-bin/auth/getuserinfo")
+    async def oauth_getuserinfo(access_token: str = "", code: str = ""):
+        identity = trade_code(access_token, code)
+        if isinstance(identity, tuple):
+            return answer(identity)
+        return answer(OK) | identity  # a member: userid; anyone else: openid
+
+    @app.get("/cgi-bin/user/getuserinfo")
+    async def oauth_getuserinfo_legacy(access_token: str = "", code: str = ""):
+        """The older path, still called by wechatpy: the same answer with capitalised names."""
+        identity = trade_code(access_token, code)
+        if isinstance(identity, tuple):
+            return answer(identity)
+        if "userid" in identity:
+            return answer(OK) | {"UserId": identity["userid"], "DeviceId": ""}
+        return answer(OK) | {"OpenId": identity["openid"], "DeviceId": ""}
+
+    @app.post("/_fake/oauth/user", status_code=204)
+    async def set_oauth_user(request: Request):
+        """Who holds the phone from now on: {"userid": …} (a member) or {"openid": …} (not one)."""
+        body = json.loads(await request.body())
+        oauth_user.clear()
+        oauth_user.update({k: str(v) for k, v in body.items() if k in ("userid", "openid")})
+
+    @app.post("/_fake/oauth/codes/expire", status_code=204)
+    async def expire_codes():
+        for code, (identity, _) in list(oauth_codes.items()):
+            oauth_codes[code] = (identity, clock() - 1)
+
     @app.post("/_fake/tokens/expire", status_code=204)
     async def expire_tokens():
         for token, (kind, _) in list(tokens.items()):
@@ -492,9 +579,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=18090)
     parser.add_argument("--rate-limit", type=int, default=20, help="messages a minute per robot key")
     parser.add_argument("--token-ttl", type=float, default=7200.0, help="seconds an access_token lives")
+    parser.add_argument("--trusted-domain", default=None, help="the app's 可信域名 (host[:port]) for OAuth2")
     args = parser.parse_args()
     uvicorn.run(
-        create_app(rate_limit_per_minute=args.rate_limit, token_ttl_s=args.token_ttl),
+        create_app(
+            rate_limit_per_minute=args.rate_limit, token_ttl_s=args.token_ttl, trusted_domain=args.trusted_domain
+        ),
         host=args.host,
         port=args.port,
         log_level="warning",

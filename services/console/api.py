@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
 
-from services.console import oidc, pages, rlist, sessions
+from services.console import mobile, oidc, pages, rlist, sessions, wecom
 from services.console.upstream import Refused, Unavailable, call
 from shared.auth import Actor, InvalidToken, ProviderUnavailable
 from shared.case_actions import ACTIONS
@@ -25,7 +25,12 @@ from shared.problems import Problem
 from shared.web import CurrentActor, public
 
 STATIC = FilePath(__file__).parent / "static"
-ASSETS = {"console.css": "text/css", "console.js": "text/javascript"}
+ASSETS = {
+    "console.css": "text/css",
+    "console.js": "text/javascript",
+    "mobile.css": "text/css",
+    "mobile.js": "text/javascript",
+}
 
 # The demo people of the development login (GRIDLINK_AUTH_DEV_ISSUER): codes of the demo county's
 # map and of shared/data/taxonomy.yaml.
@@ -385,20 +390,18 @@ async def case_page(
     return _error(request, actor, Refused(404, message))
 
 
-async def _after_photos(request: Request, case_id: UUID, photos: list[UploadFile]) -> list[str]:
-    """Store each photo in media and attach it to the case as 整改后; their media ids."""
+async def _after_photos(
+    request: Request, case_id: UUID, photos: list[UploadFile], *, role: str = "after", device: dict | None = None
+) -> list[str]:
+    """Store each photo in media and attach it to the case as 整改后 (or 整改前), with where the
+    phone was when it was sent (`device`: lat, lng, accuracy_m; WGS-84); their media ids."""
     ids = []
     for photo in photos:
         content = await photo.read()
-        files = {"file": (photo.filename or "after.jpg", content, photo.content_type or "application/octet-stream")}
+        files = {"file": (photo.filename or f"{role}.jpg", content, photo.content_type or "application/octet-stream")}
         stored = await _ask(request, "media", "POST", "/api/v1/media", files=files)
-        await _ask(
-            request,
-            "media",
-            "POST",
-            f"/api/v1/cases/{case_id}/media",
-            json={"media_id": stored["media_id"], "role": "after"},
-        )
+        attach = {"media_id": stored["media_id"], "role": role} | ({"device_location": device} if device else {})
+        await _ask(request, "media", "POST", f"/api/v1/cases/{case_id}/media", json=attach)
         ids.append(stored["media_id"])
     await _known_to_dispatch(request, case_id, ids)
     return ids
@@ -990,3 +993,214 @@ async def asset(name: str):
     if name not in ASSETS:
         raise Problem(404, "Not found", f"No asset {name}.", kind="not-found")
     return FileResponse(STATIC / name, media_type=f"{ASSETS[name]}; charset=utf-8")
+
+
+# --- The mobile work page (/m/…): WeCom OAuth2 login, my cases, one case with its actions ---------
+
+
+def _mobile_error(request: Request, status: int, message: str, actor: Actor | None = None) -> HTMLResponse:
+    return _html(request, mobile.error_page(status=status, message=message, actor=actor, names=_names(request)), status)
+
+
+@router.get("/m/auth/start")
+@public("the mobile work page's login: sends the WeCom browser to WeCom's OAuth2 authorize page; no session yet")
+async def wecom_start(request: Request, next: str = "/m/"):  # noqa: A002 - the query parameter's name
+    next_path = sessions.safe_next(next)
+    if not next_path.startswith("/m/"):
+        next_path = "/m/"
+    if not wecom.enabled(request):
+        return _mobile_error(request, 404, "本环境未配置企业微信登录，请联系系统管理员。")
+    flow = wecom.new_flow(next_path)
+    response = RedirectResponse(wecom.authorize_url(request, flow), status_code=302)
+    # Lax, not Strict: WeCom's authorize page sends the browser back here from its own site.
+    settings = request.app.state.settings
+    response.set_cookie(
+        wecom.FLOW_COOKIE,
+        wecom.flow_cookie(settings.auth_jwt_secret, flow),
+        max_age=wecom.FLOW_TTL_S,
+        httponly=True,
+        samesite="lax",
+        secure=settings.console_cookie_secure,
+        path=wecom.FLOW_PATH,
+    )
+    return response
+
+
+@router.get("/m/auth/callback")
+@public("WeCom returns the person here with a one-time code; the state must match this browser's login")
+async def wecom_callback(request: Request, code: Annotated[str, Query(max_length=512)] = "", state: str = ""):
+    """Trade WeCom's code for the userid, the userid for the directory's person, and open the session.
+    The flow cookie is forgotten whatever happens, so a state is used once."""
+    settings = request.app.state.settings
+    flow = wecom.read_flow_cookie(settings.auth_jwt_secret, request.cookies.get(wecom.FLOW_COOKIE, ""))
+
+    def refused(status: int, message: str) -> HTMLResponse:
+        response = _mobile_error(request, status, message)
+        response.delete_cookie(wecom.FLOW_COOKIE, path=wecom.FLOW_PATH)
+        return response
+
+    if flow is None or not state or not hmac.compare_digest(state, flow.state):
+        return refused(400, "登录已过期或不是从本页面发起的，请从企业微信重新打开本页面。")
+    if not code:
+        return refused(401, "企业微信未完成授权，请从企业微信重新打开本页面。")
+    try:
+        session = await wecom.open_session(request, await wecom.userid_for(request, code))
+    except wecom.LoginFailed as failed:
+        return refused(failed.status, failed.message)
+    response = _html(request, mobile.signed_in_page(actor=session.actor, next_path=flow.next_path))
+    sessions.set_cookies(
+        response,
+        secret=settings.auth_jwt_secret,
+        token=session.token,
+        max_age=sessions.max_age(session.token),
+        secure=settings.console_cookie_secure,
+    )
+    response.delete_cookie(wecom.FLOW_COOKIE, path=wecom.FLOW_PATH)
+    return response
+
+
+@router.get("/m/")
+async def mobile_home(request: Request, actor: CurrentActor):
+    """我的待办: the person's open cases (a grid worker's: their grid's new reports and cases), those
+    waiting to be checked on site (核实), and the reports to place on the map (待定位)."""
+    open_cases: list[dict] = []
+    resolved: list[dict] = []
+    to_locate: list[dict] | None = None
+    error = ""
+    try:
+        asked = {"status": pages.OPEN_STATUSES, "limit": "50"}
+        open_cases = (await _ask(request, "dispatch", "GET", "/api/v1/cases", params=asked))["cases"]
+        if "verify" in {name for name, spec in ACTIONS.items() if actor.role in spec.roles}:
+            checked = {"status": ["resolved"], "limit": "50"}
+            resolved = (await _ask(request, "dispatch", "GET", "/api/v1/cases", params=checked))["cases"]
+    except (Refused, Unavailable) as failure:
+        error = failure.message
+    if mobile.may_locate(actor):
+        try:
+            to_locate = (await _ask(request, "intake", "GET", "/api/v1/reports-to-locate"))["reports"]
+        except (Refused, Unavailable) as failure:
+            error = error or failure.message
+    html = mobile.home_page(
+        actor=actor, names=_names(request), open_cases=open_cases, resolved=resolved, to_locate=to_locate, error=error
+    )
+    return _html(request, html)
+
+
+async def _find_case(request: Request, reference: str) -> dict:
+    """A case by its number (GL20261202-0007, as 派单 messages link it) or its id."""
+    try:
+        return await _ask(request, "dispatch", "GET", f"/api/v1/cases/{UUID(reference)}")
+    except ValueError:
+        pass
+    found = (await _ask(request, "dispatch", "GET", "/api/v1/cases", params={"q": reference, "limit": "2"}))["cases"]
+    numbered = [c for c in found if c.get("case_no") == reference]
+    if len(numbered) != 1:
+        raise Refused(404, f"没有找到案件「{reference}」，或它不在您的辖区或部门范围内。")
+    return await _ask(request, "dispatch", "GET", f"/api/v1/cases/{numbered[0]['case_id']}")
+
+
+async def _mobile_case_page(
+    request: Request, actor: Actor, reference: str, *, done: str = "", failed=None, status: int = 200
+) -> Response:
+    try:
+        case = await _find_case(request, reference)
+    except (Refused, Unavailable) as error:
+        return _mobile_error(request, error.status, error.message, actor)
+    timers = None
+    try:
+        timers = (await _ask(request, "sla", "GET", f"/api/v1/cases/{case['case_id']}/timers"))["timers"]
+    except (Refused, Unavailable):  # the page says the deadlines cannot be shown
+        pass
+    html = mobile.case_page(
+        actor=actor,
+        names=_names(request),
+        csrf=_csrf(request),
+        case=case,
+        keys={name: f"mobile-{uuid.uuid4()}" for name in case["actions"]},
+        timers=timers,
+        tiles_url=request.app.state.settings.console_map_tiles_url,
+        done=done,
+        failed=failed,
+    )
+    return _html(request, html, status)
+
+
+Reference = Annotated[str, Path(max_length=100, pattern=r"^[A-Za-z0-9-]+$")]
+
+
+@router.get("/m/cases/{reference}")
+async def mobile_case(request: Request, actor: CurrentActor, reference: Reference, done: str = ""):
+    """A case on the phone (the link in 派单 messages): facts, photos, map, deadlines, and the
+    actions the person may take now."""
+    return await _mobile_case_page(request, actor, reference, done=done)
+
+
+def _device(form) -> dict | None:
+    """Where the phone was (the page's navigator.geolocation fields), or None when it did not say."""
+    try:
+        lat, lng = float(str(form.get("lat") or "")), float(str(form.get("lng") or ""))
+    except ValueError:
+        return None
+    if not (-90 <= lat <= 90 and -180 <= lng <= 180):
+        return None
+    try:
+        accuracy: float | None = max(float(str(form.get("accuracy_m") or "")), 0.0)
+    except ValueError:
+        accuracy = None
+    return {"lat": lat, "lng": lng, "accuracy_m": accuracy}
+
+
+@router.post("/m/cases/{reference}/actions/{name}", dependencies=[Csrf])
+async def mobile_action(request: Request, actor: CurrentActor, reference: Reference, name: str):
+    """One action from the phone, as the person; 办结 and 即知即改 take new photos (with the phone's
+    location) or the 整改后 photos taken before. Dispatch decides."""
+    if name not in ACTIONS:
+        raise Problem(404, "Not found", f"没有「{name}」这个操作。", kind="not-found")
+    spec = ACTIONS[name]
+    form = await request.form()
+    values: dict = {}
+    try:
+        case = await _find_case(request, reference)
+        case_id = UUID(case["case_id"])
+        arguments, values = _arguments(name, form)
+        if "after_media_ids" in spec.request.model_fields:
+            photos = [p for p in form.getlist("photos") if isinstance(p, UploadFile) and p.filename]
+            if photos:
+                arguments["after_media_ids"] = await _after_photos(request, case_id, photos, device=_device(form))
+            elif earlier := mobile.unnamed_after_photos(case):
+                arguments["after_media_ids"] = earlier
+        key = str(form.get("idempotency_key") or f"mobile-{uuid.uuid4()}")
+        await _ask(
+            request,
+            "dispatch",
+            "POST",
+            f"/api/v1/cases/{case_id}/{spec.path}",
+            json=arguments,
+            headers={"idempotency-key": key},
+        )
+    except (Refused, Unavailable) as failure:
+        return await _mobile_case_page(
+            request, actor, reference, failed=(name, failure.message, values), status=failure.status
+        )
+    return RedirectResponse(f"/m/cases/{reference}?done={name}", status_code=303)
+
+
+@router.post("/m/cases/{reference}/photos", dependencies=[Csrf])
+async def mobile_photo(request: Request, actor: CurrentActor, reference: Reference):
+    """A 整改前 or 整改后 photo from the phone's camera, attached to the case as evidence with where
+    the phone was."""
+    form = await request.form()
+    role = str(form.get("role") or "after")
+    photo = form.get("photo")
+    try:
+        if role not in mobile.PHOTO_ROLES:
+            raise Refused(422, "请选择「整改前」或「整改后」。")
+        if not isinstance(photo, UploadFile) or not photo.filename:
+            raise Refused(422, "请先拍照或选择照片。")
+        case = await _find_case(request, reference)
+        await _after_photos(request, UUID(case["case_id"]), [photo], role=role, device=_device(form))
+    except (Refused, Unavailable) as failure:
+        return await _mobile_case_page(
+            request, actor, reference, failed=("photo", failure.message, {}), status=failure.status
+        )
+    return RedirectResponse(f"/m/cases/{reference}?done=photo", status_code=303)

@@ -61,7 +61,7 @@ STEP_LABELS = {
     "evidence_flagged": "照片存疑",
 }
 # The step a case most likely waits for, first found first: its form is shown open.
-PRIMARY = ("acknowledge", "resolve", "verify", "close", "dispatch")
+PRIMARY = ("acknowledge", "resolve", "settle", "verify", "close", "dispatch")
 # Fields the console's forms do not offer (yet): a return's evidence is given through the API.
 API_ONLY_FIELDS = ("evidence_media_ids",)
 # Fields of the request models without a description of their own.
@@ -359,11 +359,15 @@ def field_label(name: str, info: Any) -> str:
     return info.description or FIELD_LABELS.get(name) or name
 
 
-def action_field(spec: ActionSpec, name: str, info: Any, names: Names, values: dict) -> str:
-    """One form field for one field of an action's request model."""
+def action_field(
+    spec: ActionSpec, name: str, info: Any, names: Names, values: dict, optional: frozenset[str] = frozenset()
+) -> str:
+    """One form field for one field of an action's request model (`optional`: required fields the
+    page already holds, such as 整改后 photos uploaded before)."""
     label = field_label(name, info)
-    required = " required" * (name in spec.requires)
-    mark = '<em class="required">*</em>' * (name in spec.requires)
+    needed = name in spec.requires and name not in optional
+    required = " required" * needed
+    mark = '<em class="required">*</em>' * needed
     value = values.get(name, "")
     field_id = f"{spec.name}-{name}"
     if name == "after_media_ids":  # the photos are uploaded by the console, then named here
@@ -414,21 +418,26 @@ def action_form(
     error: str = "",
     values: dict | None = None,
     primary: bool = False,
+    url: str = "",
+    extra: str = "",
+    optional: frozenset[str] = frozenset(),
 ) -> str:
-    """One action's form, folded under its name; the step most likely next (and a refused one) open."""
+    """One action's form, folded under its name; the step most likely next (and a refused one) open.
+    `url`: where it posts (the case page's own route by default); `extra`: more hidden fields."""
     fields = "\n".join(
-        action_field(spec, name, info, names, values or {})
+        action_field(spec, name, info, names, values or {}, optional)
         for name, info in spec.request.model_fields.items()
         if name not in API_ONLY_FIELDS
     )
+    url = url or f"/cases/{case_id}/actions/{spec.name}"
     alert = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
     opened = " open" * (primary or bool(error))
     return f"""<details class="action"{opened}><summary>{e(spec.label)}</summary>
-<form method="post" action="/cases/{e(case_id)}/actions/{spec.name}" enctype="multipart/form-data"
+<form method="post" action="{e(url)}" enctype="multipart/form-data"
   id="action-{spec.name}">
   {alert}
   <input type="hidden" name="csrf_token" value="{e(csrf)}">
-  <input type="hidden" name="idempotency_key" value="{e(key)}">
+  <input type="hidden" name="idempotency_key" value="{e(key)}">{extra}
   {fields}
   <button type="submit">{e(spec.label)}</button>
 </form></details>"""
@@ -508,6 +517,17 @@ def map_section(case: dict, names: Names, tiles_url: str) -> str:
     return f'<section class="card"><h2>位置</h2>{address}{drawn}</section>'
 
 
+def offered_actions(actor: Actor, case: dict) -> tuple[list[str], str | None]:
+    """The actions to offer on a case page — those dispatch says the person may take now (the
+    action table and the case's state decide) — the one most likely next first, and that one."""
+    offered = [name for name in case["actions"] if name in ACTIONS]
+    if actor.department_code in case["acknowledged_departments"] and "acknowledge" in offered:
+        offered.remove("acknowledge")  # this department has acknowledged already
+    primary = next((name for name in PRIMARY if name in offered), None)
+    offered.sort(key=lambda name: name != primary)
+    return offered, primary
+
+
 def case_page(
     *,
     actor: Actor,
@@ -556,11 +576,7 @@ def case_page(
             f'<img src="/cases/{e(case["case_id"])}/comparison.jpg" alt="整改前后对比图" loading="lazy"'
             ' class="comparison"></a></p>'
         )
-    offered = [name for name in case["actions"] if name in ACTIONS]
-    if actor.department_code in case["acknowledged_departments"] and "acknowledge" in offered:
-        offered.remove("acknowledge")  # this department has acknowledged already
-    primary = next((name for name in PRIMARY if name in offered), None)
-    offered.sort(key=lambda name: name != primary)
+    offered, primary = offered_actions(actor, case)
     forms = "\n".join(
         action_form(
             str(case["case_id"]),

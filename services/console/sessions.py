@@ -6,7 +6,8 @@ equal, and equal to an HMAC of the session, so a token from another session is w
 The console's pages are private like every route (`shared.web`): its own app-wide check reads the
 cookie instead of an Authorization header. Without a valid session a browser asking for a page
 (Accept: text/html) is redirected to the login page, which then returns to the page asked for;
-a form posted from a page goes to the login page and back to that page; anything else (scripts,
+a form posted from a page goes to the login page and back to that page (the mobile pages, /m/…,
+to WeCom's OAuth2 login instead, services/console/wecom.py); anything else (scripts,
 the live queue, other tools) answers 401 problem+json.
 """
 
@@ -96,7 +97,9 @@ def login_required_response(request: Request) -> Response:
         if request.method != "GET":
             referer = urlsplit(request.headers.get("referer", ""))
             target = referer.path if referer.netloc == request.url.netloc else "/"
-        response: Response = RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+        # The mobile work page (/m/…, opened inside WeCom) logs in through WeCom's OAuth2 instead.
+        login = "/m/auth/start" if target.startswith("/m/") else "/login"
+        response: Response = RedirectResponse(f"{login}?next={quote(target)}", status_code=303)
     else:
         response = problem_response(
             request, 401, "Authentication required", "登录已失效，请重新登录。", kind="unauthenticated"

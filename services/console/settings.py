@@ -1,6 +1,17 @@
 """The console's settings: the shared base, the agreements it is part of, and where the services are."""
 
+from pydantic import Field
+
 from shared.settings import CountyMapFile, DevTokenIssuer, ResponsibilityListFile, ServiceSettings, secret
+
+# The development key of the console's WeCom sessions (shared.settings.DEV_WECOM_PUBLIC_KEY is its
+# public half): published here, so production refuses it.
+DEV_WECOM_SIGNING_KEY = """-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgrg91taiCw7VhdO2C
+Kcpqu3jYR1J3okje8JmBGRx1eC+hRANCAAT1N+f5Dv+dqRTVax7XBvbenhn+42iC
+vXLjikVew1Vgy1hjvA2docFbGOnvGAPIYllqp3Tr2BiLgZgDeA3AokVq
+-----END PRIVATE KEY-----
+"""
 
 
 class ConsoleSettings(ServiceSettings, ResponsibilityListFile, CountyMapFile, DevTokenIssuer):
@@ -25,3 +36,17 @@ class ConsoleSettings(ServiceSettings, ResponsibilityListFile, CountyMapFile, De
     # production, e.g. its vec_w WMTS with the county's key). Empty: grid outlines only, nothing is
     # loaded from anywhere, which suits an offline intranet.
     console_map_tiles_url: str = ""
+
+    # WeCom OAuth2 (网页授权) for the mobile work page (/m/…): the self-built application the page
+    # belongs to (usually the one notify sends through; its trusted domain must be this console's
+    # host), where WeCom's authorize page and API are (settings, so the local fake can serve them).
+    console_wecom_corp_id: str = "ww-gridlink-local"
+    console_wecom_agent_id: int = 1000002
+    console_wecom_secret: str = secret("local-development-only")
+    console_wecom_oauth_url: str = "https://open.weixin.qq.com"
+    console_wecom_api_url: str = "https://qyapi.weixin.qq.com"
+    # The ES256 key (PEM) the console signs WeCom sessions with; the services are given its public
+    # half (GRIDLINK_AUTH_WECOM_PUBLIC_KEY). Empty: no WeCom login. The default is published here.
+    console_wecom_signing_key: str = secret(DEV_WECOM_SIGNING_KEY, min_bytes=0)
+    # How long a WeCom session lasts; WeCom's snsapi_base login is silent, so a short one costs nothing.
+    console_wecom_session_s: int = Field(default=2 * 3600, ge=60, le=12 * 3600)

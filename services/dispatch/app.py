@@ -4,19 +4,32 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import yaml
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from services.dispatch import cases, store
 from services.dispatch.api import router
+from services.dispatch.directory_api import directory_actor
 from services.dispatch.directory_api import router as directory_router
 from services.dispatch.handlers import make_handlers
 from services.dispatch.responsibility import build_list
 from services.dispatch.settings import DispatchSettings
+from shared.auth import WECOM_SUBJECT_PREFIX
 from shared.loops import repeat_until_stopped
 from shared.service import Runtime, running_service
 from shared.taxonomy import load_taxonomy
 from shared.topics import service_topics
+from shared.web import authenticate as bearer_authenticate
 from shared.web import create_service_app
+
+
+async def authenticate(request: Request) -> None:
+    """The services' bearer check; a WeCom session's person is then looked up in the directory,
+    which dispatch owns: their role holds only while the directory still gives it to them."""
+    await bearer_authenticate(request)
+    actor = getattr(request.state, "actor", None)
+    if actor is not None and actor.subject.startswith(WECOM_SUBJECT_PREFIX):
+        async with request.app.state.runtime.pool.acquire() as conn:
+            request.state.actor = await directory_actor(conn, actor)
 
 
 def create_app(settings: DispatchSettings | None = None) -> FastAPI:
@@ -54,7 +67,7 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
             app.state.runtime = runtime
             yield
 
-    app = create_service_app(settings, title="GridLink dispatch", lifespan=lifespan)
+    app = create_service_app(settings, title="GridLink dispatch", lifespan=lifespan, authenticate=authenticate)
     app.state.taxonomy = taxonomy
     app.include_router(router)
     app.include_router(directory_router)

@@ -71,6 +71,32 @@ class ShiftIn(BaseModel):
         return self
 
 
+# Which of a person's roles a WeCom session (the mobile work page) acts in, first found first: the
+# roles that work on site before those that work at a desk. The directory-only roles (网格长, 网长)
+# have no token role yet.
+SESSION_ROLE_ORDER = ("handler", "grid_worker", "dispatcher", "supervisor", "admin")
+NOT_IN_DIRECTORY = "您的企业微信账号（{userid}）不在通讯录中或已停用，请联系管理员在通讯录中添加您的企业微信账号。"
+
+
+def session_role(roles: list[dict]) -> dict | None:
+    """The role a WeCom session of someone with these directory roles acts in, or None."""
+    for wanted in SESSION_ROLE_ORDER:
+        for role in roles:
+            if role["role"] == wanted:
+                return role
+    return None
+
+
+def holds(roles: list[dict], actor: Actor) -> bool:
+    """Whether the directory still gives the person the role their session acts in."""
+    return any(
+        r["role"] == actor.role
+        and r["jurisdiction_code"] == actor.jurisdiction_code
+        and (r["department_code"] or None) == (actor.department_code or None)
+        for r in roles
+    )
+
+
 def manages(*, admin: Actor, jurisdiction_code: str) -> bool:
     """An admin manages the people and rosters of their division and below."""
     return admin.role == "admin" and jurisdiction_code.startswith(admin.jurisdiction_code)

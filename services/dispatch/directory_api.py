@@ -6,23 +6,27 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
+import asyncpg
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.dispatch import directory_store as store
 from services.dispatch.directory import (
     DIRECTORY_ROLES,
+    NOT_IN_DIRECTORY,
     PersonIn,
     PersonRole,
     ShiftIn,
+    holds,
     manages,
     read_people_csv,
     serves_department,
+    session_role,
 )
-from shared.auth import Actor
+from shared.auth import WECOM_LOGIN_AUDIENCE, WECOM_SUBJECT_PREFIX, Actor, InvalidToken
 from shared.phones import encrypt_phone, mask_phone, phone_hash
 from shared.problems import Problem
-from shared.web import Connection, CurrentActor
+from shared.web import Connection, CurrentActor, public
 
 router = APIRouter(prefix="/api/v1/directory", tags=["directory"])
 MAX_CSV_BYTES = 2 * 1024 * 1024
@@ -337,3 +341,76 @@ async def audit_trail(
     _admin(actor)
     rows = await store.audit_trail(conn, subject=subject, limit=limit)
     return AuditOut(entries=[AuditEntry(**dict(r)) for r in rows])
+
+
+# --- WeCom sessions (the mobile work page): the directory decides who a WeCom user is -------------
+
+
+class WecomPersonOut(BaseModel):
+    person_id: str
+    name: str
+    wecom_user_id: str
+    session_role: PersonRole = Field(description="the role the WeCom session acts in")
+    roles: list[PersonRole]
+
+
+async def _wecom_person(conn, userid: str) -> tuple[asyncpg.Record, list[dict]]:
+    """The active person with this WeCom user id and their roles; 403 (in Chinese) otherwise."""
+    row = await store.person_by_wecom(conn, userid)
+    if row is None or not row["active"]:
+        raise Problem(403, "Not in the directory", NOT_IN_DIRECTORY.format(userid=userid), kind="forbidden")
+    return row, (await store.roles_of(conn, [row["person_id"]]))[row["person_id"]]
+
+
+@router.post("/wecom-login", response_model=WecomPersonOut)
+@public(
+    "the console's WeCom login: the caller sends the console's one-minute ES256 assertion for the WeCom "
+    "user it has just seen (audience urn:gridlink:dispatch:wecom-login, which no other route takes), "
+    "checked here; the answer is that person's directory entry"
+)
+async def wecom_login(request: Request, conn: Connection):
+    """Who a WeCom user is in the directory, and the role their mobile session acts in; an unknown
+    or deactivated user id, or one without a role the mobile pages serve, is refused (403)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    verifier = request.app.state.token_verifier.wecom
+    if scheme.lower() != "bearer" or verifier is None:
+        raise Problem(401, "Authentication required", "缺少企业微信登录凭证。", kind="unauthenticated")
+    try:
+        claims = verifier.claims(token.strip(), audience=WECOM_LOGIN_AUDIENCE)
+    except InvalidToken as error:
+        raise Problem(401, "Invalid token", f"企业微信登录凭证无效（{error}）。", kind="unauthenticated") from None
+    userid = str(claims["sub"]).removeprefix(WECOM_SUBJECT_PREFIX)
+    row, roles = await _wecom_person(conn, userid)
+    chosen = session_role(roles)
+    if chosen is None:
+        raise Problem(
+            403,
+            "No mobile role",
+            f"{row['name']}在通讯录中没有可使用移动工作台的角色（处置人员、网格员、调度员、督查员或管理员），请联系管理员。",
+            kind="forbidden",
+        )
+    return WecomPersonOut(
+        person_id=row["person_id"],
+        name=row["name"],
+        wecom_user_id=userid,
+        session_role=PersonRole(**chosen),
+        roles=[PersonRole(**r) for r in roles],
+    )
+
+
+async def directory_actor(conn, actor: Actor) -> Actor:
+    """The person a WeCom session's token names, as the directory says now: their person id and
+    name, acting in the token's role only while the directory still gives it to them (403 once
+    they are deactivated or the role is taken away)."""
+    row, roles = await _wecom_person(conn, actor.subject.removeprefix(WECOM_SUBJECT_PREFIX))
+    if not holds(roles, actor):
+        raise Problem(
+            403, "Role changed", "您在通讯录中的角色已变更，请关闭页面后从企业微信重新打开。", kind="forbidden"
+        )
+    return Actor(
+        subject=row["person_id"],
+        role=actor.role,
+        jurisdiction_code=actor.jurisdiction_code,
+        department_code=actor.department_code,
+        name=row["name"],
+    )

@@ -64,6 +64,10 @@ async def roles_of(conn: asyncpg.Connection, person_ids: list[str]) -> dict[str,
     return roles
 
 
+async def person_by_wecom(conn: asyncpg.Connection, wecom_user_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {PERSON_COLUMNS} FROM people WHERE wecom_user_id = $1", wecom_user_id)
+
+
 async def person(conn: asyncpg.Connection, person_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(f"SELECT {PERSON_COLUMNS} FROM people WHERE person_id = $1", person_id)
 

@@ -86,6 +86,14 @@ class MediaUrls(TypedDict, total=False):
     thumbnail: str
 
 
+class DeviceLocation(BaseModel):
+    """Where the phone was when the photo was attached (the browser's navigator.geolocation: WGS-84)."""
+
+    lat: float = Field(ge=-90, le=90)
+    lng: float = Field(ge=-180, le=180)
+    accuracy_m: float | None = Field(None, ge=0, le=100_000, description="the browser's accuracy estimate")
+
+
 class MediaOut(BaseModel):
     """A media item with its evidence metadata and short-lived download URLs."""
 
@@ -107,6 +115,9 @@ class MediaOut(BaseModel):
     flags: list[str] = Field(description="failed evidence checks, for a reviewer")
     flag_texts: list[str] = Field(description="the flags in words")
     distance_m: float | None = Field(description="from where the case was reported to where the photo was taken")
+    device_location: DeviceLocation | None = Field(
+        None, description="where the attaching phone was (WGS-84), as its browser said"
+    )
     uploaded_at: datetime
     retain_until: datetime | None = Field(description="None: kept forever")
     purged: bool
@@ -125,6 +136,12 @@ class RestrictedMediaOut(BaseModel):
     role: Role | None
     uploaded_at: datetime
     restricted: Literal[True] = True
+
+
+def _device_location(row: asyncpg.Record) -> DeviceLocation | None:
+    if row["device_lat"] is None:
+        return None
+    return DeviceLocation(lat=row["device_lat"], lng=row["device_lng"], accuracy_m=row["device_accuracy_m"])
 
 
 async def _media_view(row: asyncpg.Record, objects: ObjectStore, settings: MediaSettings) -> MediaOut:
@@ -162,6 +179,7 @@ async def _media_view(row: asyncpg.Record, objects: ObjectStore, settings: Media
         flags=list(row["flags"]),
         flag_texts=[domain.FLAG_TEXT[f] for f in row["flags"]],
         distance_m=row["distance_m"],
+        device_location=_device_location(row),
         uploaded_at=row["uploaded_at"],
         retain_until=row["retain_until"],
         purged=row["purged_at"] is not None,
@@ -313,6 +331,7 @@ async def complete_upload(upload_id: UUID, request: Request, response: Response)
 class AttachRequest(BaseModel):
     media_id: UUID
     role: Literal["before", "after"]
+    device_location: DeviceLocation | None = None
 
 
 @router.post(
@@ -326,8 +345,14 @@ async def attach_media(case_id: UUID, body: AttachRequest, request: Request, res
     runtime, objects = _context(request)
     await _authorize_case(runtime, actor, case_id)
     try:
+        where = body.device_location
         row, created = await workflow.attach_media(
-            runtime=runtime, case_id=case_id, media_id=body.media_id, role=body.role
+            runtime=runtime,
+            case_id=case_id,
+            media_id=body.media_id,
+            role=body.role,
+            device=(where.lat, where.lng, where.accuracy_m) if where else None,
+            attached_by=actor.label,
         )
     except (workflow.NotFound, workflow.Conflict) as exc:
         raise _problem(exc) from exc

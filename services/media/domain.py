@@ -374,12 +374,14 @@ class CaseAccess:
     jurisdiction_code: str
     department_code: str | None = None
     co_department_codes: tuple[str, ...] = ()
+    grid_code: str | None = None  # the case's grid, when known: a grid worker's division is a grid
 
 
 def can_view_case(*, role: str, jurisdiction_code: str, department_code: str | None, case: CaseAccess) -> bool:
     """Evidence is visible to whoever may see its case, by dispatch's rule: the actor's division
-    contains the case's, and a department handler sees only cases its department (co-)handles."""
-    if not case.jurisdiction_code.startswith(jurisdiction_code):
+    contains the case's deepest known place (its grid, else its division), and a department handler
+    sees only cases its department (co-)handles."""
+    if not (case.grid_code or case.jurisdiction_code).startswith(jurisdiction_code):
         return False
     if role == "handler":
         return department_code is not None and department_code in (case.department_code, *case.co_department_codes)

@@ -41,6 +41,7 @@ def make_handlers(*, settings: MediaSettings):
             submitted_at=report.submitted_at,
             media_ids=report.media_ids,
             jurisdiction_code=report.place.division_code,
+            grid_code=report.place.grid_code,
         )
 
     async def on_report_attached(conn: asyncpg.Connection, event: Event) -> None:
@@ -65,6 +66,7 @@ def make_handlers(*, settings: MediaSettings):
             department_code=case.department_code,
             co_department_codes=case.co_department_codes,
             seq=case.seq,
+            grid_code=case.grid_code,
         )
 
     return {

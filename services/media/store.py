@@ -10,6 +10,7 @@ from shared.db import insert
 
 _MEDIA_COLUMNS = (
     "m.media_id, m.sha256, m.filename, m.report_id, m.case_id, m.role, m.attached_at, m.flags, m.distance_m, "
+    "m.device_lat, m.device_lng, m.device_accuracy_m, m.attached_by, "
     "m.upload_id, m.uploaded_at, o.content_type, o.kind, o.size_bytes, o.object_key, o.width, o.height, "
     "o.captured_at, o.latitude, o.longitude, o.public_key, o.thumbnail_key, o.retain_until, o.purged_at, o.dhash"
 )
@@ -114,16 +115,25 @@ async def attach(
     role: str,
     attached_at: datetime,
     report_id: UUID | None = None,
+    device: tuple[float, float, float | None] | None = None,
+    attached_by: str | None = None,
 ) -> bool:
-    """Attach media not yet attached to any case; False if it already was (or does not exist)."""
+    """Attach media not yet attached to any case; False if it already was (or does not exist).
+    `device`: where the attaching phone was (lat, lng, accuracy in metres; WGS-84)."""
+    lat, lng, accuracy = device or (None, None, None)
     status = await conn.execute(
-        "UPDATE media SET case_id = $2, role = $3, attached_at = $4, report_id = coalesce($5, report_id) "
+        "UPDATE media SET case_id = $2, role = $3, attached_at = $4, report_id = coalesce($5, report_id), "
+        "device_lat = $6, device_lng = $7, device_accuracy_m = $8, attached_by = $9 "
         "WHERE media_id = $1 AND case_id IS NULL",
         media_id,
         case_id,
         role,
         attached_at,
         report_id,
+        lat,
+        lng,
+        accuracy,
+        attached_by,
     )
     return status == "UPDATE 1"
 
@@ -163,19 +173,22 @@ async def save_report_facts(
     lng: float | None,
     submitted_at: datetime,
     jurisdiction_code: str,
+    grid_code: str | None = None,
 ) -> None:
     """Where and when the case was reported; case events that came first keep their jurisdiction."""
     await conn.execute(
-        "INSERT INTO cases (case_id, report_id, lat, lng, submitted_at, jurisdiction_code) "
-        "VALUES ($1, $2, $3, $4, $5, $6) "
+        "INSERT INTO cases (case_id, report_id, lat, lng, submitted_at, jurisdiction_code, grid_code) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7) "
         "ON CONFLICT (case_id) DO UPDATE SET report_id = EXCLUDED.report_id, lat = EXCLUDED.lat, lng = EXCLUDED.lng, "
-        "submitted_at = EXCLUDED.submitted_at WHERE cases.submitted_at IS NULL",
+        "submitted_at = EXCLUDED.submitted_at, grid_code = coalesce(cases.grid_code, EXCLUDED.grid_code) "
+        "WHERE cases.submitted_at IS NULL",
         case_id,
         report_id,
         lat,
         lng,
         submitted_at,
         jurisdiction_code,
+        grid_code,
     )
 
 
@@ -188,20 +201,23 @@ async def save_case_facts(
     department_code: str | None,
     co_department_codes: list[str],
     seq: int,
+    grid_code: str | None = None,
 ) -> None:
     """Whose the case is now, from a case event; an older event (lower seq) never overrides a newer."""
     await conn.execute(
-        "INSERT INTO cases (case_id, report_id, jurisdiction_code, department_code, co_department_codes, seq) "
-        "VALUES ($1, $2, $3, $4, $5, $6) "
+        "INSERT INTO cases (case_id, report_id, jurisdiction_code, department_code, co_department_codes, seq, "
+        "grid_code) VALUES ($1, $2, $3, $4, $5, $6, $7) "
         "ON CONFLICT (case_id) DO UPDATE SET jurisdiction_code = EXCLUDED.jurisdiction_code, "
         "department_code = EXCLUDED.department_code, co_department_codes = EXCLUDED.co_department_codes, "
-        "seq = EXCLUDED.seq WHERE cases.seq <= EXCLUDED.seq",
+        "seq = EXCLUDED.seq, grid_code = coalesce(EXCLUDED.grid_code, cases.grid_code) "
+        "WHERE cases.seq <= EXCLUDED.seq",
         case_id,
         report_id,
         jurisdiction_code,
         department_code,
         co_department_codes,
         seq,
+        grid_code,
     )
 
 

@@ -422,10 +422,17 @@ async def _verify_and_store(
 
 
 async def attach_media(
-    *, runtime: Runtime[MediaSettings], case_id: UUID, media_id: UUID, role: str
+    *,
+    runtime: Runtime[MediaSettings],
+    case_id: UUID,
+    media_id: UUID,
+    role: str,
+    device: tuple[float, float, float | None] | None = None,
+    attached_by: str | None = None,
 ) -> tuple[asyncpg.Record, bool]:
     """Attach media to a case as 'before' or 'after' evidence; (media, newly attached).
-    Attaching it again the same way changes nothing; another case or role is a Conflict."""
+    Attaching it again the same way changes nothing; another case or role is a Conflict.
+    `device` is where the attaching phone was (WGS-84), kept as evidence metadata."""
     async with runtime.pool.acquire() as conn, conn.transaction():
         media = await store.find_media(conn, media_id=media_id)
         if media is None:
@@ -434,7 +441,16 @@ async def attach_media(
             if media["case_id"] == case_id and media["role"] == role:
                 return media, False
             raise Conflict(f"该媒体已作为“{_role_name(media['role'])}”关联到案件 {media['case_id']}。")
-        if not await store.attach(conn, media_id=media_id, case_id=case_id, role=role, attached_at=utcnow()):
+        attached = await store.attach(
+            conn,
+            media_id=media_id,
+            case_id=case_id,
+            role=role,
+            attached_at=utcnow(),
+            device=device,
+            attached_by=attached_by,
+        )
+        if not attached:
             raise Conflict("该媒体刚被关联到了其他案件。")  # a concurrent attach won
         await _attached(conn, runtime.settings, case_id=case_id, media_ids=[media_id])
         return await store.find_media(conn, media_id=media_id), True
@@ -480,6 +496,7 @@ async def attach_report_media(
     submitted_at: datetime,
     jurisdiction_code: str,
     media_ids: list[UUID],
+    grid_code: str | None = None,
 ) -> None:
     """A submitted report's photos are its case's 'before' evidence; its place and time are what
     all of the case's evidence is checked against."""
@@ -491,6 +508,7 @@ async def attach_report_media(
         lng=lng,
         submitted_at=submitted_at,
         jurisdiction_code=jurisdiction_code,
+        grid_code=grid_code,
     )
     if not await attach_before_media(
         conn, settings=settings, case_id=case_id, report_id=report_id, submitted_at=submitted_at, media_ids=media_ids
@@ -568,6 +586,7 @@ async def case_access(conn: asyncpg.Connection, *, case_id: UUID) -> domain.Case
         jurisdiction_code=case["jurisdiction_code"],
         department_code=case["department_code"],
         co_department_codes=tuple(case["co_department_codes"]),
+        grid_code=case["grid_code"],
     )
 
 

@@ -2,13 +2,14 @@
 announces (a <label for> or an aria-label), every page is in Chinese with Beijing times, and the
 case page offers a form for each action dispatch says the person may take now, and no other."""
 
+import re
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from uuid import uuid4
 
 import pytest
 
-from services.console import pages
+from services.console import mobile, pages
 from services.console.rlist import rows_of
 from shared.auth import Actor
 from shared.jurisdictions import load_county
@@ -112,6 +113,9 @@ def rendered() -> dict[str, str]:
     }
     common = {"names": NAMES, "csrf": "t"}
     handler_case = case(actions=["acknowledge", "return"])
+    # A grid worker's case with an 整改后 photo taken on the phone, not yet named by any action.
+    taken = {"media_id": str(uuid4()), "role": "after", "flags": [], "attached_at": NOW.isoformat()}
+    worker_case = case(actions=["settle"], evidence=[taken])
     return {
         "login": pages.login_page(people={"d": {"name": "王敏", "title": "调度员"}}, next_path="/", csrf="t"),
         "queue": pages.queue_page(actor=DISPATCHER, tab="open", q="", cases=[case()], **common),
@@ -166,6 +170,24 @@ def rendered() -> dict[str, str]:
                 },
             ],
             **common,
+        ),
+        "mobile-case": mobile.case_page(
+            actor=WORKER, case=worker_case, keys={"settle": "k"}, timers=timers, tiles_url="", **common
+        ),
+        "mobile-home": mobile.home_page(
+            actor=WORKER,
+            names=NAMES,
+            open_cases=[case()],
+            resolved=[case(status="resolved")],
+            to_locate=[
+                {
+                    "report_id": str(uuid4()),
+                    "case_no": "20261202-000043",
+                    "description": "路灯坏了",
+                    "category": "signboard_lighting",
+                    "submitted_at": NOW.isoformat(),
+                }
+            ],
         ),
         "locate": pages.locate_page(
             actor=WORKER,
@@ -225,3 +247,21 @@ def test_scorecards_show_each_rate_with_its_sample_and_no_data_as_such():
     assert "住房和城乡建设局" in page and "96.7%" in page and "(290/300)" in page and "42 分钟" in page
     assert page.count('<td class="muted">无数据</td>') == len(pages.SCORE_RATES)  # never 0 % for 公安局
     assert "0.0%" not in page and "assessment.xlsx?month=2026-12" in page
+
+
+def test_the_mobile_case_page_offers_the_table_s_actions_with_the_camera_and_the_phone_s_place():
+    page = PAGES["mobile-case"]
+    assert 'action="/m/cases/20261202-000042/actions/settle"' in page and 'id="action-transfer"' not in page
+    assert '<details class="action" open><summary>即知即改' in page
+    # The 整改后 photo taken before counts: the form does not require another one.
+    assert 'id="settle-after_media_ids" accept="image/*" capture="environment" multiple>' in page
+    assert 'name="photo" id="photo-file" accept="image/*" capture="environment" required' in page
+    assert page.count('class="geo-lat"') == 2  # the action's form and the photo form
+    assert page.count('class="photo-after"') == 1 and "2026-12-02 10:00" in page
+    assert "/static/mobile.js" in page and not re.search(r'(src|href)="(https?:)?//', page)  # nothing from outside
+
+
+def test_the_mobile_home_lists_the_grid_s_cases_and_reports_to_locate():
+    page = PAGES["mobile-home"]
+    assert "本网格待办（1）" in page and "待回访核实（1）" in page and "待定位的上报（1）" in page
+    assert 'href="/m/cases/20261202-000042"' in page and "/locate/" in page

@@ -302,3 +302,13 @@ def test_before_dispatch_no_department_handler_sees_a_case():
     assert domain.can_view_case(
         role="grid_worker", jurisdiction_code="330727", department_code=None, case=reported_only
     )
+
+
+def test_a_grid_worker_sees_the_evidence_of_cases_in_their_grid_only():
+    in_grid = domain.CaseAccess(
+        jurisdiction_code="330727001002", department_code="huanwei", grid_code="330727001002001"
+    )
+    worker = {"role": "grid_worker", "department_code": None, "case": in_grid}
+    assert domain.can_view_case(jurisdiction_code="330727001002001", **worker)  # the grid is their division
+    assert not domain.can_view_case(jurisdiction_code="330727001002002", **worker)  # the next grid's worker
+    assert domain.can_view_case(role="dispatcher", jurisdiction_code="330727", department_code=None, case=in_grid)

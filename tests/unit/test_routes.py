@@ -68,6 +68,11 @@ PUBLIC = {
     ("console", "POST", "/login"),
     ("console", "GET", "/auth/start"),
     ("console", "GET", "/auth/callback"),
+    # The mobile work page's WeCom OAuth2 login (no session yet; the callback checks the state).
+    ("console", "GET", "/m/auth/start"),
+    ("console", "GET", "/m/auth/callback"),
+    # The console's one-minute WeCom identity assertion, checked in the route (its own audience).
+    ("dispatch", "POST", "/api/v1/directory/wecom-login"),
     ("console", "GET", "/static/{name}"),
     *{
         (service, "GET", path)
@@ -188,5 +193,6 @@ async def test_a_console_page_without_a_session_sends_the_browser_to_login(app, 
         forged = await client.get(path, headers={"accept": "text/html"})
     for response in (page, forged):
         assert response.status_code == 303, (route.path, response.text)
-        assert response.headers["location"] == "/login?next=" + quote(path)
+        login = "/m/auth/start" if path.startswith("/m/") else "/login"  # the mobile pages: WeCom's OAuth2
+        assert response.headers["location"] == f"{login}?next=" + quote(path)
     assert "gl_session=" in forged.headers["set-cookie"]  # the forged session is cleared

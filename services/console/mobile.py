@@ -1,0 +1,236 @@
+"""The mobile work page (移动工作台, /m/…) as plain HTML: what a handler or a grid worker needs on a
+phone inside WeCom's browser — their cases, one case with its photos, small map and deadlines, the
+actions they may take now (the same forms as the console's, from the one action table), and taking
+整改前/整改后 photos with the phone's location. 390 px wide, Simplified Chinese, Beijing time; the
+only script is the console's countdown and /static/mobile.js (the phone's location), nothing from
+the internet."""
+
+from services.console.pages import (
+    LOCATORS,
+    STATUS_LABELS,
+    Names,
+    action_form,
+    actor_text,
+    beijing,
+    case_no,
+    clocks_section,
+    e,
+    map_section,
+    offered_actions,
+    person,
+    step_label,
+    summary,
+)
+from shared.auth import Actor
+from shared.case_actions import ACTIONS
+
+PHOTO_ROLES = {"before": "整改前", "after": "整改后"}
+# Hidden fields the page's script fills with the phone's position (WGS-84) when it has one.
+GEO_FIELDS = (
+    '<input type="hidden" name="lat" class="geo-lat"><input type="hidden" name="lng" class="geo-lng">'
+    '<input type="hidden" name="accuracy_m" class="geo-accuracy">'
+)
+
+
+def photos(case: dict) -> dict[str, list[str]]:
+    """The case's photos by role: those its actions name (the report's, 办结's) and the evidence
+    media has attached since (taken on this page, not yet named by an action)."""
+    found: dict[str, list[str]] = {role: [str(m) for m in case["media"][role]] for role in PHOTO_ROLES}
+    for item in case.get("evidence", ()):
+        if item["role"] in found and str(item["media_id"]) not in found[item["role"]]:
+            found[item["role"]].append(str(item["media_id"]))
+    return found
+
+
+def unnamed_after_photos(case: dict) -> list[str]:
+    """整改后 photos attached to the case that no 办结 has named yet: what the next 办结 or 即知即改
+    shows as its result when no new photo is taken with it."""
+    named = {str(m) for m in case["media"]["after"]}
+    return [
+        str(e["media_id"]) for e in case.get("evidence", ()) if e["role"] == "after" and str(e["media_id"]) not in named
+    ]
+
+
+def layout(*, title: str, body: str, actor: Actor | None = None, names: Names | None = None) -> str:
+    who = f'<span class="who">{e(person(actor, names))}</span>' if actor is not None and names is not None else ""
+    return f"""<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(title)} - 网格通</title>
+<link rel="stylesheet" href="/static/console.css">
+<link rel="stylesheet" href="/static/mobile.css">
+</head><body class="mobile">
+<header class="m-top"><a class="brand" href="/m/">网格通 · 移动工作台</a>{who}</header>
+<main>
+{body}
+</main>
+<script src="/static/console.js"></script>
+<script src="/static/mobile.js"></script>
+</body></html>"""
+
+
+def error_page(*, status: int, message: str, actor: Actor | None = None, names: Names | None = None) -> str:
+    titles = {400: "登录未完成", 401: "登录已失效", 403: "无法使用", 404: "未找到", 502: "服务暂时不可用"}
+    title = titles.get(status, "出错了")
+    body = f"""<section class="card error-page"><h1>{e(title)}</h1>
+<p class="error" role="alert">{e(message)}</p>
+<p><a class="button" href="/m/">返回我的待办</a></p></section>"""
+    return layout(title=title, body=body, actor=actor, names=names)
+
+
+def signed_in_page(*, actor: Actor, next_path: str) -> str:
+    """After WeCom's redirect: a page of this site (so the SameSite=Strict session cookie goes with
+    the next request), which moves on at once."""
+    body = f"""<section class="card"><p>{e(actor.name)}，登录成功，正在打开……</p>
+<p><a class="button" id="continue" href="{e(next_path)}">继续</a></p></section>"""
+    page = layout(title="登录成功", body=body)
+    return page.replace("<head>", f'<head><meta http-equiv="refresh" content="0;url={e(next_path)}">', 1)
+
+
+def case_item(case: dict, names: Names) -> str:
+    urgent = '<b class="tag-urgent">紧急</b> ' if case.get("priority") == "urgent" else ""
+    overdue = ' <b class="tag-overdue">逾期</b>' if case.get("overdue") else ""
+    return (
+        f'<li><a href="/m/cases/{e(case_no(case))}"><b>{e(case_no(case))}</b> {urgent}'
+        f"<span class=status>{e(STATUS_LABELS.get(case['status'], case['status']))}</span>{overdue}<br>"
+        f"{e(case.get('category_name') or names.category(case.get('category')))}：{e(summary(case, 30))}<br>"
+        f'<span class="muted">{e(names.division(case.get("jurisdiction_code")))} · '
+        f"{e(beijing(case.get('created_at')))}</span></a></li>"
+    )
+
+
+def home_page(
+    *,
+    actor: Actor,
+    names: Names,
+    open_cases: list[dict],
+    resolved: list[dict],
+    to_locate: list[dict] | None,
+    error: str = "",
+) -> str:
+    """我的待办: the open cases the person may see (a grid worker: their grid's, new reports first),
+    those waiting to be checked on site, and for grid workers the reports to place on the map."""
+    alert = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
+    title = "本网格待办" if actor.role == "grid_worker" else "我的待办"
+    items = "".join(case_item(c, names) for c in open_cases) or '<li class="muted">暂无待办案件。</li>'
+    sections = [
+        f'<section class="card"><h2>{title}（{len(open_cases)}）</h2><ul class="m-cases">{items}</ul></section>'
+    ]
+    if resolved:
+        checked = "".join(case_item(c, names) for c in resolved)
+        sections.append(
+            f'<section class="card"><h2>待回访核实（{len(resolved)}）</h2><ul class="m-cases">{checked}</ul></section>'
+        )
+    if to_locate is not None:
+        rows = "".join(
+            f'<li><a href="/locate/{e(r["report_id"])}"><b>{e(r.get("case_no") or "")}</b> 在地图上定位<br>'
+            f"{e(names.category(r.get('category')))}：{e(summary(r, 30))}<br>"
+            f'<span class="muted">{e(beijing(r["submitted_at"]))}</span></a></li>'
+            for r in to_locate
+        )
+        sections.append(
+            f'<section class="card"><h2>待定位的上报（{len(to_locate)}）</h2>'
+            f'<ul class="m-cases">{rows or "<li class=muted>没有待定位的上报。</li>"}</ul></section>'
+        )
+    return layout(title=title, body=alert + "".join(sections), actor=actor, names=names)
+
+
+def photos_section(case: dict, *, csrf: str, may_add: bool) -> str:
+    """The case's 整改前/整改后 photos, and taking one with the phone's camera and location."""
+    shown = []
+    for role, label in PHOTO_ROLES.items():
+        thumbs = "".join(
+            f'<a href="/media/{e(m)}" class="photo-{role}"><img src="/media/{e(m)}" alt="{label}照片 {i}"'
+            ' loading="lazy" class="thumb"></a>'
+            for i, m in enumerate(photos(case)[role], start=1)
+        )
+        shown.append(f"<p><b>{label}：</b>{thumbs or '<span class=muted>无</span>'}</p>")
+    upload = ""
+    if may_add:
+        choices = "".join(
+            f'<label class="inline"><input type="radio" name="role" value="{role}"{" checked" * (role == "after")}>'
+            f"{label}</label>"
+            for role, label in PHOTO_ROLES.items()
+        )
+        upload = f"""<form method="post" action="/m/cases/{e(case_no(case))}/photos" enctype="multipart/form-data"
+  id="photo-form" class="m-photo">
+  <input type="hidden" name="csrf_token" value="{e(csrf)}">{GEO_FIELDS}
+  <div>{choices}</div>
+  <label for="photo-file">拍照或选择照片</label>
+  <input type="file" name="photo" id="photo-file" accept="image/*" capture="environment" required>
+  <p class="geo-status muted" role="status">正在获取手机位置……</p>
+  <button type="submit">上传照片</button>
+</form>"""
+    return f'<section class="card"><h2>现场照片</h2>{"".join(shown)}{upload}</section>'
+
+
+def case_page(
+    *,
+    actor: Actor,
+    names: Names,
+    csrf: str,
+    case: dict,
+    keys: dict[str, str],
+    timers: list[dict] | None,
+    tiles_url: str,
+    done: str = "",
+    failed: tuple[str, str, dict] | None = None,
+) -> str:
+    """One case on a phone: what and where, the actions the person may take now (open first), the
+    photos, deadlines, map and steps. `failed`: (action or "photo", Chinese message, values)."""
+    number = case_no(case)
+    offered, primary = offered_actions(actor, case)
+    has_after = frozenset({"after_media_ids"}) if unnamed_after_photos(case) else frozenset()
+    forms = "\n".join(
+        action_form(
+            str(case["case_id"]),
+            ACTIONS[name],
+            names,
+            csrf,
+            keys[name],
+            error=failed[1] if failed and failed[0] == name else "",
+            values=failed[2] if failed and failed[0] == name else None,
+            primary=name == primary,
+            url=f"/m/cases/{number}/actions/{name}",
+            extra=GEO_FIELDS,
+            optional=has_after,
+        )
+        for name in offered
+    )
+    notice = ""
+    if done == "photo":
+        notice = '<p class="done" role="status">照片已上传。</p>'
+    elif done in ACTIONS:
+        notice = f'<p class="done" role="status">已{e(ACTIONS[done].label)}。</p>'
+    if failed and (failed[0] not in offered):
+        what = "上传照片" if failed[0] == "photo" else step_label(failed[0])
+        notice = f'<p class="error" role="alert">「{e(what)}」未完成：{e(failed[1])}</p>'
+    facts = [
+        ("类别", case.get("category_name") or case["category"]),
+        ("主办部门", case.get("department_name") or names.department(case.get("department_code"))),
+        ("网格", names.grids.get(case.get("grid_code") or "", "未定位")),
+        ("上报时间", beijing(case["created_at"])),
+    ]
+    facts_html = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in facts)
+    steps = "".join(
+        f"<li><time>{e(beijing(t['at']))}</time> <b>{e(step_label(t['action']))}</b>"
+        f" <span class=muted>{e(actor_text(t['actor']))}</span></li>"
+        for t in case["timeline"][-6:]
+    )
+    actions = forms or '<p class="muted">当前没有您可以执行的操作。</p>'
+    may_photo = case["status"] not in ("closed", "merged", "cancelled", "escalated")
+    body = f"""<h1>{e(number)} <span class="status">{e(STATUS_LABELS.get(case["status"], ""))}</span></h1>
+{notice}
+<section class="card"><p class="description">{e(case["description"])}</p>
+{f"<p>地址：{e(case['address'])}</p>" if case.get("address") else ""}
+<dl class="facts">{facts_html}</dl></section>
+<section class="card" id="actions"><h2>可执行的操作</h2>{actions}</section>
+{photos_section(case, csrf=csrf, may_add=may_photo)}
+{clocks_section(timers, names)}
+{map_section(case, names, tiles_url)}
+<section class="card"><h2>办理过程</h2><ol class="timeline">{steps}</ol></section>"""
+    return layout(title=f"案件 {number}", body=body, actor=actor, names=names)
+
+
+def may_locate(actor: Actor) -> bool:
+    return actor.role in LOCATORS
