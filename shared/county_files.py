@@ -34,8 +34,8 @@ every error found, each naming its file and line (CSV, the header being line 1) 
   no hole, no self-intersection (two non-adjacent edges touching or crossing, or an edge folding
   back on the one before), area not zero;
 - overlaps: two ordinary grids whose interiors overlap (an edge of one crossing an edge of the
-  other, a vertex or an inner point of one strictly inside the other; sharing edges and vertices is
-  how grids tile, and is fine); micro grids overlapping each other, or not inside their grid;
+  other, a vertex, a piece of an edge or an inner point of one strictly inside the other; sharing
+  edges and vertices is how grids tile, and is fine); micro grids overlapping each other, or not inside their grid;
 - gaps: for each village whose outline is given, every ordinary grid of the village lies inside
   the outline, and together they cover it: as they do not overlap, the sum of their areas must
   equal the outline's area (within 0.5 %, digitising slack); the uncovered area is reported in m²;
@@ -54,6 +54,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from shared.geo import gcj02_to_wgs84
 from shared.jurisdictions import Point, Polygon, point_in_polygon, polygon_area
@@ -213,7 +214,26 @@ def interiors_overlap(a: Polygon, b: Polygon) -> bool:
         return True
     if any(strictly_inside(p, b) for p in a) or any(strictly_inside(p, a) for p in b):
         return True
+    if _boundary_enters(a, b) or _boundary_enters(b, a):
+        return True
     return strictly_inside(interior_point(a), b) or strictly_inside(interior_point(b), a)
+
+
+def _boundary_enters(a: Polygon, b: Polygon) -> bool:
+    """Whether a piece of a's boundary runs strictly inside b, when no edges cross properly: each
+    edge of a is cut at b's vertices lying on it, and each piece's middle is tested."""
+    for p, q in _edges(a):
+        length2 = (q[0] - p[0]) ** 2 + (q[1] - p[1]) ** 2
+        cuts = {0.0, 1.0}
+        for v in b:
+            if _on_segment(v, p, q):
+                cuts.add(min(1.0, max(0.0, ((v[0] - p[0]) * (q[0] - p[0]) + (v[1] - p[1]) * (q[1] - p[1])) / length2)))
+        ts = sorted(cuts)
+        for t0, t1 in zip(ts, ts[1:], strict=False):
+            t = (t0 + t1) / 2
+            if strictly_inside((p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1])), b):
+                return True
+    return False
 
 
 def within(inner: Polygon, outer: Polygon) -> bool:
@@ -368,23 +388,24 @@ def _polygon(geometry: object, datum: str) -> tuple[Polygon | None, str | None]:
 
 def _read_grids(
     path: Path, divisions: dict[str, Division], errors: list[str]
-) -> tuple[list[GridFeature], dict[str, Polygon]]:
+) -> tuple[list[GridFeature], dict[str, Polygon]] | None:
+    """The grids and division outlines, or None when the file cannot be read at all."""
     name = path.name
     if not path.is_file():
         errors.append(f"{name}: the file is missing")
-        return [], {}
+        return None
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         errors.append(f"{name}: not a JSON document ({error})")
-        return [], {}
+        return None
     if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
         errors.append(f"{name}: a GeoJSON FeatureCollection is required")
-        return [], {}
+        return None
     datum = document.get("datum")
     if datum not in DATUMS:
         errors.append(f"{name}: the top-level property datum must be WGS-84 or GCJ-02, not {datum!r}")
-        return [], {}
+        return None
     grids: list[GridFeature] = []
     outlines: dict[str, Polygon] = {}
     seen: dict[str, str] = {}
@@ -493,7 +514,12 @@ def read_county_dir(directory: Path) -> CountyFiles:
     directory = Path(directory)
     errors: list[str] = []
     divisions = _read_divisions(directory / "divisions.csv", errors)
-    grids, outlines = _read_grids(directory / "grids.geojson", divisions, errors)
+    read = _read_grids(directory / "grids.geojson", divisions, errors)
+    if read is None:
+        # Without the grids, the other files cannot be checked against them: what there is to say
+        # about grids.geojson is said; the rest is checked once it can be read.
+        raise InvalidCountyFiles(errors)
+    grids, outlines = read
     _check_geometry(grids, outlines, errors)
     grid_codes = {g.code: g for g in grids}
 
@@ -558,7 +584,7 @@ def _geometry(polygon: Polygon) -> dict:
 
 def map_features(files: CountyFiles) -> list[dict]:
     """The county map's features, in the order shared.jurisdictions.parse_county reads them."""
-    features = [
+    features: list[dict[str, Any]] = [
         {
             "type": "Feature",
             "properties": {"level": "county", "code": files.county.code, "name": files.county.name},
@@ -566,7 +592,13 @@ def map_features(files: CountyFiles) -> list[dict]:
         }
     ]
     for d in (*files.towns, *files.villages):
-        props = {"level": d.level, "code": d.code, "name": d.name, "kind": d.kind, "parent_code": d.parent_code}
+        props: dict[str, Any] = {
+            "level": d.level,
+            "code": d.code,
+            "name": d.name,
+            "kind": d.kind,
+            "parent_code": d.parent_code,
+        }
         features.append({"type": "Feature", "properties": props, "geometry": None})
     for g in files.grids:
         assert g.worker and g.group  # checked by read_county_dir
