@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         result = asyncio.run(import_county(settings, args.directory, map_path=args.map, groups_path=args.groups))
     except InvalidCountyFiles as error:
         for line in error.errors:
-            print(f"{args.directory / line}", file=sys.stderr)
+            print(f"{args.directory}/{line}", file=sys.stderr)
         print(f"[import-county] {len(error.errors)} error(s); nothing was imported", file=sys.stderr)
         return 1
     except WrongCounty as error:

@@ -3,6 +3,7 @@
 stream, each county its own intake, dispatch and map — where one county's staff never see or act
 on the other's cases, people, rosters or scorecards."""
 
+import io
 import json
 import shutil
 import uuid
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from openpyxl import load_workbook
 
 from devtools.demo_county import DEMO_DIR, SAMPLE_DIR
 from services.dispatch.app import create_app as dispatch_app
@@ -255,3 +257,7 @@ async def test_two_counties_side_by_side_never_see_each_other(make_settings, cou
         cases_b = await sla_client.get("/api/v1/scorecards/cases", headers=staff[B]["supervisor"])
         assert {r["case_id"] for r in cases_a.json()["rounds"]} == {case_a}
         assert {r["case_id"] for r in cases_b.json()["rounds"]} == {case_b}
+        workbook = await sla_client.get("/api/v1/exports/assessment.xlsx", headers=staff[B]["supervisor"])
+        listed = load_workbook(io.BytesIO(workbook.content))["案件清单"]
+        numbers = [row[0] for row in listed.iter_rows(min_row=2, values_only=True)]
+        assert numbers == [found_b["case_no"] or case_b]

@@ -301,3 +301,20 @@ def test_a_village_without_ordinary_grids(tmp_path):
     county["divisions"].append(["330701001002", "空村", "village", "330701001000", ""])
     expected = "divisions.csv:5: village 330701001002 has no ordinary grid in grids.geojson"
     assert errors_of(tmp_path, county) == [expected]
+
+
+def test_the_command_checks_and_refuses_with_every_error(tmp_path, capsys):
+    from services.dispatch.county_import import main
+
+    assert main(["--check", str(SAMPLE_DIR)]) == 0
+    assert "样板县 (330799) is valid" in capsys.readouterr().out
+    county = base()
+    county["workers"].append(["wx", "某人", "330701001001778"])
+    county["groups"].append(["gx", "某群", "330701001001777", "robot-x"])
+    write(tmp_path, county)
+    assert main([str(tmp_path)]) == 1  # validation comes first: no database is needed to refuse
+    assert capsys.readouterr().err.splitlines() == [
+        f"{tmp_path}/workers.csv:6: unknown grid '330701001001778' (not in grids.geojson)",
+        f"{tmp_path}/groups.csv:7: unknown grid or division '330701001001777' (not in grids.geojson or divisions.csv)",
+        "[import-county] 2 error(s); nothing was imported",
+    ]

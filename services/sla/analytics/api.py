@@ -4,8 +4,8 @@ Who may read them: every staff role, like sla's department scores — the figure
 published assessment of its departments (考核通报) and name departments, places and case numbers,
 never residents. A handler (承办人员) sees its own department's case list and workbook only; the
 figures across departments are public within the county's staff. Several counties may share one
-deployment: scorecards, their CSV and the case list count the asking person's county only (the
-first 6 digits of their jurisdiction).
+deployment: scorecards, their CSV, the case list and the assessment workbook's summary and case
+list count the asking person's county only (the first 6 digits of their jurisdiction).
 """
 
 from collections.abc import AsyncIterator
@@ -188,7 +188,7 @@ async def assessment_workbook(
     Who: any staff member; a handler only for their own department."""
     since, until = _month(month)
     body = await exports.assessment_workbook(
-        conn, since=since, until=until, department=_own_department(actor, department)
+        conn, since=since, until=until, department=_own_department(actor, department), county=_county(actor)
     )
     name = f"assessment-{since:%Y-%m}{'-' + department if department else ''}.xlsx"
     return Response(
