@@ -134,6 +134,7 @@ class GridIndex:
         lngs = [p[1] for g in grids for p in g.polygon]
         self.min_lat, self.min_lng = min(lats), min(lngs)
         self.max_lat, self.max_lng = max(lats), max(lngs)
+        self.has_special = any(g.kind == "special" for g in grids)  # else the first grid found is the one
         self.buckets: dict[tuple[int, int], list[Grid]] = {}
         for g in grids:
             g_lats = [p[0] for p in g.polygon]
@@ -155,7 +156,7 @@ class GridIndex:
         found = None
         for g in self.buckets.get((self._row(lat), self._col(lng)), ()):
             if point_in_polygon(lat, lng, g.polygon):
-                if g.kind == "special":
+                if g.kind == "special" or not self.has_special:
                     return g
                 found = found or g
         return found
