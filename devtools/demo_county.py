@@ -18,8 +18,12 @@ import io
 import json
 import math
 import random
+import tempfile
 from pathlib import Path
 
+from shared.county_files import county_map as county_map_document
+from shared.county_files import groups_text, map_text, read_county_dir
+from shared.geo import wgs84_to_gcj02
 from shared.jurisdictions import County, Point, Polygon, parse_county, polygon_area, polygon_centroid
 from shared.settings import PROJECT_ROOT
 
@@ -262,12 +266,6 @@ def demo_county_map() -> dict:
     return {"type": "FeatureCollection", "features": [county, *towns, *villages, *grids]}
 
 
-def map_text(county_map: dict) -> str:
-    """The map as the committed file holds it: one feature per line, so a change reads as a diff."""
-    features = ",\n".join(json.dumps(f, ensure_ascii=False) for f in county_map["features"])
-    return '{"type": "FeatureCollection", "features": [\n' + features + "\n]}\n"
-
-
 DEMO_BROADCAST_GROUPS = 2413  # the seed county's count of resident groups
 
 
@@ -292,29 +290,198 @@ def demo_broadcast_groups(county: County) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def groups_text(rows: list[tuple[str, str, str, str]]) -> str:
-    """notify's broadcast groups file (notify_groups_path): one group and its robot a line."""
+COUNTIES_DIR = PROJECT_ROOT / "shared" / "data" / "counties"
+DEMO_DIR = COUNTIES_DIR / COUNTY_CODE
+SAMPLE_CODE = "330799"  # made up: no county has it
+SAMPLE_DIR = COUNTIES_DIR / SAMPLE_CODE
+
+
+def _csv(header: list[str], rows: list[list[str]] | list[tuple[str, ...]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["group_id", "name", "jurisdiction_code", "robot_key"])
+    writer.writerow(header)
     writer.writerows(rows)
     return out.getvalue()
 
 
-def demo_files() -> dict[Path, str]:
-    """Every file the demo county is shipped as, with the text it must hold."""
-    county_map = demo_county_map()
+def _code12(code: str) -> str:
+    return code.ljust(12, "0")
+
+
+def _grids_text(datum: str, features: list[dict]) -> str:
+    body = ",\n".join(json.dumps(f, ensure_ascii=False) for f in features)
+    return '{"type": "FeatureCollection", "datum": "' + datum + '", "features": [\n' + body + "\n]}\n"
+
+
+def county_source_files(county_map: dict, groups: list[tuple[str, str, str, str]]) -> dict[str, str]:
+    """A county map (parse_county's format) as the four standard files an import reads."""
+    features = county_map["features"]
+    divisions, grid_features, workers = [], [], []
+    for f in features:
+        p = f["properties"]
+        if p["level"] in ("county", "town", "village"):
+            parent = _code12(p["parent_code"]) if p.get("parent_code") else ""
+            divisions.append([_code12(p["code"]), p["name"], p["level"], parent, p.get("kind") or ""])
+        if p["level"] == "county":
+            grid_features.append(
+                {"type": "Feature", "properties": {"division_code": _code12(p["code"])}, "geometry": f["geometry"]}
+            )
+        if p["level"] == "grid":
+            props = {
+                "grid_code": p["code"],
+                "name": p["name"],
+                "village_code": p["parent_code"],
+                "kind": p.get("kind", "ordinary"),
+            }
+            grid_features.append({"type": "Feature", "properties": props, "geometry": f["geometry"]})
+            workers.append([p["worker_id"], p["worker_name"], p["code"]])
     return {
-        COUNTY_MAP_PATH: map_text(county_map),
-        GROUPS_PATH: groups_text(demo_broadcast_groups(parse_county(county_map))),
+        "divisions.csv": _csv(["code", "name", "level", "parent_code", "kind"], divisions),
+        "grids.geojson": _grids_text("WGS-84", grid_features),
+        "groups.csv": _csv(["group_id", "name", "code", "robot_key"], groups),
+        "workers.csv": _csv(["worker_id", "name", "grid_code"], workers),
     }
+
+
+def _rect(lat0: float, lng0: float, lat1: float, lng1: float, *, gcj: bool = False) -> dict:
+    """A rectangle as a GeoJSON Polygon (counter-clockwise, closed), optionally in GCJ-02."""
+    ring = [(lat0, lng0), (lat0, lng1), (lat1, lng1), (lat1, lng0), (lat0, lng0)]
+    if gcj:
+        ring = [wgs84_to_gcj02(lat, lng) for lat, lng in ring]
+    return {"type": "Polygon", "coordinates": [[[lng, lat] for lat, lng in ring]]}
+
+
+def _ring(points: list[Point], *, gcj: bool) -> dict:
+    ring = [*points, points[0]]
+    if gcj:
+        ring = [wgs84_to_gcj02(lat, lng) for lat, lng in ring]
+    return {"type": "Polygon", "coordinates": [[[lng, lat] for lat, lng in ring]]}
+
+
+_SAMPLE_TOWNS = (
+    ("001", "南湖街道", ("001", "湖滨社区"), ("002", "柳岸社区")),
+    ("101", "北岭镇", ("001", "北岭社区"), ("201", "松坞村")),
+    ("201", "东坪乡", ("201", "东坪村"), ("202", "石涧村")),
+)
+
+
+def sample_county_files() -> dict[str, str]:
+    """The second sample county (样板县, 330799, made up): 3 towns, 6 villages, 2×2 ordinary grids
+    a village (about 500 m each), one school's special grid (专属网格) across two grids and two
+    micro grids (微网格) in one grid; drawn in GCJ-02 as a county's own GIS exports usually are,
+    with 湖滨社区's outline given so its grids are checked to cover it."""
+    lat0, lng0, step = 29.40, 120.40, 0.005  # far from the demo county
+    divisions = [[_code12(SAMPLE_CODE), "样板县", "county", "", ""]]
+    grids, workers, groups = [], [], []
+    people = iter(_person_name(random.Random(SAMPLE_CODE)) for _ in range(1000))
+    for t, (town_suffix, town_name, *villages) in enumerate(_SAMPLE_TOWNS):
+        town = SAMPLE_CODE + town_suffix
+        divisions.append([_code12(town), town_name, "town", _code12(SAMPLE_CODE), ""])
+        groups.append((f"town{town}", f"{town_name}工作群", _code12(town), f"robot-{town}"))
+        for v, (village_suffix, village_name) in enumerate(villages):
+            village = town + village_suffix
+            divisions.append([village, village_name, "village", _code12(town), ""])
+            vlat, vlng = lat0 + v * 2 * step, lng0 + t * 2 * step
+            if village_name == "湖滨社区":
+                outline = [
+                    (vlat, vlng),
+                    (vlat, vlng + step),
+                    (vlat, vlng + 2 * step),
+                    (vlat + step, vlng + 2 * step),
+                    (vlat + 2 * step, vlng + 2 * step),
+                    (vlat + 2 * step, vlng + step),
+                    (vlat + 2 * step, vlng),
+                    (vlat + step, vlng),
+                ]
+                grids.append(
+                    {"type": "Feature", "properties": {"division_code": village}, "geometry": _ring(outline, gcj=True)}
+                )
+            for n in range(4):
+                i, j = divmod(n, 2)
+                code = f"{village}{n + 1:03d}"
+                name = f"{village_name}第{n + 1}网格"
+                box = (vlat + i * step, vlng + j * step, vlat + (i + 1) * step, vlng + (j + 1) * step)
+                grids.append(
+                    {
+                        "type": "Feature",
+                        "properties": {"grid_code": code, "name": name, "village_code": village, "kind": "ordinary"},
+                        "geometry": _rect(*box, gcj=True),
+                    }
+                )
+                workers.append([f"gw{code}", next(people), code])
+                groups.append((f"wr{code}", f"{town_name}{name}群", code, f"grp-{code}"))
+    # 湖滨社区第1网格's two micro grids, and 南湖中学's special grid across its first two grids.
+    hubin = SAMPLE_CODE + "001001"
+    for m in range(2):
+        code = f"{hubin}001{m + 1:03d}"
+        box = (lat0, lng0 + m * step / 2, lat0 + step, lng0 + (m + 1) * step / 2)
+        grids.append(
+            {
+                "type": "Feature",
+                "properties": {
+                    "grid_code": code,
+                    "name": f"湖滨社区第1网格第{m + 1}微网格",
+                    "village_code": hubin,
+                    "kind": "micro",
+                },
+                "geometry": _rect(*box, gcj=True),
+            }
+        )
+        workers.append([f"mw{code}", next(people), code])
+        groups.append((f"wr{code}", f"湖滨社区第1网格第{m + 1}微网格群", code, f"grp-{code}"))
+    school = f"{hubin}901"
+    box = (lat0 + step * 0.3, lng0 + step * 0.5, lat0 + step * 0.7, lng0 + step * 1.5)
+    grids.append(
+        {
+            "type": "Feature",
+            "properties": {"grid_code": school, "name": "南湖中学专属网格", "village_code": hubin, "kind": "special"},
+            "geometry": _rect(*box, gcj=True),
+        }
+    )
+    workers.append([f"gw{school}", next(people), school])
+    groups.append((f"wr{school}", "南湖中学专属网格群", school, f"grp-{school}"))
+    outline = (lat0, lng0, lat0 + 4 * step, lng0 + 6 * step)  # the grids tile it
+    grids.insert(
+        0,
+        {
+            "type": "Feature",
+            "properties": {"division_code": _code12(SAMPLE_CODE)},
+            "geometry": _rect(*outline, gcj=True),
+        },
+    )
+    return {
+        "divisions.csv": _csv(["code", "name", "level", "parent_code", "kind"], divisions),
+        "grids.geojson": _grids_text("GCJ-02", grids),
+        "groups.csv": _csv(["group_id", "name", "code", "robot_key"], groups),
+        "workers.csv": _csv(["worker_id", "name", "grid_code"], workers),
+    }
+
+
+def demo_files() -> dict[Path, str]:
+    """Every file the demo and sample counties are shipped as, with the text it must hold: each
+    county's four standard files, and the demo county's map and broadcast groups as its import
+    (version 1) makes them — what services load by default."""
+    county_map = demo_county_map()
+    groups = demo_broadcast_groups(parse_county(county_map))
+    demo = county_source_files(county_map, groups)
+    files = {DEMO_DIR / name: text for name, text in demo.items()}
+    files |= {SAMPLE_DIR / name: text for name, text in sample_county_files().items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, text in demo.items():
+            (Path(tmp) / name).write_text(text, encoding="utf-8")
+        imported = read_county_dir(Path(tmp))
+    files[COUNTY_MAP_PATH] = map_text(county_map_document(imported, version=1))
+    files[GROUPS_PATH] = groups_text(imported.groups)
+    return files
 
 
 def main() -> None:
     argparse.ArgumentParser(
-        description="Write the demo county's map and broadcast groups into shared/data."
+        description="Write the demo and sample counties' files (shared/data/counties/) and the demo county's"
+        " map and broadcast groups into shared/data."
     ).parse_args()
     for path, text in demo_files().items():
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         print(f"[demo county] wrote {path.relative_to(PROJECT_ROOT)} ({len(text):,} characters)")
 

@@ -5,8 +5,19 @@ The map is data. Services load it once at start-up from the GeoJSON file `county
 The demo county's file (shared/data/county.geojson) is written by devtools/demo_county.py.
 
 Codes follow the national division-code layout: county 6 digits, town = county + 3, village =
-town + 3; a grid is village + 3. Coordinates are WGS-84 (convert GCJ-02 first, see shared.geo).
-`County.find_grid` answers through a uniform bucket index in a few microseconds.
+town + 3; a grid is village + 3 (a micro grid, 微网格, is its grid + 3). Coordinates are WGS-84
+(convert GCJ-02 first, see shared.geo). `County.find_grid` answers through a uniform bucket index
+in a few microseconds.
+
+A county's map is made from its standard files (divisions, grids, groups, workers) by
+`python -m services.dispatch.county_import DIR` (shared/county_files.py validates them), which
+writes this file and loads dispatch's division tables from the same content in one go.
+
+The one placement rule, here and nowhere else: a point belongs to the special grid (专属网格: an
+industrial park, a school) that contains it, else to the ordinary grid that contains it (ordinary
+grids never overlap, so there is at most one). Micro grids (微网格) subdivide an ordinary grid for
+its grid workers and are kept in the map, but a case is placed in the grid: their codes start
+with the grid's, so everything scoped to the grid covers them.
 """
 
 import json
@@ -39,6 +50,8 @@ class Grid:
     centroid: Point
     worker: GridWorker
     group: WeChatGroup
+    kind: str = "ordinary"  # ordinary, special (专属网格) or micro (微网格)
+    parent_grid: str | None = None  # a micro grid's ordinary grid
 
 
 @dataclass(frozen=True)
@@ -121,6 +134,7 @@ class GridIndex:
         lngs = [p[1] for g in grids for p in g.polygon]
         self.min_lat, self.min_lng = min(lats), min(lngs)
         self.max_lat, self.max_lng = max(lats), max(lngs)
+        self.has_special = any(g.kind == "special" for g in grids)  # else the first grid found is the one
         self.buckets: dict[tuple[int, int], list[Grid]] = {}
         for g in grids:
             g_lats = [p[0] for p in g.polygon]
@@ -136,12 +150,16 @@ class GridIndex:
         return int((lng - self.min_lng) // self.bucket_lng)
 
     def find(self, lat: float, lng: float) -> Grid | None:
+        """The placement rule (see the module docstring): a special grid before an ordinary one."""
         if not (self.min_lat <= lat <= self.max_lat and self.min_lng <= lng <= self.max_lng):
             return None
+        found = None
         for g in self.buckets.get((self._row(lat), self._col(lng)), ()):
             if point_in_polygon(lat, lng, g.polygon):
-                return g
-        return None
+                if g.kind == "special" or not self.has_special:
+                    return g
+                found = found or g
+        return found
 
 
 @dataclass(frozen=True)
@@ -154,6 +172,8 @@ class County:
     grids: dict[str, Grid]
     index: GridIndex
     grid_of_group_id: dict[str, str]  # residents' WeChat group id → its grid's code
+    version: int = 0  # the imported version (county_import), 0 for a map written by hand
+    content_hash: str = ""
 
     def contains(self, lat: float, lng: float) -> bool:
         """Whether a WGS-84 point is inside the county boundary."""
@@ -169,6 +189,8 @@ class County:
     def grid_of_group(self, group_id: str) -> GridMatch | None:
         """The grid whose residents' WeChat group this is, if any."""
         grid = self.grids.get(self.grid_of_group_id.get(group_id, ""))
+        if grid is not None and grid.parent_grid:
+            grid = self.grids.get(grid.parent_grid)  # a micro grid's report is placed in its grid
         if grid is None:
             return None
         return GridMatch(grid.code, grid.village_code, grid.town_code, self.code)
@@ -244,6 +266,8 @@ def parse_county(document: dict) -> County:
             centroid=polygon_centroid(polygon),
             worker=GridWorker(worker_id=g["worker_id"], name=g["worker_name"]),
             group=WeChatGroup(group_id=g["group_id"], name=g["group_name"]),
+            kind=g.get("kind", "ordinary"),
+            parent_grid=g.get("parent_grid"),
         )
     if not grids:
         raise InvalidCountyMap("the map has no grids")
@@ -257,7 +281,7 @@ def parse_county(document: dict) -> County:
             kind=v["kind"],
             town_code=v["parent_code"],
             grid_codes=grid_codes,
-            polygons=tuple(grids[code].polygon for code in grid_codes),
+            polygons=tuple(grids[code].polygon for code in grid_codes if grids[code].kind == "ordinary"),
         )
     towns: dict[str, Town] = {}
     for t in town_rows:
@@ -268,7 +292,7 @@ def parse_county(document: dict) -> County:
             kind=t["kind"],
             county_code=county_props["code"],
             village_codes=village_codes,
-            polygons=tuple(grids[g].polygon for v in village_codes for g in villages[v].grid_codes),
+            polygons=tuple(p for v in village_codes for p in villages[v].polygons),
         )
 
     # Buckets about one grid in size: each holds a handful of grids to test.
@@ -280,7 +304,7 @@ def parse_county(document: dict) -> County:
         for g in grids.values()
     ]
     index = GridIndex(
-        list(grids.values()),
+        [g for g in grids.values() if g.kind != "micro"],
         bucket_lat=sum(e[0] for e in extents) / len(extents),
         bucket_lng=sum(e[1] for e in extents) / len(extents),
     )
@@ -293,6 +317,8 @@ def parse_county(document: dict) -> County:
         grids=grids,
         index=index,
         grid_of_group_id={g.group.group_id: g.code for g in grids.values()},
+        version=int(document.get("version") or 0),
+        content_hash=str(document.get("content_hash") or ""),
     )
 
 

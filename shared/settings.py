@@ -287,8 +287,9 @@ class ImageMaxBytes(BaseModel):
 
 class CountyMapFile(BaseModel):
     """The county map (divisions, grids, grid workers, residents' groups): intake places reports on
-    it, dispatch loads it into its directory of divisions (`make seed`), the console names divisions,
-    notify tells each grid's worker of new reports in it."""
+    it, the console names divisions, notify tells each grid's worker of new reports in it. Written
+    by the county import (services/dispatch/county_import.py, `make import-county`), which loads
+    dispatch's division tables from the same files in the same step."""
 
     county_map_path: Path = PROJECT_ROOT / "shared" / "data" / "county.geojson"
 

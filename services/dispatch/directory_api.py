@@ -335,10 +335,17 @@ async def remove_shift(shift_id: UUID, conn: Connection, actor: CurrentActor):
 
 @router.get("/audit", response_model=AuditOut)
 async def audit_trail(
-    conn: Connection, actor: CurrentActor, subject: str | None = None, limit: int = Query(100, ge=1, le=1000)
+    request: Request,
+    conn: Connection,
+    actor: CurrentActor,
+    subject: str | None = None,
+    limit: int = Query(100, ge=1, le=1000),
 ):
-    """Who changed what in the directory and rosters, newest first."""
+    """Who changed what in the directory and rosters, newest first: for the admins of this
+    instance's county (another county's admins never read it, when a city runs several)."""
     _admin(actor)
+    if actor.jurisdiction_code[:6] != request.app.state.settings.jurisdiction_code[:6]:
+        raise Problem(403, "Another county", "您无权查看其他区县的通讯录变更记录。", kind="forbidden")
     rows = await store.audit_trail(conn, subject=subject, limit=limit)
     return AuditOut(entries=[AuditEntry(**dict(r)) for r in rows])
 

@@ -1,4 +1,6 @@
-"""Load the county map's divisions and grids (settings.county_map_path) into a dispatch database (`make seed`).
+"""Load an existing county map's divisions and grids (settings.county_map_path) into a dispatch
+database as they are. Counties are imported from their files with services/dispatch/county_import.py
+(`make seed` imports the demo county that way, with versions); this loads a map file alone.
 
 Idempotent: rows are upserted, so running it again changes nothing.
 """

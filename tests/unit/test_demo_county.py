@@ -2,6 +2,7 @@
 the generator makes (regenerate them with `make county`)."""
 
 from devtools.demo_county import (
+    COUNTIES_DIR,
     COUNTY_MAP_PATH,
     DEMO_BROADCAST_GROUPS,
     GROUPS_PATH,
@@ -16,7 +17,7 @@ from services.notify.settings import NotifySettings
 
 def test_the_committed_files_are_what_the_generator_makes():
     files = demo_files()
-    assert set(files) == {COUNTY_MAP_PATH, GROUPS_PATH}
+    assert set(files) == {COUNTY_MAP_PATH, GROUPS_PATH} | set(COUNTIES_DIR.glob("*/*"))
     for path, text in files.items():
         assert path.read_text(encoding="utf-8") == text, f"{path} is stale: run make county"
 

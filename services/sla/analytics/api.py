@@ -3,7 +3,9 @@
 Who may read them: every staff role, like sla's department scores — the figures are the county's
 published assessment of its departments (考核通报) and name departments, places and case numbers,
 never residents. A handler (承办人员) sees its own department's case list and workbook only; the
-figures across departments are public within the county's staff.
+figures across departments are public within the county's staff. Several counties may share one
+deployment: scorecards, their CSV, the case list and the assessment workbook's summary and case
+list count the asking person's county only (the first 6 digits of their jurisdiction).
 """
 
 from collections.abc import AsyncIterator
@@ -71,6 +73,11 @@ def _own_department(actor: Actor, department: str | None) -> str | None:
     return actor.department_code
 
 
+def _county(actor: Actor) -> str:
+    """The county whose figures the person may read: their jurisdiction's first 6 digits."""
+    return actor.jurisdiction_code[:6]
+
+
 @router.get("/scorecards")
 async def scorecards(
     conn: AnalyticsConnection,
@@ -88,7 +95,9 @@ async def scorecards(
 
     Who: any staff member (see the module docstring)."""
     since, until = _range(since, until, period=period)
-    rows = await figures.scorecards(conn, by=by, period=period, since=since, until=until, key=key)
+    rows = await figures.scorecards(
+        conn, by=by, period=period, since=since, until=until, key=key, county=_county(actor)
+    )
     return {"by": by, "period": period, "since": since, "until": until, "ranked_by": figures.RANKED_BY, "rows": rows}
 
 
@@ -146,7 +155,9 @@ async def case_list(
 
     Who: any staff member; a handler only for their own department."""
     since, until = _range(since, until)
-    rows = await store.case_list(conn, since=since, until=until, department_code=_own_department(actor, department))
+    rows = await store.case_list(
+        conn, since=since, until=until, department_code=_own_department(actor, department), county=_county(actor)
+    )
     return {"since": since, "until": until, "rounds": [dict(r) for r in rows]}
 
 
@@ -177,7 +188,7 @@ async def assessment_workbook(
     Who: any staff member; a handler only for their own department."""
     since, until = _month(month)
     body = await exports.assessment_workbook(
-        conn, since=since, until=until, department=_own_department(actor, department)
+        conn, since=since, until=until, department=_own_department(actor, department), county=_county(actor)
     )
     name = f"assessment-{since:%Y-%m}{'-' + department if department else ''}.xlsx"
     return Response(
@@ -200,7 +211,7 @@ async def scorecards_csv(
 
     Who: any staff member."""
     since, until = _range(since, until, period=period)
-    rows = await figures.scorecards(conn, by=by, period=period, since=since, until=until)
+    rows = await figures.scorecards(conn, by=by, period=period, since=since, until=until, county=_county(actor))
     return Response(
         exports.scorecards_csv(rows, by=by),
         media_type="text/csv; charset=utf-8",

@@ -114,10 +114,15 @@ def _format_rates(ws, row: int, columns: list[int]) -> None:
             cell.alignment = Alignment(horizontal="center")
 
 
-async def assessment_workbook(conn: asyncpg.Connection, *, since: date, until: date, department: str | None) -> bytes:
-    """The monthly assessment workbook: 考核汇总 (every department, or one), 闭环时效, 案件清单."""
+async def assessment_workbook(
+    conn: asyncpg.Connection, *, since: date, until: date, department: str | None, county: str = ""
+) -> bytes:
+    """The monthly assessment workbook: 考核汇总 (every department, or one), 闭环时效, 案件清单; with
+    `county`, the summary and the case list count that county's cases only."""
     n = names()
-    cards = await figures.scorecards(conn, by="department", period="all", since=since, until=until, key=department)
+    cards = await figures.scorecards(
+        conn, by="department", period="all", since=since, until=until, key=department, county=county
+    )
     loops = await figures.loop(
         conn,
         by="department",
@@ -127,7 +132,7 @@ async def assessment_workbook(conn: asyncpg.Connection, *, since: date, until: d
         as_of=datetime.combine(until + timedelta(days=1), datetime.min.time(), CST),
         key=department,
     )
-    rounds = await store.case_list(conn, since=since, until=until, department_code=department)
+    rounds = await store.case_list(conn, since=since, until=until, department_code=department, county=county)
     return await asyncio.to_thread(_build_workbook, n, since, until, cards, loops, rounds)
 
 

@@ -17,13 +17,22 @@ def _sort_key(key: str | None) -> tuple[bool, str]:
 
 
 async def scorecards(
-    conn: asyncpg.Connection, *, by: str, period: str, since: date, until: date, key: str | None = None
+    conn: asyncpg.Connection,
+    *,
+    by: str,
+    period: str,
+    since: date,
+    until: date,
+    key: str | None = None,
+    county: str = "",
 ) -> list[dict[str, Any]]:
     """One scorecard per key and period, ranked within each period by the Wilson lower bound of
-    按期办结率; a key with no cases in a period gets a card whose rates are None (无数据)."""
-    rows = [
-        dict(r) for r in await store.scorecard_counts(conn, group=by, period=period, since=since, until=until, key=key)
-    ]
+    按期办结率; a key with no cases in a period gets a card whose rates are None (无数据). With
+    `county` (a county's 6 digits), only that county's cases count."""
+    counts = await store.scorecard_counts(
+        conn, group=by, period=period, since=since, until=until, key=key, county=county
+    )
+    rows = [dict(r) for r in counts]
     keys = [key] if key is not None else sorted({r["key"] for r in rows}, key=_sort_key)
     grid = complete_grid(rows, period=period, since=since, until=until, keys=keys)
     cards = [{"key": r["key"], "period_start": r["period_start"], **scorecard(r)} for r in grid]

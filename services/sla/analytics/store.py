@@ -105,7 +105,7 @@ SELECT {key} AS key, {period} AS period_start,
   percentile_cont(0.5) WITHIN GROUP (ORDER BY {resolve}) AS resolve_median,
   percentile_cont(0.9) WITHIN GROUP (ORDER BY {resolve}) AS resolve_p90
 FROM rounds
-WHERE day >= $1 AND day <= $2 AND ($3::text IS NULL OR {key} = $3)
+WHERE day >= $1 AND day <= $2 AND ($3::text IS NULL OR {key} = $3) AND starts_with(coalesce(jurisdiction_code, ''), $4)
 GROUP BY 1, 2
 ORDER BY 1, 2
 """
@@ -118,9 +118,17 @@ def period_expression(period: str) -> str:
 
 
 async def scorecard_counts(
-    conn: asyncpg.Connection, *, group: str, period: str, since: date, until: date, key: str | None = None
+    conn: asyncpg.Connection,
+    *,
+    group: str,
+    period: str,
+    since: date,
+    until: date,
+    key: str | None = None,
+    county: str = "",
 ) -> list[asyncpg.Record]:
-    """Per (group key, period start): the counts every rate and time of a scorecard is made of."""
+    """Per (group key, period start): the counts every rate and time of a scorecard is made of;
+    with `county`, of that county's cases only (several counties in one deployment)."""
     sql = SCORECARD_SQL.format(
         key=GROUPS[group],
         period=period_expression(period),
@@ -128,7 +136,7 @@ async def scorecard_counts(
         plan=_minutes("started_at", "plan_at"),
         resolve=f"CASE WHEN lead THEN {_minutes('started_at', 'resolved_at')} END",
     )
-    return await conn.fetch(sql, since, until, key)
+    return await conn.fetch(sql, since, until, key, county)
 
 
 LOOP_SQL = """
@@ -214,15 +222,17 @@ async def loop_counts(
 
 
 async def case_list(
-    conn: asyncpg.Connection, *, since: date, until: date, department_code: str | None = None
+    conn: asyncpg.Connection, *, since: date, until: date, department_code: str | None = None, county: str = ""
 ) -> list[asyncpg.Record]:
-    """The rounds behind a scorecard (the workbook's case list), oldest first."""
+    """The rounds behind a scorecard (the workbook's case list), oldest first; with `county`, that
+    county's only."""
     return await conn.fetch(
         "SELECT * FROM rounds WHERE day >= $1 AND day <= $2 AND ($3::text IS NULL OR department_code = $3)"
-        " ORDER BY started_at, case_id, lead DESC",
+        " AND starts_with(coalesce(jurisdiction_code, ''), $4) ORDER BY started_at, case_id, lead DESC",
         since,
         until,
         department_code,
+        county,
     )
 
 
