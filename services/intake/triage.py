@@ -158,6 +158,15 @@ def _chars(text: str) -> str:
     return _NOT_TEXT.sub("", text.lower())
 
 
+@lru_cache(maxsize=20_000)
+def char_grams(text: str) -> tuple[str, ...]:
+    """The character 1–3-grams of a text (the char features). Cached like `words`: training with
+    held-out choices fits the vectorizers once per training style. (Scoring one report calls the
+    uncached function: a live service's texts would only fill the cache.)"""
+    chars = _chars(text)
+    return tuple(chars[i : i + n] for n in (1, 2, 3) for i in range(len(chars) - n + 1))
+
+
 def _cues(patterns: tuple[re.Pattern, ...], text: str) -> list[str]:
     return [m.group(0) for p in patterns for m in [p.search(text)] if m]
 
@@ -280,9 +289,7 @@ class TriageModel:
         self.calibration = calibration
         self.keyword_categories = list(lexicon.keywords)
         texts = [e.text for e in examples]
-        self.char_vectorizer = TfidfVectorizer(
-            analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2, preprocessor=_chars
-        )
+        self.char_vectorizer = TfidfVectorizer(analyzer=char_grams, sublinear_tf=True, min_df=2)
         self.word_vectorizer = TfidfVectorizer(analyzer=words, sublinear_tf=True, min_df=2)
         self._keyword_patterns = [
             re.compile("|".join(map(re.escape, lexicon.keywords[c]))) for c in self.keyword_categories
@@ -424,9 +431,8 @@ class TriageModel:
 
     def _vector(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """One text's features as (indices, values): exactly what `_text_features` gives for it."""
-        chars = _chars(text)
-        char_counts = Counter(chars[i : i + n] for n in (1, 2, 3) for i in range(len(chars) - n + 1))
-        word_counts = Counter(words(text))
+        char_counts = Counter(char_grams.__wrapped__(text))
+        word_counts = Counter(words.__wrapped__(text))
         idx: list[int] = []
         vals: list[float] = []
         for counts, vocabulary, idf, offset in (
