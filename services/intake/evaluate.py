@@ -6,9 +6,12 @@ that is evaluated only, never trained on or tuned on.
 
 Leave-one-style-out: for each source style, a model is trained on every other style and tested on
 that one; rows made from the same hand-written phrase are left out of training too, so a fold never
-sees the test rows' content in another voice. Pooled over folds: category accuracy, urgent recall and
-precision, per-category recall, the most frequent confusions, per-style accuracy and calibration
-(expected calibration error, and the temperature that fits the out-of-fold scores best).
+sees the test rows' content in another voice. Nested: what training chooses (the category head, the
+temperatures, the urgency model's regularisation, its Platt scaling and its threshold) it chooses on
+held-out styles of its own training rows, so the test style never informs a choice. Pooled over
+folds: category accuracy, urgent recall and precision, per-category recall, the most frequent
+confusions, per-style accuracy and calibration (expected calibration error); then the held-out set
+and the labelled file, and a table with the figures side by side.
 """
 
 import argparse
@@ -20,14 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from services.intake.settings import IntakeSettings
-from services.intake.triage import (
-    CLASSIFIERS,
-    TEMPERATURE,
-    URGENT_THRESHOLD,
-    Lexicon,
-    TriageModel,
-    parse_lexicon,
-)
+from services.intake.triage import CATEGORY_HEADS, Calibration, Lexicon, TriageModel, parse_lexicon
 from services.intake.triage_data import Example
 from services.intake.triage_models import read_heldout, read_training
 from shared.settings import PROJECT_ROOT
@@ -44,16 +40,13 @@ class Predictions:
     categories: list[str] = field(default_factory=list)
     confidences: list[float] = field(default_factory=list)
     urgency: list[float] = field(default_factory=list)
+    said_urgent: list[bool] = field(default_factory=list)  # at the threshold of the model that said it
     manual: list[bool] = field(default_factory=list)
-    # Out-of-fold margins and the index of the true category, for fitting the temperature.
-    margins: list[np.ndarray] = field(default_factory=list)
-    truth: list[int] = field(default_factory=list)
+    calibrations: list[tuple[str, Calibration]] = field(default_factory=list)  # each fold's choices
 
     def add(self, model: TriageModel, examples: list[Example]) -> None:
         texts = [e.text for e in examples]
-        x = model._text_features(texts)
-        margins = model.decision(x)
-        probs = model._scores(x)
+        probs = model._scores(model._text_features(texts))
         urgency = model.urgency_probability(texts)
         for i, e in enumerate(examples):
             best = int(np.argmax(probs[i]))
@@ -62,10 +55,19 @@ class Predictions:
             self.categories.append(category)
             self.confidences.append(float(probs[i, best]))
             self.urgency.append(float(urgency[i]))
+            self.said_urgent.append(bool(urgency[i] >= model.calibration.urgent_threshold))
             self.manual.append(float(probs[i, best]) < model.threshold or category == "other")
-            if e.category in model.categories:
-                self.margins.append(margins[i])
-                self.truth.append(model.categories.index(e.category))
+
+    def subset(self, keep: list[int]) -> "Predictions":
+        return Predictions(
+            examples=[self.examples[i] for i in keep],
+            categories=[self.categories[i] for i in keep],
+            confidences=[self.confidences[i] for i in keep],
+            urgency=[self.urgency[i] for i in keep],
+            said_urgent=[self.said_urgent[i] for i in keep],
+            manual=[self.manual[i] for i in keep],
+            calibrations=self.calibrations,
+        )
 
 
 @dataclass(frozen=True)
@@ -89,9 +91,10 @@ class Scores:
         )
 
 
-def scores(p: Predictions, *, threshold: float = URGENT_THRESHOLD) -> Scores:
+def scores(p: Predictions, *, threshold: float | None = None) -> Scores:
+    """The figures; urgent as each model decided, or at one `threshold` of the urgency probability."""
     right = [c == e.category for c, e in zip(p.categories, p.examples, strict=True)]
-    said_urgent = [u >= threshold for u in p.urgency]
+    said_urgent = p.said_urgent if threshold is None else [u >= threshold for u in p.urgency]
     is_urgent = [e.priority == "urgent" for e in p.examples]
     hits = sum(s and u for s, u in zip(said_urgent, is_urgent, strict=True))
     sure = [r for r, m in zip(right, p.manual, strict=True) if not m]
@@ -120,24 +123,10 @@ def calibration_error(confidences: list[float], right: list[bool], bins: int = 1
     return total / len(confidences)
 
 
-def best_temperature(p: Predictions) -> float:
-    """The temperature that minimises the out-of-fold negative log-likelihood (temperature scaling)."""
-    margins, truth = np.array(p.margins), np.array(p.truth)
-
-    def nll(t: float) -> float:
-        z = margins / t
-        z = z - z.max(axis=1, keepdims=True)
-        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        return float(-log_p[np.arange(len(truth)), truth].mean())
-
-    grid = [round(0.05 * k, 2) for k in range(1, 61)]
-    return min(grid, key=nll)
-
-
 def urgent_thresholds(p: Predictions) -> list[tuple[float, float, float]]:
     """(threshold, urgent recall, urgent precision) at a few thresholds, for choosing one."""
     out = []
-    for t in (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6):
+    for t in (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8):
         s = scores(p, threshold=t)
         out.append((t, s.urgent_recall, s.urgent_precision))
     return out
@@ -149,7 +138,7 @@ def leave_one_style_out(
     taxonomy: Taxonomy,
     lexicon: Lexicon,
     threshold: float,
-    classifier: str = "complement_nb",
+    head: str | None = None,
 ) -> Predictions:
     """Pooled out-of-fold predictions: each style tested by a model trained on the others, without
     any row that shares a hand-written source with the test rows."""
@@ -158,10 +147,9 @@ def leave_one_style_out(
         test = [e for e in examples if e.style == style]
         groups = {e.group for e in test}
         train = [e for e in examples if e.style != style and e.group not in groups]
-        model = TriageModel(
-            taxonomy=taxonomy, lexicon=lexicon, threshold=threshold, examples=train, classifier=classifier
-        )
+        model = TriageModel(taxonomy=taxonomy, lexicon=lexicon, threshold=threshold, examples=train, head=head)
         pooled.add(model, test)
+        pooled.calibrations.append((style, model.calibration))
     return pooled
 
 
@@ -207,14 +195,7 @@ def measure(model: TriageModel, labelled: list[Example]) -> Scores:
 def hand_written(p: Predictions) -> Predictions:
     """Only the rows written by hand in their style (not phrases put in a voice): each phrase gives
     fifteen rows, so a phrase missed weighs fifteen times in the pooled figures."""
-    keep = [i for i, e in enumerate(p.examples) if e.group.split(":")[0] == e.style]
-    return Predictions(
-        examples=[p.examples[i] for i in keep],
-        categories=[p.categories[i] for i in keep],
-        confidences=[p.confidences[i] for i in keep],
-        urgency=[p.urgency[i] for i in keep],
-        manual=[p.manual[i] for i in keep],
-    )
+    return p.subset([i for i, e in enumerate(p.examples) if e.group.split(":")[0] == e.style])
 
 
 def report(p: Predictions, title: str) -> list[str]:
@@ -228,10 +209,44 @@ def report(p: Predictions, title: str) -> list[str]:
     return lines
 
 
+def choices(p: Predictions) -> list[str]:
+    """What each fold's training chose on held-out styles of its own rows (nested selection)."""
+    lines = []
+    for style, c in p.calibrations:
+        heads = ", ".join(f"{h} {a:.1%}" for h, a in c.head_accuracy.items())
+        precision = ", ".join(f"C={k} {v:.1%}" for k, v in c.urgent_precision.items())
+        lines.append(
+            f"    without {style}: head {c.head} ({heads}); temperatures NB {c.temperatures[0]}, "
+            f"SVM {c.temperatures[1]}; urgency C={c.urgency_c} (precision at the target recall: {precision}); "
+            f"urgent at P >= {c.urgent_threshold:.3f}"
+        )
+    return lines
+
+
+def side_by_side(columns: list[tuple[str, Predictions]]) -> list[str]:
+    """The headline figures and per-category recall, one column per evaluation."""
+    width = max(12, *(len(name) for name, _ in columns)) + 2
+    figures = [(name, scores(p)) for name, p in columns]
+    lines = ["figures side by side:", f"  {'':26s}" + "".join(f"{name:>{width}s}" for name, _ in columns)]
+    for label, value in (
+        ("reports", lambda s: f"{s.n}"),
+        ("category accuracy", lambda s: f"{s.category_accuracy:.1%}"),
+        ("urgent recall", lambda s: f"{s.urgent_recall:.1%} of {s.urgent}"),
+        ("urgent precision", lambda s: f"{s.urgent_precision:.1%}"),
+        ("calibration error", lambda s: f"{s.calibration_error:.3f}"),
+    ):
+        lines.append(f"  {label:26s}" + "".join(f"{value(s):>{width}s}" for _, s in figures))
+    recalls = [per_category_recall(p) for _, p in columns]
+    for category in sorted({c for r in recalls for c in r}):
+        cells = [f"{r[category]:.0%}" if category in r else "-" for r in recalls]
+        lines.append(f"  {'recall ' + category:26s}" + "".join(f"{c:>{width}s}" for c in cells))
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--labelled", type=Path, default=PUBLIC_FILE, help="a labelled JSONL file, evaluated only")
-    parser.add_argument("--compare", action="store_true", help="also cross-validate the other category classifiers")
+    parser.add_argument("--compare", action="store_true", help="also cross-validate each category head alone")
     parser.add_argument("--data", type=Path, help="a training data directory (default: the shipped one)")
     args = parser.parse_args(argv)
     settings = IntakeSettings()
@@ -245,25 +260,30 @@ def main(argv: list[str] | None = None) -> None:
         f"training data: {len(examples)} rows in {len(styles)} styles: "
         + ", ".join(f"{s} {n}" for s, n in styles.items())
     )
-    for classifier in CLASSIFIERS if args.compare else list(CLASSIFIERS)[:1]:
-        p = leave_one_style_out(
-            examples, taxonomy=taxonomy, lexicon=lexicon, threshold=threshold, classifier=classifier
-        )
-        print("\n".join(report(p, f"leave-one-style-out, {classifier}")))
-        t = best_temperature(p)
-        print(f"  calibration: temperature in use {TEMPERATURE}, best out-of-fold fit {t}")
-        print(
-            "  urgent threshold (recall, precision): "
-            + ", ".join(f"{th}: {r:.1%}/{pr:.1%}" for th, r, pr in urgent_thresholds(p))
-            + f"; in use {URGENT_THRESHOLD}"
-        )
+    p = leave_one_style_out(examples, taxonomy=taxonomy, lexicon=lexicon, threshold=threshold)
+    print("\n".join(report(p, "leave-one-style-out (nested: choices made without the test style)")))
+    print("  choices made in training, on held-out styles of its own rows:")
+    print("\n".join(choices(p)))
+    print(
+        "  urgent at one threshold for all folds (recall, precision): "
+        + ", ".join(f"{th}: {r:.1%}/{pr:.1%}" for th, r, pr in urgent_thresholds(p))
+    )
+    if args.compare:
+        for head in CATEGORY_HEADS:
+            forced = leave_one_style_out(examples, taxonomy=taxonomy, lexicon=lexicon, threshold=threshold, head=head)
+            print(f"leave-one-style-out, {head} head forced: {scores(forced).line()}")
+            print(f"  hand-written rows only: {scores(hand_written(forced)).line()}")
     model = TriageModel(taxonomy=taxonomy, lexicon=lexicon, examples=examples, threshold=threshold)
-    for name, labelled in [("held-out sets (a voice no training style uses)", read_heldout(data))] + (
-        [(f"{args.labelled} (evaluated only)", read_labelled(args.labelled))] if args.labelled.exists() else []
-    ):
-        p = Predictions()
-        p.add(model, labelled)
-        print("\n".join(report(p, name)))
+    columns = [("leave-one-style-out", p), ("LOSO hand-written", hand_written(p))]
+    sets = [("held-out", "held-out sets (a voice no training style uses)", read_heldout(data))]
+    if args.labelled.exists():
+        sets.append(("public file", f"{args.labelled} (evaluated only)", read_labelled(args.labelled)))
+    for name, title, labelled in sets:
+        q = Predictions()
+        q.add(model, labelled)
+        print("\n".join(report(q, title)))
+        columns.append((name, q))
+    print("\n".join(side_by_side(columns)))
 
 
 if __name__ == "__main__":

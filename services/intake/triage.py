@@ -1,19 +1,24 @@
 """Triage: category, lead department, priority, a calibrated confidence and the terms that decided
 it, from a report's Chinese text.
 
-Category: a linear model over TF-IDF character 1–3-grams (they survive missing punctuation,
-homophone typos and words jieba does not know), jieba words and the taxonomy lexicon's keyword hits,
-trained on the data the project ships (shared/data/triage/, see triage_data.py): complement naive
-Bayes, chosen over a linear SVM and logistic regression by leave-one-style-out cross-validation
-(`python -m services.intake.evaluate --compare`). Its scores are divided by a temperature fitted on
-out-of-fold predictions, so a confidence of 0.6 is right about 60 % of the time and the manual-triage
-threshold means what it says.
+Features: TF-IDF character 1–3-grams (they survive missing punctuation, homophone typos and words
+jieba does not know), jieba words and the taxonomy lexicon's keyword hits, trained on the data the
+project ships (shared/data/triage/, see triage_data.py).
 
-Urgency is its own judgement, not the category's default and not a list of alarming words: a second
-logistic regression over the same text features plus explicit features for present danger,
-vulnerable people and happening now (and their products), from the lexicon's cue lists. Its
-threshold is set low, by measurement, because a missed urgent report is a 10-minute clock that never
-starts.
+Category: complement naive Bayes and a linear SVM over those features, each turned into
+probabilities by its own temperature, and averaged. Training itself chooses and calibrates, on
+held-out styles of its own training rows (leave one style out, without any row sharing a
+hand-written source with the held-out ones): the temperatures (out-of-fold negative
+log-likelihood), and which head to use — naive Bayes, the SVM or their average — by out-of-fold
+accuracy. So a confidence of 0.6 is right about 60 % of the time and the manual-triage threshold
+means what it says; and `evaluate`'s leave-one-style-out figures are nested: no choice ever saw the
+test style.
+
+Urgency is its own judgement, not the category's default and not a list of alarming words: a linear
+SVM over the same text features plus explicit features for present danger, vulnerable people and
+happening now (and their products), calm wording and how often the likely category is urgent. Its
+regularisation is chosen, its decision Platt-scaled into a probability, and its threshold set where
+98 % of the held-out urgent reports are found — the same held-out styles, the same nesting.
 
 A dispatcher's correction helps at once only for texts much like the corrected one (a correction
 memory); the model itself changes only through the retraining job (services/intake/retrain.py),
@@ -23,12 +28,13 @@ Pure: no I/O here. The caller reads the data files and passes their text in.
 """
 
 import copy
+import dataclasses
 import hashlib
 import math
 import re
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import jieba
@@ -44,23 +50,26 @@ from services.intake.triage_data import Example
 from shared.taxonomy import Taxonomy
 
 MANUAL_TRIAGE_DEPARTMENT = "grid_center"
-# Chosen by leave-one-style-out cross-validation on the shipped training data only (evaluate.py):
-# inverse regularisation of the category and urgency models,
-CATEGORY_C = 0.5
-URGENCY_C = 4.0
 FALLBACK_CATEGORY = "other"
-# Category classifiers compared by leave-one-style-out cross-validation (evaluate.py --compare);
-# the first is the one used: complement naive Bayes led on the pooled figures (category and urgent
-# recall), the linear SVM on hand-written rows alone (see services/intake/README.md).
-CLASSIFIERS = {
-    "complement_nb": lambda: ComplementNB(alpha=0.3),
-    "linear_svm": lambda: LinearSVC(C=CATEGORY_C),
-    "logistic": lambda: LogisticRegression(C=20.0, max_iter=1000),
-}
-# the temperature that calibrates category confidences (out-of-fold negative log-likelihood),
-TEMPERATURE = 0.3
-# and the urgency probability above which a report is urgent (urgent recall first).
-URGENT_THRESHOLD = 0.15
+# The category heads: complement naive Bayes and a linear SVM over the same features, and their
+# average (each calibrated by its own temperature). Training picks one by category accuracy on
+# held-out styles of its own training data (`Calibration`); the regularisation of each is fixed.
+NB_ALPHA = 0.3
+CATEGORY_SVM_C = 0.5
+CATEGORY_HEADS = ("ensemble", "complement_nb", "linear_svm")  # ties go to the first
+# The urgency model: a linear SVM over the text features plus the danger x vulnerable x now cues;
+# training picks its regularisation among these by urgent precision at the target recall on
+# held-out styles, then Platt-scales its decision on those held-out rows.
+URGENCY_CS = (0.3, 1.0, 3.0)
+# The urgent threshold is where, on held-out styles, this share of urgent reports is found: a missed
+# urgent report is a 10-minute clock that never starts (issue 17's goal).
+URGENT_RECALL_TARGET = 0.98
+# Held-out calibration folds: the training styles in at most this many blocks, each left out once
+# (with more styles than blocks, several styles are left out together). Leaving one style out at a
+# time, as the evaluation does, makes the held-out rows most like a new writer's.
+CALIBRATION_FOLDS = 16
+TEMPERATURE_GRID = tuple(round(0.025 * k, 3) for k in range(1, 121))
+DEFAULT_TEMPERATURES = (0.3, 0.15)  # (naive Bayes, SVM) when there is no held-out style to fit on
 # A correction decides a text whose character bigrams overlap the corrected text's this much.
 CORRECTION_SIMILARITY = 0.45
 TOP_TERMS = 5
@@ -149,6 +158,15 @@ def _chars(text: str) -> str:
     return _NOT_TEXT.sub("", text.lower())
 
 
+@lru_cache(maxsize=20_000)
+def char_grams(text: str) -> tuple[str, ...]:
+    """The character 1–3-grams of a text (the char features). Cached like `words`: training with
+    held-out choices fits the vectorizers once per training style. (Scoring one report calls the
+    uncached function: a live service's texts would only fill the cache.)"""
+    chars = _chars(text)
+    return tuple(chars[i : i + n] for n in (1, 2, 3) for i in range(len(chars) - n + 1))
+
+
 def _cues(patterns: tuple[re.Pattern, ...], text: str) -> list[str]:
     return [m.group(0) for p in patterns for m in [p.search(text)] if m]
 
@@ -168,14 +186,77 @@ URGENCY_FEATURE_NAMES = ("危险", "弱势人群", "正在发生", "语气平和
 def fingerprint(examples: list[Example], lexicon_text: str = "") -> str:
     """A short hash of what a model is trained on and how: its version."""
     h = hashlib.sha256()
-    h.update(f"{CATEGORY_C}|{URGENCY_C}|{TEMPERATURE}|{URGENT_THRESHOLD}|{lexicon_text}".encode())
+    h.update(
+        f"{NB_ALPHA}|{CATEGORY_SVM_C}|{CATEGORY_HEADS}|{URGENCY_CS}|{URGENT_RECALL_TARGET}|{CALIBRATION_FOLDS}"
+        f"|{lexicon_text}".encode()
+    )
     for e in examples:
-        h.update(f"\n{e.category}\t{e.priority}\t{e.text}".encode())
+        h.update(f"\n{e.category}\t{e.priority}\t{e.style}\t{e.text}".encode())
     return h.hexdigest()[:12]
 
 
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def fit_temperature(margins: np.ndarray, truth: np.ndarray) -> float:
+    """The temperature that minimises the negative log-likelihood of held-out margins (temperature
+    scaling), from a fixed grid so training stays deterministic."""
+
+    def nll(t: float) -> float:
+        z = margins / t
+        z = z - z.max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return float(-log_p[np.arange(len(truth)), truth].mean())
+
+    return min(TEMPERATURE_GRID, key=nll)
+
+
+def recall_threshold(probabilities: np.ndarray, urgent: np.ndarray, target: float) -> float:
+    """The highest threshold at which at least `target` of the urgent rows are found."""
+    found = np.sort(probabilities[urgent])
+    if not len(found):
+        return 0.5
+    # How many may be missed; the epsilon keeps 0.2 * 5 from flooring to 0 in binary floating point.
+    return float(found[int(math.floor((1 - target) * len(found) + 1e-9))])
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What training chose on held-out styles of its own training data (nested: an evaluation's test
+    style is never among them): the two category models' temperatures, the category head, the
+    urgency model's regularisation, its Platt scaling and its threshold."""
+
+    temperatures: tuple[float, float] = DEFAULT_TEMPERATURES
+    head: str = CATEGORY_HEADS[0]
+    urgency_c: float = URGENCY_CS[1]
+    platt: tuple[float, float] = (1.0, 0.0)  # P(urgent) = sigmoid(a * decision + b)
+    urgent_threshold: float = 0.5
+    # The held-out figures the choices were made on (evaluate prints them).
+    head_accuracy: dict[str, float] = field(default_factory=dict)
+    urgent_precision: dict[float, float] = field(default_factory=dict)
+    rows: int = 0
+
+
+def _style_blocks(examples: list[Example], folds: int) -> list[set[str]]:
+    """The training styles in `folds` blocks, round robin by size (deterministic)."""
+    sizes = Counter(e.style for e in examples)
+    styles = sorted(sizes, key=lambda s: (-sizes[s], s))
+    blocks: list[set[str]] = [set() for _ in range(min(folds, len(styles)))]
+    for k, style in enumerate(styles):
+        blocks[k % len(blocks)].add(style)
+    return blocks
+
+
 class TriageModel:
-    """The category and urgency models trained on `examples`; deterministic for the same input."""
+    """The category and urgency models trained on `examples`; deterministic for the same input.
+
+    Training fits the features and models on all rows, and first, unless `calibrate` is off, the
+    same models on held-out splits of the training styles (`CALIBRATION_FOLDS` blocks of styles,
+    each left out with every row sharing a hand-written source with it) to choose and calibrate:
+    see `Calibration`."""
 
     def __init__(
         self,
@@ -185,7 +266,10 @@ class TriageModel:
         examples: list[Example],
         threshold: float,
         version: str | None = None,
-        classifier: str = "complement_nb",
+        calibrate: bool = True,
+        calibration: Calibration | None = None,
+        urgency_cs: tuple[float, ...] | None = None,
+        head: str | None = None,
     ):
         unknown = {e.category for e in examples} - set(taxonomy.categories)
         if unknown:
@@ -196,11 +280,16 @@ class TriageModel:
         self.version = version or fingerprint(examples)
         for word in {w for ws in lexicon.keywords.values() for w in ws}:
             jieba.add_word(word)
+        if calibration is None:
+            calibration = self._calibrate(examples) if calibrate else Calibration()
+        if head is not None:  # a head forced, for comparing them (evaluate --compare)
+            if head not in CATEGORY_HEADS:
+                raise ValueError(f"unknown category head {head!r}")
+            calibration = dataclasses.replace(calibration, head=head)
+        self.calibration = calibration
         self.keyword_categories = list(lexicon.keywords)
         texts = [e.text for e in examples]
-        self.char_vectorizer = TfidfVectorizer(
-            analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2, preprocessor=_chars
-        )
+        self.char_vectorizer = TfidfVectorizer(analyzer=char_grams, sublinear_tf=True, min_df=2)
         self.word_vectorizer = TfidfVectorizer(analyzer=words, sublinear_tf=True, min_df=2)
         self._keyword_patterns = [
             re.compile("|".join(map(re.escape, lexicon.keywords[c]))) for c in self.keyword_categories
@@ -220,49 +309,130 @@ class TriageModel:
                 np.array([f"词表:{c}" for c in self.keyword_categories]),
             ]
         )
-        self.category_model = CLASSIFIERS[classifier]()
-        self.category_model.fit(x, [e.category for e in examples])
-        self.categories = [str(c) for c in self.category_model.classes_]
-        # How often each category's reports are urgent: what a report's category says about urgency,
-        # one feature of the urgency model (the category model's probabilities weight it).
-        totals, urgent = (
-            Counter(e.category for e in examples),
-            Counter(e.category for e in examples if e.priority == "urgent"),
-        )
-        self._urgent_rate = np.array([urgent[c] / totals[c] for c in self.categories])
-        self.urgency_model = LogisticRegression(C=URGENCY_C, solver="liblinear", class_weight="balanced")
-        # Trained with each row's own category's rate (what a perfect category model would give).
-        rates = np.array([[self._urgent_rate[self.categories.index(e.category)]] for e in examples])
-        self.urgency_model.fit(self._urgency_features(x, texts, rates), [e.priority == "urgent" for e in examples])
+        labels = [e.category for e in examples]
+        nb = ComplementNB(alpha=NB_ALPHA).fit(x, labels)
+        self.categories = [str(c) for c in nb.classes_]
         # Dense weights: one report is scored by a small matrix product, no sklearn overhead. Naive
         # Bayes scores by (complement) log-probabilities: its weights are those.
-        if hasattr(self.category_model, "coef_"):
-            self._coef = np.asarray(self.category_model.coef_)
-            self._intercept = np.asarray(self.category_model.intercept_)
+        self._nb_coef = np.asarray(nb.feature_log_prob_)
+        self._nb_intercept = np.zeros(len(self.categories))
+        svm = LinearSVC(C=CATEGORY_SVM_C).fit(x, labels)
+        if len(self.categories) == 2:  # a binary SVM has one row of weights: the second class's
+            w, b = np.asarray(svm.coef_)[0], float(svm.intercept_[0])
+            self._svm_coef, self._svm_intercept = np.vstack([-w, w]) / 2, np.array([-b, b]) / 2
         else:
-            self._coef = np.asarray(self.category_model.feature_log_prob_)
-            self._intercept = np.zeros(len(self.categories))
+            self._svm_coef, self._svm_intercept = np.asarray(svm.coef_), np.asarray(svm.intercept_)
+        # The weights that decided a category, for the dispatcher: each head's scores at its temperature.
+        t_nb, t_svm = calibration.temperatures
+        self._coef = {
+            "complement_nb": self._nb_coef / t_nb,
+            "linear_svm": self._svm_coef / t_svm,
+            "ensemble": self._nb_coef / t_nb + self._svm_coef / t_svm,
+        }[calibration.head]
+        # How often each category's reports are urgent: what a report's likely category says about
+        # its urgency, one feature of the urgency model.
+        totals, urgent = Counter(labels), Counter(e.category for e in examples if e.priority == "urgent")
+        self._urgent_rate = np.array([urgent[c] / totals[c] for c in self.categories])
         # One report at a time, sklearn's input checks cost more than the arithmetic: `_vector` does
         # the same TF-IDF by hand from the fitted vocabularies and idf weights.
         self._char_vocabulary, self._char_idf = self.char_vectorizer.vocabulary_, self.char_vectorizer.idf_
         self._word_vocabulary, self._word_idf = self.word_vectorizer.vocabulary_, self.word_vectorizer.idf_
         self._word_offset = len(self._char_idf)
         self._keyword_offset = self._word_offset + len(self._word_idf)
-        urgency_weights = np.asarray(self.urgency_model.coef_)[0]
-        self._urgency_text, self._urgency_extra = (
-            urgency_weights[: len(self.feature_names)],
-            urgency_weights[len(self.feature_names) :],
-        )
-        self._urgency_intercept = float(self.urgency_model.intercept_[0])
+        # Urgency: its own model over the text, the danger x vulnerable x now cues and the likely
+        # category's urgent rate (from the category model's in-sample probabilities).
+        urgency_x = self._urgency_features(x, texts)
+        is_urgent = [e.priority == "urgent" for e in examples]
+        self._urgency: dict[float, tuple[np.ndarray, np.ndarray, float]] = {}
+        for c in urgency_cs or (calibration.urgency_c,):
+            svc = LinearSVC(C=c, class_weight="balanced").fit(urgency_x, is_urgent)
+            weights = np.asarray(svc.coef_)[0]
+            n = len(self.feature_names)
+            self._urgency[c] = (weights[:n], weights[n:], float(svc.intercept_[0]))
         self._corrections: list[tuple[frozenset[str], str]] = []
         self.corrections_applied = 0
         self._lock = threading.Lock()
 
+    def _calibrate(self, examples: list[Example]) -> Calibration:
+        """Train the same models on held-out splits of the training styles and choose from their
+        predictions on the styles left out: the temperatures, the category head, the urgency
+        regularisation, the Platt scaling and the urgent threshold."""
+        blocks = _style_blocks(examples, CALIBRATION_FOLDS)
+        if len(blocks) < 2:
+            return Calibration()
+        categories = sorted({e.category for e in examples})
+        nb_margins: list[np.ndarray] = []
+        svm_margins: list[np.ndarray] = []
+        truth: list[int] = []
+        urgent: list[bool] = []
+        decisions: dict[float, list[np.ndarray]] = {c: [] for c in URGENCY_CS}
+        for block in blocks:
+            test = [e for e in examples if e.style in block]
+            groups = {e.group for e in test if e.group}
+            train = [e for e in examples if e.style not in block and e.group not in groups]
+            if len({e.category for e in train}) < 2 or len({e.priority for e in train}) < 2:
+                continue
+            inner = TriageModel(
+                taxonomy=self.taxonomy,
+                lexicon=self.lexicon,
+                examples=train,
+                threshold=self.threshold,
+                version="calibration",
+                calibration=Calibration(),
+                urgency_cs=URGENCY_CS,
+            )
+            texts = [e.text for e in test]
+            x = inner._text_features(texts)
+            # Margins in the full category order; a category this split never saw scores lowest.
+            columns = [inner.categories.index(c) if c in inner.categories else -1 for c in categories]
+            for heads, coef, intercept in (
+                (nb_margins, inner._nb_coef, inner._nb_intercept),
+                (svm_margins, inner._svm_coef, inner._svm_intercept),
+            ):
+                m = np.asarray(x @ coef.T + intercept)
+                heads.append(np.where(np.array(columns) >= 0, m[:, columns], m.min() - 10.0))
+            truth.extend(categories.index(e.category) for e in test)
+            urgent.extend(e.priority == "urgent" for e in test)
+            urgency_x = inner._urgency_features(x, texts)
+            for c in URGENCY_CS:
+                text_w, extra_w, b = inner._urgency[c]
+                decisions[c].append(np.asarray(urgency_x @ np.concatenate([text_w, extra_w])) + b)
+        if not truth:
+            return Calibration()
+        nb_m, svm_m, y = np.vstack(nb_margins), np.vstack(svm_margins), np.array(truth)
+        t_nb, t_svm = fit_temperature(nb_m, y), fit_temperature(svm_m, y)
+        p_nb, p_svm = _softmax(nb_m / t_nb), _softmax(svm_m / t_svm)
+        accuracy = {
+            head: float(np.mean(p.argmax(axis=1) == y))
+            for head, p in (("ensemble", (p_nb + p_svm) / 2), ("complement_nb", p_nb), ("linear_svm", p_svm))
+        }
+        head = max(CATEGORY_HEADS, key=lambda h: (accuracy[h], -CATEGORY_HEADS.index(h)))
+        is_urgent = np.array(urgent)
+        choices = {}
+        for c in URGENCY_CS:
+            d = np.concatenate(decisions[c])
+            platt = LogisticRegression(C=1e4).fit(d[:, None], is_urgent)
+            a, b = float(platt.coef_[0][0]), float(platt.intercept_[0])
+            p = 1 / (1 + np.exp(-(a * d + b)))
+            t = recall_threshold(p, is_urgent, URGENT_RECALL_TARGET)
+            said = p >= t
+            choices[c] = (float(np.mean(is_urgent[said])) if said.any() else 0.0, (a, b), t)
+        best = max(URGENCY_CS, key=lambda c: (choices[c][0], -URGENCY_CS.index(c)))
+        return Calibration(
+            temperatures=(t_nb, t_svm),
+            head=head,
+            urgency_c=best,
+            platt=choices[best][1],
+            urgent_threshold=choices[best][2],
+            head_accuracy=accuracy,
+            urgent_precision={c: v[0] for c, v in choices.items()},
+            rows=len(y),
+        )
+
     def _vector(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """One text's features as (indices, values): exactly what `_text_features` gives for it."""
-        chars = _chars(text)
-        char_counts = Counter(chars[i : i + n] for n in (1, 2, 3) for i in range(len(chars) - n + 1))
-        word_counts = Counter(words(text))
+        char_counts = Counter(char_grams.__wrapped__(text))
+        word_counts = Counter(words.__wrapped__(text))
         idx: list[int] = []
         vals: list[float] = []
         for counts, vocabulary, idf, offset in (
@@ -299,15 +469,15 @@ class TriageModel:
             format="csr",
         )
 
-    def _urgency_features(
-        self, x: sparse.csr_matrix, texts: list[str], rates: np.ndarray | None = None
-    ) -> sparse.csr_matrix:
-        """The text's features, the danger × vulnerable × now cues, and how urgent its category
-        usually is (by default from the category model's probabilities)."""
-        cues = np.array([urgency_features(t, self.lexicon) for t in texts])
-        if rates is None:
-            rates = (self._scores(x) @ self._urgent_rate)[:, None]
-        return sparse.hstack([x, sparse.csr_matrix(cues), sparse.csr_matrix(rates)], format="csr")
+    def _urgency_extra(self, text: str, category_probabilities: np.ndarray) -> np.ndarray:
+        """Danger, vulnerable people, now (and their products), calm wording, and how urgent the
+        likely category usually is."""
+        return np.array(urgency_features(text, self.lexicon) + [float(category_probabilities @ self._urgent_rate)])
+
+    def _urgency_features(self, x: sparse.csr_matrix, texts: list[str]) -> sparse.csr_matrix:
+        probabilities = self._scores(x)
+        extra = np.array([self._urgency_extra(t, p) for t, p in zip(texts, probabilities, strict=True)])
+        return sparse.hstack([x, sparse.csr_matrix(extra)], format="csr")
 
     def copy(self, *, threshold: float) -> "TriageModel":
         """The same trained model with its own threshold and an empty correction memory (training
@@ -337,24 +507,35 @@ class TriageModel:
                     best = (category, overlap)
         return best
 
-    def decision(self, x: sparse.csr_matrix) -> np.ndarray:
-        """The category model's raw scores (margins) for each row of x."""
-        return np.asarray(x @ self._coef.T + self._intercept)
+    def _mix(self, nb: np.ndarray, svm: np.ndarray) -> np.ndarray:
+        """Calibrated category probabilities from the two heads' margins (rows or one vector)."""
+        t_nb, t_svm = self.calibration.temperatures
+        head = self.calibration.head
+        if head == "complement_nb":
+            return _softmax(nb / t_nb)
+        if head == "linear_svm":
+            return _softmax(svm / t_svm)
+        return (_softmax(nb / t_nb) + _softmax(svm / t_svm)) / 2
 
-    def _scores(self, x: sparse.csr_matrix, temperature: float | None = None) -> np.ndarray:
+    def _scores(self, x: sparse.csr_matrix) -> np.ndarray:
         """Calibrated category probabilities for each row of x."""
-        logits = self.decision(x) / (temperature or TEMPERATURE)
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        return p / p.sum(axis=1, keepdims=True)
+        nb = np.asarray(x @ self._nb_coef.T + self._nb_intercept)
+        svm = np.asarray(x @ self._svm_coef.T + self._svm_intercept)
+        return self._mix(nb, svm)
 
     def probabilities(self, text: str) -> dict[str, float]:
         """P(category | text) for every category the model knows."""
         return dict(zip(self.categories, self._scores(self._text_features([text]))[0].tolist(), strict=True))
 
+    def _urgency_probability(self, decision: np.ndarray) -> np.ndarray:
+        a, b = self.calibration.platt
+        return 1 / (1 + np.exp(-(a * decision + b)))
+
     def urgency_probability(self, texts: list[str]) -> np.ndarray:
-        x = self._text_features(texts)
-        return self.urgency_model.predict_proba(self._urgency_features(x, texts))[:, 1]
+        """Calibrated P(urgent | text) for each text."""
+        text_w, extra_w, b = self._urgency[self.calibration.urgency_c]
+        d = np.asarray(self._urgency_features(self._text_features(texts), texts) @ np.concatenate([text_w, extra_w]))
+        return self._urgency_probability(d + b)
 
     def top_terms(self, idx: np.ndarray, vals: np.ndarray, category: str, text: str) -> tuple[str, ...]:
         """The text's features that pushed most towards `category` (weight × value), longest first
@@ -383,9 +564,9 @@ class TriageModel:
     def classify(self, text: str) -> TriageResult:
         """Category, department, priority, confidence and the deciding terms for a report text."""
         idx, vals = self._vector(text)
-        logits = (self._coef[:, idx] @ vals + self._intercept) / TEMPERATURE
-        exp = np.exp(logits - logits.max())
-        scores = exp / exp.sum()
+        scores = self._mix(
+            self._nb_coef[:, idx] @ vals + self._nb_intercept, self._svm_coef[:, idx] @ vals + self._svm_intercept
+        )
         probs = dict(zip(self.categories, scores.tolist(), strict=True))
         corrected = self._corrected(text)
         if corrected:
@@ -398,9 +579,9 @@ class TriageModel:
         category, confidence = ranked[0]
         spec = self.taxonomy.categories[category]
         manual = confidence < self.threshold or category == FALLBACK_CATEGORY
-        extra = urgency_features(text, self.lexicon) + [float(scores @ self._urgent_rate)]
-        z = float(self._urgency_text[idx] @ vals + self._urgency_extra @ np.array(extra) + self._urgency_intercept)
-        p_urgent = 1 / (1 + math.exp(-z))
+        text_w, extra_w, b = self._urgency[self.calibration.urgency_c]
+        z = float(text_w[idx] @ vals + extra_w @ self._urgency_extra(text, scores) + b)
+        p_urgent = float(self._urgency_probability(np.array(z)))
         cues = tuple(
             dict.fromkeys(
                 _cues(self.lexicon.urgent_cues, text)
@@ -408,7 +589,7 @@ class TriageModel:
                 + _cues(self.lexicon.now_cues, text)
             )
         )
-        priority = "urgent" if p_urgent >= URGENT_THRESHOLD else "normal"
+        priority = "urgent" if p_urgent >= self.calibration.urgent_threshold else "normal"
         terms = self.top_terms(idx, vals, category, text) if category in self.categories else ()
         if corrected:
             terms = ("调度员纠正",) + terms[: TOP_TERMS - 1]

@@ -6,13 +6,13 @@ only, never trained on)."""
 import shutil
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from services.intake import evaluate
 from services.intake.app import load_triage_model
 from services.intake.evaluate import (
     Predictions,
-    best_temperature,
     calibration_error,
     confusions,
     leave_one_style_out,
@@ -26,7 +26,15 @@ from services.intake.evaluate import (
 )
 from services.intake.retrain import not_worse
 from services.intake.settings import IntakeSettings
-from services.intake.triage import MANUAL_TRIAGE_DEPARTMENT, TriageModel, parse_lexicon, urgency_features, words
+from services.intake.triage import (
+    MANUAL_TRIAGE_DEPARTMENT,
+    TriageModel,
+    fit_temperature,
+    parse_lexicon,
+    recall_threshold,
+    urgency_features,
+    words,
+)
 from services.intake.triage_data import VOICES, Example, parse_rows, voiced_examples
 from services.intake.triage_models import correction_examples, read_heldout, read_training
 from shared.settings import PROJECT_ROOT
@@ -286,12 +294,29 @@ def test_leave_one_style_out_never_trains_on_a_test_rows_source(taxonomy, lexico
     assert 0.5 < s.category_accuracy <= 1 and 0 < s.urgent_recall <= 1 and 0 < s.urgent_precision <= 1
     assert set(per_category_recall(p)) == {e.category for e in small}
     assert all(t != g and n >= 1 for t, g, n in confusions(p))
-    assert 0.05 <= best_temperature(p) <= 3.0
+    # Each fold chose its head, temperatures and urgent threshold without the test style.
+    assert [style for style, _ in p.calibrations] == sorted({e.style for e in small})
+    assert all(c.rows and c.head_accuracy and 0 < c.urgent_threshold < 1 for _, c in p.calibrations)
     recalls = [r for _, r, _ in urgent_thresholds(p)]
     assert recalls == sorted(recalls, reverse=True)  # a higher threshold never finds more
     lines = report(p, "small")
     assert lines[0].startswith("small: ") and "hand-written rows only" in lines[1]  # dialect has voiced phrases
     assert "per-category recall" in lines[2] and "confusions" in lines[3] and "per-style" in lines[4]
+
+
+def test_temperature_and_recall_threshold_are_fitted_on_held_out_rows():
+    # Margins that are right but overconfident at temperature 1 are softened (t > 1), and the reverse.
+    truth = np.array([0, 1] * 50)
+    sure = np.array([[4.0, 0.0], [0.0, 4.0]] * 50)
+    sure[:30] = sure[:30][:, ::-1]  # 30 % wrong
+    assert fit_temperature(sure, truth) > 1.0
+    timid = np.array([[0.1, 0.0], [0.0, 0.1]] * 50)
+    assert fit_temperature(timid, truth) < 0.5
+    p = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
+    urgent = np.array([True] * 5 + [False] * 5)
+    assert recall_threshold(p, urgent, 1.0) == 0.5  # every urgent one found
+    assert recall_threshold(p, urgent, 0.8) == 0.6  # four of five
+    assert recall_threshold(p, np.zeros(10, dtype=bool), 0.98) == 0.5
 
 
 def test_calibration_error_is_the_gap_between_confidence_and_accuracy():
@@ -309,11 +334,15 @@ def test_evaluate_prints_the_headline_and_the_public_figures(tmp_path, settings,
     shutil.copy(settings.triage_training_dir / "heldout" / "hotline.txt", data / "heldout" / "hotline.txt")
     evaluate.main(["--data", str(data), "--labelled", str(ACCEPTANCE)])
     out = capsys.readouterr().out
-    assert "leave-one-style-out, complement_nb:" in out and "per-category recall" in out and "top confusions" in out
+    assert "leave-one-style-out (nested" in out and "per-category recall" in out and "top confusions" in out
     assert "urgent precision" in out and "held-out sets" in out and "calibration" in out
-    assert "hand-written rows only" in out
+    assert "hand-written rows only" in out and "choices made in training" in out
+    table = out[out.index("figures side by side:") :].splitlines()
+    assert "leave-one-style-out" in table[1] and "held-out" in table[1]
+    assert any(line.split()[:2] == ["urgent", "precision"] for line in table)
+    assert any(line.split()[:2] == ["recall", "manhole"] for line in table)
     if ACCEPTANCE.exists():
-        assert "(evaluated only)" in out
+        assert "(evaluated only)" in out and "public file" in table[1]
 
 
 def test_acceptance_set_accuracy(model):
