@@ -10,7 +10,7 @@ help:
 	@echo "make down    stop exactly what make up started"
 	@echo "make status  what is running"
 	@echo "make logs    follow the service and server logs"
-	@echo "make bench   benchmarks (SLA timers, broadcast, console queue, 派单 burst, triage, memory, scorecards, pipeline latency, intake throughput), printing figures and ratios against baselines"
+	@echo "make bench   benchmarks (SLA timers, placement, broadcast, console queue, 派单 burst, triage, memory, scorecards, pipeline latency, intake throughput), printing figures and ratios against baselines"
 	@echo "make seed    import the demo county (shared/data/counties/330727) into dispatch"
 	@echo "make import-county DIR=...  validate a county's files and import them as a new version (docs/go-live.md)"
 	@echo "make county  regenerate the demo and sample counties' files (shared/data/counties/, county.geojson, groups.csv)"
@@ -73,6 +73,7 @@ unit: install
 
 bench: install
 	@$(PY) bench/sla_timers.py
+	@$(PY) bench/placement.py
 	@$(PY) bench/notify_broadcast.py
 	@$(PY) bench/console_queue.py
 	@$(PY) bench/notify_burst.py

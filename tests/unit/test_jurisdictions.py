@@ -2,10 +2,10 @@
 and a file format that says what is wrong with a broken map."""
 
 import random
-import time
 
 import pytest
 
+from shared import jurisdictions
 from shared.jurisdictions import InvalidCountyMap, parse_county, point_in_polygon, polygon_area
 
 COUNTY_CODE = "330727"
@@ -61,15 +61,23 @@ def test_points_outside_the_county_have_no_grid(county):
     assert county.contains(29.08, 120.05) and county.find_grid(29.08, 120.04) is not None
 
 
-def test_lookup_is_well_under_a_millisecond(county):
+def test_lookup_tests_a_handful_of_polygons_not_every_grid(county, monkeypatch):
+    # The index's promise, counted rather than timed (speed lives in make bench): a lookup tests
+    # the few grids whose cell it falls in, not all of the county's.
+    tested = 0
+    real = jurisdictions.point_in_polygon
+
+    def counting(lat, lng, polygon):
+        nonlocal tested
+        tested += 1
+        return real(lat, lng, polygon)
+
+    monkeypatch.setattr(jurisdictions, "point_in_polygon", counting)
     rng = random.Random(11)
-    points = [(rng.uniform(28.93, 29.22), rng.uniform(119.89, 120.20)) for _ in range(20_000)]
-    started = time.perf_counter()
-    for lat, lng in points:
-        county.find_grid(lat, lng)
-    per_lookup = (time.perf_counter() - started) / len(points)
-    print(f"find_grid: {per_lookup * 1e6:.1f} µs per lookup over {len(county.grids)} grids")
-    assert per_lookup < 100e-6
+    points = [(rng.uniform(28.93, 29.22), rng.uniform(119.89, 120.20)) for _ in range(2_000)]
+    found = sum(county.find_grid(lat, lng) is not None for lat, lng in points)
+    assert found > 0 and len(county.grids) > 100
+    assert tested / len(points) < 5
 
 
 def test_level_of_codes(county):
