@@ -345,6 +345,9 @@ class ReporterContactGiven(Payload):
     openid: str | None = None  # official-account openid
     wecom_userid: str | None = None  # WeCom user id
     phone_encrypted: str | None = None
+    # Added after v1 (optional): the report was attached to an open case on the same problem
+    # (一事多报, report.attached); its reporter follows that case too.
+    attached: bool = False
 
 
 class QueryCodeRequested(Payload):

@@ -79,6 +79,14 @@ class Outgoing:
     body: dict
     # A 派单's one line in a digest (派单汇总), for when its group's robot has spent its minute.
     digest_line: str | None = None
+    # The channels that take over, step by step, when this one fails or is not confirmed in time
+    # (staff: WeCom app → group robot → SMS; residents: official account → SMS). Each step is one
+    # or more messages (e.g. an SMS to each of a group's people).
+    fallback: tuple[tuple["Outgoing", ...], ...] = ()
+
+    def step(self) -> dict:
+        """This message as a fallback step's entry, stored with the notification it backs up."""
+        return {"channel": self.channel, "target": self.target, "template": self.template, "body": self.body}
 
 
 @dataclass(frozen=True)
@@ -96,7 +104,39 @@ CHANNEL_RECIPIENTS = {
     "wechat_template": "反映人（公众号）",
     "wechat_subscribe": "反映人（公众号）",
     "sms": "反映人（短信）",
+    "sms_staff": "工作人员（短信）",
 }
+# Channels that confirm a message later (template messages: the TEMPLATESENDJOBFINISH event); the
+# others confirm it in their answer.
+CONFIRMED_LATER = frozenset({"wechat_template"})
+STAFF_SMS_TEMPLATE = "SMS_STAFF_NOTICE"
+
+
+def with_fallback(first: Outgoing, *steps: Sequence[Outgoing]) -> Outgoing:
+    """`first`, taken over by each non-empty step in turn when it fails."""
+    chain = tuple(tuple(step) for step in steps if step)
+    return Outgoing(first.channel, first.target, first.template, first.body, first.digest_line, chain)
+
+
+def fallback_rows(steps) -> tuple[list[dict], list]:
+    """From a stored fallback (list of steps of message dicts): the next step's messages and the
+    steps left after it, which each of those messages carries on."""
+    if not steps:
+        return [], []
+    return list(steps[0]), list(steps[1:])
+
+
+def staff_sms(contact: "DepartmentContact", *, template: str, case_ref: str, notice: str) -> list[Outgoing]:
+    """SMS to each of a group's @-mentioned people: the last channel for a group robot's message."""
+    return [
+        Outgoing(
+            "sms_staff",
+            mobile,
+            template,
+            sms_message(template=STAFF_SMS_TEMPLATE, params={"case": case_ref, "notice": notice}),
+        )
+        for mobile in contact.mentioned_mobiles
+    ]
 
 
 def robot_names(directory: Directory, groups: list[Group]) -> dict[str, str]:
@@ -152,13 +192,20 @@ def _china_time(at) -> str:
     return at.astimezone(CHINA_TZ).strftime("%m-%d %H:%M") if at else "—"
 
 
-def _robot(contact: DepartmentContact, template: str, content: str) -> Outgoing:
-    return Outgoing(
+def _robot(
+    contact: DepartmentContact, template: str, content: str, *, case_ref: str = "", notice: str = ""
+) -> Outgoing:
+    """A message to a group, taken over by an SMS to each of its @-mentioned people when the
+    robot fails (when `notice`, the SMS's few words, is given)."""
+    message = Outgoing(
         "wecom_robot",
         contact.robot_key,
         template,
         text_message(content, mentioned_mobiles=list(contact.mentioned_mobiles)),
     )
+    if not notice:
+        return message
+    return with_fallback(message, staff_sms(contact, template=template, case_ref=case_ref, notice=notice))
 
 
 DISPATCH_ACTION_LABEL = {
@@ -269,9 +316,13 @@ class GridWorker:
     grid_name: str
 
 
-def grid_worker_messages(case: CaseDispatched, *, workers: dict[str, GridWorker]) -> list[Outgoing]:
+def grid_worker_messages(
+    case: CaseDispatched, *, workers: dict[str, GridWorker], directory: Directory | None = None
+) -> list[Outgoing]:
     """A new report in a grid: its grid worker hears of it at once (they may settle it on the spot,
-    即知即改, or check it on site), by a WeCom application message to them alone."""
+    即知即改, or check it on site), by a WeCom application message to them alone. When the
+    application cannot reach them, the command centre's group is asked to pass it on (its robot),
+    and failing that its people by SMS."""
     worker = workers.get(case.grid_code or "")
     if worker is None or case.action != "dispatch":  # only new cases: a transfer is not news to the grid
         return []
@@ -282,7 +333,18 @@ def grid_worker_messages(case: CaseDispatched, *, workers: dict[str, GridWorker]
         f"{'（紧急）' * (case.priority == 'urgent')}。{description}{address}。已派{case.department_name}处置；"
         "能当场解决的，可在工作台「即知即改」并上传整改后照片；也请到现场核实。"
     )
-    return [Outgoing("wecom_app", worker.user_id, "case.grid_notice", app_text_message(content))]
+    message = Outgoing("wecom_app", worker.user_id, "case.grid_notice", app_text_message(content))
+    centre = directory.departments.get(directory.command_center or "") if directory else None
+    if centre is None:
+        return [message]
+    relay = _robot(
+        centre,
+        "case.grid_notice",
+        f"【请转告网格员】{worker.grid_name}网格员未能收到应用消息，请电话转告：\n{content}",
+        case_ref=_case_ref(case),
+        notice="网格新上报待转告",
+    )
+    return [with_fallback(message, [relay], *relay.fallback)]
 
 
 def warning_messages(payload, *, directory: Directory, now: datetime) -> list[Outgoing]:
@@ -302,7 +364,7 @@ def warning_messages(payload, *, directory: Directory, now: datetime) -> list[Ou
         minutes = max(int((due_at - now).total_seconds() // 60), 0)
         lines.append(f"时限：{_china_time(due_at)}（还剩{minutes}分钟）")
     lines.append("请尽快处理，逾期将转督办。")
-    return [_robot(contact, "sla.warning", "\n".join(lines))]
+    return [_robot(contact, "sla.warning", "\n".join(lines), case_ref=_case_ref(payload), notice="催办")]
 
 
 def breached_messages(payload, *, directory: Directory) -> list[Outgoing]:
@@ -315,9 +377,12 @@ def breached_messages(payload, *, directory: Directory) -> list[Outgoing]:
         f"开始：{_china_time(payload.started_at)}\n"
         f"时限：{_china_time(payload.due_at)}\n"
     )
-    out = [_robot(contact, "sla.breached", content + "请立即处理并说明超时原因。")]
+    ref = _case_ref(payload)
+    out = [_robot(contact, "sla.breached", content + "请立即处理并说明超时原因。", case_ref=ref, notice="督办")]
     if directory.supervisor is not None:
-        out.append(_robot(directory.supervisor, "sla.breached", content + "请督查室跟进督办。"))
+        out.append(
+            _robot(directory.supervisor, "sla.breached", content + "请督查室跟进督办。", case_ref=ref, notice="督办")
+        )
     return out
 
 
@@ -365,6 +430,23 @@ def resolved_messages(payload, *, directory: Directory, evidence: dict[str, int]
     return [Outgoing("wecom_robot", contact.robot_key, "case.resolved", text_message(f"{title}\n{description}"))]
 
 
+def merged_messages(
+    payload, *, reporter: ReporterContact | None, templates: ReporterTemplates = ReporterTemplates()
+) -> list[Outgoing]:
+    """一事多报: the reporter's case was merged into another on the same problem; they follow that one."""
+    into = field_of(payload, "into_case_no") or str(field_of(payload, "into_case_id", ""))[:8]
+    return reporter_messages(
+        reporter,
+        templates,
+        template="case.merged",
+        case_ref=_case_ref(payload),
+        status="已合并办理",
+        text=f"您反映的问题（案件 {_case_ref(payload)}）与案件 {into} 是同一问题，已合并办理，进展和结果会继续告知您。",
+        at=field_of(payload, "at"),
+        url=None,
+    )
+
+
 def verification_messages(
     payload, *, reporter: ReporterContact | None, templates: ReporterTemplates = ReporterTemplates()
 ) -> list[Outgoing]:
@@ -395,9 +477,11 @@ def reporter_messages(
     at,
     url: str | None,
 ) -> list[Outgoing]:
-    """One message on the reporter's best channel; none when we have no way to reach them."""
+    """One message on the reporter's best channel, the others (official account → WeCom → SMS)
+    taking over in turn when it fails or is not confirmed; none when we have no way to reach them."""
     if reporter is None:
         return []
+    channels: list[Outgoing] = []
     if reporter.openid and templates.wechat_kind == "subscribe":
         body = subscribe_message(
             template_id=templates.wechat_template_id,
@@ -409,8 +493,8 @@ def reporter_messages(
                 "time4": _china_time(at),
             },
         )
-        return [Outgoing("wechat_subscribe", reporter.openid, template, body)]
-    if reporter.openid:
+        channels.append(Outgoing("wechat_subscribe", reporter.openid, template, body))
+    elif reporter.openid:
         body = template_message(
             template_id=templates.wechat_template_id,
             url=url,
@@ -422,20 +506,22 @@ def reporter_messages(
                 "remark": "感谢您参与网格治理。",
             },
         )
-        return [Outgoing("wechat_template", reporter.openid, template, body)]
+        channels.append(Outgoing("wechat_template", reporter.openid, template, body))
     if reporter.wecom_userid:
         content = text + (f"\n{url}" if url else "")
-        return [Outgoing("wecom_app", reporter.wecom_userid, template, app_text_message(content))]
+        channels.append(Outgoing("wecom_app", reporter.wecom_userid, template, app_text_message(content)))
     if reporter.phone and reporter.phone_verified:
-        return [
+        channels.append(
             Outgoing(
                 "sms",
                 reporter.phone,
                 template,
                 sms_message(template=templates.sms_template, params={"case": case_ref, "status": status}),
             )
-        ]
-    return []
+        )
+    if not channels:
+        return []
+    return [with_fallback(channels[0], *([c] for c in channels[1:]))]
 
 
 def _department(directory: Directory, code: str) -> DepartmentContact:
@@ -683,6 +769,15 @@ def inbound_message(fields: dict[str, str], *, source: str) -> dict | None:
             return None
         message |= {"label": fields.get("Label") or None, "datum": "gcj02"}
     return message
+
+
+def template_receipt(fields: dict[str, str]) -> tuple[str, bool] | None:
+    """The official account's report on a template message (event TEMPLATESENDJOBFINISH): its
+    msgid and whether it reached the reader (Status "success"; "failed:user block" and
+    "failed: system failed" did not). None for any other message."""
+    if fields.get("MsgType") != "event" or fields.get("Event") != "TEMPLATESENDJOBFINISH" or not fields.get("MsgID"):
+        return None
+    return fields["MsgID"], fields.get("Status") == "success"
 
 
 def aibot_message(data: dict, *, received_at: datetime) -> dict | None:
