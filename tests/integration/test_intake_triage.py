@@ -195,6 +195,14 @@ async def test_repeat_reports_join_the_open_case_until_it_is_closed(make_setting
         attached = next(e for e in events if e["type"] == "report.attached")
         assert attached["key"] == first["case_id"] and 20 < attached["payload"]["distance_m"] < 40
         assert attached["jurisdiction_code"] == county.find_grid(HERE[0] + 0.00027, HERE[1]).village_code
+        # The second reporter follows the case too: notify gets their contact for the case they joined.
+        contacts = await read_topic(settings, REPORTER_CONTACTS.name, until=lambda ms: len(ms) >= 4)
+        joined = [c["payload"] for c in contacts if c["payload"]["case_id"] == first["case_id"]]
+        assert [(c["report_id"], c["attached"]) for c in joined] == [
+            (first["report_id"], False),
+            (second["report_id"], True),
+        ]
+        assert phone_from_token(joined[1]["phone_encrypted"], settings.phone_keys()) == "13800000002"
 
         # The case is closed (dispatch says so on the case topic): the next report opens a new case.
         closed = CaseTransitioned(
