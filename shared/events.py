@@ -348,6 +348,9 @@ class ReporterContactGiven(Payload):
     # Added after v1 (optional): the report was attached to an open case on the same problem
     # (一事多报, report.attached); its reporter follows that case too.
     attached: bool = False
+    # Added after v1 (optional): the secret of the report's one-tap 办结 confirmation link (intake's
+    # /h5/confirm), which notify puts in the 回访 message to this reporter alone.
+    confirm_token: str | None = None
 
 
 class QueryCodeRequested(Payload):

@@ -16,6 +16,7 @@ from services.intake.domain import (
     OpenCase,
     Placement,
     client_address,
+    confirmation_token,
     division_of,
     duplicate_lock_keys,
     format_case_no,
@@ -325,6 +326,7 @@ async def submit_report(
             wecom_userid=reporter_wecom_userid,
             phone_encrypted=encrypted_phone,
             attached=match is not None,
+            confirm_token=confirmation_token(report_id, key=settings.phone_hash_key),
         )
         await enqueue(
             conn,

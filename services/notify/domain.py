@@ -6,6 +6,7 @@ and hands them in."""
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import urlencode
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from services.notify.messages import (
@@ -59,6 +60,15 @@ class ReporterContact:
     # A phone typed into a report is only a claim: case updates go to it by SMS once its owner has
     # proved it (reporter.verified from intake), so nobody can have a stranger texted.
     phone_verified: bool = False
+    # This reporter's own one-tap link confirming (or denying) the 办结 of their case (intake's H5 page).
+    confirm_url: str | None = None
+
+
+def confirmation_url(base_url: str | None, *, report_id: UUID, token: str | None) -> str | None:
+    """A reporter's one-tap 办结 confirmation link (intake's H5 page), when intake gave its secret."""
+    if not base_url or not token:
+        return None
+    return f"{base_url.rstrip('/')}/h5/confirm?{urlencode({'r': str(report_id), 't': token})}"
 
 
 @dataclass(frozen=True)
@@ -450,7 +460,9 @@ def merged_messages(
 def verification_messages(
     payload, *, reporter: ReporterContact | None, templates: ReporterTemplates = ReporterTemplates()
 ) -> list[Outgoing]:
-    """回访: the reporter is asked whether the problem is really solved."""
+    """回访: the reporter is asked whether the problem is really solved — one tap on their own
+    confirmation link, or a reply 1/2/3 where they reported."""
+    confirm_url = reporter.confirm_url if reporter else None
     return reporter_messages(
         reporter,
         templates,
@@ -458,11 +470,12 @@ def verification_messages(
         case_ref=_case_ref(payload),
         status="已办结，待回访",
         text=(
-            f"您反映的问题（案件 {_case_ref(payload)}）已办结。请您评价处理结果："
-            "回复 1 满意，2 基本满意，3 不满意（问题仍未解决）。"
+            f"您反映的问题（案件 {_case_ref(payload)}）已办结。"
+            + ("请点击链接一键确认是否已解决，或" if confirm_url else "请您评价处理结果：")
+            + "回复 1 满意，2 基本满意，3 不满意（问题仍未解决）。"
         ),
         at=field_of(payload, "at"),
-        url=field_of(payload, "verification_url"),
+        url=confirm_url or field_of(payload, "verification_url"),
     )
 
 

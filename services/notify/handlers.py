@@ -89,7 +89,12 @@ def make_handlers(
         )
         if contact != ReporterContact():
             await store.save_reporter(
-                conn, case_id=given.case_id, report_id=given.report_id, contact=contact, attached=given.attached
+                conn,
+                case_id=given.case_id,
+                report_id=given.report_id,
+                contact=contact,
+                attached=given.attached,
+                confirm_token=given.confirm_token,
             )
 
     async def on_report_submitted(conn: asyncpg.Connection, event: Event) -> None:
@@ -119,7 +124,8 @@ def make_handlers(
         step = event.payload_as(CaseTransitioned)
         evidence = await store.evidence_counts(conn, case_id=step.case_id)
         await queue(conn, event, resolved_messages(step, directory=directory, evidence=evidence))
-        for reporter in await store.get_reporters(conn, case_id=step.case_id):
+        followers = await store.get_reporters(conn, case_id=step.case_id, confirm_base_url=settings.notify_h5_base_url)
+        for reporter in followers:
             await queue(conn, event, verification_messages(step, reporter=reporter, templates=templates))
 
     async def on_case_merged(conn: asyncpg.Connection, event: Event) -> None:

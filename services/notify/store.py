@@ -7,7 +7,7 @@ from uuid import UUID, uuid5
 
 import asyncpg
 
-from services.notify.domain import NOTIFICATION_NS, ReporterContact, RobotWindow, notification_id
+from services.notify.domain import NOTIFICATION_NS, ReporterContact, RobotWindow, confirmation_url, notification_id
 from services.notify.settings import NotifySettings
 from shared.topics import DEAD_LETTERS
 
@@ -282,18 +282,25 @@ async def list_notifications(conn: asyncpg.Connection, *, case_id: UUID) -> list
 
 
 async def save_reporter(
-    conn: asyncpg.Connection, *, case_id: UUID, contact: ReporterContact, report_id: UUID, attached: bool = False
+    conn: asyncpg.Connection,
+    *,
+    case_id: UUID,
+    contact: ReporterContact,
+    report_id: UUID,
+    attached: bool = False,
+    confirm_token: str | None = None,
 ) -> None:
     """One reporter of a case: its first report's, or a report attached to it (一事多报)."""
     await conn.execute(
-        "INSERT INTO reporters (case_id, report_id, openid, wecom_userid, phone, attached) "
-        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (case_id, report_id) DO NOTHING",
+        "INSERT INTO reporters (case_id, report_id, openid, wecom_userid, phone, attached, confirm_token) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (case_id, report_id) DO NOTHING",
         case_id,
         report_id,
         contact.openid,
         contact.wecom_userid,
         contact.phone,
         attached,
+        confirm_token,
     )
 
 
@@ -304,17 +311,29 @@ _FOLLOWED = (
 )
 
 
-async def get_reporters(conn: asyncpg.Connection, *, case_id: UUID) -> list[ReporterContact]:
+async def get_reporters(
+    conn: asyncpg.Connection, *, case_id: UUID, confirm_base_url: str | None = None
+) -> list[ReporterContact]:
     """Everyone who reported this case: its first reporter, the reporters of reports attached to it
     and those of the cases merged into it (一事多报), in the order they reported. A phone counts as
-    proven only for the report that opened its case (intake's reporter.verified names cases)."""
+    proven only for the report that opened its case (intake's reporter.verified names cases). With
+    `confirm_base_url`, each gets the link to their own one-tap 办结 confirmation when intake gave one."""
     rows = await conn.fetch(
-        _FOLLOWED + "SELECT r.openid, r.wecom_userid, r.phone, NOT r.attached AND EXISTS "
+        _FOLLOWED + "SELECT r.report_id, r.openid, r.wecom_userid, r.phone, r.confirm_token, NOT r.attached AND EXISTS "
         "(SELECT 1 FROM verified_reporter_cases v WHERE v.case_id = r.case_id) AS phone_verified "
         "FROM reporters r JOIN followed USING (case_id) ORDER BY r.created_at, r.report_id",
         case_id,
     )
-    return [ReporterContact(r["openid"], r["wecom_userid"], r["phone"], r["phone_verified"]) for r in rows]
+    return [
+        ReporterContact(
+            r["openid"],
+            r["wecom_userid"],
+            r["phone"],
+            r["phone_verified"],
+            confirmation_url(confirm_base_url, report_id=r["report_id"], token=r["confirm_token"]),
+        )
+        for r in rows
+    ]
 
 
 async def save_merged(conn: asyncpg.Connection, *, case_id: UUID, into_case_id: UUID, at: datetime) -> None:

@@ -33,7 +33,7 @@ async def test_every_merged_reporter_hears_of_the_case_they_joined(make_settings
         )
 
     contacts = [
-        contact(kept, openid=first),  # opened the case
+        contact(kept, openid=first, confirm_token="first-reporters-own-secret"),  # opened the case
         contact(kept, attached=True, openid=joined),  # 一事多报, attached by intake
         contact(kept, attached=True, wecom_userid=by_wecom),
         # A phone only typed into an attached report: the case's proof is its first reporter's, not theirs.
@@ -83,15 +83,28 @@ async def test_every_merged_reporter_hears_of_the_case_they_joined(make_settings
     assert (merge_notice["template"], merge_notice["channel"]) == ("case.merged", "wechat_template")
     mp = httpx.get(f"{fake_wecom}/_fake/mp/messages").json()
     heard = {
-        openid: [m["body"]["data"]["keyword2"]["value"] for m in mp if m["body"]["touser"] == openid]
+        openid: sorted(m["body"]["data"]["keyword2"]["value"] for m in mp if m["body"]["touser"] == openid)
         for openid in (first, joined, of_merged)
     }
-    assert heard == {
-        first: ["已接单", "已办结，待回访"],
-        joined: ["已接单", "已办结，待回访"],
-        of_merged: ["已合并办理", "已接单", "已办结，待回访"],
+    assert heard == {  # (messages sent concurrently arrive in any order)
+        first: sorted(["已接单", "已办结，待回访"]),
+        joined: sorted(["已接单", "已办结，待回访"]),
+        of_merged: sorted(["已合并办理", "已接单", "已办结，待回访"]),
     }
-    [notice] = [m["body"] for m in mp if m["body"]["touser"] == of_merged][:1]
+    # The first reporter's 回访 carries their own one-tap confirmation link (intake gave its secret).
+    [verification] = [
+        m["body"] for m in mp if m["body"]["touser"] == first and "回访" in m["body"]["data"]["keyword2"]["value"]
+    ]
+    assert (
+        verification["url"]
+        == f"http://127.0.0.1:8001/h5/confirm?r={contacts[0].payload.report_id}&t=first-reporters-own-secret"
+    )
+    assert "一键确认" in verification["data"]["first"]["value"]
+    [notice] = [
+        m["body"]
+        for m in mp
+        if m["body"]["touser"] == of_merged and m["body"]["data"]["keyword2"]["value"] == "已合并办理"
+    ]
     assert f"与案件 {str(kept)[:8]} 是同一问题" in notice["data"]["first"]["value"]
     app = [m["body"] for m in httpx.get(f"{fake_wecom}/_fake/app/messages").json() if m["body"]["touser"] == by_wecom]
     assert len(app) == 2

@@ -21,6 +21,8 @@ ALTER TABLE reporters DROP CONSTRAINT reporters_pkey;
 ALTER TABLE reporters ADD PRIMARY KEY (case_id, report_id);
 -- A report attached to an open case is not the case's own: its phone is proven by report, not by case.
 ALTER TABLE reporters ADD COLUMN attached boolean NOT NULL DEFAULT false;
+-- The secret of the report's one-tap 办结 confirmation link (intake's /h5/confirm), for the 回访 message.
+ALTER TABLE reporters ADD COLUMN confirm_token text;
 
 -- Cases merged into another (case.merged): their reporters follow the case they were merged into.
 CREATE TABLE merged_cases (
