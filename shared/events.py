@@ -209,6 +209,21 @@ class SlaWarning(Payload):
     fired_at: datetime
 
 
+class SlaNoticeIssued(Payload):
+    """通报: one department missed `breaches` deadlines (督办) within `days` days, the repeated-breach
+    count of the SLA policy: the county leadership group and the department's head are told, and it
+    stands on the supervision list. At most one per department in `days` days."""
+
+    notice_id: UUID
+    department_code: str
+    breaches: int  # missed deadlines within the window, this one included
+    days: int
+    since: datetime  # the window's start
+    issued_at: datetime
+    case_ids: list[UUID] = []  # the cases whose deadlines were missed, oldest first
+    case_nos: list[str] = []
+
+
 class MediaStored(Payload):
     """A media object passed validation and is stored (content-addressed by SHA-256)."""
 
@@ -419,6 +434,7 @@ PAYLOAD_TYPES: dict[tuple[str, int], type[Payload]] = {
     **{(event_type, 1): CaseTransitioned for event_type in CASE_TRANSITION_TYPES},
     ("sla.breached", 1): SlaBreached,
     ("sla.warning", 1): SlaWarning,
+    ("sla.notice_issued", 1): SlaNoticeIssued,
     ("media.stored", 1): MediaStored,
     ("media.rejected", 1): MediaRejected,
     ("media.attached", 1): MediaAttached,

@@ -43,11 +43,22 @@ class DepartmentContact:
 
 
 @dataclass(frozen=True)
+class DepartmentHead:
+    """A department's head (负责人): WeCom user id and mobile, for 通报."""
+
+    wecom_userid: str | None = None
+    mobile: str | None = None
+
+
+@dataclass(frozen=True)
 class Directory:
     departments: dict[str, DepartmentContact]
     # 督办 also goes to the supervision office; 办结 is announced in the command centre's group.
     supervisor: DepartmentContact | None = None
     command_center: str | None = None
+    # 通报 goes to the county leadership group (领导小组) and each department's head.
+    leadership: DepartmentContact | None = None
+    heads: dict[str, DepartmentHead] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -155,6 +166,8 @@ def robot_names(directory: Directory, groups: list[Group]) -> dict[str, str]:
     names |= {contact.robot_key: f"部门群（{code}）" for code, contact in directory.departments.items()}
     if directory.supervisor:
         names[directory.supervisor.robot_key] = "督查室群"
+    if directory.leadership:
+        names[directory.leadership.robot_key] = "领导小组群"
     return names
 
 
@@ -393,6 +406,61 @@ def breached_messages(payload, *, directory: Directory) -> list[Outgoing]:
         out.append(
             _robot(directory.supervisor, "sla.breached", content + "请督查室跟进督办。", case_ref=ref, notice="督办")
         )
+    return out
+
+
+def notice_messages(payload, *, directory: Directory) -> list[Outgoing]:
+    """通报: a department missed deadlines again and again within the policy's window. The county
+    leadership group hears it (its robot, then its people by SMS), and so does the department's
+    head (the WeCom application, then the department's group, then SMS)."""
+    code = payload.department_code
+    cases = "、".join(payload.case_nos[:10]) or "、".join(str(c)[:8] for c in payload.case_ids[:10])
+    more = f"等{len(payload.case_ids)}件" if len(payload.case_ids) > 10 else ""
+    content = (
+        f"【通报】部门（{code}）近{payload.days}天内{payload.breaches}次办理超时（督办）。\n"
+        f"涉及案件：{cases}{more}\n"
+        f"通报时间：{_china_time(payload.issued_at)}\n"
+    )
+    out: list[Outgoing] = []
+    if directory.leadership is not None:
+        out.append(
+            _robot(
+                directory.leadership,
+                "sla.notice_issued",
+                content + "请领导小组督促整改。",
+                case_ref=code,
+                notice="通报",
+            )
+        )
+    head = directory.heads.get(code, DepartmentHead())
+    department = directory.departments.get(code)
+    to_head = content + "请部门负责人组织整改，并向领导小组书面说明原因。"
+    group = (
+        _robot(department, "sla.notice_issued", to_head, case_ref=code, notice="通报")
+        if department is not None
+        else None
+    )
+    head_sms = (
+        [
+            Outgoing(
+                "sms_staff",
+                head.mobile,
+                "sla.notice_issued",
+                sms_message(template=STAFF_SMS_TEMPLATE, params={"case": code, "notice": "通报"}),
+            )
+        ]
+        if head.mobile
+        else []
+    )
+    if head.wecom_userid:
+        app = Outgoing("wecom_app", head.wecom_userid, "sla.notice_issued", app_text_message(to_head))
+        out.append(
+            with_fallback(
+                app, [group] if group else [], head_sms or (group.fallback[0] if group and group.fallback else [])
+            )
+        )
+    elif group is not None:
+        out.append(with_fallback(group, head_sms or (group.fallback[0] if group.fallback else [])))
     return out
 
 

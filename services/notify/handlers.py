@@ -21,6 +21,7 @@ from services.notify.domain import (
     field_of,
     grid_worker_messages,
     merged_messages,
+    notice_messages,
     notification_id,
     query_code_messages,
     resolved_messages,
@@ -37,6 +38,7 @@ from shared.events import (
     ReporterContactGiven,
     ReporterVerified,
     SlaBreached,
+    SlaNoticeIssued,
     SlaWarning,
     submitted_report,
     utcnow,
@@ -151,6 +153,9 @@ def make_handlers(
         breach = event.payload_as(SlaBreached)
         await queue(conn, event, breached_messages(breach, directory=directory))
 
+    async def on_sla_notice_issued(conn: asyncpg.Connection, event: Event) -> None:
+        await queue(conn, event, notice_messages(event.payload_as(SlaNoticeIssued), directory=directory))
+
     async def on_query_code_requested(conn: asyncpg.Connection, event: Event) -> None:
         request = event.payload_as(QueryCodeRequested)
         await queue(
@@ -175,5 +180,6 @@ def make_handlers(
         "media.attached": on_media_attached,
         "sla.warning": on_sla_warning,
         "sla.breached": on_sla_breached,
+        "sla.notice_issued": on_sla_notice_issued,
         "query.code_requested": on_query_code_requested,
     }
