@@ -19,6 +19,7 @@ UPDATE reporters SET report_id = case_id WHERE report_id IS NULL;
 ALTER TABLE reporters ALTER COLUMN report_id SET NOT NULL;
 ALTER TABLE reporters DROP CONSTRAINT reporters_pkey;
 ALTER TABLE reporters ADD PRIMARY KEY (case_id, report_id);
+CREATE UNIQUE INDEX reporters_report ON reporters (report_id);  -- a report joins one case: its row's own key
 -- A report attached to an open case is not the case's own: its phone is proven by report, not by case.
 ALTER TABLE reporters ADD COLUMN attached boolean NOT NULL DEFAULT false;
 -- The secret of the report's one-tap 办结 confirmation link (intake's /h5/confirm), for the 回访 message.
