@@ -41,6 +41,8 @@ async def test_repeated_breaches_produce_one_notice_to_the_leadership_and_the_su
         running(dispatch_app(dispatch)) as dispatch_client,
     ):
         sla_client.headers.update(bearer(sla, "dispatcher"))
+        # The rule is policy data, shown with the rest of the policy.
+        assert (await sla_client.get("/api/v1/policy")).json()["notices"] == {"breaches": 3, "days": 30}
 
         async def timers_started():
             got = [(await sla_client.get(f"/api/v1/cases/{c}/timers")).json()["timers"] for c in cases.values()]
