@@ -209,6 +209,21 @@ class SlaWarning(Payload):
     fired_at: datetime
 
 
+class SlaNoticeIssued(Payload):
+    """通报: one department missed `breaches` deadlines (督办) within `days` days, the repeated-breach
+    count of the SLA policy: the county leadership group and the department's head are told, and it
+    stands on the supervision list. At most one per department in `days` days."""
+
+    notice_id: UUID
+    department_code: str
+    breaches: int  # missed deadlines within the window, this one included
+    days: int
+    since: datetime  # the window's start
+    issued_at: datetime
+    case_ids: list[UUID] = []  # the cases whose deadlines were missed, oldest first
+    case_nos: list[str] = []
+
+
 class MediaStored(Payload):
     """A media object passed validation and is stored (content-addressed by SHA-256)."""
 
@@ -345,6 +360,12 @@ class ReporterContactGiven(Payload):
     openid: str | None = None  # official-account openid
     wecom_userid: str | None = None  # WeCom user id
     phone_encrypted: str | None = None
+    # Added after v1 (optional): the report was attached to an open case on the same problem
+    # (一事多报, report.attached); its reporter follows that case too.
+    attached: bool = False
+    # Added after v1 (optional): the secret of the report's one-tap 办结 confirmation link (intake's
+    # /h5/confirm), which notify puts in the 回访 message to this reporter alone.
+    confirm_token: str | None = None
 
 
 class QueryCodeRequested(Payload):
@@ -413,6 +434,7 @@ PAYLOAD_TYPES: dict[tuple[str, int], type[Payload]] = {
     **{(event_type, 1): CaseTransitioned for event_type in CASE_TRANSITION_TYPES},
     ("sla.breached", 1): SlaBreached,
     ("sla.warning", 1): SlaWarning,
+    ("sla.notice_issued", 1): SlaNoticeIssued,
     ("media.stored", 1): MediaStored,
     ("media.rejected", 1): MediaRejected,
     ("media.attached", 1): MediaAttached,

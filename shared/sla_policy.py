@@ -26,6 +26,16 @@ class InvalidPolicy(ValueError):
 
 
 @dataclass(frozen=True)
+class NoticePolicy:
+    """通报: `breaches` missed deadlines (督办) of one department within `days` days produce a
+    notice to the county leadership group and the department's head; one notice per department
+    per `days` days."""
+
+    breaches: int = 3
+    days: int = 30
+
+
+@dataclass(frozen=True)
 class Duration:
     """How long a stage may take: `amount` of `unit` (one of UNITS)."""
 
@@ -46,6 +56,8 @@ class SlaPolicy:
     always: frozenset[str]  # round-the-clock departments
     # The department whose group the dispatch centre reads: its own deadlines (仲裁) count there.
     dispatcher_department: str = "grid_center"
+    # 通报 for repeated breaches; None when the policy asks for none.
+    notices: NoticePolicy | None = None
 
     def duration(self, *, priority: str, level: str, stage: str) -> Duration:
         """A stage's time at a level: the level's own entry wins over the priority's default."""
@@ -84,6 +96,17 @@ def _periods(where: str, spec: list) -> Periods:
     return tuple(sorted(periods))
 
 
+def _notices(spec: Any) -> NoticePolicy | None:
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or set(spec) != {"breaches", "days"}:
+        raise InvalidPolicy("notices: {breaches: <count>, days: <days>} expected")
+    breaches, days = spec["breaches"], spec["days"]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (breaches, days)):
+        raise InvalidPolicy("notices: breaches and days must be positive whole numbers")
+    return NoticePolicy(breaches=breaches, days=days)
+
+
 def parse_sla_policy(document: dict[str, Any]) -> SlaPolicy:
     """The typed policy from the YAML document; raises InvalidPolicy for what sla could not enforce."""
     try:
@@ -117,6 +140,7 @@ def parse_sla_policy(document: dict[str, Any]) -> SlaPolicy:
             },
             always=frozenset(hours.get("always") or ()),
             dispatcher_department=str(document.get("dispatcher_department", "grid_center")),
+            notices=_notices(document.get("notices")),
         )
     except KeyError as missing:
         raise InvalidPolicy(f"the policy lacks {missing}") from None

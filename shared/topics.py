@@ -70,7 +70,7 @@ SLA = Topic(
     "gridlink.sla",
     6,
     365 * DAY_MS,
-    ("sla.breached", "sla.warning"),
+    ("sla.breached", "sla.warning", "sla.notice_issued"),
     writers=("sla",),
     # console: the live queue flags missed deadlines; sla: its analytics consumer (三率) counts them
     readers=("dispatch", "notify", "console", "sla"),

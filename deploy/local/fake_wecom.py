@@ -4,7 +4,9 @@
 with HTTP 200 and an errcode, including the per-robot limit of 20 messages a minute. What it
 accepted can be read back at `GET /_fake/messages?key=…` (and cleared with DELETE), and
 `POST /_fake/failures` makes the next sends to a key fail with a chosen errcode, so the real
-client code can be tested against transient and permanent errors.
+client code can be tested against transient and permanent errors; the keys `wecom_app`,
+`wechat_template` and `sms` fail the next sends of that channel instead (an SMS failure answers
+`Code` "isv.INJECTED_<errcode>").
 
 It also stands in for the rest of what notify talks to:
 - the WeCom self-built application: `GET /cgi-bin/gettoken` (an access_token that expires) and
@@ -202,6 +204,17 @@ def message_xml(
     return "<xml>" + "".join(parts) + "</xml>"
 
 
+def template_finish_xml(*, openid: str, msgid: int | str, status: str = "success", to_user: str = "gh_gridlink") -> str:
+    """The official account's event reporting a template message's fate (TEMPLATESENDJOBFINISH):
+    Status "success", "failed:user block" or "failed: system failed"."""
+    return (
+        f"<xml><ToUserName><![CDATA[{to_user}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+        f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        f"<Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event><MsgID>{msgid}</MsgID>"
+        f"<Status><![CDATA[{status}]]></Status></xml>"
+    )
+
+
 class Rejected(Exception):
     def __init__(self, error: tuple[int, str], detail: str = ""):
         self.errcode, self.errmsg = error[0], error[1] + (f": {detail}" if detail else "")
@@ -349,6 +362,9 @@ def create_app(
             return message
         if message.get("agentid") != AGENT_ID:
             return answer(INVALID_AGENTID)
+        if failures["wecom_app"]:
+            errcode, errmsg = failures["wecom_app"].popleft()
+            return {"errcode": errcode, "errmsg": errmsg}
         if message.get("msgtype") not in {"text", "markdown"} or not isinstance(message.get(message["msgtype"]), dict):
             return answer(Rejected(INVALID_MSGTYPE, str(message.get("msgtype"))))
         try:
@@ -387,6 +403,9 @@ def create_app(
         if isinstance(read, dict):
             return read
         message, openid = read
+        if failures["wechat_template"]:
+            errcode, errmsg = failures["wechat_template"].popleft()
+            return {"errcode": errcode, "errmsg": errmsg}
         if openid.startswith("o-unsubscribed"):  # the fake's readers who unfollowed the account
             return answer(REQUIRE_SUBSCRIBE)
         if not message.get("template_id") or not isinstance(message.get("data"), dict):
@@ -429,6 +448,9 @@ def create_app(
             return {"Code": "isv.SMS_SIGNATURE_ILLEGAL", "Message": "签名不合法"}
         if not message.get("template_code"):
             return {"Code": "isv.SMS_TEMPLATE_ILLEGAL", "Message": "模板不合法"}
+        if failures["sms"]:
+            errcode, errmsg = failures["sms"].popleft()
+            return {"Code": f"isv.INJECTED_{errcode}", "Message": errmsg}
         window, now = sms_sent_at[phone], clock()
         while window and now - window[0] >= RATE_WINDOW_S:
             window.popleft()

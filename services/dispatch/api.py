@@ -403,18 +403,36 @@ class SupervisedBreach(BaseModel):
     breached_at: datetime
 
 
+class SupervisedNotice(BaseModel):
+    """通报: a department missed `breaches` deadlines within `days` days (the SLA policy's count)."""
+
+    notice_id: UUID
+    jurisdiction_code: str
+    department_code: str
+    breaches: int
+    days: int
+    since: datetime
+    issued_at: datetime
+    case_ids: list[UUID]
+    case_nos: list[str]
+
+
 class SupervisionList(BaseModel):
     breaches: list[SupervisedBreach]
+    notices: list[SupervisedNotice] = Field(default_factory=list, description="通报, newest first")
 
 
 @router.get("/supervision", response_model=SupervisionList)
 async def supervised_breaches(conn: Connection, actor: CurrentActor, limit: int = Query(100, ge=1, le=1000)):
-    """Deadlines missed by the centres below this one (督办), newest first: dispatchers, supervisors
-    and admins of this level."""
+    """Deadlines missed by the centres below this one (督办), and 通报 of departments' repeated
+    breaches, newest first: dispatchers, supervisors and admins of this level."""
     if actor.role not in ("dispatcher", "supervisor", "admin"):
         raise Problem(403, "Not allowed", "只有调度员、督查员和管理员可以查看督办清单。", kind="forbidden")
     rows = await store.list_supervised_breaches(conn, jurisdiction_prefix=actor.jurisdiction_code, limit=limit)
-    return SupervisionList(breaches=[SupervisedBreach(**dict(r)) for r in rows])
+    notices = await store.list_supervised_notices(conn, jurisdiction_prefix=actor.jurisdiction_code, limit=limit)
+    return SupervisionList(
+        breaches=[SupervisedBreach(**dict(r)) for r in rows], notices=[SupervisedNotice(**dict(r)) for r in notices]
+    )
 
 
 class DivisionOut(BaseModel):

@@ -12,6 +12,7 @@ from shared.events import (
     ReporterRated,
     ReportLocated,
     SlaBreached,
+    SlaNoticeIssued,
     submitted_report,
     utcnow,
 )
@@ -157,6 +158,24 @@ def make_handlers(*, settings: DispatchSettings, taxonomy: Taxonomy):
             },
         )
 
+    async def on_sla_notice_issued(conn: asyncpg.Connection, event: Event) -> None:
+        """通报: on the supervision list here when the notice is about this centre's division or one below."""
+        notice = event.payload_as(SlaNoticeIssued)
+        if not event.jurisdiction_code.startswith(settings.jurisdiction_code):
+            return
+        await store.record_supervised_notice(
+            conn,
+            notice_id=notice.notice_id,
+            jurisdiction_code=event.jurisdiction_code,
+            department_code=notice.department_code,
+            breaches=notice.breaches,
+            days=notice.days,
+            since=notice.since,
+            issued_at=notice.issued_at,
+            case_ids=list(notice.case_ids),
+            case_nos=list(notice.case_nos),
+        )
+
     async def on_reporter_rated(conn: asyncpg.Connection, event: Event) -> None:
         await cases.reporter_rated(
             conn,
@@ -173,5 +192,6 @@ def make_handlers(*, settings: DispatchSettings, taxonomy: Taxonomy):
         "report.located": on_report_located,
         "case.escalated": on_case_escalated,
         "sla.breached": on_sla_breached,
+        "sla.notice_issued": on_sla_notice_issued,
         "media.attached": on_media_attached,
     }

@@ -289,3 +289,16 @@ async def list_supervised_breaches(conn: asyncpg.Connection, *, jurisdiction_pre
         jurisdiction_prefix + "%",
         limit,
     )
+
+
+async def record_supervised_notice(conn: asyncpg.Connection, **notice) -> None:
+    await insert(conn, "supervised_notices", notice, on_conflict="DO NOTHING")
+
+
+async def list_supervised_notices(conn: asyncpg.Connection, *, jurisdiction_prefix: str, limit: int):
+    """通报 about this division and those below it, newest first."""
+    return await conn.fetch(
+        "SELECT * FROM supervised_notices WHERE jurisdiction_code LIKE $1 ORDER BY issued_at DESC LIMIT $2",
+        jurisdiction_prefix + "%",
+        limit,
+    )

@@ -24,6 +24,7 @@ from services.intake.domain import (
     captcha_answer_hash,
     china_day_start,
     code_request_refusal,
+    confirmation_token_valid,
     division_of,
     needs_captcha,
     new_query_code,
@@ -45,6 +46,7 @@ from shared.db import enqueue
 from shared.events import (
     IncomingPhoto,
     QueryCodeRequested,
+    ReporterRated,
     ReportLocated,
     TriageCorrected,
     new_event,
@@ -782,6 +784,64 @@ async def _verify_phone(conn, settings, *, hashed: bytes) -> None:
     case_ids = await store.cases_opened_by(conn, phone_hash=hashed)
     if case_ids:
         await enqueue_reporter_verified(conn, settings, hashed=hashed, case_ids=case_ids, at=now)
+
+
+class ConfirmationIn(BaseModel):
+    report_id: UUID
+    token: str = Field(min_length=16, max_length=128, description="the secret of the link in the 回访 message")
+    solved: bool = Field(True, description="true: 问题已解决 (满意); false: 仍未解决 (the case is handled again)")
+
+
+class ConfirmationOut(BaseModel):
+    case_no: str | None
+    message: str
+
+
+@router.post("/confirmations", status_code=202, response_model=ConfirmationOut)
+@public("办结确认: the reporter's one tap on the link in their 回访 message, whose secret is bound to their report")
+async def confirm_resolution(body: ConfirmationIn, request: Request):
+    """The reporter confirms (or denies) the 办结 of their case with one tap: dispatch takes it as
+    the reporter's 回访 answer (reporter.rated), so the case counts as verified — or is handled
+    again. Only the link sent to that report's reporter confirms; only a case waiting for its
+    回访 (办结, not yet verified) can be confirmed. Without a confirmation the case is verified
+    automatically after the configured days."""
+    intake = _intake(request)
+    settings = intake.settings
+    async with request.app.state.runtime.pool.acquire() as conn:
+        await check_rate_limit(conn, settings=settings, ip=client_ip(request, settings), phone=None)
+        async with conn.transaction():
+            row = await store.find_report(conn, report_id=body.report_id)
+            if row is None or not confirmation_token_valid(body.report_id, body.token, key=settings.phone_hash_key):
+                # The same answer for a report that does not exist: a guess learns nothing.
+                raise Problem(
+                    403,
+                    "Not the reporter",
+                    "只有反映人本人可以确认办结：此确认链接与该反映记录不符，请使用回访消息中发给您的链接。",
+                    kind="not-reporter",
+                )
+            if row["status"] != "resolved":
+                status = STATUS_TEXT.get(row["status"], row["status"])
+                raise Problem(
+                    409,
+                    "Not awaiting confirmation",
+                    f"案件当前状态为「{status}」，不是待确认的办结，无需确认。",
+                    kind="not-awaiting-confirmation",
+                )
+            rated = ReporterRated(
+                report_id=row["report_id"],
+                case_id=row["case_id"],
+                rating="satisfied" if body.solved else "dissatisfied",
+                channel=row["channel"],
+                rated_at=utcnow(),
+            )
+            division = row["village_code"] or row["town_code"] or settings.jurisdiction_code
+            await enqueue(
+                conn,
+                settings,
+                new_event(rated, producer=settings.service_name, jurisdiction_code=division, key=str(row["case_id"])),
+            )
+    message = "感谢确认，问题已解决。" if body.solved else "已收到，问题仍未解决：案件将重新办理。"
+    return ConfirmationOut(case_no=row["case_no"], message=message)
 
 
 STATUS_TEXT = {

@@ -1,6 +1,7 @@
 """Pure intake rules: what a client may submit, where a report is, whether it repeats an open
 case (一事多报), how phones are kept, and how WeChat messages become one report."""
 
+import base64
 import hashlib
 import hmac
 import ipaddress
@@ -165,6 +166,17 @@ def new_query_code() -> str:
 def query_code_hash(code: str, *, key: str, request_id: UUID) -> bytes:
     """Keyed hash of a one-time code, bound to its request so a hash can't be replayed for another."""
     return hmac.new(key.encode(), f"query-code:{request_id}:{code}".encode(), hashlib.sha256).digest()
+
+
+def confirmation_token(report_id: UUID, *, key: str) -> str:
+    """The secret of a report's one-tap 办结 confirmation link (sent to its reporter alone, through
+    notify): a keyed hash of the report id, so only the link's holder can confirm for that report."""
+    digest = hmac.new(key.encode(), f"confirm-resolution:{report_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:24]).decode()
+
+
+def confirmation_token_valid(report_id: UUID, token: str, *, key: str) -> bool:
+    return hmac.compare_digest(confirmation_token(report_id, key=key).encode(), token.encode())
 
 
 CHINA = timezone(timedelta(hours=8))

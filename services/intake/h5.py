@@ -1,4 +1,5 @@
-"""The H5 pages residents open inside WeChat: 我要反映 (report form) and 我要查询 (query)."""
+"""The H5 pages residents open inside WeChat: 我要反映 (report form), 我要查询 (query) and 办结确认
+(the one-tap confirmation the 回访 message links to)."""
 
 import json
 import uuid
@@ -11,7 +12,12 @@ from shared.problems import Problem
 from shared.web import public
 
 STATIC = Path(__file__).parent / "static"
-ASSETS = {"h5.css": "text/css", "report.js": "text/javascript", "query.js": "text/javascript"}
+ASSETS = {
+    "h5.css": "text/css",
+    "report.js": "text/javascript",
+    "query.js": "text/javascript",
+    "confirm.js": "text/javascript",
+}
 
 router = APIRouter(prefix="/h5", include_in_schema=False)
 
@@ -30,6 +36,12 @@ async def report_page(request: Request):
 @public("the resident H5 query page (我要查询)")
 async def query_page():
     return FileResponse(STATIC / "query.html", media_type="text/html; charset=utf-8")
+
+
+@router.get("/confirm")
+@public("办结确认: the page the reporter's 回访 link opens; the link's secret is checked when they tap")
+async def confirm_page():
+    return FileResponse(STATIC / "confirm.html", media_type="text/html; charset=utf-8")
 
 
 @router.get("/static/{name}")

@@ -16,6 +16,7 @@ from services.intake.domain import (
     OpenCase,
     Placement,
     client_address,
+    confirmation_token,
     division_of,
     duplicate_lock_keys,
     format_case_no,
@@ -315,14 +316,17 @@ async def submit_report(
             correlation_id=report_id,
         ),
     )
-    if not match and (reporter_openid or reporter_wecom_userid or encrypted_phone):
-        # Only notify may reach the reporter: their contact goes on its private topic, never with the report.
+    if reporter_openid or reporter_wecom_userid or encrypted_phone:
+        # Only notify may reach the reporter: their contact goes on its private topic, never with the
+        # report. A report attached to an open case (一事多报) gives its reporter that case to follow.
         contact = ReporterContactGiven(
             report_id=report_id,
             case_id=case_id,
             openid=reporter_openid,
             wecom_userid=reporter_wecom_userid,
             phone_encrypted=encrypted_phone,
+            attached=match is not None,
+            confirm_token=confirmation_token(report_id, key=settings.phone_hash_key),
         )
         await enqueue(
             conn,

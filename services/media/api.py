@@ -65,6 +65,8 @@ def _problem(exc: Exception) -> Problem:
         return Problem(410, "上传已关闭", detail, kind="upload-closed", upload_status=status)
     if isinstance(exc, workflow.Conflict):
         return Problem(409, "状态冲突", str(exc), kind="conflict")
+    if isinstance(exc, workflow.Unacceptable):
+        return Problem(422, "不符合证据要求", str(exc), kind="exif-required")
     raise exc
 
 
@@ -354,7 +356,7 @@ async def attach_media(case_id: UUID, body: AttachRequest, request: Request, res
             device=(where.lat, where.lng, where.accuracy_m) if where else None,
             attached_by=actor.label,
         )
-    except (workflow.NotFound, workflow.Conflict) as exc:
+    except (workflow.NotFound, workflow.Conflict, workflow.Unacceptable) as exc:
         raise _problem(exc) from exc
     if not created:
         response.status_code = 200

@@ -423,3 +423,15 @@ def caption(*, captured_at: datetime | None, uploaded_at: datetime) -> str:
     if captured_at is not None:
         return "拍摄于 " + captured_at.astimezone(CHINA_STANDARD_TIME).strftime("%Y-%m-%d %H:%M")
     return "上传于 " + uploaded_at.astimezone(CHINA_STANDARD_TIME).strftime("%Y-%m-%d %H:%M")
+
+
+def exif_refusal(*, role: str, kind: str | None, captured_at, required_for) -> str | None:
+    """Why a photo may not be attached in `role`, when the policy requires EXIF for that role and
+    the photo carries no capture time (None: it may be attached)."""
+    if role not in required_for or kind != "image" or captured_at is not None:
+        return None
+    name = {"before": "整改前", "after": "整改后"}.get(role, role)
+    return (
+        f"该照片没有拍摄信息（EXIF 拍摄时间），按规定{name}照片须为手机或相机直接拍摄的原图；"
+        "请在现场重新拍摄后上传，不要使用截图或转发的图片。"
+    )

@@ -26,6 +26,9 @@ class MediaSettings(ServiceSettings, ObjectStoreServer, IncomingPhotosBucket, Im
     # EXIF checks against the report: farther or older than this is flagged (never rejected).
     media_exif_max_distance_m: float = 2000.0
     media_exif_max_age_hours: float = 72.0
+    # Roles whose photos must carry EXIF (a capture time) to be attached, e.g. ["after"]: 办结 evidence
+    # taken with the camera, not a screenshot or a picture passed around. Empty: flag, never refuse.
+    media_exif_required_for: list[str] = []
     # A photo whose perceptual hash (64-bit dHash) differs from another case's photo, or an "after"
     # photo from its case's "before", in at most this many bits is flagged reused_photo.
     media_reused_photo_max_distance: int = 6

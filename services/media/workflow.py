@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 
 from services.media import domain, imaging, store
-from services.media.domain import Checked, Rejection, ReportContext, SizeLimits
+from services.media.domain import Checked, Rejection, ReportContext, SizeLimits, exif_refusal
 from services.media.imaging import ImageFacts
 from services.media.settings import MediaSettings
 from shared.db import enqueue
@@ -33,6 +33,10 @@ class NotFound(Exception):
 
 class Conflict(Exception):
     """The request contradicts the current state; the message is for people (Chinese)."""
+
+
+class Unacceptable(Exception):
+    """The media cannot serve as this evidence (a policy refuses it); the message is for people (Chinese)."""
 
 
 class UploadNotFinished(Conflict):
@@ -441,6 +445,14 @@ async def attach_media(
             if media["case_id"] == case_id and media["role"] == role:
                 return media, False
             raise Conflict(f"该媒体已作为“{_role_name(media['role'])}”关联到案件 {media['case_id']}。")
+        refusal = exif_refusal(
+            role=role,
+            kind=media["kind"],
+            captured_at=media["captured_at"],
+            required_for=runtime.settings.media_exif_required_for,
+        )
+        if refusal:
+            raise Unacceptable(refusal)
         attached = await store.attach(
             conn,
             media_id=media_id,

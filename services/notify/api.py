@@ -35,7 +35,7 @@ def _forbidden(error: Forbidden) -> Problem:
 
 class NotificationStatus(BaseModel):
     notification_id: UUID
-    channel: str = Field(description="wecom_robot, wecom_app, wechat_template, wechat_subscribe or sms")
+    channel: str = Field(description="wecom_robot, wecom_app, wechat_template, wechat_subscribe, sms or sms_staff")
     recipient: str = Field(
         description="who it went to, e.g. 部门群（zhujian）, 反映人（短信）; never the key or id used"
     )
@@ -49,6 +49,14 @@ class NotificationStatus(BaseModel):
     digest_id: UUID | None = Field(
         None, description="set when it was sent within a digest (派单汇总) with other 派单 of the same group"
     )
+    receipt: str | None = Field(
+        None,
+        description="confirmed (the channel took it), awaiting (a template message until the official account "
+        "reports it), failed, or unconfirmed (no report in time); failed and unconfirmed ones are taken over "
+        "by the next channel, when there is one",
+    )
+    receipt_at: datetime | None = None
+    fallback_of: UUID | None = Field(None, description="the notification this one took over from")
 
 
 class CaseNotifications(BaseModel):

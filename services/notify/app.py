@@ -19,7 +19,15 @@ from services.notify.callbacks import callback_configs
 from services.notify.callbacks import router as callback_router
 from services.notify.channels import Senders
 from services.notify.delivery import make_delivery_loop
-from services.notify.domain import DepartmentContact, Directory, GridWorker, Group, place_names, robot_names
+from services.notify.domain import (
+    DepartmentContact,
+    DepartmentHead,
+    Directory,
+    GridWorker,
+    Group,
+    place_names,
+    robot_names,
+)
 from services.notify.handlers import make_handlers
 from services.notify.settings import NotifySettings
 from services.notify.sms import HttpSmsGateway
@@ -37,14 +45,20 @@ def _contact(entry: dict) -> DepartmentContact:
 
 
 def load_directory(path: Path) -> Directory:
-    """Each department's WeCom group robot and the people to @ there, plus the supervision office
-    and the command centre, from the directory file."""
+    """Each department's WeCom group robot and the people to @ there (and its head, for 通报), plus
+    the supervision office, the command centre and the county leadership group, from the directory file."""
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    supervisor = data.get("supervisor")
+    supervisor, leadership = data.get("supervisor"), data.get("leadership")
     return Directory(
         departments={code: _contact(d) for code, d in data["departments"].items()},
         supervisor=_contact(supervisor) if supervisor else None,
         command_center=data.get("command_center"),
+        leadership=_contact(leadership) if leadership else None,
+        heads={
+            code: DepartmentHead(d["head"].get("wecom_userid"), d["head"].get("mobile"))
+            for code, d in data["departments"].items()
+            if d.get("head")
+        },
     )
 
 

@@ -18,7 +18,7 @@ from fastapi.responses import PlainTextResponse
 
 from services.notify import crypto, metrics, store
 from services.notify.crypto import CallbackRejected
-from services.notify.domain import aibot_message, inbound_message, is_fresh
+from services.notify.domain import aibot_message, inbound_message, is_fresh, template_receipt
 from shared.db import enqueue
 from shared.events import MessageReceived, new_event, utcnow
 from shared.problems import Problem
@@ -66,7 +66,14 @@ def _refuse(source: str, exc: CallbackRejected, request: Request) -> Problem:
     return Problem(status, "Callback refused", exc.reason, kind=f"callback-{exc.reason.replace('_', '-')}")
 
 
-async def _accept(request: Request, source: str, timestamp: str, nonce: str, message: dict | None) -> str:
+async def _accept(
+    request: Request,
+    source: str,
+    timestamp: str,
+    nonce: str,
+    message: dict | None,
+    receipt: tuple[str, bool] | None = None,
+) -> str:
     """Refuse a stale or replayed callback and publish its message (once per MsgId), in one
     transaction: a nonce counts as seen only together with the message it carried, so when anything
     fails the platform's retry (same timestamp and nonce) is taken, not refused as a replay.
@@ -85,6 +92,17 @@ async def _accept(request: Request, source: str, timestamp: str, nonce: str, mes
         )
         if not fresh:
             raise CallbackRejected("replayed", f"nonce {nonce!r}")
+        if receipt is not None:
+            # A template message's receipt: confirmed, or failed and taken over by the next channel.
+            msgid, delivered = receipt
+            now = utcnow()
+            row = await store.confirm_receipt(conn, channel="wechat_template", ref=msgid, delivered=delivered, at=now)
+            if row is None:
+                return "ignored"
+            if not delivered and row["fallback"]:
+                await store.queue_fallback(conn, row=row, at=now)
+                metrics.FALLBACKS.labels(row["channel"], "failed").inc()
+            return "receipt"
         if message is None:
             return "ignored"
         if not await store.remember_inbound(
@@ -163,7 +181,8 @@ async def wechat_verify_url(request: Request, signature: str, timestamp: str, no
 async def wechat_callback(
     request: Request, signature: str, timestamp: str, nonce: str, encrypt_type: str = "raw", msg_signature: str = ""
 ):
-    """A reader's message to the official account (plaintext or safe mode), published for intake."""
+    """A reader's message to the official account (plaintext or safe mode), published for intake;
+    or the account's receipt of a template message we sent (TEMPLATESENDJOBFINISH)."""
     cb = request.app.state.callbacks["wechat_mp"]
     try:
         crypto.verify_signature(signature, cb.token, timestamp, nonce)
@@ -175,8 +194,9 @@ async def wechat_callback(
             encrypted = crypto.parse_xml(plaintext).get("Encrypt", "")
             crypto.verify_signature(msg_signature, cb.token, timestamp, nonce, encrypted)
             plaintext = crypto.decrypt(encrypted, key=cb.key, receive_id=cb.receive_id)
-        message = inbound_message(crypto.parse_xml(plaintext), source=cb.source)
-        outcome = await _accept(request, cb.source, timestamp, nonce, message)
+        fields = crypto.parse_xml(plaintext)
+        message = inbound_message(fields, source=cb.source)
+        outcome = await _accept(request, cb.source, timestamp, nonce, message, template_receipt(fields))
     except CallbackRejected as exc:
         raise _refuse(cb.source, exc, request) from None
     metrics.CALLBACKS.labels(cb.source, outcome).inc()

@@ -2,7 +2,9 @@
 
 wecom_robot: a group robot key and a robot message; wecom_app: WeCom userids ("a|b") and a
 text/markdown message; wechat_template / wechat_subscribe: an official-account openid and a
-template or subscribe message; sms: an encrypted mobile number (shared.phones) and an SMS template with its parameters.
+template or subscribe message; sms: an encrypted mobile number (shared.phones) and an SMS template with its parameters;
+sms_staff: a staff member's mobile from the department directory (configuration, not a reporter's
+number) and an SMS template.
 """
 
 import httpx
@@ -23,22 +25,31 @@ class Senders:
         self.robot, self.app, self.official_account, self.sms = robot, app, official_account, sms
         self.phone_keys = phone_keys  # SMS targets are encrypted phones, read back only here
 
-    async def send(self, *, channel: str, target: str, body: dict) -> None:
-        """Deliver one message; raises DeliveryError (or httpx.HTTPError, which is retryable)."""
+    async def send(self, *, channel: str, target: str, body: dict) -> str | None:
+        """Deliver one message; returns the channel's message id where the channel confirms it
+        later (a template message's msgid), else None. Raises DeliveryError (or httpx.HTTPError,
+        which is retryable)."""
         if channel == "wecom_robot":
             await self.robot.send(key=target, message=body)
         elif channel == "wecom_app":
-            await self.app.send(touser=target, message=body)
+            answer = await self.app.send(touser=target, message=body) or {}
+            if target in str(answer.get("invaliduser") or "").split("|"):
+                # WeCom accepted the message for the others; this member was not reached.
+                raise DeliveryError(f"invalid user {target}", code="invaliduser", retryable=False)
         elif channel == "wechat_template":
-            await self.official_account.send_template(openid=target, message=body)
+            answer = await self.official_account.send_template(openid=target, message=body) or {}
+            return str(answer["msgid"]) if answer.get("msgid") is not None else None
         elif channel == "wechat_subscribe":
             await self.official_account.send_subscribe(openid=target, message=body)
         elif channel == "sms":
             await self.sms.send(
                 phone=phone_from_token(target, self.phone_keys), template=body["template"], params=body["params"]
             )
+        elif channel == "sms_staff":
+            await self.sms.send(phone=target, template=body["template"], params=body["params"])
         else:
             raise DeliveryError(f"unknown channel {channel}", code="unknown_channel", retryable=False)
+        return None
 
 
 def as_delivery_error(exc: Exception) -> DeliveryError:

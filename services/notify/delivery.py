@@ -18,7 +18,13 @@ import asyncpg
 
 from services.notify import metrics, store
 from services.notify.channels import DeliveryError, Senders, as_delivery_error
-from services.notify.domain import ROBOT_WINDOW_S, backoff_seconds, digest_message, plan_robot_sends
+from services.notify.domain import (
+    CONFIRMED_LATER,
+    ROBOT_WINDOW_S,
+    backoff_seconds,
+    digest_message,
+    plan_robot_sends,
+)
 from services.notify.messages import TEXT_MAX_BYTES
 from services.notify.settings import NotifySettings
 from shared.db import enqueue
@@ -97,12 +103,16 @@ async def deliver_batch(*, settings: NotifySettings, pool: asyncpg.Pool, senders
         return 0
     limit = asyncio.Semaphore(settings.notify_delivery_concurrency)
 
+    refs: dict[UUID, str] = {}
+
     async def attempt(send: Send) -> DeliveryError | None:
         row = send.rows[0]
         async with limit:
             started = time.perf_counter()
             try:
-                await senders.send(channel=row["channel"], target=row["target"], body=send.body)
+                ref = await senders.send(channel=row["channel"], target=row["target"], body=send.body)
+                if ref is not None:
+                    refs[row["notification_id"]] = ref
                 return None
             except Exception as exc:  # every failure is recorded on its rows; none may stop the batch
                 return as_delivery_error(exc)
@@ -121,15 +131,24 @@ async def deliver_batch(*, settings: NotifySettings, pool: asyncpg.Pool, senders
         outcomes=[error for send, error in zip(sends, outcomes, strict=True) for _ in send.rows],
         claimed_at=now,
         digest_ids=[s.digest_id for s, error in zip(sends, outcomes, strict=True) if s.digest_id and error is None],
+        receipt_refs=refs,
     )
     return len(sends)
 
 
 async def record_outcomes(
-    *, settings: NotifySettings, pool: asyncpg.Pool, rows, outcomes, claimed_at, digest_ids: list[UUID] | None = None
+    *,
+    settings: NotifySettings,
+    pool: asyncpg.Pool,
+    rows,
+    outcomes,
+    claimed_at,
+    digest_ids: list[UUID] | None = None,
+    receipt_refs: dict[UUID, str] | None = None,
 ) -> None:
-    """Write what the channels answered: sent, retry later, or failed for good (event + dead letter).
-    A digest's outcome is each of its notifications' outcome."""
+    """Write what the channels answered: sent (confirmed, or awaiting the channel's receipt), retry
+    later, or failed for good — then the next channel of its fallback takes over, or, with none, an
+    event and a dead letter. A digest's outcome is each of its notifications' outcome."""
     now = utcnow()
     sent_ids = [r["notification_id"] for r, error in zip(rows, outcomes, strict=True) if error is None]
     async with pool.acquire() as conn, conn.transaction():
@@ -142,7 +161,15 @@ async def record_outcomes(
             reserved_at=claimed_at,
             sent_at=now,
         )
-        for sent in await store.mark_sent(conn, notification_ids=sent_ids, at=now):
+        sent_rows = await store.mark_sent(
+            conn,
+            notification_ids=sent_ids,
+            at=now,
+            receipt_refs=receipt_refs,
+            confirm_later=CONFIRMED_LATER,
+            receipt_due_at=now + timedelta(seconds=settings.notify_receipt_timeout_s),
+        )
+        for sent in sent_rows:
             await enqueue(
                 conn,
                 settings,
@@ -192,10 +219,25 @@ async def record_outcomes(
                         ),
                     ),
                 )
-                await store.enqueue_dead_letter(conn, settings, row=row, error=str(error), at=now)
+                if row["fallback"]:  # the next channel takes over (once, however often this runs)
+                    await store.queue_fallback(conn, row=row, at=now)
+                    metrics.FALLBACKS.labels(row["channel"], "failed").inc()
+                else:  # nothing takes over: an operator must see it
+                    await store.enqueue_dead_letter(conn, settings, row=row, error=str(error), at=now)
             _count(row, "failed" if give_up else "retry")
         if throttled:  # WeCom holds a throttled robot for a while: sending sooner only extends it
             await store.block_robots(conn, robot_keys=sorted(throttled), until=now + timedelta(seconds=ROBOT_WINDOW_S))
+
+
+async def check_receipts(*, pool: asyncpg.Pool, now=None) -> int:
+    """Messages their channel did not confirm in time: the next channel takes over. Returns how many."""
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await store.claim_unconfirmed(conn, now=now or utcnow())
+        for row in rows:
+            log.warning("notification %s on %s not confirmed in time", row["notification_id"], row["channel"])
+            if await store.queue_fallback(conn, row=row, at=now or utcnow()):
+                metrics.FALLBACKS.labels(row["channel"], "unconfirmed").inc()
+    return len(rows)
 
 
 def _count(row, outcome: str) -> None:
@@ -238,7 +280,8 @@ def make_delivery_loop(senders_factory):
             if time.monotonic() - measured_at >= QUEUE_MEASURE_INTERVAL_S:
                 measured_at = time.monotonic()
                 await measure_queue(runtime.pool)
-            return await deliver_batch(settings=runtime.settings, pool=runtime.pool, senders=senders)
+            unconfirmed = await check_receipts(pool=runtime.pool)
+            return unconfirmed + await deliver_batch(settings=runtime.settings, pool=runtime.pool, senders=senders)
 
         await repeat_until_stopped(
             runtime.stopping, runtime.settings.outbox_poll_interval_s, step, what="notification delivery"

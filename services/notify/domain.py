@@ -6,6 +6,7 @@ and hands them in."""
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import urlencode
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from services.notify.messages import (
@@ -42,11 +43,22 @@ class DepartmentContact:
 
 
 @dataclass(frozen=True)
+class DepartmentHead:
+    """A department's head (负责人): WeCom user id and mobile, for 通报."""
+
+    wecom_userid: str | None = None
+    mobile: str | None = None
+
+
+@dataclass(frozen=True)
 class Directory:
     departments: dict[str, DepartmentContact]
     # 督办 also goes to the supervision office; 办结 is announced in the command centre's group.
     supervisor: DepartmentContact | None = None
     command_center: str | None = None
+    # 通报 goes to the county leadership group (领导小组) and each department's head.
+    leadership: DepartmentContact | None = None
+    heads: dict[str, DepartmentHead] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,15 @@ class ReporterContact:
     # A phone typed into a report is only a claim: case updates go to it by SMS once its owner has
     # proved it (reporter.verified from intake), so nobody can have a stranger texted.
     phone_verified: bool = False
+    # This reporter's own one-tap link confirming (or denying) the 办结 of their case (intake's H5 page).
+    confirm_url: str | None = None
+
+
+def confirmation_url(base_url: str | None, *, report_id: UUID, token: str | None) -> str | None:
+    """A reporter's one-tap 办结 confirmation link (intake's H5 page), when intake gave its secret."""
+    if not base_url or not token:
+        return None
+    return f"{base_url.rstrip('/')}/h5/confirm?{urlencode({'r': str(report_id), 't': token})}"
 
 
 @dataclass(frozen=True)
@@ -79,6 +100,14 @@ class Outgoing:
     body: dict
     # A 派单's one line in a digest (派单汇总), for when its group's robot has spent its minute.
     digest_line: str | None = None
+    # The channels that take over, step by step, when this one fails or is not confirmed in time
+    # (staff: WeCom app → group robot → SMS; residents: official account → SMS). Each step is one
+    # or more messages (e.g. an SMS to each of a group's people).
+    fallback: tuple[tuple["Outgoing", ...], ...] = ()
+
+    def step(self) -> dict:
+        """This message as a fallback step's entry, stored with the notification it backs up."""
+        return {"channel": self.channel, "target": self.target, "template": self.template, "body": self.body}
 
 
 @dataclass(frozen=True)
@@ -96,7 +125,39 @@ CHANNEL_RECIPIENTS = {
     "wechat_template": "反映人（公众号）",
     "wechat_subscribe": "反映人（公众号）",
     "sms": "反映人（短信）",
+    "sms_staff": "工作人员（短信）",
 }
+# Channels that confirm a message later (template messages: the TEMPLATESENDJOBFINISH event); the
+# others confirm it in their answer.
+CONFIRMED_LATER = frozenset({"wechat_template"})
+STAFF_SMS_TEMPLATE = "SMS_STAFF_NOTICE"
+
+
+def with_fallback(first: Outgoing, *steps: Sequence[Outgoing]) -> Outgoing:
+    """`first`, taken over by each non-empty step in turn when it fails."""
+    chain = tuple(tuple(step) for step in steps if step)
+    return Outgoing(first.channel, first.target, first.template, first.body, first.digest_line, chain)
+
+
+def fallback_rows(steps) -> tuple[list[dict], list]:
+    """From a stored fallback (list of steps of message dicts): the next step's messages and the
+    steps left after it, which each of those messages carries on."""
+    if not steps:
+        return [], []
+    return list(steps[0]), list(steps[1:])
+
+
+def staff_sms(contact: "DepartmentContact", *, template: str, case_ref: str, notice: str) -> list[Outgoing]:
+    """SMS to each of a group's @-mentioned people: the last channel for a group robot's message."""
+    return [
+        Outgoing(
+            "sms_staff",
+            mobile,
+            template,
+            sms_message(template=STAFF_SMS_TEMPLATE, params={"case": case_ref, "notice": notice}),
+        )
+        for mobile in contact.mentioned_mobiles
+    ]
 
 
 def robot_names(directory: Directory, groups: list[Group]) -> dict[str, str]:
@@ -105,6 +166,8 @@ def robot_names(directory: Directory, groups: list[Group]) -> dict[str, str]:
     names |= {contact.robot_key: f"部门群（{code}）" for code, contact in directory.departments.items()}
     if directory.supervisor:
         names[directory.supervisor.robot_key] = "督查室群"
+    if directory.leadership:
+        names[directory.leadership.robot_key] = "领导小组群"
     return names
 
 
@@ -152,13 +215,20 @@ def _china_time(at) -> str:
     return at.astimezone(CHINA_TZ).strftime("%m-%d %H:%M") if at else "—"
 
 
-def _robot(contact: DepartmentContact, template: str, content: str) -> Outgoing:
-    return Outgoing(
+def _robot(
+    contact: DepartmentContact, template: str, content: str, *, case_ref: str = "", notice: str = ""
+) -> Outgoing:
+    """A message to a group, taken over by an SMS to each of its @-mentioned people when the
+    robot fails (when `notice`, the SMS's few words, is given)."""
+    message = Outgoing(
         "wecom_robot",
         contact.robot_key,
         template,
         text_message(content, mentioned_mobiles=list(contact.mentioned_mobiles)),
     )
+    if not notice:
+        return message
+    return with_fallback(message, staff_sms(contact, template=template, case_ref=case_ref, notice=notice))
 
 
 DISPATCH_ACTION_LABEL = {
@@ -269,9 +339,13 @@ class GridWorker:
     grid_name: str
 
 
-def grid_worker_messages(case: CaseDispatched, *, workers: dict[str, GridWorker]) -> list[Outgoing]:
+def grid_worker_messages(
+    case: CaseDispatched, *, workers: dict[str, GridWorker], directory: Directory | None = None
+) -> list[Outgoing]:
     """A new report in a grid: its grid worker hears of it at once (they may settle it on the spot,
-    即知即改, or check it on site), by a WeCom application message to them alone."""
+    即知即改, or check it on site), by a WeCom application message to them alone. When the
+    application cannot reach them, the command centre's group is asked to pass it on (its robot),
+    and failing that its people by SMS."""
     worker = workers.get(case.grid_code or "")
     if worker is None or case.action != "dispatch":  # only new cases: a transfer is not news to the grid
         return []
@@ -282,7 +356,18 @@ def grid_worker_messages(case: CaseDispatched, *, workers: dict[str, GridWorker]
         f"{'（紧急）' * (case.priority == 'urgent')}。{description}{address}。已派{case.department_name}处置；"
         "能当场解决的，可在工作台「即知即改」并上传整改后照片；也请到现场核实。"
     )
-    return [Outgoing("wecom_app", worker.user_id, "case.grid_notice", app_text_message(content))]
+    message = Outgoing("wecom_app", worker.user_id, "case.grid_notice", app_text_message(content))
+    centre = directory.departments.get(directory.command_center or "") if directory else None
+    if centre is None:
+        return [message]
+    relay = _robot(
+        centre,
+        "case.grid_notice",
+        f"【请转告网格员】{worker.grid_name}网格员未能收到应用消息，请电话转告：\n{content}",
+        case_ref=_case_ref(case),
+        notice="网格新上报待转告",
+    )
+    return [with_fallback(message, [relay], *relay.fallback)]
 
 
 def warning_messages(payload, *, directory: Directory, now: datetime) -> list[Outgoing]:
@@ -302,7 +387,7 @@ def warning_messages(payload, *, directory: Directory, now: datetime) -> list[Ou
         minutes = max(int((due_at - now).total_seconds() // 60), 0)
         lines.append(f"时限：{_china_time(due_at)}（还剩{minutes}分钟）")
     lines.append("请尽快处理，逾期将转督办。")
-    return [_robot(contact, "sla.warning", "\n".join(lines))]
+    return [_robot(contact, "sla.warning", "\n".join(lines), case_ref=_case_ref(payload), notice="催办")]
 
 
 def breached_messages(payload, *, directory: Directory) -> list[Outgoing]:
@@ -315,9 +400,67 @@ def breached_messages(payload, *, directory: Directory) -> list[Outgoing]:
         f"开始：{_china_time(payload.started_at)}\n"
         f"时限：{_china_time(payload.due_at)}\n"
     )
-    out = [_robot(contact, "sla.breached", content + "请立即处理并说明超时原因。")]
+    ref = _case_ref(payload)
+    out = [_robot(contact, "sla.breached", content + "请立即处理并说明超时原因。", case_ref=ref, notice="督办")]
     if directory.supervisor is not None:
-        out.append(_robot(directory.supervisor, "sla.breached", content + "请督查室跟进督办。"))
+        out.append(
+            _robot(directory.supervisor, "sla.breached", content + "请督查室跟进督办。", case_ref=ref, notice="督办")
+        )
+    return out
+
+
+def notice_messages(payload, *, directory: Directory) -> list[Outgoing]:
+    """通报: a department missed deadlines again and again within the policy's window. The county
+    leadership group hears it (its robot, then its people by SMS), and so does the department's
+    head (the WeCom application, then the department's group, then SMS)."""
+    code = payload.department_code
+    cases = "、".join(payload.case_nos[:10]) or "、".join(str(c)[:8] for c in payload.case_ids[:10])
+    more = f"等{len(payload.case_ids)}件" if len(payload.case_ids) > 10 else ""
+    content = (
+        f"【通报】部门（{code}）近{payload.days}天内{payload.breaches}次办理超时（督办）。\n"
+        f"涉及案件：{cases}{more}\n"
+        f"通报时间：{_china_time(payload.issued_at)}\n"
+    )
+    out: list[Outgoing] = []
+    if directory.leadership is not None:
+        out.append(
+            _robot(
+                directory.leadership,
+                "sla.notice_issued",
+                content + "请领导小组督促整改。",
+                case_ref=code,
+                notice="通报",
+            )
+        )
+    head = directory.heads.get(code, DepartmentHead())
+    department = directory.departments.get(code)
+    to_head = content + "请部门负责人组织整改，并向领导小组书面说明原因。"
+    group = (
+        _robot(department, "sla.notice_issued", to_head, case_ref=code, notice="通报")
+        if department is not None
+        else None
+    )
+    head_sms = (
+        [
+            Outgoing(
+                "sms_staff",
+                head.mobile,
+                "sla.notice_issued",
+                sms_message(template=STAFF_SMS_TEMPLATE, params={"case": code, "notice": "通报"}),
+            )
+        ]
+        if head.mobile
+        else []
+    )
+    if head.wecom_userid:
+        app = Outgoing("wecom_app", head.wecom_userid, "sla.notice_issued", app_text_message(to_head))
+        out.append(
+            with_fallback(
+                app, [group] if group else [], head_sms or (group.fallback[0] if group and group.fallback else [])
+            )
+        )
+    elif group is not None:
+        out.append(with_fallback(group, head_sms or (group.fallback[0] if group.fallback else [])))
     return out
 
 
@@ -365,10 +508,29 @@ def resolved_messages(payload, *, directory: Directory, evidence: dict[str, int]
     return [Outgoing("wecom_robot", contact.robot_key, "case.resolved", text_message(f"{title}\n{description}"))]
 
 
+def merged_messages(
+    payload, *, reporter: ReporterContact | None, templates: ReporterTemplates = ReporterTemplates()
+) -> list[Outgoing]:
+    """一事多报: the reporter's case was merged into another on the same problem; they follow that one."""
+    into = field_of(payload, "into_case_no") or str(field_of(payload, "into_case_id", ""))[:8]
+    return reporter_messages(
+        reporter,
+        templates,
+        template="case.merged",
+        case_ref=_case_ref(payload),
+        status="已合并办理",
+        text=f"您反映的问题（案件 {_case_ref(payload)}）与案件 {into} 是同一问题，已合并办理，进展和结果会继续告知您。",
+        at=field_of(payload, "at"),
+        url=None,
+    )
+
+
 def verification_messages(
     payload, *, reporter: ReporterContact | None, templates: ReporterTemplates = ReporterTemplates()
 ) -> list[Outgoing]:
-    """回访: the reporter is asked whether the problem is really solved."""
+    """回访: the reporter is asked whether the problem is really solved — one tap on their own
+    confirmation link, or a reply 1/2/3 where they reported."""
+    confirm_url = reporter.confirm_url if reporter else None
     return reporter_messages(
         reporter,
         templates,
@@ -376,11 +538,12 @@ def verification_messages(
         case_ref=_case_ref(payload),
         status="已办结，待回访",
         text=(
-            f"您反映的问题（案件 {_case_ref(payload)}）已办结。请您评价处理结果："
-            "回复 1 满意，2 基本满意，3 不满意（问题仍未解决）。"
+            f"您反映的问题（案件 {_case_ref(payload)}）已办结。"
+            + ("请点击链接一键确认是否已解决，或" if confirm_url else "请您评价处理结果：")
+            + "回复 1 满意，2 基本满意，3 不满意（问题仍未解决）。"
         ),
         at=field_of(payload, "at"),
-        url=field_of(payload, "verification_url"),
+        url=confirm_url or field_of(payload, "verification_url"),
     )
 
 
@@ -395,9 +558,11 @@ def reporter_messages(
     at,
     url: str | None,
 ) -> list[Outgoing]:
-    """One message on the reporter's best channel; none when we have no way to reach them."""
+    """One message on the reporter's best channel, the others (official account → WeCom → SMS)
+    taking over in turn when it fails or is not confirmed; none when we have no way to reach them."""
     if reporter is None:
         return []
+    channels: list[Outgoing] = []
     if reporter.openid and templates.wechat_kind == "subscribe":
         body = subscribe_message(
             template_id=templates.wechat_template_id,
@@ -409,8 +574,8 @@ def reporter_messages(
                 "time4": _china_time(at),
             },
         )
-        return [Outgoing("wechat_subscribe", reporter.openid, template, body)]
-    if reporter.openid:
+        channels.append(Outgoing("wechat_subscribe", reporter.openid, template, body))
+    elif reporter.openid:
         body = template_message(
             template_id=templates.wechat_template_id,
             url=url,
@@ -422,20 +587,22 @@ def reporter_messages(
                 "remark": "感谢您参与网格治理。",
             },
         )
-        return [Outgoing("wechat_template", reporter.openid, template, body)]
+        channels.append(Outgoing("wechat_template", reporter.openid, template, body))
     if reporter.wecom_userid:
         content = text + (f"\n{url}" if url else "")
-        return [Outgoing("wecom_app", reporter.wecom_userid, template, app_text_message(content))]
+        channels.append(Outgoing("wecom_app", reporter.wecom_userid, template, app_text_message(content)))
     if reporter.phone and reporter.phone_verified:
-        return [
+        channels.append(
             Outgoing(
                 "sms",
                 reporter.phone,
                 template,
                 sms_message(template=templates.sms_template, params={"case": case_ref, "status": status}),
             )
-        ]
-    return []
+        )
+    if not channels:
+        return []
+    return [with_fallback(channels[0], *([c] for c in channels[1:]))]
 
 
 def _department(directory: Directory, code: str) -> DepartmentContact:
@@ -683,6 +850,15 @@ def inbound_message(fields: dict[str, str], *, source: str) -> dict | None:
             return None
         message |= {"label": fields.get("Label") or None, "datum": "gcj02"}
     return message
+
+
+def template_receipt(fields: dict[str, str]) -> tuple[str, bool] | None:
+    """The official account's report on a template message (event TEMPLATESENDJOBFINISH): its
+    msgid and whether it reached the reader (Status "success"; "failed:user block" and
+    "failed: system failed" did not). None for any other message."""
+    if fields.get("MsgType") != "event" or fields.get("Event") != "TEMPLATESENDJOBFINISH" or not fields.get("MsgID"):
+        return None
+    return fields["MsgID"], fields.get("Status") == "success"
 
 
 def aibot_message(data: dict, *, received_at: datetime) -> dict | None:

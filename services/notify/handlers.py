@@ -4,6 +4,8 @@ Step-specific fields (e.g. the comparison picture of case.resolved) are optional
 `field_of` from the payload or its `detail`, so templates keep working as producers add them.
 """
 
+from uuid import UUID
+
 import asyncpg
 
 from services.notify import store
@@ -18,6 +20,8 @@ from services.notify.domain import (
     dispatched_messages,
     field_of,
     grid_worker_messages,
+    merged_messages,
+    notice_messages,
     notification_id,
     query_code_messages,
     resolved_messages,
@@ -34,6 +38,7 @@ from shared.events import (
     ReporterContactGiven,
     ReporterVerified,
     SlaBreached,
+    SlaNoticeIssued,
     SlaWarning,
     submitted_report,
     utcnow,
@@ -57,6 +62,7 @@ async def queue(conn: asyncpg.Connection, event: Event, outgoing: list[Outgoing]
             template=out.template,
             body=out.body,
             digest_line=out.digest_line,
+            fallback=[[message.step() for message in step] for step in out.fallback],
         )
 
 
@@ -84,7 +90,14 @@ def make_handlers(
             phone=given.phone_encrypted,  # stays encrypted until sent
         )
         if contact != ReporterContact():
-            await store.save_reporter(conn, case_id=given.case_id, contact=contact)
+            await store.save_reporter(
+                conn,
+                case_id=given.case_id,
+                report_id=given.report_id,
+                contact=contact,
+                attached=given.attached,
+                confirm_token=given.confirm_token,
+            )
 
     async def on_report_submitted(conn: asyncpg.Connection, event: Event) -> None:
         """Reports published before contacts moved to their private topic carried them here."""
@@ -95,24 +108,37 @@ def make_handlers(
             phone=report.reporter_phone_encrypted,
         )
         if contact != ReporterContact():
-            await store.save_reporter(conn, case_id=report.case_id, contact=contact)
+            await store.save_reporter(conn, case_id=report.case_id, report_id=report.report_id, contact=contact)
 
     async def on_case_dispatched(conn: asyncpg.Connection, event: Event) -> None:
         case = event.payload_as(CaseDispatched)
         await queue(conn, event, dispatched_messages(case, directory=directory, sla_policy=sla_policy, places=places))
-        await queue(conn, event, grid_worker_messages(case, workers=workers))
+        await queue(conn, event, grid_worker_messages(case, workers=workers, directory=directory))
 
+    # Reporters hear of their case's progress and result — every one of them: the first, those whose
+    # reports were attached to it and those of cases merged into it (一事多报).
     async def on_case_acknowledged(conn: asyncpg.Connection, event: Event) -> None:
         step = event.payload_as(CaseTransitioned)
-        reporter = await store.get_reporter(conn, case_id=step.case_id)
-        await queue(conn, event, acknowledged_messages(step, reporter=reporter, templates=templates))
+        for reporter in await store.get_reporters(conn, case_id=step.case_id):
+            await queue(conn, event, acknowledged_messages(step, reporter=reporter, templates=templates))
 
     async def on_case_resolved(conn: asyncpg.Connection, event: Event) -> None:
         step = event.payload_as(CaseTransitioned)
-        reporter = await store.get_reporter(conn, case_id=step.case_id)
         evidence = await store.evidence_counts(conn, case_id=step.case_id)
         await queue(conn, event, resolved_messages(step, directory=directory, evidence=evidence))
-        await queue(conn, event, verification_messages(step, reporter=reporter, templates=templates))
+        followers = await store.get_reporters(conn, case_id=step.case_id, confirm_base_url=settings.notify_h5_base_url)
+        for reporter in followers:
+            await queue(conn, event, verification_messages(step, reporter=reporter, templates=templates))
+
+    async def on_case_merged(conn: asyncpg.Connection, event: Event) -> None:
+        """A case merged into another: its reporters follow that case from now on, and are told so."""
+        step = event.payload_as(CaseTransitioned)
+        into = field_of(step, "into_case_id")
+        if into is None:
+            return
+        await store.save_merged(conn, case_id=step.case_id, into_case_id=UUID(str(into)), at=step.at)
+        for reporter in await store.get_reporters(conn, case_id=step.case_id):
+            await queue(conn, event, merged_messages(step, reporter=reporter, templates=templates))
 
     async def on_media_attached(conn: asyncpg.Connection, event: Event) -> None:
         media = event.payload_as(MediaAttached)
@@ -126,6 +152,9 @@ def make_handlers(
     async def on_sla_breached(conn: asyncpg.Connection, event: Event) -> None:
         breach = event.payload_as(SlaBreached)
         await queue(conn, event, breached_messages(breach, directory=directory))
+
+    async def on_sla_notice_issued(conn: asyncpg.Connection, event: Event) -> None:
+        await queue(conn, event, notice_messages(event.payload_as(SlaNoticeIssued), directory=directory))
 
     async def on_query_code_requested(conn: asyncpg.Connection, event: Event) -> None:
         request = event.payload_as(QueryCodeRequested)
@@ -146,9 +175,11 @@ def make_handlers(
         "case.dispatched": on_case_dispatched,
         "case.acknowledged": on_case_acknowledged,
         "case.resolved": on_case_resolved,
+        "case.merged": on_case_merged,
         "case.settled": on_case_resolved,  # 即知即改: the department hears it, the reporter is asked
         "media.attached": on_media_attached,
         "sla.warning": on_sla_warning,
         "sla.breached": on_sla_breached,
+        "sla.notice_issued": on_sla_notice_issued,
         "query.code_requested": on_query_code_requested,
     }

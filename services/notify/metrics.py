@@ -42,3 +42,9 @@ DIGESTED = Counter(
     "派单 notifications carried by a digest rather than their own message, by the digest's outcome.",
     ["outcome"],
 )
+FALLBACKS = Counter(
+    "gridlink_notify_fallbacks_total",
+    "Notifications taken over by their next channel, by the channel that did not deliver and why "
+    "(failed, unconfirmed: no receipt in time).",
+    ["channel", "reason"],
+)

@@ -51,7 +51,7 @@ async def retention_loop(runtime: Runtime[NotifySettings]) -> None:
 async def rekey(conn: asyncpg.Connection, *, settings: NotifySettings) -> int:
     """Re-encrypt every phone notify holds (reporters, SMS targets) with the current key."""
     keys = settings.phone_keys()
-    reporters = await reencrypt_tokens(conn, table="reporters", column="phone", key="case_id", keys=keys)
+    reporters = await reencrypt_tokens(conn, table="reporters", column="phone", key="report_id", keys=keys)
     targets = await reencrypt_tokens(
         conn,
         table="notifications",

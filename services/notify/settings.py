@@ -35,6 +35,11 @@ class NotifySettings(ServiceSettings, PhoneEncryptionKey, PersonalDataRetention,
     notify_delivery_batch: int = 200
     # A claimed notification whose sender died is retried after this lease.
     notify_lease_s: float = 60.0
+    # A template message not confirmed (TEMPLATESENDJOBFINISH "success") within this is taken over
+    # by the reporter's next channel (SMS), as one that failed is.
+    notify_receipt_timeout_s: float = 600.0
+    # Where residents open intake's H5 pages: the 回访 message links to its one-tap 办结 confirmation.
+    notify_h5_base_url: str = "http://127.0.0.1:8001"
     notify_groups_path: Path = PROJECT_ROOT / "shared" / "data" / "groups.csv"
     # Inbound callbacks older than this (or whose nonce was seen within it) are refused as replays.
     notify_callback_max_age_s: int = 300

@@ -7,7 +7,7 @@ from uuid import UUID, uuid5
 
 import asyncpg
 
-from services.notify.domain import NOTIFICATION_NS, ReporterContact, RobotWindow, notification_id
+from services.notify.domain import NOTIFICATION_NS, ReporterContact, RobotWindow, confirmation_url, notification_id
 from services.notify.settings import NotifySettings
 from shared.topics import DEAD_LETTERS
 
@@ -128,13 +128,95 @@ async def defer(conn: asyncpg.Connection, deferred: dict[UUID, datetime]) -> Non
         )
 
 
-async def mark_sent(conn: asyncpg.Connection, *, notification_ids: list[UUID], at: datetime) -> list[asyncpg.Record]:
-    """Record confirmed sends of rows still leased to us; returns those rows."""
+async def mark_sent(
+    conn: asyncpg.Connection,
+    *,
+    notification_ids: list[UUID],
+    at: datetime,
+    receipt_refs: dict[UUID, str] | None = None,
+    confirm_later: frozenset[str] = frozenset(),
+    receipt_due_at: datetime | None = None,
+) -> list[asyncpg.Record]:
+    """Record sends of rows still leased to us; returns those rows. Their receipt is `confirmed`,
+    or `awaiting` until `receipt_due_at` on channels that confirm later (`confirm_later`)."""
+    refs = receipt_refs or {}
     return await conn.fetch(
-        "UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = $2, last_error = NULL "
-        "WHERE notification_id = ANY($1::uuid[]) AND status = 'sending' "
-        "RETURNING notification_id, case_id, channel, target, template, broadcast_id, jurisdiction_code",
+        "UPDATE notifications n SET status = 'sent', attempts = attempts + 1, sent_at = $2::timestamptz, "
+        "last_error = NULL, "
+        "receipt = CASE WHEN n.channel = ANY($5::text[]) THEN 'awaiting' ELSE 'confirmed' END, "
+        "receipt_at = CASE WHEN n.channel = ANY($5::text[]) THEN NULL ELSE $2::timestamptz END, "
+        "receipt_due_at = CASE WHEN n.channel = ANY($5::text[]) THEN $6::timestamptz END, "
+        "receipt_ref = r.ref "
+        "FROM unnest($3::uuid[], $4::text[]) AS r(id, ref) "
+        "WHERE n.notification_id = ANY($1::uuid[]) AND n.notification_id = r.id AND n.status = 'sending' "
+        "RETURNING n.notification_id, n.case_id, n.channel, n.target, n.template, n.broadcast_id, n.jurisdiction_code",
         notification_ids,
+        at,
+        notification_ids,
+        [refs.get(n) for n in notification_ids],
+        sorted(confirm_later),
+        receipt_due_at,
+    )
+
+
+async def queue_fallback(conn: asyncpg.Connection, *, row, at: datetime) -> int:
+    """The next step of a failed or unconfirmed notification's fallback, as notifications of the same
+    event (so a channel and target already used for it is not used again); returns how many were
+    queued now (0 when there is no next step or it was queued before)."""
+    steps = row["fallback"] or []
+    if not steps:
+        return 0
+    queued = 0
+    for message in steps[0]:
+        status = await conn.execute(
+            "INSERT INTO notifications (notification_id, source_event_id, case_id, jurisdiction_code, channel, "
+            "target, template, body, fallback, fallback_of, next_attempt_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
+            notification_id(
+                source_id=row["source_event_id"],
+                template=message["template"],
+                channel=message["channel"],
+                target=message["target"],
+            ),
+            row["source_event_id"],
+            row["case_id"],
+            row["jurisdiction_code"],
+            message["channel"],
+            message["target"],
+            message["template"],
+            message["body"],
+            list(steps[1:]),
+            row["notification_id"],
+            at,
+        )
+        queued += status == "INSERT 0 1"
+    return queued
+
+
+async def claim_unconfirmed(conn: asyncpg.Connection, *, now: datetime, limit: int = 200) -> list[asyncpg.Record]:
+    """Sent notifications whose channel did not confirm them in time: marked `unconfirmed`, returned
+    (locked) for their fallback."""
+    return await conn.fetch(
+        "UPDATE notifications SET receipt = 'unconfirmed', receipt_at = $1 WHERE notification_id IN ("
+        "SELECT notification_id FROM notifications WHERE receipt = 'awaiting' AND receipt_due_at <= $1 "
+        "ORDER BY receipt_due_at LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING *",
+        now,
+        limit,
+    )
+
+
+async def confirm_receipt(
+    conn: asyncpg.Connection, *, channel: str, ref: str, delivered: bool, at: datetime
+) -> asyncpg.Record | None:
+    """The channel's report on a message it accepted (a TEMPLATESENDJOBFINISH): `confirmed`, or
+    `failed`. Returns the row when it was still awaiting its receipt (else None: a repeated report,
+    or one arriving after the fallback took over, changes nothing)."""
+    return await conn.fetchrow(
+        "UPDATE notifications SET receipt = $3, receipt_at = $4 "
+        "WHERE channel = $1 AND receipt_ref = $2 AND receipt = 'awaiting' RETURNING *",
+        channel,
+        ref,
+        "confirmed" if delivered else "failed",
         at,
     )
 
@@ -146,6 +228,7 @@ async def mark_attempt_failed(
     await conn.execute(
         "UPDATE notifications SET attempts = attempts + 1, last_error = $2, "
         "status = CASE WHEN $3::timestamptz IS NULL THEN 'failed' ELSE 'pending' END, "
+        "receipt = CASE WHEN $3::timestamptz IS NULL THEN 'failed' END, "
         "next_attempt_at = coalesce($3, next_attempt_at) WHERE notification_id = $1",
         notification_id,
         error,
@@ -198,25 +281,68 @@ async def list_notifications(conn: asyncpg.Connection, *, case_id: UUID) -> list
 # --- reporters ------------------------------------------------------------------------------
 
 
-async def save_reporter(conn: asyncpg.Connection, *, case_id: UUID, contact: ReporterContact) -> None:
+async def save_reporter(
+    conn: asyncpg.Connection,
+    *,
+    case_id: UUID,
+    contact: ReporterContact,
+    report_id: UUID,
+    attached: bool = False,
+    confirm_token: str | None = None,
+) -> None:
+    """One reporter of a case: its first report's, or a report attached to it (一事多报)."""
     await conn.execute(
-        "INSERT INTO reporters (case_id, openid, wecom_userid, phone) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT (case_id) DO NOTHING",
+        "INSERT INTO reporters (case_id, report_id, openid, wecom_userid, phone, attached, confirm_token) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (case_id, report_id) DO NOTHING",
         case_id,
+        report_id,
         contact.openid,
         contact.wecom_userid,
         contact.phone,
+        attached,
+        confirm_token,
     )
 
 
-async def get_reporter(conn: asyncpg.Connection, *, case_id: UUID) -> ReporterContact | None:
-    row = await conn.fetchrow(
-        "SELECT openid, wecom_userid, phone, "
-        "EXISTS (SELECT 1 FROM verified_reporter_cases v WHERE v.case_id = r.case_id) AS phone_verified "
-        "FROM reporters r WHERE case_id = $1",
+# Every case merged into this one, at any depth (a case merged into one merged in turn).
+_FOLLOWED = (
+    "WITH RECURSIVE followed(case_id) AS (SELECT $1::uuid UNION "
+    "SELECT m.case_id FROM merged_cases m JOIN followed f ON m.into_case_id = f.case_id) "
+)
+
+
+async def get_reporters(
+    conn: asyncpg.Connection, *, case_id: UUID, confirm_base_url: str | None = None
+) -> list[ReporterContact]:
+    """Everyone who reported this case: its first reporter, the reporters of reports attached to it
+    and those of the cases merged into it (一事多报), in the order they reported. A phone counts as
+    proven only for the report that opened its case (intake's reporter.verified names cases). With
+    `confirm_base_url`, each gets the link to their own one-tap 办结 confirmation when intake gave one."""
+    rows = await conn.fetch(
+        _FOLLOWED + "SELECT r.report_id, r.openid, r.wecom_userid, r.phone, r.confirm_token, NOT r.attached AND EXISTS "
+        "(SELECT 1 FROM verified_reporter_cases v WHERE v.case_id = r.case_id) AS phone_verified "
+        "FROM reporters r JOIN followed USING (case_id) ORDER BY r.created_at, r.report_id",
         case_id,
     )
-    return ReporterContact(row["openid"], row["wecom_userid"], row["phone"], row["phone_verified"]) if row else None
+    return [
+        ReporterContact(
+            r["openid"],
+            r["wecom_userid"],
+            r["phone"],
+            r["phone_verified"],
+            confirmation_url(confirm_base_url, report_id=r["report_id"], token=r["confirm_token"]),
+        )
+        for r in rows
+    ]
+
+
+async def save_merged(conn: asyncpg.Connection, *, case_id: UUID, into_case_id: UUID, at: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO merged_cases (case_id, into_case_id, merged_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        case_id,
+        into_case_id,
+        at,
+    )
 
 
 async def save_verified_cases(conn: asyncpg.Connection, *, case_ids: list[UUID], verified_at: datetime) -> None:

@@ -76,6 +76,9 @@ class PolicyView(BaseModel):
     levels: dict[str, dict[str, dict[str, DurationSpec]]] = Field(description="level → priority → stage → time")
     reminder_every_minutes: dict[str, float] = Field(description="priority → minutes between repeated 催办")
     always: list[str] = Field(description="round-the-clock departments")
+    notices: dict[str, int] | None = Field(
+        None, description="通报: {breaches, days} — that many missed deadlines of a department within that many days"
+    )
 
 
 @router.get("/cases/{case_id}/timers", response_model=CaseTimers)
@@ -126,6 +129,7 @@ async def policy(request: Request, actor: CurrentActor):
         "levels": {level: _written(stages) for level, stages in p.levels.items()},
         "reminder_every_minutes": p.reminder_every_minutes,
         "always": sorted(p.always),
+        "notices": {"breaches": p.notices.breaches, "days": p.notices.days} if p.notices else None,
     }
 
 

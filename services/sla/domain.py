@@ -99,3 +99,12 @@ def next_step(*, timer: TimerState, now: datetime, policy: Policy) -> Step:
             return Step("warning", min(now + every, timer.due_at))
         return Step(None, min(timer.last_reminder_at + every, timer.due_at))
     return Step(None, timer.warn_at)
+
+
+def notice_due(*, breaches_in_window: int, last_notice_at: datetime | None, now: datetime, policy: SlaPolicy) -> bool:
+    """通报: a department's missed deadlines within the policy's window reached its count, and it
+    had no notice within that window (repeated breaches are noticed once per window, not per breach)."""
+    notices = policy.notices
+    if notices is None or breaches_in_window < notices.breaches:
+        return False
+    return last_notice_at is None or now - last_notice_at >= timedelta(days=notices.days)

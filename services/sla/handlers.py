@@ -4,17 +4,27 @@ turns due timers into sla.warning / sla.breached events."""
 import asyncio
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
+from uuid import NAMESPACE_URL, uuid5
 
 import asyncpg
 
 from services.sla import metrics, store
 from services.sla.calendar import CST
-from services.sla.domain import Policy, TimerState, next_step
+from services.sla.domain import Policy, TimerState, next_step, notice_due
 from services.sla.settings import SlaSettings
 from shared.case_actions import ARBITRATE, CASE_TRANSITION_TYPES, Clocks, clocks_of
 from shared.db import enqueue_many
-from shared.events import CaseDispatched, CaseFacts, CaseTransitioned, Event, SlaBreached, SlaWarning, new_event
+from shared.events import (
+    CaseDispatched,
+    CaseFacts,
+    CaseTransitioned,
+    Event,
+    SlaBreached,
+    SlaNoticeIssued,
+    SlaWarning,
+    new_event,
+)
 from shared.loops import repeat_until_stopped
 
 # Why a timer waits (timers.paused_by): each kind is resumed only by its own answer, so a return
@@ -204,6 +214,10 @@ async def fire_due_timers(
                 await store.count_score(
                     conn, department_code=department, day=day, **{"warnings" if kind == "warning" else "breaches": n}
                 )
+            for department in sorted({d for (kind, d, _) in fired if kind == "breach"}):
+                notice = await issue_notice(conn, settings=settings, policy=policy, department_code=department, now=now)
+                if notice is not None:
+                    await enqueue_many(conn, settings, [notice])
         # Counted once committed, so a rolled-back batch is not counted.
         for timer in timers:
             metrics.LATENESS.observe(max((now - timer["next_fire_at"]).total_seconds(), 0.0))
@@ -212,6 +226,51 @@ async def fire_due_timers(
         emitted += len(events)
         if len(timers) < batch:
             return emitted
+
+
+NOTICE_NS = uuid5(NAMESPACE_URL, "https://gridlink.example.org/sla-notices")
+
+
+async def issue_notice(
+    conn: asyncpg.Connection, *, settings: SlaSettings, policy: Policy, department_code: str, now: datetime
+) -> Event | None:
+    """通报: the department's breaches within the policy's window, once they reach its count and it
+    had no notice within the window; recorded with its event in the caller's transaction."""
+    notices = policy.document.notices
+    if notices is None:
+        return None
+    await store.lock_department_notices(conn, department_code=department_code)
+    since = now - timedelta(days=notices.days)
+    breaches = await store.breaches_since(conn, department_code=department_code, since=since)
+    last = await store.last_notice_at(conn, department_code=department_code)
+    if not notice_due(breaches_in_window=len(breaches), last_notice_at=last, now=now, policy=policy.document):
+        return None
+    case_ids = list(dict.fromkeys(b["case_id"] for b in breaches))
+    case_nos = list(dict.fromkeys(b["case_no"] for b in breaches if b["case_no"]))
+    notice_id = uuid5(NOTICE_NS, f"{department_code}|{now.isoformat()}")
+    await store.insert_notice(
+        conn,
+        notice_id=notice_id,
+        department_code=department_code,
+        issued_at=now,
+        since=since,
+        breaches=len(breaches),
+        case_ids=case_ids,
+    )
+    metrics.NOTICES.labels(department_code).inc()
+    payload = SlaNoticeIssued(
+        notice_id=notice_id,
+        department_code=department_code,
+        breaches=len(breaches),
+        days=notices.days,
+        since=since,
+        issued_at=now,
+        case_ids=case_ids,
+        case_nos=case_nos,
+    )
+    return new_event(
+        payload, producer=settings.service_name, jurisdiction_code=settings.jurisdiction_code, key=department_code
+    )
 
 
 def make_ticker(clock: Callable[[], datetime], policy: Policy):

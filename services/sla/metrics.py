@@ -20,3 +20,8 @@ CALENDAR_FALLBACK = Counter(
     "Days judged Monday-Friday because no official calendar covers their year, by year",
     ["year"],
 )
+NOTICES = Counter(
+    "gridlink_sla_notices_total",
+    "通报 issued for a department's repeated missed deadlines within the policy's window, by department",
+    ["department"],
+)

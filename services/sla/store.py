@@ -191,3 +191,38 @@ async def calendar_changes(conn: asyncpg.Connection, *, year: int | None, limit:
     return await conn.fetch(
         "SELECT * FROM calendar_changes WHERE $1::int IS NULL OR year = $1 ORDER BY id DESC LIMIT $2", year, limit
     )
+
+
+# --- 通报 (repeated breaches) -----------------------------------------------------------------
+
+
+async def lock_department_notices(conn: asyncpg.Connection, *, department_code: str) -> None:
+    """Serialise notice decisions for one department (several fire workers run at once)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"sla-notice:{department_code}")
+
+
+async def breaches_since(conn: asyncpg.Connection, *, department_code: str, since: datetime) -> list[asyncpg.Record]:
+    """The department's missed deadlines (breached timers) since `since`, oldest first."""
+    return await conn.fetch(
+        "SELECT case_id, case_no, fired_at FROM timers WHERE department_code = $1 AND fired_at >= $2 "
+        "ORDER BY fired_at, id",
+        department_code,
+        since,
+    )
+
+
+async def last_notice_at(conn: asyncpg.Connection, *, department_code: str) -> datetime | None:
+    return await conn.fetchval("SELECT max(issued_at) FROM notices WHERE department_code = $1", department_code)
+
+
+async def insert_notice(conn: asyncpg.Connection, **notice) -> None:
+    await conn.execute(
+        "INSERT INTO notices (notice_id, department_code, issued_at, since, breaches, case_ids) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        notice["notice_id"],
+        notice["department_code"],
+        notice["issued_at"],
+        notice["since"],
+        notice["breaches"],
+        notice["case_ids"],
+    )

@@ -195,6 +195,14 @@ async def test_repeat_reports_join_the_open_case_until_it_is_closed(make_setting
         attached = next(e for e in events if e["type"] == "report.attached")
         assert attached["key"] == first["case_id"] and 20 < attached["payload"]["distance_m"] < 40
         assert attached["jurisdiction_code"] == county.find_grid(HERE[0] + 0.00027, HERE[1]).village_code
+        # The second reporter follows the case too: notify gets their contact for the case they joined.
+        contacts = await read_topic(settings, REPORTER_CONTACTS.name, until=lambda ms: len(ms) >= 4)
+        joined = [c["payload"] for c in contacts if c["payload"]["case_id"] == first["case_id"]]
+        assert [(c["report_id"], c["attached"]) for c in joined] == [
+            (first["report_id"], False),
+            (second["report_id"], True),
+        ]
+        assert phone_from_token(joined[1]["phone_encrypted"], settings.phone_keys()) == "13800000002"
 
         # The case is closed (dispatch says so on the case topic): the next report opens a new case.
         closed = CaseTransitioned(
@@ -662,3 +670,91 @@ async def test_retraining_from_corrections_replaces_the_model_only_if_not_worse(
     async with running(create_app(settings)) as client:
         again = (await client.post("/api/v1/triage", json={"text": slang})).json()
         assert again["model_version"] == decision.version
+
+
+async def test_the_reporter_confirms_the_resolution_with_one_tap_and_nobody_else_can(make_settings):
+    settings = make_settings("intake")
+    async with running(create_app(settings)) as client:
+        body = {
+            "description": "南门桥头的路灯一直不亮",
+            "category": "signboard_lighting",
+            "lat": HERE[0],
+            "lng": HERE[1],
+        }
+        mine = (await client.post("/api/v1/reports", json={**body, "reporter_phone": "13911112222"})).json()
+        theirs = (
+            await client.post(
+                "/api/v1/reports",
+                json={
+                    **body,
+                    "category": "garbage_collection",
+                    "description": "垃圾桶满了",
+                    "reporter_phone": "13933334444",
+                },
+            )
+        ).json()
+        contacts = await read_topic(settings, REPORTER_CONTACTS.name, until=lambda ms: len(ms) >= 2)
+        tokens = {c["payload"]["report_id"]: c["payload"]["confirm_token"] for c in contacts}
+        token, other_token = tokens[mine["report_id"]], tokens[theirs["report_id"]]
+        # The link notify sends opens the page; the page posts the tap.
+        page = await client.get("/h5/confirm", params={"r": mine["report_id"], "t": token})
+        assert page.status_code == 200 and "办结确认" in page.text
+
+        async def confirm(report_id, secret, expect, **extra):
+            r = await client.post("/api/v1/confirmations", json={"report_id": report_id, "token": secret} | extra)
+            assert r.status_code == expect, r.text
+            if expect >= 400:
+                assert r.headers["content-type"].startswith("application/problem+json")
+            return r.json()
+
+        # Not yet 办结: nothing to confirm.
+        early = await confirm(mine["report_id"], token, 409)
+        assert early["type"].endswith("not-awaiting-confirmation") and "不是待确认的办结" in early["detail"]
+        resolved = CaseTransitioned(
+            case_id=mine["case_id"],
+            report_id=mine["report_id"],
+            status="resolved",
+            category="signboard_lighting",
+            category_name="路灯",
+            priority="normal",
+            department_code="power",
+            department_name="供电公司",
+            description=body["description"],
+            action="resolve",
+            from_status="in_progress",
+            actor="handler:power",
+            at=utcnow(),
+        )
+        await publish(
+            settings,
+            CASES.name,
+            new_event(resolved, producer="dispatch", jurisdiction_code="330727", key=mine["case_id"]).to_bytes(),
+        )
+
+        async def waiting():
+            rows = await _fetch(settings, "SELECT status FROM intake.reports WHERE report_id = $1", mine["report_id"])
+            return rows[0]["status"] == "resolved"
+
+        await eventually(waiting)
+        # Someone else's link, a made-up secret, a report that does not exist: the same refusal.
+        for report_id, secret in (
+            (mine["report_id"], other_token),
+            (mine["report_id"], "x" * 32),
+            (str(uuid4()), token),
+        ):
+            refused = await confirm(report_id, secret, 403)
+            assert refused["type"].endswith("not-reporter") and "只有反映人本人可以确认办结" in refused["detail"]
+        await asyncio.sleep(0.5)
+        assert not [
+            m
+            for m in await read_topic(settings, REPORTS.name, until=lambda ms: len(ms) >= 2)
+            if m["type"] == "reporter.rated"
+        ]  # nothing was published for the refusals
+        done = await confirm(mine["report_id"], token, 202)
+        assert done == {"case_no": mine["case_no"], "message": "感谢确认，问题已解决。"}
+        events = await read_topic(
+            settings, REPORTS.name, until=lambda ms: any(m["type"] == "reporter.rated" for m in ms)
+        )
+        [rated] = [m for m in events if m["type"] == "reporter.rated"]
+        assert rated["key"] == mine["case_id"]
+        assert (rated["payload"]["report_id"], rated["payload"]["rating"]) == (mine["report_id"], "satisfied")

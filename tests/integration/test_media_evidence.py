@@ -344,3 +344,36 @@ async def test_a_reused_photo_is_flagged_by_its_perceptual_hash(make_settings):
     flags = {m["payload"]["media_id"]: m["payload"]["flags"] for m in events_of(messages, "media.attached")}
     assert flags[from_elsewhere["media_id"]] == flags[own_before["media_id"]] == ["reused_photo"]
     assert flags[fresh["media_id"]] == []
+
+
+async def test_an_after_photo_without_exif_is_refused_where_the_policy_requires_it(make_settings):
+    settings = make_settings("media", media_exif_required_for=["after"])
+    case_id, report_id = uuid4(), uuid4()
+    async with running(create_app(settings)) as client:
+        client.headers.update(auth(settings, role="handler", department="cgj"))
+        await submit_report(settings, case_id=case_id, report_id=report_id, media_ids=[])
+        await dispatch_case(
+            settings, case_id=case_id, report_id=report_id, department_code="cgj", jurisdiction_code="330727001002"
+        )
+
+        async def visible():
+            return (await client.get(f"/api/v1/cases/{case_id}/evidence")).status_code == 200
+
+        await eventually(visible)
+        bare = await upload(client, jpeg_bytes(color=(30, 30, 200), size=(300, 400)))  # a screenshot: no EXIF
+        refused = await client.post(
+            f"/api/v1/cases/{case_id}/media", json={"media_id": bare["media_id"], "role": "after"}
+        )
+        assert refused.status_code == 422 and refused.headers["content-type"] == "application/problem+json"
+        problem = refused.json()
+        assert problem["type"].endswith("exif-required") and "没有拍摄信息（EXIF" in problem["detail"]
+        # Nothing changed: the photo is attached to nothing, the case has no after photo.
+        assert (await client.get(f"/api/v1/media/{bare['media_id']}")).json()["case_id"] is None
+        assert (await client.get(f"/api/v1/cases/{case_id}/evidence")).json()["after"] == 0
+        # Taken on the spot (EXIF capture time): attached.
+        on_site = gps_exif(lat=(29, 4, 48), lng=(120, 3, 0), when="2026:11:24 10:00:00")
+        photo = await upload(client, jpeg_bytes(color=(30, 200, 30), size=(300, 400), exif=on_site))
+        attached = await client.post(
+            f"/api/v1/cases/{case_id}/media", json={"media_id": photo["media_id"], "role": "after"}
+        )
+        assert attached.status_code == 201, attached.text

@@ -118,7 +118,9 @@ async def test_acknowledged_and_resolved_reach_the_reporter_and_the_command_cent
     case_id, openid = uuid4(), f"oReporter-{uuid4().hex[:8]}"
     db = await asyncpg.connect(settings.database_url)
     try:  # as the report.submitted handler records it once intake passes the reporter's openid on
-        await db.execute("INSERT INTO notify.reporters (case_id, openid) VALUES ($1, $2)", case_id, openid)
+        await db.execute(
+            "INSERT INTO notify.reporters (case_id, report_id, openid) VALUES ($1, $2, $3)", case_id, uuid4(), openid
+        )
     finally:
         await db.close()
     acknowledged = transition("case.acknowledged", case_id)

@@ -349,3 +349,52 @@ async def test_scorecards_loop_hotspots_exports_and_rebuild(make_settings):
         client.headers.update(bearer(settings, "dispatcher"))
         again = await eventually(lambda: _settled(client), timeout=30)
         assert again == rows
+
+
+async def test_disputes_and_their_rulings_count_in_the_departments_score(make_settings):
+    """退单 arbitration: a return overruled counts against the department that returned (its round
+    goes on, and its resolution is its own); one upheld ends its round and the case goes elsewhere."""
+    settings = make_settings("sla")
+    await ensure_topics(settings)
+    kept = Case("zhujian", village="330727001002", grid=GRID_A)
+    moved = Case("zhujian", village="330727001002", grid=GRID_A)
+    await publish(
+        settings,
+        CASES.name,
+        kept.dispatched(m(0)),
+        kept.step("case.acknowledged", m(2), department_code="zhujian"),
+        kept.step("case.returned", m(4), department_code="zhujian"),
+        kept.step("case.return_overruled", m(10), department_code="zhujian", ruling="overruled"),
+        kept.step("case.resolved", m(40), result="ok"),
+        moved.dispatched(m(0)),
+        moved.step("case.returned", m(3), department_code="zhujian"),
+        moved.dispatched(m(8), action="uphold_return", department_code="chengguan", department_name=NAMES["chengguan"]),
+        moved.step("case.acknowledged", m(9), department_code="chengguan"),
+    )
+    clock = lambda: m(-60)  # noqa: E731 - before every deadline
+    async with running(sla_app(settings, clock=clock)) as client:
+        client.headers.update(bearer(settings, "supervisor"))
+
+        async def settled():
+            rows = await _scorecards(client, by="department", period="all")
+            keys = {r["key"]: r for r in rows}
+            done = "chengguan" in keys and keys["chengguan"]["acknowledged_in_time"]["n"] == 1
+            return keys if done and keys["zhujian"]["resolved_in_time"]["n"] == 1 else None
+
+        cards = await eventually(settled, timeout=30)
+        zhujian, chengguan = cards["zhujian"], cards["chengguan"]
+        assert rate(zhujian, "returned") == (2, 2, "100.0%（2/2）")
+        assert rate(zhujian, "return_overruled") == (1, 2, "50.0%（1/2）")
+        assert zhujian["disputes"] == {"returned": 2, "upheld": 1, "overruled": 1}
+        assert rate(zhujian, "resolved_in_time") == (1, 1, "100.0%（1/1）")  # the overruled round went on
+        assert rate(chengguan, "returned") == (0, 1, "0.0%（0/1）")
+        assert chengguan["return_overruled"]["display"] == "无数据"
+        listed = (
+            await client.get("/api/v1/scorecards/cases", params={"since": "2026-11-01", "until": "2026-11-30"})
+        ).json()["rounds"]
+        ends = {(r["case_id"], r["department_code"]): r["end_reason"] for r in listed}
+        assert ends == {
+            (str(kept.id), "zhujian"): "resolved",
+            (str(moved.id), "zhujian"): "uphold_return",
+            (str(moved.id), "chengguan"): None,
+        }

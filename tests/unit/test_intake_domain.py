@@ -216,3 +216,16 @@ def test_reports_near_enough_to_be_duplicates_always_share_a_lock_key():
     far = duplicate_lock_keys(category="manhole", lat=29.1, lng=120.1, radius_deg=radius_deg)
     assert not set(far) & set(duplicate_lock_keys(category="manhole", lat=29.2, lng=120.1, radius_deg=radius_deg))
     assert not set(far) & set(duplicate_lock_keys(category="noise", lat=29.1, lng=120.1, radius_deg=radius_deg))
+
+
+def test_a_confirmation_link_is_bound_to_its_report():
+    from uuid import uuid4
+
+    from services.intake.domain import confirmation_token, confirmation_token_valid
+
+    report, other = uuid4(), uuid4()
+    token = confirmation_token(report, key="k")
+    assert confirmation_token_valid(report, token, key="k") and len(token) == 32
+    assert not confirmation_token_valid(other, token, key="k")  # another report's link
+    assert not confirmation_token_valid(report, token, key="another key")
+    assert not confirmation_token_valid(report, "x" * 32, key="k")

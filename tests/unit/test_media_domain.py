@@ -312,3 +312,16 @@ def test_a_grid_worker_sees_the_evidence_of_cases_in_their_grid_only():
     assert domain.can_view_case(jurisdiction_code="330727001002001", **worker)  # the grid is their division
     assert not domain.can_view_case(jurisdiction_code="330727001002002", **worker)  # the next grid's worker
     assert domain.can_view_case(role="dispatcher", jurisdiction_code="330727", department_code=None, case=in_grid)
+
+
+def test_exif_is_required_only_where_the_policy_says():
+    from datetime import UTC, datetime
+
+    from services.media.domain import exif_refusal
+
+    taken = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+    assert "整改后照片须为" in exif_refusal(role="after", kind="image", captured_at=None, required_for=["after"])
+    assert exif_refusal(role="after", kind="image", captured_at=taken, required_for=["after"]) is None
+    assert exif_refusal(role="before", kind="image", captured_at=None, required_for=["after"]) is None
+    assert exif_refusal(role="after", kind="audio", captured_at=None, required_for=["after"]) is None  # no EXIF there
+    assert exif_refusal(role="after", kind="image", captured_at=None, required_for=[]) is None

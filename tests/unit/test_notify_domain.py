@@ -549,3 +549,120 @@ def test_recipients_are_named_without_their_keys_or_ids():
     assert recipient(channel="wecom_robot", target="key-unknown", robots=robots) == "企业微信群"
     for channel, target in [("wecom_app", "zhangsan"), ("wechat_template", "oABC"), ("sms", "ciphertext")]:
         assert target not in recipient(channel=channel, target=target, robots=robots)
+
+
+# --- issue 19: fallbacks, receipts, merged reporters, one-tap confirmation, 通报 ---------------------
+
+
+def test_a_reporter_message_is_taken_over_by_each_next_channel_in_turn():
+    from services.notify.domain import fallback_rows
+
+    everything = ReporterContact(openid="o1", wecom_userid="zs", phone="k1:cipher", phone_verified=True)
+    [first] = acknowledged_messages(transition("acknowledge"), reporter=everything)
+    assert first.channel == "wechat_template"
+    assert [[m.channel for m in step] for step in first.fallback] == [["wecom_app"], ["sms"]]
+    stored = [[m.step() for m in step] for step in first.fallback]
+    now, rest = fallback_rows(stored)
+    assert [m["channel"] for m in now] == ["wecom_app"] and [[m["channel"] for m in s] for s in rest] == [["sms"]]
+    assert fallback_rows([]) == ([], [])
+    # A phone only claimed is no channel: the official account has nothing to fall back to.
+    [alone] = acknowledged_messages(transition("acknowledge"), reporter=ReporterContact(openid="o1", phone="k1:x"))
+    assert alone.fallback == ()
+
+
+def test_a_group_message_falls_back_to_its_people_by_sms_and_a_grid_notice_to_the_command_centre():
+    from services.notify.domain import GridWorker, grid_worker_messages
+
+    payload = SlaBreached(
+        case_id=uuid4(), stage="resolve", department_code="zhujian", started_at=NOW, due_at=NOW, case_no="GL-7"
+    )
+    department, _ = breached_messages(payload, directory=DIRECTORY)
+    [[sms]] = department.fallback
+    assert (sms.channel, sms.target, sms.body["params"]) == (
+        "sms_staff",
+        "13900000301",
+        {"case": "GL-7", "notice": "督办"},
+    )
+    case = CaseDispatched(
+        case_id=uuid4(),
+        report_id=uuid4(),
+        category="manhole",
+        category_name="井盖",
+        priority="urgent",
+        department_code="zhujian",
+        department_name="住建局",
+        description="井盖翻了",
+        grid_code="330727001001001",
+        responsibility_list_version="v",
+        rule="r",
+        dispatched_at=NOW,
+    )
+    workers = {"330727001001001": GridWorker("hefei", "莲源社区第1网格")}
+    [notice] = grid_worker_messages(case, workers=workers, directory=DIRECTORY)
+    assert notice.channel == "wecom_app"
+    [[relay], [relay_sms]] = notice.fallback
+    assert (relay.channel, relay.target) == ("wecom_robot", "robot-gc") and "请转告网格员" in relay.body["text"][
+        "content"
+    ]
+    assert (relay_sms.channel, relay_sms.target) == ("sms_staff", "13900000001")
+    [plain] = grid_worker_messages(case, workers=workers)  # no command centre known: the message alone
+    assert plain.fallback == ()
+
+
+def test_template_receipts_are_read_from_the_official_accounts_event():
+    from services.notify.domain import template_receipt
+
+    event = {"MsgType": "event", "Event": "TEMPLATESENDJOBFINISH", "MsgID": "200163836", "Status": "success"}
+    assert template_receipt(event) == ("200163836", True)
+    assert template_receipt(event | {"Status": "failed:user block"}) == ("200163836", False)
+    assert template_receipt(event | {"Status": "failed: system failed"}) == ("200163836", False)
+    assert template_receipt({"MsgType": "text", "MsgId": "1", "Content": "1"}) is None
+    assert template_receipt(event | {"MsgID": ""}) is None
+
+
+def test_the_verification_carries_the_reporters_own_confirmation_link_and_merged_reporters_are_told():
+    from services.notify.domain import confirmation_url, merged_messages
+
+    url = confirmation_url("https://h5.example/", report_id=NOW_REPORT, token="s3cr3t")
+    assert url == f"https://h5.example/h5/confirm?r={NOW_REPORT}&t=s3cr3t"
+    assert confirmation_url("https://h5.example", report_id=NOW_REPORT, token=None) is None
+    reporter = ReporterContact(openid="o1", confirm_url=url)
+    [out] = verification_messages(transition("resolve"), reporter=reporter)
+    assert out.body["url"] == url and "一键确认" in out.body["data"]["first"]["value"]
+    into = uuid4()
+    [told] = merged_messages(transition("merge", into_case_id=str(into)), reporter=ReporterContact(wecom_userid="zs"))
+    assert told.template == "case.merged" and f"与案件 {str(into)[:8]} 是同一问题" in told.body["text"]["content"]
+
+
+NOW_REPORT = uuid4()
+
+
+def test_a_notice_reaches_the_leadership_group_and_the_departments_head():
+    from services.notify.domain import DepartmentHead, notice_messages
+    from shared.events import SlaNoticeIssued
+
+    directory = Directory(
+        departments=DIRECTORY.departments,
+        leadership=DepartmentContact("robot-lead", ("13900009801",)),
+        heads={"zhujian": DepartmentHead("zj-head", "13900000300")},
+    )
+    notice = SlaNoticeIssued(
+        notice_id=uuid4(),
+        department_code="zhujian",
+        breaches=3,
+        days=30,
+        since=NOW - timedelta(days=30),
+        issued_at=NOW,
+        case_ids=[uuid4() for _ in range(3)],
+        case_nos=["A-1", "A-2", "A-3"],
+    )
+    lead, head = notice_messages(notice, directory=directory)
+    assert (lead.channel, lead.target, lead.template) == ("wecom_robot", "robot-lead", "sla.notice_issued")
+    assert "【通报】部门（zhujian）近30天内3次办理超时" in lead.body["text"]["content"]
+    assert "A-1、A-2、A-3" in lead.body["text"]["content"]
+    assert [[m.target for m in step] for step in lead.fallback] == [["13900009801"]]
+    assert (head.channel, head.target) == ("wecom_app", "zj-head")
+    assert [[m.target for m in step] for step in head.fallback] == [["robot-zj"], ["13900000300"]]
+    # Without a head on file, the department's group hears it; without a leadership group, nobody there.
+    [group] = notice_messages(notice, directory=Directory(departments=DIRECTORY.departments))
+    assert group.target == "robot-zj" and [[m.target for m in s] for s in group.fallback] == [["13900000301"]]

@@ -135,7 +135,17 @@ def test_a_reopening_counts_against_the_department_that_resolved():
 def test_return_cancel_and_a_step_without_rounds():
     rounds = open_rounds([], case=case(), started_at=m(0), action="dispatch")
     [returned] = apply_step(rounds, event_type="case.returned", at=m(5), detail={})
-    assert (returned.returned_at, returned.end_reason) == (m(5), "returned")
+    # Held for the ruling, not ended: overruled, it goes on with the same department, counted.
+    assert (returned.returned_at, returned.ended_at, returned.returns_overruled) == (m(5), None, 0)
+    [overruled] = apply_step([returned], event_type="case.return_overruled", at=m(9), detail={})
+    assert (overruled.ended_at, overruled.returns_overruled) == (None, 1)
+    [resolved] = apply_step([overruled], event_type="case.resolved", at=m(30), detail={})
+    assert (resolved.resolved_at, resolved.end_reason) == (m(30), "resolved")
+    # Upheld: the next dispatch (to another department) ends it.
+    upheld, gas = open_rounds(
+        [returned], case=case("gas", case_id=returned.case_id), started_at=m(8), action="uphold_return"
+    )
+    assert (upheld.ended_at, upheld.end_reason, gas.department_code) == (m(8), "uphold_return", "gas")
     [cancelled] = apply_step(rounds, event_type="case.cancelled", at=m(3), detail={})
     assert (cancelled.ended_at, cancelled.end_reason, cancelled.returned_at) == (m(3), "cancelled", None)
     assert apply_step([], event_type="case.resolved", at=m(3), detail={}) == []

@@ -117,3 +117,15 @@ def test_a_department_with_its_own_hours():
     assert market.clock == "working:market" and market.due_at == cst(2026, 11, 25, 9, 0)  # 90 min left today
     assert default.due_at == cst(2026, 11, 25, 10, 0)  # 30 min left today
     assert POLICY.clock("working:market").between(start, market.due_at) == 120
+
+
+def test_a_notice_is_due_at_the_policys_count_once_per_window():
+    from services.sla.domain import notice_due
+
+    policy = POLICY.document  # notices: 3 breaches within 30 days
+    now = cst(2026, 11, 24, 9, 0)
+    assert not notice_due(breaches_in_window=2, last_notice_at=None, now=now, policy=policy)
+    assert notice_due(breaches_in_window=3, last_notice_at=None, now=now, policy=policy)
+    # Noticed ten days ago: more breaches within the window add no second notice, a later window does.
+    assert not notice_due(breaches_in_window=5, last_notice_at=now - timedelta(days=10), now=now, policy=policy)
+    assert notice_due(breaches_in_window=3, last_notice_at=now - timedelta(days=30), now=now, policy=policy)

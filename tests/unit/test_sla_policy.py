@@ -55,6 +55,9 @@ WITHOUT_VERSION = {k: v for k, v in DOCUMENT.items() if k != "version"}
             },
             {"working_hours": {"default": [["17:30", "08:30"]]}},
             {"working_hours": {"default": [["half past eight", "12:00"]]}},
+            {"notices": {"breaches": 0, "days": 30}},
+            {"notices": {"breaches": 3}},
+            {"notices": {"breaches": 3, "days": "a month"}},
         ]
     ]
     + [WITHOUT_VERSION],
@@ -62,3 +65,12 @@ WITHOUT_VERSION = {k: v for k, v in DOCUMENT.items() if k != "version"}
 def test_invalid_policies_are_refused(document):
     with pytest.raises(InvalidPolicy):
         parse_sla_policy(document)
+
+
+def test_notices_for_repeated_breaches_are_policy_data():
+    from shared.sla_policy import NoticePolicy
+
+    assert load_sla_policy(SlaSettings().sla_policy_path).notices == NoticePolicy(breaches=3, days=30)
+    assert parse_sla_policy(DOCUMENT | {"notices": {"breaches": 5, "days": 7}}).notices == NoticePolicy(5, 7)
+    without = {k: v for k, v in DOCUMENT.items() if k != "notices"}
+    assert parse_sla_policy(without).notices is None  # no 通报 unless the policy asks for them

@@ -182,10 +182,18 @@ def _build_workbook(n: Names, since: date, until: date, cards, loops, rounds) ->
         ("满意度", 7), ("延期次数", 8), ("暂停分钟", 8), ("结束原因", 10),
     ]  # fmt: skip
     ws = _sheet(wb, "案件清单", columns)
-    actions = {"dispatch": "派单", "transfer": "转派", "reopen": "重新办理", "escalate": "上报", "reclassify": "改类"}
+    actions = {
+        "dispatch": "派单",
+        "transfer": "转派",
+        "reopen": "重新办理",
+        "escalate": "上报",
+        "reclassify": "改类",
+        "uphold_return": "退单改派",
+    }
     ends = actions | {
         "resolved": "办结",
         "returned": "退回",
+        "uphold_return": "退回（仲裁支持）",
         "escalated": "上报",
         "merged": "合并",
         "cancelled": "撤销",

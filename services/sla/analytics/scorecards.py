@@ -21,7 +21,11 @@ Rules (what counts, and for whom):
 * 回潮率 — per resolved lead round: the case was reopened (重新办理) after this resolution, or a later
   case was flagged as the same problem at the same place (recurrence_of), over resolved rounds. It
   belongs to the department that resolved it, not to the one that gets it again.
-* 退单率 — per lead round: returned (退回) over lead rounds received.
+* 退单率 — per lead round: returned (退回) over lead rounds received. A returned round waits for the
+  dispatcher's ruling (退单仲裁): upheld, the case goes to another department and the round ends
+  (`uphold_return`); overruled, it goes on with the same department and its clocks.
+* 退单驳回率 — per returned lead round: its return was overruled (the department was wrong to
+  return it) over returned rounds. Disputes and their outcomes are the department's.
 * workload — lead rounds received and cases handled.
 * stage times — minutes from the round's dispatch to acknowledgement, to the joint plan, to the
   resolution (wall clock, pauses included: what the resident waited), median and p90.
@@ -81,6 +85,7 @@ class Round:
     paused_at: datetime | None = None
     paused_minutes: float = 0.0
     extensions: int = 0
+    returns_overruled: int = 0
 
     @property
     def key(self) -> tuple[UUID, str, datetime]:
@@ -133,7 +138,8 @@ def open_rounds(
     if any(r.started_at == started_at and r.department_code == lead for r in rounds):
         return rounds
     rounds = [
-        changed(r, ended_at=started_at, end_reason=action, paused_at=None) if r.ended_at is None else r for r in rounds
+        changed(r, ended_at=started_at, end_reason=_end_reason(r, action), paused_at=None) if r.ended_at is None else r
+        for r in rounds
     ]
     if action == "reopen":  # 回潮: the last resolution did not hold; it counts for its department
         resolved = [r for r in rounds if r.lead and r.resolved_at is not None]
@@ -156,6 +162,15 @@ def open_rounds(
     new = [Round(department_code=lead, lead=True, joint=bool(co), **common)]
     new += [Round(department_code=d, lead=False, **common) for d in co]
     return mark_breaches(rounds + new, breaches)
+
+
+def _end_reason(r: Round, action: str) -> str:
+    """Why a running round ends at the next dispatch: that dispatch's action, or, for a round held
+    by its department's return, the return (upheld by the dispatcher's ruling, or before rulings
+    existed, followed by any dispatch elsewhere)."""
+    if r.returned_at is None or r.returns_overruled or action == "uphold_return":
+        return action
+    return "returned"
 
 
 def apply_step(rounds: list[Round], *, event_type: str, at: datetime, detail: dict[str, Any]) -> list[Round]:
@@ -183,9 +198,12 @@ def apply_step(rounds: list[Round], *, event_type: str, at: datetime, detail: di
         if lead is not None and lead.paused_at is not None:
             change(lead, paused_minutes=lead.paused_minutes + _minutes(lead.paused_at, at))
     elif event_type == "case.returned":
+        # Held for the dispatcher's ruling: an upheld return ends the round (the next dispatch does),
+        # an overruled one lets it go on.
         change(lead, returned_at=at)
-        for r in running:
-            change(r, ended_at=at, end_reason="returned")
+    elif event_type == "case.return_overruled":
+        if lead is not None:
+            change(lead, returns_overruled=lead.returns_overruled + 1)
     elif event_type in ("case.extension_requested", "case.awaiting_reporter"):
         if lead is not None and lead.paused_at is None:
             change(lead, paused_at=at)
@@ -320,6 +338,8 @@ COUNT_FIELDS = (
     "reopened",
     "resolved",
     "returned",
+    "returns_overruled",
+    "returns_upheld",
     "supervised",
 )
 TIME_FIELDS = ("ack_median", "ack_p90", "plan_median", "plan_p90", "resolve_median", "resolve_p90")
@@ -330,6 +350,7 @@ RATES = {
     "satisfied": ("satisfied", "rated", "群众满意率"),
     "reopened": ("reopened", "resolved", "回潮率"),
     "returned": ("returned", "received", "退单率"),
+    "return_overruled": ("returns_overruled", "returned", "退单驳回率"),
 }
 # Higher is better for these; 回潮率 and 退单率 are better low.
 HIGHER_IS_BETTER = {"acknowledged_in_time": True, "resolved_in_time": True, "satisfied": True}
@@ -340,6 +361,11 @@ def scorecard(counts: dict[str, Any]) -> dict[str, Any]:
     count, workload and stage times (minutes, None without data)."""
     card: dict[str, Any] = {name: Rate(counts[num], counts[den]).as_dict() for name, (num, den, _) in RATES.items()}
     card["supervised"] = counts["supervised"]
+    card["disputes"] = {
+        "returned": counts["returned"],
+        "upheld": counts["returns_upheld"],
+        "overruled": counts["returns_overruled"],
+    }
     card["received"] = counts["received"]
     card["cases"] = counts["cases"]
     card["stage_minutes"] = {
