@@ -421,3 +421,17 @@ def caption(*, captured_at: datetime | None, uploaded_at: datetime) -> str:
     if captured_at is not None:
         return "拍摄于 " + captured_at.astimezone(CHINA_STANDARD_TIME).strftime("%Y-%m-%d %H:%M")
     return "上传于 " + uploaded_at.astimezone(CHINA_STANDARD_TIME).strftime("%Y-%m-%d %H:%M")
+
+
+STAFF_PHOTO_PREFIX = "staff/"
+
+
+def staff_command_of(object_key: str) -> UUID | None:
+    """The staff command an incoming photo came with (`staff/<command id>/<n>`: a 办结 photo sent to
+    the WeCom AI bot, which is the case's "after" evidence), or None for a report's photo."""
+    if not object_key.startswith(STAFF_PHOTO_PREFIX):
+        return None
+    try:
+        return UUID(object_key[len(STAFF_PHOTO_PREFIX) :].split("/", 1)[0])
+    except ValueError:
+        return None
