@@ -15,9 +15,9 @@ from shared.topics import (
     OPERATOR,
     REPORTER_CONTACTS,
     REPORTS,
+    SERVICES,
     STAFF_ANSWERS,
     STAFF_COMMANDS,
-    SERVICES,
     kafka_acls,
     service_topics,
 )
