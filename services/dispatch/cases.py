@@ -22,6 +22,7 @@ from services.dispatch.domain import (
     Forbidden,
     IllegalTransition,
     StaffRefused,
+    answers_unknown_numbers,
     apply,
     deadline_words,
     decide,
@@ -599,8 +600,8 @@ async def staff_command(
     unknown sender, another department's case, an unknown number or a state that does not allow it.
     Acted on once per command id. A 办结 first has media take in its photos (staff.photos_submitted)."""
     row = await store.find_case_by_no(conn, case_no=command.case_no, for_update=True)
-    if row is None and len(settings.jurisdiction_code) != 6:
-        return  # not this centre's case; the county's centre answers numbers nobody holds
+    if row is None and not answers_unknown_numbers(settings.jurisdiction_code, settings.dispatch_centres):
+        return  # another centre's case (every centre reads every command and acts on its own)
     taken = await store.take_staff_command(
         conn,
         command_id=command.command_id,

@@ -552,6 +552,12 @@ def staff_actor(*, person: dict | None, roles: list[dict], case: CaseState) -> A
     )
 
 
+def answers_unknown_numbers(jurisdiction_code: str, centres: list[str]) -> bool:
+    """Whether a centre refuses case numbers it does not hold: only a county centre that is the
+    only centre, since with town or village centres it cannot know that none of them holds it."""
+    return len(jurisdiction_code) == 6 and set(centres) <= {jurisdiction_code}
+
+
 def staff_arguments(action: str, text: str | None) -> dict[str, Any]:
     """The action's arguments from a staff command's words (as the HTTP request would carry them)."""
     if action in ("progress", "resolve"):

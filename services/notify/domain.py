@@ -100,6 +100,8 @@ CHANNEL_RECIPIENTS = {
     "wechat_template": "反映人（公众号）",
     "wechat_subscribe": "反映人（公众号）",
     "sms": "反映人（短信）",
+    "wecom_card_update": "企业微信成员（卡片）",
+    "aibot_reply": "企业微信群（智能机器人）",
 }
 
 
@@ -736,7 +738,6 @@ _BOT_COMMAND = re.compile(r"^(接单|进展|办结|查)[\s:：]+(\S+)(?:\s+(.*))
 _MENTION = re.compile(r"^(?:@\S+\s*)+")
 # 退回 from a card carries no reason of its own: this one is recorded (dispatch requires one).
 CARD_RETURN_REASON = "经办人在企业微信退回"
-CHANNEL_RECIPIENTS |= {"wecom_card_update": "企业微信成员（卡片）", "aibot_reply": "企业微信群（智能机器人）"}
 
 
 def staff_command_id(source: str, dedupe_key: str) -> UUID:

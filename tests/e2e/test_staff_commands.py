@@ -207,6 +207,14 @@ async def test_group_commands_resolve_with_the_photo_and_refuse_strangers(make_s
         # 接单 and 办结 with the after photo, by the department's handler in the group.
         await s.say("WangFang", f"接单 {case_no}")
         await eventually(lambda: s.case(case_id, "acknowledged"))
+        await s.say("WangFang", f"进展 {case_no} 已到现场，正在清运")
+
+        async def progress():
+            case = await s.case(case_id)
+            return [t for t in case["timeline"] if t["action"] == "progress"]
+
+        [reported] = await eventually(progress)
+        assert reported["detail"]["result"] == "已到现场，正在清运" and reported["actor"] == "handler:p-wang"
         # 办结 without a photo is refused with the reason; with one it resolves.
         await s.say("WangFang", f"办结 {case_no} 垃圾已清运完毕")
 

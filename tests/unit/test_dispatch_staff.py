@@ -9,6 +9,7 @@ from services.dispatch.domain import (
     CaseState,
     Context,
     StaffRefused,
+    answers_unknown_numbers,
     deadline_words,
     decide,
     staff_actor,
@@ -125,3 +126,9 @@ def test_query_says_state_department_and_deadline():
         deadline=words,
     )
     assert "状态：待接单（已逾期）" in text and "承办部门：环境卫生管理处" in text and words in text
+
+
+def test_only_a_lone_county_centre_refuses_numbers_it_does_not_hold():
+    assert answers_unknown_numbers("330727", []) and answers_unknown_numbers("330727", ["330727"])
+    assert not answers_unknown_numbers("330727", ["330727", "330727001"])  # a town centre may hold it
+    assert not answers_unknown_numbers("330727001", ["330727", "330727001"])
