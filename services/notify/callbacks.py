@@ -184,13 +184,17 @@ async def _fetch_staff_photos(request: Request, staff: dict, *, key: bytes) -> N
     for n, url in enumerate(staff["photo_urls"]):
         why = "下载失败"
         try:
-            response = await request.app.state.http.get(url, timeout=settings.notify_photo_fetch_timeout_s)
-            response.raise_for_status()
-            why = "照片过大"
-            if len(response.content) > settings.media_image_max_bytes + 32:
-                raise ValueError("larger than the image limit")
+            encrypted = bytearray()
+            http = request.app.state.http
+            async with http.stream("GET", url, timeout=settings.notify_photo_fetch_timeout_s) as response:
+                response.raise_for_status()
+                async for chunk in response.aiter_bytes():
+                    encrypted += chunk
+                    if len(encrypted) > settings.media_image_max_bytes + 32:  # the padding adds ≤32 bytes
+                        why = "照片过大"
+                        raise ValueError("larger than the image limit")
             why = "无法解密"
-            data = decrypt_aibot_file(response.content, key=key)
+            data = decrypt_aibot_file(bytes(encrypted), key=key)
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("bot photo %d of command %s not taken: %s", n, staff["command"]["command_id"], exc)
             case_no = staff["command"]["case_no"]
