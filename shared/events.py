@@ -419,6 +419,59 @@ class TriageCorrected(Payload):
     corrected_at: datetime
 
 
+# What staff may ask of a case from WeCom (a template card's button or a command to the AI bot):
+# the case actions by name, and `query` (查), which changes nothing.
+StaffAction = Literal["acknowledge", "return", "progress", "resolve", "query"]
+
+
+class StaffCommand(Payload):
+    """A member of staff acted on a case from WeCom: a template card's button (接单/退回) or an
+    @-mention of the AI bot in a group (接单/进展/办结/查). Dispatch maps the sender to a person of
+    its directory and applies the action as that person, exactly as the HTTP action routes do. How
+    to answer (the click's response_code, the bot's response_url) stays with notify, keyed by
+    `command_id`."""
+
+    command_id: UUID  # one per click or bot message: dispatch acts on it at most once
+    source: Literal["card", "bot"]
+    wecom_user_id: str  # the sender, as WeCom names them
+    case_no: str  # the human case number the card or command names
+    action: StaffAction
+    text: str | None = None  # 进展's words, 办结's result, 退回's reason
+    # Photos sent with the command (办结), parked in the incoming bucket under
+    # `staff/<command_id>/<n>`, for media to store as the case's "after" evidence.
+    photos: list[IncomingPhoto] = []
+    group_id: str | None = None  # the group (chatid) a bot command was posted in
+    sent_at: datetime
+
+
+class StaffPhotosSubmitted(Payload):
+    """Dispatch accepted a staff member's 办结 from WeCom but for its photos: media is to store
+    them as the case's "after" evidence (media.attached, or media.rejected with the reason, both
+    with the command id as correlation id), then dispatch resolves the case with them."""
+
+    command_id: UUID
+    case_id: UUID
+    report_id: UUID
+    photos: list[IncomingPhoto]
+    submitted_at: datetime
+
+
+class StaffCommandAnswered(Payload):
+    """Dispatch's answer to a staff command, in Chinese, for notify to show where it was asked: the
+    card's button replaced (已接单 · 张三 10:03), or a reply in the group."""
+
+    command_id: UUID
+    source: Literal["card", "bot"]
+    case_no: str
+    action: str
+    outcome: Literal["done", "refused"]
+    text: str  # the whole answer, for people (Simplified Chinese)
+    button_text: str | None = None  # the card's short replacement text (≤ 16 characters)
+    case_id: UUID | None = None  # None for a case number dispatch does not know
+    actor_name: str | None = None
+    answered_at: datetime
+
+
 # (type, schema_version) -> payload model. The one place event types are declared.
 PAYLOAD_TYPES: dict[tuple[str, int], type[Payload]] = {
     ("report.submitted", 1): ReportSubmittedV1,
@@ -441,6 +494,9 @@ PAYLOAD_TYPES: dict[tuple[str, int], type[Payload]] = {
     ("notification.sent", 1): NotificationSent,
     ("notification.failed", 1): NotificationFailed,
     ("message.received", 1): MessageReceived,
+    ("staff.command", 1): StaffCommand,
+    ("staff.photos_submitted", 1): StaffPhotosSubmitted,
+    ("staff.command_answered", 1): StaffCommandAnswered,
 }
 # The default type of each payload model; a model shared by several types needs `event_type`.
 TYPE_OF_PAYLOAD = {model: key for key, model in reversed(PAYLOAD_TYPES.items())}

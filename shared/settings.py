@@ -264,8 +264,9 @@ class ResponsibilityListFile(BaseModel):
 
 
 class ObjectStoreServer(BaseModel):
-    """The S3 server (MinIO locally) intake parks report photos on and media keeps evidence on; no
-    other service holds its keys. Which bucket is each service's own business."""
+    """The S3 server (MinIO locally) intake parks report photos on (notify too: the photos staff
+        send the AI bot with 办结) and media keeps evidence on; no other service holds its keys. Which
+    bucket is each service's own business."""
 
     minio_endpoint: str = "127.0.0.1:19000"
     minio_access_key: str = "gridlink"
@@ -274,7 +275,8 @@ class ObjectStoreServer(BaseModel):
 
 
 class IncomingPhotosBucket(BaseModel):
-    """Photos sent with a report (multipart): intake parks them here until media has taken them in."""
+    """Photos sent with a report (multipart), and those staff send the AI bot with 办结: intake (or
+    notify) parks them here until media has taken them in."""
 
     intake_incoming_bucket: str = "gridlink-incoming"
 

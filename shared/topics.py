@@ -101,6 +101,28 @@ MESSAGES = Topic(
     readers=("intake",),
     private=True,
 )
+# Staff acting on cases from WeCom (template-card buttons, commands to the AI bot), keyed by case
+# number: notify writes what was asked, dispatch applies it and asks media for a 办结's photos.
+# Private: they name WeCom users.
+STAFF_COMMANDS = Topic(
+    "gridlink.staff-commands",
+    3,
+    30 * DAY_MS,
+    ("staff.command", "staff.photos_submitted"),
+    writers=("notify", "dispatch"),  # dispatch: staff.photos_submitted
+    readers=("dispatch", "media"),  # media: staff.photos_submitted
+    private=True,
+)
+# Dispatch's answers to them, for notify to show on the card or in the group.
+STAFF_ANSWERS = Topic(
+    "gridlink.staff-answers",
+    3,
+    30 * DAY_MS,
+    ("staff.command_answered",),
+    writers=("dispatch",),
+    readers=("notify",),
+    private=True,
+)
 # How to reach reporters: their phones (ciphertext), openids and WeCom user ids, the one-time
 # 我要查询 codes and the phones proved by them. Private to intake, which takes them, and notify,
 # which alone sends to them: PIPL allows personal data only where it is needed, and other
@@ -127,7 +149,18 @@ DEAD_LETTERS = Topic(
     private=True,
 )
 
-ALL_TOPICS = (REPORTS, CASES, SLA, MEDIA, NOTIFICATIONS, MESSAGES, REPORTER_CONTACTS, DEAD_LETTERS)
+ALL_TOPICS = (
+    REPORTS,
+    CASES,
+    SLA,
+    MEDIA,
+    NOTIFICATIONS,
+    MESSAGES,
+    STAFF_COMMANDS,
+    STAFF_ANSWERS,
+    REPORTER_CONTACTS,
+    DEAD_LETTERS,
+)
 _TOPIC_OF_EVENT = {event_type: topic for topic in ALL_TOPICS for event_type in topic.event_types}
 
 

@@ -23,7 +23,16 @@ It also stands in for the rest of what notify talks to:
 - an SMS gateway: `POST /sms/send` (a `Code` of "OK" or an error code, 5 a minute per number);
 - WeChat's side of callbacks: `encrypt`/`callback_request`/`aibot_callback_request`/
   `url_check_request` build requests exactly as WeCom (application and AI bot) and the official
-  account sign and encrypt them (WXBizMsgCrypt).
+  account sign and encrypt them (WXBizMsgCrypt); `template_card_event_xml` is a click on a
+  template card's button;
+- template cards staff click: `POST /_fake/card-clicks` issues a click's one-use ResponseCode and
+  sends the signed, encrypted template_card_event to a callback URL (or returns it to post);
+  `POST /cgi-bin/message/update_template_card` takes each code once, within 72 hours, and what it
+  changed is read back at `/_fake/app/card-updates`;
+- the AI bot (智能机器人): `POST /_fake/aibot/messages` sends a group member's @-mention (text, or
+  `mixed` with a photo served AES-encrypted with the bot's key at `/_fake/aibot/files/…`, as
+  WeCom serves them for 5 minutes) with a one-use `response_url`, `POST /cgi-bin/aibot/response`
+  takes one markdown reply per URL within an hour, read back at `/_fake/aibot/replies`.
 Sent messages are read back at `/_fake/app/messages`, `/_fake/mp/messages`, `/_fake/sms/messages`;
 `/_fake/stats` counts token fetches, robot messages and the 45009 answers per robot key.
 
@@ -43,6 +52,7 @@ import time
 from collections import defaultdict, deque
 from urllib.parse import urlencode, urlsplit
 
+import httpx
 import uvicorn
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from fastapi import FastAPI, Query, Request, Response
@@ -215,6 +225,44 @@ def template_finish_xml(*, openid: str, msgid: int | str, status: str = "success
     )
 
 
+def template_card_event_xml(
+    *,
+    from_user: str,
+    event_key: str,
+    task_id: str,
+    response_code: str,
+    create_time: int | None = None,
+    card_type: str = "button_interaction",
+) -> str:
+    """The decrypted XML of a click on a template card's button (Event=template_card_event): no
+    MsgId, the button's key, the card's task id and the click's one-use ResponseCode."""
+    return (
+        f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[{from_user}]]></FromUserName>"
+        f"<CreateTime>{create_time or int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        f"<Event><![CDATA[template_card_event]]></Event><EventKey><![CDATA[{event_key}]]></EventKey>"
+        f"<TaskId><![CDATA[{task_id}]]></TaskId><CardType><![CDATA[{card_type}]]></CardType>"
+        f"<ResponseCode><![CDATA[{response_code}]]></ResponseCode><AgentID>{AGENT_ID}</AgentID>"
+        "<SelectedItems></SelectedItems></xml>"
+    )
+
+
+def encrypt_file(data: bytes, *, encoding_aes_key: str = WECOM_AES_KEY) -> bytes:
+    """A file as the AI bot's media URL serves it: AES-256-CBC with the callback key, IV = the key's
+    first 16 bytes, PKCS#7 padding to 32-byte blocks."""
+    key = base64.b64decode(encoding_aes_key + "=")
+    pad = 32 - len(data) % 32
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).encryptor()
+    return encryptor.update(data + bytes([pad]) * pad) + encryptor.finalize()
+
+
+CARD_CODE_TTL_S = 72 * 3600  # update_template_card: each response_code once, within 72 hours (doc of 2025-07)
+AIBOT_URL_TTL_S = 3600  # the AI bot's response_url: one call, within an hour
+AIBOT_MARKDOWN_MAX_BYTES = 20480
+AIBOT_FILE_TTL_S = 300  # the AI bot's media URLs are valid 5 minutes
+# Not stated by WeCom for a used or expired code: the fake answers the general "invalid parameter".
+CODE_USED = (40058, "invalid parameter: response_code used or expired")
+
+
 class Rejected(Exception):
     def __init__(self, error: tuple[int, str], detail: str = ""):
         self.errcode, self.errmsg = error[0], error[1] + (f": {detail}" if detail else "")
@@ -293,6 +341,32 @@ def create_app(
     # OAuth2: who holds the phone (a member's userid, or a non-member's openid), and the codes given.
     oauth_user: dict[str, str] = {"userid": "zhangsan"}
     oauth_codes: dict[str, tuple[dict[str, str], float]] = {}  # code -> (identity, expires at on `clock`)
+    # One-use codes the fake issued: response_code → (kind card|aibot, issued at, details); used ones go.
+    codes: dict[str, tuple[str, float, dict]] = {}
+    card_updates: list[dict] = []
+    aibot_replies: list[dict] = []
+    aibot_files: dict[str, tuple[bytes, float]] = {}
+
+    def issue_code(kind: str, **details) -> str:
+        code = secrets.token_urlsafe(24)
+        codes[code] = (kind, clock(), details)
+        return code
+
+    def take_code(code: str, kind: str, ttl_s: float) -> dict | None:
+        """The details of an unused, unexpired code of this kind, now used up; None otherwise."""
+        found = codes.get(code)
+        if found is None or found[0] != kind or clock() - found[1] > ttl_s:
+            return None
+        del codes[code]
+        return found[2]
+
+    async def deliver(url: str | None, params: dict, body: str, content_type: str) -> int | None:
+        """Post a built callback to notify's URL (None: the caller posts it)."""
+        if not url:
+            return None
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            response = await client.post(url, params=params, content=body, headers={"content-type": content_type})
+        return response.status_code
 
     def issue_token(kind: str) -> dict:
         token = f"{kind}-{secrets.token_urlsafe(24)}"
@@ -379,6 +453,117 @@ def create_app(
             return answer(NO_VALID_RECIPIENT)
         app_messages.append({"received_at": time.time(), "body": message})
         return {"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid), "msgid": secrets.token_hex(8)}
+
+    @app.post("/cgi-bin/message/update_template_card")
+    async def wecom_update_template_card(request: Request, access_token: str = ""):
+        """Update a clicked card: agentid, the click's response_code (once) and `button.replace_name`
+        or a whole `template_card`; userids/partyids/tagids/atall say whose cards change."""
+        message = await token_and_json(request, access_token, "wecom")
+        if "errcode" in message:
+            return message
+        if message.get("agentid") != AGENT_ID:
+            return answer(INVALID_AGENTID)
+        button, card = message.get("button"), message.get("template_card")
+        replace_name = button.get("replace_name") if isinstance(button, dict) else None
+        if not (isinstance(replace_name, str) and replace_name) and not isinstance(card, dict):
+            return answer(Rejected(INVALID_PARAMETER, "button.replace_name or template_card is required"))
+        for field, limit in (("userids", 1000), ("partyids", 100), ("tagids", 100)):
+            value = message.get(field, [])
+            if not isinstance(value, list) or len(value) > limit:
+                return answer(Rejected(INVALID_PARAMETER, f"{field}: a list of at most {limit}"))
+        details = take_code(str(message.get("response_code", "")), "card", CARD_CODE_TTL_S)
+        if details is None:
+            return answer(CODE_USED)
+        card_updates.append({"received_at": time.time(), "body": message, "click": details})
+        return {"errcode": 0, "errmsg": "ok", "invaliduser": []}
+
+    @app.post("/_fake/card-clicks")
+    async def card_click(request: Request):
+        """A member clicks a card's button: a new ResponseCode, and the signed, encrypted
+        template_card_event sent to `callback_url` (notify's /api/v1/callbacks/wecom), or returned."""
+        spec = json.loads(await request.body())
+        code = issue_code("card", userid=spec["userid"], task_id=spec["task_id"], event_key=spec["event_key"])
+        xml = template_card_event_xml(
+            from_user=spec["userid"],
+            event_key=spec["event_key"],
+            task_id=spec["task_id"],
+            response_code=code,
+            create_time=spec.get("create_time"),
+        )
+        params, body = callback_request(xml)
+        status = await deliver(spec.get("callback_url"), params, body, "application/xml")
+        return {"response_code": code, "params": params, "body": body, "status_code": status}
+
+    @app.post("/_fake/aibot/messages")
+    async def aibot_send(request: Request):
+        """A group member @-mentions the AI bot: `text`, and with `image` (base64) a `mixed` message
+        whose image URL serves the photo encrypted with the bot's key. Sent to `callback_url`
+        (notify's /api/v1/callbacks/wecom-aibot) signed and encrypted, or returned."""
+        spec = json.loads(await request.body())
+        base = str(request.base_url).rstrip("/")
+        response_url = f"{base}/cgi-bin/aibot/response?response_code={issue_code('aibot', userid=spec['userid'])}"
+        text = f"@{spec.get('bot_name', '网格通')} {spec['text']}"
+        message: dict = {
+            "msgid": spec.get("msgid") or secrets.token_hex(16),
+            "aibotid": spec.get("aibotid", "aib-gridlink"),
+            "chatid": spec.get("chatid", "wrk-group-1"),
+            "chattype": "group",
+            "from": {"userid": spec["userid"]},
+            "response_url": response_url,
+        }
+        if spec.get("image"):
+            name = secrets.token_hex(8)
+            aibot_files[name] = (encrypt_file(base64.b64decode(spec["image"])), clock())
+            message |= {
+                "msgtype": "mixed",
+                "mixed": {
+                    "msg_item": [
+                        {"msgtype": "text", "text": {"content": text}},
+                        {"msgtype": "image", "image": {"url": f"{base}/_fake/aibot/files/{name}"}},
+                    ]
+                },
+            }
+        else:
+            message |= {"msgtype": "text", "text": {"content": text}}
+        params, body = aibot_callback_request(message)
+        status = await deliver(spec.get("callback_url"), params, body, "application/json")
+        return {"message": message, "params": params, "body": body, "status_code": status}
+
+    @app.get("/_fake/aibot/files/{name}")
+    async def aibot_file(name: str):
+        found = aibot_files.get(name)
+        if found is None or clock() - found[1] > AIBOT_FILE_TTL_S:
+            return Response(status_code=404)
+        return Response(content=found[0], media_type="application/octet-stream")
+
+    @app.post("/cgi-bin/aibot/response")
+    async def aibot_response(request: Request, response_code: str = ""):
+        """The AI bot's active reply: plain JSON (not encrypted), markdown ≤20480 bytes, one call per
+        URL within an hour (template_card only answers single chats, never a group's message)."""
+        try:
+            message = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            return answer(INVALID_JSON)
+        if not isinstance(message, dict) or message.get("msgtype") != "markdown":
+            return answer(Rejected(INVALID_MSGTYPE, str(isinstance(message, dict) and message.get("msgtype"))))
+        content = (message.get("markdown") or {}).get("content") if isinstance(message.get("markdown"), dict) else None
+        if not isinstance(content, str) or not content:
+            return answer(EMPTY_CONTENT)
+        if len(content.encode()) > AIBOT_MARKDOWN_MAX_BYTES:
+            return answer(CONTENT_TOO_LONG)
+        details = take_code(response_code, "aibot", AIBOT_URL_TTL_S)
+        if details is None:
+            return answer(CODE_USED)
+        aibot_replies.append({"received_at": time.time(), "body": message, "to": details})
+        return answer(OK)
+
+    @app.get("/_fake/app/card-updates")
+    async def list_card_updates():
+        return card_updates
+
+    @app.get("/_fake/aibot/replies")
+    async def list_aibot_replies():
+        return aibot_replies
 
     @app.get("/cgi-bin/token")
     async def mp_token(grant_type: str = "", appid: str = "", secret: str = ""):
@@ -577,7 +762,7 @@ def create_app(
 
     @app.delete("/_fake/messages", status_code=204)
     async def clear_messages():
-        for log in (messages, app_messages, mp_messages, sms_messages):
+        for log in (messages, app_messages, mp_messages, sms_messages, card_updates, aibot_replies):
             log.clear()
         sent_at.clear()
         rate_limited.clear()

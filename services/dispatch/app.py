@@ -16,6 +16,7 @@ from services.dispatch.settings import DispatchSettings
 from shared.auth import WECOM_SUBJECT_PREFIX
 from shared.loops import repeat_until_stopped
 from shared.service import Runtime, running_service
+from shared.sla_policy import load_sla_policy
 from shared.taxonomy import load_taxonomy
 from shared.topics import service_topics
 from shared.web import authenticate as bearer_authenticate
@@ -35,6 +36,7 @@ async def authenticate(request: Request) -> None:
 def create_app(settings: DispatchSettings | None = None) -> FastAPI:
     settings = settings or DispatchSettings(service_name="dispatch")
     taxonomy = load_taxonomy(settings.responsibility_list_path)
+    sla_policy = load_sla_policy(settings.sla_policy_path)
     shipped_list = build_list(
         taxonomy=taxonomy, document=yaml.safe_load(settings.responsibility_list_path.read_text(encoding="utf-8"))
     )
@@ -60,7 +62,7 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
             settings,
             service_dir=Path(__file__).parent,
             topics=service_topics("dispatch").reads,
-            handlers=make_handlers(settings=settings, taxonomy=taxonomy),
+            handlers=make_handlers(settings=settings, taxonomy=taxonomy, policy=sla_policy),
             loops={"auto_verify": auto_verify_loop},
             setup=install_shipped_list,
         ) as runtime:

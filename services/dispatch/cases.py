@@ -6,12 +6,33 @@ case event in the outbox, so state, history and event commit together or not at 
 """
 
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from services.dispatch import store
-from services.dispatch.domain import REPLY_RATINGS, REPLY_WORDS, SYSTEM, CaseState, Context, apply, decide, reporter
+from services.dispatch.domain import (
+    PHOTO_REFUSALS,
+    REPLY_RATINGS,
+    REPLY_WORDS,
+    SYSTEM,
+    CaseState,
+    Context,
+    Forbidden,
+    IllegalTransition,
+    StaffRefused,
+    answers_unknown_numbers,
+    apply,
+    deadline_words,
+    decide,
+    reporter,
+    staff_actor,
+    staff_arguments,
+    staff_done_text,
+    staff_precheck,
+    staff_query_text,
+)
 from services.dispatch.responsibility import OwnerDecision, ResponsibilityList, build_list, decide_owner, level_of
 from services.dispatch.settings import DispatchSettings
 from shared.auth import Actor
@@ -24,10 +45,14 @@ from shared.events import (
     MalformedEvent,
     ReporterRated,
     ReportSubmitted,
+    StaffCommand,
+    StaffCommandAnswered,
+    StaffPhotosSubmitted,
     TriageCorrected,
     new_event,
     utcnow,
 )
+from shared.sla_policy import SlaPolicy
 from shared.taxonomy import Taxonomy
 
 
@@ -474,3 +499,243 @@ async def auto_verify(conn: asyncpg.Connection, *, settings: DispatchSettings, t
                 arguments={"auto": True},
             )
     return len(case_ids)
+
+
+# --- staff acting from WeCom ------------------------------------------------------------------------
+
+
+async def _answer_staff(
+    conn: asyncpg.Connection,
+    *,
+    settings: DispatchSettings,
+    command_id: UUID,
+    source: str,
+    case_no: str,
+    action: str,
+    outcome: str,
+    text: str,
+    row=None,
+    button_text: str | None = None,
+    actor: Actor | None = None,
+    correlation_id: UUID | None = None,
+) -> None:
+    """Tell notify how a staff command went (staff.command_answered), once."""
+    await store.answer_staff_command(conn, command_id=command_id, outcome=outcome)
+    answer = StaffCommandAnswered(
+        command_id=command_id,
+        source=source,  # type: ignore[arg-type]
+        case_no=case_no,
+        action=action,
+        outcome=outcome,  # type: ignore[arg-type]
+        text=text,
+        button_text=button_text or ("未能处理" if outcome == "refused" else None),
+        case_id=row["case_id"] if row else None,
+        actor_name=actor.name if actor else None,
+        answered_at=utcnow(),
+    )
+    await enqueue(
+        conn,
+        settings,
+        new_event(
+            answer,
+            producer=settings.service_name,
+            jurisdiction_code=row["jurisdiction_code"] if row else settings.jurisdiction_code,
+            key=case_no,
+            correlation_id=correlation_id or command_id,
+        ),
+    )
+
+
+async def _apply_staff_action(
+    conn: asyncpg.Connection,
+    *,
+    settings: DispatchSettings,
+    taxonomy: Taxonomy,
+    command: asyncpg.Record | StaffCommand,
+    row,
+    actor: Actor,
+    arguments: dict,
+) -> None:
+    """Run the action as the HTTP route would (`run_command`) and answer with what happened."""
+    action, case_no = command.action if isinstance(command, StaffCommand) else command["action"], row["case_no"]
+    command_id = command.command_id if isinstance(command, StaffCommand) else command["command_id"]
+    source = command.source if isinstance(command, StaffCommand) else command["source"]
+    common: dict[str, Any] = {
+        "settings": settings,
+        "command_id": command_id,
+        "source": source,
+        "case_no": case_no,
+        "action": action,
+    }
+    try:
+        async with conn.transaction():  # a refusal leaves nothing of the attempt behind
+            await run_command(
+                conn,
+                settings=settings,
+                taxonomy=taxonomy,
+                case_id=row["case_id"],
+                action=action,
+                actor=actor,
+                arguments=arguments,
+                correlation_id=command_id,
+            )
+    except (Forbidden, IllegalTransition) as exc:
+        label = ACTIONS[action].label
+        await _answer_staff(conn, **common, outcome="refused", text=f"未能{label}：{exc}", row=row, actor=actor)
+        return
+    text, button = staff_done_text(action=action, case_no=case_no, actor=actor, at=utcnow())
+    await _answer_staff(conn, **common, outcome="done", text=text, button_text=button, row=row, actor=actor)
+
+
+async def staff_command(
+    conn: asyncpg.Connection,
+    *,
+    settings: DispatchSettings,
+    taxonomy: Taxonomy,
+    policy: SlaPolicy,
+    command: StaffCommand,
+) -> None:
+    """A member of staff acted on a case from WeCom: as the person the directory says they are,
+    through the same rules as the HTTP routes; refused politely (and nothing changes) for an
+    unknown sender, another department's case, an unknown number or a state that does not allow it.
+    Acted on once per command id. A 办结 first has media take in its photos (staff.photos_submitted)."""
+    row = await store.find_case_by_no(conn, case_no=command.case_no, for_update=True)
+    if row is None and not answers_unknown_numbers(settings.jurisdiction_code, settings.dispatch_centres):
+        return  # another centre's case (every centre reads every command and acts on its own)
+    taken = await store.take_staff_command(
+        conn,
+        command_id=command.command_id,
+        source=command.source,
+        wecom_user_id=command.wecom_user_id,
+        case_no=command.case_no,
+        action=command.action,
+        case_id=row["case_id"] if row else None,
+        text=command.text,
+    )
+    if not taken:
+        return
+    common: dict[str, Any] = {
+        "settings": settings,
+        "command_id": command.command_id,
+        "source": command.source,
+        "case_no": command.case_no,
+        "action": command.action,
+    }
+    if row is None:
+        text = f"没有找到案件 {command.case_no}，请核对案件编号（如 20261126-000042）。"
+        await _answer_staff(conn, **common, outcome="refused", text=text, button_text="案件不存在")
+        return
+    state = case_state(row)
+    person, roles = await store.staff_person(conn, wecom_user_id=command.wecom_user_id)
+    try:
+        actor = staff_actor(person=person, roles=roles, case=state)
+        if command.action == "query":
+            deadline = deadline_words(
+                policy,
+                status=row["status"],
+                priority=row["priority"],
+                level=row["level"] or "county",
+                department_code=row["department_code"],
+            )
+            text = staff_query_text(case=dict(row), deadline=deadline)
+            await _answer_staff(conn, **common, outcome="done", text=text, row=row, actor=actor)
+            return
+        arguments = staff_arguments(command.action, command.text)
+        staff_precheck(case=state, actor=actor, action=command.action, arguments=arguments)
+        if command.action == "resolve":
+            if not command.photos:
+                raise StaffRefused(
+                    "办结需要整改后的现场照片：请在同一条消息里附上照片，再发送“办结 案件编号 办理结果”。"
+                )
+            await store.update_staff_command(
+                conn,
+                command_id=command.command_id,
+                status="waiting_photos",
+                photos_expected=len(command.photos),
+                person_id=actor.subject,
+            )
+            request = StaffPhotosSubmitted(
+                command_id=command.command_id,
+                case_id=row["case_id"],
+                report_id=row["report_id"],
+                photos=command.photos,
+                submitted_at=command.sent_at,
+            )
+            await _emit(
+                conn,
+                settings=settings,
+                row=row,
+                payload=request,
+                event_type="staff.photos_submitted",
+                correlation_id=command.command_id,
+            )
+            return
+    except StaffRefused as refused:
+        await _answer_staff(conn, **common, outcome="refused", text=str(refused), row=row)
+        return
+    await _apply_staff_action(
+        conn, settings=settings, taxonomy=taxonomy, command=command, row=row, actor=actor, arguments=arguments
+    )
+
+
+async def staff_photo_attached(
+    conn: asyncpg.Connection,
+    *,
+    settings: DispatchSettings,
+    taxonomy: Taxonomy,
+    command_id: UUID,
+    media_id: UUID,
+    role: str,
+) -> None:
+    """Media attached a photo of a 办结 from WeCom: once all of them are in, resolve with them."""
+    command = await store.waiting_staff_command(conn, command_id=command_id)
+    if command is None or role != "after":
+        return
+    command = await store.add_staff_photo(conn, command_id=command_id, media_id=media_id) or command
+    if len(command["after_media_ids"]) < command["photos_expected"]:
+        return
+    row = await store.find_case(conn, case_id=command["case_id"], for_update=True)
+    if row is None:
+        return
+    person, roles = await store.staff_person(conn, wecom_user_id=command["wecom_user_id"])
+    try:
+        actor = staff_actor(person=person, roles=roles, case=case_state(row))
+    except StaffRefused as refused:  # the directory changed while media took the photos in
+        await _answer_staff(
+            conn,
+            settings=settings,
+            command_id=command_id,
+            source=command["source"],
+            case_no=command["case_no"],
+            action="resolve",
+            outcome="refused",
+            text=str(refused),
+            row=row,
+        )
+        return
+    arguments = {"result": command["text"], "after_media_ids": [str(m) for m in command["after_media_ids"]]}
+    await _apply_staff_action(
+        conn, settings=settings, taxonomy=taxonomy, command=command, row=row, actor=actor, arguments=arguments
+    )
+
+
+async def staff_photo_rejected(
+    conn: asyncpg.Connection, *, settings: DispatchSettings, command_id: UUID, reason: str, detail: str
+) -> None:
+    """Media refused a photo of a 办结 from WeCom: the case stays as it is, and they hear why."""
+    command = await store.waiting_staff_command(conn, command_id=command_id)
+    if command is None:
+        return
+    row = await store.find_case(conn, case_id=command["case_id"])
+    why = PHOTO_REFUSALS.get(reason, detail or reason)
+    await _answer_staff(
+        conn,
+        settings=settings,
+        command_id=command_id,
+        source=command["source"],
+        case_no=command["case_no"],
+        action="resolve",
+        outcome="refused",
+        text=f"案件 {command['case_no']} 未办结：照片未通过校验（{why}）。请重新拍摄整改后照片再发送。",
+        row=row,
+    )

@@ -9,13 +9,14 @@ responsibility list, the taxonomy and the time in a `Context`, stores the transi
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from services.dispatch.responsibility import ResponsibilityList, decide_owner
 from shared.auth import Actor
 from shared.case_actions import ACTIONS, OPEN, ActionSpec
 from shared.events import utcnow
+from shared.sla_policy import SlaPolicy
 from shared.taxonomy import Taxonomy
 
 SYSTEM = Actor(subject="dispatch", role="system", jurisdiction_code="")
@@ -479,3 +480,153 @@ def replay(events: list[dict]) -> dict | None:
         if latest is None or payload.get("seq", 0) > latest.get("seq", 0):
             latest = payload
     return latest
+
+
+# --- staff acting from WeCom (template-card buttons, commands to the AI bot) ---------------------
+# The sender is a WeCom user id; the directory makes it a person with roles, and the action is then
+# exactly the one the HTTP routes take (`decide`). What they read back is Chinese.
+
+CHINA_TZ = timezone(timedelta(hours=8))
+STATUS_LABELS = {
+    "triaged": "待派单",
+    "dispatched": "待接单",
+    "acknowledged": "已接单",
+    "in_progress": "处置中",
+    "returned": "已退回（待仲裁）",
+    "resolved": "已办结（待回访）",
+    "verified": "已回访",
+    "closed": "已结案",
+    "escalated": "已上报上级",
+    "merged": "已合并",
+    "cancelled": "已撤销",
+}
+# What each staff action says when it is done: the answer's verb and the card button's new text.
+STAFF_DONE = {
+    "acknowledge": ("已接单", "已接单"),
+    "return": ("已退回，等待调度中心仲裁", "已退回"),
+    "progress": ("已记录进展", "已反馈进展"),
+    "resolve": ("已办结", "已办结"),
+}
+# Why media refused a photo (media.rejected's reason), for the group.
+PHOTO_REFUSALS = {
+    "empty": "照片是空文件",
+    "too-large": "照片太大",
+    "unsupported-type": "不是支持的图片格式（JPEG、PNG、WebP、HEIC）",
+    "type-mismatch": "文件内容与图片类型不符",
+    "corrupt": "照片已损坏，无法打开",
+    "decompression-bomb": "照片像素过多",
+}
+
+
+class StaffRefused(Exception):
+    """A staff command from WeCom that changes nothing; the message is for them (Chinese)."""
+
+
+def staff_actor(*, person: dict | None, roles: list[dict], case: CaseState) -> Actor:
+    """The actor a WeCom user acts on this case as: an active person of the directory with a
+    handler role for one of the case's departments (lead or co-handling) in the case's division or
+    above. Refused politely for an unknown sender and for another department's case."""
+    if person is None or not person.get("active", True):
+        raise StaffRefused(
+            "您不在网格通通讯录中（或已停用），无法在企业微信办理案件；请联系管理员登记您的企业微信账号。"
+        )
+    departments = (case.department_code, *case.co_department_codes)
+    place = case.grid_code or case.jurisdiction_code
+    mine = [
+        r
+        for r in roles
+        if r["role"] == "handler"
+        and r.get("department_code") in departments
+        and place.startswith(r["jurisdiction_code"])
+    ]
+    if not mine:
+        raise StaffRefused("该案件不属于您所在的部门，无法办理；如派错部门，请联系调度中心改派。")
+    # The lead department's role first: its acknowledgement moves the case.
+    role = sorted(mine, key=lambda r: r.get("department_code") != case.department_code)[0]
+    return Actor(
+        subject=person["person_id"],
+        role="handler",
+        jurisdiction_code=role["jurisdiction_code"],
+        department_code=role["department_code"],
+        name=person.get("name", ""),
+    )
+
+
+def answers_unknown_numbers(jurisdiction_code: str, centres: list[str]) -> bool:
+    """Whether a centre refuses case numbers it does not hold: only a county centre that is the
+    only centre, since with town or village centres it cannot know that none of them holds it."""
+    return len(jurisdiction_code) == 6 and set(centres) <= {jurisdiction_code}
+
+
+def staff_arguments(action: str, text: str | None) -> dict[str, Any]:
+    """The action's arguments from a staff command's words (as the HTTP request would carry them)."""
+    if action in ("progress", "resolve"):
+        return {"result": text} if text else {}
+    if action == "return":
+        return {"reason": text} if text else {}
+    return {}
+
+
+def staff_precheck(*, case: CaseState, actor: Actor, action: str, arguments: dict) -> None:
+    """What `decide` would refuse before looking at evidence, with Chinese reasons: used to refuse
+    a 办结 before its photos are taken in, and to explain any refusal in words staff read."""
+    spec = ACTIONS[action]
+    try:
+        authorize(actor=actor, action=action, case=case)
+    except Forbidden as exc:
+        raise StaffRefused(f"您无权{spec.label}：{exc}") from None
+    if case.status not in spec.from_statuses:
+        raise StaffRefused(f"案件当前状态为「{STATUS_LABELS.get(case.status, case.status)}」，不能{spec.label}。")
+    if action == "acknowledge" and _acknowledging(case, actor) in case.acknowledged_departments:
+        raise StaffRefused("您的部门已接过此单，无需重复接单。")
+    missing = [name for name in spec.requires if name != "after_media_ids" and not arguments.get(name)]
+    if missing:
+        usage = {
+            "progress": "请按“进展 案件编号 进展内容”发送。",
+            "resolve": "请按“办结 案件编号 办理结果”发送，并附上整改后照片。",
+            "return": "请写明退回理由。",
+        }
+        raise StaffRefused(f"缺少{'、'.join(missing)}：{usage.get(action, '')}")
+    not_ready = READY[action](case, actor) if action in READY else None
+    if not_ready:
+        raise StaffRefused(f"暂不能{spec.label}：{not_ready}")
+
+
+def staff_done_text(*, action: str, case_no: str, actor: Actor, at: datetime) -> tuple[str, str]:
+    """(the reply, the card button's text) of a staff action that was done."""
+    verb, button = STAFF_DONE[action]
+    when = at.astimezone(CHINA_TZ).strftime("%H:%M")
+    return (
+        f"案件 {case_no} {verb}（{actor.name or actor.subject}，{when}）。",
+        f"{button} · {actor.name or actor.subject} {when}",
+    )
+
+
+def staff_query_text(*, case: dict, deadline: str | None) -> str:
+    """The answer to 查 <编号>: state, department, deadline, in markdown."""
+    lines = [
+        f"**案件 {case['case_no']}**",
+        f"> 状态：{STATUS_LABELS.get(case['status'], case['status'])}" + ("（已逾期）" if case.get("overdue") else ""),
+        f"> 承办部门：{case['department_name']}",
+        f"> 类别：{case['category_name']}",
+    ]
+    if deadline:
+        lines.append(f"> 时限：{deadline}")
+    return "\n".join(lines)
+
+
+def deadline_words(policy: SlaPolicy, *, status: str, priority: str, level: str, department_code: str) -> str | None:
+    """The time the case's current stage allows, from the SLA policy sla enforces (the exact due
+    time is sla's): 接单 while it waits for it, 办结 while it is worked on."""
+    stage = (
+        "acknowledge" if status == "dispatched" else "resolve" if status in ("acknowledged", "in_progress") else None
+    )
+    if stage is None:
+        return None
+    duration = policy.duration(priority=priority, level=level, stage=stage)
+    amount, always = f"{duration.amount:g}", policy.round_the_clock(department_code)
+    unit = {
+        "minutes": "分钟",
+        "working_hours": "小时" if always else "个工作小时",
+    }.get(duration.unit, "天" if always else "个工作日")
+    return f"{'接单' if stage == 'acknowledge' else '办结'}时限 {amount}{unit}（自派单起）"

@@ -8,18 +8,21 @@ from shared.events import (
     CaseTransitioned,
     Event,
     MediaAttached,
+    MediaRejected,
     ReportAttached,
     ReporterRated,
     ReportLocated,
     SlaBreached,
     SlaNoticeIssued,
+    StaffCommand,
     submitted_report,
     utcnow,
 )
+from shared.sla_policy import SlaPolicy
 from shared.taxonomy import Taxonomy
 
 
-def make_handlers(*, settings: DispatchSettings, taxonomy: Taxonomy):
+def make_handlers(*, settings: DispatchSettings, taxonomy: Taxonomy, policy: SlaPolicy):
     """Handlers bound to this instance's settings; every instance sees every event and acts on its own."""
 
     async def on_report_submitted(conn: asyncpg.Connection, event: Event) -> None:
@@ -108,6 +111,15 @@ def make_handlers(*, settings: DispatchSettings, taxonomy: Taxonomy):
             flags=list(attached.flags),
             attached_at=attached.attached_at,
         )
+        if attached.role == "after" and event.correlation_id:  # maybe a 办结 from WeCom waiting for it
+            await cases.staff_photo_attached(
+                conn,
+                settings=settings,
+                taxonomy=taxonomy,
+                command_id=event.correlation_id,
+                media_id=attached.media_id,
+                role=attached.role,
+            )
         if new and attached.flags:
             await store.append_timeline(
                 conn,
@@ -185,7 +197,21 @@ def make_handlers(*, settings: DispatchSettings, taxonomy: Taxonomy):
             correlation_id=event.correlation_id,
         )
 
+    async def on_staff_command(conn: asyncpg.Connection, event: Event) -> None:
+        await cases.staff_command(
+            conn, settings=settings, taxonomy=taxonomy, policy=policy, command=event.payload_as(StaffCommand)
+        )
+
+    async def on_media_rejected(conn: asyncpg.Connection, event: Event) -> None:
+        if event.correlation_id:  # maybe a photo of a 办结 from WeCom
+            rejected = event.payload_as(MediaRejected)
+            await cases.staff_photo_rejected(
+                conn, settings=settings, command_id=event.correlation_id, reason=rejected.reason, detail=rejected.detail
+            )
+
     return {
+        "staff.command": on_staff_command,
+        "media.rejected": on_media_rejected,
         "report.submitted": on_report_submitted,
         "reporter.rated": on_reporter_rated,
         "report.attached": on_report_attached,

@@ -1,9 +1,17 @@
 """Dispatch's settings: the shared base, the agreements dispatch is part of, and its own options."""
 
-from shared.settings import CountyMapFile, DevTokenIssuer, ResponsibilityListFile, ServiceSettings, secret
+from shared.settings import (
+    CountyMapFile,
+    DevTokenIssuer,
+    ResponsibilityListFile,
+    ServiceSettings,
+    SlaPolicyFile,
+    secret,
+)
 
 
-class DispatchSettings(ServiceSettings, ResponsibilityListFile, CountyMapFile, DevTokenIssuer):
+# SlaPolicyFile: staff asking 查 <编号> from WeCom are told the time their case's stage allows.
+class DispatchSettings(ServiceSettings, ResponsibilityListFile, CountyMapFile, DevTokenIssuer, SlaPolicyFile):
     # Division codes that run their own dispatch instance (the county always does); every
     # instance must be given the same list so they agree on who owns which case.
     dispatch_centres: list[str] = []

@@ -302,3 +302,62 @@ async def list_supervised_notices(conn: asyncpg.Connection, *, jurisdiction_pref
         jurisdiction_prefix + "%",
         limit,
     )
+
+
+async def find_case_by_no(conn: asyncpg.Connection, *, case_no: str, for_update: bool = False) -> asyncpg.Record | None:
+    """The case this centre holds under a human case number (not a copy it escalated away)."""
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetchrow(
+        f"SELECT * FROM cases WHERE case_no = $1 AND status <> 'escalated' ORDER BY updated_at DESC LIMIT 1{lock}",
+        case_no,
+    )
+
+
+async def take_staff_command(conn: asyncpg.Connection, **command) -> bool:
+    """Record a staff command from WeCom; False if it was taken before (it is acted on once)."""
+    columns = ", ".join(command)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(command) + 1))
+    status = await conn.execute(
+        f"INSERT INTO staff_commands ({columns}) VALUES ({placeholders}) ON CONFLICT DO NOTHING", *command.values()
+    )
+    return status == "INSERT 0 1"
+
+
+async def waiting_staff_command(conn: asyncpg.Connection, *, command_id: UUID) -> asyncpg.Record | None:
+    """A 办结 from WeCom waiting for its photos, locked."""
+    return await conn.fetchrow(
+        "SELECT * FROM staff_commands WHERE command_id = $1 AND status = 'waiting_photos' FOR UPDATE", command_id
+    )
+
+
+async def add_staff_photo(conn: asyncpg.Connection, *, command_id: UUID, media_id: UUID) -> asyncpg.Record:
+    return await conn.fetchrow(
+        """UPDATE staff_commands SET after_media_ids = array_append(after_media_ids, $2)
+           WHERE command_id = $1 AND NOT ($2 = ANY(after_media_ids)) RETURNING *""",
+        command_id,
+        media_id,
+    )
+
+
+async def answer_staff_command(conn: asyncpg.Connection, *, command_id: UUID, outcome: str) -> None:
+    await conn.execute(
+        "UPDATE staff_commands SET status = 'answered', outcome = $2, answered_at = now() WHERE command_id = $1",
+        command_id,
+        outcome,
+    )
+
+
+async def staff_person(conn: asyncpg.Connection, *, wecom_user_id: str) -> tuple[dict | None, list[dict]]:
+    """The directory's person with this WeCom user id and their roles (None, [] if nobody)."""
+    person = await conn.fetchrow("SELECT person_id, name, active FROM people WHERE wecom_user_id = $1", wecom_user_id)
+    if person is None:
+        return None, []
+    roles = await conn.fetch(
+        "SELECT role, jurisdiction_code, department_code FROM person_roles WHERE person_id = $1", person["person_id"]
+    )
+    return dict(person), [{**dict(r), "department_code": r["department_code"] or None} for r in roles]
+
+
+async def update_staff_command(conn: asyncpg.Connection, *, command_id: UUID, **changes) -> None:
+    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(changes, start=2))
+    await conn.execute(f"UPDATE staff_commands SET {sets} WHERE command_id = $1", command_id, *changes.values())

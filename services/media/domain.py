@@ -435,3 +435,17 @@ def exif_refusal(*, role: str, kind: str | None, captured_at, required_for) -> s
         f"该照片没有拍摄信息（EXIF 拍摄时间），按规定{name}照片须为手机或相机直接拍摄的原图；"
         "请在现场重新拍摄后上传，不要使用截图或转发的图片。"
     )
+
+
+STAFF_PHOTO_PREFIX = "staff/"
+
+
+def staff_command_of(object_key: str) -> UUID | None:
+    """The staff command an incoming photo came with (`staff/<command id>/<n>`: a 办结 photo sent to
+    the WeCom AI bot, which is the case's "after" evidence), or None for a report's photo."""
+    if not object_key.startswith(STAFF_PHOTO_PREFIX):
+        return None
+    try:
+        return UUID(object_key[len(STAFF_PHOTO_PREFIX) :].split("/", 1)[0])
+    except ValueError:
+        return None

@@ -6,7 +6,7 @@ import asyncpg
 from services.media import store, workflow
 from services.media.settings import MediaSettings
 from shared.case_actions import CASE_TRANSITION_TYPES
-from shared.events import CaseFacts, Event, ReportAttached, ReportSubmitted, submitted_report
+from shared.events import CaseFacts, Event, ReportAttached, ReportSubmitted, StaffPhotosSubmitted, submitted_report
 
 
 def make_handlers(*, settings: MediaSettings):
@@ -69,7 +69,21 @@ def make_handlers(*, settings: MediaSettings):
             grid_code=case.grid_code,
         )
 
+    async def on_staff_photos_submitted(conn: asyncpg.Connection, event: Event) -> None:
+        """Photos staff sent the AI bot with 办结 (parked by notify under staff/<command id>/): taken in
+        like a report's, as the case's "after" evidence."""
+        request = event.payload_as(StaffPhotosSubmitted)
+        common = {"case_id": request.case_id, "report_id": request.report_id, "submitted_at": request.submitted_at}
+        await store.park_incoming(
+            conn,
+            photos=[
+                {"object_key": p.object_key, "filename": p.filename, "content_type": p.content_type} | common
+                for p in request.photos
+            ],
+        )
+
     return {
+        "staff.photos_submitted": on_staff_photos_submitted,
         "report.submitted": on_report_submitted,
         "report.attached": on_report_attached,
         "case.dispatched": on_case_event,

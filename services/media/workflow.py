@@ -72,6 +72,7 @@ async def _emit(
     *,
     key: UUID,
     case_jurisdiction: str | None = None,
+    correlation_id: UUID | None = None,
 ) -> None:
     """Publish in the outbox; the envelope names the case's division, or this instance's for media
     that is no case's (yet)."""
@@ -83,6 +84,7 @@ async def _emit(
             producer=settings.service_name,
             jurisdiction_code=case_jurisdiction or settings.jurisdiction_code,
             key=str(key),
+            correlation_id=correlation_id,
         ),
     )
 
@@ -97,6 +99,7 @@ async def record_rejection(
     head: bytes,
     size_bytes: int | None,
     conn: asyncpg.Connection | None = None,
+    correlation_id: UUID | None = None,
 ) -> None:
     """Emit media.rejected (with the upload's row, for presigned uploads, in the same transaction)."""
     payload = MediaRejected(
@@ -109,10 +112,10 @@ async def record_rejection(
         size_bytes=size_bytes,
     )
     if conn is not None:
-        await _emit(conn, runtime.settings, payload, key=upload_id)
+        await _emit(conn, runtime.settings, payload, key=upload_id, correlation_id=correlation_id)
         return
     async with runtime.pool.acquire() as conn, conn.transaction():
-        await _emit(conn, runtime.settings, payload, key=upload_id)
+        await _emit(conn, runtime.settings, payload, key=upload_id, correlation_id=correlation_id)
 
 
 T = TypeVar("T")
@@ -150,8 +153,10 @@ async def store_direct(
     data: bytes,
     filename: str | None,
     declared_type: str | None,
+    correlation_id: UUID | None = None,
 ) -> asyncpg.Record:
-    """Validate and store one file sent to the API; raises Rejection after emitting media.rejected."""
+    """Validate and store one file sent to the API; raises Rejection after emitting media.rejected
+    (with `correlation_id`, when the file came with a staff command)."""
     settings = runtime.settings
     upload_id = uuid4()
     try:
@@ -175,6 +180,7 @@ async def store_direct(
             declared_type=declared_type,
             head=data,
             size_bytes=size,
+            correlation_id=correlation_id,
         )
         raise
 
@@ -472,7 +478,14 @@ def _role_name(role: str | None) -> str:
     return {"before": "整改前", "after": "整改后"}.get(role or "", "未知")
 
 
-async def _attached(conn: asyncpg.Connection, settings: MediaSettings, *, case_id: UUID, media_ids: list[UUID]) -> None:
+async def _attached(
+    conn: asyncpg.Connection,
+    settings: MediaSettings,
+    *,
+    case_id: UUID,
+    media_ids: list[UUID],
+    correlation_id: UUID | None = None,
+) -> None:
     """Check the new evidence against the report and tell other services (media.attached)."""
     await apply_evidence_checks(conn, settings=settings, case_id=case_id)
     case = await store.find_case(conn, case_id=case_id)
@@ -494,7 +507,17 @@ async def _attached(conn: asyncpg.Connection, settings: MediaSettings, *, case_i
             ),
             key=case_id,
             case_jurisdiction=case["jurisdiction_code"] if case else None,
+            correlation_id=correlation_id,
         )
+
+
+async def attach_staff_photo(
+    conn: asyncpg.Connection, *, settings: MediaSettings, case_id: UUID, media_id: UUID, command_id: UUID
+) -> None:
+    """A photo staff sent with 办结 from WeCom is the case's "after" evidence; media.attached names
+    the command (correlation id), so dispatch resolves the case with it."""
+    if await store.attach(conn, media_id=media_id, case_id=case_id, role="after", attached_at=utcnow()):
+        await _attached(conn, settings, case_id=case_id, media_ids=[media_id], correlation_id=command_id)
 
 
 async def attach_report_media(
@@ -730,6 +753,7 @@ async def take_in_incoming(
     for photo in photos:
         key, url = photo["object_key"], photo["url"]
         filename, declared = photo["filename"], photo["content_type"]
+        command_id = domain.staff_command_of(key)  # a photo staff sent with 办结: "after", not "before"
         media_id = reason = None
         try:
             if url:
@@ -740,7 +764,12 @@ async def take_in_incoming(
             else:
                 raise Unfetchable("the parked photo is gone", retry=False)
             row = await store_direct(
-                runtime=runtime, objects=objects, data=data, filename=filename, declared_type=declared
+                runtime=runtime,
+                objects=objects,
+                data=data,
+                filename=filename,
+                declared_type=declared,
+                correlation_id=command_id,
             )
             status, media_id = "stored", row["media_id"]
         except Rejection as rejection:
@@ -750,7 +779,11 @@ async def take_in_incoming(
                 continue  # the lease runs out and the photo is tried again
             status, reason = "unfetchable", str(problem)
         async with runtime.pool.acquire() as conn, conn.transaction():
-            if media_id is not None:
+            if media_id is not None and command_id is not None:
+                await attach_staff_photo(
+                    conn, settings=settings, case_id=photo["case_id"], media_id=media_id, command_id=command_id
+                )
+            elif media_id is not None:
                 await attach_before_media(
                     conn,
                     settings=settings,

@@ -32,8 +32,9 @@ from services.notify.handlers import make_handlers
 from services.notify.settings import NotifySettings
 from services.notify.sms import HttpSmsGateway
 from services.notify.wechat import WeChatOfficialAccountClient
-from services.notify.wecom import WeComAppClient, WeComRobotClient
+from services.notify.wecom import WeComAiBotClient, WeComAppClient, WeComRobotClient
 from shared.jurisdictions import load_county
+from shared.objects import ObjectStore
 from shared.service import running_service
 from shared.sla_policy import load_sla_policy
 from shared.topics import service_topics
@@ -84,6 +85,7 @@ def make_senders(settings: NotifySettings, http: httpx.AsyncClient) -> Senders:
         ),
         sms=HttpSmsGateway(settings.sms_base_url, http, sign_name=settings.sms_sign_name),
         phone_keys=settings.phone_keys(),
+        aibot=WeComAiBotClient(http),
     )
 
 
@@ -107,6 +109,8 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
             max_connections=settings.notify_delivery_concurrency,
             max_keepalive_connections=settings.notify_delivery_concurrency,
         )
+        incoming = ObjectStore(settings, bucket=settings.intake_incoming_bucket)
+        await incoming.ensure_bucket()
         async with (
             httpx.AsyncClient(timeout=5.0, limits=limits) as http,
             running_service(
@@ -126,7 +130,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
                 },
             ) as runtime,
         ):
-            app.state.runtime = runtime
+            app.state.runtime, app.state.http, app.state.incoming = runtime, http, incoming
             yield
 
     app = create_service_app(settings, title="GridLink notify", lifespan=lifespan)

@@ -13,14 +13,25 @@ import logging
 import time
 from datetime import timedelta
 
+import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
 from services.notify import crypto, metrics, store
 from services.notify.crypto import CallbackRejected
-from services.notify.domain import aibot_message, inbound_message, is_fresh, template_receipt
+from services.notify.domain import (
+    aibot_message,
+    bot_command,
+    card_click,
+    decrypt_aibot_file,
+    inbound_message,
+    is_fresh,
+    notification_id,
+    staff_photo_key,
+    template_receipt,
+)
 from shared.db import enqueue
-from shared.events import MessageReceived, new_event, utcnow
+from shared.events import IncomingPhoto, MessageReceived, StaffCommand, new_event, utcnow
 from shared.problems import Problem
 from shared.web import public
 
@@ -73,11 +84,14 @@ async def _accept(
     nonce: str,
     message: dict | None,
     receipt: tuple[str, bool] | None = None,
+    *,
+    staff: dict | None = None,
 ) -> str:
-    """Refuse a stale or replayed callback and publish its message (once per MsgId), in one
-    transaction: a nonce counts as seen only together with the message it carried, so when anything
-    fails the platform's retry (same timestamp and nonce) is taken, not refused as a replay.
-    Returns the outcome word."""
+    """Refuse a stale or replayed callback, then publish its message (once per MsgId), take a template
+    message's receipt, or take its staff command (once per click or bot msgid), in one transaction: a
+    nonce counts as seen only together with the message it carried, so when anything fails the
+    platform's retry (same timestamp and nonce) is taken, not refused as a replay. Returns the
+    outcome word."""
     runtime = request.app.state.runtime
     settings = runtime.settings
     if not is_fresh(timestamp, now=time.time(), max_age_s=settings.notify_callback_max_age_s):
@@ -103,6 +117,8 @@ async def _accept(
                 await store.queue_fallback(conn, row=row, at=now)
                 metrics.FALLBACKS.labels(row["channel"], "failed").inc()
             return "receipt"
+        if staff is not None:
+            return await _take_staff_command(conn, settings, staff)
         if message is None:
             return "ignored"
         if not await store.remember_inbound(
@@ -120,6 +136,97 @@ async def _accept(
             ),
         )
     return "accepted"
+
+
+async def _take_staff_command(conn, settings, staff: dict) -> str:
+    """Remember how to answer a staff command and publish it for dispatch (once per command id); a
+    bot command whose photo could not be had is answered here, in the group, and goes no further."""
+    command = staff["command"]
+    if not await store.remember_staff_command(
+        conn,
+        command_id=command["command_id"],
+        source=command["source"],
+        wecom_user_id=command["wecom_user_id"],
+        case_no=command["case_no"],
+        action=command["action"],
+        response_code=staff.get("response_code"),
+        response_url=staff.get("response_url"),
+    ):
+        return "duplicate"
+    if staff.get("refusal"):
+        if staff.get("response_url"):
+            body = {"msgtype": "markdown", "markdown": {"content": staff["refusal"]}}
+            await store.insert_notification(
+                conn,
+                notification_id=notification_id(
+                    source_id=command["command_id"],
+                    template="staff_bot_reply",
+                    channel="aibot_reply",
+                    target=staff["response_url"],
+                ),
+                source_event_id=command["command_id"],
+                jurisdiction_code=settings.jurisdiction_code,
+                channel="aibot_reply",
+                target=staff["response_url"],
+                template="staff_bot_reply",
+                body=body,
+            )
+        await store.answer_staff_command(conn, command_id=command["command_id"])
+        return "refused"
+    await enqueue(
+        conn,
+        settings,
+        new_event(
+            StaffCommand(**command, photos=staff.get("photos", [])),
+            producer=settings.service_name,
+            jurisdiction_code=settings.jurisdiction_code,
+            key=command["case_no"],
+        ),
+    )
+    return "command"
+
+
+async def _worth_fetching(request: Request, timestamp: str, staff: dict) -> bool:
+    """Photos are fetched only for a fresh command not taken before (the transaction decides for good)."""
+    settings = request.app.state.settings
+    if not is_fresh(timestamp, now=time.time(), max_age_s=settings.notify_callback_max_age_s):
+        return False
+    async with request.app.state.runtime.pool.acquire() as conn:
+        return not await store.staff_command_taken(conn, command_id=staff["command"]["command_id"])
+
+
+async def _fetch_staff_photos(request: Request, staff: dict, *, key: bytes) -> None:
+    """Fetch the photos of a bot command (files AES-encrypted with the bot's key, URLs valid 5
+    minutes), decrypt them and park them in the incoming bucket, where media takes photos in. A
+    photo that cannot be had refuses the command with the reason, in Chinese."""
+    settings = request.app.state.settings
+    photos = []
+    for n, url in enumerate(staff["photo_urls"]):
+        why = "下载失败"
+        try:
+            encrypted = bytearray()
+            http = request.app.state.http
+            async with http.stream("GET", url, timeout=settings.notify_photo_fetch_timeout_s) as response:
+                response.raise_for_status()
+                async for chunk in response.aiter_bytes():
+                    encrypted += chunk
+                    if len(encrypted) > settings.media_image_max_bytes + 32:  # the padding adds ≤32 bytes
+                        why = "照片过大"
+                        raise ValueError("larger than the image limit")
+            why = "无法解密"
+            data = decrypt_aibot_file(bytes(encrypted), key=key)
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("bot photo %d of command %s not taken: %s", n, staff["command"]["command_id"], exc)
+            case_no = staff["command"]["case_no"]
+            staff["refusal"] = (
+                f"案件 {case_no} 未办结：未能取得您发送的第 {n + 1} 张照片（{why}）。"
+                f"请重新拍照，并在同一条消息里发送“办结 {case_no} 办理结果”。"
+            )
+            return
+        object_key = staff_photo_key(staff["command"]["command_id"], n)
+        await request.app.state.incoming.put(object_key, data, "application/octet-stream")
+        photos.append(IncomingPhoto(object_key=object_key, filename=f"wecom-{n + 1}.jpg", size_bytes=len(data)))
+    staff["photos"] = photos
 
 
 async def _verify_url(
@@ -154,8 +261,10 @@ async def wecom_callback(request: Request, msg_signature: str, timestamp: str, n
         encrypted = outer.get("Encrypt", "")
         crypto.verify_signature(msg_signature, cb.token, timestamp, nonce, encrypted)
         plaintext = crypto.decrypt(encrypted, key=cb.key, receive_id=cb.receive_id)
-        message = inbound_message(crypto.parse_xml(plaintext), source=cb.source)
-        outcome = await _accept(request, cb.source, timestamp, nonce, message)
+        fields = crypto.parse_xml(plaintext)
+        staff = card_click(fields)  # a click on one of our template cards' buttons (接单/退回)
+        message = None if staff else inbound_message(fields, source=cb.source)
+        outcome = await _accept(request, cb.source, timestamp, nonce, message, staff=staff)
     except CallbackRejected as exc:
         raise _refuse(cb.source, exc, request) from None
     metrics.CALLBACKS.labels(cb.source, outcome).inc()
@@ -225,8 +334,13 @@ async def aibot_callback(request: Request, msg_signature: str, timestamp: str, n
             data = json.loads(crypto.decrypt(encrypted, key=cb.key, receive_id=cb.receive_id))
         except ValueError:
             raise CallbackRejected("bad_json") from None
-        message = aibot_message(data, received_at=utcnow()) if isinstance(data, dict) else None
-        outcome = await _accept(request, cb.source, timestamp, nonce, message)
+        if not isinstance(data, dict):
+            raise CallbackRejected("bad_json", "not an object")
+        staff = bot_command(data, received_at=utcnow())  # 接单/进展/办结/查 <编号>: a command, not a report
+        message = None if staff else aibot_message(data, received_at=utcnow())
+        if staff and staff["photo_urls"] and await _worth_fetching(request, timestamp, staff):
+            await _fetch_staff_photos(request, staff, key=cb.key)
+        outcome = await _accept(request, cb.source, timestamp, nonce, message, staff=staff)
     except CallbackRejected as exc:
         raise _refuse(cb.source, exc, request) from None
     metrics.CALLBACKS.labels(cb.source, outcome).inc()

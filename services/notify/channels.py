@@ -1,7 +1,9 @@
 """The channels a notification can go out on, behind one `send(channel, target, body)`.
 
 wecom_robot: a group robot key and a robot message; wecom_app: WeCom userids ("a|b") and a
-text/markdown message; wechat_template / wechat_subscribe: an official-account openid and a
+text/markdown message; wecom_card_update: a WeCom userid and the update of the template card they
+clicked (its response_code and the button's new text); aibot_reply: the AI bot's one-use
+response_url and a markdown reply; wechat_template / wechat_subscribe: an official-account openid and a
 template or subscribe message; sms: an encrypted mobile number (shared.phones) and an SMS template with its parameters;
 sms_staff: a staff member's mobile from the department directory (configuration, not a reporter's
 number) and an SMS template.
@@ -21,8 +23,9 @@ class DeliveryError(Exception):
 
 
 class Senders:
-    def __init__(self, *, robot, app, official_account, sms, phone_keys: PhoneKeys):
+    def __init__(self, *, robot, app, official_account, sms, phone_keys: PhoneKeys, aibot=None):
         self.robot, self.app, self.official_account, self.sms = robot, app, official_account, sms
+        self.aibot = aibot
         self.phone_keys = phone_keys  # SMS targets are encrypted phones, read back only here
 
     async def send(self, *, channel: str, target: str, body: dict) -> str | None:
@@ -36,6 +39,10 @@ class Senders:
             if target in str(answer.get("invaliduser") or "").split("|"):
                 # WeCom accepted the message for the others; this member was not reached.
                 raise DeliveryError(f"invalid user {target}", code="invaliduser", retryable=False)
+        elif channel == "wecom_card_update":
+            await self.app.update_template_card(userid=target, update=body)
+        elif channel == "aibot_reply":
+            await self.aibot.reply(response_url=target, message=body)
         elif channel == "wechat_template":
             answer = await self.official_account.send_template(openid=target, message=body) or {}
             return str(answer["msgid"]) if answer.get("msgid") is not None else None

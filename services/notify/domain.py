@@ -3,11 +3,14 @@ budget, which groups a broadcast reaches, who may broadcast or read deliveries, 
 inbound WeChat message means. No I/O: app.py loads the directory, the groups and the SLA policy
 and hands them in."""
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import urlencode
 from uuid import NAMESPACE_URL, UUID, uuid5
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from services.notify.messages import (
     app_text_message,
@@ -21,6 +24,7 @@ from services.notify.messages import (
 from shared.auth import Actor
 from shared.events import CaseDispatched
 from shared.sla_policy import SlaPolicy
+from shared.wecom_cards import CARD_ACTIONS, BadCardKey, parse_card_button_key
 
 CHINA_TZ = timezone(timedelta(hours=8))
 PRIORITY_LABEL = {"urgent": "紧急", "normal": "一般"}
@@ -126,6 +130,8 @@ CHANNEL_RECIPIENTS = {
     "wechat_subscribe": "反映人（公众号）",
     "sms": "反映人（短信）",
     "sms_staff": "工作人员（短信）",
+    "wecom_card_update": "企业微信成员（卡片）",
+    "aibot_reply": "企业微信群（智能机器人）",
 }
 # Channels that confirm a message later (template messages: the TEMPLATESENDJOBFINISH event); the
 # others confirm it in their answer.
@@ -898,3 +904,148 @@ def query_code_messages(request, *, sms_template: str, now) -> list[Outgoing]:
             sms_message(template=sms_template, params={"code": request.code, "minutes": str(minutes)}),
         )
     ]
+
+
+# --- staff acting on cases from WeCom (card buttons, commands to the AI bot) -------------------
+
+# A command to the AI bot: its first word names the action, then the case number, then the words.
+BOT_COMMANDS = {"接单": "acknowledge", "进展": "progress", "办结": "resolve", "查": "query"}
+_BOT_COMMAND = re.compile(r"^(接单|进展|办结|查)[\s:：]+(\S+)(?:\s+(.*))?$", re.S)
+_MENTION = re.compile(r"^(?:@\S+\s*)+")
+# 退回 from a card carries no reason of its own: this one is recorded (dispatch requires one).
+CARD_RETURN_REASON = "经办人在企业微信退回"
+
+
+def staff_command_id(source: str, dedupe_key: str) -> UUID:
+    """One id per click or bot message, however often WeCom delivers it."""
+    return uuid5(NOTIFICATION_NS, f"staff|{source}|{dedupe_key}")
+
+
+def strip_mention(text: str) -> str:
+    """The text of a group message without the leading @-mentions (WeCom leaves them in)."""
+    return _MENTION.sub("", (text or "").strip()).strip()
+
+
+def parse_bot_command(text: str) -> tuple[str, str, str | None] | None:
+    """(action, case number, the rest) of a command to the bot, or None for anything else (a report)."""
+    match = _BOT_COMMAND.match(strip_mention(text))
+    if not match:
+        return None
+    rest = (match.group(3) or "").strip() or None
+    return BOT_COMMANDS[match.group(1)], match.group(2), rest
+
+
+def card_click(fields: dict[str, str]) -> dict | None:
+    """The staff command of a decrypted template-card click (Event=template_card_event) whose button
+    is one of ours, with what notify keeps to answer it; None for any other callback."""
+    if fields.get("MsgType") != "event" or fields.get("Event") != "template_card_event":
+        return None
+    user, key, task_id = fields.get("FromUserName", ""), fields.get("EventKey", ""), fields.get("TaskId", "")
+    try:
+        action, case_no = parse_card_button_key(key)
+        sent_at = datetime.fromtimestamp(int(fields.get("CreateTime", "")), UTC)
+    except (BadCardKey, ValueError):
+        return None
+    if not user:
+        return None
+    command_id = staff_command_id("card", f"{task_id}|{user}|{key}")
+    return {
+        "command": {
+            "command_id": command_id,
+            "source": "card",
+            "wecom_user_id": user,
+            "case_no": case_no,
+            "action": CARD_ACTIONS[action],
+            "text": CARD_RETURN_REASON if action == "return" else None,
+            "sent_at": sent_at,
+        },
+        "response_code": fields.get("ResponseCode") or None,
+        "task_id": task_id,
+    }
+
+
+def bot_command(data: dict, *, received_at: datetime) -> dict | None:
+    """The staff command of a decrypted AI-bot callback whose text is a command (`text`, or `mixed`
+    with its image items, e.g. 办结 with a photo), with the photo URLs to fetch and the
+    response_url; None when it is no command (it stays a report)."""
+    user = (data.get("from") or {}).get("userid")
+    msg_type, msgid = data.get("msgtype"), data.get("msgid")
+    if not user or not msgid:
+        return None
+    photo_urls: list[str] = []
+    if msg_type == "text":
+        text = (data.get("text") or {}).get("content", "")
+    elif msg_type == "mixed":
+        items = (data.get("mixed") or {}).get("msg_item") or []
+        texts = [
+            (i.get("text") or {}).get("content", "")
+            for i in items
+            if isinstance(i, dict) and i.get("msgtype") == "text"
+        ]
+        photo_urls = [
+            (i.get("image") or {}).get("url", "")
+            for i in items
+            if isinstance(i, dict) and i.get("msgtype") == "image" and (i.get("image") or {}).get("url")
+        ]
+        text = " ".join(texts)
+    else:
+        return None
+    parsed = parse_bot_command(text)
+    if parsed is None:
+        return None
+    action, case_no, rest = parsed
+    group = data.get("chatid") if data.get("chattype") == "group" else None
+    return {
+        "command": {
+            "command_id": staff_command_id("bot", msgid),
+            "source": "bot",
+            "wecom_user_id": user,
+            "case_no": case_no,
+            "action": action,
+            "text": rest,
+            "group_id": group,
+            "sent_at": received_at,
+        },
+        "photo_urls": photo_urls if action == "resolve" else [],
+        "response_url": data.get("response_url") or None,
+    }
+
+
+def staff_photo_key(command_id: UUID, n: int) -> str:
+    """Where a command's n-th photo is parked in the incoming bucket (media reads `staff/` as 整改后)."""
+    return f"staff/{command_id}/{n}"
+
+
+def decrypt_aibot_file(data: bytes, *, key: bytes) -> bytes:
+    """A file the AI bot's media URL serves: AES-256-CBC with the callback key, IV = the key's first
+    16 bytes, PKCS#7 padding to 32-byte blocks. Raises ValueError when it is not that."""
+    if not data or len(data) % 16:
+        raise ValueError("not whole AES blocks")
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).decryptor()
+    plain = decryptor.update(data) + decryptor.finalize()
+    pad = plain[-1]
+    if not 1 <= pad <= 32 or plain[-pad:] != bytes([pad]) * pad:
+        raise ValueError("bad padding")
+    return plain[:-pad]
+
+
+def staff_answer_messages(answer, *, command) -> list[Outgoing]:
+    """How dispatch's answer to a staff command reaches them: a card's button replaced (and the
+    reason, when refused, as an application message), or one markdown reply through the bot's
+    response_url. `command` is notify's row of the command (its response code or URL)."""
+    out: list[Outgoing] = []
+    if answer.source == "card":
+        if command["response_code"]:
+            button = {
+                "replace_name": (answer.button_text or ("已处理" if answer.outcome == "done" else "未能处理"))[:16]
+            }
+            body = {"response_code": command["response_code"], "button": button}
+            out.append(Outgoing("wecom_card_update", command["wecom_user_id"], "staff_card_update", body))
+        if answer.outcome == "refused":
+            out.append(
+                Outgoing("wecom_app", command["wecom_user_id"], "staff_command_refused", app_text_message(answer.text))
+            )
+    elif command["response_url"]:
+        body = {"msgtype": "markdown", "markdown": {"content": answer.text}}
+        out.append(Outgoing("aibot_reply", command["response_url"], "staff_bot_reply", body))
+    return out

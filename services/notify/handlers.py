@@ -25,6 +25,7 @@ from services.notify.domain import (
     notification_id,
     query_code_messages,
     resolved_messages,
+    staff_answer_messages,
     verification_messages,
     warning_messages,
 )
@@ -40,6 +41,7 @@ from shared.events import (
     SlaBreached,
     SlaNoticeIssued,
     SlaWarning,
+    StaffCommandAnswered,
     submitted_report,
     utcnow,
 )
@@ -168,7 +170,15 @@ def make_handlers(
         verified = event.payload_as(ReporterVerified)
         await store.save_verified_cases(conn, case_ids=verified.case_ids, verified_at=verified.verified_at)
 
+    async def on_staff_command_answered(conn: asyncpg.Connection, event: Event) -> None:
+        """Dispatch answered a staff command: show it where it was asked (the card, the group), once."""
+        answer = event.payload_as(StaffCommandAnswered)
+        command = await store.answer_staff_command(conn, command_id=answer.command_id)
+        if command is not None:  # None: another notify's command, or answered already
+            await queue(conn, event, staff_answer_messages(answer, command=command))
+
     return {
+        "staff.command_answered": on_staff_command_answered,
         "report.submitted": on_report_submitted,
         "reporter.contact_given": on_reporter_contact_given,
         "reporter.verified": on_reporter_verified,

@@ -5,6 +5,9 @@ from pathlib import Path
 from shared.settings import (
     PROJECT_ROOT,
     CountyMapFile,
+    ImageMaxBytes,
+    IncomingPhotosBucket,
+    ObjectStoreServer,
     PersonalDataRetention,
     PhoneEncryptionKey,
     ServiceSettings,
@@ -13,7 +16,17 @@ from shared.settings import (
 )
 
 
-class NotifySettings(ServiceSettings, PhoneEncryptionKey, PersonalDataRetention, SlaPolicyFile, CountyMapFile):
+class NotifySettings(
+    ServiceSettings,
+    PhoneEncryptionKey,
+    PersonalDataRetention,
+    SlaPolicyFile,
+    CountyMapFile,
+    # Photos staff send the AI bot with 办结 are decrypted and parked where media takes photos in.
+    ObjectStoreServer,
+    IncomingPhotosBucket,
+    ImageMaxBytes,
+):
     # Departments' WeCom robots and the people to @ in them.
     directory_path: Path = PROJECT_ROOT / "shared" / "data" / "directory.yaml"
 
@@ -43,6 +56,8 @@ class NotifySettings(ServiceSettings, PhoneEncryptionKey, PersonalDataRetention,
     notify_groups_path: Path = PROJECT_ROOT / "shared" / "data" / "groups.csv"
     # Inbound callbacks older than this (or whose nonce was seen within it) are refused as replays.
     notify_callback_max_age_s: int = 300
+    # How long fetching a photo sent to the AI bot may take (its URL is valid 5 minutes).
+    notify_photo_fetch_timeout_s: float = 4.0
     # WeCom self-built application (企业微信自建应用): sending and its callback. The defaults are
     # what the local fake accepts (the AES keys are WeChat's published samples): set real ones in production.
     wecom_corp_id: str = "ww-gridlink-local"

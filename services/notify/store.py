@@ -504,3 +504,43 @@ async def _forget_targets(conn: asyncpg.Connection, *, before: datetime, channel
         FORGOTTEN,
     )
     await conn.execute("DELETE FROM reporters WHERE openid IS NULL AND wecom_userid IS NULL AND phone IS NULL")
+
+
+async def remember_staff_command(
+    conn: asyncpg.Connection,
+    *,
+    command_id: UUID,
+    source: str,
+    wecom_user_id: str,
+    case_no: str,
+    action: str,
+    response_code: str | None,
+    response_url: str | None,
+) -> bool:
+    """Record a staff command and how to answer it; False if it was taken already (a redelivery).
+    Response codes and URLs expire within a day, so older rows are forgotten."""
+    await conn.execute("DELETE FROM staff_commands WHERE received_at < now() - interval '7 days'")
+    status = await conn.execute(
+        """INSERT INTO staff_commands (command_id, source, wecom_user_id, case_no, action, response_code, response_url)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING""",
+        command_id,
+        source,
+        wecom_user_id,
+        case_no,
+        action,
+        response_code,
+        response_url,
+    )
+    return status == "INSERT 0 1"
+
+
+async def answer_staff_command(conn: asyncpg.Connection, *, command_id: UUID) -> asyncpg.Record | None:
+    """Mark a staff command answered and return it; None if unknown or answered already."""
+    return await conn.fetchrow(
+        "UPDATE staff_commands SET answered_at = now() WHERE command_id = $1 AND answered_at IS NULL RETURNING *",
+        command_id,
+    )
+
+
+async def staff_command_taken(conn: asyncpg.Connection, *, command_id: UUID) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM staff_commands WHERE command_id = $1", command_id))

@@ -121,3 +121,30 @@ class WeComAppClient:
             return response.json()
 
         return await call_with_token(self.tokens, post)
+
+    async def update_template_card(self, *, userid: str, update: dict) -> dict:
+        """Update the template card a member clicked (message/update_template_card): `update` holds
+        the click's one-use response_code and the new `button` (or a whole `template_card`)."""
+        body = {**update, "userids": [userid], "agentid": self.agent_id}
+
+        async def post(token: str) -> dict:
+            response = await self.http.post(
+                f"{self.base_url}/cgi-bin/message/update_template_card", params={"access_token": token}, json=body
+            )
+            response.raise_for_status()
+            return response.json()
+
+        return await call_with_token(self.tokens, post)
+
+
+class WeComAiBotClient:
+    """Replies of the AI bot (智能机器人) through a callback's response_url: a plain POST (not
+    encrypted), one per URL, within an hour of the message."""
+
+    def __init__(self, http: httpx.AsyncClient):
+        self.http = http
+
+    async def reply(self, *, response_url: str, message: dict) -> None:
+        response = await self.http.post(response_url, json=message)
+        response.raise_for_status()
+        _check(response.json())

@@ -16,6 +16,8 @@ from shared.topics import (
     REPORTER_CONTACTS,
     REPORTS,
     SERVICES,
+    STAFF_ANSWERS,
+    STAFF_COMMANDS,
     kafka_acls,
     service_topics,
 )
@@ -106,7 +108,13 @@ def test_each_service_reads_and_writes_only_its_own_topics():
 def test_every_event_type_is_written_by_someone_and_private_topics_say_so():
     for topic in ALL_TOPICS:
         assert topic.writers, topic.name
-    assert {t.name for t in ALL_TOPICS if t.private} == {REPORTER_CONTACTS.name, MESSAGES.name, DEAD_LETTERS.name}
+    assert {t.name for t in ALL_TOPICS if t.private} == {
+        REPORTER_CONTACTS.name,
+        MESSAGES.name,
+        DEAD_LETTERS.name,
+        STAFF_COMMANDS.name,  # they name WeCom users
+        STAFF_ANSWERS.name,
+    }
     assert not {"query.code_requested", "reporter.verified", "reporter.contact_given"} & set(REPORTS.event_types)
 
 

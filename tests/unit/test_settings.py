@@ -32,15 +32,18 @@ from tests.support import SETTINGS_CLASSES
 # change here, as it is in the class list of services/<name>/settings.py.
 AGREEMENTS = {
     PhoneEncryptionKey: {"intake", "notify"},  # intake encrypts reporters' phones, notify decrypts them
-    SlaPolicyFile: {"sla", "notify"},  # sla enforces the deadlines, notify quotes them
+    # sla enforces the deadlines, notify quotes them, dispatch tells staff asking 查 from WeCom
+    SlaPolicyFile: {"sla", "notify", "dispatch"},
     # intake classifies into its categories, dispatch routes by them, the console names them
     ResponsibilityListFile: {"intake", "dispatch", "console"},
-    IncomingPhotosBucket: {"intake", "media"},  # intake parks report photos, media takes them in
-    ImageMaxBytes: {"intake", "media"},  # intake refuses photos media would refuse
+    # intake parks report photos, notify the photos staff send the AI bot; media takes them in
+    IncomingPhotosBucket: {"intake", "notify", "media"},
+    ImageMaxBytes: {"intake", "notify", "media"},  # intake and notify refuse photos media would refuse
     # intake places reports on it, dispatch seeds its divisions from it, the console names them,
     # notify finds each grid's worker on it
     CountyMapFile: {"intake", "dispatch", "console", "notify"},
-    ObjectStoreServer: {"intake", "media"},  # photos in, evidence kept: no other service holds the S3 keys
+    # photos in (intake, notify: staff's 办结 photos), evidence kept: no other service holds the S3 keys
+    ObjectStoreServer: {"intake", "notify", "media"},
     DevTokenIssuer: {"dispatch", "console"},  # dispatch issues development tokens, the console asks for them
     PersonalDataRetention: {"intake", "notify"},  # both hold reporters' personal data and forget it alike
 }
