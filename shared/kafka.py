@@ -31,6 +31,8 @@ from shared.topics import DEAD_LETTERS, Topic
 log = logging.getLogger(__name__)
 
 Handler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
+# Why a message is dead-lettered (the `reason` label of gridlink_dead_letters_total).
+DEAD_LETTER_REASONS = ("malformed", "handler_failed")
 
 
 def create_producer(settings: ServiceSettings) -> AIOKafkaProducer:
@@ -163,6 +165,9 @@ class ConsumerRunner:
         # shows Prometheus no increase, so the dashboard's handler p95 would miss the first events.
         for event_type in handlers:
             metrics.HANDLER_DURATION.labels(settings.service_name, event_type, "ok")
+        for topic in self.topic_names:  # likewise the dead letters (their alert fires on an increase)
+            for reason in DEAD_LETTER_REASONS:
+                metrics.DEAD_LETTERS.labels(settings.service_name, topic, reason)
 
     async def start(self) -> None:
         self.consumer = AIOKafkaConsumer(
