@@ -215,6 +215,8 @@ class ObserveLatency:
                 metrics.HTTP_REQUEST_DURATION.labels(self.service, scope["method"], template, str(status)).observe(
                     time.perf_counter() - started
                 )
+                if status >= 500:
+                    metrics.HTTP_SERVER_ERRORS.labels(self.service).inc()
                 tracing.finish_request(span, method=scope["method"], route=template, status=status)
 
 
@@ -238,6 +240,7 @@ def create_service_app(
         logs.configure_logging(service=settings.service_name, level=settings.log_level)
     tracing.configure(settings)  # off (no spans, no cost) unless an OTLP endpoint is set
     metrics.SERVICE_INFO.labels(settings.service_name, settings.jurisdiction_code, settings.jurisdiction_level).set(1)
+    metrics.HTTP_SERVER_ERRORS.labels(settings.service_name)  # at 0 from the start (see its help)
     app.state.token_verifier = TokenVerifier.from_settings(settings)
     install_problem_handlers(app)
     if settings.cors_origins:  # pages served from another origin (the H5 form uploading photos to media)

@@ -28,10 +28,13 @@ async def test_an_unhandled_exception_is_counted_as_the_500_it_becomes():
 
     labels = {"service": "crashy", "method": "GET", "route": "/boom", "status": "500"}
     before = sample("gridlink_http_request_duration_seconds_count", labels)
+    # The per-service error counter the dashboard reads exists, at 0, before any error.
+    assert REGISTRY.get_sample_value("gridlink_http_server_errors_total", {"service": "crashy"}) == 0
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         assert (await client.get("/boom")).status_code == 500
     assert sample("gridlink_http_request_duration_seconds_count", labels) == before + 1
+    assert sample("gridlink_http_server_errors_total", {"service": "crashy"}) == 1
 
 
 async def test_a_traced_request_is_a_server_span_under_the_callers_traceparent():
