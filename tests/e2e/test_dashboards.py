@@ -100,21 +100,39 @@ async def test_every_dashboard_panel_returns_data_after_traffic(make_settings, i
         "notify": make_settings("notify"),
         "media": make_settings("media"),
     }
-    ports = {service: free_port() for service in SERVICES}
-    url = {service: f"http://127.0.0.1:{port}" for service, port in ports.items()}
+    ports: dict[str, int] = {}
+    processes: dict[str, subprocess.Popen] = {}
     with ExitStack() as stack:
-        processes = {}
-        for service in SERVICES:
-            log = stack.enter_context((tmp_path / f"{service}.log").open("w"))
+
+        def start(service: str) -> None:
+            port = free_port()
+            while port in ports.values():
+                port = free_port()
+            ports[service] = port
+            log = stack.enter_context((tmp_path / f"{service}.log").open("a"))
             processes[service] = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", f"services.{service}.app:create_app", "--factory"]
-                + ["--host", "127.0.0.1", "--port", str(ports[service]), "--log-level", "warning"],
+                + ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
                 cwd=PROJECT_ROOT,
                 env={**os.environ, **environment(settings[service])},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        stack.callback(_stop, *processes.values())
+
+        stack.callback(lambda: _stop(*processes.values()))
+        for service in SERVICES:
+            start(service)
+        for service in SERVICES:
+            for attempt in range(3):
+                try:
+                    wait_ready(f"http://127.0.0.1:{ports[service]}", processes[service])
+                    break
+                except AssertionError:
+                    log = (tmp_path / f"{service}.log").read_text(encoding="utf-8", errors="replace")
+                    if attempt == 2 or "address already in use" not in log:
+                        raise
+                    start(service)  # something else on this machine took the free port first
+        url = {service: f"http://127.0.0.1:{port}" for service, port in ports.items()}
         prometheus_port = free_port()
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -135,10 +153,13 @@ async def test_every_dashboard_panel_returns_data_after_traffic(make_settings, i
         )
         stack.callback(_stop, prometheus)
         prometheus_url = f"http://127.0.0.1:{prometheus_port}"
-        for service in SERVICES:
-            wait_ready(url[service], processes[service])
         wait_http(f"{prometheus_url}/-/ready", prometheus, 30)
 
+        async def every_service_scraped():  # so the counters' zeros are seen before their events
+            answer = httpx.get(f"{prometheus_url}/api/v1/query", params={"query": "up == 1"}, timeout=10).json()
+            return len(answer["data"]["result"]) == len(SERVICES)
+
+        await eventually(every_service_scraped, timeout=20, interval=0.5)
         await make_traffic(settings, url, fake_wecom, down_provider)
 
         async def every_panel_has_data():
