@@ -15,7 +15,7 @@ from uuid import UUID
 import asyncpg
 from aiokafka.errors import KafkaConnectionError
 
-from shared import logs
+from shared import logs, tracing
 from shared.events import Event
 from shared.settings import ServiceSettings
 from shared.topics import check_produces, topic_for
@@ -117,7 +117,8 @@ async def insert(conn: asyncpg.Connection, table: str, row: dict[str, Any], *, o
 
 
 async def enqueue(conn: asyncpg.Connection, settings: ServiceSettings, event: Event) -> None:
-    """Write an outgoing event to the outbox, inside the caller's transaction."""
+    """Write an outgoing event to the outbox, inside the caller's transaction, with the request id
+    (and, while tracing, the traceparent: shared/tracing.py `origin`) of what caused it."""
     check_produces(settings.service_name, topic_for(event.type))
     await conn.execute(
         "INSERT INTO outbox (event_id, topic, key, value, request_id) VALUES ($1, $2, $3, $4, $5)",
@@ -125,7 +126,7 @@ async def enqueue(conn: asyncpg.Connection, settings: ServiceSettings, event: Ev
         settings.topic(topic_for(event.type).name),
         event.key,
         event.to_bytes(),
-        logs.request_id.get(),
+        tracing.origin(logs.request_id.get()),
     )
 
 
@@ -138,7 +139,13 @@ async def enqueue_many(conn: asyncpg.Connection, settings: ServiceSettings, even
             "outbox",
             columns=["event_id", "topic", "key", "value", "request_id"],
             records=[
-                (e.event_id, settings.topic(topic_for(e.type).name), e.key, e.to_bytes(), logs.request_id.get())
+                (
+                    e.event_id,
+                    settings.topic(topic_for(e.type).name),
+                    e.key,
+                    e.to_bytes(),
+                    tracing.origin(logs.request_id.get()),
+                )
                 for e in events
             ],
         )

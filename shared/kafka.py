@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-from shared import logs, metrics
+from shared import logs, metrics, tracing
 from shared.db import is_transient, mark_processed, schema_name
 from shared.events import Event, MalformedEvent, UnknownEventType, parse_event, utcnow
 from shared.loops import repeat_until_stopped
@@ -31,6 +31,8 @@ from shared.topics import DEAD_LETTERS, Topic
 log = logging.getLogger(__name__)
 
 Handler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
+# Why a message is dead-lettered (the `reason` label of gridlink_dead_letters_total).
+DEAD_LETTER_REASONS = ("malformed", "handler_failed")
 
 
 def create_producer(settings: ServiceSettings) -> AIOKafkaProducer:
@@ -65,7 +67,9 @@ async def relay_outbox_once(settings: ServiceSettings, pool: asyncpg.Pool, produ
             return 0
         rows.sort(key=lambda r: r["id"])
         pending = [
-            await producer.send(r["topic"], r["value"], key=r["key"].encode(), headers=_headers(r["request_id"]))
+            await producer.send(
+                r["topic"], r["value"], key=r["key"].encode(), headers=_headers(settings, r["topic"], r["request_id"])
+            )
             for r in rows
         ]
         await asyncio.gather(*pending)
@@ -74,8 +78,13 @@ async def relay_outbox_once(settings: ServiceSettings, pool: asyncpg.Pool, produ
     return len(rows)
 
 
-def _headers(request_id: str | None) -> list[tuple[str, bytes]]:
-    return [(logs.KAFKA_HEADER, request_id.encode())] if request_id else []
+def _headers(settings: ServiceSettings, topic: str, origin: str | None) -> list[tuple[str, bytes]]:
+    """The request id header, and the traceparent one when the row has a trace (shared/tracing.py)."""
+    request_id, traceparent = tracing.split_origin(origin)
+    headers = [(logs.KAFKA_HEADER, request_id.encode())] if request_id else []
+    if traceparent:
+        headers += tracing.publish_headers(settings.service_name, topic, traceparent)
+    return headers
 
 
 def _request_id_of(record: ConsumerRecord) -> str | None:
@@ -152,6 +161,13 @@ class ConsumerRunner:
         # While a transient failure is being waited out: what it is (readiness shows it).
         self.waiting_on: str | None = None
         self._lag_reported: set[TopicPartition] = set()
+        # Each handled type's series exists from the start, at 0: a series born at its first event
+        # shows Prometheus no increase, so the dashboard's handler p95 would miss the first events.
+        for event_type in handlers:
+            metrics.HANDLER_DURATION.labels(settings.service_name, event_type, "ok")
+        for topic in self.topic_names:  # likewise the dead letters (their alert fires on an increase)
+            for reason in DEAD_LETTER_REASONS:
+                metrics.DEAD_LETTERS.labels(settings.service_name, topic, reason)
 
     async def start(self) -> None:
         self.consumer = AIOKafkaConsumer(
@@ -207,7 +223,9 @@ class ConsumerRunner:
             correlation=str(event.correlation_id) if event.correlation_id else None,
             case=str(case) if case else None,
         )
-        with context:  # the ids in every log line, and the request id in the events the handler causes
+        # The ids in every log line, and the request id in the events the handler causes; while
+        # tracing, a consumer span whose parent is the publisher's (the traceparent header).
+        with context, tracing.consuming(self.settings.service_name, record.headers, record.topic, event.type):
             return await self._apply(record, event, handler, stopping)
 
     async def _apply(

@@ -7,6 +7,12 @@ HTTP_REQUEST_DURATION = Histogram(
     "HTTP request latency by route template and status.",
     ["service", "method", "route", "status"],
 )
+HTTP_SERVER_ERRORS = Counter(
+    "gridlink_http_server_errors_total",
+    "Responses with a 5xx status (unhandled exceptions included), by service. Made at 0 when the app is "
+    "built: a series born at its first error would show Prometheus no increase.",
+    ["service"],
+)
 HANDLER_DURATION = Histogram(
     "gridlink_event_handler_duration_seconds",
     "Time to apply one consumed event, by type and outcome (ok, duplicate, retry, dead_letter).",

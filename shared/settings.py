@@ -105,6 +105,12 @@ class ServiceSettings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
 
+    # Tracing (OpenTelemetry, shared/tracing.py), off by default: the OTLP/HTTP endpoint spans are sent
+    # to (a collector's http://otel-collector.monitoring:4318/v1/traces); empty: no spans, no cost.
+    tracing_otlp_endpoint: str = ""
+    # The share of traces kept (a trace started elsewhere keeps its caller's decision).
+    tracing_sample_ratio: float = Field(default=1.0, ge=0, le=1)
+
     # Origins whose pages may call this service from a browser (CORS); none by default.
     cors_origins: list[str] = []
 

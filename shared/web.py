@@ -21,7 +21,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import logs, metrics
+from shared import logs, metrics, tracing
 from shared.auth import Actor, InvalidToken, ProviderUnavailable, TokenVerifier
 from shared.problems import Problem, install_problem_handlers, problem_response
 from shared.service import Runtime
@@ -191,8 +191,9 @@ class ObserveLatency:
             return
         # An exception escaping the app reaches the client as a 500: it counts as one.
         started, status = time.perf_counter(), 500
+        headers = Headers(scope=scope)
         # The caller's request id (or a new one) for the logs and the events this request causes.
-        request_id = logs.request_id_from(Headers(scope=scope).get(logs.REQUEST_ID_HEADER))
+        request_id = logs.request_id_from(headers.get(logs.REQUEST_ID_HEADER))
 
         async def watched(message: Message) -> None:
             nonlocal status
@@ -204,14 +205,19 @@ class ObserveLatency:
                 ]
             await send(message)
 
-        try:
-            with logs.bound(request=request_id):
-                await self.app(scope, receive, watched)
-        finally:
-            template = getattr(scope.get("route"), "path", "unmatched")  # the router sets scope["route"]
-            metrics.HTTP_REQUEST_DURATION.labels(self.service, scope["method"], template, str(status)).observe(
-                time.perf_counter() - started
-            )
+        # A server span when tracing is on (shared/tracing.py), the caller's traceparent its parent.
+        with tracing.serving(self.service, scope["method"], headers) as span:
+            try:
+                with logs.bound(request=request_id):
+                    await self.app(scope, receive, watched)
+            finally:
+                template = getattr(scope.get("route"), "path", "unmatched")  # the router sets scope["route"]
+                metrics.HTTP_REQUEST_DURATION.labels(self.service, scope["method"], template, str(status)).observe(
+                    time.perf_counter() - started
+                )
+                if status >= 500:
+                    metrics.HTTP_SERVER_ERRORS.labels(self.service).inc()
+                tracing.finish_request(span, method=scope["method"], route=template, status=status)
 
 
 def create_service_app(
@@ -232,7 +238,9 @@ def create_service_app(
     app.state.settings = settings
     if settings.log_format == "json":
         logs.configure_logging(service=settings.service_name, level=settings.log_level)
+    tracing.configure(settings)  # off (no spans, no cost) unless an OTLP endpoint is set
     metrics.SERVICE_INFO.labels(settings.service_name, settings.jurisdiction_code, settings.jurisdiction_level).set(1)
+    metrics.HTTP_SERVER_ERRORS.labels(settings.service_name)  # at 0 from the start (see its help)
     app.state.token_verifier = TokenVerifier.from_settings(settings)
     install_problem_handlers(app)
     if settings.cors_origins:  # pages served from another origin (the H5 form uploading photos to media)

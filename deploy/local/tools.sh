@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tools the tests use to check the deployment offline: kustomize (built from the Go module proxy into
-# $GRIDLINK_HOME/bin) and promtool (Debian's prometheus package). Idempotent; cached per user.
-# Usage: tools.sh install      then: tools.sh path kustomize|promtool  prints the binary's path
+# $GRIDLINK_HOME/bin), and promtool and the Prometheus server (Debian's prometheus package: the alert
+# rules' unit tests, and the dashboards test that scrapes the running services). Idempotent; cached
+# per user. Usage: tools.sh install   then: tools.sh path kustomize|promtool|prometheus  prints its path
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/env.sh"
@@ -25,9 +26,10 @@ kustomize_install() {
 }
 
 promtool_install() {
-  command -v promtool >/dev/null && { say "promtool: $(command -v promtool)"; return; }
+  command -v promtool >/dev/null && command -v prometheus >/dev/null \
+    && { say "promtool: $(command -v promtool), prometheus: $(command -v prometheus)"; return; }
   command -v apt-get >/dev/null || die "promtool comes from Debian's prometheus package; apt-get is missing"
-  say "installing Debian's prometheus package (for promtool)"
+  say "installing Debian's prometheus package (promtool and the server)"
   [ "$(id -u)" = 0 ] || die "installing prometheus needs root (apt-get install prometheus)"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null \
     || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null; } \
@@ -42,7 +44,8 @@ case "${1:-install}" in
     case "${2:-}" in
       kustomize) echo "$kustomize" ;;
       promtool) command -v promtool ;;
-      *) die "path kustomize|promtool" ;;
+      prometheus) command -v prometheus ;;
+      *) die "path kustomize|promtool|prometheus" ;;
     esac ;;
-  *) die "usage: tools.sh install | path kustomize|promtool" ;;
+  *) die "usage: tools.sh install | path kustomize|promtool|prometheus" ;;
 esac

@@ -21,6 +21,12 @@ BROADCAST_GROUPS = Counter(
     "Broadcast deliveries: queued when a broadcast is accepted, then sent or failed.",
     ["outcome"],
 )
+# Series that exist from the start, at 0: one born at its first event shows Prometheus no increase,
+# so the dashboard would miss a new process's first broadcast deliveries.
+for _outcome in ("queued", "sent", "failed"):
+    BROADCAST_GROUPS.labels(_outcome)
+for _outcome in ("sent", "retry", "failed"):
+    DELIVERIES.labels("wecom_robot", "broadcast", _outcome)
 CALLBACKS = Counter(
     "gridlink_notify_callbacks_total",
     "Inbound WeCom/official-account callbacks by source and outcome (accepted, duplicate, ignored, "

@@ -73,6 +73,10 @@ def make_handlers(*, settings: SlaSettings, policy: Policy):
             warn_at=deadline.warn_at,
             next_fire_at=deadline.warn_at,
         )
+        # The series its warning and breach will count on exist from its start, at 0: one born at its
+        # first event shows Prometheus no increase (the 催办 and 督办 panels would miss it).
+        metrics.WARNINGS.labels(department_code, case.category or "")
+        metrics.BREACHES.labels(department_code, case.category or "")
 
     async def on_case_dispatched(conn: asyncpg.Connection, event: Event) -> None:
         case = event.payload_as(CaseDispatched)

@@ -81,6 +81,9 @@ def test_every_dashboard_query_is_valid_promql_and_tells_dispatch_centres_apart(
     series = [
         (f'{http}{{instance="a:8000",service="dispatch",method="GET",route="/x",status="500"}}', "0+6x10"),
         (f'{http}{{instance="b:8000",service="dispatch",method="GET",route="/x",status="500"}}', "0+60x10"),
+        # The errors panel reads the per-service 5xx counter (made at 0 when a service starts).
+        ('gridlink_http_server_errors_total{instance="a:8000",service="dispatch"}', "0+6x10"),
+        ('gridlink_http_server_errors_total{instance="b:8000",service="dispatch"}', "0+60x10"),
         (
             'gridlink_service_info{instance="a:8000",service="dispatch",jurisdiction_code="330727",jurisdiction_level="county"}',
             "1x10",
