@@ -44,9 +44,16 @@ def create_producer(settings: ServiceSettings) -> AIOKafkaProducer:
     )
 
 
-async def relay_outbox_once(settings: ServiceSettings, pool: asyncpg.Pool, producer: AIOKafkaProducer) -> int:
-    """Publish one batch of outbox rows in order and delete them; returns how many."""
-    async with pool.acquire() as conn, conn.transaction():
+async def relay_outbox_once(
+    settings: ServiceSettings, db: asyncpg.Pool | asyncpg.Connection, producer: AIOKafkaProducer
+) -> int:
+    """Publish one batch of outbox rows in order and delete them; returns how many. `db` is the
+    pool, or a connection of the relay's own (its schema first on the search path)."""
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as pooled:
+            return await relay_outbox_once(settings, pooled, producer)
+    conn = db
+    async with conn.transaction():
         # One statement (it runs for every commit of the service): one relay per service schema
         # at a time keeps events with the same key in order, so a row is taken only under the
         # schema's lock. The rows are deleted before they are published, in a transaction that
@@ -87,8 +94,10 @@ def _request_id_of(record: ConsumerRecord) -> str | None:
 
 class OutboxRelay:
     """Publishes the service's outbox as soon as a transaction writing to it commits: the outbox's
-    trigger NOTIFYs `outbox_<schema>` (shared/migrations/002) and this relay LISTENs on its own
-    connection. It also polls every `outbox_fallback_poll_s`, which covers a notification lost
+    trigger NOTIFYs `outbox_<schema>` (shared/migrations/003) and this relay LISTENs on its own
+    connection, and relays on that same connection: it never waits for a pooled connection behind
+    the requests and events that keep the pool busy under load (nor pays the pool's reset on
+    every return). It also polls every `outbox_fallback_poll_s`, which covers a notification lost
     while that connection was down (it is reopened on the next step)."""
 
     def __init__(self, settings: ServiceSettings, pool: asyncpg.Pool, producer: AIOKafkaProducer):
@@ -108,7 +117,10 @@ class OutboxRelay:
         conn = await asyncpg.connect(
             self.settings.database_url,
             timeout=5,
-            server_settings={"application_name": f"{self.settings.service_name} outbox listener"},
+            server_settings={
+                "search_path": schema_name(self.settings),
+                "application_name": f"{self.settings.service_name} outbox listener",
+            },
         )
         await conn.add_listener(self.channel, self._notified)
         conn.add_termination_listener(self._notified)  # reopen at once, not at the next poll
@@ -120,7 +132,8 @@ class OutboxRelay:
             await self.listen()
         except Exception as exc:  # the database is away: the relay below fails too, and is retried
             log.warning("outbox relay cannot listen for %s yet: %r", self.channel, exc)
-        return await relay_outbox_once(self.settings, self.pool, self.producer)
+        own = self.listener is not None and not self.listener.is_closed()
+        return await relay_outbox_once(self.settings, self.listener if own else self.pool, self.producer)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Relay until stopping."""
