@@ -4,8 +4,10 @@ floor measured on the same broker in the same run.
 Starts its own PostgreSQL, Kafka and MinIO (devtools/local_servers.py, free ports, own run
 directory) and intake and dispatch as real uvicorn processes; offers reports at --rate per second
 over HTTP for --seconds (open loop, from many client addresses), --rounds times. For each report
-answered 201 (and not attached to an existing case), the time from the answer to its
-case.dispatched being consumed from gridlink.cases (read_committed, like the services' consumers).
+answered 201 (and not attached to an existing case), the time from its acceptance (the commit
+that stored it: its report.submitted's occurred_at is taken just before) to its case.dispatched
+being consumed from gridlink.cases (read_committed, like the services' consumers); the time from
+the HTTP answer is printed too.
 Meanwhile a separate process measures produce(acks=all, idempotent) → consume on the same broker at
 the same rate: the floor a relay-and-consume pipeline cannot beat. Prints p50/p99 of both and the
 ratio per round and their medians; exits non-zero when the median p99 misses --target-ms or a case
@@ -103,7 +105,8 @@ class Round:
     offered: Offered
     cases: int = 0
     missing: int = 0
-    latencies: list[float] = field(default_factory=list)  # answer → case.dispatched read (s)
+    latencies: list[float] = field(default_factory=list)  # accepted (committed) → case.dispatched read (s)
+    from_answer: list[float] = field(default_factory=list)  # the HTTP answer → case.dispatched read (s)
     stages: dict[str, list[float]] = field(default_factory=dict)  # stage → seconds per report
     cpu_ms: dict[str, float] = field(default_factory=dict)  # process → CPU ms per counted report
     floor: list[float] = field(default_factory=list)  # Kafka produce → consume (s)
@@ -184,8 +187,11 @@ async def measure_pipeline(
     submitted, dispatched = seen["submitted"], seen["dispatched"]
     counted = {c: t for c, t in accepted_at.items() if t - begin >= WARMUP_S}
     result = Round(offered=offered, cases=len(accepted_at), missing=len(set(accepted_at) - set(dispatched)))
-    result.latencies = [max(dispatched[c][2] - t, 0.0) for c, t in counted.items() if c in dispatched]
+    result.from_answer = [max(dispatched[c][2] - t, 0.0) for c, t in counted.items() if c in dispatched]
     both = [(submitted[c], dispatched[c]) for c in counted if c in submitted and c in dispatched]
+    # Accepted: the transaction storing the report committed (its event's occurred_at is taken just
+    # before). An HTTP answer that reached this client late (a starved machine) would hide the wait.
+    result.latencies = [d[2] - s[0] for s, d in both]
     result.stages = {
         "intake commit + relay": [s[1] - s[0] for s, _ in both],
         "Kafka + dispatch handler": [d[0] - s[1] for s, d in both],
@@ -226,7 +232,11 @@ def report(n: int, r: Round) -> None:
     print(f"  POST /api/v1/reports          p50 {ms(http, 50):6.1f} ms   p99 {ms(http, 99):6.1f} ms")
     print(
         f"  accepted → case.dispatched    p50 {ms(r.latencies, 50):6.1f} ms   p99 {ms(r.latencies, 99):6.1f} ms"
-        f"   ({len(r.latencies)} after warm-up)"
+        f"   ({len(r.latencies)} after warm-up; from the commit)"
+    )
+    print(
+        f"  answered → case.dispatched    p50 {ms(r.from_answer, 50):6.1f} ms   p99 {ms(r.from_answer, 99):6.1f} ms"
+        "   (from the HTTP answer here; 0 when the case was out first)"
     )
     print(f"  Kafka produce → consume floor p50 {ms(r.floor, 50):6.1f} ms   p99 {ms(r.floor, 99):6.1f} ms")
     print(f"  ratio p99 pipeline / floor    {ms(r.latencies, 99) / ms(r.floor, 99):.1f}x")
@@ -277,9 +287,13 @@ def run(args: argparse.Namespace) -> int:
     )
     ratio = statistics.median(a / b for a, b in zip(p99s, floors, strict=True))
     print(f"median ratio p99 pipeline / floor         {ratio:.1f}x   (the pipeline crosses Kafka twice)")
-    print(f"target median p99 ≤ {args.target_ms:.0f} ms                {'met' if p99 <= args.target_ms else 'NOT met'}")
-    failed = any(r.missing or r.offered.failures for r in rounds)
-    return 0 if p99 <= args.target_ms and not failed else 1
+    failed = any(r.missing or r.offered.failures or set(r.offered.answered) != {201} for r in rounds)
+    met = p99 <= args.target_ms and not failed
+    print(
+        f"target median p99 ≤ {args.target_ms:.0f} ms                {'met' if met else 'NOT met'}"
+        + ("   (some reports were not answered 201 or not dispatched)" if failed else "")
+    )
+    return 0 if met else 1
 
 
 def floor_main(bootstrap: str, rate: float, seconds: float) -> None:

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
 
+# How long handled events' offsets may wait to be committed while more keep coming (ConsumerRunner.run).
+COMMIT_INTERVAL_S = 0.5
+
 
 def create_producer(settings: ServiceSettings) -> AIOKafkaProducer:
     return AIOKafkaProducer(
@@ -79,6 +82,13 @@ async def relay_outbox_once(
     for r in rows:
         metrics.OUTBOX_PUBLISHED.labels(settings.service_name, r["topic"]).inc()
     return len(rows)
+
+
+def _connection_lost(exc: Exception) -> bool:
+    """Whether a failure says the PostgreSQL connection itself is gone (not Kafka, not the query)."""
+    if isinstance(exc, (OSError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)):
+        return True
+    return isinstance(exc, asyncpg.PostgresError) and is_transient(exc)
 
 
 def _headers(request_id: str | None) -> list[tuple[str, bytes]]:
@@ -132,8 +142,17 @@ class OutboxRelay:
             await self.listen()
         except Exception as exc:  # the database is away: the relay below fails too, and is retried
             log.warning("outbox relay cannot listen for %s yet: %r", self.channel, exc)
-        own = self.listener is not None and not self.listener.is_closed()
-        return await relay_outbox_once(self.settings, self.listener if own else self.pool, self.producer)
+        own = self.listener if self.listener is not None and not self.listener.is_closed() else None
+        try:
+            return await relay_outbox_once(self.settings, own or self.pool, self.producer)
+        except Exception as exc:
+            if own is not None and _connection_lost(exc):
+                # Killed under the relay (its termination may not be noticed yet): the next step
+                # reconnects at once instead of at the fallback poll.
+                own.terminate()
+                self.listener = None
+                self.wake.set()
+            raise
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Relay until stopping."""
@@ -165,6 +184,7 @@ class ConsumerRunner:
         # While a transient failure is being waited out: what it is (readiness shows it).
         self.waiting_on: str | None = None
         self._lag_reported: set[TopicPartition] = set()
+        self.dead_letters = 0  # published by this runner
 
     async def start(self) -> None:
         self.consumer = AIOKafkaConsumer(
@@ -179,23 +199,38 @@ class ConsumerRunner:
         self.running = True
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Poll, handle, commit; offsets are committed after every batch, before the next poll,
-        so a rebalance (which happens inside the poll) never loses finished work."""
+        """Poll, handle, commit. The effect of an event is exactly once through processed_events,
+        not through the offset: offsets are committed at most every COMMIT_INTERVAL_S while events
+        keep coming (each commit is a round trip to the group coordinator and a write to
+        __consumer_offsets, which at one event per poll doubled the consumer's waits), at once
+        when the topics go quiet or after a dead letter (so a redelivery never dead-letters twice),
+        and when stopping. A crash or rebalance redelivers at most that interval's events, and
+        they are skipped as processed."""
         assert self.consumer is not None
+        done: dict[TopicPartition, int] = {}
+        committed_at, dead_letters = time.monotonic(), self.dead_letters
         try:
             while not stopping.is_set():
                 batches = await self.consumer.getmany(timeout_ms=200, max_records=200)
-                done: dict[TopicPartition, int] = {}
                 for tp, records in batches.items():
                     for record in records:
                         if not await self.handle_record(record, stopping):
                             break  # stopping while waiting: the record is redelivered after the restart
                         done[tp] = record.offset + 1
-                if done:
+                due = not batches or self.dead_letters != dead_letters
+                if done and (due or time.monotonic() - committed_at >= COMMIT_INTERVAL_S):
                     await self.consumer.commit(done)
-                await self._update_lag()
+                    done, committed_at, dead_letters = {}, time.monotonic(), self.dead_letters
+                    await self._update_lag()
+                elif not batches:
+                    await self._update_lag()
         finally:
             self.running = False
+            try:
+                if done:
+                    await self.consumer.commit(done)
+            except Exception as exc:  # the broker is away: these events are redelivered and skipped
+                log.warning("could not commit offsets %s when stopping: %r", done, exc)
             await self.consumer.stop()
 
     async def handle_record(self, record: ConsumerRecord, stopping: asyncio.Event | None = None) -> bool:
@@ -284,6 +319,7 @@ class ConsumerRunner:
             self.settings.topic(DEAD_LETTERS.name), json.dumps(letter, ensure_ascii=False).encode(), key=record.key
         )
         metrics.DEAD_LETTERS.labels(self.settings.service_name, record.topic, reason).inc()
+        self.dead_letters += 1
 
     async def _update_lag(self) -> None:
         assert self.consumer is not None
