@@ -116,10 +116,12 @@ def baseline_app() -> FastAPI:
     return app
 
 
-async def saturate(url: str, *, clients: int, seconds: float, cpu_of: tuple[int, ...]) -> tuple[float, float, dict]:
+async def saturate(
+    url: str, *, clients: int, seconds: float, cpu_of: tuple[int, ...], seed: int
+) -> tuple[float, float, dict]:
     """Accepted reports per second with `clients` posting back to back (after a 3 s warm-up), and
     the CPU milliseconds per accepted report of the processes `cpu_of` (the app and PostgreSQL)."""
-    maker = ReportMaker(seed=11)
+    maker = ReportMaker(seed=seed)  # each round its own reports: repeats would join earlier cases
     statuses: dict[int, int] = {}
     accepted = 0
     counting = False

@@ -154,7 +154,12 @@ async def read_events(bootstrap: str) -> None:
 
 
 async def measure_pipeline(
-    intake: str, bootstrap: str, rate: float, seconds: float, processes: dict[str, tuple[int, ...]]
+    intake: str,
+    bootstrap: str,
+    rate: float,
+    seconds: float,
+    processes: dict[str, tuple[int, ...]],
+    round_no: int,
 ) -> Round:
     reader = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--read", bootstrap, stdin=PIPE, stdout=PIPE, cwd=ROOT
@@ -176,7 +181,9 @@ async def measure_pipeline(
     async with httpx.AsyncClient(base_url=intake, timeout=30, limits=httpx.Limits(max_connections=200)) as client:
         begin = time.time()
         meter = asyncio.create_task(cpu_after_warmup())
-        offered = await offer_reports(client, ReportMaker(), rate=rate, seconds=seconds, on_accepted=accepted)
+        # Each round its own reports: the same ones again would join the cases the last round opened.
+        maker = ReportMaker(seed=7 + round_no)
+        offered = await offer_reports(client, maker, rate=rate, seconds=seconds, on_accepted=accepted)
         cpu_end = {name: cpu_seconds(*pids) for name, pids in processes.items()}
         await meter
     await asyncio.sleep(min(30.0, 2 + seconds / 10))  # the last reports' cases
@@ -202,7 +209,9 @@ async def measure_pipeline(
     return result
 
 
-def one_round(infra: Infra, intake: ServiceProcess, processes: dict[str, tuple[int, ...]], args) -> Round:
+def one_round(
+    infra: Infra, intake: ServiceProcess, processes: dict[str, tuple[int, ...]], args, round_no: int
+) -> Round:
     floor = subprocess.Popen(
         [sys.executable, __file__, "--floor", infra.kafka_bootstrap, str(args.rate), str(args.seconds)],
         stdout=subprocess.PIPE,
@@ -211,7 +220,8 @@ def one_round(infra: Infra, intake: ServiceProcess, processes: dict[str, tuple[i
     # Bounded: a starved machine must end the bench with an error, not hang it.
     result = asyncio.run(
         asyncio.wait_for(
-            measure_pipeline(intake.url, infra.kafka_bootstrap, args.rate, args.seconds, processes), args.seconds + 120
+            measure_pipeline(intake.url, infra.kafka_bootstrap, args.rate, args.seconds, processes, round_no),
+            args.seconds + 120,
         )
     )
     floor_out, _ = floor.communicate(timeout=120)
@@ -268,7 +278,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{args.rounds} rounds"
             )
             for n in range(1, args.rounds + 1):
-                rounds.append(one_round(infra, intake, processes, args))
+                rounds.append(one_round(infra, intake, processes, args, n))
                 print(f"[bench] round {n}: p99 {ms(rounds[-1].latencies, 99):.1f} ms")
         finally:
             for service in services:
