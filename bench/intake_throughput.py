@@ -180,11 +180,16 @@ def run(args: argparse.Namespace) -> int:
                         clients=args.clients,
                         seconds=args.seconds,
                         cpu_of=(baseline.process.pid, postgres),
+                        seed=10 + n,
                     )
                 )
                 intake_rate, intake_cpu, intake_statuses = asyncio.run(
                     saturate(
-                        intake.url, clients=args.clients, seconds=args.seconds, cpu_of=(intake.process.pid, postgres)
+                        intake.url,
+                        clients=args.clients,
+                        seconds=args.seconds,
+                        cpu_of=(intake.process.pid, postgres),
+                        seed=10 + n,
                     )
                 )
                 rounds.append((base_rate, base_cpu, intake_rate, intake_cpu))
