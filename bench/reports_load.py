@@ -1,11 +1,13 @@
 """What the intake benchmarks share: an open-loop load (requests leave on schedule whether or not
-earlier ones were answered, so a slow server shows up as latency, not as a politely lower rate)
-and percentiles."""
+earlier ones were answered, so a slow server shows up as latency, not as a politely lower rate),
+percentiles and the CPU time processes used."""
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -76,3 +78,35 @@ def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
     return ordered[rank]
+
+
+def _proc_stats() -> dict[int, tuple[int, float]]:
+    """pid → (parent pid, CPU seconds of the process and of its children it has reaped)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        # utime, stime, cutime, cstime: fields 14-17 of proc(5), here 11-14 after the name
+        stats[int(entry)] = (int(fields[1]), sum(int(f) for f in fields[11:15]) / tick)
+    return stats
+
+
+def cpu_seconds(*roots: int) -> float:
+    """CPU time (user + system) used so far by these processes and all their descendants, live or
+    ended: a uvicorn master and its workers, a postmaster and its backends. On a machine shared
+    with other work, CPU per request is the figure that does not move with their load."""
+    stats = _proc_stats()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in stats.items():
+        children.setdefault(parent, []).append(pid)
+    total, todo = 0.0, [r for r in roots if r in stats]
+    while todo:
+        pid = todo.pop()
+        total += stats[pid][1]
+        todo.extend(children.get(pid, ()))
+    return total

@@ -39,6 +39,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Nothing to undo when a connection goes back to the pool: the services keep no session state
+    (locks are pg_advisory_xact_lock, settings SET LOCAL, LISTEN only on the relay's own
+    connection), and asyncpg still rolls back a transaction left open. asyncpg's default reset query
+    (unlock all, close cursors, unlisten, reset settings) would cost every request and event one
+    more round trip to PostgreSQL."""
+
+
 async def create_pool(settings: ServiceSettings) -> asyncpg.Pool:
     """A pool whose connections see the service's own schema first."""
     return await asyncpg.create_pool(
@@ -47,6 +55,7 @@ async def create_pool(settings: ServiceSettings) -> asyncpg.Pool:
         max_size=settings.db_pool_max,
         server_settings={"search_path": schema_name(settings), "application_name": settings.service_name},
         init=_init_connection,
+        reset=_keep_session,
     )
 
 

@@ -34,6 +34,9 @@ Handler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
 # Why a message is dead-lettered (the `reason` label of gridlink_dead_letters_total).
 DEAD_LETTER_REASONS = ("malformed", "handler_failed")
 
+# How long handled events' offsets may wait to be committed while more keep coming (ConsumerRunner.run).
+COMMIT_INTERVAL_S = 0.5
+
 
 def create_producer(settings: ServiceSettings) -> AIOKafkaProducer:
     return AIOKafkaProducer(
@@ -46,9 +49,16 @@ def create_producer(settings: ServiceSettings) -> AIOKafkaProducer:
     )
 
 
-async def relay_outbox_once(settings: ServiceSettings, pool: asyncpg.Pool, producer: AIOKafkaProducer) -> int:
-    """Publish one batch of outbox rows in order and delete them; returns how many."""
-    async with pool.acquire() as conn, conn.transaction():
+async def relay_outbox_once(
+    settings: ServiceSettings, db: asyncpg.Pool | asyncpg.Connection, producer: AIOKafkaProducer
+) -> int:
+    """Publish one batch of outbox rows in order and delete them; returns how many. `db` is the
+    pool, or a connection of the relay's own (its schema first on the search path)."""
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as pooled:
+            return await relay_outbox_once(settings, pooled, producer)
+    conn = db
+    async with conn.transaction():
         # One statement (it runs for every commit of the service): one relay per service schema
         # at a time keeps events with the same key in order, so a row is taken only under the
         # schema's lock. The rows are deleted before they are published, in a transaction that
@@ -78,6 +88,13 @@ async def relay_outbox_once(settings: ServiceSettings, pool: asyncpg.Pool, produ
     return len(rows)
 
 
+def _connection_lost(exc: Exception) -> bool:
+    """Whether a failure says the PostgreSQL connection itself is gone (not Kafka, not the query)."""
+    if isinstance(exc, (OSError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)):
+        return True
+    return isinstance(exc, asyncpg.PostgresError) and is_transient(exc)
+
+
 def _headers(settings: ServiceSettings, topic: str, origin: str | None) -> list[tuple[str, bytes]]:
     """The request id header, and the traceparent one when the row has a trace (shared/tracing.py)."""
     request_id, traceparent = tracing.split_origin(origin)
@@ -96,8 +113,10 @@ def _request_id_of(record: ConsumerRecord) -> str | None:
 
 class OutboxRelay:
     """Publishes the service's outbox as soon as a transaction writing to it commits: the outbox's
-    trigger NOTIFYs `outbox_<schema>` (shared/migrations/002) and this relay LISTENs on its own
-    connection. It also polls every `outbox_fallback_poll_s`, which covers a notification lost
+    trigger NOTIFYs `outbox_<schema>` (shared/migrations/003) and this relay LISTENs on its own
+    connection, and relays on that same connection: it never waits for a pooled connection behind
+    the requests and events that keep the pool busy under load (nor pays the pool's reset on
+    every return). It also polls every `outbox_fallback_poll_s`, which covers a notification lost
     while that connection was down (it is reopened on the next step)."""
 
     def __init__(self, settings: ServiceSettings, pool: asyncpg.Pool, producer: AIOKafkaProducer):
@@ -117,7 +136,10 @@ class OutboxRelay:
         conn = await asyncpg.connect(
             self.settings.database_url,
             timeout=5,
-            server_settings={"application_name": f"{self.settings.service_name} outbox listener"},
+            server_settings={
+                "search_path": schema_name(self.settings),
+                "application_name": f"{self.settings.service_name} outbox listener",
+            },
         )
         await conn.add_listener(self.channel, self._notified)
         conn.add_termination_listener(self._notified)  # reopen at once, not at the next poll
@@ -129,7 +151,17 @@ class OutboxRelay:
             await self.listen()
         except Exception as exc:  # the database is away: the relay below fails too, and is retried
             log.warning("outbox relay cannot listen for %s yet: %r", self.channel, exc)
-        return await relay_outbox_once(self.settings, self.pool, self.producer)
+        own = self.listener if self.listener is not None and not self.listener.is_closed() else None
+        try:
+            return await relay_outbox_once(self.settings, own or self.pool, self.producer)
+        except Exception as exc:
+            if own is not None and _connection_lost(exc):
+                # Killed under the relay (its termination may not be noticed yet): the next step
+                # reconnects at once instead of at the fallback poll.
+                own.terminate()
+                self.listener = None
+                self.wake.set()
+            raise
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Relay until stopping."""
@@ -168,6 +200,7 @@ class ConsumerRunner:
         for topic in self.topic_names:  # likewise the dead letters (their alert fires on an increase)
             for reason in DEAD_LETTER_REASONS:
                 metrics.DEAD_LETTERS.labels(settings.service_name, topic, reason)
+        self.dead_letters = 0  # published by this runner
 
     async def start(self) -> None:
         self.consumer = AIOKafkaConsumer(
@@ -182,23 +215,38 @@ class ConsumerRunner:
         self.running = True
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Poll, handle, commit; offsets are committed after every batch, before the next poll,
-        so a rebalance (which happens inside the poll) never loses finished work."""
+        """Poll, handle, commit. The effect of an event is exactly once through processed_events,
+        not through the offset: offsets are committed at most every COMMIT_INTERVAL_S while events
+        keep coming (each commit is a round trip to the group coordinator and a write to
+        __consumer_offsets, which at one event per poll doubled the consumer's waits), at once
+        when the topics go quiet or after a dead letter (so a redelivery never dead-letters twice),
+        and when stopping. A crash or rebalance redelivers at most that interval's events, and
+        they are skipped as processed."""
         assert self.consumer is not None
+        done: dict[TopicPartition, int] = {}
+        committed_at, dead_letters = time.monotonic(), self.dead_letters
         try:
             while not stopping.is_set():
                 batches = await self.consumer.getmany(timeout_ms=200, max_records=200)
-                done: dict[TopicPartition, int] = {}
                 for tp, records in batches.items():
                     for record in records:
                         if not await self.handle_record(record, stopping):
                             break  # stopping while waiting: the record is redelivered after the restart
                         done[tp] = record.offset + 1
-                if done:
+                due = not batches or self.dead_letters != dead_letters
+                if done and (due or time.monotonic() - committed_at >= COMMIT_INTERVAL_S):
                     await self.consumer.commit(done)
-                await self._update_lag()
+                    done, committed_at, dead_letters = {}, time.monotonic(), self.dead_letters
+                    await self._update_lag()
+                elif not batches:
+                    await self._update_lag()
         finally:
             self.running = False
+            try:
+                if done:
+                    await self.consumer.commit(done)
+            except Exception as exc:  # the broker is away: these events are redelivered and skipped
+                log.warning("could not commit offsets %s when stopping: %r", done, exc)
             await self.consumer.stop()
 
     async def handle_record(self, record: ConsumerRecord, stopping: asyncio.Event | None = None) -> bool:
@@ -289,6 +337,7 @@ class ConsumerRunner:
             self.settings.topic(DEAD_LETTERS.name), json.dumps(letter, ensure_ascii=False).encode(), key=record.key
         )
         metrics.DEAD_LETTERS.labels(self.settings.service_name, record.topic, reason).inc()
+        self.dead_letters += 1
 
     async def _update_lag(self) -> None:
         assert self.consumer is not None
