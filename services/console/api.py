@@ -478,14 +478,20 @@ async def take_action(request: Request, actor: CurrentActor, case_id: UUID, name
 
 @router.get("/supervision")
 async def supervision(request: Request, actor: CurrentActor):
-    """督办: deadlines missed below this level — who, what, how late."""
-    breaches, error, status = [], "", 200
+    """督办: deadlines missed below this level — who, what, how late — and the 通报 of departments
+    that kept missing them."""
+    supervision, error, status = {}, "", 200
     try:
-        breaches = (await _ask(request, "dispatch", "GET", "/api/v1/supervision"))["breaches"]
+        supervision = await _ask(request, "dispatch", "GET", "/api/v1/supervision")
     except (Refused, Unavailable) as failure:
         error, status = failure.message, failure.status
     html = pages.supervision_page(
-        actor=actor, names=_names(request), csrf=_csrf(request), breaches=breaches, error=error
+        actor=actor,
+        names=_names(request),
+        csrf=_csrf(request),
+        breaches=supervision.get("breaches", []),
+        notices=supervision.get("notices", []),
+        error=error,
     )
     return _html(request, html, status)
 

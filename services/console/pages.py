@@ -629,7 +629,23 @@ def timeline_note(entry: dict) -> str:
     return f'<div class="note">{e(text)}</div>' if text else ""
 
 
-def supervision_page(*, actor: Actor, names: Names, csrf: str, breaches: list[dict], error: str = "") -> str:
+def notices_section(notices: list[dict], names: Names) -> str:
+    """通报: each department that missed deadlines again and again, with the cases that counted."""
+    if not notices:
+        return ""
+    items = "".join(
+        f"<li><b>{e(names.department(n['department_code']))}</b> {e(n['days'])}天内超时 {e(n['breaches'])} 次"
+        f"（{e(beijing(n['since']))} 起，{e(beijing(n['issued_at']))} 通报）："
+        + "、".join(e(no) for no in n.get("case_nos") or [])
+        + "</li>"
+        for n in notices
+    )
+    return f'<section class="notices"><h2>通报</h2><ul>{items}</ul></section>'
+
+
+def supervision_page(
+    *, actor: Actor, names: Names, csrf: str, breaches: list[dict], notices: list[dict] = (), error: str = ""
+) -> str:
     rows = "".join(
         f'<tr><td><a href="/cases/{e(b["case_id"])}">{e(case_no(b))}</a></td>'
         f"<td>{e(names.department(b['department_code']))}</td>"
@@ -644,6 +660,7 @@ def supervision_page(*, actor: Actor, names: Names, csrf: str, breaches: list[di
     alert = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
     body = f"""<h1>督办清单</h1>
 {alert}
+{notices_section(list(notices), names)}
 <table class="cases"><thead><tr><th>案件</th><th>责任部门</th><th>所在区划</th><th>类别</th><th>超时环节</th>
 <th>期限</th><th>超时</th><th>办理中心</th></tr></thead>
 <tbody>{rows}{empty}</tbody></table>

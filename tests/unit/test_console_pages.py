@@ -265,3 +265,21 @@ def test_the_mobile_home_lists_the_grid_s_cases_and_reports_to_locate():
     page = PAGES["mobile-home"]
     assert "本网格待办（1）" in page and "待回访核实（1）" in page and "待定位的上报（1）" in page
     assert 'href="/m/cases/20261202-000042"' in page and "/locate/" in page
+
+
+def test_the_supervision_list_shows_a_departments_notice_with_its_cases():
+    notice = {
+        "department_code": "zhujian",
+        "breaches": 3,
+        "days": 30,
+        "since": "2026-11-01T00:30:00Z",
+        "issued_at": "2026-11-24T08:30:00Z",
+        "case_nos": ["20261124-000001", "20261124-000002", "20261124-000003"],
+    }
+    html = pages.supervision_page(actor=SUPERVISOR, names=NAMES, csrf="t", breaches=[], notices=[notice])
+    section = html[html.index('<section class="notices">') : html.index("</section>")]
+    assert "<h2>通报</h2>" in section and NAMES.department("zhujian") in section
+    assert "30天内超时 3 次" in section and "2026-11-24 16:30" in section  # Beijing time
+    assert "20261124-000001、20261124-000002、20261124-000003" in section
+    quiet = pages.supervision_page(actor=SUPERVISOR, names=NAMES, csrf="t", breaches=[])
+    assert "通报" not in quiet and "暂无督办事项" in quiet
