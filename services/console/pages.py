@@ -2,6 +2,7 @@
 `e()` (html.escape), times are shown in Beijing time, codes by their Chinese names."""
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from html import escape
 from typing import Any, get_args
@@ -644,7 +645,7 @@ def notices_section(notices: list[dict], names: Names) -> str:
 
 
 def supervision_page(
-    *, actor: Actor, names: Names, csrf: str, breaches: list[dict], notices: list[dict] = (), error: str = ""
+    *, actor: Actor, names: Names, csrf: str, breaches: list[dict], notices: Sequence[dict] = (), error: str = ""
 ) -> str:
     rows = "".join(
         f'<tr><td><a href="/cases/{e(b["case_id"])}">{e(case_no(b))}</a></td>'
