@@ -345,6 +345,10 @@ class ReporterContactGiven(Payload):
     openid: str | None = None  # official-account openid
     wecom_userid: str | None = None  # WeCom user id
     phone_encrypted: str | None = None
+    # Added after v1 (optional): the WeCom group (chatid) a report made by @-mentioning the bot came
+    # from, so the answers go back to that group; and the case number the reporter is told at once.
+    group_id: str | None = None
+    case_no: str | None = None
 
 
 class QueryCodeRequested(Payload):
@@ -398,6 +402,45 @@ class TriageCorrected(Payload):
     corrected_at: datetime
 
 
+class DirectoryRole(Payload):
+    role: str
+    jurisdiction_code: str
+    department_code: str | None = None
+
+
+class DirectoryPersonSaved(Payload):
+    """A person of dispatch's directory (通讯录) as they are now, for notify alone (on the private
+    gridlink.directory topic): whom to @ in WeCom and send cards to. Never their mobile."""
+
+    person_id: str
+    name: str
+    wecom_user_id: str | None = None
+    active: bool = True
+    roles: list[DirectoryRole] = []
+    saved_at: datetime
+
+
+class DutyShiftAdded(Payload):
+    """A shift of a department's duty roster (值班表): who is on duty there and who backs them up."""
+
+    shift_id: UUID
+    department_code: str
+    jurisdiction_code: str
+    starts_at: datetime
+    ends_at: datetime
+    on_duty: str  # person_id (see directory.person_saved for their WeCom user id)
+    backup: str | None = None
+
+
+class DutyShiftRemoved(Payload):
+    """A shift was taken off the roster."""
+
+    shift_id: UUID
+    department_code: str
+    jurisdiction_code: str
+    removed_at: datetime
+
+
 # (type, schema_version) -> payload model. The one place event types are declared.
 PAYLOAD_TYPES: dict[tuple[str, int], type[Payload]] = {
     ("report.submitted", 1): ReportSubmittedV1,
@@ -419,6 +462,9 @@ PAYLOAD_TYPES: dict[tuple[str, int], type[Payload]] = {
     ("notification.sent", 1): NotificationSent,
     ("notification.failed", 1): NotificationFailed,
     ("message.received", 1): MessageReceived,
+    ("directory.person_saved", 1): DirectoryPersonSaved,
+    ("duty.shift_added", 1): DutyShiftAdded,
+    ("duty.shift_removed", 1): DutyShiftRemoved,
 }
 # The default type of each payload model; a model shared by several types needs `event_type`.
 TYPE_OF_PAYLOAD = {model: key for key, model in reversed(PAYLOAD_TYPES.items())}

@@ -21,12 +21,13 @@ def _cut(content: str, limit: int) -> str:
 # --- WeCom group robot ----------------------------------------------------------------------
 
 
-def text_message(content: str, *, mentioned_mobiles: Sequence[str] = ()) -> dict:
-    """A text message that @-mentions people by mobile number; content cut to the byte limit."""
-    return {
-        "msgtype": "text",
-        "text": {"content": _cut(content, TEXT_MAX_BYTES), "mentioned_mobile_list": list(mentioned_mobiles)},
-    }
+def text_message(content: str, *, mentioned_mobiles: Sequence[str] = (), mentioned_users: Sequence[str] = ()) -> dict:
+    """A text message that @-mentions people by mobile number or by WeCom user id (each once);
+    content cut to the byte limit."""
+    text = {"content": _cut(content, TEXT_MAX_BYTES), "mentioned_mobile_list": list(mentioned_mobiles)}
+    if mentioned_users:
+        text["mentioned_list"] = list(dict.fromkeys(mentioned_users))
+    return {"msgtype": "text", "text": text}
 
 
 def markdown_message(content: str) -> dict:

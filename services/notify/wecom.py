@@ -7,6 +7,7 @@ and fetched again when WeCom answers that it expired (42001) or is invalid (4001
 """
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 
@@ -16,6 +17,8 @@ from services.notify.channels import DeliveryError
 
 RETRYABLE_ERRCODES = {-1, 45009, 45033}  # system busy; api freq out of limit; too many concurrent calls
 TOKEN_ERRCODES = {40014, 42001, 40001}  # invalid access_token; access_token expired; invalid credential
+TASK_ID_EXISTS = 42014  # template card: "taskid has existed or empty or exceed max len"
+VALID_TASK_ID = re.compile(r"[A-Za-z0-9_@-]{1,128}")  # so 42014 can only mean "has existed"
 
 
 class WeComError(DeliveryError):
@@ -110,7 +113,8 @@ class WeComAppClient:
         return answer["access_token"], float(answer.get("expires_in", 7200))
 
     async def send(self, *, touser: str, message: dict) -> dict:
-        """Send a text/markdown message to members ("a|b"); raises WeComError, also when none was valid."""
+        """Send a text, markdown or template-card message to members ("a|b"); raises WeComError, also
+        when none was valid."""
         body = {**message, "touser": touser, "agentid": self.agent_id}
 
         async def post(token: str) -> dict:
@@ -120,4 +124,12 @@ class WeComAppClient:
             response.raise_for_status()
             return response.json()
 
-        return await call_with_token(self.tokens, post)
+        try:
+            return await call_with_token(self.tokens, post)
+        except WeComError as error:
+            # A template card's task_id is unique per application: 42014 for ours means an earlier
+            # attempt reached WeCom (its answer was lost) and the card is there — delivered.
+            task_id = (message.get("template_card") or {}).get("task_id") or ""
+            if error.errcode == TASK_ID_EXISTS and VALID_TASK_ID.fullmatch(task_id):
+                return {"errcode": 0, "errmsg": "ok", "duplicate_task_id": True}
+            raise
