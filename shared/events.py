@@ -338,7 +338,8 @@ class ReportLocated(Payload):
 class ReporterContactGiven(Payload):
     """How to tell a report's reporter about their case, for notify alone (on the private
     gridlink.reporter-contacts topic): the channel's user id, or the phone as ciphertext
-    (shared.phones.phone_token, which names its key). At least one is set."""
+    (shared.phones.phone_token, which names its key), or the WeCom group they reported in. At least
+    one is set."""
 
     report_id: UUID
     case_id: UUID

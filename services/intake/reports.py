@@ -184,6 +184,7 @@ async def submit_report(
     reporter_wecom_userid: str | None = None,
     incoming_photos: tuple[IncomingPhoto, ...] = (),
     seen_at: datetime | None = None,
+    reporter_group_id: str | None = None,
 ) -> Accepted:
     """Triage, de-duplicate, store and publish one report, inside the caller's transaction."""
     settings = intake.settings
@@ -315,7 +316,7 @@ async def submit_report(
             correlation_id=report_id,
         ),
     )
-    if not match and (reporter_openid or reporter_wecom_userid or encrypted_phone):
+    if not match and (reporter_openid or reporter_wecom_userid or encrypted_phone or reporter_group_id):
         # Only notify may reach the reporter: their contact goes on its private topic, never with the report.
         contact = ReporterContactGiven(
             report_id=report_id,
@@ -323,6 +324,8 @@ async def submit_report(
             openid=reporter_openid,
             wecom_userid=reporter_wecom_userid,
             phone_encrypted=encrypted_phone,
+            group_id=reporter_group_id,  # a WeCom group's @-bot report: the answers go back to that group
+            case_no=case_no,
         )
         await enqueue(
             conn,

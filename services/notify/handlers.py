@@ -110,7 +110,7 @@ def make_handlers(
             wecom_userid=given.wecom_userid,
             phone=given.phone_encrypted,  # stays encrypted until sent
         )
-        if contact == ReporterContact():
+        if contact == ReporterContact() and not given.group_id:
             return
         await store.save_reporter(conn, case_id=given.case_id, contact=contact, group_id=given.group_id)
         await store.save_case_no(conn, case_id=given.case_id, case_no=given.case_no)
