@@ -254,6 +254,20 @@ class MediaAttached(Payload):
     attached_at: datetime
 
 
+class MediaComparisonReady(Payload):
+    """The 整改前后对比 image of a resolved case (its newest before and after photos side by side) was
+    made, so the reporter is shown it where they reported. `url` is a download link for readers of
+    this topic, valid until `url_expires_at`."""
+
+    case_id: UUID
+    before_media_id: UUID
+    after_media_id: UUID
+    object_key: str
+    url: str
+    url_expires_at: datetime
+    generated_at: datetime
+
+
 class NotificationSent(Payload):
     """A notification reached its channel and the channel confirmed it."""
 
@@ -460,6 +474,7 @@ PAYLOAD_TYPES: dict[tuple[str, int], type[Payload]] = {
     ("media.stored", 1): MediaStored,
     ("media.rejected", 1): MediaRejected,
     ("media.attached", 1): MediaAttached,
+    ("media.comparison_ready", 1): MediaComparisonReady,
     ("notification.sent", 1): NotificationSent,
     ("notification.failed", 1): NotificationFailed,
     ("message.received", 1): MessageReceived,

@@ -79,7 +79,7 @@ MEDIA = Topic(
     "gridlink.media",
     3,
     365 * DAY_MS,
-    ("media.stored", "media.rejected", "media.attached"),
+    ("media.stored", "media.rejected", "media.attached", "media.comparison_ready"),
     writers=("media",),
     readers=("notify", "dispatch"),  # dispatch: 办结 needs after photos media holds for the case
 )

@@ -13,6 +13,7 @@ from services.notify.messages import (
     app_text_message,
     markdown_message,
     news_message,
+    robot_image_link,
     sms_message,
     subscribe_message,
     template_message,
@@ -536,6 +537,38 @@ def resolved_messages(payload, *, directory: Directory, evidence: dict[str, int]
         )
         return [Outgoing("wecom_robot", contact.robot_key, "case.resolved", body)]
     return [Outgoing("wecom_robot", contact.robot_key, "case.resolved", text_message(f"{title}\n{description}"))]
+
+
+def comparison_messages(
+    *, case_no: str, reporter: ReporterContact | None, url: str, templates: ReporterTemplates = ReporterTemplates()
+) -> list[Outgoing]:
+    """办结: the reporter is shown the before/after comparison (整改前后对比) where they reported — in
+    the group, a line with the case number and the picture itself (the robot sends the image, fetched
+    from `url` when sent); on the official account or WeCom, a message that opens the picture. Not
+    by SMS: a text message cannot carry it."""
+    if reporter is None:
+        return []
+    text = f"您反映的问题（案件 {case_no}）已办结，整改前后对比照片如下。"
+    if reporter.group_robot:
+        mention = [reporter.wecom_userid] if reporter.wecom_userid else []
+        return [
+            Outgoing(
+                "wecom_robot", reporter.group_robot, "case.comparison", text_message(text, mentioned_users=mention)
+            ),
+            Outgoing("wecom_robot", reporter.group_robot, "case.comparison.image", robot_image_link(url)),
+        ]
+    if reporter.openid or reporter.wecom_userid:
+        return reporter_messages(
+            reporter,
+            templates,
+            template="case.comparison",
+            case_ref=case_no,
+            status="已办结",
+            text=f"您反映的问题（案件 {case_no}）已办结，点开查看整改前后对比照片。",
+            at=None,
+            url=url,
+        )
+    return []
 
 
 def verification_messages(

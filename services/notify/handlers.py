@@ -20,6 +20,7 @@ from services.notify.domain import (
     backup_due_at,
     backup_message,
     breached_messages,
+    comparison_messages,
     dispatched_messages,
     field_of,
     grid_worker_messages,
@@ -40,6 +41,7 @@ from shared.events import (
     DutyShiftRemoved,
     Event,
     MediaAttached,
+    MediaComparisonReady,
     QueryCodeRequested,
     ReporterContactGiven,
     ReporterVerified,
@@ -207,6 +209,15 @@ def make_handlers(
         media = event.payload_as(MediaAttached)
         await store.save_evidence(conn, case_id=media.case_id, media_id=media.media_id, role=media.role)
 
+    async def on_comparison_ready(conn: asyncpg.Connection, event: Event) -> None:
+        ready = event.payload_as(MediaComparisonReady)
+        case_no = await store.case_no_of(conn, case_id=ready.case_id)
+        reporter = await store.get_reporter(conn, case_id=ready.case_id, group_robots=group_robots)
+        if case_no:
+            await queue(
+                conn, event, comparison_messages(case_no=case_no, reporter=reporter, url=ready.url, templates=templates)
+            )
+
     async def on_sla_warning(conn: asyncpg.Connection, event: Event) -> None:
         warning = await numbered(conn, event.payload_as(SlaWarning))
         now = field_of(warning, "fired_at") or utcnow()  # the time left as of the warning, not of its handling
@@ -274,6 +285,7 @@ def make_handlers(
         "case.resolved": on_case_resolved,
         "case.settled": on_case_resolved,  # 即知即改: the department hears it, the reporter is asked
         "media.attached": on_media_attached,
+        "media.comparison_ready": on_comparison_ready,
         "sla.warning": on_sla_warning,
         "sla.breached": on_sla_breached,
         "query.code_requested": on_query_code_requested,

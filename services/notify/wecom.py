@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 
 from services.notify.channels import DeliveryError
+from services.notify.messages import IMAGE_MAX_BYTES, robot_image
 
 RETRYABLE_ERRCODES = {-1, 45009, 45033}  # system busy; api freq out of limit; too many concurrent calls
 TOKEN_ERRCODES = {40014, 42001, 40001}  # invalid access_token; access_token expired; invalid credential
@@ -40,9 +41,29 @@ class WeComRobotClient:
 
     async def send(self, *, key: str, message: dict) -> None:
         """Send one message; raises WeComError on a non-zero errcode, httpx errors on transport failure."""
+        if message.get("msgtype") == "image" and "url" in message.get("image", {}):
+            message = await self._image(message["image"]["url"])
         response = await self.http.post(f"{self.base_url}/cgi-bin/webhook/send", params={"key": key}, json=message)
         response.raise_for_status()
         _check(response.json())
+
+    async def _image(self, url: str) -> dict:
+        """The picture at `url` as an image message (a link that expired or a picture too big for
+        WeCom is refused for good; the server being unavailable is worth retrying)."""
+        response = await self.http.get(url)
+        if response.status_code >= 400:
+            raise DeliveryError(
+                f"image link answered HTTP {response.status_code}",
+                code=f"image_http_{response.status_code}",
+                retryable=response.status_code >= 500,
+            )
+        if len(response.content) > IMAGE_MAX_BYTES:
+            raise DeliveryError(
+                f"image is {len(response.content)} bytes, WeCom takes {IMAGE_MAX_BYTES}",
+                code="image_too_large",
+                retryable=False,
+            )
+        return robot_image(response.content)
 
 
 class AccessTokenCache:
