@@ -94,6 +94,9 @@ class Outgoing:
     body: dict
     # A 派单's one line in a digest (派单汇总), for when its group's robot has spent its minute.
     digest_line: str | None = None
+    # A second message of one event to the same target (a picture after its line of text): a part
+    # name gives it a source of its own, since a source sends one message to each target.
+    part: str | None = None
 
 
 @dataclass(frozen=True)
@@ -555,7 +558,7 @@ def comparison_messages(
             Outgoing(
                 "wecom_robot", reporter.group_robot, "case.comparison", text_message(text, mentioned_users=mention)
             ),
-            Outgoing("wecom_robot", reporter.group_robot, "case.comparison.image", robot_image_link(url)),
+            Outgoing("wecom_robot", reporter.group_robot, "case.comparison.image", robot_image_link(url), part="image"),
         ]
     if reporter.openid or reporter.wecom_userid:
         return reporter_messages(

@@ -4,6 +4,8 @@ Step-specific fields (e.g. the comparison picture of case.resolved) are optional
 `field_of` from the payload or its `detail`, so templates keep working as producers add them.
 """
 
+from uuid import uuid5
+
 import asyncpg
 
 from services.notify import store
@@ -69,12 +71,13 @@ async def numbered(conn: asyncpg.Connection, payload):
 async def queue(conn: asyncpg.Connection, event: Event, outgoing: list[Outgoing]) -> None:
     """One pending notification per message; ids derive from the event so a redelivery adds none."""
     for out in outgoing:
+        source = uuid5(event.event_id, out.part) if out.part else event.event_id
         await store.insert_notification(
             conn,
             notification_id=notification_id(
-                source_id=event.event_id, template=out.template, channel=out.channel, target=out.target
+                source_id=source, template=out.template, channel=out.channel, target=out.target
             ),
-            source_event_id=event.event_id,
+            source_event_id=source,
             case_id=getattr(event.payload, "case_id", None),
             jurisdiction_code=event.jurisdiction_code,  # where the subject is: the notification events say so too
             channel=out.channel,
