@@ -3,6 +3,8 @@ the person on duty gets the 接单/退回 card, the backup is @-mentioned at hal
 time; residents are answered in the group they reported in, with the case number. Also the fake's
 template cards and the application client's answer to a repeated task id."""
 
+import base64
+import hashlib
 import re
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
@@ -10,6 +12,7 @@ from uuid import uuid4
 import httpx
 import pytest
 
+from services.notify.channels import DeliveryError
 from services.notify.delivery import _mentions
 from services.notify.domain import (
     DepartmentContact,
@@ -21,14 +24,16 @@ from services.notify.domain import (
     acknowledged_messages,
     backup_due_at,
     backup_message,
+    comparison_messages,
     digest_message,
     dispatched_messages,
     verification_messages,
     warning_messages,
     work_page_url,
 )
+from services.notify.messages import robot_image_link
 from services.notify.settings import NotifySettings
-from services.notify.wecom import WeComAppClient, WeComError
+from services.notify.wecom import WeComAppClient, WeComError, WeComRobotClient
 from shared.events import CaseDispatched, CaseTransitioned, SlaWarning
 from shared.settings import PROJECT_ROOT
 from shared.sla_policy import load_sla_policy
@@ -269,3 +274,37 @@ async def test_the_fake_refuses_cards_wecom_would_refuse(wecom):
         with pytest.raises(WeComError) as refused:
             await client.send(touser="li.qiang", message={"msgtype": "template_card", "template_card": broken})
         assert refused.value.errcode == errcode
+
+
+def test_the_comparison_goes_to_the_group_as_a_line_and_the_picture_and_to_the_account_as_a_link():
+    url = "https://minio.example/comparisons/c.jpg?X-Amz-Expires=604800"
+    line, picture = comparison_messages(case_no="20261202-000042", reporter=GROUP_REPORTER, url=url)
+    assert (line.target, picture.target) == ("grp-330727001001001-00",) * 2
+    assert "20261202-000042" in line.body["text"]["content"] and line.body["text"]["mentioned_list"] == [
+        "wo-resident-1"
+    ]
+    assert picture.body == {"msgtype": "image", "image": {"url": url}} and picture.part == "image"
+    [oa] = comparison_messages(case_no="20261202-000042", reporter=ReporterContact(openid="o-1"), url=url)
+    assert oa.channel == "wechat_template" and oa.body["url"] == url
+    assert oa.body["data"]["keyword1"]["value"] == "20261202-000042"
+    assert comparison_messages(case_no="1", reporter=ReporterContact(phone="x", phone_verified=True), url=url) == []
+
+
+async def test_the_robot_sends_the_picture_fetched_from_its_link():
+    jpeg = b"\xff\xd8\xff\xe0" + b"comparison" * 10
+    fake = load_fake_wecom().create_app(clock=FakeClock())
+
+    async def pictures(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "minio":
+            return httpx.Response(200, content=jpeg) if request.url.path == "/ok.jpg" else httpx.Response(403)
+        return await httpx.ASGITransport(app=fake).handle_async_request(request)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(pictures), base_url="http://wecom") as http:
+        robot = WeComRobotClient("http://wecom", http)
+        await robot.send(key="grp-1", message=robot_image_link("http://minio/ok.jpg"))
+        [sent] = (await http.get("/_fake/messages", params={"key": "grp-1"})).json()
+        assert base64.b64decode(sent["body"]["image"]["base64"]) == jpeg
+        assert sent["body"]["image"]["md5"] == hashlib.md5(jpeg).hexdigest()
+        with pytest.raises(DeliveryError) as expired:
+            await robot.send(key="grp-1", message=robot_image_link("http://minio/expired.jpg"))
+        assert expired.value.code == "image_http_403" and not expired.value.retryable
