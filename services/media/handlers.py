@@ -1,6 +1,7 @@
 """Media's event handlers: a submitted report attaches its uploaded media to its case as 'before';
 case events say whose the case is, which decides who may see its evidence."""
 
+import logging
 from collections.abc import Callable
 
 import asyncpg
@@ -8,8 +9,11 @@ import asyncpg
 from services.media import store, workflow
 from services.media.settings import MediaSettings
 from shared.case_actions import CASE_TRANSITION_TYPES
+from shared.db import is_transient
 from shared.events import CaseFacts, Event, ReportAttached, ReportSubmitted, submitted_report
 from shared.objects import ObjectStore
+
+log = logging.getLogger(__name__)
 
 # 办结 (by the department) and 即知即改 (by the grid worker): the reporter is shown the before/after.
 RESOLVING = ("case.resolved", "case.settled")
@@ -81,11 +85,20 @@ def make_handlers(
 
     async def on_case_resolved(conn: asyncpg.Connection, event: Event) -> None:
         await on_case_event(conn, event)
-        if objects is not None and pool is not None:
-            case = event.payload_as(CaseFacts)
+        if objects is None or pool is None:
+            return
+        case = event.payload_as(CaseFacts)
+        try:
             await workflow.announce_comparison(
                 conn, settings=settings, pool=pool(), objects=objects, case_id=case.case_id
             )
+        except Exception as exc:
+            if is_transient(exc):
+                raise  # the database or broker is away: the consumer waits and tries again
+            # A picture that cannot be made (a photo that no longer decodes, the object store
+            # refusing) must not cost media the case's facts, which the same event records: the
+            # reporter is then not shown the comparison, and the console can still make it.
+            log.exception("no 整改前后对比 for case %s", case.case_id)
 
     return {
         "report.submitted": on_report_submitted,

@@ -142,8 +142,9 @@ def make_handlers(
     async def on_case_dispatched(conn: asyncpg.Connection, event: Event) -> None:
         case = await numbered(conn, event.payload_as(CaseDispatched))
         await store.save_case_no(conn, case_id=case.case_id, case_no=case.case_no)
-        # A new 派单 round (转派, 重办, 上报): whoever owed the last one an acknowledgement no longer does.
-        await store.cancel_escalations(conn, case_id=case.case_id, at=event.occurred_at)
+        if case.action != "dispatch":
+            # A new 派单 round (转派, 重办, 上报): whoever owed the last one an acknowledgement no longer does.
+            await store.cancel_escalations(conn, case_id=case.case_id, at=event.occurred_at)
         codes = [case.department_code, *(c for c in case.co_department_codes if c != case.department_code)]
         duty = await store.on_duty(
             conn,

@@ -7,7 +7,6 @@ again (重办)."""
 import base64
 import io
 import re
-import time
 from contextlib import AsyncExitStack
 from uuid import uuid4
 
@@ -121,7 +120,6 @@ async def test_a_resident_hears_back_in_their_group_and_a_3_reopens_the_case(mak
             json={"result": "已更换井盖并加固", "after_media_ids": [media_ids["after"]]},
         )
         assert r.status_code == 200, r.text
-        resolved_at = time.monotonic()
 
         async def resolved_told():
             said = group_messages()
@@ -132,7 +130,6 @@ async def test_a_resident_hears_back_in_their_group_and_a_3_reopens_the_case(mak
             return (comparison, question, images) if comparison and question and images else None
 
         comparison, question, images = await eventually(resolved_told, timeout=30)
-        pushed_after_s = time.monotonic() - resolved_at
         assert case_no in comparison[0] and case_no in question[0]
         # The robot sent the picture itself: the JPEG media made, side by side (wider than one photo).
         picture = Image.open(io.BytesIO(base64.b64decode(images[-1]["base64"])))
@@ -151,4 +148,3 @@ async def test_a_resident_hears_back_in_their_group_and_a_3_reopens_the_case(mak
 
         case = await eventually(reopened, timeout=30)
         assert "不满意" in case["timeline"][-1]["reason"]
-    assert pushed_after_s < 30

@@ -11,6 +11,7 @@ from shared.topics import (
     ALL_TOPICS,
     CASES,
     DEAD_LETTERS,
+    DIRECTORY,
     MESSAGES,
     OPERATOR,
     REPORTER_CONTACTS,
@@ -106,7 +107,12 @@ def test_each_service_reads_and_writes_only_its_own_topics():
 def test_every_event_type_is_written_by_someone_and_private_topics_say_so():
     for topic in ALL_TOPICS:
         assert topic.writers, topic.name
-    assert {t.name for t in ALL_TOPICS if t.private} == {REPORTER_CONTACTS.name, MESSAGES.name, DEAD_LETTERS.name}
+    assert {t.name for t in ALL_TOPICS if t.private} == {
+        REPORTER_CONTACTS.name,
+        MESSAGES.name,
+        DIRECTORY.name,  # staff and their WeCom accounts, for notify alone
+        DEAD_LETTERS.name,
+    }
     assert not {"query.code_requested", "reporter.verified", "reporter.contact_given"} & set(REPORTS.event_types)
 
 
