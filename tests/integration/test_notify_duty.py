@@ -162,7 +162,7 @@ async def test_dispatch_mentions_the_person_on_duty_links_the_work_page_and_send
     settings = make_settings("notify", notify_console_public_url=CONSOLE)
     await ensure_topics(settings)
     on_duty, backup = f"duty-{uuid4().hex[:8]}", f"backup-{uuid4().hex[:8]}"
-    case_no = f"20261202-{uuid4().int % 10**6:06d}"
+    case_no = f"20261205-{uuid4().int % 10**6:06d}"
     async with running(create_notify(settings)):
         await publish(settings, DIRECTORY.name, *roster_events("zhujian", on_duty, backup))
         await eventually(lambda: roster_known(settings, on_duty))
