@@ -269,6 +269,20 @@ class MediaAttached(Payload):
     attached_at: datetime
 
 
+class MediaComparisonReady(Payload):
+    """The 整改前后对比 image of a resolved case (its newest before and after photos side by side) was
+    made, so the reporter is shown it where they reported. `url` is a download link for readers of
+    this topic, valid until `url_expires_at`."""
+
+    case_id: UUID
+    before_media_id: UUID
+    after_media_id: UUID
+    object_key: str
+    url: str
+    url_expires_at: datetime
+    generated_at: datetime
+
+
 class NotificationSent(Payload):
     """A notification reached its channel and the channel confirmed it."""
 
@@ -353,7 +367,8 @@ class ReportLocated(Payload):
 class ReporterContactGiven(Payload):
     """How to tell a report's reporter about their case, for notify alone (on the private
     gridlink.reporter-contacts topic): the channel's user id, or the phone as ciphertext
-    (shared.phones.phone_token, which names its key). At least one is set."""
+    (shared.phones.phone_token, which names its key), or the WeCom group they reported in. At least
+    one is set."""
 
     report_id: UUID
     case_id: UUID
@@ -366,6 +381,10 @@ class ReporterContactGiven(Payload):
     # Added after v1 (optional): the secret of the report's one-tap 办结 confirmation link (intake's
     # /h5/confirm), which notify puts in the 回访 message to this reporter alone.
     confirm_token: str | None = None
+    # Added after v1 (optional): the WeCom group (chatid) a report made by @-mentioning the bot came
+    # from, so the answers go back to that group; and the case number the reporter is told at once.
+    group_id: str | None = None
+    case_no: str | None = None
 
 
 class QueryCodeRequested(Payload):
@@ -472,6 +491,45 @@ class StaffCommandAnswered(Payload):
     answered_at: datetime
 
 
+class DirectoryRole(Payload):
+    role: str
+    jurisdiction_code: str
+    department_code: str | None = None
+
+
+class DirectoryPersonSaved(Payload):
+    """A person of dispatch's directory (通讯录) as they are now, for notify alone (on the private
+    gridlink.directory topic): whom to @ in WeCom and send cards to. Never their mobile."""
+
+    person_id: str
+    name: str
+    wecom_user_id: str | None = None
+    active: bool = True
+    roles: list[DirectoryRole] = []
+    saved_at: datetime
+
+
+class DutyShiftAdded(Payload):
+    """A shift of a department's duty roster (值班表): who is on duty there and who backs them up."""
+
+    shift_id: UUID
+    department_code: str
+    jurisdiction_code: str
+    starts_at: datetime
+    ends_at: datetime
+    on_duty: str  # person_id (see directory.person_saved for their WeCom user id)
+    backup: str | None = None
+
+
+class DutyShiftRemoved(Payload):
+    """A shift was taken off the roster."""
+
+    shift_id: UUID
+    department_code: str
+    jurisdiction_code: str
+    removed_at: datetime
+
+
 # (type, schema_version) -> payload model. The one place event types are declared.
 PAYLOAD_TYPES: dict[tuple[str, int], type[Payload]] = {
     ("report.submitted", 1): ReportSubmittedV1,
@@ -491,12 +549,16 @@ PAYLOAD_TYPES: dict[tuple[str, int], type[Payload]] = {
     ("media.stored", 1): MediaStored,
     ("media.rejected", 1): MediaRejected,
     ("media.attached", 1): MediaAttached,
+    ("media.comparison_ready", 1): MediaComparisonReady,
     ("notification.sent", 1): NotificationSent,
     ("notification.failed", 1): NotificationFailed,
     ("message.received", 1): MessageReceived,
     ("staff.command", 1): StaffCommand,
     ("staff.photos_submitted", 1): StaffPhotosSubmitted,
     ("staff.command_answered", 1): StaffCommandAnswered,
+    ("directory.person_saved", 1): DirectoryPersonSaved,
+    ("duty.shift_added", 1): DutyShiftAdded,
+    ("duty.shift_removed", 1): DutyShiftRemoved,
 }
 # The default type of each payload model; a model shared by several types needs `event_type`.
 TYPE_OF_PAYLOAD = {model: key for key, model in reversed(PAYLOAD_TYPES.items())}

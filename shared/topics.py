@@ -79,7 +79,7 @@ MEDIA = Topic(
     "gridlink.media",
     3,
     365 * DAY_MS,
-    ("media.stored", "media.rejected", "media.attached"),
+    ("media.stored", "media.rejected", "media.attached", "media.comparison_ready"),
     writers=("media",),
     readers=("notify", "dispatch"),  # dispatch: 办结 needs after photos media holds for the case
 )
@@ -137,6 +137,20 @@ REPORTER_CONTACTS = Topic(
     readers=("notify",),
     private=True,
 )
+# The directory's people (WeCom user ids, roles, departments — never mobiles) and the departments'
+# duty rosters (值班表), as dispatch keeps them, for notify to @ the person on duty and their backup
+# and to send them cards. Private: it names staff and their WeCom accounts. Compacted by key (a
+# person's or a shift's id), so a new notify database rebuilds the current directory from it.
+DIRECTORY = Topic(
+    "gridlink.directory",
+    3,
+    FOREVER,
+    ("directory.person_saved", "duty.shift_added", "duty.shift_removed"),
+    cleanup_policy="compact",
+    writers=("dispatch",),
+    readers=("notify",),
+    private=True,
+)
 # Poison messages and messages whose handler kept failing, with the reason, for an operator.
 # Private: a letter holds the original message, whichever topic it came from.
 DEAD_LETTERS = Topic(
@@ -159,6 +173,7 @@ ALL_TOPICS = (
     STAFF_COMMANDS,
     STAFF_ANSWERS,
     REPORTER_CONTACTS,
+    DIRECTORY,
     DEAD_LETTERS,
 )
 _TOPIC_OF_EVENT = {event_type: topic for topic in ALL_TOPICS for event_type in topic.event_types}

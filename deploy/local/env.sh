@@ -62,6 +62,8 @@ export GRIDLINK_CONSOLE_WECOM_API_URL="${GRIDLINK_CONSOLE_WECOM_API_URL:-http://
 # make up is development: the token issuer is on and the development secrets are accepted.
 export GRIDLINK_ENV="${GRIDLINK_ENV:-development}"
 export GRIDLINK_AUTH_DEV_ISSUER="${GRIDLINK_AUTH_DEV_ISSUER:-true}"
+# 派单 messages and cards link the case's mobile work page in the local console.
+export GRIDLINK_NOTIFY_CONSOLE_PUBLIC_URL="${GRIDLINK_NOTIFY_CONSOLE_PUBLIC_URL:-http://127.0.0.1:$GRIDLINK_CONSOLE_PORT}"
 # Where the console finds the services (its server calls them; the browser only sees the console).
 export GRIDLINK_CONSOLE_INTAKE_URL="${GRIDLINK_CONSOLE_INTAKE_URL:-http://127.0.0.1:$GRIDLINK_INTAKE_PORT}"
 export GRIDLINK_CONSOLE_DISPATCH_URL="${GRIDLINK_CONSOLE_DISPATCH_URL:-http://127.0.0.1:$GRIDLINK_DISPATCH_PORT}"

@@ -11,7 +11,9 @@ client code can be tested against transient and permanent errors; the keys `weco
 It also stands in for the rest of what notify talks to:
 - the WeCom self-built application: `GET /cgi-bin/gettoken` (an access_token that expires) and
   `POST /cgi-bin/message/send` (42001 for an expired token, 40014 for an unknown one, 81013 when
-  no recipient is valid); `POST /_fake/tokens/expire` expires every token now;
+  no recipient is valid; text, markdown and 按钮交互型 template cards, 42014 for a card whose
+  task_id was used before, is empty or is not 1-128 bytes of [A-Za-z0-9_@-]);
+  `POST /_fake/tokens/expire` expires every token now;
 - the official account: `GET /cgi-bin/token`, `POST /cgi-bin/message/template/send` (43004 for
   a reader who does not follow the account) and `POST /cgi-bin/message/subscribe/send` (43101
   without consent, 47003 for a field over its kind's length);
@@ -85,6 +87,8 @@ INVALID_OPENID = (40003, "invalid openid")
 INVALID_TEMPLATE_ID = (40037, "invalid template_id")
 NO_SUBSCRIBE_CONSENT = (43101, "user refuse to accept the msg")
 ARGUMENT_INVALID = (47003, "argument invalid!")
+TASK_ID_TAKEN = (42014, "taskid has existed or empty or exceed max len")
+TASK_ID = re.compile(r"^[A-Za-z0-9_@-]{1,128}$")
 SUBSCRIBE_FIELD_LIMITS = {"thing": 20, "phrase": 5, "character_string": 32, "name": 10, "number": 32}
 MOBILE = re.compile(r"^1[3-9]\d{9}$")
 SMS_PER_MINUTE = 5
@@ -316,6 +320,33 @@ def validate(message: dict) -> None:
                 raise Rejected(INVALID_PARAMETER, "every article needs a title and a url")
 
 
+def validate_button_card(card: dict) -> None:
+    """Raise Rejected if WeCom would refuse this 按钮交互型 template card (task_id checked apart)."""
+    if not isinstance(card, dict) or card.get("card_type") != "button_interaction":
+        raise Rejected(INVALID_PARAMETER, "card_type must be button_interaction")
+    title = card.get("main_title")
+    if not (isinstance(title, dict) and title.get("title")) and not card.get("sub_title_text"):
+        raise Rejected(INVALID_PARAMETER, "main_title.title or sub_title_text is required")
+    buttons = card.get("button_list")
+    if not isinstance(buttons, list) or not 1 <= len(buttons) <= 6:
+        raise Rejected(INVALID_PARAMETER, "button_list needs 1-6 buttons")
+    keys = []
+    for button in buttons:
+        if not isinstance(button, dict) or not button.get("text"):
+            raise Rejected(INVALID_PARAMETER, "every button needs a text")
+        if button.get("type", 0) == 0:
+            key = button.get("key")
+            if not isinstance(key, str) or not key or len(key.encode()) > 1024:
+                raise Rejected(INVALID_PARAMETER, "a callback button needs a key of at most 1024 bytes")
+            keys.append(key)
+        elif not button.get("url"):
+            raise Rejected(INVALID_PARAMETER, "a url button needs a url")
+    if len(keys) != len(set(keys)):
+        raise Rejected(INVALID_PARAMETER, "button keys must be unique")
+    if len(card.get("horizontal_content_list") or []) > 6:
+        raise Rejected(INVALID_PARAMETER, "at most 6 horizontal_content_list items")
+
+
 def create_app(
     *,
     rate_limit_per_minute: int = 20,
@@ -367,6 +398,8 @@ def create_app(
         async with httpx.AsyncClient(timeout=10.0) as client:
             response = await client.post(url, params=params, content=body, headers={"content-type": content_type})
         return response.status_code
+
+    card_tasks: set[str] = set()  # template-card task ids used so far (unique per application)
 
     def issue_token(kind: str) -> dict:
         token = f"{kind}-{secrets.token_urlsafe(24)}"
@@ -439,20 +472,31 @@ def create_app(
         if failures["wecom_app"]:
             errcode, errmsg = failures["wecom_app"].popleft()
             return {"errcode": errcode, "errmsg": errmsg}
-        if message.get("msgtype") not in {"text", "markdown"} or not isinstance(message.get(message["msgtype"]), dict):
-            return answer(Rejected(INVALID_MSGTYPE, str(message.get("msgtype"))))
+        msgtype = message.get("msgtype")
+        if msgtype not in {"text", "markdown", "template_card"} or not isinstance(message.get(msgtype), dict):
+            return answer(Rejected(INVALID_MSGTYPE, str(msgtype)))
+        task_id = None
         try:
-            _content(
-                message[message["msgtype"]], TEXT_MAX_BYTES if message["msgtype"] == "text" else MARKDOWN_MAX_BYTES
-            )
+            if msgtype == "template_card":
+                validate_button_card(message["template_card"])
+                task_id = message["template_card"].get("task_id")
+                if not isinstance(task_id, str) or not TASK_ID.match(task_id) or task_id in card_tasks:
+                    raise Rejected(TASK_ID_TAKEN)
+            else:
+                _content(message[msgtype], TEXT_MAX_BYTES if msgtype == "text" else MARKDOWN_MAX_BYTES)
         except Rejected as rejected:
             return answer(rejected)
         users = [u for u in str(message.get("touser", "")).split("|") if u]
         invalid = [u for u in users if u.startswith("unknown")]  # the fake's directory: all but these exist
         if not users or len(invalid) == len(users):
             return answer(NO_VALID_RECIPIENT)
+        if task_id is not None:
+            card_tasks.add(task_id)
         app_messages.append({"received_at": time.time(), "body": message})
-        return {"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid), "msgid": secrets.token_hex(8)}
+        sent = {"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid), "msgid": secrets.token_hex(8)}
+        if task_id is not None:  # button cards answer a response_code (for updating the card)
+            sent["response_code"] = secrets.token_urlsafe(16)
+        return sent
 
     @app.post("/cgi-bin/message/update_template_card")
     async def wecom_update_template_card(request: Request, access_token: str = ""):

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import ipaddress
 import math
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -271,8 +272,12 @@ def rating_reply(text: str | None) -> Rating | None:
     anything else — which is then an ordinary message, maybe a new report."""
     if not text:
         return None
-    word = text.strip().translate(str.maketrans("１２３", "123")).strip(" 。.!！~～、,，")
+    # In a WeCom group the answer must @-mention the bot ("@网格通 3"), which the text keeps.
+    word = MENTIONS.sub("", text.strip()).translate(str.maketrans("１２３", "123")).strip(" 。.!！~～、,，")
     return RATING_REPLIES.get(word)
+
+
+MENTIONS = re.compile(r"^(?:@\S+\s+)+")
 
 
 @dataclass(frozen=True)

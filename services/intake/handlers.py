@@ -166,7 +166,9 @@ async def report_from_bundle(conn: asyncpg.Connection, *, intake: Intake, row: a
         external_media=bundle.media_refs,
         # So notify can tell the sender how their report goes, on the channel they used.
         reporter_openid=row["sender_id"] if row["channel"] == "wechat_mp" else None,
-        reporter_wecom_userid=row["sender_id"] if row["channel"] in WECOM_SOURCES else None,
+        # Someone who @-mentioned the bot in a group is answered in that group, @-mentioned by user id.
+        reporter_wecom_userid=row["sender_id"] if row["channel"] in (*WECOM_SOURCES, "wecom_group") else None,
+        reporter_group_id=row["group_id"] if row["channel"] == "wecom_group" else None,
     )
     await store.close_bundle(conn, bundle_id=row["bundle_id"], report_id=accepted.report_id)
 

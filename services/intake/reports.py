@@ -185,6 +185,7 @@ async def submit_report(
     reporter_wecom_userid: str | None = None,
     incoming_photos: tuple[IncomingPhoto, ...] = (),
     seen_at: datetime | None = None,
+    reporter_group_id: str | None = None,
 ) -> Accepted:
     """Triage, de-duplicate, store and publish one report, inside the caller's transaction."""
     settings = intake.settings
@@ -316,7 +317,7 @@ async def submit_report(
             correlation_id=report_id,
         ),
     )
-    if reporter_openid or reporter_wecom_userid or encrypted_phone:
+    if reporter_openid or reporter_wecom_userid or encrypted_phone or reporter_group_id:
         # Only notify may reach the reporter: their contact goes on its private topic, never with the
         # report. A report attached to an open case (一事多报) gives its reporter that case to follow.
         contact = ReporterContactGiven(
@@ -327,6 +328,8 @@ async def submit_report(
             phone_encrypted=encrypted_phone,
             attached=match is not None,
             confirm_token=confirmation_token(report_id, key=settings.phone_hash_key),
+            group_id=reporter_group_id,  # a WeCom group's @-bot report: the answers go back to that group
+            case_no=case_no,
         )
         await enqueue(
             conn,

@@ -3,6 +3,7 @@
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 from fastapi import FastAPI
 
 from services.media.api import router
@@ -24,11 +25,17 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
         incoming = ObjectStore(settings, bucket=settings.intake_incoming_bucket)
         await objects.ensure_bucket()
         await incoming.ensure_bucket()
+        pools: list[asyncpg.Pool] = []
+
+        async def keep_pool(pool: asyncpg.Pool) -> None:  # before the first event: handlers use it at 办结
+            pools.append(pool)
+
         async with running_service(
             settings,
             service_dir=Path(__file__).parent,
             topics=service_topics("media").reads,
-            handlers=make_handlers(settings=settings),
+            handlers=make_handlers(settings=settings, objects=objects, pool=lambda: pools[0]),
+            setup=keep_pool,
             loops={"housekeeping": make_housekeeping(objects), "incoming": make_incoming_loop(objects, incoming)},
             checks={"object_store": objects.ensure_bucket},
         ) as runtime:

@@ -19,6 +19,9 @@ class MediaSettings(ServiceSettings, ObjectStoreServer, IncomingPhotosBucket, Im
     media_decode_concurrency: int = Field(default=2, ge=1)
     media_presign_put_expiry_s: int = 15 * 60
     media_presign_get_expiry_s: int = 5 * 60
+    # The link to a resolved case's 整改前后对比 image in media.comparison_ready: notify fetches it
+    # for group robots at once, and links it for official-account readers (S3 allows 7 days at most).
+    media_comparison_link_expiry_s: int = 7 * 24 * 3600
     # How long originals are kept after their last upload; 0 keeps them forever.
     media_retention_days_image: int = 5 * 365
     media_retention_days_video: int = 2 * 365

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -19,7 +20,7 @@ from services.media.domain import Checked, Rejection, ReportContext, SizeLimits,
 from services.media.imaging import ImageFacts
 from services.media.settings import MediaSettings
 from shared.db import enqueue
-from shared.events import MediaAttached, MediaRejected, MediaStored, Payload, new_event, utcnow
+from shared.events import MediaAttached, MediaComparisonReady, MediaRejected, MediaStored, Payload, new_event, utcnow
 from shared.loops import repeat_until_stopped
 from shared.objects import ObjectChanged, ObjectStore
 from shared.service import Runtime
@@ -675,6 +676,45 @@ async def generate_comparison(
             generated_at=utcnow(),
         )
         return await store.find_comparison(conn, object_key=key), True
+
+
+async def announce_comparison(
+    conn: asyncpg.Connection, *, settings: MediaSettings, pool: asyncpg.Pool, objects: ObjectStore, case_id: UUID
+) -> bool:
+    """On 办结: make the case's 整改前后对比 image (unless it exists) and publish media.comparison_ready
+    in the caller's transaction, so the reporter is shown it without anyone asking. False (nothing
+    published) when the case lacks a before or an after photo."""
+    runtime = _Images(settings=settings, pool=pool)
+    try:
+        comparison, _ = await generate_comparison(runtime=runtime, objects=objects, case_id=case_id)  # type: ignore[arg-type]
+    except Conflict:
+        return False
+    case = await store.find_case(conn, case_id=case_id)
+    expires_s = settings.media_comparison_link_expiry_s
+    ready = MediaComparisonReady(
+        case_id=case_id,
+        before_media_id=comparison["before_media_id"],
+        after_media_id=comparison["after_media_id"],
+        object_key=comparison["object_key"],
+        url=await objects.presigned_get(comparison["object_key"], expires_s=expires_s, content_type="image/jpeg"),
+        url_expires_at=utcnow() + timedelta(seconds=expires_s),
+        generated_at=comparison["generated_at"],
+    )
+    division = (case["jurisdiction_code"] if case else None) or settings.jurisdiction_code
+    await enqueue(
+        conn,
+        settings,
+        new_event(ready, producer=settings.service_name, jurisdiction_code=division, key=str(case_id)),
+    )
+    return True
+
+
+@dataclass(frozen=True)
+class _Images:
+    """What generate_comparison uses of a runtime: the pool and the settings."""
+
+    settings: MediaSettings
+    pool: asyncpg.Pool
 
 
 async def housekeep_once(*, runtime: Runtime[MediaSettings], objects: ObjectStore) -> dict[str, int]:

@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from uuid import UUID, uuid4
+from uuid import UUID, uuid4, uuid5
 
 import asyncpg
 
@@ -20,9 +20,11 @@ from services.notify import metrics, store
 from services.notify.channels import DeliveryError, Senders, as_delivery_error
 from services.notify.domain import (
     CONFIRMED_LATER,
+    NOTIFICATION_NS,
     ROBOT_WINDOW_S,
     backoff_seconds,
     digest_message,
+    notification_id,
     plan_robot_sends,
 )
 from services.notify.messages import TEXT_MAX_BYTES
@@ -43,12 +45,13 @@ class Send:
     digest_id: UUID | None = None
 
 
-def _mentions(rows) -> list[str]:
-    """Everyone the merged messages @-mentioned, once each, in order."""
-    mobiles: dict[str, None] = {}
+def _mentions(rows, field: str = "mentioned_mobile_list") -> list[str]:
+    """Everyone the merged messages @-mentioned (by mobile, or by user id with "mentioned_list"),
+    once each, in order."""
+    mentioned: dict[str, None] = {}
     for row in rows:
-        mobiles.update(dict.fromkeys(row["body"].get("text", {}).get("mentioned_mobile_list", [])))
-    return list(mobiles)
+        mentioned.update(dict.fromkeys(row["body"].get("text", {}).get(field, [])))
+    return list(mentioned)
 
 
 async def deliver_batch(*, settings: NotifySettings, pool: asyncpg.Pool, senders: Senders) -> int:
@@ -85,7 +88,11 @@ async def deliver_batch(*, settings: NotifySettings, pool: asyncpg.Pool, senders
         digests = []
         for robot, ids in plan.digests:
             merged = [by_id[n] for n in ids]
-            body = digest_message([r["digest_line"] for r in merged], mentioned_mobiles=_mentions(merged))
+            body = digest_message(
+                [r["digest_line"] for r in merged],
+                mentioned_mobiles=_mentions(merged),
+                mentioned_users=_mentions(merged, "mentioned_list"),
+            )
             digest_id = uuid4()
             sends.append(Send(merged, body, digest_id))
             digests.append((digest_id, robot, body, ids))
@@ -253,6 +260,44 @@ def _event(settings: NotifySettings, row, payload) -> Event:
         jurisdiction_code=row["jurisdiction_code"] or settings.jurisdiction_code,
         key=str(payload.case_id or payload.notification_id),
     )
+
+
+async def fire_backup_mentions_once(*, settings: NotifySettings, pool: asyncpg.Pool, limit: int = 500) -> int:
+    """Queue the backup mention of every 派单 whose half acknowledgement time passed unclaimed, in
+    the transaction that marks it fired (so a crash between the two neither loses nor doubles it)."""
+    async with pool.acquire() as conn, conn.transaction():
+        due = await store.claim_due_escalations(conn, now=utcnow(), limit=limit)
+        for row in due:
+            round_ = f"{row['case_id']}|{row['department_code']}|{row['dispatch_seq']}"
+            source = uuid5(NOTIFICATION_NS, f"duty-backup|{round_}")
+            await store.insert_notification(
+                conn,
+                notification_id=notification_id(
+                    source_id=source, template="duty.backup", channel="wecom_robot", target=row["robot_key"]
+                ),
+                source_event_id=source,
+                case_id=row["case_id"],
+                jurisdiction_code=row["jurisdiction_code"],
+                channel="wecom_robot",
+                target=row["robot_key"],
+                template="duty.backup",
+                body=row["body"],
+            )
+    return len(due)
+
+
+def make_duty_loop():
+    """A background loop firing due backup mentions until the service stops."""
+
+    async def duty_loop(runtime) -> None:
+        await repeat_until_stopped(
+            runtime.stopping,
+            runtime.settings.notify_duty_tick_s,
+            lambda: fire_backup_mentions_once(settings=runtime.settings, pool=runtime.pool),
+            what="backup mentions",
+        )
+
+    return duty_loop
 
 
 QUEUE_MEASURE_INTERVAL_S = 5.0

@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -16,6 +16,7 @@ from services.notify.messages import (
     app_text_message,
     markdown_message,
     news_message,
+    robot_image_link,
     sms_message,
     subscribe_message,
     template_message,
@@ -24,7 +25,14 @@ from services.notify.messages import (
 from shared.auth import Actor
 from shared.events import CaseDispatched
 from shared.sla_policy import SlaPolicy
-from shared.wecom_cards import CARD_ACTIONS, BadCardKey, parse_card_button_key
+from shared.wecom_cards import (
+    CARD_ACTIONS,
+    CARD_BUTTON_TEXT,
+    BadCardKey,
+    card_button_key,
+    card_task_id,
+    parse_card_button_key,
+)
 
 CHINA_TZ = timezone(timedelta(hours=8))
 PRIORITY_LABEL = {"urgent": "紧急", "normal": "一般"}
@@ -66,6 +74,17 @@ class Directory:
 
 
 @dataclass(frozen=True)
+class OnDuty:
+    """Who answers a department's 派单 now, from dispatch's duty roster (值班表): the person on duty
+    and their backup, by WeCom user id (None when the directory has none for them) and name."""
+
+    user_id: str | None
+    name: str
+    backup_user_id: str | None = None
+    backup_name: str | None = None
+
+
+@dataclass(frozen=True)
 class ReporterContact:
     """How a reporter can be reached, best first: official account, WeCom, SMS."""
 
@@ -77,6 +96,8 @@ class ReporterContact:
     phone_verified: bool = False
     # This reporter's own one-tap link confirming (or denying) the 办结 of their case (intake's H5 page).
     confirm_url: str | None = None
+    # The robot key of the WeCom group the reporter @-mentioned the bot in: they are answered there.
+    group_robot: str | None = None
 
 
 def confirmation_url(base_url: str | None, *, report_id: UUID, token: str | None) -> str | None:
@@ -112,6 +133,10 @@ class Outgoing:
     def step(self) -> dict:
         """This message as a fallback step's entry, stored with the notification it backs up."""
         return {"channel": self.channel, "target": self.target, "template": self.template, "body": self.body}
+
+    # A second message of one event to the same target (a picture after its line of text): a part
+    # name gives it a source of its own, since a source sends one message to each target.
+    part: str | None = None
 
 
 @dataclass(frozen=True)
@@ -201,9 +226,54 @@ def field_of(payload, name: str, default=None):
 
 
 def _case_ref(payload) -> str:
-    """The case as people quote it: its human number (案件编号, the one 我要查询 takes), or the
-    start of its id for events that do not carry the number (deadline events, older case events)."""
+    """The case as people quote it: its human number (案件编号, the one 我要查询 takes). Handlers
+    fill it in from notify's own record of case numbers for events that do not carry it; only a
+    case notify never saw opened falls back to the start of its id."""
     return field_of(payload, "case_no") or str(payload.case_id)[:8]
+
+
+def work_page_url(base_url: str, case_no: str | None) -> str | None:
+    """The case's mobile work page in the console (opened inside WeCom), or None without a base URL."""
+    if not base_url or not case_no:
+        return None
+    return f"{base_url.rstrip('/')}/m/cases/{quote(case_no, safe='')}"
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def dispatch_card(
+    case: CaseDispatched, *, task_id: str, ack_time: str, url: str | None, co_handling: bool = False
+) -> dict:
+    """派单 as a WeCom application template card (按钮交互型) with 接单 and 退回 buttons, for the
+    person on duty (the application client adds touser and agentid)."""
+    case_no = _case_ref(case)
+    action = field_of(case, "action", "dispatch")
+    label = "协办" if co_handling else DISPATCH_ACTION_LABEL.get(action, "派单")
+    card: dict = {
+        "card_type": "button_interaction",
+        "source": {"desc": "网格通", "desc_color": 0},
+        "main_title": {
+            "title": _short(f"【{label}】{case.category_name}", 26),
+            "desc": f"案件 {case_no}｜{PRIORITY_LABEL.get(case.priority, case.priority)}",
+        },
+        "sub_title_text": _short(case.description + (f"（{case.address}）" if case.address else ""), 80),
+        "horizontal_content_list": [
+            {"keyname": "承办", "value": _short(case.department_name, 26)},
+            {"keyname": "派单时间", "value": _china_time(case.dispatched_at)},
+            {"keyname": "接单时限", "value": "配合主办单位" if co_handling else _short(ack_time, 26)},
+        ],
+        "task_id": task_id,
+        "button_list": [
+            {"text": CARD_BUTTON_TEXT["accept"], "style": 1, "key": card_button_key("accept", case_no)},
+            {"text": CARD_BUTTON_TEXT["return"], "style": 2, "key": card_button_key("return", case_no)},
+        ],
+    }
+    if url:
+        card["horizontal_content_list"].append({"keyname": "处置页面", "value": "打开", "type": 1, "url": url})
+        card["card_action"] = {"type": 1, "url": url}
+    return {"msgtype": "template_card", "template_card": card}
 
 
 def _as_datetime(value) -> datetime | None:
@@ -222,15 +292,22 @@ def _china_time(at) -> str:
 
 
 def _robot(
-    contact: DepartmentContact, template: str, content: str, *, case_ref: str = "", notice: str = ""
+    contact: DepartmentContact,
+    template: str,
+    content: str,
+    *,
+    case_ref: str = "",
+    notice: str = "",
+    mentioned_users: Sequence[str] = (),
 ) -> Outgoing:
-    """A message to a group, taken over by an SMS to each of its @-mentioned people when the
-    robot fails (when `notice`, the SMS's few words, is given)."""
+    """A message to a group, @-mentioning its people (and `mentioned_users` by WeCom user id), taken
+    over by an SMS to each of its @-mentioned people when the robot fails (when `notice`, the SMS's
+    few words, is given)."""
     message = Outgoing(
         "wecom_robot",
         contact.robot_key,
         template,
-        text_message(content, mentioned_mobiles=list(contact.mentioned_mobiles)),
+        text_message(content, mentioned_mobiles=list(contact.mentioned_mobiles), mentioned_users=list(mentioned_users)),
     )
     if not notice:
         return message
@@ -260,9 +337,16 @@ def acknowledge_time(policy: SlaPolicy, *, priority: str, level: str, department
 
 
 def dispatched_message(
-    case: CaseDispatched, *, contact: DepartmentContact, ack_time: str, co_handling: bool = False
+    case: CaseDispatched,
+    *,
+    contact: DepartmentContact,
+    ack_time: str,
+    co_handling: bool = False,
+    duty: OnDuty | None = None,
+    url: str | None = None,
 ) -> dict:
-    """派单 notice to the department's group (协办 to a co-handling one), @-mentioning its handlers."""
+    """派单 notice to the department's group (协办 to a co-handling one), @-mentioning its handlers
+    and the person on duty, with the link to the case's mobile work page."""
     action = field_of(case, "action", "dispatch")
     label = "协办" if co_handling else DISPATCH_ACTION_LABEL.get(action, "派单")
     reason = field_of(case, "reason") if action != "dispatch" else None
@@ -273,9 +357,15 @@ def dispatched_message(
         f"内容：{case.description}\n"
         + (f"原因：{reason}\n" if reason else "")
         + f"派单时间：{_china_time(case.dispatched_at)}\n"
+        + (f"值班：{duty.name}\n" if duty else "")
         + ("请配合主办单位处置。" if co_handling else f"请在{ack_time}内接单。")
+        + (f"\n处置页面：{url}" if url else "")
     )
-    return text_message(content, mentioned_mobiles=list(contact.mentioned_mobiles))
+    return text_message(
+        content,
+        mentioned_mobiles=list(contact.mentioned_mobiles),
+        mentioned_users=[duty.user_id] if duty and duty.user_id else [],
+    )
 
 
 def place_names(groups: list[Group]) -> dict[str, str]:
@@ -297,34 +387,48 @@ def acknowledge_by(policy: SlaPolicy, case: CaseDispatched, *, ack_time: str) ->
     return f"{ack_time}内接单"
 
 
-def digest_line(case: CaseDispatched, *, places: dict[str, str], deadline: str, co_handling: bool = False) -> str:
-    """One 派单 in a digest: case number, category, place and deadline, in a few dozen bytes."""
+def digest_line(
+    case: CaseDispatched, *, places: dict[str, str], deadline: str, co_handling: bool = False, url: str | None = None
+) -> str:
+    """One 派单 in a digest: case number, category, place and deadline (and its work page), in a
+    few dozen bytes."""
     place = places.get(case.grid_code or "") or places.get(case.jurisdiction_code or "") or case.description[:12]
     label = "【协办】" if co_handling else ""
-    return f"{label}{_case_ref(case)}｜{case.category_name}｜{place}｜{deadline}"
+    return f"{label}{_case_ref(case)}｜{case.category_name}｜{place}｜{deadline}" + (f" {url}" if url else "")
 
 
 def dispatched_messages(
-    case: CaseDispatched, *, directory: Directory, sla_policy: SlaPolicy, places: dict[str, str] | None = None
+    case: CaseDispatched,
+    *,
+    directory: Directory,
+    sla_policy: SlaPolicy,
+    places: dict[str, str] | None = None,
+    duty: dict[str, OnDuty] | None = None,
+    console_url: str = "",
 ) -> list[Outgoing]:
-    """派单: the department's group, told how long it has to acknowledge; co-handling (协办)
-    departments hear of it too, unless they share the department's robot."""
+    """派单: the department's group, told how long it has to acknowledge, @-mentioning whoever is on
+    duty (`duty`: department → OnDuty) and linking the case's work page; co-handling (协办)
+    departments hear of it too, unless they share the department's robot. Each department's person
+    on duty also gets the 接单/退回 card in WeCom."""
     contact = _department(directory, case.department_code)
     ack_time = acknowledge_time(
         sla_policy, priority=case.priority, level=case.level or "county", department_code=case.department_code
     )
     deadline = acknowledge_by(sla_policy, case, ack_time=ack_time)
-    places = places or {}
+    places, duty = places or {}, duty or {}
+    url = work_page_url(console_url, case.case_no)
+    lead = duty.get(case.department_code)
     out = [
         Outgoing(
             "wecom_robot",
             contact.robot_key,
             "case.dispatched",
-            dispatched_message(case, contact=contact, ack_time=ack_time),
-            digest_line(case, places=places, deadline=deadline),
+            dispatched_message(case, contact=contact, ack_time=ack_time, duty=lead, url=url),
+            digest_line(case, places=places, deadline=deadline, url=url),
         )
     ]
-    for code in field_of(case, "co_department_codes", ()):
+    co_codes = [c for c in field_of(case, "co_department_codes", ()) if c != case.department_code]
+    for code in co_codes:
         co = directory.departments.get(code)
         if co is not None and co.robot_key != contact.robot_key:
             out.append(
@@ -332,11 +436,54 @@ def dispatched_messages(
                     "wecom_robot",
                     co.robot_key,
                     "case.dispatched",
-                    dispatched_message(case, contact=co, ack_time=ack_time, co_handling=True),
-                    digest_line(case, places=places, deadline=deadline, co_handling=True),
+                    dispatched_message(
+                        case, contact=co, ack_time=ack_time, co_handling=True, duty=duty.get(code), url=url
+                    ),
+                    digest_line(case, places=places, deadline=deadline, co_handling=True, url=url),
                 )
             )
+    if case.case_no:
+        # One card per department (the lead's first), each its own task: n = the 派单's position in
+        # the case's history × 10 + the department's place, so a later 派单 (转派, 重办) is a new task.
+        for i, code in enumerate([case.department_code, *co_codes][:10]):
+            person = duty.get(code)
+            if person is None or not person.user_id:
+                continue
+            card = dispatch_card(
+                case,
+                task_id=card_task_id(case.case_no, case.seq * 10 + i),
+                ack_time=ack_time,
+                url=url,
+                co_handling=i > 0,
+            )
+            out.append(Outgoing("wecom_app", person.user_id, "case.dispatched.card", card))
     return out
+
+
+def backup_due_at(policy: SlaPolicy, case: CaseDispatched) -> datetime | None:
+    """When the backup is @-mentioned if nobody has acknowledged: half the acknowledgement time
+    after 派单, where that time runs on the wall clock (minutes, or a round-the-clock department).
+    Working-time stages need the official calendar, which sla alone keeps; for them the backup is
+    @-mentioned with sla's first 催办 of the stage instead (see `warning_messages`)."""
+    duration = policy.duration(priority=case.priority, level=case.level or "county", stage="acknowledge")
+    minutes = {"minutes": 1.0, "working_hours": 60.0, "working_days": 24 * 60.0}[duration.unit]
+    if duration.unit != "minutes" and not policy.round_the_clock(case.department_code):
+        return None
+    return case.dispatched_at + timedelta(minutes=float(duration.amount) * minutes / 2)
+
+
+def backup_message(
+    case: CaseDispatched, *, duty: OnDuty, ack_time: str, url: str | None, co_handling: bool = False
+) -> dict:
+    """Half the acknowledgement time has passed and nobody claimed the 派单: the department's group
+    is told so, @-mentioning the backup and the person on duty."""
+    content = (
+        f"【催接单】案件 {_case_ref(case)}（{case.category_name}）派单已过半时限，仍未接单。\n"
+        f"值班：{duty.name}；备班：{duty.backup_name or '—'}，请协助接单"
+        + ("并配合主办单位处置。" if co_handling else f"（时限{ack_time}）。")
+        + (f"\n处置页面：{url}" if url else "")
+    )
+    return text_message(content, mentioned_users=[u for u in (duty.backup_user_id, duty.user_id) if u])
 
 
 @dataclass(frozen=True)
@@ -376,8 +523,11 @@ def grid_worker_messages(
     return [with_fallback(message, [relay], *relay.fallback)]
 
 
-def warning_messages(payload, *, directory: Directory, now: datetime) -> list[Outgoing]:
-    """催办: a deadline is near; the department's group is reminded, its handlers @-mentioned."""
+def warning_messages(
+    payload, *, directory: Directory, now: datetime, duty: OnDuty | None = None, console_url: str = ""
+) -> list[Outgoing]:
+    """催办: a deadline is near; the department's group is reminded, its handlers, the person on
+    duty and (past half of the time by then) their backup @-mentioned."""
     contact = _department(directory, payload.department_code)
     stage = field_of(payload, "stage")
     due_at = _as_datetime(field_of(payload, "due_at"))
@@ -392,8 +542,22 @@ def warning_messages(payload, *, directory: Directory, now: datetime) -> list[Ou
     if due_at:
         minutes = max(int((due_at - now).total_seconds() // 60), 0)
         lines.append(f"时限：{_china_time(due_at)}（还剩{minutes}分钟）")
+    if duty is not None:
+        lines.append(f"值班：{duty.name}" + (f"；备班：{duty.backup_name}" if duty.backup_name else ""))
     lines.append("请尽快处理，逾期将转督办。")
-    return [_robot(contact, "sla.warning", "\n".join(lines), case_ref=_case_ref(payload), notice="催办")]
+    if url := work_page_url(console_url, field_of(payload, "case_no")):
+        lines.append(f"处置页面：{url}")
+    mentioned = [u for u in (duty.user_id, duty.backup_user_id) if u] if duty else []
+    return [
+        _robot(
+            contact,
+            "sla.warning",
+            "\n".join(lines),
+            case_ref=_case_ref(payload),
+            notice="催办",
+            mentioned_users=mentioned,
+        )
+    ]
 
 
 def breached_messages(payload, *, directory: Directory) -> list[Outgoing]:
@@ -470,6 +634,22 @@ def notice_messages(payload, *, directory: Directory) -> list[Outgoing]:
     return out
 
 
+def accepted_messages(
+    *, case_no: str, reporter: ReporterContact | None, at, templates: ReporterTemplates = ReporterTemplates()
+) -> list[Outgoing]:
+    """受理: the reporter learns at once that the report was taken, and the number to follow it by."""
+    return reporter_messages(
+        reporter,
+        templates,
+        template="report.accepted",
+        case_ref=case_no,
+        status="已受理",
+        text=f"您反映的问题已受理，案件编号 {case_no}。处理进展会在这里告诉您，也可凭此编号在「我要查询」查看。",
+        at=at,
+        url=None,
+    )
+
+
 def acknowledged_messages(
     payload, *, reporter: ReporterContact | None, templates: ReporterTemplates = ReporterTemplates()
 ) -> list[Outgoing]:
@@ -531,6 +711,38 @@ def merged_messages(
     )
 
 
+def comparison_messages(
+    *, case_no: str, reporter: ReporterContact | None, url: str, templates: ReporterTemplates = ReporterTemplates()
+) -> list[Outgoing]:
+    """办结: the reporter is shown the before/after comparison (整改前后对比) where they reported — in
+    the group, a line with the case number and the picture itself (the robot sends the image, fetched
+    from `url` when sent); on the official account or WeCom, a message that opens the picture. Not
+    by SMS: a text message cannot carry it."""
+    if reporter is None:
+        return []
+    text = f"您反映的问题（案件 {case_no}）已办结，整改前后对比照片如下。"
+    if reporter.group_robot:
+        mention = [reporter.wecom_userid] if reporter.wecom_userid else []
+        return [
+            Outgoing(
+                "wecom_robot", reporter.group_robot, "case.comparison", text_message(text, mentioned_users=mention)
+            ),
+            Outgoing("wecom_robot", reporter.group_robot, "case.comparison.image", robot_image_link(url), part="image"),
+        ]
+    if reporter.openid or reporter.wecom_userid:
+        return reporter_messages(
+            reporter,
+            templates,
+            template="case.comparison",
+            case_ref=case_no,
+            status="已办结",
+            text=f"您反映的问题（案件 {case_no}）已办结，点开查看整改前后对比照片。",
+            at=None,
+            url=url,
+        )
+    return []
+
+
 def verification_messages(
     payload, *, reporter: ReporterContact | None, templates: ReporterTemplates = ReporterTemplates()
 ) -> list[Outgoing]:
@@ -564,11 +776,20 @@ def reporter_messages(
     at,
     url: str | None,
 ) -> list[Outgoing]:
-    """One message on the reporter's best channel, the others (official account → WeCom → SMS)
-    taking over in turn when it fails or is not confirmed; none when we have no way to reach them."""
+    """One message on the reporter's best channel, the others taking over in turn when it fails or
+    is not confirmed; none when we have no way to reach them. Someone who reported by @-mentioning
+    the bot in a WeCom group is answered first in that group, by its robot, @-mentioned (the AI bot's
+    response_url is one call within an hour: too little for a case's life); then official account →
+    WeCom → SMS."""
     if reporter is None:
         return []
     channels: list[Outgoing] = []
+    if reporter.group_robot:
+        content = text + (f"\n{url}" if url else "")
+        mention = [reporter.wecom_userid] if reporter.wecom_userid else []
+        channels.append(
+            Outgoing("wecom_robot", reporter.group_robot, template, text_message(content, mentioned_users=mention))
+        )
     if reporter.openid and templates.wechat_kind == "subscribe":
         body = subscribe_message(
             template_id=templates.wechat_template_id,
@@ -753,10 +974,12 @@ def chunk_lines(items: list[tuple[UUID, str]], *, max_bytes: int) -> list[list[U
     return chunks
 
 
-def digest_message(lines: list[str], *, mentioned_mobiles: Sequence[str]) -> dict:
+def digest_message(lines: list[str], *, mentioned_mobiles: Sequence[str], mentioned_users: Sequence[str] = ()) -> dict:
     """One robot message for several 派单 of the same group: a numbered line each, the group's
-    handlers @-mentioned once."""
-    return text_message(_digest_content(lines), mentioned_mobiles=list(mentioned_mobiles))
+    handlers and the people on duty @-mentioned once."""
+    return text_message(
+        _digest_content(lines), mentioned_mobiles=list(mentioned_mobiles), mentioned_users=list(mentioned_users)
+    )
 
 
 # --- broadcasts -----------------------------------------------------------------------------

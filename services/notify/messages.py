@@ -3,10 +3,13 @@ markdown and news; application text; official-account template and subscribe mes
 templates. Pure: the domain writes messages with these, the channel clients only send them.
 """
 
+import base64
+import hashlib
 from collections.abc import Sequence
 
 TEXT_MAX_BYTES = 2048  # WeCom's limit for a text message's content
 MARKDOWN_MAX_BYTES = 4096
+IMAGE_MAX_BYTES = 2 * 1024 * 1024  # a robot's image message, before base64
 # A subscribe message's value per field kind, in characters (thing ≤ 20, phrase ≤ 5, …).
 SUBSCRIBE_FIELD_LIMITS = {"thing": 20, "phrase": 5, "character_string": 32, "name": 10, "number": 32}
 
@@ -21,12 +24,13 @@ def _cut(content: str, limit: int) -> str:
 # --- WeCom group robot ----------------------------------------------------------------------
 
 
-def text_message(content: str, *, mentioned_mobiles: Sequence[str] = ()) -> dict:
-    """A text message that @-mentions people by mobile number; content cut to the byte limit."""
-    return {
-        "msgtype": "text",
-        "text": {"content": _cut(content, TEXT_MAX_BYTES), "mentioned_mobile_list": list(mentioned_mobiles)},
-    }
+def text_message(content: str, *, mentioned_mobiles: Sequence[str] = (), mentioned_users: Sequence[str] = ()) -> dict:
+    """A text message that @-mentions people by mobile number or by WeCom user id (each once);
+    content cut to the byte limit."""
+    text = {"content": _cut(content, TEXT_MAX_BYTES), "mentioned_mobile_list": list(mentioned_mobiles)}
+    if mentioned_users:
+        text["mentioned_list"] = list(dict.fromkeys(mentioned_users))
+    return {"msgtype": "text", "text": text}
 
 
 def markdown_message(content: str) -> dict:
@@ -40,6 +44,20 @@ def news_message(*, title: str, description: str, url: str, picurl: str | None =
     if picurl:
         article["picurl"] = picurl
     return {"msgtype": "news", "news": {"articles": [article]}}
+
+
+def robot_image_link(url: str) -> dict:
+    """An image message whose picture is still at `url`: the robot client fetches it when sending
+    and sends it as WeCom wants it (base64 and md5 of the JPG/PNG bytes, at most 2 MB)."""
+    return {"msgtype": "image", "image": {"url": url}}
+
+
+def robot_image(data: bytes) -> dict:
+    """An image message: the picture's bytes base64-encoded with their md5."""
+    return {
+        "msgtype": "image",
+        "image": {"base64": base64.b64encode(data).decode(), "md5": hashlib.md5(data).hexdigest()},
+    }
 
 
 # --- WeCom self-built application -----------------------------------------------------------

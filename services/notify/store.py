@@ -7,7 +7,14 @@ from uuid import UUID, uuid5
 
 import asyncpg
 
-from services.notify.domain import NOTIFICATION_NS, ReporterContact, RobotWindow, confirmation_url, notification_id
+from services.notify.domain import (
+    NOTIFICATION_NS,
+    OnDuty,
+    ReporterContact,
+    RobotWindow,
+    confirmation_url,
+    notification_id,
+)
 from services.notify.settings import NotifySettings
 from shared.topics import DEAD_LETTERS
 
@@ -289,11 +296,13 @@ async def save_reporter(
     report_id: UUID,
     attached: bool = False,
     confirm_token: str | None = None,
+    group_id: str | None = None,
 ) -> None:
-    """One reporter of a case: its first report's, or a report attached to it (一事多报)."""
+    """One reporter of a case: its first report's, or a report attached to it (一事多报); `group_id`
+    the WeCom group they @-mentioned the bot in."""
     await conn.execute(
-        "INSERT INTO reporters (case_id, report_id, openid, wecom_userid, phone, attached, confirm_token) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (case_id, report_id) DO NOTHING",
+        "INSERT INTO reporters (case_id, report_id, openid, wecom_userid, phone, attached, confirm_token, group_id) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (case_id, report_id) DO NOTHING",
         case_id,
         report_id,
         contact.openid,
@@ -301,6 +310,7 @@ async def save_reporter(
         contact.phone,
         attached,
         confirm_token,
+        group_id,
     )
 
 
@@ -312,25 +322,32 @@ _FOLLOWED = (
 
 
 async def get_reporters(
-    conn: asyncpg.Connection, *, case_id: UUID, confirm_base_url: str | None = None
+    conn: asyncpg.Connection,
+    *,
+    case_id: UUID,
+    confirm_base_url: str | None = None,
+    group_robots: dict[str, str] | None = None,
 ) -> list[ReporterContact]:
     """Everyone who reported this case: its first reporter, the reporters of reports attached to it
     and those of the cases merged into it (一事多报), in the order they reported. A phone counts as
     proven only for the report that opened its case (intake's reporter.verified names cases). With
-    `confirm_base_url`, each gets the link to their own one-tap 办结 confirmation when intake gave one."""
+    `confirm_base_url`, each gets the link to their own one-tap 办结 confirmation when intake gave one;
+    a group they reported in is named by its robot (`group_robots`: chat id → robot key)."""
     rows = await conn.fetch(
-        _FOLLOWED + "SELECT r.report_id, r.openid, r.wecom_userid, r.phone, r.confirm_token, NOT r.attached AND EXISTS "
-        "(SELECT 1 FROM verified_reporter_cases v WHERE v.case_id = r.case_id) AS phone_verified "
+        _FOLLOWED + "SELECT r.report_id, r.openid, r.wecom_userid, r.phone, r.confirm_token, r.group_id, "
+        "NOT r.attached AND EXISTS (SELECT 1 FROM verified_reporter_cases v WHERE v.case_id = r.case_id) "
+        "AS phone_verified "
         "FROM reporters r JOIN followed USING (case_id) ORDER BY r.created_at, r.report_id",
         case_id,
     )
     return [
         ReporterContact(
-            r["openid"],
-            r["wecom_userid"],
-            r["phone"],
-            r["phone_verified"],
-            confirmation_url(confirm_base_url, report_id=r["report_id"], token=r["confirm_token"]),
+            openid=r["openid"],
+            wecom_userid=r["wecom_userid"],
+            phone=r["phone"],
+            phone_verified=r["phone_verified"],
+            confirm_url=confirmation_url(confirm_base_url, report_id=r["report_id"], token=r["confirm_token"]),
+            group_robot=(group_robots or {}).get(r["group_id"] or ""),
         )
         for r in rows
     ]
@@ -342,6 +359,117 @@ async def save_merged(conn: asyncpg.Connection, *, case_id: UUID, into_case_id: 
         case_id,
         into_case_id,
         at,
+    )
+
+
+async def save_case_no(conn: asyncpg.Connection, *, case_id: UUID, case_no: str | None) -> None:
+    if case_no:
+        await conn.execute(
+            "INSERT INTO case_numbers (case_id, case_no) VALUES ($1, $2) ON CONFLICT (case_id) DO NOTHING",
+            case_id,
+            case_no,
+        )
+
+
+async def case_no_of(conn: asyncpg.Connection, *, case_id: UUID) -> str | None:
+    return await conn.fetchval("SELECT case_no FROM case_numbers WHERE case_id = $1", case_id)
+
+
+# --- who is on duty (from dispatch's directory) -----------------------------------------------------
+
+
+async def save_duty_person(
+    conn: asyncpg.Connection, *, person_id: str, name: str, wecom_user_id: str | None, active: bool, saved_at: datetime
+) -> None:
+    """A person as of a directory change; an older change arriving late never overwrites a newer one."""
+    await conn.execute(
+        "INSERT INTO duty_people (person_id, name, wecom_user_id, active, saved_at) VALUES ($1, $2, $3, $4, $5) "
+        "ON CONFLICT (person_id) DO UPDATE SET name = $2, wecom_user_id = $3, active = $4, saved_at = $5 "
+        "WHERE duty_people.saved_at <= $5",
+        person_id,
+        name,
+        wecom_user_id,
+        active,
+        saved_at,
+    )
+
+
+async def save_duty_shift(conn: asyncpg.Connection, **shift) -> None:
+    await conn.execute(
+        "INSERT INTO duty_shifts (shift_id, department_code, jurisdiction_code, starts_at, ends_at, on_duty, backup) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (shift_id) DO NOTHING",
+        shift["shift_id"],
+        shift["department_code"],
+        shift["jurisdiction_code"],
+        shift["starts_at"],
+        shift["ends_at"],
+        shift["on_duty"],
+        shift["backup"],
+    )
+
+
+async def remove_duty_shift(conn: asyncpg.Connection, *, shift_id: UUID) -> None:
+    await conn.execute("DELETE FROM duty_shifts WHERE shift_id = $1", shift_id)
+
+
+async def on_duty(
+    conn: asyncpg.Connection, *, department_codes: list[str], division_code: str, at: datetime
+) -> dict[str, OnDuty]:
+    """Each department's person on duty (and backup) at `at` for a case in `division_code`: the
+    shift of the most specific division that holds it. Someone who left (inactive) is nobody to @."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (s.department_code) s.department_code, d.name AS on_duty_name, "
+        "CASE WHEN d.active THEN d.wecom_user_id END AS on_duty_user, "
+        "b.name AS backup_name, CASE WHEN b.active THEN b.wecom_user_id END AS backup_user "
+        "FROM duty_shifts s JOIN duty_people d ON d.person_id = s.on_duty "
+        "LEFT JOIN duty_people b ON b.person_id = s.backup "
+        "WHERE s.department_code = ANY($1::text[]) AND s.starts_at <= $3 AND s.ends_at > $3 "
+        "AND $2 LIKE s.jurisdiction_code || '%' "
+        "ORDER BY s.department_code, length(s.jurisdiction_code) DESC",
+        department_codes,
+        division_code,
+        at,
+    )
+    return {
+        r["department_code"]: OnDuty(r["on_duty_user"], r["on_duty_name"], r["backup_user"], r["backup_name"])
+        for r in rows
+    }
+
+
+async def arm_escalation(conn: asyncpg.Connection, **escalation) -> None:
+    """A backup mention due later unless the department acknowledges first (once per 派单 round)."""
+    columns = ", ".join(escalation)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(escalation) + 1))
+    await conn.execute(
+        f"INSERT INTO duty_escalations ({columns}) VALUES ({placeholders}) ON CONFLICT DO NOTHING",
+        *escalation.values(),
+    )
+
+
+async def cancel_escalations(
+    conn: asyncpg.Connection, *, case_id: UUID, department_code: str | None = None, at: datetime
+) -> None:
+    """The department (or, without one, everyone) no longer owes this case an acknowledgement."""
+    await conn.execute(
+        "UPDATE duty_escalations SET cancelled_at = $3 WHERE case_id = $1 "
+        "AND ($2::text IS NULL OR department_code = $2) AND fired_at IS NULL AND cancelled_at IS NULL",
+        case_id,
+        department_code,
+        at,
+    )
+
+
+async def claim_due_escalations(conn: asyncpg.Connection, *, now: datetime, limit: int) -> list[asyncpg.Record]:
+    """Fire due backup mentions (locked, so two notify replicas never fire one twice)."""
+    return await conn.fetch(
+        "UPDATE duty_escalations e SET fired_at = $1 FROM ("
+        "  SELECT case_id, department_code, dispatch_seq FROM duty_escalations "
+        "  WHERE due_at <= $1 AND fired_at IS NULL AND cancelled_at IS NULL "
+        "  ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED) due "
+        "WHERE (e.case_id, e.department_code, e.dispatch_seq) = (due.case_id, due.department_code, due.dispatch_seq) "
+        "RETURNING e.*",
+        now,
+        limit,
     )
 
 

@@ -7,15 +7,19 @@ and fetched again when WeCom answers that it expired (42001) or is invalid (4001
 """
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 
 import httpx
 
 from services.notify.channels import DeliveryError
+from services.notify.messages import IMAGE_MAX_BYTES, robot_image
 
 RETRYABLE_ERRCODES = {-1, 45009, 45033}  # system busy; api freq out of limit; too many concurrent calls
 TOKEN_ERRCODES = {40014, 42001, 40001}  # invalid access_token; access_token expired; invalid credential
+TASK_ID_EXISTS = 42014  # template card: "taskid has existed or empty or exceed max len"
+VALID_TASK_ID = re.compile(r"[A-Za-z0-9_@-]{1,128}")  # so 42014 can only mean "has existed"
 
 
 class WeComError(DeliveryError):
@@ -37,9 +41,29 @@ class WeComRobotClient:
 
     async def send(self, *, key: str, message: dict) -> None:
         """Send one message; raises WeComError on a non-zero errcode, httpx errors on transport failure."""
+        if message.get("msgtype") == "image" and "url" in message.get("image", {}):
+            message = await self._image(message["image"]["url"])
         response = await self.http.post(f"{self.base_url}/cgi-bin/webhook/send", params={"key": key}, json=message)
         response.raise_for_status()
         _check(response.json())
+
+    async def _image(self, url: str) -> dict:
+        """The picture at `url` as an image message (a link that expired or a picture too big for
+        WeCom is refused for good; the server being unavailable is worth retrying)."""
+        response = await self.http.get(url)
+        if response.status_code >= 400:
+            raise DeliveryError(
+                f"image link answered HTTP {response.status_code}",
+                code=f"image_http_{response.status_code}",
+                retryable=response.status_code >= 500,
+            )
+        if len(response.content) > IMAGE_MAX_BYTES:
+            raise DeliveryError(
+                f"image is {len(response.content)} bytes, WeCom takes {IMAGE_MAX_BYTES}",
+                code="image_too_large",
+                retryable=False,
+            )
+        return robot_image(response.content)
 
 
 class AccessTokenCache:
@@ -110,7 +134,8 @@ class WeComAppClient:
         return answer["access_token"], float(answer.get("expires_in", 7200))
 
     async def send(self, *, touser: str, message: dict) -> dict:
-        """Send a text/markdown message to members ("a|b"); raises WeComError, also when none was valid."""
+        """Send a text, markdown or template-card message to members ("a|b"); raises WeComError, also
+        when none was valid."""
         body = {**message, "touser": touser, "agentid": self.agent_id}
 
         async def post(token: str) -> dict:
@@ -120,7 +145,15 @@ class WeComAppClient:
             response.raise_for_status()
             return response.json()
 
-        return await call_with_token(self.tokens, post)
+        try:
+            return await call_with_token(self.tokens, post)
+        except WeComError as error:
+            # A template card's task_id is unique per application: 42014 for ours means an earlier
+            # attempt reached WeCom (its answer was lost) and the card is there — delivered.
+            task_id = (message.get("template_card") or {}).get("task_id") or ""
+            if error.errcode == TASK_ID_EXISTS and VALID_TASK_ID.fullmatch(task_id):
+                return {"errcode": 0, "errmsg": "ok", "duplicate_task_id": True}
+            raise
 
     async def update_template_card(self, *, userid: str, update: dict) -> dict:
         """Update the template card a member clicked (message/update_template_card): `update` holds

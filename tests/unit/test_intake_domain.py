@@ -188,6 +188,9 @@ def test_grid_workers_place_only_waiting_reports_and_centres_correct_within_thei
         ("基本满意", "basic"),
         ("3", "dissatisfied"),
         ("不满意", "dissatisfied"),
+        ("@网格通 3", "dissatisfied"),  # a WeCom group's answer @-mentions the bot
+        ("@网格通\u20053", "dissatisfied"),
+        ("@网格通 3号楼漏水", None),
         ("3号楼漏水", None),
         ("13", None),
         ("", None),

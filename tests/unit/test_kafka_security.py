@@ -11,6 +11,7 @@ from shared.topics import (
     ALL_TOPICS,
     CASES,
     DEAD_LETTERS,
+    DIRECTORY,
     MESSAGES,
     OPERATOR,
     REPORTER_CONTACTS,
@@ -111,6 +112,7 @@ def test_every_event_type_is_written_by_someone_and_private_topics_say_so():
     assert {t.name for t in ALL_TOPICS if t.private} == {
         REPORTER_CONTACTS.name,
         MESSAGES.name,
+        DIRECTORY.name,  # staff and their WeCom accounts, for notify alone
         DEAD_LETTERS.name,
         STAFF_COMMANDS.name,  # they name WeCom users
         STAFF_ANSWERS.name,
