@@ -407,6 +407,9 @@ class ReporterVerified(Payload):
     phone_hash: str
     case_ids: list[UUID]
     verified_at: datetime
+    # Added after v1 (optional): every report the phone made, those attached to another's case
+    # (一事多报) too, so their reporters may be texted the updates of the case they follow.
+    report_ids: list[UUID] = []
 
 
 # A reporter's answer to the 回访 question: 1 满意, 2 基本满意, 3 不满意.

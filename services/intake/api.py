@@ -782,8 +782,9 @@ async def _verify_phone(conn, settings, *, hashed: bytes) -> None:
     now = utcnow()
     await store.mark_phone_verified(conn, phone_hash=hashed, at=now)
     case_ids = await store.cases_opened_by(conn, phone_hash=hashed)
-    if case_ids:
-        await enqueue_reporter_verified(conn, settings, hashed=hashed, case_ids=case_ids, at=now)
+    report_ids = await store.reports_made_by(conn, phone_hash=hashed)
+    if case_ids or report_ids:
+        await enqueue_reporter_verified(conn, settings, hashed=hashed, case_ids=case_ids, report_ids=report_ids, at=now)
 
 
 class ConfirmationIn(BaseModel):

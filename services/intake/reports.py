@@ -342,14 +342,18 @@ async def submit_report(
                 correlation_id=report_id,
             ),
         )
-    if (
-        not match
-        and reporter_phone
-        and await store.is_phone_verified(conn, phone_hash=phone_hash(reporter_phone, settings.phone_hash_key))
+    if reporter_phone and await store.is_phone_verified(
+        conn, phone_hash=phone_hash(reporter_phone, settings.phone_hash_key)
     ):
-        # A phone its owner proved earlier covers the cases it opens later too.
+        # A phone its owner proved earlier covers the cases it opens later too, and the reports it
+        # attaches to another's case (一事多报).
         await enqueue_reporter_verified(
-            conn, settings, hashed=phone_hash(reporter_phone, settings.phone_hash_key), case_ids=[case_id], at=now
+            conn,
+            settings,
+            hashed=phone_hash(reporter_phone, settings.phone_hash_key),
+            case_ids=[] if match else [case_id],
+            report_ids=[report_id],
+            at=now,
         )
     return Accepted(
         report_id,
@@ -365,10 +369,17 @@ async def submit_report(
 
 
 async def enqueue_reporter_verified(
-    conn: asyncpg.Connection, settings: IntakeSettings, *, hashed: bytes, case_ids: list[UUID], at: datetime
+    conn: asyncpg.Connection,
+    settings: IntakeSettings,
+    *,
+    hashed: bytes,
+    case_ids: list[UUID],
+    report_ids: list[UUID],
+    at: datetime,
 ) -> None:
-    """Tell notify the phone of these cases is its reporter's own: their updates may go by SMS."""
-    verified = ReporterVerified(phone_hash=hashed.hex(), case_ids=case_ids, verified_at=at)
+    """Tell notify the phone of these cases and reports is its reporter's own: their updates may go
+    by SMS."""
+    verified = ReporterVerified(phone_hash=hashed.hex(), case_ids=case_ids, report_ids=report_ids, verified_at=at)
     # A phone has no place: the envelope names the division this instance serves.
     event = new_event(
         verified, producer=settings.service_name, jurisdiction_code=settings.jurisdiction_code, key=hashed.hex()[:16]

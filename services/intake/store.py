@@ -384,6 +384,14 @@ async def cases_opened_by(conn: asyncpg.Connection, *, phone_hash: bytes) -> lis
     return [r["case_id"] for r in rows]
 
 
+async def reports_made_by(conn: asyncpg.Connection, *, phone_hash: bytes) -> list[UUID]:
+    """Every report this phone made, attached to another's case (一事多报) or not."""
+    rows = await conn.fetch(
+        "SELECT report_id FROM reports WHERE reporter_phone_hash = $1 ORDER BY report_id", phone_hash
+    )
+    return [r["report_id"] for r in rows]
+
+
 async def corrections_through(conn: asyncpg.Connection, *, last_id: int) -> list[asyncpg.Record]:
     """Every stored correction up to and including `last_id`, in arrival order."""
     return await conn.fetch("SELECT * FROM triage_corrections WHERE id <= $1 ORDER BY id", last_id)

@@ -293,6 +293,7 @@ def make_handlers(
     async def on_reporter_verified(conn: asyncpg.Connection, event: Event) -> None:
         verified = event.payload_as(ReporterVerified)
         await store.save_verified_cases(conn, case_ids=verified.case_ids, verified_at=verified.verified_at)
+        await store.save_verified_reports(conn, report_ids=verified.report_ids, verified_at=verified.verified_at)
 
     async def on_staff_command_answered(conn: asyncpg.Connection, event: Event) -> None:
         """Dispatch answered a staff command: show it where it was asked (the card, the group), once."""

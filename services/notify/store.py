@@ -330,13 +330,14 @@ async def get_reporters(
 ) -> list[ReporterContact]:
     """Everyone who reported this case: its first reporter, the reporters of reports attached to it
     and those of the cases merged into it (一事多报), in the order they reported. A phone counts as
-    proven only for the report that opened its case (intake's reporter.verified names cases). With
+    proven for the report that opened its case (reporter.verified names cases) and for each report
+    reporter.verified names (an attached report's phone is proven by its own report). With
     `confirm_base_url`, each gets the link to their own one-tap 办结 confirmation when intake gave one;
     a group they reported in is named by its robot (`group_robots`: chat id → robot key)."""
     rows = await conn.fetch(
         _FOLLOWED + "SELECT r.report_id, r.openid, r.wecom_userid, r.phone, r.confirm_token, r.group_id, "
-        "NOT r.attached AND EXISTS (SELECT 1 FROM verified_reporter_cases v WHERE v.case_id = r.case_id) "
-        "AS phone_verified "
+        "(NOT r.attached AND EXISTS (SELECT 1 FROM verified_reporter_cases v WHERE v.case_id = r.case_id) "
+        "OR EXISTS (SELECT 1 FROM verified_reporter_reports v WHERE v.report_id = r.report_id)) AS phone_verified "
         "FROM reporters r JOIN followed USING (case_id) ORDER BY r.created_at, r.report_id",
         case_id,
     )
@@ -479,6 +480,16 @@ async def save_verified_cases(conn: asyncpg.Connection, *, case_ids: list[UUID],
     await conn.executemany(
         "INSERT INTO verified_reporter_cases (case_id, verified_at) VALUES ($1, $2) ON CONFLICT (case_id) DO NOTHING",
         [(case_id, verified_at) for case_id in case_ids],
+    )
+
+
+async def save_verified_reports(conn: asyncpg.Connection, *, report_ids: list[UUID], verified_at: datetime) -> None:
+    """Reports whose reporter proved their phone: an attached report's (一事多报) phone is proven
+    by its own report, not by the case's."""
+    await conn.executemany(
+        "INSERT INTO verified_reporter_reports (report_id, verified_at) VALUES ($1, $2) "
+        "ON CONFLICT (report_id) DO NOTHING",
+        [(report_id, verified_at) for report_id in report_ids],
     )
 
 

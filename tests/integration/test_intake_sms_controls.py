@@ -212,10 +212,17 @@ async def test_entering_a_texted_code_proves_the_phone_for_its_cases_now_and_lat
         def verified(ms):
             return [m for m in ms if m["type"] == "reporter.verified"]
 
-        events = await read_topic(settings, REPORTER_CONTACTS.name, until=lambda ms: len(verified(ms)) == 2)
+        events = await read_topic(settings, REPORTER_CONTACTS.name, until=lambda ms: len(verified(ms)) == 3)
     hashed = phone_hash(REPORTER, settings.phone_hash_key).hex()
-    assert [m["payload"]["case_ids"] for m in verified(events)] == [[opened["case_id"]], [later["case_id"]]]
-    assert all(m["payload"]["phone_hash"] == hashed and REPORTER not in str(m) for m in verified(events))
+    mine = [m["payload"] for m in verified(events) if m["payload"]["phone_hash"] == hashed]
+    assert [(p["case_ids"], p["report_ids"]) for p in mine] == [
+        ([opened["case_id"]], [opened["report_id"]]),
+        ([later["case_id"]], [later["report_id"]]),
+    ]
+    # The joined report's phone is proven for that report alone (its reporter follows the case), not the case.
+    [theirs] = [m["payload"] for m in verified(events) if m["payload"]["phone_hash"] != hashed]
+    assert (theirs["case_ids"], theirs["report_ids"]) == ([], [joined["report_id"]])
+    assert all(REPORTER not in str(m) and "13800000002" not in str(m) for m in verified(events))
 
 
 async def test_a_phone_asked_about_repeatedly_needs_a_captcha_while_others_from_the_address_do_not(make_settings):

@@ -23,10 +23,11 @@ async def test_every_merged_reporter_hears_of_the_case_they_joined(make_settings
     first, joined, of_merged = (f"oReader-{uuid4().hex[:8]}" for _ in range(3))
     by_wecom = f"staff-{uuid4().hex[:6]}"
     texted_only = "13800" + str(uuid4().int)[:6]
+    proved_own = "13900" + str(uuid4().int)[:6]
 
-    def contact(case_id, *, attached=False, **channel):
+    def contact(case_id, *, attached=False, report_id=None, **channel):
         return new_event(
-            ReporterContactGiven(report_id=uuid4(), case_id=case_id, attached=attached, **channel),
+            ReporterContactGiven(report_id=report_id or uuid4(), case_id=case_id, attached=attached, **channel),
             producer="intake",
             jurisdiction_code="330727",
             key=str(case_id),
@@ -38,6 +39,8 @@ async def test_every_merged_reporter_hears_of_the_case_they_joined(make_settings
         contact(kept, attached=True, wecom_userid=by_wecom),
         # A phone only typed into an attached report: the case's proof is its first reporter's, not theirs.
         contact(kept, attached=True, phone_encrypted=phone_token(texted_only, keys)),
+        # One who proved the phone of their own attached report (我要查询): texted like the first.
+        contact(kept, attached=True, report_id=(own_report := uuid4()), phone_encrypted=phone_token(proved_own, keys)),
         contact(merged, openid=of_merged),
     ]
     proved = new_event(
@@ -46,7 +49,19 @@ async def test_every_merged_reporter_hears_of_the_case_they_joined(make_settings
         jurisdiction_code="330727",
         key="0" * 16,
     )
-    await publish(settings, REPORTER_CONTACTS.name, *(c.to_bytes() for c in contacts), proved.to_bytes())
+    proved_by_report = new_event(
+        ReporterVerified(phone_hash="ab" * 32, case_ids=[], report_ids=[own_report], verified_at=utcnow()),
+        producer="intake",
+        jurisdiction_code="330727",
+        key="1" * 16,
+    )
+    await publish(
+        settings,
+        REPORTER_CONTACTS.name,
+        *(c.to_bytes() for c in contacts),
+        proved.to_bytes(),
+        proved_by_report.to_bytes(),
+    )
 
     async def count(sql: str, n: int) -> bool:
         db = await asyncpg.connect(settings.database_url, server_settings={"search_path": "notify"})
@@ -57,7 +72,7 @@ async def test_every_merged_reporter_hears_of_the_case_they_joined(make_settings
 
     async with running(create_app(settings)) as client:
         client.headers.update(bearer(settings, "dispatcher"))
-        await eventually(lambda: count("SELECT count(*) FROM reporters", 5))
+        await eventually(lambda: count("SELECT count(*) FROM reporters", 6))
         await publish(settings, CASES.name, transition("case.merged", merged, into_case_id=str(kept)).to_bytes())
         await eventually(lambda: count("SELECT count(*) FROM merged_cases", 1))
         await publish(
@@ -71,13 +86,15 @@ async def test_every_merged_reporter_hears_of_the_case_they_joined(make_settings
             rows = await notifications(client, case_id)
             return rows if len(rows) == n and all(r["status"] == "sent" for r in rows) else None
 
-        # 接单 and 回访 to each of the three WeChat readers and the WeCom member, and the 办结 to the centre.
-        kept_rows = await eventually(lambda: delivered(kept, 9))
+        # 接单 and 回访 to each of the three WeChat readers, the WeCom member and the proven phone, and
+        # the 办结 to the centre.
+        kept_rows = await eventually(lambda: delivered(kept, 11))
         [merge_notice] = await eventually(lambda: delivered(merged, 1))
     assert sorted((r["template"], r["channel"]) for r in kept_rows) == sorted(
         [("case.acknowledged", "wechat_template")] * 3
         + [("case.verification", "wechat_template")] * 3
         + [("case.acknowledged", "wecom_app"), ("case.verification", "wecom_app")]
+        + [("case.acknowledged", "sms"), ("case.verification", "sms")]
         + [("case.resolved", "wecom_robot")]
     )
     assert (merge_notice["template"], merge_notice["channel"]) == ("case.merged", "wechat_template")
@@ -110,3 +127,4 @@ async def test_every_merged_reporter_hears_of_the_case_they_joined(make_settings
     assert len(app) == 2
     sms = httpx.get(f"{fake_wecom}/_fake/sms/messages").json()
     assert not [m for m in sms if m["phone"] == texted_only]  # never proved: never texted
+    assert len([m for m in sms if m["phone"] == proved_own]) == 2  # proved by their own report: 接单, 回访
