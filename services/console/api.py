@@ -20,7 +20,7 @@ from starlette.datastructures import UploadFile
 from services.console import mobile, oidc, pages, rlist, sessions, wecom
 from services.console.upstream import Refused, Unavailable, call
 from shared.auth import Actor, InvalidToken, ProviderUnavailable
-from shared.case_actions import ACTIONS
+from shared.case_actions import ACTIONS, ActionSpec
 from shared.problems import Problem
 from shared.web import CurrentActor, public
 
@@ -446,6 +446,37 @@ def _arguments(name: str, form) -> tuple[dict, dict]:
     return arguments, values
 
 
+async def _post_action(
+    request: Request,
+    case_id: UUID,
+    spec: ActionSpec,
+    form,
+    arguments: dict,
+    *,
+    source: str,
+    device: dict | None = None,
+    earlier_after: list[str] | None = None,
+) -> None:
+    """Post a case action to dispatch as the signed-in person. An action that takes 整改后 photos
+    gets those uploaded with its form (stored in media first, with where the phone was), else those
+    taken earlier on the case page (`earlier_after`)."""
+    if "after_media_ids" in spec.request.model_fields:
+        photos = [p for p in form.getlist("photos") if isinstance(p, UploadFile) and p.filename]
+        if photos:
+            arguments["after_media_ids"] = await _after_photos(request, case_id, photos, device=device)
+        elif earlier_after:
+            arguments["after_media_ids"] = earlier_after
+    key = str(form.get("idempotency_key") or f"{source}-{uuid.uuid4()}")
+    await _ask(
+        request,
+        "dispatch",
+        "POST",
+        f"/api/v1/cases/{case_id}/{spec.path}",
+        json=arguments,
+        headers={"idempotency-key": key},
+    )
+
+
 @router.post("/cases/{case_id}/actions/{name}", dependencies=[Csrf])
 async def take_action(request: Request, actor: CurrentActor, case_id: UUID, name: str):
     """One action from its form: 办结's photos go to media first; dispatch decides."""
@@ -456,19 +487,7 @@ async def take_action(request: Request, actor: CurrentActor, case_id: UUID, name
     values: dict = {}
     try:
         arguments, values = _arguments(name, form)
-        if "after_media_ids" in spec.request.model_fields:
-            photos = [p for p in form.getlist("photos") if isinstance(p, UploadFile) and p.filename]
-            if photos:
-                arguments["after_media_ids"] = await _after_photos(request, case_id, photos)
-        key = str(form.get("idempotency_key") or f"console-{uuid.uuid4()}")
-        await _ask(
-            request,
-            "dispatch",
-            "POST",
-            f"/api/v1/cases/{case_id}/{spec.path}",
-            json=arguments,
-            headers={"idempotency-key": key},
-        )
+        await _post_action(request, case_id, spec, form, arguments, source="console")
     except Refused as refused:
         return await _case_page(request, actor, case_id, failed=(name, refused.message, values), status=refused.status)
     except Unavailable as unavailable:
@@ -1169,20 +1188,15 @@ async def mobile_action(request: Request, actor: CurrentActor, reference: Refere
         case = await _find_case(request, reference)
         case_id = UUID(case["case_id"])
         arguments, values = _arguments(name, form)
-        if "after_media_ids" in spec.request.model_fields:
-            photos = [p for p in form.getlist("photos") if isinstance(p, UploadFile) and p.filename]
-            if photos:
-                arguments["after_media_ids"] = await _after_photos(request, case_id, photos, device=_device(form))
-            elif earlier := mobile.unnamed_after_photos(case):
-                arguments["after_media_ids"] = earlier
-        key = str(form.get("idempotency_key") or f"mobile-{uuid.uuid4()}")
-        await _ask(
+        await _post_action(
             request,
-            "dispatch",
-            "POST",
-            f"/api/v1/cases/{case_id}/{spec.path}",
-            json=arguments,
-            headers={"idempotency-key": key},
+            case_id,
+            spec,
+            form,
+            arguments,
+            source="mobile",
+            device=_device(form),
+            earlier_after=mobile.unnamed_after_photos(case),
         )
     except (Refused, Unavailable) as failure:
         return await _mobile_case_page(

@@ -9,7 +9,7 @@ from services.console.pages import (
     LOCATORS,
     STATUS_LABELS,
     Names,
-    action_form,
+    action_forms,
     actor_text,
     beijing,
     case_no,
@@ -181,21 +181,17 @@ def case_page(
     number = case_no(case)
     offered, primary = offered_actions(actor, case)
     has_after = frozenset({"after_media_ids"}) if unnamed_after_photos(case) else frozenset()
-    forms = "\n".join(
-        action_form(
-            str(case["case_id"]),
-            ACTIONS[name],
-            names,
-            csrf,
-            keys[name],
-            error=failed[1] if failed and failed[0] == name else "",
-            values=failed[2] if failed and failed[0] == name else None,
-            primary=name == primary,
-            url=f"/m/cases/{number}/actions/{name}",
-            extra=GEO_FIELDS,
-            optional=has_after,
-        )
-        for name in offered
+    forms = action_forms(
+        case=case,
+        offered=offered,
+        primary=primary,
+        names=names,
+        csrf=csrf,
+        keys=keys,
+        failed=failed,
+        url=lambda name: f"/m/cases/{number}/actions/{name}",
+        extra=GEO_FIELDS,
+        optional=has_after,
     )
     notice = ""
     if done == "photo":

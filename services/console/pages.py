@@ -2,7 +2,7 @@
 `e()` (html.escape), times are shown in Beijing time, codes by their Chinese names."""
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from html import escape
 from typing import Any, get_args
@@ -529,6 +529,39 @@ def offered_actions(actor: Actor, case: dict) -> tuple[list[str], str | None]:
     return offered, primary
 
 
+def action_forms(
+    *,
+    case: dict,
+    offered: list[str],
+    primary: str | None,
+    names: Names,
+    csrf: str,
+    keys: dict[str, str],
+    failed: tuple[str, str, dict] | None = None,
+    url: Callable[[str], str] | None = None,
+    extra: str = "",
+    optional: frozenset[str] = frozenset(),
+) -> str:
+    """The forms of the offered actions, the refused one showing its error and what was typed.
+    `url(name)`: where each posts (the case page's own route by default)."""
+    return "\n".join(
+        action_form(
+            str(case["case_id"]),
+            ACTIONS[name],
+            names,
+            csrf,
+            keys[name],
+            error=failed[1] if failed and failed[0] == name else "",
+            values=failed[2] if failed and failed[0] == name else None,
+            primary=name == primary,
+            url=url(name) if url else "",
+            extra=extra,
+            optional=optional,
+        )
+        for name in offered
+    )
+
+
 def case_page(
     *,
     actor: Actor,
@@ -578,19 +611,7 @@ def case_page(
             ' class="comparison"></a></p>'
         )
     offered, primary = offered_actions(actor, case)
-    forms = "\n".join(
-        action_form(
-            str(case["case_id"]),
-            ACTIONS[name],
-            names,
-            csrf,
-            keys[name],
-            error=failed[1] if failed and failed[0] == name else "",
-            values=failed[2] if failed and failed[0] == name else None,
-            primary=name == primary,
-        )
-        for name in offered
-    )
+    forms = action_forms(case=case, offered=offered, primary=primary, names=names, csrf=csrf, keys=keys, failed=failed)
     done_html = f'<p class="done" role="status">已{e(ACTIONS[done].label)}。</p>' if done in ACTIONS else ""
     if failed and failed[0] not in offered:  # refused, and no longer offered: say so at the top
         done_html = f'<p class="error" role="alert">「{e(step_label(failed[0]))}」未完成：{e(failed[1])}</p>'
