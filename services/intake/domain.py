@@ -9,7 +9,7 @@ import math
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from uuid import UUID
 
@@ -154,9 +154,10 @@ def duplicate_lock_keys(*, category: str, lat: float, lng: float, radius_deg: fl
     return sorted(f"{category}:{r}:{c}" for r in rows for c in cols)
 
 
-def format_case_no(day: date, seq: int) -> str:
-    """The number reporters quote (20261126-000042): the day the case opened and a counter."""
-    return f"{day:%Y%m%d}-{seq:06d}"
+def format_case_no(opened_at: datetime, seq: int) -> str:
+    """The number reporters quote (20261126-000042): the day the case opened in Beijing time (a
+    report at 07:00 on the 27th is the 27th's, whatever UTC says) and a counter."""
+    return f"{opened_at.astimezone(CHINA):%Y%m%d}-{seq:06d}"
 
 
 def new_query_code() -> str:

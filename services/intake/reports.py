@@ -213,7 +213,7 @@ async def submit_report(
         case_id, case_no = case.case_id, case.case_no
     else:
         case_id, distance = uuid4(), None
-        case_no = format_case_no(now.date(), await store.next_case_seq(conn))
+        case_no = format_case_no(now, await store.next_case_seq(conn))
 
     grid = placement.grid
     place = ReportPlace(

@@ -22,6 +22,7 @@ from services.sla.app import create_app as sla_app
 from shared.county_files import InvalidCountyFiles
 from shared.events import utcnow
 from shared.jurisdictions import load_county
+from shared.logs import BEIJING
 from shared.topics import ensure_topics
 from tests.support import bearer, eventually, running
 
@@ -242,10 +243,15 @@ async def test_two_counties_side_by_side_never_see_each_other(make_settings, cou
 
         # Scorecards (one sla for the deployment): each county's staff count their own county's cases.
         async def received(headers) -> int | None:
-            today = utcnow().date()
+            today = utcnow().astimezone(BEIJING).date()  # scorecards count by Beijing's days
             r = await sla_client.get(
                 "/api/v1/scorecards",
-                params={"by": "county", "period": "all", "since": str(today - timedelta(days=1)), "until": str(today)},
+                params={
+                    "by": "county",
+                    "period": "all",
+                    "since": str(today - timedelta(days=1)),
+                    "until": str(today + timedelta(days=1)),
+                },
                 headers=headers,
             )
             rows = r.json()["rows"]

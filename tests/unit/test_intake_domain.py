@@ -1,5 +1,5 @@
 import random
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from uuid import uuid4
 
 import pytest
@@ -119,7 +119,9 @@ def test_the_nearest_open_case_within_the_distance_is_the_match():
 
 
 def test_case_numbers_and_rate_windows():
-    assert format_case_no(date(2026, 11, 26), 42) == "20261126-000042"
+    assert format_case_no(datetime(2026, 11, 26, 3, 0, tzinfo=UTC), 42) == "20261126-000042"
+    # 00:48 on the 27th in Beijing is still the 26th in UTC: the number takes Beijing's day.
+    assert format_case_no(datetime(2026, 11, 26, 16, 48, tzinfo=UTC), 43) == "20261127-000043"
     at = datetime(2026, 11, 26, 8, 30, 59, tzinfo=UTC)
     assert window_start(at, 60) == datetime(2026, 11, 26, 8, 30, tzinfo=UTC)
     assert window_start(at, 3600) == datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
