@@ -160,7 +160,7 @@ async def test_every_dashboard_panel_returns_data_after_traffic(make_settings, i
             return len(answer["data"]["result"]) == len(SERVICES)
 
         await eventually(every_service_scraped, timeout=20, interval=0.5)
-        await make_traffic(settings, url, fake_wecom, down_provider)
+        await make_traffic(settings, url, fake_wecom, down_provider, prometheus_url)
 
         async def every_panel_has_data():
             empty = [(f, title, expr) for f, title, expr in queries if not has_value(prometheus_url, expr)]
@@ -217,7 +217,7 @@ def _stop(*processes: subprocess.Popen) -> None:
             process.wait(5)
 
 
-async def make_traffic(settings: dict, url: dict, fake_wecom: str, down_provider: str) -> None:
+async def make_traffic(settings: dict, url: dict, fake_wecom: str, down_provider: str, prometheus_url: str) -> None:
     dispatch_settings = settings["dispatch"]
     dispatcher = bearer(dispatch_settings, "dispatcher")
     handler = bearer(dispatch_settings, "handler", department_code="huanwei")
@@ -277,6 +277,21 @@ async def make_traffic(settings: dict, url: dict, fake_wecom: str, down_provider
                 return await sla.fetchval("SELECT count(*) FROM timers WHERE case_id = $1", UUID(late))
 
             await eventually(timer_started)
+            department = await sla.fetchval(
+                "SELECT department_code FROM timers WHERE case_id = $1 AND stage = 'acknowledge'", UUID(late)
+            )
+
+            async def zeros_scraped():
+                # The timer made its department's 催办 and 督办 series at 0: Prometheus must have seen
+                # the 0 before the events, or increase() has no rise to show.
+                for name in ("gridlink_sla_warnings_total", "gridlink_sla_breaches_total"):
+                    query = f'{name}{{department="{department}"}}'
+                    answer = httpx.get(f"{prometheus_url}/api/v1/query", params={"query": query}, timeout=10).json()
+                    if not answer["data"]["result"]:
+                        return False
+                return True
+
+            await eventually(zeros_scraped, timeout=20, interval=0.5)
             await sla.execute(
                 "UPDATE timers SET warn_at = now() - interval '1 minute', next_fire_at = now() - interval '1 minute',"
                 " due_at = now() + interval '2 seconds' WHERE case_id = $1 AND stage = 'acknowledge'",
