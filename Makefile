@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .cache/venv/bin/python
 LOCAL := deploy/local
 
-.PHONY: help install up down status logs seed import-county county test gates unit bench
+.PHONY: help install up down status logs seed import-county republish-directory county test gates unit bench
 
 help:
 	@echo "make up      install what is missing, start Kafka, PostgreSQL, MinIO, the OpenID Connect provider, the five services and the console"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench   benchmarks (SLA timers, placement, broadcast, console queue, 派单 burst, triage, memory, scorecards, pipeline latency, intake throughput), printing figures and ratios against baselines"
 	@echo "make seed    import the demo county (shared/data/counties/330727) into dispatch"
 	@echo "make import-county DIR=...  validate a county's files and import them as a new version (docs/go-live.md)"
+	@echo "make republish-directory  publish dispatch's whole directory and rosters again to notify (after an upgrade, or a rebuilt notify database)"
 	@echo "make county  regenerate the demo and sample counties' files (shared/data/counties/, county.geojson, groups.csv)"
 	@echo "make test    install what is missing, run the gates (ruff, mypy) and all tests with coverage"
 	@echo "make gates   lint, format check and type check only"
@@ -51,10 +52,18 @@ seed: install
 	@$(LOCAL)/infra.sh start postgres
 	@source $(LOCAL)/env.sh && $(PY) -m services.dispatch.county_import shared/data/counties/330727
 
-import-county: install
+import-republish-directory: install
+	@$(LOCAL)/infra.sh start postgres
+	@source $(LOCAL)/env.sh && $(PY) -m services.dispatch.directory_publish
+
+county: install
 	@test -n "$(DIR)" || { echo "usage: make import-county DIR=path/to/county (divisions.csv, grids.geojson, groups.csv, workers.csv)"; exit 2; }
 	@$(LOCAL)/infra.sh start postgres
 	@source $(LOCAL)/env.sh && $(PY) -m services.dispatch.county_import "$(DIR)"
+
+republish-directory: install
+	@$(LOCAL)/infra.sh start postgres
+	@source $(LOCAL)/env.sh && $(PY) -m services.dispatch.directory_publish
 
 county: install
 	@$(PY) -m devtools.demo_county

@@ -6,7 +6,7 @@ A stage's time is one amount in one unit: `minutes` run on the wall clock; `work
 round-the-clock departments (`working_hours.always`), whose clock never stops.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
 from typing import Any
@@ -58,10 +58,17 @@ class SlaPolicy:
     dispatcher_department: str = "grid_center"
     # 通报 for repeated breaches; None when the policy asks for none.
     notices: NoticePolicy | None = None
+    # Stages reminded at a share of their own (接单 at half its time, when the backup on duty is
+    # @-mentioned with the 催办); the others at `warning_ratio`.
+    stage_warning_ratios: dict[str, float] = field(default_factory=dict)
 
     def duration(self, *, priority: str, level: str, stage: str) -> Duration:
         """A stage's time at a level: the level's own entry wins over the priority's default."""
         return self.levels.get(level, {}).get(priority, {}).get(stage) or self.stages[priority][stage]
+
+    def warning_ratio_of(self, stage: str) -> float:
+        """The share of a stage's time after which it is reminded (催办)."""
+        return self.stage_warning_ratios.get(stage, self.warning_ratio)
 
     def round_the_clock(self, department_code: str) -> bool:
         return department_code in self.always
@@ -107,12 +114,22 @@ def _notices(spec: Any) -> NoticePolicy | None:
     return NoticePolicy(breaches=breaches, days=days)
 
 
+def _ratio(where: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise InvalidPolicy(f"{where} must be a number between 0 and 1")
+    return float(value)
+
+
 def parse_sla_policy(document: dict[str, Any]) -> SlaPolicy:
     """The typed policy from the YAML document; raises InvalidPolicy for what sla could not enforce."""
     try:
-        warning_ratio = float(document.get("warning_ratio", 0.8))
-        if not 0 < warning_ratio < 1:
-            raise InvalidPolicy("warning_ratio must be between 0 and 1")
+        warning_ratio = _ratio("warning_ratio", document.get("warning_ratio", 0.8))
+        stage_ratios = {
+            stage: _ratio(f"stage_warning_ratio.{stage}", ratio)
+            for stage, ratio in (document.get("stage_warning_ratio") or {}).items()
+        }
+        if unknown := sorted(set(stage_ratios) - set(STAGES)):
+            raise InvalidPolicy(f"stage_warning_ratio: unknown stages {unknown}; stages are {list(STAGES)}")
         stages = _stages("stages", document["stages"])
         for priority, durations in stages.items():  # a deadline sla cannot compute would fail a case later
             if missing_stages := [stage for stage in STAGES if stage not in durations]:
@@ -141,6 +158,7 @@ def parse_sla_policy(document: dict[str, Any]) -> SlaPolicy:
             always=frozenset(hours.get("always") or ()),
             dispatcher_department=str(document.get("dispatcher_department", "grid_center")),
             notices=_notices(document.get("notices")),
+            stage_warning_ratios=stage_ratios,
         )
     except KeyError as missing:
         raise InvalidPolicy(f"the policy lacks {missing}") from None

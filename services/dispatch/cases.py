@@ -600,7 +600,11 @@ async def staff_command(
     unknown sender, another department's case, an unknown number or a state that does not allow it.
     Acted on once per command id. A 办结 first has media take in its photos (staff.photos_submitted)."""
     row = await store.find_case_by_no(conn, case_no=command.case_no, for_update=True)
-    if row is None and not answers_unknown_numbers(settings.jurisdiction_code, settings.dispatch_centres):
+    if row is None and not answers_unknown_numbers(
+        settings.jurisdiction_code,
+        settings.dispatch_centres,
+        owner_code=await store.case_number_owner(conn, case_no=command.case_no),
+    ):
         return  # another centre's case (every centre reads every command and acts on its own)
     taken = await store.take_staff_command(
         conn,

@@ -23,9 +23,9 @@ from services.dispatch.directory import (
     serves_department,
     session_role,
 )
+from services.dispatch.directory_publish import publish, publish_person
 from shared.auth import WECOM_LOGIN_AUDIENCE, WECOM_SUBJECT_PREFIX, Actor, InvalidToken
-from shared.db import enqueue
-from shared.events import DirectoryPersonSaved, DirectoryRole, DutyShiftAdded, DutyShiftRemoved, new_event, utcnow
+from shared.events import DutyShiftAdded, DutyShiftRemoved, utcnow
 from shared.phones import encrypt_phone, mask_phone, phone_hash
 from shared.problems import Problem
 from shared.web import Connection, CurrentActor, public
@@ -108,42 +108,6 @@ def _mobile(request: Request, mobile: str | None) -> tuple[bytes, bytes, str] | 
     )
 
 
-# Notify @-mentions the person on duty and sends them cards, so it needs the directory too. Services
-# never read each other's tables: every change is published, in the change's own transaction (the
-# outbox), on the private gridlink.directory topic — WeCom ids, roles and shifts, never a mobile.
-async def _publish(request: Request, conn, payload, *, key: str, jurisdiction_code: str) -> None:
-    settings = request.app.state.settings
-    await enqueue(
-        conn,
-        settings,
-        new_event(payload, producer=settings.service_name, jurisdiction_code=jurisdiction_code, key=key),
-    )
-
-
-async def _publish_person(request: Request, conn, person_id: str) -> None:
-    row = await store.person(conn, person_id)
-    if row is None:
-        return
-    roles = (await store.roles_of(conn, [person_id]))[person_id]
-    await _publish(
-        request,
-        conn,
-        DirectoryPersonSaved(
-            person_id=person_id,
-            name=row["name"],
-            wecom_user_id=row["wecom_user_id"],
-            active=row["active"],
-            roles=[DirectoryRole(**r) for r in roles],
-            saved_at=utcnow(),
-        ),
-        key=f"person:{person_id}",
-        # the widest division the person works in (the instance's own for someone with no role left)
-        jurisdiction_code=min(
-            (r["jurisdiction_code"] for r in roles), key=len, default=request.app.state.settings.jurisdiction_code
-        ),
-    )
-
-
 async def _out(conn, rows) -> list[PersonOut]:
     roles = await store.roles_of(conn, [r["person_id"] for r in rows])
     return [PersonOut(**dict(r), roles=[PersonRole(**x) for x in roles[r["person_id"]]]) for r in rows]
@@ -183,7 +147,7 @@ async def _save(request: Request, conn, actor: Actor, person_id: str, person: Pe
     )
     detail = person.model_dump(exclude={"mobile"}) | {"mobile": mask_phone(person.mobile) if person.mobile else None}
     await store.audit(conn, actor=actor.label, action=action, subject=person_id, detail=detail)
-    await _publish_person(request, conn, person_id)
+    await publish_person(conn, request.app.state.settings, person_id)
 
 
 @router.put("/people/{person_id}", response_model=PersonOut)
@@ -225,7 +189,7 @@ async def deactivate_person(person_id: str, request: Request, conn: Connection, 
         await _visible_person(conn, actor, person_id)
         await store.deactivate(conn, person_id)
         await store.audit(conn, actor=actor.label, action="person.deactivated", subject=person_id, detail={})
-        await _publish_person(request, conn, person_id)
+        await publish_person(conn, request.app.state.settings, person_id)
     return await _visible_person(conn, actor, person_id)
 
 
@@ -297,9 +261,9 @@ async def add_shift(shift: ShiftIn, request: Request, conn: Connection, actor: C
         await store.audit(
             conn, actor=actor.label, action="shift.added", subject=str(shift_id), detail=shift.model_dump()
         )
-        await _publish(
-            request,
+        await publish(
             conn,
+            request.app.state.settings,
             DutyShiftAdded(shift_id=shift_id, **shift.model_dump()),
             key=f"shift:{shift_id}",
             jurisdiction_code=shift.jurisdiction_code,
@@ -377,9 +341,9 @@ async def remove_shift(shift_id: UUID, request: Request, conn: Connection, actor
         _admin(actor, row["jurisdiction_code"])
         await store.delete_shift(conn, shift_id)
         await store.audit(conn, actor=actor.label, action="shift.removed", subject=str(shift_id), detail=dict(row))
-        await _publish(
-            request,
+        await publish(
             conn,
+            request.app.state.settings,
             DutyShiftRemoved(
                 shift_id=shift_id,
                 department_code=row["department_code"],

@@ -552,10 +552,15 @@ def staff_actor(*, person: dict | None, roles: list[dict], case: CaseState) -> A
     )
 
 
-def answers_unknown_numbers(jurisdiction_code: str, centres: list[str]) -> bool:
-    """Whether a centre refuses case numbers it does not hold: only a county centre that is the
-    only centre, since with town or village centres it cannot know that none of them holds it."""
-    return len(jurisdiction_code) == 6 and set(centres) <= {jurisdiction_code}
+def answers_unknown_numbers(jurisdiction_code: str, centres: list[str], *, owner_code: str | None = None) -> bool:
+    """Whether this centre answers a case number it does not hold. Only the county centre does: it
+    reads every report, so it knows which centre took each number (`owner_code`, None when no
+    report ever had it). Alone, it answers every such number; beside town or village centres, only
+    those no centre was given (or it was, and holds no case under it): a number another centre took
+    is that centre's to answer."""
+    if len(jurisdiction_code) != 6:
+        return False
+    return set(centres) <= {jurisdiction_code} or owner_code in (None, jurisdiction_code)
 
 
 def staff_arguments(action: str, text: str | None) -> dict[str, Any]:

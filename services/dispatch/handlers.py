@@ -36,6 +36,8 @@ def make_handlers(*, settings: DispatchSettings, taxonomy: Taxonomy, policy: Sla
             jurisdiction_code=report.place.division_code,
             category=report.category,
         )
+        if report.case_no and len(settings.jurisdiction_code) == 6:  # the county centre: see answers_unknown_numbers
+            await store.note_case_number(conn, case_no=report.case_no, owner_code=decision.jurisdiction_code)
         if decision.jurisdiction_code != settings.jurisdiction_code:
             return  # another centre's case
         await cases.open_case(

@@ -304,6 +304,19 @@ async def list_supervised_notices(conn: asyncpg.Connection, *, jurisdiction_pref
     )
 
 
+async def note_case_number(conn: asyncpg.Connection, *, case_no: str, owner_code: str) -> None:
+    """The county centre's record of a number intake gave out and the centre that took its report."""
+    await conn.execute(
+        "INSERT INTO case_numbers_given (case_no, owner_code) VALUES ($1, $2) ON CONFLICT (case_no) DO NOTHING",
+        case_no,
+        owner_code,
+    )
+
+
+async def case_number_owner(conn: asyncpg.Connection, *, case_no: str) -> str | None:
+    return await conn.fetchval("SELECT owner_code FROM case_numbers_given WHERE case_no = $1", case_no)
+
+
 async def find_case_by_no(conn: asyncpg.Connection, *, case_no: str, for_update: bool = False) -> asyncpg.Record | None:
     """The case this centre holds under a human case number (not a copy it escalated away)."""
     lock = " FOR UPDATE" if for_update else ""

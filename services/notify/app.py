@@ -18,7 +18,7 @@ from services.notify.api import router as staff_router
 from services.notify.callbacks import callback_configs
 from services.notify.callbacks import router as callback_router
 from services.notify.channels import Senders
-from services.notify.delivery import make_delivery_loop, make_duty_loop
+from services.notify.delivery import make_delivery_loop
 from services.notify.domain import (
     DepartmentContact,
     DepartmentHead,
@@ -127,7 +127,6 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
                 ),
                 loops={
                     "delivery": make_delivery_loop(lambda s: make_senders(s, http)),
-                    "duty": make_duty_loop(),
                     "retention": privacy.retention_loop,
                 },
             ) as runtime,

@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from uuid import UUID, uuid4, uuid5
+from uuid import UUID, uuid4
 
 import asyncpg
 
@@ -20,11 +20,9 @@ from services.notify import metrics, store
 from services.notify.channels import DeliveryError, Senders, as_delivery_error
 from services.notify.domain import (
     CONFIRMED_LATER,
-    NOTIFICATION_NS,
     ROBOT_WINDOW_S,
     backoff_seconds,
     digest_message,
-    notification_id,
     plan_robot_sends,
 )
 from services.notify.messages import TEXT_MAX_BYTES
@@ -260,44 +258,6 @@ def _event(settings: NotifySettings, row, payload) -> Event:
         jurisdiction_code=row["jurisdiction_code"] or settings.jurisdiction_code,
         key=str(payload.case_id or payload.notification_id),
     )
-
-
-async def fire_backup_mentions_once(*, settings: NotifySettings, pool: asyncpg.Pool, limit: int = 500) -> int:
-    """Queue the backup mention of every 派单 whose half acknowledgement time passed unclaimed, in
-    the transaction that marks it fired (so a crash between the two neither loses nor doubles it)."""
-    async with pool.acquire() as conn, conn.transaction():
-        due = await store.claim_due_escalations(conn, now=utcnow(), limit=limit)
-        for row in due:
-            round_ = f"{row['case_id']}|{row['department_code']}|{row['dispatch_seq']}"
-            source = uuid5(NOTIFICATION_NS, f"duty-backup|{round_}")
-            await store.insert_notification(
-                conn,
-                notification_id=notification_id(
-                    source_id=source, template="duty.backup", channel="wecom_robot", target=row["robot_key"]
-                ),
-                source_event_id=source,
-                case_id=row["case_id"],
-                jurisdiction_code=row["jurisdiction_code"],
-                channel="wecom_robot",
-                target=row["robot_key"],
-                template="duty.backup",
-                body=row["body"],
-            )
-    return len(due)
-
-
-def make_duty_loop():
-    """A background loop firing due backup mentions until the service stops."""
-
-    async def duty_loop(runtime) -> None:
-        await repeat_until_stopped(
-            runtime.stopping,
-            runtime.settings.notify_duty_tick_s,
-            lambda: fire_backup_mentions_once(settings=runtime.settings, pool=runtime.pool),
-            what="backup mentions",
-        )
-
-    return duty_loop
 
 
 QUEUE_MEASURE_INTERVAL_S = 5.0

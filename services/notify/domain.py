@@ -460,32 +460,6 @@ def dispatched_messages(
     return out
 
 
-def backup_due_at(policy: SlaPolicy, case: CaseDispatched) -> datetime | None:
-    """When the backup is @-mentioned if nobody has acknowledged: half the acknowledgement time
-    after 派单, where that time runs on the wall clock (minutes, or a round-the-clock department).
-    Working-time stages need the official calendar, which sla alone keeps; for them the backup is
-    @-mentioned with sla's first 催办 of the stage instead (see `warning_messages`)."""
-    duration = policy.duration(priority=case.priority, level=case.level or "county", stage="acknowledge")
-    minutes = {"minutes": 1.0, "working_hours": 60.0, "working_days": 24 * 60.0}[duration.unit]
-    if duration.unit != "minutes" and not policy.round_the_clock(case.department_code):
-        return None
-    return case.dispatched_at + timedelta(minutes=float(duration.amount) * minutes / 2)
-
-
-def backup_message(
-    case: CaseDispatched, *, duty: OnDuty, ack_time: str, url: str | None, co_handling: bool = False
-) -> dict:
-    """Half the acknowledgement time has passed and nobody claimed the 派单: the department's group
-    is told so, @-mentioning the backup and the person on duty."""
-    content = (
-        f"【催接单】案件 {_case_ref(case)}（{case.category_name}）派单已过半时限，仍未接单。\n"
-        f"值班：{duty.name}；备班：{duty.backup_name or '—'}，请协助接单"
-        + ("并配合主办单位处置。" if co_handling else f"（时限{ack_time}）。")
-        + (f"\n处置页面：{url}" if url else "")
-    )
-    return text_message(content, mentioned_users=[u for u in (duty.backup_user_id, duty.user_id) if u])
-
-
 @dataclass(frozen=True)
 class GridWorker:
     user_id: str  # WeCom user id
@@ -526,16 +500,20 @@ def grid_worker_messages(
 def warning_messages(
     payload, *, directory: Directory, now: datetime, duty: OnDuty | None = None, console_url: str = ""
 ) -> list[Outgoing]:
-    """催办: a deadline is near; the department's group is reminded, its handlers, the person on
-    duty and (past half of the time by then) their backup @-mentioned."""
+    """催办: a deadline is near; the department's group is reminded, the person on duty and their
+    backup @-mentioned (for 接单 this comes at half its time: nobody has claimed the 派单)."""
     contact = _department(directory, payload.department_code)
     stage = field_of(payload, "stage")
     due_at = _as_datetime(field_of(payload, "due_at"))
     reminder = field_of(payload, "reminder", 1)
     priority = field_of(payload, "priority")
+    # 接单 is reminded first at half its time (the policy's stage_warning_ratio): the 派单 is still
+    # unclaimed, so the backup on duty is asked to help claim it.
+    title = "【催接单】" if stage == "acknowledge" else "【催办】"
     lines = [
-        f"【催办】{'第' + str(reminder) + '次 ' if reminder > 1 else ''}"
+        f"{title}{'第' + str(reminder) + '次 ' if reminder > 1 else ''}"
         f"{PRIORITY_LABEL.get(priority, '') + ' ' if priority else ''}案件 {_case_ref(payload)}"
+        + ("，派单后仍未接单" if stage == "acknowledge" else "")
     ]
     if stage:
         lines.append(f"环节：{STAGE_LABEL.get(stage, stage)}")
@@ -544,7 +522,10 @@ def warning_messages(
         lines.append(f"时限：{_china_time(due_at)}（还剩{minutes}分钟）")
     if duty is not None:
         lines.append(f"值班：{duty.name}" + (f"；备班：{duty.backup_name}" if duty.backup_name else ""))
-    lines.append("请尽快处理，逾期将转督办。")
+    if stage != "acknowledge":
+        lines.append("请尽快处理，逾期将转督办。")
+    else:
+        lines.append(f"请{'值班、备班人员协助' if duty else '尽快'}接单，逾期将转督办。")
     if url := work_page_url(console_url, field_of(payload, "case_no")):
         lines.append(f"处置页面：{url}")
     mentioned = [u for u in (duty.user_id, duty.backup_user_id) if u] if duty else []

@@ -18,10 +18,7 @@ from services.notify.domain import (
     ReporterContact,
     ReporterTemplates,
     accepted_messages,
-    acknowledge_time,
     acknowledged_messages,
-    backup_due_at,
-    backup_message,
     breached_messages,
     comparison_messages,
     dispatched_messages,
@@ -35,10 +32,8 @@ from services.notify.domain import (
     staff_answer_messages,
     verification_messages,
     warning_messages,
-    work_page_url,
 )
 from services.notify.settings import NotifySettings
-from shared.case_actions import CASE_TRANSITION_TYPES
 from shared.events import (
     CaseDispatched,
     CaseTransitioned,
@@ -59,9 +54,6 @@ from shared.events import (
     utcnow,
 )
 from shared.sla_policy import SlaPolicy
-
-# A case in these states still waits for some department's 接单 (a co-handler's, after the lead's).
-AWAITING_ACKNOWLEDGEMENT = ("dispatched", "acknowledged", "in_progress")
 
 
 async def numbered(conn: asyncpg.Connection, payload):
@@ -157,9 +149,6 @@ def make_handlers(
     async def on_case_dispatched(conn: asyncpg.Connection, event: Event) -> None:
         case = await numbered(conn, event.payload_as(CaseDispatched))
         await store.save_case_no(conn, case_id=case.case_id, case_no=case.case_no)
-        if case.action != "dispatch":
-            # A new 派单 round (转派, 重办, 上报): whoever owed the last one an acknowledgement no longer does.
-            await store.cancel_escalations(conn, case_id=case.case_id, at=event.occurred_at)
         codes = [case.department_code, *(c for c in case.co_department_codes if c != case.department_code)]
         duty = await store.on_duty(
             conn,
@@ -175,51 +164,18 @@ def make_handlers(
             ),
         )
         await queue(conn, event, grid_worker_messages(case, workers=workers, directory=directory))
-        due_at = backup_due_at(sla_policy, case)
-        ack_time = acknowledge_time(
-            sla_policy, priority=case.priority, level=case.level or "county", department_code=case.department_code
-        )
-        for code in codes:
-            person, contact = duty.get(code), directory.departments.get(code)
-            if due_at is None or person is None or not person.backup_user_id or contact is None:
-                continue
-            await store.arm_escalation(
-                conn,
-                case_id=case.case_id,
-                department_code=code,
-                dispatch_seq=case.seq,
-                due_at=due_at,
-                robot_key=contact.robot_key,
-                backup_user_id=person.backup_user_id,
-                body=backup_message(
-                    case,
-                    duty=person,
-                    ack_time=ack_time,
-                    url=work_page_url(console_url, case.case_no),
-                    co_handling=code != case.department_code,
-                ),
-                jurisdiction_code=event.jurisdiction_code,
-            )
-
-    async def on_case_step(conn: asyncpg.Connection, event: Event) -> None:
-        """Any other step: a case that no longer waits for 接单 needs no backup mentioned."""
-        step = event.payload_as(CaseTransitioned)
-        if step.status not in AWAITING_ACKNOWLEDGEMENT:
-            await store.cancel_escalations(conn, case_id=step.case_id, at=event.occurred_at)
 
     # Reporters hear of their case's progress and result — every one of them: the first, those whose
     # reports were attached to it and those of cases merged into it (一事多报).
     async def on_case_acknowledged(conn: asyncpg.Connection, event: Event) -> None:
         step = await numbered(conn, event.payload_as(CaseTransitioned))
         department = step.detail.get("department_code") or step.department_code
-        await store.cancel_escalations(conn, case_id=step.case_id, department_code=department, at=event.occurred_at)
         if department != step.department_code:
             return  # a co-handler's 接单: the reporters hear of the lead's
         for reporter in await store.get_reporters(conn, case_id=step.case_id, group_robots=group_robots):
             await queue(conn, event, acknowledged_messages(step, reporter=reporter, templates=templates))
 
     async def on_case_resolved(conn: asyncpg.Connection, event: Event) -> None:
-        await on_case_step(conn, event)
         step = await numbered(conn, event.payload_as(CaseTransitioned))
         evidence = await store.evidence_counts(conn, case_id=step.case_id)
         await queue(conn, event, resolved_messages(step, directory=directory, evidence=evidence))
@@ -235,7 +191,6 @@ def make_handlers(
         into = field_of(step, "into_case_id")
         if into is None:
             return
-        await on_case_step(conn, event)
         await store.save_merged(conn, case_id=step.case_id, into_case_id=UUID(str(into)), at=step.at)
         for reporter in await store.get_reporters(conn, case_id=step.case_id, group_robots=group_robots):
             await queue(conn, event, merged_messages(step, reporter=reporter, templates=templates))
@@ -320,7 +275,6 @@ def make_handlers(
         await store.remove_duty_shift(conn, shift_id=event.payload_as(DutyShiftRemoved).shift_id)
 
     return {
-        **{event_type: on_case_step for event_type in CASE_TRANSITION_TYPES},
         "staff.command_answered": on_staff_command_answered,
         "directory.person_saved": on_person_saved,
         "duty.shift_added": on_shift_added,

@@ -56,8 +56,6 @@ class NotifySettings(
     # Where phones reach the console (its public base URL): 派单 messages and cards link each case's
     # mobile work page, <it>/m/cases/<case number>. Empty: no link.
     notify_console_public_url: str = ""
-    # How often due backup mentions (no 接单 within half the acknowledgement time) are looked for.
-    notify_duty_tick_s: float = 1.0
     notify_groups_path: Path = PROJECT_ROOT / "shared" / "data" / "groups.csv"
     # Inbound callbacks older than this (or whose nonce was seen within it) are refused as replays.
     notify_callback_max_age_s: int = 300

@@ -437,43 +437,6 @@ async def on_duty(
     }
 
 
-async def arm_escalation(conn: asyncpg.Connection, **escalation) -> None:
-    """A backup mention due later unless the department acknowledges first (once per 派单 round)."""
-    columns = ", ".join(escalation)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(escalation) + 1))
-    await conn.execute(
-        f"INSERT INTO duty_escalations ({columns}) VALUES ({placeholders}) ON CONFLICT DO NOTHING",
-        *escalation.values(),
-    )
-
-
-async def cancel_escalations(
-    conn: asyncpg.Connection, *, case_id: UUID, department_code: str | None = None, at: datetime
-) -> None:
-    """The department (or, without one, everyone) no longer owes this case an acknowledgement."""
-    await conn.execute(
-        "UPDATE duty_escalations SET cancelled_at = $3 WHERE case_id = $1 "
-        "AND ($2::text IS NULL OR department_code = $2) AND fired_at IS NULL AND cancelled_at IS NULL",
-        case_id,
-        department_code,
-        at,
-    )
-
-
-async def claim_due_escalations(conn: asyncpg.Connection, *, now: datetime, limit: int) -> list[asyncpg.Record]:
-    """Fire due backup mentions (locked, so two notify replicas never fire one twice)."""
-    return await conn.fetch(
-        "UPDATE duty_escalations e SET fired_at = $1 FROM ("
-        "  SELECT case_id, department_code, dispatch_seq FROM duty_escalations "
-        "  WHERE due_at <= $1 AND fired_at IS NULL AND cancelled_at IS NULL "
-        "  ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED) due "
-        "WHERE (e.case_id, e.department_code, e.dispatch_seq) = (due.case_id, due.department_code, due.dispatch_seq) "
-        "RETURNING e.*",
-        now,
-        limit,
-    )
-
-
 async def save_verified_cases(conn: asyncpg.Connection, *, case_ids: list[UUID], verified_at: datetime) -> None:
     """Cases whose reporter proved their phone; kept apart from `reporters` because the two events
     travel on different partitions and either may come first."""

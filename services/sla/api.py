@@ -72,6 +72,9 @@ DurationSpec = dict[str, int | float]
 class PolicyView(BaseModel):
     version: str
     warning_ratio: float = Field(description="催办 when this share of a stage's time is used")
+    stage_warning_ratio: dict[str, float] = Field(
+        {}, description="stage → its own share (接单 at half, when the backup on duty is @-mentioned)"
+    )
     stages: dict[str, dict[str, DurationSpec]] = Field(description="priority → stage → time")
     levels: dict[str, dict[str, dict[str, DurationSpec]]] = Field(description="level → priority → stage → time")
     reminder_every_minutes: dict[str, float] = Field(description="priority → minutes between repeated 催办")
@@ -125,6 +128,7 @@ async def policy(request: Request, actor: CurrentActor):
     return {
         "version": p.version,
         "warning_ratio": p.warning_ratio,
+        "stage_warning_ratio": p.stage_warning_ratios,
         "stages": _written(p.stages),
         "levels": {level: _written(stages) for level, stages in p.levels.items()},
         "reminder_every_minutes": p.reminder_every_minutes,

@@ -1,7 +1,7 @@
 """Pure SLA rules: deadlines from the shared policy (shared.sla_policy), and what a timer does next.
 
 A timer is one stage (acknowledge, joint_plan, resolve) of one case for one department. It warns
-(催办, `sla.warning`) at `warning_ratio` of its time and again every reminder interval, breaches
+(催办, `sla.warning`) at its stage's warning ratio of its time and again every reminder interval, breaches
 (督办, `sla.breached`) at its deadline, and can be paused (extension pending) and resumed.
 """
 
@@ -51,7 +51,7 @@ class Policy:
             clock = f"working:{department_code}" if department_code in self.working else "working"
             day = self.day_minutes.get(department_code, self.day_minutes[None])
             minutes = amount * (60 if unit == "working_hours" else day)
-        return self.schedule(clock=clock, minutes=minutes, start=start, elapsed=0.0)
+        return self.schedule(clock=clock, minutes=minutes, start=start, elapsed=0.0, stage=stage)
 
     def clock(self, name: str):
         """`wall`, `working` (default hours) or `working:<department>` (its own hours)."""
@@ -60,11 +60,11 @@ class Policy:
         _, _, department = name.partition(":")
         return self.working.get(department or None, self.working[None])
 
-    def schedule(self, *, clock: str, minutes: float, start: datetime, elapsed: float) -> Deadline:
+    def schedule(self, *, clock: str, minutes: float, start: datetime, elapsed: float, stage: str) -> Deadline:
         """Deadline and warning of a stage of `minutes` of which `elapsed` are used, from `start`."""
         c = self.clock(clock)
         due = c.add(start, max(minutes - elapsed, 0))
-        warn = c.add(start, max(minutes * self.document.warning_ratio - elapsed, 0))
+        warn = c.add(start, max(minutes * self.document.warning_ratio_of(stage) - elapsed, 0))
         return Deadline(clock, minutes, due, warn)
 
     def reminder_every(self, priority: str) -> timedelta:

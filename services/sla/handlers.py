@@ -101,7 +101,11 @@ def make_handlers(*, settings: SlaSettings, policy: Policy):
     async def resume(conn, timer: asyncpg.Record, *, now: datetime, extra: float = 0.0) -> None:
         """Go on from `now` with the time the timer had left (and `extra` minutes more)."""
         deadline = policy.schedule(
-            clock=timer["clock"], minutes=timer["minutes"] + extra, start=now, elapsed=timer["elapsed_minutes"]
+            clock=timer["clock"],
+            minutes=timer["minutes"] + extra,
+            start=now,
+            elapsed=timer["elapsed_minutes"],
+            stage=timer["stage"],
         )
         await store.resume_timer(
             conn,

@@ -430,6 +430,58 @@ async def test_demo_county_seed_and_recurring_problem_flagged(make_settings, cou
         assert county["code"] == COUNTY and county["grids"] == []
 
 
+async def test_with_several_centres_one_of_them_answers_each_staff_command(make_settings, level_databases):
+    """A WeCom command naming a number no centre holds is answered once, by the county centre (it
+    reads every report); one naming a town's case is answered once, by the town."""
+    from shared.events import StaffCommand
+    from shared.topics import STAFF_ANSWERS, STAFF_COMMANDS
+
+    centres = [COUNTY, TOWN]
+    county = dispatch_app(make_settings("dispatch", dispatch_centres=centres, database_url=level_databases["county"]))
+    town = dispatch_app(
+        make_settings(
+            "dispatch",
+            jurisdiction_code=TOWN,
+            jurisdiction_level="town",
+            dispatch_centres=centres,
+            database_url=level_databases["town"],
+        )
+    )
+    settings = make_settings("dispatch")
+    await ensure_topics(settings)
+    town_case = report("street_vendor", case_no=f"20261202-{uuid.uuid4().int % 10**6:06d}")  # the town's
+    await publish(settings, REPORTS.name, town_case.to_bytes())
+
+    def command(case_no: str):
+        payload = StaffCommand(
+            command_id=uuid.uuid4(),
+            source="bot",
+            wecom_user_id="nobody",
+            case_no=case_no,
+            action="query",
+            sent_at=utcnow(),
+        )
+        return new_event(payload, producer="notify", jurisdiction_code=COUNTY, key=case_no)
+
+    unknown, towns = command("20261202-999999"), command(town_case.payload.case_no)
+    async with running(county), running(town) as town_client:
+        token = bearer(settings, "dispatcher", jurisdiction_code=TOWN)
+        await eventually(lambda: case_of(town_client, token, town_case.payload.case_id))
+        await publish(settings, STAFF_COMMANDS.name, unknown.to_bytes(), towns.to_bytes())
+        await read_topic(settings, STAFF_ANSWERS.name, until=lambda ms: len(ms) >= 2)
+        await asyncio.sleep(1.0)  # a second answer to either would have come by now
+        answers = await read_topic(settings, STAFF_ANSWERS.name, until=lambda ms: len(ms) >= 2)
+    by_command = {}
+    for answer in answers:
+        by_command.setdefault(answer["payload"]["command_id"], []).append(answer)
+    [to_unknown] = by_command[str(unknown.payload.command_id)]
+    assert to_unknown["jurisdiction_code"] == COUNTY and to_unknown["payload"]["outcome"] == "refused"
+    assert "没有找到案件 20261202-999999" in to_unknown["payload"]["text"]
+    [to_towns] = by_command[str(towns.payload.command_id)]
+    assert to_towns["payload"]["case_id"] == str(town_case.payload.case_id)  # the town holds it (refusing a stranger)
+    assert "没有找到" not in to_towns["payload"]["text"]
+
+
 async def test_missed_deadline_flags_the_case_and_reaches_the_upper_level(make_settings, level_databases):
     from shared.events import SlaBreached
     from shared.topics import SLA

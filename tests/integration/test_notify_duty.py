@@ -1,17 +1,19 @@
 """Duty (值班) on the real stack: dispatch publishes its directory and rosters on gridlink.directory;
 notify, reading them, @-mentions the person on duty in the group's 派单 with the work page's link,
-sends them the 接单/退回 card through the fake WeCom, and @-mentions the backup when half the
-acknowledgement time passes unclaimed (not when claimed); a resident who reported in a group hears
+sends them the 接单/退回 card through the fake WeCom, and (with sla's 接单 reminder at half its time)
+@-mentions the backup when nobody claims (not when claimed); a resident who reported in a group hears
 受理 there with the case number."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import uuid4
 
 import asyncpg
 import httpx
 
 from services.dispatch.app import create_app as create_dispatch
+from services.dispatch.directory_publish import republish
 from services.notify.app import create_app as create_notify
+from services.sla.app import create_app as create_sla
 from shared.events import (
     CaseFacts,
     CaseTransitioned,
@@ -23,7 +25,7 @@ from shared.events import (
     utcnow,
 )
 from shared.settings import PROJECT_ROOT
-from shared.topics import CASES, DIRECTORY, REPORTER_CONTACTS, ensure_topics
+from shared.topics import CASES, DIRECTORY, REPORTER_CONTACTS, SLA, ensure_topics
 from tests.support import bearer, case_dispatched, eventually, publish, read_topic, running
 
 CONSOLE = "https://gw.example.gov.cn"
@@ -99,7 +101,7 @@ def acknowledged_event(dispatched, *, actor: str):
 
 
 def short_ack_policy(tmp_path) -> object:
-    """The shipped policy with urgent cases acknowledged within 3 seconds (the backup at 1.5 s)."""
+    """The shipped policy with urgent cases acknowledged within 3 seconds (reminded at 1.5 s)."""
     text = (PROJECT_ROOT / "shared" / "data" / "sla_policies.yaml").read_text(encoding="utf-8")
     assert "acknowledge: {minutes: 10}" in text
     path = tmp_path / "sla.yaml"
@@ -158,6 +160,42 @@ async def test_dispatch_publishes_the_directory_and_rosters_without_mobiles(make
     assert "13812345678" not in str(events) and "5678" not in str(events)  # never a mobile, not even masked
 
 
+async def test_the_whole_directory_can_be_published_again(make_settings):
+    """After an upgrade (people and shifts saved before the topic existed) or a rebuilt notify:
+    every person and every shift not yet over goes out again, as it is now, never with a mobile."""
+    settings = make_settings("dispatch")
+    await ensure_topics(settings)
+    admin = bearer(settings, "admin")
+    async with running(create_dispatch(settings)) as client:
+        role = {"role": "handler", "jurisdiction_code": "330727", "department_code": "zhujian"}
+        for person_id in ("sub-again-1", "sub-again-2"):
+            body = {"name": "值班员", "wecom_user_id": person_id, "mobile": "13812345678", "roles": [role]}
+            assert (await client.put(f"/api/v1/directory/people/{person_id}", headers=admin, json=body)).is_success
+        now = utcnow()
+        shifts = [(now - timedelta(days=2), now - timedelta(days=1)), (now, now + timedelta(hours=8))]
+        for starts_at, ends_at in shifts:
+            shift = {
+                "department_code": "zhujian",
+                "jurisdiction_code": "330727",
+                "starts_at": starts_at.isoformat(),
+                "ends_at": ends_at.isoformat(),
+                "on_duty": "sub-again-1",
+            }
+            assert (await client.post("/api/v1/directory/rosters/shifts", headers=admin, json=shift)).is_success
+        assert (await client.delete("/api/v1/directory/people/sub-again-2", headers=admin)).is_success
+        before = await read_topic(settings, DIRECTORY.name, until=lambda ms: len(ms) >= 5)
+        assert await republish(settings) == (2, 1)  # both people (one deactivated), the shift not yet over
+        events = await read_topic(settings, DIRECTORY.name, until=lambda ms: len(ms) >= 8)
+    seen = {e["event_id"] for e in before}
+    again = [e for e in events if e["event_id"] not in seen]  # partitions interleave: not the list's tail
+    assert sorted(e["type"] for e in again) == ["directory.person_saved", "directory.person_saved", "duty.shift_added"]
+    people = {e["payload"]["person_id"]: e["payload"] for e in again if e["type"] == "directory.person_saved"}
+    assert people["sub-again-1"]["active"] and not people["sub-again-2"]["active"]
+    [shift_again] = [e for e in again if e["type"] == "duty.shift_added"]
+    assert datetime.fromisoformat(shift_again["payload"]["ends_at"]) > now
+    assert "13812345678" not in str(again) and "5678" not in str(again)
+
+
 async def test_dispatch_mentions_the_person_on_duty_links_the_work_page_and_sends_the_card(make_settings, fake_wecom):
     settings = make_settings("notify", notify_console_public_url=CONSOLE)
     await ensure_topics(settings)
@@ -187,39 +225,41 @@ async def test_dispatch_mentions_the_person_on_duty_links_the_work_page_and_send
 
 
 async def test_the_backup_is_mentioned_at_half_the_time_when_nobody_claims(make_settings, fake_wecom, tmp_path):
-    settings = make_settings("notify", sla_policy_path=short_ack_policy(tmp_path), notify_duty_tick_s=0.1)
-    await ensure_topics(settings)
+    """sla times the 接单 stage (on its own clock) and reminds it at half its time; notify's 【催接单】
+    then @-mentions the backup beside the person on duty. A case claimed in time gets no reminder."""
+    policy = short_ack_policy(tmp_path)
+    notify_settings = make_settings("notify", sla_policy_path=policy)
+    sla_settings = make_settings("sla", sla_policy_path=policy)
+    await ensure_topics(notify_settings)
     on_duty, backup = f"duty-{uuid4().hex[:8]}", f"backup-{uuid4().hex[:8]}"
     unclaimed_no, claimed_no = (f"20261203-{uuid4().int % 10**6:06d}" for _ in range(2))
-    async with running(create_notify(settings)):
-        await publish(settings, DIRECTORY.name, *roster_events("zhujian", on_duty, backup))
-        await eventually(lambda: roster_known(settings, on_duty))
+    async with running(create_notify(notify_settings)), running(create_sla(sla_settings)):
+        await publish(notify_settings, DIRECTORY.name, *roster_events("zhujian", on_duty, backup))
+        await eventually(lambda: roster_known(notify_settings, on_duty))
         unclaimed = case_dispatched("zhujian", case_no=unclaimed_no, seq=1)
         claimed = case_dispatched("zhujian", case_no=claimed_no, seq=1)
         acknowledged = acknowledged_event(claimed, actor=f"sub-{on_duty}")
-        await publish(settings, CASES.name, unclaimed.to_bytes(), claimed.to_bytes(), acknowledged.to_bytes())
+        await publish(notify_settings, CASES.name, unclaimed.to_bytes(), claimed.to_bytes(), acknowledged.to_bytes())
 
         async def backup_told():
-            return robot_texts(fake_wecom, "demo-zhujian", f"【催接单】案件 {unclaimed_no}") or None
+            return robot_texts(fake_wecom, "demo-zhujian", f"案件 {unclaimed_no}，派单后仍未接单") or None
 
         [text] = await eventually(backup_told)
-        fired_at = utcnow()
-        assert text["mentioned_list"] == [backup, on_duty] and "备班：王芳" in text["content"]
-        # Half of the 3 seconds, counted from 派单 (the ticker looks every 0.1 s).
-        assert fired_at - unclaimed.payload.dispatched_at >= timedelta(seconds=1.5)
-        conn = await asyncpg.connect(settings.database_url)
-        try:
-            rows = {
-                r["case_id"]: r
-                for r in await conn.fetch("SELECT case_id, fired_at, cancelled_at FROM notify.duty_escalations")
-            }
-        finally:
-            await conn.close()
-    assert rows[unclaimed.payload.case_id]["fired_at"] is not None
+        told_at = utcnow()
+        warnings = await read_topic(
+            sla_settings, SLA.name, until=lambda ms: any(m["type"] == "sla.warning" for m in ms)
+        )
+    assert text["mentioned_list"] == [on_duty, backup] and "备班：王芳" in text["content"]
+    # Half of the 3 seconds, counted from 派单 on the stage's clock.
+    [warning] = [w for w in warnings if w["type"] == "sla.warning" and w["payload"]["stage"] == "acknowledge"]
+    assert warning["payload"]["case_no"] == unclaimed_no
+    fired_at = datetime.fromisoformat(warning["payload"]["fired_at"])
     assert (
-        rows[claimed.payload.case_id]["cancelled_at"] is not None and rows[claimed.payload.case_id]["fired_at"] is None
+        timedelta(seconds=1.5) <= fired_at - unclaimed.payload.dispatched_at < told_at - unclaimed.payload.dispatched_at
     )
-    assert not robot_texts(fake_wecom, "demo-zhujian", f"【催接单】案件 {claimed_no}")  # claimed in time: no backup
+    assert not robot_texts(
+        fake_wecom, "demo-zhujian", f"案件 {claimed_no}，派单后仍未接单"
+    )  # claimed in time: no backup
 
 
 async def test_a_resident_who_reported_in_the_group_hears_back_there_with_the_case_number(make_settings, fake_wecom):

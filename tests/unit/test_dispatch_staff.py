@@ -128,7 +128,10 @@ def test_query_says_state_department_and_deadline():
     assert "状态：待接单（已逾期）" in text and "承办部门：环境卫生管理处" in text and words in text
 
 
-def test_only_a_lone_county_centre_refuses_numbers_it_does_not_hold():
+def test_the_county_centre_refuses_numbers_no_centre_holds():
     assert answers_unknown_numbers("330727", []) and answers_unknown_numbers("330727", ["330727"])
-    assert not answers_unknown_numbers("330727", ["330727", "330727001"])  # a town centre may hold it
-    assert not answers_unknown_numbers("330727001", ["330727", "330727001"])
+    both = ["330727", "330727001"]
+    assert answers_unknown_numbers("330727", both)  # no report ever had the number
+    assert not answers_unknown_numbers("330727", both, owner_code="330727001")  # the town centre's to answer
+    assert answers_unknown_numbers("330727", both, owner_code="330727")  # its own number, but no case under it
+    assert not answers_unknown_numbers("330727001", both)  # a town centre never answers for the others

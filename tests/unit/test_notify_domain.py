@@ -206,7 +206,13 @@ def test_warning_reminds_the_department_with_the_time_left():
     [out] = warning_messages(payload, directory=DIRECTORY, now=NOW + timedelta(minutes=7))
     content = out.body["text"]["content"]
     assert out.target == "robot-zj" and out.template == "sla.warning"
-    assert "【催办】" in content and "环节：接单" in content and "还剩3分钟" in content and "11-24 10:10" in content
+    assert (
+        content.startswith("【催接单】")
+        and "环节：接单" in content
+        and "还剩3分钟" in content
+        and "11-24 10:10" in content
+    )
+    assert "请尽快接单" in content  # no roster: nobody on duty to name
     assert out.body["text"]["mentioned_mobile_list"] == ["13900000301"]
 
 

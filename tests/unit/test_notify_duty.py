@@ -22,8 +22,6 @@ from services.notify.domain import (
     ReporterTemplates,
     accepted_messages,
     acknowledged_messages,
-    backup_due_at,
-    backup_message,
     comparison_messages,
     digest_message,
     dispatched_messages,
@@ -131,22 +129,6 @@ def test_without_a_roster_or_a_case_number_there_is_no_mention_and_no_card():
     assert work_page_url("https://x.cn", None) is None and work_page_url("", "1") is None
 
 
-def test_backup_is_due_at_half_the_acknowledgement_time_on_the_wall_clock():
-    assert backup_due_at(POLICY, case(priority="urgent")) == AT + timedelta(minutes=5)
-    # Working-time stages need the official calendar, which only sla keeps: sla's 催办 mentions the backup.
-    assert backup_due_at(POLICY, case(priority="normal")) is None
-    # A round-the-clock department's working hours are wall-clock hours: half of 2 hours.
-    assert backup_due_at(POLICY, case(priority="normal", department_code="water")) == AT + timedelta(hours=1)
-
-
-def test_backup_message_mentions_the_backup_and_the_person_on_duty():
-    body = backup_message(case(), duty=DUTY["zhujian"], ack_time="10分钟", url="https://gw/m/cases/20261202-000042")
-    assert body["text"]["mentioned_list"] == ["wang.fang", "li.qiang"]
-    content = body["text"]["content"]
-    assert "20261202-000042" in content and "备班：王芳" in content and "值班：李强" in content
-    assert "https://gw/m/cases/20261202-000042" in content
-
-
 def test_a_warning_mentions_the_person_on_duty_and_the_backup():
     warning = SlaWarning(
         case_id=uuid4(),
@@ -156,16 +138,20 @@ def test_a_warning_mentions_the_person_on_duty_and_the_backup():
         due_at=AT + timedelta(hours=2),
         reminder=1,
         case_no="20261202-000042",
-        fired_at=AT + timedelta(minutes=96),
+        fired_at=AT + timedelta(minutes=60),
     )
     [out] = warning_messages(
         warning, directory=DIRECTORY, now=warning.fired_at, duty=DUTY["zhujian"], console_url="https://gw"
     )
     assert out.body["text"]["mentioned_list"] == ["li.qiang", "wang.fang"]
-    assert (
-        "备班：王芳" in out.body["text"]["content"]
-        and "https://gw/m/cases/20261202-000042" in out.body["text"]["content"]
+    content = out.body["text"]["content"]
+    assert "备班：王芳" in content and "https://gw/m/cases/20261202-000042" in content
+    # The 接单 stage's first reminder (at half its time) asks the backup to help claim the 派单.
+    assert content.startswith("【催接单】案件 20261202-000042，派单后仍未接单") and "协助接单" in content
+    [resolve] = warning_messages(
+        warning.model_copy(update={"stage": "resolve"}), directory=DIRECTORY, now=warning.fired_at, duty=DUTY["zhujian"]
     )
+    assert resolve.body["text"]["content"].startswith("【催办】") and "协助接单" not in resolve.body["text"]["content"]
 
 
 def test_digests_mention_everyone_on_duty_once():

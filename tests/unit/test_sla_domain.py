@@ -47,7 +47,8 @@ def test_urgent_stages_run_on_the_wall_clock():
     ack = POLICY.deadline(
         start=start, priority="urgent", level="county", stage="acknowledge", department_code="zhujian"
     )
-    assert (ack.clock, ack.due_at, ack.warn_at) == ("wall", start + timedelta(minutes=10), start + timedelta(minutes=8))
+    # 接单 is reminded at half its time (the backup on duty is @-mentioned then), other stages at 80%.
+    assert (ack.clock, ack.due_at, ack.warn_at) == ("wall", start + timedelta(minutes=10), start + timedelta(minutes=5))
     plan = POLICY.deadline(
         start=start, priority="urgent", level="county", stage="joint_plan", department_code="zhujian"
     )
@@ -55,6 +56,21 @@ def test_urgent_stages_run_on_the_wall_clock():
         start=start, priority="urgent", level="county", stage="resolve", department_code="zhujian"
     )
     assert (plan.due_at - start, resolve.due_at - start) == (timedelta(minutes=30), timedelta(minutes=60))
+    assert resolve.warn_at - start == timedelta(minutes=48)
+
+
+def test_acknowledgement_on_working_time_is_reminded_at_half_its_working_time():
+    start = cst(2026, 11, 24, 17, 0)  # Tuesday, half an hour before the office closes
+    ack = POLICY.deadline(
+        start=start, priority="normal", level="county", stage="acknowledge", department_code="zhujian"
+    )
+    # 2 working hours: 30 minutes tonight, then from 08:30; half of it (the 备班's mention) is 09:00.
+    assert (ack.warn_at, ack.due_at) == (cst(2026, 11, 25, 9, 0), cst(2026, 11, 25, 10, 0))
+    # A timer resumed after a pause keeps its stage's share: 30 of 120 minutes used, 30 more to half.
+    resumed = POLICY.schedule(
+        clock=ack.clock, minutes=120, start=cst(2026, 11, 25, 14, 0), elapsed=30, stage="acknowledge"
+    )
+    assert (resumed.warn_at, resumed.due_at) == (cst(2026, 11, 25, 14, 30), cst(2026, 11, 25, 15, 30))
 
 
 def test_normal_stages_use_working_days_and_levels_and_round_the_clock_departments():

@@ -15,6 +15,7 @@ def test_the_shipped_policy_reads_into_types():
     policy = load_sla_policy(SlaSettings().sla_policy_path)
     assert policy.version == "demo-2026.1" and policy.timezone == "Asia/Shanghai"
     assert policy.warning_ratio == 0.8
+    assert policy.warning_ratio_of("acknowledge") == 0.5 and policy.warning_ratio_of("resolve") == 0.8
     assert policy.reminder_every_minutes == {"urgent": 3.0, "normal": 120.0}
     assert policy.stages["urgent"]["acknowledge"] == Duration("minutes", 10)
     assert policy.stages["normal"]["resolve"] == Duration("working_days", 3)
@@ -42,6 +43,9 @@ WITHOUT_VERSION = {k: v for k, v in DOCUMENT.items() if k != "version"}
         DOCUMENT | change
         for change in [
             {"warning_ratio": 1.5},
+            {"stage_warning_ratio": {"acknowledge": 0}},
+            {"stage_warning_ratio": {"acknowledge": "half"}},
+            {"stage_warning_ratio": {"lunch": 0.5}},
             {"stages": {"urgent": {"acknowledge": {"fortnights": 1}}}},
             {"stages": {"urgent": {"acknowledge": {"minutes": 10, "working_hours": 1}}}},
             {"stages": {"urgent": {"coffee": {"minutes": 10}}}},
