@@ -93,9 +93,9 @@ async def test_warn_breach_stop_pause_and_score(make_settings):
         await publish(settings, CASES.name, step(quiet_id, "case.cancelled", "cancel", T0 + timedelta(minutes=1), 2))
         await eventually(lambda: _all_stopped(client, quiet_id))
 
-        clock.now = T0 + timedelta(minutes=7, seconds=59)
+        clock.now = T0 + timedelta(minutes=4, seconds=59)
         await asyncio.sleep(0.3)
-        clock.now = T0 + timedelta(minutes=8)  # 80% of 10 minutes: 催办
+        clock.now = T0 + timedelta(minutes=5)  # half of 10 minutes: 接单 is reminded (the backup is @-mentioned)
         warnings = await read_topic(settings, SLA.name, until=lambda ms: len(ms) >= 1)
         assert [(w["type"], w["payload"]["stage"], w["payload"]["reminder"]) for w in warnings] == [
             ("sla.warning", "acknowledge", 1)
@@ -198,7 +198,8 @@ async def test_two_replicas_fire_each_timer_once(make_settings):
     pool = await create_pool(settings)
     try:
         await _start_timers(pool, policy, 300)
-        assert await fire_due_timers(settings=settings, pool=pool, policy=policy, now=T0 + timedelta(minutes=7)) == 0
+        # 接单 is first reminded at half its 10 minutes: nothing is due before 5.
+        assert await fire_due_timers(settings=settings, pool=pool, policy=policy, now=T0 + timedelta(minutes=4)) == 0
         for now in (T0 + timedelta(minutes=20), T0 + timedelta(minutes=21)):
             await asyncio.gather(
                 *(fire_due_timers(settings=settings, pool=pool, policy=policy, now=now, batch=25) for _ in range(2))
