@@ -6,6 +6,7 @@ import asyncio
 import io
 import os
 from pathlib import Path
+from uuid import uuid4
 
 import asyncpg
 import pytest
@@ -16,7 +17,7 @@ from devtools.local_servers import free_port
 from services.intake.app import create_app as intake_app
 from services.media.app import create_app as media_app
 from tests.browser import chromium, needs_chromium
-from tests.support import bearer, eventually, running
+from tests.support import bearer, eventually, running, serving
 
 HERE = (29.0829, 120.0546)
 SCREENSHOTS = Path(__file__).resolve().parents[2] / ".cache" / "run" / "screenshots"
@@ -87,3 +88,23 @@ async def test_a_resident_reports_from_the_h5_page(make_settings, browser, tmp_p
     finally:
         server.should_exit = True
         await serving
+
+
+async def test_a_broken_or_foreign_confirmation_link_says_what_to_do(make_settings):
+    """The 办结确认 page on a phone: a link that lost part of its address, and a link that is not
+    this report's, each say in Chinese what to do, and the buttons stay usable."""
+    with chromium(width=390, height=760) as phone:
+        async with serving(intake_app(make_settings("intake"))) as origin:
+            step = asyncio.to_thread
+            await step(phone.open, f"{origin}/h5/confirm?r=3f2a")  # cut short when copied
+            await step(phone.click, "#solved")
+
+            async def said() -> str | None:
+                return await step(phone.text, "#error") or None
+
+            assert await eventually(said) == "这个确认链接不完整，请从回访消息中重新打开链接。"
+            assert await step(phone.script, "return document.querySelector('#solved').disabled") is False
+            await step(phone.screenshot, SCREENSHOTS / "confirm-broken-link.png")
+            await step(phone.open, f"{origin}/h5/confirm?r={uuid4()}&t={'a' * 32}")
+            await step(phone.click, "#unsolved")
+            assert "请使用回访消息中发给您的链接" in await eventually(said)
