@@ -104,7 +104,7 @@ async def test_warning_and_breach_reach_the_department_and_the_supervisor(make_s
     [reminded] = [
         m
         for m in fake_messages(fake_wecom, "demo-zhujian")
-        if short in m["body"]["text"]["content"] and "【催办】" in m["body"]["text"]["content"]
+        if short in m["body"]["text"]["content"] and "【催接单】" in m["body"]["text"]["content"]  # 接单's 催办
     ]
     assert "还剩3分钟" in reminded["body"]["text"]["content"]
     [to_supervisor] = [m for m in fake_messages(fake_wecom, "demo-supervisor") if short in m["body"]["text"]["content"]]
