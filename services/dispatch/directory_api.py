@@ -23,9 +23,9 @@ from services.dispatch.directory import (
     serves_department,
     session_role,
 )
-from services.dispatch.directory_publish import publish, publish_person
+from services.dispatch.directory_publish import publish, publish_person, publish_shift
 from shared.auth import WECOM_LOGIN_AUDIENCE, WECOM_SUBJECT_PREFIX, Actor, InvalidToken
-from shared.events import DutyShiftAdded, DutyShiftRemoved, utcnow
+from shared.events import DutyShiftRemoved, utcnow
 from shared.phones import encrypt_phone, mask_phone, phone_hash
 from shared.problems import Problem
 from shared.web import Connection, CurrentActor, public
@@ -261,15 +261,9 @@ async def add_shift(shift: ShiftIn, request: Request, conn: Connection, actor: C
         await store.audit(
             conn, actor=actor.label, action="shift.added", subject=str(shift_id), detail=shift.model_dump()
         )
-        await publish(
-            conn,
-            request.app.state.settings,
-            DutyShiftAdded(shift_id=shift_id, **shift.model_dump()),
-            key=f"shift:{shift_id}",
-            jurisdiction_code=shift.jurisdiction_code,
-        )
-    row = await store.shift(conn, shift_id)
-    assert row is not None
+        row = await store.shift(conn, shift_id)
+        assert row is not None
+        await publish_shift(conn, request.app.state.settings, row)
     return ShiftOut(**dict(row))
 
 
