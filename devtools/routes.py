@@ -23,6 +23,7 @@ from services.intake.app import create_app as intake_app
 from services.intake.settings import IntakeSettings
 from services.media.app import create_app as media_app
 from services.media.settings import MediaSettings
+from services.notify import broadcasts as notify_broadcasts
 from services.notify import domain as notify_domain
 from services.notify.app import create_app as notify_app
 from services.notify.settings import NotifySettings
@@ -53,9 +54,12 @@ ROLE_RULES: dict[tuple[str, str, str], tuple[frozenset[str] | tuple[str, ...], s
         intake_api.AUDIT_ROLES,
         "reads by staff of their division and below; admins and the county see all",
     ),
-    ("notify", "POST", "/api/v1/broadcasts"): (notify_domain.BROADCASTERS, "resident groups in their division"),
-    ("notify", "GET", "/api/v1/broadcasts/{broadcast_id}"): (notify_domain.BROADCASTERS, "their division's"),
-    ("notify", "GET", "/api/v1/broadcasts/reach"): (notify_domain.BROADCASTERS, "resident groups in their division"),
+    ("notify", "POST", "/api/v1/broadcasts"): (notify_broadcasts.BROADCASTERS, "resident groups in their division"),
+    ("notify", "GET", "/api/v1/broadcasts/{broadcast_id}"): (notify_broadcasts.BROADCASTERS, "their division's"),
+    ("notify", "GET", "/api/v1/broadcasts/reach"): (
+        notify_broadcasts.BROADCASTERS,
+        "resident groups in their division",
+    ),
     ("notify", "GET", "/api/v1/cases/{case_id}/notifications"): (notify_domain.DELIVERY_READERS, ""),
     ("dispatch", "POST", "/api/v1/responsibility-list"): (("admin",), "of this centre's division or above"),
     ("dispatch", "GET", "/api/v1/supervision"): (("dispatcher", "supervisor", "admin"), "breaches below their level"),

@@ -1,5 +1,6 @@
 """Notify's staff routes: delivery status per case, and broadcasts (政策宣传进社区). The platforms'
-callbacks are in callbacks.py. Who may do what is decided in domain.py and written on each route."""
+callbacks are in callbacks.py. Who may do what is decided in broadcasts.py (broadcasts) and domain.py
+(a case's deliveries) and written on each route."""
 
 from datetime import datetime
 from typing import Literal
@@ -9,15 +10,8 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from services.notify import metrics, store
-from services.notify.domain import (
-    NOTIFICATION_NS,
-    Forbidden,
-    authorize_broadcast,
-    authorize_delivery_reading,
-    broadcast_message,
-    recipient,
-    select_groups,
-)
+from services.notify.broadcasts import authorize_broadcast, broadcast_message, select_groups
+from services.notify.domain import NOTIFICATION_NS, Forbidden, authorize_delivery_reading, recipient
 from services.notify.messages import MARKDOWN_MAX_BYTES, TEXT_MAX_BYTES
 from shared.events import utcnow
 from shared.problems import Problem
@@ -145,7 +139,7 @@ async def create_broadcast(
 
     Who: supervisors and admins, within their jurisdiction ("all" needs the county's). Dispatchers
     may not: a broadcast speaks to residents in the county's name and is published by those who
-    answer for it (see `BROADCASTERS` in domain.py)."""
+    answer for it (see `BROADCASTERS` in broadcasts.py)."""
     try:
         authorize_broadcast(actor, target=body.target, county_code=request.app.state.settings.jurisdiction_code)
     except Forbidden as error:

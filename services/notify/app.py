@@ -19,18 +19,11 @@ from services.notify.callbacks import callback_configs
 from services.notify.callbacks import router as callback_router
 from services.notify.channels import Senders
 from services.notify.delivery import make_delivery_loop
-from services.notify.domain import (
-    DepartmentContact,
-    DepartmentHead,
-    Directory,
-    GridWorker,
-    Group,
-    place_names,
-    robot_names,
-)
+from services.notify.domain import DepartmentContact, DepartmentHead, Directory, GridWorker, Group, robot_names
 from services.notify.handlers import make_handlers
 from services.notify.settings import NotifySettings
 from services.notify.sms import HttpSmsGateway
+from services.notify.staff_messages import place_names
 from services.notify.wechat import WeChatOfficialAccountClient
 from services.notify.wecom import WeComAiBotClient, WeComAppClient, WeComRobotClient
 from shared.jurisdictions import load_county

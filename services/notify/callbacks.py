@@ -18,18 +18,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
 from services.notify import crypto, metrics, store
-from services.notify.crypto import CallbackRejected
-from services.notify.domain import (
-    aibot_message,
-    bot_command,
-    card_click,
-    decrypt_aibot_file,
-    inbound_message,
-    is_fresh,
-    notification_id,
-    staff_photo_key,
-    template_receipt,
-)
+from services.notify.crypto import CallbackRejected, decrypt_aibot_file
+from services.notify.domain import notification_id
+from services.notify.inbound import aibot_message, inbound_message, is_fresh, template_receipt
+from services.notify.staff_commands import bot_command, card_click, staff_photo_key
 from shared.db import enqueue
 from shared.events import IncomingPhoto, MessageReceived, StaffCommand, new_event, utcnow
 from shared.problems import Problem

@@ -4,6 +4,7 @@ Signature: SHA-1 hex of the sorted strings (token, timestamp, nonce[, encrypt]),
 constant time (wechatpy's own comparison is not). Encryption: AES-256-CBC with wechatpy's
 PrpCrypto (key = base64(EncodingAESKey + "="), IV = first 16 bytes of the key, plaintext =
 16 random bytes + 4-byte big-endian length + message + receive id, PKCS#7 to 32-byte blocks).
+The AI bot's media files (a 办结's photos) are the same AES with the bot's key, without that framing.
 Pure functions: no clock, no I/O; freshness and nonce memory are the caller's.
 """
 
@@ -13,6 +14,7 @@ import hashlib
 import hmac
 import xml.etree.ElementTree as ET
 
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from wechatpy.crypto import PrpCrypto
 
 
@@ -68,3 +70,16 @@ def parse_xml(text: str) -> dict[str, str]:
     except ET.ParseError as exc:
         raise CallbackRejected("bad_xml", str(exc)) from None
     return {child.tag: (child.text or "").strip() for child in root}
+
+
+def decrypt_aibot_file(data: bytes, *, key: bytes) -> bytes:
+    """A file the AI bot's media URL serves: AES-256-CBC with the callback key, IV = the key's first
+    16 bytes, PKCS#7 padding to 32-byte blocks. Raises ValueError when it is not that."""
+    if not data or len(data) % 16:
+        raise ValueError("not whole AES blocks")
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).decryptor()
+    plain = decryptor.update(data) + decryptor.finalize()
+    pad = plain[-1]
+    if not 1 <= pad <= 32 or plain[-pad:] != bytes([pad]) * pad:
+        raise ValueError("bad padding")
+    return plain[:-pad]

@@ -18,14 +18,9 @@ import asyncpg
 
 from services.notify import metrics, store
 from services.notify.channels import DeliveryError, Senders, as_delivery_error
-from services.notify.domain import (
-    CONFIRMED_LATER,
-    ROBOT_WINDOW_S,
-    backoff_seconds,
-    digest_message,
-    plan_robot_sends,
-)
+from services.notify.domain import CONFIRMED_LATER, backoff_seconds
 from services.notify.messages import TEXT_MAX_BYTES
+from services.notify.robot_budget import ROBOT_WINDOW_S, digest_message, plan_robot_sends
 from services.notify.settings import NotifySettings
 from shared.db import enqueue
 from shared.events import Event, NotificationFailed, NotificationSent, new_event, utcnow

@@ -17,23 +17,27 @@ from services.notify.domain import (
     Outgoing,
     ReporterContact,
     ReporterTemplates,
+    field_of,
+    notification_id,
+)
+from services.notify.reporter_messages import (
     accepted_messages,
     acknowledged_messages,
-    breached_messages,
     comparison_messages,
-    dispatched_messages,
-    field_of,
-    grid_worker_messages,
     merged_messages,
-    notice_messages,
-    notification_id,
     query_code_messages,
-    resolved_messages,
-    staff_answer_messages,
     verification_messages,
-    warning_messages,
 )
 from services.notify.settings import NotifySettings
+from services.notify.staff_commands import staff_answer_messages
+from services.notify.staff_messages import (
+    breached_messages,
+    dispatched_messages,
+    grid_worker_messages,
+    notice_messages,
+    resolved_messages,
+    warning_messages,
+)
 from shared.events import (
     CaseDispatched,
     CaseTransitioned,

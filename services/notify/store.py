@@ -7,14 +7,8 @@ from uuid import UUID, uuid5
 
 import asyncpg
 
-from services.notify.domain import (
-    NOTIFICATION_NS,
-    OnDuty,
-    ReporterContact,
-    RobotWindow,
-    confirmation_url,
-    notification_id,
-)
+from services.notify.domain import NOTIFICATION_NS, OnDuty, ReporterContact, confirmation_url, notification_id
+from services.notify.robot_budget import RobotWindow
 from services.notify.settings import NotifySettings
 from shared.topics import DEAD_LETTERS
 

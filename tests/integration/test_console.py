@@ -392,7 +392,7 @@ def test_the_live_feed_drops_a_transferred_case_and_flags_a_missed_deadline():
 async def test_a_supervisor_composes_previews_and_sends_a_broadcast_and_follows_it(make_settings):
     from services.notify.app import create_app as notify_app
     from services.notify.app import load_groups
-    from services.notify.domain import select_groups
+    from services.notify.broadcasts import select_groups
 
     notify_settings = make_settings("notify")
     await ensure_topics(notify_settings)

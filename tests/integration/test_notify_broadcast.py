@@ -8,7 +8,7 @@ import httpx
 
 from services.notify import store
 from services.notify.app import create_app, load_groups
-from services.notify.domain import broadcast_message, select_groups
+from services.notify.broadcasts import broadcast_message, select_groups
 from services.notify.settings import NotifySettings
 from shared.db import create_pool
 from shared.events import utcnow

@@ -5,7 +5,8 @@ from uuid import uuid4
 
 from services.notify import store
 from services.notify.app import create_app
-from services.notify.domain import Group, broadcast_message
+from services.notify.broadcasts import broadcast_message
+from services.notify.domain import Group
 from services.notify.settings import NotifySettings
 from shared.db import create_pool
 from shared.events import CaseDispatched, new_event, utcnow

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from services.notify import crypto
-from services.notify.domain import decrypt_aibot_file
+from services.notify.crypto import decrypt_aibot_file
 from services.notify.wecom import WeComAiBotClient, WeComAppClient, WeComError
 from tests.support import FakeClock, load_fake_wecom
 

@@ -7,18 +7,11 @@ from uuid import uuid4
 import pytest
 
 from services.notify.app import load_directory, load_groups
-from services.notify.domain import (
-    DIGEST_HEADER,
-    Group,
-    RobotWindow,
-    chunk_lines,
-    digest_message,
-    dispatched_messages,
-    place_names,
-    plan_robot_sends,
-)
+from services.notify.domain import Group
 from services.notify.messages import TEXT_MAX_BYTES
+from services.notify.robot_budget import DIGEST_HEADER, RobotWindow, chunk_lines, digest_message, plan_robot_sends
 from services.notify.settings import NotifySettings
+from services.notify.staff_messages import dispatched_messages, place_names
 from shared.events import CaseDispatched
 from shared.sla_policy import load_sla_policy
 

@@ -14,23 +14,17 @@ import pytest
 
 from services.notify.channels import DeliveryError
 from services.notify.delivery import _mentions
-from services.notify.domain import (
-    DepartmentContact,
-    Directory,
-    OnDuty,
-    ReporterContact,
-    ReporterTemplates,
+from services.notify.domain import DepartmentContact, Directory, OnDuty, ReporterContact, ReporterTemplates
+from services.notify.messages import robot_image_link
+from services.notify.reporter_messages import (
     accepted_messages,
     acknowledged_messages,
     comparison_messages,
-    digest_message,
-    dispatched_messages,
     verification_messages,
-    warning_messages,
-    work_page_url,
 )
-from services.notify.messages import robot_image_link
+from services.notify.robot_budget import digest_message
 from services.notify.settings import NotifySettings
+from services.notify.staff_messages import dispatched_messages, warning_messages, work_page_url
 from services.notify.wecom import WeComAppClient, WeComError, WeComRobotClient
 from shared.events import CaseDispatched, CaseTransitioned, SlaWarning
 from shared.settings import PROJECT_ROOT

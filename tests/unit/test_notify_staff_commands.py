@@ -7,10 +7,10 @@ from uuid import uuid4
 import pytest
 
 from services.notify import crypto
-from services.notify.domain import (
+from services.notify.crypto import decrypt_aibot_file
+from services.notify.staff_commands import (
     bot_command,
     card_click,
-    decrypt_aibot_file,
     parse_bot_command,
     staff_answer_messages,
     strip_mention,
