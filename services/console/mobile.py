@@ -207,7 +207,8 @@ def locate_page(
     )
     if hidden_photos:
         thumbs += (
-            f'<span class="muted">另有 {hidden_photos} 张照片暂不能查看：定位后案件进入您的网格，即可在案件页查看。</span>'
+            f'<span class="muted">另有 {hidden_photos} 张照片暂不能查看：'
+            "定位后案件进入您的网格，即可在案件页查看。</span>"
         )
     shown = f"<p><b>照片：</b>{thumbs}</p>" if thumbs else ""
     drawn = area_map(

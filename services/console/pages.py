@@ -68,7 +68,10 @@ PRIMARY = ("acknowledge", "resolve", "check", "settle", "verify", "close", "disp
 # the phone's position is filled in by the mobile page's script (GEO_FIELDS), never typed.
 API_ONLY_FIELDS = ("evidence_media_ids", "device_location")
 # Photo fields: taken with the form (the camera on a phone), stored in media in this role first.
-PHOTO_FIELDS = {"after_media_ids": ("after", "整改后照片（可直接拍照）"), "before_media_ids": ("before", "现场照片（可直接拍照）")}
+PHOTO_FIELDS = {
+    "after_media_ids": ("after", "整改后照片（可直接拍照）"),
+    "before_media_ids": ("before", "现场照片（可直接拍照）"),
+}
 # 核实's findings as the grid worker reads them on the form.
 FINDING_CHOICES = {"confirmed": "情况属实", "unfounded": "情况不属实（案件将撤销）"}
 # Fields of the request models without a description of their own.
@@ -386,7 +389,7 @@ def action_field(
     elif name == "finding":  # one of two answers, each a thumb-sized choice
         choices = "".join(
             f'<label class="choice"><input type="radio" name="finding" value="{key}" id="{field_id}-{key}"'
-            f'{" checked" * (value == key)}{required}> {text}</label>'
+            f"{' checked' * (value == key)}{required}> {text}</label>"
             for key, text in FINDING_CHOICES.items()
         )
         return f'<fieldset class="choices" id="{field_id}"><legend>{e(label)}{mark}</legend>{choices}</fieldset>'

@@ -248,7 +248,8 @@ def test_a_grid_worker_checks_a_new_report_of_their_grid_on_site():
     # 不属实: only with what was found; the case is cancelled as 撤销 cancels it, every clock ends.
     with pytest.raises(IllegalTransition, match="reason"):
         decide(case=case, action="check", actor=worker, arguments={"finding": "unfounded"})
-    false = decide(case=case, action="check", actor=worker, arguments={"finding": "unfounded", "reason": "现场无此井盖"})
+    unfounded = {"finding": "unfounded", "reason": "现场无此井盖"}
+    false = decide(case=case, action="check", actor=worker, arguments=unfounded)
     assert (false.to_status, false.reason, false.detail) == ("cancelled", "现场无此井盖", {"finding": "unfounded"})
     clocks = ACTIONS["check"].clocks
     assert not clocks.stop_all and clocks.stop_all_if == (ACTIONS["cancel"].to_status,)
