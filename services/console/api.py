@@ -961,6 +961,8 @@ async def photo(request: Request, actor: CurrentActor, media_id: UUID):
     """A case photo through the console (one origin: the browser never needs the object store)."""
     try:
         item = await _ask(request, "media", "GET", f"/api/v1/media/{media_id}")
+        if item.get("restricted"):  # media tells others only that it exists
+            raise Refused(403, "这张照片所属的案件不在您的辖区或部门范围内，无法查看。")
         url = item["urls"].get("public") or item["urls"].get("original")
         if url is None:
             raise Refused(404, "这张照片已过保存期限，已被清理。")
@@ -1136,11 +1138,14 @@ async def _mobile_locate_page(
         return _mobile_error(request, failure.status, failure.message, actor)
     photos, hidden = [], 0
     for media_id in report.get("media_ids") or ():
-        try:  # media decides who sees a report's photos: an unplaced report's are the county's so far
-            await _ask(request, "media", "GET", f"/api/v1/media/{media_id}")
-            photos.append(str(media_id))
+        try:  # media decides who sees a report's photos (it answers "restricted" to the others)
+            item = await _ask(request, "media", "GET", f"/api/v1/media/{media_id}")
         except (Refused, Unavailable):
+            item = {"restricted": True}
+        if item.get("restricted"):
             hidden += 1
+        else:
+            photos.append(str(media_id))
     html = mobile.locate_page(
         actor=actor,
         names=_names(request),

@@ -15,6 +15,7 @@ from services.console.pages import (
     actor_text,
     beijing,
     case_no,
+    checked_words,
     clocks_section,
     e,
     map_section,
@@ -138,17 +139,22 @@ def home_page(
         alert += f'<p class="done" role="status">案件 {e(located)} 已定位，已按所在网格派单。</p>'
     title = "本网格待办" if actor.role == "grid_worker" else "我的待办"
     sections = []
-    unchecked = to_check(actor, open_cases)
-    if may_check(actor):
+    rest, heading, empty, hint = open_cases, title, "暂无待办案件。", ""
+    if may_check(actor):  # each open case in one list: not yet checked on site, or checked and in hand
+        unchecked = to_check(actor, open_cases)
         items = "".join(case_item(c, names) for c in unchecked) or '<li class="muted">新上报都已核实。</li>'
         sections.append(
             f'<section class="card" id="to-check"><h2>待现场核实（{len(unchecked)}）</h2>'
             '<p class="hint">新上报：请到现场看是否属实，属实的可拍照留证，不属实的案件将撤销。</p>'
             f'<ul class="m-cases">{items}</ul></section>'
         )
-    items = "".join(case_item(c, names) for c in open_cases) or '<li class="muted">暂无待办案件。</li>'
+        listed = {c["case_id"] for c in unchecked}
+        rest = [c for c in open_cases if c["case_id"] not in listed]
+        heading, empty = "本网格其他在办", "没有其他在办案件。"
+        hint = '<p class="hint">已核实的案件，由部门处置中；能当场解决的可「即知即改」。</p>'
+    items = "".join(case_item(c, names) for c in rest) or f'<li class="muted">{empty}</li>'
     sections.append(
-        f'<section class="card" id="open-cases"><h2>{title}（{len(open_cases)}）</h2>'
+        f'<section class="card" id="open-cases"><h2>{heading}（{len(rest)}）</h2>{hint}'
         f'<ul class="m-cases">{items}</ul></section>'
     )
     if resolved:
@@ -160,7 +166,8 @@ def home_page(
         )
     if to_locate is not None:
         rows = "".join(
-            f'<li><a href="/m/locate/{e(r["report_id"])}"><b>{e(r.get("case_no") or "")}</b> 定位<br>'
+            f'<li><a href="/m/locate/{e(r["report_id"])}"><b>{e(r.get("case_no") or "")}</b>'
+            ' <span class="tag-locate">去定位 ›</span><br>'
             f"{e(names.category(r.get('category')))}：{e(summary(r, 30))}<br>"
             f'<span class="muted">{e(beijing(r["submitted_at"]))}</span></a></li>'
             for r in to_locate
@@ -207,18 +214,23 @@ def locate_page(
     )
     if hidden_photos:
         thumbs += (
-            f'<span class="muted">另有 {hidden_photos} 张照片暂不能查看：'
+            f'<span class="muted hidden-photos">另有 {hidden_photos} 张照片暂不能查看：'
             "定位后案件进入您的网格，即可在案件页查看。</span>"
         )
-    shown = f"<p><b>照片：</b>{thumbs}</p>" if thumbs else ""
+    shown = f'<p class="report-photos"><b>照片：</b>{thumbs}</p>' if thumbs else ""
     drawn = area_map(
-        county=names.county, jurisdiction_code=actor.jurisdiction_code, tiles_url=tiles_url, caption="点击地图定位"
+        county=names.county,
+        jurisdiction_code=actor.jurisdiction_code,
+        tiles_url=tiles_url,
+        caption="点击地图定位",
+        width=360,
+        height=320,
     )
     south, west, north, east = county_bounds(names.county)
     lat, lng = point
     body = f"""<p><a href="/m/">← 返回我的待办</a></p>
 <h1>定位上报 {e(report.get("case_no") or "")}</h1>
-{alert}
+<div id="locate-alert">{alert}</div>
 <section class="card"><p class="description">{e(report.get("description"))}</p>
 <p>群众填写的地址：<b>{e(report.get("address") or "未填写")}</b></p>
 <p class="muted">{e(names.category(report.get("category")))} · 上报于 {e(beijing(report.get("submitted_at")))}</p>
@@ -302,6 +314,8 @@ def case_page(
     notice = ""
     if done == "photo":
         notice = '<p class="done" role="status">照片已上传。</p>'
+    elif done == "check":  # what was found, and for 不属实 what became of the case
+        notice = f'<p class="done" role="status">已现场核实：{e(checked_words(case))}。</p>'
     elif done in ACTIONS:
         notice = f'<p class="done" role="status">已{e(ACTIONS[done].label)}。</p>'
     if failed and (failed[0] not in offered):
@@ -312,6 +326,7 @@ def case_page(
         ("主办部门", case.get("department_name") or names.department(case.get("department_code"))),
         ("网格", names.grids.get(case.get("grid_code") or "", "未定位")),
         ("上报时间", beijing(case["created_at"])),
+        ("现场核实", checked_words(case)),
     ]
     facts_html = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in facts)
     steps = "".join(

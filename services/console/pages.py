@@ -72,6 +72,8 @@ PHOTO_FIELDS = {
     "after_media_ids": ("after", "整改后照片（可直接拍照）"),
     "before_media_ids": ("before", "现场照片（可直接拍照）"),
 }
+# Fields a form asks first, whatever their place in the request model: what was found, before why.
+FIRST_FIELDS = ("finding",)
 # 核实's findings as the grid worker reads them on the form.
 FINDING_CHOICES = {"confirmed": "情况属实", "unfounded": "情况不属实（案件将撤销）"}
 # Fields of the request models without a description of their own.
@@ -441,13 +443,18 @@ def action_form(
 ) -> str:
     """One action's form, folded under its name; the step most likely next (and a refused one) open.
     `url`: where it posts (the case page's own route by default); `extra`: more hidden fields."""
+    ordered = sorted(spec.request.model_fields.items(), key=lambda item: item[0] not in FIRST_FIELDS)
     fields = "\n".join(
         action_field(spec, name, info, names, values or {}, optional)
-        for name, info in spec.request.model_fields.items()
+        for name, info in ordered
         if name not in API_ONLY_FIELDS
     )
     url = url or f"/cases/{case_id}/actions/{spec.name}"
     alert = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
+    # On the phone (`extra` carries its position): an action that keeps the position says whether it has it.
+    if extra and "device_location" in spec.request.model_fields:
+        fields += '\n  <p class="geo-status muted" role="status">正在获取手机位置……</p>'
+
     opened = " open" * (primary or bool(error))
     return f"""<details class="action"{opened}><summary>{e(spec.label)}</summary>
 <form method="post" action="{e(url)}" enctype="multipart/form-data"
@@ -578,6 +585,18 @@ def action_forms(
     )
 
 
+def checked_words(case: dict) -> str:
+    """What the case's 现场核实 found, in words: 未核实 before any."""
+    if not case.get("checked_at"):
+        return "未核实"
+    check = next((t for t in reversed(case["timeline"]) if t["action"] == "check"), None)
+    finding = ((check or {}).get("detail") or {}).get("finding")
+    found = FINDINGS.get(finding or "", "已核实")
+    if finding == "unfounded":
+        found += "，案件已撤销"
+    return f"{found}（{beijing(case['checked_at'])}）"
+
+
 def case_page(
     *,
     actor: Actor,
@@ -604,6 +623,7 @@ def case_page(
         ("上报时间", beijing(case["created_at"])),
         ("逾期", "是" if case["overdue"] else "否"),
         ("群众评价", f"{case['rating']} 分" if case.get("rating") else "—"),
+        ("现场核实", checked_words(case)),
     ]
     facts_html = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in facts)
     timeline = "".join(

@@ -290,7 +290,7 @@ def _check(c: Command) -> Outcome:
     if finding not in FINDINGS:
         raise IllegalTransition(f"finding must be one of {', '.join(FINDINGS)}")
     if finding == "unfounded" and not str(c.arguments.get("reason") or "").strip():
-        raise IllegalTransition("reason is required: 请写明现场核实的情况（为什么不属实）。")
+        raise IllegalTransition("情况不属实时，请在「核实情况」中写明现场看到的情况。")
     photos = [str(m) for m in c.arguments.get("before_media_ids") or ()]
     for media_id in photos:
         if c.context.evidence.get(media_id, ("",))[0] != "before":

@@ -246,7 +246,7 @@ def test_a_grid_worker_checks_a_new_report_of_their_grid_on_site():
         decide(case=checked, action="check", actor=worker, arguments={"finding": "confirmed"})
 
     # 不属实: only with what was found; the case is cancelled as 撤销 cancels it, every clock ends.
-    with pytest.raises(IllegalTransition, match="reason"):
+    with pytest.raises(IllegalTransition, match="核实情况"):
         decide(case=case, action="check", actor=worker, arguments={"finding": "unfounded"})
     unfounded = {"finding": "unfounded", "reason": "现场无此井盖"}
     false = decide(case=case, action="check", actor=worker, arguments=unfounded)

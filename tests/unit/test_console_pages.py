@@ -302,7 +302,7 @@ def test_the_mobile_case_page_offers_the_table_s_actions_with_the_camera_and_the
 
 def test_the_mobile_home_lists_the_grid_s_cases_and_reports_to_locate():
     page = PAGES["mobile-home"]
-    assert "本网格待办（2）" in page and "待回访（1）" in page and "待定位的上报（1）" in page
+    assert "本网格其他在办（1）" in page and "待回访（1）" in page and "待定位的上报（1）" in page
     assert 'href="/m/cases/20261202-000042"' in page and 'href="/m/locate/' in page  # the phone's page
     # 核实 (is the new report real?) is its own list, apart from 回访 (is the reporter satisfied?):
     # the case checked already is not in it, and is tagged 已核实 among the grid's cases.
@@ -310,9 +310,12 @@ def test_the_mobile_home_lists_the_grid_s_cases_and_reports_to_locate():
     assert "待现场核实（1）" in to_check and "20261202-000042" in to_check and "20261202-000040" not in to_check
     assert page.count("已核实</b>") == 1
     main = page[page.index("<main>") :]
-    assert main.index("待现场核实") < main.index("本网格待办") < main.index("待回访") < main.index("待定位")
+    assert main.index("待现场核实") < main.index("本网格其他在办") < main.index("待回访") < main.index("待定位")
+    in_hand = page[page.index('id="open-cases"') : page.index('id="to-verify"')]
+    assert "20261202-000040" in in_hand and "20261202-000042" not in in_hand  # each case in one list
     others = mobile.home_page(actor=HANDLER, names=NAMES, open_cases=[case()], resolved=[], to_locate=None)
-    assert "待现场核实" not in others and "待回访" not in others and "待定位" not in others
+    assert "我的待办（1）" in others and "待现场核实" not in others and "待回访" not in others
+    assert "待定位" not in others
 
 
 def test_a_grid_worker_checks_a_new_report_on_the_phone():
@@ -326,6 +329,30 @@ def test_a_grid_worker_checks_a_new_report_on_the_phone():
     assert "核实情况（不属实时必填）" in form and 'class="geo-lat"' in form  # the phone's place goes with it
     assert 'name="device_location"' not in form  # filled in by the page's script, never typed
     assert page.index('id="action-check"') < page.index('id="action-settle"')
+
+
+def test_the_phone_says_what_the_check_found():
+    page = mobile.case_page(
+        actor=WORKER, case=_checked_case(), keys={}, timers=[], tiles_url="", names=NAMES, csrf="t", done="check"
+    )
+    assert '<p class="done" role="status">已现场核实：情况属实（2026-12-02 10:00）。</p>' in page
+    assert "<dt>现场核实</dt><dd>情况属实（2026-12-02 10:00）</dd>" in page
+    unchecked = mobile.case_page(
+        actor=WORKER, case=case(actions=[]), keys={}, timers=[], tiles_url="", names=NAMES, csrf="t"
+    )
+    assert "<dt>现场核实</dt><dd>未核实</dd>" in unchecked
+
+
+def _checked_case() -> dict:
+    """A case a grid worker found real on site, as dispatch answers it."""
+    entry = {
+        "at": NOW.isoformat(),
+        "action": "check",
+        "status": "dispatched",
+        "actor": "grid_worker:gw",
+        "detail": {"finding": "confirmed"},
+    }
+    return case(timeline=[*case()["timeline"], entry], checked_at=NOW.isoformat(), actions=[])
 
 
 def test_the_timeline_says_what_the_check_found_in_chinese():

@@ -1,5 +1,6 @@
 // GridLink mobile work page: the phone's position (navigator.geolocation, WGS-84) goes with each
-// photo and action as evidence metadata. Without it (refused, no signal) everything still works.
+// photo and action as evidence metadata (现场核实 keeps it). Without it (refused, no signal)
+// everything still works.
 (function () {
   "use strict";
   var status = document.querySelectorAll(".geo-status");
@@ -9,14 +10,14 @@
     for (var i = 0; i < inputs.length; i++) inputs[i].value = value;
   }
   if (!document.querySelector("input.geo-lat")) return;
-  if (!navigator.geolocation) { say("此手机不提供位置，照片将不带位置上传。"); return; }
+  if (!navigator.geolocation) { say("此手机不提供位置，将不带位置提交。"); return; }
   navigator.geolocation.getCurrentPosition(function (p) {
     fill("geo-lat", p.coords.latitude.toFixed(6));
     fill("geo-lng", p.coords.longitude.toFixed(6));
     fill("geo-accuracy", Math.round(p.coords.accuracy));
-    say("已获取手机位置（误差约 " + Math.round(p.coords.accuracy) + " 米），将随照片保存。");
+    say("已获取手机位置（误差约 " + Math.round(p.coords.accuracy) + " 米），将随照片和核实一并保存。");
   }, function () {
-    say("未能获取手机位置，照片将不带位置上传。");
+    say("未能获取手机位置，将不带位置提交（可在手机设置中允许企业微信使用位置）。");
   }, { enableHighAccuracy: true, timeout: 15000, maximumAge: 60000 });
 })();
 
@@ -96,6 +97,8 @@
       lat.value = la.toFixed(6);
       lng.value = ln.toFixed(6);
       lat.dispatchEvent(new Event("change"));
+      var stale = document.getElementById("locate-alert");  // the refusal of an earlier point
+      if (stale) stale.hidden = true;
       var words = "已填入您的位置（误差约 " + accuracy + " 米），地图上已标出。";
       if (document.getElementById("pick").classList.contains("outside")) {
         say(words + "但它不在您负责区域的地图内：请确认您在上报的现场，或在地图上点出位置。", true);
