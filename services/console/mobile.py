@@ -228,6 +228,12 @@ def locate_page(
     )
     south, west, north, east = county_bounds(names.county)
     lat, lng = point
+    if not report.get("needs_locating") and actor.role == "grid_worker":  # placed meanwhile: nothing to do
+        grid = names.grids.get(report.get("grid_code") or "", "网格")
+        alert += (
+            f'<p class="done" role="status">该上报已定位到{e(grid)}，无需再定位；如位置有误，请联系调度员更正。'
+            f' <a href="/m/cases/{e(report.get("case_no") or report["case_id"])}">查看案件</a></p>'
+        )
     body = f"""<p><a href="/m/">← 返回我的待办</a></p>
 <h1>定位上报 {e(report.get("case_no") or "")}</h1>
 <div id="locate-alert">{alert}</div>

@@ -333,6 +333,8 @@ async def test_a_grid_worker_places_a_report_and_checks_new_ones_on_the_phone(
             assert await step(browser.count, "#pick.outside") == 0
             await fits_the_phone()
             await step(browser.screenshot, SCREENSHOTS / "mobile-locate.png")
+            await step(browser.script, "document.getElementById('pick').scrollIntoView();")
+            await step(browser.screenshot, SCREENSHOTS / "mobile-locate-map.png")
             await step(browser.click, "#place")
             assert lamp["case_no"] in await shown(".done", "已定位", timeout=30)
             placed = await http.get(f"{intake_url}/api/v1/reports/{lamp['report_id']}", headers=admin)

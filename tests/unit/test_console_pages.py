@@ -218,6 +218,7 @@ def rendered() -> dict[str, str]:
                 "case_no": "20261202-000043",
                 "description": "路灯坏了",
                 "address": "莲源社区后街",
+                "needs_locating": True,
                 "category": "signboard_lighting",
                 "submitted_at": NOW.isoformat(),
             },
@@ -375,6 +376,19 @@ def test_the_phone_s_locate_page_shows_the_report_and_posts_the_desktop_s_locate
     assert 'id="lat" required inputmode="decimal" value="29.1"' in page  # the refused point, to correct
     assert '<p class="error" role="alert">该位置不在您负责的区域内。</p>' in page
     assert 'data-county="示范县"' in page and not re.search(r'(src|href)="(https?:)?//', page)
+    placed = {
+        "report_id": str(uuid4()),
+        "case_id": str(uuid4()),
+        "case_no": "20261202-000045",
+        "description": "路灯坏了",
+        "needs_locating": False,
+        "grid_code": GRID,
+    }
+    again = mobile.locate_page(
+        actor=WORKER, names=NAMES, csrf="t", report=placed, photos=[], hidden_photos=0, tiles_url=""
+    )
+    assert "该上报已定位到莲源社区第1网格，无需再定位" in again and 'href="/m/cases/20261202-000045"' in again
+    assert "无需再定位" not in page
     south, west, north, east = mobile.county_bounds(NAMES.county)
     assert south < NAMES.county.grids[GRID].centroid[0] < north and west < NAMES.county.grids[GRID].centroid[1] < east
 
