@@ -11,6 +11,7 @@ Pure data: no I/O, nothing here imports a service.
 """
 
 from dataclasses import dataclass
+from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,6 +34,9 @@ class Clocks:
     hold: bool = False  # every running clock of the case waits where it is (退回: until the ruling)…
     release: bool = False  # …and the clocks it held go on with the time they had left (not restarted)
     opens: str | None = None  # a stage this action starts for the dispatch centre itself (仲裁)
+    # Every running clock ends when the action leaves the case in one of these statuses (a 核实
+    # that finds nothing there cancels the case; one that confirms it changes no clock).
+    stop_all_if: tuple[str, ...] = ()
 
 
 # --- request models: what each action's POST body may carry ---------------------------------------
@@ -88,6 +92,26 @@ class ReclassifyRequest(ActionRequest):
 
 class MergeRequest(ActionRequest):
     into_case_id: UUID | None = Field(None, description="并入的案件")
+
+
+class DevicePosition(BaseModel):
+    """Where the phone was (navigator.geolocation, WGS-84), kept as evidence of being on site."""
+
+    model_config = ConfigDict(extra="ignore")
+    lat: float = Field(ge=-90, le=90)
+    lng: float = Field(ge=-180, le=180)
+    accuracy_m: float | None = Field(None, ge=0, le=100_000, description="the phone's accuracy estimate")
+
+
+# 核实's findings: the problem is there as reported, or it is not (情况不属实).
+FINDINGS = {"confirmed": "情况属实", "unfounded": "情况不属实"}
+
+
+class CheckRequest(ActionRequest):
+    finding: Literal["confirmed", "unfounded"] | None = Field(None, description="核实结果")
+    reason: str | None = Field(None, max_length=2000, description="核实情况（不属实时必填）")
+    before_media_ids: list[UUID] | None = Field(None, description="现场照片（media 服务的媒体编号）")
+    device_location: DevicePosition | None = Field(None, description="核实时手机所在位置")
 
 
 @dataclass(frozen=True)
@@ -209,6 +233,20 @@ ACTIONS: dict[str, ActionSpec] = {
             request=ResolveRequest,
             requires=("result", "after_media_ids"),
             clocks=Clocks(stop_all=True),
+        ),
+        # 现场核实: the grid worker goes to a new report and says whether it is real — with a note, and
+        # optionally a photo of it (整改前) and the phone's position. 属实 keeps the case where it is;
+        # 不属实 ends it as 撤销 does for an unfounded report, every clock with it. Once per case.
+        ActionSpec(
+            name="check",
+            label="现场核实",
+            roles=frozenset({"grid_worker"}),
+            from_statuses=OPEN,
+            to_status=None,  # 属实: unchanged; 不属实: cancelled (the rule says which)
+            event_type="case.checked",
+            request=CheckRequest,
+            requires=("finding",),
+            clocks=Clocks(stop_all_if=("cancelled",)),
         ),
         ActionSpec(
             name="verify",

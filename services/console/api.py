@@ -426,7 +426,7 @@ def _arguments(name: str, form) -> tuple[dict, dict]:
     arguments: dict[str, Any] = {}
     values: dict[str, str] = {}
     for field, info in spec.request.model_fields.items():
-        if field == "after_media_ids" or field in pages.API_ONLY_FIELDS:
+        if field in pages.PHOTO_FIELDS or field in pages.API_ONLY_FIELDS:
             continue
         if field == "co_department_codes":
             chosen = [str(v) for v in form.getlist(field) if v]
@@ -457,15 +457,20 @@ async def _post_action(
     device: dict | None = None,
     earlier_after: list[str] | None = None,
 ) -> None:
-    """Post a case action to dispatch as the signed-in person. An action that takes 整改后 photos
-    gets those uploaded with its form (stored in media first, with where the phone was), else those
-    taken earlier on the case page (`earlier_after`)."""
-    if "after_media_ids" in spec.request.model_fields:
+    """Post a case action to dispatch as the signed-in person. An action that takes photos (整改后
+    for 办结, the problem as found for 核实) gets those uploaded with its form (stored in media first
+    in their role, with where the phone was), else for 整改后 those taken earlier on the case page
+    (`earlier_after`). An action that keeps the phone's position as evidence gets it too."""
+    for field, (role, _) in pages.PHOTO_FIELDS.items():
+        if field not in spec.request.model_fields:
+            continue
         photos = [p for p in form.getlist("photos") if isinstance(p, UploadFile) and p.filename]
         if photos:
-            arguments["after_media_ids"] = await _after_photos(request, case_id, photos, device=device)
-        elif earlier_after:
-            arguments["after_media_ids"] = earlier_after
+            arguments[field] = await _after_photos(request, case_id, photos, role=role, device=device)
+        elif earlier_after and role == "after":
+            arguments[field] = earlier_after
+    if device and "device_location" in spec.request.model_fields:
+        arguments["device_location"] = device
     key = str(form.get("idempotency_key") or f"{source}-{uuid.uuid4()}")
     await _ask(
         request,
@@ -768,22 +773,23 @@ async def locate_report_page(request: Request, actor: CurrentActor, report_id: U
     return await _locate_page(request, actor, report_id)
 
 
-@router.post("/locate/{report_id}", dependencies=[Csrf])
-async def locate_report(request: Request, actor: CurrentActor, report_id: UUID):
-    """The point chosen: intake places the report (and refuses a point outside the person's area)."""
-    form = await request.form()
+async def _locate(request: Request, report_id: UUID, form) -> dict:
+    """Place a report at the point a locate form sent (the desktop's and the phone's page): intake
+    decides, and refuses a point outside the county or the person's area. The placed report."""
     try:
         point = {"lat": float(str(form.get("lat"))), "lng": float(str(form.get("lng")))}
     except ValueError:
-        return await _locate_page(
-            request, actor, report_id, error="请在地图上点出位置，或填写数字形式的经纬度。", status=422
-        )
+        raise Refused(422, "请在地图上点出位置，或填写数字形式的经纬度。") from None
+    return await _ask(request, "intake", "POST", f"/api/v1/reports/{report_id}/location", json=point)
+
+
+@router.post("/locate/{report_id}", dependencies=[Csrf])
+async def locate_report(request: Request, actor: CurrentActor, report_id: UUID):
+    """The point chosen: intake places the report (and refuses a point outside the person's area)."""
     try:
-        report = await _ask(request, "intake", "POST", f"/api/v1/reports/{report_id}/location", json=point)
-    except Refused as refused:
-        return await _locate_page(request, actor, report_id, error=refused.message, status=refused.status)
-    except Unavailable as unavailable:
-        return await _locate_page(request, actor, report_id, error=str(unavailable), status=502)
+        report = await _locate(request, report_id, await request.form())
+    except (Refused, Unavailable) as failure:
+        return await _locate_page(request, actor, report_id, error=failure.message, status=failure.status)
     return RedirectResponse(f"/locate?done={quote(report.get('case_no') or '')}", status_code=303)
 
 
@@ -955,6 +961,8 @@ async def photo(request: Request, actor: CurrentActor, media_id: UUID):
     """A case photo through the console (one origin: the browser never needs the object store)."""
     try:
         item = await _ask(request, "media", "GET", f"/api/v1/media/{media_id}")
+        if item.get("restricted"):  # media tells others only that it exists
+            raise Refused(403, "这张照片所属的案件不在您的辖区或部门范围内，无法查看。")
         url = item["urls"].get("public") or item["urls"].get("original")
         if url is None:
             raise Refused(404, "这张照片已过保存期限，已被清理。")
@@ -1085,9 +1093,9 @@ async def wecom_callback(request: Request, code: Annotated[str, Query(max_length
 
 
 @router.get("/m/")
-async def mobile_home(request: Request, actor: CurrentActor):
-    """我的待办: the person's open cases (a grid worker's: their grid's new reports and cases), those
-    waiting to be checked on site (核实), and the reports to place on the map (待定位)."""
+async def mobile_home(request: Request, actor: CurrentActor, located: Annotated[str, Query(max_length=40)] = ""):
+    """我的待办: the person's open cases (a grid worker: first those not yet checked on site, 核实),
+    the resolved ones to ask the reporter about (回访), and the reports to place on the map (待定位)."""
     open_cases: list[dict] = []
     resolved: list[dict] = []
     to_locate: list[dict] | None = None
@@ -1095,7 +1103,7 @@ async def mobile_home(request: Request, actor: CurrentActor):
     try:
         asked = {"status": pages.OPEN_STATUSES, "limit": "50"}
         open_cases = (await _ask(request, "dispatch", "GET", "/api/v1/cases", params=asked))["cases"]
-        if "verify" in {name for name, spec in ACTIONS.items() if actor.role in spec.roles}:
+        if actor.role in ACTIONS["verify"].roles:
             checked = {"status": ["resolved"], "limit": "50"}
             resolved = (await _ask(request, "dispatch", "GET", "/api/v1/cases", params=checked))["cases"]
     except (Refused, Unavailable) as failure:
@@ -1106,9 +1114,73 @@ async def mobile_home(request: Request, actor: CurrentActor):
         except (Refused, Unavailable) as failure:
             error = error or failure.message
     html = mobile.home_page(
-        actor=actor, names=_names(request), open_cases=open_cases, resolved=resolved, to_locate=to_locate, error=error
+        actor=actor,
+        names=_names(request),
+        open_cases=open_cases,
+        resolved=resolved,
+        to_locate=to_locate,
+        error=error,
+        located=located,
     )
     return _html(request, html)
+
+
+async def _mobile_locate_page(
+    request: Request, actor: Actor, report_id: UUID, *, error: str = "", point=("", ""), status: int = 200
+) -> Response:
+    """定位 on the phone, for those who place reports; anyone else gets the page that says who may."""
+    if not mobile.may_locate(actor):
+        message = "只有网格员和指挥中心人员可以为上报定位。如需定位，请联系所在网格的网格员。"
+        return _mobile_error(request, 403, message, actor)
+    try:
+        report = await _ask(request, "intake", "GET", f"/api/v1/reports/{report_id}")
+    except (Refused, Unavailable) as failure:
+        return _mobile_error(request, failure.status, failure.message, actor)
+    photos, hidden = [], 0
+    for media_id in report.get("media_ids") or ():
+        try:  # media decides who sees a report's photos (it answers "restricted" to the others)
+            item = await _ask(request, "media", "GET", f"/api/v1/media/{media_id}")
+        except (Refused, Unavailable):
+            item = {"restricted": True}
+        if item.get("restricted"):
+            hidden += 1
+        else:
+            photos.append(str(media_id))
+    html = mobile.locate_page(
+        actor=actor,
+        names=_names(request),
+        csrf=_csrf(request),
+        report=report,
+        photos=photos,
+        hidden_photos=hidden,
+        tiles_url=request.app.state.settings.console_map_tiles_url,
+        error=error,
+        point=point,
+    )
+    return _html(request, html, status)
+
+
+@router.get("/m/locate/{report_id}")
+async def mobile_locate_page(request: Request, actor: CurrentActor, report_id: UUID):
+    """Place a report that came with only an address, from the phone: the phone's position or a
+    point picked on the map of the person's area."""
+    return await _mobile_locate_page(request, actor, report_id)
+
+
+@router.post("/m/locate/{report_id}", dependencies=[Csrf])
+async def mobile_locate(request: Request, actor: CurrentActor, report_id: UUID):
+    """The point from the phone, placed exactly as the desktop's 定位 places it (`_locate`)."""
+    if not mobile.may_locate(actor):
+        return await _mobile_locate_page(request, actor, report_id)
+    form = await request.form()
+    try:
+        report = await _locate(request, report_id, form)
+    except (Refused, Unavailable) as failure:
+        point = (str(form.get("lat") or ""), str(form.get("lng") or ""))
+        return await _mobile_locate_page(
+            request, actor, report_id, error=failure.message, point=point, status=failure.status
+        )
+    return RedirectResponse(f"/m/?located={quote(report.get('case_no') or '')}", status_code=303)
 
 
 async def _find_case(request: Request, reference: str) -> dict:

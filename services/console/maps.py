@@ -173,9 +173,12 @@ def overview_map(*, county: County, jurisdiction_code: str, load: dict[str, tupl
     return svg(shapes=shapes, markers=[], tiles_url=tiles_url, width=960, height=640, caption="在办案件分布图")
 
 
-def area_map(*, county: County, jurisdiction_code: str, tiles_url: str, caption: str) -> str:
+def area_map(
+    *, county: County, jurisdiction_code: str, tiles_url: str, caption: str, width: int = 640, height: int = 420
+) -> str:
     """A person's own area to place a point in: their grid among its village's grids, or every grid
-    of their village or town (the county is too large to click a precise point in)."""
+    of their village or town (the county is too large to click a precise point in). `width` and
+    `height`: the frame (a phone's is narrower)."""
     grid = county.grids.get(jurisdiction_code)
     prefix = grid.village_code if grid else jurisdiction_code
     shapes = [
@@ -188,4 +191,4 @@ def area_map(*, county: County, jurisdiction_code: str, tiles_url: str, caption:
         for code, g in county.grids.items()
         if code.startswith(prefix)
     ]
-    return svg(shapes=shapes, markers=[], tiles_url=tiles_url, width=640, height=420, caption=caption)
+    return svg(shapes=shapes, markers=[], tiles_url=tiles_url, width=width, height=height, caption=caption)

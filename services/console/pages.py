@@ -11,7 +11,7 @@ from urllib.parse import quote
 from services.console.maps import area_map, case_map, overview_map
 from services.console.rlist import LEVEL_SCOPES, NOT_HERE, Row, scope_label
 from shared.auth import Actor
-from shared.case_actions import ACTIONS, ActionSpec
+from shared.case_actions import ACTIONS, FINDINGS, ActionSpec
 from shared.jurisdictions import County
 from shared.taxonomy import Taxonomy
 
@@ -62,9 +62,20 @@ STEP_LABELS = {
     "evidence_flagged": "照片存疑",
 }
 # The step a case most likely waits for, first found first: its form is shown open.
-PRIMARY = ("acknowledge", "resolve", "settle", "verify", "close", "dispatch")
-# Fields the console's forms do not offer (yet): a return's evidence is given through the API.
-API_ONLY_FIELDS = ("evidence_media_ids",)
+# A grid worker at a new report checks it first (核实), then may settle it (即知即改).
+PRIMARY = ("acknowledge", "resolve", "check", "settle", "verify", "close", "dispatch")
+# Fields the console's forms do not offer as fields: a return's evidence is given through the API;
+# the phone's position is filled in by the mobile page's script (GEO_FIELDS), never typed.
+API_ONLY_FIELDS = ("evidence_media_ids", "device_location")
+# Photo fields: taken with the form (the camera on a phone), stored in media in this role first.
+PHOTO_FIELDS = {
+    "after_media_ids": ("after", "整改后照片（可直接拍照）"),
+    "before_media_ids": ("before", "现场照片（可直接拍照）"),
+}
+# Fields a form asks first, whatever their place in the request model: what was found, before why.
+FIRST_FIELDS = ("finding",)
+# 核实's findings as the grid worker reads them on the form.
+FINDING_CHOICES = {"confirmed": "情况属实", "unfounded": "情况不属实（案件将撤销）"}
 # Fields of the request models without a description of their own.
 FIELD_LABELS = {"comment": "评价或补充说明"}
 
@@ -371,12 +382,19 @@ def action_field(
     mark = '<em class="required">*</em>' * needed
     value = values.get(name, "")
     field_id = f"{spec.name}-{name}"
-    if name == "after_media_ids":  # the photos are uploaded by the console, then named here
+    if name in PHOTO_FIELDS:  # the photos are uploaded by the console, then named here
         control = (
             f'<input type="file" name="photos" id="{field_id}" accept="image/*" capture="environment" multiple'
             f"{required}>"
         )
-        label = "整改后照片（可直接拍照）"
+        label = PHOTO_FIELDS[name][1]
+    elif name == "finding":  # one of two answers, each a thumb-sized choice
+        choices = "".join(
+            f'<label class="choice"><input type="radio" name="finding" value="{key}" id="{field_id}-{key}"'
+            f"{' checked' * (value == key)}{required}> {text}</label>"
+            for key, text in FINDING_CHOICES.items()
+        )
+        return f'<fieldset class="choices" id="{field_id}"><legend>{e(label)}{mark}</legend>{choices}</fieldset>'
     elif name in ("department_code", "co_department_codes"):
         departments = names.taxonomy.departments
         multiple = " multiple" * (name == "co_department_codes")
@@ -425,13 +443,18 @@ def action_form(
 ) -> str:
     """One action's form, folded under its name; the step most likely next (and a refused one) open.
     `url`: where it posts (the case page's own route by default); `extra`: more hidden fields."""
+    ordered = sorted(spec.request.model_fields.items(), key=lambda item: item[0] not in FIRST_FIELDS)
     fields = "\n".join(
         action_field(spec, name, info, names, values or {}, optional)
-        for name, info in spec.request.model_fields.items()
+        for name, info in ordered
         if name not in API_ONLY_FIELDS
     )
     url = url or f"/cases/{case_id}/actions/{spec.name}"
     alert = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
+    # On the phone (`extra` carries its position): an action that keeps the position says whether it has it.
+    if extra and "device_location" in spec.request.model_fields:
+        fields += '\n  <p class="geo-status muted" role="status">正在获取手机位置……</p>'
+
     opened = " open" * (primary or bool(error))
     return f"""<details class="action"{opened}><summary>{e(spec.label)}</summary>
 <form method="post" action="{e(url)}" enctype="multipart/form-data"
@@ -562,6 +585,18 @@ def action_forms(
     )
 
 
+def checked_words(case: dict) -> str:
+    """What the case's 现场核实 found, in words: 未核实 before any."""
+    if not case.get("checked_at"):
+        return "未核实"
+    check = next((t for t in reversed(case["timeline"]) if t["action"] == "check"), None)
+    finding = ((check or {}).get("detail") or {}).get("finding")
+    found = FINDINGS.get(finding or "", "已核实")
+    if finding == "unfounded":
+        found += "，案件已撤销"
+    return f"{found}（{beijing(case['checked_at'])}）"
+
+
 def case_page(
     *,
     actor: Actor,
@@ -588,6 +623,7 @@ def case_page(
         ("上报时间", beijing(case["created_at"])),
         ("逾期", "是" if case["overdue"] else "否"),
         ("群众评价", f"{case['rating']} 分" if case.get("rating") else "—"),
+        ("现场核实", checked_words(case)),
     ]
     facts_html = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in facts)
     timeline = "".join(
@@ -639,7 +675,8 @@ def step_label(action: str) -> str:
 
 def timeline_note(entry: dict) -> str:
     detail = entry.get("detail") or {}
-    words = [entry.get("reason"), detail.get("result"), detail.get("plan"), detail.get("comment")]
+    words = [FINDINGS.get(detail.get("finding") or "")]  # 核实: what the grid worker found
+    words += [entry.get("reason"), detail.get("result"), detail.get("plan"), detail.get("comment")]
     if detail.get("rating"):
         words.append(f"评价 {detail['rating']} 分")
     # What media's checks found about a photo (media's flag codes, e.g. reused_photo), for the dispatcher.
@@ -647,6 +684,11 @@ def timeline_note(entry: dict) -> str:
         words.append(f"媒体核验存疑：{'、'.join(detail['flags'])}")
     if detail.get("flagged_media"):
         words.append(f"所附整改后照片中 {len(detail['flagged_media'])} 张存疑，请核实")
+    if detail.get("before_media_ids"):
+        words.append(f"现场照片 {len(detail['before_media_ids'])} 张")
+    if isinstance(where := detail.get("device_location"), dict) and where.get("lat") is not None:
+        accuracy = f"，误差约 {where['accuracy_m']:.0f} 米" if where.get("accuracy_m") is not None else ""
+        words.append(f"核实时手机位置 {where['lat']:.5f}, {where['lng']:.5f}{accuracy}")
     text = "；".join(str(w) for w in words if w)
     return f'<div class="note">{e(text)}</div>' if text else ""
 

@@ -63,6 +63,7 @@ class CaseOut(BaseModel):
     plan_submitted: bool
     extension_pending: bool
     awaiting_reporter: bool
+    checked_at: datetime | None = Field(None, description="when a grid worker checked it on site (现场核实)")
     overdue: bool
     description: str
     address: str | None

@@ -77,6 +77,7 @@ def case_state(row: asyncpg.Record) -> CaseState:
         level=row["level"],
         category=row["category"],
         priority=row["priority"],
+        checked_at=row["checked_at"],
     )
 
 

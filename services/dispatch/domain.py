@@ -14,7 +14,7 @@ from typing import Any
 
 from services.dispatch.responsibility import ResponsibilityList, decide_owner
 from shared.auth import Actor
-from shared.case_actions import ACTIONS, OPEN, ActionSpec
+from shared.case_actions import ACTIONS, FINDINGS, OPEN, ActionSpec
 from shared.events import utcnow
 from shared.sla_policy import SlaPolicy
 from shared.taxonomy import Taxonomy
@@ -55,6 +55,7 @@ class CaseState:
     level: str | None = None
     category: str | None = None
     priority: str | None = None
+    checked_at: datetime | None = None  # when a grid worker checked it on site (现场核实)
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,7 @@ READY: dict[str, Callable[[CaseState, Actor], str | None]] = {
     "approve_extension": lambda case, actor: None if case.extension_pending else "no extension request is pending",
     "refuse_extension": lambda case, actor: None if case.extension_pending else "no extension request is pending",
     "await_reporter": lambda case, actor: "already waiting for the reporter" if case.awaiting_reporter else None,
+    "check": lambda case, actor: "该案件已现场核实过" if case.checked_at is not None else None,
     "reporter_replied": lambda case, actor: None if case.awaiting_reporter else "not waiting for the reporter",
 }
 
@@ -278,6 +280,35 @@ def _overrule_return(c: Command) -> Outcome:
 def _settle(c: Command) -> Outcome:
     resolved = _resolve(c)
     return replace(resolved, detail=resolved.detail | {"handled_by": "grid"})
+
+
+def _check(c: Command) -> Outcome:
+    """现场核实: 属实 keeps the case where it is; 不属实 (with what was found) cancels it, as 撤销 does
+    for an unfounded report. A photo named must be one media holds for this case as 整改前 — the
+    problem as found; the phone's position is kept as the evidence of having been there."""
+    finding = c.arguments["finding"]
+    if finding not in FINDINGS:
+        raise IllegalTransition(f"finding must be one of {', '.join(FINDINGS)}")
+    if finding == "unfounded" and not str(c.arguments.get("reason") or "").strip():
+        raise IllegalTransition("情况不属实时，请在「核实情况」中写明现场看到的情况。")
+    photos = [str(m) for m in c.arguments.get("before_media_ids") or ()]
+    for media_id in photos:
+        if c.context.evidence.get(media_id, ("",))[0] != "before":
+            raise IllegalTransition(
+                f"照片 {media_id} 不是本案件的现场照片（媒体库中没有它作为本案件整改前照片的关联）："
+                "请重新拍照上传；刚上传的照片请稍候几秒再提交。"
+            )
+    detail: dict[str, Any] = {"finding": finding}
+    if photos:
+        detail["before_media_ids"] = photos
+    where = c.arguments.get("device_location")  # the request as JSON: a dict
+    if where:
+        detail["device_location"] = {k: where.get(k) for k in ("lat", "lng", "accuracy_m")}
+    return Outcome(
+        detail=detail,
+        changes={"checked_at": c.context.now},
+        to_status="cancelled" if finding == "unfounded" else c.case.status,
+    )
 
 
 def _verify(c: Command) -> Outcome:
@@ -406,6 +437,7 @@ RULES: dict[str, Callable[[Command], Outcome]] = {
     "report_part": _report_part,
     "resolve": _resolve,
     "settle": _settle,
+    "check": _check,
     "verify": _verify,
     "dispatch": _dispatch_or_transfer,
     "transfer": _dispatch_or_transfer,

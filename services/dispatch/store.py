@@ -20,6 +20,7 @@ CASE_MUTABLE = {
     "plan_submitted",
     "extension_pending",
     "awaiting_reporter",
+    "checked_at",
     "overdue",
     "merged_into",
     "rating",

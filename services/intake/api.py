@@ -85,6 +85,7 @@ class ReportOut(BaseModel):
     town_code: str | None
     reporter_phone: str | None = Field(description="masked, e.g. 138****5678")
     submitted_at: datetime
+    media_ids: list[UUID] = Field(default=[], description="the report's photos (media ids), as it came")
 
 
 class ReportList(BaseModel):
@@ -115,6 +116,7 @@ def _report_view(row) -> ReportOut:
         town_code=row["town_code"],
         reporter_phone=row["reporter_phone_masked"],
         submitted_at=row["submitted_at"],
+        media_ids=row["media_ids"] or [],
     )
 
 

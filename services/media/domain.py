@@ -380,9 +380,11 @@ class CaseAccess:
 def can_view_case(*, role: str, jurisdiction_code: str, department_code: str | None, case: CaseAccess) -> bool:
     """Evidence is visible to whoever may see its case, by dispatch's rule: the actor's division
     contains the case's deepest known place (its grid, else its division), and a department handler
-    sees only cases its department (co-)handles."""
+    sees only cases its department (co-)handles. One exception: a report not yet placed in any grid
+    waits for a grid worker of its division to place it (intake lists it to each of them, 待定位),
+    and its photos are how they find the place, so those grid workers see them too."""
     if not (case.grid_code or case.jurisdiction_code).startswith(jurisdiction_code):
-        return False
+        return role == "grid_worker" and case.grid_code is None and jurisdiction_code.startswith(case.jurisdiction_code)
     if role == "handler":
         return department_code is not None and department_code in (case.department_code, *case.co_department_codes)
     return True

@@ -280,7 +280,7 @@ def grid_worker_messages(
     content = (
         f"【网格新上报】您负责的{worker.grid_name}有新上报，案件 {case_ref_of(case)}：{case.category_name}"
         f"{'（紧急）' * (case.priority == 'urgent')}。{description}{address}。已派{case.department_name}处置；"
-        "能当场解决的，可在工作台「即知即改」并上传整改后照片；也请到现场核实。"
+        "请到现场看是否属实，在工作台「现场核实」；能当场解决的，可「即知即改」并上传整改后照片。"
     )
     message = Outgoing("wecom_app", worker.user_id, "case.grid_notice", app_text_message(content))
     centre = directory.departments.get(directory.command_center or "") if directory else None

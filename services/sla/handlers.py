@@ -128,7 +128,7 @@ def make_handlers(*, settings: SlaSettings, policy: Policy):
                 conn, case_id=step.case_id, now=now, reason=reason, stage=clocks.completes, department_code=department
             )
             await _score_stopped(conn, stopped, now)
-        if clocks.stop_all:  # nobody owes anything more until the case is dispatched again
+        if clocks.stop_all or step.status in clocks.stop_all_if:  # nobody owes anything more until…
             await store.stop_timers(conn, case_id=step.case_id, now=now, reason=reason)
         if clocks.pause:  # the resolution clock waits (extension request, question to the reporter)
             for timer in await store.running_timers(conn, case_id=step.case_id, stage="resolve"):

@@ -163,7 +163,7 @@ async def test_handler_and_grid_worker_on_the_mobile_work_page(make_settings, fa
             await http.post(f"{fake_wecom}/_fake/oauth/user", json={"userid": "hefei"})
             await step(browser.open, f"{origin}/m/")
             assert small_no in await shown("main", small_no, timeout=30)
-            assert "本网格待办" in await step(browser.text, "main")
+            assert "待现场核实" in await step(browser.text, "main")  # the grid's new report, to check
             assert "没有待定位的上报" in await step(
                 browser.text, "main"
             )  # intake's 待定位, placed on the map from here
@@ -174,6 +174,8 @@ async def test_handler_and_grid_worker_on_the_mobile_work_page(make_settings, fa
             await shown("h1", small_no)
             assert await step(browser.count, "#action-settle") == 1
             await shown(".geo-status", "已获取手机位置")
+            # 现场核实 comes first at a new report; 即知即改 is one tap away.
+            await step(browser.click, "details:has(#action-settle) > summary")
             await step(browser.type, "#settle-result", "已现场清理装修垃圾")
             await step(browser.type, "#settle-after_media_ids", settled_photo)
             await step(browser.screenshot, SCREENSHOTS / "mobile-settle-form.png")
@@ -187,3 +189,215 @@ async def test_handler_and_grid_worker_on_the_mobile_work_page(make_settings, fa
             assert small["timeline"][-1]["actor"] == "grid_worker:gw330727001002001"
             evidence = (await http.get(f"{media_url}/api/v1/cases/{small_id}/media", headers=admin)).json()["items"]
             assert evidence[0]["device_location"]["lat"] == 29.0829  # where the phone was
+
+
+async def test_a_grid_worker_places_a_report_and_checks_new_ones_on_the_phone(
+    make_settings, fake_wecom, browser, county, tmp_path
+):
+    """何飞, a grid worker, on the phone: a report that came with only an address is placed with the
+    phone's position (after the phone first refused it, and a position outside the county), then
+    two new reports in the grid are checked on site (现场核实): one real, with a photo, one not there
+    (不属实), which cancels its case and stops its clocks. A handler may not place reports."""
+    intake_settings = make_settings("intake")
+    dispatch_settings = make_settings("dispatch")
+    media_settings = make_settings("media", intake_incoming_bucket=intake_settings.intake_incoming_bucket)
+    grid = county.grids["330727001002001"]  # 何飞's grid
+    here = {"latitude": round(grid.centroid[0], 6), "longitude": round(grid.centroid[1], 6), "accuracy": 9}
+    report_photo = jpeg(tmp_path / "路灯.jpg", (40, 60, 90))
+    check_photo = jpeg(tmp_path / "现场.jpg", (150, 90, 60))
+    step = asyncio.to_thread
+    shown = functools.partial(text_shown, browser)
+    admin = bearer(dispatch_settings, "admin")
+
+    async with (
+        serving(intake_app(intake_settings)) as intake_url,
+        serving(dispatch_app(dispatch_settings)) as dispatch_url,
+        serving(media_app(media_settings)) as media_url,
+        serving(sla_app(make_settings("sla"))) as sla_url,
+        httpx.AsyncClient() as http,
+    ):
+        people = {
+            "gw330727001002001": ("何飞", "hefei", "grid_worker", "330727001002001", None),
+            "demo-zhujian": ("李强", "liqiang", "handler", "330727", "zhujian"),
+        }
+        for person_id, (name, userid, role, place, department) in people.items():
+            saved = await http.put(
+                f"{dispatch_url}/api/v1/directory/people/{person_id}",
+                json={
+                    "name": name,
+                    "wecom_user_id": userid,
+                    "roles": [{"role": role, "jurisdiction_code": place, "department_code": department}],
+                },
+                headers=admin,
+            )
+            assert saved.status_code == 200, saved.text
+        console = console_app(
+            make_settings(
+                "console",
+                console_dispatch_url=dispatch_url,
+                console_media_url=media_url,
+                console_sla_url=sla_url,
+                console_intake_url=intake_url,
+                console_wecom_oauth_url=fake_wecom,
+                console_wecom_api_url=fake_wecom,
+            )
+        )
+
+        async def report(**body) -> dict:
+            answer = await http.post(f"{intake_url}/api/v1/reports", json=body | {"channel": "api"})
+            assert answer.status_code == 201, answer.text
+            case_id = answer.json()["case_id"]
+
+            async def dispatched():
+                found = await http.get(f"{dispatch_url}/api/v1/cases/{case_id}", headers=admin)
+                return found.status_code == 200 and found.json()["status"] == "dispatched"
+
+            await eventually(dispatched, timeout=30)
+            return answer.json()
+
+        async def fits_the_phone():
+            width = await step(browser.script, "return document.documentElement.scrollWidth;")
+            assert width <= PHONE["width"], width
+
+        # A resident's photo, uploaded as the H5 form does, and a report with only an address.
+        with open(report_photo, "rb") as photo:
+            uploaded = await http.post(f"{media_url}/api/v1/media", files={"file": ("路灯.jpg", photo, "image/jpeg")})
+        assert uploaded.status_code == 201, uploaded.text
+        lamp = await report(
+            description="后街的路灯坏了好几天，晚上一片黑",
+            category="signboard_lighting",
+            address="莲源社区后街 3 号楼旁",
+            media_ids=[uploaded.json()["media_id"]],
+        )
+        real = await report(
+            description="幸福路边井盖破了一个角", category="manhole", lat=here["latitude"], lng=here["longitude"]
+        )
+        false = await report(
+            description="小区门口堆了很多建筑垃圾",
+            category="exposed_garbage",
+            lat=here["latitude"],
+            lng=here["longitude"],
+        )
+
+        async with serving(console) as origin:
+            await http.post(f"{fake_wecom}/_fake/oauth/user", json={"userid": "hefei"})
+            await step(browser.open, f"{origin}/m/")
+            to_check = await shown("#to-check", false["case_no"], timeout=30)
+            assert "待现场核实（2）" in to_check and real["case_no"] in to_check
+            assert lamp["case_no"] in await step(browser.text, "#to-locate")
+            assert "待回访" not in await step(browser.text, "main")  # nothing resolved: no 回访 list yet
+            await fits_the_phone()
+            await step(browser.screenshot, SCREENSHOTS / "mobile-grid-home-to-check.png")
+
+            # 定位 on the phone: the report, its photo, and the map of 何飞's area.
+            await step(browser.click, f'#to-locate a[href="/m/locate/{lamp["report_id"]}"]')
+            await shown("h1", "定位上报")
+            assert "莲源社区后街 3 号楼旁" in await step(browser.text, "main")
+            assert await step(browser.count, "img.thumb") == 1  # the resident's photo: how to find the place
+            assert await step(browser.script, "return document.querySelector('img.thumb').naturalWidth;") == 160
+            # The phone refuses its position: say how to allow it, or to pick on the map.
+            await step(
+                browser.cdp,
+                "Browser.setPermission",
+                permission={"name": "geolocation"},
+                setting="denied",
+                origin=origin,
+            )
+            await step(browser.click, "#use-my-position")
+            refused = await shown("#position-status", "没有允许")
+            assert "设置" in refused and "地图上点出位置" in refused
+            await fits_the_phone()
+            await step(browser.screenshot, SCREENSHOTS / "mobile-locate-refused.png")
+            # Allowed, but somewhere else (Hangzhou): not in the county, nothing filled in.
+            await step(browser.cdp, "Browser.grantPermissions", permissions=["geolocation"], origin=origin)
+            await step(
+                browser.cdp, "Emulation.setGeolocationOverride", latitude=30.2741, longitude=120.1551, accuracy=20
+            )
+            await step(browser.click, "#use-my-position")
+            assert "不在示范县范围内" in await shown("#position-status", "不在示范县")
+            assert await step(browser.script, "return document.getElementById('lat').value;") == ""
+            # A point typed into another grid's area: intake refuses it, the phone says so.
+            other = county.grids["330727001001001"].centroid
+            await step(browser.type, "#lat", f"{other[0]:.6f}")
+            await step(browser.type, "#lng", f"{other[1]:.6f}")
+            await step(browser.click, "#place")
+            assert "不在您负责的区域" in await shown(".error", "区域")
+            # At the place: 用我的位置 fills the point in and marks it on the map.
+            await step(browser.cdp, "Emulation.setGeolocationOverride", **here)
+            await step(
+                browser.script, "document.getElementById('lat').value = ''; document.getElementById('lng').value = '';"
+            )
+            await step(browser.click, "#use-my-position")
+            assert "已填入您的位置（误差约 9 米）" in await shown("#position-status", "已填入")
+            assert await step(browser.count, "#pick circle.picked") == 1
+            assert await step(browser.count, "#pick.outside") == 0
+            await fits_the_phone()
+            await step(browser.screenshot, SCREENSHOTS / "mobile-locate.png")
+            await step(browser.script, "document.getElementById('pick').scrollIntoView();")
+            await step(browser.screenshot, SCREENSHOTS / "mobile-locate-map.png")
+            await step(browser.click, "#place")
+            assert lamp["case_no"] in await shown(".done", "已定位", timeout=30)
+            placed = await http.get(f"{intake_url}/api/v1/reports/{lamp['report_id']}", headers=admin)
+            assert placed.json()["grid_code"] == grid.code and not placed.json()["needs_locating"]
+
+            # 现场核实, real: with a photo of the broken corner and the phone's position.
+            await step(browser.open, f"{origin}/m/cases/{real['case_no']}")
+            await shown("h1", real["case_no"])
+            assert await step(browser.count, "details.action[open] #action-check") == 1  # the first thing to do
+            await shown(".geo-status", "已获取手机位置")
+            await step(browser.click, "#check-finding-confirmed")
+            await step(browser.type, "#check-reason", "井盖一角破损，已设警示")
+            await step(browser.type, "#check-before_media_ids", check_photo)
+            await fits_the_phone()
+            await step(browser.script, "document.getElementById('action-check').scrollIntoView();")
+            await step(browser.screenshot, SCREENSHOTS / "mobile-check-form.png")
+            await step(browser.click, "#action-check button[type=submit]")
+            assert "情况属实" in await shown(".done", "已现场核实", timeout=30)
+            assert await step(browser.count, "#action-check") == 0  # once per case
+            assert "情况属实" in await step(browser.text, ".timeline")
+            await step(browser.screenshot, SCREENSHOTS / "mobile-checked.png")
+            case = (await http.get(f"{dispatch_url}/api/v1/cases/{real['case_id']}", headers=admin)).json()
+            assert case["status"] == "dispatched" and case["checked_at"]
+            last = case["timeline"][-1]
+            assert (last["action"], last["actor"], last["reason"]) == (
+                "check",
+                "grid_worker:gw330727001002001",
+                "井盖一角破损，已设警示",
+            )
+            assert last["detail"]["finding"] == "confirmed" and len(last["detail"]["before_media_ids"]) == 1
+            assert last["detail"]["device_location"]["lat"] == here["latitude"]
+            items = (await http.get(f"{media_url}/api/v1/cases/{real['case_id']}/media", headers=admin)).json()
+            taken = [m for m in items["items"] if m["media_id"] == last["detail"]["before_media_ids"][0]]
+            assert taken[0]["role"] == "before" and taken[0]["device_location"]["lat"] == here["latitude"]
+
+            # 现场核实, not there: without a word of what was found it is refused; with it, cancelled.
+            await step(browser.open, f"{origin}/m/cases/{false['case_no']}")
+            await shown("h1", false["case_no"])
+            await step(browser.click, "#check-finding-unfounded")
+            await step(browser.click, "#action-check button[type=submit]")
+            assert "核实情况" in await shown("#action-check .error", "核实情况", timeout=30)
+            assert await step(browser.script, "return document.getElementById('check-finding-unfounded').checked;")
+            await step(browser.type, "#check-reason", "现场已清理干净，未见建筑垃圾")
+            await step(browser.click, "#action-check button[type=submit]")
+            assert "情况不属实，案件已撤销" in await shown(".done", "已现场核实", timeout=30)
+            assert "已撤销" in await step(browser.text, "h1")
+            assert "情况不属实" in await step(browser.text, ".timeline")
+            await fits_the_phone()
+            await step(browser.screenshot, SCREENSHOTS / "mobile-checked-unfounded.png")
+
+            async def clocks_stopped():
+                answer = await http.get(f"{sla_url}/api/v1/cases/{false['case_id']}/timers", headers=admin)
+                timers = answer.json()["timers"]
+                return timers if timers and all(t["stopped_at"] for t in timers) else None
+
+            assert {t["stop_reason"] for t in await eventually(clocks_stopped, timeout=30)} == {"checked"}
+            await step(browser.open, f"{origin}/m/")
+            assert "待现场核实（1）" in await shown("#to-check", "待现场核实")
+            assert false["case_no"] not in await step(browser.text, "main")
+
+            # A handler may not place reports: the phone says who may.
+            await step(browser.command, "DELETE", "/cookie")
+            await http.post(f"{fake_wecom}/_fake/oauth/user", json={"userid": "liqiang"})
+            await step(browser.open, f"{origin}/m/locate/{lamp['report_id']}")
+            assert "网格员" in await shown(".error-page", "只有网格员")
+            assert "无法使用" in await step(browser.text, "h1")

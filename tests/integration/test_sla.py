@@ -369,3 +369,48 @@ async def test_a_return_holds_the_clocks_for_an_arbitration_deadline_and_an_over
         [centre] = [d for d in scores["departments"] if d["department_code"] == "grid_center"]
         # One ruling in time (the upheld return), one late, with its warning and breach.
         assert (centre["on_time"], centre["late"], centre["warnings"], centre["breaches"]) == (1, 1, 1, 1)
+
+
+def checked(case_id, finding: str, at: datetime, seq: int):
+    """现场核实 as dispatch publishes it: 不属实 leaves the case cancelled, 属实 where it was."""
+    status = "cancelled" if finding == "unfounded" else "dispatched"
+    payload = CaseTransitioned(
+        **facts(case_id) | {"seq": seq, "status": status},
+        action="check",
+        from_status="dispatched",
+        actor="grid_worker:gw330727001002001",
+        reason="现场查看" if finding == "confirmed" else "现场井盖完好",
+        detail={"finding": finding},
+        at=at,
+    )
+    return new_event(
+        payload, producer="dispatch", jurisdiction_code="330727", key=str(case_id), event_type="case.checked"
+    ).to_bytes()
+
+
+async def test_an_on_site_check_ends_the_clocks_only_when_the_report_is_unfounded(make_settings):
+    settings = make_settings("sla")
+    await ensure_topics(settings)
+    real, unfounded = uuid4(), uuid4()
+    await publish(
+        settings,
+        CASES.name,
+        dispatched(real),
+        dispatched(unfounded),
+        checked(real, "confirmed", T0 + timedelta(minutes=3), 2),
+        checked(unfounded, "unfounded", T0 + timedelta(minutes=3), 2),
+        # After the check, on the same case (so in order): 接单 ends only its own clock.
+        step(real, "case.acknowledged", "acknowledge", T0 + timedelta(minutes=5), 3, {"department_code": "zhujian"}),
+    )
+    async with running(sla_app(settings, clock=Clock(T0 + timedelta(minutes=6)))) as client:
+        client.headers.update(bearer(settings, "dispatcher"))
+        await eventually(lambda: _all_stopped(client, unfounded))
+        assert {t["stop_reason"] for t in (await timers_of(client, unfounded)).values()} == {"checked"}
+
+        async def acknowledged():
+            timers = await timers_of(client, real)
+            return timers if timers and timers[("acknowledge", "zhujian")]["stopped_at"] else None
+
+        timers = await eventually(acknowledged)
+        assert timers[("acknowledge", "zhujian")]["stop_reason"] == "acknowledged"
+        assert timers[("resolve", "zhujian")]["stopped_at"] is None  # 属实: the department's clock runs on

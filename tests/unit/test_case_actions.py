@@ -55,6 +55,9 @@ ARGUMENTS = {
     "category": "sewage",
     "priority": "normal",
     "evidence_media_ids": [str(uuid4())],
+    "finding": "confirmed",
+    "before_media_ids": [str(uuid4())],
+    "device_location": {"lat": 29.08, "lng": 120.05, "accuracy_m": 10.0},
 }
 
 
@@ -82,8 +85,12 @@ def ready_case(action: str, status: str, role: str) -> CaseState:
 TARGET = CaseState(
     case_id=ARGUMENTS["into_case_id"], status="dispatched", jurisdiction_code=VILLAGE, department_code=LEAD
 )
-# Media holds the 整改后 photo 办结 names, for this case.
-CONTEXT = replace(CONTEXT, other=TARGET, evidence={ARGUMENTS["after_media_ids"][0]: ("after", ())})
+# Media holds the 整改后 photo 办结 names and the 整改前 photo 核实 names, for this case.
+CONTEXT = replace(
+    CONTEXT,
+    other=TARGET,
+    evidence={ARGUMENTS["after_media_ids"][0]: ("after", ()), ARGUMENTS["before_media_ids"][0]: ("before", ())},
+)
 
 
 def actor_for(action: str, role: str) -> Actor:
@@ -93,7 +100,7 @@ def actor_for(action: str, role: str) -> Actor:
 
 
 def test_the_table_covers_the_actions_staff_use():
-    assert len(ACTIONS) == 24
+    assert len(ACTIONS) == 25
     assert set(RULES) <= set(ACTIONS)
 
 
@@ -210,3 +217,46 @@ def test_a_grid_worker_settles_a_small_problem_of_their_grid_on_the_spot():
         decide(case=case, action="settle", actor=worker, arguments=arguments, context=CONTEXT)
     # No department did the work: its clocks stop, none is counted as met.
     assert ACTIONS["settle"].clocks.completes is None and ACTIONS["settle"].clocks.stop_all
+
+
+def test_a_grid_worker_checks_a_new_report_of_their_grid_on_site():
+    grid = VILLAGE + "001"
+    case = CaseState(case_id="c1", status="dispatched", jurisdiction_code=VILLAGE, department_code=LEAD, grid_code=grid)
+    worker, neighbour = Actor("gw", "grid_worker", grid), Actor("gw2", "grid_worker", VILLAGE + "002")
+    assert "check" in available_actions(actor=worker, case=case)
+    assert "check" not in available_actions(actor=neighbour, case=case)
+    assert "check" not in available_actions(actor=ACTORS["handler"], case=case)
+    assert "check" not in available_actions(actor=ACTORS["dispatcher"], case=case)  # 撤销 is theirs
+    photo, where = str(uuid4()), {"lat": 29.08, "lng": 120.05, "accuracy_m": 8.0}
+    held = replace(CONTEXT, evidence={photo: ("before", ())})  # media holds it for this case, as 整改前
+
+    # 属实: the case stays where it is, with the evidence; its clocks run on; once per case.
+    real = decide(
+        case=case,
+        action="check",
+        actor=worker,
+        arguments={"finding": "confirmed", "before_media_ids": [photo], "device_location": where},
+        context=held,
+    )
+    assert (real.to_status, real.event_type) == ("dispatched", "case.checked")
+    assert real.detail == {"finding": "confirmed", "before_media_ids": [photo], "device_location": where}
+    checked = apply(case, real)
+    assert checked.checked_at is not None and "check" not in available_actions(actor=worker, case=checked)
+    with pytest.raises(IllegalTransition, match="已现场核实"):
+        decide(case=checked, action="check", actor=worker, arguments={"finding": "confirmed"})
+
+    # 不属实: only with what was found; the case is cancelled as 撤销 cancels it, every clock ends.
+    with pytest.raises(IllegalTransition, match="核实情况"):
+        decide(case=case, action="check", actor=worker, arguments={"finding": "unfounded"})
+    unfounded = {"finding": "unfounded", "reason": "现场无此井盖"}
+    false = decide(case=case, action="check", actor=worker, arguments=unfounded)
+    assert (false.to_status, false.reason, false.detail) == ("cancelled", "现场无此井盖", {"finding": "unfounded"})
+    clocks = ACTIONS["check"].clocks
+    assert not clocks.stop_all and clocks.stop_all_if == (ACTIONS["cancel"].to_status,)
+
+    with pytest.raises(IllegalTransition, match="finding"):
+        decide(case=case, action="check", actor=worker, arguments={"finding": "maybe"})
+    with pytest.raises(IllegalTransition, match="现场照片"):  # a photo media does not hold as this case's 整改前
+        decide(case=case, action="check", actor=worker, arguments={"finding": "confirmed", "before_media_ids": [photo]})
+    with pytest.raises(IllegalTransition, match="cannot check"):
+        decide(case=replace(case, status="resolved"), action="check", actor=worker, arguments={"finding": "confirmed"})

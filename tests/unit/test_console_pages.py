@@ -116,6 +116,22 @@ def rendered() -> dict[str, str]:
     # A grid worker's case with an 整改后 photo taken on the phone, not yet named by any action.
     taken = {"media_id": str(uuid4()), "role": "after", "flags": [], "attached_at": NOW.isoformat()}
     worker_case = case(actions=["settle"], evidence=[taken])
+    # A new report in the grid worker's grid: to check on site (现场核实) or settle at once.
+    new_case = case(actions=["settle", "check"], case_no="20261202-000044")
+    # The timeline of a case a grid worker checked on site and found real, with a photo and the place.
+    checked = {
+        "at": NOW.isoformat(),
+        "action": "check",
+        "status": "dispatched",
+        "actor": "grid_worker:gw",
+        "reason": "井盖确实翻起",
+        "detail": {
+            "finding": "confirmed",
+            "before_media_ids": [str(uuid4())],
+            "device_location": {"lat": 29.08291, "lng": 120.05462, "accuracy_m": 12.0},
+        },
+    }
+    checked_case = case(timeline=[*case()["timeline"], checked], checked_at=NOW.isoformat())
     return {
         "login": pages.login_page(people={"d": {"name": "王敏", "title": "调度员"}}, next_path="/", csrf="t"),
         "queue": pages.queue_page(actor=DISPATCHER, tab="open", q="", cases=[case()], **common),
@@ -174,10 +190,16 @@ def rendered() -> dict[str, str]:
         "mobile-case": mobile.case_page(
             actor=WORKER, case=worker_case, keys={"settle": "k"}, timers=timers, tiles_url="", **common
         ),
+        "mobile-check": mobile.case_page(
+            actor=WORKER, case=new_case, keys={"settle": "k", "check": "k"}, timers=timers, tiles_url="", **common
+        ),
+        "case-checked": pages.case_page(
+            actor=DISPATCHER, case=checked_case, keys=dict.fromkeys(checked_case["actions"], "k"), **common
+        ),
         "mobile-home": mobile.home_page(
             actor=WORKER,
             names=NAMES,
-            open_cases=[case()],
+            open_cases=[case(), checked_case | {"case_no": "20261202-000040"}],
             resolved=[case(status="resolved")],
             to_locate=[
                 {
@@ -188,6 +210,24 @@ def rendered() -> dict[str, str]:
                     "submitted_at": NOW.isoformat(),
                 }
             ],
+        ),
+        "mobile-locate": mobile.locate_page(
+            actor=WORKER,
+            report={
+                "report_id": "0b7e1d2c-3f4a-4b5c-8d6e-7f8091a2b3c4",
+                "case_no": "20261202-000043",
+                "description": "路灯坏了",
+                "address": "莲源社区后街",
+                "needs_locating": True,
+                "category": "signboard_lighting",
+                "submitted_at": NOW.isoformat(),
+            },
+            photos=["6f1c1d0e-1b7a-4f0e-9a51-2d2f8f6c9b10"],
+            hidden_photos=1,
+            tiles_url="",
+            error="该位置不在您负责的区域内。",
+            point=("29.1", "120.1"),
+            **common,
         ),
         "locate": pages.locate_page(
             actor=WORKER,
@@ -263,8 +303,94 @@ def test_the_mobile_case_page_offers_the_table_s_actions_with_the_camera_and_the
 
 def test_the_mobile_home_lists_the_grid_s_cases_and_reports_to_locate():
     page = PAGES["mobile-home"]
-    assert "本网格待办（1）" in page and "待回访核实（1）" in page and "待定位的上报（1）" in page
-    assert 'href="/m/cases/20261202-000042"' in page and "/locate/" in page
+    assert "本网格其他在办（1）" in page and "待回访（1）" in page and "待定位的上报（1）" in page
+    assert 'href="/m/cases/20261202-000042"' in page and 'href="/m/locate/' in page  # the phone's page
+    # 核实 (is the new report real?) is its own list, apart from 回访 (is the reporter satisfied?):
+    # the case checked already is not in it, and is tagged 已核实 among the grid's cases.
+    to_check = page[page.index('id="to-check"') : page.index('id="open-cases"')]
+    assert "待现场核实（1）" in to_check and "20261202-000042" in to_check and "20261202-000040" not in to_check
+    assert page.count("已核实</b>") == 1
+    main = page[page.index("<main>") :]
+    assert main.index("待现场核实") < main.index("本网格其他在办") < main.index("待回访") < main.index("待定位")
+    in_hand = page[page.index('id="open-cases"') : page.index('id="to-verify"')]
+    assert "20261202-000040" in in_hand and "20261202-000042" not in in_hand  # each case in one list
+    others = mobile.home_page(actor=HANDLER, names=NAMES, open_cases=[case()], resolved=[], to_locate=None)
+    assert "我的待办（1）" in others and "待现场核实" not in others and "待回访" not in others
+    assert "待定位" not in others
+
+
+def test_a_grid_worker_checks_a_new_report_on_the_phone():
+    page = PAGES["mobile-check"]
+    start = page.index("<summary>现场核实")
+    form = page[start : page.index("</form>", start)]
+    assert '<details class="action" open><summary>现场核实' in page  # the first thing to do at a new report
+    assert 'action="/m/cases/20261202-000044/actions/check"' in form
+    assert 'type="radio" name="finding" value="confirmed"' in form and "情况不属实（案件将撤销）" in form
+    assert 'id="check-before_media_ids" accept="image/*" capture="environment" multiple>' in form  # optional
+    assert "核实情况（不属实时必填）" in form and 'class="geo-lat"' in form  # the phone's place goes with it
+    assert 'name="device_location"' not in form  # filled in by the page's script, never typed
+    assert page.index('id="action-check"') < page.index('id="action-settle"')
+
+
+def test_the_phone_says_what_the_check_found():
+    page = mobile.case_page(
+        actor=WORKER, case=_checked_case(), keys={}, timers=[], tiles_url="", names=NAMES, csrf="t", done="check"
+    )
+    assert '<p class="done" role="status">已现场核实：情况属实（2026-12-02 10:00）。</p>' in page
+    assert "<dt>现场核实</dt><dd>情况属实（2026-12-02 10:00）</dd>" in page
+    unchecked = mobile.case_page(
+        actor=WORKER, case=case(actions=[]), keys={}, timers=[], tiles_url="", names=NAMES, csrf="t"
+    )
+    assert "<dt>现场核实</dt><dd>未核实</dd>" in unchecked
+
+
+def _checked_case() -> dict:
+    """A case a grid worker found real on site, as dispatch answers it."""
+    entry = {
+        "at": NOW.isoformat(),
+        "action": "check",
+        "status": "dispatched",
+        "actor": "grid_worker:gw",
+        "detail": {"finding": "confirmed"},
+    }
+    return case(timeline=[*case()["timeline"], entry], checked_at=NOW.isoformat(), actions=[])
+
+
+def test_the_timeline_says_what_the_check_found_in_chinese():
+    page = PAGES["case-checked"]
+    step = page[page.index("<b>现场核实</b>") :].split("</li>")[0]
+    assert "网格员 gw" in step and "情况属实；井盖确实翻起；现场照片 1 张" in step
+    assert "核实时手机位置 29.08291, 120.05462，误差约 12 米" in step
+    false = {"at": NOW.isoformat(), "action": "check", "status": "cancelled", "actor": "grid_worker:gw"}
+    note = pages.timeline_note(false | {"reason": "现场无此事", "detail": {"finding": "unfounded"}})
+    assert "情况不属实；现场无此事" in note
+
+
+def test_the_phone_s_locate_page_shows_the_report_and_posts_the_desktop_s_locate():
+    page = PAGES["mobile-locate"]
+    assert "路灯坏了" in page and "群众填写的地址：<b>莲源社区后街</b>" in page
+    assert 'src="/media/6f1c1d0e-1b7a-4f0e-9a51-2d2f8f6c9b10"' in page and "另有 1 张照片暂不能查看" in page
+    assert 'id="use-my-position">用我的位置</button>' in page
+    assert 'id="pick"><svg class="map"' in page and "polygon" in page  # the offline map, drawn here
+    assert 'action="/m/locate/0b7e1d2c-3f4a-4b5c-8d6e-7f8091a2b3c4"' in page
+    assert 'id="lat" required inputmode="decimal" value="29.1"' in page  # the refused point, to correct
+    assert '<p class="error" role="alert">该位置不在您负责的区域内。</p>' in page
+    assert 'data-county="示范县"' in page and not re.search(r'(src|href)="(https?:)?//', page)
+    placed = {
+        "report_id": str(uuid4()),
+        "case_id": str(uuid4()),
+        "case_no": "20261202-000045",
+        "description": "路灯坏了",
+        "needs_locating": False,
+        "grid_code": GRID,
+    }
+    again = mobile.locate_page(
+        actor=WORKER, names=NAMES, csrf="t", report=placed, photos=[], hidden_photos=0, tiles_url=""
+    )
+    assert "该上报已定位到莲源社区第1网格，无需再定位" in again and 'href="/m/cases/20261202-000045"' in again
+    assert "无需再定位" not in page
+    south, west, north, east = mobile.county_bounds(NAMES.county)
+    assert south < NAMES.county.grids[GRID].centroid[0] < north and west < NAMES.county.grids[GRID].centroid[1] < east
 
 
 def test_the_supervision_list_shows_a_departments_notice_with_its_cases():

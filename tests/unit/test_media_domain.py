@@ -325,3 +325,14 @@ def test_exif_is_required_only_where_the_policy_says():
     assert exif_refusal(role="before", kind="image", captured_at=None, required_for=["after"]) is None
     assert exif_refusal(role="after", kind="audio", captured_at=None, required_for=["after"]) is None  # no EXIF there
     assert exif_refusal(role="after", kind="image", captured_at=None, required_for=[]) is None
+
+
+def test_grid_workers_see_the_photos_of_a_report_waiting_to_be_placed_to_place_it():
+    unplaced = domain.CaseAccess(jurisdiction_code="330727")  # only an address came: the county's so far
+    worker = {"role": "grid_worker", "department_code": None, "case": unplaced}
+    assert domain.can_view_case(jurisdiction_code="330727001002001", **worker)  # asked to place it (待定位)
+    assert not domain.can_view_case(jurisdiction_code="330702001001001", **worker)  # another county's worker
+    placed = domain.CaseAccess(jurisdiction_code="330727001001", grid_code="330727001001001")
+    assert not domain.can_view_case(jurisdiction_code="330727001002001", **worker | {"case": placed})
+    town = {"role": "dispatcher", "department_code": None, "case": unplaced}
+    assert not domain.can_view_case(jurisdiction_code="330727001", **town)  # nobody else below the county

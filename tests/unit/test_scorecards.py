@@ -151,6 +151,14 @@ def test_return_cancel_and_a_step_without_rounds():
     assert apply_step([], event_type="case.resolved", at=m(3), detail={}) == []
 
 
+def test_a_report_found_unfounded_on_site_ends_its_rounds_and_a_real_one_does_not():
+    rounds = open_rounds([], case=case(), started_at=m(0), action="dispatch")
+    [real] = apply_step(rounds, event_type="case.checked", at=m(20), detail={"finding": "confirmed"})
+    assert (real.ended_at, real.end_reason) == (None, None)  # the department's clocks run on
+    [false] = apply_step(rounds, event_type="case.checked", at=m(20), detail={"finding": "unfounded"})
+    assert (false.ended_at, false.end_reason, false.resolved_at) == (m(20), "unfounded", None)
+
+
 def test_a_recurrence_marks_the_resolution_last_before_it():
     facts = case()
     rounds = open_rounds([], case=facts, started_at=m(0), action="dispatch")

@@ -114,15 +114,29 @@
 })();
 
 // 定位: a click on the map of one's area becomes the point's latitude and longitude (the map is
-// drawn in Web-Mercator pixels at the zoom and offset it carries), marked where it was clicked.
+// drawn in Web-Mercator pixels at the zoom and offset it carries), marked where it was clicked; a
+// point typed in (or the phone's position, put in by the mobile page) is marked too, and the frame
+// says whether it fell outside the map (class "outside").
 (function () {
   "use strict";
   var frame = document.getElementById("pick");
   var map = frame && frame.querySelector("svg.map");
   if (!map) return;
   var zoom = +map.getAttribute("data-zoom"), left = +map.getAttribute("data-left"), top = +map.getAttribute("data-top");
-  var size = 256 * Math.pow(2, zoom);
+  var size = 256 * Math.pow(2, zoom), view = map.viewBox.baseVal;
+  var lat = document.getElementById("lat"), lng = document.getElementById("lng");
   var marker = null;
+  function mark(x, y) {
+    if (!marker) {
+      marker = document.createElementNS("http://www.w3.org/2000/svg", "circle");
+      marker.setAttribute("r", "7");
+      marker.setAttribute("class", "picked");
+      map.appendChild(marker);
+    }
+    marker.setAttribute("cx", x);
+    marker.setAttribute("cy", y);
+    frame.classList.toggle("outside", x < 0 || y < 0 || x > view.width || y > view.height);
+  }
   map.style.cursor = "crosshair";
   map.addEventListener("click", function (event) {
     var point = map.createSVGPoint();
@@ -130,17 +144,17 @@
     point.y = event.clientY;
     var local = point.matrixTransform(map.getScreenCTM().inverse());
     var x = left + local.x, y = top + local.y;
-    var lng = x / size * 360 - 180;
-    var lat = Math.atan(Math.sinh(Math.PI * (1 - 2 * y / size))) * 180 / Math.PI;
-    document.getElementById("lat").value = lat.toFixed(6);
-    document.getElementById("lng").value = lng.toFixed(6);
-    if (!marker) {
-      marker = document.createElementNS("http://www.w3.org/2000/svg", "circle");
-      marker.setAttribute("r", "7");
-      marker.setAttribute("class", "picked");
-      map.appendChild(marker);
-    }
-    marker.setAttribute("cx", local.x);
-    marker.setAttribute("cy", local.y);
+    lng.value = (x / size * 360 - 180).toFixed(6);
+    lat.value = (Math.atan(Math.sinh(Math.PI * (1 - 2 * y / size))) * 180 / Math.PI).toFixed(6);
+    mark(local.x, local.y);
   });
+  function typed() {
+    var la = parseFloat(lat.value), ln = parseFloat(lng.value);
+    if (isNaN(la) || isNaN(ln)) return;
+    var sin = Math.sin(Math.max(Math.min(la, 85), -85) * Math.PI / 180);
+    mark((ln + 180) / 360 * size - left, (0.5 - Math.log((1 + sin) / (1 - sin)) / (4 * Math.PI)) * size - top);
+  }
+  lat.addEventListener("change", typed);
+  lng.addEventListener("change", typed);
+  typed();  // a point sent back with a refusal is shown again
 })();

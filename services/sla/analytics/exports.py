@@ -197,6 +197,7 @@ def _build_workbook(n: Names, since: date, until: date, cards, loops, rounds) ->
         "escalated": "上报",
         "merged": "合并",
         "cancelled": "撤销",
+        "unfounded": "核实不属实",
         "closed": "结案",
     }
     for r in rounds:

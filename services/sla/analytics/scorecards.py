@@ -221,6 +221,9 @@ def apply_step(rounds: list[Round], *, event_type: str, at: datetime, detail: di
     elif event_type in ("case.escalated", "case.merged", "case.cancelled", "case.closed"):
         for r in running:
             change(r, ended_at=at, end_reason=event_type.removeprefix("case."), paused_at=None)
+    elif event_type == "case.checked" and detail.get("finding") == "unfounded":  # 不属实: the case is cancelled
+        for r in running:
+            change(r, ended_at=at, end_reason="unfounded", paused_at=None)
     return [changed(r, **changes[id(r)]) if id(r) in changes else r for r in rounds]
 
 
