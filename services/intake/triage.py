@@ -16,7 +16,8 @@ test style.
 
 Urgency is its own judgement, not the category's default and not a list of alarming words: a linear
 SVM over the same text features plus explicit features for present danger, vulnerable people and
-happening now (and their products), calm wording and how often the likely category is urgent. Its
+happening now (and their products), calm wording, danger only feared or denied (万一着火, 没人受伤),
+a danger that is over (已经散了) and how often the likely category is urgent. Its
 regularisation is chosen, its decision Platt-scaled into a probability, and its threshold set where
 98 % of the held-out urgent reports are found — the same held-out styles, the same nesting.
 
