@@ -340,7 +340,10 @@ class TriageModel:
             raise ValueError("training needs at least two categories and both priorities")
         self.taxonomy, self.lexicon, self.threshold = taxonomy, lexicon, threshold
         self.version = version or fingerprint(examples)
-        for word in {w for ws in lexicon.keywords.values() for w in ws}:
+        # Sorted: jieba suggests each added word's frequency from the words added before it, so the
+        # order changes how texts are cut; a set's order changes with the process's hash seed, and
+        # every replica must train the same model from the same rows.
+        for word in sorted({w for ws in lexicon.keywords.values() for w in ws}):
             jieba.add_word(word)
         if calibration is None:
             calibration = self._calibrate(examples) if calibrate else Calibration()
