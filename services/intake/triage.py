@@ -16,7 +16,8 @@ test style.
 
 Urgency is its own judgement, not the category's default and not a list of alarming words: a linear
 SVM over the same text features plus explicit features for present danger, vulnerable people and
-happening now (and their products), calm wording and how often the likely category is urgent. Its
+happening now (and their products), calm wording, danger only feared or denied (万一着火, 没人受伤),
+a danger that is over (已经散了) and how often the likely category is urgent. Its
 regularisation is chosen, its decision Platt-scaled into a probability, and its threshold set where
 98 % of the held-out urgent reports are found — the same held-out styles, the same nesting.
 
@@ -81,13 +82,17 @@ _STOP = set("的了是在我你他她它们这那就都也还和与及或被把�
 _NOT_TEXT = re.compile(r"[^\u4e00-\u9fffA-Za-z0-9]+")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: `urgency_features` caches by (text, lexicon)
 class Lexicon:
     keywords: dict[str, tuple[str, ...]]
     urgent_cues: tuple[re.Pattern, ...]  # present danger
     vulnerable_cues: tuple[re.Pattern, ...]  # people who cannot get out of the way
     now_cues: tuple[re.Pattern, ...]  # happening now
     calm_cues: tuple[re.Pattern, ...]
+    # Words just before a danger cue that make it no present fact: feared or supposed (万一着火,
+    # 怕出事, 真着火了) or denied (没人受伤).
+    unreal_cues: tuple[re.Pattern, ...] = ()
+    past_cues: tuple[re.Pattern, ...] = ()  # the danger is over or was another day: 已经散了, 上次
     version: str = ""
 
 
@@ -134,6 +139,8 @@ def parse_lexicon(text: str) -> Lexicon:
         vulnerable_cues=patterns("vulnerable_cues"),
         now_cues=patterns("now_cues"),
         calm_cues=patterns("calm_cues"),
+        unreal_cues=patterns("unreal_cues"),
+        past_cues=patterns("past_cues"),
         version=str(data.get("version", "")),
     )
 
@@ -171,16 +178,71 @@ def _cues(patterns: tuple[re.Pattern, ...], text: str) -> list[str]:
     return [m.group(0) for p in patterns for m in [p.search(text)] if m]
 
 
+# How far before a danger cue a 万一 or 没 still governs it (within its clause).
+UNREAL_WINDOW = 6
+_CLAUSE_END = re.compile(r"[，。！？、,.!?；;：:\s]")
+
+
+def asserted_danger(text: str, lexicon: Lexicon) -> tuple[bool, bool]:
+    """(a danger cue stated as a fact, a danger cue only feared, supposed or denied). A cue is not
+    a fact when an unreal cue (万一, 怕, 真…了, 没) stands in the few characters of its clause
+    before it: "万一着火了跑不出去" fears a fire, "没人受伤" denies an injury."""
+    asserted = unreal = False
+    for pattern in lexicon.urgent_cues:
+        for m in pattern.finditer(text):
+            before = text[max(0, m.start() - UNREAL_WINDOW) : m.start()]
+            before = _CLAUSE_END.split(before)[-1]
+            if any(p.search(before) for p in lexicon.unreal_cues):
+                unreal = True
+            else:
+                asserted = True
+    return asserted, unreal and not asserted
+
+
 def urgency_features(text: str, lexicon: Lexicon) -> list[float]:
-    """Danger, vulnerable people, now, calm wording, and the products that make urgency."""
-    danger = float(bool(_cues(lexicon.urgent_cues, text)))
+    """Present danger (stated as a fact), vulnerable people, now, and the products that make
+    urgency; calm wording, danger only feared or denied, a danger that is over. How alarmed the
+    reporter sounds (吓死人了) is no feature: people say it of smoke from a grill and of a load
+    swinging over children alike."""
+    fact, unreal = asserted_danger(text, lexicon)
+    danger, only_unreal = float(fact), float(unreal)
     vulnerable = float(bool(_cues(lexicon.vulnerable_cues, text)))
     now = float(bool(_cues(lexicon.now_cues, text)))
     calm = float(bool(_cues(lexicon.calm_cues, text)))
-    return [danger, vulnerable, now, calm, danger * vulnerable, danger * now, danger * vulnerable * now]
+    past = float(bool(_cues(lexicon.past_cues, text)))
+    return [
+        danger,
+        vulnerable,
+        now,
+        calm,
+        danger * vulnerable,
+        danger * now,
+        danger * vulnerable * now,
+        only_unreal,
+        past,
+        danger * past,
+    ]
 
 
-URGENCY_FEATURE_NAMES = ("危险", "弱势人群", "正在发生", "语气平和", "危险×弱势", "危险×正在", "危险×弱势×正在")
+@lru_cache(maxsize=20_000)
+def cached_urgency_features(text: str, lexicon: Lexicon) -> tuple[float, ...]:
+    """`urgency_features`, cached for training (held-out choices score the same texts many times;
+    scoring one report calls the uncached function, like `char_grams`)."""
+    return tuple(urgency_features(text, lexicon))
+
+
+URGENCY_FEATURE_NAMES = (
+    "危险",
+    "弱势人群",
+    "正在发生",
+    "语气平和",
+    "危险×弱势",
+    "危险×正在",
+    "危险×弱势×正在",
+    "只是担心或否认的危险",
+    "已经过去",
+    "危险×已经过去",
+)
 
 
 def fingerprint(examples: list[Example], lexicon_text: str = "") -> str:
@@ -278,7 +340,10 @@ class TriageModel:
             raise ValueError("training needs at least two categories and both priorities")
         self.taxonomy, self.lexicon, self.threshold = taxonomy, lexicon, threshold
         self.version = version or fingerprint(examples)
-        for word in {w for ws in lexicon.keywords.values() for w in ws}:
+        # Sorted: jieba suggests each added word's frequency from the words added before it, so the
+        # order changes how texts are cut; a set's order changes with the process's hash seed, and
+        # every replica must train the same model from the same rows.
+        for word in sorted({w for ws in lexicon.keywords.values() for w in ws}):
             jieba.add_word(word)
         if calibration is None:
             calibration = self._calibrate(examples) if calibrate else Calibration()
@@ -469,14 +534,18 @@ class TriageModel:
             format="csr",
         )
 
-    def _urgency_extra(self, text: str, category_probabilities: np.ndarray) -> np.ndarray:
-        """Danger, vulnerable people, now (and their products), calm wording, and how urgent the
-        likely category usually is."""
-        return np.array(urgency_features(text, self.lexicon) + [float(category_probabilities @ self._urgent_rate)])
+    def _urgency_extra(self, cues: tuple[float, ...] | list[float], category_probabilities: np.ndarray) -> np.ndarray:
+        """A text's urgency cues (`urgency_features`) and how urgent its likely category usually is."""
+        return np.array([*cues, float(category_probabilities @ self._urgent_rate)])
 
     def _urgency_features(self, x: sparse.csr_matrix, texts: list[str]) -> sparse.csr_matrix:
         probabilities = self._scores(x)
-        extra = np.array([self._urgency_extra(t, p) for t, p in zip(texts, probabilities, strict=True)])
+        extra = np.array(
+            [
+                self._urgency_extra(cached_urgency_features(t, self.lexicon), p)
+                for t, p in zip(texts, probabilities, strict=True)
+            ]
+        )
         return sparse.hstack([x, sparse.csr_matrix(extra)], format="csr")
 
     def copy(self, *, threshold: float) -> "TriageModel":
@@ -580,7 +649,7 @@ class TriageModel:
         spec = self.taxonomy.categories[category]
         manual = confidence < self.threshold or category == FALLBACK_CATEGORY
         text_w, extra_w, b = self._urgency[self.calibration.urgency_c]
-        z = float(text_w[idx] @ vals + extra_w @ self._urgency_extra(text, scores) + b)
+        z = float(text_w[idx] @ vals + extra_w @ self._urgency_extra(urgency_features(text, self.lexicon), scores) + b)
         p_urgent = float(self._urgency_probability(np.array(z)))
         cues = tuple(
             dict.fromkeys(

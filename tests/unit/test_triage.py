@@ -28,7 +28,9 @@ from services.intake.retrain import not_worse
 from services.intake.settings import IntakeSettings
 from services.intake.triage import (
     MANUAL_TRIAGE_DEPARTMENT,
+    URGENCY_FEATURE_NAMES,
     TriageModel,
+    asserted_danger,
     fit_temperature,
     parse_lexicon,
     recall_threshold,
@@ -206,9 +208,36 @@ def test_alarming_words_without_present_danger_are_not_urgent(model, text):
 
 def test_urgency_features_are_danger_vulnerable_people_and_now(lexicon):
     text = "吊车吊着预制板在幼儿园上空晃，孩子正在院子里"
-    danger, vulnerable, now, calm, dv, dn, dvn = urgency_features(text, lexicon)
-    assert (danger, vulnerable, now, dv, dn, dvn) == (1, 1, 1, 1, 1, 1) and calm == 0
-    assert urgency_features("路灯不亮了，有空来修", lexicon) == [0, 0, 0, 1, 0, 0, 0]
+    features = dict(zip(URGENCY_FEATURE_NAMES, urgency_features(text, lexicon), strict=True))
+    named = ("危险", "弱势人群", "正在发生", "危险×弱势", "危险×正在", "危险×弱势×正在")
+    assert [features[n] for n in named] == [1] * 6
+    assert features["语气平和"] == features["只是担心或否认的危险"] == features["已经过去"] == 0
+    calm = dict(zip(URGENCY_FEATURE_NAMES, urgency_features("路灯不亮了，有空来修", lexicon), strict=True))
+    assert calm["语气平和"] == 1 and sum(calm.values()) == 1
+
+
+@pytest.mark.parametrize(
+    "text,fact,unreal",
+    [
+        ("楼道里一股很冲的煤气味", True, False),
+        ("南门菜场后面的井盖不见了，差点有人掉下去", True, False),
+        ("楼道里堆满纸箱，真着火了跑都跑不出去", False, True),  # feared, not happening
+        ("应急电话打不通，万一困人都没法求救", False, True),
+        ("两车轻微剐蹭，没人受伤", False, True),  # denied
+        ("路灯不亮了", False, False),  # no danger named at all
+        # A cue stated as a fact anywhere makes it a fact, whatever else is feared.
+        ("怕出事，现在已经冒烟了", True, False),
+    ],
+)
+def test_danger_feared_or_denied_is_not_danger_stated_as_a_fact(lexicon, text, fact, unreal):
+    assert asserted_danger(text, lexicon) == (fact, unreal)
+
+
+def test_a_danger_that_is_over_is_told_from_one_happening_now(lexicon):
+    over = dict(zip(URGENCY_FEATURE_NAMES, urgency_features("广场上两伙人推搡了几下，已经散了", lexicon), strict=True))
+    now = dict(zip(URGENCY_FEATURE_NAMES, urgency_features("广场上两伙人推搡起来了，还在打", lexicon), strict=True))
+    assert (over["已经过去"], over["危险×已经过去"]) == (1, 1)
+    assert (now["已经过去"], now["危险×正在"]) == (0, 1)
 
 
 def test_the_answer_names_the_terms_that_decided_and_the_model(model):
