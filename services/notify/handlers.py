@@ -23,6 +23,7 @@ from services.notify.domain import (
 from services.notify.reporter_messages import (
     accepted_messages,
     acknowledged_messages,
+    cancelled_messages,
     comparison_messages,
     merged_messages,
     query_code_messages,
@@ -189,6 +190,18 @@ def make_handlers(
         for reporter in followers:
             await queue(conn, event, verification_messages(step, reporter=reporter, templates=templates))
 
+    async def on_case_cancelled(conn: asyncpg.Connection, event: Event) -> None:
+        """撤销, or 现场核实 that found it not so: every reporter hears why (a check that found the
+        problem real changes nothing they need to hear)."""
+        step = await numbered(conn, event.payload_as(CaseTransitioned))
+        if step.status != "cancelled":
+            return
+        for reporter in await store.get_reporters(conn, case_id=step.case_id, group_robots=group_robots):
+            told = cancelled_messages(
+                step, reporter=reporter, found_on_site=event.type == "case.checked", templates=templates
+            )
+            await queue(conn, event, told)
+
     async def on_case_merged(conn: asyncpg.Connection, event: Event) -> None:
         """A case merged into another: its reporters follow that case from now on, and are told so."""
         step = event.payload_as(CaseTransitioned)
@@ -290,6 +303,8 @@ def make_handlers(
         "case.acknowledged": on_case_acknowledged,
         "case.resolved": on_case_resolved,
         "case.merged": on_case_merged,
+        "case.cancelled": on_case_cancelled,
+        "case.checked": on_case_cancelled,
         "case.settled": on_case_resolved,  # 即知即改: the department hears it, the reporter is asked
         "media.attached": on_media_attached,
         "media.comparison_ready": on_comparison_ready,

@@ -1,5 +1,5 @@
-"""Messages to the people who reported a problem: 受理 with the case number, 接单, 合并办理, the
-before/after comparison and 回访 at 办结, and the 我要查询 code. Each goes on the reporter's best
+"""Messages to the people who reported a problem: 受理 with the case number, 接单, 合并办理, 撤销
+(with why), the before/after comparison and 回访 at 办结, and the 我要查询 code. Each goes on the reporter's best
 channel (the WeCom group they reported in, official account, WeCom, a proven phone), the others
 taking over in turn. Pure: handlers.py picks every reporter of a case, messages.py shapes the
 bodies."""
@@ -72,6 +72,33 @@ def merged_messages(
         status="已合并办理",
         text=f"您反映的问题（案件 {case_ref_of(payload)}）与案件 {into} 是同一问题，"
         "已合并办理，进展和结果会继续告知您。",
+        at=field_of(payload, "at"),
+        url=None,
+    )
+
+
+def cancelled_messages(
+    payload,
+    *,
+    reporter: ReporterContact | None,
+    found_on_site: bool,
+    templates: ReporterTemplates = DEFAULT_TEMPLATES,
+) -> list[Outgoing]:
+    """撤销: the case ends without being handled — the centre would not take it, or the grid worker
+    found on site that it is not so (现场核实 不属实). 件件有回音: the reporter hears why, and that
+    they may report again if the problem is there."""
+    ref = case_ref_of(payload)
+    by = "经网格员现场核实，情况不属实" if found_on_site else "经指挥中心审核，不予办理"
+    reason = (payload.reason or "").strip().rstrip("。")
+    return reporter_messages(
+        reporter,
+        templates,
+        template="case.cancelled",
+        case_ref=ref,
+        status="已撤销",
+        text=f"您反映的问题（案件 {ref}）{by}"
+        + (f"：{reason}" if reason else "")
+        + "。案件已撤销；如问题仍然存在，请重新反映并附上现场照片。",
         at=field_of(payload, "at"),
         url=None,
     )

@@ -30,9 +30,11 @@ from shared.topics import CASES, DEAD_LETTERS, MEDIA, NOTIFICATIONS, REPORTER_CO
 from tests.support import bearer, case_dispatched, eventually, publish, read_topic, running
 
 
-def transition(event_type: str, case_id, **detail):
+def transition(event_type: str, case_id, *, status: str = "dispatched", reason: str | None = None, **detail):
     return new_event(
         CaseTransitioned(
+            status=status,
+            reason=reason,
             case_id=case_id,
             report_id=uuid4(),
             category="manhole",
@@ -177,6 +179,46 @@ async def test_acknowledged_and_resolved_reach_the_reporter_and_the_command_cent
     ]
     assert card["body"]["news"]["articles"][0]["picurl"] == "https://media.example/cmp.jpg"
     assert "整改前1张，整改后2张" in card["body"]["news"]["articles"][0]["description"]
+
+
+async def test_a_report_found_unfounded_on_site_is_answered_with_why(make_settings, fake_wecom):
+    """件件有回音: 现场核实 不属实 cancels the case, and its reporter hears why; a check that found the
+    problem real tells them nothing new."""
+    settings = make_settings("notify", wechat_base_url=fake_wecom)
+    await ensure_topics(settings)
+    unfounded_id, real_id = uuid4(), uuid4()
+    openids = {case_id: f"oReporter-{uuid4().hex[:8]}" for case_id in (unfounded_id, real_id)}
+    db = await asyncpg.connect(settings.database_url)
+    try:
+        for case_id, openid in openids.items():
+            await db.execute(
+                "INSERT INTO notify.reporters (case_id, report_id, openid) VALUES ($1, $2, $3)",
+                case_id,
+                uuid4(),
+                openid,
+            )
+    finally:
+        await db.close()
+    unfounded = transition("case.checked", unfounded_id, status="cancelled", reason="现场井盖完好", finding="unfounded")
+    real = transition("case.checked", real_id, finding="confirmed")
+    await publish(settings, CASES.name, real.to_bytes(), unfounded.to_bytes())
+    async with running(create_app(settings)) as client:
+        client.headers.update(bearer(settings, "dispatcher"))
+
+        async def sent():
+            rows = await notifications(client, unfounded_id)
+            return rows if rows and rows[0]["status"] == "sent" else None
+
+        [row] = await eventually(sent)
+        assert (row["template"], row["recipient"]) == ("case.cancelled", "反映人（公众号）")
+        assert await notifications(client, real_id) == []
+    [told] = [
+        m["body"]
+        for m in httpx.get(f"{fake_wecom}/_fake/mp/messages").json()
+        if m["body"]["touser"] == openids[unfounded_id]
+    ]
+    assert told["data"]["keyword2"]["value"] == "已撤销"
+    assert "经网格员现场核实，情况不属实：现场井盖完好" in told["data"]["first"]["value"]
 
 
 async def test_each_robot_gets_at_most_twenty_a_minute_even_across_a_restart(make_settings, fake_wecom, tmp_path):

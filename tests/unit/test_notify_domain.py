@@ -687,3 +687,22 @@ def test_a_notice_reaches_the_leadership_group_and_the_departments_head():
     # Without a head on file, the department's group hears it; without a leadership group, nobody there.
     [group] = notice_messages(notice, directory=Directory(departments=DIRECTORY.departments))
     assert group.target == "robot-zj" and [[m.target for m in s] for s in group.fallback] == [["13900000301"]]
+
+
+def test_a_cancelled_case_tells_its_reporter_why_and_that_they_may_report_again():
+    from services.notify.reporter_messages import cancelled_messages
+
+    checked = transition("check", finding="unfounded").model_copy(
+        update={"status": "cancelled", "reason": "现场井盖完好，已拍照留存。", "case_no": "20261202-000042"}
+    )
+    [told] = cancelled_messages(checked, reporter=ReporterContact(wecom_userid="zs"), found_on_site=True)
+    text = told.body["text"]["content"]
+    assert told.template == "case.cancelled"
+    assert text.startswith(
+        "您反映的问题（案件 20261202-000042）经网格员现场核实，情况不属实：现场井盖完好，已拍照留存。"
+    )
+    assert "请重新反映" in text and "。。" not in text
+    refused = transition("cancel").model_copy(update={"status": "cancelled", "reason": None})
+    [told] = cancelled_messages(refused, reporter=ReporterContact(openid="o1"), found_on_site=False)
+    assert "经指挥中心审核，不予办理。案件已撤销" in told.body["data"]["first"]["value"]
+    assert cancelled_messages(refused, reporter=None, found_on_site=False) == []
