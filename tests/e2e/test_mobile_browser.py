@@ -49,6 +49,34 @@ def phone_photo(path) -> str:
     return str(path)
 
 
+async def mobile_console(make_settings, http: httpx.AsyncClient, *, admin: dict, fake_wecom: str, urls: dict):
+    """The console of the mobile pages, with the directory (通讯录) knowing the handler 李强 and the
+    grid worker 何飞 by their WeCom user ids (the fake's OAuth2 names them)."""
+    people = {
+        "demo-zhujian": ("李强", "liqiang", "handler", "330727", "zhujian"),
+        "gw330727001002001": ("何飞", "hefei", "grid_worker", "330727001002001", None),
+    }
+    for person_id, (name, userid, role, place, department) in people.items():
+        saved = await http.put(
+            f"{urls['dispatch']}/api/v1/directory/people/{person_id}",
+            json={
+                "name": name,
+                "wecom_user_id": userid,
+                "roles": [{"role": role, "jurisdiction_code": place, "department_code": department}],
+            },
+            headers=admin,
+        )
+        assert saved.status_code == 200, saved.text
+    return console_app(
+        make_settings(
+            "console",
+            **{f"console_{service}_url": url for service, url in urls.items()},
+            console_wecom_oauth_url=fake_wecom,
+            console_wecom_api_url=fake_wecom,
+        )
+    )
+
+
 async def test_handler_and_grid_worker_on_the_mobile_work_page(make_settings, fake_wecom, browser, tmp_path):
     intake_settings = make_settings("intake")
     dispatch_settings = make_settings("dispatch")
@@ -66,32 +94,12 @@ async def test_handler_and_grid_worker_on_the_mobile_work_page(make_settings, fa
         serving(sla_app(make_settings("sla"))) as sla_url,
         httpx.AsyncClient() as http,
     ):
-        # The directory (通讯录) knows both by their WeCom user ids.
-        people = {
-            "demo-zhujian": ("李强", "liqiang", "handler", "330727", "zhujian"),
-            "gw330727001002001": ("何飞", "hefei", "grid_worker", "330727001002001", None),
-        }
-        for person_id, (name, userid, role, place, department) in people.items():
-            saved = await http.put(
-                f"{dispatch_url}/api/v1/directory/people/{person_id}",
-                json={
-                    "name": name,
-                    "wecom_user_id": userid,
-                    "roles": [{"role": role, "jurisdiction_code": place, "department_code": department}],
-                },
-                headers=admin,
-            )
-            assert saved.status_code == 200, saved.text
-        console = console_app(
-            make_settings(
-                "console",
-                console_dispatch_url=dispatch_url,
-                console_media_url=media_url,
-                console_sla_url=sla_url,
-                console_intake_url=intake_url,
-                console_wecom_oauth_url=fake_wecom,
-                console_wecom_api_url=fake_wecom,
-            )
+        console = await mobile_console(
+            make_settings,
+            http,
+            admin=admin,
+            fake_wecom=fake_wecom,
+            urls={"dispatch": dispatch_url, "media": media_url, "sla": sla_url, "intake": intake_url},
         )
         async with serving(console) as origin:
             await step(browser.cdp, "Browser.grantPermissions", permissions=["geolocation"], origin=origin)
@@ -216,31 +224,12 @@ async def test_a_grid_worker_places_a_report_and_checks_new_ones_on_the_phone(
         serving(sla_app(make_settings("sla"))) as sla_url,
         httpx.AsyncClient() as http,
     ):
-        people = {
-            "gw330727001002001": ("何飞", "hefei", "grid_worker", "330727001002001", None),
-            "demo-zhujian": ("李强", "liqiang", "handler", "330727", "zhujian"),
-        }
-        for person_id, (name, userid, role, place, department) in people.items():
-            saved = await http.put(
-                f"{dispatch_url}/api/v1/directory/people/{person_id}",
-                json={
-                    "name": name,
-                    "wecom_user_id": userid,
-                    "roles": [{"role": role, "jurisdiction_code": place, "department_code": department}],
-                },
-                headers=admin,
-            )
-            assert saved.status_code == 200, saved.text
-        console = console_app(
-            make_settings(
-                "console",
-                console_dispatch_url=dispatch_url,
-                console_media_url=media_url,
-                console_sla_url=sla_url,
-                console_intake_url=intake_url,
-                console_wecom_oauth_url=fake_wecom,
-                console_wecom_api_url=fake_wecom,
-            )
+        console = await mobile_console(
+            make_settings,
+            http,
+            admin=admin,
+            fake_wecom=fake_wecom,
+            urls={"dispatch": dispatch_url, "media": media_url, "sla": sla_url, "intake": intake_url},
         )
 
         async def report(**body) -> dict:
