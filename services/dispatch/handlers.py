@@ -25,6 +25,12 @@ from shared.taxonomy import Taxonomy
 def make_handlers(*, settings: DispatchSettings, taxonomy: Taxonomy, policy: SlaPolicy):
     """Handlers bound to this instance's settings; every instance sees every event and acts on its own."""
 
+    # Only a county centre beside town or village centres needs to know who took each number; a
+    # lone centre holds every case, so nothing is written on this path for it.
+    county_beside_other_centres = len(settings.jurisdiction_code) == 6 and bool(
+        set(settings.dispatch_centres) - {settings.jurisdiction_code}
+    )
+
     async def on_report_submitted(conn: asyncpg.Connection, event: Event) -> None:
         report = submitted_report(event)  # placed by intake: its division and grid are used as they are
         if not report.place.division_code.startswith(settings.jurisdiction_code[:6]):
@@ -36,7 +42,7 @@ def make_handlers(*, settings: DispatchSettings, taxonomy: Taxonomy, policy: Sla
             jurisdiction_code=report.place.division_code,
             category=report.category,
         )
-        if report.case_no and len(settings.jurisdiction_code) == 6:  # the county centre: see answers_unknown_numbers
+        if report.case_no and county_beside_other_centres:  # see answers_unknown_numbers
             await store.note_case_number(conn, case_no=report.case_no, owner_code=decision.jurisdiction_code)
         if decision.jurisdiction_code != settings.jurisdiction_code:
             return  # another centre's case
