@@ -52,11 +52,7 @@ seed: install
 	@$(LOCAL)/infra.sh start postgres
 	@source $(LOCAL)/env.sh && $(PY) -m services.dispatch.county_import shared/data/counties/330727
 
-import-republish-directory: install
-	@$(LOCAL)/infra.sh start postgres
-	@source $(LOCAL)/env.sh && $(PY) -m services.dispatch.directory_publish
-
-county: install
+import-county: install
 	@test -n "$(DIR)" || { echo "usage: make import-county DIR=path/to/county (divisions.csv, grids.geojson, groups.csv, workers.csv)"; exit 2; }
 	@$(LOCAL)/infra.sh start postgres
 	@source $(LOCAL)/env.sh && $(PY) -m services.dispatch.county_import "$(DIR)"

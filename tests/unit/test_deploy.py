@@ -301,3 +301,16 @@ def test_dashboard_queries_only_metrics_the_services_export():
         m for panel in dashboard["panels"] for t in panel["targets"] for m in re.findall(r"gridlink_\w+", t["expr"])
     }
     assert used and used <= exported, used - exported
+
+
+def test_every_make_target_is_defined_once_and_declared():
+    """A target written twice silently replaces the first recipe (make only warns), which once
+    turned `make import-county` into a second `republish-directory`."""
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    defined = re.findall(r"^([a-z][a-z-]*):", makefile, flags=re.M)
+    phony = re.search(r"^\.PHONY: (.*)$", makefile, flags=re.M).group(1).split()
+    assert sorted(defined) == sorted(set(defined)), "a target is defined twice"
+    assert sorted(defined) == sorted(phony)
+    help_text = makefile.split("help:", 1)[1].split("\n\n", 1)[0]
+    for target in set(defined) - {"help", "install", "unit", "logs"}:
+        assert f"make {target}" in help_text, f"make help does not explain {target}"
