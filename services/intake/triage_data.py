@@ -81,8 +81,21 @@ PLACES = (
     "向阳街",
     "丰收路12号",
 )
-CALM_ENDINGS = ("麻烦有空来看看", "不算太急，方便时处理一下", "希望有人管管", "已经好几天了", "谁来管管")
-URGENT_ENDINGS = ("赶紧来人", "请马上处理", "快来人看看", "太吓人了，赶紧处理", "请尽快派人")
+# A voice's endings and actions never depend on the label: people say 赶紧来人 of grill smoke too, and
+# a wrapper chosen by the label would teach the model the wrapper (and inflate every figure).
+ENDINGS = (
+    "麻烦有空来看看",
+    "方便时处理一下",
+    "希望有人管管",
+    "已经好几天了",
+    "谁来管管",
+    "赶紧来人",
+    "请马上处理",
+    "快来人看看",
+    "太吓人了，赶紧处理",
+    "请尽快派人",
+)
+GRID_WORKER_ACTIONS = ("已登记", "已拍照上报", "待处置", "已告知相关方", "已设置警示，请处置", "请相关部门处理")
 CHAT_OPENERS = ("大家好", "各位早", "群里说一下", "刚路过", "哈哈今天好热", "有人知道吗", "吃了吗各位", "[图片]")
 CHAT_TAGS = ("@网格员", "@社区", "@物业", "@所有人", "@网格长小李", "")
 EMOJI = ("😱", "😡", "🙏", "😷", "🙄", "👀", "😤", "🥺", "⚠️", "🆘", "😂", "👍")
@@ -126,16 +139,16 @@ DIALECT_ENDINGS = ("咋整啊", "中不中", "恼火得很", "闹心巴拉的", 
 _PUNCTUATION = re.compile(r"[，。！？、,.!?；;：:\s]+")
 
 
-def _elderly(rng: random.Random, place: str, phrase: str, urgent: bool) -> str:
-    ending = rng.choice(URGENT_ENDINGS if urgent else CALM_ENDINGS)
-    text = f"{rng.choice(FILLERS)}{rng.choice(FILLERS)}我们{place}那里啊{phrase}{rng.choice(FILLERS)}{ending}"
+def _elderly(rng: random.Random, place: str, phrase: str) -> str:
+    opening = f"{rng.choice(FILLERS)}{rng.choice(FILLERS)}"
+    text = f"{opening}我们{place}那里啊{phrase}{rng.choice(FILLERS)}{rng.choice(ENDINGS)}"
     for word, typo in HOMOPHONES.items():
         if word in text and rng.random() < 0.6:
             text = text.replace(word, typo)
     return _PUNCTUATION.sub("", text)
 
 
-def _dialect(rng: random.Random, place: str, phrase: str, urgent: bool) -> str:
+def _dialect(rng: random.Random, place: str, phrase: str) -> str:
     text = f"{place}{phrase}"
     for word, local in DIALECT.items():
         if word in text and rng.random() < 0.7:
@@ -143,23 +156,23 @@ def _dialect(rng: random.Random, place: str, phrase: str, urgent: bool) -> str:
     return f"{text} {rng.choice(DIALECT_ENDINGS)}"
 
 
-def _group_chat(rng: random.Random, place: str, phrase: str, urgent: bool) -> str:
+def _group_chat(rng: random.Random, place: str, phrase: str) -> str:
     return (
         f"{rng.choice(CHAT_OPENERS)}{rng.choice(EMOJI)} {rng.choice(CHAT_TAGS)} {place}{phrase}"
         f"{rng.choice(EMOJI)} {rng.choice(CHAT_TAILS)}"
     ).strip()
 
 
-def _grid_worker(rng: random.Random, place: str, phrase: str, urgent: bool) -> str:
-    action = "已设置警示，请立即处置" if urgent else rng.choice(("已登记", "已拍照上报", "待处置", "已告知相关方"))
+def _grid_worker(rng: random.Random, place: str, phrase: str) -> str:
+    action = rng.choice(GRID_WORKER_ACTIONS)
     if rng.random() < 0.5:
         return f"巡查发现：{place}{phrase}，{action}。"
     return f"{rng.randint(7, 22)}:{rng.randint(0, 5)}0 {place} {phrase} {action}"
 
 
-def _resident(rng: random.Random, place: str, phrase: str, urgent: bool) -> str:
-    ending = rng.choice(URGENT_ENDINGS if urgent else CALM_ENDINGS)
-    return f"{rng.choice(('我们', '', '我家', '您好，'))}{place}{rng.choice(('这边', '', '附近'))}{phrase}，{ending}"
+def _resident(rng: random.Random, place: str, phrase: str) -> str:
+    opening = rng.choice(("我们", "", "我家", "您好，"))
+    return f"{opening}{place}{rng.choice(('这边', '', '附近'))}{phrase}，{rng.choice(ENDINGS)}"
 
 
 VOICES = {
@@ -177,12 +190,11 @@ def voiced_examples(phrases: list[Example], *, per_voice: int = 3, seed: int = 1
     rng = random.Random(seed)
     out = []
     for phrase in phrases:
-        urgent = phrase.priority == "urgent"
         for voice, make in VOICES.items():
             for place in rng.sample(PLACES, per_voice):
                 out.append(
                     Example(
-                        text=make(rng, place, phrase.text, urgent),
+                        text=make(rng, place, phrase.text),
                         category=phrase.category,
                         priority=phrase.priority,
                         style=voice,

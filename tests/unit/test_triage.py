@@ -131,6 +131,13 @@ def test_voices_are_deterministic_and_keep_their_phrase_group():
     assert all("，" not in t for t in elderly)
 
 
+def test_a_voice_never_tells_the_label():
+    """The same phrase marked urgent or normal is voiced identically: the wrapper carries no label."""
+    urgent = Example("楼道里堆满了纸箱", "fire_hazard", "urgent", "phrase", "phrase:1")
+    normal = Example("楼道里堆满了纸箱", "fire_hazard", "normal", "phrase", "phrase:1")
+    assert [e.text for e in voiced_examples([urgent])] == [e.text for e in voiced_examples([normal])]
+
+
 def test_word_features_drop_particles_and_punctuation():
     found = words("井盖没了，很危险！")
     assert "井盖" in found and "危险" in found
