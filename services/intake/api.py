@@ -366,7 +366,15 @@ async def locate_report(report_id: UUID, body: LocationIn, request: Request, act
     if actor.jurisdiction_code != intake.settings.jurisdiction_code and not grid.grid_code.startswith(
         actor.jurisdiction_code
     ):
-        raise Problem(403, "Forbidden", "该位置不在您负责的区域内。", kind="forbidden")
+        # Say where the point fell and what to do: a mis-tap is fixed on the map, a report from
+        # another area is the centre's to place.
+        elsewhere = intake.county.grids[grid.grid_code].name
+        raise Problem(
+            403,
+            "Forbidden",
+            f"所选位置在「{elsewhere}」，不在您负责的区域内。请在地图上重新点选；如问题确实在其他网格，请联系调度员处理。",
+            kind="forbidden",
+        )
     async with request.app.state.runtime.pool.acquire() as conn, conn.transaction():
         row = await store.find_report(conn, report_id=report_id, for_update=True)
         if row is None:

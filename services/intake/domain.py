@@ -335,5 +335,5 @@ def relocation_refusal(
     if role == "grid_worker" and not needs_locating:
         return "该反映已定位；如位置有误，请联系调度员更正。"
     if placed_in and jurisdiction_code != county_code and not placed_in.startswith(jurisdiction_code):
-        return "该反映不在您负责的区域内。"
+        return "该反映不在您负责的区域内；如位置有误，请联系其所在区域的调度员更正。"
     return None

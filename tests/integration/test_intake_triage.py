@@ -519,7 +519,8 @@ async def test_grid_worker_places_an_address_only_report(make_settings, county):
         gcj = wgs84_to_gcj02(*HERE)
         where = {"lat": gcj[0], "lng": gcj[1], "coord_system": "gcj02"}
         refused = await client.post(f"/api/v1/reports/{report['report_id']}/location", json=where, headers=stranger)
-        assert refused.status_code == 403
+        assert refused.status_code == 403  # names where the point fell and what to do next
+        assert county.grids[grid.grid_code].name in refused.json()["detail"] and "重新点选" in refused.json()["detail"]
         placed = await client.post(f"/api/v1/reports/{report['report_id']}/location", json=where, headers=worker)
         assert placed.status_code == 200, placed.text
         assert placed.json()["grid_code"] == grid.grid_code and placed.json()["needs_locating"] is False

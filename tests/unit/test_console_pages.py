@@ -27,6 +27,10 @@ SUPERVISOR = Actor("s", "supervisor", "330727", name="陈静")
 GRID = "330727001001001"
 NOW = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
 
+LOCATE_REFUSAL = (
+    "所选位置在「城关镇一网格」，不在您负责的区域内。请在地图上重新点选；如问题确实在其他网格，请联系调度员处理。"
+)
+
 
 def case(**changes) -> dict:
     grid = NAMES.county.grids[GRID]
@@ -225,7 +229,7 @@ def rendered() -> dict[str, str]:
             photos=["6f1c1d0e-1b7a-4f0e-9a51-2d2f8f6c9b10"],
             hidden_photos=1,
             tiles_url="",
-            error="该位置不在您负责的区域内。",
+            error=LOCATE_REFUSAL,
             point=("29.1", "120.1"),
             **common,
         ),
@@ -374,7 +378,7 @@ def test_the_phone_s_locate_page_shows_the_report_and_posts_the_desktop_s_locate
     assert 'id="pick"><svg class="map"' in page and "polygon" in page  # the offline map, drawn here
     assert 'action="/m/locate/0b7e1d2c-3f4a-4b5c-8d6e-7f8091a2b3c4"' in page
     assert 'id="lat" required inputmode="decimal" value="29.1"' in page  # the refused point, to correct
-    assert '<p class="error" role="alert">该位置不在您负责的区域内。</p>' in page
+    assert f'<p class="error" role="alert">{LOCATE_REFUSAL}</p>' in page
     assert 'data-county="示范县"' in page and not re.search(r'(src|href)="(https?:)?//', page)
     placed = {
         "report_id": str(uuid4()),
