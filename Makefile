@@ -14,7 +14,7 @@ help:
 	@echo "make seed    import the demo county (shared/data/counties/330727) into dispatch"
 	@echo "make import-county DIR=...  validate a county's files and import them as a new version (docs/go-live.md)"
 	@echo "make republish-directory  publish dispatch's whole directory and rosters again to notify (after an upgrade, or a rebuilt notify database)"
-	@echo "make county  regenerate the demo and sample counties' files (shared/data/counties/, county.geojson, groups.csv)"
+	@echo "make county  regenerate the demo and sample counties' files (shared/data/counties/, county.geojson, groups.csv, deploy/k8s/county)"
 	@echo "make test    install what is missing, run the gates (ruff, mypy) and all tests with coverage"
 	@echo "make gates   lint, format check and type check only"
 
@@ -63,6 +63,7 @@ republish-directory: install
 
 county: install
 	@$(PY) -m devtools.demo_county
+	@$(PY) -m devtools.deploy_gen county
 
 # Fast gates first (seconds), then every suite with the coverage report and its floor at the end.
 test: install gates

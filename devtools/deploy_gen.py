@@ -6,9 +6,13 @@
     python -m devtools.deploy_gen dispatch --level town --code 330727101
                                              a dispatch centre's overlay, and the centre added to the list
                                              every dispatch instance is given (deploy/k8s/dispatch/centres.env)
+    python -m devtools.deploy_gen county [--map shared/data/county.geojson]
+                                             the county map the pods read, gzipped for its ConfigMap
+                                             (deploy/k8s/county): after each county import
 """
 
 import argparse
+import gzip
 import importlib
 import json
 import re
@@ -192,6 +196,12 @@ def dispatch_overlay(*, level: str, code: str) -> dict[Path, str]:
     }
 
 
+def county_map(map_path: Path) -> dict[Path, bytes]:
+    """The county map the import wrote, gzipped (mtime 0, so the same map gives the same bytes and
+    the ConfigMap's name hash changes only with the map, rolling the pods that read it)."""
+    return {K8S / "county" / "county.geojson.gz": gzip.compress(map_path.read_bytes(), compresslevel=9, mtime=0)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Generate deployment files from the code.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -200,16 +210,24 @@ def main(argv: list[str] | None = None) -> None:
     dispatch = commands.add_parser("dispatch")
     dispatch.add_argument("--level", required=True)
     dispatch.add_argument("--code", required=True)
+    county = commands.add_parser("county")
+    county.add_argument("--map", type=Path, default=PROJECT_ROOT / "shared" / "data" / "county.geojson")
     args = parser.parse_args(argv)
+    files: dict[Path, str] | dict[Path, bytes]
     if args.command == "kafka":
         files = kafka_resources()
     elif args.command == "ingress":
         files = ingress_resources()
+    elif args.command == "county":
+        files = county_map(args.map)
     else:
         files = dispatch_overlay(level=args.level, code=args.code)
-    for path, text in files.items():
+    for path, content in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
         print(f"wrote {path.relative_to(PROJECT_ROOT)}")
 
 

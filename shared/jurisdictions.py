@@ -20,6 +20,7 @@ its grid workers and are kept in the map, but a case is placed in the grid: thei
 with the grid's, so everything scoped to the grid covers them.
 """
 
+import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -323,5 +324,10 @@ def parse_county(document: dict) -> County:
 
 
 def load_county(path: Path) -> County:
-    """The county map in a GeoJSON file (see parse_county); read once at start-up."""
-    return parse_county(json.loads(Path(path).read_text(encoding="utf-8")))
+    """The county map in a GeoJSON file (see parse_county), gzipped when its name ends in .gz; read
+    once at start-up. In Kubernetes the map arrives gzipped in a ConfigMap (deploy/k8s/county):
+    a county's map is larger than kubectl apply's 256 KiB annotation allows, its gzip is not."""
+    data = Path(path).read_bytes()
+    if Path(path).suffix == ".gz":
+        data = gzip.decompress(data)
+    return parse_county(json.loads(data.decode("utf-8")))

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from services.sla import metrics, store
 from services.sla.analytics.api import router as analytics_router
 from services.sla.analytics.consumer import running_analytics
+from services.sla.analytics.exports import load_names
 from services.sla.api import router
 from services.sla.calendar import CST, OfficialCalendar, calendar_year, load_calendar_file
 from services.sla.domain import Policy
@@ -95,6 +96,9 @@ def create_app(settings: SlaSettings | None = None, *, clock: Callable[[], datet
     app.state.policy = policy
     app.state.calendar = calendar
     app.state.clock = clock
+    app.state.names = load_names(
+        responsibility_list_path=settings.responsibility_list_path, county_map_path=settings.county_map_path
+    )
     app.include_router(router)
     app.include_router(analytics_router)
     return app

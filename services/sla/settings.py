@@ -2,10 +2,11 @@
 
 from pathlib import Path
 
-from shared.settings import PROJECT_ROOT, ServiceSettings, SlaPolicyFile
+from shared.settings import PROJECT_ROOT, CountyMapFile, ResponsibilityListFile, ServiceSettings, SlaPolicyFile
 
 
-class SlaSettings(ServiceSettings, SlaPolicyFile):
+# The responsibility list and the county map name departments, categories and divisions in exports.
+class SlaSettings(ServiceSettings, SlaPolicyFile, ResponsibilityListFile, CountyMapFile):
     sla_tick_interval_s: float = 0.5
     sla_fire_batch: int = 1000
     sla_fire_workers: int = 2

@@ -3,6 +3,7 @@ Kubernetes API's schemas, meet the restricted Pod Security profile, and agree wi
 deploy; the files generated from the code (topics and Kafka users, Ingresses, dispatch overlays)
 are what the generator makes today; the Grafana dashboard queries what the services export."""
 
+import base64
 import functools
 import importlib
 import json
@@ -15,6 +16,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 from devtools import deploy_gen
+from shared.jurisdictions import load_county
 from shared.settings import PROJECT_ROOT
 from shared.topics import ALL_TOPICS, OPERATOR, SERVICES, service_topics
 from tests.support import SETTINGS_CLASSES
@@ -124,7 +126,7 @@ def test_each_dispatch_centre_has_its_own_schema_group_and_name_and_all_agree_on
     schemas: dict[str, str] = {}  # centre → its schema
     for overlay in OVERLAYS:
         docs = build(overlay)
-        configs = {d["metadata"]["name"]: d["data"] for d in kinds(docs, "ConfigMap")}
+        configs = {d["metadata"]["name"]: d.get("data", {}) for d in kinds(docs, "ConfigMap")}
         for deployment in kinds(docs, "Deployment"):
             [container] = deployment["spec"]["template"]["spec"]["containers"]
             if service_of(container) != "dispatch":
@@ -152,7 +154,7 @@ def test_each_dispatch_centre_has_its_own_schema_group_and_name_and_all_agree_on
 
 
 def test_migrations_run_first_as_the_owner_and_the_services_cannot():
-    config = {d["metadata"]["name"]: d["data"] for d in kinds(build("county"), "ConfigMap")}["gridlink-config"]
+    config = {d["metadata"]["name"]: d.get("data", {}) for d in kinds(build("county"), "ConfigMap")}["gridlink-config"]
     assert config["GRIDLINK_DATABASE_MIGRATE_ON_START"] == "false"
     for deployment in deployments():
         pod = deployment["spec"]["template"]["spec"]
@@ -189,11 +191,45 @@ def test_the_generated_files_are_what_the_code_generates_today():
             files |= generated
     for path, text in files.items():
         assert path.read_text(encoding="utf-8") == text, f"{path} is stale: regenerate it"
+    for path, content in deploy_gen.county_map(PROJECT_ROOT / "shared" / "data" / "county.geojson").items():
+        assert path.read_bytes() == content, f"{path} is stale: python -m devtools.deploy_gen county"
+
+
+def test_the_pods_that_read_the_county_map_get_the_imported_one(tmp_path):
+    """The map is not only the image's demo: intake, the console, notify and sla read the county's
+    map from its ConfigMap (gzipped, rolled by its name's hash), and notify its broadcast groups
+    from a Secret (robot keys)."""
+    docs = build("county")
+    [county_map] = [d for d in kinds(docs, "ConfigMap") if d["metadata"]["name"].startswith("gridlink-county-map-")]
+    readers = set()
+    for deployment in kinds(docs, "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        if "GRIDLINK_COUNTY_MAP_PATH" not in env:
+            continue
+        readers.add(service_of(container))
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        path = env["GRIDLINK_COUNTY_MAP_PATH"].rsplit("/", 1)
+        assert volumes[mounts[path[0]]]["configMap"]["name"] == county_map["metadata"]["name"]
+        assert path[1] in county_map["binaryData"]
+        if service_of(container) == "notify":
+            groups = env["GRIDLINK_NOTIFY_GROUPS_PATH"].rsplit("/", 1)
+            assert volumes[mounts[groups[0]]]["secret"]["secretName"] == "gridlink-county-groups"
+    assert readers == {"intake", "console", "notify", "sla"}
+    shipped = tmp_path / "county.geojson.gz"
+    shipped.write_bytes(base64.b64decode(county_map["binaryData"]["county.geojson.gz"]))
+    demo = load_county(PROJECT_ROOT / "shared" / "data" / "county.geojson")
+    assert (
+        load_county(shipped).content_hash == demo.content_hash
+        and load_county(shipped).grids.keys() == demo.grids.keys()
+    )
 
 
 def test_topics_are_cluster_resources_replicated_as_production_says():
     docs = build("county")
-    config = {d["metadata"]["name"]: d["data"] for d in kinds(docs, "ConfigMap")}["gridlink-config"]
+    config = {d["metadata"]["name"]: d.get("data", {}) for d in kinds(docs, "ConfigMap")}["gridlink-config"]
     assert config["GRIDLINK_KAFKA_CREATE_TOPICS"] == "false"
     assert (config["GRIDLINK_KAFKA_REPLICATION_FACTOR"], config["GRIDLINK_KAFKA_MIN_INSYNC_REPLICAS"]) == ("3", "2")
     topics = {t["spec"]["topicName"]: t for t in kinds(docs, "KafkaTopic")}
@@ -249,7 +285,7 @@ def test_every_variable_the_manifests_set_is_a_setting_of_a_service_that_receive
     readers: dict[str, set[str]] = {}
     for overlay in OVERLAYS:
         docs = build(overlay)
-        sources = {d["metadata"]["name"]: set(d["data"]) for d in kinds(docs, "ConfigMap")}
+        sources = {d["metadata"]["name"]: set(d.get("data", {})) for d in kinds(docs, "ConfigMap")}
         sources.pop("gridlink-dashboards", None)  # files for Grafana, not settings
         for variables in sources.values():
             for variable in variables:

@@ -2,6 +2,7 @@
 small samples, periods without cases, and the exports' rendering of them."""
 
 import csv
+import gzip
 import io
 import json
 import re
@@ -11,7 +12,7 @@ from uuid import uuid4
 import pytest
 from prometheus_client import REGISTRY
 
-from services.sla.analytics.exports import Names, names, scorecards_csv
+from services.sla.analytics.exports import Names, load_names, scorecards_csv
 from services.sla.analytics.scorecards import (
     NO_DATA,
     Breach,
@@ -30,6 +31,7 @@ from services.sla.analytics.scorecards import (
     scorecard,
     wilson_lower_bound,
 )
+from services.sla.settings import SlaSettings
 from shared.settings import PROJECT_ROOT
 
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
@@ -242,8 +244,25 @@ def test_place_of_a_division_code():
     assert place_of("330727001") == {"town_code": "330727001", "village_code": None}
 
 
+def test_exports_name_divisions_from_the_map_sla_is_given(tmp_path, monkeypatch):
+    """In a cluster the map arrives gzipped at GRIDLINK_COUNTY_MAP_PATH (deploy/k8s/county): sla's
+    reports name the county's own towns, not the demo's shipped in the image."""
+    document = json.loads((PROJECT_ROOT / "shared" / "data" / "county.geojson").read_text(encoding="utf-8"))
+    town = next(f["properties"] for f in document["features"] if f["properties"]["level"] == "town")
+    town["name"] = "新设镇"
+    shipped = tmp_path / "county.geojson.gz"
+    shipped.write_bytes(gzip.compress(json.dumps(document, ensure_ascii=False).encode("utf-8")))
+    monkeypatch.setenv("GRIDLINK_COUNTY_MAP_PATH", str(shipped))
+    settings = SlaSettings(service_name="sla")
+    names = load_names(
+        responsibility_list_path=settings.responsibility_list_path, county_map_path=settings.county_map_path
+    )
+    assert names.of("town", town["code"]) == "新设镇"
+
+
 def test_names_and_the_csv_export():
-    n = names()
+    settings = SlaSettings(service_name="sla")  # the demo county's list and map, as sla's settings name them
+    n = load_names(responsibility_list_path=settings.responsibility_list_path, county_map_path=settings.county_map_path)
     assert n.of("department", "zhujian") == "住房和城乡建设局"
     assert n.of("town", None) == "（未定位）" and n.of("department", None) == "（未知）"
     assert n.of("county", "county") == "全县" and n.of("category", "no-such") == "no-such"
@@ -254,7 +273,7 @@ def test_names_and_the_csv_export():
         {"key": "zhujian", "period_start": date(2026, 11, 1), "rank": 1, **scorecard(empty_counts() | {"received": 1})},
         {"key": None, "period_start": date(2026, 11, 1), "rank": None, **scorecard(empty_counts())},
     ]
-    body = scorecards_csv(cards, by="department")
+    body = scorecards_csv(cards, names=n, by="department")
     assert body.startswith("\ufeff".encode())
     rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
     assert (rows[0]["name"], rows[0]["satisfied 群众满意率"], rows[0]["satisfied_n"]) == (

@@ -177,6 +177,7 @@ def _month(month: str | None) -> tuple[date, date]:
 
 @router.get("/exports/assessment.xlsx", response_class=Response)
 async def assessment_workbook(
+    request: Request,
     conn: AnalyticsConnection,
     actor: CurrentActor,
     month: str | None = Query(None, max_length=7, description="YYYY-MM, Beijing time; this month by default"),
@@ -188,7 +189,12 @@ async def assessment_workbook(
     Who: any staff member; a handler only for their own department."""
     since, until = _month(month)
     body = await exports.assessment_workbook(
-        conn, since=since, until=until, department=_own_department(actor, department), county=_county(actor)
+        conn,
+        names=request.app.state.names,
+        since=since,
+        until=until,
+        department=_own_department(actor, department),
+        county=_county(actor),
     )
     name = f"assessment-{since:%Y-%m}{'-' + department if department else ''}.xlsx"
     return Response(
@@ -200,6 +206,7 @@ async def assessment_workbook(
 
 @router.get("/exports/scorecards.csv", response_class=Response)
 async def scorecards_csv(
+    request: Request,
     conn: AnalyticsConnection,
     actor: CurrentActor,
     by: Group = "department",
@@ -213,7 +220,7 @@ async def scorecards_csv(
     since, until = _range(since, until, period=period)
     rows = await figures.scorecards(conn, by=by, period=period, since=since, until=until, county=_county(actor))
     return Response(
-        exports.scorecards_csv(rows, by=by),
+        exports.scorecards_csv(rows, names=request.app.state.names, by=by),
         media_type="text/csv; charset=utf-8",
         headers={"content-disposition": f'attachment; filename="scorecards-{by}-{since}-{until}.csv"'},
     )
@@ -221,6 +228,7 @@ async def scorecards_csv(
 
 @router.get("/reports/weekly.pdf", response_class=Response)
 async def weekly_report(
+    request: Request,
     conn: AnalyticsConnection,
     actor: CurrentActor,
     week: Annotated[
@@ -234,7 +242,7 @@ async def weekly_report(
     day = week or _today() - timedelta(days=7)
     _within_years(day)
     monday = day - timedelta(days=day.weekday())
-    body = await exports.weekly_report(conn, monday=monday, as_of=utcnow())
+    body = await exports.weekly_report(conn, names=request.app.state.names, monday=monday, as_of=utcnow())
     return Response(
         body,
         media_type="application/pdf",

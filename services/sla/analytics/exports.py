@@ -8,7 +8,6 @@ import io
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,6 @@ from services.sla.analytics import figures, store  # noqa: E402
 from services.sla.analytics.scorecards import LOOP_TARGETS, NO_DATA, RATES, minutes_or_no_data  # noqa: E402
 from services.sla.calendar import CST  # noqa: E402
 from shared.jurisdictions import load_county  # noqa: E402
-from shared.settings import CountyMapFile, ResponsibilityListFile  # noqa: E402
 from shared.taxonomy import load_taxonomy  # noqa: E402
 
 LOOP_LABELS = {"discover_report": "发现→上报", "claim": "派单→接单", "joint_plan": "联动方案", "close": "办结"}
@@ -54,11 +52,10 @@ class Names:
         return table.get(key, key)
 
 
-@cache
-def names() -> Names:
-    """The demo county's names, from the responsibility list and the county map the services share."""
-    taxonomy = load_taxonomy(ResponsibilityListFile().responsibility_list_path)
-    county = load_county(CountyMapFile().county_map_path)
+def load_names(*, responsibility_list_path: Path, county_map_path: Path) -> Names:
+    """The county's names, from its responsibility list and its map (sla's settings name both)."""
+    taxonomy = load_taxonomy(responsibility_list_path)
+    county = load_county(county_map_path)
     divisions = {county.code: county.name}
     for table in (county.towns, county.villages, county.grids):
         divisions.update({code: item.name for code, item in table.items()})
@@ -115,11 +112,11 @@ def _format_rates(ws, row: int, columns: list[int]) -> None:
 
 
 async def assessment_workbook(
-    conn: asyncpg.Connection, *, since: date, until: date, department: str | None, county: str = ""
+    conn: asyncpg.Connection, *, names: Names, since: date, until: date, department: str | None, county: str = ""
 ) -> bytes:
     """The monthly assessment workbook: 考核汇总 (every department, or one), 闭环时效, 案件清单; with
     `county`, the summary and the case list count that county's cases only."""
-    n = names()
+    n = names
     cards = await figures.scorecards(
         conn, by="department", period="all", since=since, until=until, key=department, county=county
     )
@@ -256,8 +253,8 @@ RULES_TEXT = (
 # --- CSV ------------------------------------------------------------------------------------------
 
 
-def scorecards_csv(cards: list[dict[str, Any]], *, by: str) -> bytes:
-    n = names()
+def scorecards_csv(cards: list[dict[str, Any]], *, names: Names, by: str) -> bytes:
+    n = names
     out = io.StringIO()
     writer = csv.writer(out)
     header = ["period_start", "key", "name", "rank", "received", "cases", "supervised"]
@@ -292,7 +289,7 @@ def _cjk_font() -> str | None:
     return next((name for name in CJK_FONTS if name in available), None)
 
 
-async def weekly_report(conn: asyncpg.Connection, *, monday: date, as_of: datetime) -> bytes:
+async def weekly_report(conn: asyncpg.Connection, *, names: Names, monday: date, as_of: datetime) -> bytes:
     """The weekly report for county leaders, as a PDF."""
     sunday = monday + timedelta(days=6)
     data = {
@@ -305,7 +302,7 @@ async def weekly_report(conn: asyncpg.Connection, *, monday: date, as_of: dateti
         "loop": await figures.loop(conn, by="department", period="all", since=monday, until=sunday, as_of=as_of),
         "hotspots": await figures.hotspots(conn, since=monday, until=sunday, period="all", limit=10),
     }
-    return await asyncio.to_thread(_render_weekly, names(), monday, sunday, data)
+    return await asyncio.to_thread(_render_weekly, names, monday, sunday, data)
 
 
 def _bar(ax, labels: list[str], rates: list[dict[str, Any]], title: str) -> None:
