@@ -332,7 +332,13 @@ async def test_scorecards_loop_hotspots_exports_and_rebuild(make_settings):
         assert 'gridlink_scorecard_rate{group="department",key="eco_env",rate="resolved_in_time"}' not in text
         assert 'gridlink_scorecard_sample{group="town",key="330727002",rate="resolved_in_time"} 3.0' in text
 
-        # Who may read what.
+        # Who may read what. Another county's supervisor (several counties on one deployment) sees
+        # none of this county's loop, hotspots or 复盘.
+        client.headers.update(bearer(settings, "supervisor", jurisdiction_code="330728"))
+        month = {"since": "2026-11-01", "until": "2026-11-30", "period": "all"}
+        assert (await client.get("/api/v1/scorecards/loop", params=month)).json()["rows"] == []
+        elsewhere = (await client.get("/api/v1/hotspots", params=month)).json()
+        assert elsewhere["reports"] == elsewhere["recurring"] == elsewhere["frequent"] == []
         client.headers.update(bearer(settings, "handler", department_code="zhujian"))
         assert (await client.get("/api/v1/scorecards/cases", params={"department": "chengguan"})).status_code == 403
         own = await client.get("/api/v1/scorecards/cases", params={"since": "2026-11-01", "until": "2026-11-30"})

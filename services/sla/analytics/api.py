@@ -4,8 +4,9 @@ Who may read them: every staff role, like sla's department scores — the figure
 published assessment of its departments (考核通报) and name departments, places and case numbers,
 never residents. A handler (承办人员) sees its own department's case list and workbook only; the
 figures across departments are public within the county's staff. Several counties may share one
-deployment: scorecards, their CSV, the case list and the assessment workbook's summary and case
-list count the asking person's county only (the first 6 digits of their jurisdiction).
+deployment: every figure here (scorecards, their CSV, the loop, hotspots, the case list, the
+workbook and the weekly report) counts the asking person's county only (the first 6 digits of
+their jurisdiction).
 """
 
 from collections.abc import AsyncIterator
@@ -117,7 +118,9 @@ async def loop(
 
     Who: any staff member."""
     since, until = _range(since, until, period=period)
-    rows = await figures.loop(conn, by=by, period=period, since=since, until=until, as_of=utcnow(), key=key)
+    rows = await figures.loop(
+        conn, by=by, period=period, since=since, until=until, as_of=utcnow(), key=key, county=_county(actor)
+    )
     return {"by": by, "period": period, "since": since, "until": until, "rows": rows}
 
 
@@ -139,7 +142,7 @@ async def hotspots(
         "since": since,
         "until": until,
         "period": period,
-        **await figures.hotspots(conn, since=since, until=until, period=period, limit=limit),
+        **await figures.hotspots(conn, since=since, until=until, period=period, limit=limit, county=_county(actor)),
     }
 
 
@@ -242,7 +245,9 @@ async def weekly_report(
     day = week or _today() - timedelta(days=7)
     _within_years(day)
     monday = day - timedelta(days=day.weekday())
-    body = await exports.weekly_report(conn, names=request.app.state.names, monday=monday, as_of=utcnow())
+    body = await exports.weekly_report(
+        conn, names=request.app.state.names, monday=monday, as_of=utcnow(), county=_county(actor)
+    )
     return Response(
         body,
         media_type="application/pdf",

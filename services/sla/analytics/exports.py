@@ -115,7 +115,7 @@ async def assessment_workbook(
     conn: asyncpg.Connection, *, names: Names, since: date, until: date, department: str | None, county: str = ""
 ) -> bytes:
     """The monthly assessment workbook: 考核汇总 (every department, or one), 闭环时效, 案件清单; with
-    `county`, the summary and the case list count that county's cases only."""
+    `county`, every sheet counts that county's cases only."""
     n = names
     cards = await figures.scorecards(
         conn, by="department", period="all", since=since, until=until, key=department, county=county
@@ -128,6 +128,7 @@ async def assessment_workbook(
         until=until,
         as_of=datetime.combine(until + timedelta(days=1), datetime.min.time(), CST),
         key=department,
+        county=county,
     )
     rounds = await store.case_list(conn, since=since, until=until, department_code=department, county=county)
     return await asyncio.to_thread(_build_workbook, n, since, until, cards, loops, rounds)
@@ -289,18 +290,27 @@ def _cjk_font() -> str | None:
     return next((name for name in CJK_FONTS if name in available), None)
 
 
-async def weekly_report(conn: asyncpg.Connection, *, names: Names, monday: date, as_of: datetime) -> bytes:
-    """The weekly report for county leaders, as a PDF."""
+async def weekly_report(
+    conn: asyncpg.Connection, *, names: Names, monday: date, as_of: datetime, county: str = ""
+) -> bytes:
+    """The weekly report for county leaders, as a PDF; with `county`, of that county's cases."""
     sunday = monday + timedelta(days=6)
+    since, until = monday, sunday
     data = {
-        "departments": await figures.scorecards(conn, by="department", period="all", since=monday, until=sunday),
-        "towns": await figures.scorecards(conn, by="town", period="all", since=monday, until=sunday),
-        "county": (await figures.scorecards(conn, by="county", period="all", since=monday, until=sunday, key="county")),
-        "trend": await figures.scorecards(
-            conn, by="county", period="week", since=monday - timedelta(weeks=7), until=sunday, key="county"
+        "departments": await figures.scorecards(
+            conn, by="department", period="all", since=since, until=until, county=county
         ),
-        "loop": await figures.loop(conn, by="department", period="all", since=monday, until=sunday, as_of=as_of),
-        "hotspots": await figures.hotspots(conn, since=monday, until=sunday, period="all", limit=10),
+        "towns": await figures.scorecards(conn, by="town", period="all", since=since, until=until, county=county),
+        "county": await figures.scorecards(
+            conn, by="county", period="all", since=since, until=until, key="county", county=county
+        ),
+        "trend": await figures.scorecards(
+            conn, by="county", period="week", since=since - timedelta(weeks=7), until=until, key="county", county=county
+        ),
+        "loop": await figures.loop(
+            conn, by="department", period="all", since=since, until=until, as_of=as_of, county=county
+        ),
+        "hotspots": await figures.hotspots(conn, since=since, until=until, period="all", limit=10, county=county),
     }
     return await asyncio.to_thread(_render_weekly, names, monday, sunday, data)
 

@@ -51,10 +51,20 @@ async def loop(
     until: date,
     as_of: datetime,
     key: str | None = None,
+    county: str = "",
 ) -> list[dict[str, Any]]:
-    """The seeds' loop per key and period: the share of urgent cases within each target."""
+    """The seeds' loop per key and period: the share of urgent cases within each target; with
+    `county`, of that county's cases only."""
     rows = await store.loop_counts(
-        conn, group=by, period=period, since=since, until=until, as_of=as_of, targets=LOOP_TARGETS, key=key
+        conn,
+        group=by,
+        period=period,
+        since=since,
+        until=until,
+        as_of=as_of,
+        targets=LOOP_TARGETS,
+        key=key,
+        county=county,
     )
     found = {(r["stage"], r["key"], r["period_start"]): r for r in rows}
     keys = [key] if key is not None else sorted({r["key"] for r in rows}, key=_sort_key)
@@ -70,11 +80,15 @@ async def loop(
     return result
 
 
-async def hotspots(conn: asyncpg.Connection, *, since: date, until: date, period: str, limit: int) -> dict[str, Any]:
+async def hotspots(
+    conn: asyncpg.Connection, *, since: date, until: date, period: str, limit: int, county: str = ""
+) -> dict[str, Any]:
+    """Where reports gather, what recurs and what keeps coming back; with `county`, in that county."""
+    reports = await store.report_hotspots(conn, since=since, until=until, period=period, limit=limit, county=county)
+    recurring = await store.recurring_problems(conn, since=since, until=until, limit=limit, county=county)
+    frequent = await store.frequent_problems(conn, since=since, until=until, limit=limit, county=county)
     return {
-        "reports": [
-            dict(r) for r in await store.report_hotspots(conn, since=since, until=until, period=period, limit=limit)
-        ],
-        "recurring": [dict(r) for r in await store.recurring_problems(conn, since=since, until=until, limit=limit)],
-        "frequent": [dict(r) for r in await store.frequent_problems(conn, since=since, until=until, limit=limit)],
+        "reports": [dict(r) for r in reports],
+        "recurring": [dict(r) for r in recurring],
+        "frequent": [dict(r) for r in frequent],
     }

@@ -150,6 +150,7 @@ WITH claims AS (  -- every lead round of an urgent case: claimed (接单) within
     count(*) FILTER (WHERE acknowledged_at IS NOT NULL
                      OR coalesce(ended_at, $7) - started_at > make_interval(mins => $4)) AS n
   FROM rounds WHERE lead AND priority = 'urgent' AND day >= $1 AND day <= $2 AND ($3::text IS NULL OR {key} = $3)
+    AND starts_with(coalesce(jurisdiction_code, ''), $8)
   GROUP BY 1, 2
 ), plans AS (  -- every lead round with co-handlers: a joint plan within 30 minutes?
   SELECT {key} AS key, {period} AS period_start,
@@ -157,7 +158,7 @@ WITH claims AS (  -- every lead round of an urgent case: claimed (接单) within
     count(*) FILTER (WHERE plan_at IS NOT NULL
                      OR coalesce(ended_at, $7) - started_at > make_interval(mins => $5)) AS n
   FROM rounds WHERE lead AND joint AND priority = 'urgent' AND day >= $1 AND day <= $2
-    AND ($3::text IS NULL OR {key} = $3)
+    AND ($3::text IS NULL OR {key} = $3) AND starts_with(coalesce(jurisdiction_code, ''), $8)
   GROUP BY 1, 2
 ), cases AS (  -- every urgent case: closed (first 办结) within 60 minutes of its first dispatch?
   -- the case's close belongs to the round that resolved it first (or, unresolved, its latest round)
@@ -165,7 +166,8 @@ WITH claims AS (  -- every lead round of an urgent case: claimed (接单) within
          min(started_at) AS first_started, min(resolved_at) AS first_resolved,
          -- until when the case was open: now while a round runs, else its last round's end
          CASE WHEN bool_or(ended_at IS NULL) THEN $7 ELSE max(ended_at) END AS open_until
-  FROM rounds WHERE lead AND priority = 'urgent' GROUP BY case_id
+  FROM rounds WHERE lead AND priority = 'urgent' AND starts_with(coalesce(jurisdiction_code, ''), $8)
+  GROUP BY case_id
 ), closes AS (
   SELECT key, {period} AS period_start,
     count(*) FILTER (WHERE first_resolved - first_started <= make_interval(mins => $6)) AS ok,
@@ -184,9 +186,11 @@ SELECT {key} AS key, {period} AS period_start,
   count(*) AS n
 FROM reports r
 LEFT JOIN LATERAL (
-  SELECT department_code FROM rounds o WHERE o.case_id = r.case_id AND o.lead ORDER BY started_at LIMIT 1
+  SELECT department_code, jurisdiction_code FROM rounds o WHERE o.case_id = r.case_id AND o.lead
+  ORDER BY started_at LIMIT 1
 ) first_round ON true
 WHERE r.seen_at IS NOT NULL AND NOT r.attached AND r.day >= $1 AND r.day <= $2 AND ($3::text IS NULL OR {key} = $3)
+  AND starts_with(coalesce(r.town_code, first_round.jurisdiction_code, ''), $5)
 GROUP BY 1, 2
 """
 
@@ -210,15 +214,16 @@ async def loop_counts(
     as_of: datetime,
     targets: dict[str, int],
     key: str | None = None,
+    county: str = "",
 ) -> list[asyncpg.Record]:
     """Per (stage, key, period start): how many of the seeds' loop steps were within target, of how
-    many are decided (done, ended, or already past their target at `as_of`)."""
+    many are decided (done, ended, or already past their target at `as_of`); with `county`, of that
+    county's cases only."""
     sql = LOOP_SQL.format(key=GROUPS[group], period=period_expression(period))
-    rows = list(
-        await conn.fetch(sql, since, until, key, targets["claim"], targets["joint_plan"], targets["close"], as_of)
-    )
+    targets_in_order = (targets["claim"], targets["joint_plan"], targets["close"])
+    rows = list(await conn.fetch(sql, since, until, key, *targets_in_order, as_of, county))
     discover = DISCOVER_SQL.format(key=REPORT_GROUPS[group], period=period_expression(period).replace("day", "r.day"))
-    for row in await conn.fetch(discover, since, until, key, targets["discover_report"]):
+    for row in await conn.fetch(discover, since, until, key, targets["discover_report"], county):
         rows.append({"stage": "discover_report", **dict(row)})
     return rows
 
@@ -239,16 +244,19 @@ async def case_list(
 
 
 async def report_hotspots(
-    conn: asyncpg.Connection, *, since: date, until: date, period: str, limit: int
+    conn: asyncpg.Connection, *, since: date, until: date, period: str, limit: int, county: str = ""
 ) -> list[asyncpg.Record]:
-    """Grids and categories with the most reports per period (一事多报 included)."""
+    """Grids and categories with the most reports per period (一事多报 included); with `county`,
+    that county's reports only (placed, or their case's)."""
     return await conn.fetch(
         f"""
         WITH placed AS (
           SELECT r.day, r.category,
                  coalesce(r.grid_code, (SELECT grid_code FROM rounds o WHERE o.case_id = r.case_id LIMIT 1)) AS grid,
                  coalesce(r.town_code, (SELECT town_code FROM rounds o WHERE o.case_id = r.case_id LIMIT 1)) AS town
-          FROM reports r WHERE r.day >= $1 AND r.day <= $2
+          FROM reports r WHERE r.day >= $1 AND r.day <= $2 AND starts_with(
+            coalesce(r.town_code, (SELECT jurisdiction_code FROM rounds o WHERE o.case_id = r.case_id LIMIT 1), ''), $4
+          )
         ), counted AS (
           SELECT {period_expression(period)} AS period_start, grid, town, category, count(*) AS reports
           FROM placed GROUP BY 1, 2, 3, 4
@@ -262,10 +270,13 @@ async def report_hotspots(
         since,
         until,
         limit,
+        county,
     )
 
 
-async def recurring_problems(conn: asyncpg.Connection, *, since: date, until: date, limit: int) -> list[asyncpg.Record]:
+async def recurring_problems(
+    conn: asyncpg.Connection, *, since: date, until: date, limit: int, county: str = ""
+) -> list[asyncpg.Record]:
     """回潮 by place: grids and categories whose resolutions did not hold, with who resolved them."""
     return await conn.fetch(
         """
@@ -273,7 +284,7 @@ async def recurring_problems(conn: asyncpg.Connection, *, since: date, until: da
                array_agg(DISTINCT department_code ORDER BY department_code) AS departments,
                array_agg(DISTINCT case_no ORDER BY case_no) FILTER (WHERE case_no IS NOT NULL) AS case_nos
         FROM rounds
-        WHERE lead AND reopened AND day >= $1 AND day <= $2
+        WHERE lead AND reopened AND day >= $1 AND day <= $2 AND starts_with(coalesce(jurisdiction_code, ''), $4)
         GROUP BY grid_code, town_code, category
         ORDER BY reopened DESC, grid_code NULLS LAST, category
         LIMIT $3
@@ -281,10 +292,13 @@ async def recurring_problems(conn: asyncpg.Connection, *, since: date, until: da
         since,
         until,
         limit,
+        county,
     )
 
 
-async def frequent_problems(conn: asyncpg.Connection, *, since: date, until: date, limit: int) -> list[asyncpg.Record]:
+async def frequent_problems(
+    conn: asyncpg.Connection, *, since: date, until: date, limit: int, county: str = ""
+) -> list[asyncpg.Record]:
     """The weekly review's list: the place and category with most cases, their owner (the department
     that most often led them) and how many are still open."""
     return await conn.fetch(
@@ -296,7 +310,8 @@ async def frequent_problems(conn: asyncpg.Connection, *, since: date, until: dat
                  (array_agg(department_code ORDER BY started_at DESC))[1] AS owner,
                  bool_or(resolved_at IS NOT NULL AND NOT reopened) AS settled,
                  min(case_no) AS case_no
-          FROM rounds WHERE lead AND day >= $1 AND day <= $2 GROUP BY case_id
+          FROM rounds WHERE lead AND day >= $1 AND day <= $2 AND starts_with(coalesce(jurisdiction_code, ''), $4)
+          GROUP BY case_id
         )
         SELECT grid_code, town_code, category, count(*) AS cases,
                count(*) FILTER (WHERE NOT settled) AS open_cases,
@@ -310,6 +325,7 @@ async def frequent_problems(conn: asyncpg.Connection, *, since: date, until: dat
         since,
         until,
         limit,
+        county,
     )
 
 
