@@ -34,14 +34,14 @@ AGREEMENTS = {
     PhoneEncryptionKey: {"intake", "notify"},  # intake encrypts reporters' phones, notify decrypts them
     # sla enforces the deadlines, notify quotes them, dispatch tells staff asking 查 from WeCom
     SlaPolicyFile: {"sla", "notify", "dispatch"},
-    # intake classifies into its categories, dispatch routes by them, the console names them
-    ResponsibilityListFile: {"intake", "dispatch", "console"},
+    # intake classifies into its categories, dispatch routes by them, the console and sla's reports name them
+    ResponsibilityListFile: {"intake", "dispatch", "console", "sla"},
     # intake parks report photos, notify the photos staff send the AI bot; media takes them in
     IncomingPhotosBucket: {"intake", "notify", "media"},
     ImageMaxBytes: {"intake", "notify", "media"},  # intake and notify refuse photos media would refuse
     # intake places reports on it, dispatch seeds its divisions from it, the console names them,
-    # notify finds each grid's worker on it
-    CountyMapFile: {"intake", "dispatch", "console", "notify"},
+    # notify finds each grid's worker on it, sla's reports name divisions by it
+    CountyMapFile: {"intake", "dispatch", "console", "notify", "sla"},
     # photos in (intake, notify: staff's 办结 photos), evidence kept: no other service holds the S3 keys
     ObjectStoreServer: {"intake", "notify", "media"},
     DevTokenIssuer: {"dispatch", "console"},  # dispatch issues development tokens, the console asks for them
