@@ -1,6 +1,6 @@
 """Broadcast benchmark: one policy message to all 2,413 resident groups of the demo county.
 
-Starts its own PostgreSQL and Kafka (the scripts `make up` uses, on free ports, in their own run
+Starts its own PostgreSQL, Kafka and MinIO (the scripts `make up` uses, on free ports, in their own run
 directory), the fake WeCom server and the notify service as real processes talking real HTTP, one
 group robot per group with WeCom's limit of 20 messages a minute each. Posts the broadcast, waits
 until every group's delivery is confirmed (errcode 0 recorded as sent), checks with the fake that
@@ -23,6 +23,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from devtools.local_servers import free_port, local_servers, wait_http  # noqa: E402
+from devtools.local_services import service_env  # noqa: E402
 from shared.auth import Actor, issue_token  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,8 +61,6 @@ def run(target: str, env: dict, run_dir: Path) -> int:
         notify_env = env | {
             "GRIDLINK_AUTH_JWT_SECRET": secret,
             "GRIDLINK_SERVICE_NAME": "notify",
-            "GRIDLINK_DATABASE_URL": f"postgresql://gridlink@127.0.0.1:{env['GRIDLINK_PG_PORT']}/gridlink",
-            "GRIDLINK_KAFKA_BOOTSTRAP": f"127.0.0.1:{env['GRIDLINK_KAFKA_PORT']}",
             "GRIDLINK_WECOM_BASE_URL": f"http://127.0.0.1:{fake_port}",
         }
         notify = subprocess.Popen(
@@ -152,13 +151,9 @@ def main() -> int:
     parser.add_argument("--target", default="all", help='"all" or a division-code prefix')
     args = parser.parse_args()
     run_dir = ROOT / ".cache" / f"bench-run-{os.getpid()}"
-    with local_servers(run_dir, parts=("postgres", "kafka")) as infra:
-        env = {
-            **os.environ,
-            "GRIDLINK_PG_PORT": str(infra.pg_port),
-            "GRIDLINK_KAFKA_PORT": infra.kafka_bootstrap.rsplit(":", 1)[1],
-        }
-        return run(args.target, env, run_dir)
+    # notify parks the photos staff send in MinIO's incoming bucket, so it starts only with one.
+    with local_servers(run_dir, parts=("postgres", "kafka", "minio")) as infra:
+        return run(args.target, service_env(infra), run_dir)
 
 
 if __name__ == "__main__":

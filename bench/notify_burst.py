@@ -1,7 +1,7 @@
 """派单 burst benchmark (issue 15, item 7): 20 case.dispatched a second for 60 s into a few
 departments, each department's WeCom group robot allowing 20 messages a minute.
 
-Starts its own PostgreSQL and Kafka (the scripts `make up` uses, on free ports, in their own run
+Starts its own PostgreSQL, Kafka and MinIO (the scripts `make up` uses, on free ports, in their own run
 directory), the fake WeCom server (which enforces 20 messages a minute per robot with errcode
 45009) and the notify service as a real process, twice in the same run: once with 派单 digests off
 (the baseline: one message per case, the rest waiting for the robot's next minute) and once with
@@ -36,6 +36,7 @@ from aiokafka import AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from devtools.local_servers import free_port, local_servers, wait_http  # noqa: E402
+from devtools.local_services import service_env  # noqa: E402
 from shared.events import CaseDispatched, new_event  # noqa: E402
 from shared.topics import CASES  # noqa: E402
 
@@ -76,10 +77,9 @@ def start_notify(mode: str, *, digest: bool, infra, fake_port: int, run_dir: Pat
     database = f"bench_{mode}"
     asyncio.run(_create_database(infra.database_url("gridlink"), database))
     port = free_port()
-    env = os.environ | {
+    # notify also parks the photos staff send in MinIO's incoming bucket, so it starts only with one.
+    env = service_env(infra, database=database) | {
         "GRIDLINK_SERVICE_NAME": "notify",
-        "GRIDLINK_DATABASE_URL": infra.database_url(database),
-        "GRIDLINK_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
         "GRIDLINK_TOPIC_PREFIX": f"{mode}.",
         "GRIDLINK_WECOM_BASE_URL": f"http://127.0.0.1:{fake_port}",
         "GRIDLINK_DIRECTORY_PATH": str(directory),
@@ -93,7 +93,13 @@ def start_notify(mode: str, *, digest: bool, infra, fake_port: int, run_dir: Pat
         stderr=subprocess.STDOUT,
         cwd=ROOT,
     )
-    wait_http(f"http://127.0.0.1:{port}/readyz", process, 120)
+    log = run_dir / "logs" / f"notify-{mode}.log"
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz", process, 120)
+    except RuntimeError:
+        process.kill()
+        sys.stderr.write(log.read_text(encoding="utf-8")[-4000:])  # the run directory goes with the servers
+        raise
     return process
 
 
@@ -209,7 +215,7 @@ def main() -> int:
     args = parser.parse_args()
     run_dir = ROOT / ".cache" / f"bench-run-{os.getpid()}"
     (run_dir / "logs").mkdir(parents=True, exist_ok=True)
-    with local_servers(run_dir, parts=("postgres", "kafka")) as infra:
+    with local_servers(run_dir, parts=("postgres", "kafka", "minio")) as infra:
         fake_port = free_port()
         fake = subprocess.Popen(
             [sys.executable, str(ROOT / "deploy" / "local" / "fake_wecom.py"), "--port", str(fake_port)],
