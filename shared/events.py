@@ -146,6 +146,9 @@ class CaseFacts(Payload):
     lng: float | None = None
     case_no: str | None = None  # the human case number intake gave the report (None before it existed)
     address: str | None = None  # the place as the reporter gave it (None when they gave none)
+    # When a grid worker checked it on site (现场核实): the queues show it, and a department
+    # integrating through the topic sees that the problem was confirmed where it is.
+    checked_at: datetime | None = None
 
 
 class CaseDispatched(CaseFacts):
