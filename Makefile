@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .cache/venv/bin/python
 LOCAL := deploy/local
 
-.PHONY: help install up down status logs seed import-county republish-directory county test gates unit bench
+.PHONY: help install up down status logs seed import-county republish-directory county dlq test gates unit bench
 
 help:
 	@echo "make up      install what is missing, start Kafka, PostgreSQL, MinIO, the OpenID Connect provider, the five services and the console"
@@ -15,6 +15,7 @@ help:
 	@echo "make import-county DIR=...  validate a county's files and import them as a new version (docs/go-live.md)"
 	@echo "make republish-directory  publish dispatch's whole directory and rosters again to notify (after an upgrade, or a rebuilt notify database)"
 	@echo "make county  regenerate the demo and sample counties' files (shared/data/counties/, county.geojson, groups.csv, deploy/k8s/county)"
+	@echo "make dlq     list the dead letters; ARGS=\"show|replay [--group G] [--reason R] [--topic T] [--since/--until ISO] [--dry-run]\""
 	@echo "make test    install what is missing, run the gates (ruff, mypy) and all tests with coverage"
 	@echo "make gates   lint, format check and type check only"
 
@@ -64,6 +65,9 @@ republish-directory: install
 county: install
 	@$(PY) -m devtools.demo_county
 	@$(PY) -m devtools.deploy_gen county
+
+dlq: install
+	@source $(LOCAL)/env.sh && $(PY) -m shared.deadletters $(or $(ARGS),list)
 
 # Fast gates first (seconds), then every suite with the coverage report and its floor at the end.
 test: install gates

@@ -4,6 +4,9 @@ poison messages and failing handlers dead-lettered with the reason, unknown type
 import asyncio
 import base64
 import json
+import os
+import subprocess
+import sys
 from uuid import uuid4
 
 import asyncpg
@@ -151,6 +154,20 @@ async def test_a_dead_letter_is_replayed_once_its_cause_is_fixed(make_settings, 
 
     counted = await deadletters.replay(settings, consumer_group=settings.consumer_group(), dry_run=True, idle_s=1)
     assert (counted.matched, counted.replayed) == (1, 0) and "new_bureau" in counted.letters[0]["error"]
+    # What the operator types (make dlq ARGS="show ..."): the letter whole, with the message that failed.
+    command = [sys.executable, "-m", "shared.deadletters", "show", "--group", settings.consumer_group()]
+    env = os.environ | {
+        "GRIDLINK_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "GRIDLINK_TOPIC_PREFIX": settings.topic_prefix,
+    }
+    shown = subprocess.run(command + ["--topic", CASES.name], env=env, capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "new_bureau" in shown.stdout and '"type": "case.dispatched"' in shown.stdout
+    assert "matched 1, replayed 0" in shown.stdout
+    elsewhere = subprocess.run(
+        command + ["--topic", REPORTS.name], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert "matched 0" in elsewhere.stdout
     # The cause is fixed: the new bureau gets its WeCom group in the directory.
     directory = yaml.safe_load(settings.directory_path.read_text(encoding="utf-8"))
     directory["departments"]["new_bureau"] = {"robot_key": "demo-new_bureau", "mentioned_mobiles": []}
