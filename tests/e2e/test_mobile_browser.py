@@ -283,7 +283,12 @@ async def test_a_grid_worker_places_a_report_and_checks_new_ones_on_the_phone(
             await shown("h1", "定位上报")
             assert "莲源社区后街 3 号楼旁" in await step(browser.text, "main")
             assert await step(browser.count, "img.thumb") == 1  # the resident's photo: how to find the place
-            assert await step(browser.script, "return document.querySelector('img.thumb').naturalWidth;") == 160
+
+            # The photo comes through the console from media: on a busy machine it is still loading.
+            async def photo_width():
+                return await step(browser.script, "return document.querySelector('img.thumb').naturalWidth;")
+
+            assert await eventually(photo_width, timeout=20) == 160
             # The phone refuses its position: say how to allow it, or to pick on the map.
             await step(
                 browser.cdp,
