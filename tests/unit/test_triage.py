@@ -231,6 +231,8 @@ def test_urgency_features_are_danger_vulnerable_people_and_now(lexicon):
         ("楼道里堆满纸箱，真着火了跑都跑不出去", False, True),  # feared, not happening
         ("应急电话打不通，万一困人都没法求救", False, True),
         ("两车轻微剐蹭，没人受伤", False, True),  # denied
+        ("还以为着火了，原来是楼下烧烤", False, True),  # a misreading
+        ("楼道里闻着像煤气味，越来越浓", True, False),  # 像 is how people describe a smell, no doubt
         ("路灯不亮了", False, False),  # no danger named at all
         # A cue stated as a fact anywhere makes it a fact, whatever else is feared.
         ("怕出事，现在已经冒烟了", True, False),
