@@ -61,7 +61,7 @@ CATEGORY_HEADS = ("ensemble", "complement_nb", "linear_svm")  # ties go to the f
 # The urgency model: a linear SVM over the text features plus the danger x vulnerable x now cues;
 # training picks its regularisation among these by urgent precision at the target recall on
 # held-out styles, then Platt-scales its decision on those held-out rows.
-URGENCY_CS = (0.3, 1.0, 3.0)
+URGENCY_CS = (1.0, 3.0, 10.0)
 # The urgent threshold is where, on held-out styles, this share of urgent reports is found: a missed
 # urgent report is a 10-minute clock that never starts (issue 17's goal).
 URGENT_RECALL_TARGET = 0.98
