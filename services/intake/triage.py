@@ -285,6 +285,17 @@ def recall_threshold(probabilities: np.ndarray, urgent: np.ndarray, target: floa
     return float(found[int(math.floor((1 - target) * len(found) + 1e-9))])
 
 
+def style_recall_threshold(probabilities: np.ndarray, urgent: np.ndarray, blocks: np.ndarray) -> float:
+    """The urgent threshold for a writer not yet seen: each held-out split's own recall threshold,
+    and their median. Pooling the splits lets the one hardest split's tail set it for everyone."""
+    per_split = [
+        recall_threshold(probabilities[blocks == b], urgent[blocks == b], URGENT_RECALL_TARGET)
+        for b in np.unique(blocks)
+        if urgent[blocks == b].any()
+    ]
+    return float(np.median(per_split)) if per_split else 0.5
+
+
 @dataclass(frozen=True)
 class Calibration:
     """What training chose on held-out styles of its own training data (nested: an evaluation's test
@@ -431,7 +442,8 @@ class TriageModel:
         truth: list[int] = []
         urgent: list[bool] = []
         decisions: dict[float, list[np.ndarray]] = {c: [] for c in URGENCY_CS}
-        for block in blocks:
+        block_of: list[int] = []  # which held-out split each row was predicted in
+        for n_block, block in enumerate(blocks):
             test = [e for e in examples if e.style in block]
             groups = {e.group for e in test if e.group}
             train = [e for e in examples if e.style not in block and e.group not in groups]
@@ -458,6 +470,7 @@ class TriageModel:
                 heads.append(np.where(np.array(columns) >= 0, m[:, columns], m.min() - 10.0))
             truth.extend(categories.index(e.category) for e in test)
             urgent.extend(e.priority == "urgent" for e in test)
+            block_of.extend([n_block] * len(test))
             urgency_x = inner._urgency_features(x, texts)
             for c in URGENCY_CS:
                 text_w, extra_w, b = inner._urgency[c]
@@ -479,7 +492,7 @@ class TriageModel:
             platt = LogisticRegression(C=1e4).fit(d[:, None], is_urgent)
             a, b = float(platt.coef_[0][0]), float(platt.intercept_[0])
             p = 1 / (1 + np.exp(-(a * d + b)))
-            t = recall_threshold(p, is_urgent, URGENT_RECALL_TARGET)
+            t = style_recall_threshold(p, is_urgent, np.array(block_of))
             said = p >= t
             choices[c] = (float(np.mean(is_urgent[said])) if said.any() else 0.0, (a, b), t)
         best = max(URGENCY_CS, key=lambda c: (choices[c][0], -URGENCY_CS.index(c)))

@@ -34,6 +34,7 @@ from services.intake.triage import (
     fit_temperature,
     parse_lexicon,
     recall_threshold,
+    style_recall_threshold,
     urgency_features,
     words,
 )
@@ -355,6 +356,17 @@ def test_temperature_and_recall_threshold_are_fitted_on_held_out_rows():
     assert recall_threshold(p, urgent, 1.0) == 0.5  # every urgent one found
     assert recall_threshold(p, urgent, 0.8) == 0.6  # four of five
     assert recall_threshold(p, np.zeros(10, dtype=bool), 0.98) == 0.5
+
+
+def test_the_urgent_threshold_is_the_median_of_each_held_out_styles_own():
+    """One hard style's tail (its urgent reports scored low) does not set the threshold for all."""
+    p = np.array([0.9, 0.8, 0.2, 0.1] + [0.9, 0.7, 0.3, 0.2] + [0.05, 0.6, 0.04, 0.01])
+    urgent = np.array([True, True, False, False] * 2 + [True, True, False, False])
+    splits = np.repeat([0, 1, 2], 4)
+    # Each split's 98 % threshold: 0.8, 0.7 and (its tail) 0.05; pooled it would be 0.05 for all.
+    assert recall_threshold(p, urgent, 0.98) == 0.05
+    assert style_recall_threshold(p, urgent, splits) == 0.7
+    assert style_recall_threshold(p, np.zeros(12, dtype=bool), splits) == 0.5
 
 
 def test_calibration_error_is_the_gap_between_confidence_and_accuracy():
