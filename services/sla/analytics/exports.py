@@ -116,7 +116,6 @@ async def assessment_workbook(
 ) -> bytes:
     """The monthly assessment workbook: 考核汇总 (every department, or one), 闭环时效, 案件清单; with
     `county`, every sheet counts that county's cases only."""
-    n = names
     cards = await figures.scorecards(
         conn, by="department", period="all", since=since, until=until, key=department, county=county
     )
@@ -131,7 +130,7 @@ async def assessment_workbook(
         county=county,
     )
     rounds = await store.case_list(conn, since=since, until=until, department_code=department, county=county)
-    return await asyncio.to_thread(_build_workbook, n, since, until, cards, loops, rounds)
+    return await asyncio.to_thread(_build_workbook, names, since, until, cards, loops, rounds)
 
 
 def _build_workbook(n: Names, since: date, until: date, cards, loops, rounds) -> bytes:
@@ -255,7 +254,6 @@ RULES_TEXT = (
 
 
 def scorecards_csv(cards: list[dict[str, Any]], *, names: Names, by: str) -> bytes:
-    n = names
     out = io.StringIO()
     writer = csv.writer(out)
     header = ["period_start", "key", "name", "rank", "received", "cases", "supervised"]
@@ -264,7 +262,7 @@ def scorecards_csv(cards: list[dict[str, Any]], *, names: Names, by: str) -> byt
     header += [f"{stage}_{q}_minutes" for stage in ("ack", "plan", "resolve") for q in ("median", "p90")]
     writer.writerow(header)
     for card in cards:
-        row: list[Any] = [card["period_start"], card["key"] or "", n.of(by, card["key"]), card["rank"] or ""]
+        row: list[Any] = [card["period_start"], card["key"] or "", names.of(by, card["key"]), card["rank"] or ""]
         row += [card["received"], card["cases"], card["supervised"]]
         for rate in RATES:
             value, lower = card[rate]["value"], card[rate]["lower_bound"]
@@ -295,22 +293,27 @@ async def weekly_report(
 ) -> bytes:
     """The weekly report for county leaders, as a PDF; with `county`, of that county's cases."""
     sunday = monday + timedelta(days=6)
-    since, until = monday, sunday
     data = {
         "departments": await figures.scorecards(
-            conn, by="department", period="all", since=since, until=until, county=county
+            conn, by="department", period="all", since=monday, until=sunday, county=county
         ),
-        "towns": await figures.scorecards(conn, by="town", period="all", since=since, until=until, county=county),
+        "towns": await figures.scorecards(conn, by="town", period="all", since=monday, until=sunday, county=county),
         "county": await figures.scorecards(
-            conn, by="county", period="all", since=since, until=until, key="county", county=county
+            conn, by="county", period="all", since=monday, until=sunday, key="county", county=county
         ),
-        "trend": await figures.scorecards(
-            conn, by="county", period="week", since=since - timedelta(weeks=7), until=until, key="county", county=county
+        "trend": await figures.scorecards(  # the eight weeks up to this one
+            conn,
+            by="county",
+            period="week",
+            since=monday - timedelta(weeks=7),
+            until=sunday,
+            key="county",
+            county=county,
         ),
         "loop": await figures.loop(
-            conn, by="department", period="all", since=since, until=until, as_of=as_of, county=county
+            conn, by="department", period="all", since=monday, until=sunday, as_of=as_of, county=county
         ),
-        "hotspots": await figures.hotspots(conn, since=since, until=until, period="all", limit=10, county=county),
+        "hotspots": await figures.hotspots(conn, since=monday, until=sunday, period="all", limit=10, county=county),
     }
     return await asyncio.to_thread(_render_weekly, names, monday, sunday, data)
 
