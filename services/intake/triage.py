@@ -62,8 +62,8 @@ CATEGORY_HEADS = ("ensemble", "complement_nb", "linear_svm")  # ties go to the f
 # training picks its regularisation among these by urgent precision at the target recall on
 # held-out styles, then Platt-scales its decision on those held-out rows.
 URGENCY_CS = (1.0, 3.0, 10.0)
-# The urgent threshold is where, on held-out styles, this share of urgent reports is found: a missed
-# urgent report is a 10-minute clock that never starts (issue 17's goal).
+# The urgent threshold is where, on a typical held-out style (the median of each style's own), this
+# share of urgent reports is found: a missed urgent report is a 10-minute clock that never starts.
 URGENT_RECALL_TARGET = 0.98
 # Held-out calibration folds: the training styles in at most this many blocks, each left out once
 # (with more styles than blocks, several styles are left out together). Leaving one style out at a
