@@ -36,7 +36,7 @@ from aiokafka import AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from devtools.local_servers import free_port, local_servers, wait_http  # noqa: E402
-from devtools.local_services import service_env  # noqa: E402
+from devtools.local_services import ServiceProcess, service_env  # noqa: E402
 from shared.events import CaseDispatched, new_event  # noqa: E402
 from shared.topics import CASES  # noqa: E402
 
@@ -76,31 +76,15 @@ def start_notify(mode: str, *, digest: bool, infra, fake_port: int, run_dir: Pat
     )
     database = f"bench_{mode}"
     asyncio.run(_create_database(infra.database_url("gridlink"), database))
-    port = free_port()
     # notify also parks the photos staff send in MinIO's incoming bucket, so it starts only with one.
     env = service_env(infra, database=database) | {
-        "GRIDLINK_SERVICE_NAME": "notify",
         "GRIDLINK_TOPIC_PREFIX": f"{mode}.",
         "GRIDLINK_WECOM_BASE_URL": f"http://127.0.0.1:{fake_port}",
         "GRIDLINK_DIRECTORY_PATH": str(directory),
         "GRIDLINK_NOTIFY_DIGEST": "true" if digest else "false",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "services.notify.app:create_app", "--factory", "--port", str(port)]
-        + ["--host", "127.0.0.1", "--log-level", "warning"],
-        env=env,
-        stdout=(run_dir / "logs" / f"notify-{mode}.log").open("w"),
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-    )
-    log = run_dir / "logs" / f"notify-{mode}.log"
-    try:
-        wait_http(f"http://127.0.0.1:{port}/readyz", process, 120)
-    except RuntimeError:
-        process.kill()
-        sys.stderr.write(log.read_text(encoding="utf-8")[-4000:])  # the run directory goes with the servers
-        raise
-    return process
+    # Started as every bench and test starts a service; one that does not come up says why (its log).
+    return ServiceProcess("notify", env, run_dir / "logs" / mode).start()
 
 
 async def _create_database(url: str, name: str) -> None:
@@ -196,11 +180,7 @@ def run_mode(mode: str, *, digest: bool, args, infra, fake_port: int, run_dir: P
             sum(n for key, n in limited.items() if key.startswith(f"{mode}-")),
         )
     finally:
-        notify.terminate()
-        try:
-            notify.wait(20)
-        except subprocess.TimeoutExpired:
-            notify.kill()
+        notify.stop()
 
 
 def show(value: float | None) -> str:

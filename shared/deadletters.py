@@ -80,14 +80,11 @@ async def _read_all(consumer: AIOKafkaConsumer, *, idle_s: float) -> list[tuple[
 async def replay(
     settings: ServiceSettings,
     *,
-    consumer_group: str | None = None,
-    reason: str | None = None,
-    only: LetterFilter | None = None,
+    only: LetterFilter = LetterFilter(),
     dry_run: bool = False,
     idle_s: float = 2.0,
 ) -> Replay:
     """Re-publish the matching dead letters to their original topics (see the module's doc)."""
-    only = only or LetterFilter(consumer_group=consumer_group, reason=reason)
     known = {settings.topic(topic.name) for topic in ALL_TOPICS}
     group = f"{settings.topic_prefix}gridlink-dead-letter-replay.{only.name()}"
     consumer = AIOKafkaConsumer(

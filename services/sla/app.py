@@ -96,9 +96,7 @@ def create_app(settings: SlaSettings | None = None, *, clock: Callable[[], datet
     app.state.policy = policy
     app.state.calendar = calendar
     app.state.clock = clock
-    app.state.names = load_names(
-        responsibility_list_path=settings.responsibility_list_path, county_map_path=settings.county_map_path
-    )
+    app.state.names = load_names(settings)
     app.include_router(router)
     app.include_router(analytics_router)
     return app

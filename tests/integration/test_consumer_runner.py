@@ -152,7 +152,8 @@ async def test_a_dead_letter_is_replayed_once_its_cause_is_fixed(make_settings, 
     async with running(notify_app(settings)):
         await read_topic(settings, DEAD_LETTERS.name, until=lambda ms: len(ms) >= 1)
 
-    counted = await deadletters.replay(settings, consumer_group=settings.consumer_group(), dry_run=True, idle_s=1)
+    mine = deadletters.LetterFilter(consumer_group=settings.consumer_group())
+    counted = await deadletters.replay(settings, only=mine, dry_run=True, idle_s=1)
     assert (counted.matched, counted.replayed) == (1, 0) and "new_bureau" in counted.letters[0]["error"]
     # What the operator types (make dlq ARGS="show ..."): the letter whole, with the message that failed.
     command = [sys.executable, "-m", "shared.deadletters", "show", "--group", settings.consumer_group()]
@@ -175,10 +176,8 @@ async def test_a_dead_letter_is_replayed_once_its_cause_is_fixed(make_settings, 
     fixed.write_text(yaml.safe_dump(directory, allow_unicode=True), encoding="utf-8")
     settings = settings.model_copy(update={"directory_path": fixed})
 
-    assert (await deadletters.replay(settings, consumer_group=settings.consumer_group(), idle_s=1)).replayed == 1
-    assert (
-        await deadletters.replay(settings, consumer_group=settings.consumer_group(), idle_s=1)
-    ).replayed == 0  # once
+    assert (await deadletters.replay(settings, only=mine, idle_s=1)).replayed == 1
+    assert (await deadletters.replay(settings, only=mine, idle_s=1)).replayed == 0  # once
     async with running(notify_app(settings)) as client:
 
         async def sent():

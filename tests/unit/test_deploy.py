@@ -44,6 +44,11 @@ def kinds(docs: list[dict], kind: str) -> list[dict]:
     return [d for d in docs if d["kind"] == kind]
 
 
+def config_maps(docs: list[dict]) -> dict[str, dict]:
+    """Each ConfigMap's settings by its name (a map of files in binaryData has none)."""
+    return {d["metadata"]["name"]: d.get("data", {}) for d in kinds(docs, "ConfigMap")}
+
+
 def all_docs() -> list[dict]:
     return [d for overlay in OVERLAYS for d in build(overlay)]
 
@@ -126,7 +131,7 @@ def test_each_dispatch_centre_has_its_own_schema_group_and_name_and_all_agree_on
     schemas: dict[str, str] = {}  # centre → its schema
     for overlay in OVERLAYS:
         docs = build(overlay)
-        configs = {d["metadata"]["name"]: d.get("data", {}) for d in kinds(docs, "ConfigMap")}
+        configs = config_maps(docs)
         for deployment in kinds(docs, "Deployment"):
             [container] = deployment["spec"]["template"]["spec"]["containers"]
             if service_of(container) != "dispatch":
@@ -154,7 +159,7 @@ def test_each_dispatch_centre_has_its_own_schema_group_and_name_and_all_agree_on
 
 
 def test_migrations_run_first_as_the_owner_and_the_services_cannot():
-    config = {d["metadata"]["name"]: d.get("data", {}) for d in kinds(build("county"), "ConfigMap")}["gridlink-config"]
+    config = config_maps(build("county"))["gridlink-config"]
     assert config["GRIDLINK_DATABASE_MIGRATE_ON_START"] == "false"
     for deployment in deployments():
         pod = deployment["spec"]["template"]["spec"]
@@ -220,16 +225,13 @@ def test_the_pods_that_read_the_county_map_get_the_imported_one(tmp_path):
     assert readers == {"intake", "console", "notify", "sla"}
     shipped = tmp_path / "county.geojson.gz"
     shipped.write_bytes(base64.b64decode(county_map["binaryData"]["county.geojson.gz"]))
-    demo = load_county(PROJECT_ROOT / "shared" / "data" / "county.geojson")
-    assert (
-        load_county(shipped).content_hash == demo.content_hash
-        and load_county(shipped).grids.keys() == demo.grids.keys()
-    )
+    demo, delivered = load_county(PROJECT_ROOT / "shared" / "data" / "county.geojson"), load_county(shipped)
+    assert delivered.content_hash == demo.content_hash and delivered.grids.keys() == demo.grids.keys()
 
 
 def test_topics_are_cluster_resources_replicated_as_production_says():
     docs = build("county")
-    config = {d["metadata"]["name"]: d.get("data", {}) for d in kinds(docs, "ConfigMap")}["gridlink-config"]
+    config = config_maps(docs)["gridlink-config"]
     assert config["GRIDLINK_KAFKA_CREATE_TOPICS"] == "false"
     assert (config["GRIDLINK_KAFKA_REPLICATION_FACTOR"], config["GRIDLINK_KAFKA_MIN_INSYNC_REPLICAS"]) == ("3", "2")
     topics = {t["spec"]["topicName"]: t for t in kinds(docs, "KafkaTopic")}
@@ -285,7 +287,7 @@ def test_every_variable_the_manifests_set_is_a_setting_of_a_service_that_receive
     readers: dict[str, set[str]] = {}
     for overlay in OVERLAYS:
         docs = build(overlay)
-        sources = {d["metadata"]["name"]: set(d.get("data", {})) for d in kinds(docs, "ConfigMap")}
+        sources = {name: set(data) for name, data in config_maps(docs).items()}
         sources.pop("gridlink-dashboards", None)  # files for Grafana, not settings
         for variables in sources.values():
             for variable in variables:

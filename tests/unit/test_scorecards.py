@@ -253,16 +253,12 @@ def test_exports_name_divisions_from_the_map_sla_is_given(tmp_path, monkeypatch)
     shipped = tmp_path / "county.geojson.gz"
     shipped.write_bytes(gzip.compress(json.dumps(document, ensure_ascii=False).encode("utf-8")))
     monkeypatch.setenv("GRIDLINK_COUNTY_MAP_PATH", str(shipped))
-    settings = SlaSettings(service_name="sla")
-    names = load_names(
-        responsibility_list_path=settings.responsibility_list_path, county_map_path=settings.county_map_path
-    )
+    names = load_names(SlaSettings(service_name="sla"))
     assert names.of("town", town["code"]) == "新设镇"
 
 
 def test_names_and_the_csv_export():
-    settings = SlaSettings(service_name="sla")  # the demo county's list and map, as sla's settings name them
-    n = load_names(responsibility_list_path=settings.responsibility_list_path, county_map_path=settings.county_map_path)
+    n = load_names(SlaSettings(service_name="sla"))  # the demo county's list and map, sla's defaults
     assert n.of("department", "zhujian") == "住房和城乡建设局"
     assert n.of("town", None) == "（未定位）" and n.of("department", None) == "（未知）"
     assert n.of("county", "county") == "全县" and n.of("category", "no-such") == "no-such"

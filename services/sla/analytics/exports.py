@@ -27,6 +27,7 @@ from openpyxl.utils import get_column_letter  # noqa: E402
 from services.sla.analytics import figures, store  # noqa: E402
 from services.sla.analytics.scorecards import LOOP_TARGETS, NO_DATA, RATES, minutes_or_no_data  # noqa: E402
 from services.sla.calendar import CST  # noqa: E402
+from services.sla.settings import SlaSettings  # noqa: E402
 from shared.jurisdictions import load_county  # noqa: E402
 from shared.taxonomy import load_taxonomy  # noqa: E402
 
@@ -52,10 +53,10 @@ class Names:
         return table.get(key, key)
 
 
-def load_names(*, responsibility_list_path: Path, county_map_path: Path) -> Names:
-    """The county's names, from its responsibility list and its map (sla's settings name both)."""
-    taxonomy = load_taxonomy(responsibility_list_path)
-    county = load_county(county_map_path)
+def load_names(settings: SlaSettings) -> Names:
+    """The county's names, from the responsibility list and the map sla's settings name."""
+    taxonomy = load_taxonomy(settings.responsibility_list_path)
+    county = load_county(settings.county_map_path)
     divisions = {county.code: county.name}
     for table in (county.towns, county.villages, county.grids):
         divisions.update({code: item.name for code, item in table.items()})
